@@ -1,0 +1,168 @@
+"""Typed errors, and the TLS alert or SSH disconnect reason each one ends a connection with.
+
+Every way a peer's bytes can be wrong has its own exception class here.  A protocol core catches
+one, sends ``error.tls_alert`` (TLS) or ``error.ssh_disconnect`` (SSH) to the peer, and re-raises it
+to its caller, so a learner sees *why* the connection ended, and the peer sees the alert the RFC
+asks for.  Nothing a peer sends should surface as ``IndexError``, ``struct.error`` or a hang.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class TLSAlert(IntEnum):
+    """AlertDescription values (RFC 5246 section 7.2, RFC 8446 section 6)."""
+
+    close_notify = 0
+    unexpected_message = 10
+    bad_record_mac = 20
+    record_overflow = 22
+    handshake_failure = 40
+    bad_certificate = 42
+    unsupported_certificate = 43
+    certificate_revoked = 44
+    certificate_expired = 45
+    certificate_unknown = 46
+    illegal_parameter = 47
+    unknown_ca = 48
+    access_denied = 49
+    decode_error = 50
+    decrypt_error = 51
+    protocol_version = 70
+    insufficient_security = 71
+    internal_error = 80
+    user_canceled = 90
+    no_renegotiation = 100
+    missing_extension = 109
+    unsupported_extension = 110
+    unrecognized_name = 112
+    no_application_protocol = 120
+
+
+class SSHDisconnect(IntEnum):
+    """SSH_MSG_DISCONNECT reason codes (RFC 4253 section 11.1)."""
+
+    HOST_NOT_ALLOWED_TO_CONNECT = 1
+    PROTOCOL_ERROR = 2
+    KEY_EXCHANGE_FAILED = 3
+    RESERVED = 4
+    MAC_ERROR = 5
+    COMPRESSION_ERROR = 6
+    SERVICE_NOT_AVAILABLE = 7
+    PROTOCOL_VERSION_NOT_SUPPORTED = 8
+    HOST_KEY_NOT_VERIFIABLE = 9
+    CONNECTION_LOST = 10
+    BY_APPLICATION = 11
+    TOO_MANY_CONNECTIONS = 12
+    AUTH_CANCELLED_BY_USER = 13
+    NO_MORE_AUTH_METHODS_AVAILABLE = 14
+    ILLEGAL_USER_NAME = 15
+
+
+class HandshakeError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class EncodeError(HandshakeError, ValueError):
+    """A value does not fit the wire format we were asked to write (a caller's mistake)."""
+
+
+class ProtocolError(HandshakeError):
+    """The peer broke the protocol.  Subclasses say how, and which alert or disconnect follows."""
+
+    tls_alert: TLSAlert = TLSAlert.internal_error
+    ssh_disconnect: SSHDisconnect = SSHDisconnect.PROTOCOL_ERROR
+
+
+class DecodeError(ProtocolError, ValueError):
+    """Bytes that cannot be parsed: truncated, over-long, or a length that does not add up.
+
+    ``field`` names what we were reading and ``offset`` where in the buffer, so a learner looking at
+    a hex view can find the byte that was wrong.
+    """
+
+    tls_alert = TLSAlert.decode_error
+    ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
+
+    def __init__(self, message: str, *, field: str = "", offset: int | None = None) -> None:
+        where = []
+        if field:
+            where.append(f"field {field!r}")
+        if offset is not None:
+            where.append(f"offset {offset}")
+        super().__init__(f"{message} ({', '.join(where)})" if where else message)
+        self.field = field
+        self.offset = offset
+
+
+class UnexpectedMessage(ProtocolError):
+    """A message arrived that the state table does not allow in the current state."""
+
+    tls_alert = TLSAlert.unexpected_message
+    ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
+
+
+class IllegalParameter(ProtocolError):
+    """A well-formed message carries a value the protocol forbids here."""
+
+    tls_alert = TLSAlert.illegal_parameter
+    ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
+
+
+class BadRecordMac(ProtocolError):
+    """A record failed its MAC or AEAD check (or its CBC padding, which must look the same)."""
+
+    tls_alert = TLSAlert.bad_record_mac
+    ssh_disconnect = SSHDisconnect.MAC_ERROR
+
+
+class RecordOverflow(ProtocolError):
+    """A record longer than the protocol allows."""
+
+    tls_alert = TLSAlert.record_overflow
+    ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
+
+
+class DecryptError(ProtocolError):
+    """A handshake cryptographic check failed: a signature, or Finished verify_data."""
+
+    tls_alert = TLSAlert.decrypt_error
+    ssh_disconnect = SSHDisconnect.KEY_EXCHANGE_FAILED
+
+
+class HandshakeFailure(ProtocolError):
+    """The two sides have no parameters in common."""
+
+    tls_alert = TLSAlert.handshake_failure
+    ssh_disconnect = SSHDisconnect.KEY_EXCHANGE_FAILED
+
+
+class ProtocolVersionError(ProtocolError):
+    """The peer speaks a version we do not."""
+
+    tls_alert = TLSAlert.protocol_version
+    ssh_disconnect = SSHDisconnect.PROTOCOL_VERSION_NOT_SUPPORTED
+
+
+class CertificateError(ProtocolError):
+    """The peer's certificate chain or host name did not validate."""
+
+    tls_alert = TLSAlert.bad_certificate
+    ssh_disconnect = SSHDisconnect.HOST_KEY_NOT_VERIFIABLE
+
+
+class PeerAlert(HandshakeError):
+    """The peer ended the connection with an alert (TLS) or a disconnect message (SSH)."""
+
+    def __init__(self, description: int, message: str = "") -> None:
+        try:
+            name = TLSAlert(description).name
+        except ValueError:
+            name = f"unknown alert {description}"
+        super().__init__(message or f"peer sent alert {name} ({description})")
+        self.description = description
+
+
+class ConnectionTimeout(HandshakeError, TimeoutError):
+    """A network wait ran past its timeout."""
