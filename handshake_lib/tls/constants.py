@@ -1,0 +1,143 @@
+"""TLS code points (IANA "TLS Parameters" registry), as enums, so that every byte has a name.
+
+Only what the course uses is listed; a decoder that meets an unknown value keeps the number and
+explains it as ``unknown`` instead of failing, because a real peer may always send something new.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ContentType(IntEnum):
+    change_cipher_spec = 20
+    alert = 21
+    handshake = 22
+    application_data = 23
+
+
+class ProtocolVersion(IntEnum):
+    SSL3 = 0x0300
+    TLS1_0 = 0x0301
+    TLS1_1 = 0x0302
+    TLS1_2 = 0x0303
+    TLS1_3 = 0x0304
+
+
+class HandshakeType(IntEnum):
+    hello_request = 0
+    client_hello = 1
+    server_hello = 2
+    new_session_ticket = 4
+    end_of_early_data = 5
+    encrypted_extensions = 8
+    certificate = 11
+    server_key_exchange = 12
+    certificate_request = 13
+    server_hello_done = 14
+    certificate_verify = 15
+    client_key_exchange = 16
+    finished = 20
+    key_update = 24
+    message_hash = 254
+
+
+class AlertLevel(IntEnum):
+    warning = 1
+    fatal = 2
+
+
+class CipherSuite(IntEnum):
+    """Cipher suites by their IANA names.  ``OPENSSL_NAMES`` maps OpenSSL's names to these."""
+
+    TLS_RSA_WITH_AES_128_CBC_SHA = 0x002F
+    TLS_RSA_WITH_AES_256_CBC_SHA = 0x0035
+    TLS_RSA_WITH_AES_128_CBC_SHA256 = 0x003C
+    TLS_RSA_WITH_AES_256_CBC_SHA256 = 0x003D
+    TLS_RSA_WITH_AES_128_GCM_SHA256 = 0x009C
+    TLS_RSA_WITH_AES_256_GCM_SHA384 = 0x009D
+    TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 = 0xC02F
+    TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 = 0xC030
+    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 = 0xC02B
+    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 = 0xC02C
+    TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 = 0xCCA8
+    TLS_AES_128_GCM_SHA256 = 0x1301
+    TLS_AES_256_GCM_SHA384 = 0x1302
+    TLS_CHACHA20_POLY1305_SHA256 = 0x1303
+    # Signalling value: "I support secure renegotiation" without an extension (RFC 5746).
+    TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
+
+
+OPENSSL_NAMES: dict[str, CipherSuite] = {
+    "AES128-SHA": CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA,
+    "AES256-SHA": CipherSuite.TLS_RSA_WITH_AES_256_CBC_SHA,
+    "AES128-SHA256": CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256,
+    "AES256-SHA256": CipherSuite.TLS_RSA_WITH_AES_256_CBC_SHA256,
+    "AES128-GCM-SHA256": CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256,
+    "AES256-GCM-SHA384": CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384,
+    "ECDHE-RSA-AES128-GCM-SHA256": CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    "ECDHE-RSA-AES256-GCM-SHA384": CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    "ECDHE-ECDSA-AES128-GCM-SHA256": CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    "ECDHE-ECDSA-AES256-GCM-SHA384": CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    "ECDHE-RSA-CHACHA20-POLY1305": CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+
+class ExtensionType(IntEnum):
+    server_name = 0
+    status_request = 5
+    supported_groups = 10
+    ec_point_formats = 11
+    signature_algorithms = 13
+    application_layer_protocol_negotiation = 16
+    encrypt_then_mac = 22
+    extended_master_secret = 23
+    session_ticket = 35
+    pre_shared_key = 41
+    early_data = 42
+    supported_versions = 43
+    psk_key_exchange_modes = 45
+    key_share = 51
+    renegotiation_info = 0xFF01
+
+
+class NamedGroup(IntEnum):
+    secp256r1 = 23
+    secp384r1 = 24
+    secp521r1 = 25
+    x25519 = 29
+    x448 = 30
+    ffdhe2048 = 256
+
+
+class ECPointFormat(IntEnum):
+    uncompressed = 0
+    ansiX962_compressed_prime = 1
+    ansiX962_compressed_char2 = 2
+
+
+class SignatureScheme(IntEnum):
+    rsa_pkcs1_sha1 = 0x0201
+    ecdsa_sha1 = 0x0203
+    rsa_pkcs1_sha256 = 0x0401
+    rsa_pkcs1_sha384 = 0x0501
+    rsa_pkcs1_sha512 = 0x0601
+    ecdsa_secp256r1_sha256 = 0x0403
+    ecdsa_secp384r1_sha384 = 0x0503
+    ecdsa_secp521r1_sha512 = 0x0603
+    rsa_pss_rsae_sha256 = 0x0804
+    rsa_pss_rsae_sha384 = 0x0805
+    rsa_pss_rsae_sha512 = 0x0806
+    ed25519 = 0x0807
+    ed448 = 0x0808
+    rsa_pss_pss_sha256 = 0x0809
+    rsa_pss_pss_sha384 = 0x080A
+    rsa_pss_pss_sha512 = 0x080B
+
+
+def name_of(enum: type[IntEnum], value: int) -> str:
+    """``CipherSuite, 0x9c`` -> ``'TLS_RSA_WITH_AES_128_GCM_SHA256'``; unknown values are named as such."""
+    try:
+        return enum(value).name
+    except ValueError:
+        return f"unknown {enum.__name__} 0x{value:04x}"
