@@ -1,0 +1,251 @@
+"""The one module that touches sockets.
+
+Protocol cores in this library are sans-I/O: they take bytes and hand back events and bytes to send.
+This module supplies the rest, with the course's safety rules built in:
+
+* servers bind to loopback (127.0.0.1 or ::1) on a free port chosen by the kernel, and stop when their
+  ``with`` block ends;
+* every wait has a deadline, and running past it raises :class:`~handshake_lib.errors.ConnectionTimeout`;
+* ``TCP_NODELAY`` is set on both ends: without it a handshake stalls about 40 ms on delayed ACKs
+  (Nagle), which would hide every real cost from a learner and make widgets feel slow.
+
+It also starts the real peers the lessons talk to: an OpenSSL server through Python's ``ssl``
+(:class:`SSLServer`), serving a small HTML page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .errors import ConnectionTimeout
+
+DEFAULT_TIMEOUT = 5.0
+LOOPBACK = "127.0.0.1"
+
+
+class SansIOConnection(Protocol):
+    """What :func:`run_connection` needs from a protocol core (h11's shape)."""
+
+    def receive_data(self, data: bytes) -> list[object]:
+        """Feed bytes from the peer (``b""`` means the peer closed); return the events they caused."""
+        ...
+
+    def data_to_send(self) -> bytes:
+        """Bytes the core wants sent, removed from its outgoing buffer."""
+        ...
+
+
+def _nodelay(sock: socket.socket) -> socket.socket:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def listen_loopback(family: socket.AddressFamily = socket.AF_INET, backlog: int = 16) -> socket.socket:
+    """A listening socket on loopback, on a port the kernel picks."""
+    host = "::1" if family == socket.AF_INET6 else LOOPBACK
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, 0))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def connect(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> socket.socket:
+    """A connected TCP socket with ``TCP_NODELAY`` and a timeout on every operation."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError as error:
+        raise ConnectionTimeout(f"connecting to {host}:{port} took longer than {timeout} s") from error
+    return _nodelay(sock)
+
+
+def run_connection(
+    connection: SansIOConnection,
+    sock: socket.socket,
+    *,
+    until: Callable[[object], bool],
+    timeout: float = DEFAULT_TIMEOUT,
+    on_event: Callable[[object], None] | None = None,
+) -> list[object]:
+    """Drive a sans-I/O ``connection`` over ``sock`` until an event satisfies ``until``.
+
+    Returns every event seen.  The whole exchange, not each read, must finish within ``timeout``.
+    If the peer closes first, the core sees ``b""`` and decides what that means (usually an error).
+    """
+    deadline = time.monotonic() + timeout
+    events: list[object] = []
+    while True:
+        outgoing = connection.data_to_send()
+        if outgoing:
+            sock.sendall(outgoing)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ConnectionTimeout(f"no result within {timeout} s")
+        sock.settimeout(remaining)
+        try:
+            incoming = sock.recv(65536)
+        except TimeoutError as error:
+            raise ConnectionTimeout(f"the peer sent nothing more within {timeout} s") from error
+        new_events = connection.receive_data(incoming)
+        for event in new_events:
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
+            if until(event):
+                outgoing = connection.data_to_send()
+                if outgoing:
+                    sock.sendall(outgoing)
+                return events
+        if not incoming:
+            # The core has been told of the close and raised nothing: there is nothing left to wait for.
+            return events
+
+
+# -- a real OpenSSL server, through Python's ssl --------------------------------------------------------
+DEFAULT_PAGE = (
+    b"<!doctype html><html><head><title>Handshakes</title></head>"
+    b"<body><h1>Hello from OpenSSL</h1><p>This page came over a TLS connection you set up.</p></body></html>"
+)
+
+
+def http_page_handler(page: bytes = DEFAULT_PAGE) -> Callable[[ssl.SSLSocket], None]:
+    """Answer one HTTP/1.1 request with ``page``; a minimal server, enough to show a real response."""
+
+    def handle(conn: ssl.SSLSocket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request and len(request) < 16384:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        conn.sendall(head + page)
+
+    return handle
+
+
+@dataclass
+class ServerRecord:
+    """What the server saw of one connection: the negotiated parameters, or the error that ended it."""
+
+    version: str | None = None
+    cipher: str | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class SSLServer:
+    """An OpenSSL TLS server on loopback, in a background thread, for as long as the ``with`` block runs.
+
+    >>> with SSLServer(context) as server:          # doctest: +SKIP
+    ...     connect(server.host, server.port)
+    """
+
+    context: ssl.SSLContext
+    handler: Callable[[ssl.SSLSocket], None] = field(default_factory=http_page_handler)
+    timeout: float = DEFAULT_TIMEOUT
+    host: str = LOOPBACK
+    port: int = 0
+    connections: list[ServerRecord] = field(default_factory=list)
+    _listener: socket.socket | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> SSLServer:
+        self._listener = listen_loopback()
+        self._listener.settimeout(0.1)  # how often the accept loop looks at the stop flag
+        self.host, self.port = self._listener.getsockname()[:2]
+        accept_thread = threading.Thread(target=self._accept_loop, name="SSLServer-accept", daemon=True)
+        self._threads.append(accept_thread)
+        accept_thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(self.timeout + 1)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set():
+            try:
+                raw, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            worker = threading.Thread(target=self._serve, args=(raw,), name="SSLServer-conn", daemon=True)
+            self._threads.append(worker)
+            worker.start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        record = ServerRecord()
+        self.connections.append(record)
+        with contextlib.closing(_nodelay(raw)):
+            raw.settimeout(self.timeout)
+            try:
+                with self.context.wrap_socket(raw, server_side=True) as conn:
+                    record.version = conn.version()
+                    cipher = conn.cipher()
+                    record.cipher = cipher[0] if cipher else None
+                    self.handler(conn)
+            except (OSError, ssl.SSLError) as error:  # the peer's fault, recorded for the test or lesson to read
+                record.error = error
+
+
+def server_context(
+    cert_path: Path,
+    key_path: Path,
+    *,
+    ciphers: str | None = None,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+    keylog_path: Path | None = None,
+) -> ssl.SSLContext:
+    """An OpenSSL server context.  ``ciphers`` uses OpenSSL's names, e.g. ``"AES128-GCM-SHA256"``.
+
+    OpenSSL 3 puts plain RSA key exchange below its default security level in some builds; callers
+    that need it add ``@SECLEVEL=0`` to ``ciphers`` (lessons say so where they do).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    context.minimum_version = minimum_version
+    context.maximum_version = maximum_version
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
+    if keylog_path is not None:
+        context.keylog_filename = str(keylog_path)
+    return context
+
+
+def wait_for_port(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Wait until something accepts connections on ``host:port`` (for peers started as processes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise ConnectionTimeout(f"nothing listened on {host}:{port} within {timeout} s") from None
+            time.sleep(0.02)

@@ -1,0 +1,152 @@
+"""A small certificate authority for live lessons and tests.
+
+Every live server in the course gets a *fresh* key and certificate, issued by a CA created for that
+run: nothing secret is committed, and trusting the CA means trusting only this run's servers.
+Primitives and encodings come from ``cryptography``; what the course teaches about certificates
+(chains, expiry, names, revocation) is in lesson 04's validator, not here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+@dataclass
+class IssuedCertificate:
+    certificate: x509.Certificate
+    private_key: PrivateKey
+    chain: list[x509.Certificate] = field(default_factory=list)  # intermediates, leaf first excluded
+
+    @property
+    def der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def cert_pem(self) -> bytes:
+        """The leaf followed by its intermediates, as servers send them."""
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [self.certificate, *self.chain])
+
+    def key_pem(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+
+def _new_key(key_type: str) -> PrivateKey:
+    if key_type == "rsa2048":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError(f"unknown key type {key_type!r} (use 'rsa2048' or 'ecdsa-p256')")
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Handshakes course"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+@dataclass
+class CoursePKI:
+    """A root CA that issues server certificates; ``files()`` writes PEMs for ``ssl`` and the CLIs."""
+
+    root: IssuedCertificate
+    _directory: tempfile.TemporaryDirectory[str] | None = None
+
+    @classmethod
+    def create(cls, *, key_type: str = "ecdsa-p256", name: str = "Handshakes Course Root CA") -> CoursePKI:
+        key = _new_key(key_type)
+        now = dt.datetime.now(dt.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(_name(name))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(IssuedCertificate(certificate, key))
+
+    def issue_server(
+        self,
+        hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
+        *,
+        key_type: str = "rsa2048",
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+    ) -> IssuedCertificate:
+        """A server certificate for ``hostnames`` (DNS names or IP addresses).
+
+        RSA by default because TLS_RSA_* key exchange encrypts the pre-master secret to this key.
+        """
+        key = _new_key(key_type)
+        now = dt.datetime.now(dt.UTC)
+        names: list[x509.GeneralName] = []
+        for host in hostnames:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        usage = x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False,
+        )
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(hostnames[0]))
+            .issuer_name(self.root.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now - dt.timedelta(minutes=5))
+            .not_valid_after(not_after or now + dt.timedelta(days=7))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.root.private_key.public_key()), critical=False
+            )
+            .sign(self.root.private_key, hashes.SHA256())
+        )
+        return IssuedCertificate(certificate, key)
+
+    def write_ca(self, directory: Path) -> Path:
+        path = Path(directory) / "ca.pem"
+        path.write_bytes(self.root.certificate.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    @staticmethod
+    def write_issued(issued: IssuedCertificate, directory: Path, stem: str = "server") -> tuple[Path, Path]:
+        """Write ``stem.pem`` (chain) and ``stem.key`` (private key, mode 0600); return their paths."""
+        cert_path = Path(directory) / f"{stem}.pem"
+        key_path = Path(directory) / f"{stem}.key"
+        cert_path.write_bytes(issued.cert_pem())
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(issued.key_pem())
+        return cert_path, key_path
