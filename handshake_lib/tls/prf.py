@@ -1,0 +1,189 @@
+"""The TLS 1.2 pseudo-random function, and every secret TLS 1.2 derives with it.
+
+Theory of operation
+-------------------
+TLS 1.2 has one key-derivation tool, the PRF (RFC 5246 section 5).  It stretches a secret into as
+many bytes as needed with HMAC, chaining an internal value A(i) so that each output block depends on
+all the ones before::
+
+    A(0) = seed
+    A(i) = HMAC(secret, A(i-1))
+    P_hash(secret, seed) = HMAC(secret, A(1) + seed) + HMAC(secret, A(2) + seed) + ...
+    PRF(secret, label, seed) = P_<hash>(secret, label + seed)
+
+The hash is SHA-256, except for suites ending in ``_SHA384`` (RFC 5289).  The handshake uses it four
+times, each with its own label:
+
+1. ``"master secret"``: pre-master secret + both randoms -> 48-byte master secret (RFC 5246 section 8.1),
+   or ``"extended master secret"`` over the hash of the handshake so far (RFC 7627), which binds the
+   master secret to this one handshake and defeats the triple-handshake attack.
+2. ``"key expansion"``: master secret + both randoms -> the key block, cut into MAC keys, encryption
+   keys and IVs (section 6.3).  Note the order of the randoms flips: *server* random first.
+3. ``"client finished"`` / ``"server finished"``: master secret + hash of the handshake -> the 12-byte
+   ``verify_data`` in each Finished message (section 7.4.9).
+
+Learner code in the loop: every function takes plain bytes and the higher ones take ``prf=`` (and
+:func:`prf` takes ``p_hash=``), so an exercise can swap in the learner's own stage and watch a real
+handshake succeed or fail because of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes, hmac
+
+from .suites import SuiteParams
+
+__all__ = [
+    "HASHES",
+    "PHash",
+    "Prf",
+    "KeyBlock",
+    "hmac_digest",
+    "transcript_hash",
+    "p_hash",
+    "prf",
+    "master_secret",
+    "extended_master_secret",
+    "key_block",
+    "verify_data",
+]
+
+HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+MASTER_SECRET_LENGTH = 48
+
+# The signatures an exercise's replacement must have.
+PHash = Callable[[str, bytes, bytes, int], bytes]
+Prf = Callable[..., bytes]
+
+
+def _algorithm(hash_name: str) -> hashes.HashAlgorithm:
+    try:
+        return HASHES[hash_name.lower()]()
+    except KeyError:
+        raise ValueError(f"unknown hash {hash_name!r}; expected one of {sorted(HASHES)}") from None
+
+
+def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
+    """HMAC(key, data) with the named hash (the primitive comes from ``cryptography``)."""
+    mac = hmac.HMAC(key, _algorithm(hash_name))
+    mac.update(data)
+    return mac.finalize()
+
+
+def transcript_hash(hash_name: str, handshake_messages: bytes) -> bytes:
+    """Hash of the concatenated handshake messages (type + length + body each, no record headers)."""
+    digest = hashes.Hash(_algorithm(hash_name))
+    digest.update(handshake_messages)
+    return digest.finalize()
+
+
+def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
+    """P_hash(secret, seed) of RFC 5246 section 5, cut to ``length`` bytes."""
+    if length < 0:
+        raise ValueError("length must not be negative")
+    output = b""
+    a = seed  # A(0)
+    while len(output) < length:
+        a = hmac_digest(hash_name, secret, a)  # A(i) = HMAC(secret, A(i-1))
+        output += hmac_digest(hash_name, secret, a + seed)  # one more block of output
+    return output[:length]
+
+
+def prf(
+    secret: bytes,
+    label: bytes | str,
+    seed: bytes,
+    length: int,
+    hash_name: str = "sha256",
+    *,
+    p_hash: PHash = p_hash,
+) -> bytes:
+    """PRF(secret, label, seed) = P_<hash>(secret, label + seed), ``length`` bytes."""
+    label_bytes = label.encode("ascii") if isinstance(label, str) else label
+    return p_hash(hash_name, secret, label_bytes + seed, length)
+
+
+def master_secret(
+    pre_master_secret: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    hash_name: str = "sha256",
+    *,
+    prf: Prf = prf,
+) -> bytes:
+    """The 48-byte master secret of RFC 5246 section 8.1 (seed: client random, then server random)."""
+    return prf(pre_master_secret, b"master secret", client_random + server_random, MASTER_SECRET_LENGTH, hash_name)
+
+
+def extended_master_secret(
+    pre_master_secret: bytes,
+    session_hash: bytes,
+    hash_name: str = "sha256",
+    *,
+    prf: Prf = prf,
+) -> bytes:
+    """The RFC 7627 master secret; ``session_hash`` = hash of ClientHello .. ClientKeyExchange."""
+    return prf(pre_master_secret, b"extended master secret", session_hash, MASTER_SECRET_LENGTH, hash_name)
+
+
+@dataclass(frozen=True)
+class KeyBlock:
+    """The key block cut into its six parts, in the order RFC 5246 section 6.3 lays them out."""
+
+    client_write_mac_key: bytes
+    server_write_mac_key: bytes
+    client_write_key: bytes
+    server_write_key: bytes
+    client_write_iv: bytes
+    server_write_iv: bytes
+
+
+def key_block(
+    master: bytes,
+    server_random: bytes,
+    client_random: bytes,
+    params: SuiteParams,
+    *,
+    prf: Prf = prf,
+) -> KeyBlock:
+    """Expand the master secret into keys.  The seed is server random + client random (not the other way)."""
+    block = prf(master, b"key expansion", server_random + client_random, params.key_block_length, params.prf_hash)
+    parts = []
+    offset = 0
+    for size in (
+        params.mac_key_length,
+        params.mac_key_length,
+        params.enc_key_length,
+        params.enc_key_length,
+        params.fixed_iv_length,
+        params.fixed_iv_length,
+    ):
+        parts.append(block[offset : offset + size])
+        offset += size
+    return KeyBlock(*parts)
+
+
+FINISHED_LABELS = ("client finished", "server finished")
+
+
+def verify_data(
+    master: bytes,
+    label: str,
+    handshake_hash: bytes,
+    params: SuiteParams,
+    *,
+    prf: Prf = prf,
+) -> bytes:
+    """Finished.verify_data = PRF(master, label, Hash(handshake messages))[:12]."""
+    if label not in FINISHED_LABELS:
+        raise ValueError(f"label must be one of {FINISHED_LABELS}, not {label!r}")
+    return prf(master, label.encode("ascii"), handshake_hash, params.verify_data_length, params.prf_hash)
