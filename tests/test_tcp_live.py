@@ -1,0 +1,64 @@
+"""TCP_INFO from a real loopback connection: the kernel's view of the handshake we teach."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+
+from handshake_lib.tcp import LiveObservationUnsupported, State, observe_loopback, read_tcp_info
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux-only")
+
+
+@linux_only
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_both_ends_are_established_with_plausible_numbers(host: str) -> None:
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    observation = observe_loopback(host, payload=b"x" * 100, timeout=5.0)
+    for info in (observation.client, observation.server):
+        assert info.state is State.ESTABLISHED and info.linux_state == 1
+        assert info.rtt_us > 0  # measured from the handshake and the echo
+        assert info.rto_us >= 200_000  # Linux's minimum RTO (TCP_RTO_MIN) is 200 ms
+        assert 536 <= info.snd_mss <= 65535 and 536 <= info.advmss <= 65535
+        assert info.retransmits == 0 and info.total_retrans == 0
+        assert "sack" in info.options and "timestamps" in info.options
+    # Each side's bytes: the client sent 100 and got 100 back.
+    if observation.client.bytes_received is not None:
+        assert observation.client.bytes_received == 100 and observation.server.bytes_received == 100
+    assert observation.client_address[0] == observation.server_address[0]
+    assert observation.client_address[1] != observation.server_address[1]
+
+
+@linux_only
+def test_listener_state_and_closed_socket() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        assert read_tcp_info(listener).state is State.LISTEN
+    with socket.socket() as fresh:
+        assert read_tcp_info(fresh).state is State.CLOSED
+
+
+def test_refuses_non_loopback_hosts() -> None:
+    with pytest.raises((ValueError, LiveObservationUnsupported)):
+        observe_loopback("192.0.2.1")
+
+
+def test_unsupported_platform_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(LiveObservationUnsupported, match="darwin"):
+        observe_loopback()
+
+
+@linux_only
+def test_window_scale_follows_the_receive_buffer() -> None:
+    # A client with a 4 KiB receive buffer needs no window scaling, so it announces a smaller shift in
+    # its SYN than the server does; each side's send shift is the other side's receive shift.  This
+    # also pins down the order of the two 4-bit fields in struct tcp_info.
+    observation = observe_loopback(client_receive_buffer=4096)
+    client, server = observation.client, observation.server
+    assert client.rcv_wscale < server.rcv_wscale
+    assert client.rcv_wscale == server.snd_wscale and server.rcv_wscale == client.snd_wscale
