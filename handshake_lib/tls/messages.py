@@ -1,0 +1,574 @@
+"""TLS 1.2 messages: the record header, the handshake messages, ChangeCipherSpec and Alert.
+
+Theory of operation
+-------------------
+Every message is a dataclass with two methods that mirror each other, in the style of aioquic's
+``tls.py``: ``decode(r)``, a classmethod that reads it from a :class:`~handshake_lib.wire.Reader`
+(recording an annotated :class:`~handshake_lib.wire.Span` for every field, so a hex view can say
+that bytes 43-44 are ``TLS_RSA_WITH_AES_128_GCM_SHA256``), and ``encode(w)``, which writes the same
+bytes to a :class:`~handshake_lib.wire.Writer`.  ``to_bytes()`` is ``encode`` into a fresh Writer.
+Decoding keeps everything needed to re-encode, including unknown extensions and their order, so
+``decode(x).to_bytes() == x`` for every ``x`` that decodes.
+
+Layering (RFC 5246 sections 6.2 and 7.4)::
+
+    TLSPlaintext   type(1) version(2) length(2) fragment            <- one record
+    Handshake      msg_type(1) length(3) body                       <- may span records
+    body           ClientHello | ServerHello | Certificate | ...
+
+Records carry fragments of a byte stream; putting handshake messages back together across records
+is the record layer's job (``tls/record.py``).  This module decodes *complete* messages:
+:func:`decode_record` for one record and :func:`decode_handshake` for one handshake message, each
+returning the message and its spans.
+
+Errors (all :class:`~handshake_lib.errors.ProtocolError` subclasses, never IndexError):
+
+* malformed bytes, lengths that do not add up, vectors outside their RFC bounds (an empty cipher
+  suite list is one: ``cipher_suites<2..2^16-2>``), trailing bytes: ``DecodeError``;
+* a record longer than 2^14 bytes (2^14 + 2048 for protected records): ``RecordOverflow``;
+* a record content type that is not defined: ``UnexpectedMessage`` (RFC 5246 section 6);
+* a handshake ``msg_type`` that is not defined: ``UnexpectedMessage``.  RFC 5246 names no alert for
+  it; a message we do not know can never be the one the state machine expects, RFC 8446 section 4
+  asks for ``unexpected_message`` in that case, and OpenSSL 3 sends exactly that (checked live in
+  the tests);
+* a ClientHello whose compression methods lack ``null``: ``DecodeError``.  RFC 5246 names no alert
+  (RFC 8446 section 4.1.2 asks for ``illegal_parameter``, but only for TLS 1.3 hellos); OpenSSL 3
+  sends ``decode_error`` for TLS 1.2, and so do we;
+* duplicate extensions: ``IllegalParameter`` (see :mod:`handshake_lib.tls.extensions`).
+
+Where RFC 5246 names no alert we follow OpenSSL 3; where the RFCs do (a vector outside its bounds is
+``decode_error``, RFC 8446 section 6.2) we follow them, even when OpenSSL differs.  The test
+``test_our_alert_matches_openssl`` lists every case, including the one known difference (an empty
+cipher suite list: OpenSSL says ``illegal_parameter``).
+
+Known handshake types that this module does not model (ServerKeyExchange, CertificateRequest,
+CertificateVerify, TLS 1.3 messages...) decode as :class:`OpaqueHandshake`, which keeps the body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+from ..errors import CertificateError, DecodeError, EncodeError, RecordOverflow, TLSAlert, UnexpectedMessage
+from ..wire import Reader, Span, Writer
+from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion, name_of
+from .extensions import (
+    Context,
+    Extension,
+    decode_extensions,
+    encode_extensions,
+    find_extension,
+    version_name,
+)
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+__all__ = [
+    "MAX_PLAINTEXT_LENGTH",
+    "MAX_CIPHERTEXT_LENGTH",
+    "VERIFY_DATA_LENGTH",
+    "HELLO_RETRY_REQUEST_RANDOM",
+    "TLSPlaintext",
+    "HandshakeMessage",
+    "ClientHello",
+    "ServerHello",
+    "Certificate",
+    "ServerHelloDone",
+    "ClientKeyExchange",
+    "Finished",
+    "NewSessionTicket",
+    "OpaqueHandshake",
+    "ChangeCipherSpec",
+    "Alert",
+    "HANDSHAKE_MESSAGES",
+    "decode_record",
+    "decode_records",
+    "decode_handshake",
+    "split_handshake_messages",
+    "cipher_suite_name",
+]
+
+MAX_PLAINTEXT_LENGTH = 1 << 14  # RFC 5246 section 6.2.1
+MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048  # RFC 5246 section 6.2.3
+VERIFY_DATA_LENGTH = 12  # RFC 5246 section 7.4.9, for every cipher suite this course uses
+
+# A ServerHello with this random is a TLS 1.3 HelloRetryRequest (RFC 8446 section 4.1.3).
+HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+# The last 8 bytes of a server random that signal a downgrade (RFC 8446 section 4.1.3).
+_DOWNGRADE_SENTINELS = {
+    b"DOWNGRD\x01": "downgrade to TLS 1.2 signalled",
+    b"DOWNGRD\x00": "downgrade to TLS 1.1 or below signalled",
+}
+
+
+_CONTENT_TYPES = frozenset(int(t) for t in ContentType)
+_HANDSHAKE_TYPES = frozenset(int(t) for t in HandshakeType)
+
+
+def cipher_suite_name(value: int) -> str:
+    if (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF):
+        return f"GREASE 0x{value:04x} (RFC 8701, ignore)"
+    if value == CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV:
+        return "TLS_EMPTY_RENEGOTIATION_INFO_SCSV (signal, not a cipher suite: RFC 5746)"
+    return name_of(CipherSuite, value)
+
+
+# -- records ---------------------------------------------------------------------------------------
+@dataclass
+class TLSPlaintext:
+    """One record (RFC 5246 section 6.2.1): a content type, a version and up to 2^14 bytes."""
+
+    content_type: int
+    version: int = ProtocolVersion.TLS1_2
+    fragment: bytes = b""
+
+    @classmethod
+    def decode(cls, r: Reader, *, max_length: int = MAX_PLAINTEXT_LENGTH) -> TLSPlaintext:
+        """Read one record; ``max_length`` is MAX_CIPHERTEXT_LENGTH for a protected record."""
+        with r.group("record", "TLS record") as rec:
+            type_offset = rec.offset
+            content_type = rec.u8("type", lambda v: name_of(ContentType, v))
+            if content_type not in _CONTENT_TYPES:
+                raise UnexpectedMessage(f"record content type {content_type} is not defined (offset {type_offset})")
+            version = rec.u16("version", version_name)
+            length_offset = rec.offset
+            length = rec.u16("length", "fragment length in bytes")
+            if length > max_length:
+                raise RecordOverflow(f"record of {length} bytes exceeds {max_length} (offset {length_offset})")
+            fragment = rec.raw(length, "fragment", f"{name_of(ContentType, content_type)} data")
+        return cls(content_type, version, fragment)
+
+    def encode(self, w: Writer) -> None:
+        w.u8(self.content_type).u16(self.version).vector(2, self.fragment)
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+
+def decode_record(data: bytes, *, max_length: int = MAX_PLAINTEXT_LENGTH) -> tuple[TLSPlaintext, list[Span]]:
+    """Decode exactly one record from ``data``; trailing bytes are a DecodeError."""
+    r = Reader(data)
+    record = TLSPlaintext.decode(r, max_length=max_length)
+    r.expect_end("the record")
+    return record, r.spans
+
+
+def decode_records(data: bytes, *, max_length: int = MAX_PLAINTEXT_LENGTH) -> tuple[list[TLSPlaintext], list[Span]]:
+    """Decode a run of complete records (such as a captured flight); a partial record is a DecodeError."""
+    r = Reader(data)
+    records = []
+    while not r.at_end:
+        records.append(TLSPlaintext.decode(r, max_length=max_length))
+    return records, r.spans
+
+
+# -- handshake messages ----------------------------------------------------------------------------
+class HandshakeMessage:
+    """Base of handshake messages: the 4-byte header (RFC 5246 section 7.4) around a typed body.
+
+    Subclasses set ``msg_type`` and implement ``decode_body``/``encode_body``; the header is handled
+    here, so ``decode``/``encode``/``to_bytes`` always deal with whole messages.
+    """
+
+    msg_type: ClassVar[int]
+
+    @property
+    def handshake_type(self) -> int:
+        return self.msg_type
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> HandshakeMessage:
+        raise NotImplementedError
+
+    def encode_body(self, w: Writer) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, r: Reader) -> HandshakeMessage:
+        """Read a whole handshake message that must be of this class's type."""
+        return _decode_handshake(r, expected=cls)
+
+    def encode(self, w: Writer) -> None:
+        body = Writer()
+        self.encode_body(body)
+        w.u8(self.handshake_type).vector(3, body.getvalue())
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+
+def _check_compression(methods: bytes, offset: int) -> None:
+    if 0 not in methods:
+        raise DecodeError("compression_methods does not contain null", field="compression_methods", offset=offset)
+
+
+@dataclass
+class ClientHello(HandshakeMessage):
+    """ClientHello (RFC 5246 section 7.4.1.2): what the client can do, and its random.
+
+    ``extensions`` is None when the message ends after the compression methods (allowed by RFC 5246)
+    and a list, possibly empty, when the extensions vector is present.
+    """
+
+    msg_type: ClassVar[int] = HandshakeType.client_hello
+    legacy_version: int = ProtocolVersion.TLS1_2
+    random: bytes = bytes(32)
+    session_id: bytes = b""
+    cipher_suites: list[int] = field(default_factory=list)
+    compression_methods: bytes = b"\x00"
+    extensions: list[Extension] | None = field(default_factory=list)
+
+    context: ClassVar[Context] = "client_hello"
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ClientHello:
+        legacy_version = r.u16("client_version", version_name)
+        random = r.raw(32, "random", "client random: 32 bytes, fresh for every handshake")
+        session_id = r.vector(
+            1, "session_id", lambda v: "empty: a new session" if not v else "a session to resume", max_length=32
+        )
+        cipher_suites: list[int] = []
+        with r.vector_reader(2, "cipher_suites", "offered cipher suites", min_length=2) as suites:
+            if suites.remaining % 2:
+                raise DecodeError("cipher_suites has an odd length", field="cipher_suites", offset=suites.offset)
+            while not suites.at_end:
+                cipher_suites.append(suites.u16("cipher_suite", cipher_suite_name))
+        compression_offset = r.offset
+        compression_methods = r.vector(
+            1, "compression_methods", lambda v: "null" if v == b"\x00" else f"{len(v)} methods", min_length=1
+        )
+        _check_compression(compression_methods, compression_offset)
+        extensions = None if r.at_end else decode_extensions(r, "client_hello")
+        return cls(legacy_version, random, session_id, cipher_suites, compression_methods, extensions)
+
+    def encode_body(self, w: Writer) -> None:
+        w.u16(self.legacy_version).raw(_exactly(self.random, 32, "random")).vector(1, self.session_id)
+        with w.vector_writer(2) as suites:
+            for suite in self.cipher_suites:
+                suites.u16(suite)
+        w.vector(1, self.compression_methods)
+        if self.extensions is not None:
+            encode_extensions(w, self.extensions, "client_hello")
+
+    def extension(self, extension_type: int) -> Extension | None:
+        return find_extension(self.extensions, extension_type)
+
+
+@dataclass
+class ServerHello(HandshakeMessage):
+    """ServerHello (RFC 5246 section 7.4.1.3): the version and cipher suite the server chose."""
+
+    msg_type: ClassVar[int] = HandshakeType.server_hello
+    legacy_version: int = ProtocolVersion.TLS1_2
+    random: bytes = bytes(32)
+    session_id: bytes = b""
+    cipher_suite: int = CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256
+    compression_method: int = 0
+    extensions: list[Extension] | None = field(default_factory=list)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ServerHello:
+        legacy_version = r.u16("server_version", version_name)
+        random = r.raw(32, "random", _explain_server_random)
+        session_id = r.vector(
+            1,
+            "session_id",
+            lambda v: "empty: this session cannot be resumed by id" if not v else "session id",
+            max_length=32,
+        )
+        cipher_suite = r.u16("cipher_suite", cipher_suite_name)
+        compression_method = r.u8("compression_method", lambda v: "null" if v == 0 else f"method {v}")
+        extensions = None if r.at_end else decode_extensions(r, "server_hello")
+        return cls(legacy_version, random, session_id, cipher_suite, compression_method, extensions)
+
+    def encode_body(self, w: Writer) -> None:
+        w.u16(self.legacy_version).raw(_exactly(self.random, 32, "random")).vector(1, self.session_id)
+        w.u16(self.cipher_suite).u8(self.compression_method)
+        if self.extensions is not None:
+            encode_extensions(w, self.extensions, "server_hello")
+
+    def extension(self, extension_type: int) -> Extension | None:
+        return find_extension(self.extensions, extension_type)
+
+    @property
+    def is_hello_retry_request(self) -> bool:
+        return self.random == HELLO_RETRY_REQUEST_RANDOM
+
+
+def _explain_server_random(random: bytes) -> str:
+    if random == HELLO_RETRY_REQUEST_RANDOM:
+        return "HelloRetryRequest marker (RFC 8446 section 4.1.3)"
+    sentinel = _DOWNGRADE_SENTINELS.get(random[-8:])
+    if sentinel:
+        return f"server random; last 8 bytes: {sentinel}"
+    return "server random: 32 bytes, fresh for every handshake"
+
+
+def _describe_certificate(der: bytes) -> str:
+    # A display aid only: a certificate that does not parse is still carried, and validation
+    # (tls.pki) is where a bad one is rejected.
+    try:
+        from cryptography import x509
+
+        certificate = x509.load_der_x509_certificate(der)
+        return f"X.509 certificate, subject {certificate.subject.rfc4514_string() or '(empty)'}"
+    except Exception:  # noqa: BLE001 - any parse failure just means "no description"
+        return "certificate (DER did not parse as X.509)"
+
+
+@dataclass
+class Certificate(HandshakeMessage):
+    """Certificate (RFC 5246 section 7.4.2): the sender's chain, leaf first, each DER in a 3-byte vector."""
+
+    msg_type: ClassVar[int] = HandshakeType.certificate
+    certificates: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Certificate:
+        certificates = []
+        with r.vector_reader(3, "certificate_list", "certificate chain, leaf first") as chain:
+            while not chain.at_end:
+                certificates.append(chain.vector(3, "ASN.1Cert", _describe_certificate, min_length=1))
+        return cls(certificates)
+
+    def encode_body(self, w: Writer) -> None:
+        with w.vector_writer(3) as chain:
+            for der in self.certificates:
+                chain.vector(3, der)
+
+    def x509(self) -> list[x509.Certificate]:
+        """Parse the chain with ``cryptography`` for display; a bad certificate is a CertificateError."""
+        from cryptography import x509
+
+        parsed = []
+        for index, der in enumerate(self.certificates):
+            try:
+                parsed.append(x509.load_der_x509_certificate(der))
+            except ValueError as exc:
+                raise CertificateError(f"certificate {index} is not valid DER X.509: {exc}") from None
+        return parsed
+
+
+@dataclass
+class ServerHelloDone(HandshakeMessage):
+    """ServerHelloDone (RFC 5246 section 7.4.5): an empty body that ends the server's first flight."""
+
+    msg_type: ClassVar[int] = HandshakeType.server_hello_done
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ServerHelloDone:
+        return cls()  # the caller's sub-reader rejects a non-empty body
+
+    def encode_body(self, w: Writer) -> None:
+        return None
+
+
+@dataclass
+class ClientKeyExchange(HandshakeMessage):
+    """ClientKeyExchange for RSA key exchange (RFC 5246 section 7.4.7.1).
+
+    The body is the pre-master secret encrypted with the server's RSA key, in a 2-byte vector (TLS
+    1.0 and later; SSL 3 had no length).  Other key exchanges (ECDHE) have a different body.
+    """
+
+    msg_type: ClassVar[int] = HandshakeType.client_key_exchange
+    encrypted_pre_master_secret: bytes = b""
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ClientKeyExchange:
+        return cls(
+            r.vector(
+                2,
+                "encrypted_pre_master_secret",
+                lambda v: f"RSA-encrypted pre-master secret ({len(v) * 8}-bit ciphertext)",
+                min_length=1,
+            )
+        )
+
+    def encode_body(self, w: Writer) -> None:
+        w.vector(2, self.encrypted_pre_master_secret)
+
+
+@dataclass
+class Finished(HandshakeMessage):
+    """Finished (RFC 5246 section 7.4.9): verify_data, 12 bytes in TLS 1.2, proves the handshake was seen intact."""
+
+    msg_type: ClassVar[int] = HandshakeType.finished
+    verify_data: bytes = bytes(VERIFY_DATA_LENGTH)
+
+    @classmethod
+    def decode_body(cls, r: Reader, verify_data_length: int | None = VERIFY_DATA_LENGTH) -> Finished:
+        if verify_data_length is not None and r.remaining != verify_data_length:
+            raise DecodeError(
+                f"verify_data must be {verify_data_length} bytes, not {r.remaining}",
+                field="verify_data",
+                offset=r.offset,
+            )
+        return cls(r.rest("verify_data", "PRF(master_secret, finished_label, Hash(handshake_messages))"))
+
+    def encode_body(self, w: Writer) -> None:
+        w.raw(self.verify_data)
+
+
+@dataclass
+class NewSessionTicket(HandshakeMessage):
+    """NewSessionTicket in TLS 1.2 (RFC 5077 section 3.3): a lifetime hint and an opaque ticket."""
+
+    msg_type: ClassVar[int] = HandshakeType.new_session_ticket
+    ticket_lifetime_hint: int = 0
+    ticket: bytes = b""
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> NewSessionTicket:
+        hint = r.u32("ticket_lifetime_hint", lambda v: f"{v} seconds" if v else "unspecified")
+        return cls(hint, r.vector(2, "ticket", "opaque to the client: the server's encrypted session state"))
+
+    def encode_body(self, w: Writer) -> None:
+        w.u32(self.ticket_lifetime_hint).vector(2, self.ticket)
+
+
+@dataclass
+class OpaqueHandshake(HandshakeMessage):
+    """A defined handshake type this module does not model: the body is kept as bytes."""
+
+    msg_type_value: int
+    body: bytes = b""
+
+    @property
+    def handshake_type(self) -> int:
+        return self.msg_type_value
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> OpaqueHandshake:  # pragma: no cover - built by _decode_handshake
+        raise TypeError("OpaqueHandshake needs its type; use decode_handshake")
+
+    def encode_body(self, w: Writer) -> None:
+        w.raw(self.body)
+
+
+HANDSHAKE_MESSAGES: dict[int, type[HandshakeMessage]] = {
+    cls.msg_type: cls
+    for cls in (ClientHello, ServerHello, Certificate, ServerHelloDone, ClientKeyExchange, Finished, NewSessionTicket)
+}
+
+
+def _decode_handshake(
+    r: Reader, *, expected: type[HandshakeMessage] | None = None, verify_data_length: int | None = VERIFY_DATA_LENGTH
+) -> HandshakeMessage:
+    # Name the group after the message so spans read "server_hello.body.cipher_suite"; peeking is
+    # safe because reading msg_type below raises DecodeError when there is no byte.
+    peek = r.data[r.position] if r.remaining else -1
+    group_name = HandshakeType(peek).name if peek in _HANDSHAKE_TYPES else "handshake"
+    with r.group(group_name, "handshake message") as hs:
+        type_offset = hs.offset
+        msg_type = hs.u8("msg_type", lambda v: name_of(HandshakeType, v))
+        if msg_type not in _HANDSHAKE_TYPES:
+            raise UnexpectedMessage(f"handshake message type {msg_type} is not defined (offset {type_offset})")
+        if expected is not None and msg_type != expected.msg_type:
+            raise UnexpectedMessage(
+                f"expected {name_of(HandshakeType, expected.msg_type)}, got {name_of(HandshakeType, msg_type)}"
+            )
+        length = hs.u24("length", "body length in bytes")
+        with hs.sub_reader(length, "body", name_of(HandshakeType, msg_type)) as body:
+            cls = HANDSHAKE_MESSAGES.get(msg_type)
+            if cls is None:
+                message: HandshakeMessage = OpaqueHandshake(msg_type, body.rest("data", "not modelled; raw bytes"))
+            elif cls is Finished:
+                message = Finished.decode_body(body, verify_data_length)
+            else:
+                message = cls.decode_body(body)
+    return message
+
+
+def decode_handshake(
+    data: bytes, *, verify_data_length: int | None = VERIFY_DATA_LENGTH
+) -> tuple[HandshakeMessage, list[Span]]:
+    """Decode one complete handshake message of any type (header included) and return its spans.
+
+    ``verify_data_length`` is the Finished length to enforce (None accepts any, as in TLS 1.3).
+    """
+    r = Reader(data)
+    message = _decode_handshake(r, verify_data_length=verify_data_length)
+    r.expect_end("the handshake message")
+    return message, r.spans
+
+
+def split_handshake_messages(data: bytes) -> list[bytes]:
+    """Cut concatenated *complete* handshake messages apart by their headers (a truncated one is a DecodeError)."""
+    r = Reader(data)
+    messages = []
+    while not r.at_end:
+        start = r.position
+        r.u8("msg_type")
+        r.vector(3, "body")
+        messages.append(data[start : r.position])
+    return messages
+
+
+# -- other content types ---------------------------------------------------------------------------
+@dataclass
+class ChangeCipherSpec:
+    """ChangeCipherSpec (RFC 5246 section 7.1): a record holding the single byte 1.
+
+    Any other content (another value, more bytes) is malformed: DecodeError.
+    """
+
+    @classmethod
+    def decode(cls, r: Reader) -> ChangeCipherSpec:
+        with r.group("change_cipher_spec", "switch to the newly negotiated keys") as ccs:
+            offset = ccs.offset
+            value = ccs.u8("type", lambda v: "change_cipher_spec" if v == 1 else f"invalid value {v}")
+            if value != 1:
+                raise DecodeError(f"ChangeCipherSpec must be 1, not {value}", field="change_cipher_spec", offset=offset)
+        return cls()
+
+    def encode(self, w: Writer) -> None:
+        w.u8(1)
+
+    def to_bytes(self) -> bytes:
+        return b"\x01"
+
+
+def _alert_name(value: int) -> str:
+    return name_of(TLSAlert, value)
+
+
+@dataclass
+class Alert:
+    """Alert (RFC 5246 section 7.2): a level (warning or fatal) and a description."""
+
+    level: int = AlertLevel.fatal
+    description: int = TLSAlert.handshake_failure
+
+    @classmethod
+    def decode(cls, r: Reader) -> Alert:
+        with r.group("alert", "alert") as alert:
+            level = alert.u8("level", lambda v: name_of(AlertLevel, v))
+            description = alert.u8("description", _alert_name)
+        return cls(level, description)
+
+    def encode(self, w: Writer) -> None:
+        w.u8(self.level).u8(self.description)
+
+    def to_bytes(self) -> bytes:
+        return bytes([self.level, self.description])
+
+    @property
+    def description_name(self) -> str:
+        return _alert_name(self.description)
+
+    @property
+    def is_fatal(self) -> bool:
+        return self.level == AlertLevel.fatal
+
+
+def _exactly(data: bytes, size: int, what: str) -> bytes:
+    if len(data) != size:
+        raise EncodeError(f"{what} must be {size} bytes, not {len(data)}")
+    return data
