@@ -1,0 +1,150 @@
+"""Sequence and state diagrams: one arrow per transmission or row, lost ones drawn differently."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+
+from handshake_lib.viz.figures import figure_png  # noqa: E402
+from handshake_lib.viz.sequence import Arrow, draw_sequence  # noqa: E402
+from handshake_lib.viz.statediagram import draw_state_diagram, layered_layout  # noqa: E402
+
+HANDSHAKE_WITH_LOST_SYN = [
+    Arrow("client", "server", "SYN seq=100", 0.000, None),
+    Arrow("client", "server", "SYN seq=100", 1.000, 1.050),
+    Arrow("server", "client", "SYN,ACK seq=300 ack=101", 1.050, 1.100),
+    Arrow("client", "server", "ACK ack=301", 1.100, 1.150),
+]
+
+
+def patches_with(ax, prefix: str) -> list:
+    return [p for p in ax.patches if (p.get_gid() or "").startswith(prefix)]
+
+
+def texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_one_arrow_per_transmission_and_lost_ones_differ():
+    figure = draw_sequence(HANDSHAKE_WITH_LOST_SYN, title="lost SYN")
+    ax = figure.axes[0]
+    delivered = patches_with(ax, "transmission:")
+    lost = patches_with(ax, "lost:")
+    assert [p.get_gid() for p in lost] == ["lost:0"]
+    assert sorted(p.get_gid() for p in delivered) == ["transmission:1", "transmission:2", "transmission:3"]
+    assert lost[0].get_linestyle() != delivered[0].get_linestyle()
+    assert lost[0].get_edgecolor() != delivered[0].get_edgecolor()
+    # The lost arrow stops half-way between the two time lines, and a cross marks where it died.
+    (x0, _), (x1, _) = lost[0]._posA_posB
+    assert x0 == 0 and x1 == 0.5
+    crosses = [line for line in ax.lines if line.get_marker() == "x"]
+    assert len(crosses) == 1 and crosses[0].get_xdata()[0] == 0.5
+    # Delivered arrows go from sender's line to receiver's line (client x=0, server x=1).
+    ends = {p.get_gid(): p._posA_posB for p in delivered}
+    assert ends["transmission:2"][0][0] == 1 and ends["transmission:2"][1][0] == 0
+    labels = [a.get_text() for a in ax.texts]
+    assert "SYN seq=100 (lost)" in labels and "ACK ack=301" in labels
+    assert ax.get_ylabel() == "time (ms)"
+
+
+def test_time_runs_down_and_ticks_are_real_milliseconds():
+    figure = draw_sequence(HANDSHAKE_WITH_LOST_SYN)
+    ax = figure.axes[0]
+    bottom, top = ax.get_ylim()
+    assert bottom > top  # inverted axis: later is lower
+    tick_labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "0" in tick_labels and "1000" in tick_labels and "1150" in tick_labels
+    # The 1 s wait for the retransmission is squeezed, and says how long it really was.
+    assert any("975 ms idle" in text for text in texts(ax))  # from where the lost SYN died (25 ms)
+    y_of = {p.get_gid(): p._posA_posB for p in patches_with(ax, "transmission:")}
+    assert y_of["transmission:1"][0][1] < y_of["transmission:3"][0][1]
+
+
+def test_state_annotations_are_drawn_beside_their_line():
+    states = [(0.0, "client", "SYN_SENT"), (1.1, "client", "ESTABLISHED"), (1.15, "server", "ESTABLISHED")]
+    ax = draw_sequence(HANDSHAKE_WITH_LOST_SYN, states=states).axes[0]
+    placed = [(t.get_text(), t.get_position()[0]) for t in ax.texts if t.get_text() in {"SYN_SENT", "ESTABLISHED"}]
+    assert ("SYN_SENT", -0.04) in placed
+    assert any(name == "ESTABLISHED" and x > 1 for name, x in placed)
+
+
+def test_redrawing_into_the_same_axes_replaces_the_picture():
+    figure = draw_sequence(HANDSHAKE_WITH_LOST_SYN)
+    ax = figure.axes[0]
+    again = draw_sequence(HANDSHAKE_WITH_LOST_SYN[1:], ax=ax)
+    assert again is figure and len(figure.axes) == 1
+    assert len(patches_with(ax, "transmission:")) == 3 and not patches_with(ax, "lost:")
+    assert figure_png(figure).startswith(b"\x89PNG")
+
+
+def test_no_transmissions_still_draws_the_actors():
+    ax = draw_sequence([]).axes[0]
+    assert {"client", "server"} <= set(texts(ax))
+    assert not ax.patches
+
+
+ROWS = [
+    ("CLOSED", "passive open", "LISTEN"),
+    ("CLOSED", "active open / snd SYN", "SYN_SENT"),
+    ("LISTEN", "rcv SYN / snd SYN,ACK", "SYN_RECEIVED"),
+    ("SYN_SENT", "rcv SYN,ACK / snd ACK", "ESTABLISHED"),
+    ("SYN_SENT", "rcv SYN / snd SYN,ACK", "SYN_RECEIVED"),
+    ("SYN_RECEIVED", "rcv ACK of SYN", "ESTABLISHED"),
+    ("SYN_SENT", "timeout / snd SYN", "SYN_SENT"),
+    ("LISTEN", "close", "CLOSED"),
+]
+
+
+def test_one_box_per_state_and_one_arrow_per_row():
+    figure = draw_state_diagram(ROWS)
+    ax = figure.axes[0]
+    boxes = patches_with(ax, "state:")
+    arrows = patches_with(ax, "transition:")
+    assert sorted(b.get_gid() for b in boxes) == sorted(
+        f"state:{s}" for s in ["CLOSED", "LISTEN", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED"]
+    )
+    assert all(isinstance(b, FancyBboxPatch) for b in boxes)
+    assert sorted(a.get_gid() for a in arrows) == [f"transition:{i}" for i in range(len(ROWS))]
+    assert all(isinstance(a, FancyArrowPatch) for a in arrows)
+    for _, label, _ in ROWS:
+        assert label in texts(ax)
+    assert figure_png(figure).startswith(b"\x89PNG")
+
+
+def test_highlighted_path_is_drawn_in_a_strong_colour():
+    ax = draw_state_diagram(ROWS, highlight=["CLOSED", "SYN_SENT", "ESTABLISHED"]).axes[0]
+    box = {p.get_gid(): p for p in patches_with(ax, "state:")}
+    arrow = {p.get_gid(): p for p in patches_with(ax, "transition:")}
+    strong = box["state:SYN_SENT"].get_edgecolor()
+    assert box["state:ESTABLISHED"].get_edgecolor() == strong
+    assert box["state:LISTEN"].get_edgecolor() != strong
+    on_path, off_path = arrow["transition:1"], arrow["transition:2"]
+    assert on_path.get_edgecolor() == strong and off_path.get_edgecolor() != strong
+    assert on_path.get_linewidth() > off_path.get_linewidth()
+    assert arrow["transition:3"].get_edgecolor() == strong  # SYN_SENT -> ESTABLISHED
+    assert arrow["transition:4"].get_edgecolor() != strong  # SYN_SENT -> SYN_RECEIVED is not on the path
+
+
+def test_given_positions_are_used_and_the_layout_is_layered():
+    positions = {"CLOSED": (0, 10), "LISTEN": (-3, 8)}
+    ax = draw_state_diagram(ROWS, positions=positions).axes[0]
+    box = {p.get_gid(): p for p in patches_with(ax, "state:")}
+    closed = box["state:CLOSED"]
+    assert abs(closed.get_x() + closed.get_width() / 2) < 1e-9
+    assert abs(closed.get_y() + closed.get_height() / 2 - 10) < 1e-9
+    layout = layered_layout(ROWS)
+    assert layout["CLOSED"][1] == 0 and layout["LISTEN"][1] == layout["SYN_SENT"][1] == -1
+    assert layout["ESTABLISHED"][1] == -2 and layout["SYN_RECEIVED"][1] == -2
+    assert len(set(layout.values())) == len(layout)  # no two states on top of each other
+
+
+def test_arrows_between_the_same_states_do_not_overlap():
+    rows = [("A", "one", "B"), ("A", "two", "B"), ("B", "back", "A")]
+    ax = draw_state_diagram(rows).axes[0]
+    styles = [a.get_connectionstyle().rad for a in patches_with(ax, "transition:")]
+    assert styles[0] != styles[1]
+    anchors = {t.get_text(): tuple(t.xy) for t in ax.texts if hasattr(t, "xy")}  # the arrows' labels
+    assert len({anchors["one"], anchors["two"], anchors["back"]}) == 3
