@@ -22,7 +22,8 @@ Nothing here simulates or decodes: it only arranges what :mod:`handshake_lib.tcp
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,45 @@ def state_machine_picture(
     return draw_state_diagram(
         diagram_rows(complete=complete), positions=DIAGRAM_POSITIONS, highlight=[str(p) for p in path], ax=ax
     )
+
+
+# -- benchmarks (read by `make bench`, see bench/README.md) ----------------------------------------------
+def _bench_replay_delay() -> Any:
+    replay = handshake_replay()
+    delays = itertools.cycle(range(10, 500, 7))  # a learner dragging the delay slider
+    return lambda: replay.update(delay_ms=next(delays))
+
+
+def _bench_replay_loss() -> Any:
+    replay = handshake_replay()
+    seeds = itertools.count()  # random loss, a new seed each time: the heaviest redraws
+    return lambda: replay.update(loss_rate=0.3, seed=next(seeds))
+
+
+def _bench_replay_simultaneous() -> Any:
+    replay = handshake_replay()
+    flips = itertools.cycle([True, False])
+    return lambda: replay.update(simultaneous=next(flips))
+
+
+def _bench_explorer_select() -> Any:
+    explorer = capture_explorer()
+    indices = itertools.cycle(range(len(explorer.segments)))
+    return lambda: explorer.select(next(indices))
+
+
+def _bench_hexview_select() -> Any:
+    explorer = capture_explorer()
+    view = explorer.hexview
+    assert view is not None
+    indices = itertools.cycle(range(len(view.spans)))
+    return lambda: view.select(next(indices))
+
+
+BENCHMARKS: dict[str, Callable[[], Any]] = {
+    "handshake_replay.update(delay_ms)": _bench_replay_delay,
+    "handshake_replay.update(loss_rate, seed)": _bench_replay_loss,
+    "handshake_replay.update(simultaneous)": _bench_replay_simultaneous,
+    "capture_explorer.select": _bench_explorer_select,
+    "hexview.select": _bench_hexview_select,
+}

@@ -1,0 +1,60 @@
+"""``python -m bench`` (``make bench``): run the course benchmarks, print a table, write JSON.
+
+Exit status: 0 when every benchmark ran (targets met or not: a missed target is reported as FAIL in the
+table and the JSON, for a human to judge); 1 when a benchmark could not run at all (ERROR rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Widgets draw with matplotlib outside a kernel: never let it look for a display.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from . import notebooks, widgets  # noqa: E402 - after MPLBACKEND on purpose
+from .report import ERROR, Measurement, format_table, write_json  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+GROUPS = ("notebooks", "widgets")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=GROUPS, action="append", help="run only this group (repeatable)")
+    parser.add_argument("--repeat", type=int, default=widgets.DEFAULT_REPEAT, help="timed calls per widget callback")
+    parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
+    parser.add_argument("notebook", nargs="*", type=Path, help="notebooks to time (default: notebooks/ and solutions/)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    groups = args.only or GROUPS
+    rows: list[Measurement] = []
+    notes: list[str] = []
+    if "notebooks" in groups:
+        paths = [path.resolve() for path in args.notebook] or notebooks.discover()
+        if not paths:
+            notes.append("no notebooks found in notebooks/ or solutions/")
+        for path in paths:
+            print(f"running {path.name} ...", file=sys.stderr, flush=True)
+            rows.extend(notebooks.measure([path]))
+    if "widgets" in groups:
+        print("timing widget callbacks ...", file=sys.stderr, flush=True)
+        widget_rows, widget_notes = widgets.measure(repeat=args.repeat)
+        rows.extend(widget_rows)
+        notes.extend(widget_notes)
+
+    print(format_table(rows))
+    for note in notes:
+        print(f"note: {note}")
+    write_json(rows, args.json)
+    print(f"results written to {args.json}")
+    return 1 if any(row.status == ERROR for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
