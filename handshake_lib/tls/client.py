@@ -1,0 +1,272 @@
+"""The TLS 1.2 client, RSA key exchange, as a sans-I/O core (table: ``states.CLIENT_TRANSITIONS``).
+
+Theory of operation
+-------------------
+:meth:`TLSClient.start` queues the ClientHello.  Then every message from the server is first looked
+up in the client's state table (an out-of-order message is ``unexpected_message`` before anything
+else happens) and handled here:
+
+* **ServerHello**: the server may only pick what we offered.  Version TLS 1.2 (anything else is
+  ``protocol_version``); a cipher suite from our list and one we implement; compression ``null``;
+  extensions only ones we sent (``unsupported_extension`` otherwise), an empty
+  ``renegotiation_info`` (RFC 5746), and ``encrypt_then_mac`` only with a CBC suite (RFC 7366).  The
+  extensions it echoes switch on the extended master secret (RFC 7627) and encrypt-then-MAC.
+* **Certificate**: validated against the trust store and the host name we wanted (``verify.py``,
+  using ``cryptography.x509.verification``); failure is a ``CertificateError`` whose alert
+  (``bad_certificate``, ``unknown_ca``, ``certificate_expired``) goes to the server.  Turning this off
+  takes an explicit ``verify=False``.
+* **ServerHelloDone**: our turn.  Make a pre-master secret (client version + 46 random bytes), encrypt
+  it to the certificate's RSA key (ClientKeyExchange), derive the master secret (with EMS: over the
+  hash of the handshake up to and including ClientKeyExchange) and the key block, send
+  ChangeCipherSpec (our records are protected from here on) and Finished.
+* **NewSessionTicket**: accepted once, only if we asked for tickets and the server agreed.
+* **ChangeCipherSpec**, then the server's **Finished**, whose ``verify_data`` must match ours over
+  the whole transcript (``decrypt_error`` otherwise).  Then :class:`HandshakeComplete`.
+
+Stages a learner can replace (DESIGN rule 5): ``build_client_hello``, ``encrypt_pre_master_secret``,
+``prf`` and ``verify_data``.  A wrong one makes the *server* refuse the handshake, exactly as a real
+peer would.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..errors import (
+    CertificateError,
+    DecryptError,
+    HandshakeFailure,
+    IllegalParameter,
+    ProtocolVersionError,
+    TLSAlert,
+    UnexpectedMessage,
+)
+from . import prf as prf_module
+from . import rsa_kx
+from .connection import (
+    DEFAULT_CLIENT_SUITES,
+    RSA_SUITES,
+    ConnectionStateError,
+    Event,
+    InternalError,
+    KeyLogWriter,
+    RandomBytes,
+    TLSConnection,
+    UnsupportedExtension,
+)
+from .constants import CipherSuite, ExtensionType, ProtocolVersion
+from .extensions import RenegotiationInfoExtension, UnknownExtension
+from .messages import (
+    HELLO_RETRY_REQUEST_RANDOM,
+    Certificate,
+    ClientHello,
+    ClientKeyExchange,
+    Finished,
+    HandshakeMessage,
+    NewSessionTicket,
+    ServerHello,
+    decode_handshake,
+)
+from .negotiation import client_hello_for
+from .states import Input, State, Transition
+from .suites import suite_params
+from .verify import load_trust_store, verify_server_chain
+
+__all__ = ["TLSClient", "DEFAULT_CLIENT_SUITES"]
+
+
+class TLSClient(TLSConnection):
+    """A TLS 1.2 client core.  Call :meth:`start`, then shuttle bytes (see ``session.py`` for a socket)."""
+
+    role = "client"
+
+    def __init__(
+        self,
+        server_name: str | None,
+        *,
+        cafile: str | Path | None = None,
+        trusted_certificates: list[x509.Certificate] | None = None,
+        verify: bool = True,
+        cipher_suites: Sequence[CipherSuite | int] = DEFAULT_CLIENT_SUITES,
+        extended_master_secret: bool = True,
+        encrypt_then_mac: bool = True,
+        session_ticket: bool = False,
+        random_bytes: RandomBytes = os.urandom,
+        client_random: bytes | None = None,
+        keylog: KeyLogWriter | None = None,
+        build_client_hello: Callable[..., ClientHello] | None = None,
+        encrypt_pre_master_secret: Callable[[bytes, rsa.RSAPublicKey], bytes] = rsa_kx.encrypt_pre_master_secret,
+        prf: prf_module.Prf = prf_module.prf,
+        verify_data: Callable[..., bytes] = prf_module.verify_data,
+        now: datetime | None = None,
+    ) -> None:
+        super().__init__(
+            random_bytes=random_bytes,
+            keylog=keylog,
+            prf=prf,
+            verify_data=verify_data,
+            extended_master_secret=extended_master_secret,
+            encrypt_then_mac=encrypt_then_mac,
+        )
+        if verify and not server_name:
+            raise ValueError("verify=True needs the server_name to check the certificate against")
+        if not cipher_suites:
+            raise ValueError("offer at least one cipher suite")
+        unknown = [s for s in cipher_suites if s not in RSA_SUITES]
+        if unknown:
+            # Offering a suite we cannot run would let a server pick it: refuse before sending anything.
+            raise ValueError(f"cannot offer {[hex(s) for s in unknown]}: only {[s.name for s in RSA_SUITES]} run here")
+        if client_random is not None and len(client_random) != 32:
+            raise ValueError("client_random must be 32 bytes")
+        self.server_name = server_name
+        self.verify = verify
+        self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
+        self.offer_session_ticket = session_ticket
+        self._trust_anchors = load_trust_store(cafile, trusted_certificates) if verify else []
+        self._client_random_option = client_random
+        self._build_client_hello = build_client_hello or client_hello_for
+        self._encrypt_pre_master_secret = encrypt_pre_master_secret
+        self._now = now
+        self.client_hello: ClientHello | None = None
+        self.server_hello: ServerHello | None = None
+        self.server_certificates: list[x509.Certificate] = []
+        self.verified_chain: list[x509.Certificate] = []
+        self.session_ticket: NewSessionTicket | None = None
+        self._ticket_agreed = False
+
+    # -- the application's side ------------------------------------------------------------------
+    def start(self) -> None:
+        """Queue the ClientHello."""
+        if self.handshake is not None or self.client_hello is not None:
+            raise ConnectionStateError("start() was already called")
+        row = self._transition(Input.start)
+        random = self._client_random_option or self._random_bytes(32)
+        try:
+            options: dict[str, object] = {"client_random": random}
+            # Only pass what differs from client_hello_for's defaults, so a learner's simpler builder works.
+            if not self.offer_extended_master_secret:
+                options["extended_master_secret"] = False
+            if self.offer_session_ticket:
+                options["session_ticket"] = True
+            hello = self._build_client_hello(self.server_name, self.cipher_suites, **options)
+            if (
+                self.offer_encrypt_then_mac
+                and any(not suite_params(s).is_aead for s in self.cipher_suites)
+                and hello.extension(ExtensionType.encrypt_then_mac) is None
+            ):
+                # RFC 7366: an empty extension; only meaningful when a CBC suite is on offer.
+                hello.extensions = [*(hello.extensions or []), UnknownExtension(ExtensionType.encrypt_then_mac, b"")]
+            raw = hello.to_bytes()
+        except Exception as error:  # a learner's build_client_hello may fail any way; say which stage
+            self.state = State.ERROR
+            raise InternalError(f"build_client_hello failed: {type(error).__name__}: {error}") from error
+        # Keep what actually went on the wire (decoded back), so ServerHello is checked against it.
+        self.client_hello, _ = decode_handshake(raw)  # type: ignore[assignment]
+        self.client_random = self.client_hello.random  # type: ignore[union-attr]
+        self._send_handshake(self.client_hello)  # type: ignore[arg-type]
+        self.state = row.target
+
+    # -- the server's messages, each reached through the table -----------------------------------
+    def _handle(self, row: Transition, message: HandshakeMessage, events: list[Event]) -> None:
+        if row.received is Input.server_hello:
+            self._on_server_hello(message)  # type: ignore[arg-type]
+        elif row.received is Input.certificate:
+            self._on_certificate(message)  # type: ignore[arg-type]
+        elif row.received is Input.server_hello_done:
+            self._on_server_hello_done()
+        elif row.received is Input.new_session_ticket:
+            self._on_new_session_ticket(message)  # type: ignore[arg-type]
+        elif row.received is Input.finished:
+            self._on_finished(message)  # type: ignore[arg-type]
+            events.append(self._handshake_complete())
+
+    def _on_server_hello(self, hello: ServerHello) -> None:
+        offer = self.client_hello
+        assert offer is not None
+        selected = hello.extension(ExtensionType.supported_versions)
+        if hello.random == HELLO_RETRY_REQUEST_RANDOM or selected is not None:
+            # We never offered TLS 1.3, so a 1.3 answer (or a HelloRetryRequest) is a version we do not speak.
+            raise ProtocolVersionError("the server answered with TLS 1.3, which this client did not offer")
+        if hello.legacy_version != ProtocolVersion.TLS1_2:
+            raise ProtocolVersionError(f"the server chose version 0x{hello.legacy_version:04x}; we speak TLS 1.2 only")
+        if hello.cipher_suite not in offer.cipher_suites:
+            raise IllegalParameter(f"the server chose cipher suite 0x{hello.cipher_suite:04x}, which we did not offer")
+        if hello.cipher_suite not in RSA_SUITES:  # a learner's hello may offer more than we implement
+            raise HandshakeFailure(f"cipher suite 0x{hello.cipher_suite:04x} is not implemented here")
+        if hello.compression_method != 0:
+            raise IllegalParameter(f"the server chose compression method {hello.compression_method}; we offered null")
+        offered_types = {e.extension_type for e in offer.extensions or ()}
+        for extension in hello.extensions or ():
+            if extension.extension_type not in offered_types:
+                raise UnsupportedExtension(
+                    f"the server sent extension {extension.extension_type}, which we never offered"
+                )
+        params = suite_params(hello.cipher_suite)
+        renegotiation = hello.extension(ExtensionType.renegotiation_info)
+        if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:
+            raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.4)")
+        etm = hello.extension(ExtensionType.encrypt_then_mac)
+        if etm is not None and (params.is_aead or getattr(etm, "data", b"")):
+            raise IllegalParameter("encrypt_then_mac must be empty and only answer a CBC suite (RFC 7366 section 3)")
+        ticket = hello.extension(ExtensionType.session_ticket)
+        self.params = params
+        self.server_hello = hello
+        self.server_random = hello.random
+        self.use_extended_master_secret = hello.extension(ExtensionType.extended_master_secret) is not None
+        self.use_encrypt_then_mac = etm is not None
+        self._ticket_agreed = ticket is not None
+
+    def _on_certificate(self, message: Certificate) -> None:
+        if not message.certificates:
+            raise CertificateError("the server sent an empty certificate list; RSA key exchange needs one")
+        chain = message.x509()
+        if self.verify:
+            assert self.server_name is not None
+            self.verified_chain = verify_server_chain(chain, self.server_name, self._trust_anchors, now=self._now)
+        leaf = chain[0]
+        try:
+            public_key = leaf.public_key()
+        except Exception as exc:  # noqa: BLE001 - an unparsable key is the certificate's fault
+            raise CertificateError(f"the server's public key does not parse: {exc}") from None
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            error = CertificateError("TLS_RSA_* key exchange needs an RSA certificate")
+            error.tls_alert = TLSAlert.unsupported_certificate
+            raise error
+        try:
+            usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            usage = None
+        if usage is not None and not usage.key_encipherment:
+            # RFC 5246 section 7.4.2: with RSA key exchange the key must be allowed to encrypt.
+            error = CertificateError("the certificate's keyUsage does not allow keyEncipherment")
+            error.tls_alert = TLSAlert.unsupported_certificate
+            raise error
+        self.server_certificates = chain
+
+    def _on_server_hello_done(self) -> None:
+        assert self.client_hello is not None and self.server_certificates
+        pre_master = rsa_kx.make_pre_master_secret(self.client_hello.legacy_version, self._random_bytes)
+        public_key = self.server_certificates[0].public_key()
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        encrypted = self._encrypt_pre_master_secret(pre_master, public_key)
+        self._send_handshake(ClientKeyExchange(encrypted))
+        self._install_keys(pre_master)
+        self._send_change_cipher_spec()
+        self._send_handshake(Finished(self._finished_verify_data("client finished", bytes(self._handshake_messages))))
+
+    def _on_new_session_ticket(self, ticket: NewSessionTicket) -> None:
+        if not self._ticket_agreed or self.session_ticket is not None:
+            raise UnexpectedMessage("NewSessionTicket without an agreed session_ticket extension, or twice")
+        self.session_ticket = ticket
+
+    def _on_finished(self, finished: Finished) -> None:
+        expected = self._finished_verify_data("server finished", self._messages_before_current)
+        if not hmac.compare_digest(expected, finished.verify_data):
+            raise DecryptError("the server's Finished verify_data does not match our transcript")

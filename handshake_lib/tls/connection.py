@@ -1,0 +1,565 @@
+"""What the TLS 1.2 client and server share: records in and out, events, the transcript, errors.
+
+Theory of operation
+-------------------
+A :class:`TLSConnection` is a sans-I/O protocol core in the style of h11: the caller feeds it the
+bytes that came from the peer (:meth:`~TLSConnection.receive_data`) and gets back *events*
+(:class:`HandshakeComplete`, :class:`ApplicationData`, :class:`AlertReceived`,
+:class:`ConnectionClosed`); it asks :meth:`~TLSConnection.data_to_send` for the bytes to write.  No
+sockets, threads or clocks: randomness comes from an injected ``random_bytes``, so a test can replay a
+whole handshake byte for byte.  :mod:`handshake_lib.tls.session` runs a core over a socket.
+
+Incoming bytes go through three steps, one record at a time:
+
+1. :class:`~handshake_lib.tls.record.RecordReader` cuts the stream into records (refusing oversized
+   ones from the header alone);
+2. the current read protection, if ChangeCipherSpec has switched it on, checks and decrypts the
+   record (any failure is ``bad_record_mac``);
+3. the content type decides: handshake fragments are reassembled into messages, decoded, and each
+   message is looked up in the role's state table (:mod:`handshake_lib.tls.states`) before the
+   client or server code handles it; ChangeCipherSpec is a table input too; alerts end or close the
+   connection; application data is only allowed in ``CONNECTED``.
+
+Every record, in both directions, becomes a :class:`TranscriptEntry` (wire bytes, plaintext, decoded
+messages, annotated spans) so the notebooks can show the handshake as it really happened.
+
+Errors.  Whatever the peer sends wrong raises a :class:`~handshake_lib.errors.ProtocolError`
+subclass naming the cause.  Before the exception leaves :meth:`receive_data`, the fatal alert that
+the error maps to is queued in :meth:`data_to_send` (encrypted if our write direction is already
+protected), the state becomes ``ERROR``, and every later call raises :class:`ConnectionStateError`.
+A *received* fatal alert raises :class:`~handshake_lib.errors.PeerAlert` (with ``description``); it is
+not also returned as an event, because the exception already says everything, and a connection that
+ends with an exception cannot be mistaken for one that goes on.  A received ``close_notify`` is
+returned as :class:`AlertReceived` then :class:`ConnectionClosed` after the handshake, and raises
+``PeerAlert(close_notify)`` in the middle of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..errors import DecodeError, HandshakeError, PeerAlert, ProtocolError, TLSAlert, UnexpectedMessage
+from ..wire import Reader, Span
+from . import prf as prf_module
+from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion, name_of
+from .keylog import client_random_line
+from .messages import (
+    Alert,
+    ChangeCipherSpec,
+    HandshakeMessage,
+    decode_handshake,
+)
+from .record import (
+    MAX_PLAINTEXT_LENGTH,
+    RECORD_HEADER_LENGTH,
+    HandshakeReassembler,
+    Record,
+    RecordProtection,
+    RecordReader,
+    encode_record,
+)
+from .states import INITIAL_STATE, Input, Role, State, Transition, transition_for
+from .suites import SUITES, SuiteParams
+
+__all__ = [
+    "HandshakeComplete",
+    "ApplicationData",
+    "AlertReceived",
+    "ConnectionClosed",
+    "Event",
+    "TranscriptEntry",
+    "TLSConnection",
+    "ConnectionStateError",
+    "UnexpectedEOF",
+    "UnsupportedExtension",
+    "InternalError",
+    "RSA_SUITES",
+    "DEFAULT_CLIENT_SUITES",
+    "DEFAULT_SERVER_SUITES",
+    "record_spans",
+]
+
+RandomBytes = Callable[[int], bytes]
+KeyLogWriter = Callable[[str], None]
+
+# The suites this library can run end to end: RSA key exchange (ECDHE is a later lesson).
+RSA_SUITES: tuple[CipherSuite, ...] = tuple(s for s, p in SUITES.items() if p.key_exchange == "RSA")
+# The four the course teaches, AEAD first, as OpenSSL orders them.
+DEFAULT_CLIENT_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256,
+    CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA,
+)
+DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = DEFAULT_CLIENT_SUITES
+
+
+# -- errors this module adds (candidates for errors.py) -------------------------------------------
+class ConnectionStateError(HandshakeError, RuntimeError):
+    """The application used the connection wrongly: after an error or close, or before the handshake."""
+
+
+class UnexpectedEOF(ProtocolError):
+    """The peer closed the TCP connection in the middle of the handshake or of a record."""
+
+    tls_alert = TLSAlert.unexpected_message
+
+
+class UnsupportedExtension(ProtocolError):
+    """The peer answered an extension we never offered (RFC 5246 section 7.4.1.4)."""
+
+    tls_alert = TLSAlert.unsupported_extension
+
+
+class InternalError(ProtocolError):
+    """Something failed on our side while handling the peer's bytes (a bug, or a learner's stage)."""
+
+    tls_alert = TLSAlert.internal_error
+
+
+# -- events ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HandshakeComplete:
+    """Both Finished messages checked: the connection is ready for application data."""
+
+    version: int
+    cipher_suite: CipherSuite
+    extended_master_secret: bool
+    encrypt_then_mac: bool
+    master_secret: bytes = field(repr=False)
+    client_random: bytes
+    server_random: bytes
+
+
+@dataclass(frozen=True)
+class ApplicationData:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class AlertReceived:
+    """A warning alert (close_notify included; a fatal one raises PeerAlert instead)."""
+
+    level: int
+    description: int
+
+
+@dataclass(frozen=True)
+class ConnectionClosed:
+    """The peer closed: close_notify, or the end of the TCP stream after the handshake."""
+
+
+Event = HandshakeComplete | ApplicationData | AlertReceived | ConnectionClosed
+
+
+@dataclass
+class TranscriptEntry:
+    """One record as it crossed the wire, with what it meant.
+
+    ``spans`` annotate ``record`` (offset 0 is the record's first header byte): header fields always,
+    the decoded messages when the record is plaintext, one opaque span for a protected fragment.
+    """
+
+    direction: str  # "client->server" or "server->client"
+    content_type: int
+    record: bytes
+    plaintext: bytes
+    messages: list[Any] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
+    encrypted: bool = False
+
+    @property
+    def content_type_name(self) -> str:
+        return name_of(ContentType, self.content_type)
+
+    def summary(self) -> str:
+        """``server->client handshake: ServerHello`` - one line for listings."""
+        names = ", ".join(type(m).__name__ for m in self.messages) or f"{len(self.plaintext)} bytes"
+        lock = " (encrypted)" if self.encrypted else ""
+        return f"{self.direction} {self.content_type_name}{lock}: {names}"
+
+
+def record_spans(record: bytes, *, encrypted: bool) -> list[Span]:
+    """Annotated spans over one whole record: its header, and its contents when they are plaintext.
+
+    Never raises: bytes that do not decode (a fragment of a message continued in the next record, or
+    a malformed one) get one span saying so.
+    """
+    spans: list[Span] = []
+    reader = Reader(record, spans=spans, path=("record",))
+    try:
+        content_type = reader.u8("content_type", lambda v: name_of(ContentType, v))
+        reader.u16("version", lambda v: name_of(ProtocolVersion, v))
+        length = reader.u16("length", "fragment length in bytes")
+    except ProtocolError:
+        return spans
+    if encrypted:
+        if length:
+            spans.append(
+                Span(RECORD_HEADER_LENGTH, length, "record.protected_fragment", "encrypted and authenticated", 1)
+            )
+        return spans
+    position = RECORD_HEADER_LENGTH
+    end = min(len(record), RECORD_HEADER_LENGTH + length)
+    while position < end:
+        chunk = record[position:end]
+        try:
+            if content_type == ContentType.handshake:
+                if len(chunk) < 4 or 4 + int.from_bytes(chunk[1:4], "big") > len(chunk):
+                    raise DecodeError("partial")
+                message_length = 4 + int.from_bytes(chunk[1:4], "big")
+                _, inner = decode_handshake(chunk[:message_length], verify_data_length=None)
+            elif content_type == ContentType.change_cipher_spec:
+                message_length, inner = 1, _spans_of(ChangeCipherSpec.decode, chunk[:1])
+            elif content_type == ContentType.alert:
+                message_length, inner = 2, _spans_of(Alert.decode, chunk[:2])
+            else:
+                message_length = len(chunk)
+                inner = [Span(0, message_length, "application_data", "application data (plaintext)")]
+        except ProtocolError:
+            spans.append(Span(position, len(chunk), "record.fragment", "part of a message continued elsewhere", 1))
+            break
+        spans.extend(replace(s, offset=s.offset + position, depth=s.depth + 1) for s in inner)
+        position += message_length
+    return spans
+
+
+def _spans_of(decode: Callable[[Reader], object], data: bytes) -> list[Span]:
+    reader = Reader(data)
+    decode(reader)
+    reader.expect_end()
+    return reader.spans
+
+
+_HANDSHAKE_INPUTS: dict[int, Input] = {
+    HandshakeType.client_hello: Input.client_hello,
+    HandshakeType.server_hello: Input.server_hello,
+    HandshakeType.certificate: Input.certificate,
+    HandshakeType.server_hello_done: Input.server_hello_done,
+    HandshakeType.client_key_exchange: Input.client_key_exchange,
+    HandshakeType.new_session_ticket: Input.new_session_ticket,
+    HandshakeType.finished: Input.finished,
+}
+
+
+class TLSConnection:
+    """The shared core of :class:`~handshake_lib.tls.client.TLSClient` and ``TLSServer``."""
+
+    role: Role
+
+    def __init__(
+        self,
+        *,
+        random_bytes: RandomBytes = os.urandom,
+        keylog: KeyLogWriter | None = None,
+        prf: prf_module.Prf = prf_module.prf,
+        verify_data: Callable[..., bytes] = prf_module.verify_data,
+        extended_master_secret: bool = True,
+        encrypt_then_mac: bool = True,
+    ) -> None:
+        self.state: State = INITIAL_STATE[self.role]
+        self.transcript: list[TranscriptEntry] = []
+        self.error: BaseException | None = None
+        self.version: int = ProtocolVersion.TLS1_2
+        self.params: SuiteParams | None = None
+        self.client_random: bytes = b""
+        self.server_random: bytes = b""
+        self.master_secret: bytes = b""
+        self.handshake: HandshakeComplete | None = None
+        # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
+        self.offer_extended_master_secret = extended_master_secret
+        self.offer_encrypt_then_mac = encrypt_then_mac
+        self.use_extended_master_secret = False
+        self.use_encrypt_then_mac = False
+        self._random_bytes = random_bytes
+        self._keylog = keylog
+        self._prf = prf
+        self._verify_data = verify_data
+        self._reader = RecordReader()
+        self._reassembler = HandshakeReassembler()
+        self._outgoing = bytearray()
+        self._read_protection: RecordProtection | None = None
+        self._write_protection: RecordProtection | None = None
+        self._pending_read: RecordProtection | None = None
+        self._pending_write: RecordProtection | None = None
+        # Every handshake message, header included, in order: the input of the transcript hash.
+        self._handshake_messages = bytearray()
+        self._messages_before_current = b""
+        self._close_sent = False
+        self._close_received = False
+
+    # -- the h11-style public API ----------------------------------------------------------------
+    @property
+    def incoming_direction(self) -> str:
+        return "server->client" if self.role == "client" else "client->server"
+
+    @property
+    def outgoing_direction(self) -> str:
+        return "client->server" if self.role == "client" else "server->client"
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the peer, removed from the outgoing buffer."""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer (``b""``: the peer closed TCP); return the events they caused."""
+        if self.state is State.ERROR:
+            raise ConnectionStateError(f"the connection ended with an error: {self.error}")
+        events: list[Event] = []
+        try:
+            if not data:
+                self._peer_closed(events)
+                return events
+            self._reader.extend(data)
+            while not self._close_received and (record := self._reader.next_record()) is not None:
+                self._receive_record(record, events)
+        except PeerAlert as alert:
+            self.state, self.error = State.ERROR, alert
+            raise
+        except ProtocolError as error:
+            self._fail(error)
+        except HandshakeError:
+            raise
+        except Exception as error:  # noqa: BLE001 - never let a bug surface as an unrelated exception type
+            self._fail(InternalError(f"{type(error).__name__}: {error}"), cause=error)
+        return events
+
+    def send_application_data(self, data: bytes) -> None:
+        """Queue ``data`` as application data records (the handshake must be complete)."""
+        if self.state is not State.CONNECTED:
+            raise ConnectionStateError(f"cannot send application data in state {self.state.value}")
+        for start in range(0, len(data), MAX_PLAINTEXT_LENGTH):
+            chunk = data[start : start + MAX_PLAINTEXT_LENGTH]
+            self._send_record(ContentType.application_data, chunk, [ApplicationData(chunk)])
+
+    def close(self) -> None:
+        """Queue close_notify (once); the connection then accepts no more application data to send."""
+        if self.state is State.ERROR or self._close_sent:
+            return
+        self._send_alert(AlertLevel.warning, TLSAlert.close_notify)
+        self._close_sent = True
+        self.state = State.CLOSED
+
+    # -- incoming records ------------------------------------------------------------------------
+    def _peer_closed(self, events: list[Event]) -> None:
+        if self._reader.buffered or self._reassembler.buffered:
+            raise UnexpectedEOF("the peer closed the connection in the middle of a record or message")
+        if self.state in (State.CONNECTED, State.CLOSED):
+            # No close_notify first means the data might have been truncated; HTTP with Content-Length
+            # (and every TLS 1.2 stack in practice) tolerates it, so we report a close, not an error.
+            if not self._close_received:
+                events.append(ConnectionClosed())
+            self._close_received = True
+            self.state = State.CLOSED
+            return
+        raise UnexpectedEOF(f"the peer closed the connection during the handshake (in state {self.state.value})")
+
+    def _receive_record(self, record: Record, events: list[Event]) -> None:
+        encrypted = self._read_protection is not None
+        raw = record.encode()
+        entry = TranscriptEntry(
+            self.incoming_direction,
+            record.content_type,
+            raw,
+            b"",
+            [],
+            record_spans(raw, encrypted=encrypted),
+            encrypted,
+        )
+        self.transcript.append(entry)
+        plaintext = self._read_protection.unprotect(record) if self._read_protection is not None else record.fragment
+        entry.plaintext = plaintext
+        content_type = record.content_type
+        if content_type != ContentType.handshake and self._reassembler.buffered:
+            raise UnexpectedMessage(
+                f"{name_of(ContentType, content_type)} record in the middle of a fragmented handshake message"
+            )
+        if content_type == ContentType.handshake:
+            if not plaintext:
+                raise DecodeError("empty handshake record (RFC 5246 section 6.2.1 forbids it)", field="record.length")
+            verify_length = self.params.verify_data_length if self.params is not None else 12
+            for reassembled in self._reassembler.feed(plaintext):
+                message, _ = decode_handshake(reassembled.raw, verify_data_length=verify_length)
+                entry.messages.append(message)
+                self._receive_handshake(message, reassembled.raw, events)
+                if self._close_received:
+                    break
+        elif content_type == ContentType.change_cipher_spec:
+            reader = Reader(plaintext)
+            entry.messages.append(ChangeCipherSpec.decode(reader))
+            reader.expect_end("ChangeCipherSpec, which is one byte")
+            row = self._transition(Input.change_cipher_spec)
+            if self._pending_read is None:
+                raise UnexpectedMessage("ChangeCipherSpec before the keys were agreed")
+            self._read_protection, self._pending_read = self._pending_read, None
+            self._read_protection.sequence_number = 0
+            self._reader.protected = True
+            self.state = row.target
+        elif content_type == ContentType.alert:
+            reader = Reader(plaintext)
+            alert = Alert.decode(reader)
+            reader.expect_end("the alert, which is two bytes")
+            entry.messages.append(alert)
+            self._receive_alert(alert, events)
+        elif content_type == ContentType.application_data:
+            if self._close_sent:
+                return  # we closed; RFC 5246 section 7.2.1 lets us discard what still arrives
+            self._transition(Input.application_data)
+            entry.messages.append(ApplicationData(plaintext))
+            if plaintext:  # empty records are legal (and used as padding against BEAST); no event
+                events.append(ApplicationData(plaintext))
+
+    def _receive_handshake(self, message: HandshakeMessage, raw: bytes, events: list[Event]) -> None:
+        hello_request = message.handshake_type == HandshakeType.hello_request
+        if hello_request and self.role == "client" and self.state is State.CONNECTED:
+            # Outside the table on purpose: RFC 5246 section 7.4.1.1 lets a client ignore HelloRequest,
+            # and RFC 5746 suggests a no_renegotiation warning.  It is not part of the transcript.
+            self._send_alert(AlertLevel.warning, TLSAlert.no_renegotiation)
+            return
+        received = _HANDSHAKE_INPUTS.get(message.handshake_type)
+        if received is None:
+            raise UnexpectedMessage(
+                f"{name_of(HandshakeType, message.handshake_type)} is not part of the TLS 1.2 RSA handshake"
+            )
+        row = self._transition(received)
+        self._messages_before_current = bytes(self._handshake_messages)
+        self._handshake_messages += raw
+        self._handle(row, message, events)
+        if self.state is not State.ERROR:
+            self.state = row.target
+
+    def _receive_alert(self, alert: Alert, events: list[Event]) -> None:
+        if alert.level not in (AlertLevel.warning, AlertLevel.fatal):
+            raise DecodeError(f"alert level {alert.level} is neither warning nor fatal", field="alert.level")
+        if alert.level == AlertLevel.fatal:
+            raise PeerAlert(alert.description)
+        if alert.description != TLSAlert.close_notify:
+            events.append(AlertReceived(alert.level, alert.description))
+            return
+        if self.state not in (State.CONNECTED, State.CLOSED):
+            raise PeerAlert(TLSAlert.close_notify, f"peer sent close_notify during the handshake ({self.state.value})")
+        events.extend((AlertReceived(alert.level, alert.description), ConnectionClosed()))
+        self._close_received = True
+        if not self._close_sent:
+            # RFC 5246 section 7.2.1: answer close_notify with our own before closing.
+            self._send_alert(AlertLevel.warning, TLSAlert.close_notify)
+            self._close_sent = True
+        self.state = State.CLOSED
+
+    def _transition(self, received: Input) -> Transition:
+        return transition_for(self.role, self.state, received)
+
+    def _handle(self, row: Transition, message: HandshakeMessage, events: list[Event]) -> None:
+        raise NotImplementedError
+
+    # -- errors ----------------------------------------------------------------------------------
+    def _fail(self, error: ProtocolError, cause: BaseException | None = None) -> None:
+        """Queue the fatal alert ``error`` maps to, refuse further use, and raise ``error``."""
+        if self.state is not State.ERROR:
+            self.state, self.error = State.ERROR, error
+            # If even the alert cannot be built, the error still stands.
+            with contextlib.suppress(Exception):
+                self._send_alert(AlertLevel.fatal, error.tls_alert)
+        raise error from cause
+
+    # -- outgoing --------------------------------------------------------------------------------
+    def _send_record(self, content_type: int, plaintext: bytes, messages: list[Any]) -> None:
+        encrypted = self._write_protection is not None
+        if self._write_protection is not None:
+            record = self._write_protection.protect(content_type, self.version, plaintext)
+        else:
+            record = encode_record(content_type, self.version, plaintext)
+        self._outgoing += record
+        self.transcript.append(
+            TranscriptEntry(
+                self.outgoing_direction,
+                content_type,
+                record,
+                plaintext,
+                messages,
+                record_spans(record, encrypted=encrypted),
+                encrypted,
+            )
+        )
+
+    def _send_handshake(self, message: HandshakeMessage) -> bytes:
+        """Send one handshake message (in as many records as it needs); returns its bytes."""
+        raw = message.to_bytes()
+        self._handshake_messages += raw
+        for start in range(0, len(raw), MAX_PLAINTEXT_LENGTH):
+            self._send_record(ContentType.handshake, raw[start : start + MAX_PLAINTEXT_LENGTH], [message])
+        return raw
+
+    def _send_change_cipher_spec(self) -> None:
+        self._send_record(ContentType.change_cipher_spec, ChangeCipherSpec().to_bytes(), [ChangeCipherSpec()])
+        if self._pending_write is None:  # pragma: no cover - the handshake code always installs keys first
+            raise InternalError("ChangeCipherSpec without pending keys")
+        self._write_protection, self._pending_write = self._pending_write, None
+        self._write_protection.sequence_number = 0
+
+    def _send_alert(self, level: int, description: int) -> None:
+        alert = Alert(level, description)
+        self._send_record(ContentType.alert, alert.to_bytes(), [alert])
+
+    # -- key schedule (shared by both roles) ------------------------------------------------------
+    def _transcript_hash(self, messages: bytes) -> bytes:
+        assert self.params is not None
+        return prf_module.transcript_hash(self.params.prf_hash, messages)
+
+    def _install_keys(self, pre_master_secret: bytes) -> None:
+        """Master secret, key block, pending protection for both directions, and the key log line.
+
+        Must run right after ClientKeyExchange joined the transcript: that is where the extended
+        master secret's session hash stops (RFC 7627 section 3).
+        """
+        params = self.params
+        assert params is not None
+        if self.use_extended_master_secret:
+            session_hash = self._transcript_hash(bytes(self._handshake_messages))
+            master = prf_module.extended_master_secret(pre_master_secret, session_hash, params.prf_hash, prf=self._prf)
+        else:
+            master = prf_module.master_secret(
+                pre_master_secret, self.client_random, self.server_random, params.prf_hash, prf=self._prf
+            )
+        self.master_secret = master
+        keys = prf_module.key_block(master, self.server_random, self.client_random, params, prf=self._prf)
+        options = {"encrypt_then_mac": self.use_encrypt_then_mac, "random_bytes": self._random_bytes}
+        client_write = RecordProtection.client_write(keys, params, **options)
+        server_write = RecordProtection.server_write(keys, params, **options)
+        if self.role == "client":
+            self._pending_write, self._pending_read = client_write, server_write
+        else:
+            self._pending_write, self._pending_read = server_write, client_write
+        if self._keylog is not None and len(master) == 48:
+            self._keylog(client_random_line(self.client_random, master))
+
+    def _finished_verify_data(self, label: str, messages: bytes) -> bytes:
+        assert self.params is not None
+        return self._verify_data(self.master_secret, label, self._transcript_hash(messages), self.params, prf=self._prf)
+
+    def _handshake_complete(self) -> HandshakeComplete:
+        assert self.params is not None
+        self.handshake = HandshakeComplete(
+            version=self.version,
+            cipher_suite=self.params.suite,
+            extended_master_secret=self.use_extended_master_secret,
+            encrypt_then_mac=self.use_encrypt_then_mac,
+            master_secret=self.master_secret,
+            client_random=self.client_random,
+            server_random=self.server_random,
+        )
+        return self.handshake
+
+
+def check_rsa_private_key(key: object) -> rsa.RSAPrivateKey:
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError("TLS_RSA_* suites need an RSA private key")
+    return key

@@ -1,0 +1,172 @@
+"""The TLS 1.2 server, RSA key exchange, as a sans-I/O core (table: ``states.SERVER_TRANSITIONS``).
+
+Theory of operation
+-------------------
+The server speaks second.  Each client message is checked against the server's state table first,
+then handled here:
+
+* **ClientHello** (decoded strictly by :mod:`handshake_lib.tls.messages`): choose the version (TLS 1.2
+  only: a client that offers only 1.3, or only 1.1 and below, gets ``protocol_version``), the cipher
+  suite (:func:`~handshake_lib.tls.negotiation.choose_cipher_suite`, server preference by default, as
+  OpenSSL servers do; nothing shared: ``handshake_failure``), and the extensions to answer
+  (:func:`~handshake_lib.tls.negotiation.server_extensions`, plus ``encrypt_then_mac`` when the
+  client asked and the suite is CBC).  Send ServerHello, Certificate, ServerHelloDone.
+* **ClientKeyExchange**: decrypt the pre-master secret with
+  :func:`~handshake_lib.tls.rsa_kx.decrypt_pre_master_secret`, which never says whether decryption
+  worked (Bleichenbacher's countermeasure): a bad ciphertext just gives a random pre-master secret,
+  and the handshake fails at the client's Finished (its record does not decrypt: ``bad_record_mac``)
+  exactly as it would for a client with the wrong key.  Derive the keys.
+* **ChangeCipherSpec**, then the client's **Finished** (``decrypt_error`` if it does not match); then
+  our ChangeCipherSpec and Finished, and :class:`HandshakeComplete`.
+
+No session IDs, tickets or renegotiation: every connection is a full handshake.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..errors import DecryptError, HandshakeFailure
+from . import prf as prf_module
+from . import rsa_kx
+from .connection import (
+    DEFAULT_SERVER_SUITES,
+    RSA_SUITES,
+    Event,
+    KeyLogWriter,
+    RandomBytes,
+    TLSConnection,
+    check_rsa_private_key,
+)
+from .constants import CipherSuite, ExtensionType, ProtocolVersion
+from .extensions import RenegotiationInfoExtension, UnknownExtension
+from .messages import (
+    Certificate,
+    ClientHello,
+    ClientKeyExchange,
+    Finished,
+    HandshakeMessage,
+    ServerHello,
+    ServerHelloDone,
+)
+from .negotiation import choose_cipher_suite, choose_version, server_extensions
+from .states import Input, Transition
+from .suites import suite_params
+
+__all__ = ["TLSServer", "DEFAULT_SERVER_SUITES"]
+
+
+class TLSServer(TLSConnection):
+    """A TLS 1.2 server core for one connection: feed it the client's bytes, send what it queues."""
+
+    role = "server"
+
+    def __init__(
+        self,
+        certificate_chain: Sequence[bytes],
+        private_key: rsa.RSAPrivateKey,
+        *,
+        cipher_suites: Sequence[CipherSuite | int] = DEFAULT_SERVER_SUITES,
+        prefer: Literal["server", "client"] = "server",
+        extended_master_secret: bool = True,
+        encrypt_then_mac: bool = True,
+        random_bytes: RandomBytes = os.urandom,
+        server_random: bytes | None = None,
+        keylog: KeyLogWriter | None = None,
+        prf: prf_module.Prf = prf_module.prf,
+        verify_data: Callable[..., bytes] = prf_module.verify_data,
+        decrypt_pre_master_secret: Callable[..., bytes] = rsa_kx.decrypt_pre_master_secret,
+    ) -> None:
+        super().__init__(
+            random_bytes=random_bytes,
+            keylog=keylog,
+            prf=prf,
+            verify_data=verify_data,
+            extended_master_secret=extended_master_secret,
+            encrypt_then_mac=encrypt_then_mac,
+        )
+        if not certificate_chain:
+            raise ValueError("the server needs a certificate chain (DER, leaf first)")
+        unknown = [s for s in cipher_suites if s not in RSA_SUITES]
+        if unknown or not cipher_suites:
+            raise ValueError(f"cipher_suites must be non-empty and among {[s.name for s in RSA_SUITES]}")
+        if server_random is not None and len(server_random) != 32:
+            raise ValueError("server_random must be 32 bytes")
+        self.certificate_chain = [bytes(der) for der in certificate_chain]
+        self.private_key = check_rsa_private_key(private_key)
+        self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
+        self.prefer = prefer
+        self._server_random_option = server_random
+        self._decrypt_pre_master_secret = decrypt_pre_master_secret
+        self.client_hello: ClientHello | None = None
+        self.server_hello: ServerHello | None = None
+
+    def _handle(self, row: Transition, message: HandshakeMessage, events: list[Event]) -> None:
+        if row.received is Input.client_hello:
+            self._on_client_hello(message)  # type: ignore[arg-type]
+        elif row.received is Input.client_key_exchange:
+            self._on_client_key_exchange(message)  # type: ignore[arg-type]
+        elif row.received is Input.finished:
+            self._on_finished(message)  # type: ignore[arg-type]
+            events.append(self._handshake_complete())
+
+    def _on_client_hello(self, hello: ClientHello) -> None:
+        self.client_hello = hello
+        self.version = choose_version(hello, [ProtocolVersion.TLS1_2])
+        suite = choose_cipher_suite(hello.cipher_suites, self.cipher_suites, prefer=self.prefer, version=self.version)
+        params = suite_params(suite)
+        renegotiation = hello.extension(ExtensionType.renegotiation_info)
+        if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:
+            raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.6)")
+        extensions = server_extensions(
+            hello, cipher_suite=suite, extended_master_secret=self.offer_extended_master_secret
+        )
+        etm = (
+            self.offer_encrypt_then_mac
+            and not params.is_aead
+            and hello.extension(ExtensionType.encrypt_then_mac) is not None
+        )
+        if etm:
+            # OpenSSL's order: encrypt_then_mac just before extended_master_secret.
+            position = next(
+                (i for i, e in enumerate(extensions) if e.extension_type == ExtensionType.extended_master_secret),
+                len(extensions),
+            )
+            extensions.insert(position, UnknownExtension(ExtensionType.encrypt_then_mac, b""))
+        self.params = params
+        self.client_random = hello.random
+        self.server_random = self._server_random_option or self._random_bytes(32)
+        self.use_extended_master_secret = any(
+            e.extension_type == ExtensionType.extended_master_secret for e in extensions
+        )
+        self.use_encrypt_then_mac = etm
+        self.server_hello = ServerHello(
+            legacy_version=self.version,
+            random=self.server_random,
+            session_id=b"",  # no session cache: this session cannot be resumed
+            cipher_suite=suite,
+            compression_method=0,
+            extensions=extensions,
+        )
+        self._send_handshake(self.server_hello)
+        self._send_handshake(Certificate(self.certificate_chain))
+        self._send_handshake(ServerHelloDone())
+
+    def _on_client_key_exchange(self, message: ClientKeyExchange) -> None:
+        assert self.client_hello is not None
+        pre_master = self._decrypt_pre_master_secret(
+            message.encrypted_pre_master_secret, self.private_key, self.client_hello.legacy_version, self._random_bytes
+        )
+        self._install_keys(pre_master)
+
+    def _on_finished(self, finished: Finished) -> None:
+        expected = self._finished_verify_data("client finished", self._messages_before_current)
+        if not hmac.compare_digest(expected, finished.verify_data):
+            raise DecryptError("the client's Finished verify_data does not match our transcript")
+        self._send_change_cipher_spec()
+        self._send_handshake(Finished(self._finished_verify_data("server finished", bytes(self._handshake_messages))))

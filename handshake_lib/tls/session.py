@@ -1,0 +1,400 @@
+"""Our TLS 1.2 client and server cores, run over real sockets (the only I/O in ``handshake_lib.tls``).
+
+Theory of operation
+-------------------
+:class:`~handshake_lib.tls.client.TLSClient` and :class:`~handshake_lib.tls.server.TLSServer` never
+touch a socket.  This module is the loop around them: write what the core queued, wait (with a
+deadline) for the peer's bytes, feed them in, repeat until the event we want.  Every wait has a
+timeout and running past it raises :class:`~handshake_lib.errors.ConnectionTimeout`; when the core
+raises (a bad record, a bad certificate...), the fatal alert it queued is sent before the error
+reaches the caller, so the peer learns why too.
+
+* :func:`open_tls` connects, runs the handshake and returns a :class:`TLSStream` (``send``/``recv``).
+* :func:`tls_get` fetches one HTTPS page and returns it with the handshake, the record transcript and
+  when each record was sent or received (:class:`TLSResponse`), which is what the lessons display.
+* :class:`TLSPageServer` serves a small page with our server core on loopback, in a thread, like
+  :class:`handshake_lib.net.SSLServer` does with OpenSSL, and records each connection's outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from .. import net
+from ..errors import ConnectionTimeout, HandshakeError, ProtocolError
+from .client import TLSClient
+from .connection import (
+    ApplicationData,
+    ConnectionClosed,
+    Event,
+    HandshakeComplete,
+    TLSConnection,
+    TranscriptEntry,
+)
+from .keylog import append_line
+from .server import TLSServer
+
+__all__ = ["TLSResponse", "TLSStream", "open_tls", "tls_get", "TLSPageServer", "ServedConnection", "PAGE"]
+
+PAGE = (
+    b"<!doctype html><html><head><title>Handshakes</title></head>"
+    b"<body><h1>Hello from the Handshakes TLS server</h1>"
+    b"<p>This page came over a TLS 1.2 connection run by the course's own server code.</p></body></html>"
+)
+
+Timing = tuple[float, str, int]  # (seconds since the connection started, direction, transcript index)
+
+
+class HTTPResponseError(HandshakeError, ValueError):
+    """The page came over TLS fine, but it is not an HTTP/1.x response we can read."""
+
+
+class _Driver:
+    """Shuttles bytes between one core and one socket; stamps each transcript entry with a time."""
+
+    def __init__(self, connection: TLSConnection, sock: socket.socket, started: float | None = None) -> None:
+        self.connection = connection
+        self.sock = sock
+        self.started = time.perf_counter() if started is None else started
+        self.timings: list[Timing] = []
+        self._stamped = 0
+
+    def _stamp(self) -> None:
+        now = time.perf_counter() - self.started
+        transcript = self.connection.transcript
+        for index in range(self._stamped, len(transcript)):
+            self.timings.append((now, transcript[index].direction, index))
+        self._stamped = len(transcript)
+
+    def flush(self) -> None:
+        data = self.connection.data_to_send()
+        if data:
+            self.sock.sendall(data)
+        self._stamp()
+
+    def flush_quietly(self) -> None:
+        """Send a queued alert after an error; the peer may already be gone, which is fine."""
+        with contextlib.suppress(OSError):
+            self.sock.settimeout(0.5)
+            self.flush()
+
+    def receive(self, deadline: float) -> list[Event]:
+        """Wait (until ``deadline``, a time.monotonic() value) for bytes; feed them; send any answer."""
+        self.flush()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ConnectionTimeout("the peer did not answer in time")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError as error:
+            raise ConnectionTimeout(f"the peer sent nothing within {remaining:.1f} s") from error
+        except ConnectionResetError:
+            data = b""  # a reset is a close, as far as the protocol can tell
+        try:
+            events = self.connection.receive_data(data)
+        except HandshakeError:
+            self._stamp()
+            self.flush_quietly()
+            raise
+        self._stamp()
+        self.flush()
+        return events
+
+
+# -- client -----------------------------------------------------------------------------------------
+class TLSStream:
+    """A connected TLS client: ``send`` and ``recv`` application data; a context manager."""
+
+    def __init__(self, client: TLSClient, sock: socket.socket, driver: _Driver, timeout: float) -> None:
+        self.client = client
+        self.sock = sock
+        self.timeout = timeout
+        self._driver = driver
+        self._received: deque[bytes] = deque()
+        self._peer_closed = False
+        assert client.handshake is not None
+        self.handshake: HandshakeComplete = client.handshake
+
+    @property
+    def transcript(self) -> list[TranscriptEntry]:
+        return self.client.transcript
+
+    @property
+    def timings(self) -> list[Timing]:
+        return self._driver.timings
+
+    def send(self, data: bytes) -> None:
+        self.client.send_application_data(data)
+        self._driver.flush()
+
+    def recv(self) -> bytes:
+        """The next application data; ``b""`` once the server has closed.  Waits at most ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        while not self._received and not self._peer_closed:
+            for event in self._driver.receive(deadline):
+                if isinstance(event, ApplicationData):
+                    self._received.append(event.data)
+                elif isinstance(event, ConnectionClosed):
+                    self._peer_closed = True
+        return self._received.popleft() if self._received else b""
+
+    def close(self) -> None:
+        """Send close_notify (if the connection is still healthy) and close the socket."""
+        with contextlib.suppress(HandshakeError):
+            self.client.close()
+        self._driver.flush_quietly()
+        self.sock.close()
+
+    def __enter__(self) -> TLSStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _keylog_writer(keylog_path: str | Path | None) -> Callable[[str], None] | None:
+    if keylog_path is None:
+        return None
+    return lambda line: append_line(keylog_path, line)
+
+
+def open_tls(
+    host: str,
+    port: int,
+    server_name: str | None = None,
+    *,
+    timeout: float = net.DEFAULT_TIMEOUT,
+    keylog_path: str | Path | None = None,
+    **client_options: Any,
+) -> TLSStream:
+    """Connect to ``host:port``, run our TLS 1.2 client's handshake, return the open stream.
+
+    ``server_name`` (default: ``host``) is sent in SNI and checked against the certificate;
+    ``client_options`` go to :class:`~handshake_lib.tls.client.TLSClient` (``cafile``, ``verify``,
+    ``cipher_suites``, ``prf``...).  The whole handshake must finish within ``timeout``.
+    """
+    if keylog_path is not None:
+        client_options.setdefault("keylog", _keylog_writer(keylog_path))
+    client = TLSClient(server_name or host, **client_options)
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    sock = net.connect(host, port, timeout=timeout)
+    driver = _Driver(client, sock, started)
+    try:
+        client.start()
+        driver.flush()
+        while client.handshake is None:
+            driver.receive(deadline)
+    except BaseException:
+        sock.close()
+        raise
+    return TLSStream(client, sock, driver, timeout)
+
+
+@dataclass
+class TLSResponse:
+    """One HTTPS exchange with everything the lessons show about it."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    handshake: HandshakeComplete
+    transcript: list[TranscriptEntry]
+    timings: list[Timing] = field(default_factory=list)
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    try:
+        lines = head.decode("iso-8859-1").split("\r\n")
+        version, status, *_ = lines[0].split(" ", 2)
+        if not version.startswith("HTTP/1."):
+            raise ValueError(version)
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        return int(status), headers
+    except ValueError as error:
+        raise HTTPResponseError(f"not an HTTP/1.x response head: {head[:80]!r}") from error
+
+
+def tls_get(
+    url: str,
+    *,
+    cafile: str | Path | None = None,
+    verify: bool = True,
+    cipher_suites: Sequence[int] | None = None,
+    keylog_path: str | Path | None = None,
+    timeout: float = net.DEFAULT_TIMEOUT,
+    **client_options: Any,
+) -> TLSResponse:
+    """GET ``https://host[:port]/path`` with our TLS 1.2 client; header names come back lower-case."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"expected an https:// URL, not {url!r}")
+    host, port = parts.hostname, parts.port or 443
+    if cipher_suites is not None:
+        client_options["cipher_suites"] = cipher_suites
+    stream = open_tls(
+        host, port, host, timeout=timeout, cafile=cafile, verify=verify, keylog_path=keylog_path, **client_options
+    )
+    with stream:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host_header = host if parts.port is None else f"{host}:{port}"
+        stream.send(f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
+        response = b""
+        length: int | None = None
+        head_end = -1
+        while True:
+            chunk = stream.recv()
+            if not chunk:
+                break
+            response += chunk
+            if head_end < 0 and (head_end := response.find(b"\r\n\r\n")) >= 0:
+                _, headers = _parse_head(response[:head_end])
+                if "content-length" in headers and headers["content-length"].isdigit():
+                    length = int(headers["content-length"])
+            if length is not None and len(response) >= head_end + 4 + length:
+                break
+    if head_end < 0:
+        raise HTTPResponseError(f"the server closed before a complete response head ({len(response)} bytes)")
+    status, headers = _parse_head(response[:head_end])
+    body = response[head_end + 4 :]
+    if length is not None:
+        body = body[:length]
+    return TLSResponse(status, headers, body, stream.handshake, stream.transcript, stream.timings)
+
+
+# -- server -----------------------------------------------------------------------------------------
+@dataclass
+class ServedConnection:
+    """What :class:`TLSPageServer` saw of one connection: the handshake, the request, or the error."""
+
+    handshake: HandshakeComplete | None = None
+    request: bytes = b""
+    error: BaseException | None = None
+    transcript: list[TranscriptEntry] = field(default_factory=list)
+
+
+class TLSPageServer:
+    """Our TLS 1.2 server core serving ``page`` over HTTP/1.1 on loopback, in a thread.
+
+    >>> with TLSPageServer(chain, key) as server:      # doctest: +SKIP
+    ...     tls_get(f"https://localhost:{server.port}/", cafile=ca)
+
+    ``server_options`` go to :class:`~handshake_lib.tls.server.TLSServer` for every connection
+    (``cipher_suites``, ``extended_master_secret``, ``keylog``...); ``keylog_path`` appends NSS key log
+    lines to a file.  Each connection's outcome is appended to ``connections``.
+    """
+
+    def __init__(
+        self,
+        certificate_chain: Sequence[bytes | x509.Certificate],
+        private_key: rsa.RSAPrivateKey,
+        *,
+        page: bytes = PAGE,
+        timeout: float = net.DEFAULT_TIMEOUT,
+        keylog_path: str | Path | None = None,
+        **server_options: Any,
+    ) -> None:
+        self.certificate_chain = [
+            c.public_bytes(Encoding.DER) if isinstance(c, x509.Certificate) else bytes(c) for c in certificate_chain
+        ]
+        self.private_key = private_key
+        self.page = page
+        self.timeout = timeout
+        if keylog_path is not None:
+            server_options.setdefault("keylog", _keylog_writer(keylog_path))
+        self.server_options = server_options
+        # Fail now, in the caller's thread, if the options are wrong (not in a worker later).
+        TLSServer(self.certificate_chain, private_key, **server_options)
+        self.host = net.LOOPBACK
+        self.port = 0
+        self.connections: list[ServedConnection] = []
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    def __enter__(self) -> TLSPageServer:
+        self._listener = net.listen_loopback()
+        self._listener.settimeout(0.1)  # how often the accept loop looks at the stop flag
+        self.host, self.port = self._listener.getsockname()[:2]
+        thread = threading.Thread(target=self._accept_loop, name="TLSPageServer-accept", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(self.timeout + 1)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set():
+            try:
+                raw, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            worker = threading.Thread(target=self._serve, args=(raw,), name="TLSPageServer-conn", daemon=True)
+            self._threads.append(worker)
+            worker.start()
+
+    def _response(self) -> bytes:
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            f"Content-Length: {len(self.page)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        return head + self.page
+
+    def _serve(self, raw: socket.socket) -> None:
+        record = ServedConnection()
+        self.connections.append(record)
+        server = TLSServer(self.certificate_chain, self.private_key, **self.server_options)
+        record.transcript = server.transcript
+        with contextlib.closing(raw):
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            driver = _Driver(server, raw)
+            deadline = time.monotonic() + self.timeout
+            try:
+                while b"\r\n\r\n" not in record.request:
+                    for event in driver.receive(deadline):
+                        if isinstance(event, HandshakeComplete):
+                            record.handshake = event
+                        elif isinstance(event, ApplicationData):
+                            record.request += event.data
+                        elif isinstance(event, ConnectionClosed):
+                            return
+                    if len(record.request) > 65536:
+                        return
+                server.send_application_data(self._response())
+                server.close()
+                driver.flush()
+                # Wait briefly for the client's close_notify, so that it reads the page before our FIN.
+                with contextlib.suppress(HandshakeError, OSError):
+                    driver.receive(min(deadline, time.monotonic() + 1.0))
+            except (HandshakeError, ProtocolError, OSError) as error:
+                record.error = error

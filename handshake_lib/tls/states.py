@@ -1,0 +1,179 @@
+"""The TLS 1.2 handshake as two tables: one for the client, one for the server (RFC 5246 section 7.3).
+
+Theory of operation
+-------------------
+A TLS 1.2 endpoint is always in one :class:`State`.  Something arrives from the peer (a handshake
+message, a ChangeCipherSpec, application data) or the application asks for something (``start``),
+the endpoint looks up ``(state, what happened)`` in its role's table, sends what the row says and
+moves to the row's target state.  A pair that is not in the table is the peer breaking the protocol:
+:func:`transition_for` raises :class:`~handshake_lib.errors.UnexpectedMessage` (alert
+``unexpected_message``) straight from the table, before any code looks at the message's contents.
+
+The full handshake with RSA key exchange, as the tables below encode it::
+
+    Client                                               Server
+    ClientHello                  -------->                                  (WAIT_CLIENT_HELLO)
+                                                         ServerHello
+                                                         Certificate
+                                 <--------               ServerHelloDone   (WAIT_CLIENT_KEY_EXCHANGE)
+    ClientKeyExchange
+    [ChangeCipherSpec]
+    Finished                     -------->                                  (WAIT_CHANGE_CIPHER_SPEC,
+                                                         NewSessionTicket*   WAIT_FINISHED)
+                                                         [ChangeCipherSpec]
+                                 <--------               Finished
+    Application Data             <------->               Application Data   (CONNECTED)
+
+The client's states mirror the server's flights: WAIT_SERVER_HELLO, WAIT_CERTIFICATE,
+WAIT_SERVER_HELLO_DONE, then WAIT_CHANGE_CIPHER_SPEC (where a NewSessionTicket may also come, but only
+when the server agreed to ``session_ticket``: the one condition the table cannot express, checked by
+the client code) and WAIT_FINISHED.
+
+Alerts are not in the tables: a fatal alert ends the connection in any state, and ``close_notify``
+closes it (``CLOSED``).  A connection that detected an error is in ``ERROR`` and refuses further use.
+This module only holds the tables; :mod:`handshake_lib.tls.client` and :mod:`handshake_lib.tls.server`
+enforce them, and the notebooks draw them with :func:`diagram_rows`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from ..errors import UnexpectedMessage
+
+__all__ = [
+    "Role",
+    "State",
+    "Input",
+    "Transition",
+    "CLIENT_TRANSITIONS",
+    "SERVER_TRANSITIONS",
+    "TABLES",
+    "transition_for",
+    "allowed_inputs",
+    "diagram_rows",
+]
+
+Role = Literal["client", "server"]
+
+
+class State(Enum):
+    """Where a handshake is.  Values are what the diagrams print."""
+
+    IDLE = "IDLE"  # client: start() not called yet
+    WAIT_SERVER_HELLO = "WAIT_SERVER_HELLO"
+    WAIT_CERTIFICATE = "WAIT_CERTIFICATE"
+    WAIT_SERVER_HELLO_DONE = "WAIT_SERVER_HELLO_DONE"
+    WAIT_CLIENT_HELLO = "WAIT_CLIENT_HELLO"  # server's first state
+    WAIT_CLIENT_KEY_EXCHANGE = "WAIT_CLIENT_KEY_EXCHANGE"
+    WAIT_CHANGE_CIPHER_SPEC = "WAIT_CHANGE_CIPHER_SPEC"
+    WAIT_FINISHED = "WAIT_FINISHED"
+    CONNECTED = "CONNECTED"
+    CLOSED = "CLOSED"  # close_notify sent or received
+    ERROR = "ERROR"  # a fatal alert was sent or received
+
+
+class Input(Enum):
+    """What can happen: the application's ``start``, or a message received from the peer."""
+
+    start = "start()"
+    client_hello = "ClientHello"
+    server_hello = "ServerHello"
+    certificate = "Certificate"
+    server_hello_done = "ServerHelloDone"
+    client_key_exchange = "ClientKeyExchange"
+    new_session_ticket = "NewSessionTicket"
+    change_cipher_spec = "ChangeCipherSpec"
+    finished = "Finished"
+    application_data = "ApplicationData"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One row: in ``source``, on ``received``, send ``send`` (in order) and go to ``target``."""
+
+    source: State
+    received: Input
+    target: State
+    send: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        """``ServerHelloDone / ClientKeyExchange, ChangeCipherSpec, Finished``: the arrow's text."""
+        return f"{self.received.value} / {', '.join(self.send)}" if self.send else self.received.value
+
+
+_C, _I = State, Input
+CLIENT_TRANSITIONS: tuple[Transition, ...] = (
+    Transition(_C.IDLE, _I.start, _C.WAIT_SERVER_HELLO, ("ClientHello",)),
+    Transition(_C.WAIT_SERVER_HELLO, _I.server_hello, _C.WAIT_CERTIFICATE),
+    Transition(_C.WAIT_CERTIFICATE, _I.certificate, _C.WAIT_SERVER_HELLO_DONE, note="validate chain and host name"),
+    Transition(
+        _C.WAIT_SERVER_HELLO_DONE,
+        _I.server_hello_done,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        ("ClientKeyExchange", "ChangeCipherSpec", "Finished"),
+    ),
+    Transition(
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        _I.new_session_ticket,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        note="only when session_ticket was agreed, and only once",
+    ),
+    Transition(_C.WAIT_CHANGE_CIPHER_SPEC, _I.change_cipher_spec, _C.WAIT_FINISHED, note="server keys on"),
+    Transition(_C.WAIT_FINISHED, _I.finished, _C.CONNECTED, note="check verify_data"),
+    Transition(_C.CONNECTED, _I.application_data, _C.CONNECTED),
+)
+
+SERVER_TRANSITIONS: tuple[Transition, ...] = (
+    Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CLIENT_KEY_EXCHANGE,
+        ("ServerHello", "Certificate", "ServerHelloDone"),
+        note="choose version, suite, extensions",
+    ),
+    Transition(
+        _C.WAIT_CLIENT_KEY_EXCHANGE, _I.client_key_exchange, _C.WAIT_CHANGE_CIPHER_SPEC, note="decrypt pre-master"
+    ),
+    Transition(_C.WAIT_CHANGE_CIPHER_SPEC, _I.change_cipher_spec, _C.WAIT_FINISHED, note="client keys on"),
+    Transition(_C.WAIT_FINISHED, _I.finished, _C.CONNECTED, ("ChangeCipherSpec", "Finished"), note="check verify_data"),
+    Transition(_C.CONNECTED, _I.application_data, _C.CONNECTED),
+)
+
+TABLES: dict[str, dict[tuple[State, Input], Transition]] = {
+    "client": {(row.source, row.received): row for row in CLIENT_TRANSITIONS},
+    "server": {(row.source, row.received): row for row in SERVER_TRANSITIONS},
+}
+INITIAL_STATE: dict[str, State] = {"client": State.IDLE, "server": State.WAIT_CLIENT_HELLO}
+
+
+def transition_for(role: Role, state: State, received: Input) -> Transition:
+    """The row for ``received`` in ``state``; UnexpectedMessage when the table has none."""
+    try:
+        return TABLES[role][(state, received)]
+    except KeyError:
+        expected = " or ".join(i.value for i in allowed_inputs(role, state)) or "nothing"
+        raise UnexpectedMessage(
+            f"{received.value} is not allowed in {role} state {state.value} (expected {expected})"
+        ) from None
+
+
+def allowed_inputs(role: Role, state: State) -> list[Input]:
+    """What the ``role`` table accepts in ``state``, in table order."""
+    return [row.received for row in TABLES[role].values() if row.source is state]
+
+
+def diagram_rows(role: Role, *, complete: bool = False) -> list[tuple[str, str, str]]:
+    """(source, label, target) rows for a state diagram of ``role``'s table.
+
+    Rows whose source and target are the same state (application data, NewSessionTicket) do not draw
+    as arrows and are left out unless ``complete``.
+    """
+    rows = CLIENT_TRANSITIONS if role == "client" else SERVER_TRANSITIONS
+    if role not in ("client", "server"):
+        raise ValueError(f"role must be 'client' or 'server', not {role!r}")
+    return [(row.source.value, row.label, row.target.value) for row in rows if complete or row.source is not row.target]
