@@ -14,17 +14,21 @@ from pathlib import Path
 # Widgets draw with matplotlib outside a kernel: never let it look for a display.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from . import notebooks, widgets  # noqa: E402 - after MPLBACKEND on purpose
+from . import handshakes, notebooks, widgets  # noqa: E402 - after MPLBACKEND on purpose
 from .report import ERROR, Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-GROUPS = ("notebooks", "widgets")
+GROUPS = ("notebooks", "widgets", "handshakes")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=GROUPS, action="append", help="run only this group (repeatable)")
     parser.add_argument("--repeat", type=int, default=widgets.DEFAULT_REPEAT, help="timed calls per widget callback")
+    parser.add_argument(
+        "--handshakes", type=int, default=handshakes.DEFAULT_COUNT, metavar="N",
+        help=f"timed handshakes per side per suite (default {handshakes.DEFAULT_COUNT})",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
     parser.add_argument("notebook", nargs="*", type=Path, help="notebooks to time (default: notebooks/ and solutions/)")
     return parser.parse_args(argv)
@@ -47,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         widget_rows, widget_notes = widgets.measure(repeat=args.repeat)
         rows.extend(widget_rows)
         notes.extend(widget_notes)
+    if "handshakes" in groups:
+        print(f"timing TLS handshakes ({args.handshakes} per side per suite) ...", file=sys.stderr, flush=True)
+        rows.extend(handshakes.measure(count=args.handshakes))
 
     print(format_table(rows))
     for note in notes:

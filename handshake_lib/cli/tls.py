@@ -1,0 +1,282 @@
+"""``handshakes tls get`` and ``handshakes tls serve``: our TLS 1.2 client and server on the command line.
+
+``tls get URL`` fetches one page with our client (:func:`handshake_lib.tls.session.tls_get`) and
+writes the response body to **stdout**.  Everything else goes to **stderr**: the one-line summary
+(version, cipher suite, HTTP status), warnings, errors, and with ``--trace`` the annotated handshake
+record by record.  So ``handshakes tls get ... --trace > page.html`` keeps the page clean, as
+``curl -v`` does.
+
+``--cipher`` takes IANA names (``TLS_RSA_WITH_AES_128_GCM_SHA256``) or OpenSSL's
+(``AES128-GCM-SHA256``), repeated or comma-separated, in order of preference.  Certificate checking is
+on; ``--insecure`` turns it off, loudly.
+
+``tls serve`` runs our TLS server (:class:`handshake_lib.tls.session.TLSPageServer`) with a small page
+until Ctrl-C or SIGTERM.  It binds 127.0.0.1 unless told otherwise, and refuses an address that is not
+loopback unless ``--public`` is given: a teaching server has no business on a network by accident.
+
+Exit status: 0 success; 1 the handshake or the connection failed (the message names the cause and the
+alert); 2 the command line was wrong (including an unknown cipher suite name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..errors import CertificateError, ConnectionTimeout, HandshakeError, PeerAlert, ProtocolError
+from ..tls.constants import CipherSuite, name_of
+from ..tls.suites import SUITES, parse_suite_name
+from .errors import EXIT_USAGE, CommandError
+from .trace import render_transcript
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    parser = groups.add_parser("tls", help="TLS 1.2 with our client and server")
+    commands = parser.add_subparsers(title="commands", metavar="{get,serve}", required=True)
+
+    get = commands.add_parser(
+        "get", help="fetch https://HOST:PORT/PATH with our TLS client", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    get.add_argument("url", help="https://HOST[:PORT]/PATH")
+    get.add_argument("--cafile", type=Path, help="PEM file of the CA(s) to trust")
+    get.add_argument("--tls", choices=("1.2",), default="1.2", help="protocol version (only 1.2 for now)")
+    get.add_argument(
+        "--cipher", action="append", default=[], metavar="NAME",
+        help="cipher suite to offer, IANA or OpenSSL name (repeatable or comma-separated)",
+    )
+    get.add_argument(
+        "--trace", action="store_true", help="print the annotated handshake, record by record, to stderr"
+    )
+    get.add_argument("--keylog", type=Path, metavar="FILE", help="append the NSS key log line (for Wireshark)")
+    get.add_argument("--insecure", action="store_true", help="do NOT verify the server's certificate")
+    get.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole exchange")
+    get.set_defaults(command=run_get)
+
+    serve = commands.add_parser("serve", help="serve a small page with our TLS server (loopback by default)")
+    serve.add_argument("--port", type=int, required=True, help="TCP port (0: let the kernel choose)")
+    serve.add_argument("--cert", type=Path, required=True, help="PEM certificate chain, leaf first")
+    serve.add_argument("--key", type=Path, required=True, help="PEM private key (RSA for TLS_RSA_* suites)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--public", action="store_true", help="allow binding an address that is not loopback")
+    serve.add_argument(
+        "--cipher", action="append", default=[], metavar="NAME",
+        help="cipher suite to accept, IANA or OpenSSL name (repeatable or comma-separated)",
+    )
+    serve.add_argument("--keylog", type=Path, metavar="FILE", help="append NSS key log lines (for Wireshark)")
+    serve.set_defaults(command=run_serve)
+
+
+# -- shared helpers ------------------------------------------------------------------------------------
+def parse_cipher_options(values: list[str]) -> list[CipherSuite]:
+    """``["AES128-SHA256,TLS_RSA_WITH_AES_128_CBC_SHA", ...]`` -> suites in order; CommandError (exit 2)."""
+    runnable = [suite for suite, params in SUITES.items() if params.key_exchange == "RSA"]
+    runnable_names = ", ".join(suite.name for suite in runnable)
+    suites: list[CipherSuite] = []
+    for value in values:
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                suite = parse_suite_name(name)
+            except ValueError:
+                raise CommandError(f"unknown cipher suite {name!r}; known: {runnable_names}", EXIT_USAGE) from None
+            if suite not in runnable:
+                raise CommandError(
+                    f"{suite.name} is not a suite our TLS 1.2 code runs (RSA key exchange only): {runnable_names}",
+                    EXIT_USAGE,
+                )
+            if suite not in suites:
+                suites.append(suite)
+    return suites
+
+
+def explain_failure(error: BaseException, peer: str = "server") -> str:
+    """One line: what went wrong, and which alert ended the handshake (sent by us or by the ``peer``)."""
+    if isinstance(error, CertificateError):
+        return f"certificate verification failed: {error} (we sent alert {error.tls_alert.name})"
+    if isinstance(error, PeerAlert):
+        return f"the {peer} ended the handshake: {error}"
+    if isinstance(error, ProtocolError):
+        return f"handshake failed: {error} (we sent alert {error.tls_alert.name})"
+    if isinstance(error, ConnectionTimeout):
+        return f"timed out: {error}"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused: is the server running on that port?"
+    if isinstance(error, OSError):
+        return f"network error: {error.strerror or error}"
+    return f"{type(error).__name__}: {error}"
+
+
+# -- tls get -----------------------------------------------------------------------------------------
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise CommandError(f"expected a URL like https://localhost:8443/, not {url!r}", EXIT_USAGE)
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise CommandError(f"bad port in {url!r}", EXIT_USAGE) from None
+
+
+def run_get(args: argparse.Namespace) -> int:
+    _check_url(args.url)
+    suites = parse_cipher_options(args.cipher)
+    if args.cafile is not None and not args.cafile.is_file():
+        raise CommandError(f"CA file {args.cafile} does not exist", EXIT_USAGE)
+    if args.insecure:
+        print(
+            "handshakes: warning: --insecure: the server's certificate is NOT checked; "
+            "anyone on the path could be answering",
+            file=sys.stderr,
+        )
+    from ..tls.session import tls_get  # imported here so `tcp` and `pki` work even if tls is broken
+
+    options: dict[str, object] = {}
+    if suites:
+        options["cipher_suites"] = suites
+    try:
+        response = tls_get(
+            args.url, cafile=args.cafile, verify=not args.insecure, keylog_path=args.keylog,
+            timeout=args.timeout, **options,
+        )
+    except (HandshakeError, OSError) as error:
+        transcript = getattr(error, "transcript", None)
+        if args.trace and transcript:
+            print(render_transcript(transcript), file=sys.stderr)
+        raise CommandError(explain_failure(error)) from None
+    except ValueError as error:  # an option tls_get refused (a CA file that is not PEM, ...)
+        raise CommandError(str(error), EXIT_USAGE) from None
+    if args.trace:
+        print(render_transcript(response.transcript), file=sys.stderr)
+        print(file=sys.stderr)
+    handshake = response.handshake
+    print(f"* TLS 1.2, {name_of(CipherSuite, handshake.cipher_suite)}, HTTP {response.status}", file=sys.stderr)
+    sys.stdout.write(response.body.decode("utf-8", errors="replace"))
+    if not response.body.endswith(b"\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+# -- tls serve ---------------------------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], object]:
+    """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load."""
+    try:
+        chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
+        private_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except OSError as error:
+        raise CommandError(f"cannot read {error.filename}: {error.strerror}") from None
+    except (ValueError, TypeError) as error:
+        raise CommandError(f"cannot load the certificate or key: {error}") from None
+    if chain[0].public_key().public_numbers() != private_key.public_key().public_numbers():  # type: ignore[union-attr]
+        raise CommandError(f"{key_path} is not the private key of the certificate in {cert_path}")
+    return [certificate.public_bytes(serialization.Encoding.DER) for certificate in chain], private_key
+
+
+def _page_server_class() -> type:
+    """TLSPageServer, bound to the address and port the user asked for instead of a free loopback port.
+
+    The library's server always takes a free port on 127.0.0.1 (right for notebooks and tests); the
+    command line must honour ``--port`` and ``--host``, so it only replaces the listening socket.
+    """
+    from ..tls.session import TLSPageServer
+
+    class BoundPageServer(TLSPageServer):
+        def __init__(self, *args: object, bind: tuple[str, int], **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            self.bind = bind
+
+        def __enter__(self) -> BoundPageServer:
+            host, port = self.bind
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((host, port))
+                listener.listen(16)
+            except BaseException:
+                listener.close()
+                raise
+            listener.settimeout(0.1)  # how often the accept loop looks at the stop flag
+            self._listener = listener
+            self.host, self.port = listener.getsockname()[:2]
+            accept = threading.Thread(target=self._accept_loop, name="TLSPageServer-accept", daemon=True)
+            self._threads.append(accept)
+            accept.start()
+            return self
+
+    return BoundPageServer
+
+
+def _report_connections(connections: list, reported: int) -> int:
+    """Print one line for each connection that has finished since the last call; return the new count."""
+    while reported < len(connections):
+        record = connections[reported]
+        if record.error is None and b"\r\n\r\n" not in record.request:
+            break  # still in progress: report it (and those after it) next time
+        if record.error is not None:
+            print(f"connection {reported + 1}: failed: {explain_failure(record.error, 'client')}", flush=True)
+        else:
+            request_line = record.request.split(b"\r\n", 1)[0].decode("iso-8859-1")
+            suite = name_of(CipherSuite, record.handshake.cipher_suite) if record.handshake else "?"
+            print(f"connection {reported + 1}: {suite}: {request_line}", flush=True)
+        reported += 1
+    return reported
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if not is_loopback(args.host) and not args.public:
+        raise CommandError(
+            f"refusing to serve on {args.host}, which is not a loopback address; add --public if you mean it",
+            EXIT_USAGE,
+        )
+    if not 0 <= args.port <= 65535:
+        raise CommandError(f"port {args.port} is out of range", EXIT_USAGE)
+    suites = parse_cipher_options(args.cipher)
+    chain, private_key = load_server_identity(args.cert, args.key)
+    options: dict[str, object] = {"keylog_path": args.keylog}
+    if suites:
+        options["cipher_suites"] = suites
+    server_class = _page_server_class()
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with server_class(chain, private_key, bind=(args.host, args.port), **options) as server:
+            shown_host = "localhost" if args.host == "127.0.0.1" else args.host
+            print(f"serving https://{shown_host}:{server.port}/ with our TLS server (Ctrl-C to stop)", flush=True)
+            reported = 0
+            while not stop.wait(0.2):
+                reported = _report_connections(server.connections, reported)
+    except ValueError as error:  # the server core refused its options (a key that is not RSA, ...)
+        raise CommandError(f"cannot serve: {error}", EXIT_USAGE) from None
+    except OSError as error:
+        raise CommandError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}") from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped", flush=True)
+    return 0
