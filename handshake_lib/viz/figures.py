@@ -2,8 +2,10 @@
 
 Why not pyplot: a pyplot figure is registered globally, so a notebook would show it twice (once as the
 cell's value and once by the inline backend) and a widget that redraws would leak figures.  A bare
-``Figure`` is displayed by IPython's figure formatter all the same, and a widget can keep one and
-redraw it cheaply.
+``Figure`` is shown by IPython only once something has registered a display formatter for it, which
+normally happens when pyplot starts the inline backend; :func:`show_figures_in_ipython` registers one
+without pyplot, so a lesson's ``state_machine_picture()`` draws as a picture, not as
+``<Figure size ...>``.
 
 Measured on the course's 2-core machine, a ladder diagram with 7 arrows costs ~7 ms to (re)build
 and then ~37 ms to rasterise with Agg (almost all of it glyph rendering) but ~16 ms to write as SVG
@@ -21,7 +23,24 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-__all__ = ["axes_for", "figure_png", "figure_svg"]
+__all__ = ["axes_for", "figure_png", "figure_svg", "show_figures_in_ipython"]
+
+
+def show_figures_in_ipython() -> bool:
+    """Teach a running IPython kernel to display ``Figure`` objects as PNG; False outside IPython.
+
+    Only a display formatter is added: matplotlib's backend and pyplot's state are left alone.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    formatter = shell.display_formatter.formatters["image/png"]
+    formatter.for_type(Figure, lambda figure: figure_png(figure, dpi=100))
+    return True
 
 
 def axes_for(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
