@@ -75,6 +75,8 @@ from .messages import (
     decode_handshake,
 )
 from .negotiation import client_hello_for
+from .record import RecordMac
+from .record import record_mac as default_record_mac
 from .states import Input, State, Transition
 from .suites import suite_params
 from .verify import load_trust_store, verify_server_chain
@@ -106,6 +108,7 @@ class TLSClient(TLSConnection):
         prf: prf_module.Prf = prf_module.prf,
         verify_data: Callable[..., bytes] = prf_module.verify_data,
         now: datetime | None = None,
+        record_mac: RecordMac = default_record_mac,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -114,6 +117,7 @@ class TLSClient(TLSConnection):
             verify_data=verify_data,
             extended_master_secret=extended_master_secret,
             encrypt_then_mac=encrypt_then_mac,
+            record_mac=record_mac,
         )
         if verify and not server_name:
             raise ValueError("verify=True needs the server_name to check the certificate against")

@@ -60,10 +60,12 @@ from .record import (
     RECORD_HEADER_LENGTH,
     HandshakeReassembler,
     Record,
+    RecordMac,
     RecordProtection,
     RecordReader,
     encode_record,
 )
+from .record import record_mac as default_record_mac
 from .states import INITIAL_STATE, Input, Role, State, Transition, transition_for
 from .suites import SUITES, SuiteParams
 
@@ -262,6 +264,7 @@ class TLSConnection:
         verify_data: Callable[..., bytes] = prf_module.verify_data,
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
+        record_mac: RecordMac = default_record_mac,
     ) -> None:
         self.state: State = INITIAL_STATE[self.role]
         self.transcript: list[TranscriptEntry] = []
@@ -281,6 +284,7 @@ class TLSConnection:
         self._keylog = keylog
         self._prf = prf
         self._verify_data = verify_data
+        self._record_mac = record_mac
         self._reader = RecordReader()
         self._reassembler = HandshakeReassembler()
         self._outgoing = bytearray()
@@ -531,7 +535,11 @@ class TLSConnection:
             )
         self.master_secret = master
         keys = prf_module.key_block(master, self.server_random, self.client_random, params, prf=self._prf)
-        options = {"encrypt_then_mac": self.use_encrypt_then_mac, "random_bytes": self._random_bytes}
+        options = {
+            "encrypt_then_mac": self.use_encrypt_then_mac,
+            "random_bytes": self._random_bytes,
+            "record_mac": self._record_mac,
+        }
         client_write = RecordProtection.client_write(keys, params, **options)
         server_write = RecordProtection.server_write(keys, params, **options)
         if self.role == "client":

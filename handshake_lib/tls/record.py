@@ -259,6 +259,32 @@ def _hmac(hash_name: str, key: bytes, data: bytes) -> bytes:
     return mac.finalize()
 
 
+def mac_input(sequence_number: int, content_type: int, version: int, fragment: bytes) -> bytes:
+    """What the record MAC covers (RFC 5246 section 6.2.3.1)::
+
+        seq_num (uint64) + type (uint8) + version (uint16) + length (uint16) + fragment
+
+    The sequence number is never sent: both sides count records, so a dropped, replayed or reordered
+    record changes the input and the MAC no longer matches.
+    """
+    return Writer().u64(sequence_number).u8(content_type).u16(version).u16(len(fragment)).raw(fragment).getvalue()
+
+
+def record_mac(
+    hash_name: str, mac_key: bytes, sequence_number: int, content_type: int, version: int, fragment: bytes
+) -> bytes:
+    """HMAC(MAC_write_key, seq_num + type + version + length + fragment): the MAC on every CBC record.
+
+    With MAC-then-encrypt ``fragment`` is the plaintext; with encrypt-then-MAC (RFC 7366) it is the IV
+    and ciphertext.  A learner's own version can be plugged into a live connection through
+    ``TLSClient(record_mac=...)`` / ``TLSServer(record_mac=...)``.
+    """
+    return _hmac(hash_name, mac_key, mac_input(sequence_number, content_type, version, fragment))
+
+
+RecordMac = Callable[[str, bytes, int, int, int, bytes], bytes]
+
+
 @dataclass
 class RecordProtection:
     """Protection of one direction of a connection: keys, sequence number, and the suite's construction.
@@ -277,6 +303,7 @@ class RecordProtection:
     encrypt_then_mac: bool = False
     random_bytes: RandomBytes = os.urandom
     explicit_nonce: ExplicitNonce = sequence_number_nonce
+    record_mac: RecordMac = record_mac
 
     def __post_init__(self) -> None:
         if len(self.key) != self.params.enc_key_length:
@@ -353,9 +380,9 @@ class RecordProtection:
         """seq_num (8) + type (1) + version (2) + length (2): the MAC input prefix and the GCM additional data."""
         return Writer().u64(seq).u8(content_type).u16(version).u16(length).getvalue()
 
-    def _mac(self, data: bytes) -> bytes:
+    def _mac(self, seq: int, content_type: int, version: int, fragment: bytes) -> bytes:
         assert self.params.mac_algorithm is not None
-        return _hmac(self.params.mac_algorithm, self.mac_key, data)
+        return self.record_mac(self.params.mac_algorithm, self.mac_key, seq, content_type, version, fragment)
 
     def _aes_cbc(self, iv: bytes) -> Cipher[modes.CBC]:
         return Cipher(algorithms.AES(self.key), modes.CBC(iv))
@@ -389,7 +416,7 @@ class RecordProtection:
 
     # -- AES-CBC, MAC-then-encrypt --------------------------------------------------------------
     def _cbc_seal(self, seq: int, content_type: int, version: int, plaintext: bytes) -> bytes:
-        mac = self._mac(self._pseudo_header(seq, content_type, version, len(plaintext)) + plaintext)
+        mac = self._mac(seq, content_type, version, plaintext)
         body = plaintext + mac
         iv = self.random_bytes(self.params.record_iv_length)
         encryptor = self._aes_cbc(iv).encryptor()
@@ -427,7 +454,7 @@ class RecordProtection:
         content_length = max(content_length, 0)
         content = padded[:content_length]
         received_mac = padded[content_length : content_length + mac_length]
-        expected_mac = self._mac(self._pseudo_header(seq, content_type, version, content_length) + content)
+        expected_mac = self._mac(seq, content_type, version, content)
         good &= int(_hmac_compare.compare_digest(expected_mac, received_mac))
         # Lucky 13 (AlFardan and Paterson, 2013): even so, HMAC over a shorter content takes fewer hash
         # compression rounds, so timing still leaks the padding length.  OpenSSL's fix computes HMAC in
@@ -443,7 +470,7 @@ class RecordProtection:
         iv = self.random_bytes(self.params.record_iv_length)
         encryptor = self._aes_cbc(iv).encryptor()
         ciphertext = iv + encryptor.update(plaintext + self._padding(len(plaintext))) + encryptor.finalize()
-        mac = self._mac(self._pseudo_header(seq, content_type, version, len(ciphertext)) + ciphertext)
+        mac = self._mac(seq, content_type, version, ciphertext)
         return ciphertext + mac
 
     def _cbc_etm_open(self, seq: int, content_type: int, version: int, fragment: bytes) -> bytes:
@@ -453,7 +480,7 @@ class RecordProtection:
         ciphertext, received_mac = fragment[:-mac_length], fragment[-mac_length:]
         if len(fragment) < mac_length + iv_length + block or (len(ciphertext) - iv_length) % block:
             raise BadRecordMac("CBC record has an impossible length")
-        expected_mac = self._mac(self._pseudo_header(seq, content_type, version, len(ciphertext)) + ciphertext)
+        expected_mac = self._mac(seq, content_type, version, ciphertext)
         # MAC first: nothing about a forged record's padding is ever computed, so there is no oracle.
         if not _hmac_compare.compare_digest(expected_mac, received_mac):
             raise BadRecordMac("bad record MAC")

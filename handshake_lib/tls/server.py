@@ -54,7 +54,10 @@ from .messages import (
     ServerHello,
     ServerHelloDone,
 )
-from .negotiation import choose_cipher_suite, choose_version, server_extensions
+from .negotiation import choose_cipher_suite as default_choose_cipher_suite
+from .negotiation import choose_version, server_extensions
+from .record import RecordMac
+from .record import record_mac as default_record_mac
 from .states import Input, Transition
 from .suites import suite_params
 
@@ -81,6 +84,8 @@ class TLSServer(TLSConnection):
         prf: prf_module.Prf = prf_module.prf,
         verify_data: Callable[..., bytes] = prf_module.verify_data,
         decrypt_pre_master_secret: Callable[..., bytes] = rsa_kx.decrypt_pre_master_secret,
+        choose_cipher_suite: Callable[..., CipherSuite | int] = default_choose_cipher_suite,
+        record_mac: RecordMac = default_record_mac,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -89,6 +94,7 @@ class TLSServer(TLSConnection):
             verify_data=verify_data,
             extended_master_secret=extended_master_secret,
             encrypt_then_mac=encrypt_then_mac,
+            record_mac=record_mac,
         )
         if not certificate_chain:
             raise ValueError("the server needs a certificate chain (DER, leaf first)")
@@ -103,6 +109,7 @@ class TLSServer(TLSConnection):
         self.prefer = prefer
         self._server_random_option = server_random
         self._decrypt_pre_master_secret = decrypt_pre_master_secret
+        self._choose_cipher_suite = choose_cipher_suite
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
 
@@ -118,7 +125,11 @@ class TLSServer(TLSConnection):
     def _on_client_hello(self, hello: ClientHello) -> None:
         self.client_hello = hello
         self.version = choose_version(hello, [ProtocolVersion.TLS1_2])
-        suite = choose_cipher_suite(hello.cipher_suites, self.cipher_suites, prefer=self.prefer, version=self.version)
+        # A learner's choose_cipher_suite(offered, supported, prefer=...) can stand in for ours (exercise 03).
+        choice = self._choose_cipher_suite(hello.cipher_suites, self.cipher_suites, prefer=self.prefer)
+        suite = CipherSuite(choice) if choice in self.cipher_suites else None
+        if suite is None or suite not in hello.cipher_suites:
+            raise HandshakeFailure(f"the cipher suite chooser picked {choice!r}, which both sides do not support")
         params = suite_params(suite)
         renegotiation = hello.extension(ExtensionType.renegotiation_info)
         if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:

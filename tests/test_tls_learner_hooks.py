@@ -1,0 +1,101 @@
+"""The stages a learner re-implements plug into a live connection with OpenSSL, and OpenSSL judges them.
+
+A correct stand-in (written here independently of the library) must complete a real handshake; a
+subtly wrong one must fail the way a real peer makes it fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ssl
+import struct
+
+import pytest
+
+from handshake_lib import net
+from handshake_lib.errors import BadRecordMac
+from handshake_lib.pki import CoursePKI
+from handshake_lib.tls import tls_get
+from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
+from handshake_lib.tls.session import TLSPageServer
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory):
+    directory = tmp_path_factory.mktemp("pki")
+    course = CoursePKI.create()
+    issued = course.issue_server(("localhost", "127.0.0.1"))
+    ca = course.write_ca(directory)
+    cert, key = CoursePKI.write_issued(issued, directory)
+    return ca, cert, key, issued
+
+
+def learners_record_mac(hash_name, mac_key, sequence_number, content_type, version, fragment) -> bytes:
+    """RFC 5246 6.2.3.1, written with nothing but the standard library."""
+    header = struct.pack("!QBHH", sequence_number, content_type, version, len(fragment))
+    return hmac.new(mac_key, header + fragment, getattr(hashlib, hash_name)).digest()
+
+
+def mac_without_sequence_number(hash_name, mac_key, sequence_number, content_type, version, fragment) -> bytes:
+    return learners_record_mac(hash_name, mac_key, 0, content_type, version, fragment)
+
+
+@pytest.mark.parametrize("suite_name", ["AES128-SHA256", "AES128-SHA"])
+@pytest.mark.parametrize("etm", [True, False], ids=["encrypt-then-mac", "mac-then-encrypt"])
+def test_a_correct_record_mac_completes_a_handshake_with_openssl(pki, suite_name, etm) -> None:
+    ca, cert, key, _ = pki
+    with net.SSLServer(net.server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)) as s:
+        response = tls_get(
+            f"https://localhost:{s.port}/", cafile=ca, record_mac=learners_record_mac, encrypt_then_mac=etm
+        )
+    assert response.status == 200 and b"Hello from OpenSSL" in response.body
+    assert response.handshake.encrypt_then_mac is etm
+
+
+def test_a_record_mac_that_forgets_the_sequence_number_is_rejected_by_openssl(pki) -> None:
+    ca, cert, key, _ = pki
+    context = net.server_context(cert, key, ciphers="AES128-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
+    # Finished is record number 0 in each direction, so the handshake passes; the request (number 1)
+    # must not.  OpenSSL answers with a bad_record_mac alert, itself MAC'd with sequence number 1, so
+    # our side cannot authenticate it either: both ends see a bad record MAC.
+    with net.SSLServer(context) as server, pytest.raises(BadRecordMac):
+        tls_get(f"https://localhost:{server.port}/", cafile=ca, record_mac=mac_without_sequence_number)
+    assert "BAD_RECORD_MAC" in str(server.connections[0].error).upper().replace(" ", "_")
+
+
+def test_a_learners_cipher_suite_choice_is_what_openssl_gets(pki) -> None:
+    ca, _, _, issued = pki
+
+    def client_preference(offered, supported, prefer="server"):
+        return next(suite for suite in offered if suite in supported)
+
+    client = ssl.create_default_context(cafile=str(ca))
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    client.set_ciphers("AES128-SHA:AES256-GCM-SHA384")  # OpenSSL offers them in this order
+    server = TLSPageServer([issued.der], issued.private_key, choose_cipher_suite=client_preference)
+    with (
+        server,
+        net.connect(server.host, server.port) as raw,
+        client.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        chosen = tls.cipher()[0]
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert b"200 OK" in tls.recv(4096)
+    assert chosen == "AES128-SHA"
+    assert server.connections[0].handshake.cipher_suite == OPENSSL_NAMES["AES128-SHA"]
+
+
+def test_a_choice_the_client_never_offered_ends_in_handshake_failure(pki) -> None:
+    ca, _, _, issued = pki
+
+    def always_cbc_sha256(offered, supported, prefer="server"):
+        return CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256
+
+    client = ssl.create_default_context(cafile=str(ca))
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    client.set_ciphers("AES128-GCM-SHA256")
+    server = TLSPageServer([issued.der], issued.private_key, choose_cipher_suite=always_cbc_sha256)
+    with server, net.connect(server.host, server.port) as raw, pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"):
+        client.wrap_socket(raw, server_hostname="localhost")
+    assert "chooser picked" in str(server.connections[0].error)
