@@ -55,7 +55,7 @@ LESSONS = {
 LAB_START_TIMEOUT_S = 90
 PAGE_LOAD_TIMEOUT_S = 90
 KERNEL_READY_TIMEOUT_S = 60
-RUN_ALL_TIMEOUT_S = 180
+RUN_ALL_TIMEOUT_S = 90
 SHUTDOWN_TIMEOUT_S = 15
 
 CHROMIUM_ARGS = [
@@ -259,15 +259,28 @@ def run_all_cells_in_browser(context, server: LabServer, relative_path: str, scr
     page = context.new_page()
     page.set_default_timeout(PAGE_LOAD_TIMEOUT_S * 1000)
     try:
-        page.goto(server.url(f"lab/tree/{relative_path}"), wait_until="domcontentloaded")
+        # A new workspace of its own per notebook: otherwise Lab restores the previous notebook's tab
+        # and can stop on a "Select Kernel" dialog for the new one.
+        workspace = Path(relative_path).stem
+        page.goto(server.url(f"lab/workspaces/{workspace}/tree/{relative_path}"), wait_until="domcontentloaded")
         page.wait_for_function(KERNEL_IDLE_JS, timeout=KERNEL_READY_TIMEOUT_S * 1000, polling=250)
         expected_code_cells = sum(1 for cell in notebook_cells(server, relative_path) if cell["cell_type"] == "code")
         # Not awaited: the command resolves only when the last cell finishes, and a hung cell would hang
         # evaluate() with no timeout of ours.  The DOM wait below carries the timeout instead.
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        page.wait_for_function(
-            ALL_CELLS_RAN_JS, arg=expected_code_cells, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=250
-        )
+        try:
+            page.wait_for_function(
+                ALL_CELLS_RAN_JS, arg=expected_code_cells, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=250
+            )
+        except Exception:
+            # Leave evidence: what the page looked like, and which cells never finished.
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot.with_suffix(".timeout.png")), full_page=True)
+            prompts = [(c["index"], c["prompt"]) for c in page.evaluate(CELL_REPORT_JS) if c["code"]]
+            raise AssertionError(
+                f"not every cell of {relative_path} ran within {RUN_ALL_TIMEOUT_S} s; prompts: {prompts}; "
+                f"screenshot: {screenshot.with_suffix('.timeout.png')}"
+            ) from None
         # Widgets render asynchronously after the output arrives; give the kernel one idle moment too.
         page.wait_for_function(KERNEL_IDLE_JS, timeout=KERNEL_READY_TIMEOUT_S * 1000, polling=250)
         page.wait_for_timeout(1000)
