@@ -255,12 +255,15 @@ class HexView(widgets.VBox):
             options=options,
             value=None,
             rows=min(12, max(2, len(options))),
-            layout=widgets.Layout(width="auto", min_width="24em"),
+            layout=widgets.Layout(flex="3 1 0%", min_width="24em"),
         )
         # A Select has no font setting; a class and one CSS rule give it the code font, so that the
         # offsets and lengths line up.
         self.span_list.add_class("handshake-span-list")
-        self.detail = widgets.HTML(render_span_detail(self.data, None))
+        # The detail pane gets a fair share of the row: squeezed, it would break field names mid-word.
+        self.detail = widgets.HTML(
+            render_span_detail(self.data, None), layout=widgets.Layout(flex="2 1 0%", min_width="18em")
+        )
         super().__init__(
             children=[
                 self.title_html,
