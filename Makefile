@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml config/lab-overrides.json
 	mkdir -p $(LAB_SETTINGS) && cp config/lab-overrides.json $(LAB_SETTINGS)/overrides.json
 	touch $(STAMP)
 
+# The printed URL opens the first lesson directly; Lab listens on localhost only.
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb $(ROOT_FLAG) $(BROWSER_FLAG)
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb \
+		$(ROOT_FLAG) $(BROWSER_FLAG)
 
 test: setup
 	$(VENV)/bin/ruff check .
