@@ -61,7 +61,14 @@ class SSHDisconnect(IntEnum):
 
 
 class HandshakeError(Exception):
-    """Base class of every error this library raises on purpose."""
+    """Base class of every error this library raises on purpose.
+
+    ``transcript``: when a function that runs a whole connection (``tls.session.tls_get``,
+    ``open_tls``) fails, it sets this to the records exchanged up to the failure, the fatal alert
+    included, so a trace can show how the handshake ended; None when nobody recorded one.
+    """
+
+    transcript: list | None = None
 
 
 class EncodeError(HandshakeError, ValueError):
@@ -150,6 +157,44 @@ class CertificateError(ProtocolError):
 
     tls_alert = TLSAlert.bad_certificate
     ssh_disconnect = SSHDisconnect.HOST_KEY_NOT_VERIFIABLE
+
+
+class UnexpectedEOF(ProtocolError):
+    """The peer closed the TCP connection in the middle of the handshake or of a record.
+
+    RFC 5246 has no alert for "you hung up on me"; OpenSSL reports it as an unexpected EOF and sends
+    nothing (there is nobody left to read it).  Should the alert be written anyway, ``unexpected_message``
+    is the closest description: the end of the stream came where a message was due.
+    """
+
+    tls_alert = TLSAlert.unexpected_message
+    ssh_disconnect = SSHDisconnect.CONNECTION_LOST
+
+
+class UnsupportedExtension(ProtocolError):
+    """The peer answered an extension we never offered (RFC 5246 section 7.4.1.4)."""
+
+    tls_alert = TLSAlert.unsupported_extension
+    ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
+
+
+class InternalError(ProtocolError):
+    """Something failed on *our* side while handling the peer's bytes: a bug, or a learner's stage.
+
+    It is a ProtocolError so that it travels the same road (fatal alert ``internal_error`` to the
+    peer, then the exception to the caller), although the peer did nothing wrong; the message names
+    the stage and the original exception is its ``__cause__``.
+    """
+
+    tls_alert = TLSAlert.internal_error
+    ssh_disconnect = SSHDisconnect.BY_APPLICATION
+
+
+class ConnectionStateError(HandshakeError, RuntimeError):
+    """The application used a connection wrongly: after an error or close, before the handshake, twice.
+
+    A caller's mistake, not the peer's: nothing is sent, and the connection's state does not change.
+    """
 
 
 class PeerAlert(HandshakeError):

@@ -13,6 +13,12 @@ they hold (a dotted path such as ``client_hello.cipher_suites.cipher_suite``) an
 hex view, the command line's ``--trace`` and the notebooks all render these spans, so an explanation
 is always computed from the bytes it explains.
 
+Spans cost time (a Span object and often a meaning string per field), and a protocol core that only
+needs the values should not pay for them: ``Reader(data, annotate=False)`` reads the same fields with
+the same checks and the same errors (field paths included) but records no spans.  The TLS cores
+decode that way while they process a message, and build the annotated spans only when a view asks
+for them, by decoding the bytes again with an annotating Reader.
+
 A Reader never reads past the end of its data.  Truncated input, a length that claims more bytes than
 exist, bytes left over inside a vector and SSH encodings that break RFC 4251 raise
 :class:`~handshake_lib.errors.DecodeError` naming the field and the absolute offset, never
@@ -74,7 +80,9 @@ class Reader:
     """Consumes ``data`` from the front, recording a :class:`Span` for every field it reads.
 
     ``base_offset`` is the absolute offset of ``data[0]`` in the buffer the spans describe, so a
-    Reader over a TCP segment inside an Ethernet frame can report frame offsets.
+    Reader over a TCP segment inside an Ethernet frame can report frame offsets.  With
+    ``annotate=False`` no span is recorded (``spans`` stays empty) and meanings are never computed:
+    the fast path for code that needs only the values.  Sub-readers inherit the mode.
     """
 
     def __init__(
@@ -84,11 +92,13 @@ class Reader:
         base_offset: int = 0,
         spans: list[Span] | None = None,
         path: Sequence[str] = (),
+        annotate: bool = True,
     ) -> None:
         self._data = bytes(data)
         self._pos = 0
         self._base = base_offset
         self._path: tuple[str, ...] = tuple(path)
+        self._annotating = annotate
         self.spans: list[Span] = spans if spans is not None else []
 
     # -- where we are -------------------------------------------------------------------------
@@ -114,16 +124,23 @@ class Reader:
     def data(self) -> bytes:
         return self._data
 
+    @property
+    def annotating(self) -> bool:
+        """Whether this Reader records spans (False: values only, see the module docstring)."""
+        return self._annotating
+
     def _field(self, name: str) -> str:
         return ".".join((*self._path, name)) if name else ".".join(self._path)
 
     def _record(self, start: int, length: int, field: str, meaning: Meaning, value: Any) -> None:
+        if not self._annotating:
+            return
         self.spans.append(
             Span(self._base + start, length, self._field(field), _explain(meaning, value), len(self._path))
         )
 
     def _take(self, n: int, field: str) -> bytes:
-        if n < 0 or n > self.remaining:
+        if n < 0 or n > len(self._data) - self._pos:
             raise DecodeError(
                 f"need {n} bytes but only {self.remaining} remain", field=self._field(field), offset=self.offset
             )
@@ -136,7 +153,8 @@ class Reader:
         """A big-endian unsigned integer of ``size`` bytes."""
         start = self._pos
         value = int.from_bytes(self._take(size, field), "big")
-        self._record(start, size, field, meaning, value)
+        if self._annotating:
+            self._record(start, size, field, meaning, value)
         return value
 
     def u8(self, field: str, meaning: Meaning = None) -> int:
@@ -159,7 +177,8 @@ class Reader:
         """Exactly ``n`` bytes."""
         start = self._pos
         value = self._take(n, field)
-        self._record(start, n, field, meaning, value)
+        if self._annotating:
+            self._record(start, n, field, meaning, value)
         return value
 
     def rest(self, field: str, meaning: Meaning = None) -> bytes:
@@ -188,7 +207,6 @@ class Reader:
         length = self._length(length_bytes, field, min_length, max_length)
         return self.raw(length, field, meaning)
 
-    @contextmanager
     def vector_reader(
         self,
         length_bytes: int,
@@ -197,61 +215,50 @@ class Reader:
         *,
         min_length: int = 0,
         max_length: int | None = None,
-    ) -> Iterator[Reader]:
-        """Read a length-prefixed structure with a sub-Reader limited to its bytes.
+    ) -> _Block:
+        """Read a length-prefixed structure with a sub-Reader limited to its bytes (a ``with`` block).
 
         Leaving the ``with`` block with bytes unread is a DecodeError: a length that does not match
         its contents is malformed, not something to skip over.
         """
         length = self._length(length_bytes, field, min_length, max_length)
-        start = self._pos
-        body = self._take(length, field)
-        with self._group_span(start, field, meaning) as finish:
-            sub = Reader(body, base_offset=self._base + start, spans=self.spans, path=(*self._path, field))
-            yield sub
-            sub.expect_end()
-            finish(length)
+        return self.sub_reader(length, field, meaning)
 
-    @contextmanager
-    def sub_reader(self, length: int, field: str, meaning: str = "") -> Iterator[Reader]:
+    def sub_reader(self, length: int, field: str, meaning: str = "") -> _Block:
         """Like :meth:`vector_reader` for a structure whose length is known from elsewhere."""
         start = self._pos
         body = self._take(length, field)
-        with self._group_span(start, field, meaning) as finish:
-            sub = Reader(body, base_offset=self._base + start, spans=self.spans, path=(*self._path, field))
-            yield sub
-            sub.expect_end()
-            finish(length)
+        index = self._open_group(start, field, meaning)
+        sub = Reader(
+            body, base_offset=self._base + start, spans=self.spans, path=(*self._path, field), annotate=self._annotating
+        )
+        return _Block(self, sub, index, start)
 
-    @contextmanager
-    def group(self, field: str, meaning: str = "") -> Iterator[Reader]:
+    def group(self, field: str, meaning: str = "") -> _Block:
         """Record one span over everything read inside the block, and nest field names under it."""
         start = self._pos
-        outer_path = self._path
-        with self._group_span(start, field, meaning) as finish:
-            self._path = (*outer_path, field)
-            try:
-                yield self
-            finally:
-                self._path = outer_path
-            finish(self._pos - start)
+        index = self._open_group(start, field, meaning)
+        return _Block(self, self, index, start, group_field=field)
 
-    @contextmanager
-    def _group_span(self, start: int, field: str, meaning: str) -> Iterator[Callable[[int], None]]:
-        # The group's span goes in the list before its children's, so that a listing in span order
-        # reads top-down; its length is filled in once we know it.
-        index = len(self.spans)
+    def _open_group(self, start: int, field: str, meaning: str) -> int:
+        """Append a group's span (length still 0) and return its index; -1 when not annotating.
+
+        The group's span goes in the list before its children's, so that a listing in span order
+        reads top-down; :meth:`_close_group` fills in its length once the block is read.
+        """
+        if not self._annotating:
+            return -1
         self.spans.append(Span(self._base + start, 0, self._field(field), meaning, len(self._path), True))
+        return len(self.spans) - 1
 
-        def finish(length: int) -> None:
+    def _close_group(self, index: int, length: int) -> None:
+        if index >= 0:
             old = self.spans[index]
             self.spans[index] = Span(old.offset, length, old.field, old.meaning, old.depth, True)
 
-        yield finish
-
     def annotate(self, meaning: str) -> None:
         """Replace the meaning of the most recent span (for meanings known only after more reading)."""
-        if self.spans:
+        if self._annotating and self.spans:
             old = self.spans[-1]
             self.spans[-1] = Span(old.offset, old.length, old.field, meaning, old.depth, old.is_group)
 
@@ -310,6 +317,44 @@ class Reader:
         value = self._take(1, field)[0] != 0
         self._record(start, 1, field, meaning, value)
         return value
+
+
+class _Block:
+    """The ``with`` block of :meth:`Reader.group`, :meth:`Reader.sub_reader` and :meth:`Reader.vector_reader`.
+
+    A small class rather than a ``@contextmanager`` generator: decoders open thousands of these per
+    handshake, and a generator costs several times more.  On a clean exit a sub-Reader must have been
+    read to its end, and the group's span gets its length; on an exception the span is left as it is
+    (length 0) and the exception goes on.
+    """
+
+    __slots__ = ("_parent", "_reader", "_index", "_start", "_group_field", "_outer_path")
+
+    def __init__(self, parent: Reader, reader: Reader, index: int, start: int, group_field: str | None = None) -> None:
+        self._parent = parent
+        self._reader = reader
+        self._index = index
+        self._start = start
+        self._group_field = group_field  # set for a group: field names inside are nested under it
+        self._outer_path: tuple[str, ...] | None = None
+
+    def __enter__(self) -> Reader:
+        if self._group_field is not None:
+            self._outer_path = self._parent._path
+            self._parent._path = (*self._outer_path, self._group_field)
+        return self._reader
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        parent = self._parent
+        if self._outer_path is not None:
+            parent._path = self._outer_path
+            if exc_type is None:
+                parent._close_group(self._index, parent._pos - self._start)
+            return
+        if exc_type is None:
+            sub = self._reader
+            sub.expect_end()
+            parent._close_group(self._index, len(sub._data))
 
 
 class Writer:

@@ -245,6 +245,37 @@ def test_tls_get_rejects_an_untrusted_certificate(
     assert server.connections and server.connections[0].cipher is None  # OpenSSL saw the handshake fail
 
 
+def test_tls_get_trace_shows_the_handshake_up_to_our_alert(
+    openssl_server: tuple[net.SSLServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, _ = openssl_server
+    other_ca = CoursePKI.create().write_ca(tmp_path)
+    assert main(["tls", "get", f"https://localhost:{server.port}/", "--cafile", str(other_ca), "--trace"]) == 1
+    err = capsys.readouterr().err
+    headers = re.findall(r"^=== record \d+: (client -> server|server -> client)", err, re.MULTILINE)
+    assert headers[0] == "client -> server" and "server -> client" in headers
+    assert headers[-1] == "client -> server"  # the last record is ours: the alert
+    assert err.index("ClientHello") < err.index("Certificate: ") < err.index("Alert: unknown_ca (fatal)")
+    assert re.search(r"^0000  15 03 03 00 02 +02 30 ", err, re.MULTILINE)  # the alert record's bytes: fatal, 48
+    assert "error" in err.splitlines()[-1] and "Traceback" not in err
+
+
+def test_tls_get_trace_shows_the_servers_alert(identity: Identity, capsys: pytest.CaptureFixture[str]) -> None:
+    context = net.server_context(
+        identity.cert, identity.key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2
+    )
+    with net.SSLServer(context) as server:
+        argv = [
+            "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca), "--cipher", "AES128-SHA",
+            "--trace",
+        ]  # fmt: skip
+        assert main(argv) == 1
+    err = capsys.readouterr().err
+    headers = re.findall(r"^=== record \d+: (client -> server|server -> client)", err, re.MULTILINE)
+    assert headers == ["client -> server", "server -> client"]  # our ClientHello, OpenSSL's alert
+    assert "Alert: handshake_failure (fatal)" in err
+
+
 def test_tls_get_insecure_skips_verification_and_warns(
     openssl_server: tuple[net.SSLServer, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from handshake_lib.errors import HandshakeFailure, ProtocolVersionError
+from handshake_lib.errors import DecodeError, HandshakeFailure, ProtocolVersionError
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite, ContentType, ExtensionType, ProtocolVersion
 from handshake_lib.tls.extensions import (
     ECPointFormatsExtension,
+    EncryptThenMacExtension,
     ExtendedMasterSecretExtension,
     RenegotiationInfoExtension,
     SupportedVersionsExtension,
+    UnknownExtension,
+    decode_extensions,
     encode_extensions,
 )
 from handshake_lib.tls.messages import (
@@ -40,7 +43,7 @@ from handshake_lib.tls.negotiation import (
     server_extensions,
     suite_allowed_in,
 )
-from handshake_lib.wire import Writer
+from handshake_lib.wire import Reader, Writer
 
 DATA = Path(__file__).parent / "data" / "tls"
 _spec = importlib.util.spec_from_file_location("tls_capture", DATA / "capture.py")
@@ -188,6 +191,9 @@ def test_cipher_choice_matches_openssl(
         ("AES128-GCM-SHA256", RSA_SUITES, {"extended_master_secret": False}),
         ("AES128-GCM-SHA256", [*RSA_SUITES, S.TLS_EMPTY_RENEGOTIATION_INFO_SCSV], {"secure_renegotiation": False}),
         ("AES128-GCM-SHA256", RSA_SUITES, {"secure_renegotiation": False}),
+        ("AES128-SHA256", RSA_SUITES, {"encrypt_then_mac": True}),  # CBC: OpenSSL echoes EtM
+        ("AES128-SHA", RSA_SUITES, {"encrypt_then_mac": True, "extended_master_secret": False}),
+        ("AES128-GCM-SHA256", RSA_SUITES, {"encrypt_then_mac": True}),  # AEAD: it must not
         ("ECDHE-RSA-AES128-GCM-SHA256", [S.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256], {"session_ticket": True}),
         (
             "ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256",
@@ -225,6 +231,42 @@ def test_server_extensions_never_answer_what_was_not_asked() -> None:
     answer = server_extensions(full, cipher_suite=S.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, extended_master_secret=False)
     assert ExtendedMasterSecretExtension() not in answer and ECPointFormatsExtension([0]) in answer
     assert {e.extension_type for e in answer} <= {e.extension_type for e in full.extensions or []}
+
+
+# -- encrypt_then_mac (RFC 7366) -------------------------------------------------------------------------
+def test_encrypt_then_mac_is_offered_last_and_only_with_a_cbc_suite() -> None:
+    cbc = client_hello_for("localhost", RSA_SUITES, client_random=bytes(32), encrypt_then_mac=True)
+    assert cbc.extensions is not None and cbc.extensions[-1] == EncryptThenMacExtension()
+    # The exact bytes the client sent before the typed extension existed: the same hello plus an
+    # UnknownExtension(22, b"") appended last.
+    plain = client_hello_for("localhost", RSA_SUITES, client_random=bytes(32))
+    plain.extensions = [*(plain.extensions or []), UnknownExtension(ExtensionType.encrypt_then_mac, b"")]
+    assert cbc.to_bytes() == plain.to_bytes()
+    assert cbc.to_bytes().endswith(bytes.fromhex("0016 0000"))  # type 22, empty data
+    gcm_only = client_hello_for("localhost", [S.TLS_RSA_WITH_AES_128_GCM_SHA256], encrypt_then_mac=True)
+    assert gcm_only.extension(ExtensionType.encrypt_then_mac) is None
+    assert client_hello_for("localhost", RSA_SUITES).extension(ExtensionType.encrypt_then_mac) is None  # off by default
+
+
+def test_encrypt_then_mac_decodes_as_the_typed_extension_in_both_hellos() -> None:
+    for context in ("client_hello", "server_hello"):
+        decoded = decode_extensions(Reader(bytes.fromhex("0004 0016 0000")), context)  # type: ignore[arg-type]
+        assert decoded == [EncryptThenMacExtension()]
+        with pytest.raises(DecodeError, match="encrypt_then_mac"):
+            decode_extensions(Reader(bytes.fromhex("0005 0016 0001 00")), context)  # type: ignore[arg-type]
+
+
+def test_server_answers_encrypt_then_mac_only_for_cbc_and_only_if_asked() -> None:
+    offer = client_hello_for("localhost", RSA_SUITES, encrypt_then_mac=True)
+    cbc = server_extensions(offer, cipher_suite=S.TLS_RSA_WITH_AES_128_CBC_SHA256)
+    # OpenSSL's order: renegotiation_info, encrypt_then_mac, extended_master_secret.
+    expected = [RenegotiationInfoExtension, EncryptThenMacExtension, ExtendedMasterSecretExtension]
+    assert [type(e) for e in cbc] == expected
+    assert EncryptThenMacExtension() not in server_extensions(offer, cipher_suite=S.TLS_RSA_WITH_AES_128_GCM_SHA256)
+    refused = server_extensions(offer, cipher_suite=S.TLS_RSA_WITH_AES_128_CBC_SHA256, encrypt_then_mac=False)
+    assert EncryptThenMacExtension() not in refused
+    unasked = client_hello_for("localhost", RSA_SUITES)
+    assert EncryptThenMacExtension() not in server_extensions(unasked, cipher_suite=S.TLS_RSA_WITH_AES_128_CBC_SHA)
 
 
 def test_client_hello_for_contents() -> None:

@@ -208,3 +208,82 @@ def test_random_bytes_only_ever_raise_decode_error(data: bytes, plan: list[int])
         assert error.offset is not None and 0 <= error.offset <= len(data)
     # Whatever happened, spans never point outside the data.
     assert all(s.offset >= 0 and s.end <= len(data) for s in reader.spans)
+
+
+# -- annotate=False: the same reads, the same errors, no spans ----------------------------------------
+def _nested_structure(reader: Reader) -> tuple[int, list[int], bytes]:
+    with reader.group("hello", "a structure") as hello:
+        version = hello.u16("version", lambda v: f"version {v:#06x}")
+        items: list[int] = []
+        with hello.vector_reader(2, "items", "a list", min_length=2) as block:
+            while not block.at_end:
+                items.append(block.u16("item", lambda v: f"item {v}"))
+        tail = hello.vector(1, "tail", "the rest")
+    return version, items, tail
+
+
+NESTED = bytes.fromhex("0303" "0006" "000a000b000c" "02" "abcd")
+
+
+def test_a_reader_that_does_not_annotate_reads_the_same_values_and_records_nothing() -> None:
+    annotated, quiet = Reader(NESTED), Reader(NESTED, annotate=False)
+    assert _nested_structure(quiet) == _nested_structure(annotated) == (0x0303, [10, 11, 12], b"\xab\xcd")
+    assert quiet.spans == [] and not quiet.annotating
+    assert annotated.annotating and len(annotated.spans) == 9  # group, version, items group + length + 3, tail + length
+    assert quiet.at_end and annotated.at_end
+
+
+def test_a_reader_that_does_not_annotate_never_computes_meanings() -> None:
+    def explode(value: object) -> str:
+        raise AssertionError("a meaning was computed for a Reader that records no spans")
+
+    reader = Reader(b"\x01\x00\x02\xff\xee", annotate=False)
+    assert reader.u8("a", explode) == 1
+    assert reader.vector(2, "b", explode) == b"\xff\xee"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes.fromhex("0303" "0007" "000a000b000c"),  # the list claims more than there is
+        bytes.fromhex("0303" "0000" "00"),  # an empty list below its minimum
+        bytes.fromhex("0303" "0006" "000a000b000c" "05" "ab"),  # a truncated tail
+    ],
+)
+def test_a_reader_that_does_not_annotate_raises_the_same_errors(data: bytes) -> None:
+    errors = []
+    for annotate in (True, False):
+        with pytest.raises(DecodeError) as caught:
+            _nested_structure(Reader(data, annotate=annotate))
+        errors.append((str(caught.value), caught.value.field, caught.value.offset))
+    assert errors[0] == errors[1]
+    assert errors[0][1].startswith("hello.")  # the field path is kept without spans
+
+
+def test_leftover_bytes_in_a_block_are_an_error_without_annotation_too() -> None:
+    reader = Reader(b"\x00\x03\x01\x02\x03", annotate=False)
+    with pytest.raises(DecodeError, match="unexpected bytes"), reader.vector_reader(2, "items") as items:
+        items.u16("item")
+
+
+def test_a_group_restores_the_field_path_after_an_error() -> None:
+    reader = Reader(b"\x01", annotate=False)
+    with pytest.raises(DecodeError), reader.group("outer"):
+        reader.u16("too_long")
+    with pytest.raises(DecodeError) as caught:
+        reader.u16("next")
+    assert caught.value.field == "next"
+
+
+@given(st.binary(max_size=64), st.lists(st.integers(min_value=0, max_value=13), max_size=12))
+def test_annotating_or_not_never_changes_what_is_read(data: bytes, plan: list[int]) -> None:
+    outcomes = []
+    for annotate in (True, False):
+        reader = Reader(data, annotate=annotate)
+        try:
+            _read_everything(reader, plan)
+            outcome: object = reader.position
+        except DecodeError as error:
+            outcome = (str(error), error.field, error.offset)
+        outcomes.append(outcome)
+    assert outcomes[0] == outcomes[1]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -193,41 +192,6 @@ def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], 
     return [certificate.public_bytes(serialization.Encoding.DER) for certificate in chain], private_key
 
 
-def _page_server_class() -> type:
-    """TLSPageServer, bound to the address and port the user asked for instead of a free loopback port.
-
-    The library's server always takes a free port on 127.0.0.1 (right for notebooks and tests); the
-    command line must honour ``--port`` and ``--host``, so it only replaces the listening socket.
-    """
-    from ..tls.session import TLSPageServer
-
-    class BoundPageServer(TLSPageServer):
-        def __init__(self, *args: object, bind: tuple[str, int], **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-            self.bind = bind
-
-        def __enter__(self) -> BoundPageServer:
-            host, port = self.bind
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            listener = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.bind((host, port))
-                listener.listen(16)
-            except BaseException:
-                listener.close()
-                raise
-            listener.settimeout(0.1)  # how often the accept loop looks at the stop flag
-            self._listener = listener
-            self.host, self.port = listener.getsockname()[:2]
-            accept = threading.Thread(target=self._accept_loop, name="TLSPageServer-accept", daemon=True)
-            self._threads.append(accept)
-            accept.start()
-            return self
-
-    return BoundPageServer
-
-
 def _report_connections(connections: list, reported: int) -> int:
     """Print one line for each connection that has finished since the last call; return the new count."""
     while reported < len(connections):
@@ -257,7 +221,8 @@ def run_serve(args: argparse.Namespace) -> int:
     options: dict[str, object] = {"keylog_path": args.keylog}
     if suites:
         options["cipher_suites"] = suites
-    server_class = _page_server_class()
+    from ..tls.session import TLSPageServer  # imported here so `tcp` and `pki` work even if tls is broken
+
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -265,7 +230,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with server_class(chain, private_key, bind=(args.host, args.port), **options) as server:
+        server = TLSPageServer(
+            chain, private_key, host=args.host, port=args.port, allow_public=args.public, **options  # type: ignore[arg-type]
+        )
+        with server:
             shown_host = "localhost" if args.host == "127.0.0.1" else args.host
             print(f"serving https://{shown_host}:{server.port}/ with our TLS server (Ctrl-C to stop)", flush=True)
             reported = 0

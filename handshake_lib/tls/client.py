@@ -62,7 +62,7 @@ from .connection import (
     UnsupportedExtension,
 )
 from .constants import CipherSuite, ExtensionType, ProtocolVersion
-from .extensions import RenegotiationInfoExtension, UnknownExtension
+from .extensions import EncryptThenMacExtension, RenegotiationInfoExtension
 from .messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Certificate,
@@ -159,22 +159,24 @@ class TLSClient(TLSConnection):
                 options["extended_master_secret"] = False
             if self.offer_session_ticket:
                 options["session_ticket"] = True
+            if self.offer_encrypt_then_mac and self._build_client_hello is client_hello_for:
+                options["encrypt_then_mac"] = True  # added only when a CBC suite is on offer
             hello = self._build_client_hello(self.server_name, self.cipher_suites, **options)
             if (
                 self.offer_encrypt_then_mac
                 and any(not suite_params(s).is_aead for s in self.cipher_suites)
                 and hello.extension(ExtensionType.encrypt_then_mac) is None
             ):
-                # RFC 7366: an empty extension; only meaningful when a CBC suite is on offer.
-                hello.extensions = [*(hello.extensions or []), UnknownExtension(ExtensionType.encrypt_then_mac, b"")]
+                # A learner's builder may not know RFC 7366: add the (empty) extension last, as ours does.
+                hello.extensions = [*(hello.extensions or []), EncryptThenMacExtension()]
             raw = hello.to_bytes()
         except Exception as error:  # a learner's build_client_hello may fail any way; say which stage
             self.state = State.ERROR
             raise InternalError(f"build_client_hello failed: {type(error).__name__}: {error}") from error
         # Keep what actually went on the wire (decoded back), so ServerHello is checked against it.
-        self.client_hello, _ = decode_handshake(raw)  # type: ignore[assignment]
+        self.client_hello, _ = decode_handshake(raw, annotate=False)  # type: ignore[assignment]
         self.client_random = self.client_hello.random  # type: ignore[union-attr]
-        self._send_handshake(self.client_hello)  # type: ignore[arg-type]
+        self._send_handshake(self.client_hello, raw)  # type: ignore[arg-type]
         self.state = row.target
 
     # -- the server's messages, each reached through the table -----------------------------------
@@ -216,9 +218,9 @@ class TLSClient(TLSConnection):
         renegotiation = hello.extension(ExtensionType.renegotiation_info)
         if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:
             raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.4)")
-        etm = hello.extension(ExtensionType.encrypt_then_mac)
-        if etm is not None and (params.is_aead or getattr(etm, "data", b"")):
-            raise IllegalParameter("encrypt_then_mac must be empty and only answer a CBC suite (RFC 7366 section 3)")
+        etm = hello.extension(ExtensionType.encrypt_then_mac)  # decoded strictly: non-empty is a decode_error
+        if etm is not None and params.is_aead:
+            raise IllegalParameter("encrypt_then_mac may only answer a CBC suite (RFC 7366 section 3)")
         ticket = hello.extension(ExtensionType.session_ticket)
         self.params = params
         self.server_hello = hello

@@ -21,7 +21,10 @@ Incoming bytes go through three steps, one record at a time:
    connection; application data is only allowed in ``CONNECTED``.
 
 Every record, in both directions, becomes a :class:`TranscriptEntry` (wire bytes, plaintext, decoded
-messages, annotated spans) so the notebooks can show the handshake as it really happened.
+messages, annotated spans) so the notebooks can show the handshake as it really happened.  Each
+message is decoded once, without spans, to be processed; an entry's ``spans`` are computed from its
+bytes the first time someone looks at them (most handshakes are never displayed, and the spans used
+to cost a third of the client's time).
 
 Errors.  Whatever the peer sends wrong raises a :class:`~handshake_lib.errors.ProtocolError`
 subclass naming the cause.  Before the exception leaves :meth:`receive_data`, the fatal alert that
@@ -40,11 +43,23 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..errors import DecodeError, HandshakeError, PeerAlert, ProtocolError, TLSAlert, UnexpectedMessage
+from ..errors import (
+    ConnectionStateError,
+    DecodeError,
+    HandshakeError,
+    InternalError,
+    PeerAlert,
+    ProtocolError,
+    TLSAlert,
+    UnexpectedEOF,
+    UnexpectedMessage,
+    UnsupportedExtension,
+)
 from ..wire import Reader, Span
 from . import prf as prf_module
 from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion, name_of
@@ -102,27 +117,8 @@ DEFAULT_CLIENT_SUITES: tuple[CipherSuite, ...] = (
 DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = DEFAULT_CLIENT_SUITES
 
 
-# -- errors this module adds (candidates for errors.py) -------------------------------------------
-class ConnectionStateError(HandshakeError, RuntimeError):
-    """The application used the connection wrongly: after an error or close, or before the handshake."""
-
-
-class UnexpectedEOF(ProtocolError):
-    """The peer closed the TCP connection in the middle of the handshake or of a record."""
-
-    tls_alert = TLSAlert.unexpected_message
-
-
-class UnsupportedExtension(ProtocolError):
-    """The peer answered an extension we never offered (RFC 5246 section 7.4.1.4)."""
-
-    tls_alert = TLSAlert.unsupported_extension
-
-
-class InternalError(ProtocolError):
-    """Something failed on our side while handling the peer's bytes (a bug, or a learner's stage)."""
-
-    tls_alert = TLSAlert.internal_error
+# ConnectionStateError, UnexpectedEOF, UnsupportedExtension and InternalError live in errors.py now;
+# they stay importable from here (and listed in __all__) for code written against this module.
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -160,21 +156,60 @@ class ConnectionClosed:
 Event = HandshakeComplete | ApplicationData | AlertReceived | ConnectionClosed
 
 
-@dataclass
 class TranscriptEntry:
     """One record as it crossed the wire, with what it meant.
 
     ``spans`` annotate ``record`` (offset 0 is the record's first header byte): header fields always,
     the decoded messages when the record is plaintext, one opaque span for a protected fragment.
+    Unless given, they are computed by :func:`record_spans` on first access and then kept.
+
+    ``direction`` is ``"client->server"`` or ``"server->client"``; ``plaintext`` is the record's
+    content after decryption (the fragment itself for an unprotected record).
     """
 
-    direction: str  # "client->server" or "server->client"
-    content_type: int
-    record: bytes
-    plaintext: bytes
-    messages: list[Any] = field(default_factory=list)
-    spans: list[Span] = field(default_factory=list)
-    encrypted: bool = False
+    def __init__(
+        self,
+        direction: str,
+        content_type: int,
+        record: bytes,
+        plaintext: bytes,
+        messages: list[Any] | None = None,
+        spans: list[Span] | None = None,
+        encrypted: bool = False,
+    ) -> None:
+        self.direction = direction
+        self.content_type = content_type
+        self.record = record
+        self.plaintext = plaintext
+        self.messages: list[Any] = [] if messages is None else messages
+        self.encrypted = encrypted
+        if spans is not None:
+            self.__dict__["spans"] = spans  # given: cached_property returns it as is
+
+    @cached_property
+    def spans(self) -> list[Span]:
+        return record_spans(self.record, encrypted=self.encrypted)
+
+    def __repr__(self) -> str:
+        return (
+            f"TranscriptEntry(direction={self.direction!r}, content_type={self.content_type!r}, "
+            f"record={self.record!r}, plaintext={self.plaintext!r}, messages={self.messages!r}, "
+            f"encrypted={self.encrypted!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TranscriptEntry):
+            return NotImplemented
+        return (self.direction, self.content_type, self.record, self.plaintext, self.messages, self.encrypted) == (
+            other.direction,
+            other.content_type,
+            other.record,
+            other.plaintext,
+            other.messages,
+            other.encrypted,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
 
     @property
     def content_type_name(self) -> str:
@@ -369,15 +404,7 @@ class TLSConnection:
     def _receive_record(self, record: Record, events: list[Event]) -> None:
         encrypted = self._read_protection is not None
         raw = record.encode()
-        entry = TranscriptEntry(
-            self.incoming_direction,
-            record.content_type,
-            raw,
-            b"",
-            [],
-            record_spans(raw, encrypted=encrypted),
-            encrypted,
-        )
+        entry = TranscriptEntry(self.incoming_direction, record.content_type, raw, b"", [], encrypted=encrypted)
         self.transcript.append(entry)
         plaintext = self._read_protection.unprotect(record) if self._read_protection is not None else record.fragment
         entry.plaintext = plaintext
@@ -391,13 +418,13 @@ class TLSConnection:
                 raise DecodeError("empty handshake record (RFC 5246 section 6.2.1 forbids it)", field="record.length")
             verify_length = self.params.verify_data_length if self.params is not None else 12
             for reassembled in self._reassembler.feed(plaintext):
-                message, _ = decode_handshake(reassembled.raw, verify_data_length=verify_length)
+                message, _ = decode_handshake(reassembled.raw, verify_data_length=verify_length, annotate=False)
                 entry.messages.append(message)
                 self._receive_handshake(message, reassembled.raw, events)
                 if self._close_received:
                     break
         elif content_type == ContentType.change_cipher_spec:
-            reader = Reader(plaintext)
+            reader = Reader(plaintext, annotate=False)
             entry.messages.append(ChangeCipherSpec.decode(reader))
             reader.expect_end("ChangeCipherSpec, which is one byte")
             row = self._transition(Input.change_cipher_spec)
@@ -408,7 +435,7 @@ class TLSConnection:
             self._reader.protected = True
             self.state = row.target
         elif content_type == ContentType.alert:
-            reader = Reader(plaintext)
+            reader = Reader(plaintext, annotate=False)
             alert = Alert.decode(reader)
             reader.expect_end("the alert, which is two bytes")
             entry.messages.append(alert)
@@ -483,20 +510,16 @@ class TLSConnection:
             record = encode_record(content_type, self.version, plaintext)
         self._outgoing += record
         self.transcript.append(
-            TranscriptEntry(
-                self.outgoing_direction,
-                content_type,
-                record,
-                plaintext,
-                messages,
-                record_spans(record, encrypted=encrypted),
-                encrypted,
-            )
+            TranscriptEntry(self.outgoing_direction, content_type, record, plaintext, messages, encrypted=encrypted)
         )
 
-    def _send_handshake(self, message: HandshakeMessage) -> bytes:
-        """Send one handshake message (in as many records as it needs); returns its bytes."""
-        raw = message.to_bytes()
+    def _send_handshake(self, message: HandshakeMessage, raw: bytes | None = None) -> bytes:
+        """Send one handshake message (in as many records as it needs); returns its bytes.
+
+        ``raw`` is the message's encoding when the caller already has it (saves encoding it twice).
+        """
+        if raw is None:
+            raw = message.to_bytes()
         self._handshake_messages += raw
         for start in range(0, len(raw), MAX_PLAINTEXT_LENGTH):
             self._send_record(ContentType.handshake, raw[start : start + MAX_PLAINTEXT_LENGTH], [message])

@@ -51,6 +51,7 @@ __all__ = [
     "SignatureAlgorithmsExtension",
     "RenegotiationInfoExtension",
     "ExtendedMasterSecretExtension",
+    "EncryptThenMacExtension",
     "SessionTicketExtension",
     "SupportedVersionsExtension",
     "SelectedVersionExtension",
@@ -249,6 +250,27 @@ class ExtendedMasterSecretExtension(Extension):
 
 
 @dataclass
+class EncryptThenMacExtension(Extension):
+    """``encrypt_then_mac`` (RFC 7366): always empty; CBC records get their MAC over the ciphertext.
+
+    The client offers it; the server echoes it only when it picked a CBC suite (RFC 7366 section 3:
+    AEAD suites have no separate MAC to move), and from then on each protected record is
+    ``encrypt(plaintext + padding)`` followed by ``HMAC(header + IV + ciphertext)``, which closes the
+    padding-oracle attacks that MAC-then-encrypt invites.
+    """
+
+    extension_type: ClassVar[int] = ExtensionType.encrypt_then_mac
+
+    @classmethod
+    def decode_data(cls, r: Reader, context: Context) -> EncryptThenMacExtension:
+        r.expect_end("encrypt_then_mac, which must be empty")
+        return cls()
+
+    def encode_data(self, w: Writer, context: Context) -> None:
+        return None
+
+
+@dataclass
 class SessionTicketExtension(Extension):
     """``session_ticket`` (RFC 5077): a ticket to resume with, or empty to ask for one / to agree."""
 
@@ -327,6 +349,7 @@ CLIENT_HELLO_EXTENSIONS: dict[int, type[Extension]] = {
     ExtensionType.signature_algorithms: SignatureAlgorithmsExtension,
     ExtensionType.renegotiation_info: RenegotiationInfoExtension,
     ExtensionType.extended_master_secret: ExtendedMasterSecretExtension,
+    ExtensionType.encrypt_then_mac: EncryptThenMacExtension,
     ExtensionType.session_ticket: SessionTicketExtension,
     ExtensionType.supported_versions: SupportedVersionsExtension,
 }
@@ -336,6 +359,7 @@ SERVER_HELLO_EXTENSIONS: dict[int, type[Extension]] = {
     ExtensionType.ec_point_formats: ECPointFormatsExtension,
     ExtensionType.renegotiation_info: RenegotiationInfoExtension,
     ExtensionType.extended_master_secret: ExtendedMasterSecretExtension,
+    ExtensionType.encrypt_then_mac: EncryptThenMacExtension,
     ExtensionType.session_ticket: SessionTicketExtension,
     ExtensionType.supported_versions: SelectedVersionExtension,
 }
@@ -357,11 +381,13 @@ def decode_extensions(r: Reader, context: Context) -> list[Extension]:
     table = _TABLES[context]
     extensions: list[Extension] = []
     seen: set[int] = set()
+    annotating = r.annotating  # meanings are only worth computing for a Reader that records spans
     with r.vector_reader(2, "extensions") as block:
         while not block.at_end:
             # Peek at the type so the group's span already says which extension it is.
             peeked = int.from_bytes(block.data[block.position : block.position + 2], "big")
-            with block.group("extension", _extension_name(peeked) if block.remaining >= 2 else "") as entry:
+            group_meaning = _extension_name(peeked) if annotating and block.remaining >= 2 else ""
+            with block.group("extension", group_meaning) as entry:
                 type_offset = entry.offset
                 extension_type = entry.u16("extension_type", _extension_name)
                 if extension_type in seen:
@@ -371,7 +397,8 @@ def decode_extensions(r: Reader, context: Context) -> list[Extension]:
                     )
                 seen.add(extension_type)
                 cls = table.get(extension_type)
-                with entry.vector_reader(2, "extension_data", _extension_name(extension_type)) as data:
+                meaning = _extension_name(extension_type) if annotating else ""
+                with entry.vector_reader(2, "extension_data", meaning) as data:
                     if cls is None:
                         extension: Extension = UnknownExtension(
                             extension_type, data.rest("data", "not interpreted here; kept as raw bytes")

@@ -475,7 +475,7 @@ def _decode_handshake(
                 f"expected {name_of(HandshakeType, expected.msg_type)}, got {name_of(HandshakeType, msg_type)}"
             )
         length = hs.u24("length", "body length in bytes")
-        with hs.sub_reader(length, "body", name_of(HandshakeType, msg_type)) as body:
+        with hs.sub_reader(length, "body", name_of(HandshakeType, msg_type) if hs.annotating else "") as body:
             cls = HANDSHAKE_MESSAGES.get(msg_type)
             if cls is None:
                 message: HandshakeMessage = OpaqueHandshake(msg_type, body.rest("data", "not modelled; raw bytes"))
@@ -487,13 +487,15 @@ def _decode_handshake(
 
 
 def decode_handshake(
-    data: bytes, *, verify_data_length: int | None = VERIFY_DATA_LENGTH
+    data: bytes, *, verify_data_length: int | None = VERIFY_DATA_LENGTH, annotate: bool = True
 ) -> tuple[HandshakeMessage, list[Span]]:
     """Decode one complete handshake message of any type (header included) and return its spans.
 
     ``verify_data_length`` is the Finished length to enforce (None accepts any, as in TLS 1.3).
+    ``annotate=False`` skips the spans (the list comes back empty): same checks, same errors, faster,
+    for a protocol core that only needs the message.
     """
-    r = Reader(data)
+    r = Reader(data, annotate=annotate)
     message = _decode_handshake(r, verify_data_length=verify_data_length)
     r.expect_end("the handshake message")
     return message, r.spans

@@ -33,6 +33,7 @@ from ..errors import HandshakeFailure, ProtocolVersionError
 from .constants import CipherSuite, ECPointFormat, ExtensionType, NamedGroup, ProtocolVersion, SignatureScheme
 from .extensions import (
     ECPointFormatsExtension,
+    EncryptThenMacExtension,
     ExtendedMasterSecretExtension,
     Extension,
     RenegotiationInfoExtension,
@@ -48,6 +49,7 @@ __all__ = [
     "TLS12_SUITES",
     "TLS13_SUITES",
     "ECC_SUITES",
+    "CBC_SUITES",
     "DEFAULT_SIGNATURE_SCHEMES",
     "DEFAULT_GROUPS",
     "choose_version",
@@ -79,6 +81,8 @@ TLS12_SUITES = frozenset(
 )
 # Suites whose key exchange uses elliptic curves: they make ec_point_formats meaningful (RFC 8422).
 ECC_SUITES = frozenset(s for s in CipherSuite if s.name.startswith("TLS_ECDHE_"))
+# Suites with a CBC cipher and a separate MAC: the only ones encrypt_then_mac applies to (RFC 7366).
+CBC_SUITES = frozenset(s for s in CipherSuite if "_CBC_" in s.name)
 
 # What OpenSSL 3's client offers for TLS 1.2, minus SHA-224 and DSA: enough for any RSA or ECDSA server.
 DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
@@ -177,6 +181,7 @@ def server_extensions(
     extended_master_secret: bool = True,
     acknowledge_server_name: bool = False,
     ec_point_formats: Sequence[int] = (ECPointFormat.uncompressed,),
+    encrypt_then_mac: bool = True,
 ) -> list[Extension]:
     """The extensions a TLS 1.2 server puts in its ServerHello, given the ClientHello and its choices.
 
@@ -189,7 +194,11 @@ def server_extensions(
       the only format RFC 8422 still allows; OpenSSL 3 also lists the deprecated compressed ones
       (pass ``ec_point_formats=(0, 1, 2)`` to reproduce its bytes);
     * ``session_ticket``, empty, when the server will send a NewSessionTicket (RFC 5077 3.2);
+    * ``encrypt_then_mac``, empty, when both sides want it and the chosen suite is CBC (RFC 7366
+      section 3: an AEAD suite has no MAC to move, so the server must not echo it);
     * ``extended_master_secret`` when both sides want it (RFC 7627 section 5.1).
+
+    ``encrypt_then_mac`` and ``extended_master_secret`` default to on, as in OpenSSL's server.
     """
     sent = {e.extension_type for e in client_hello.extensions or ()}
     answer: list[Extension] = []
@@ -203,6 +212,8 @@ def server_extensions(
         answer.append(ECPointFormatsExtension(list(ec_point_formats)))
     if session_tickets and ExtensionType.session_ticket in sent:
         answer.append(SessionTicketExtension(b""))
+    if encrypt_then_mac and cipher_suite in CBC_SUITES and ExtensionType.encrypt_then_mac in sent:
+        answer.append(EncryptThenMacExtension())  # OpenSSL's order: just before extended_master_secret
     if extended_master_secret and ExtensionType.extended_master_secret in sent:
         answer.append(ExtendedMasterSecretExtension())
     return answer
@@ -219,14 +230,17 @@ def client_hello_for(
     extended_master_secret: bool = True,
     session_ticket: bool = False,
     secure_renegotiation: bool = True,
+    encrypt_then_mac: bool = False,
 ) -> ClientHello:
     """A TLS 1.2 ClientHello offering ``suites`` (in that order) to ``server_name``.
 
     ``server_name`` goes in SNI unless it is None or an IP address (RFC 6066 forbids literal
     addresses).  ``supported_groups`` and ``ec_point_formats`` are added only when an ECDHE suite is
     offered.  ``extended_master_secret`` changes how the master secret is derived (RFC 7627) when the
-    server agrees; turn it off to get the classic RFC 5246 derivation.  ``client_random`` defaults to
-    32 fresh bytes from ``os.urandom``; pass fixed bytes for a deterministic replay.
+    server agrees; turn it off to get the classic RFC 5246 derivation.  ``encrypt_then_mac`` offers
+    RFC 7366 (MAC over the ciphertext), last, as our client sends it; it is added only when a CBC suite
+    is offered, the only kind it changes.  ``client_random`` defaults to 32 fresh bytes from
+    ``os.urandom``; pass fixed bytes for a deterministic replay.
     """
     if not suites:
         raise ValueError("offer at least one cipher suite")
@@ -244,6 +258,8 @@ def client_hello_for(
         extensions.append(ExtendedMasterSecretExtension())
     if secure_renegotiation:
         extensions.append(RenegotiationInfoExtension(b""))
+    if encrypt_then_mac and any(s in CBC_SUITES for s in suites):
+        extensions.append(EncryptThenMacExtension())
     return ClientHello(
         legacy_version=ProtocolVersion.TLS1_2,
         random=random,

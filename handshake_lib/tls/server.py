@@ -9,8 +9,8 @@ then handled here:
   only: a client that offers only 1.3, or only 1.1 and below, gets ``protocol_version``), the cipher
   suite (:func:`~handshake_lib.tls.negotiation.choose_cipher_suite`, server preference by default, as
   OpenSSL servers do; nothing shared: ``handshake_failure``), and the extensions to answer
-  (:func:`~handshake_lib.tls.negotiation.server_extensions`, plus ``encrypt_then_mac`` when the
-  client asked and the suite is CBC).  Send ServerHello, Certificate, ServerHelloDone.
+  (:func:`~handshake_lib.tls.negotiation.server_extensions`, which answers ``encrypt_then_mac`` only
+  when the client asked and the suite is CBC).  Send ServerHello, Certificate, ServerHelloDone.
 * **ClientKeyExchange**: decrypt the pre-master secret with
   :func:`~handshake_lib.tls.rsa_kx.decrypt_pre_master_secret`, which never says whether decryption
   worked (Bleichenbacher's countermeasure): a bad ciphertext just gives a random pre-master secret,
@@ -44,7 +44,7 @@ from .connection import (
     check_rsa_private_key,
 )
 from .constants import CipherSuite, ExtensionType, ProtocolVersion
-from .extensions import RenegotiationInfoExtension, UnknownExtension
+from .extensions import RenegotiationInfoExtension
 from .messages import (
     Certificate,
     ClientHello,
@@ -135,27 +135,20 @@ class TLSServer(TLSConnection):
         if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:
             raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.6)")
         extensions = server_extensions(
-            hello, cipher_suite=suite, extended_master_secret=self.offer_extended_master_secret
+            hello,
+            cipher_suite=suite,
+            extended_master_secret=self.offer_extended_master_secret,
+            encrypt_then_mac=self.offer_encrypt_then_mac,
         )
-        etm = (
-            self.offer_encrypt_then_mac
-            and not params.is_aead
-            and hello.extension(ExtensionType.encrypt_then_mac) is not None
-        )
-        if etm:
-            # OpenSSL's order: encrypt_then_mac just before extended_master_secret.
-            position = next(
-                (i for i, e in enumerate(extensions) if e.extension_type == ExtensionType.extended_master_secret),
-                len(extensions),
-            )
-            extensions.insert(position, UnknownExtension(ExtensionType.encrypt_then_mac, b""))
         self.params = params
         self.client_random = hello.random
         self.server_random = self._server_random_option or self._random_bytes(32)
         self.use_extended_master_secret = any(
             e.extension_type == ExtensionType.extended_master_secret for e in extensions
         )
-        self.use_encrypt_then_mac = etm
+        self.use_encrypt_then_mac = not params.is_aead and any(
+            e.extension_type == ExtensionType.encrypt_then_mac for e in extensions
+        )
         self.server_hello = ServerHello(
             legacy_version=self.version,
             random=self.server_random,

@@ -14,11 +14,23 @@ reaches the caller, so the peer learns why too.
   when each record was sent or received (:class:`TLSResponse`), which is what the lessons display.
 * :class:`TLSPageServer` serves a small page with our server core on loopback, in a thread, like
   :class:`handshake_lib.net.SSLServer` does with OpenSSL, and records each connection's outcome.
+
+Timings.  Each transcript entry is stamped once: a record we received with the moment its bytes came
+out of ``recv``, a record we sent with the moment its bytes went into ``sendall``.  The core builds its
+answer (ClientKeyExchange, ChangeCipherSpec, Finished) while handling the server's flight, but the
+answer leaves only after that work, RSA encryption included, so a sequence diagram drawn from these
+times shows where the time really goes.
+
+Failures.  When :func:`open_tls` or :func:`tls_get` fails with a library error (a ProtocolError we
+raised, the peer's PeerAlert, a ConnectionTimeout) or a network error, the exception carries
+``transcript`` (the records exchanged so far, the fatal alert included) and ``timings``, so a trace
+can show the handshake up to the alert that ended it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import threading
 import time
@@ -27,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -47,7 +59,16 @@ from .connection import (
 from .keylog import append_line
 from .server import TLSServer
 
-__all__ = ["TLSResponse", "TLSStream", "open_tls", "tls_get", "TLSPageServer", "ServedConnection", "PAGE"]
+__all__ = [
+    "TLSResponse",
+    "TLSStream",
+    "open_tls",
+    "tls_get",
+    "TLSPageServer",
+    "ServedConnection",
+    "PAGE",
+    "is_loopback",
+]
 
 PAGE = (
     b"<!doctype html><html><head><title>Handshakes</title></head>"
@@ -63,27 +84,47 @@ class HTTPResponseError(HandshakeError, ValueError):
 
 
 class _Driver:
-    """Shuttles bytes between one core and one socket; stamps each transcript entry with a time."""
+    """Shuttles bytes between one core and one socket; stamps each transcript entry with a time.
+
+    Received records get the time their bytes arrived; records the core queued get the time they were
+    written to the socket (see the module docstring), so ``timings`` is in the order things happened.
+    """
 
     def __init__(self, connection: TLSConnection, sock: socket.socket, started: float | None = None) -> None:
         self.connection = connection
         self.sock = sock
         self.started = time.perf_counter() if started is None else started
         self.timings: list[Timing] = []
-        self._stamped = 0
+        self._seen = 0  # transcript entries already sorted into stamped or waiting
+        self._unsent: list[int] = []  # indices of outgoing entries whose bytes have not been written yet
 
-    def _stamp(self) -> None:
-        now = time.perf_counter() - self.started
+    def _now(self) -> float:
+        return time.perf_counter() - self.started
+
+    def _sort_new_entries(self, received_at: float | None) -> None:
+        """Stamp new incoming entries with ``received_at``; queue new outgoing ones until they are sent."""
         transcript = self.connection.transcript
-        for index in range(self._stamped, len(transcript)):
-            self.timings.append((now, transcript[index].direction, index))
-        self._stamped = len(transcript)
+        incoming = self.connection.incoming_direction
+        for index in range(self._seen, len(transcript)):
+            direction = transcript[index].direction
+            if direction == incoming and received_at is not None:
+                self.timings.append((received_at, direction, index))
+            else:
+                self._unsent.append(index)
+        self._seen = len(transcript)
+
+    def _stamp_sent(self) -> None:
+        sent_at = self._now()
+        transcript = self.connection.transcript
+        self.timings.extend((sent_at, transcript[index].direction, index) for index in self._unsent)
+        self._unsent.clear()
 
     def flush(self) -> None:
+        self._sort_new_entries(None)
         data = self.connection.data_to_send()
         if data:
             self.sock.sendall(data)
-        self._stamp()
+        self._stamp_sent()
 
     def flush_quietly(self) -> None:
         """Send a queued alert after an error; the peer may already be gone, which is fine."""
@@ -104,15 +145,24 @@ class _Driver:
             raise ConnectionTimeout(f"the peer sent nothing within {remaining:.1f} s") from error
         except ConnectionResetError:
             data = b""  # a reset is a close, as far as the protocol can tell
+        received_at = self._now()
         try:
             events = self.connection.receive_data(data)
         except HandshakeError:
-            self._stamp()
+            self._sort_new_entries(received_at)
             self.flush_quietly()
             raise
-        self._stamp()
+        self._sort_new_entries(received_at)
         self.flush()
         return events
+
+
+def _attach_transcript(error: BaseException, connection: TLSConnection, driver: _Driver | None) -> None:
+    """Let ``error`` carry the records exchanged so far (for ``--trace`` and the notebooks)."""
+    if getattr(error, "transcript", None) is None:
+        with contextlib.suppress(AttributeError):  # a built-in exception type may refuse new attributes
+            error.transcript = connection.transcript  # type: ignore[attr-defined]
+            error.timings = driver.timings if driver is not None else []  # type: ignore[attr-defined]
 
 
 # -- client -----------------------------------------------------------------------------------------
@@ -192,15 +242,21 @@ def open_tls(
     client = TLSClient(server_name or host, **client_options)
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
-    sock = net.connect(host, port, timeout=timeout)
+    try:
+        sock = net.connect(host, port, timeout=timeout)
+    except (HandshakeError, OSError) as error:
+        _attach_transcript(error, client, None)
+        raise
     driver = _Driver(client, sock, started)
     try:
         client.start()
         driver.flush()
         while client.handshake is None:
             driver.receive(deadline)
-    except BaseException:
+    except BaseException as error:
         sock.close()
+        if isinstance(error, (HandshakeError, OSError)):
+            _attach_transcript(error, client, driver)
         raise
     return TLSStream(client, sock, driver, timeout)
 
@@ -243,7 +299,10 @@ def tls_get(
     timeout: float = net.DEFAULT_TIMEOUT,
     **client_options: Any,
 ) -> TLSResponse:
-    """GET ``https://host[:port]/path`` with our TLS 1.2 client; header names come back lower-case."""
+    """GET ``https://host[:port]/path`` with our TLS 1.2 client; header names come back lower-case.
+
+    A failure (HandshakeError, OSError) carries ``transcript`` and ``timings``: what was exchanged so far.
+    """
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"expected an https:// URL, not {url!r}")
@@ -253,6 +312,22 @@ def tls_get(
     stream = open_tls(
         host, port, host, timeout=timeout, cafile=cafile, verify=verify, keylog_path=keylog_path, **client_options
     )
+    try:
+        head_end, length, response = _get(stream, parts, host, port)
+    except (HandshakeError, OSError) as error:
+        _attach_transcript(error, stream.client, stream._driver)
+        raise
+    if head_end < 0:
+        raise HTTPResponseError(f"the server closed before a complete response head ({len(response)} bytes)")
+    status, headers = _parse_head(response[:head_end])
+    body = response[head_end + 4 :]
+    if length is not None:
+        body = body[:length]
+    return TLSResponse(status, headers, body, stream.handshake, stream.transcript, stream.timings)
+
+
+def _get(stream: TLSStream, parts: SplitResult, host: str, port: int) -> tuple[int, int | None, bytes]:
+    """Send the GET on ``stream`` and read the response: (end of the head or -1, Content-Length, bytes)."""
     with stream:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = host if parts.port is None else f"{host}:{port}"
@@ -271,16 +346,37 @@ def tls_get(
                     length = int(headers["content-length"])
             if length is not None and len(response) >= head_end + 4 + length:
                 break
-    if head_end < 0:
-        raise HTTPResponseError(f"the server closed before a complete response head ({len(response)} bytes)")
-    status, headers = _parse_head(response[:head_end])
-    body = response[head_end + 4 :]
-    if length is not None:
-        body = body[:length]
-    return TLSResponse(status, headers, body, stream.handshake, stream.transcript, stream.timings)
+    return head_end, length, response
 
 
 # -- server -----------------------------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only: ``localhost`` or a loopback address (127/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: the kernel picks a free one)."""
+    if host == net.LOOPBACK and port == 0:
+        return net.listen_loopback()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if port:  # a fixed port: be able to restart at once while old connections sit in TIME_WAIT
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(16)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
 @dataclass
 class ServedConnection:
     """What :class:`TLSPageServer` saw of one connection: the handshake, the request, or the error."""
@@ -297,9 +393,13 @@ class TLSPageServer:
     >>> with TLSPageServer(chain, key) as server:      # doctest: +SKIP
     ...     tls_get(f"https://localhost:{server.port}/", cafile=ca)
 
-    ``server_options`` go to :class:`~handshake_lib.tls.server.TLSServer` for every connection
-    (``cipher_suites``, ``extended_master_secret``, ``keylog``...); ``keylog_path`` appends NSS key log
-    lines to a file.  Each connection's outcome is appended to ``connections``.
+    ``host`` and ``port`` say where to listen: loopback and a free port (``port=0``) by default, which
+    is what notebooks and tests want; after ``__enter__``, ``host`` and ``port`` hold the bound address.
+    A host that is not a loopback address is refused (ValueError) unless ``allow_public=True``: a
+    teaching server must not end up on a network by accident.  ``server_options`` go to
+    :class:`~handshake_lib.tls.server.TLSServer` for every connection (``cipher_suites``,
+    ``extended_master_secret``, ``keylog``...); ``keylog_path`` appends NSS key log lines to a file.
+    Each connection's outcome is appended to ``connections``.
     """
 
     def __init__(
@@ -310,8 +410,15 @@ class TLSPageServer:
         page: bytes = PAGE,
         timeout: float = net.DEFAULT_TIMEOUT,
         keylog_path: str | Path | None = None,
+        host: str = net.LOOPBACK,
+        port: int = 0,
+        allow_public: bool = False,
         **server_options: Any,
     ) -> None:
+        if not is_loopback(host) and not allow_public:
+            raise ValueError(f"refusing to listen on {host!r}, which is not loopback (pass allow_public=True)")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range (0 picks a free one)")
         self.certificate_chain = [
             c.public_bytes(Encoding.DER) if isinstance(c, x509.Certificate) else bytes(c) for c in certificate_chain
         ]
@@ -323,15 +430,15 @@ class TLSPageServer:
         self.server_options = server_options
         # Fail now, in the caller's thread, if the options are wrong (not in a worker later).
         TLSServer(self.certificate_chain, private_key, **server_options)
-        self.host = net.LOOPBACK
-        self.port = 0
+        self.host = host
+        self.port = port
         self.connections: list[ServedConnection] = []
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
 
     def __enter__(self) -> TLSPageServer:
-        self._listener = net.listen_loopback()
+        self._listener = _listen(self.host, self.port)
         self._listener.settimeout(0.1)  # how often the accept loop looks at the stop flag
         self.host, self.port = self._listener.getsockname()[:2]
         thread = threading.Thread(target=self._accept_loop, name="TLSPageServer-accept", daemon=True)

@@ -14,12 +14,19 @@ profile of RFC 5280 and the CA/Browser Forum rules) builds and checks the chain.
 adds is the translation of its verdict into the alert a real TLS client sends (OpenSSL's
 ``ssl_x509err2alert``): no path to a trusted root -> ``unknown_ca``; outside the validity period ->
 ``certificate_expired``; wrong name or anything else -> ``bad_certificate``.
+
+Parsing a CA file is not free (the system bundle holds ~140 roots: about a millisecond), and a
+notebook or benchmark may open hundreds of connections with the same file, so parsed files are kept
+in a small cache keyed by path, modification time and size: editing or replacing the file (a lesson
+that swaps CAs) is noticed on the next handshake.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
+import threading
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,7 +37,38 @@ from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, St
 
 from ..errors import CertificateError, TLSAlert
 
-__all__ = ["load_trust_store", "verify_server_chain", "subject_for"]
+__all__ = ["load_trust_store", "verify_server_chain", "subject_for", "clear_trust_store_cache"]
+
+_CACHE_SIZE = 16  # distinct CA files kept parsed; a course uses a handful
+_pem_cache: dict[tuple[str, int, int], tuple[x509.Certificate, ...]] = {}
+_pem_cache_lock = threading.Lock()  # TLSPageServer and notebooks may load from several threads
+
+
+def clear_trust_store_cache() -> None:
+    """Forget every parsed CA file (the next handshake reads and parses them again)."""
+    with _pem_cache_lock:
+        _pem_cache.clear()
+
+
+def _pem_certificates(path: str | Path) -> list[x509.Certificate]:
+    """The certificates in a PEM file, parsed once per (path, mtime, size)."""
+    resolved = os.path.realpath(path)
+    status = os.stat(resolved)
+    key = (resolved, status.st_mtime_ns, status.st_size)
+    with _pem_cache_lock:
+        cached = _pem_cache.get(key)
+    if cached is None:
+        with warnings.catch_warnings():
+            # Some old roots in system bundles break RFC 5280 (negative serials): warn-only noise.
+            warnings.simplefilter("ignore")
+            cached = tuple(x509.load_pem_x509_certificates(Path(resolved).read_bytes()))
+        with _pem_cache_lock:
+            for stale in [k for k in _pem_cache if k[0] == resolved]:
+                del _pem_cache[stale]
+            if len(_pem_cache) >= _CACHE_SIZE:
+                del _pem_cache[next(iter(_pem_cache))]  # oldest first: dicts keep insertion order
+            _pem_cache[key] = cached
+    return list(cached)
 
 
 def load_trust_store(
@@ -43,15 +81,12 @@ def load_trust_store(
     """
     anchors: list[x509.Certificate] = list(trusted_certificates or ())
     if cafile is not None:
-        anchors += x509.load_pem_x509_certificates(Path(cafile).read_bytes())
+        anchors += _pem_certificates(cafile)
     if cafile is None and not trusted_certificates:
         paths = ssl.get_default_verify_paths()
         for candidate in (paths.cafile, paths.openssl_cafile):
             if candidate and Path(candidate).is_file():
-                # Some old roots in system bundles break RFC 5280 (negative serials): warn-only noise.
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    anchors += x509.load_pem_x509_certificates(Path(candidate).read_bytes())
+                anchors += _pem_certificates(candidate)
                 break
     return anchors
 

@@ -1,0 +1,195 @@
+"""tls.session and the transcript around it: timings, failures that carry the transcript, where
+TLSPageServer listens, lazily computed spans, and the errors that moved to ``errors.py``.
+
+Peers: a real OpenSSL server (``net.SSLServer``) and Python's ``ssl`` client.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import ssl
+import time
+
+import pytest
+
+from handshake_lib import errors, net
+from handshake_lib.errors import CertificateError, ConnectionTimeout, PeerAlert, TLSAlert
+from handshake_lib.pki import CoursePKI
+from handshake_lib.tls import connection, session
+from handshake_lib.tls.client import TLSClient
+from handshake_lib.tls.connection import TranscriptEntry, record_spans
+from handshake_lib.tls.messages import Alert, ClientHello, ClientKeyExchange, ServerHelloDone
+from handshake_lib.tls.session import TLSPageServer, tls_get
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory):
+    directory = tmp_path_factory.mktemp("pki")
+    course = CoursePKI.create()
+    issued = course.issue_server(("localhost", "127.0.0.1"))
+    ca = course.write_ca(directory)
+    cert, key = CoursePKI.write_issued(issued, directory)
+    return ca, cert, key, issued
+
+
+def openssl_server(pki, ciphers: str = "AES128-SHA256") -> net.SSLServer:
+    _, cert, key, _ = pki
+    return net.SSLServer(
+        net.server_context(cert, key, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2)
+    )
+
+
+def _index_of(transcript: list[TranscriptEntry], message_type: type) -> int:
+    return next(i for i, entry in enumerate(transcript) if any(isinstance(m, message_type) for m in entry.messages))
+
+
+# -- timings: sent when sent, received when received ---------------------------------------------------
+def test_records_produced_while_handling_input_are_stamped_when_sent(pki, monkeypatch) -> None:
+    # A clock that advances on every reading makes "same moment" and "later" tell apart exactly.
+    ticks = itertools.count()
+    monkeypatch.setattr(session.time, "perf_counter", lambda: float(next(ticks)))
+    with openssl_server(pki) as server:
+        response = tls_get(f"https://localhost:{server.port}/", cafile=pki[0])
+    transcript, timings = response.transcript, response.timings
+    when = {index: at for at, _, index in timings}
+    assert sorted(when) == list(range(len(transcript)))  # every record stamped exactly once
+    assert [at for at, _, _ in timings] == sorted(at for at, _, _ in timings)  # listed in the order they happened
+    assert all(direction == transcript[index].direction for _, direction, index in timings)
+    done, key_exchange = _index_of(transcript, ServerHelloDone), _index_of(transcript, ClientKeyExchange)
+    # The client's answer is built while ServerHelloDone is handled, but leaves later, after that work.
+    assert when[key_exchange] > when[done]
+    assert when[_index_of(transcript, ClientHello)] < when[_index_of(transcript, ServerHelloDone)]
+
+
+# -- failures carry the transcript so far -------------------------------------------------------------
+def test_a_certificate_failure_carries_the_transcript_up_to_our_alert(pki, tmp_path) -> None:
+    other_ca = CoursePKI.create().write_ca(tmp_path)
+    with openssl_server(pki) as server, pytest.raises(CertificateError) as caught:
+        tls_get(f"https://localhost:{server.port}/", cafile=other_ca)
+    transcript = caught.value.transcript
+    assert transcript is not None
+    assert isinstance(transcript[0].messages[0], ClientHello)
+    last = transcript[-1]
+    assert last.direction == "client->server"
+    assert last.messages == [Alert(2, TLSAlert.unknown_ca)]
+    assert {index for _, _, index in caught.value.timings} == set(range(len(transcript)))  # the alert went out
+
+
+def test_a_peer_alert_carries_the_transcript_up_to_the_peers_alert(pki) -> None:
+    with openssl_server(pki, "AES128-GCM-SHA256") as server, pytest.raises(PeerAlert) as caught:
+        tls_get(f"https://localhost:{server.port}/", cafile=pki[0], cipher_suites=[0x002F])  # AES128-SHA
+    transcript = caught.value.transcript
+    assert transcript is not None and isinstance(transcript[0].messages[0], ClientHello)
+    assert transcript[-1].direction == "server->client"
+    assert transcript[-1].messages == [Alert(2, TLSAlert.handshake_failure)]
+
+
+def test_a_timeout_carries_the_transcript_so_far(pki) -> None:
+    with net.listen_loopback() as silent:  # accepts (in the kernel) and never answers
+        port = silent.getsockname()[1]
+        with pytest.raises(ConnectionTimeout) as caught:
+            tls_get(f"https://127.0.0.1:{port}/", cafile=pki[0], timeout=0.3)
+    transcript = caught.value.transcript
+    assert transcript is not None and len(transcript) == 1
+    assert isinstance(transcript[0].messages[0], ClientHello)
+
+
+# -- TLSPageServer: where it listens ------------------------------------------------------------------
+def test_page_server_listens_on_the_port_it_is_given(pki) -> None:
+    ca, _, _, issued = pki
+    with net.listen_loopback() as probe:
+        port = probe.getsockname()[1]
+    # The port was free a moment ago; a fixed port is what `tls serve --port` needs.
+    with TLSPageServer([issued.der], issued.private_key, port=port) as server:
+        assert (server.host, server.port) == ("127.0.0.1", port)
+        response = tls_get(f"https://localhost:{port}/", cafile=ca)
+    assert response.status == 200 and response.body == session.PAGE
+
+
+def test_page_server_on_localhost_by_name_and_a_free_port(pki) -> None:
+    ca, _, _, issued = pki
+    with TLSPageServer([issued.der], issued.private_key, host="localhost") as server:
+        assert server.port != 0
+        assert tls_get(f"https://localhost:{server.port}/", cafile=ca).status == 200
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "::", "example.com"])
+def test_page_server_refuses_a_public_address_unless_allowed(pki, host: str) -> None:
+    issued = pki[3]
+    with pytest.raises(ValueError, match="not loopback"):
+        TLSPageServer([issued.der], issued.private_key, host=host)
+    # Explicitly allowed, it is accepted (not entered here: nothing is bound to a real network).
+    server = TLSPageServer([issued.der], issued.private_key, host=host, allow_public=True)
+    assert server.host == host and server._listener is None
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_page_server_refuses_a_port_out_of_range(pki, port: int) -> None:
+    issued = pki[3]
+    with pytest.raises(ValueError, match="out of range"):
+        TLSPageServer([issued.der], issued.private_key, port=port)
+
+
+def test_page_server_on_ipv6_loopback(pki) -> None:
+    ca, _, _, issued = pki
+    try:
+        socket.socket(socket.AF_INET6).close()
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with TLSPageServer([issued.der], issued.private_key, host="::1") as server:
+        assert server.host == "::1"
+        # The course certificate names 127.0.0.1 and localhost; skip the name check, keep the chain check.
+        client = TLSClient(None, verify=False)
+        sock = net.connect("::1", server.port, timeout=2)
+        with sock:
+            driver = session._Driver(client, sock)
+            client.start()
+            driver.flush()
+            deadline = time.monotonic() + 5
+            while client.handshake is None:
+                driver.receive(deadline)
+        assert client.handshake.cipher_suite is not None
+    assert server.connections and server.connections[0].handshake is not None
+
+
+# -- transcript spans are computed when asked for ------------------------------------------------------
+def test_transcript_spans_are_computed_on_first_access_and_kept(pki) -> None:
+    client = TLSClient("localhost", cafile=pki[0], client_random=bytes(32))
+    client.start()
+    entry = client.transcript[0]
+    assert "spans" not in vars(entry)  # nothing computed yet
+    spans = entry.spans
+    assert spans == record_spans(entry.record, encrypted=False)
+    assert entry.spans is spans  # cached
+    assert any(span.field.endswith("cipher_suite") for span in spans)
+    given = TranscriptEntry("client->server", 22, entry.record, entry.plaintext, entry.messages, [], False)
+    assert given.spans == [] and given == entry  # explicit spans are kept; equality ignores them
+
+
+# -- errors moved to errors.py, still importable from tls.connection -----------------------------------
+@pytest.mark.parametrize(
+    ("name", "alert"),
+    [
+        ("UnexpectedEOF", TLSAlert.unexpected_message),
+        ("UnsupportedExtension", TLSAlert.unsupported_extension),
+        ("InternalError", TLSAlert.internal_error),
+    ],
+)
+def test_protocol_errors_live_in_errors_and_keep_their_alerts(name: str, alert: TLSAlert) -> None:
+    cls = getattr(errors, name)
+    assert getattr(connection, name) is cls
+    assert issubclass(cls, errors.ProtocolError) and cls.tls_alert is alert
+
+
+def test_connection_state_error_is_a_runtime_error_and_not_a_protocol_error() -> None:
+    assert connection.ConnectionStateError is errors.ConnectionStateError
+    assert issubclass(errors.ConnectionStateError, RuntimeError)
+    assert issubclass(errors.ConnectionStateError, errors.HandshakeError)
+    assert not issubclass(errors.ConnectionStateError, errors.ProtocolError)
+    client = TLSClient("localhost", verify=False)
+    client.start()
+    with pytest.raises(errors.ConnectionStateError):
+        client.start()
