@@ -109,12 +109,23 @@ def _type_meaning(value: int) -> str:
 
 @dataclass(frozen=True)
 class Record:
-    """One record as it is on the wire: header fields and the (possibly protected) fragment."""
+    """One record as it is on the wire: header fields and the (possibly protected) fragment.
+
+    ``offset`` is where the record started in the stream it was read from; ``spans`` annotates the
+    header and the fragment at that offset, computed only when something (a hex view, a trace) asks.
+    """
 
     content_type: int
     version: int
     fragment: bytes
-    spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+    offset: int = field(default=0, compare=False, repr=False)
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        spans: list[Span] = []
+        _read_header(self.encode(), self.offset, spans)
+        spans.append(Span(self.offset + RECORD_HEADER_LENGTH, len(self.fragment), "record.fragment", "", 1))
+        return tuple(spans)
 
     def encode(self) -> bytes:
         return encode_record(self.content_type, self.version, self.fragment)
@@ -129,8 +140,12 @@ def encode_record(content_type: int, version: int, fragment: bytes) -> bytes:
     return Writer().u8(content_type).u16(version).vector(2, fragment).getvalue()
 
 
-def _read_header(data: bytes, base_offset: int, spans: list[Span]) -> tuple[int, int, int]:
-    reader = Reader(data[:RECORD_HEADER_LENGTH], base_offset=base_offset, spans=spans, path=("record",))
+def _read_header(data: bytes, base_offset: int, spans: list[Span] | None) -> tuple[int, int, int]:
+    """Read a record header; with ``spans=None`` nothing is annotated (the hot path of a connection)."""
+    if spans is None:
+        reader = Reader(data[:RECORD_HEADER_LENGTH], base_offset=base_offset, annotate=False)
+    else:
+        reader = Reader(data[:RECORD_HEADER_LENGTH], base_offset=base_offset, spans=spans, path=("record",))
     content_type = reader.u8("content_type", _type_meaning)
     version = reader.u16("version", _version_meaning)
     length = reader.u16("length", "length of the fragment in bytes")
@@ -180,18 +195,17 @@ class RecordReader:
         """The next whole record in the buffer, or None if more bytes are needed."""
         if len(self._buffer) < RECORD_HEADER_LENGTH:
             return None
-        spans: list[Span] = []
-        content_type, version, length = _read_header(bytes(self._buffer), self._consumed, spans)
+        content_type, version, length = _read_header(bytes(self._buffer[:RECORD_HEADER_LENGTH]), self._consumed, None)
         # Check the header before waiting for the body: a peer claiming 60000 bytes must not make us wait.
         _check_header(content_type, version, length, self.limit, self._consumed)
         total = RECORD_HEADER_LENGTH + length
         if len(self._buffer) < total:
             return None
         fragment = bytes(self._buffer[RECORD_HEADER_LENGTH:total])
-        spans.append(Span(self._consumed + RECORD_HEADER_LENGTH, length, "record.fragment", "", 1))
+        record = Record(content_type, version, fragment, self._consumed)
         del self._buffer[:total]
         self._consumed += total
-        return Record(content_type, version, fragment, tuple(spans))
+        return record
 
 
 @dataclass(frozen=True)
