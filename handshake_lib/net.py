@@ -16,14 +16,15 @@ It also starts the real peers the lessons talk to: an OpenSSL server through Pyt
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 from .errors import ConnectionTimeout
 
@@ -147,29 +148,77 @@ class ServerRecord:
     error: BaseException | None = None
 
 
-@dataclass
-class SSLServer:
-    """An OpenSSL TLS server on loopback, in a background thread, for as long as the ``with`` block runs.
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only: ``localhost`` or a loopback address (127/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    >>> with SSLServer(context) as server:          # doctest: +SKIP
-    ...     connect(server.host, server.port)
+
+def listen(host: str = LOOPBACK, port: int = 0, *, allow_public: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: the kernel picks a free one).
+
+    A host that is not loopback is refused unless ``allow_public``: a teaching server must not end
+    up on a network by accident.
+    """
+    if not is_loopback(host) and not allow_public:
+        raise ValueError(f"refusing to listen on {host!r}, which is not loopback (pass allow_public=True)")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range (0 picks a free one)")
+    if host == LOOPBACK and port == 0:
+        return listen_loopback()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if port:  # a fixed port: be able to restart at once while old connections sit in TIME_WAIT
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(16)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+class LoopbackServer:
+    """Accept connections in a background thread for as long as the ``with`` block runs.
+
+    Each connection is handed to :meth:`serve` in a thread of its own, with ``TCP_NODELAY`` and a
+    ``timeout`` on every operation.  Leaving the block stops accepting and joins every thread (each
+    bounded by the timeout), so nothing outlives the notebook cell or the test that started it.
+    After ``__enter__``, ``host`` and ``port`` hold the bound address.
     """
 
-    context: ssl.SSLContext
-    handler: Callable[[ssl.SSLSocket], None] = field(default_factory=http_page_handler)
-    timeout: float = DEFAULT_TIMEOUT
-    host: str = LOOPBACK
-    port: int = 0
-    connections: list[ServerRecord] = field(default_factory=list)
-    _listener: socket.socket | None = None
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    name = "LoopbackServer"
 
-    def __enter__(self) -> SSLServer:
-        self._listener = listen_loopback()
+    def __init__(
+        self, *, host: str = LOOPBACK, port: int = 0, allow_public: bool = False, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        # Refuse a bad address now, in the caller's thread, not later in __enter__.
+        if not is_loopback(host) and not allow_public:
+            raise ValueError(f"refusing to listen on {host!r}, which is not loopback (pass allow_public=True)")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range (0 picks a free one)")
+        self.host = host
+        self.port = port
+        self.allow_public = allow_public
+        self.timeout = timeout
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    def serve(self, conn: socket.socket) -> None:
+        """Handle one accepted connection (closed by the caller afterwards)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._listener = listen(self.host, self.port, allow_public=self.allow_public)
         self._listener.settimeout(0.1)  # how often the accept loop looks at the stop flag
         self.host, self.port = self._listener.getsockname()[:2]
-        accept_thread = threading.Thread(target=self._accept_loop, name="SSLServer-accept", daemon=True)
+        accept_thread = threading.Thread(target=self._accept_loop, name=f"{self.name}-accept", daemon=True)
         self._threads.append(accept_thread)
         accept_thread.start()
         return self
@@ -194,23 +243,51 @@ class SSLServer:
                 continue
             except OSError:
                 return
-            worker = threading.Thread(target=self._serve, args=(raw,), name="SSLServer-conn", daemon=True)
+            worker = threading.Thread(target=self._serve_and_close, args=(raw,), name=f"{self.name}-conn", daemon=True)
             self._threads.append(worker)
             worker.start()
 
-    def _serve(self, raw: socket.socket) -> None:
-        record = ServerRecord()
-        self.connections.append(record)
+    def _serve_and_close(self, raw: socket.socket) -> None:
         with contextlib.closing(_nodelay(raw)):
             raw.settimeout(self.timeout)
-            try:
-                with self.context.wrap_socket(raw, server_side=True) as conn:
-                    record.version = conn.version()
-                    cipher = conn.cipher()
-                    record.cipher = cipher[0] if cipher else None
-                    self.handler(conn)
-            except (OSError, ssl.SSLError) as error:  # the peer's fault, recorded for the test or lesson to read
-                record.error = error
+            self.serve(raw)
+
+
+class SSLServer(LoopbackServer):
+    """An OpenSSL TLS server on loopback, in a background thread, for as long as the ``with`` block runs.
+
+    >>> with SSLServer(context) as server:          # doctest: +SKIP
+    ...     connect(server.host, server.port)
+
+    Each connection's negotiated version and cipher, or the error that ended it, is appended to
+    ``connections``, so a lesson or a test can read what OpenSSL saw.
+    """
+
+    name = "SSLServer"
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        handler: Callable[[ssl.SSLSocket], None] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        **listen_options: Any,
+    ) -> None:
+        super().__init__(timeout=timeout, **listen_options)
+        self.context = context
+        self.handler = handler if handler is not None else http_page_handler()
+        self.connections: list[ServerRecord] = []
+
+    def serve(self, conn: socket.socket) -> None:
+        record = ServerRecord()
+        self.connections.append(record)
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                record.version = tls.version()
+                cipher = tls.cipher()
+                record.cipher = cipher[0] if cipher else None
+                self.handler(tls)
+        except (OSError, ssl.SSLError) as error:  # the peer's fault, recorded for the test or lesson to read
+            record.error = error
 
 
 def server_context(

@@ -21,7 +21,6 @@ alert); 2 the command line was wrong (including an unknown cipher suite name).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import signal
 import sys
 import threading
@@ -33,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import CertificateError, ConnectionTimeout, HandshakeError, PeerAlert, ProtocolError
+from ..net import is_loopback
 from ..tls.constants import CipherSuite, name_of
 from ..tls.suites import SUITES, parse_suite_name
 from .errors import EXIT_USAGE, CommandError
@@ -169,15 +169,6 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 # -- tls serve ---------------------------------------------------------------------------------------
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], object]:
     """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load."""
     try:

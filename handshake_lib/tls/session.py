@@ -30,9 +30,7 @@ can show the handshake up to the alert that ended it.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -350,31 +348,8 @@ def _get(stream: TLSStream, parts: SplitResult, host: str, port: int) -> tuple[i
 
 
 # -- server -----------------------------------------------------------------------------------------
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only: ``localhost`` or a loopback address (127/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: the kernel picks a free one)."""
-    if host == net.LOOPBACK and port == 0:
-        return net.listen_loopback()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if port:  # a fixed port: be able to restart at once while old connections sit in TIME_WAIT
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(16)
-    except BaseException:
-        listener.close()
-        raise
-    return listener
+# Re-exported: the CLI and older callers import it from here.
+is_loopback = net.is_loopback
 
 
 @dataclass
@@ -387,7 +362,7 @@ class ServedConnection:
     transcript: list[TranscriptEntry] = field(default_factory=list)
 
 
-class TLSPageServer:
+class TLSPageServer(net.LoopbackServer):
     """Our TLS 1.2 server core serving ``page`` over HTTP/1.1 on loopback, in a thread.
 
     >>> with TLSPageServer(chain, key) as server:      # doctest: +SKIP
@@ -415,60 +390,18 @@ class TLSPageServer:
         allow_public: bool = False,
         **server_options: Any,
     ) -> None:
-        if not is_loopback(host) and not allow_public:
-            raise ValueError(f"refusing to listen on {host!r}, which is not loopback (pass allow_public=True)")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is out of range (0 picks a free one)")
         self.certificate_chain = [
             c.public_bytes(Encoding.DER) if isinstance(c, x509.Certificate) else bytes(c) for c in certificate_chain
         ]
+        super().__init__(host=host, port=port, allow_public=allow_public, timeout=timeout)
         self.private_key = private_key
         self.page = page
-        self.timeout = timeout
         if keylog_path is not None:
             server_options.setdefault("keylog", _keylog_writer(keylog_path))
         self.server_options = server_options
         # Fail now, in the caller's thread, if the options are wrong (not in a worker later).
         TLSServer(self.certificate_chain, private_key, **server_options)
-        self.host = host
-        self.port = port
         self.connections: list[ServedConnection] = []
-        self._listener: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
-
-    def __enter__(self) -> TLSPageServer:
-        self._listener = _listen(self.host, self.port)
-        self._listener.settimeout(0.1)  # how often the accept loop looks at the stop flag
-        self.host, self.port = self._listener.getsockname()[:2]
-        thread = threading.Thread(target=self._accept_loop, name="TLSPageServer-accept", daemon=True)
-        self._threads.append(thread)
-        thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        for thread in list(self._threads):
-            thread.join(self.timeout + 1)
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while not self._stop.is_set():
-            try:
-                raw, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            worker = threading.Thread(target=self._serve, args=(raw,), name="TLSPageServer-conn", daemon=True)
-            self._threads.append(worker)
-            worker.start()
 
     def _response(self) -> bytes:
         head = (
@@ -477,31 +410,31 @@ class TLSPageServer:
         ).encode()
         return head + self.page
 
-    def _serve(self, raw: socket.socket) -> None:
+    name = "TLSPageServer"
+
+    def serve(self, raw: socket.socket) -> None:
         record = ServedConnection()
         self.connections.append(record)
         server = TLSServer(self.certificate_chain, self.private_key, **self.server_options)
         record.transcript = server.transcript
-        with contextlib.closing(raw):
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            driver = _Driver(server, raw)
-            deadline = time.monotonic() + self.timeout
-            try:
-                while b"\r\n\r\n" not in record.request:
-                    for event in driver.receive(deadline):
-                        if isinstance(event, HandshakeComplete):
-                            record.handshake = event
-                        elif isinstance(event, ApplicationData):
-                            record.request += event.data
-                        elif isinstance(event, ConnectionClosed):
-                            return
-                    if len(record.request) > 65536:
+        driver = _Driver(server, raw)
+        deadline = time.monotonic() + self.timeout
+        try:
+            while b"\r\n\r\n" not in record.request:
+                for event in driver.receive(deadline):
+                    if isinstance(event, HandshakeComplete):
+                        record.handshake = event
+                    elif isinstance(event, ApplicationData):
+                        record.request += event.data
+                    elif isinstance(event, ConnectionClosed):
                         return
-                server.send_application_data(self._response())
-                server.close()
-                driver.flush()
-                # Wait briefly for the client's close_notify, so that it reads the page before our FIN.
-                with contextlib.suppress(HandshakeError, OSError):
-                    driver.receive(min(deadline, time.monotonic() + 1.0))
-            except (HandshakeError, ProtocolError, OSError) as error:
-                record.error = error
+                if len(record.request) > 65536:
+                    return
+            server.send_application_data(self._response())
+            server.close()
+            driver.flush()
+            # Wait briefly for the client's close_notify, so that it reads the page before our FIN.
+            with contextlib.suppress(HandshakeError, OSError):
+                driver.receive(min(deadline, time.monotonic() + 1.0))
+        except (HandshakeError, ProtocolError, OSError) as error:
+            record.error = error
