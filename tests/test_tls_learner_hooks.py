@@ -14,7 +14,7 @@ import struct
 import pytest
 
 from handshake_lib import net
-from handshake_lib.errors import BadRecordMac
+from handshake_lib.errors import BadRecordMac, PeerAlert, TLSAlert
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls import tls_get
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
@@ -99,3 +99,45 @@ def test_a_choice_the_client_never_offered_ends_in_handshake_failure(pki) -> Non
     with server, net.connect(server.host, server.port) as raw, pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"):
         client.wrap_socket(raw, server_hostname="localhost")
     assert "chooser picked" in str(server.connections[0].error)
+
+
+def learners_finished(master_secret, label, handshake_messages, hash_name) -> bytes:
+    """verify_data = PRF(master_secret, label, Hash(handshake_messages))[:12], with hashlib and hmac only."""
+    digest = getattr(hashlib, hash_name)
+    seed = label.encode() + digest(handshake_messages).digest()
+    output, a = b"", seed
+    while len(output) < 12:
+        a = hmac.new(master_secret, a, digest).digest()
+        output += hmac.new(master_secret, a + seed, digest).digest()
+    return output[:12]
+
+
+@pytest.mark.parametrize("suite_name", ["AES128-GCM-SHA256", "AES256-GCM-SHA384"])
+def test_a_correct_finished_completes_a_handshake_with_openssl(pki, suite_name) -> None:
+    ca, cert, key, _ = pki
+    calls = []
+
+    def recording(master_secret, label, handshake_messages, hash_name):
+        calls.append((label, handshake_messages[0], hash_name))
+        return learners_finished(master_secret, label, handshake_messages, hash_name)
+
+    context = net.server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)
+    with net.SSLServer(context) as server:
+        response = tls_get(f"https://localhost:{server.port}/", cafile=ca, finished_verify_data=recording)
+    assert response.status == 200
+    # The client computes its own Finished, then checks the server's; both start at the ClientHello (type 1).
+    assert [(label, first) for label, first, _ in calls] == [("client finished", 1), ("server finished", 1)]
+    assert {hash_name for *_, hash_name in calls} == {"sha384" if suite_name.endswith("SHA384") else "sha256"}
+
+
+def test_a_finished_over_the_wrong_messages_gets_decrypt_error_from_openssl(pki) -> None:
+    ca, cert, key, _ = pki
+
+    def forgets_the_client_hello(master_secret, label, handshake_messages, hash_name):
+        length = int.from_bytes(handshake_messages[1:4], "big")
+        return learners_finished(master_secret, label, handshake_messages[4 + length :], hash_name)
+
+    context = net.server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
+    with net.SSLServer(context) as server, pytest.raises(PeerAlert) as caught:
+        tls_get(f"https://localhost:{server.port}/", cafile=ca, finished_verify_data=forgets_the_client_hello)
+    assert caught.value.description == TLSAlert.decrypt_error

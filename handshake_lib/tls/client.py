@@ -55,6 +55,7 @@ from .connection import (
     RSA_SUITES,
     ConnectionStateError,
     Event,
+    FinishedVerifyData,
     InternalError,
     KeyLogWriter,
     RandomBytes,
@@ -109,6 +110,7 @@ class TLSClient(TLSConnection):
         verify_data: Callable[..., bytes] = prf_module.verify_data,
         now: datetime | None = None,
         record_mac: RecordMac = default_record_mac,
+        finished_verify_data: FinishedVerifyData | None = None,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -118,6 +120,7 @@ class TLSClient(TLSConnection):
             extended_master_secret=extended_master_secret,
             encrypt_then_mac=encrypt_then_mac,
             record_mac=record_mac,
+            finished_verify_data=finished_verify_data,
         )
         if verify and not server_name:
             raise ValueError("verify=True needs the server_name to check the certificate against")

@@ -285,6 +285,10 @@ _HANDSHAKE_INPUTS: dict[int, Input] = {
 }
 
 
+# finished_verify_data(master_secret, label, handshake_messages, hash_name) -> verify_data (exercise 08).
+FinishedVerifyData = Callable[[bytes, str, bytes, str], bytes]
+
+
 class TLSConnection:
     """The shared core of :class:`~handshake_lib.tls.client.TLSClient` and ``TLSServer``."""
 
@@ -300,6 +304,7 @@ class TLSConnection:
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
         record_mac: RecordMac = default_record_mac,
+        finished_verify_data: FinishedVerifyData | None = None,
     ) -> None:
         self.state: State = INITIAL_STATE[self.role]
         self.transcript: list[TranscriptEntry] = []
@@ -320,6 +325,7 @@ class TLSConnection:
         self._prf = prf
         self._verify_data = verify_data
         self._record_mac = record_mac
+        self._finished_verify_data_stage = finished_verify_data
         self._reader = RecordReader()
         self._reassembler = HandshakeReassembler()
         self._outgoing = bytearray()
@@ -573,7 +579,14 @@ class TLSConnection:
             self._keylog(client_random_line(self.client_random, master))
 
     def _finished_verify_data(self, label: str, messages: bytes) -> bytes:
+        """verify_data for ``label`` over the handshake ``messages`` (headers included, in order).
+
+        A learner's ``finished_verify_data(master_secret, label, handshake_messages, hash_name)`` does
+        the whole computation, hashing included; otherwise our ``verify_data`` stage gets the hash.
+        """
         assert self.params is not None
+        if self._finished_verify_data_stage is not None:
+            return self._finished_verify_data_stage(self.master_secret, label, messages, self.params.prf_hash)
         return self._verify_data(self.master_secret, label, self._transcript_hash(messages), self.params, prf=self._prf)
 
     def _handshake_complete(self) -> HandshakeComplete:

@@ -38,6 +38,7 @@ from .connection import (
     DEFAULT_SERVER_SUITES,
     RSA_SUITES,
     Event,
+    FinishedVerifyData,
     KeyLogWriter,
     RandomBytes,
     TLSConnection,
@@ -86,6 +87,7 @@ class TLSServer(TLSConnection):
         decrypt_pre_master_secret: Callable[..., bytes] = rsa_kx.decrypt_pre_master_secret,
         choose_cipher_suite: Callable[..., CipherSuite | int] = default_choose_cipher_suite,
         record_mac: RecordMac = default_record_mac,
+        finished_verify_data: FinishedVerifyData | None = None,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -95,6 +97,7 @@ class TLSServer(TLSConnection):
             extended_master_secret=extended_master_secret,
             encrypt_then_mac=encrypt_then_mac,
             record_mac=record_mac,
+            finished_verify_data=finished_verify_data,
         )
         if not certificate_chain:
             raise ValueError("the server needs a certificate chain (DER, leaf first)")
