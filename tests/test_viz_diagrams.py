@@ -148,3 +148,17 @@ def test_arrows_between_the_same_states_do_not_overlap():
     assert styles[0] != styles[1]
     anchors = {t.get_text(): tuple(t.xy) for t in ax.texts if hasattr(t, "xy")}  # the arrows' labels
     assert len({anchors["one"], anchors["two"], anchors["back"]}) == 3
+
+
+def test_long_transition_labels_wrap_without_losing_words() -> None:
+    from handshake_lib.tls.states import diagram_rows as tls_rows
+    from handshake_lib.viz.statediagram import _wrap_label
+
+    labels = [label for role in ("client", "server") for _, label, _ in tls_rows(role)]
+    labels.append("ServerHelloDone / ClientKeyExchange, ChangeCipherSpec, Finished")
+    for label in labels:
+        wrapped = _wrap_label(label)
+        assert " ".join(wrapped.split()) == " ".join(label.split()), wrapped
+        for line in wrapped.splitlines():
+            assert len(line) <= 24 or " " not in line.strip(), f"{line!r} of {label!r} is too long"
+    assert _wrap_label("rcv SYN / snd SYN,ACK") == "rcv SYN / snd SYN,ACK"  # short labels stay on one line

@@ -21,6 +21,7 @@ with ``gid="transition:<row index>"``, so tests and widgets can find them in ``a
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -82,6 +83,29 @@ def layered_layout(rows: Sequence[tuple[str, str, str]]) -> dict[str, tuple[floa
         for index, state in enumerate(members):
             positions[state] = (index - (len(members) - 1) / 2, -float(depth))
     return positions
+
+
+def _wrap_label(label: str, width: int = 24) -> str:
+    """Break a long label over lines, preferring the "received / sent" split and the commas in a flight.
+
+    A label like "ServerHelloDone / ClientKeyExchange, ChangeCipherSpec, Finished" on one line runs
+    off the figure; on three lines it stays beside its arrow.
+    """
+    if len(label) <= width:
+        return label
+    received, slash, sent = label.partition(" / ")
+    head, items = (received + " /", sent.split(", ")) if slash else ("", label.split(", "))
+    lines: list[str] = [head] if head else []
+    current = ""
+    for index, item in enumerate(items):
+        piece = item + ("," if index < len(items) - 1 else "")
+        if current and len(current) + 1 + len(piece) > width:
+            lines.append(current)
+            current = piece
+        else:
+            current = f"{current} {piece}" if current else piece
+    lines.append(current)
+    return "\n".join(textwrap.fill(line, width, break_long_words=False) for line in lines)
 
 
 def draw_state_diagram(
@@ -236,7 +260,7 @@ def draw_state_diagram(
             nx, ny = normal[0] / length, normal[1] / length
             mostly_vertical_arrow = abs(nx) > 0.6
             ax.annotate(
-                label,
+                _wrap_label(label),
                 tuple(from_display(label_xy)),
                 xytext=(3 * nx, 3 * ny),
                 textcoords="offset points",
