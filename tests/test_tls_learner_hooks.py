@@ -141,3 +141,23 @@ def test_a_finished_over_the_wrong_messages_gets_decrypt_error_from_openssl(pki)
     with net.SSLServer(context) as server, pytest.raises(PeerAlert) as caught:
         tls_get(f"https://localhost:{server.port}/", cafile=ca, finished_verify_data=forgets_the_client_hello)
     assert caught.value.description == TLSAlert.decrypt_error
+
+
+def test_a_pre_master_with_rolled_back_version_bytes_fails_at_finished_with_openssl(pki) -> None:
+    """RFC 5246 7.4.7.1: OpenSSL says nothing about the version; it continues with a random secret."""
+    from handshake_lib.tls import rsa_kx
+
+    ca, cert, key, _ = pki
+
+    def rolled_back(client_version, random_bytes):
+        return rsa_kx.make_pre_master_secret(0x0301, random_bytes)
+
+    context = net.server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
+    with net.SSLServer(context) as server:
+        with pytest.raises(PeerAlert) as caught:
+            tls_get(f"https://localhost:{server.port}/", cafile=ca, make_pre_master_secret=rolled_back)
+        response = tls_get(
+            f"https://localhost:{server.port}/", cafile=ca, make_pre_master_secret=rsa_kx.make_pre_master_secret
+        )
+    assert caught.value.description == TLSAlert.bad_record_mac
+    assert response.status == 200

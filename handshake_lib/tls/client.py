@@ -105,6 +105,7 @@ class TLSClient(TLSConnection):
         client_random: bytes | None = None,
         keylog: KeyLogWriter | None = None,
         build_client_hello: Callable[..., ClientHello] | None = None,
+        make_pre_master_secret: Callable[[int, RandomBytes], bytes] = rsa_kx.make_pre_master_secret,
         encrypt_pre_master_secret: Callable[[bytes, rsa.RSAPublicKey], bytes] = rsa_kx.encrypt_pre_master_secret,
         prf: prf_module.Prf = prf_module.prf,
         verify_data: Callable[..., bytes] = prf_module.verify_data,
@@ -139,6 +140,7 @@ class TLSClient(TLSConnection):
         self._trust_anchors = load_trust_store(cafile, trusted_certificates) if verify else []
         self._client_random_option = client_random
         self._build_client_hello = build_client_hello or client_hello_for
+        self._make_pre_master_secret = make_pre_master_secret
         self._encrypt_pre_master_secret = encrypt_pre_master_secret
         self._now = now
         self.client_hello: ClientHello | None = None
@@ -261,7 +263,7 @@ class TLSClient(TLSConnection):
 
     def _on_server_hello_done(self) -> None:
         assert self.client_hello is not None and self.server_certificates
-        pre_master = rsa_kx.make_pre_master_secret(self.client_hello.legacy_version, self._random_bytes)
+        pre_master = self._make_pre_master_secret(self.client_hello.legacy_version, self._random_bytes)
         public_key = self.server_certificates[0].public_key()
         assert isinstance(public_key, rsa.RSAPublicKey)
         encrypted = self._encrypt_pre_master_secret(pre_master, public_key)
