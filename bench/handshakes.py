@@ -121,21 +121,17 @@ def measure(count: int = DEFAULT_COUNT, suites: tuple[CipherSuite, ...] = DEFAUL
         return [_error_row("import handshake_lib.tls.session", error)]
     rows: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="handshakes-bench-") as name:
-        directory = Path(name)
-        pki = CoursePKI.create()
-        issued = pki.issue_server(("localhost", "127.0.0.1"))
-        ca_path = pki.write_ca(directory)
-        cert_path, key_path = pki.write_issued(issued, directory)
+        # One set of keys for every suite, so the rows differ only in the suite.
+        files = CoursePKI.create().write_server_files(Path(name))
+        ca_path, issued = files.ca_path, files.issued
         for suite in suites:
             label = OPENSSL_NAME[suite]
             context = client_context(ca_path, suite)
-            server_context = net.server_context(
-                cert_path, key_path, ciphers=label, maximum_version=ssl.TLSVersion.TLSv1_2
-            )
             client_row = f"our client -> OpenSSL server, {label}: full handshake + GET"
             server_row = f"ssl client -> our server, {label}: full handshake + GET"
             with ExitStack() as stack:
-                openssl_server = stack.enter_context(net.SSLServer(server_context))
+                # No key log: writing it would slow OpenSSL's side of every comparison.
+                openssl_server = stack.enter_context(net.openssl_server(label, files=files, keylog=False)).server
                 url = f"https://localhost:{openssl_server.port}/"
                 try:
                     our_ms, their_ms = time_pair(

@@ -10,7 +10,8 @@ This module supplies the rest, with the course's safety rules built in:
   (Nagle), which would hide every real cost from a learner and make widgets feel slow.
 
 It also starts the real peers the lessons talk to: an OpenSSL server through Python's ``ssl``
-(:class:`SSLServer`), serving a small HTML page.
+(:class:`SSLServer`), serving a small HTML page, and :func:`openssl_server`, the same with fresh
+keys, a trusted CA file and OpenSSL's key log made for it and deleted afterwards.
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from .errors import ConnectionTimeout
+
+if TYPE_CHECKING:  # only for annotations: importing them at run time would make net pull in x509 and tls
+    from .pki.builder import ServerFiles
+    from .tls.keylog import KeyLog
 
 DEFAULT_TIMEOUT = 5.0
 LOOPBACK = "127.0.0.1"
@@ -326,3 +332,108 @@ def wait_for_port(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> 
             if time.monotonic() > deadline:
                 raise ConnectionTimeout(f"nothing listened on {host}:{port} within {timeout} s") from None
             time.sleep(0.02)
+
+
+# -- a real OpenSSL server with fresh keys, in one call -------------------------------------------------
+@dataclass
+class OpenSSLPeer:
+    """A running OpenSSL server from :func:`openssl_server`: where it is, how to trust it, what it logged.
+
+    Only valid inside the ``with`` block: afterwards the server is stopped and its files are gone.
+    ``host``/``port`` are where it listens; ``url`` names it by ``server_name`` (the first name in its
+    certificate), so a client checking the hostname checks a name the certificate really holds.
+    """
+
+    ciphers: str  # the OpenSSL cipher string the server was restricted to
+    url: str
+    host: str
+    port: int
+    cafile: Path  # trust this (and only this) to verify the server
+    keylog_path: Path  # OpenSSL's own NSS key log: one CLIENT_RANDOM line per TLS 1.2 connection
+    server: SSLServer
+    files: ServerFiles
+    server_name: str = "localhost"
+
+    @property
+    def certificate(self) -> Any:  # cryptography.x509.Certificate
+        """The server's certificate (made for this run)."""
+        return self.files.issued.certificate
+
+    @property
+    def private_key(self) -> Any:  # the server's private key (RSA by default)
+        return self.files.issued.private_key
+
+    def keylog(self) -> KeyLog:
+        """OpenSSL's key log so far (empty before the first handshake)."""
+        from .tls.keylog import KeyLog, read_keylog  # here, not at the top: net stays importable without tls
+
+        return read_keylog(self.keylog_path) if self.keylog_path.exists() else KeyLog()
+
+    def master_secret(self, client_random: bytes) -> bytes | None:
+        """The master secret OpenSSL logged for the connection that used ``client_random``, if any."""
+        return self.keylog().master_secret(client_random)
+
+    @property
+    def last_error(self) -> str | None:
+        """Why OpenSSL ended its latest connection, in OpenSSL's words; None if it ended well (or none came)."""
+        connections = self.server.connections
+        if not connections or connections[-1].error is None:
+            return None
+        return str(connections[-1].error)
+
+
+@contextlib.contextmanager
+def openssl_server(
+    ciphers: str = "AES128-GCM-SHA256",
+    *,
+    maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    files: ServerFiles | None = None,
+    keylog: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    **context_options: Any,
+) -> Iterator[OpenSSLPeer]:
+    """A real OpenSSL server on 127.0.0.1 with fresh keys and a key log, for as long as the ``with`` runs.
+
+    >>> with openssl_server("AES128-SHA256") as peer:          # doctest: +SKIP
+    ...     response = tls_get(peer.url, cafile=peer.cafile)
+    ...     peer.master_secret(response.handshake.client_random)
+
+    A new course CA and server certificate for ``hostnames`` are made for every call (pass ``files`` to
+    reuse ones the caller made and will delete).  Everything lives in a private temporary folder that is
+    deleted, after the server has stopped, when the block ends.  ``ciphers`` is an OpenSSL cipher
+    string; other keywords go to :func:`server_context`.  TLS 1.2 only by default, because that is
+    where OpenSSL logs a master secret (``CLIENT_RANDOM``) that the lessons compare with;
+    ``keylog=False`` turns the log off (benchmarks: writing it costs OpenSSL time on every handshake),
+    and then ``master_secret()`` finds nothing.
+    """
+    with tempfile.TemporaryDirectory(prefix="handshakes-openssl-") as folder:
+        directory = Path(folder)
+        if files is None:
+            from .pki.builder import CoursePKI  # here: cryptography's x509 is only needed when keys are made
+
+            files = CoursePKI.create().write_server_files(directory, hostnames)
+        keylog_path = directory / "openssl-keylog.txt"
+        context = server_context(
+            files.cert_path,
+            files.key_path,
+            ciphers=ciphers,
+            minimum_version=minimum_version,
+            maximum_version=maximum_version,
+            keylog_path=keylog_path if keylog else None,
+            **context_options,
+        )
+        with SSLServer(context, timeout=timeout) as server:
+            server_name = hostnames[0]
+            yield OpenSSLPeer(
+                ciphers,
+                f"https://{server_name}:{server.port}/",
+                server.host,
+                server.port,
+                files.ca_path,
+                keylog_path,
+                server,
+                files,
+                server_name,
+            )

@@ -7,13 +7,17 @@ import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import require
+from cryptography import x509
 
+from handshake_lib import net
 from handshake_lib.errors import ConnectionTimeout
 from handshake_lib.net import SSLServer, connect, listen_loopback, run_connection, server_context
 from handshake_lib.pki import CoursePKI
+from handshake_lib.tls.keylog import read_keylog
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +132,98 @@ def test_run_connection_stops_when_the_peer_closes() -> None:
             events = run_connection(core, sock, until=lambda event: True, timeout=2)
     assert events == []
     assert core.received[-1] == b""
+
+
+# -- openssl_server: fresh keys, a real OpenSSL, a key log, and nothing left behind -----------------------
+def _python_client(cafile: Path, ciphers: str, *, keylog: Path | None = None) -> ssl.SSLContext:
+    # Python's default client list has no plain RSA key exchange, so name the suites the server runs.
+    client = ssl.create_default_context(cafile=str(cafile))
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    client.set_ciphers(ciphers)
+    if keylog is not None:
+        client.keylog_filename = str(keylog)
+    return client
+
+
+def _get_page(client: ssl.SSLContext, host: str, port: int, server_name: str) -> tuple[bytes, str]:
+    with connect(host, port) as raw, client.wrap_socket(raw, server_hostname=server_name) as tls:
+        cipher = tls.cipher()[0]
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {server_name}\r\n\r\n".encode())
+        response = b""
+        while chunk := tls.recv(4096):
+            response += chunk
+    return response, cipher
+
+
+def test_write_server_files_writes_a_chain_the_ca_vouches_for(tmp_path) -> None:
+    pki = CoursePKI.create()
+    files = pki.write_server_files(tmp_path, ("course.test", "127.0.0.1"))
+    assert files.pki is pki and {files.ca_path, files.cert_path, files.key_path} <= set(tmp_path.iterdir())
+    assert files.key_path.stat().st_mode & 0o077 == 0  # the private key is readable by its owner only
+    leaf = x509.load_pem_x509_certificate(files.cert_path.read_bytes())
+    assert leaf == files.issued.certificate
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["course.test"]
+    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    ca = x509.load_pem_x509_certificate(files.ca_path.read_bytes())
+    leaf.verify_directly_issued_by(ca)  # raises if the CA file did not sign this certificate
+
+
+def test_openssl_server_serves_a_page_and_logs_the_clients_master_secret(tmp_path) -> None:
+    client_keylog = tmp_path / "python-client.log"
+    with net.openssl_server("AES128-SHA256") as peer:
+        client = _python_client(peer.cafile, "AES128-SHA256", keylog=client_keylog)
+        assert peer.last_error is None and peer.master_secret(bytes(32)) is None  # nothing happened yet
+        response, cipher = _get_page(client, peer.host, peer.port, peer.server_name)
+        assert peer.url == f"https://localhost:{peer.port}/" and peer.host == "127.0.0.1"
+        assert peer.ciphers == "AES128-SHA256" and cipher == "AES128-SHA256"
+        assert peer.certificate == peer.files.issued.certificate
+        # The client also logs an "RSA" line (the pre-master secret, keyed by its encryption).
+        client_lines = [entry for entry in read_keylog(client_keylog).entries if entry.label == "CLIENT_RANDOM"]
+        assert len(client_lines) == 1
+        client_random, client_secret = client_lines[0].client_random, client_lines[0].secret
+        # Two implementations' key logs, one secret: the server's log is OpenSSL's, read by our parser.
+        assert peer.master_secret(client_random) == client_secret
+        assert peer.keylog().master_secret(client_random) == client_secret
+    assert response.startswith(b"HTTP/1.1 200 OK") and b"Hello from OpenSSL" in response
+    assert peer.server.connections[-1].version == "TLSv1.2" and peer.last_error is None
+
+
+def test_openssl_server_stops_and_deletes_its_folder() -> None:
+    with net.openssl_server() as peer:
+        folders = {peer.keylog_path.parent, peer.files.key_path.parent, peer.cafile.parent}
+        assert all(folder.is_dir() for folder in folders)
+        socket.create_connection((peer.host, peer.port), timeout=1).close()  # listening now
+    assert not any(folder.exists() for folder in folders)  # keys, CA and key log are gone
+    with pytest.raises(OSError):
+        socket.create_connection((peer.host, peer.port), timeout=1).close()
+
+
+def test_openssl_server_reports_why_the_latest_connection_failed() -> None:
+    with net.openssl_server("AES128-GCM-SHA256") as peer:
+        _get_page(_python_client(peer.cafile, peer.ciphers), peer.host, peer.port, peer.server_name)
+        client = _python_client(peer.cafile, "AES256-SHA256")  # nothing the server accepts
+        with pytest.raises(ssl.SSLError):
+            _get_page(client, peer.host, peer.port, peer.server_name)
+    # Read after the block: the server's threads have finished, so the error is recorded.
+    assert [record.error is None for record in peer.server.connections] == [True, False]
+    assert peer.last_error is not None and "NO_SHARED_CIPHER" in peer.last_error.upper().replace(" ", "_")
+
+
+def test_openssl_server_names_itself_by_the_first_hostname_and_verifies_only_those() -> None:
+    with net.openssl_server(hostnames=("course.test", "127.0.0.1")) as peer:
+        assert peer.url == f"https://course.test:{peer.port}/" and peer.server_name == "course.test"
+        response, _ = _get_page(_python_client(peer.cafile, peer.ciphers), peer.host, peer.port, "course.test")
+        assert response.startswith(b"HTTP/1.1 200 OK")
+        with pytest.raises(ssl.SSLCertVerificationError, match="localhost"):
+            _get_page(_python_client(peer.cafile, peer.ciphers), peer.host, peer.port, "localhost")
+
+
+def test_openssl_server_reuses_the_callers_files_and_leaves_them(tmp_path) -> None:
+    files = CoursePKI.create().write_server_files(tmp_path)
+    with net.openssl_server("AES128-GCM-SHA256", files=files, keylog=False) as peer:
+        assert peer.files is files and peer.cafile == files.ca_path
+        response, _ = _get_page(_python_client(files.ca_path, peer.ciphers), peer.host, peer.port, "localhost")
+        assert response.startswith(b"HTTP/1.1 200 OK")
+        assert not peer.keylog_path.exists() and peer.keylog().entries == []  # keylog=False: nothing written
+    assert files.key_path.exists() and files.cert_path.exists()  # the caller's to delete, not the server's

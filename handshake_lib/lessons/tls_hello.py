@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from .. import net
 from ..errors import DecodeError, HandshakeError, HandshakeFailure, ProtocolError, TLSAlert
 from ..pki import CoursePKI
+from ..pki.builder import ServerFiles
 from ..tls.constants import (
     OPENSSL_NAMES,
     CipherSuite,
@@ -200,6 +201,7 @@ class LivePKI:
     key_path: Path
     issued: Any  # handshake_lib.pki.IssuedCertificate
     directory: tempfile.TemporaryDirectory[str]
+    files: ServerFiles | None = None  # the same paths as handshake_lib.net.openssl_server takes them
 
     @property
     def certificate_der(self) -> bytes:
@@ -211,13 +213,13 @@ class LivePKI:
 
 def fresh_pki() -> LivePKI:
     """Fresh keys (never stored anywhere but a private temporary folder, removed at exit)."""
-    course = CoursePKI.create()
-    issued = course.issue_server(("localhost", "127.0.0.1"))
     directory = tempfile.TemporaryDirectory(prefix="handshakes-")
-    folder = Path(directory.name)
-    ca_path = course.write_ca(folder)
-    cert_path, key_path = CoursePKI.write_issued(issued, folder)
-    return LivePKI(ca_path, cert_path, key_path, issued, directory)
+    try:
+        files = CoursePKI.create().write_server_files(Path(directory.name), ("localhost", "127.0.0.1"))
+    except BaseException:
+        directory.cleanup()
+        raise
+    return LivePKI(files.ca_path, files.cert_path, files.key_path, files.issued, directory, files)
 
 
 def hello_records(handshake: bytes, *, record_version: int = ProtocolVersion.TLS1_0) -> bytes:
@@ -375,7 +377,9 @@ class OpenSSLPeer:
     """A real OpenSSL TLS 1.2 server on 127.0.0.1 with fresh keys, for as long as a widget needs it.
 
     Started on first use (or by ``with``); stopped by :meth:`close`, the end of the ``with`` block, or
-    at interpreter exit, whichever comes first.  ``ciphers`` is an OpenSSL cipher string.
+    at interpreter exit, whichever comes first.  ``ciphers`` is an OpenSSL cipher string.  Started
+    through :func:`handshake_lib.net.openssl_server`; while running, ``live`` is that helper's peer
+    (URL, CA file, OpenSSL's key log and ``last_error``).
     """
 
     def __init__(self, ciphers: str = SERVER_CIPHERS, *, timeout: float = 3.0, pki: LivePKI | None = None) -> None:
@@ -384,6 +388,8 @@ class OpenSSLPeer:
         self.pki = pki
         self._owns_pki = pki is None
         self.server: net.SSLServer | None = None
+        self.live: net.OpenSSLPeer | None = None  # the running server, its key log and files (while started)
+        self._running: contextlib.ExitStack | None = None
         self._lock = threading.Lock()
 
     @property
@@ -399,22 +405,26 @@ class OpenSSLPeer:
             if self.server is None:
                 if self.pki is None:
                     self.pki = fresh_pki()
-                context = net.server_context(
-                    self.pki.cert_path, self.pki.key_path, ciphers=self.ciphers,
-                    maximum_version=ssl.TLSVersion.TLSv1_2,
+                if self.pki.files is None:
+                    raise ValueError("OpenSSLPeer needs a LivePKI from fresh_pki() (its files are not known)")
+                running = contextlib.ExitStack()
+                # The shared helper: this peer's keys, plus a key log in a folder of its own; it runs until
+                # close() unwinds the stack (a widget outlives any one ``with`` block).
+                self.live = running.enter_context(
+                    net.openssl_server(self.ciphers, files=self.pki.files, timeout=self.timeout)
                 )
-                server = net.SSLServer(context, timeout=self.timeout)
-                server.__enter__()
-                self.server = server
+                self._running = running
+                self.server = self.live.server
                 atexit.register(self.close)
         return self
 
     def close(self) -> None:
         """Stop the server (idempotent) and remove the keys it made."""
         with self._lock:
-            server, self.server = self.server, None
-            if server is not None:
-                server.close()
+            running, self._running = self._running, None
+            self.server = self.live = None
+            if running is not None:
+                running.close()
                 atexit.unregister(self.close)
             if self._owns_pki and self.pki is not None:
                 self.pki.cleanup()

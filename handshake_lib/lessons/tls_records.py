@@ -52,12 +52,9 @@ from __future__ import annotations
 import contextlib
 import html
 import itertools
-import ssl
 import statistics
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -69,11 +66,9 @@ from matplotlib.patches import Rectangle
 
 from .. import net
 from ..errors import BadRecordMac, HandshakeError, PeerAlert, ProtocolError
-from ..pki import CoursePKI
 from ..tls import prf as prf_module
 from ..tls.connection import ApplicationData, TranscriptEntry, record_spans
 from ..tls.constants import ContentType, ProtocolVersion, name_of
-from ..tls.keylog import read_keylog
 from ..tls.messages import Alert, split_handshake_messages
 from ..tls.record import RECORD_HEADER_LENGTH, RecordProtection, RecordReader, encode_record, mac_input, record_mac
 from ..tls.session import TLSResponse, tls_get
@@ -124,49 +119,20 @@ SERVER_TO_CLIENT = "server->client"
 
 
 # == real peers ==================================================================================
-@dataclass
-class OpenSSLPeer:
-    """A running OpenSSL server (from :func:`openssl_server`): where it is and how to trust it."""
-
-    suite_name: str
-    url: str
-    cafile: Path
-    keylog_path: Path
-    server: net.SSLServer
-
-    def master_secret(self, client_random: bytes) -> bytes | None:
-        """The master secret OpenSSL wrote to its key log for the connection with ``client_random``."""
-        if not self.keylog_path.exists():
-            return None
-        return read_keylog(self.keylog_path).master_secret(client_random)
-
-    @property
-    def last_error(self) -> str:
-        """What OpenSSL reported for its most recent connection ("" if it ended well)."""
-        connections = self.server.connections
-        return str(connections[-1].error) if connections and connections[-1].error is not None else ""
+OpenSSLPeer = net.OpenSSLPeer  # a running OpenSSL server: url, cafile, master_secret(), last_error, server
 
 
 @contextlib.contextmanager
 def openssl_server(suite_name: str = "AES128-GCM-SHA256") -> Iterator[OpenSSLPeer]:
     """A real OpenSSL TLS 1.2 server on 127.0.0.1 restricted to ``suite_name`` (OpenSSL's name).
 
-    Fresh keys every time (a new course CA and server certificate for ``localhost``), a key log in a
-    temporary folder, and everything stops and is deleted when the ``with`` block ends.
+    :func:`handshake_lib.net.openssl_server` with a check first: fresh keys every time (a new course CA
+    and server certificate for ``localhost``), a key log in a temporary folder, and everything stops and
+    is deleted when the ``with`` block ends.
     """
     parse_suite_name(suite_name)  # refuse a typo before starting anything
-    with tempfile.TemporaryDirectory(prefix="handshakes-tls-") as folder:
-        directory = Path(folder)
-        course = CoursePKI.create()
-        issued = course.issue_server(("localhost", "127.0.0.1"))
-        cafile = course.write_ca(directory)
-        cert, key = CoursePKI.write_issued(issued, directory)
-        keylog = directory / "openssl-keylog.txt"
-        context = net.server_context(
-            cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog
-        )
-        with net.SSLServer(context) as server:
-            yield OpenSSLPeer(suite_name, f"https://localhost:{server.port}/", cafile, keylog, server)
+    with net.openssl_server(suite_name) as peer:
+        yield peer
 
 
 # == protected records ===========================================================================
@@ -1104,7 +1070,7 @@ def tamper_against_openssl(
         except PeerAlert as error:
             alert = str(error)
         construction = protected.construction
-    return TamperOutcome(suite_name, construction, position, bit, field_name, alert, peer.last_error)
+    return TamperOutcome(suite_name, construction, position, bit, field_name, alert, peer.last_error or "")
 
 
 # -- a picture of the three layouts ----------------------------------------------------------------

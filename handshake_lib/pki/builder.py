@@ -150,3 +150,27 @@ class CoursePKI:
         key_path.touch(mode=0o600)
         key_path.write_bytes(issued.key_pem())
         return cert_path, key_path
+
+    def write_server_files(
+        self, directory: Path, hostnames: tuple[str, ...] = ("localhost", "127.0.0.1")
+    ) -> ServerFiles:
+        """Issue a fresh server certificate for ``hostnames`` and write everything a server and its client need.
+
+        ``ca.pem`` (what a client trusts), ``server.pem`` (the chain a server sends) and ``server.key``
+        (mode 0600) land in ``directory``; deleting that folder is the caller's business.
+        """
+        issued = self.issue_server(hostnames)
+        ca_path = self.write_ca(directory)
+        cert_path, key_path = self.write_issued(issued, directory)
+        return ServerFiles(ca_path, cert_path, key_path, issued, self)
+
+
+@dataclass(frozen=True)
+class ServerFiles:
+    """A server's certificate files on disk (from :meth:`CoursePKI.write_server_files`), and what made them."""
+
+    ca_path: Path  # the course CA a client trusts
+    cert_path: Path  # the server's chain, leaf first
+    key_path: Path  # the server's private key, readable by its owner only
+    issued: IssuedCertificate
+    pki: CoursePKI
