@@ -57,7 +57,6 @@ from ..tls import rsa_kx
 from ..tls.client import TLSClient
 from ..tls.connection import HandshakeComplete, TranscriptEntry
 from ..tls.constants import OPENSSL_NAMES, CipherSuite, ContentType, HandshakeType, ProtocolVersion, name_of
-from ..tls.keylog import KeyLog, read_keylog
 from ..tls.messages import ClientKeyExchange, decode_handshake, split_handshake_messages
 from ..tls.server import TLSServer
 from ..tls.session import TLSResponse, tls_get
@@ -127,54 +126,18 @@ def _version_name(value: int) -> str:
 
 
 # -- a real OpenSSL server with a fresh key ------------------------------------------------------------
-@dataclass
-class OpenSSLPeer:
-    """A running OpenSSL server (Python ``ssl``) with a fresh PKI; only valid inside :func:`openssl_server`."""
-
-    server: net.SSLServer
-    cafile: Path
-    certificate: x509.Certificate
-    private_key: rsa.RSAPrivateKey
-    keylog_path: Path
-    cipher: str
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.server.port}/"
-
-    def keylog(self) -> KeyLog:
-        """OpenSSL's key log so far (``CLIENT_RANDOM`` lines: one master secret per connection)."""
-        return read_keylog(self.keylog_path) if self.keylog_path.exists() else KeyLog()
-
-    def last_error(self) -> str:
-        """Why OpenSSL ended its latest connection, in OpenSSL's words ("" if it ended well)."""
-        if not self.server.connections or self.server.connections[-1].error is None:
-            return ""
-        return str(self.server.connections[-1].error)
+# The shared helper: fresh CA and server key in a temporary folder, a key log, stopped at the end of the
+# ``with``.  ``peer.private_key`` is what lesson 05 decrypts ClientKeyExchange with.
+OpenSSLPeer = net.OpenSSLPeer
 
 
 @contextlib.contextmanager
 def openssl_server(cipher: str = "AES128-GCM-SHA256") -> Iterator[OpenSSLPeer]:
-    """A real OpenSSL TLS 1.2 server on 127.0.0.1 offering ``cipher`` (OpenSSL's name), with a key log.
-
-    A new CA and a new RSA server key are made for every call and the files live in a temporary
-    folder that is removed, with the server, when the ``with`` block ends.
-    """
+    """A real OpenSSL TLS 1.2 server on 127.0.0.1 offering ``cipher`` (OpenSSL's name), with a key log."""
     if cipher not in RSA_SUITE_NAMES:
         raise ValueError(f"choose one of {', '.join(RSA_SUITE_NAMES)} (RSA key exchange), not {cipher!r}")
-    with tempfile.TemporaryDirectory(prefix="handshakes-") as folder:
-        directory = Path(folder)
-        pki = CoursePKI.create()
-        issued = pki.issue_server(("localhost", "127.0.0.1"))
-        cafile = pki.write_ca(directory)
-        cert_path, key_path = CoursePKI.write_issued(issued, directory)
-        keylog_path = directory / "openssl-keys.log"
-        context = net.server_context(
-            cert_path, key_path, ciphers=cipher, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog_path
-        )
-        assert isinstance(issued.private_key, rsa.RSAPrivateKey)
-        with net.SSLServer(context) as server:
-            yield OpenSSLPeer(server, cafile, issued.certificate, issued.private_key, keylog_path, cipher)
+    with net.openssl_server(cipher) as peer:
+        yield peer
 
 
 # -- lesson 05: the pre-master secret and its padding -------------------------------------------------
@@ -540,7 +503,7 @@ def live_key_exchange(peer: OpenSSLPeer, **client_options: Any) -> LiveKeyExchan
         return encrypted
 
     # Offer what the server accepts (our client's default list has only four of the six RSA suites).
-    client_options.setdefault("cipher_suites", [OPENSSL_NAMES[peer.cipher]])
+    client_options.setdefault("cipher_suites", [OPENSSL_NAMES[peer.ciphers]])
     response = tls_get(peer.url, cafile=peer.cafile, encrypt_pre_master_secret=recording, **client_options)
     pre_master, encrypted = made[-1]
     # The lesson owns this server's key, so it can do what only the server should be able to do.
@@ -586,7 +549,7 @@ def live_handshake_outcome(
     Unlike :func:`~handshake_lib.tls.session.tls_get`, this keeps the client's transcript when the
     handshake fails, so the lesson can show *at which step* OpenSSL objected.
     """
-    client_options.setdefault("cipher_suites", [OPENSSL_NAMES[peer.cipher]])
+    client_options.setdefault("cipher_suites", [OPENSSL_NAMES[peer.ciphers]])
     client = TLSClient("localhost", cafile=peer.cafile, **client_options)
     alert = ""
     with net.connect(peer.server.host, peer.server.port, timeout=timeout) as sock:
@@ -603,7 +566,7 @@ def live_handshake_outcome(
     # Stop the server so that its thread has recorded how OpenSSL ended the connection.
     peer.server.close()
     records = [entry.summary() for entry in client.transcript]
-    return TamperedOutcome(alert, peer.last_error(), records, client.handshake is not None)
+    return TamperedOutcome(alert, (peer.last_error or ""), records, client.handshake is not None)
 
 
 def live_tampered_exchange(
