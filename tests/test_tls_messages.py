@@ -551,3 +551,19 @@ def test_fuzz_alert_and_change_cipher_spec(data: bytes) -> None:
         except ProtocolError:
             continue
         assert message.to_bytes() == data
+
+
+def test_a_certificate_with_a_negative_serial_number_is_refused() -> None:
+    """RFC 5280 4.1.2.2: serial numbers are positive; cryptography only warns, we refuse now."""
+    from handshake_lib.errors import CertificateError
+    from handshake_lib.pki import CoursePKI
+    from handshake_lib.tls.messages import Certificate
+
+    issued = CoursePKI.create().issue_server()
+    number = issued.certificate.serial_number
+    serial = number.to_bytes((number.bit_length() + 8) // 8, "big")
+    field = b"\x02" + bytes([len(serial)]) + serial
+    negative = issued.der.replace(field, b"\x02" + bytes([len(serial)]) + b"\x80" + serial[1:], 1)
+    assert Certificate([issued.der]).x509()[0].serial_number == number
+    with pytest.raises(CertificateError, match="serial number"):
+        Certificate([negative]).x509()

@@ -344,13 +344,20 @@ class Certificate(HandshakeMessage):
 
     def x509(self) -> list[x509.Certificate]:
         """Parse the chain with ``cryptography`` for display; a bad certificate is a CertificateError."""
+        import warnings
+
         from cryptography import x509
+        from cryptography.utils import CryptographyDeprecationWarning
 
         parsed = []
         for index, der in enumerate(self.certificates):
             try:
-                parsed.append(x509.load_der_x509_certificate(der))
-            except ValueError as exc:
+                # cryptography only warns about some RFC 5280 violations (a serial number that is not
+                # positive) before it starts refusing them; refuse them now, the same way every time.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", CryptographyDeprecationWarning)
+                    parsed.append(x509.load_der_x509_certificate(der))
+            except (ValueError, CryptographyDeprecationWarning) as exc:
                 raise CertificateError(f"certificate {index} is not valid DER X.509: {exc}") from None
         return parsed
 
