@@ -49,7 +49,13 @@ class LessonExpects:
 
 LESSONS = {
     "notebooks/00_start_here.ipynb": LessonExpects(widgets=False, figures=True),
-    "notebooks/01_tcp_three_way_handshake.ipynb": LessonExpects(widgets=True, figures=False),
+    "notebooks/01_tcp_three_way_handshake.ipynb": LessonExpects(widgets=True, figures=True),
+    "notebooks/02_client_hello.ipynb": LessonExpects(widgets=True, figures=False),
+    "notebooks/03_server_hello_and_certificate.ipynb": LessonExpects(widgets=True, figures=False),
+    "notebooks/05_premaster_secret.ipynb": LessonExpects(widgets=True, figures=False),
+    "notebooks/06_session_keys.ipynb": LessonExpects(widgets=True, figures=True),
+    "notebooks/07_records_encryption_and_mac.ipynb": LessonExpects(widgets=True, figures=True),
+    "notebooks/08_finished_and_full_handshake.ipynb": LessonExpects(widgets=True, figures=True),
 }
 
 LAB_START_TIMEOUT_S = 90
@@ -337,6 +343,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
+
+
+def test_every_lesson_is_run_in_the_browser() -> None:
+    """A new notebook must be added to LESSONS (with what it should show), not silently left out."""
+    on_disk = {f"notebooks/{path.name}" for path in (ROOT / "notebooks").glob("*.ipynb")}
+    assert on_disk == set(LESSONS), f"add to LESSONS: {sorted(on_disk - set(LESSONS))}"
 
 
 @pytest.mark.parametrize("relative_path", list(LESSONS))
