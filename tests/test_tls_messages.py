@@ -567,3 +567,17 @@ def test_a_certificate_with_a_negative_serial_number_is_refused() -> None:
     assert Certificate([issued.der]).x509()[0].serial_number == number
     with pytest.raises(CertificateError, match="serial number"):
         Certificate([negative]).x509()
+
+
+def test_a_certificate_with_an_unknown_x509_version_is_a_certificate_error() -> None:
+    """Found by fuzzing: cryptography raises InvalidVersion (not a ValueError) for a version other than v1/v3."""
+    from handshake_lib.errors import CertificateError
+    from handshake_lib.pki import CoursePKI
+    from handshake_lib.tls.messages import Certificate
+
+    der = CoursePKI.create().issue_server().der
+    v3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2: version v3, near the start of the TBSCertificate
+    assert der.index(v3) < 16
+    unknown_version = der.replace(v3, b"\xa0\x03\x02\x01\x05", 1)
+    with pytest.raises(CertificateError, match="certificate 0 is not valid DER X.509"):
+        Certificate([unknown_version]).x509()

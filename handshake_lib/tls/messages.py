@@ -357,7 +357,8 @@ class Certificate(HandshakeMessage):
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", CryptographyDeprecationWarning)
                     parsed.append(x509.load_der_x509_certificate(der))
-            except (ValueError, CryptographyDeprecationWarning) as exc:
+            except (ValueError, x509.InvalidVersion, CryptographyDeprecationWarning) as exc:
+                # InvalidVersion is not a ValueError: a version field other than v1 or v3 raises it.
                 raise CertificateError(f"certificate {index} is not valid DER X.509: {exc}") from None
         return parsed
 
