@@ -76,7 +76,7 @@ from .messages import (
     decode_handshake,
 )
 from .negotiation import client_hello_for
-from .record import RecordMac
+from .record import MAX_PLAINTEXT_LENGTH, RecordMac
 from .record import record_mac as default_record_mac
 from .states import Input, State, Transition
 from .suites import suite_params
@@ -112,6 +112,7 @@ class TLSClient(TLSConnection):
         now: datetime | None = None,
         record_mac: RecordMac = default_record_mac,
         finished_verify_data: FinishedVerifyData | None = None,
+        fragment_size: int = MAX_PLAINTEXT_LENGTH,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -122,6 +123,7 @@ class TLSClient(TLSConnection):
             encrypt_then_mac=encrypt_then_mac,
             record_mac=record_mac,
             finished_verify_data=finished_verify_data,
+            fragment_size=fragment_size,
         )
         if verify and not server_name:
             raise ValueError("verify=True needs the server_name to check the certificate against")

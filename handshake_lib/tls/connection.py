@@ -11,9 +11,9 @@ whole handshake byte for byte.  :mod:`handshake_lib.tls.session` runs a core ove
 
 Incoming bytes go through three steps, one record at a time:
 
-1. :class:`~handshake_lib.tls.record.RecordReader` cuts the stream into records (refusing oversized
+1. the :class:`~handshake_lib.tls.record.RecordLayer` cuts the stream into records (refusing oversized
    ones from the header alone);
-2. the current read protection, if ChangeCipherSpec has switched it on, checks and decrypts the
+2. its current read protection, if ChangeCipherSpec has switched it on, checks and decrypts the
    record (any failure is ``bad_record_mac``);
 3. the content type decides: handshake fragments are reassembled into messages, decoded, and each
    message is looked up in the role's state table (:mod:`handshake_lib.tls.states`) before the
@@ -75,10 +75,9 @@ from .record import (
     RECORD_HEADER_LENGTH,
     HandshakeReassembler,
     Record,
+    RecordLayer,
     RecordMac,
     RecordProtection,
-    RecordReader,
-    encode_record,
 )
 from .record import record_mac as default_record_mac
 from .states import INITIAL_STATE, Input, Role, State, Transition, transition_for
@@ -305,11 +304,14 @@ class TLSConnection:
         encrypt_then_mac: bool = True,
         record_mac: RecordMac = default_record_mac,
         finished_verify_data: FinishedVerifyData | None = None,
+        fragment_size: int = MAX_PLAINTEXT_LENGTH,
     ) -> None:
+        # Framing, both directions' protection and the switch at ChangeCipherSpec live in the record layer;
+        # ``fragment_size`` below 2^14 cuts our handshake messages across records (the peer reassembles).
+        self._records = RecordLayer(ProtocolVersion.TLS1_2, fragment_size=fragment_size)
         self.state: State = INITIAL_STATE[self.role]
         self.transcript: list[TranscriptEntry] = []
         self.error: BaseException | None = None
-        self.version: int = ProtocolVersion.TLS1_2
         self.params: SuiteParams | None = None
         self.client_random: bytes = b""
         self.server_random: bytes = b""
@@ -326,13 +328,8 @@ class TLSConnection:
         self._verify_data = verify_data
         self._record_mac = record_mac
         self._finished_verify_data_stage = finished_verify_data
-        self._reader = RecordReader()
         self._reassembler = HandshakeReassembler()
         self._outgoing = bytearray()
-        self._read_protection: RecordProtection | None = None
-        self._write_protection: RecordProtection | None = None
-        self._pending_read: RecordProtection | None = None
-        self._pending_write: RecordProtection | None = None
         # Every handshake message, header included, in order: the input of the transcript hash.
         self._handshake_messages = bytearray()
         self._messages_before_current = b""
@@ -340,6 +337,15 @@ class TLSConnection:
         self._close_received = False
 
     # -- the h11-style public API ----------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        """The protocol version in our record headers (and, once agreed, of the connection)."""
+        return self._records.version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        self._records.version = value
+
     @property
     def incoming_direction(self) -> str:
         return "server->client" if self.role == "client" else "client->server"
@@ -363,8 +369,8 @@ class TLSConnection:
             if not data:
                 self._peer_closed(events)
                 return events
-            self._reader.extend(data)
-            while not self._close_received and (record := self._reader.next_record()) is not None:
+            self._records.extend(data)
+            while not self._close_received and (record := self._records.next_record()) is not None:
                 self._receive_record(record, events)
         except PeerAlert as alert:
             self.state, self.error = State.ERROR, alert
@@ -381,9 +387,8 @@ class TLSConnection:
         """Queue ``data`` as application data records (the handshake must be complete)."""
         if self.state is not State.CONNECTED:
             raise ConnectionStateError(f"cannot send application data in state {self.state.value}")
-        for start in range(0, len(data), MAX_PLAINTEXT_LENGTH):
-            chunk = data[start : start + MAX_PLAINTEXT_LENGTH]
-            self._send_record(ContentType.application_data, chunk, [ApplicationData(chunk)])
+        if data:  # an empty record is legal but says nothing: send none
+            self._send_records(ContentType.application_data, data)
 
     def close(self) -> None:
         """Queue close_notify (once); the connection then accepts no more application data to send."""
@@ -395,7 +400,7 @@ class TLSConnection:
 
     # -- incoming records ------------------------------------------------------------------------
     def _peer_closed(self, events: list[Event]) -> None:
-        if self._reader.buffered or self._reassembler.buffered:
+        if self._records.buffered or self._reassembler.buffered:
             raise UnexpectedEOF("the peer closed the connection in the middle of a record or message")
         if self.state in (State.CONNECTED, State.CLOSED):
             # No close_notify first means the data might have been truncated; HTTP with Content-Length
@@ -408,11 +413,13 @@ class TLSConnection:
         raise UnexpectedEOF(f"the peer closed the connection during the handshake (in state {self.state.value})")
 
     def _receive_record(self, record: Record, events: list[Event]) -> None:
-        encrypted = self._read_protection is not None
+        # Into the transcript before it is checked: a record that fails its MAC is part of the story.
         raw = record.encode()
-        entry = TranscriptEntry(self.incoming_direction, record.content_type, raw, b"", [], encrypted=encrypted)
+        entry = TranscriptEntry(
+            self.incoming_direction, record.content_type, raw, b"", [], encrypted=self._records.read_protected
+        )
         self.transcript.append(entry)
-        plaintext = self._read_protection.unprotect(record) if self._read_protection is not None else record.fragment
+        plaintext = self._records.unprotect(record).data
         entry.plaintext = plaintext
         content_type = record.content_type
         if content_type != ContentType.handshake and self._reassembler.buffered:
@@ -434,11 +441,7 @@ class TLSConnection:
             entry.messages.append(ChangeCipherSpec.decode(reader))
             reader.expect_end("ChangeCipherSpec, which is one byte")
             row = self._transition(Input.change_cipher_spec)
-            if self._pending_read is None:
-                raise UnexpectedMessage("ChangeCipherSpec before the keys were agreed")
-            self._read_protection, self._pending_read = self._pending_read, None
-            self._read_protection.sequence_number = 0
-            self._reader.protected = True
+            self._records.activate_pending_read()
             self.state = row.target
         elif content_type == ContentType.alert:
             reader = Reader(plaintext, annotate=False)
@@ -508,16 +511,20 @@ class TLSConnection:
         raise error from cause
 
     # -- outgoing --------------------------------------------------------------------------------
-    def _send_record(self, content_type: int, plaintext: bytes, messages: list[Any]) -> None:
-        encrypted = self._write_protection is not None
-        if self._write_protection is not None:
-            record = self._write_protection.protect(content_type, self.version, plaintext)
-        else:
-            record = encode_record(content_type, self.version, plaintext)
-        self._outgoing += record
-        self.transcript.append(
-            TranscriptEntry(self.outgoing_direction, content_type, record, plaintext, messages, encrypted=encrypted)
-        )
+    def _send_records(self, content_type: int, data: bytes, messages: list[Any] | None = None) -> None:
+        """Queue ``data`` in as many records as the fragment size needs, each one in the transcript.
+
+        ``messages`` are what each record carries (a handshake message cut into pieces is listed in each
+        of its records); by default, each record's plaintext as application data.
+        """
+        for sent in self._records.records_for(content_type, data):
+            self._outgoing += sent.wire
+            carried = [ApplicationData(sent.plaintext)] if messages is None else messages
+            self.transcript.append(
+                TranscriptEntry(
+                    self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried, encrypted=sent.encrypted
+                )
+            )
 
     def _send_handshake(self, message: HandshakeMessage, raw: bytes | None = None) -> bytes:
         """Send one handshake message (in as many records as it needs); returns its bytes.
@@ -527,20 +534,16 @@ class TLSConnection:
         if raw is None:
             raw = message.to_bytes()
         self._handshake_messages += raw
-        for start in range(0, len(raw), MAX_PLAINTEXT_LENGTH):
-            self._send_record(ContentType.handshake, raw[start : start + MAX_PLAINTEXT_LENGTH], [message])
+        self._send_records(ContentType.handshake, raw, [message])
         return raw
 
     def _send_change_cipher_spec(self) -> None:
-        self._send_record(ContentType.change_cipher_spec, ChangeCipherSpec().to_bytes(), [ChangeCipherSpec()])
-        if self._pending_write is None:  # pragma: no cover - the handshake code always installs keys first
-            raise InternalError("ChangeCipherSpec without pending keys")
-        self._write_protection, self._pending_write = self._pending_write, None
-        self._write_protection.sequence_number = 0
+        self._send_records(ContentType.change_cipher_spec, ChangeCipherSpec().to_bytes(), [ChangeCipherSpec()])
+        self._records.activate_pending_write()
 
     def _send_alert(self, level: int, description: int) -> None:
         alert = Alert(level, description)
-        self._send_record(ContentType.alert, alert.to_bytes(), [alert])
+        self._send_records(ContentType.alert, alert.to_bytes(), [alert])
 
     # -- key schedule (shared by both roles) ------------------------------------------------------
     def _transcript_hash(self, messages: bytes) -> bytes:
@@ -572,9 +575,9 @@ class TLSConnection:
         client_write = RecordProtection.client_write(keys, params, **options)
         server_write = RecordProtection.server_write(keys, params, **options)
         if self.role == "client":
-            self._pending_write, self._pending_read = client_write, server_write
+            self._records.pending_write, self._records.pending_read = client_write, server_write
         else:
-            self._pending_write, self._pending_read = server_write, client_write
+            self._records.pending_write, self._records.pending_read = server_write, client_write
         if self._keylog is not None and len(master) == 48:
             self._keylog(client_random_line(self.client_random, master))
 

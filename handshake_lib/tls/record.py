@@ -9,16 +9,18 @@ and a 64-bit *sequence number* that starts at 0 after ChangeCipherSpec and count
 sequence number is never sent: both sides count, so a record that is dropped, replayed or reordered
 makes the MAC fail.
 
-Three layers, each a small class with no I/O:
+Four small classes, none with any I/O:
 
 * :class:`RecordReader` splits a byte stream into :class:`Record` objects.  It returns nothing until a
   whole record is there, and refuses lengths above the limits (RecordOverflow) as soon as it sees the
   header, without waiting for the bytes.
 * :class:`HandshakeReassembler` turns the fragments of handshake records back into messages: one
   message may span several records, and one record may hold several messages.
-* :class:`RecordLayer` ties them together for one endpoint, with the "pending state" of RFC 5246
-  section 6.1: the handshake installs the next protection as *pending*, and ChangeCipherSpec (sent or
-  received) makes it *current* and restarts that direction's sequence number at 0.
+* :class:`RecordLayer` is one endpoint's records: the reader, and each direction's protection with the
+  "pending state" of RFC 5246 section 6.1: the handshake installs the next protection as *pending*,
+  and ChangeCipherSpec (sent or received) makes it *current* and restarts that direction's sequence
+  number at 0.  It also cuts outgoing data into records (at most ``fragment_size`` bytes each).
+  :class:`~handshake_lib.tls.connection.TLSConnection` runs on it, adding reassembly and its state table.
 * :class:`RecordProtection` (one per direction) protects and unprotects fragments:
 
   - **AES-CBC, MAC-then-encrypt** (the classic TLS 1.2 construction, RFC 5246 section 6.2.3.2)::
@@ -82,6 +84,7 @@ __all__ = [
     "RecordReader",
     "RecordLayer",
     "Received",
+    "Sent",
     "HandshakeReassembler",
     "ReassembledMessage",
     "RecordProtection",
@@ -516,60 +519,122 @@ CHANGE_CIPHER_SPEC_BODY = b"\x01"
 
 @dataclass(frozen=True)
 class Received:
-    """A record after unprotection: its content type and plaintext (and the record as it arrived)."""
+    """A record after unprotection: its content type and plaintext, the record as it arrived, and
+    whether it was protected."""
 
     content_type: int
     data: bytes
     record: Record = field(compare=False, repr=False)
+    encrypted: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One record queued for the wire: its bytes, the plaintext it carries, and whether it is protected."""
+
+    wire: bytes
+    plaintext: bytes
+    encrypted: bool
 
 
 class RecordLayer:
     """Records in and out for one endpoint, switching protection at ChangeCipherSpec (sans-I/O).
 
-    The handshake sets ``pending_read`` / ``pending_write`` once it has the key block; receiving or
-    sending ChangeCipherSpec makes the pending protection current.  A ChangeCipherSpec that arrives
-    before anything is pending is an ``unexpected_message``.
+    The handshake sets ``pending_read`` / ``pending_write`` once it has the key block;
+    :meth:`activate_pending_read` / :meth:`activate_pending_write` make a pending protection current
+    and restart that direction's sequence number.  :class:`~handshake_lib.tls.connection.TLSConnection`
+    uses the step-by-step methods (:meth:`next_record`, :meth:`unprotect`, :meth:`records_for`), because it
+    records each record in its transcript before checking it, and consults its
+    state table between reading a ChangeCipherSpec and switching keys; :meth:`receive` and :meth:`send`
+    do the whole round for callers that have no state table (tests, lessons).
+
+    ``fragment_size`` is the most plaintext we put in one record: 2^14, the limit, by default.  A
+    smaller one cuts handshake messages across records, which every peer must reassemble (RFC 5246
+    section 6.2.1), and shows in a trace what a record boundary is and is not.
     """
 
-    def __init__(self, version: int = ProtocolVersion.TLS1_2) -> None:
+    def __init__(self, version: int = ProtocolVersion.TLS1_2, *, fragment_size: int = MAX_PLAINTEXT_LENGTH) -> None:
+        if not 1 <= fragment_size <= MAX_PLAINTEXT_LENGTH:
+            raise ValueError(f"fragment_size must be between 1 and {MAX_PLAINTEXT_LENGTH} bytes")
         self.version = version
+        self.fragment_size = fragment_size
         self._reader = RecordReader()
         self.read_protection: RecordProtection | None = None
         self.write_protection: RecordProtection | None = None
         self.pending_read: RecordProtection | None = None
         self.pending_write: RecordProtection | None = None
 
-    def receive(self, data: bytes) -> list[Received]:
-        """Feed bytes from the peer; returns every complete record, unprotected."""
+    @property
+    def buffered(self) -> int:
+        """Bytes received that do not make a whole record yet."""
+        return self._reader.buffered
+
+    # -- incoming -------------------------------------------------------------------------------
+    def extend(self, data: bytes) -> None:
+        """Add bytes from the peer without reading records yet (see :meth:`next_record`)."""
         self._reader.extend(data)
+
+    def next_record(self) -> Record | None:
+        """The next whole record as it arrived (still protected, if it is), or None if more bytes are needed."""
+        return self._reader.next_record()
+
+    @property
+    def read_protected(self) -> bool:
+        return self.read_protection is not None
+
+    def unprotect(self, record: Record) -> Received:
+        """Check and decrypt ``record`` with the current read protection (plaintext records pass as they are)."""
+        if self.read_protection is None:
+            return Received(record.content_type, record.fragment, record, encrypted=False)
+        return Received(record.content_type, self.read_protection.unprotect(record), record, encrypted=True)
+
+    def activate_pending_read(self) -> None:
+        """The peer's ChangeCipherSpec: its next records are protected with the pending keys."""
+        if self.pending_read is None:
+            raise UnexpectedMessage("ChangeCipherSpec before the keys were agreed")
+        self.read_protection, self.pending_read = self.pending_read, None
+        self.read_protection.sequence_number = 0
+        self._reader.protected = True
+
+    def receive(self, data: bytes) -> list[Received]:
+        """Feed bytes from the peer; returns every complete record, switching keys at ChangeCipherSpec."""
+        self.extend(data)
         received = []
-        while (record := self._reader.next_record()) is not None:
-            plaintext = record.fragment if self.read_protection is None else self.read_protection.unprotect(record)
+        while (record := self.next_record()) is not None:
+            received.append(self.unprotect(record))
             if record.content_type == ContentType.change_cipher_spec:
-                if plaintext != CHANGE_CIPHER_SPEC_BODY:
+                if received[-1].data != CHANGE_CIPHER_SPEC_BODY:
                     raise DecodeError("ChangeCipherSpec must be the single byte 1", field="change_cipher_spec")
-                if self.pending_read is None:
-                    raise UnexpectedMessage("ChangeCipherSpec before the keys were agreed")
-                self.read_protection, self.pending_read = self.pending_read, None
-                self.read_protection.sequence_number = 0
-                self._reader.protected = True
-            received.append(Received(record.content_type, plaintext, record))
+                self.activate_pending_read()
         return received
 
+    # -- outgoing -------------------------------------------------------------------------------
+    def records_for(self, content_type: int, data: bytes) -> list[Sent]:
+        """``data`` cut into records of at most ``fragment_size`` bytes, each protected if keys are active.
+
+        Empty ``data`` makes one empty record (legal for application data; the caller decides).
+        """
+        size = self.fragment_size
+        chunks = [data[start : start + size] for start in range(0, len(data), size)] or [b""]
+        protection = self.write_protection
+        if protection is None:
+            return [Sent(encode_record(content_type, self.version, chunk), chunk, False) for chunk in chunks]
+        return [Sent(protection.protect(content_type, self.version, chunk), chunk, True) for chunk in chunks]
+
+    def activate_pending_write(self) -> None:
+        """We sent ChangeCipherSpec: our next records are protected with the pending keys."""
+        if self.pending_write is None:
+            raise UnexpectedMessage("cannot send ChangeCipherSpec before the keys are agreed")
+        self.write_protection, self.pending_write = self.pending_write, None
+        self.write_protection.sequence_number = 0
+
     def send(self, content_type: int, data: bytes) -> bytes:
-        """Bytes to send: ``data`` cut into records of at most 2^14 bytes, each protected if keys are active."""
-        chunks = [data[i : i + MAX_PLAINTEXT_LENGTH] for i in range(0, len(data), MAX_PLAINTEXT_LENGTH)] or [b""]
-        out = b"".join(
-            encode_record(content_type, self.version, chunk)
-            if self.write_protection is None
-            else self.write_protection.protect(content_type, self.version, chunk)
-            for chunk in chunks
-        )
+        """Bytes to send for ``data`` (see :meth:`records_for`); a ChangeCipherSpec switches keys after it."""
+        if content_type == ContentType.change_cipher_spec and self.pending_write is None:
+            raise UnexpectedMessage("cannot send ChangeCipherSpec before the keys are agreed")
+        out = b"".join(sent.wire for sent in self.records_for(content_type, data))
         if content_type == ContentType.change_cipher_spec:
-            if self.pending_write is None:
-                raise UnexpectedMessage("cannot send ChangeCipherSpec before the keys are agreed")
-            self.write_protection, self.pending_write = self.pending_write, None
-            self.write_protection.sequence_number = 0
+            self.activate_pending_write()
         return out
 
     def send_change_cipher_spec(self) -> bytes:

@@ -57,7 +57,7 @@ from .messages import (
 )
 from .negotiation import choose_cipher_suite as default_choose_cipher_suite
 from .negotiation import choose_version, server_extensions
-from .record import RecordMac
+from .record import MAX_PLAINTEXT_LENGTH, RecordMac
 from .record import record_mac as default_record_mac
 from .states import Input, Transition
 from .suites import suite_params
@@ -88,6 +88,7 @@ class TLSServer(TLSConnection):
         choose_cipher_suite: Callable[..., CipherSuite | int] = default_choose_cipher_suite,
         record_mac: RecordMac = default_record_mac,
         finished_verify_data: FinishedVerifyData | None = None,
+        fragment_size: int = MAX_PLAINTEXT_LENGTH,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -98,6 +99,7 @@ class TLSServer(TLSConnection):
             encrypt_then_mac=encrypt_then_mac,
             record_mac=record_mac,
             finished_verify_data=finished_verify_data,
+            fragment_size=fragment_size,
         )
         if not certificate_chain:
             raise ValueError("the server needs a certificate chain (DER, leaf first)")
