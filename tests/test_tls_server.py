@@ -10,12 +10,14 @@ import ssl
 import time
 
 import pytest
+from tampering_proxy import TamperingProxy, first_protected_handshake
 
 from handshake_lib import net
 from handshake_lib.errors import PeerAlert, ProtocolVersionError, TLSAlert
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls import TLSPageServer, tls_get
-from handshake_lib.tls.constants import OPENSSL_NAMES
+from handshake_lib.tls import prf as prf_module
+from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
 from handshake_lib.tls.keylog import read_keylog
 
 SUITES = ["AES128-SHA256", "AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384"]
@@ -48,6 +50,7 @@ def ssl_get(context: ssl.SSLContext, port: int, server_hostname: str = "localhos
 
 
 def wait_for_outcome(server: TLSPageServer, count: int = 1) -> None:
+    """Wait until our server's first ``count`` connections have ended in an error or a request."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if len(server.connections) >= count and all(
@@ -55,6 +58,7 @@ def wait_for_outcome(server: TLSPageServer, count: int = 1) -> None:
         ):
             return
         time.sleep(0.01)
+    pytest.fail(f"our server's connections did not finish within 5 s: {server.connections[:count]}")
 
 
 @pytest.mark.parametrize("suite_name", SUITES)
@@ -93,13 +97,17 @@ def test_without_ems_and_etm_on_our_side(pki, tmp_path, suite_name) -> None:
     assert read_keylog(client_keylog).master_secret(handshake.client_random) == handshake.master_secret
 
 
-def test_server_preference_picks_our_first_suite(pki) -> None:
+@pytest.mark.parametrize(("prefer", "expected"), [("server", "AES128-SHA"), ("client", "AES256-GCM-SHA384")])
+def test_whose_preference_decides_the_suite(pki, prefer: str, expected: str) -> None:
     ca, issued = pki
-    context = ssl_client_context(ca, ":".join(SUITES))
+    # OpenSSL's client lists AES256-GCM-SHA384 before AES128-SHA; our server lists them the other way round.
+    context = ssl_client_context(ca, "AES256-GCM-SHA384:AES128-GCM-SHA256:AES128-SHA")
     ours = [OPENSSL_NAMES["AES128-SHA"], OPENSSL_NAMES["AES256-GCM-SHA384"]]
-    with TLSPageServer([issued.certificate], issued.private_key, cipher_suites=ours) as server:
+    with TLSPageServer([issued.certificate], issued.private_key, cipher_suites=ours, prefer=prefer) as server:
         _, cipher = ssl_get(context, server.port)
-    assert cipher[0] == "AES128-SHA"
+    assert cipher[0] == expected
+    offered = server.connections[0].transcript[0].messages[0].cipher_suites
+    assert offered.index(OPENSSL_NAMES["AES256-GCM-SHA384"]) < offered.index(OPENSSL_NAMES["AES128-SHA"])
 
 
 def test_openssl_client_with_the_wrong_ca_refuses_and_we_hear_unknown_ca(pki, tmp_path) -> None:
@@ -153,3 +161,45 @@ def test_our_client_and_our_server(pki, tmp_path, suite_name) -> None:
         response = tls_get(f"https://localhost:{server.port}/", cafile=ca, cipher_suites=[OPENSSL_NAMES[suite_name]])
     assert response.status == 200 and b"Handshakes TLS server" in response.body
     assert server.connections[0].handshake == response.handshake
+
+
+# -- negative interop: OpenSSL judges what our server sends ------------------------------------------------
+def wrong_server_finished(master_secret, label, handshake_hash, params, **options) -> bytes:
+    """Right for the client's Finished (so we accept it), wrong for our own: the server-side bug to catch."""
+    right = prf_module.verify_data(master_secret, label, handshake_hash, params, **options)
+    return right if label == "client finished" else bytes(b ^ 0xFF for b in right)
+
+
+@pytest.mark.parametrize("suite_name", ["AES128-SHA256", "AES256-GCM-SHA384"])
+def test_openssl_client_refuses_our_wrong_finished_with_decrypt_error(pki, suite_name) -> None:
+    ca, issued = pki
+    context = ssl_client_context(ca, suite_name)
+    with TLSPageServer([issued.certificate], issued.private_key, verify_data=wrong_server_finished) as server:
+        # OpenSSL's words for a Finished that does not match: "digest check failed".
+        with pytest.raises(ssl.SSLError, match="DIGEST_CHECK_FAILED|digest check failed"):
+            ssl_get(context, server.port)
+        wait_for_outcome(server)
+    error = server.connections[0].error
+    # RFC 5246 section 7.4.9: the recipient of a bad Finished sends decrypt_error; we heard it as such.
+    assert isinstance(error, PeerAlert) and error.description == TLSAlert.decrypt_error
+    # Our side of the handshake ended with our Finished; OpenSSL's verdict came after, and no request did.
+    assert server.connections[0].handshake is not None and server.connections[0].request == b""
+
+
+@pytest.mark.parametrize(
+    ("suite_name", "etm"), [("AES128-GCM-SHA256", True), ("AES128-SHA", True), ("AES128-SHA", False)]
+)
+def test_openssl_client_refuses_our_finished_tampered_in_transit(pki, suite_name, etm) -> None:
+    ca, issued = pki
+    context = ssl_client_context(ca, suite_name)
+    with (
+        TLSPageServer([issued.certificate], issued.private_key, encrypt_then_mac=etm) as server,
+        TamperingProxy(server.port, first_protected_handshake) as proxy,
+    ):
+        with pytest.raises(ssl.SSLError, match="BAD_RECORD_MAC|DECRYPTION_FAILED_OR_BAD_RECORD_MAC|bad record mac"):
+            ssl_get(context, proxy.port)
+        wait_for_outcome(server)
+    assert proxy.flipped is not None and proxy.flipped[0] == ContentType.handshake  # our Finished, protected
+    error = server.connections[0].error
+    assert isinstance(error, PeerAlert) and error.description == TLSAlert.bad_record_mac
+    assert server.connections[0].request == b""

@@ -1,0 +1,117 @@
+"""A loopback man in the middle that flips one bit of one TLS record from the server to the client.
+
+Used by the negative interop tests in both directions: OpenSSL's records tampered on their way to our
+client, and our server's records tampered on their way to an OpenSSL client.  The proxy forwards whole
+records only (so it knows where each one ends), records what the client sent (to see the alert it
+answered with), and gives up after a few seconds: it never outlives its test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import threading
+from collections.abc import Callable
+
+from handshake_lib import net
+from handshake_lib.tls.constants import ContentType
+
+RECORD_HEADER = 5
+PROXY_LIFETIME_S = 5.0
+POLL_S = 0.1
+
+# should_flip(record, earlier_records_from_the_server) -> flip this one?
+FlipRule = Callable[[bytes, list[bytes]], bool]
+
+
+def first_application_data(record: bytes, earlier: list[bytes]) -> bool:
+    return record[0] == ContentType.application_data and all(r[0] != ContentType.application_data for r in earlier)
+
+
+def first_protected_handshake(record: bytes, earlier: list[bytes]) -> bool:
+    """The server's Finished: its first handshake record after its ChangeCipherSpec."""
+    after_ccs = any(r[0] == ContentType.change_cipher_spec for r in earlier)
+    return after_ccs and record[0] == ContentType.handshake
+
+
+class TamperingProxy:
+    """Forward 127.0.0.1:``port`` to 127.0.0.1:``target_port``; flip bit 7 of the third-last byte of the
+    first server record ``should_flip`` picks (the GCM tag, the MAC under encrypt-then-MAC, or the last
+    CBC block under MAC-then-encrypt: every construction must notice)."""
+
+    def __init__(self, target_port: int, should_flip: FlipRule = first_application_data) -> None:
+        self.target_port = target_port
+        self.should_flip = should_flip
+        self.listener = net.listen_loopback()
+        self.port = self.listener.getsockname()[1]
+        self.to_server = bytearray()
+        self.flipped: bytes | None = None  # the record as the server sent it, before the flip
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.listener.settimeout(PROXY_LIFETIME_S)
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        upstream = net.connect("127.0.0.1", self.target_port)
+        from_server = bytearray()
+        forwarded: list[bytes] = []
+        open_sides = {client, upstream}
+        with client, upstream:
+            for _ in range(int(PROXY_LIFETIME_S / POLL_S)):
+                if client not in open_sides:
+                    return
+                readable, _, _ = select.select(list(open_sides), [], [], POLL_S)
+                for sock in readable:
+                    try:
+                        data = sock.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        open_sides.discard(sock)  # keep listening to the other side (its alert)
+                        continue
+                    if sock is client:
+                        self.to_server += data
+                        with contextlib.suppress(OSError):
+                            upstream.sendall(data)
+                        continue
+                    from_server += data
+                    while (end := _whole_record_end(from_server)) is not None:
+                        record = bytes(from_server[:end])
+                        del from_server[:end]
+                        if self.flipped is None and self.should_flip(record, forwarded):
+                            self.flipped = record
+                            tampered = bytearray(record)
+                            tampered[-3] ^= 0x80
+                            record = bytes(tampered)
+                        forwarded.append(record)
+                        with contextlib.suppress(OSError):
+                            client.sendall(record)
+
+    def close(self) -> None:
+        self.thread.join(PROXY_LIFETIME_S + 1)
+        self.listener.close()
+
+    def __enter__(self) -> TamperingProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _whole_record_end(buffer: bytearray) -> int | None:
+    if len(buffer) < RECORD_HEADER:
+        return None
+    end = RECORD_HEADER + int.from_bytes(buffer[3:5], "big")
+    return end if len(buffer) >= end else None
+
+
+def record_types(stream: bytes) -> list[int]:
+    """The content type of each record in ``stream``, in order."""
+    types, position = [], 0
+    while position + RECORD_HEADER <= len(stream):
+        types.append(stream[position])
+        position += RECORD_HEADER + int.from_bytes(stream[position + 3 : position + 5], "big")
+    return types
