@@ -8,6 +8,7 @@ master secret is compared with the one OpenSSL logged for the same client random
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import signal
@@ -21,6 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, require
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from handshake_lib import net
 from handshake_lib.__main__ import main
@@ -374,3 +377,32 @@ def _read_line_with_timeout(process: subprocess.Popen, timeout: float) -> str:
             process.kill()
             pytest.fail(f"no output within {timeout} s")
         return process.stdout.readline()
+
+
+@pytest.mark.parametrize(
+    "make_key",
+    [lambda: ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate],
+    ids=["EC", "Ed25519"],
+)
+def test_tls_serve_with_a_key_that_is_not_rsa_says_so(
+    make_key, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RSA key exchange needs an RSA key: an EC or Ed25519 identity is a usage error, not a traceback."""
+    key = make_key()
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
+    )  # fmt: skip
+    cert, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    status = main(["tls", "serve", "--port", "0", "--cert", str(cert), "--key", str(key_file)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "needs an RSA key" in err and ("an EC key" in err or "an Ed25519 key" in err)

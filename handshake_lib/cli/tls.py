@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from ..errors import CertificateError, ConnectionTimeout, HandshakeError, PeerAlert, ProtocolError
 from ..net import is_loopback
@@ -178,9 +179,29 @@ def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], 
         raise CommandError(f"cannot read {error.filename}: {error.strerror}") from None
     except (ValueError, TypeError) as error:
         raise CommandError(f"cannot load the certificate or key: {error}") from None
-    if chain[0].public_key().public_numbers() != private_key.public_key().public_numbers():  # type: ignore[union-attr]
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        # Checked here, before anything compares keys: TLS_RSA_* suites encrypt the pre-master secret
+        # to the certificate's RSA key, so an EC or Ed25519 identity cannot serve them at all.
+        raise CommandError(
+            f"{key_path} holds {_key_kind(private_key)} key, but RSA key exchange (the TLS_RSA_* suites) "
+            "needs an RSA key and certificate",
+            EXIT_USAGE,
+        )
+    if chain[0].public_key() != private_key.public_key():
         raise CommandError(f"{key_path} is not the private key of the certificate in {cert_path}")
     return [certificate.public_bytes(serialization.Encoding.DER) for certificate in chain], private_key
+
+
+def _key_kind(private_key: object) -> str:
+    for kind, key_type in (
+        ("an EC", ec.EllipticCurvePrivateKey),
+        ("an Ed25519", ed25519.Ed25519PrivateKey),
+        ("an Ed448", ed448.Ed448PrivateKey),
+        ("a DSA", dsa.DSAPrivateKey),
+    ):
+        if isinstance(private_key, key_type):
+            return kind
+    return "a non-RSA"
 
 
 def _report_connections(connections: list, reported: int) -> int:
