@@ -15,6 +15,7 @@ from handshake_lib.tcp import (
     diagram_rows,
     transition_for,
 )
+from handshake_lib.tcp.states import OPENINGS
 
 # RFC 9293 Figure 5, arrow by arrow, transcribed from the figure (not from our table).
 FIGURE_5 = {
@@ -27,7 +28,9 @@ FIGURE_5 = {
     ("SYN-SENT", "rcv SYN", "SYN-RECEIVED"),
     ("SYN-SENT", "rcv SYN,ACK", "ESTABLISHED"),
     ("SYN-RECEIVED", "rcv ACK of SYN", "ESTABLISHED"),
-    ("SYN-RECEIVED", "rcv RST", "LISTEN"),
+    # The figure writes "rcv RST (note 1)"; note 1: "conditional on having reached SYN-RECEIVED after a
+    # passive OPEN".  Our label spells the condition out instead of pointing to a note.
+    ("SYN-RECEIVED", "rcv RST (after passive OPEN)", "LISTEN"),
     ("SYN-RECEIVED", "CLOSE", "FIN-WAIT-1"),
     ("ESTABLISHED", "CLOSE", "FIN-WAIT-1"),
     ("ESTABLISHED", "rcv FIN", "CLOSE-WAIT"),
@@ -102,15 +105,63 @@ def test_simultaneous_close_goes_through_closing() -> None:
     assert shortcut.handle(Event.rcv_fin_ack).target is State.TIME_WAIT  # note 2
 
 
-def test_rst_in_syn_received_depends_on_how_we_got_there() -> None:
-    passive = TCPConnection()
-    passive.handle(Event.passive_open)
-    passive.handle(Event.rcv_syn)
-    assert passive.handle(Event.rcv_rst).target is State.LISTEN
-    active = TCPConnection()
-    active.handle(Event.active_open)
-    active.handle(Event.rcv_syn)  # simultaneous open
-    assert active.handle(Event.rcv_rst).target is State.CLOSED
+def is_a_table_row(row: object) -> bool:
+    return any(row is table_row for table_row in TRANSITIONS)
+
+
+def test_rst_in_syn_received_after_a_passive_open_returns_to_listen() -> None:
+    """RFC 9293 section 3.10.7.4: came from LISTEN, so go back to LISTEN (and the user is not told)."""
+    connection = TCPConnection()
+    connection.handle(Event.passive_open)
+    connection.handle(Event.rcv_syn)
+    reset = connection.handle(Event.rcv_rst)
+    assert connection.state is State.LISTEN
+    assert is_a_table_row(reset) and reset.in_figure  # the arrow of Figure 5, straight from the table
+    assert (reset.after, reset.action) == (Event.passive_open, "")
+    # Back in LISTEN the connection is still a passive one: the next SYN and RST do the same again.
+    connection.handle(Event.rcv_syn)
+    assert connection.handle(Event.rcv_rst).target is State.LISTEN
+    assert [row.target for row in connection.history] == [
+        State.LISTEN, State.SYN_RECEIVED, State.LISTEN, State.SYN_RECEIVED, State.LISTEN,
+    ]
+
+
+@pytest.mark.parametrize("opening", [[Event.active_open], [Event.passive_open, Event.send]])
+def test_rst_in_syn_received_after_an_active_open_closes(opening: list[Event]) -> None:
+    """Came from SYN-SENT (simultaneous open): 'connection refused', CLOSED and the TCB deleted.
+
+    SEND in LISTEN sends a SYN, so a passive OPEN followed by SEND counts as an active OPEN too.
+    """
+    connection = TCPConnection()
+    for event in opening:
+        connection.handle(event)
+    assert connection.state is State.SYN_SENT
+    connection.handle(Event.rcv_syn)  # the peer's SYN crossed ours
+    reset = connection.handle(Event.rcv_rst)
+    assert connection.state is State.CLOSED
+    assert is_a_table_row(reset) and not reset.in_figure  # section 3.10.7.4's text, not Figure 5's arrow
+    assert (reset.after, reset.action) == (Event.active_open, "delete TCB")
+    assert "connection refused" in reset.note
+
+
+def test_the_guarded_rst_rows_are_looked_up_by_how_the_connection_was_opened() -> None:
+    to_listen = transition_for(State.SYN_RECEIVED, Event.rcv_rst, Event.passive_open)
+    to_closed = transition_for(State.SYN_RECEIVED, Event.rcv_rst, Event.active_open)
+    assert (to_listen.target, to_closed.target) == (State.LISTEN, State.CLOSED)
+    with pytest.raises(ValueError, match="opened_by"):
+        transition_for(State.SYN_RECEIVED, Event.rcv_rst)
+    # Unguarded rows ignore opened_by; a missing pair is still an InvalidTransition whatever it says.
+    for opened_by in (None, *OPENINGS):
+        assert transition_for(State.SYN_SENT, Event.rcv_rst, opened_by).target is State.CLOSED
+        with pytest.raises(InvalidTransition):
+            transition_for(State.LISTEN, Event.rcv_ack, opened_by)
+    # The complete diagram draws both arrows, each labelled with its condition.
+    complete = diagram_rows(complete=True)
+    assert ("SYN-RECEIVED", "rcv RST (after passive OPEN)", "LISTEN") in complete
+    assert ("SYN-RECEIVED", "rcv RST (after active OPEN) / delete TCB", "CLOSED") in complete
+    assert ("SYN-RECEIVED", "rcv RST (after active OPEN) / delete TCB", "CLOSED") not in diagram_rows()
+    # RST is allowed once, not twice, in the connection's list of what it accepts.
+    assert TCPConnection(State.SYN_RECEIVED).allowed_events().count(Event.rcv_rst) == 1
 
 
 @pytest.mark.parametrize(
@@ -136,13 +187,21 @@ def test_pairs_not_in_the_table_raise_and_leave_the_state(state: State, event: E
 
 
 def test_table_is_a_function_and_every_pair_is_either_a_row_or_an_error() -> None:
-    pairs = [(row.source, row.event) for row in TRANSITIONS]
-    assert len(pairs) == len(set(pairs))
+    keys = [(row.source, row.event, row.after) for row in TRANSITIONS]
+    assert len(keys) == len(set(keys))
+    guards: dict[tuple[State, Event], set[Event | None]] = {}
+    for source, event, after in keys:
+        guards.setdefault((source, event), set()).add(after)
+    # A pair has one unguarded row, or exactly one row per kind of OPEN: never both, never a gap.
+    assert all(found in ({None}, set(OPENINGS)) for found in guards.values()), guards
+    assert [pair for pair, found in guards.items() if found != {None}] == [(State.SYN_RECEIVED, Event.rcv_rst)]
     for state in State:
         for event in Event:
-            if (state, event) in pairs:
-                assert transition_for(state, event).source is state
-            else:
-                with pytest.raises(InvalidTransition):
-                    transition_for(state, event)
+            for opened_by in OPENINGS:
+                if (state, event) in guards:
+                    row = transition_for(state, event, opened_by)
+                    assert row.source is state and row.event is event and row.after in (None, opened_by)
+                else:
+                    with pytest.raises(InvalidTransition):
+                        transition_for(state, event, opened_by)
     assert {row.source for row in TRANSITIONS} == set(State)  # every state has a way out

@@ -7,6 +7,13 @@ CLOSE, a segment arrives with SYN, ACK, FIN or RST set, a timer expires), the en
 pair (current state, event) in :data:`TRANSITIONS`, sends what the row says and moves to the row's
 target state.  A pair that is not in the table is a protocol error (:class:`InvalidTransition`).
 
+One arrow depends on history as well as on the state: a RST in SYN-RECEIVED returns to LISTEN only if
+the connection was opened passively; after an active OPEN (a simultaneous open) it means "connection
+refused" and the connection closes (Figure 5 note 1, section 3.10.7.4).  Rather than an exception
+written in code, the table holds both rows, each with an ``after`` guard (``Event.passive_open`` or
+``Event.active_open``), and the connection passes how it was opened to the lookup.  A guarded pair
+has one row per kind of OPEN and no unguarded row, so the lookup is still a function.
+
 This module is sans-I/O, in the style of h11: :class:`TCPConnection` takes events and answers with
 the :class:`Transition` it made (including what to send); it never touches a socket or a clock.
 The simulator (:mod:`handshake_lib.tcp.simulator`) turns arriving segments and timers into events;
@@ -33,6 +40,7 @@ __all__ = [
     "TCPConnection",
     "diagram_rows",
     "DIAGRAM_POSITIONS",
+    "OPENINGS",
     "transition_for",
 ]
 
@@ -82,6 +90,9 @@ class Transition:
     action: str = ""  # what else happens, in the RFC's words ("create TCB", "delete TCB")
     in_figure: bool = True  # an arrow of RFC 9293 Figure 5 (False: from the RFC's text)
     note: str = ""
+    # The row applies only to a connection opened this way (Event.passive_open or Event.active_open);
+    # None: however it was opened.  Only note 1's RST in SYN-RECEIVED needs it.
+    after: Event | None = None
 
     @property
     def event_label(self) -> str:
@@ -91,10 +102,16 @@ class Transition:
         return self.event.value
 
     @property
+    def condition(self) -> str:
+        """The guard as a diagram writes it, ``"after passive OPEN"``; "" for a row without one."""
+        return f"after {self.after.value}" if self.after is not None else ""
+
+    @property
     def label(self) -> str:
-        """``"rcv SYN / snd SYN,ACK"``: event, then what the endpoint does (nothing: just the event)."""
+        """``"rcv SYN / snd SYN,ACK"``: event (and its guard), then what the endpoint does, if anything."""
+        when = f"{self.event_label} ({self.condition})" if self.condition else self.event_label
         does = f"snd {self.send}" if self.send else self.action
-        return f"{self.event_label} / {does}" if does else self.event_label
+        return f"{when} / {does}" if does else when
 
 
 S, E = State, Event
@@ -113,8 +130,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(S.SYN_SENT, E.rcv_syn_ack, S.ESTABLISHED, send="ACK"),
     Transition(S.SYN_RECEIVED, E.rcv_ack, S.ESTABLISHED),
     Transition(
-        S.SYN_RECEIVED, E.rcv_rst, S.LISTEN, in_figure=True,
-        note="note 1: only after a passive OPEN; after an active OPEN the connection was refused (CLOSED)",
+        S.SYN_RECEIVED, E.rcv_rst, S.LISTEN, after=E.passive_open,
+        note="note 1: only after a passive OPEN (came from LISTEN); the user need not be told",
     ),
     # Closing (Figure 5, bottom half).
     Transition(S.SYN_RECEIVED, E.close, S.FIN_WAIT_1, send="FIN"),
@@ -166,6 +183,9 @@ TRANSITIONS: tuple[Transition, ...] = (
                note="section 3.10.8: retries exhausted"),
     Transition(S.SYN_SENT, E.rcv_rst, S.CLOSED, action="delete TCB", in_figure=False,
                note="section 3.10.7.3: 'connection refused'"),
+    # Figure 5 draws only the passive half of note 1; section 3.10.7.4 gives the active half.
+    Transition(S.SYN_RECEIVED, E.rcv_rst, S.CLOSED, action="delete TCB", in_figure=False, after=E.active_open,
+               note="section 3.10.7.4: after an active OPEN (came from SYN-SENT), 'connection refused'"),
     *(
         Transition(state, E.rcv_rst, S.CLOSED, action="delete TCB", in_figure=False,
                    note="section 3.10.7.4: 'connection reset'")
@@ -174,30 +194,50 @@ TRANSITIONS: tuple[Transition, ...] = (
 )
 del S, E
 
-_TABLE: dict[tuple[State, Event], Transition] = {}
+# The two ways a connection can be opened, as the ``after`` guards and ``TCPConnection.opened_by`` name them.
+OPENINGS: tuple[Event, Event] = (Event.passive_open, Event.active_open)
+
+# Keyed by (state, event, guard).  A pair is either unguarded (one row, guard None) or guarded once for
+# each kind of OPEN, never both, so that a lookup can never match two rows or fall between them.
+_TABLE: dict[tuple[State, Event, Event | None], Transition] = {}
+_GUARDS: dict[tuple[State, Event], set[Event | None]] = {}
 for _row in TRANSITIONS:
-    if (_row.source, _row.event) in _TABLE:  # pragma: no cover - guards edits to the table
-        raise AssertionError(f"duplicate transition {_row.source} {_row.event}")
-    _TABLE[(_row.source, _row.event)] = _row
-del _row
+    if (_row.source, _row.event, _row.after) in _TABLE:  # pragma: no cover - guards edits to the table
+        raise AssertionError(f"duplicate transition {_row.source} {_row.event} {_row.after}")
+    _TABLE[(_row.source, _row.event, _row.after)] = _row
+    _GUARDS.setdefault((_row.source, _row.event), set()).add(_row.after)
+for _pair, _guards in _GUARDS.items():
+    if _guards != {None} and _guards != set(OPENINGS):  # pragma: no cover - guards edits to the table
+        raise AssertionError(f"{_pair}: guarded rows must be one per kind of OPEN {OPENINGS}, got {_guards}")
+del _row, _pair, _guards, _GUARDS
 
 
 class InvalidTransition(HandshakeError):
     """An event that the state table does not allow in the current state."""
 
     def __init__(self, state: State, event: Event) -> None:
-        allowed = ", ".join(row.event.value for row in TRANSITIONS if row.source is state) or "nothing"
+        allowed = ", ".join(dict.fromkeys(row.event.value for row in TRANSITIONS if row.source is state)) or "nothing"
         super().__init__(f"{event.value!r} is not allowed in {state.value} (allowed: {allowed})")
         self.state = state
         self.event = event
 
 
-def transition_for(state: State, event: Event) -> Transition:
-    """The row for (state, event), or :class:`InvalidTransition`."""
-    try:
-        return _TABLE[(state, event)]
-    except KeyError:
-        raise InvalidTransition(state, event) from None
+def transition_for(state: State, event: Event, opened_by: Event | None = None) -> Transition:
+    """The row for (state, event), or :class:`InvalidTransition`.
+
+    ``opened_by`` (``Event.passive_open`` or ``Event.active_open``) is how the connection was opened; it
+    is needed only for a guarded pair (a RST in SYN-RECEIVED), and a ValueError says so when it is missing.
+    """
+    row = _TABLE.get((state, event, None))
+    if row is not None:
+        return row
+    if opened_by is not None:
+        row = _TABLE.get((state, event, opened_by))
+        if row is not None:
+            return row
+    elif (state, event, Event.passive_open) in _TABLE:
+        raise ValueError(f"{event.value!r} in {state.value} depends on how the connection was opened: pass opened_by")
+    raise InvalidTransition(state, event)
 
 
 @dataclass
@@ -213,26 +253,29 @@ class TCPConnection:
 
     state: State = State.CLOSED
     history: list[Transition] = field(default_factory=list)
-    passive: bool = False  # reached SYN-RECEIVED from LISTEN (decides where a RST leads, note 1)
+    # How the connection was opened, for the table's guarded rows (note 1).  A connection created
+    # directly in a later state counts as actively opened unless it is told otherwise.
+    opened_by: Event = Event.active_open
 
     def handle(self, event: Event) -> Transition:
         """Apply ``event``: the table's row for it, or :class:`InvalidTransition` (state unchanged)."""
-        row = transition_for(self.state, event)
-        if row.source is State.SYN_RECEIVED and event is Event.rcv_rst and not self.passive:
-            # Note 1 of Figure 5: the RST-to-LISTEN arrow only exists after a passive OPEN.  After an
-            # active OPEN (simultaneous open) a RST means the connection was refused.
-            row = Transition(State.SYN_RECEIVED, Event.rcv_rst, State.CLOSED, action="delete TCB", in_figure=False,
-                             note="note 1: after an active OPEN, a RST in SYN-RECEIVED means 'connection refused'")
+        row = transition_for(self.state, event, self.opened_by)
         if event is Event.passive_open:
-            self.passive = True
+            self.opened_by = Event.passive_open
         elif event in (Event.active_open, Event.send):
-            self.passive = False
+            # SEND in LISTEN sends a SYN: from then on the connection is an active one (section 3.10.2).
+            self.opened_by = Event.active_open
         self.history.append(row)
         self.state = row.target
         return row
 
     def allowed_events(self) -> list[Event]:
-        return [row.event for row in TRANSITIONS if row.source is self.state]
+        """The events the table accepts now, in table order (a guarded event counts once)."""
+        return list(
+            dict.fromkeys(
+                row.event for row in TRANSITIONS if row.source is self.state and row.after in (None, self.opened_by)
+            )
+        )
 
 
 def diagram_rows(*, complete: bool = False) -> list[tuple[str, str, str]]:
