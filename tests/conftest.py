@@ -3,13 +3,16 @@
 ``require(name)`` is how a test asks for a system peer (openssl, curl, chromium, sshd, tcpdump).  On a
 learner's machine a missing peer skips the test with a reason; in CI (``REQUIRE_PEERS=1``, set by
 ``.ci/run``) it fails, so that CI can never pass by skipping what it was meant to check.
+``require_module(name)`` does the same for a Python module (in place of ``pytest.importorskip``).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -30,6 +33,20 @@ def require(executable: str, why: str = "") -> str:
             pytest.fail(f"REQUIRE_PEERS=1 but {message}")
         pytest.skip(message)
     return path
+
+
+def require_module(name: str, why: str = "") -> ModuleType:
+    """Import and return module ``name``; skip (or fail under REQUIRE_PEERS=1) when it cannot be imported.
+
+    ``pytest.importorskip`` with the rule of :func:`require`: in CI a missing module is a broken install.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        message = f"{name} cannot be imported ({error}){': ' + why if why else ''}"
+    if peers_required():
+        pytest.fail(f"REQUIRE_PEERS=1 but {message}")
+    pytest.skip(message)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import require, require_module
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERRIDES = ROOT / "config" / "lab-overrides.json"
@@ -204,7 +204,7 @@ def stop_process_group(process: subprocess.Popen) -> None:
 def chromium_context(user_data_dir: Path) -> Iterator[object]:
     """Debian's chromium, driven by Playwright (its own browser downloads are not needed or possible)."""
     chromium = require("chromium", "the browser smoke test drives JupyterLab in headless Chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_module("playwright.sync_api", "the browser smoke test drives Chromium through Playwright")
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(user_data_dir),

@@ -9,16 +9,18 @@ JupyterLab ignores, a README badge that opens the wrong page.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
-import pytest
+from conftest import require_module
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
@@ -141,7 +143,7 @@ def test_environment_yml_uses_conda_forge_python_311_and_pip() -> None:
 
 
 def test_minimal_yaml_reader_agrees_with_pyyaml() -> None:
-    yaml = pytest.importorskip("yaml")
+    yaml = require_module("yaml", "PyYAML (from jupyter_events) checks the fallback YAML reader")
     text = ENVIRONMENT.read_text(encoding="utf-8")
     assert load_minimal_yaml(text) == yaml.safe_load(text)
 
@@ -178,11 +180,11 @@ def test_overrides_switch_off_news_with_values_lab_accepts() -> None:
     assert notification["fetchNews"] == "false"
     assert notification["checkForUpdates"] is False
 
-    pytest.importorskip("jupyterlab")
     # Lab installs its settings schemas under the prefix it runs from, next to where postBuild puts overrides.
+    # JupyterLab is a pinned dependency that `make setup` always installs, so a missing schema is a broken
+    # install (or a Lab that moved its schemas), never a reason to skip.
     schema_path = Path(sys.prefix) / "share/jupyter/lab/schemas/@jupyterlab/apputils-extension/notification.json"
-    if not schema_path.exists():
-        pytest.skip(f"JupyterLab schema not found at {schema_path}")
+    assert schema_path.exists(), f"JupyterLab's notification settings schema is missing: {schema_path}"
     schema = json.loads(schema_path.read_text(encoding="utf-8"))["properties"]
     allowed_fetch_news = {option["const"] for option in schema["fetchNews"]["oneOf"]}
     assert notification["fetchNews"] in allowed_fetch_news
@@ -198,3 +200,27 @@ def test_readme_has_binder_badge_opening_start_here() -> None:
         "https://mybinder.org/v2/gh/OWNER/REPO/HEAD?urlpath=lab/tree/notebooks/00_start_here.ipynb"
     )
     assert re.search(r"mybinder\.org/(static/)?badge(_logo)?\.svg", readme), "the Binder link has no badge image"
+
+
+def test_package_ships_py_typed_and_its_data(tmp_path: Path) -> None:
+    """The PEP 561 marker and the bundled captures must reach an installed (non-editable) package.
+
+    An editable install reads the source tree, where the files exist whatever pyproject.toml says; so this
+    runs setuptools' build_py (the step that copies package data into a wheel) on a copy of the package.
+    """
+    assert importlib.resources.files("handshake_lib").joinpath("py.typed").is_file()
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "handshake_lib", source / "handshake_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    built = tmp_path / "built"
+    result = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "build_py", "--build-lib", str(built)],
+        cwd=source, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    package = built / "handshake_lib"
+    assert (package / "py.typed").is_file(), "py.typed is missing from the built package (pyproject package-data)"
+    bundled = sorted(path.name for path in (ROOT / "handshake_lib" / "data").iterdir() if path.is_file())
+    assert bundled and sorted(path.name for path in (package / "data").iterdir()) == bundled
