@@ -119,6 +119,37 @@ def test_capture_explorer_shows_the_chosen_segments_fields():
     assert "no segment number" in explorer.hex_box.children[0].value
 
 
+def test_capture_explorer_builds_one_hex_view_per_selection(monkeypatch: pytest.MonkeyPatch):
+    """select() moves the list, whose observer selects too: each choice must still render only once."""
+    import handshake_lib.lessons.tcp as lesson
+
+    built: list[object] = []
+
+    class CountingHexView(lesson.HexView):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(lesson, "HexView", CountingHexView)
+    explorer = CaptureExplorer()
+    assert len(explorer.segments) >= 3
+    assert built == [explorer.hexview]  # the constructor shows segment 0 once
+    built.clear()
+
+    view = explorer.select(2)  # from code: the list follows without a second render
+    assert built == [view] and explorer.segment_list.value == 2
+    built.clear()
+    explorer.segment_list.value = 1  # a click in the list
+    assert built == [explorer.hexview] and explorer.hexview.data == explorer.segments[1].frame
+    built.clear()
+    view = explorer.select(1, field="tcp.seq")  # the list already shows 1: render for the new field only
+    assert built == [view] and view.spans[view.selected].field == "tcp.seq"
+    built.clear()
+    # After all that, a click still works: the guard was released.
+    explorer.segment_list.value = 0
+    assert len(built) == 1 and explorer.hexview is built[0]
+
+
 def test_state_machine_picture_draws_the_table():
     rows = diagram_rows()
     figure = state_machine_picture(["CLOSED", "SYN-SENT", "ESTABLISHED"])

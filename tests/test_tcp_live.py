@@ -25,9 +25,9 @@ def test_both_ends_are_established_with_plausible_numbers(host: str) -> None:
         assert 536 <= info.snd_mss <= 65535 and 536 <= info.advmss <= 65535
         assert info.retransmits == 0 and info.total_retrans == 0
         assert "sack" in info.options and "timestamps" in info.options
-    # Each side's bytes: the client sent 100 and got 100 back.
-    if observation.client.bytes_received is not None:
-        assert observation.client.bytes_received == 100 and observation.server.bytes_received == 100
+    # Each side's bytes: the client sent 100 and got 100 back.  Linux has reported tcpi_bytes_received
+    # since 4.1 (2015), so on Linux a None means the struct was misread, not an old kernel.
+    assert (observation.client.bytes_received, observation.server.bytes_received) == (100, 100)
     assert observation.client_address[0] == observation.server_address[0]
     assert observation.client_address[1] != observation.server_address[1]
 
@@ -42,9 +42,15 @@ def test_listener_state_and_closed_socket() -> None:
         assert read_tcp_info(fresh).state is State.CLOSED
 
 
-def test_refuses_non_loopback_hosts() -> None:
-    with pytest.raises((ValueError, LiveObservationUnsupported)):
-        observe_loopback("192.0.2.1")
+@pytest.mark.parametrize("platform", ["linux", "darwin"])
+@pytest.mark.parametrize("host", ["192.0.2.1", "0.0.0.0", "example.com"])
+def test_refuses_non_loopback_hosts(host: str, platform: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The host is checked before TCP_INFO is looked for, so the refusal is the same ValueError on every
+    # platform (not LiveObservationUnsupported on macOS), and comes before any socket is opened.
+    monkeypatch.setattr(sys, "platform", platform)
+    with pytest.raises(ValueError, match=r"only connects on the loopback interface \(127\.0\.0\.1 or ::1\)") as caught:
+        observe_loopback(host)
+    assert repr(host) in str(caught.value)
 
 
 def test_unsupported_platform_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:

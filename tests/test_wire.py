@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -177,37 +181,69 @@ def test_any_name_list_round_trips(names: list[str]) -> None:
     assert Reader(Writer().ssh_name_list(names).getvalue()).ssh_name_list("n") == names
 
 
-def _read_everything(reader: Reader, plan: list[int]) -> None:
-    """Apply a random sequence of reads; only DecodeError may come out."""
-    readers = {
-        0: lambda: reader.u8("a"),
-        1: lambda: reader.u16("b"),
-        2: lambda: reader.u24("c"),
-        3: lambda: reader.u32("d"),
-        4: lambda: reader.u64("e"),
-        5: lambda: reader.vector(1, "f"),
-        6: lambda: reader.vector(2, "g"),
-        7: lambda: reader.vector(3, "h"),
-        8: lambda: reader.ssh_string("i"),
-        9: lambda: reader.ssh_mpint("j"),
-        10: lambda: reader.ssh_name_list("k"),
-        11: lambda: reader.ssh_boolean("l"),
-        12: lambda: reader.ssh_text("m"),
-        13: lambda: reader.expect_end(),
-    }
+# The plain reads a fuzz plan may apply, by number.
+READS: tuple[Callable[[Reader], Any], ...] = (
+    lambda reader: reader.u8("a"),
+    lambda reader: reader.u16("b"),
+    lambda reader: reader.u24("c"),
+    lambda reader: reader.u32("d"),
+    lambda reader: reader.u64("e"),
+    lambda reader: reader.vector(1, "f"),
+    lambda reader: reader.vector(2, "g"),
+    lambda reader: reader.vector(3, "h"),
+    lambda reader: reader.ssh_string("i"),
+    lambda reader: reader.ssh_mpint("j"),
+    lambda reader: reader.ssh_name_list("k"),
+    lambda reader: reader.ssh_boolean("l"),
+    lambda reader: reader.ssh_text("m"),
+    lambda reader: reader.expect_end(),
+)
+# The nested blocks a plan may open; their exits check that a length matches its contents and restore the
+# field path, which is where an IndexError or a stale path would hide.
+BLOCKS: dict[str, Callable[[Reader], AbstractContextManager[Reader]]] = {
+    "vector_reader(1)": lambda reader: reader.vector_reader(1, "n"),
+    "vector_reader(2)": lambda reader: reader.vector_reader(2, "o"),
+    "vector_reader(3)": lambda reader: reader.vector_reader(3, "p"),
+    "vector_reader(1, 1..8)": lambda reader: reader.vector_reader(1, "q", min_length=1, max_length=8),
+    "sub_reader(4)": lambda reader: reader.sub_reader(4, "r"),
+    "group": lambda reader: reader.group("s", "a group"),
+}
+READ_STEPS = st.integers(min_value=0, max_value=len(READS) - 1)
+# A plan is a list of steps: a read's number, or (block, plan) to run a plan inside a nested block.
+PLANS = st.recursive(
+    st.lists(READ_STEPS, max_size=12),
+    lambda inner: st.lists(st.one_of(READ_STEPS, st.tuples(st.sampled_from(sorted(BLOCKS)), inner)), max_size=6),
+    max_leaves=24,
+)
+
+
+def _read_everything(reader: Reader, plan: list) -> None:
+    """Apply a random sequence of reads, some inside nested blocks; only DecodeError may come out."""
     for step in plan:
-        readers[step]()
+        if isinstance(step, int):
+            READS[step](reader)
+        else:
+            block, inner_plan = step
+            with BLOCKS[block](reader) as inner:
+                _read_everything(inner, inner_plan)
 
 
-@given(st.binary(max_size=64), st.lists(st.integers(min_value=0, max_value=13), max_size=12))
-def test_random_bytes_only_ever_raise_decode_error(data: bytes, plan: list[int]) -> None:
+def _assert_spans_inside(reader: Reader, data: bytes) -> None:
+    assert all(s.offset >= 0 and s.length >= 0 and s.end <= len(data) for s in reader.spans)
+
+
+@given(st.binary(max_size=64), PLANS)
+def test_random_bytes_only_ever_raise_decode_error(data: bytes, plan: list) -> None:
     reader = Reader(data)
     try:
         _read_everything(reader, plan)
     except DecodeError as error:
         assert error.offset is not None and 0 <= error.offset <= len(data)
-    # Whatever happened, spans never point outside the data.
-    assert all(s.offset >= 0 and s.end <= len(data) for s in reader.spans)
+    # Whatever happened, spans never point outside the data, and every block gave its field path back.
+    _assert_spans_inside(reader, data)
+    with pytest.raises(DecodeError) as caught:
+        reader.raw(len(data) + 1, "after")
+    assert caught.value.field == "after"
 
 
 # -- annotate=False: the same reads, the same errors, no spans ----------------------------------------
@@ -260,6 +296,27 @@ def test_a_reader_that_does_not_annotate_raises_the_same_errors(data: bytes) -> 
     assert errors[0][1].startswith("hello.")  # the field path is kept without spans
 
 
+@given(st.data())
+def test_mutated_nested_structures_only_raise_decode_error(data) -> None:
+    """Near-valid input (a real group and vector_reader structure with bytes changed, cut or added)."""
+    mutated = bytearray(NESTED)
+    for _ in range(data.draw(st.integers(1, 4))):
+        mutated[data.draw(st.integers(0, len(mutated) - 1))] = data.draw(st.integers(0, 255))
+    mutated = mutated[: data.draw(st.integers(0, len(mutated)))] + data.draw(st.binary(max_size=4))
+    outcomes = []
+    for annotate in (True, False):
+        reader = Reader(bytes(mutated), annotate=annotate)
+        try:
+            outcome: object = _nested_structure(reader)
+        except DecodeError as error:
+            assert error.field is not None and error.field.startswith("hello")
+            assert error.offset is not None and 0 <= error.offset <= len(mutated)
+            outcome = (str(error), error.field, error.offset)
+        _assert_spans_inside(reader, bytes(mutated))
+        outcomes.append(outcome)
+    assert outcomes[0] == outcomes[1]
+
+
 def test_leftover_bytes_in_a_block_are_an_error_without_annotation_too() -> None:
     reader = Reader(b"\x00\x03\x01\x02\x03", annotate=False)
     with pytest.raises(DecodeError, match="unexpected bytes"), reader.vector_reader(2, "items") as items:
@@ -275,8 +332,8 @@ def test_a_group_restores_the_field_path_after_an_error() -> None:
     assert caught.value.field == "next"
 
 
-@given(st.binary(max_size=64), st.lists(st.integers(min_value=0, max_value=13), max_size=12))
-def test_annotating_or_not_never_changes_what_is_read(data: bytes, plan: list[int]) -> None:
+@given(st.binary(max_size=64), PLANS)
+def test_annotating_or_not_never_changes_what_is_read(data: bytes, plan: list) -> None:
     outcomes = []
     for annotate in (True, False):
         reader = Reader(data, annotate=annotate)

@@ -221,13 +221,14 @@ class CaptureExplorer(widgets.VBox):
         )
         self.hexview: HexView | None = None
         self.hex_box = widgets.VBox()
+        self._selecting = False  # set while select() moves the list, whose observer would select again
         super().__init__([self.heading, self.segment_list, self.hex_box])
         self.segment_list.observe(self._on_change, names="value")
         if self.segments:
             self.select(0)
 
     def _on_change(self, change: dict) -> None:
-        if change["new"] is not None:
+        if change["new"] is not None and not self._selecting:
             self.select(change["new"])
 
     def select(self, index: int, field: str = "tcp.flags") -> HexView | None:
@@ -242,8 +243,14 @@ class CaptureExplorer(widgets.VBox):
         chosen = next((i for i, span in enumerate(captured.spans) if span.field == field), None)
         self.hexview.selected = chosen
         self.hex_box.children = [self.hexview]
+        # Keep the list in step when called from code; the guard stops the list's observer from building
+        # a second hex view for the same selection (a 1500-byte frame costs milliseconds to render).
         if self.segment_list.value != index:
-            self.segment_list.value = index
+            self._selecting = True
+            try:
+                self.segment_list.value = index
+            finally:
+                self._selecting = False
         return self.hexview
 
 

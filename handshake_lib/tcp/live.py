@@ -156,12 +156,13 @@ def observe_loopback(
     ``client_receive_buffer`` sets the client's SO_RCVBUF before it connects, which changes the
     window scale it announces in its SYN (a small buffer needs no scaling): an experiment for the lesson.
     """
-    _tcp_info_option()
+    # Arguments first, the platform second: a host that is not loopback is refused the same way everywhere.
     if host not in ("127.0.0.1", "::1", "localhost"):
-        raise ValueError("observe_loopback only connects on the loopback interface (127.0.0.1 or ::1)")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        raise ValueError(f"observe_loopback only connects on the loopback interface (127.0.0.1 or ::1), not {host!r}")
     if not payload:
         raise ValueError("payload must not be empty: the echo is what gives both ends an RTT sample")
+    _tcp_info_option()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as listener:
         listener.bind((host, 0))
         listener.listen(1)
