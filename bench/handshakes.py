@@ -30,6 +30,7 @@ from pathlib import Path
 from handshake_lib import net
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
+from handshake_lib.tls.suites import SUITES
 
 from .report import Measurement
 
@@ -39,11 +40,14 @@ DEFAULT_COUNT = 500  # samples per side per row: about 20-30 s for the whole gro
 WARMUP = 5
 TIMEOUT_S = 5.0
 OPENSSL_NAME = {suite: name for name, suite in OPENSSL_NAMES.items()}
-DEFAULT_SUITES = (
-    CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256,
-    CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256,
-    CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA,
-    CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384,
+# (suite, encrypt_then_mac): OpenSSL negotiates encrypt-then-MAC for CBC suites by default, so the classic
+# MAC-then-encrypt construction (with its constant-work padding check) gets a row of its own.
+DEFAULT_SUITES: tuple[tuple[CipherSuite, bool], ...] = (
+    (CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256, True),
+    (CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256, True),
+    (CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA, True),
+    (CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA, False),
+    (CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384, True),
 )
 
 
@@ -71,11 +75,17 @@ def python_ssl_get(context: ssl.SSLContext, port: int) -> bytes:
         return _read_http_response(lambda: tls.recv(65536))
 
 
-def client_context(ca_path: Path, suite: CipherSuite) -> ssl.SSLContext:
+# OpenSSL's SSL_OP_NO_ENCRYPT_THEN_MAC (not exported by Python's ssl): the client then does not offer RFC 7366.
+OP_NO_ENCRYPT_THEN_MAC = 0x00080000
+
+
+def client_context(ca_path: Path, suite: CipherSuite, *, encrypt_then_mac: bool = True) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca_path))
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(OPENSSL_NAME[suite])
     context.options |= ssl.OP_IGNORE_UNEXPECTED_EOF  # the servers close after the page, as HTTP/1.1 allows
+    if not encrypt_then_mac:
+        context.options |= OP_NO_ENCRYPT_THEN_MAC
     return context
 
 
@@ -114,7 +124,9 @@ def _error_row(name: str, error: BaseException) -> Measurement:
     return Measurement(GROUP, name, None, "x", RATIO_TARGET, error=f"{type(error).__name__}: {error}")
 
 
-def measure(count: int = DEFAULT_COUNT, suites: tuple[CipherSuite, ...] = DEFAULT_SUITES) -> list[Measurement]:
+def measure(
+    count: int = DEFAULT_COUNT, suites: tuple[tuple[CipherSuite, bool], ...] = DEFAULT_SUITES
+) -> list[Measurement]:
     try:
         from handshake_lib.tls.session import TLSPageServer, tls_get
     except Exception as error:  # noqa: BLE001 - our TLS code does not import: one ERROR row says so
@@ -124,18 +136,21 @@ def measure(count: int = DEFAULT_COUNT, suites: tuple[CipherSuite, ...] = DEFAUL
         # One set of keys for every suite, so the rows differ only in the suite.
         files = CoursePKI.create().write_server_files(Path(name))
         ca_path, issued = files.ca_path, files.issued
-        for suite in suites:
+        for suite, etm in suites:
             label = OPENSSL_NAME[suite]
-            context = client_context(ca_path, suite)
-            client_row = f"our client -> OpenSSL server, {label}: full handshake + GET"
-            server_row = f"ssl client -> our server, {label}: full handshake + GET"
+            context = client_context(ca_path, suite, encrypt_then_mac=etm)
+            construction = "" if SUITES[suite].is_aead else (" (encrypt-then-MAC)" if etm else " (MAC-then-encrypt)")
+            client_row = f"our client -> OpenSSL server, {label}{construction}: full handshake + GET"
+            server_row = f"ssl client -> our server, {label}{construction}: full handshake + GET"
             with ExitStack() as stack:
                 # No key log: writing it would slow OpenSSL's side of every comparison.
                 openssl_server = stack.enter_context(net.openssl_server(label, files=files, keylog=False)).server
                 url = f"https://localhost:{openssl_server.port}/"
                 try:
                     our_ms, their_ms = time_pair(
-                        lambda url=url, suite=suite: tls_get(url, cafile=ca_path, cipher_suites=[suite]).body,
+                        lambda url=url, suite=suite, etm=etm: tls_get(
+                            url, cafile=ca_path, cipher_suites=[suite], encrypt_then_mac=etm
+                        ).body,
                         lambda port=openssl_server.port, context=context: python_ssl_get(context, port),
                         count,
                         b"Hello from OpenSSL",
@@ -145,7 +160,7 @@ def measure(count: int = DEFAULT_COUNT, suites: tuple[CipherSuite, ...] = DEFAUL
                     rows.append(_error_row(client_row, error))
                 try:
                     our_server = stack.enter_context(
-                        TLSPageServer([issued.der], issued.private_key, cipher_suites=[suite])
+                        TLSPageServer([issued.der], issued.private_key, cipher_suites=[suite], encrypt_then_mac=etm)
                     )
                     our_ms, their_ms = time_pair(
                         lambda port=our_server.port, context=context: python_ssl_get(context, port),
