@@ -406,3 +406,26 @@ def test_tls_serve_with_a_key_that_is_not_rsa_says_so(
     assert status == 2
     err = capsys.readouterr().err
     assert "needs an RSA key" in err and ("an EC key" in err or "an Ed25519 key" in err)
+
+
+def test_tls_get_fragment_size_cuts_our_records_and_openssl_reassembles_them(
+    identity: Identity, openssl_server: tuple[net.SSLServer, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, _ = openssl_server
+    argv = [
+        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
+        "--fragment-size", "64", "--trace",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "Hello from OpenSSL" in captured.out and server.connections[0].error is None
+    # Our ClientHello did not fit 64 bytes: its first record is a 64-byte piece, annotated as such.
+    first_record = captured.err.split("=== record 2")[0]
+    assert "client -> server  handshake, 69 bytes" in first_record
+    assert "part of a message continued elsewhere" in first_record
+
+
+@pytest.mark.parametrize("value", ["0", "16385", "lots"])
+def test_tls_get_refuses_a_fragment_size_out_of_range(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tls", "get", "https://localhost:1/", "--fragment-size", value]) == 2
+    assert "from 1 to 16384" in capsys.readouterr().err

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from ..errors import CertificateError, ConnectionTimeout, HandshakeError, PeerAlert, ProtocolError
 from ..net import is_loopback
 from ..tls.constants import CipherSuite, name_of
+from ..tls.record import MAX_PLAINTEXT_LENGTH
 from ..tls.suites import SUITES, parse_suite_name
 from .errors import EXIT_USAGE, CommandError
 from .trace import render_transcript
@@ -63,6 +64,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     get.add_argument("--keylog", type=Path, metavar="FILE", help="append the NSS key log line (for Wireshark)")
     get.add_argument("--insecure", action="store_true", help="do NOT verify the server's certificate")
     get.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole exchange")
+    _add_fragment_size(get)
     get.set_defaults(command=run_get)
 
     serve = commands.add_parser("serve", help="serve a small page with our TLS server (loopback by default)")
@@ -76,10 +78,29 @@ def register(groups: argparse._SubParsersAction) -> None:
         help="cipher suite to accept, IANA or OpenSSL name (repeatable or comma-separated)",
     )
     serve.add_argument("--keylog", type=Path, metavar="FILE", help="append NSS key log lines (for Wireshark)")
+    _add_fragment_size(serve)
     serve.set_defaults(command=run_serve)
 
 
 # -- shared helpers ------------------------------------------------------------------------------------
+def _fragment_size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_PLAINTEXT_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be a whole number of bytes from 1 to {MAX_PLAINTEXT_LENGTH}")
+    return size
+
+
+def _add_fragment_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fragment-size", type=_fragment_size, default=MAX_PLAINTEXT_LENGTH, metavar="BYTES",
+        help=f"most plaintext per record we send (default {MAX_PLAINTEXT_LENGTH}); smaller cuts handshake "
+        "messages across records, which the peer must reassemble (see it with --trace)",
+    )
+
+
 def parse_cipher_options(values: list[str]) -> list[CipherSuite]:
     """``["AES128-SHA256,TLS_RSA_WITH_AES_128_CBC_SHA", ...]`` -> suites in order; CommandError (exit 2)."""
     runnable = [suite for suite, params in SUITES.items() if params.key_exchange == "RSA"]
@@ -142,7 +163,7 @@ def run_get(args: argparse.Namespace) -> int:
         )
     from ..tls.session import tls_get  # imported here so `tcp` and `pki` work even if tls is broken
 
-    options: dict[str, object] = {}
+    options: dict[str, object] = {"fragment_size": args.fragment_size}
     if suites:
         options["cipher_suites"] = suites
     try:
@@ -230,7 +251,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CommandError(f"port {args.port} is out of range", EXIT_USAGE)
     suites = parse_cipher_options(args.cipher)
     chain, private_key = load_server_identity(args.cert, args.key)
-    options: dict[str, object] = {"keylog_path": args.keylog}
+    options: dict[str, object] = {"keylog_path": args.keylog, "fragment_size": args.fragment_size}
     if suites:
         options["cipher_suites"] = suites
     from ..tls.session import TLSPageServer  # imported here so `tcp` and `pki` work even if tls is broken
