@@ -56,6 +56,9 @@ def test_fragment_size_cuts_records_and_is_bounded() -> None:
     sent = layer.records_for(ContentType.handshake, bytes(range(12)))
     assert [s.plaintext for s in sent] == [bytes(range(5)), bytes(range(5, 10)), bytes(range(10, 12))]
     assert all(s.wire[:3] == b"\x16\x03\x03" and s.wire[5:] == s.plaintext for s in sent)
+    # An alert is never cut, whatever the size: OpenSSL (and our own reader) want it whole.
+    whole = RecordLayer(fragment_size=1)
+    assert [s.plaintext for s in whole.records_for(ContentType.alert, b"\x02\x28")] == [b"\x02\x28"]
     for bad in (0, (1 << 14) + 1):
         with pytest.raises(ValueError, match="fragment_size"):
             RecordLayer(fragment_size=bad)
@@ -94,12 +97,15 @@ def test_cores_reassemble_each_other_cut_to_any_size(files: ServerFiles, suite_n
     assert largest_fragment(from_server) <= fragment_size
     assert largest_fragment(handshake_records(client.transcript, "client->server")) <= fragment_size
 
-    # Application data is cut the same way, and arrives whole.
+    # Application data is cut the same way, and arrives whole; so does close_notify, in one record.
     page = bytes(range(256)) * 4
     server.send_application_data(page)
     events = client.receive_data(server.data_to_send())
     assert b"".join(e.data for e in events) == page
     assert len(events) == -(-len(page) // fragment_size)
+    server.close()
+    closing = client.receive_data(server.data_to_send())
+    assert [type(e).__name__ for e in closing] == ["AlertReceived", "ConnectionClosed"]
 
 
 # -- against OpenSSL ----------------------------------------------------------------------------------

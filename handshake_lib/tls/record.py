@@ -612,9 +612,12 @@ class RecordLayer:
     def records_for(self, content_type: int, data: bytes) -> list[Sent]:
         """``data`` cut into records of at most ``fragment_size`` bytes, each protected if keys are active.
 
-        Empty ``data`` makes one empty record (legal for application data; the caller decides).
+        Empty ``data`` makes one empty record (legal for application data; the caller decides).  Only
+        handshake messages and application data are cut: an alert or a ChangeCipherSpec goes whole, because
+        OpenSSL refuses a fragmented alert (as TLS 1.3 does, RFC 8446 section 5.1), and so do we.
         """
-        size = self.fragment_size
+        cut = content_type in (ContentType.handshake, ContentType.application_data)
+        size = self.fragment_size if cut else MAX_PLAINTEXT_LENGTH
         chunks = [data[start : start + size] for start in range(0, len(data), size)] or [b""]
         protection = self.write_protection
         if protection is None:
