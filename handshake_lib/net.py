@@ -1,7 +1,8 @@
 """The one module that touches sockets.
 
 Protocol cores in this library are sans-I/O: they take bytes and hand back events and bytes to send.
-This module supplies the rest, with the course's safety rules built in:
+This module supplies the rest (:class:`SocketDriver` runs a core over a socket, :func:`run_connection`
+until an event), with the course's safety rules built in:
 
 * servers bind to loopback (127.0.0.1 or ::1) on a free port chosen by the kernel, and stop when their
   ``with`` block ends;
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from .errors import ConnectionTimeout
+from .errors import ConnectionTimeout, HandshakeError
 
 if TYPE_CHECKING:  # only for annotations: importing them at run time would make net pull in x509 and tls
     from .pki.builder import ServerFiles
@@ -39,7 +40,7 @@ LOOPBACK = "127.0.0.1"
 
 
 class SansIOConnection(Protocol):
-    """What :func:`run_connection` needs from a protocol core (h11's shape)."""
+    """What :class:`SocketDriver` and :func:`run_connection` need from a protocol core (h11's shape)."""
 
     def receive_data(self, data: bytes) -> list[object]:
         """Feed bytes from the peer (``b""`` means the peer closed); return the events they caused."""
@@ -77,6 +78,101 @@ def connect(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> socket
     return _nodelay(sock)
 
 
+# (seconds since the connection started, direction, transcript index): when a record crossed the wire.
+Timing = tuple[float, str, int]
+
+
+class SocketDriver:
+    """Runs one sans-I/O core over one connected socket, with deadlines: the only loop that does.
+
+    :meth:`receive` writes what the core queued, waits (until a deadline) for the peer's bytes, feeds
+    them in, and writes the core's answer.  When the core raises a
+    :class:`~handshake_lib.errors.HandshakeError` (a bad record, a bad certificate...), the fatal alert it
+    queued is written before the error reaches the caller, so the peer learns why too.  A reset counts as
+    a close: the core sees ``b""`` and decides what that means; ``peer_closed`` says it happened.
+
+    Timings.  A core that keeps a ``transcript`` (entries with a ``direction``) and names its
+    ``incoming_direction`` gets each entry stamped once in ``timings``: a record received with the moment
+    its bytes came out of ``recv``, a record sent with the moment its bytes went into ``sendall`` (the
+    core builds its answer while handling the peer's flight, but the answer leaves only after that work,
+    so a sequence diagram drawn from these times shows where the time really goes).
+    """
+
+    def __init__(self, connection: SansIOConnection, sock: socket.socket, started: float | None = None) -> None:
+        self.connection = connection
+        self.sock = sock
+        self.started = time.perf_counter() if started is None else started
+        self.timings: list[Timing] = []
+        self.peer_closed = False
+        self._transcript: list[Any] | None = getattr(connection, "transcript", None)
+        self._incoming: str | None = getattr(connection, "incoming_direction", None)
+        self._seen = 0  # transcript entries already sorted into stamped or waiting
+        self._unsent: list[int] = []  # indices of outgoing entries whose bytes have not been written yet
+
+    def _now(self) -> float:
+        return time.perf_counter() - self.started
+
+    def _sort_new_entries(self, received_at: float | None) -> None:
+        """Stamp new incoming entries with ``received_at``; queue new outgoing ones until they are sent."""
+        transcript = self._transcript
+        if transcript is None:
+            return
+        for index in range(self._seen, len(transcript)):
+            direction = transcript[index].direction
+            if direction == self._incoming and received_at is not None:
+                self.timings.append((received_at, direction, index))
+            else:
+                self._unsent.append(index)
+        self._seen = len(transcript)
+
+    def _stamp_sent(self) -> None:
+        if self._transcript is None or not self._unsent:
+            return
+        sent_at = self._now()
+        self.timings.extend((sent_at, self._transcript[index].direction, index) for index in self._unsent)
+        self._unsent.clear()
+
+    def flush(self) -> None:
+        """Write everything the core has queued."""
+        self._sort_new_entries(None)
+        data = self.connection.data_to_send()
+        if data:
+            self.sock.sendall(data)
+        self._stamp_sent()
+
+    def flush_quietly(self) -> None:
+        """Send a queued alert after an error; the peer may already be gone, which is fine."""
+        with contextlib.suppress(OSError):
+            self.sock.settimeout(0.5)
+            self.flush()
+
+    def receive(self, deadline: float) -> list[Any]:
+        """Wait (until ``deadline``, a time.monotonic() value) for bytes; feed them; send any answer."""
+        self.flush()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ConnectionTimeout("the peer did not answer in time")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError as error:
+            raise ConnectionTimeout(f"the peer sent nothing within {remaining:.1f} s") from error
+        except ConnectionResetError:
+            data = b""  # a reset is a close, as far as the protocol can tell
+        if not data:
+            self.peer_closed = True
+        received_at = self._now()
+        try:
+            events = self.connection.receive_data(data)
+        except HandshakeError:
+            self._sort_new_entries(received_at)
+            self.flush_quietly()
+            raise
+        self._sort_new_entries(received_at)
+        self.flush()
+        return events
+
+
 def run_connection(
     connection: SansIOConnection,
     sock: socket.socket,
@@ -90,31 +186,17 @@ def run_connection(
     Returns every event seen.  The whole exchange, not each read, must finish within ``timeout``.
     If the peer closes first, the core sees ``b""`` and decides what that means (usually an error).
     """
+    driver = SocketDriver(connection, sock)
     deadline = time.monotonic() + timeout
     events: list[object] = []
     while True:
-        outgoing = connection.data_to_send()
-        if outgoing:
-            sock.sendall(outgoing)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ConnectionTimeout(f"no result within {timeout} s")
-        sock.settimeout(remaining)
-        try:
-            incoming = sock.recv(65536)
-        except TimeoutError as error:
-            raise ConnectionTimeout(f"the peer sent nothing more within {timeout} s") from error
-        new_events = connection.receive_data(incoming)
-        for event in new_events:
+        for event in driver.receive(deadline):
             events.append(event)
             if on_event is not None:
                 on_event(event)
             if until(event):
-                outgoing = connection.data_to_send()
-                if outgoing:
-                    sock.sendall(outgoing)
                 return events
-        if not incoming:
+        if driver.peer_closed:
             # The core has been told of the close and raised nothing: there is nothing left to wait for.
             return events
 

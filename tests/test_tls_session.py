@@ -145,7 +145,7 @@ def test_page_server_on_ipv6_loopback(pki) -> None:
         client = TLSClient(None, verify=False)
         sock = net.connect("::1", server.port, timeout=2)
         with sock:
-            driver = session._Driver(client, sock)
+            driver = net.SocketDriver(client, sock)
             client.start()
             driver.flush()
             deadline = time.monotonic() + 5

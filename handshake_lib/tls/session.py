@@ -3,11 +3,11 @@
 Theory of operation
 -------------------
 :class:`~handshake_lib.tls.client.TLSClient` and :class:`~handshake_lib.tls.server.TLSServer` never
-touch a socket.  This module is the loop around them: write what the core queued, wait (with a
-deadline) for the peer's bytes, feed them in, repeat until the event we want.  Every wait has a
-timeout and running past it raises :class:`~handshake_lib.errors.ConnectionTimeout`; when the core
-raises (a bad record, a bad certificate...), the fatal alert it queued is sent before the error
-reaches the caller, so the peer learns why too.
+touch a socket.  :class:`handshake_lib.net.SocketDriver` runs a core over one: write what the core
+queued, wait (with a deadline) for the peer's bytes, feed them in.  Every wait has a timeout and
+running past it raises :class:`~handshake_lib.errors.ConnectionTimeout`; when the core raises (a bad
+record, a bad certificate...), the fatal alert it queued is sent before the error reaches the caller,
+so the peer learns why too.  This module says what to wait for: a handshake, a page, a request.
 
 * :func:`open_tls` connects, runs the handshake and returns a :class:`TLSStream` (``send``/``recv``).
 * :func:`tls_get` fetches one HTTPS page and returns it with the handshake, the record transcript and
@@ -15,9 +15,9 @@ reaches the caller, so the peer learns why too.
 * :class:`TLSPageServer` serves a small page with our server core on loopback, in a thread, like
   :class:`handshake_lib.net.SSLServer` does with OpenSSL, and records each connection's outcome.
 
-Timings.  Each transcript entry is stamped once: a record we received with the moment its bytes came
-out of ``recv``, a record we sent with the moment its bytes went into ``sendall``.  The core builds its
-answer (ClientKeyExchange, ChangeCipherSpec, Finished) while handling the server's flight, but the
+Timings.  The driver stamps each transcript entry once: a record we received with the moment its bytes
+came out of ``recv``, a record we sent with the moment its bytes went into ``sendall``.  The core builds
+its answer (ClientKeyExchange, ChangeCipherSpec, Finished) while handling the server's flight, but the
 answer leaves only after that work, RSA encryption included, so a sequence diagram drawn from these
 times shows where the time really goes.
 
@@ -44,12 +44,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .. import net
-from ..errors import ConnectionTimeout, HandshakeError, ProtocolError
+from ..errors import HandshakeError, ProtocolError
 from .client import TLSClient
 from .connection import (
     ApplicationData,
     ConnectionClosed,
-    Event,
     HandshakeComplete,
     TLSConnection,
     TranscriptEntry,
@@ -74,88 +73,14 @@ PAGE = (
     b"<p>This page came over a TLS 1.2 connection run by the course's own server code.</p></body></html>"
 )
 
-Timing = tuple[float, str, int]  # (seconds since the connection started, direction, transcript index)
+Timing = net.Timing  # (seconds since the connection started, direction, transcript index)
 
 
 class HTTPResponseError(HandshakeError, ValueError):
     """The page came over TLS fine, but it is not an HTTP/1.x response we can read."""
 
 
-class _Driver:
-    """Shuttles bytes between one core and one socket; stamps each transcript entry with a time.
-
-    Received records get the time their bytes arrived; records the core queued get the time they were
-    written to the socket (see the module docstring), so ``timings`` is in the order things happened.
-    """
-
-    def __init__(self, connection: TLSConnection, sock: socket.socket, started: float | None = None) -> None:
-        self.connection = connection
-        self.sock = sock
-        self.started = time.perf_counter() if started is None else started
-        self.timings: list[Timing] = []
-        self._seen = 0  # transcript entries already sorted into stamped or waiting
-        self._unsent: list[int] = []  # indices of outgoing entries whose bytes have not been written yet
-
-    def _now(self) -> float:
-        return time.perf_counter() - self.started
-
-    def _sort_new_entries(self, received_at: float | None) -> None:
-        """Stamp new incoming entries with ``received_at``; queue new outgoing ones until they are sent."""
-        transcript = self.connection.transcript
-        incoming = self.connection.incoming_direction
-        for index in range(self._seen, len(transcript)):
-            direction = transcript[index].direction
-            if direction == incoming and received_at is not None:
-                self.timings.append((received_at, direction, index))
-            else:
-                self._unsent.append(index)
-        self._seen = len(transcript)
-
-    def _stamp_sent(self) -> None:
-        sent_at = self._now()
-        transcript = self.connection.transcript
-        self.timings.extend((sent_at, transcript[index].direction, index) for index in self._unsent)
-        self._unsent.clear()
-
-    def flush(self) -> None:
-        self._sort_new_entries(None)
-        data = self.connection.data_to_send()
-        if data:
-            self.sock.sendall(data)
-        self._stamp_sent()
-
-    def flush_quietly(self) -> None:
-        """Send a queued alert after an error; the peer may already be gone, which is fine."""
-        with contextlib.suppress(OSError):
-            self.sock.settimeout(0.5)
-            self.flush()
-
-    def receive(self, deadline: float) -> list[Event]:
-        """Wait (until ``deadline``, a time.monotonic() value) for bytes; feed them; send any answer."""
-        self.flush()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ConnectionTimeout("the peer did not answer in time")
-        self.sock.settimeout(remaining)
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError as error:
-            raise ConnectionTimeout(f"the peer sent nothing within {remaining:.1f} s") from error
-        except ConnectionResetError:
-            data = b""  # a reset is a close, as far as the protocol can tell
-        received_at = self._now()
-        try:
-            events = self.connection.receive_data(data)
-        except HandshakeError:
-            self._sort_new_entries(received_at)
-            self.flush_quietly()
-            raise
-        self._sort_new_entries(received_at)
-        self.flush()
-        return events
-
-
-def _attach_transcript(error: BaseException, connection: TLSConnection, driver: _Driver | None) -> None:
+def _attach_transcript(error: BaseException, connection: TLSConnection, driver: net.SocketDriver | None) -> None:
     """Let ``error`` carry the records exchanged so far (for ``--trace`` and the notebooks)."""
     if getattr(error, "transcript", None) is None:
         with contextlib.suppress(AttributeError):  # a built-in exception type may refuse new attributes
@@ -167,7 +92,7 @@ def _attach_transcript(error: BaseException, connection: TLSConnection, driver: 
 class TLSStream:
     """A connected TLS client: ``send`` and ``recv`` application data; a context manager."""
 
-    def __init__(self, client: TLSClient, sock: socket.socket, driver: _Driver, timeout: float) -> None:
+    def __init__(self, client: TLSClient, sock: socket.socket, driver: net.SocketDriver, timeout: float) -> None:
         self.client = client
         self.sock = sock
         self.timeout = timeout
@@ -245,7 +170,7 @@ def open_tls(
     except (HandshakeError, OSError) as error:
         _attach_transcript(error, client, None)
         raise
-    driver = _Driver(client, sock, started)
+    driver = net.SocketDriver(client, sock, started)
     try:
         client.start()
         driver.flush()
@@ -417,7 +342,7 @@ class TLSPageServer(net.LoopbackServer):
         self.connections.append(record)
         server = TLSServer(self.certificate_chain, self.private_key, **self.server_options)
         record.transcript = server.transcript
-        driver = _Driver(server, raw)
+        driver = net.SocketDriver(server, raw)
         deadline = time.monotonic() + self.timeout
         try:
             while b"\r\n\r\n" not in record.request:
