@@ -143,7 +143,7 @@ def test_environment_yml_uses_conda_forge_python_311_and_pip() -> None:
 
 
 def test_minimal_yaml_reader_agrees_with_pyyaml() -> None:
-    yaml = require_module("yaml", "PyYAML (from jupyter_events) checks the fallback YAML reader")
+    yaml = require_module("yaml", "PyYAML (pinned in pyproject.toml) checks the fallback YAML reader")
     text = ENVIRONMENT.read_text(encoding="utf-8")
     assert load_minimal_yaml(text) == yaml.safe_load(text)
 
