@@ -21,6 +21,7 @@ from handshake_lib.errors import BadRecordMac, PeerAlert, TLSAlert  # noqa: E402
 from handshake_lib.lessons import tls_records as lesson
 from handshake_lib.tls import prf as prf_module  # noqa: E402
 from handshake_lib.tls import tls_get  # noqa: E402
+from handshake_lib.tls.connection import TranscriptEntry  # noqa: E402
 from handshake_lib.tls.constants import ContentType  # noqa: E402
 from handshake_lib.tls.suites import parse_suite_name, suite_params  # noqa: E402
 
@@ -362,3 +363,45 @@ def test_benchmarks_run_once() -> None:
     assert set(lesson.BENCHMARKS) >= {"record_explorer.select", "tamper_lab.update(offset)", "handshake_stepper.show"}
     for setup in lesson.BENCHMARKS.values():
         setup()()
+
+
+# -- records are not messages (lesson 07) -------------------------------------------------------------
+def _entry(direction: str, plaintext: bytes) -> TranscriptEntry:
+    return TranscriptEntry(direction, ContentType.handshake, b"", plaintext)
+
+
+def test_records_and_messages_maps_record_bytes_to_message_bytes() -> None:
+    hello = bytes([1, 0, 0, 6]) + b"abcdef"  # a 10-byte "ClientHello"
+    done = bytes([14, 0, 0, 0])  # ServerHelloDone, 4 bytes
+    server_hello = bytes([2, 0, 0, 2]) + b"xy"
+    transcript = [
+        _entry("client->server", hello[:3]),  # not even the whole header
+        _entry("client->server", hello[3:]),
+        _entry("server->client", server_hello + done),  # two messages in one record
+    ]
+    pieces = lesson.records_and_messages(transcript)
+    assert [p.describe() for p in pieces] == [
+        "ClientHello bytes 0-2 of 10",
+        "ClientHello bytes 3-9 of 10",
+        "ServerHello, ServerHelloDone",
+    ]
+    assert [p.cuts_a_message for p in pieces] == [True, True, False]
+    assert [p.index for p in pieces] == [0, 1, 2] and [p.length for p in pieces] == [3, 7, 10]
+
+
+def test_cut_handshake_with_openssl() -> None:
+    cut = lesson.cut_handshake(fragment_size=64)
+    ours = [p for p in cut.records if p.direction == "client->server"]
+    assert max(p.length for p in ours) == 64 and any(p.cuts_a_message for p in ours)
+    # Every byte of every message we sent is accounted for exactly once.
+    covered: dict[str, int] = {}
+    for piece in ours:
+        for name, start, end, total in piece.pieces:
+            covered[name] = covered.get(name, 0) + (end - start)
+            assert 0 <= start < end <= total
+    assert covered["ClientHello"] == len(cut.response.transcript[0].messages[0].to_bytes())
+    assert set(covered) == {"ClientHello", "ClientKeyExchange", "Finished"}
+    assert cut.openssl_master_secret == cut.response.handshake.master_secret
+    summary = cut.summary()
+    assert "ClientKeyExchange bytes 0-63 of 262" in summary and "put our 64-byte pieces back together" in summary
+    assert "equals ours" in summary

@@ -22,6 +22,9 @@ Lesson 07 (records):
   ciphertext, MAC or GCM tag) and opens it with the record's keys to show what is inside (plaintext,
   MAC, padding), with :class:`~handshake_lib.wire.Span` annotations for the hex view.  It explains;
   :class:`~handshake_lib.tls.record.RecordProtection` is the judge (the two are compared in tests).
+* :func:`cut_handshake` runs a live handshake with OpenSSL in which our client cuts what it sends into
+  small records, and :func:`records_and_messages` says which bytes of which message each record held:
+  records are not messages, and OpenSSL reassembles them.
 * :class:`RecordExplorer` (``record_explorer()``): pick a record, see its parts.
 * :class:`TamperLab` (``tamper_lab()``): flip one bit of a real record; the library's record layer
   refuses it with ``BadRecordMac`` (or a header error), and the lab says *which* check caught it:
@@ -94,7 +97,10 @@ __all__ = [
     "TamperLab",
     "TamperOutcome",
     "TamperResult",
+    "CutHandshake",
+    "RecordPiece",
     "capture_session",
+    "cut_handshake",
     "downgrade_check",
     "finished_inputs",
     "handshake_arrows",
@@ -107,6 +113,7 @@ __all__ = [
     "record_explorer",
     "record_layers",
     "record_layout_picture",
+    "records_and_messages",
     "state_machine_picture",
     "state_path",
     "tamper_against_openssl",
@@ -290,6 +297,98 @@ def capture_sessions() -> dict[str, LiveSession]:
         capture_session("AES128-GCM-SHA256"),
     ]
     return {session.name: session for session in sessions}
+
+
+# -- records are not messages -------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordPiece:
+    """One handshake record and the part of each handshake message it carries (bytes ``start:end``)."""
+
+    index: int  # position in the transcript
+    direction: str
+    length: int  # plaintext bytes in this record
+    pieces: tuple[tuple[str, int, int, int], ...]  # (message name, start, end, message length)
+
+    @property
+    def cuts_a_message(self) -> bool:
+        """True if some message here began in an earlier record or goes on in a later one."""
+        return any(not (start == 0 and end == total) for _, start, end, total in self.pieces)
+
+    def describe(self) -> str:
+        """``"ClientKeyExchange bytes 64-127 of 262"``; a whole message is just its name."""
+        return ", ".join(
+            name if start == 0 and end == total else f"{name} bytes {start}-{end - 1} of {total}"
+            for name, start, end, total in self.pieces
+        )
+
+
+def records_and_messages(transcript: Sequence[TranscriptEntry]) -> list[RecordPiece]:
+    """Which bytes of which handshake messages each handshake record carried, direction by direction.
+
+    Each direction's handshake records are one byte stream of messages (RFC 5246 section 6.2.1): the
+    stream is cut into messages by their headers, and each record's slice of the stream is matched
+    against them.  Works whether records hold several messages, part of one, or both.
+    """
+    result: list[RecordPiece] = []
+    for direction in (CLIENT_TO_SERVER, SERVER_TO_CLIENT):
+        entries = [
+            (index, entry)
+            for index, entry in enumerate(transcript)
+            if entry.direction == direction and entry.content_type == ContentType.handshake and entry.plaintext
+        ]
+        stream = b"".join(entry.plaintext for _, entry in entries)
+        bounds, position = [], 0  # (name, first byte, one past the last byte) of each message in the stream
+        for raw in split_handshake_messages(stream):
+            bounds.append((_message_name(raw), position, position + len(raw)))
+            position += len(raw)
+        offset = 0
+        for index, entry in entries:
+            start, end = offset, offset + len(entry.plaintext)
+            pieces = tuple(
+                (name, max(start, first) - first, min(end, last) - first, last - first)
+                for name, first, last in bounds
+                if first < end and start < last
+            )
+            result.append(RecordPiece(index, direction, len(entry.plaintext), pieces))
+            offset = end
+    return sorted(result, key=lambda piece: piece.index)
+
+
+@dataclass(frozen=True)
+class CutHandshake:
+    """A live handshake with OpenSSL in which our client cut everything it sent into small records."""
+
+    fragment_size: int
+    response: TLSResponse
+    openssl_master_secret: bytes | None
+
+    @property
+    def records(self) -> list[RecordPiece]:
+        return records_and_messages(self.response.transcript)
+
+    def summary(self) -> str:
+        arrow = {CLIENT_TO_SERVER: "client -> server", SERVER_TO_CLIENT: "server -> client"}
+        lines = [f"{'record':>6}  {'direction':<16}  {'bytes':>5}  carries"]
+        lines += [
+            f"{piece.index + 1:>6}  {arrow[piece.direction]:<16}  {piece.length:>5}  {piece.describe()}"
+            for piece in self.records
+        ]
+        agreed = self.openssl_master_secret == self.response.handshake.master_secret
+        cut = any(piece.direction == CLIENT_TO_SERVER and piece.cuts_a_message for piece in self.records)
+        what = f"put our {self.fragment_size}-byte pieces back together" if cut else "got every message whole"
+        lines.append(
+            f"OpenSSL {what}: HTTP {self.response.status}, "
+            f"the master secret in its key log {'equals ours' if agreed else 'DIFFERS from ours'}."
+        )
+        return "\n".join(lines)
+
+
+def cut_handshake(fragment_size: int = 64, suite_name: str = "AES128-GCM-SHA256") -> CutHandshake:
+    """GET a page from a fresh OpenSSL server, our client sending records of at most ``fragment_size`` bytes."""
+    with openssl_server(suite_name) as peer:
+        response = tls_get(peer.url, cafile=peer.cafile, fragment_size=fragment_size)
+        secret = peer.master_secret(response.handshake.client_random)
+    return CutHandshake(fragment_size, response, secret)
 
 
 # -- recorded vectors ---------------------------------------------------------------------------
