@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import itertools
 import struct
 
 import matplotlib
@@ -389,6 +390,15 @@ def test_records_and_messages_maps_record_bytes_to_message_bytes() -> None:
     assert [p.index for p in pieces] == [0, 1, 2] and [p.length for p in pieces] == [3, 7, 10]
 
 
+def test_records_and_messages_on_a_transcript_that_stops_mid_message() -> None:
+    certificate = bytes([11, 0, 1, 0]) + bytes(256)  # 260 bytes, of which only 100 arrived
+    arrived = [_entry("server->client", certificate[:60]), _entry("server->client", certificate[60:100])]
+    pieces = lesson.records_and_messages(arrived)
+    assert [p.describe() for p in pieces] == ["Certificate bytes 0-59 of 260", "Certificate bytes 60-99 of 260"]
+    cut_header = lesson.records_and_messages([_entry("client->server", bytes([1, 0]))])
+    assert cut_header[0].cuts_a_message and "cut short" in cut_header[0].describe()
+
+
 def test_cut_handshake_with_openssl() -> None:
     cut = lesson.cut_handshake(fragment_size=64)
     ours = [p for p in cut.records if p.direction == "client->server"]
@@ -399,9 +409,33 @@ def test_cut_handshake_with_openssl() -> None:
         for name, start, end, total in piece.pieces:
             covered[name] = covered.get(name, 0) + (end - start)
             assert 0 <= start < end <= total
-    assert covered["ClientHello"] == len(cut.response.transcript[0].messages[0].to_bytes())
+    hello = next(m for e in cut.response.transcript for m in e.messages if type(m).__name__ == "ClientHello")
+    assert covered["ClientHello"] == len(hello.to_bytes())
     assert set(covered) == {"ClientHello", "ClientKeyExchange", "Finished"}
     assert cut.openssl_master_secret == cut.response.handshake.master_secret
     summary = cut.summary()
     assert "ClientKeyExchange bytes 0-63 of 262" in summary and "put our 64-byte pieces back together" in summary
     assert "equals ours" in summary
+    # Each message we sent is listed once, in the record that completed it, so walks over the transcript
+    # (the state path, the session hash of lesson 06) see the handshake as it was.
+    sent = [m for e in cut.response.transcript if e.direction == "client->server" for m in e.messages]
+    assert [type(m).__name__ for m in sent if type(m).__name__ != "ApplicationData"] == [
+        "ClientHello", "ClientKeyExchange", "ChangeCipherSpec", "Finished", "Alert",  # close_notify
+    ]
+    whole = lesson.cut_handshake(fragment_size=1 << 14)
+    for role, first in (("client", lesson.State.IDLE), ("server", lesson.State.WAIT_CLIENT_HELLO)):
+        # One state per record, so more records repeat states; the states passed through are the same.
+        def visited(transcript, role=role, first=first):
+            return [state for state, _ in itertools.groupby([first, *lesson.state_path(role, transcript)])]
+
+        path = visited(cut.response.transcript)
+        assert lesson.State.CONNECTED in path and path == visited(whole.response.transcript)
+    assert "got every message whole" in whole.summary()
+    # Lesson 06's session hash lists each message once over the cut transcript (with EMS agreed, the equal
+    # master secrets above mean OpenSSL hashed the same bytes).
+    from handshake_lib.lessons.tls_keys import session_hash_listing
+
+    listing = session_hash_listing(cut.response.transcript)
+    assert [line.split()[0] for line in listing] == [
+        "client_hello", "server_hello", "certificate", "server_hello_done", "client_key_exchange", "session_hash",
+    ]

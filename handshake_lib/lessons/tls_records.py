@@ -73,7 +73,15 @@ from ..tls import prf as prf_module
 from ..tls.connection import ApplicationData, TranscriptEntry, record_spans
 from ..tls.constants import ContentType, ProtocolVersion, name_of
 from ..tls.messages import Alert, split_handshake_messages
-from ..tls.record import RECORD_HEADER_LENGTH, RecordProtection, RecordReader, encode_record, mac_input, record_mac
+from ..tls.record import (
+    HANDSHAKE_HEADER_LENGTH,
+    RECORD_HEADER_LENGTH,
+    RecordProtection,
+    RecordReader,
+    encode_record,
+    mac_input,
+    record_mac,
+)
 from ..tls.session import TLSResponse, tls_get
 from ..tls.states import Input, State, diagram_rows, transition_for
 from ..tls.suites import SuiteParams, parse_suite_name, suite_params
@@ -327,7 +335,8 @@ def records_and_messages(transcript: Sequence[TranscriptEntry]) -> list[RecordPi
 
     Each direction's handshake records are one byte stream of messages (RFC 5246 section 6.2.1): the
     stream is cut into messages by their headers, and each record's slice of the stream is matched
-    against them.  Works whether records hold several messages, part of one, or both.
+    against them.  Works whether records hold several messages, part of one, or both, and on a
+    transcript that stops in the middle of a message (one attached to a handshake error).
     """
     result: list[RecordPiece] = []
     for direction in (CLIENT_TO_SERVER, SERVER_TO_CLIENT):
@@ -337,10 +346,7 @@ def records_and_messages(transcript: Sequence[TranscriptEntry]) -> list[RecordPi
             if entry.direction == direction and entry.content_type == ContentType.handshake and entry.plaintext
         ]
         stream = b"".join(entry.plaintext for _, entry in entries)
-        bounds, position = [], 0  # (name, first byte, one past the last byte) of each message in the stream
-        for raw in split_handshake_messages(stream):
-            bounds.append((_message_name(raw), position, position + len(raw)))
-            position += len(raw)
+        bounds = _message_bounds(stream)
         offset = 0
         for index, entry in entries:
             start, end = offset, offset + len(entry.plaintext)
@@ -352,6 +358,20 @@ def records_and_messages(transcript: Sequence[TranscriptEntry]) -> list[RecordPi
             result.append(RecordPiece(index, direction, len(entry.plaintext), pieces))
             offset = end
     return sorted(result, key=lambda piece: piece.index)
+
+
+def _message_bounds(stream: bytes) -> list[tuple[str, int, int]]:
+    """(name, first byte, one past the last byte) of each handshake message in ``stream``, read from the
+    messages' own headers; the last one may run past the end of the stream (not all of it arrived)."""
+    bounds, position = [], 0
+    while position < len(stream):
+        if len(stream) - position < HANDSHAKE_HEADER_LENGTH:
+            bounds.append(("(a message header, cut short)", position, position + HANDSHAKE_HEADER_LENGTH))
+            break
+        total = HANDSHAKE_HEADER_LENGTH + int.from_bytes(stream[position + 1 : position + 4], "big")
+        bounds.append((_message_name(stream[position:]), position, position + total))
+        position += total
+    return bounds
 
 
 @dataclass(frozen=True)

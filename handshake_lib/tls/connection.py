@@ -514,12 +514,17 @@ class TLSConnection:
     def _send_records(self, content_type: int, data: bytes, messages: list[Any] | None = None) -> None:
         """Queue ``data`` in as many records as the fragment size needs, each one in the transcript.
 
-        ``messages`` are what each record carries (a handshake message cut into pieces is listed in each
-        of its records); by default, each record's plaintext as application data.
+        ``messages`` are what ``data`` holds.  A message cut into pieces is listed in the record that
+        completes it, as for the records we receive, so that a walk over the transcript meets each message
+        once; by default each record's plaintext is its own application data.
         """
-        for sent in self._records.records_for(content_type, data):
+        records = self._records.records_for(content_type, data)
+        for number, sent in enumerate(records, start=1):
             self._outgoing += sent.wire
-            carried = [ApplicationData(sent.plaintext)] if messages is None else messages
+            if messages is None:
+                carried: list[Any] = [ApplicationData(sent.plaintext)]
+            else:
+                carried = list(messages) if number == len(records) else []
             self.transcript.append(
                 TranscriptEntry(
                     self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried, encrypted=sent.encrypted
@@ -538,6 +543,8 @@ class TLSConnection:
         return raw
 
     def _send_change_cipher_spec(self) -> None:
+        if self._records.pending_write is None:  # pragma: no cover - the handshake code always installs keys first
+            raise InternalError("ChangeCipherSpec without pending keys")
         self._send_records(ContentType.change_cipher_spec, ChangeCipherSpec().to_bytes(), [ChangeCipherSpec()])
         self._records.activate_pending_write()
 
