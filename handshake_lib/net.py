@@ -183,18 +183,25 @@ def run_connection(
 ) -> list[object]:
     """Drive a sans-I/O ``connection`` over ``sock`` until an event satisfies ``until``.
 
-    Returns every event seen.  The whole exchange, not each read, must finish within ``timeout``.
-    If the peer closes first, the core sees ``b""`` and decides what that means (usually an error).
+    Returns every event seen.  The whole exchange, not each read, must finish within ``timeout``
+    (:class:`~handshake_lib.errors.ConnectionTimeout` otherwise).  If the peer closes (or resets) first,
+    the core sees ``b""`` and decides what that means (usually an error).  When the core raises, the alert
+    it queued is sent first (see :class:`SocketDriver`).
     """
     driver = SocketDriver(connection, sock)
     deadline = time.monotonic() + timeout
     events: list[object] = []
     while True:
-        for event in driver.receive(deadline):
+        try:
+            new_events = driver.receive(deadline)
+        except ConnectionTimeout as error:
+            raise ConnectionTimeout(f"no result within {timeout} s: {error}") from error
+        for event in new_events:
             events.append(event)
             if on_event is not None:
                 on_event(event)
             if until(event):
+                driver.flush()  # whatever the callbacks queued goes out before we return
                 return events
         if driver.peer_closed:
             # The core has been told of the close and raised nothing: there is nothing left to wait for.

@@ -3,14 +3,17 @@
 Used by the negative interop tests in both directions: OpenSSL's records tampered on their way to our
 client, and our server's records tampered on their way to an OpenSSL client.  The proxy forwards whole
 records only (so it knows where each one ends), records what the client sent (to see the alert it
-answered with), and gives up after a few seconds: it never outlives its test.
+answered with), passes a close on to the other side, and gives up after a few seconds: it never outlives
+its test.
 """
 
 from __future__ import annotations
 
 import contextlib
 import select
+import socket
 import threading
+import time
 from collections.abc import Callable
 
 from handshake_lib import net
@@ -50,49 +53,60 @@ class TamperingProxy:
         self.thread.start()
 
     def _run(self) -> None:
+        deadline = time.monotonic() + PROXY_LIFETIME_S
         self.listener.settimeout(PROXY_LIFETIME_S)
         try:
             client, _ = self.listener.accept()
         except OSError:
             return
-        upstream = net.connect("127.0.0.1", self.target_port)
+        with contextlib.ExitStack() as sockets:
+            sockets.enter_context(client)
+            try:
+                upstream = sockets.enter_context(net.connect("127.0.0.1", self.target_port))
+            except OSError:
+                return
+            self._relay(client, upstream, deadline)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket, deadline: float) -> None:
         from_server = bytearray()
         forwarded: list[bytes] = []
         open_sides = {client, upstream}
-        with client, upstream:
-            for _ in range(int(PROXY_LIFETIME_S / POLL_S)):
-                if client not in open_sides:
-                    return
-                readable, _, _ = select.select(list(open_sides), [], [], POLL_S)
-                for sock in readable:
-                    try:
-                        data = sock.recv(65536)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        open_sides.discard(sock)  # keep listening to the other side (its alert)
-                        continue
-                    if sock is client:
-                        self.to_server += data
-                        with contextlib.suppress(OSError):
-                            upstream.sendall(data)
-                        continue
-                    from_server += data
-                    while (end := _whole_record_end(from_server)) is not None:
-                        record = bytes(from_server[:end])
-                        del from_server[:end]
-                        if self.flipped is None and self.should_flip(record, forwarded):
-                            self.flipped = record
-                            tampered = bytearray(record)
-                            tampered[-3] ^= 0x80
-                            record = bytes(tampered)
-                        forwarded.append(record)
-                        with contextlib.suppress(OSError):
-                            client.sendall(record)
+        while client in open_sides and time.monotonic() < deadline:
+            readable, _, _ = select.select(list(open_sides), [], [], POLL_S)
+            for sock in readable:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    # Pass the close on, and keep listening to the other side (its alert).
+                    open_sides.discard(sock)
+                    with contextlib.suppress(OSError):
+                        (upstream if sock is client else client).shutdown(socket.SHUT_WR)
+                    continue
+                if sock is client:
+                    self.to_server += data
+                    with contextlib.suppress(OSError):
+                        upstream.sendall(data)
+                    continue
+                from_server += data
+                while (end := _whole_record_end(from_server)) is not None:
+                    record = bytes(from_server[:end])
+                    del from_server[:end]
+                    if self.flipped is None and self.should_flip(record, forwarded):
+                        self.flipped = record
+                        tampered = bytearray(record)
+                        tampered[-3] ^= 0x80
+                        record = bytes(tampered)
+                    forwarded.append(record)
+                    with contextlib.suppress(OSError):
+                        client.sendall(record)
 
     def close(self) -> None:
-        self.thread.join(PROXY_LIFETIME_S + 1)
+        """Wait for the relay to end (it always does, by its deadline): only then are its records complete."""
+        self.thread.join(PROXY_LIFETIME_S + 2)
         self.listener.close()
+        assert not self.thread.is_alive(), "the tampering proxy did not stop"
 
     def __enter__(self) -> TamperingProxy:
         return self

@@ -134,6 +134,34 @@ def test_run_connection_stops_when_the_peer_closes() -> None:
     assert core.received[-1] == b""
 
 
+class _EchoCore:
+    """Each chunk received is an event; whatever ``queue`` holds is sent next."""
+
+    def __init__(self) -> None:
+        self.queue = b""
+
+    def data_to_send(self) -> bytes:
+        data, self.queue = self.queue, b""
+        return data
+
+    def receive_data(self, data: bytes) -> list[object]:
+        return [data] if data else []
+
+
+def test_run_connection_sends_what_the_callbacks_queued_before_returning() -> None:
+    core = _EchoCore()
+    with listen_loopback() as listener:
+        host, port = listener.getsockname()
+        with connect(host, port) as sock:
+            peer, _ = listener.accept()
+            with peer:
+                peer.sendall(b"ping")
+                answer = lambda event: setattr(core, "queue", b"pong")  # noqa: E731 - a one-line callback
+                events = run_connection(core, sock, until=lambda event: event == b"ping", on_event=answer)
+                peer.settimeout(2)
+                assert events == [b"ping"] and peer.recv(10) == b"pong"
+
+
 # -- openssl_server: fresh keys, a real OpenSSL, a key log, and nothing left behind -----------------------
 def _python_client(cafile: Path, ciphers: str, *, keylog: Path | None = None) -> ssl.SSLContext:
     # Python's default client list has no plain RSA key exchange, so name the suites the server runs.

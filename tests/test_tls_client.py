@@ -217,7 +217,8 @@ def test_a_silent_server_times_out() -> None:
 
     with contextlib.closing(net.listen_loopback()) as listener:
         port = listener.getsockname()[1]
-        with pytest.raises(ConnectionTimeout, match="sent nothing"):
+        # Either wait can be the one that runs out, on a busy machine: the answer's, or the deadline itself.
+        with pytest.raises(ConnectionTimeout, match="sent nothing|did not answer in time"):
             open_tls("127.0.0.1", port, "localhost", verify=False, timeout=0.3)
         accepted, _ = listener.accept()
         with accepted:

@@ -13,9 +13,12 @@ receiver must put it back together.  These tests cut on purpose, in both directi
 
 from __future__ import annotations
 
+import os
 import re
+import selectors
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,21 +159,28 @@ def openssl_s_server(files: ServerFiles, *options: str) -> Iterator[int]:
     ]  # fmt: skip
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        assert process.stdout is not None
-        first_lines = []
-        for _ in range(5):  # "Using default temp DH parameters", then "ACCEPT 127.0.0.1:PORT"
-            line = process.stdout.readline().decode(errors="replace")
-            first_lines.append(line)
-            if match := re.match(r"ACCEPT 127\.0\.0\.1:(\d+)", line):
-                break
-        else:
-            pytest.fail(f"s_server did not say where it listens: {first_lines}")
-        yield int(match.group(1))
+        yield _accept_port(process, time.monotonic() + PROCESS_TIMEOUT_S)
     finally:
         process.kill()
         process.wait(PROCESS_TIMEOUT_S)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _accept_port(process: subprocess.Popen, deadline: float) -> int:
+    """The port in s_server's "ACCEPT 127.0.0.1:PORT" line, read without ever blocking past ``deadline``."""
+    assert process.stdout is not None
+    output = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0 and selector.select(remaining):
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                break  # s_server exited
+            output += chunk
+            if match := re.search(rb"^ACCEPT 127\.0\.0\.1:(\d+)\r?\n", output, re.MULTILINE):
+                return int(match.group(1))
+    pytest.fail(f"s_server did not say where it listens (exit status {process.poll()}): {output[-2000:]!r}")
 
 
 @pytest.mark.peer
