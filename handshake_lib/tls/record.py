@@ -543,10 +543,10 @@ class RecordLayer:
     The handshake sets ``pending_read`` / ``pending_write`` once it has the key block;
     :meth:`activate_pending_read` / :meth:`activate_pending_write` make a pending protection current
     and restart that direction's sequence number.  :class:`~handshake_lib.tls.connection.TLSConnection`
-    uses the step-by-step methods (:meth:`next_record`, :meth:`unprotect`, :meth:`records_for`), because it
-    records each record in its transcript before checking it, and consults its
-    state table between reading a ChangeCipherSpec and switching keys; :meth:`receive` and :meth:`send`
-    do the whole round for callers that have no state table (tests, lessons).
+    uses the step-by-step methods (:meth:`next_record`, :meth:`unprotect`, :meth:`records_for`): it puts
+    each record in its transcript before checking it, and consults its state table between reading a
+    ChangeCipherSpec and switching keys.  :meth:`receive` and :meth:`send` do the whole round for callers
+    that have no state table (tests, lessons).
 
     ``fragment_size`` is the most plaintext we put in one record: 2^14, the limit, by default.  A
     smaller one cuts handshake messages across records, which every peer must reassemble (RFC 5246
