@@ -388,13 +388,14 @@ class CutHandshake:
 
     def summary(self) -> str:
         arrow = {CLIENT_TO_SERVER: "client -> server", SERVER_TO_CLIENT: "server -> client"}
+        records = self.records  # computed once: the property walks the whole transcript
         lines = [f"{'record':>6}  {'direction':<16}  {'bytes':>5}  carries"]
         lines += [
             f"{piece.index + 1:>6}  {arrow[piece.direction]:<16}  {piece.length:>5}  {piece.describe()}"
-            for piece in self.records
+            for piece in records
         ]
         agreed = self.openssl_master_secret == self.response.handshake.master_secret
-        cut = any(piece.direction == CLIENT_TO_SERVER and piece.cuts_a_message for piece in self.records)
+        cut = any(piece.direction == CLIENT_TO_SERVER and piece.cuts_a_message for piece in records)
         what = f"put our {self.fragment_size}-byte pieces back together" if cut else "got every message whole"
         lines.append(
             f"OpenSSL {what}: HTTP {self.response.status}, "
