@@ -13,9 +13,9 @@ import pytest
 from conftest import require
 from cryptography import x509
 
-from handshake_lib import net
 from handshake_lib.errors import ConnectionTimeout
-from handshake_lib.net import SSLServer, connect, listen_loopback, run_connection, server_context
+from handshake_lib.net import connect, listen_loopback, run_connection
+from handshake_lib.peers.openssl import PythonSSLServer, openssl_server, server_context
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls.keylog import read_keylog
 
@@ -57,7 +57,7 @@ def test_ssl_server_serves_a_page_to_a_verifying_openssl_client(pki_files, tmp_p
     keylog = tmp_path / "keys.log"
     context = server_context(cert, key, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog)
     client_context = ssl.create_default_context(cafile=str(ca))
-    with SSLServer(context) as server:
+    with PythonSSLServer(context) as server:
         assert server.host == "127.0.0.1" and server.port > 0
         with connect(server.host, server.port) as raw:
             assert raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
@@ -79,7 +79,7 @@ def test_ssl_server_serves_a_page_to_a_verifying_openssl_client(pki_files, tmp_p
 
 def test_ssl_server_records_the_clients_failure(pki_files) -> None:
     _, cert, key = pki_files
-    with SSLServer(server_context(cert, key)) as server, connect(server.host, server.port) as raw:
+    with PythonSSLServer(server_context(cert, key)) as server, connect(server.host, server.port) as raw:
         raw.sendall(b"this is not TLS\r\n\r\n")
         raw.settimeout(2)
         with contextlib.suppress(ConnectionResetError):
@@ -199,7 +199,7 @@ def test_write_server_files_writes_a_chain_the_ca_vouches_for(tmp_path) -> None:
 
 def test_openssl_server_serves_a_page_and_logs_the_clients_master_secret(tmp_path) -> None:
     client_keylog = tmp_path / "python-client.log"
-    with net.openssl_server("AES128-SHA256") as peer:
+    with openssl_server("AES128-SHA256") as peer:
         client = _python_client(peer.cafile, "AES128-SHA256", keylog=client_keylog)
         assert peer.last_error is None and peer.master_secret(bytes(32)) is None  # nothing happened yet
         response, cipher = _get_page(client, peer.host, peer.port, peer.server_name)
@@ -218,7 +218,7 @@ def test_openssl_server_serves_a_page_and_logs_the_clients_master_secret(tmp_pat
 
 
 def test_openssl_server_stops_and_deletes_its_folder() -> None:
-    with net.openssl_server() as peer:
+    with openssl_server() as peer:
         folders = {peer.keylog_path.parent, peer.files.key_path.parent, peer.cafile.parent}
         assert all(folder.is_dir() for folder in folders)
         socket.create_connection((peer.host, peer.port), timeout=1).close()  # listening now
@@ -228,7 +228,7 @@ def test_openssl_server_stops_and_deletes_its_folder() -> None:
 
 
 def test_openssl_server_reports_why_the_latest_connection_failed() -> None:
-    with net.openssl_server("AES128-GCM-SHA256") as peer:
+    with openssl_server("AES128-GCM-SHA256") as peer:
         _get_page(_python_client(peer.cafile, peer.ciphers), peer.host, peer.port, peer.server_name)
         client = _python_client(peer.cafile, "AES256-SHA256")  # nothing the server accepts
         with pytest.raises(ssl.SSLError):
@@ -239,7 +239,7 @@ def test_openssl_server_reports_why_the_latest_connection_failed() -> None:
 
 
 def test_openssl_server_names_itself_by_the_first_hostname_and_verifies_only_those() -> None:
-    with net.openssl_server(hostnames=("course.test", "127.0.0.1")) as peer:
+    with openssl_server(hostnames=("course.test", "127.0.0.1")) as peer:
         assert peer.url == f"https://course.test:{peer.port}/" and peer.server_name == "course.test"
         response, _ = _get_page(_python_client(peer.cafile, peer.ciphers), peer.host, peer.port, "course.test")
         assert response.startswith(b"HTTP/1.1 200 OK")
@@ -249,9 +249,10 @@ def test_openssl_server_names_itself_by_the_first_hostname_and_verifies_only_tho
 
 def test_openssl_server_reuses_the_callers_files_and_leaves_them(tmp_path) -> None:
     files = CoursePKI.create().write_server_files(tmp_path)
-    with net.openssl_server("AES128-GCM-SHA256", files=files, keylog=False) as peer:
+    with openssl_server("AES128-GCM-SHA256", files=files, keylog=False) as peer:
         assert peer.files is files and peer.cafile == files.ca_path
         response, _ = _get_page(_python_client(files.ca_path, peer.ciphers), peer.host, peer.port, "localhost")
         assert response.startswith(b"HTTP/1.1 200 OK")
         assert not peer.keylog_path.exists() and peer.keylog().entries == []  # keylog=False: nothing written
     assert files.key_path.exists() and files.cert_path.exists()  # the caller's to delete, not the server's
+

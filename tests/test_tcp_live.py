@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from handshake_lib.tcp import LiveObservationUnsupported, State, observe_loopback, read_tcp_info
+from handshake_lib.net.tcp import LiveObservationUnsupported, observe_loopback, read_tcp_info
+from handshake_lib.tcp import State
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux-only")
 
@@ -68,3 +69,4 @@ def test_window_scale_follows_the_receive_buffer() -> None:
     client, server = observation.client, observation.server
     assert client.rcv_wscale < server.rcv_wscale
     assert client.rcv_wscale == server.snd_wscale and server.rcv_wscale == client.snd_wscale
+
