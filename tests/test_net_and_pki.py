@@ -15,9 +15,11 @@ from cryptography import x509
 
 from handshake_lib.errors import ConnectionTimeout
 from handshake_lib.net import connect, listen_loopback, run_connection
-from handshake_lib.peers.openssl import PythonSSLServer, openssl_server, server_context
+from handshake_lib.peers import PeerUnavailable
+from handshake_lib.peers.openssl import PythonSSLServer, openssl_server, s_server, server_context
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls.keylog import read_keylog
+from handshake_lib.tls.verify import clear_trust_store_cache, load_trust_store
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +258,33 @@ def test_openssl_server_reuses_the_callers_files_and_leaves_them(tmp_path) -> No
         assert not peer.keylog_path.exists() and peer.keylog().entries == []  # keylog=False: nothing written
     assert files.key_path.exists() and files.cert_path.exists()  # the caller's to delete, not the server's
 
+
+def test_s_server_says_when_openssl_is_missing(tmp_path, monkeypatch) -> None:
+    # Without the program, a typed error before anything starts (tests turn it into a skip), never a hang.
+    files = CoursePKI.create().write_server_files(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(PeerUnavailable, match="openssl program is not installed"), s_server(files):
+        pass
+
+
+def test_s_server_reports_a_program_that_never_listens(tmp_path) -> None:
+    # A program that exits at once (here: `false`) never prints its ACCEPT line: a typed error, quickly.
+    false = require("false")
+    files = CoursePKI.create().write_server_files(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(PeerUnavailable, match="did not say where it listens"), s_server(files, executable=false):
+        pass
+    assert time.monotonic() - started < 5
+
+
+def test_trust_store_cache_notices_a_swapped_ca_file(tmp_path) -> None:
+    # tls.verify keeps parsed CA files (lru_cache, no lock: the sans-I/O package imports no threading);
+    # a lesson that swaps CAs must still be seen on the next load.
+    first, second = CoursePKI.create(), CoursePKI.create(name="Another Course Root CA")
+    path = first.write_ca(tmp_path)
+    assert load_trust_store(path) == [first.root.certificate]
+    assert load_trust_store(path)[0] is load_trust_store(path)[0]  # parsed once, then cached
+    second.write_ca(tmp_path)  # the same file name, another CA
+    assert load_trust_store(path) == [second.root.certificate]
+    clear_trust_store_cache()
+    assert load_trust_store(path) == [second.root.certificate]
