@@ -3,11 +3,11 @@
 Two comparisons, each per cipher suite, each timed in the same run and interleaved call by call so that
 a busy machine slows both sides alike:
 
-* **our client**: :func:`handshake_lib.tls.session.tls_get` against an OpenSSL server
-  (:class:`handshake_lib.net.SSLServer`), versus Python's ``ssl`` (OpenSSL) client doing the same GET
+* **our client**: :func:`handshake_lib.net.tls.tls_get` against an OpenSSL server
+  (:class:`handshake_lib.peers.openssl.PythonSSLServer`), versus Python's ``ssl`` (OpenSSL) client doing the same GET
   against the same server;
 * **our server**: a Python ``ssl`` client fetching the page from
-  :class:`handshake_lib.tls.session.TLSPageServer`, versus the same client against ``net.SSLServer``.
+  :class:`handshake_lib.net.tls.TLSPageServer`, versus the same client against ``PythonSSLServer``.
 
 One sample is: TCP connect, full handshake (fresh every time: no session is resumed), send
 ``GET / HTTP/1.1``, read the response up to its Content-Length, close.  ``TCP_NODELAY`` is on at both
@@ -28,6 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from handshake_lib import net
+from handshake_lib.peers.openssl import openssl_server
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
 from handshake_lib.tls.suites import SUITES
@@ -128,9 +129,9 @@ def measure(
     count: int = DEFAULT_COUNT, suites: tuple[tuple[CipherSuite, bool], ...] = DEFAULT_SUITES
 ) -> list[Measurement]:
     try:
-        from handshake_lib.tls.session import TLSPageServer, tls_get
+        from handshake_lib.net.tls import TLSPageServer, tls_get
     except Exception as error:  # noqa: BLE001 - our TLS code does not import: one ERROR row says so
-        return [_error_row("import handshake_lib.tls.session", error)]
+        return [_error_row("import handshake_lib.net.tls", error)]
     rows: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="handshakes-bench-") as name:
         # One set of keys for every suite, so the rows differ only in the suite.
@@ -144,14 +145,14 @@ def measure(
             server_row = f"ssl client -> our server, {label}{construction}: full handshake + GET"
             with ExitStack() as stack:
                 # No key log: writing it would slow OpenSSL's side of every comparison.
-                openssl_server = stack.enter_context(net.openssl_server(label, files=files, keylog=False)).server
-                url = f"https://localhost:{openssl_server.port}/"
+                openssl = stack.enter_context(openssl_server(label, files=files, keylog=False)).server
+                url = f"https://localhost:{openssl.port}/"
                 try:
                     our_ms, their_ms = time_pair(
                         lambda url=url, suite=suite, etm=etm: tls_get(
                             url, cafile=ca_path, cipher_suites=[suite], encrypt_then_mac=etm
                         ).body,
-                        lambda port=openssl_server.port, context=context: python_ssl_get(context, port),
+                        lambda port=openssl.port, context=context: python_ssl_get(context, port),
                         count,
                         b"Hello from OpenSSL",
                     )
@@ -164,7 +165,7 @@ def measure(
                     )
                     our_ms, their_ms = time_pair(
                         lambda port=our_server.port, context=context: python_ssl_get(context, port),
-                        lambda port=openssl_server.port, context=context: python_ssl_get(context, port),
+                        lambda port=openssl.port, context=context: python_ssl_get(context, port),
                         count,
                         b"</html>",
                     )

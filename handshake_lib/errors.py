@@ -63,7 +63,7 @@ class SSHDisconnect(IntEnum):
 class HandshakeError(Exception):
     """Base class of every error this library raises on purpose.
 
-    ``transcript``: when a function that runs a whole connection (``tls.session.tls_get``,
+    ``transcript``: when a function that runs a whole connection (``net.tls.tls_get``,
     ``open_tls``) fails, it sets this to the records exchanged up to the failure, the fatal alert
     included, so a trace can show how the handshake ended; None when nobody recorded one.
     """

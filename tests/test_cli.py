@@ -2,7 +2,7 @@
 
 Most tests call ``main([...])`` in-process and read what it printed (capsys); one runs the real
 ``python -m handshake_lib`` as a subprocess, and one runs ``tls serve`` as a subprocess fetched by curl
-and stopped with SIGTERM.  ``tls get`` runs against a real OpenSSL server (``net.SSLServer``), and its
+and stopped with SIGTERM.  ``tls get`` runs against a real OpenSSL server (``PythonSSLServer``), and its
 master secret is compared with the one OpenSSL logged for the same client random.
 """
 
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from handshake_lib import net
 from handshake_lib.__main__ import main
+from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki import CoursePKI, IssuedCertificate
 from handshake_lib.tcp import Flags, bundled_capture, read_pcap
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
@@ -61,14 +62,14 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> Identity:
 
 
 @pytest.fixture
-def openssl_server(identity: Identity, tmp_path: Path) -> Iterator[tuple[net.SSLServer, Path]]:
+def python_ssl_server(identity: Identity, tmp_path: Path) -> Iterator[tuple[PythonSSLServer, Path]]:
     """An OpenSSL TLS 1.2 server accepting the four RSA suites, writing its key log."""
     keylog = tmp_path / "openssl.keylog"
     ciphers = ":".join(OPENSSL_NAME[suite] for suite in SUITES)
-    context = net.server_context(
+    context = server_context(
         identity.cert, identity.key, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog
     )
-    with net.SSLServer(context) as server:
+    with PythonSSLServer(context) as server:
         yield server, keylog
 
 
@@ -173,11 +174,11 @@ def test_unknown_command_is_argparse_usage_error(capsys: pytest.CaptureFixture[s
 def test_tls_get_fetches_page_from_openssl(
     suite: CipherSuite,
     identity: Identity,
-    openssl_server: tuple[net.SSLServer, Path],
+    python_ssl_server: tuple[PythonSSLServer, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    server, server_keylog = openssl_server
+    server, server_keylog = python_ssl_server
     our_keylog = tmp_path / "ours.keylog"
     argv = [
         "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
@@ -195,9 +196,9 @@ def test_tls_get_fetches_page_from_openssl(
 
 
 def test_tls_get_cipher_takes_iana_names_comma_separated(
-    identity: Identity, openssl_server: tuple[net.SSLServer, Path], capsys: pytest.CaptureFixture[str]
+    identity: Identity, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server, _ = openssl_server
+    server, _ = python_ssl_server
     argv = [
         "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
         "--cipher", "TLS_RSA_WITH_AES_256_GCM_SHA384,TLS_RSA_WITH_AES_128_CBC_SHA",
@@ -210,9 +211,9 @@ def test_tls_get_cipher_takes_iana_names_comma_separated(
 
 
 def test_tls_get_trace_shows_annotated_records(
-    identity: Identity, openssl_server: tuple[net.SSLServer, Path], capsys: pytest.CaptureFixture[str]
+    identity: Identity, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server, _ = openssl_server
+    server, _ = python_ssl_server
     argv = [
         "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
         "--cipher", "AES128-GCM-SHA256", "--trace",
@@ -234,9 +235,9 @@ def test_tls_get_trace_shows_annotated_records(
 
 
 def test_tls_get_rejects_an_untrusted_certificate(
-    openssl_server: tuple[net.SSLServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    python_ssl_server: tuple[PythonSSLServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server, _ = openssl_server
+    server, _ = python_ssl_server
     other_ca = CoursePKI.create().write_ca(tmp_path)
     assert main(["tls", "get", f"https://localhost:{server.port}/", "--cafile", str(other_ca)]) == 1
     captured = capsys.readouterr()
@@ -249,9 +250,9 @@ def test_tls_get_rejects_an_untrusted_certificate(
 
 
 def test_tls_get_trace_shows_the_handshake_up_to_our_alert(
-    openssl_server: tuple[net.SSLServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    python_ssl_server: tuple[PythonSSLServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server, _ = openssl_server
+    server, _ = python_ssl_server
     other_ca = CoursePKI.create().write_ca(tmp_path)
     assert main(["tls", "get", f"https://localhost:{server.port}/", "--cafile", str(other_ca), "--trace"]) == 1
     err = capsys.readouterr().err
@@ -264,10 +265,10 @@ def test_tls_get_trace_shows_the_handshake_up_to_our_alert(
 
 
 def test_tls_get_trace_shows_the_servers_alert(identity: Identity, capsys: pytest.CaptureFixture[str]) -> None:
-    context = net.server_context(
+    context = server_context(
         identity.cert, identity.key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2
     )
-    with net.SSLServer(context) as server:
+    with PythonSSLServer(context) as server:
         argv = [
             "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca), "--cipher", "AES128-SHA",
             "--trace",
@@ -280,9 +281,9 @@ def test_tls_get_trace_shows_the_servers_alert(identity: Identity, capsys: pytes
 
 
 def test_tls_get_insecure_skips_verification_and_warns(
-    openssl_server: tuple[net.SSLServer, Path], capsys: pytest.CaptureFixture[str]
+    python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server, _ = openssl_server
+    server, _ = python_ssl_server
     assert main(["tls", "get", f"https://localhost:{server.port}/", "--insecure"]) == 0
     captured = capsys.readouterr()
     assert "Hello from OpenSSL" in captured.out
@@ -298,10 +299,10 @@ def test_tls_get_connection_refused(identity: Identity, capsys: pytest.CaptureFi
 
 
 def test_tls_get_when_openssl_and_we_share_no_suite(identity: Identity, capsys: pytest.CaptureFixture[str]) -> None:
-    context = net.server_context(
+    context = server_context(
         identity.cert, identity.key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2
     )
-    with net.SSLServer(context) as server:
+    with PythonSSLServer(context) as server:
         argv = [
             "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca), "--cipher", "AES128-SHA",
         ]  # fmt: skip
@@ -317,8 +318,8 @@ def _environment() -> dict[str, str]:
     return environment
 
 
-def test_python_dash_m_runs_tls_get(identity: Identity, openssl_server: tuple[net.SSLServer, Path]) -> None:
-    server, _ = openssl_server
+def test_python_dash_m_runs_tls_get(identity: Identity, python_ssl_server: tuple[PythonSSLServer, Path]) -> None:
+    server, _ = python_ssl_server
     url = f"https://localhost:{server.port}/"
     completed = subprocess.run(
         [PYTHON, "-m", "handshake_lib", "tls", "get", url, "--cafile", str(identity.ca)],
@@ -409,9 +410,9 @@ def test_tls_serve_with_a_key_that_is_not_rsa_says_so(
 
 
 def test_tls_get_fragment_size_cuts_our_records_and_openssl_reassembles_them(
-    identity: Identity, openssl_server: tuple[net.SSLServer, Path], capsys: pytest.CaptureFixture[str]
+    identity: Identity, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server, _ = openssl_server
+    server, _ = python_ssl_server
     argv = [
         "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
         "--fragment-size", "64", "--trace",

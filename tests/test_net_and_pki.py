@@ -13,11 +13,13 @@ import pytest
 from conftest import require
 from cryptography import x509
 
-from handshake_lib import net
 from handshake_lib.errors import ConnectionTimeout
-from handshake_lib.net import SSLServer, connect, listen_loopback, run_connection, server_context
+from handshake_lib.net import connect, listen_loopback, run_connection
+from handshake_lib.peers import PeerUnavailable
+from handshake_lib.peers.openssl import PythonSSLServer, openssl_server, s_server, server_context
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls.keylog import read_keylog
+from handshake_lib.tls.verify import clear_trust_store_cache, load_trust_store
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_ssl_server_serves_a_page_to_a_verifying_openssl_client(pki_files, tmp_p
     keylog = tmp_path / "keys.log"
     context = server_context(cert, key, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog)
     client_context = ssl.create_default_context(cafile=str(ca))
-    with SSLServer(context) as server:
+    with PythonSSLServer(context) as server:
         assert server.host == "127.0.0.1" and server.port > 0
         with connect(server.host, server.port) as raw:
             assert raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
@@ -79,7 +81,7 @@ def test_ssl_server_serves_a_page_to_a_verifying_openssl_client(pki_files, tmp_p
 
 def test_ssl_server_records_the_clients_failure(pki_files) -> None:
     _, cert, key = pki_files
-    with SSLServer(server_context(cert, key)) as server, connect(server.host, server.port) as raw:
+    with PythonSSLServer(server_context(cert, key)) as server, connect(server.host, server.port) as raw:
         raw.sendall(b"this is not TLS\r\n\r\n")
         raw.settimeout(2)
         with contextlib.suppress(ConnectionResetError):
@@ -199,7 +201,7 @@ def test_write_server_files_writes_a_chain_the_ca_vouches_for(tmp_path) -> None:
 
 def test_openssl_server_serves_a_page_and_logs_the_clients_master_secret(tmp_path) -> None:
     client_keylog = tmp_path / "python-client.log"
-    with net.openssl_server("AES128-SHA256") as peer:
+    with openssl_server("AES128-SHA256") as peer:
         client = _python_client(peer.cafile, "AES128-SHA256", keylog=client_keylog)
         assert peer.last_error is None and peer.master_secret(bytes(32)) is None  # nothing happened yet
         response, cipher = _get_page(client, peer.host, peer.port, peer.server_name)
@@ -218,7 +220,7 @@ def test_openssl_server_serves_a_page_and_logs_the_clients_master_secret(tmp_pat
 
 
 def test_openssl_server_stops_and_deletes_its_folder() -> None:
-    with net.openssl_server() as peer:
+    with openssl_server() as peer:
         folders = {peer.keylog_path.parent, peer.files.key_path.parent, peer.cafile.parent}
         assert all(folder.is_dir() for folder in folders)
         socket.create_connection((peer.host, peer.port), timeout=1).close()  # listening now
@@ -228,7 +230,7 @@ def test_openssl_server_stops_and_deletes_its_folder() -> None:
 
 
 def test_openssl_server_reports_why_the_latest_connection_failed() -> None:
-    with net.openssl_server("AES128-GCM-SHA256") as peer:
+    with openssl_server("AES128-GCM-SHA256") as peer:
         _get_page(_python_client(peer.cafile, peer.ciphers), peer.host, peer.port, peer.server_name)
         client = _python_client(peer.cafile, "AES256-SHA256")  # nothing the server accepts
         with pytest.raises(ssl.SSLError):
@@ -239,7 +241,7 @@ def test_openssl_server_reports_why_the_latest_connection_failed() -> None:
 
 
 def test_openssl_server_names_itself_by_the_first_hostname_and_verifies_only_those() -> None:
-    with net.openssl_server(hostnames=("course.test", "127.0.0.1")) as peer:
+    with openssl_server(hostnames=("course.test", "127.0.0.1")) as peer:
         assert peer.url == f"https://course.test:{peer.port}/" and peer.server_name == "course.test"
         response, _ = _get_page(_python_client(peer.cafile, peer.ciphers), peer.host, peer.port, "course.test")
         assert response.startswith(b"HTTP/1.1 200 OK")
@@ -249,9 +251,40 @@ def test_openssl_server_names_itself_by_the_first_hostname_and_verifies_only_tho
 
 def test_openssl_server_reuses_the_callers_files_and_leaves_them(tmp_path) -> None:
     files = CoursePKI.create().write_server_files(tmp_path)
-    with net.openssl_server("AES128-GCM-SHA256", files=files, keylog=False) as peer:
+    with openssl_server("AES128-GCM-SHA256", files=files, keylog=False) as peer:
         assert peer.files is files and peer.cafile == files.ca_path
         response, _ = _get_page(_python_client(files.ca_path, peer.ciphers), peer.host, peer.port, "localhost")
         assert response.startswith(b"HTTP/1.1 200 OK")
         assert not peer.keylog_path.exists() and peer.keylog().entries == []  # keylog=False: nothing written
     assert files.key_path.exists() and files.cert_path.exists()  # the caller's to delete, not the server's
+
+
+def test_s_server_says_when_openssl_is_missing(tmp_path, monkeypatch) -> None:
+    # Without the program, a typed error before anything starts (tests turn it into a skip), never a hang.
+    files = CoursePKI.create().write_server_files(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(PeerUnavailable, match="openssl program is not installed"), s_server(files):
+        pass
+
+
+def test_s_server_reports_a_program_that_never_listens(tmp_path) -> None:
+    # A program that exits at once (here: `false`) never prints its ACCEPT line: a typed error, quickly.
+    false = require("false")
+    files = CoursePKI.create().write_server_files(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(PeerUnavailable, match="did not say where it listens"), s_server(files, executable=false):
+        pass
+    assert time.monotonic() - started < 5
+
+
+def test_trust_store_cache_notices_a_swapped_ca_file(tmp_path) -> None:
+    # tls.verify keeps parsed CA files (lru_cache, no lock: the sans-I/O package imports no threading);
+    # a lesson that swaps CAs must still be seen on the next load.
+    first, second = CoursePKI.create(), CoursePKI.create(name="Another Course Root CA")
+    path = first.write_ca(tmp_path)
+    assert load_trust_store(path) == [first.root.certificate]
+    assert load_trust_store(path)[0] is load_trust_store(path)[0]  # parsed once, then cached
+    second.write_ca(tmp_path)  # the same file name, another CA
+    assert load_trust_store(path) == [second.root.certificate]
+    clear_trust_store_cache()
+    assert load_trust_store(path) == [second.root.certificate]

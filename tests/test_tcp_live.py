@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import struct
 import sys
 
 import pytest
 
-from handshake_lib.tcp import LiveObservationUnsupported, State, observe_loopback, read_tcp_info
+from handshake_lib.net.tcp import LiveObservationUnsupported, observe_loopback, read_tcp_info
+from handshake_lib.tcp import State, parse_tcp_info
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux-only")
 
@@ -68,3 +70,20 @@ def test_window_scale_follows_the_receive_buffer() -> None:
     client, server = observation.client, observation.server
     assert client.rcv_wscale < server.rcv_wscale
     assert client.rcv_wscale == server.snd_wscale and server.rcv_wscale == client.snd_wscale
+
+
+def test_parse_tcp_info_decodes_bytes_without_a_socket() -> None:
+    # The sans-I/O half (handshake_lib.tcp.info) on bytes laid out as Linux's struct tcp_info:
+    # ESTABLISHED, timestamps+sack, send shift 9 and receive shift 7, rto 204000 us, mss 32768, rtt 50 us.
+    header = bytes([1, 0, 0, 0, 0, 1 | 2, 0x79 if sys.byteorder == "little" else 0x97, 0])
+    words = [0] * 24
+    words[0], words[2], words[3], words[15] = 204_000, 32768, 32768, 50
+    raw = header + struct.pack("=24I", *words)
+    info = parse_tcp_info(raw)
+    assert info.state is State.ESTABLISHED and info.linux_state == 1
+    assert info.options == {"timestamps", "sack"}
+    assert (info.snd_wscale, info.rcv_wscale) == (9, 7)
+    assert info.rto_us == 204_000 and info.snd_mss == 32768 and info.rtt_us == 50
+    assert info.bytes_received is None  # the short (pre-4.1) struct has no byte counters
+    with pytest.raises(LiveObservationUnsupported, match="8 bytes"):
+        parse_tcp_info(raw[:8])

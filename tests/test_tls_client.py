@@ -15,8 +15,10 @@ from tampering_proxy import TamperingProxy, record_types
 
 from handshake_lib import net
 from handshake_lib.errors import BadRecordMac, CertificateError, PeerAlert, TLSAlert
+from handshake_lib.net.tls import open_tls, tls_get
+from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki import CoursePKI
-from handshake_lib.tls import HandshakeComplete, open_tls, tls_get
+from handshake_lib.tls import HandshakeComplete
 from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
 from handshake_lib.tls.keylog import read_keylog
@@ -39,10 +41,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory):
 def openssl_server(pki, tmp_path, ciphers: str, **options):
     _, cert, key = pki
     keylog = tmp_path / f"openssl-{ciphers}.log"
-    context = net.server_context(
+    context = server_context(
         cert, key, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog, **options
     )
-    return net.SSLServer(context), keylog
+    return PythonSSLServer(context), keylog
 
 
 @pytest.mark.parametrize("suite_name", SUITES)
@@ -199,8 +201,8 @@ def test_verify_false_must_be_explicit_and_then_works(pki, tmp_path) -> None:
 
 def test_openssl_that_only_speaks_tls13_gets_refused(pki, tmp_path) -> None:
     _, cert, key = pki
-    context = net.server_context(cert, key, minimum_version=ssl.TLSVersion.TLSv1_3)
-    with net.SSLServer(context) as server, pytest.raises(PeerAlert) as caught:
+    context = server_context(cert, key, minimum_version=ssl.TLSVersion.TLSv1_3)
+    with PythonSSLServer(context) as server, pytest.raises(PeerAlert) as caught:
         open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0])
     assert caught.value.description == TLSAlert.protocol_version
 

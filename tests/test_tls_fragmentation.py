@@ -13,23 +13,18 @@ receiver must put it back together.  These tests cut on purpose, in both directi
 
 from __future__ import annotations
 
-import os
-import re
-import selectors
 import ssl
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from conftest import require
 
 from handshake_lib import net
+from handshake_lib.net.tls import TLSPageServer, tls_get
+from handshake_lib.peers.openssl import openssl_server, s_server
 from handshake_lib.pki import CoursePKI
 from handshake_lib.pki.builder import ServerFiles
-from handshake_lib.tls import TLSClient, TLSPageServer, TLSServer, tls_get
+from handshake_lib.tls import TLSClient, TLSServer
 from handshake_lib.tls.connection import HandshakeComplete, TranscriptEntry
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType, HandshakeType
 from handshake_lib.tls.keylog import read_keylog
@@ -114,7 +109,7 @@ def test_cores_reassemble_each_other_cut_to_any_size(files: ServerFiles, suite_n
 # -- against OpenSSL ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("suite_name", SUITES)
 def test_openssl_server_reassembles_our_small_records(suite_name: str) -> None:
-    with net.openssl_server(suite_name) as peer:
+    with openssl_server(suite_name) as peer:
         response = tls_get(peer.url, cafile=peer.cafile, fragment_size=64)
         openssl_secret = peer.master_secret(response.handshake.client_random)
     assert response.status == 200 and b"Hello from OpenSSL" in response.body
@@ -149,44 +144,12 @@ def test_openssl_client_reassembles_our_cut_certificate(files: ServerFiles, tmp_
     assert logged == served.handshake.master_secret
 
 
-@contextmanager
-def openssl_s_server(files: ServerFiles, *options: str) -> Iterator[int]:
-    """``openssl s_server -www`` on 127.0.0.1, a port the kernel chose; yields the port, always stops it."""
-    openssl = require("openssl", "s_server cuts its own records with -max_send_frag")
-    command = [
-        openssl, "s_server", "-accept", "127.0.0.1:0", "-cert", str(files.cert_path), "-key", str(files.key_path),
-        "-tls1_2", "-www", "-naccept", "1", *options,
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        yield _accept_port(process, time.monotonic() + PROCESS_TIMEOUT_S)
-    finally:
-        process.kill()
-        process.wait(PROCESS_TIMEOUT_S)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _accept_port(process: subprocess.Popen, deadline: float) -> int:
-    """The port in s_server's "ACCEPT 127.0.0.1:PORT" line, read without ever blocking past ``deadline``."""
-    assert process.stdout is not None
-    output = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while (remaining := deadline - time.monotonic()) > 0 and selector.select(remaining):
-            chunk = os.read(process.stdout.fileno(), 4096)
-            if not chunk:
-                break  # s_server exited
-            output += chunk
-            if match := re.search(rb"^ACCEPT 127\.0\.0\.1:(\d+)\r?\n", output, re.MULTILINE):
-                return int(match.group(1))
-    pytest.fail(f"s_server did not say where it listens (exit status {process.poll()}): {output[-2000:]!r}")
-
-
 @pytest.mark.peer
 def test_our_client_reassembles_openssl_s_server_cut_at_512_bytes(files: ServerFiles) -> None:
-    with openssl_s_server(files, "-max_send_frag", "512") as port:
-        response = tls_get(f"https://localhost:{port}/", cafile=files.ca_path, timeout=PROCESS_TIMEOUT_S)
+    require("openssl", "s_server cuts its own records with -max_send_frag")
+    options = ["-tls1_2", "-www", "-naccept", "1", "-max_send_frag", "512"]
+    with s_server(files, *options, timeout=PROCESS_TIMEOUT_S) as peer:
+        response = tls_get(f"https://localhost:{peer.port}/", cafile=files.ca_path, timeout=PROCESS_TIMEOUT_S)
     assert response.status == 200 and isinstance(response.handshake, HandshakeComplete)
     received = handshake_records(response.transcript, "server->client")
     # OpenSSL filled 512-byte records: the Certificate (over 700 bytes) started in one and ended in another.

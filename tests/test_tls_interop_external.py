@@ -1,6 +1,6 @@
 """Our TLS server against clients nobody here wrote: ``openssl s_client``, curl and headless Chromium.
 
-Each test starts our server (:class:`handshake_lib.tls.session.TLSPageServer`) on loopback with a fresh
+Each test starts our server (:class:`handshake_lib.net.tls.TLSPageServer`) on loopback with a fresh
 certificate from a fresh course CA, restricted to one TLS 1.2 suite, and lets the external client fetch
 the page, trusting only that CA.  What each test checks, beyond "the page came back":
 
@@ -37,11 +37,12 @@ from cryptography.hazmat.primitives import serialization
 
 from handshake_lib import net
 from handshake_lib.errors import HandshakeFailure, PeerAlert, TLSAlert
+from handshake_lib.net.tls import ServedConnection, TLSPageServer
+from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki import CoursePKI, IssuedCertificate
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
 from handshake_lib.tls.keylog import parse_keylog
 from handshake_lib.tls.messages import ClientHello, decode_handshake, decode_record
-from handshake_lib.tls.session import ServedConnection, TLSPageServer
 
 PROCESS_TIMEOUT_S = 30
 CHROMIUM_TIMEOUT_S = 60
@@ -87,7 +88,7 @@ def server_files() -> Iterator[ServerFiles]:
 @dataclass
 class RunningServer:
     port: int
-    page_server: TLSPageServer | net.SSLServer
+    page_server: TLSPageServer | PythonSSLServer
     keylog: Path
     negotiated: list[str]  # OpenSSL names of the suites of completed handshakes, in order
     page_text: str  # a sentence of the page the server sends
@@ -114,10 +115,10 @@ def our_server(files: ServerFiles, suites: list[CipherSuite], keylog: Path) -> I
 @contextmanager
 def openssl_server(files: ServerFiles, openssl_ciphers: str, keylog: Path) -> Iterator[RunningServer]:
     """The control experiment: OpenSSL (through Python's ssl) in our server's place."""
-    context = net.server_context(
+    context = server_context(
         files.cert, files.key, ciphers=openssl_ciphers, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog
     )
-    with net.SSLServer(context) as server:
+    with PythonSSLServer(context) as server:
         running = RunningServer(server.port, server, keylog, [], "Hello from OpenSSL")
         yield running
     running.negotiated.extend(record.cipher for record in server.connections if record.cipher)

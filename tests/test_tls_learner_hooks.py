@@ -15,10 +15,10 @@ import pytest
 
 from handshake_lib import net
 from handshake_lib.errors import BadRecordMac, PeerAlert, TLSAlert
+from handshake_lib.net.tls import TLSPageServer, tls_get
+from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki import CoursePKI
-from handshake_lib.tls import tls_get
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
-from handshake_lib.tls.session import TLSPageServer
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def mac_without_sequence_number(hash_name, mac_key, sequence_number, content_typ
 @pytest.mark.parametrize("etm", [True, False], ids=["encrypt-then-mac", "mac-then-encrypt"])
 def test_a_correct_record_mac_completes_a_handshake_with_openssl(pki, suite_name, etm) -> None:
     ca, cert, key, _ = pki
-    with net.SSLServer(net.server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)) as s:
+    with PythonSSLServer(server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)) as s:
         response = tls_get(
             f"https://localhost:{s.port}/", cafile=ca, record_mac=learners_record_mac, encrypt_then_mac=etm
         )
@@ -55,11 +55,11 @@ def test_a_correct_record_mac_completes_a_handshake_with_openssl(pki, suite_name
 
 def test_a_record_mac_that_forgets_the_sequence_number_is_rejected_by_openssl(pki) -> None:
     ca, cert, key, _ = pki
-    context = net.server_context(cert, key, ciphers="AES128-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
+    context = server_context(cert, key, ciphers="AES128-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
     # Finished is record number 0 in each direction, so the handshake passes; the request (number 1)
     # must not.  OpenSSL answers with a bad_record_mac alert, itself MAC'd with sequence number 1, so
     # our side cannot authenticate it either: both ends see a bad record MAC.
-    with net.SSLServer(context) as server, pytest.raises(BadRecordMac):
+    with PythonSSLServer(context) as server, pytest.raises(BadRecordMac):
         tls_get(f"https://localhost:{server.port}/", cafile=ca, record_mac=mac_without_sequence_number)
     assert "BAD_RECORD_MAC" in str(server.connections[0].error).upper().replace(" ", "_")
 
@@ -121,8 +121,8 @@ def test_a_correct_finished_completes_a_handshake_with_openssl(pki, suite_name) 
         calls.append((label, handshake_messages[0], hash_name))
         return learners_finished(master_secret, label, handshake_messages, hash_name)
 
-    context = net.server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)
-    with net.SSLServer(context) as server:
+    context = server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)
+    with PythonSSLServer(context) as server:
         response = tls_get(f"https://localhost:{server.port}/", cafile=ca, finished_verify_data=recording)
     assert response.status == 200
     # The client computes its own Finished, then checks the server's; both start at the ClientHello (type 1).
@@ -137,8 +137,8 @@ def test_a_finished_over_the_wrong_messages_gets_decrypt_error_from_openssl(pki)
         length = int.from_bytes(handshake_messages[1:4], "big")
         return learners_finished(master_secret, label, handshake_messages[4 + length :], hash_name)
 
-    context = net.server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
-    with net.SSLServer(context) as server, pytest.raises(PeerAlert) as caught:
+    context = server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
+    with PythonSSLServer(context) as server, pytest.raises(PeerAlert) as caught:
         tls_get(f"https://localhost:{server.port}/", cafile=ca, finished_verify_data=forgets_the_client_hello)
     assert caught.value.description == TLSAlert.decrypt_error
 
@@ -152,8 +152,8 @@ def test_a_pre_master_with_rolled_back_version_bytes_fails_at_finished_with_open
     def rolled_back(client_version, random_bytes):
         return rsa_kx.make_pre_master_secret(0x0301, random_bytes)
 
-    context = net.server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
-    with net.SSLServer(context) as server:
+    context = server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
+    with PythonSSLServer(context) as server:
         with pytest.raises(PeerAlert) as caught:
             tls_get(f"https://localhost:{server.port}/", cafile=ca, make_pre_master_secret=rolled_back)
         response = tls_get(

@@ -14,8 +14,8 @@ from tampering_proxy import TamperingProxy, first_protected_handshake
 
 from handshake_lib import net
 from handshake_lib.errors import PeerAlert, ProtocolVersionError, TLSAlert
+from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.pki import CoursePKI
-from handshake_lib.tls import TLSPageServer, tls_get
 from handshake_lib.tls import prf as prf_module
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
 from handshake_lib.tls.keylog import read_keylog

@@ -1,7 +1,7 @@
 """tls.session and the transcript around it: timings, failures that carry the transcript, where
 TLSPageServer listens, lazily computed spans, and the errors that moved to ``errors.py``.
 
-Peers: a real OpenSSL server (``net.SSLServer``) and Python's ``ssl`` client.
+Peers: a real OpenSSL server (``PythonSSLServer``) and Python's ``ssl`` client.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import pytest
 
 from handshake_lib import errors, net
 from handshake_lib.errors import CertificateError, ConnectionTimeout, PeerAlert, TLSAlert
+from handshake_lib.net import tls as session
+from handshake_lib.net.tls import TLSPageServer, tls_get
+from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki import CoursePKI
-from handshake_lib.tls import connection, session
+from handshake_lib.tls import connection
 from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.connection import TranscriptEntry, record_spans
 from handshake_lib.tls.messages import Alert, ClientHello, ClientKeyExchange, ServerHelloDone
-from handshake_lib.tls.session import TLSPageServer, tls_get
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +35,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory):
     return ca, cert, key, issued
 
 
-def openssl_server(pki, ciphers: str = "AES128-SHA256") -> net.SSLServer:
+def python_ssl_server(pki, ciphers: str = "AES128-SHA256") -> PythonSSLServer:
     _, cert, key, _ = pki
-    return net.SSLServer(
-        net.server_context(cert, key, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2)
-    )
+    return PythonSSLServer(server_context(cert, key, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2))
 
 
 def _index_of(transcript: list[TranscriptEntry], message_type: type) -> int:
@@ -49,7 +49,7 @@ def test_records_produced_while_handling_input_are_stamped_when_sent(pki, monkey
     # A clock that advances on every reading makes "same moment" and "later" tell apart exactly.
     ticks = itertools.count()
     monkeypatch.setattr(session.time, "perf_counter", lambda: float(next(ticks)))
-    with openssl_server(pki) as server:
+    with python_ssl_server(pki) as server:
         response = tls_get(f"https://localhost:{server.port}/", cafile=pki[0])
     transcript, timings = response.transcript, response.timings
     when = {index: at for at, _, index in timings}
@@ -65,7 +65,7 @@ def test_records_produced_while_handling_input_are_stamped_when_sent(pki, monkey
 # -- failures carry the transcript so far -------------------------------------------------------------
 def test_a_certificate_failure_carries_the_transcript_up_to_our_alert(pki, tmp_path) -> None:
     other_ca = CoursePKI.create().write_ca(tmp_path)
-    with openssl_server(pki) as server, pytest.raises(CertificateError) as caught:
+    with python_ssl_server(pki) as server, pytest.raises(CertificateError) as caught:
         tls_get(f"https://localhost:{server.port}/", cafile=other_ca)
     transcript = caught.value.transcript
     assert transcript is not None
@@ -77,7 +77,7 @@ def test_a_certificate_failure_carries_the_transcript_up_to_our_alert(pki, tmp_p
 
 
 def test_a_peer_alert_carries_the_transcript_up_to_the_peers_alert(pki) -> None:
-    with openssl_server(pki, "AES128-GCM-SHA256") as server, pytest.raises(PeerAlert) as caught:
+    with python_ssl_server(pki, "AES128-GCM-SHA256") as server, pytest.raises(PeerAlert) as caught:
         tls_get(f"https://localhost:{server.port}/", cafile=pki[0], cipher_suites=[0x002F])  # AES128-SHA
     transcript = caught.value.transcript
     assert transcript is not None and isinstance(transcript[0].messages[0], ClientHello)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import HandshakeError
-from ..tcp import CapturedSegment, Flags, TCPInfo, bundled_capture, observe_loopback, read_pcap
+from ..net.tcp import observe_loopback
+from ..tcp import CapturedSegment, Flags, TCPInfo, bundled_capture, read_pcap
 from .errors import CommandError
 
 SEQUENCE_SPACE = 1 << 32

@@ -1,6 +1,6 @@
 """``handshakes tls get`` and ``handshakes tls serve``: our TLS 1.2 client and server on the command line.
 
-``tls get URL`` fetches one page with our client (:func:`handshake_lib.tls.session.tls_get`) and
+``tls get URL`` fetches one page with our client (:func:`handshake_lib.net.tls.tls_get`) and
 writes the response body to **stdout**.  Everything else goes to **stderr**: the one-line summary
 (version, cipher suite, HTTP status), warnings, errors, and with ``--trace`` the annotated handshake
 record by record.  So ``handshakes tls get ... --trace > page.html`` keeps the page clean, as
@@ -10,7 +10,7 @@ record by record.  So ``handshakes tls get ... --trace > page.html`` keeps the p
 (``AES128-GCM-SHA256``), repeated or comma-separated, in order of preference.  Certificate checking is
 on; ``--insecure`` turns it off, loudly.
 
-``tls serve`` runs our TLS server (:class:`handshake_lib.tls.session.TLSPageServer`) with a small page
+``tls serve`` runs our TLS server (:class:`handshake_lib.net.tls.TLSPageServer`) with a small page
 until Ctrl-C or SIGTERM.  It binds 127.0.0.1 unless told otherwise, and refuses an address that is not
 loopback unless ``--public`` is given: a teaching server has no business on a network by accident.
 
@@ -161,7 +161,7 @@ def run_get(args: argparse.Namespace) -> int:
             "anyone on the path could be answering",
             file=sys.stderr,
         )
-    from ..tls.session import tls_get  # imported here so `tcp` and `pki` work even if tls is broken
+    from ..net.tls import tls_get  # imported here so `tcp` and `pki` work even if tls is broken
 
     options: dict[str, object] = {"fragment_size": args.fragment_size}
     if suites:
@@ -254,7 +254,7 @@ def run_serve(args: argparse.Namespace) -> int:
     options: dict[str, object] = {"keylog_path": args.keylog, "fragment_size": args.fragment_size}
     if suites:
         options["cipher_suites"] = suites
-    from ..tls.session import TLSPageServer  # imported here so `tcp` and `pki` work even if tls is broken
+    from ..net.tls import TLSPageServer  # imported here so `tcp` and `pki` work even if tls is broken
 
     stop = threading.Event()
 

@@ -4,10 +4,13 @@
 * :mod:`.states`: the connection state machine as one table, and a sans-I/O :class:`TCPConnection`;
 * :mod:`.simulator`: the three-way handshake in virtual time, with delay, loss and retransmission;
 * :mod:`.pcap`: TCP segments out of real captures (one ships with the library: :func:`bundled_capture`);
-* :mod:`.live`: the kernel's own view (``TCP_INFO``) of a real loopback connection.
+* :mod:`.info`: the kernel's own view of a connection (Linux's ``struct tcp_info``), decoded.
+
+All sans-I/O.  A real loopback connection observed through ``TCP_INFO`` is
+:func:`handshake_lib.net.tcp.observe_loopback`.
 """
 
-from .live import LiveObservationUnsupported, LoopbackObservation, TCPInfo, observe_loopback, read_tcp_info
+from .info import LiveObservationUnsupported, TCPInfo, parse_tcp_info
 from .pcap import (
     BUNDLED_CAPTURES,
     CapturedSegment,
@@ -63,7 +66,6 @@ __all__ = [
     "InvalidTransition",
     "LinkType",
     "LiveObservationUnsupported",
-    "LoopbackObservation",
     "MSS",
     "NOP",
     "Outcome",
@@ -86,12 +88,11 @@ __all__ = [
     "describe_options",
     "diagram_rows",
     "iter_pcap",
-    "observe_loopback",
     "pseudo_header",
+    "parse_tcp_info",
     "pseudo_header_sum",
     "read_pcap",
     "read_pcap_header",
-    "read_tcp_info",
     "simulate_handshake",
     "tcp_checksum",
     "transition_for",

@@ -86,7 +86,7 @@ __all__ = ["TLSClient", "DEFAULT_CLIENT_SUITES"]
 
 
 class TLSClient(TLSConnection):
-    """A TLS 1.2 client core.  Call :meth:`start`, then shuttle bytes (see ``session.py`` for a socket)."""
+    """A TLS 1.2 client core.  Call :meth:`start`, then shuttle bytes (``net.tls`` runs it over a socket)."""
 
     role = "client"
 

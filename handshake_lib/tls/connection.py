@@ -7,7 +7,7 @@ bytes that came from the peer (:meth:`~TLSConnection.receive_data`) and gets bac
 (:class:`HandshakeComplete`, :class:`ApplicationData`, :class:`AlertReceived`,
 :class:`ConnectionClosed`); it asks :meth:`~TLSConnection.data_to_send` for the bytes to write.  No
 sockets, threads or clocks: randomness comes from an injected ``random_bytes``, so a test can replay a
-whole handshake byte for byte.  :mod:`handshake_lib.tls.session` runs a core over a socket.
+whole handshake byte for byte.  :mod:`handshake_lib.net.tls` runs a core over a socket.
 
 Incoming bytes go through three steps, one record at a time:
 

@@ -23,10 +23,9 @@ that swaps CAs) is noticed on the next handshake.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
-import ssl
-import threading
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -40,35 +39,32 @@ from ..errors import CertificateError, TLSAlert
 __all__ = ["load_trust_store", "verify_server_chain", "subject_for", "clear_trust_store_cache"]
 
 _CACHE_SIZE = 16  # distinct CA files kept parsed; a course uses a handful
-_pem_cache: dict[tuple[str, int, int], tuple[x509.Certificate, ...]] = {}
-_pem_cache_lock = threading.Lock()  # TLSPageServer and notebooks may load from several threads
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _parse_pem_file(resolved: str, mtime_ns: int, size: int) -> tuple[x509.Certificate, ...]:
+    """The certificates in one version of a PEM file (the key names the version: path, mtime, size).
+
+    ``lru_cache`` is safe to call from several threads (TLSPageServer serves each connection in one),
+    so the sans-I/O package needs no lock of its own; an edited file has a new key, and its stale
+    version ages out of the cache.
+    """
+    with warnings.catch_warnings():
+        # Some old roots in system bundles break RFC 5280 (negative serials): warn-only noise.
+        warnings.simplefilter("ignore")
+        return tuple(x509.load_pem_x509_certificates(Path(resolved).read_bytes()))
 
 
 def clear_trust_store_cache() -> None:
     """Forget every parsed CA file (the next handshake reads and parses them again)."""
-    with _pem_cache_lock:
-        _pem_cache.clear()
+    _parse_pem_file.cache_clear()
 
 
 def _pem_certificates(path: str | Path) -> list[x509.Certificate]:
     """The certificates in a PEM file, parsed once per (path, mtime, size)."""
     resolved = os.path.realpath(path)
     status = os.stat(resolved)
-    key = (resolved, status.st_mtime_ns, status.st_size)
-    with _pem_cache_lock:
-        cached = _pem_cache.get(key)
-    if cached is None:
-        with warnings.catch_warnings():
-            # Some old roots in system bundles break RFC 5280 (negative serials): warn-only noise.
-            warnings.simplefilter("ignore")
-            cached = tuple(x509.load_pem_x509_certificates(Path(resolved).read_bytes()))
-        with _pem_cache_lock:
-            for stale in [k for k in _pem_cache if k[0] == resolved]:
-                del _pem_cache[stale]
-            if len(_pem_cache) >= _CACHE_SIZE:
-                del _pem_cache[next(iter(_pem_cache))]  # oldest first: dicts keep insertion order
-            _pem_cache[key] = cached
-    return list(cached)
+    return list(_parse_pem_file(resolved, status.st_mtime_ns, status.st_size))
 
 
 def load_trust_store(
@@ -83,6 +79,8 @@ def load_trust_store(
     if cafile is not None:
         anchors += _pem_certificates(cafile)
     if cafile is None and not trusted_certificates:
+        import ssl  # only here, to ask OpenSSL where its CA bundle is: importing tls loads no socket code
+
         paths = ssl.get_default_verify_paths()
         for candidate in (paths.cafile, paths.openssl_cafile):
             if candidate and Path(candidate).is_file():

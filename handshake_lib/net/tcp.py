@@ -2,13 +2,13 @@
 
 Theory of operation
 -------------------
-Linux keeps, for every TCP socket, the numbers RFC 9293 and RFC 6298 talk about: the state, the
-smoothed round-trip time and its variation, the retransmission timeout, the maximum segment sizes
-negotiated in the SYNs, the window scale shifts, how many segments were retransmitted.
-``getsockopt(IPPROTO_TCP, TCP_INFO)`` returns them as ``struct tcp_info`` (``linux/tcp.h``).  No
-privileges are needed: we open a listener on a free loopback port, connect to it, exchange a few
-bytes so both ends have measured a round trip, and read the structure on the client socket and on
-the server's accepted socket.
+Linux keeps, for every TCP socket, the numbers RFC 9293 and RFC 6298 talk about (state, smoothed RTT,
+RTO, MSS, window scale, retransmissions) and ``getsockopt(IPPROTO_TCP, TCP_INFO)`` returns them as
+``struct tcp_info``; :func:`handshake_lib.tcp.info.parse_tcp_info` decodes those bytes (sans-I/O).
+This module owns the sockets and the thread.  No privileges are needed: :func:`observe_loopback`
+opens a listener on a free loopback port, connects to it, exchanges a few bytes so both ends have
+measured a round trip, and reads the structure on the client socket and on the server's accepted
+socket.
 
 Everything stays on 127.0.0.1 (or ::1), every wait has a timeout, and every socket is closed by a
 context manager, even when something fails.  On systems without ``TCP_INFO`` (macOS, Windows) the
@@ -18,72 +18,14 @@ entry point raises :class:`LiveObservationUnsupported`.
 from __future__ import annotations
 
 import socket
-import struct
 import sys
 import threading
 from dataclasses import dataclass
 
 from ..errors import ConnectionTimeout, HandshakeError
-from .states import State
+from ..tcp.info import TCP_INFO_BUFFER_SIZE, LiveObservationUnsupported, TCPInfo, parse_tcp_info
 
 __all__ = ["TCPInfo", "LoopbackObservation", "LiveObservationUnsupported", "read_tcp_info", "observe_loopback"]
-
-
-class LiveObservationUnsupported(HandshakeError):
-    """This platform has no Linux ``TCP_INFO``."""
-
-
-# Linux's enum of TCP states (include/net/tcp_states.h), mapped onto RFC 9293's names.
-_LINUX_STATES = {
-    1: State.ESTABLISHED,
-    2: State.SYN_SENT,
-    3: State.SYN_RECEIVED,
-    4: State.FIN_WAIT_1,
-    5: State.FIN_WAIT_2,
-    6: State.TIME_WAIT,
-    7: State.CLOSED,
-    8: State.CLOSE_WAIT,
-    9: State.LAST_ACK,
-    10: State.LISTEN,
-    11: State.CLOSING,
-    12: State.SYN_RECEIVED,  # TCP_NEW_SYN_RECV: a request socket still waiting for the final ACK
-}
-_OPTION_BITS = {1: "timestamps", 2: "sack", 4: "window_scale", 8: "ecn", 16: "ecn_seen", 32: "syn_data"}
-
-# struct tcp_info up to tcpi_total_retrans (present since Linux 2.6), then the 64-bit counters and
-# segment counts added in Linux 4.1-4.2.  Native byte order and sizes: it is the kernel's own struct.
-_BASE = struct.Struct("=8B24I")
-_EXTENDED = struct.Struct("=8B24I4Q2I")
-_TCP_INFO_BUFFER = 256
-
-
-@dataclass(frozen=True)
-class TCPInfo:
-    """The fields of ``struct tcp_info`` a lesson talks about (times in microseconds, as the kernel keeps them)."""
-
-    state: State
-    linux_state: int
-    retransmits: int  # consecutive timeouts of the current segment
-    backoff: int  # how many times the RTO has been doubled
-    options: frozenset[str]  # negotiated in the handshake: timestamps, sack, window_scale, ecn...
-    snd_wscale: int
-    rcv_wscale: int
-    rto_us: int
-    ato_us: int
-    snd_mss: int
-    rcv_mss: int
-    unacked: int
-    lost: int
-    pmtu: int
-    rtt_us: int  # smoothed RTT (RFC 6298 SRTT)
-    rttvar_us: int  # RTT variation (RFC 6298 RTTVAR)
-    snd_cwnd: int  # congestion window, in segments
-    advmss: int
-    total_retrans: int
-    bytes_acked: int | None = None  # None: the kernel is older than 4.1
-    bytes_received: int | None = None
-    segs_out: int | None = None
-    segs_in: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,43 +47,7 @@ def _tcp_info_option() -> int:
 
 def read_tcp_info(sock: socket.socket) -> TCPInfo:
     """``getsockopt(IPPROTO_TCP, TCP_INFO)`` on a TCP socket, unpacked."""
-    raw = sock.getsockopt(socket.IPPROTO_TCP, _tcp_info_option(), _TCP_INFO_BUFFER)
-    if len(raw) < _BASE.size:
-        raise LiveObservationUnsupported(f"the kernel returned {len(raw)} bytes of tcp_info, expected {_BASE.size}+")
-    extended = len(raw) >= _EXTENDED.size
-    values = (_EXTENDED if extended else _BASE).unpack_from(raw)
-    (state, _ca_state, retransmits, _probes, backoff, options, wscale, _flags) = values[:8]
-    (rto, ato, snd_mss, rcv_mss, unacked, _sacked, lost, _retrans, _fackets,
-     _last_data_sent, _last_ack_sent, _last_data_recv, _last_ack_recv,
-     pmtu, _rcv_ssthresh, rtt, rttvar, _snd_ssthresh, snd_cwnd, advmss, _reordering,
-     _rcv_rtt, _rcv_space, total_retrans) = values[8:32]  # fmt: skip
-    more: dict[str, int | None] = {}
-    if extended:
-        _pacing, _max_pacing, bytes_acked, bytes_received, segs_out, segs_in = values[32:38]
-        more = {"bytes_acked": bytes_acked, "bytes_received": bytes_received, "segs_out": segs_out, "segs_in": segs_in}
-    return TCPInfo(
-        state=_LINUX_STATES.get(state, State.CLOSED),
-        linux_state=state,
-        retransmits=retransmits,
-        backoff=backoff,
-        options=frozenset(name for bit, name in _OPTION_BITS.items() if options & bit),
-        # The byte holds two 4-bit fields: snd_wscale in the low bits on little-endian GCC layouts.
-        snd_wscale=wscale & 0x0F if sys.byteorder == "little" else wscale >> 4,
-        rcv_wscale=wscale >> 4 if sys.byteorder == "little" else wscale & 0x0F,
-        rto_us=rto,
-        ato_us=ato,
-        snd_mss=snd_mss,
-        rcv_mss=rcv_mss,
-        unacked=unacked,
-        lost=lost,
-        pmtu=pmtu,
-        rtt_us=rtt,
-        rttvar_us=rttvar,
-        snd_cwnd=snd_cwnd,
-        advmss=advmss,
-        total_retrans=total_retrans,
-        **more,
-    )
+    return parse_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, _tcp_info_option(), TCP_INFO_BUFFER_SIZE))
 
 
 def observe_loopback(

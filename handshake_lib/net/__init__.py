@@ -1,8 +1,11 @@
-"""The one module that touches sockets.
+"""Run a sans-I/O protocol core over a real socket: the layer that touches sockets.
 
-Protocol cores in this library are sans-I/O: they take bytes and hand back events and bytes to send.
-This module supplies the rest (:class:`SocketDriver` runs a core over a socket, :func:`run_connection`
-until an event), with the course's safety rules built in:
+Theory of operation
+-------------------
+Protocol cores in this library (:mod:`handshake_lib.tcp`, :mod:`handshake_lib.tls`, later ``ssh``) are
+sans-I/O: they take bytes and hand back events and bytes to send.  This package supplies the rest
+(:class:`SocketDriver` runs a core over a socket, :func:`run_connection` until an event,
+:class:`LoopbackServer` accepts connections in a thread), with the course's safety rules built in:
 
 * servers bind to loopback (127.0.0.1 or ::1) on a free port chosen by the kernel, and stop when their
   ``with`` block ends;
@@ -10,9 +13,10 @@ until an event), with the course's safety rules built in:
 * ``TCP_NODELAY`` is set on both ends: without it a handshake stalls about 40 ms on delayed ACKs
   (Nagle), which would hide every real cost from a learner and make widgets feel slow.
 
-It also starts the real peers the lessons talk to: an OpenSSL server through Python's ``ssl``
-(:class:`SSLServer`), serving a small HTML page, and :func:`openssl_server`, the same with fresh
-keys, a trusted CA file and OpenSSL's key log made for it and deleted afterwards.
+One module per protocol on top: :mod:`.tls` (our TLS client and server over sockets: ``tls_get``,
+``open_tls``, ``TLSPageServer``) and :mod:`.tcp` (the kernel's own view of a real loopback connection).
+Real implementations we talk to (OpenSSL today) are started by :mod:`handshake_lib.peers`, which
+builds on this package; imports go downward only: net -> protocol packages -> wire and errors.
 """
 
 from __future__ import annotations
@@ -20,20 +24,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-import ssl
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from collections.abc import Callable
+from typing import Any, Protocol, Self
 
-from .errors import ConnectionTimeout, HandshakeError
-
-if TYPE_CHECKING:  # only for annotations: importing them at run time would make net pull in x509 and tls
-    from .pki.builder import ServerFiles
-    from .tls.keylog import KeyLog
+from ..errors import ConnectionTimeout, HandshakeError
 
 DEFAULT_TIMEOUT = 5.0
 LOOPBACK = "127.0.0.1"
@@ -208,41 +204,6 @@ def run_connection(
             return events
 
 
-# -- a real OpenSSL server, through Python's ssl --------------------------------------------------------
-DEFAULT_PAGE = (
-    b"<!doctype html><html><head><title>Handshakes</title></head>"
-    b"<body><h1>Hello from OpenSSL</h1><p>This page came over a TLS connection you set up.</p></body></html>"
-)
-
-
-def http_page_handler(page: bytes = DEFAULT_PAGE) -> Callable[[ssl.SSLSocket], None]:
-    """Answer one HTTP/1.1 request with ``page``; a minimal server, enough to show a real response."""
-
-    def handle(conn: ssl.SSLSocket) -> None:
-        request = b""
-        while b"\r\n\r\n" not in request and len(request) < 16384:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            request += chunk
-        head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        conn.sendall(head + page)
-
-    return handle
-
-
-@dataclass
-class ServerRecord:
-    """What the server saw of one connection: the negotiated parameters, or the error that ended it."""
-
-    version: str | None = None
-    cipher: str | None = None
-    error: BaseException | None = None
-
-
 def is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine only: ``localhost`` or a loopback address (127/8, ::1)."""
     if host == "localhost":
@@ -348,68 +309,6 @@ class LoopbackServer:
             self.serve(raw)
 
 
-class SSLServer(LoopbackServer):
-    """An OpenSSL TLS server on loopback, in a background thread, for as long as the ``with`` block runs.
-
-    >>> with SSLServer(context) as server:          # doctest: +SKIP
-    ...     connect(server.host, server.port)
-
-    Each connection's negotiated version and cipher, or the error that ended it, is appended to
-    ``connections``, so a lesson or a test can read what OpenSSL saw.
-    """
-
-    name = "SSLServer"
-
-    def __init__(
-        self,
-        context: ssl.SSLContext,
-        handler: Callable[[ssl.SSLSocket], None] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        **listen_options: Any,
-    ) -> None:
-        super().__init__(timeout=timeout, **listen_options)
-        self.context = context
-        self.handler = handler if handler is not None else http_page_handler()
-        self.connections: list[ServerRecord] = []
-
-    def serve(self, conn: socket.socket) -> None:
-        record = ServerRecord()
-        self.connections.append(record)
-        try:
-            with self.context.wrap_socket(conn, server_side=True) as tls:
-                record.version = tls.version()
-                cipher = tls.cipher()
-                record.cipher = cipher[0] if cipher else None
-                self.handler(tls)
-        except (OSError, ssl.SSLError) as error:  # the peer's fault, recorded for the test or lesson to read
-            record.error = error
-
-
-def server_context(
-    cert_path: Path,
-    key_path: Path,
-    *,
-    ciphers: str | None = None,
-    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
-    maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
-    keylog_path: Path | None = None,
-) -> ssl.SSLContext:
-    """An OpenSSL server context.  ``ciphers`` uses OpenSSL's names, e.g. ``"AES128-GCM-SHA256"``.
-
-    OpenSSL 3 puts plain RSA key exchange below its default security level in some builds; callers
-    that need it add ``@SECLEVEL=0`` to ``ciphers`` (lessons say so where they do).
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    context.minimum_version = minimum_version
-    context.maximum_version = maximum_version
-    if ciphers is not None:
-        context.set_ciphers(ciphers)
-    if keylog_path is not None:
-        context.keylog_filename = str(keylog_path)
-    return context
-
-
 def wait_for_port(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Wait until something accepts connections on ``host:port`` (for peers started as processes)."""
     deadline = time.monotonic() + timeout
@@ -423,106 +322,22 @@ def wait_for_port(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> 
             time.sleep(0.02)
 
 
-# -- a real OpenSSL server with fresh keys, in one call -------------------------------------------------
-@dataclass
-class OpenSSLPeer:
-    """A running OpenSSL server from :func:`openssl_server`: where it is, how to trust it, what it logged.
-
-    Only valid inside the ``with`` block: afterwards the server is stopped and its files are gone.
-    ``host``/``port`` are where it listens; ``url`` names it by ``server_name`` (the first name in its
-    certificate), so a client checking the hostname checks a name the certificate really holds.
-    """
-
-    ciphers: str  # the OpenSSL cipher string the server was restricted to
-    url: str
-    host: str
-    port: int
-    cafile: Path  # trust this (and only this) to verify the server
-    keylog_path: Path  # OpenSSL's own NSS key log: one CLIENT_RANDOM line per TLS 1.2 connection
-    server: SSLServer
-    files: ServerFiles
-    server_name: str = "localhost"
-
-    @property
-    def certificate(self) -> Any:  # cryptography.x509.Certificate
-        """The server's certificate (made for this run)."""
-        return self.files.issued.certificate
-
-    @property
-    def private_key(self) -> Any:  # the server's private key (RSA by default)
-        return self.files.issued.private_key
-
-    def keylog(self) -> KeyLog:
-        """OpenSSL's key log so far (empty before the first handshake)."""
-        from .tls.keylog import KeyLog, read_keylog  # here, not at the top: net stays importable without tls
-
-        return read_keylog(self.keylog_path) if self.keylog_path.exists() else KeyLog()
-
-    def master_secret(self, client_random: bytes) -> bytes | None:
-        """The master secret OpenSSL logged for the connection that used ``client_random``, if any."""
-        return self.keylog().master_secret(client_random)
-
-    @property
-    def last_error(self) -> str | None:
-        """Why OpenSSL ended its latest connection, in OpenSSL's words; None if it ended well (or none came)."""
-        connections = self.server.connections
-        if not connections or connections[-1].error is None:
-            return None
-        return str(connections[-1].error)
+# TEMPORARY: lessons import these until the lesson split lands (issue 7).  The real peers moved to
+# handshake_lib.peers.openssl under new names; delete this block when no lesson uses net.<old name>.
+_MOVED_TO_PEERS = {
+    "SSLServer": "PythonSSLServer",
+    "ServerRecord": "ConnectionOutcome",
+    "OpenSSLPeer": "OpenSSLServer",
+    "openssl_server": "openssl_server",
+    "server_context": "server_context",
+    "http_page_handler": "http_page_handler",
+    "DEFAULT_PAGE": "DEFAULT_PAGE",
+}
 
 
-@contextlib.contextmanager
-def openssl_server(
-    ciphers: str = "AES128-GCM-SHA256",
-    *,
-    maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
-    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
-    hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
-    files: ServerFiles | None = None,
-    keylog: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    **context_options: Any,
-) -> Iterator[OpenSSLPeer]:
-    """A real OpenSSL server on 127.0.0.1 with fresh keys and a key log, for as long as the ``with`` runs.
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_PEERS:
+        from ..peers import openssl  # lazily: peers builds on net, not the other way round
 
-    >>> with openssl_server("AES128-SHA256") as peer:          # doctest: +SKIP
-    ...     response = tls_get(peer.url, cafile=peer.cafile)
-    ...     peer.master_secret(response.handshake.client_random)
-
-    A new course CA and server certificate for ``hostnames`` are made for every call (pass ``files`` to
-    reuse ones the caller made and will delete).  Everything lives in a private temporary folder that is
-    deleted, after the server has stopped, when the block ends.  ``ciphers`` is an OpenSSL cipher
-    string; other keywords go to :func:`server_context`.  TLS 1.2 only by default, because that is
-    where OpenSSL logs a master secret (``CLIENT_RANDOM``) that the lessons compare with;
-    ``keylog=False`` turns the log off (benchmarks: writing it costs OpenSSL time on every handshake),
-    and then ``master_secret()`` finds nothing.
-    """
-    with tempfile.TemporaryDirectory(prefix="handshakes-openssl-") as folder:
-        directory = Path(folder)
-        if files is None:
-            from .pki.builder import CoursePKI  # here: cryptography's x509 is only needed when keys are made
-
-            files = CoursePKI.create().write_server_files(directory, hostnames)
-        keylog_path = directory / "openssl-keylog.txt"
-        context = server_context(
-            files.cert_path,
-            files.key_path,
-            ciphers=ciphers,
-            minimum_version=minimum_version,
-            maximum_version=maximum_version,
-            keylog_path=keylog_path if keylog else None,
-            **context_options,
-        )
-        with SSLServer(context, timeout=timeout) as server:
-            server_name = hostnames[0]
-            yield OpenSSLPeer(
-                ciphers,
-                f"https://{server_name}:{server.port}/",
-                server.host,
-                server.port,
-                files.ca_path,
-                keylog_path,
-                server,
-                files,
-                server_name,
-            )
+        return getattr(openssl, _MOVED_TO_PEERS[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

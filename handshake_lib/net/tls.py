@@ -1,0 +1,360 @@
+"""Our TLS 1.2 client and server cores, run over real sockets.
+
+Theory of operation
+-------------------
+:class:`~handshake_lib.tls.client.TLSClient` and :class:`~handshake_lib.tls.server.TLSServer` never
+touch a socket.  :class:`~handshake_lib.net.SocketDriver` runs a core over one: write what the core
+queued, wait (with a deadline) for the peer's bytes, feed them in.  Every wait has a timeout and
+running past it raises :class:`~handshake_lib.errors.ConnectionTimeout`; when the core raises (a bad
+record, a bad certificate...), the fatal alert it queued is sent before the error reaches the caller,
+so the peer learns why too.  This module says what to wait for: a handshake, a page, a request.
+
+* :func:`open_tls` connects, runs the handshake and returns a :class:`TLSStream` (``send``/``recv``).
+* :func:`tls_get` fetches one HTTPS page and returns it with the handshake, the record transcript and
+  when each record was sent or received (:class:`TLSResponse`), which is what the lessons display.
+* :class:`TLSPageServer` serves a small page with our server core on loopback, in a thread, like
+  :class:`handshake_lib.peers.openssl.PythonSSLServer` does with OpenSSL, and records each connection's outcome.
+
+Timings.  The driver stamps each transcript entry once: a record we received with the moment its bytes
+came out of ``recv``, a record we sent with the moment its bytes went into ``sendall``.  The core builds
+its answer (ClientKeyExchange, ChangeCipherSpec, Finished) while handling the server's flight, but the
+answer leaves only after that work, RSA encryption included, so a sequence diagram drawn from these
+times shows where the time really goes.
+
+Failures.  When :func:`open_tls` or :func:`tls_get` fails with a library error (a ProtocolError we
+raised, the peer's PeerAlert, a ConnectionTimeout) or a network error, the exception carries
+``transcript`` (the records exchanged so far, the fatal alert included) and ``timings``, so a trace
+can show the handshake up to the alert that ended it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from .. import net
+from ..errors import HandshakeError, ProtocolError
+from ..tls.client import TLSClient
+from ..tls.connection import (
+    ApplicationData,
+    ConnectionClosed,
+    HandshakeComplete,
+    TLSConnection,
+    TranscriptEntry,
+)
+from ..tls.keylog import append_line
+from ..tls.server import TLSServer
+
+__all__ = [
+    "TLSResponse",
+    "TLSStream",
+    "open_tls",
+    "tls_get",
+    "TLSPageServer",
+    "ServedConnection",
+    "PAGE",
+]
+
+PAGE = (
+    b"<!doctype html><html><head><title>Handshakes</title></head>"
+    b"<body><h1>Hello from the Handshakes TLS server</h1>"
+    b"<p>This page came over a TLS 1.2 connection run by the course's own server code.</p></body></html>"
+)
+
+Timing = net.Timing  # (seconds since the connection started, direction, transcript index)
+
+
+class HTTPResponseError(HandshakeError, ValueError):
+    """The page came over TLS fine, but it is not an HTTP/1.x response we can read."""
+
+
+def _attach_transcript(error: BaseException, connection: TLSConnection, driver: net.SocketDriver | None) -> None:
+    """Let ``error`` carry the records exchanged so far (for ``--trace`` and the notebooks)."""
+    if getattr(error, "transcript", None) is None:
+        with contextlib.suppress(AttributeError):  # a built-in exception type may refuse new attributes
+            error.transcript = connection.transcript  # type: ignore[attr-defined]
+            error.timings = driver.timings if driver is not None else []  # type: ignore[attr-defined]
+
+
+# -- client -----------------------------------------------------------------------------------------
+class TLSStream:
+    """A connected TLS client: ``send`` and ``recv`` application data; a context manager."""
+
+    def __init__(self, client: TLSClient, sock: socket.socket, driver: net.SocketDriver, timeout: float) -> None:
+        self.client = client
+        self.sock = sock
+        self.timeout = timeout
+        self._driver = driver
+        self._received: deque[bytes] = deque()
+        self._peer_closed = False
+        assert client.handshake is not None
+        self.handshake: HandshakeComplete = client.handshake
+
+    @property
+    def transcript(self) -> list[TranscriptEntry]:
+        return self.client.transcript
+
+    @property
+    def timings(self) -> list[Timing]:
+        return self._driver.timings
+
+    def send(self, data: bytes) -> None:
+        self.client.send_application_data(data)
+        self._driver.flush()
+
+    def recv(self) -> bytes:
+        """The next application data; ``b""`` once the server has closed.  Waits at most ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        while not self._received and not self._peer_closed:
+            for event in self._driver.receive(deadline):
+                if isinstance(event, ApplicationData):
+                    self._received.append(event.data)
+                elif isinstance(event, ConnectionClosed):
+                    self._peer_closed = True
+        return self._received.popleft() if self._received else b""
+
+    def close(self) -> None:
+        """Send close_notify (if the connection is still healthy) and close the socket."""
+        with contextlib.suppress(HandshakeError):
+            self.client.close()
+        self._driver.flush_quietly()
+        self.sock.close()
+
+    def __enter__(self) -> TLSStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _keylog_writer(keylog_path: str | Path | None) -> Callable[[str], None] | None:
+    if keylog_path is None:
+        return None
+    return lambda line: append_line(keylog_path, line)
+
+
+def open_tls(
+    host: str,
+    port: int,
+    server_name: str | None = None,
+    *,
+    timeout: float = net.DEFAULT_TIMEOUT,
+    keylog_path: str | Path | None = None,
+    **client_options: Any,
+) -> TLSStream:
+    """Connect to ``host:port``, run our TLS 1.2 client's handshake, return the open stream.
+
+    ``server_name`` (default: ``host``) is sent in SNI and checked against the certificate;
+    ``client_options`` go to :class:`~handshake_lib.tls.client.TLSClient` (``cafile``, ``verify``,
+    ``cipher_suites``, ``prf``...).  The whole handshake must finish within ``timeout``.
+    """
+    if keylog_path is not None:
+        client_options.setdefault("keylog", _keylog_writer(keylog_path))
+    client = TLSClient(server_name or host, **client_options)
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    try:
+        sock = net.connect(host, port, timeout=timeout)
+    except (HandshakeError, OSError) as error:
+        _attach_transcript(error, client, None)
+        raise
+    driver = net.SocketDriver(client, sock, started)
+    try:
+        client.start()
+        driver.flush()
+        while client.handshake is None:
+            driver.receive(deadline)
+    except BaseException as error:
+        sock.close()
+        if isinstance(error, (HandshakeError, OSError)):
+            _attach_transcript(error, client, driver)
+        raise
+    return TLSStream(client, sock, driver, timeout)
+
+
+@dataclass
+class TLSResponse:
+    """One HTTPS exchange with everything the lessons show about it."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    handshake: HandshakeComplete
+    transcript: list[TranscriptEntry]
+    timings: list[Timing] = field(default_factory=list)
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    try:
+        lines = head.decode("iso-8859-1").split("\r\n")
+        version, status, *_ = lines[0].split(" ", 2)
+        if not version.startswith("HTTP/1."):
+            raise ValueError(version)
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        return int(status), headers
+    except ValueError as error:
+        raise HTTPResponseError(f"not an HTTP/1.x response head: {head[:80]!r}") from error
+
+
+def tls_get(
+    url: str,
+    *,
+    cafile: str | Path | None = None,
+    verify: bool = True,
+    cipher_suites: Sequence[int] | None = None,
+    keylog_path: str | Path | None = None,
+    timeout: float = net.DEFAULT_TIMEOUT,
+    **client_options: Any,
+) -> TLSResponse:
+    """GET ``https://host[:port]/path`` with our TLS 1.2 client; header names come back lower-case.
+
+    A failure (HandshakeError, OSError) carries ``transcript`` and ``timings``: what was exchanged so far.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"expected an https:// URL, not {url!r}")
+    host, port = parts.hostname, parts.port or 443
+    if cipher_suites is not None:
+        client_options["cipher_suites"] = cipher_suites
+    stream = open_tls(
+        host, port, host, timeout=timeout, cafile=cafile, verify=verify, keylog_path=keylog_path, **client_options
+    )
+    try:
+        head_end, length, response = _get(stream, parts, host, port)
+    except (HandshakeError, OSError) as error:
+        _attach_transcript(error, stream.client, stream._driver)
+        raise
+    if head_end < 0:
+        raise HTTPResponseError(f"the server closed before a complete response head ({len(response)} bytes)")
+    status, headers = _parse_head(response[:head_end])
+    body = response[head_end + 4 :]
+    if length is not None:
+        body = body[:length]
+    return TLSResponse(status, headers, body, stream.handshake, stream.transcript, stream.timings)
+
+
+def _get(stream: TLSStream, parts: SplitResult, host: str, port: int) -> tuple[int, int | None, bytes]:
+    """Send the GET on ``stream`` and read the response: (end of the head or -1, Content-Length, bytes)."""
+    with stream:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host_header = host if parts.port is None else f"{host}:{port}"
+        stream.send(f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
+        response = b""
+        length: int | None = None
+        head_end = -1
+        while True:
+            chunk = stream.recv()
+            if not chunk:
+                break
+            response += chunk
+            if head_end < 0 and (head_end := response.find(b"\r\n\r\n")) >= 0:
+                _, headers = _parse_head(response[:head_end])
+                if "content-length" in headers and headers["content-length"].isdigit():
+                    length = int(headers["content-length"])
+            if length is not None and len(response) >= head_end + 4 + length:
+                break
+    return head_end, length, response
+
+
+# -- server -----------------------------------------------------------------------------------------
+@dataclass
+class ServedConnection:
+    """What :class:`TLSPageServer` saw of one connection: the handshake, the request, or the error."""
+
+    handshake: HandshakeComplete | None = None
+    request: bytes = b""
+    error: BaseException | None = None
+    transcript: list[TranscriptEntry] = field(default_factory=list)
+
+
+class TLSPageServer(net.LoopbackServer):
+    """Our TLS 1.2 server core serving ``page`` over HTTP/1.1 on loopback, in a thread.
+
+    >>> with TLSPageServer(chain, key) as server:      # doctest: +SKIP
+    ...     tls_get(f"https://localhost:{server.port}/", cafile=ca)
+
+    ``host`` and ``port`` say where to listen: loopback and a free port (``port=0``) by default, which
+    is what notebooks and tests want; after ``__enter__``, ``host`` and ``port`` hold the bound address.
+    A host that is not a loopback address is refused (ValueError) unless ``allow_public=True``: a
+    teaching server must not end up on a network by accident.  ``server_options`` go to
+    :class:`~handshake_lib.tls.server.TLSServer` for every connection (``cipher_suites``,
+    ``extended_master_secret``, ``keylog``...); ``keylog_path`` appends NSS key log lines to a file.
+    Each connection's outcome is appended to ``connections``.
+    """
+
+    def __init__(
+        self,
+        certificate_chain: Sequence[bytes | x509.Certificate],
+        private_key: rsa.RSAPrivateKey,
+        *,
+        page: bytes = PAGE,
+        timeout: float = net.DEFAULT_TIMEOUT,
+        keylog_path: str | Path | None = None,
+        host: str = net.LOOPBACK,
+        port: int = 0,
+        allow_public: bool = False,
+        **server_options: Any,
+    ) -> None:
+        self.certificate_chain = [
+            c.public_bytes(Encoding.DER) if isinstance(c, x509.Certificate) else bytes(c) for c in certificate_chain
+        ]
+        super().__init__(host=host, port=port, allow_public=allow_public, timeout=timeout)
+        self.private_key = private_key
+        self.page = page
+        if keylog_path is not None:
+            server_options.setdefault("keylog", _keylog_writer(keylog_path))
+        self.server_options = server_options
+        # Fail now, in the caller's thread, if the options are wrong (not in a worker later).
+        TLSServer(self.certificate_chain, private_key, **server_options)
+        self.connections: list[ServedConnection] = []
+
+    def _response(self) -> bytes:
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            f"Content-Length: {len(self.page)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        return head + self.page
+
+    name = "TLSPageServer"
+
+    def serve(self, raw: socket.socket) -> None:
+        record = ServedConnection()
+        self.connections.append(record)
+        server = TLSServer(self.certificate_chain, self.private_key, **self.server_options)
+        record.transcript = server.transcript
+        driver = net.SocketDriver(server, raw)
+        deadline = time.monotonic() + self.timeout
+        try:
+            while b"\r\n\r\n" not in record.request:
+                for event in driver.receive(deadline):
+                    if isinstance(event, HandshakeComplete):
+                        record.handshake = event
+                    elif isinstance(event, ApplicationData):
+                        record.request += event.data
+                    elif isinstance(event, ConnectionClosed):
+                        return
+                if len(record.request) > 65536:
+                    return
+            server.send_application_data(self._response())
+            server.close()
+            driver.flush()
+            # Wait briefly for the client's close_notify, so that it reads the page before our FIN.
+            with contextlib.suppress(HandshakeError, OSError):
+                driver.receive(min(deadline, time.monotonic() + 1.0))
+        except (HandshakeError, ProtocolError, OSError) as error:
+            record.error = error

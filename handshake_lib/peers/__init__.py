@@ -1,0 +1,39 @@
+"""Real implementations we start, on this machine, for lessons and tests to talk to.
+
+Theory of operation
+-------------------
+A lesson is only convincing if our code meets the real thing: OpenSSL today; OpenSSH's ``sshd``,
+asyncssh and paramiko when the SSH lessons come.  This package starts them on loopback, with fresh
+keys made for the run, a deadline on every wait, and everything stopped and deleted when the ``with``
+block ends.  It builds on :mod:`handshake_lib.net` (sockets, loopback servers) and the protocol
+packages (``pki`` makes the keys, ``tls.keylog`` reads what a peer logged); nothing below imports it.
+
+Naming scheme: one module per implementation, and names that say which peer and which role.
+
+* ``peers/<implementation>.py``: :mod:`.openssl` now; later ``openssh.py``, ``asyncssh.py``,
+  ``paramiko.py``.
+* ``<implementation>_<role>(...)``: the context manager a lesson calls, with fresh keys, a key log
+  (where the implementation keeps one) and cleanup: :func:`.openssl.openssl_server`; later
+  ``openssh_server``, ``asyncssh_server``, ``paramiko_client``...
+* ``<Implementation><Role>``: the handle it yields, saying where the peer listens, how to trust it,
+  what it logged and why it ended its last connection: :class:`.openssl.OpenSSLServer`; later
+  ``OpenSSHServer``, ``AsyncSSHServer``...
+* When one implementation can be run in two ways, the lower-level piece is named after *how* it runs:
+  :class:`.openssl.PythonSSLServer` is OpenSSL inside this process through Python's ``ssl`` module
+  (a thread, given a ready ``SSLContext``); :func:`.openssl.s_server` is the ``openssl s_server``
+  command-line program as a child process, yielding an :class:`.openssl.OpenSSLProcess`.  For SSH,
+  ``sshd(...)`` yielding an ``OpenSSHProcess`` would follow the same rule.
+
+A peer that is not installed raises :class:`PeerUnavailable` (tests turn it into a skip, or a failure
+under ``REQUIRE_PEERS=1``).
+"""
+
+from __future__ import annotations
+
+from ..errors import HandshakeError
+
+__all__ = ["PeerUnavailable"]
+
+
+class PeerUnavailable(HandshakeError):
+    """The real implementation asked for is not installed here, or would not start."""

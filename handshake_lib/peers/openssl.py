@@ -1,0 +1,323 @@
+"""OpenSSL as a peer: a TLS server on loopback, in this process or as the ``openssl`` program.
+
+Theory of operation
+-------------------
+Three ways to run OpenSSL, from the one a lesson wants to the one a test needs:
+
+* :func:`openssl_server`: a real OpenSSL TLS server on 127.0.0.1 with a fresh course CA and server
+  key, a key log, and a small HTML page, for as long as the ``with`` block runs.  It yields an
+  :class:`OpenSSLServer`: where it listens (``url``, ``host``, ``port``), what to trust (``cafile``),
+  OpenSSL's key log (``master_secret()``) and why OpenSSL ended its latest connection (``last_error``).
+* :class:`PythonSSLServer`: the engine underneath, OpenSSL through Python's ``ssl`` module in a
+  background thread (a :class:`~handshake_lib.net.LoopbackServer`), given a ready ``SSLContext``
+  (:func:`server_context` makes one); each connection's version and cipher, or the error that ended
+  it, is appended to ``connections``.
+* :func:`s_server`: the ``openssl s_server`` command-line program as a child process, for what only
+  the program can do (``-max_send_frag`` cuts its records); it yields an :class:`OpenSSLProcess`.
+
+Every wait has a deadline; the folder holding the keys and the log is deleted after the server has
+stopped; a child process is killed and reaped when the block ends, even when the block fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..net import DEFAULT_TIMEOUT, LOOPBACK, LoopbackServer
+from ..pki.builder import CoursePKI, ServerFiles
+from ..tls.keylog import KeyLog, read_keylog
+from . import PeerUnavailable
+
+__all__ = [
+    "DEFAULT_PAGE",
+    "ConnectionOutcome",
+    "OpenSSLProcess",
+    "OpenSSLServer",
+    "PythonSSLServer",
+    "http_page_handler",
+    "openssl_server",
+    "s_server",
+    "server_context",
+]
+
+DEFAULT_PAGE = (
+    b"<!doctype html><html><head><title>Handshakes</title></head>"
+    b"<body><h1>Hello from OpenSSL</h1><p>This page came over a TLS connection you set up.</p></body></html>"
+)
+
+
+def http_page_handler(page: bytes = DEFAULT_PAGE) -> Callable[[ssl.SSLSocket], None]:
+    """Answer one HTTP/1.1 request with ``page``; a minimal server, enough to show a real response."""
+
+    def handle(conn: ssl.SSLSocket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request and len(request) < 16384:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        conn.sendall(head + page)
+
+    return handle
+
+
+@dataclass
+class ConnectionOutcome:
+    """What OpenSSL saw of one connection: the negotiated version and cipher, or the error that ended it."""
+
+    version: str | None = None
+    cipher: str | None = None
+    error: BaseException | None = None
+
+
+class PythonSSLServer(LoopbackServer):
+    """OpenSSL, through Python's ``ssl``, serving TLS on loopback in a thread while the ``with`` block runs.
+
+    >>> with PythonSSLServer(context) as server:          # doctest: +SKIP
+    ...     connect(server.host, server.port)
+
+    Each connection's negotiated version and cipher, or the error that ended it, is appended to
+    ``connections`` (a :class:`ConnectionOutcome`), so a lesson or a test can read what OpenSSL saw.
+    """
+
+    name = "PythonSSLServer"
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        handler: Callable[[ssl.SSLSocket], None] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        **listen_options: Any,
+    ) -> None:
+        super().__init__(timeout=timeout, **listen_options)
+        self.context = context
+        self.handler = handler if handler is not None else http_page_handler()
+        self.connections: list[ConnectionOutcome] = []
+
+    def serve(self, conn: socket.socket) -> None:
+        outcome = ConnectionOutcome()
+        self.connections.append(outcome)
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                outcome.version = tls.version()
+                cipher = tls.cipher()
+                outcome.cipher = cipher[0] if cipher else None
+                self.handler(tls)
+        except (OSError, ssl.SSLError) as error:  # the peer's fault, recorded for the test or lesson to read
+            outcome.error = error
+
+
+def server_context(
+    cert_path: Path,
+    key_path: Path,
+    *,
+    ciphers: str | None = None,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+    keylog_path: Path | None = None,
+) -> ssl.SSLContext:
+    """An OpenSSL server context.  ``ciphers`` uses OpenSSL's names, e.g. ``"AES128-GCM-SHA256"``.
+
+    OpenSSL 3 puts plain RSA key exchange below its default security level in some builds; callers
+    that need it add ``@SECLEVEL=0`` to ``ciphers`` (lessons say so where they do).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    context.minimum_version = minimum_version
+    context.maximum_version = maximum_version
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
+    if keylog_path is not None:
+        context.keylog_filename = str(keylog_path)
+    return context
+
+
+# -- a real OpenSSL server with fresh keys, in one call -------------------------------------------------
+@dataclass
+class OpenSSLServer:
+    """A running OpenSSL server from :func:`openssl_server`: where it is, how to trust it, what it logged.
+
+    Only valid inside the ``with`` block: afterwards the server is stopped and its files are gone.
+    ``host``/``port`` are where it listens; ``url`` names it by ``server_name`` (the first name in its
+    certificate), so a client checking the hostname checks a name the certificate really holds.
+    """
+
+    ciphers: str  # the OpenSSL cipher string the server was restricted to
+    url: str
+    host: str
+    port: int
+    cafile: Path  # trust this (and only this) to verify the server
+    keylog_path: Path  # OpenSSL's own NSS key log: one CLIENT_RANDOM line per TLS 1.2 connection
+    server: PythonSSLServer
+    files: ServerFiles
+    server_name: str = "localhost"
+
+    @property
+    def certificate(self) -> Any:  # cryptography.x509.Certificate
+        """The server's certificate (made for this run)."""
+        return self.files.issued.certificate
+
+    @property
+    def private_key(self) -> Any:  # the server's private key (RSA by default)
+        return self.files.issued.private_key
+
+    @property
+    def connections(self) -> list[ConnectionOutcome]:
+        """What OpenSSL saw of each connection so far, oldest first."""
+        return self.server.connections
+
+    def keylog(self) -> KeyLog:
+        """OpenSSL's key log so far (empty before the first handshake)."""
+        return read_keylog(self.keylog_path) if self.keylog_path.exists() else KeyLog()
+
+    def master_secret(self, client_random: bytes) -> bytes | None:
+        """The master secret OpenSSL logged for the connection that used ``client_random``, if any."""
+        return self.keylog().master_secret(client_random)
+
+    @property
+    def last_error(self) -> str | None:
+        """Why OpenSSL ended its latest connection, in OpenSSL's words; None if it ended well (or none came)."""
+        connections = self.server.connections
+        if not connections or connections[-1].error is None:
+            return None
+        return str(connections[-1].error)
+
+
+@contextlib.contextmanager
+def openssl_server(
+    ciphers: str = "AES128-GCM-SHA256",
+    *,
+    maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    files: ServerFiles | None = None,
+    keylog: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    **context_options: Any,
+) -> Iterator[OpenSSLServer]:
+    """A real OpenSSL server on 127.0.0.1 with fresh keys and a key log, for as long as the ``with`` runs.
+
+    >>> with openssl_server("AES128-SHA256") as peer:          # doctest: +SKIP
+    ...     response = tls_get(peer.url, cafile=peer.cafile)
+    ...     peer.master_secret(response.handshake.client_random)
+
+    A new course CA and server certificate for ``hostnames`` are made for every call (pass ``files`` to
+    reuse ones the caller made and will delete).  Everything lives in a private temporary folder that is
+    deleted, after the server has stopped, when the block ends.  ``ciphers`` is an OpenSSL cipher
+    string; other keywords go to :func:`server_context`.  TLS 1.2 only by default, because that is
+    where OpenSSL logs a master secret (``CLIENT_RANDOM``) that the lessons compare with;
+    ``keylog=False`` turns the log off (benchmarks: writing it costs OpenSSL time on every handshake),
+    and then ``master_secret()`` finds nothing.
+    """
+    with tempfile.TemporaryDirectory(prefix="handshakes-openssl-") as folder:
+        directory = Path(folder)
+        if files is None:
+            files = CoursePKI.create().write_server_files(directory, hostnames)
+        keylog_path = directory / "openssl-keylog.txt"
+        context = server_context(
+            files.cert_path,
+            files.key_path,
+            ciphers=ciphers,
+            minimum_version=minimum_version,
+            maximum_version=maximum_version,
+            keylog_path=keylog_path if keylog else None,
+            **context_options,
+        )
+        with PythonSSLServer(context, timeout=timeout) as server:
+            server_name = hostnames[0]
+            yield OpenSSLServer(
+                ciphers,
+                f"https://{server_name}:{server.port}/",
+                server.host,
+                server.port,
+                files.ca_path,
+                keylog_path,
+                server,
+                files,
+                server_name,
+            )
+
+
+# -- the openssl command-line program ---------------------------------------------------------------
+@dataclass
+class OpenSSLProcess:
+    """A running ``openssl`` program started by :func:`s_server`: where it listens and what it printed."""
+
+    command: list[str]
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    output: bytes = field(default=b"", repr=False)  # what it printed up to the line that named its port
+
+
+@contextlib.contextmanager
+def s_server(
+    files: ServerFiles,
+    *options: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    executable: str | None = None,
+) -> Iterator[OpenSSLProcess]:
+    """``openssl s_server`` on 127.0.0.1, on a port the kernel chose, with the certificate in ``files``.
+
+    >>> with s_server(files, "-tls1_2", "-www", "-max_send_frag", "512") as peer:   # doctest: +SKIP
+    ...     tls_get(f"https://localhost:{peer.port}/", cafile=files.ca_path)
+
+    ``options`` are passed to the program as they are (``-www`` to answer GET with a status page,
+    ``-naccept 1``...).  The port is read from the ``ACCEPT 127.0.0.1:PORT`` line it prints, never
+    waiting past ``timeout``; the process is killed and reaped when the block ends.  Raises
+    :class:`~handshake_lib.peers.PeerUnavailable` when ``openssl`` is not installed or does not start.
+    """
+    program = executable or shutil.which("openssl")
+    if program is None:
+        raise PeerUnavailable("the openssl program is not installed (it is on PATH nowhere)")
+    command = [
+        program, "s_server", "-accept", f"{LOOPBACK}:0",
+        "-cert", str(files.cert_path), "-key", str(files.key_path), *options,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        port, output = _accept_port(process, time.monotonic() + timeout)
+        yield OpenSSLProcess(command, LOOPBACK, port, process, output)
+    finally:
+        process.kill()
+        process.wait(timeout)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+_ACCEPT_LINE = re.compile(rb"^ACCEPT 127\.0\.0\.1:(\d+)\r?\n", re.MULTILINE)
+
+
+def _accept_port(process: subprocess.Popen[bytes], deadline: float) -> tuple[int, bytes]:
+    """The port in s_server's "ACCEPT 127.0.0.1:PORT" line, read without ever blocking past ``deadline``."""
+    assert process.stdout is not None
+    output = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0 and selector.select(remaining):
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                break  # s_server exited
+            output += chunk
+            if match := _ACCEPT_LINE.search(output):
+                return int(match.group(1)), output
+    raise PeerUnavailable(
+        f"openssl s_server did not say where it listens (exit status {process.poll()}): {output[-2000:]!r}"
+    )
