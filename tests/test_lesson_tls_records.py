@@ -433,7 +433,7 @@ def test_cut_handshake_with_openssl() -> None:
     assert "got every message whole" in whole.summary()
     # Lesson 06's session hash lists each message once over the cut transcript (with EMS agreed, the equal
     # master secrets above mean OpenSSL hashed the same bytes).
-    from handshake_lib.lessons.tls_keys import session_hash_listing
+    from handshake_lib.tls.connection import session_hash_listing
 
     listing = session_hash_listing(cut.response.transcript)
     assert [line.split()[0] for line in listing] == [

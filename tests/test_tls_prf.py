@@ -15,18 +15,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handshake_lib.errors import HandshakeFailure
+from handshake_lib.tls import suites
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
 from handshake_lib.tls.prf import (
     KeyBlock,
     extended_master_secret,
+    hmac_digest,
     key_block,
     master_secret,
     p_hash,
+    p_hash_steps,
     prf,
     transcript_hash,
     verify_data,
 )
-from handshake_lib.tls.suites import SUITES, parse_suite_name, suite_params
+from handshake_lib.tls.suites import (
+    RSA_SUITE_NAMES,
+    SUITES,
+    key_block_layout,
+    parse_suite_name,
+    suite_params,
+)
 
 # The TLS 1.2 PRF test vectors posted to the IETF TLS working group list ("TLS 1.2 test vectors",
 # https://www.ietf.org/mail-archive/web/tls/current/msg03416.html).  Checked for this file against
@@ -197,3 +206,75 @@ def test_suites_we_do_not_implement_fail_the_handshake() -> None:
         suite_params(CipherSuite.TLS_AES_128_GCM_SHA256)  # TLS 1.3: no PRF, no key block
     with pytest.raises(HandshakeFailure):
         suite_params(0x0005)
+
+
+# -- P_hash unrolled (lesson 06) ----------------------------------------------------------------------------
+IETF_SECRET = bytes.fromhex("9bbe436ba940f017b17652849a71db35")
+IETF_SEED = b"test label" + bytes.fromhex("a0ba9f936cda311827a6f796ffd5198c")
+IETF_OUTPUT = bytes.fromhex(
+    "e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a"
+    "6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab"
+    "4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff701"
+    "87347b66"
+)
+
+
+def test_p_hash_steps_reproduce_the_ietf_vector() -> None:
+    steps = p_hash_steps(IETF_SECRET, IETF_SEED, 100)
+    assert [step.index for step in steps] == [1, 2, 3, 4]
+    assert [step.used for step in steps] == [32, 32, 32, 4]
+    assert b"".join(step.block[: step.used] for step in steps) == IETF_OUTPUT
+    # A(i) is chained from A(i-1) alone; every block mixes A(i) with the seed.
+    assert steps[0].a == hmac_digest("sha256", IETF_SECRET, IETF_SEED)
+    assert steps[1].a == hmac_digest("sha256", IETF_SECRET, steps[0].a)
+    assert steps[1].block == hmac_digest("sha256", IETF_SECRET, steps[1].a + IETF_SEED)
+
+
+@pytest.mark.parametrize(("hash_name", "length"), [(h, n) for h in ("sha256", "sha384") for n in (0, 1, 47, 48, 104)])
+def test_p_hash_steps_agree_with_p_hash(hash_name: str, length: int) -> None:
+    steps = p_hash_steps(b"secret", b"seed", length, hash_name)
+    assert b"".join(step.block[: step.used] for step in steps) == p_hash(hash_name, b"secret", b"seed", length)
+    assert len(steps) == -(-length // (48 if hash_name == "sha384" else 32))
+    with pytest.raises(ValueError):
+        p_hash_steps(b"secret", b"seed", -1)
+
+
+# -- the key block layout ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suite", list(SUITES), ids=lambda s: s.name)
+def test_key_block_layout_tiles_the_key_block_as_key_block_cuts_it(suite: CipherSuite) -> None:
+    params = SUITES[suite]
+    layout = key_block_layout(params)
+    assert [name for name, _, _ in layout] == [
+        "client_write_MAC_key",
+        "server_write_MAC_key",
+        "client_write_key",
+        "server_write_key",
+        "client_write_IV",
+        "server_write_IV",
+    ]
+    offset = 0
+    for _, start, length in layout:
+        assert start == offset
+        offset += length
+    assert offset == params.key_block_length
+    # The same cut prf.key_block makes: each part, found at its offset in the PRF output.
+    master, server_random, client_random = os.urandom(48), os.urandom(32), os.urandom(32)
+    block = prf(master, b"key expansion", server_random + client_random, params.key_block_length, params.prf_hash)
+    keys = key_block(master, server_random, client_random, params)
+    for name, start, length in layout:
+        assert getattr(keys, name.lower()) == block[start : start + length], name
+
+
+def test_rsa_suite_names_are_the_rsa_suites_by_openssl_name() -> None:
+    assert RSA_SUITE_NAMES == (
+        "AES128-SHA",
+        "AES256-SHA",
+        "AES128-SHA256",
+        "AES256-SHA256",
+        "AES128-GCM-SHA256",
+        "AES256-GCM-SHA384",
+    )
+    for name in RSA_SUITE_NAMES:
+        assert suites.openssl_name(parse_suite_name(name)) == name
+    with pytest.raises(ValueError):
+        suites.openssl_name(CipherSuite.TLS_AES_128_GCM_SHA256)

@@ -1,4 +1,5 @@
-"""RSA key exchange: the pre-master secret, and the Bleichenbacher countermeasure.
+"""RSA key exchange: the pre-master secret, the Bleichenbacher countermeasure, and the teaching view
+of the padding (lesson 05) that shows what the countermeasure hides.
 
 Decrypting a real OpenSSL ClientKeyExchange is checked in test_tls_keylog.py (against OpenSSL's own
 ``RSA`` key log line).
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handshake_lib.errors import DecodeError
 from handshake_lib.tls.constants import CipherSuite, ProtocolVersion
 from handshake_lib.tls.prf import master_secret, verify_data
 from handshake_lib.tls.rsa_kx import (
@@ -20,6 +22,10 @@ from handshake_lib.tls.rsa_kx import (
     decrypt_pre_master_secret,
     encrypt_pre_master_secret,
     make_pre_master_secret,
+    padded_block,
+    pre_master_secret_spans,
+    read_padded_block,
+    tamper,
 )
 from handshake_lib.tls.suites import suite_params
 
@@ -128,3 +134,100 @@ def test_select_is_a_branch_free_choice() -> None:
     assert _select(1, a, b) == a
     assert _select(0, a, b) == b
     assert _select(1, bytes(48), b"\xff" * 48) == bytes(48)
+
+
+# -- the teaching view: the padding shown, never used to decrypt -------------------------------------------
+def _fields(spans) -> list[str]:
+    return [span.field for span in spans]
+
+
+def test_pre_master_secret_spans_name_the_version_and_the_random() -> None:
+    spans = pre_master_secret_spans(bytes([3, 1]) + bytes(46))
+    assert _fields(spans) == ["pre_master_secret.client_version", "pre_master_secret.random"]
+    assert (spans[0].offset, spans[0].length, spans[1].offset, spans[1].length) == (0, 2, 2, 46)
+    assert "TLS1_0" in spans[0].meaning and "0x0301" in spans[0].meaning
+    assert "unknown version 0x0909" in pre_master_secret_spans(bytes([9, 9]) + bytes(46))[0].meaning
+    with pytest.raises(DecodeError):
+        pre_master_secret_spans(bytes(47))
+
+
+def test_padded_block_shows_pkcs1_v1_5_around_the_secret(server_key: rsa.RSAPrivateKey) -> None:
+    pre_master = make_pre_master_secret(0x0303)
+    ciphertext = server_key.public_key().encrypt(pre_master, padding.PKCS1v15())
+    block = padded_block(ciphertext, server_key)
+    assert len(block) == 256 and block[:2] == b"\x00\x02" and block.endswith(b"\x00" + pre_master)
+    check = read_padded_block(block)
+    assert check.valid and check.problem == "" and check.is_pre_master_secret
+    assert check.message == pre_master
+    names = _fields(check.spans)
+    assert names[:4] == [
+        "eme_pkcs1_v1_5.leading_zero",
+        "eme_pkcs1_v1_5.block_type",
+        "eme_pkcs1_v1_5.padding_string",
+        "eme_pkcs1_v1_5.separator",
+    ]
+    assert "eme_pkcs1_v1_5.message.client_version" in names and "eme_pkcs1_v1_5.message.random" in names
+    padding_span = check.spans[2]
+    assert padding_span.length == 256 - 3 - 48 and b"\x00" not in block[2 : 2 + padding_span.length]
+    # Spans tile the block: the hex view can explain every byte.
+    leaves = [span for span in check.spans if not span.is_group]
+    assert sum(span.length for span in leaves) == len(block)
+
+
+@pytest.mark.parametrize(
+    ("block", "problem"),
+    [
+        (b"\x01\x02" + b"\x11" * 10 + b"\x00" + b"m", "first byte is 0x01"),
+        (b"\x00\x01" + b"\xff" * 10 + b"\x00" + b"m", "block type is 0x01"),
+        (b"\x00\x02" + b"\x11" * 20, "no 00 byte"),
+        (b"\x00\x02" + b"\x11" * 3 + b"\x00" + b"m" * 48, "only 3 padding bytes"),
+        (b"\x00", "need 1 bytes"),
+        (b"", "need 1 bytes"),
+    ],
+)
+def test_a_broken_block_is_explained_not_raised(block: bytes, problem: str) -> None:
+    check = read_padded_block(block)
+    assert not check.valid and problem in check.problem, check.problem
+    assert check.message == b"" and not check.is_pre_master_secret
+
+
+def test_a_valid_block_with_a_short_message_is_not_a_pre_master_secret() -> None:
+    check = read_padded_block(b"\x00\x02" + b"\x11" * 8 + b"\x00" + b"hello")
+    assert check.valid and check.message == b"hello" and not check.is_pre_master_secret
+    assert _fields(check.spans)[-1] == "eme_pkcs1_v1_5.message"
+
+
+def test_padded_block_is_textbook_rsa_decryption(server_key: rsa.RSAPrivateKey) -> None:
+    numbers = server_key.private_numbers()
+    modulus = numbers.public_numbers.n
+    for ciphertext in (bytes(range(256)), b"\xff" * 256, (modulus - 1).to_bytes(256, "big")):
+        expected = pow(int.from_bytes(ciphertext, "big") % modulus, numbers.d, modulus).to_bytes(256, "big")
+        assert padded_block(ciphertext, server_key) == expected
+
+
+def test_padded_block_refuses_a_ciphertext_of_the_wrong_size(server_key: rsa.RSAPrivateKey) -> None:
+    with pytest.raises(ValueError, match="256 bytes"):
+        padded_block(bytes(255), server_key)
+
+
+def test_a_tampered_ciphertext_shows_broken_padding_but_decrypts_to_a_random_secret(
+    server_key: rsa.RSAPrivateKey,
+) -> None:
+    """The teaching view reports what the real decryption must hide: same ciphertext, two answers."""
+    pre_master = make_pre_master_secret(TLS12)
+    tampered = tamper(encrypt_pre_master_secret(pre_master, server_key.public_key()), 0, 0x80)
+    check = read_padded_block(padded_block(tampered, server_key))
+    assert not check.valid and check.problem
+    random_bytes, calls = counting_random(0x5A)
+    assert decrypt_pre_master_secret(tampered, server_key, TLS12, random_bytes) == b"\x03\x03" + b"\x5a" * 46
+
+
+def test_tamper_flips_exactly_the_chosen_bits() -> None:
+    original = bytes(range(16))
+    changed = tamper(original, 5, 0x81)
+    assert [i for i in range(16) if original[i] != changed[i]] == [5]
+    assert changed[5] == 5 ^ 0x81 and tamper(original, 5, 0) == original
+    with pytest.raises(ValueError):
+        tamper(original, 16, 1)
+    with pytest.raises(ValueError):
+        tamper(original, 0, 256)

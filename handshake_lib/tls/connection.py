@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -67,8 +67,10 @@ from .keylog import client_random_line
 from .messages import (
     Alert,
     ChangeCipherSpec,
+    ClientKeyExchange,
     HandshakeMessage,
     decode_handshake,
+    split_handshake_messages,
 )
 from .record import (
     MAX_PLAINTEXT_LENGTH,
@@ -99,6 +101,8 @@ __all__ = [
     "DEFAULT_CLIENT_SUITES",
     "DEFAULT_SERVER_SUITES",
     "record_spans",
+    "session_hash_messages",
+    "session_hash_listing",
 ]
 
 RandomBytes = Callable[[int], bytes]
@@ -617,3 +621,29 @@ def check_rsa_private_key(key: object) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise TypeError("TLS_RSA_* suites need an RSA private key")
     return key
+
+
+# -- walks over a transcript ------------------------------------------------------------------------
+def session_hash_messages(transcript: Sequence[TranscriptEntry]) -> bytes:
+    """ClientHello .. ClientKeyExchange as RFC 7627's session hash covers them: each handshake message
+    with its 4-byte header, no record headers, in the order they crossed.  ValueError without a
+    ClientKeyExchange."""
+    messages = b""
+    for entry in transcript:
+        if entry.content_type != ContentType.handshake or entry.encrypted:
+            continue
+        messages += entry.plaintext
+        if any(isinstance(message, ClientKeyExchange) for message in entry.messages):
+            return messages
+    raise ValueError("the transcript has no ClientKeyExchange")
+
+
+def session_hash_listing(transcript: Sequence[TranscriptEntry], hash_name: str = "sha256") -> list[str]:
+    """The messages the session hash covers (ClientHello .. ClientKeyExchange), one line each, then the hash."""
+    messages = session_hash_messages(transcript)
+    lines = [
+        f"{name_of(HandshakeType, message[0]):<20} {len(message):>5} bytes"
+        for message in split_handshake_messages(messages)
+    ]
+    lines.append(f"{'session_hash':<20} {prf_module.transcript_hash(hash_name, messages).hex()}  ({hash_name})")
+    return lines

@@ -49,6 +49,8 @@ __all__ = [
     "extended_master_secret",
     "key_block",
     "verify_data",
+    "PHashStep",
+    "p_hash_steps",
 ]
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -187,3 +189,34 @@ def verify_data(
     if label not in FINISHED_LABELS:
         raise ValueError(f"label must be one of {FINISHED_LABELS}, not {label!r}")
     return prf(master, label.encode("ascii"), handshake_hash, params.verify_data_length, params.prf_hash)
+
+
+# -- P_hash unrolled, for lesson 06's pictures --------------------------------------------------------
+@dataclass(frozen=True)
+class PHashStep:
+    """Round ``index`` of P_hash: A(i) = HMAC(secret, A(i-1)) and the output block HMAC(secret, A(i) + seed)."""
+
+    index: int
+    a: bytes
+    block: bytes
+    used: int  # how many bytes of ``block`` end up in the output
+
+
+def p_hash_steps(secret: bytes, seed: bytes, length: int, hash_name: str = "sha256") -> list[PHashStep]:
+    """The rounds of P_hash(secret, seed) needed for ``length`` bytes (RFC 5246 section 5), in order.
+
+    The same computation as :func:`p_hash`, keeping every A(i) and block: joining ``block[:used]`` of
+    each step gives ``p_hash(hash_name, secret, seed, length)``.
+    """
+    if length < 0:
+        raise ValueError("length must not be negative")
+    steps: list[PHashStep] = []
+    a = seed  # A(0)
+    produced = 0
+    while produced < length:
+        a = hmac_digest(hash_name, secret, a)
+        block = hmac_digest(hash_name, secret, a + seed)
+        used = min(len(block), length - produced)
+        steps.append(PHashStep(len(steps) + 1, a, block, used))
+        produced += used
+    return steps

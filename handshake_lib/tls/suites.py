@@ -15,6 +15,9 @@ Two IV lengths, because CBC and GCM use their IVs differently:
   uses; it is generated only because the key block layout says so.
 * GCM builds a 12-byte nonce from a 4-byte implicit "salt" taken from the key block
   (``fixed_iv_length`` 4) and an 8-byte explicit part sent with every record (``record_iv_length`` 8).
+
+:func:`key_block_layout` says where each of the six parts sits in the key block; the PRF module cuts
+the block with the same lengths (:func:`~handshake_lib.tls.prf.key_block`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ from dataclasses import dataclass
 from ..errors import HandshakeFailure
 from .constants import OPENSSL_NAMES, CipherSuite
 
-__all__ = ["SuiteParams", "SUITES", "suite_params", "parse_suite_name"]
+__all__ = [
+    "SuiteParams",
+    "SUITES",
+    "RSA_SUITE_NAMES",
+    "KEY_BLOCK_PARTS",
+    "suite_params",
+    "parse_suite_name",
+    "openssl_name",
+    "key_block_layout",
+]
 
 
 @dataclass(frozen=True)
@@ -108,3 +120,43 @@ def parse_suite_name(name: str) -> CipherSuite:
         return CipherSuite[cleaned.upper()]
     except KeyError:
         raise ValueError(f"unknown cipher suite name {name!r} (IANA or OpenSSL names are accepted)") from None
+
+
+# The RSA key-exchange suites the library runs, by OpenSSL name, in the order OPENSSL_NAMES lists them
+# (the order the lessons offer them in).
+RSA_SUITE_NAMES: tuple[str, ...] = tuple(
+    name for name, suite in OPENSSL_NAMES.items() if suite in SUITES and SUITES[suite].key_exchange == "RSA"
+)
+
+
+def openssl_name(suite: CipherSuite | int) -> str:
+    """OpenSSL's name for a suite (``"AES128-GCM-SHA256"``); ValueError for one it has no name for here."""
+    for name, candidate in OPENSSL_NAMES.items():
+        if candidate == suite:
+            return name
+    raise ValueError(f"no OpenSSL name known for cipher suite 0x{int(suite):04x}")
+
+
+# The six parts of the key block in RFC 5246 section 6.3 order: name, and the SuiteParams field giving
+# its length.  The names are the RFC's; lower-cased they are the fields of prf.KeyBlock.
+KEY_BLOCK_PARTS: tuple[tuple[str, str], ...] = (
+    ("client_write_MAC_key", "mac_key_length"),
+    ("server_write_MAC_key", "mac_key_length"),
+    ("client_write_key", "enc_key_length"),
+    ("server_write_key", "enc_key_length"),
+    ("client_write_IV", "fixed_iv_length"),
+    ("server_write_IV", "fixed_iv_length"),
+)
+
+
+def key_block_layout(params: SuiteParams) -> list[tuple[str, int, int]]:
+    """``(name, offset, length)`` of the six parts of the key block, in RFC 5246 section 6.3 order.
+
+    The lengths add up to ``params.key_block_length``; a part of length 0 (GCM's MAC keys) is listed too.
+    """
+    layout, offset = [], 0
+    for name, attribute in KEY_BLOCK_PARTS:
+        length = getattr(params, attribute)
+        layout.append((name, offset, length))
+        offset += length
+    return layout
