@@ -153,10 +153,47 @@ class ProtocolVersionError(ProtocolError):
 
 
 class CertificateError(ProtocolError):
-    """The peer's certificate chain or host name did not validate."""
+    """The peer's certificate chain or host name did not validate.
+
+    Raised as one of the subclasses below, each named after the alert it sends; catch this class to
+    catch them all.  :mod:`handshake_lib.tls.verify` picks the subclass from checks of its own (is the
+    chain anchored, is every certificate within its validity period, is the leaf for a TLS server, does
+    it name the host), never from the wording of ``cryptography``'s error message.
+    """
 
     tls_alert = TLSAlert.bad_certificate
     ssh_disconnect = SSHDisconnect.HOST_KEY_NOT_VERIFIABLE
+
+
+class BadCertificate(CertificateError):
+    """A certificate that is well anchored but wrong: it names another host, or it does not parse."""
+
+    tls_alert = TLSAlert.bad_certificate
+
+
+class UnknownCA(CertificateError):
+    """The chain does not lead to any certificate we trust (OpenSSL: unable to get local issuer)."""
+
+    tls_alert = TLSAlert.unknown_ca
+
+
+class CertificateExpired(CertificateError):
+    """A certificate in the chain is past its notAfter date (or we have nothing to check it against)."""
+
+    tls_alert = TLSAlert.certificate_expired
+
+
+class UnsupportedCertificate(CertificateError):
+    """A valid certificate of a kind this handshake cannot use (not RSA, not for key encipherment...)."""
+
+    tls_alert = TLSAlert.unsupported_certificate
+
+
+class CertificateUnknown(CertificateError):
+    """The verifier refused the chain for a reason none of our checks recognise (RFC 5246: "some other
+    issue"; OpenSSL's default for verification errors it has no better alert for)."""
+
+    tls_alert = TLSAlert.certificate_unknown
 
 
 class UnexpectedEOF(ProtocolError):

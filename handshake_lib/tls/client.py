@@ -12,8 +12,8 @@ else happens) and handled here:
   ``renegotiation_info`` (RFC 5746), and ``encrypt_then_mac`` only with a CBC suite (RFC 7366).  The
   extensions it echoes switch on the extended master secret (RFC 7627) and encrypt-then-MAC.
 * **Certificate**: validated against the trust store and the host name we wanted (``verify.py``,
-  using ``cryptography.x509.verification``); failure is a ``CertificateError`` whose alert
-  (``bad_certificate``, ``unknown_ca``, ``certificate_expired``) goes to the server.  Turning this off
+  using ``cryptography.x509.verification``); failure is a ``CertificateError`` subclass named after
+  the alert that goes to the server (``UnknownCA``, ``CertificateExpired``, ``BadCertificate``...).  Turning this off
   takes an explicit ``verify=False``.
 * **ServerHelloDone**: our turn.  Make a pre-master secret (client version + 46 random bytes), encrypt
   it to the certificate's RSA key (ClientKeyExchange), derive the master secret (with EMS: over the
@@ -40,13 +40,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import (
-    CertificateError,
+    BadCertificate,
     DecryptError,
     HandshakeFailure,
     IllegalParameter,
     ProtocolVersionError,
-    TLSAlert,
     UnexpectedMessage,
+    UnsupportedCertificate,
 )
 from . import prf as prf_module
 from . import rsa_kx
@@ -238,7 +238,7 @@ class TLSClient(TLSConnection):
 
     def _on_certificate(self, message: Certificate) -> None:
         if not message.certificates:
-            raise CertificateError("the server sent an empty certificate list; RSA key exchange needs one")
+            raise BadCertificate("the server sent an empty certificate list; RSA key exchange needs one")
         chain = message.x509()
         if self.verify:
             assert self.server_name is not None
@@ -247,20 +247,16 @@ class TLSClient(TLSConnection):
         try:
             public_key = leaf.public_key()
         except Exception as exc:  # noqa: BLE001 - an unparsable key is the certificate's fault
-            raise CertificateError(f"the server's public key does not parse: {exc}") from None
+            raise BadCertificate(f"the server's public key does not parse: {exc}") from None
         if not isinstance(public_key, rsa.RSAPublicKey):
-            error = CertificateError("TLS_RSA_* key exchange needs an RSA certificate")
-            error.tls_alert = TLSAlert.unsupported_certificate
-            raise error
+            raise UnsupportedCertificate("TLS_RSA_* key exchange needs an RSA certificate")
         try:
             usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
         except x509.ExtensionNotFound:
             usage = None
         if usage is not None and not usage.key_encipherment:
             # RFC 5246 section 7.4.2: with RSA key exchange the key must be allowed to encrypt.
-            error = CertificateError("the certificate's keyUsage does not allow keyEncipherment")
-            error.tls_alert = TLSAlert.unsupported_certificate
-            raise error
+            raise UnsupportedCertificate("the certificate's keyUsage does not allow keyEncipherment")
         self.server_certificates = chain
 
     def _on_server_hello_done(self) -> None:
