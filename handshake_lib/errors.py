@@ -8,7 +8,9 @@ asks for.  Nothing a peer sends should surface as ``IndexError``, ``struct.error
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class TLSAlert(IntEnum):
@@ -60,15 +62,37 @@ class SSHDisconnect(IntEnum):
     ILLEGAL_USER_NAME = 15
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """What crossed the wire before a connection failed, so a trace can show how it ended.
+
+    ``transcript``: the records in order (the fatal alert included, ours or the peer's), as the core
+    kept them; ``timings``: when each one was sent or received, ``(seconds, direction, index)``.
+    """
+
+    transcript: list[Any]
+    timings: list[Any]
+
+
 class HandshakeError(Exception):
     """Base class of every error this library raises on purpose.
 
-    ``transcript``: when a function that runs a whole connection (``tls.session.tls_get``,
-    ``open_tls``) fails, it sets this to the records exchanged up to the failure, the fatal alert
-    included, so a trace can show how the handshake ended; None when nobody recorded one.
+    ``exchange``: when a function that runs a whole connection over a socket (``open_tls``,
+    ``tls_get``) fails, it sets this, once, to what was exchanged up to the failure (an
+    :class:`Exchange`); None when nothing ran.  ``transcript`` and ``timings`` read it.
     """
 
-    transcript: list | None = None
+    exchange: Exchange | None = None
+
+    @property
+    def transcript(self) -> list[Any] | None:
+        """The records exchanged up to the failure (``exchange.transcript``), or None."""
+        return self.exchange.transcript if self.exchange is not None else None
+
+    @property
+    def timings(self) -> list[Any]:
+        """When each of those records crossed the wire (``exchange.timings``); empty without an exchange."""
+        return self.exchange.timings if self.exchange is not None else []
 
 
 class EncodeError(HandshakeError, ValueError):
@@ -248,3 +272,11 @@ class PeerAlert(HandshakeError):
 
 class ConnectionTimeout(HandshakeError, TimeoutError):
     """A network wait ran past its timeout."""
+
+
+class ConnectionLost(HandshakeError, ConnectionError):
+    """The network failed under a running connection (a reset while we wrote, a route that went away).
+
+    The socket's own OSError is its ``__cause__``; ``errno`` and ``strerror`` are copied from it, so code
+    that catches OSError still catches this, and ``exchange`` says how far the connection got.
+    """
