@@ -90,6 +90,7 @@ from .record import (
     RecordMac,
     RecordProtection,
 )
+from .record import _read_header as read_record_header
 from .record import record_mac as default_record_mac
 from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, transition_for
 from .suites import SUITES, SuiteParams
@@ -236,14 +237,12 @@ def record_spans(record: bytes, *, encrypted: bool) -> list[Span]:
     """Annotated spans over one whole record: its header, and its contents when they are plaintext.
 
     Never raises: bytes that do not decode (a fragment of a message continued in the next record, or
-    a malformed one) get one span saying so.
+    a malformed one) get one span saying so.  The header is read by the record layer's header reader,
+    and handshake messages are cut apart by its reassembler: the same code the connection runs.
     """
     spans: list[Span] = []
-    reader = Reader(record, spans=spans, path=("record",))
     try:
-        content_type = reader.u8("content_type", lambda v: name_of(ContentType, v))
-        reader.u16("version", lambda v: name_of(ProtocolVersion, v))
-        length = reader.u16("length", "fragment length in bytes")
+        content_type, _, length = read_record_header(record, 0, spans)
     except ProtocolError:
         return spans
     if encrypted:
@@ -254,14 +253,21 @@ def record_spans(record: bytes, *, encrypted: bool) -> list[Span]:
         return spans
     position = RECORD_HEADER_LENGTH
     end = min(len(record), RECORD_HEADER_LENGTH + length)
+    whole_messages: list[bytes] = []
+    if content_type == ContentType.handshake:
+        # A claimed length over the bound leaves the list empty: the fragment is then "continued elsewhere".
+        with contextlib.suppress(ProtocolError):
+            whole_messages = [message.raw for message in HandshakeReassembler().feed(record[position:end])]
+    next_message = iter(whole_messages)
     while position < end:
         chunk = record[position:end]
         try:
             if content_type == ContentType.handshake:
-                if len(chunk) < 4 or 4 + int.from_bytes(chunk[1:4], "big") > len(chunk):
+                raw = next(next_message, None)
+                if raw is None:  # the rest is the start of a message that a later record completes
                     raise DecodeError("partial")
-                message_length = 4 + int.from_bytes(chunk[1:4], "big")
-                _, inner = decode_handshake(chunk[:message_length], verify_data_length=None)
+                message_length = len(raw)
+                _, inner = decode_handshake(raw, verify_data_length=None)
             elif content_type == ContentType.change_cipher_spec:
                 message_length, inner = 1, _spans_of(ChangeCipherSpec.decode, chunk[:1])
             elif content_type == ContentType.alert:
