@@ -8,7 +8,9 @@ asks for.  Nothing a peer sends should surface as ``IndexError``, ``struct.error
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class TLSAlert(IntEnum):
@@ -60,15 +62,37 @@ class SSHDisconnect(IntEnum):
     ILLEGAL_USER_NAME = 15
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """What crossed the wire before a connection failed, so a trace can show how it ended.
+
+    ``transcript``: the records in order (the fatal alert included, ours or the peer's), as the core
+    kept them; ``timings``: when each one was sent or received, ``(seconds, direction, index)``.
+    """
+
+    transcript: list[Any]
+    timings: list[Any]
+
+
 class HandshakeError(Exception):
     """Base class of every error this library raises on purpose.
 
-    ``transcript``: when a function that runs a whole connection (``net.tls.tls_get``,
-    ``open_tls``) fails, it sets this to the records exchanged up to the failure, the fatal alert
-    included, so a trace can show how the handshake ended; None when nobody recorded one.
+    ``exchange``: when a function that runs a whole connection over a socket (``net.tls.open_tls``,
+    ``net.tls.tls_get``) fails, it sets this, once, to what was exchanged up to the failure (an
+    :class:`Exchange`); None when nothing ran.  ``transcript`` and ``timings`` read it.
     """
 
-    transcript: list | None = None
+    exchange: Exchange | None = None
+
+    @property
+    def transcript(self) -> list[Any] | None:
+        """The records exchanged up to the failure (``exchange.transcript``), or None."""
+        return self.exchange.transcript if self.exchange is not None else None
+
+    @property
+    def timings(self) -> list[Any]:
+        """When each of those records crossed the wire (``exchange.timings``); empty without an exchange."""
+        return self.exchange.timings if self.exchange is not None else []
 
 
 class EncodeError(HandshakeError, ValueError):
@@ -153,10 +177,47 @@ class ProtocolVersionError(ProtocolError):
 
 
 class CertificateError(ProtocolError):
-    """The peer's certificate chain or host name did not validate."""
+    """The peer's certificate chain or host name did not validate.
+
+    Raised as one of the subclasses below, each named after the alert it sends; catch this class to
+    catch them all.  :mod:`handshake_lib.tls.verify` picks the subclass from checks of its own (is the
+    chain anchored, is every certificate within its validity period, is the leaf for a TLS server, does
+    it name the host), never from the wording of ``cryptography``'s error message.
+    """
 
     tls_alert = TLSAlert.bad_certificate
     ssh_disconnect = SSHDisconnect.HOST_KEY_NOT_VERIFIABLE
+
+
+class BadCertificate(CertificateError):
+    """A certificate that is well anchored but wrong: it names another host, or it does not parse."""
+
+    tls_alert = TLSAlert.bad_certificate
+
+
+class UnknownCA(CertificateError):
+    """The chain does not lead to any certificate we trust (OpenSSL: unable to get local issuer)."""
+
+    tls_alert = TLSAlert.unknown_ca
+
+
+class CertificateExpired(CertificateError):
+    """A certificate in the chain is past its notAfter date (or we have nothing to check it against)."""
+
+    tls_alert = TLSAlert.certificate_expired
+
+
+class UnsupportedCertificate(CertificateError):
+    """A valid certificate of a kind this handshake cannot use (not RSA, not for key encipherment...)."""
+
+    tls_alert = TLSAlert.unsupported_certificate
+
+
+class CertificateUnknown(CertificateError):
+    """The verifier refused the chain for a reason none of our checks recognise (RFC 5246: "some other
+    issue"; OpenSSL's default for verification errors it has no better alert for)."""
+
+    tls_alert = TLSAlert.certificate_unknown
 
 
 class UnexpectedEOF(ProtocolError):
@@ -211,3 +272,11 @@ class PeerAlert(HandshakeError):
 
 class ConnectionTimeout(HandshakeError, TimeoutError):
     """A network wait ran past its timeout."""
+
+
+class ConnectionLost(HandshakeError, ConnectionError):
+    """The network failed under a running connection (a reset while we wrote, a route that went away).
+
+    The socket's own OSError is its ``__cause__``; ``errno`` and ``strerror`` are copied from it, so code
+    that catches OSError still catches this, and ``exchange`` says how far the connection got.
+    """

@@ -389,3 +389,230 @@ def test_decode_handshake_of_our_client_hello_round_trips(issued) -> None:
     client.start()
     raw = client.client_hello.to_bytes()
     assert decode_handshake(raw)[0].to_bytes() == raw
+
+
+# -- one exception class per alert, each reached from a real condition ---------------------------------
+def _leaf(pki, *, usages=None, hosts=("localhost",), unknown_critical_extension=False):
+    """A server certificate from ``pki``'s root, with what CoursePKI.issue_server does not let a test vary."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(pki.root.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages or [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.root.private_key.public_key()), critical=False
+        )
+    )
+    if unknown_critical_extension:  # a verifier must refuse what it cannot understand (RFC 5280 section 4.2)
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00"), critical=True
+        )
+    certificate = builder.sign(pki.root.private_key, hashes.SHA256())
+    return certificate.public_bytes(Encoding.DER), key
+
+
+def _client_facing(issued, server_chain=None, *, server_options=None, **client_options):
+    """A client that sent its hello, and the server flight that answers it (from a server with ``server_chain``)."""
+    pki, cert = issued
+    chain, key = server_chain or ([cert.certificate.public_bytes(Encoding.DER)], cert.private_key)
+    client = make_client(issued, **client_options)
+    server = TLSServer(chain, key, **(server_options or {}))
+    client.start()
+    server.receive_data(client.data_to_send())
+    return client, server.data_to_send()
+
+
+def _untrusted_ca(issued):
+    return _client_facing(issued, trusted_certificates=[CoursePKI.create().root.certificate])
+
+
+def _expired(issued):
+    import datetime as dt
+
+    return _client_facing(issued, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=60))
+
+
+def _not_yet_valid(issued):
+    import datetime as dt
+
+    return _client_facing(issued, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+
+
+def _other_host(issued):
+    pki, cert = issued
+    client = TLSClient("example.com", trusted_certificates=[pki.root.certificate])
+    server = make_server(issued)
+    client.start()
+    server.receive_data(client.data_to_send())
+    return client, server.data_to_send()
+
+
+def _client_auth_only(issued):
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    der, key = _leaf(issued[0], usages=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    return _client_facing(issued, ([der], key))
+
+
+def _unknown_critical_extension(issued):
+    der, key = _leaf(issued[0], unknown_critical_extension=True)  # anchored, valid, named, for servers: still no
+    return _client_facing(issued, ([der], key))
+
+
+def _wrong_server_finished(issued):
+    from handshake_lib.tls import prf
+
+    client = make_client(issued)
+    server = make_server(
+        issued,
+        verify_data=lambda m, label, *a, **k: bytes(12) if "server" in label else prf.verify_data(m, label, *a, **k),
+    )
+    client.start()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    return client, server.data_to_send()
+
+
+def _tampered_finished(issued):
+    client, server = make_client(issued), make_server(issued)
+    client.start()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    flight = bytearray(server.data_to_send())
+    flight[-1] ^= 1  # the last byte of the server's encrypted Finished (its GCM tag)
+    return client, bytes(flight)
+
+
+def _server_hello(**changes):
+    def condition(issued):
+        client = make_client(issued)
+        client.start()
+        return client, server_hello_record(client, **changes)
+
+    return condition
+
+
+def _server_hello_done_first(issued):
+    client = make_client(issued)
+    client.start()
+    from handshake_lib.tls.messages import ServerHelloDone
+
+    return client, encode_record(22, 0x0303, ServerHelloDone().to_bytes())
+
+
+def _bad_length(issued):
+    client = make_client(issued)
+    client.start()
+    return client, encode_record(21, 0x0303, b"\x02\x28\x00")  # a three-byte alert
+
+
+def _oversized(issued):
+    client = make_client(issued)
+    client.start()
+    return client, b"\x16\x03\x03\xff\xff"
+
+
+def _learner_stage_fails(issued):
+    def broken(pre_master, key):
+        raise ZeroDivisionError("a learner's bug")
+
+    return _client_facing(issued, encrypt_pre_master_secret=broken)
+
+
+def _eof_mid_handshake(issued):
+    client, flight = _client_facing(issued)
+    client.receive_data(flight)
+    return client, b""
+
+
+def _renegotiating_server_hello(issued):
+    from handshake_lib.tls.extensions import RenegotiationInfoExtension
+
+    return _server_hello(extensions=[RenegotiationInfoExtension(b"\x01" * 12)])(issued)
+
+
+# (condition, the class it must raise): every ProtocolError subclass the client can raise is here.
+ALERT_CONDITIONS = [
+    (_untrusted_ca, "UnknownCA"),
+    (_expired, "CertificateExpired"),
+    (_other_host, "BadCertificate"),
+    (_not_yet_valid, "BadCertificate"),
+    (_client_auth_only, "UnsupportedCertificate"),
+    (_unknown_critical_extension, "CertificateUnknown"),
+    (_wrong_server_finished, "DecryptError"),
+    (_tampered_finished, "BadRecordMac"),
+    (_renegotiating_server_hello, "HandshakeFailure"),
+    (_server_hello(legacy_version=0x0302), "ProtocolVersionError"),
+    (_server_hello_done_first, "UnexpectedMessage"),
+    (_bad_length, "DecodeError"),
+    (_oversized, "RecordOverflow"),
+    (_server_hello(compression_method=1), "IllegalParameter"),
+    (_server_hello(extensions=[UnknownExtension(0x1234, b"")]), "UnsupportedExtension"),
+    (_learner_stage_fails, "InternalError"),
+    (_eof_mid_handshake, "UnexpectedEOF"),
+]
+
+
+@pytest.mark.parametrize(
+    ("condition", "name"), ALERT_CONDITIONS, ids=[f"{n}-{c.__name__}" for c, n in ALERT_CONDITIONS]
+)
+def test_each_alert_class_is_raised_and_its_code_goes_on_the_wire(issued, condition, name) -> None:
+    from handshake_lib import errors
+
+    cls = getattr(errors, name)
+    client, data = condition(issued)
+    with pytest.raises(ProtocolError) as caught:
+        client.receive_data(data)
+    assert type(caught.value) is cls, caught.value
+    assert client.state is State.ERROR
+    sent = client.transcript[-1]
+    assert sent.direction == "client->server" and sent.messages == [Alert(2, cls.tls_alert)]
+    wire = client.data_to_send()
+    assert wire.endswith(sent.record)  # what the transcript shows is what went out, last
+    if not sent.encrypted:
+        assert wire[-7:] == encode_record(21, 0x0303, bytes([2, cls.tls_alert]))
+
+
+def test_every_alert_class_has_a_condition_and_its_own_code() -> None:
+    from handshake_lib import errors
+
+    classes = {
+        cls for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.ProtocolError) and "tls_alert" in vars(cls)
+    }
+    # ProtocolError and CertificateError are bases (never raised as such); the rest each name one alert.
+    raised = classes - {errors.ProtocolError, errors.CertificateError}
+    assert {name for _, name in ALERT_CONDITIONS} == {cls.__name__ for cls in raised}
+    by_alert: dict[TLSAlert, list[str]] = {}
+    for cls in raised:
+        by_alert.setdefault(cls.tls_alert, []).append(cls.__name__)
+    # One class per alert, except the end of the stream, which borrows unexpected_message (errors.UnexpectedEOF).
+    assert {alert: sorted(names) for alert, names in by_alert.items() if len(names) > 1} == {
+        TLSAlert.unexpected_message: ["UnexpectedEOF", "UnexpectedMessage"]
+    }
+
+
+def test_verify_never_reads_cryptographys_message_text() -> None:
+    import inspect
+
+    from handshake_lib.tls import verify
+
+    source = inspect.getsource(verify)
+    assert "str(exc).lower()" not in source and ".lower()" not in source
+    assert "tls_alert =" not in source

@@ -42,7 +42,8 @@ from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki import CoursePKI, IssuedCertificate
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
 from handshake_lib.tls.keylog import parse_keylog
-from handshake_lib.tls.messages import ClientHello, decode_handshake, decode_record
+from handshake_lib.tls.messages import ClientHello, decode_handshake
+from handshake_lib.tls.record import RecordReader
 
 PROCESS_TIMEOUT_S = 30
 CHROMIUM_TIMEOUT_S = 60
@@ -322,7 +323,7 @@ def _capture_client_hello(chromium: str, files: ServerFiles, profile: Path) -> C
         finally:
             browser.kill()
             browser.wait(timeout=20)
-    record, _ = decode_record(data[: 5 + int.from_bytes(data[3:5], "big")])
+    (record,) = RecordReader().feed(data[: 5 + int.from_bytes(data[3:5], "big")])
     message, _ = decode_handshake(record.fragment)
     assert isinstance(message, ClientHello)
     return message

@@ -338,7 +338,11 @@ def test_our_key_schedule_reproduces_openssl(
     layer.pending_read = RecordProtection.server_write(keys, params, encrypt_then_mac=uses_etm)
     received = []
     for start in range(0, len(capture.server_to_client), 7):
-        received += layer.receive(capture.server_to_client[start : start + 7])
+        layer.extend(capture.server_to_client[start : start + 7])
+        while (record := layer.next_record()) is not None:  # as TLSConnection reads: record by record
+            received.append(layer.unprotect(record))
+            if record.content_type == ContentType.change_cipher_spec:
+                layer.activate_pending_read()
     handshake_stream = b"".join(r.data for r in received if r.content_type == ContentType.handshake)
     assert handshake_stream == b"".join(m.raw for m in server.handshake) + server_finished
     assert b"".join(r.data for r in received if r.content_type == ContentType.application_data) == capture.response

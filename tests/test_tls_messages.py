@@ -28,10 +28,10 @@ from handshake_lib.errors import (
     DecodeError,
     IllegalParameter,
     ProtocolError,
-    RecordOverflow,
     TLSAlert,
     UnexpectedMessage,
 )
+from handshake_lib.tls.connection import record_spans
 from handshake_lib.tls.constants import (
     OPENSSL_NAMES,
     CipherSuite,
@@ -52,8 +52,6 @@ from handshake_lib.tls.extensions import (
     encode_extensions,
 )
 from handshake_lib.tls.messages import (
-    MAX_CIPHERTEXT_LENGTH,
-    MAX_PLAINTEXT_LENGTH,
     Alert,
     Certificate,
     ChangeCipherSpec,
@@ -64,13 +62,11 @@ from handshake_lib.tls.messages import (
     OpaqueHandshake,
     ServerHello,
     ServerHelloDone,
-    TLSPlaintext,
     decode_handshake,
-    decode_record,
-    decode_records,
     split_handshake_messages,
 )
 from handshake_lib.tls.negotiation import client_hello_for
+from handshake_lib.tls.record import Record, RecordReader, encode_record, reassemble_handshake_messages
 from handshake_lib.wire import Reader, Writer
 
 DATA = Path(__file__).parent / "data" / "tls"
@@ -86,16 +82,23 @@ def load_hex(name: str) -> bytes:
     return bytes.fromhex((DATA / name).read_text())
 
 
+def records_in(data: bytes, *, protected: bool = False) -> list[Record]:
+    """The complete records in ``data``, read by the record layer's own reader (a partial one fails)."""
+    reader = RecordReader(protected=protected)
+    records = reader.feed(data)
+    assert reader.buffered == 0, f"{reader.buffered} bytes of a partial record"
+    return records
+
+
 def handshake_messages(records: bytes) -> list[bytes]:
     """The plaintext handshake messages in a run of records (encrypted Finished records are skipped)."""
-    found: list[bytes] = []
-    seen_ccs = False
-    for record in decode_records(records, max_length=MAX_CIPHERTEXT_LENGTH)[0]:
+    fragments: list[bytes] = []
+    for record in records_in(records, protected=True):
         if record.content_type == ContentType.change_cipher_spec:
-            seen_ccs = True
-        elif record.content_type == ContentType.handshake and not seen_ccs:
-            found += split_handshake_messages(record.fragment)
-    return found
+            break
+        if record.content_type == ContentType.handshake:
+            fragments.append(record.fragment)
+    return [message.raw for message in reassemble_handshake_messages(fragments)]
 
 
 CAPTURES = sorted(p.name for p in DATA.glob("*.hex"))
@@ -111,9 +114,10 @@ def rsa_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.mark.parametrize("name", CAPTURES)
 def test_captured_records_round_trip(name: str) -> None:
     data = load_hex(name)
-    records, spans = decode_records(data, max_length=MAX_CIPHERTEXT_LENGTH)
-    assert b"".join(r.to_bytes() for r in records) == data
-    assert spans[0].field == "record" and spans[0].offset == 0
+    records = records_in(data, protected=True)
+    assert b"".join(r.encode() for r in records) == data
+    spans = record_spans(records[0].encode(), encrypted=False)
+    assert spans[0].field == "record.content_type" and spans[0].offset == 0
 
 
 def test_every_captured_handshake_message_round_trips() -> None:
@@ -172,7 +176,7 @@ def test_spans_name_fields_and_meanings() -> None:
 @pytest.mark.parametrize("allow_tls13", [False, True])
 def test_live_openssl_client_hello_round_trips(allow_tls13: bool) -> None:
     records = capture.client_hello_bytes(capture.client_context(allow_tls13=allow_tls13))
-    (record,), _ = decode_records(records)
+    (record,) = records_in(records)
     assert record.content_type == ContentType.handshake
     hello, _ = decode_handshake(record.fragment)
     assert isinstance(hello, ClientHello)
@@ -206,7 +210,7 @@ def test_live_full_handshake_decodes_and_matches_what_ssl_reports(rsa_cert: tupl
 
     # ChangeCipherSpec records hold the single byte 1; the encrypted Finished is 8+16+16 bytes of GCM.
     for flight in (run.client_flight, run.server_finish):
-        records, _ = decode_records(flight)
+        records = records_in(flight, protected=True)
         ccs_index = [r.content_type for r in records].index(ContentType.change_cipher_spec)
         ChangeCipherSpec.decode(Reader(records[ccs_index].fragment))
         assert len(records[ccs_index + 1].fragment) == 8 + 16 + 16  # explicit nonce, Finished, tag
@@ -299,26 +303,6 @@ def _good_hello() -> ClientHello:
 
 def _with_body(message_type: int, body: bytes) -> bytes:
     return Writer().u8(message_type).vector(3, body).getvalue()
-
-
-def test_record_overflow() -> None:
-    big = TLSPlaintext(ContentType.application_data, 0x0303, bytes(MAX_PLAINTEXT_LENGTH + 1)).to_bytes()
-    with pytest.raises(RecordOverflow):
-        decode_record(big)
-    record, _ = decode_record(big, max_length=MAX_CIPHERTEXT_LENGTH)  # fine for a protected record
-    assert len(record.fragment) == MAX_PLAINTEXT_LENGTH + 1
-    too_big = TLSPlaintext(ContentType.application_data, 0x0303, bytes(MAX_CIPHERTEXT_LENGTH + 1)).to_bytes()
-    with pytest.raises(RecordOverflow):
-        decode_record(too_big, max_length=MAX_CIPHERTEXT_LENGTH)
-
-
-def test_record_errors() -> None:
-    with pytest.raises(UnexpectedMessage):
-        decode_record(b"\x63\x03\x03\x00\x01\x00")
-    with pytest.raises(DecodeError):
-        decode_record(b"\x16\x03\x03\x00\x05\x00")  # truncated fragment
-    with pytest.raises(DecodeError):
-        decode_record(b"\x15\x03\x03\x00\x02\x02\x28\x00")  # trailing byte
 
 
 def test_unknown_handshake_type_is_unexpected_message() -> None:
@@ -424,8 +408,8 @@ MALFORMED_HELLOS = {
 
 
 def _openssl_alert(server_ctx: ssl.SSLContext, handshake: bytes) -> int:
-    answer = capture.server_answer(server_ctx, TLSPlaintext(ContentType.handshake, 0x0301, handshake).to_bytes())
-    records, _ = decode_records(answer)
+    answer = capture.server_answer(server_ctx, encode_record(ContentType.handshake, 0x0301, handshake))
+    records = records_in(answer)
     assert records and records[0].content_type == ContentType.alert, records
     return Alert.decode(Reader(records[0].fragment)).description
 
@@ -454,9 +438,9 @@ def test_unknown_handshake_type_alert_matches_openssl(rsa_cert: tuple[Path, Path
 
 
 def test_the_valid_hello_is_accepted_by_openssl(rsa_cert: tuple[Path, Path]) -> None:
-    record = TLSPlaintext(ContentType.handshake, 0x0301, _good_hello().to_bytes()).to_bytes()
+    record = encode_record(ContentType.handshake, 0x0301, _good_hello().to_bytes())
     answer = capture.server_answer(capture.server_context(*rsa_cert), record)
-    records, _ = decode_records(answer)
+    records = RecordReader().feed(answer)  # OpenSSL's whole flight; we only read its first record
     assert records[0].content_type == ContentType.handshake
     assert isinstance(decode_handshake(split_handshake_messages(records[0].fragment)[0])[0], ServerHello)
 
@@ -509,16 +493,6 @@ def mutated_capture(draw: st.DrawFn) -> bytes:
 @given(mutated_capture())
 def test_fuzz_mutated_real_messages(data: bytes) -> None:
     _decode_and_check(data)
-
-
-@FUZZ
-@given(st.binary(max_size=64), st.sampled_from([MAX_PLAINTEXT_LENGTH, MAX_CIPHERTEXT_LENGTH]))
-def test_fuzz_records(data: bytes, max_length: int) -> None:
-    try:
-        records, _ = decode_records(data, max_length=max_length)
-    except ProtocolError:
-        return
-    assert b"".join(r.to_bytes() for r in records) == data
 
 
 @FUZZ

@@ -31,9 +31,7 @@ from handshake_lib.tls.extensions import (
 from handshake_lib.tls.messages import (
     ClientHello,
     ServerHello,
-    TLSPlaintext,
     decode_handshake,
-    decode_records,
     split_handshake_messages,
 )
 from handshake_lib.tls.negotiation import (
@@ -43,6 +41,7 @@ from handshake_lib.tls.negotiation import (
     server_extensions,
     suite_allowed_in,
 )
+from handshake_lib.tls.record import HandshakeReassembler, RecordReader, encode_record
 from handshake_lib.wire import Reader, Writer
 
 DATA = Path(__file__).parent / "data" / "tls"
@@ -109,7 +108,7 @@ def test_choose_version_from_legacy_version(legacy: int, server: list[int], expe
 
 def test_choose_version_on_captured_openssl_hellos() -> None:
     for name, with_13 in [("openssl_client_hello_tls12.hex", 0x0303), ("openssl_client_hello_tls13.hex", 0x0304)]:
-        (record,), _ = decode_records(bytes.fromhex((DATA / name).read_text()))
+        (record,) = RecordReader().feed(bytes.fromhex((DATA / name).read_text()))
         hello, _ = decode_handshake(record.fragment)
         assert isinstance(hello, ClientHello)
         assert choose_version(hello, [0x0303]) == 0x0303
@@ -144,8 +143,8 @@ def test_choose_cipher_suite_preferences() -> None:
 
 
 def _openssl_server_hello(server_ctx: ssl.SSLContext, hello: ClientHello) -> ServerHello:
-    answer = capture.server_answer(server_ctx, TLSPlaintext(ContentType.handshake, 0x0301, hello.to_bytes()).to_bytes())
-    records, _ = decode_records(answer)
+    answer = capture.server_answer(server_ctx, encode_record(ContentType.handshake, 0x0301, hello.to_bytes()))
+    records = RecordReader().feed(answer)
     assert records[0].content_type == ContentType.handshake, f"OpenSSL refused: {records[0]}"
     message, _ = decode_handshake(split_handshake_messages(records[0].fragment)[0])
     assert isinstance(message, ServerHello)
@@ -291,9 +290,9 @@ def test_openssl_needs_signature_algorithms(rsa_cert: tuple[Path, Path]) -> None
     hello = client_hello_for("localhost", [S.TLS_RSA_WITH_AES_128_GCM_SHA256])
     hello.extensions = [e for e in hello.extensions or () if e.extension_type != ExtensionType.signature_algorithms]
     answer = capture.server_answer(
-        capture.server_context(*rsa_cert), TLSPlaintext(ContentType.handshake, 0x0301, hello.to_bytes()).to_bytes()
+        capture.server_context(*rsa_cert), encode_record(ContentType.handshake, 0x0301, hello.to_bytes())
     )
-    records, _ = decode_records(answer)
+    records = RecordReader().feed(answer)
     assert records[0].content_type == ContentType.alert and records[0].fragment == b"\x02\x28"  # handshake_failure
     # At security level 0 OpenSSL falls back to SHA-1 signatures (RFC 5246 7.4.1.4.1) and answers.
     assert _openssl_server_hello(capture.server_context(*rsa_cert, seclevel=0), hello).cipher_suite == 0x009C
@@ -311,16 +310,14 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
 
 
 def _read_server_hello(sock: socket.socket) -> ServerHello:
-    buffered = b""
+    reader, reassembler = RecordReader(), HandshakeReassembler()  # the record layer's own framing
     while True:
         header = _recv_exactly(sock, 5)
-        record_bytes = header + _recv_exactly(sock, int.from_bytes(header[3:5], "big"))
-        (record,), _ = decode_records(record_bytes)
+        (record,) = reader.feed(header + _recv_exactly(sock, int.from_bytes(header[3:5], "big")))
         assert record.content_type == ContentType.handshake, f"server sent {record}"
-        buffered += record.fragment
-        if len(buffered) >= 4 and len(buffered) >= 4 + int.from_bytes(buffered[1:4], "big"):
-            first = buffered[: 4 + int.from_bytes(buffered[1:4], "big")]
-            message, _ = decode_handshake(first)
+        messages = reassembler.feed(record.fragment)
+        if messages:
+            message, _ = decode_handshake(messages[0].raw)
             assert isinstance(message, ServerHello)
             return message
 
@@ -354,7 +351,7 @@ def test_client_hello_for_gets_a_server_hello_over_a_socket(rsa_cert: tuple[Path
     hello = client_hello_for("localhost", offered)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(TLSPlaintext(ContentType.handshake, 0x0301, hello.to_bytes()).to_bytes())
+        sock.sendall(encode_record(ContentType.handshake, 0x0301, hello.to_bytes()))
         server_hello = _read_server_hello(sock)
     thread.join(timeout=15)
     assert not server_error, server_error

@@ -33,6 +33,7 @@ from handshake_lib.tls.record import (
     RecordProtection,
     RecordReader,
     encode_record,
+    reassemble_handshake_messages,
 )
 from handshake_lib.tls.suites import suite_params
 
@@ -305,39 +306,68 @@ def connected_layers(suite: CipherSuite) -> tuple[RecordLayer, RecordLayer]:
     return client, server
 
 
+# The step-by-step methods, used as TLSConnection uses them (it asks its state table before a switch).
+def wire_for(layer: RecordLayer, content_type: int, data: bytes) -> bytes:
+    wire = b"".join(sent.wire for sent in layer.records_for(content_type, data))
+    if content_type == ContentType.change_cipher_spec:
+        layer.activate_pending_write()
+    return wire
+
+
+def read_all(layer: RecordLayer, data: bytes) -> list[tuple[int, bytes]]:
+    layer.extend(data)
+    received = []
+    while (record := layer.next_record()) is not None:
+        received.append((record.content_type, layer.unprotect(record).data))
+        if record.content_type == ContentType.change_cipher_spec:
+            layer.activate_pending_read()
+    return received
+
+
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
 def test_change_cipher_spec_switches_to_the_pending_keys(suite: CipherSuite) -> None:
     client, server = connected_layers(suite)
-    hello = client.send(ContentType.handshake, b"plaintext hello")
+    hello = wire_for(client, ContentType.handshake, b"plaintext hello")
     assert hello[5:] == b"plaintext hello"
-    wire = hello + client.send_change_cipher_spec() + client.send(ContentType.handshake, b"finished")
+    wire = hello + wire_for(client, ContentType.change_cipher_spec, b"\x01")
+    wire += wire_for(client, ContentType.handshake, b"finished")
     big = os.urandom(MAX_PLAINTEXT_LENGTH + 100)
-    wire += client.send(APP, big)  # two records: 2^14 bytes, then 100
+    wire += wire_for(client, APP, big)  # two records: 2^14 bytes, then 100
     assert b"finished" not in wire[len(hello) :]
-    received = server.receive(wire)
-    assert [(r.content_type, len(r.data)) for r in received] == [
+    received = read_all(server, wire)
+    assert [(content_type, len(data)) for content_type, data in received] == [
         (ContentType.handshake, 15),
         (ContentType.change_cipher_spec, 1),
         (ContentType.handshake, 8),
         (APP, MAX_PLAINTEXT_LENGTH),
         (APP, 100),
     ]
-    assert received[2].data == b"finished" and received[3].data + received[4].data == big
+    assert received[2][1] == b"finished" and received[3][1] + received[4][1] == big
     assert server.read_protection is not None and server.read_protection.sequence_number == 3
 
 
 def test_change_cipher_spec_before_keys_is_unexpected() -> None:
     with pytest.raises(UnexpectedMessage):
-        RecordLayer().receive(encode_record(ContentType.change_cipher_spec, TLS12, b"\x01"))
+        RecordLayer().activate_pending_read()
     with pytest.raises(UnexpectedMessage):
-        RecordLayer().send_change_cipher_spec()
-    _, server = connected_layers(CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256)
-    with pytest.raises(DecodeError):
-        server.receive(encode_record(ContentType.change_cipher_spec, TLS12, b"\x02"))
+        RecordLayer().activate_pending_write()
 
 
 def test_a_plaintext_record_after_change_cipher_spec_fails_the_mac() -> None:
     client, server = connected_layers(CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA)
-    server.receive(client.send_change_cipher_spec())
+    read_all(server, wire_for(client, ContentType.change_cipher_spec, b"\x01"))
     with pytest.raises(BadRecordMac):
-        server.receive(encode_record(APP, TLS12, b"not protected at all, but long enough for CBC......"))
+        read_all(server, encode_record(APP, TLS12, b"not protected at all, but long enough for CBC......"))
+
+
+def test_reassembling_fragments_in_hand_is_the_same_reassembler() -> None:
+    hello_done = handshake_message(HandshakeType.server_hello_done, b"")
+    certificate = handshake_message(HandshakeType.certificate, b"x" * 300)
+    fragments = [certificate[:3], certificate[3:200], certificate[200:] + hello_done]
+    found = reassemble_handshake_messages(fragments)
+    assert [m.raw for m in found] == [certificate, hello_done]
+    with pytest.raises(DecodeError, match="2 bytes after the last whole handshake message"):
+        reassemble_handshake_messages([*fragments, hello_done[:2]])
+    assert len(reassemble_handshake_messages([*fragments, hello_done[:2]], complete=False)) == 2
+    with pytest.raises(DecodeError):
+        reassemble_handshake_messages([certificate], max_message_length=100)

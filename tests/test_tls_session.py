@@ -67,13 +67,14 @@ def test_a_certificate_failure_carries_the_transcript_up_to_our_alert(pki, tmp_p
     other_ca = CoursePKI.create().write_ca(tmp_path)
     with python_ssl_server(pki) as server, pytest.raises(CertificateError) as caught:
         tls_get(f"https://localhost:{server.port}/", cafile=other_ca)
-    transcript = caught.value.transcript
-    assert transcript is not None
+    exchange = caught.value.exchange
+    assert exchange is not None and caught.value.transcript is exchange.transcript
+    transcript = exchange.transcript
     assert isinstance(transcript[0].messages[0], ClientHello)
     last = transcript[-1]
     assert last.direction == "client->server"
     assert last.messages == [Alert(2, TLSAlert.unknown_ca)]
-    assert {index for _, _, index in caught.value.timings} == set(range(len(transcript)))  # the alert went out
+    assert {index for _, _, index in exchange.timings} == set(range(len(transcript)))  # the alert went out
 
 
 def test_a_peer_alert_carries_the_transcript_up_to_the_peers_alert(pki) -> None:
@@ -90,9 +91,32 @@ def test_a_timeout_carries_the_transcript_so_far(pki) -> None:
         port = silent.getsockname()[1]
         with pytest.raises(ConnectionTimeout) as caught:
             tls_get(f"https://127.0.0.1:{port}/", cafile=pki[0], timeout=0.3)
-    transcript = caught.value.transcript
-    assert transcript is not None and len(transcript) == 1
-    assert isinstance(transcript[0].messages[0], ClientHello)
+    assert caught.value.exchange is not None
+    transcript = caught.value.exchange.transcript
+    assert len(transcript) == 1 and isinstance(transcript[0].messages[0], ClientHello)
+
+
+def test_a_refused_connection_is_the_plain_oserror_with_nothing_attached() -> None:
+    with net.listen_loopback() as closed:
+        port = closed.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError) as caught:
+        tls_get(f"https://127.0.0.1:{port}/", verify=False, timeout=2)
+    assert not isinstance(caught.value, errors.HandshakeError)
+    assert not hasattr(caught.value, "exchange") and not hasattr(caught.value, "transcript")
+
+
+def test_a_network_error_under_a_running_connection_becomes_connection_lost() -> None:
+    client = TLSClient("localhost", verify=False)
+    client.start()
+    lost = session._with_exchange(BrokenPipeError(32, "Broken pipe"), client, None)
+    assert isinstance(lost, errors.ConnectionLost) and isinstance(lost, OSError)
+    assert lost.errno == 32 and lost.strerror == "Broken pipe"
+    assert lost.exchange == errors.Exchange(client.transcript, [])
+    # A library error keeps the first exchange it was given (the innermost runner saw the most).
+    first = errors.Exchange([], [])
+    timeout = errors.ConnectionTimeout("late")
+    timeout.exchange = first
+    assert session._with_exchange(timeout, client, None) is timeout and timeout.exchange is first
 
 
 # -- TLSPageServer: where it listens ------------------------------------------------------------------

@@ -10,7 +10,14 @@ from handshake_lib.pki import CoursePKI
 from handshake_lib.tls import State, TLSClient, TLSServer, diagram_rows
 from handshake_lib.tls.messages import Alert, ClientHello, Finished, ServerHelloDone
 from handshake_lib.tls.record import encode_record
-from handshake_lib.tls.states import CLIENT_TRANSITIONS, SERVER_TRANSITIONS, Input, allowed_inputs, transition_for
+from handshake_lib.tls.states import (
+    CLIENT_TRANSITIONS,
+    SERVER_TRANSITIONS,
+    Guard,
+    Input,
+    allowed_inputs,
+    transition_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +77,27 @@ def test_every_pair_missing_from_the_table_is_unexpected(role) -> None:
     for state in State:
         for received in Input:
             if (state, received) in allowed:
-                assert transition_for(role, state, received).received is received
+                assert transition_for(role, state, received, set(Guard)).received is received
             else:
                 with pytest.raises(UnexpectedMessage, match=received.value):
-                    transition_for(role, state, received)
-    assert allowed_inputs(role, State.CONNECTED) == [Input.application_data]
+                    transition_for(role, state, received, set(Guard))
+    connected = [Input.application_data, Input.hello_request] if role == "client" else [Input.application_data]
+    assert allowed_inputs(role, State.CONNECTED) == connected
+    assert allowed_inputs(role, State.CLOSED) == [Input.application_data]  # discarded after our close_notify
+
+
+def test_a_guarded_row_applies_only_while_its_guard_holds() -> None:
+    row = transition_for("client", State.WAIT_CHANGE_CIPHER_SPEC, Input.new_session_ticket, {Guard.ticket_expected})
+    assert row.target is State.WAIT_CHANGE_CIPHER_SPEC and row.when is Guard.ticket_expected
+    with pytest.raises(UnexpectedMessage, match="only when session_ticket agreed"):
+        transition_for("client", State.WAIT_CHANGE_CIPHER_SPEC, Input.new_session_ticket)
+    assert Input.new_session_ticket not in allowed_inputs("client", State.WAIT_CHANGE_CIPHER_SPEC, ())
+    assert Input.new_session_ticket in allowed_inputs("client", State.WAIT_CHANGE_CIPHER_SPEC)
+    assert (
+        "WAIT_CHANGE_CIPHER_SPEC",
+        "NewSessionTicket [session_ticket agreed, no ticket yet]",
+        "WAIT_CHANGE_CIPHER_SPEC",
+    ) in diagram_rows("client", complete=True)
 
 
 def test_cores_move_through_the_states_in_order(issued) -> None:
@@ -135,3 +158,139 @@ def test_application_data_before_the_handshake_is_unexpected(issued) -> None:
     _, server = new_pair(issued)
     with pytest.raises(UnexpectedMessage, match="ApplicationData"):
         server.receive_data(encode_record(23, 0x0303, b"GET / HTTP/1.1\r\n\r\n"))
+
+
+# -- the table drives the code: today's special cases are rows -------------------------------------------
+def ticket_pair(issued, monkeypatch):
+    """A client that offered session_ticket and a server that agrees (our server never does by itself)."""
+    import functools
+
+    from handshake_lib.tls import server as server_module
+
+    agreeing = functools.partial(server_module.server_extensions, session_tickets=True)
+    monkeypatch.setattr(server_module, "server_extensions", agreeing)
+    client, server = new_pair(issued, session_ticket=True)
+    client.start()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    assert client.state is State.WAIT_CHANGE_CIPHER_SPEC
+    return client, server
+
+
+def ticket_record(ticket: bytes = b"opaque") -> bytes:
+    from handshake_lib.tls.messages import NewSessionTicket
+
+    return encode_record(22, 0x0303, NewSessionTicket(7200, ticket).to_bytes())
+
+
+def test_new_session_ticket_is_accepted_once_when_agreed(issued, monkeypatch) -> None:
+    client, _ = ticket_pair(issued, monkeypatch)
+    assert client.guards() == {Guard.ticket_expected}
+    client.receive_data(ticket_record())
+    assert client.session_ticket is not None and client.session_ticket.ticket == b"opaque"
+    assert client.state is State.WAIT_CHANGE_CIPHER_SPEC and client.guards() == set()
+    with pytest.raises(UnexpectedMessage, match="only when session_ticket agreed, no ticket yet"):
+        client.receive_data(ticket_record(b"again"))
+    assert client.transcript[-1].messages == [Alert(2, TLSAlert.unexpected_message)]  # encrypted: our CCS is out
+
+
+def test_new_session_ticket_without_agreement_is_unexpected(issued) -> None:
+    client, server = new_pair(issued, session_ticket=True)  # offered, but our server does not agree
+    client.start()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    assert client.guards() == set()
+    with pytest.raises(UnexpectedMessage, match="NewSessionTicket is allowed in client state"):
+        client.receive_data(ticket_record())
+
+
+def connected_pair(issued):
+    client, server = new_pair(issued)
+    client.start()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+    return client, server
+
+
+def test_hello_request_when_connected_is_declined_with_a_warning_row(issued) -> None:
+    from handshake_lib.tls.messages import HandshakeMessage  # noqa: F401 - HelloRequest is an empty message
+
+    client, server = connected_pair(issued)
+    messages_before = bytes(client._handshake_messages)
+    # The server's protection writes it as any real server would: an encrypted handshake record.
+    server._send_records(22, b"\x00\x00\x00\x00", [])  # HelloRequest: type 0, empty body
+    assert client.receive_data(server.data_to_send()) == []
+    assert client.state is State.CONNECTED
+    sent = client.transcript[-1]
+    assert sent.messages == [Alert(1, TLSAlert.no_renegotiation)]
+    assert bytes(client._handshake_messages) == messages_before  # HelloRequest is not hashed
+    server.receive_data(client.data_to_send())  # a warning: the server goes on
+    assert server.state is State.CONNECTED
+
+
+def test_hello_request_during_the_handshake_is_unexpected(issued) -> None:
+    client, _ = new_pair(issued)
+    client.start()
+    with pytest.raises(UnexpectedMessage, match="HelloRequest is not allowed in client state WAIT_SERVER_HELLO"):
+        client.receive_data(encode_record(22, 0x0303, b"\x00\x00\x00\x00"))
+
+
+@pytest.mark.parametrize("closer", ["client", "server"])
+def test_application_data_after_our_close_is_discarded_by_a_row(issued, closer) -> None:
+    client, server = connected_pair(issued)
+    ours, peer = (client, server) if closer == "client" else (server, client)
+    ours.close()
+    assert ours.state is State.CLOSED
+    peer.send_application_data(b"still talking")
+    assert ours.receive_data(peer.data_to_send()) == []  # no event: discarded
+    assert ours.state is State.CLOSED
+
+
+def test_the_code_sends_exactly_the_rows_flight(issued, monkeypatch) -> None:
+    from handshake_lib.errors import InternalError
+    from handshake_lib.tls.messages import ServerHelloDone as Done
+
+    client, server = new_pair(issued)
+    sent_twice = lambda self: (self._send_handshake(Done()), self._send_handshake(Done()))  # noqa: E731
+    monkeypatch.setattr(TLSServer, "_send_server_hello_done", sent_twice)
+    client.start()
+    with pytest.raises(InternalError, match=r"sends \['ServerHello', 'Certificate', 'ServerHelloDone'\]"):
+        server.receive_data(client.data_to_send())
+    assert server.state is State.ERROR
+    assert server.transcript[-1].messages == [Alert(2, TLSAlert.internal_error)]
+
+
+def test_a_class_without_a_handler_for_a_row_is_refused() -> None:
+    with pytest.raises(TypeError, match="no sender for 'ServerHelloDone'"):
+
+        class Broken(TLSServer):
+            _SENDERS = {"ServerHelloDone": "_no_such_method"}  # noqa: RUF012
+
+    with pytest.raises(TypeError, match="no handler for ClientKeyExchange"):
+
+        class Deaf(TLSServer):
+            _RECEIVERS = {Input.client_key_exchange: "_not_here"}  # noqa: RUF012
+
+
+def test_the_state_changes_in_one_place() -> None:
+    import inspect
+
+    from handshake_lib.tls import client, connection, server
+
+    for module in (client, connection, server):
+        source = inspect.getsource(module)
+        assert "self.state =" not in source and "self.state," not in source
+        assert source.count("self._state =") == (1 if module is connection else 0)  # in _move
+        assert source.count("self._state: State =") == (1 if module is connection else 0)  # in __init__
+
+
+def test_a_recorded_ticket_handshake_walks_the_lessons_state_path(issued, monkeypatch) -> None:
+    from handshake_lib.lessons.tls_records import state_path
+
+    client, server = ticket_pair(issued, monkeypatch)
+    client.receive_data(ticket_record())
+    assert state_path("client", client.transcript)[-1] is State.WAIT_CHANGE_CIPHER_SPEC

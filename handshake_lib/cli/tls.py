@@ -172,9 +172,9 @@ def run_get(args: argparse.Namespace) -> int:
             timeout=args.timeout, **options,
         )
     except (HandshakeError, OSError) as error:
-        transcript = getattr(error, "transcript", None)
-        if args.trace and transcript:
-            print(render_transcript(transcript), file=sys.stderr)
+        exchange = error.exchange if isinstance(error, HandshakeError) else None
+        if args.trace and exchange is not None and exchange.transcript:
+            print(render_transcript(exchange.transcript), file=sys.stderr)
         raise CommandError(explain_failure(error)) from None
     except ValueError as error:  # an option tls_get refused (a CA file that is not PEM, ...)
         raise CommandError(str(error), EXIT_USAGE) from None

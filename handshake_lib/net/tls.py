@@ -21,10 +21,11 @@ its answer (ClientKeyExchange, ChangeCipherSpec, Finished) while handling the se
 answer leaves only after that work, RSA encryption included, so a sequence diagram drawn from these
 times shows where the time really goes.
 
-Failures.  When :func:`open_tls` or :func:`tls_get` fails with a library error (a ProtocolError we
-raised, the peer's PeerAlert, a ConnectionTimeout) or a network error, the exception carries
-``transcript`` (the records exchanged so far, the fatal alert included) and ``timings``, so a trace
-can show the handshake up to the alert that ended it.
+Failures.  When :func:`open_tls` or :func:`tls_get` fails once the connection is up, the exception is a
+library error (a ProtocolError we raised, the peer's PeerAlert, a ConnectionTimeout; a network error
+becomes :class:`~handshake_lib.errors.ConnectionLost`) whose ``exchange``
+(:class:`~handshake_lib.errors.Exchange`: the records exchanged so far, the fatal alert included, and
+their timings) lets a trace show the handshake up to the alert that ended it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .. import net
-from ..errors import HandshakeError, ProtocolError
+from ..errors import ConnectionLost, Exchange, HandshakeError, ProtocolError
 from ..tls.client import TLSClient
 from ..tls.connection import (
     ApplicationData,
@@ -79,12 +80,22 @@ class HTTPResponseError(HandshakeError, ValueError):
     """The page came over TLS fine, but it is not an HTTP/1.x response we can read."""
 
 
-def _attach_transcript(error: BaseException, connection: TLSConnection, driver: net.SocketDriver | None) -> None:
-    """Let ``error`` carry the records exchanged so far (for ``--trace`` and the notebooks)."""
-    if getattr(error, "transcript", None) is None:
-        with contextlib.suppress(AttributeError):  # a built-in exception type may refuse new attributes
-            error.transcript = connection.transcript  # type: ignore[attr-defined]
-            error.timings = driver.timings if driver is not None else []  # type: ignore[attr-defined]
+def _with_exchange(
+    error: HandshakeError | OSError, connection: TLSConnection, driver: net.SocketDriver | None
+) -> HandshakeError:
+    """The error to raise, carrying the records exchanged so far (for ``--trace`` and the notebooks).
+
+    The one place an ``exchange`` is set: a library error keeps the first one it was given (the
+    innermost runner saw the most), a network error becomes ConnectionLost (OSError is left alone).
+    """
+    exchange = Exchange(connection.transcript, driver.timings if driver is not None else [])
+    if isinstance(error, HandshakeError):
+        if error.exchange is None:
+            error.exchange = exchange
+        return error
+    lost = ConnectionLost(error.errno, error.strerror or str(error))
+    lost.exchange = exchange
+    return lost
 
 
 # -- client -----------------------------------------------------------------------------------------
@@ -166,8 +177,8 @@ def open_tls(
     deadline = time.monotonic() + timeout
     try:
         sock = net.connect(host, port, timeout=timeout)
-    except (HandshakeError, OSError) as error:
-        _attach_transcript(error, client, None)
+    except HandshakeError as error:  # a connect timeout; a refused connection stays the OSError it is
+        _with_exchange(error, client, None)
         raise
     driver = net.SocketDriver(client, sock, started)
     try:
@@ -178,7 +189,9 @@ def open_tls(
     except BaseException as error:
         sock.close()
         if isinstance(error, (HandshakeError, OSError)):
-            _attach_transcript(error, client, driver)
+            failure = _with_exchange(error, client, driver)
+            if failure is not error:
+                raise failure from error
         raise
     return TLSStream(client, sock, driver, timeout)
 
@@ -237,7 +250,9 @@ def tls_get(
     try:
         head_end, length, response = _get(stream, parts, host, port)
     except (HandshakeError, OSError) as error:
-        _attach_transcript(error, stream.client, stream._driver)
+        failure = _with_exchange(error, stream.client, stream._driver)
+        if failure is not error:
+            raise failure from error
         raise
     if head_end < 0:
         raise HTTPResponseError(f"the server closed before a complete response head ({len(response)} bytes)")

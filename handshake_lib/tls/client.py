@@ -12,14 +12,17 @@ else happens) and handled here:
   ``renegotiation_info`` (RFC 5746), and ``encrypt_then_mac`` only with a CBC suite (RFC 7366).  The
   extensions it echoes switch on the extended master secret (RFC 7627) and encrypt-then-MAC.
 * **Certificate**: validated against the trust store and the host name we wanted (``verify.py``,
-  using ``cryptography.x509.verification``); failure is a ``CertificateError`` whose alert
-  (``bad_certificate``, ``unknown_ca``, ``certificate_expired``) goes to the server.  Turning this off
+  using ``cryptography.x509.verification``); failure is a ``CertificateError`` subclass named after
+  the alert that goes to the server (``UnknownCA``, ``CertificateExpired``, ``BadCertificate``...).  Turning this off
   takes an explicit ``verify=False``.
-* **ServerHelloDone**: our turn.  Make a pre-master secret (client version + 46 random bytes), encrypt
+* **ServerHelloDone**: our turn (the row's flight: ClientKeyExchange, ChangeCipherSpec, Finished, each
+  built by its sender).  Make a pre-master secret (client version + 46 random bytes), encrypt
   it to the certificate's RSA key (ClientKeyExchange), derive the master secret (with EMS: over the
   hash of the handshake up to and including ClientKeyExchange) and the key block, send
   ChangeCipherSpec (our records are protected from here on) and Finished.
-* **NewSessionTicket**: accepted once, only if we asked for tickets and the server agreed.
+* **NewSessionTicket**: accepted once, only if we asked for tickets and the server agreed (the table's
+  guarded row: ``Guard.ticket_expected``).
+* **HelloRequest** once connected: declined with a ``no_renegotiation`` warning (a table row too).
 * **ChangeCipherSpec**, then the server's **Finished**, whose ``verify_data`` must match ours over
   the whole transcript (``decrypt_error`` otherwise).  Then :class:`HandshakeComplete`.
 
@@ -30,23 +33,22 @@ peer would.
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import (
-    CertificateError,
-    DecryptError,
+    BadCertificate,
     HandshakeFailure,
     IllegalParameter,
+    ProtocolError,
     ProtocolVersionError,
-    TLSAlert,
-    UnexpectedMessage,
+    UnsupportedCertificate,
 )
 from . import prf as prf_module
 from . import rsa_kx
@@ -54,11 +56,11 @@ from .connection import (
     DEFAULT_CLIENT_SUITES,
     RSA_SUITES,
     ConnectionStateError,
-    Event,
     FinishedVerifyData,
     InternalError,
     KeyLogWriter,
     RandomBytes,
+    ReceiverKey,
     TLSConnection,
     UnsupportedExtension,
 )
@@ -69,8 +71,6 @@ from .messages import (
     Certificate,
     ClientHello,
     ClientKeyExchange,
-    Finished,
-    HandshakeMessage,
     NewSessionTicket,
     ServerHello,
     decode_handshake,
@@ -78,7 +78,7 @@ from .messages import (
 from .negotiation import client_hello_for
 from .record import MAX_PLAINTEXT_LENGTH, RecordMac
 from .record import record_mac as default_record_mac
-from .states import Input, State, Transition
+from .states import Guard, Input, State
 from .suites import suite_params
 from .verify import load_trust_store, verify_server_chain
 
@@ -152,12 +152,38 @@ class TLSClient(TLSConnection):
         self.session_ticket: NewSessionTicket | None = None
         self._ticket_agreed = False
 
+    # The table's rows for the server's messages, and the messages it sends (``states.CLIENT_TRANSITIONS``).
+    _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
+        Input.start: None,
+        Input.server_hello: "_on_server_hello",
+        Input.certificate: "_on_certificate",
+        Input.server_hello_done: None,  # nothing to check: the row's flight is our answer
+        Input.new_session_ticket: "_on_new_session_ticket",
+        Input.hello_request: None,  # the row's no_renegotiation warning is the whole answer
+    }
+    _SENDERS: ClassVar[dict[str, str]] = {
+        "ClientHello": "_send_client_hello",
+        "ClientKeyExchange": "_send_client_key_exchange",
+    }
+
     # -- the application's side ------------------------------------------------------------------
     def start(self) -> None:
         """Queue the ClientHello."""
         if self.handshake is not None or self.client_hello is not None:
             raise ConnectionStateError("start() was already called")
-        row = self._transition(Input.start)
+        try:
+            self._step(Input.start, None, [])
+        except ProtocolError as error:  # a learner's build_client_hello failed: nothing was sent
+            self.error = error
+            self._move(State.ERROR)
+            raise
+
+    def guards(self) -> frozenset[Guard]:
+        # RFC 5077: one NewSessionTicket, and only if the server's hello agreed to session_ticket.
+        expected = self._ticket_agreed and self.session_ticket is None
+        return frozenset({Guard.ticket_expected}) if expected else frozenset()
+
+    def _send_client_hello(self) -> None:
         random = self._client_random_option or self._random_bytes(32)
         try:
             options: dict[str, object] = {"client_random": random}
@@ -178,28 +204,13 @@ class TLSClient(TLSConnection):
                 hello.extensions = [*(hello.extensions or []), EncryptThenMacExtension()]
             raw = hello.to_bytes()
         except Exception as error:  # a learner's build_client_hello may fail any way; say which stage
-            self.state = State.ERROR
             raise InternalError(f"build_client_hello failed: {type(error).__name__}: {error}") from error
         # Keep what actually went on the wire (decoded back), so ServerHello is checked against it.
         self.client_hello, _ = decode_handshake(raw, annotate=False)  # type: ignore[assignment]
         self.client_random = self.client_hello.random  # type: ignore[union-attr]
         self._send_handshake(self.client_hello, raw)  # type: ignore[arg-type]
-        self.state = row.target
 
     # -- the server's messages, each reached through the table -----------------------------------
-    def _handle(self, row: Transition, message: HandshakeMessage, events: list[Event]) -> None:
-        if row.received is Input.server_hello:
-            self._on_server_hello(message)  # type: ignore[arg-type]
-        elif row.received is Input.certificate:
-            self._on_certificate(message)  # type: ignore[arg-type]
-        elif row.received is Input.server_hello_done:
-            self._on_server_hello_done()
-        elif row.received is Input.new_session_ticket:
-            self._on_new_session_ticket(message)  # type: ignore[arg-type]
-        elif row.received is Input.finished:
-            self._on_finished(message)  # type: ignore[arg-type]
-            events.append(self._handshake_complete())
-
     def _on_server_hello(self, hello: ServerHello) -> None:
         offer = self.client_hello
         assert offer is not None
@@ -238,7 +249,7 @@ class TLSClient(TLSConnection):
 
     def _on_certificate(self, message: Certificate) -> None:
         if not message.certificates:
-            raise CertificateError("the server sent an empty certificate list; RSA key exchange needs one")
+            raise BadCertificate("the server sent an empty certificate list; RSA key exchange needs one")
         chain = message.x509()
         if self.verify:
             assert self.server_name is not None
@@ -247,39 +258,27 @@ class TLSClient(TLSConnection):
         try:
             public_key = leaf.public_key()
         except Exception as exc:  # noqa: BLE001 - an unparsable key is the certificate's fault
-            raise CertificateError(f"the server's public key does not parse: {exc}") from None
+            raise BadCertificate(f"the server's public key does not parse: {exc}") from None
         if not isinstance(public_key, rsa.RSAPublicKey):
-            error = CertificateError("TLS_RSA_* key exchange needs an RSA certificate")
-            error.tls_alert = TLSAlert.unsupported_certificate
-            raise error
+            raise UnsupportedCertificate("TLS_RSA_* key exchange needs an RSA certificate")
         try:
             usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
         except x509.ExtensionNotFound:
             usage = None
         if usage is not None and not usage.key_encipherment:
             # RFC 5246 section 7.4.2: with RSA key exchange the key must be allowed to encrypt.
-            error = CertificateError("the certificate's keyUsage does not allow keyEncipherment")
-            error.tls_alert = TLSAlert.unsupported_certificate
-            raise error
+            raise UnsupportedCertificate("the certificate's keyUsage does not allow keyEncipherment")
         self.server_certificates = chain
 
-    def _on_server_hello_done(self) -> None:
+    def _send_client_key_exchange(self) -> None:
+        """Our turn after ServerHelloDone: a pre-master secret, encrypted to the certificate's key; then keys."""
         assert self.client_hello is not None and self.server_certificates
         pre_master = self._make_pre_master_secret(self.client_hello.legacy_version, self._random_bytes)
         public_key = self.server_certificates[0].public_key()
         assert isinstance(public_key, rsa.RSAPublicKey)
         encrypted = self._encrypt_pre_master_secret(pre_master, public_key)
         self._send_handshake(ClientKeyExchange(encrypted))
-        self._install_keys(pre_master)
-        self._send_change_cipher_spec()
-        self._send_handshake(Finished(self._finished_verify_data("client finished", bytes(self._handshake_messages))))
+        self._install_keys(pre_master)  # right after ClientKeyExchange joined the transcript (EMS)
 
     def _on_new_session_ticket(self, ticket: NewSessionTicket) -> None:
-        if not self._ticket_agreed or self.session_ticket is not None:
-            raise UnexpectedMessage("NewSessionTicket without an agreed session_ticket extension, or twice")
-        self.session_ticket = ticket
-
-    def _on_finished(self, finished: Finished) -> None:
-        expected = self._finished_verify_data("server finished", self._messages_before_current)
-        if not hmac.compare_digest(expected, finished.verify_data):
-            raise DecryptError("the server's Finished verify_data does not match our transcript")
+        self.session_ticket = ticket  # the table's guard already checked it was agreed and is the first

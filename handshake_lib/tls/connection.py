@@ -15,10 +15,18 @@ Incoming bytes go through three steps, one record at a time:
    ones from the header alone);
 2. its current read protection, if ChangeCipherSpec has switched it on, checks and decrypts the
    record (any failure is ``bad_record_mac``);
-3. the content type decides: handshake fragments are reassembled into messages, decoded, and each
-   message is looked up in the role's state table (:mod:`handshake_lib.tls.states`) before the
-   client or server code handles it; ChangeCipherSpec is a table input too; alerts end or close the
-   connection; application data is only allowed in ``CONNECTED``.
+3. the content type decides: handshake fragments are reassembled into messages and decoded;
+   alerts end or close the connection; everything else (each handshake message, ChangeCipherSpec,
+   application data) is an input of the role's state table (:mod:`handshake_lib.tls.states`).
+
+The table drives the code (:meth:`TLSConnection._step`): the input's row, looked up before anything
+reads the message's contents, names the handler to run (``_RECEIVERS``: input -> method), the
+messages to send in reply (``_SENDERS``: message name -> method that builds and queues it), and the
+state to move to.  What was actually queued is compared with the row's ``send`` column, and a
+difference is a bug (``InternalError``); only then does the state change, in :meth:`_move`, the one
+method that changes it (table rows, and the moves to ``CLOSED`` and ``ERROR`` that alerts and errors
+make outside the table).  Every row of both tables has a handler and every name it sends a sender,
+or the class does not even get defined.
 
 Every record, in both directions, becomes a :class:`TranscriptEntry` (wire bytes, plaintext, decoded
 messages, annotated spans) so the notebooks can show the handshake as it really happened.  Each
@@ -40,17 +48,19 @@ returned as :class:`AlertReceived` then :class:`ConnectionClosed` after the hand
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import (
     ConnectionStateError,
     DecodeError,
+    DecryptError,
     HandshakeError,
     InternalError,
     PeerAlert,
@@ -68,6 +78,7 @@ from .messages import (
     Alert,
     ChangeCipherSpec,
     ClientKeyExchange,
+    Finished,
     HandshakeMessage,
     decode_handshake,
     split_handshake_messages,
@@ -81,8 +92,9 @@ from .record import (
     RecordMac,
     RecordProtection,
 )
+from .record import _read_header as read_record_header
 from .record import record_mac as default_record_mac
-from .states import INITIAL_STATE, Input, Role, State, Transition, transition_for
+from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, transition_for
 from .suites import SUITES, SuiteParams
 
 __all__ = [
@@ -229,14 +241,12 @@ def record_spans(record: bytes, *, encrypted: bool) -> list[Span]:
     """Annotated spans over one whole record: its header, and its contents when they are plaintext.
 
     Never raises: bytes that do not decode (a fragment of a message continued in the next record, or
-    a malformed one) get one span saying so.
+    a malformed one) get one span saying so.  The header is read by the record layer's header reader,
+    and handshake messages are cut apart by its reassembler: the same code the connection runs.
     """
     spans: list[Span] = []
-    reader = Reader(record, spans=spans, path=("record",))
     try:
-        content_type = reader.u8("content_type", lambda v: name_of(ContentType, v))
-        reader.u16("version", lambda v: name_of(ProtocolVersion, v))
-        length = reader.u16("length", "fragment length in bytes")
+        content_type, _, length = read_record_header(record, 0, spans)
     except ProtocolError:
         return spans
     if encrypted:
@@ -247,14 +257,21 @@ def record_spans(record: bytes, *, encrypted: bool) -> list[Span]:
         return spans
     position = RECORD_HEADER_LENGTH
     end = min(len(record), RECORD_HEADER_LENGTH + length)
+    whole_messages: list[bytes] = []
+    if content_type == ContentType.handshake:
+        # A claimed length over the bound leaves the list empty: the fragment is then "continued elsewhere".
+        with contextlib.suppress(ProtocolError):
+            whole_messages = [message.raw for message in HandshakeReassembler().feed(record[position:end])]
+    next_message = iter(whole_messages)
     while position < end:
         chunk = record[position:end]
         try:
             if content_type == ContentType.handshake:
-                if len(chunk) < 4 or 4 + int.from_bytes(chunk[1:4], "big") > len(chunk):
+                raw = next(next_message, None)
+                if raw is None:  # the rest is the start of a message that a later record completes
                     raise DecodeError("partial")
-                message_length = 4 + int.from_bytes(chunk[1:4], "big")
-                _, inner = decode_handshake(chunk[:message_length], verify_data_length=None)
+                message_length = len(raw)
+                _, inner = decode_handshake(raw, verify_data_length=None)
             elif content_type == ContentType.change_cipher_spec:
                 message_length, inner = 1, _spans_of(ChangeCipherSpec.decode, chunk[:1])
             elif content_type == ContentType.alert:
@@ -278,6 +295,7 @@ def _spans_of(decode: Callable[[Reader], object], data: bytes) -> list[Span]:
 
 
 _HANDSHAKE_INPUTS: dict[int, Input] = {
+    HandshakeType.hello_request: Input.hello_request,
     HandshakeType.client_hello: Input.client_hello,
     HandshakeType.server_hello: Input.server_hello,
     HandshakeType.certificate: Input.certificate,
@@ -291,11 +309,46 @@ _HANDSHAKE_INPUTS: dict[int, Input] = {
 # finished_verify_data(master_secret, label, handshake_messages, hash_name) -> verify_data (exercise 08).
 FinishedVerifyData = Callable[[bytes, str, bytes, str], bytes]
 
+# A row finds its handler by (source state, input) if there is an entry for the pair, else by its input.
+ReceiverKey = Input | tuple[State, Input]
+
+
+def sent_name(message: object) -> str:
+    """How a state table's ``send`` column names ``message``: ``ServerHello``, ``Alert(no_renegotiation)``."""
+    if isinstance(message, Alert):
+        return f"Alert({name_of(TLSAlert, message.description)})"
+    return type(message).__name__
+
 
 class TLSConnection:
     """The shared core of :class:`~handshake_lib.tls.client.TLSClient` and ``TLSServer``."""
 
     role: Role
+    # Table input -> name of the method that handles the received message (None: nothing to check).
+    # Each class lists its own; __init_subclass__ merges them along the class hierarchy.
+    _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
+        Input.change_cipher_spec: "_on_change_cipher_spec",
+        Input.finished: "_on_finished",
+        Input.application_data: "_on_application_data",
+        (State.CLOSED, Input.application_data): None,  # discarded: we closed (RFC 5246 section 7.2.1)
+    }
+    # A name in a row's ``send`` column -> name of the method that builds the message and queues it.
+    _SENDERS: ClassVar[dict[str, str]] = {
+        "ChangeCipherSpec": "_send_change_cipher_spec",
+        "Finished": "_send_finished",
+        "Alert(no_renegotiation)": "_send_no_renegotiation",
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        receivers: dict[ReceiverKey, str | None] = {}
+        senders: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            receivers.update(vars(klass).get("_RECEIVERS", {}))
+            senders.update(vars(klass).get("_SENDERS", {}))
+        cls._RECEIVERS, cls._SENDERS = receivers, senders
+        if hasattr(cls, "role"):
+            check_dispatch(cls)
 
     def __init__(
         self,
@@ -313,7 +366,7 @@ class TLSConnection:
         # Framing, both directions' protection and the switch at ChangeCipherSpec live in the record layer;
         # ``fragment_size`` below 2^14 cuts our handshake messages across records (the peer reassembles).
         self._records = RecordLayer(ProtocolVersion.TLS1_2, fragment_size=fragment_size)
-        self.state: State = INITIAL_STATE[self.role]
+        self._state: State = INITIAL_STATE[self.role]
         self.transcript: list[TranscriptEntry] = []
         self.error: BaseException | None = None
         self.params: SuiteParams | None = None
@@ -339,8 +392,15 @@ class TLSConnection:
         self._messages_before_current = b""
         self._close_sent = False
         self._close_received = False
+        # Names (as the tables' ``send`` column spells them) of every message we queued, in order.
+        self._sent_names: list[str] = []
 
     # -- the h11-style public API ----------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        """Where the connection is (read only: it changes in :meth:`_move` alone)."""
+        return self._state
+
     @property
     def version(self) -> int:
         """The protocol version in our record headers (and, once agreed, of the connection)."""
@@ -377,7 +437,8 @@ class TLSConnection:
             while not self._close_received and (record := self._records.next_record()) is not None:
                 self._receive_record(record, events)
         except PeerAlert as alert:
-            self.state, self.error = State.ERROR, alert
+            self.error = alert
+            self._move(State.ERROR)
             raise
         except ProtocolError as error:
             self._fail(error)
@@ -400,7 +461,7 @@ class TLSConnection:
             return
         self._send_alert(AlertLevel.warning, TLSAlert.close_notify)
         self._close_sent = True
-        self.state = State.CLOSED
+        self._move(State.CLOSED)
 
     # -- incoming records ------------------------------------------------------------------------
     def _peer_closed(self, events: list[Event]) -> None:
@@ -412,7 +473,7 @@ class TLSConnection:
             if not self._close_received:
                 events.append(ConnectionClosed())
             self._close_received = True
-            self.state = State.CLOSED
+            self._move(State.CLOSED)
             return
         raise UnexpectedEOF(f"the peer closed the connection during the handshake (in state {self.state.value})")
 
@@ -442,11 +503,10 @@ class TLSConnection:
                     break
         elif content_type == ContentType.change_cipher_spec:
             reader = Reader(plaintext, annotate=False)
-            entry.messages.append(ChangeCipherSpec.decode(reader))
+            change_cipher_spec = ChangeCipherSpec.decode(reader)
+            entry.messages.append(change_cipher_spec)
             reader.expect_end("ChangeCipherSpec, which is one byte")
-            row = self._transition(Input.change_cipher_spec)
-            self._records.activate_pending_read()
-            self.state = row.target
+            self._step(Input.change_cipher_spec, change_cipher_spec, events)
         elif content_type == ContentType.alert:
             reader = Reader(plaintext, annotate=False)
             alert = Alert.decode(reader)
@@ -454,31 +514,21 @@ class TLSConnection:
             entry.messages.append(alert)
             self._receive_alert(alert, events)
         elif content_type == ContentType.application_data:
-            if self._close_sent:
-                return  # we closed; RFC 5246 section 7.2.1 lets us discard what still arrives
-            self._transition(Input.application_data)
-            entry.messages.append(ApplicationData(plaintext))
-            if plaintext:  # empty records are legal (and used as padding against BEAST); no event
-                events.append(ApplicationData(plaintext))
+            data = ApplicationData(plaintext)
+            entry.messages.append(data)
+            self._step(Input.application_data, data, events)
 
     def _receive_handshake(self, message: HandshakeMessage, raw: bytes, events: list[Event]) -> None:
-        hello_request = message.handshake_type == HandshakeType.hello_request
-        if hello_request and self.role == "client" and self.state is State.CONNECTED:
-            # Outside the table on purpose: RFC 5246 section 7.4.1.1 lets a client ignore HelloRequest,
-            # and RFC 5746 suggests a no_renegotiation warning.  It is not part of the transcript.
-            self._send_alert(AlertLevel.warning, TLSAlert.no_renegotiation)
-            return
         received = _HANDSHAKE_INPUTS.get(message.handshake_type)
         if received is None:
             raise UnexpectedMessage(
                 f"{name_of(HandshakeType, message.handshake_type)} is not part of the TLS 1.2 RSA handshake"
             )
         row = self._transition(received)
-        self._messages_before_current = bytes(self._handshake_messages)
-        self._handshake_messages += raw
-        self._handle(row, message, events)
-        if self.state is not State.ERROR:
-            self.state = row.target
+        if received is not Input.hello_request:  # HelloRequest is left out of the handshake hashes (7.4.1.1)
+            self._messages_before_current = bytes(self._handshake_messages)
+            self._handshake_messages += raw
+        self._step(received, message, events, row)
 
     def _receive_alert(self, alert: Alert, events: list[Event]) -> None:
         if alert.level not in (AlertLevel.warning, AlertLevel.fatal):
@@ -496,19 +546,78 @@ class TLSConnection:
             # RFC 5246 section 7.2.1: answer close_notify with our own before closing.
             self._send_alert(AlertLevel.warning, TLSAlert.close_notify)
             self._close_sent = True
-        self.state = State.CLOSED
+        self._move(State.CLOSED)
+
+    # -- the state table drives the code ---------------------------------------------------------
+    def guards(self) -> frozenset[Guard]:
+        """The table guards that hold now (see :class:`~handshake_lib.tls.states.Guard`)."""
+        return frozenset()
 
     def _transition(self, received: Input) -> Transition:
-        return transition_for(self.role, self.state, received)
+        return transition_for(self.role, self._state, received, self.guards())
 
-    def _handle(self, row: Transition, message: HandshakeMessage, events: list[Event]) -> None:
-        raise NotImplementedError
+    def _step(self, received: Input, message: object, events: list[Event], row: Transition | None = None) -> Transition:
+        """Take the table's row for ``received``: handle ``message``, send the row's flight, move on.
+
+        The handler and each message of the flight come from the row (``_RECEIVERS``, ``_SENDERS``); if
+        what was queued differs from the row's ``send`` column, the code and its table disagree: that is
+        our bug, an InternalError, and the state does not move.
+        """
+        if row is None:
+            row = self._transition(received)
+        receiver = self._RECEIVERS.get((row.source, row.received), self._RECEIVERS.get(row.received))
+        already_sent = len(self._sent_names)
+        if receiver is not None:
+            event = getattr(self, receiver)(message)
+            if event is not None:
+                events.append(event)
+        for name in row.send:
+            getattr(self, self._SENDERS[name])()
+        sent = tuple(self._sent_names[already_sent:])
+        if sent != row.send:
+            raise InternalError(
+                f"the {self.role} table says {row.label!r} sends {list(row.send)}, but the code sent {list(sent)}"
+            )
+        self._move(row.target, row)
+        if row.target is State.CONNECTED and row.source is not State.CONNECTED:
+            events.append(self._handshake_complete())
+        return row
+
+    def _move(self, target: State, row: Transition | None = None) -> None:
+        """The one place the state changes: along a table ``row``, or (alerts, closes, errors, which the
+        tables leave out) to CLOSED or ERROR from anywhere."""
+        if row is None and target not in (State.CLOSED, State.ERROR):
+            raise InternalError(f"a move to {target.value} outside the {self.role} table")
+        self._state = target
+
+    # -- handlers both roles share (the rest are in client.py and server.py) ----------------------
+    def _on_change_cipher_spec(self, message: ChangeCipherSpec) -> None:
+        self._records.activate_pending_read()  # the peer's next records are protected
+
+    def _on_application_data(self, data: ApplicationData) -> Event | None:
+        # Empty records are legal (and were used as padding against BEAST): they make no event.
+        return data if data.data else None
+
+    def _on_finished(self, finished: Finished) -> None:
+        """The peer's Finished must carry verify_data over every handshake message before it."""
+        peer = "server" if self.role == "client" else "client"
+        expected = self._finished_verify_data(f"{peer} finished", self._messages_before_current)
+        if not hmac.compare_digest(expected, finished.verify_data):
+            raise DecryptError(f"the {peer}'s Finished verify_data does not match our transcript")
+
+    def _send_finished(self) -> None:
+        verify_data = self._finished_verify_data(f"{self.role} finished", bytes(self._handshake_messages))
+        self._send_handshake(Finished(verify_data))
+
+    def _send_no_renegotiation(self) -> None:
+        self._send_alert(AlertLevel.warning, TLSAlert.no_renegotiation)
 
     # -- errors ----------------------------------------------------------------------------------
     def _fail(self, error: ProtocolError, cause: BaseException | None = None) -> None:
         """Queue the fatal alert ``error`` maps to, refuse further use, and raise ``error``."""
-        if self.state is not State.ERROR:
-            self.state, self.error = State.ERROR, error
+        if self._state is not State.ERROR:
+            self.error = error
+            self._move(State.ERROR)
             # If even the alert cannot be built, the error still stands.
             with contextlib.suppress(Exception):
                 self._send_alert(AlertLevel.fatal, error.tls_alert)
@@ -529,6 +638,8 @@ class TLSConnection:
                 carried: list[Any] = [ApplicationData(sent.plaintext)]
             else:
                 carried = list(messages) if number == len(records) else []
+                if number == len(records):
+                    self._sent_names += (sent_name(message) for message in messages)
             self.transcript.append(
                 TranscriptEntry(
                     self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried, encrypted=sent.encrypted
@@ -615,6 +726,18 @@ class TLSConnection:
             server_random=self.server_random,
         )
         return self.handshake
+
+
+def check_dispatch(cls: type[TLSConnection]) -> None:
+    """Every row of ``cls.role``'s table has a handler, and every name it sends a sender (TypeError if not)."""
+    for row in TABLES[cls.role].values():
+        key: ReceiverKey = (row.source, row.received)
+        receiver = cls._RECEIVERS[key] if key in cls._RECEIVERS else cls._RECEIVERS.get(row.received, "")
+        if receiver == "" or (receiver is not None and not callable(getattr(cls, receiver, None))):
+            raise TypeError(f"{cls.__name__}: no handler for {row.received.value} in {row.source.value}")
+        for name in row.send:
+            if not callable(getattr(cls, cls._SENDERS.get(name, ""), None)):
+                raise TypeError(f"{cls.__name__}: no sender for {name!r} ({row.label})")
 
 
 def check_rsa_private_key(key: object) -> rsa.RSAPrivateKey:

@@ -1,4 +1,4 @@
-"""TLS 1.2 messages: the record header, the handshake messages, ChangeCipherSpec and Alert.
+"""TLS 1.2 messages: the handshake messages, ChangeCipherSpec and Alert.
 
 Theory of operation
 -------------------
@@ -16,17 +16,16 @@ Layering (RFC 5246 sections 6.2 and 7.4)::
     Handshake      msg_type(1) length(3) body                       <- may span records
     body           ClientHello | ServerHello | Certificate | ...
 
-Records carry fragments of a byte stream; putting handshake messages back together across records
-is the record layer's job (``tls/record.py``).  This module decodes *complete* messages:
-:func:`decode_record` for one record and :func:`decode_handshake` for one handshake message, each
-returning the message and its spans.
+Records carry fragments of a byte stream; reading records and putting handshake messages back
+together across them is the record layer's job (``tls/record.py``: ``RecordReader``, and
+``HandshakeReassembler`` / ``reassemble_handshake_messages``, the one place messages are cut apart).
+This module decodes *complete* messages: :func:`decode_handshake` for one handshake message, returning
+the message and its spans.
 
 Errors (all :class:`~handshake_lib.errors.ProtocolError` subclasses, never IndexError):
 
 * malformed bytes, lengths that do not add up, vectors outside their RFC bounds (an empty cipher
   suite list is one: ``cipher_suites<2..2^16-2>``), trailing bytes: ``DecodeError``;
-* a record longer than 2^14 bytes (2^14 + 2048 for protected records): ``RecordOverflow``;
-* a record content type that is not defined: ``UnexpectedMessage`` (RFC 5246 section 6);
 * a handshake ``msg_type`` that is not defined: ``UnexpectedMessage``.  RFC 5246 names no alert for
   it; a message we do not know can never be the one the state machine expects, RFC 8446 section 4
   asks for ``unexpected_message`` in that case, and OpenSSL 3 sends exactly that (checked live in
@@ -50,9 +49,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from ..errors import CertificateError, DecodeError, EncodeError, RecordOverflow, TLSAlert, UnexpectedMessage
+from ..errors import CertificateError, DecodeError, EncodeError, TLSAlert, UnexpectedMessage
 from ..wire import Reader, Span, Writer
-from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion, name_of
+from .constants import AlertLevel, CipherSuite, HandshakeType, ProtocolVersion, name_of
 from .extensions import (
     Context,
     Extension,
@@ -61,16 +60,14 @@ from .extensions import (
     find_extension,
     version_name,
 )
+from .record import reassemble_handshake_messages
 
 if TYPE_CHECKING:
     from cryptography import x509
 
 __all__ = [
-    "MAX_PLAINTEXT_LENGTH",
-    "MAX_CIPHERTEXT_LENGTH",
     "VERIFY_DATA_LENGTH",
     "HELLO_RETRY_REQUEST_RANDOM",
-    "TLSPlaintext",
     "HandshakeMessage",
     "ClientHello",
     "ServerHello",
@@ -83,15 +80,11 @@ __all__ = [
     "ChangeCipherSpec",
     "Alert",
     "HANDSHAKE_MESSAGES",
-    "decode_record",
-    "decode_records",
     "decode_handshake",
     "split_handshake_messages",
     "cipher_suite_name",
 ]
 
-MAX_PLAINTEXT_LENGTH = 1 << 14  # RFC 5246 section 6.2.1
-MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048  # RFC 5246 section 6.2.3
 VERIFY_DATA_LENGTH = 12  # RFC 5246 section 7.4.9, for every cipher suite this course uses
 
 # A ServerHello with this random is a TLS 1.3 HelloRetryRequest (RFC 8446 section 4.1.3).
@@ -103,7 +96,6 @@ _DOWNGRADE_SENTINELS = {
 }
 
 
-_CONTENT_TYPES = frozenset(int(t) for t in ContentType)
 _HANDSHAKE_TYPES = frozenset(int(t) for t in HandshakeType)
 
 
@@ -113,57 +105,6 @@ def cipher_suite_name(value: int) -> str:
     if value == CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV:
         return "TLS_EMPTY_RENEGOTIATION_INFO_SCSV (signal, not a cipher suite: RFC 5746)"
     return name_of(CipherSuite, value)
-
-
-# -- records ---------------------------------------------------------------------------------------
-@dataclass
-class TLSPlaintext:
-    """One record (RFC 5246 section 6.2.1): a content type, a version and up to 2^14 bytes."""
-
-    content_type: int
-    version: int = ProtocolVersion.TLS1_2
-    fragment: bytes = b""
-
-    @classmethod
-    def decode(cls, r: Reader, *, max_length: int = MAX_PLAINTEXT_LENGTH) -> TLSPlaintext:
-        """Read one record; ``max_length`` is MAX_CIPHERTEXT_LENGTH for a protected record."""
-        with r.group("record", "TLS record") as rec:
-            type_offset = rec.offset
-            content_type = rec.u8("type", lambda v: name_of(ContentType, v))
-            if content_type not in _CONTENT_TYPES:
-                raise UnexpectedMessage(f"record content type {content_type} is not defined (offset {type_offset})")
-            version = rec.u16("version", version_name)
-            length_offset = rec.offset
-            length = rec.u16("length", "fragment length in bytes")
-            if length > max_length:
-                raise RecordOverflow(f"record of {length} bytes exceeds {max_length} (offset {length_offset})")
-            fragment = rec.raw(length, "fragment", f"{name_of(ContentType, content_type)} data")
-        return cls(content_type, version, fragment)
-
-    def encode(self, w: Writer) -> None:
-        w.u8(self.content_type).u16(self.version).vector(2, self.fragment)
-
-    def to_bytes(self) -> bytes:
-        w = Writer()
-        self.encode(w)
-        return w.getvalue()
-
-
-def decode_record(data: bytes, *, max_length: int = MAX_PLAINTEXT_LENGTH) -> tuple[TLSPlaintext, list[Span]]:
-    """Decode exactly one record from ``data``; trailing bytes are a DecodeError."""
-    r = Reader(data)
-    record = TLSPlaintext.decode(r, max_length=max_length)
-    r.expect_end("the record")
-    return record, r.spans
-
-
-def decode_records(data: bytes, *, max_length: int = MAX_PLAINTEXT_LENGTH) -> tuple[list[TLSPlaintext], list[Span]]:
-    """Decode a run of complete records (such as a captured flight); a partial record is a DecodeError."""
-    r = Reader(data)
-    records = []
-    while not r.at_end:
-        records.append(TLSPlaintext.decode(r, max_length=max_length))
-    return records, r.spans
 
 
 # -- handshake messages ----------------------------------------------------------------------------
@@ -510,15 +451,11 @@ def decode_handshake(
 
 
 def split_handshake_messages(data: bytes) -> list[bytes]:
-    """Cut concatenated *complete* handshake messages apart by their headers (a truncated one is a DecodeError)."""
-    r = Reader(data)
-    messages = []
-    while not r.at_end:
-        start = r.position
-        r.u8("msg_type")
-        r.vector(3, "body")
-        messages.append(data[start : r.position])
-    return messages
+    """Cut concatenated *complete* handshake messages apart by their headers (a truncated one is a DecodeError).
+
+    The record layer's reassembler does the cutting (:func:`~handshake_lib.tls.record.reassemble_handshake_messages`).
+    """
+    return [message.raw for message in reassemble_handshake_messages([data])]
 
 
 # -- other content types ---------------------------------------------------------------------------

@@ -15,12 +15,15 @@ Four small classes, none with any I/O:
   whole record is there, and refuses lengths above the limits (RecordOverflow) as soon as it sees the
   header, without waiting for the bytes.
 * :class:`HandshakeReassembler` turns the fragments of handshake records back into messages: one
-  message may span several records, and one record may hold several messages.
+  message may span several records, and one record may hold several messages.  It is the only code
+  that cuts handshake messages apart: :func:`reassemble_handshake_messages` runs it over fragments
+  already in hand (a recorded flight, a transcript), the connection feeds it record by record.
 * :class:`RecordLayer` is one endpoint's records: the reader, and each direction's protection with the
   "pending state" of RFC 5246 section 6.1: the handshake installs the next protection as *pending*,
   and ChangeCipherSpec (sent or received) makes it *current* and restarts that direction's sequence
   number at 0.  It also cuts outgoing data into records (at most ``fragment_size`` bytes each).
-  :class:`~handshake_lib.tls.connection.TLSConnection` runs on it, adding reassembly and its state table.
+  :class:`~handshake_lib.tls.connection.TLSConnection` runs on it, adding reassembly and its state table
+  (which decides when a ChangeCipherSpec may switch keys: the record layer has no second path for it).
 * :class:`RecordProtection` (one per direction) protects and unprotects fragments:
 
   - **AES-CBC, MAC-then-encrypt** (the classic TLS 1.2 construction, RFC 5246 section 6.2.3.2)::
@@ -62,7 +65,7 @@ from __future__ import annotations
 
 import hmac as _hmac_compare
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -87,6 +90,8 @@ __all__ = [
     "Sent",
     "HandshakeReassembler",
     "ReassembledMessage",
+    "reassemble_handshake_messages",
+    "MAX_HANDSHAKE_MESSAGE_LENGTH",
     "RecordProtection",
     "encode_record",
     "sequence_number_nonce",
@@ -97,6 +102,8 @@ MAX_PLAINTEXT_LENGTH = 1 << 14  # TLSPlaintext.length limit (RFC 5246 section 6.
 MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048  # TLSCiphertext.length limit (section 6.2.3)
 MAX_SEQUENCE_NUMBER = (1 << 64) - 1
 HANDSHAKE_HEADER_LENGTH = 4
+# The largest handshake message we buffer: a certificate chain of a few 4 KB certificates fits many times.
+MAX_HANDSHAKE_MESSAGE_LENGTH = 1 << 17
 
 
 def _version_meaning(value: int) -> str:
@@ -227,7 +234,7 @@ class HandshakeReassembler:
     wherever they like.  ``max_message_length`` bounds what a peer can make us buffer.
     """
 
-    def __init__(self, *, max_message_length: int = 1 << 17) -> None:
+    def __init__(self, *, max_message_length: int = MAX_HANDSHAKE_MESSAGE_LENGTH) -> None:
         self._buffer = bytearray()
         self._consumed = 0
         self.max_message_length = max_message_length
@@ -257,6 +264,25 @@ class HandshakeReassembler:
             self._consumed += total
             messages.append(ReassembledMessage(msg_type, raw[HANDSHAKE_HEADER_LENGTH:], raw))
         return messages
+
+
+def reassemble_handshake_messages(
+    fragments: Iterable[bytes], *, complete: bool = True, max_message_length: int = MAX_HANDSHAKE_MESSAGE_LENGTH
+) -> list[ReassembledMessage]:
+    """The whole handshake messages in ``fragments`` (handshake record plaintexts, in order).
+
+    The same :class:`HandshakeReassembler` a connection runs, for fragments already in hand: a recorded
+    flight, the handshake records of a transcript, or one concatenation of messages (``[data]``).  With
+    ``complete`` (the default) bytes left over after the last whole message are a DecodeError; with
+    ``complete=False`` they are ignored (a capture that stops mid-message).
+    """
+    reassembler = HandshakeReassembler(max_message_length=max_message_length)
+    messages = [message for fragment in fragments for message in reassembler.feed(fragment)]
+    if complete and reassembler.buffered:
+        raise DecodeError(
+            f"{reassembler.buffered} bytes after the last whole handshake message", field="handshake.length"
+        )
+    return messages
 
 
 # -- protection ---------------------------------------------------------------------------------
@@ -514,9 +540,6 @@ class RecordProtection:
 
 # -- one endpoint's record layer ------------------------------------------------------------------
 
-CHANGE_CIPHER_SPEC_BODY = b"\x01"
-
-
 @dataclass(frozen=True)
 class Received:
     """A record after unprotection: its content type and plaintext, the record as it arrived, and
@@ -545,8 +568,7 @@ class RecordLayer:
     and restart that direction's sequence number.  :class:`~handshake_lib.tls.connection.TLSConnection`
     uses the step-by-step methods (:meth:`next_record`, :meth:`unprotect`, :meth:`records_for`): it puts
     each record in its transcript before checking it, and consults its state table between reading a
-    ChangeCipherSpec and switching keys.  :meth:`receive` and :meth:`send` do the whole round for callers
-    that have no state table (tests, lessons).
+    ChangeCipherSpec and switching keys (:meth:`activate_pending_read`, :meth:`activate_pending_write`).
 
     ``fragment_size`` is the most plaintext we put in one record: 2^14, the limit, by default.  A
     smaller one cuts handshake messages across records, which every peer must reassemble (RFC 5246
@@ -596,18 +618,6 @@ class RecordLayer:
         self.read_protection.sequence_number = 0
         self._reader.protected = True
 
-    def receive(self, data: bytes) -> list[Received]:
-        """Feed bytes from the peer; returns every complete record, switching keys at ChangeCipherSpec."""
-        self.extend(data)
-        received = []
-        while (record := self.next_record()) is not None:
-            received.append(self.unprotect(record))
-            if record.content_type == ContentType.change_cipher_spec:
-                if received[-1].data != CHANGE_CIPHER_SPEC_BODY:
-                    raise DecodeError("ChangeCipherSpec must be the single byte 1", field="change_cipher_spec")
-                self.activate_pending_read()
-        return received
-
     # -- outgoing -------------------------------------------------------------------------------
     def records_for(self, content_type: int, data: bytes) -> list[Sent]:
         """``data`` cut into records of at most ``fragment_size`` bytes, each protected if keys are active.
@@ -630,15 +640,3 @@ class RecordLayer:
             raise UnexpectedMessage("cannot send ChangeCipherSpec before the keys are agreed")
         self.write_protection, self.pending_write = self.pending_write, None
         self.write_protection.sequence_number = 0
-
-    def send(self, content_type: int, data: bytes) -> bytes:
-        """Bytes to send for ``data`` (see :meth:`records_for`); a ChangeCipherSpec switches keys after it."""
-        if content_type == ContentType.change_cipher_spec and self.pending_write is None:
-            raise UnexpectedMessage("cannot send ChangeCipherSpec before the keys are agreed")
-        out = b"".join(sent.wire for sent in self.records_for(content_type, data))
-        if content_type == ContentType.change_cipher_spec:
-            self.activate_pending_write()
-        return out
-
-    def send_change_cipher_spec(self) -> bytes:
-        return self.send(ContentType.change_cipher_spec, CHANGE_CIPHER_SPEC_BODY)

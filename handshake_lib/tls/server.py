@@ -10,7 +10,8 @@ then handled here:
   suite (:func:`~handshake_lib.tls.negotiation.choose_cipher_suite`, server preference by default, as
   OpenSSL servers do; nothing shared: ``handshake_failure``), and the extensions to answer
   (:func:`~handshake_lib.tls.negotiation.server_extensions`, which answers ``encrypt_then_mac`` only
-  when the client asked and the suite is CBC).  Send ServerHello, Certificate, ServerHelloDone.
+  when the client asked and the suite is CBC).  The row's flight follows: ServerHello, Certificate,
+  ServerHelloDone, each built by its sender.
 * **ClientKeyExchange**: decrypt the pre-master secret with
   :func:`~handshake_lib.tls.rsa_kx.decrypt_pre_master_secret`, which never says whether decryption
   worked (Bleichenbacher's countermeasure): a bad ciphertext just gives a random pre-master secret,
@@ -24,23 +25,22 @@ No session IDs, tickets or renegotiation: every connection is a full handshake.
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..errors import DecryptError, HandshakeFailure
+from ..errors import HandshakeFailure
 from . import prf as prf_module
 from . import rsa_kx
 from .connection import (
     DEFAULT_SERVER_SUITES,
     RSA_SUITES,
-    Event,
     FinishedVerifyData,
     KeyLogWriter,
     RandomBytes,
+    ReceiverKey,
     TLSConnection,
     check_rsa_private_key,
 )
@@ -50,8 +50,6 @@ from .messages import (
     Certificate,
     ClientHello,
     ClientKeyExchange,
-    Finished,
-    HandshakeMessage,
     ServerHello,
     ServerHelloDone,
 )
@@ -59,7 +57,7 @@ from .negotiation import choose_cipher_suite as default_choose_cipher_suite
 from .negotiation import choose_version, server_extensions
 from .record import MAX_PLAINTEXT_LENGTH, RecordMac
 from .record import record_mac as default_record_mac
-from .states import Input, Transition
+from .states import Input
 from .suites import suite_params
 
 __all__ = ["TLSServer", "DEFAULT_SERVER_SUITES"]
@@ -118,14 +116,16 @@ class TLSServer(TLSConnection):
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
 
-    def _handle(self, row: Transition, message: HandshakeMessage, events: list[Event]) -> None:
-        if row.received is Input.client_hello:
-            self._on_client_hello(message)  # type: ignore[arg-type]
-        elif row.received is Input.client_key_exchange:
-            self._on_client_key_exchange(message)  # type: ignore[arg-type]
-        elif row.received is Input.finished:
-            self._on_finished(message)  # type: ignore[arg-type]
-            events.append(self._handshake_complete())
+    # The table's rows for the client's messages, and the messages it sends (``states.SERVER_TRANSITIONS``).
+    _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
+        Input.client_hello: "_on_client_hello",
+        Input.client_key_exchange: "_on_client_key_exchange",
+    }
+    _SENDERS: ClassVar[dict[str, str]] = {
+        "ServerHello": "_send_server_hello",
+        "Certificate": "_send_certificate",
+        "ServerHelloDone": "_send_server_hello_done",
+    }
 
     def _on_client_hello(self, hello: ClientHello) -> None:
         self.client_hello = hello
@@ -162,8 +162,15 @@ class TLSServer(TLSConnection):
             compression_method=0,
             extensions=extensions,
         )
+
+    def _send_server_hello(self) -> None:
+        assert self.server_hello is not None
         self._send_handshake(self.server_hello)
+
+    def _send_certificate(self) -> None:
         self._send_handshake(Certificate(self.certificate_chain))
+
+    def _send_server_hello_done(self) -> None:
         self._send_handshake(ServerHelloDone())
 
     def _on_client_key_exchange(self, message: ClientKeyExchange) -> None:
@@ -172,10 +179,3 @@ class TLSServer(TLSConnection):
             message.encrypted_pre_master_secret, self.private_key, self.client_hello.legacy_version, self._random_bytes
         )
         self._install_keys(pre_master)
-
-    def _on_finished(self, finished: Finished) -> None:
-        expected = self._finished_verify_data("client finished", self._messages_before_current)
-        if not hmac.compare_digest(expected, finished.verify_data):
-            raise DecryptError("the client's Finished verify_data does not match our transcript")
-        self._send_change_cipher_spec()
-        self._send_handshake(Finished(self._finished_verify_data("server finished", bytes(self._handshake_messages))))

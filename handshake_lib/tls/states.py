@@ -25,18 +25,34 @@ The full handshake with RSA key exchange, as the tables below encode it::
     Application Data             <------->               Application Data   (CONNECTED)
 
 The client's states mirror the server's flights: WAIT_SERVER_HELLO, WAIT_CERTIFICATE,
-WAIT_SERVER_HELLO_DONE, then WAIT_CHANGE_CIPHER_SPEC (where a NewSessionTicket may also come, but only
-when the server agreed to ``session_ticket``: the one condition the table cannot express, checked by
-the client code) and WAIT_FINISHED.
+WAIT_SERVER_HELLO_DONE, then WAIT_CHANGE_CIPHER_SPEC and WAIT_FINISHED.
+
+The table drives the code.  :class:`~handshake_lib.tls.connection.TLSConnection` looks every input up
+here, runs the handler the row's input names (``ServerHello`` -> check what the server chose), sends the
+row's ``send`` column in order, each message built by the sender of that name, checks that what went
+out is exactly that column (anything else is a bug: ``InternalError``), and only then moves to the row's
+``target``: the one place a handshake state changes.  What RFC 5246 allows outside the plain flights is
+a row too, rather than an exception written in code:
+
+* NewSessionTicket (RFC 5077) in WAIT_CHANGE_CIPHER_SPEC has a *guard*, as the RST of RFC 9293 note 1
+  has in :mod:`handshake_lib.tcp.states`: the row applies only while :attr:`Guard.ticket_expected`
+  holds (the server agreed to ``session_ticket`` and sent no ticket yet); otherwise the message is
+  ``unexpected_message`` like any other missing row.
+* HelloRequest in CONNECTED: a client may decline renegotiation (section 7.4.1.1); we answer with the
+  warning alert ``no_renegotiation`` (RFC 5746 section 4.5), a row with something to send.
+* Application data in CLOSED: after our close_notify, what the peer still sends is discarded (section
+  7.2.1).
 
 Alerts are not in the tables: a fatal alert ends the connection in any state, and ``close_notify``
 closes it (``CLOSED``).  A connection that detected an error is in ``ERROR`` and refuses further use.
-This module only holds the tables; :mod:`handshake_lib.tls.client` and :mod:`handshake_lib.tls.server`
-enforce them, and the notebooks draw them with :func:`diagram_rows`.
+This module only holds the tables; :mod:`handshake_lib.tls.connection` and its two roles
+(:mod:`~handshake_lib.tls.client`, :mod:`~handshake_lib.tls.server`) follow them, and the notebooks
+draw them with :func:`diagram_rows`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
@@ -47,10 +63,12 @@ __all__ = [
     "Role",
     "State",
     "Input",
+    "Guard",
     "Transition",
     "CLIENT_TRANSITIONS",
     "SERVER_TRANSITIONS",
     "TABLES",
+    "INITIAL_STATE",
     "transition_for",
     "allowed_inputs",
     "diagram_rows",
@@ -79,6 +97,7 @@ class Input(Enum):
     """What can happen: the application's ``start``, or a message received from the peer."""
 
     start = "start()"
+    hello_request = "HelloRequest"
     client_hello = "ClientHello"
     server_hello = "ServerHello"
     certificate = "Certificate"
@@ -90,20 +109,32 @@ class Input(Enum):
     application_data = "ApplicationData"
 
 
+class Guard(Enum):
+    """A condition a row needs besides its state and input; values are what the diagrams print."""
+
+    ticket_expected = "session_ticket agreed, no ticket yet"
+
+
 @dataclass(frozen=True)
 class Transition:
-    """One row: in ``source``, on ``received``, send ``send`` (in order) and go to ``target``."""
+    """One row: in ``source``, on ``received`` (if ``when`` holds), send ``send`` in order, go to ``target``.
+
+    ``send`` names what goes out: handshake messages and ChangeCipherSpec by their names, an alert as
+    ``Alert(<description>)``.  ``when`` is None for a row that needs nothing but its state and input.
+    """
 
     source: State
     received: Input
     target: State
     send: tuple[str, ...] = ()
     note: str = ""
+    when: Guard | None = None
 
     @property
     def label(self) -> str:
         """``ServerHelloDone / ClientKeyExchange, ChangeCipherSpec, Finished``: the arrow's text."""
-        return f"{self.received.value} / {', '.join(self.send)}" if self.send else self.received.value
+        event = f"{self.received.value} [{self.when.value}]" if self.when is not None else self.received.value
+        return f"{event} / {', '.join(self.send)}" if self.send else event
 
 
 _C, _I = State, Input
@@ -121,11 +152,20 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
         _C.WAIT_CHANGE_CIPHER_SPEC,
         _I.new_session_ticket,
         _C.WAIT_CHANGE_CIPHER_SPEC,
-        note="only when session_ticket was agreed, and only once",
+        note="RFC 5077: only when session_ticket was agreed, and only once",
+        when=Guard.ticket_expected,
     ),
     Transition(_C.WAIT_CHANGE_CIPHER_SPEC, _I.change_cipher_spec, _C.WAIT_FINISHED, note="server keys on"),
     Transition(_C.WAIT_FINISHED, _I.finished, _C.CONNECTED, note="check verify_data"),
     Transition(_C.CONNECTED, _I.application_data, _C.CONNECTED),
+    Transition(
+        _C.CONNECTED,
+        _I.hello_request,
+        _C.CONNECTED,
+        ("Alert(no_renegotiation)",),
+        note="RFC 5246 7.4.1.1: a client may decline renegotiation; RFC 5746 4.5: with this warning",
+    ),
+    Transition(_C.CLOSED, _I.application_data, _C.CLOSED, note="after our close_notify: discarded (7.2.1)"),
 )
 
 SERVER_TRANSITIONS: tuple[Transition, ...] = (
@@ -142,36 +182,56 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
     Transition(_C.WAIT_CHANGE_CIPHER_SPEC, _I.change_cipher_spec, _C.WAIT_FINISHED, note="client keys on"),
     Transition(_C.WAIT_FINISHED, _I.finished, _C.CONNECTED, ("ChangeCipherSpec", "Finished"), note="check verify_data"),
     Transition(_C.CONNECTED, _I.application_data, _C.CONNECTED),
+    Transition(_C.CLOSED, _I.application_data, _C.CLOSED, note="after our close_notify: discarded (7.2.1)"),
 )
 
+
+def _index(rows: tuple[Transition, ...]) -> dict[tuple[State, Input], Transition]:
+    # One row per (state, input), guarded or not, so that a lookup is a function of state, input and guards.
+    table: dict[tuple[State, Input], Transition] = {}
+    for row in rows:
+        if (row.source, row.received) in table:  # pragma: no cover - guards edits to the tables
+            raise AssertionError(f"two rows for {row.received.value} in {row.source.value}")
+        table[(row.source, row.received)] = row
+    return table
+
+
 TABLES: dict[str, dict[tuple[State, Input], Transition]] = {
-    "client": {(row.source, row.received): row for row in CLIENT_TRANSITIONS},
-    "server": {(row.source, row.received): row for row in SERVER_TRANSITIONS},
+    "client": _index(CLIENT_TRANSITIONS),
+    "server": _index(SERVER_TRANSITIONS),
 }
 INITIAL_STATE: dict[str, State] = {"client": State.IDLE, "server": State.WAIT_CLIENT_HELLO}
 
 
-def transition_for(role: Role, state: State, received: Input) -> Transition:
-    """The row for ``received`` in ``state``; UnexpectedMessage when the table has none."""
-    try:
-        return TABLES[role][(state, received)]
-    except KeyError:
-        expected = " or ".join(i.value for i in allowed_inputs(role, state)) or "nothing"
-        raise UnexpectedMessage(
-            f"{received.value} is not allowed in {role} state {state.value} (expected {expected})"
-        ) from None
+def transition_for(role: Role, state: State, received: Input, guards: Collection[Guard] = ()) -> Transition:
+    """The row for ``received`` in ``state``; UnexpectedMessage when the table has none.
+
+    ``guards`` are the conditions that hold now; a guarded row applies only when its guard is among them.
+    """
+    row = TABLES[role].get((state, received))
+    if row is None:
+        expected = " or ".join(i.value for i in allowed_inputs(role, state, guards)) or "nothing"
+        raise UnexpectedMessage(f"{received.value} is not allowed in {role} state {state.value} (expected {expected})")
+    if row.when is not None and row.when not in guards:
+        raise UnexpectedMessage(f"{received.value} is allowed in {role} state {state.value} only when {row.when.value}")
+    return row
 
 
-def allowed_inputs(role: Role, state: State) -> list[Input]:
-    """What the ``role`` table accepts in ``state``, in table order."""
-    return [row.received for row in TABLES[role].values() if row.source is state]
+def allowed_inputs(role: Role, state: State, guards: Collection[Guard] | None = None) -> list[Input]:
+    """What the ``role`` table accepts in ``state``, in table order (guarded rows only if ``guards`` allow,
+    when ``guards`` is given)."""
+    return [
+        row.received
+        for row in TABLES[role].values()
+        if row.source is state and (guards is None or row.when is None or row.when in guards)
+    ]
 
 
 def diagram_rows(role: Role, *, complete: bool = False) -> list[tuple[str, str, str]]:
     """(source, label, target) rows for a state diagram of ``role``'s table.
 
-    Rows whose source and target are the same state (application data, NewSessionTicket) do not draw
-    as arrows and are left out unless ``complete``.
+    Rows whose source and target are the same state (application data, NewSessionTicket, HelloRequest)
+    do not draw as arrows and are left out unless ``complete``.
     """
     rows = CLIENT_TRANSITIONS if role == "client" else SERVER_TRANSITIONS
     if role not in ("client", "server"):

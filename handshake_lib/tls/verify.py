@@ -11,9 +11,18 @@ leaf's key mean "only that server can read it".
 
 We do not hand-roll this: ``cryptography.x509.verification`` (a Rust implementation of the Web PKI
 profile of RFC 5280 and the CA/Browser Forum rules) builds and checks the chain.  What this module
-adds is the translation of its verdict into the alert a real TLS client sends (OpenSSL's
-``ssl_x509err2alert``): no path to a trusted root -> ``unknown_ca``; outside the validity period ->
-``certificate_expired``; wrong name or anything else -> ``bad_certificate``.
+adds is the alert a real TLS client sends (OpenSSL's ``ssl_x509err2alert``) when the verdict is no.
+``cryptography`` says *that* the chain failed (one ``VerificationError`` type, with a message meant for
+people), not why, so a refused chain goes through our own checks, in the order OpenSSL meets the same
+problems, and each one raises its own exception class (:mod:`handshake_lib.errors`):
+
+1. no presented certificate is a trust anchor or signed by one: :class:`UnknownCA` (``unknown_ca``);
+2. a certificate past its notAfter: :class:`CertificateExpired` (``certificate_expired``); one before
+   its notBefore: :class:`BadCertificate` (OpenSSL says ``bad_certificate`` for "not yet valid");
+3. a leaf whose extendedKeyUsage leaves out serverAuth: :class:`UnsupportedCertificate`;
+4. a leaf that verifies for a name it carries but not for the one we wanted: :class:`BadCertificate`;
+5. anything else: :class:`CertificateUnknown` (``certificate_unknown``, OpenSSL's default), with
+   ``cryptography``'s own words in the message for the learner.
 
 Parsing a CA file is not free (the system bundle holds ~140 roots: about a millisecond), and a
 notebook or benchmark may open hundreds of connections with the same file, so parsed files are kept
@@ -32,9 +41,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, Store, VerificationError
 
-from ..errors import CertificateError, TLSAlert
+from ..errors import (
+    BadCertificate,
+    CertificateError,
+    CertificateExpired,
+    CertificateUnknown,
+    UnknownCA,
+    UnsupportedCertificate,
+)
 
 __all__ = ["load_trust_store", "verify_server_chain", "subject_for", "clear_trust_store_cache"]
 
@@ -97,13 +115,79 @@ def subject_for(server_name: str) -> DNSName | IPAddress:
         return DNSName(server_name.rstrip("."))
 
 
-def _alert_for(message: str) -> TLSAlert:
-    text = message.lower()
-    if "expired" in text or "validation time" in text or "validity" in text:
-        return TLSAlert.certificate_expired
-    if "candidates exhausted" in text or "issuer" in text or "no valid chain" in text or "self-signed" in text:
-        return TLSAlert.unknown_ca
-    return TLSAlert.bad_certificate
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Does ``issuer``'s name and key sign ``cert``?  (Two CAs may share a name: the signature decides.)"""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _anchored(chain: Sequence[x509.Certificate], trust_anchors: Sequence[x509.Certificate]) -> bool:
+    """Is some presented certificate a trust anchor, or signed by one?"""
+    return any(cert in trust_anchors or any(_issued_by(cert, a) for a in trust_anchors) for cert in chain)
+
+
+def _names_on(leaf: x509.Certificate) -> list[DNSName | IPAddress]:
+    """The subjectAltName entries the verifier could match (DNS names and IP addresses)."""
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    dns = [DNSName(name) for name in names.get_values_for_type(x509.DNSName) if "*" not in name]
+    return [*dns, *(IPAddress(address) for address in names.get_values_for_type(x509.IPAddress))]
+
+
+def _serves_tls(leaf: x509.Certificate) -> bool:
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True  # no extendedKeyUsage: any purpose (RFC 5280 section 4.2.1.12)
+    return ExtendedKeyUsageOID.SERVER_AUTH in usages
+
+
+def _refusal(
+    chain: Sequence[x509.Certificate],
+    server_name: str,
+    trust_anchors: Sequence[x509.Certificate],
+    now: datetime,
+    verifier_said: str,
+) -> CertificateError:
+    """Why a chain the verifier refused is wrong, as the exception class of the alert to send."""
+    if not _anchored(chain, trust_anchors):
+        return UnknownCA(
+            f"certificate for {server_name!r} did not validate: no certificate in the chain is trusted or issued "
+            f"by a trusted CA (issuer {chain[-1].issuer.rfc4514_string()!r})"
+        )
+    for position, cert in enumerate(chain):
+        which = "the server's certificate" if position == 0 else f"chain certificate {position}"
+        if now > cert.not_valid_after_utc:
+            return CertificateExpired(
+                f"certificate for {server_name!r} did not validate: {which} expired on "
+                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+            )
+        if now < cert.not_valid_before_utc:
+            return BadCertificate(
+                f"certificate for {server_name!r} did not validate: {which} is not valid before "
+                f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+            )
+    leaf = chain[0]
+    if not _serves_tls(leaf):
+        return UnsupportedCertificate(
+            f"certificate for {server_name!r} did not validate: its extendedKeyUsage does not include serverAuth"
+        )
+    builder = PolicyBuilder().store(Store(list(trust_anchors))).time(now)
+    for name in _names_on(leaf):
+        try:
+            builder.build_server_verifier(name).verify(leaf, list(chain[1:]))
+        except VerificationError:
+            continue
+        carried = ", ".join(str(n.value) for n in _names_on(leaf))
+        return BadCertificate(
+            f"certificate for {server_name!r} did not validate: it is for {carried}, not {server_name!r}"
+        )
+    return CertificateUnknown(f"certificate for {server_name!r} did not validate: {verifier_said}")
 
 
 def verify_server_chain(
@@ -115,19 +199,23 @@ def verify_server_chain(
 ) -> list[x509.Certificate]:
     """Validate ``chain`` (leaf first, as sent) for ``server_name``; return the path to the trusted root.
 
-    Raises :class:`~handshake_lib.errors.CertificateError` whose ``tls_alert`` is the alert to send.
+    Raises a :class:`~handshake_lib.errors.CertificateError` subclass named after the alert to send
+    (:class:`~handshake_lib.errors.UnknownCA`, :class:`~handshake_lib.errors.CertificateExpired`...).
     """
     if not chain:
-        raise CertificateError("the server sent no certificate")
+        raise BadCertificate("the server sent no certificate")
     if not trust_anchors:
-        error = CertificateError("no trusted certificates to validate against (pass cafile= or verify=False)")
-        error.tls_alert = TLSAlert.unknown_ca
-        raise error
-    builder = PolicyBuilder().store(Store(list(trust_anchors))).time(now or datetime.now(UTC))
+        raise UnknownCA("no trusted certificates to validate against (pass cafile= or verify=False)")
+    when = now or datetime.now(UTC)
+    if when.tzinfo is None:  # a naive time is taken as UTC, as cryptography's verifier does
+        when = when.replace(tzinfo=UTC)
+    builder = PolicyBuilder().store(Store(list(trust_anchors))).time(when)
     verifier = builder.build_server_verifier(subject_for(server_name))
     try:
         return list(verifier.verify(chain[0], list(chain[1:])))
     except VerificationError as exc:
-        error = CertificateError(f"certificate for {server_name!r} did not validate: {exc}")
-        error.tls_alert = _alert_for(str(exc))
-        raise error from None
+        try:
+            refusal = _refusal(chain, server_name, trust_anchors, when, str(exc))
+        except ValueError as parse_error:  # cryptography parses lazily: a garbled field fails only when read
+            refusal = BadCertificate(f"certificate for {server_name!r} does not parse: {parse_error}")
+        raise refusal from None
