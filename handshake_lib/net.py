@@ -526,3 +526,173 @@ def openssl_server(
                 files,
                 server_name,
             )
+
+
+# == BEGIN raw ClientHello exchange and long-lived peers (issue 7, helper "hello") ==================
+# One block, moved as a whole by the coordinator when net.py becomes a package.  Lessons 02 and 03 send
+# bytes no library code has checked (a learner's hello, a wrong length on purpose) and show what a real
+# server answered; `send_client_hello` is the socket side of that: the reading is the sans-I/O
+# `tls.flight.FirstFlightReader`, driven by `run_connection` (the one loop with deadlines).
+# `BackgroundPeer` keeps a peer from a context manager (e.g. `openssl_server`) running across notebook
+# cells, and still stops it: on `stop()`, when it is garbage collected, or at interpreter exit.
+# `openssl_fetch` is OpenSSL's client (Python `ssl`) fetching one page, with a deadline.
+import weakref  # noqa: E402 - imports of this block stay in it, so that it moves as a whole
+from typing import Generic, TypeVar  # noqa: E402
+
+if TYPE_CHECKING:
+    from .tls.flight import ServerAnswer
+
+_PeerT = TypeVar("_PeerT")
+
+
+def send_client_hello(
+    host: str,
+    port: int,
+    client_hello: bytes,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_answer_bytes: int | None = None,
+    server: SSLServer | None = None,
+) -> ServerAnswer:
+    """Send ``client_hello`` (a handshake message, header and body) in records, exactly as given; read the answer.
+
+    Reads until the server's ServerHelloDone, an alert, its close, ``max_answer_bytes`` (default
+    :data:`~handshake_lib.tls.flight.MAX_ANSWER_BYTES`) or ``timeout`` for the whole exchange; a
+    timeout or a failed read is reported in ``answer.problem``, never raised.  Connecting can raise
+    :class:`OSError` (:class:`~handshake_lib.errors.ConnectionTimeout` when it takes too long).  When
+    ``server`` is the :class:`SSLServer` listening there, and it refused the hello, the reason OpenSSL
+    logged on its side goes into ``answer.openssl_error``.
+    """
+    from .tls.flight import MAX_ANSWER_BYTES, FirstFlightReader, handshake_records  # net imports tls lazily
+
+    deadline = time.monotonic() + timeout
+    records = handshake_records(bytes(client_hello))
+    reader = FirstFlightReader(records, max_bytes=MAX_ANSWER_BYTES if max_answer_bytes is None else max_answer_bytes)
+    seen = len(server.connections) if server is not None else 0
+    with connect(host, port, timeout=timeout) as sock:
+        sock.sendall(records)
+        # Nothing more will come from us: say so, so that a hello whose lengths promise more bytes than
+        # were sent ends at once (the server sees the end of the stream) instead of at the timeout.  A
+        # good hello is unaffected: the server answers it before it reads again.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        try:
+            run_connection(reader, sock, until=lambda _answer: True, timeout=max(deadline - time.monotonic(), 0.001))
+        except ConnectionTimeout:
+            reader.answer.problem = "no complete answer before the timeout"
+        except OSError as error:  # a reset right after an alert is common; anything else is reported
+            if not reader.answer.received:
+                reader.answer.problem = f"the connection failed: {error}"
+    answer = reader.answer
+    if server is not None and not answer.complete:
+        answer.openssl_error = ssl_server_error(server, seen, wait=min(0.5, max(deadline - time.monotonic(), 0)))
+    return answer
+
+
+def ssl_server_error(server: SSLServer, index: int, *, wait: float = 0.5) -> str:
+    """Why ``server`` ended its connection number ``index``, in OpenSSL's words ("" if it did not say).
+
+    The server thread records the error just after sending its alert, so this waits up to ``wait`` s.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        if len(server.connections) > index and server.connections[index].error is not None:
+            error = server.connections[index].error
+            return str(getattr(error, "reason", None) or error)
+        if time.monotonic() >= deadline:
+            return ""
+        time.sleep(0.005)
+
+
+class BackgroundPeer(Generic[_PeerT]):
+    """A peer from a context manager, kept running across notebook cells, yet always stopped.
+
+    ``start`` makes the context manager (for example ``lambda: openssl_server("AES128-SHA")``); it is
+    entered on the first :meth:`get`, and left by :meth:`stop`, when this object is garbage collected,
+    or at interpreter exit (a kernel restart), whichever comes first.  :meth:`get` after :meth:`stop`
+    starts a fresh one.  A widget holds one of these instead of closing itself to stop its server.
+    """
+
+    def __init__(self, start: Callable[[], contextlib.AbstractContextManager[_PeerT]]) -> None:
+        self._start = start
+        self._lock = threading.Lock()
+        self._peer: _PeerT | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._peer is not None
+
+    def get(self) -> _PeerT:
+        """The running peer (started now if it is not running)."""
+        with self._lock:
+            if self._peer is None:
+                stack = contextlib.ExitStack()
+                self._peer = stack.enter_context(self._start())
+                # weakref.finalize runs at garbage collection or, at the latest, at interpreter exit.
+                self._finalizer = weakref.finalize(self, stack.close)
+            return self._peer
+
+    def stop(self) -> None:
+        """Stop the peer (idempotent)."""
+        with self._lock:
+            finalizer, self._finalizer, self._peer = self._finalizer, None, None
+        if finalizer is not None:
+            finalizer()
+
+
+@dataclass
+class OpenSSLFetch:
+    """What OpenSSL's client (Python ``ssl``) saw fetching ``/``: the cipher it negotiated, the page, or why not."""
+
+    cipher: str = ""  # as SSLSocket.cipher() names it (OpenSSL's name)
+    page: bytes = b""  # the body of the response
+    error: str = ""  # OpenSSL's reason when the handshake or the read failed
+
+
+def openssl_fetch(
+    host: str,
+    port: int,
+    *,
+    cafile: Path,
+    ciphers: str | None = None,
+    server_hostname: str = "localhost",
+    maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = 1 << 20,
+) -> OpenSSLFetch:
+    """GET ``/`` from ``host:port`` with OpenSSL's client, trusting ``cafile`` only; errors are reported, not raised.
+
+    ``timeout`` bounds the whole exchange; at most ``max_bytes`` of response are read.
+    """
+    deadline = time.monotonic() + timeout
+    context = ssl.create_default_context(cafile=str(cafile))
+    context.maximum_version = maximum_version
+    result = OpenSSLFetch()
+    try:
+        if ciphers is not None:
+            context.set_ciphers(ciphers)
+        with (
+            connect(host, port, timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=server_hostname) as tls,
+        ):
+            cipher = tls.cipher()
+            result.cipher = cipher[0] if cipher else ""
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {server_hostname}\r\nConnection: close\r\n\r\n".encode())
+            response = b""
+            while len(response) < max_bytes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConnectionTimeout(f"no complete response within {timeout} s")
+                tls.settimeout(remaining)
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                response += chunk
+            result.page = response[:max_bytes].partition(b"\r\n\r\n")[2]
+    except (ssl.SSLError, OSError) as error:  # ConnectionTimeout is an OSError too
+        result.error = str(getattr(error, "reason", None) or error)
+    return result
+
+
+# == END raw ClientHello exchange and long-lived peers (helper "hello") =============================
