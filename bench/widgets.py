@@ -1,8 +1,8 @@
 """How fast each lesson widget answers a change: the time from a slider move to the new picture.
 
 A widget callback runs in the kernel while the learner holds the mouse; above about 50 ms it feels
-sluggish, and continuous sliders queue up.  Lesson modules say what to time through a convention (see
-bench/README.md): each ``handshake_lib.lessons.<module>`` may define
+sluggish, and continuous sliders queue up.  What to time is said through a convention (see
+bench/README.md): each ``bench.cases.<module>``, named after the lesson module it times, defines
 
     BENCHMARKS: dict[str, Callable[[], Callable[[], object] | None]]
 
@@ -25,7 +25,8 @@ from collections.abc import Callable
 
 from .report import Measurement
 
-LESSONS_PACKAGE = "handshake_lib.lessons"
+CASES_PACKAGE = "bench.cases"
+LESSONS_PACKAGE = "handshake_lib.lessons"  # each of its modules should have a namesake in CASES_PACKAGE
 CALLBACK_TARGET_MS = 50.0
 DEFAULT_REPEAT = 50
 WARMUP_CALLS = 3
@@ -33,13 +34,20 @@ WARMUP_CALLS = 3
 Setup = Callable[[], "Callable[[], object] | None"]
 
 
-def discover(package_name: str = LESSONS_PACKAGE) -> tuple[list[tuple[str, str, Setup]], list[Measurement], list[str]]:
-    """Find every ``BENCHMARKS`` entry in the lesson modules.
+def discover(package_name: str = CASES_PACKAGE) -> tuple[list[tuple[str, str, Setup]], list[Measurement], list[str]]:
+    """Find every ``BENCHMARKS`` entry in the modules of ``bench.cases``.
 
     Returns (benchmarks as (module, name, setup), error rows for modules that fail to import, notes for
-    modules without benchmarks).
+    modules without benchmarks and for lesson modules that nothing times).
     """
     package = importlib.import_module(package_name)
+    lessons = importlib.import_module(LESSONS_PACKAGE)
+    timed = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    notes_untimed = [
+        f"{LESSONS_PACKAGE}.{info.name} has no {package_name}.{info.name} (see bench/README.md)"
+        for info in sorted(pkgutil.iter_modules(lessons.__path__), key=lambda info: info.name)
+        if not info.name.startswith("_") and info.name not in timed
+    ]
     found: list[tuple[str, str, Setup]] = []
     errors: list[Measurement] = []
     notes: list[str] = []
@@ -59,7 +67,7 @@ def discover(package_name: str = LESSONS_PACKAGE) -> tuple[list[tuple[str, str, 
             continue
         for name, setup in benchmarks.items():
             found.append((module_info.name, name, setup))
-    return found, errors, notes
+    return found, errors, notes + notes_untimed
 
 
 def percentile(samples: list[float], fraction: float) -> float:

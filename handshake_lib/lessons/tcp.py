@@ -22,8 +22,7 @@ Nothing here simulates or decodes: it only arranges what :mod:`handshake_lib.tcp
 from __future__ import annotations
 
 import html
-import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from ..viz.figures import axes_for, figure_svg
 from ..viz.hexview import HexView
 from ..viz.sequence import draw_sequence
 from ..viz.statediagram import draw_state_diagram
+from ..viz.widget import ControlledWidget
 
 __all__ = [
     "CaptureExplorer",
@@ -92,7 +92,7 @@ def handshake_summary(result: HandshakeResult) -> str:
     return "\n".join(lines)
 
 
-class HandshakeReplay(widgets.VBox):
+class HandshakeReplay(ControlledWidget, widgets.VBox):
     """Replay the three-way handshake with a chosen delay and losses; see :meth:`update`."""
 
     def __init__(
@@ -124,18 +124,12 @@ class HandshakeReplay(widgets.VBox):
         self.result: HandshakeResult | None = None
         self.summary_text = ""
         self._extra_drop: tuple[int, ...] = tuple(i for i in drop if i >= _DROPPABLE)
-        self._holding = False
         controls = widgets.VBox(
             [self.delay_slider, self.drop_select, self.loss_slider, self.seed_box, self.simultaneous_box]
         )
         super().__init__([controls, self.image, self.summary])
-        for control in (self.delay_slider, self.drop_select, self.loss_slider, self.seed_box, self.simultaneous_box):
-            control.observe(self._on_change, names="value")
+        self.watch(self.delay_slider, self.drop_select, self.loss_slider, self.seed_box, self.simultaneous_box)
         self.update()
-
-    def _on_change(self, change: dict) -> None:
-        if not self._holding:
-            self.update()
 
     def update(
         self,
@@ -150,8 +144,7 @@ class HandshakeReplay(widgets.VBox):
 
         Called with no arguments it uses the controls' current values (that is the widget callback).
         """
-        self._holding = True  # setting several controls must not re-run the simulation each time
-        try:
+        with self.holding():  # setting several controls must not re-run the simulation each time
             if delay_ms is not None:
                 self.delay_slider.value = max(self.delay_slider.min, min(self.delay_slider.max, int(delay_ms)))
             if drop is not None:
@@ -164,8 +157,6 @@ class HandshakeReplay(widgets.VBox):
                 self.seed_box.value = seed
             if simultaneous is not None:
                 self.simultaneous_box.value = simultaneous
-        finally:
-            self._holding = False
         result = simulate_handshake(
             seed=self.seed_box.value,
             one_way_delay=self.delay_slider.value / 1000,
@@ -200,7 +191,7 @@ def _segment_label(number: int, captured: CapturedSegment, start: float) -> str:
     )
 
 
-class CaptureExplorer(widgets.VBox):
+class CaptureExplorer(ControlledWidget, widgets.VBox):
     """The TCP segments of a capture, and an annotated hex view of the chosen frame; see :meth:`select`."""
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -221,15 +212,18 @@ class CaptureExplorer(widgets.VBox):
         )
         self.hexview: HexView | None = None
         self.hex_box = widgets.VBox()
-        self._selecting = False  # set while select() moves the list, whose observer would select again
         super().__init__([self.heading, self.segment_list, self.hex_box])
-        self.segment_list.observe(self._on_change, names="value")
+        self.watch(self.segment_list)
         if self.segments:
             self.select(0)
 
-    def _on_change(self, change: dict) -> None:
-        if change["new"] is not None and not self._selecting:
+    def changed(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
             self.select(change["new"])
+
+    def update(self) -> HexView | None:
+        """Show the segment chosen in the list."""
+        return self.select(self.segment_list.value) if self.segment_list.value is not None else None
 
     def select(self, index: int, field: str = "tcp.flags") -> HexView | None:
         """Show segment ``index`` (0-based) in the hex view, with ``field`` chosen in it."""
@@ -246,11 +240,8 @@ class CaptureExplorer(widgets.VBox):
         # Keep the list in step when called from code; the guard stops the list's observer from building
         # a second hex view for the same selection (a 1500-byte frame costs milliseconds to render).
         if self.segment_list.value != index:
-            self._selecting = True
-            try:
+            with self.holding():
                 self.segment_list.value = index
-            finally:
-                self._selecting = False
         return self.hexview
 
 
@@ -267,45 +258,3 @@ def state_machine_picture(
     return draw_state_diagram(
         diagram_rows(complete=complete), positions=DIAGRAM_POSITIONS, highlight=[str(p) for p in path], ax=ax
     )
-
-
-# -- benchmarks (read by `make bench`, see bench/README.md) ----------------------------------------------
-def _bench_replay_delay() -> Any:
-    replay = handshake_replay()
-    delays = itertools.cycle(range(10, 500, 7))  # a learner dragging the delay slider
-    return lambda: replay.update(delay_ms=next(delays))
-
-
-def _bench_replay_loss() -> Any:
-    replay = handshake_replay()
-    seeds = itertools.count()  # random loss, a new seed each time: the heaviest redraws
-    return lambda: replay.update(loss_rate=0.3, seed=next(seeds))
-
-
-def _bench_replay_simultaneous() -> Any:
-    replay = handshake_replay()
-    flips = itertools.cycle([True, False])
-    return lambda: replay.update(simultaneous=next(flips))
-
-
-def _bench_explorer_select() -> Any:
-    explorer = capture_explorer()
-    indices = itertools.cycle(range(len(explorer.segments)))
-    return lambda: explorer.select(next(indices))
-
-
-def _bench_hexview_select() -> Any:
-    explorer = capture_explorer()
-    view = explorer.hexview
-    assert view is not None
-    indices = itertools.cycle(range(len(view.spans)))
-    return lambda: view.select(next(indices))
-
-
-BENCHMARKS: dict[str, Callable[[], Any]] = {
-    "handshake_replay.update(delay_ms)": _bench_replay_delay,
-    "handshake_replay.update(loss_rate, seed)": _bench_replay_loss,
-    "handshake_replay.update(simultaneous)": _bench_replay_simultaneous,
-    "capture_explorer.select": _bench_explorer_select,
-    "hexview.select": _bench_hexview_select,
-}

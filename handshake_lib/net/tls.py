@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .. import net
-from ..errors import ConnectionLost, Exchange, HandshakeError, ProtocolError
+from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError, ProtocolError
 from ..tls.client import TLSClient
 from ..tls.connection import (
     ApplicationData,
@@ -54,6 +54,7 @@ from ..tls.connection import (
     TLSConnection,
     TranscriptEntry,
 )
+from ..tls.flight import MAX_ANSWER_BYTES, FirstFlightReader, ServerAnswer, handshake_records
 from ..tls.keylog import append_line
 from ..tls.server import TLSServer
 
@@ -65,6 +66,7 @@ __all__ = [
     "TLSPageServer",
     "ServedConnection",
     "PAGE",
+    "send_client_hello",
 ]
 
 PAGE = (
@@ -373,3 +375,44 @@ class TLSPageServer(net.LoopbackServer):
                 driver.receive(min(deadline, time.monotonic() + 1.0))
         except (HandshakeError, ProtocolError, OSError) as error:
             record.error = error
+
+
+# -- raw ClientHello bytes to a real server ---------------------------------------------------------
+def send_client_hello(
+    host: str,
+    port: int,
+    client_hello: bytes,
+    *,
+    timeout: float = net.DEFAULT_TIMEOUT,
+    max_answer_bytes: int = MAX_ANSWER_BYTES,
+) -> ServerAnswer:
+    """Send ``client_hello`` (a handshake message, header and body) in records, exactly as given; read the answer.
+
+    Lessons 02 and 03 send bytes no library code has checked (a learner's hello, a wrong length on
+    purpose) and show what a real server answered.  The reading is the sans-I/O
+    :class:`~handshake_lib.tls.flight.FirstFlightReader`, driven by :func:`~handshake_lib.net.run_connection`
+    (the one loop with deadlines).  Reads until the server's ServerHelloDone, an alert, its close,
+    ``max_answer_bytes`` or ``timeout`` for the whole exchange; a timeout or a failed read is reported in
+    ``answer.problem``, never raised.  Connecting can raise :class:`OSError`
+    (:class:`~handshake_lib.errors.ConnectionTimeout` when it takes too long).
+    """
+    deadline = time.monotonic() + timeout
+    records = handshake_records(bytes(client_hello))
+    reader = FirstFlightReader(records, max_bytes=max_answer_bytes)
+    with net.connect(host, port, timeout=timeout) as sock:
+        sock.sendall(records)
+        # Nothing more will come from us: say so, so that a hello whose lengths promise more bytes than
+        # were sent ends at once (the server sees the end of the stream) instead of at the timeout.  A
+        # good hello is unaffected: the server answers it before it reads again.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        try:
+            net.run_connection(
+                reader, sock, until=lambda _answer: True, timeout=max(deadline - time.monotonic(), 0.001)
+            )
+        except ConnectionTimeout:
+            reader.answer.problem = "no complete answer before the timeout"
+        except OSError as error:  # a reset right after an alert is common; anything else is reported
+            if not reader.answer.received:
+                reader.answer.problem = f"the connection failed: {error}"
+    return reader.answer

@@ -30,10 +30,55 @@ under ``REQUIRE_PEERS=1``).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
 from ..errors import HandshakeError
 
-__all__ = ["PeerUnavailable"]
+__all__ = ["PeerUnavailable", "BackgroundPeer"]
+
+_PeerT = TypeVar("_PeerT")
 
 
 class PeerUnavailable(HandshakeError):
     """The real implementation asked for is not installed here, or would not start."""
+
+
+class BackgroundPeer(Generic[_PeerT]):
+    """A peer from a context manager, kept running across notebook cells, yet always stopped.
+
+    ``start`` makes the context manager (for example ``lambda: openssl_server("AES128-SHA")``); it is
+    entered on the first :meth:`get`, and left by :meth:`stop`, when this object is garbage collected,
+    or at interpreter exit (a kernel restart), whichever comes first.  :meth:`get` after :meth:`stop`
+    starts a fresh one.  A widget holds one of these instead of closing itself to stop its server.
+    """
+
+    def __init__(self, start: Callable[[], contextlib.AbstractContextManager[_PeerT]]) -> None:
+        self._start = start
+        self._lock = threading.Lock()
+        self._peer: _PeerT | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._peer is not None
+
+    def get(self) -> _PeerT:
+        """The running peer (started now if it is not running)."""
+        with self._lock:
+            if self._peer is None:
+                stack = contextlib.ExitStack()
+                self._peer = stack.enter_context(self._start())
+                # weakref.finalize runs at garbage collection or, at the latest, at interpreter exit.
+                self._finalizer = weakref.finalize(self, stack.close)
+            return self._peer
+
+    def stop(self) -> None:
+        """Stop the peer (idempotent)."""
+        with self._lock:
+            finalizer, self._finalizer, self._peer = self._finalizer, None, None
+        if finalizer is not None:
+            finalizer()

@@ -36,18 +36,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..net import DEFAULT_TIMEOUT, LOOPBACK, LoopbackServer
+from ..errors import ConnectionTimeout
+from ..net import DEFAULT_TIMEOUT, LOOPBACK, LoopbackServer, connect
+from ..net.tls import send_client_hello
 from ..pki.builder import CoursePKI, ServerFiles
+from ..tls.flight import MAX_ANSWER_BYTES, ServerAnswer
 from ..tls.keylog import KeyLog, read_keylog
 from . import PeerUnavailable
 
 __all__ = [
     "DEFAULT_PAGE",
     "ConnectionOutcome",
+    "OpenSSLFetch",
     "OpenSSLProcess",
     "OpenSSLServer",
     "PythonSSLServer",
     "http_page_handler",
+    "openssl_fetch",
     "openssl_server",
     "s_server",
     "server_context",
@@ -123,6 +128,20 @@ class PythonSSLServer(LoopbackServer):
         except (OSError, ssl.SSLError) as error:  # the peer's fault, recorded for the test or lesson to read
             outcome.error = error
 
+    def error_of(self, index: int, *, wait: float = 0.5) -> str:
+        """Why this server ended its connection number ``index``, in OpenSSL's words ("" if it did not say).
+
+        The server thread records the error just after sending its alert, so this waits up to ``wait`` s.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            if len(self.connections) > index and self.connections[index].error is not None:
+                error = self.connections[index].error
+                return str(getattr(error, "reason", None) or error)
+            if time.monotonic() >= deadline:
+                return ""
+            time.sleep(0.005)
+
 
 def server_context(
     cert_path: Path,
@@ -191,6 +210,22 @@ class OpenSSLServer:
         """The master secret OpenSSL logged for the connection that used ``client_random``, if any."""
         return self.keylog().master_secret(client_random)
 
+    def send_client_hello(
+        self, client_hello: bytes, *, timeout: float = DEFAULT_TIMEOUT, max_answer_bytes: int = MAX_ANSWER_BYTES
+    ) -> ServerAnswer:
+        """Send any bytes as a ClientHello (:func:`handshake_lib.net.tls.send_client_hello`) and read the answer.
+
+        When OpenSSL refused the hello, the reason it logged on its side goes into ``answer.openssl_error``.
+        """
+        deadline = time.monotonic() + timeout
+        seen = len(self.server.connections)
+        answer = send_client_hello(
+            self.host, self.port, client_hello, timeout=timeout, max_answer_bytes=max_answer_bytes
+        )
+        if not answer.complete:
+            answer.openssl_error = self.server.error_of(seen, wait=min(0.5, max(deadline - time.monotonic(), 0)))
+        return answer
+
     @property
     def last_error(self) -> str | None:
         """Why OpenSSL ended its latest connection, in OpenSSL's words; None if it ended well (or none came)."""
@@ -198,6 +233,61 @@ class OpenSSLServer:
         if not connections or connections[-1].error is None:
             return None
         return str(connections[-1].error)
+
+
+# -- OpenSSL's client, fetching one page -----------------------------------------------------------
+@dataclass
+class OpenSSLFetch:
+    """What OpenSSL's client (Python ``ssl``) saw fetching ``/``: the cipher it negotiated, the page, or why not."""
+
+    cipher: str = ""  # as SSLSocket.cipher() names it (OpenSSL's name)
+    page: bytes = b""  # the body of the response
+    error: str = ""  # OpenSSL's reason when the handshake or the read failed
+
+
+def openssl_fetch(
+    host: str,
+    port: int,
+    *,
+    cafile: Path,
+    ciphers: str | None = None,
+    server_hostname: str = "localhost",
+    maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = 1 << 20,
+) -> OpenSSLFetch:
+    """GET ``/`` from ``host:port`` with OpenSSL's client, trusting ``cafile`` only; errors are reported, not raised.
+
+    ``timeout`` bounds the whole exchange; at most ``max_bytes`` of response are read.
+    """
+    deadline = time.monotonic() + timeout
+    context = ssl.create_default_context(cafile=str(cafile))
+    context.maximum_version = maximum_version
+    result = OpenSSLFetch()
+    try:
+        if ciphers is not None:
+            context.set_ciphers(ciphers)
+        with (
+            connect(host, port, timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=server_hostname) as tls,
+        ):
+            cipher = tls.cipher()
+            result.cipher = cipher[0] if cipher else ""
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {server_hostname}\r\nConnection: close\r\n\r\n".encode())
+            response = b""
+            while len(response) < max_bytes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConnectionTimeout(f"no complete response within {timeout} s")
+                tls.settimeout(remaining)
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                response += chunk
+            result.page = response[:max_bytes].partition(b"\r\n\r\n")[2]
+    except (ssl.SSLError, OSError) as error:  # ConnectionTimeout is an OSError too
+        result.error = str(getattr(error, "reason", None) or error)
+    return result
 
 
 @contextlib.contextmanager

@@ -1,0 +1,68 @@
+"""The live last step of exercises 02 and 03 (handshake_lib.peers.exercise_runs): a right answer ends in a
+real handshake with OpenSSL, a wrong one fails the way OpenSSL makes it fail."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from handshake_lib.peers.exercise_runs import run_learner_cipher_choice, run_learner_client_hello
+from handshake_lib.pki import CoursePKI
+from handshake_lib.tls.hello_explain import reference_client_hello
+from handshake_lib.tls.messages import ClientHello
+from handshake_lib.tls.negotiation import choose_cipher_suite
+
+
+@pytest.fixture(scope="module")
+def server_files():
+    with tempfile.TemporaryDirectory() as folder:
+        yield CoursePKI.create().write_server_files(Path(folder))
+
+
+def test_exercise_02_live_step_with_a_correct_encoder_fetches_the_page():
+    run = run_learner_client_hello(reference_client_hello)
+    assert run.answer.complete and run.page_arrived and b"Hello from OpenSSL" in run.body
+    assert run.cipher_suite == "TLS_RSA_WITH_AES_128_GCM_SHA256"
+    assert "HTTP 200" in run.summary()
+
+
+def test_exercise_02_live_step_with_wrong_encoders_fails_as_openssl_says():
+    def without_extensions(client_random, cipher_suites, server_name):
+        return ClientHello(random=client_random, cipher_suites=list(cipher_suites), extensions=[]).to_bytes()
+
+    def one_byte_short(client_random, cipher_suites, server_name):
+        return reference_client_hello(client_random, cipher_suites, server_name)[:-1]
+
+    run = run_learner_client_hello(without_extensions)
+    assert run.answer.alert_name == "handshake_failure" and not run.page_arrived
+    run = run_learner_client_hello(one_byte_short)
+    assert run.answer.alert_name == "decode_error" and "did not accept" in run.error
+    run = run_learner_client_hello(lambda *args: None)
+    assert "returned NoneType" in run.error
+    run = run_learner_client_hello(lambda *args: 1 / 0)
+    assert "raised ZeroDivisionError" in run.summary()
+
+
+@pytest.mark.parametrize(("prefer", "expected"), [("server", "AES256-GCM-SHA384"), ("client", "AES128-SHA")])
+def test_exercise_03_live_step_the_openssl_client_gets_the_rules_choice(server_files, prefer, expected):
+    run = run_learner_cipher_choice(
+        choose_cipher_suite, ["AES128-SHA", "AES256-GCM-SHA384"], prefer=prefer, files=server_files
+    )
+    assert run.openssl_cipher == expected and b"Hello from the Handshakes TLS server" in run.page
+    assert not run.server_error and not run.client_error
+
+
+def test_exercise_03_live_step_a_wrong_rule_ends_in_openssls_handshake_failure(server_files):
+    def wrong_rule(offered, supported, prefer="server"):
+        return supported[0]
+
+    run = run_learner_cipher_choice(wrong_rule, ["AES128-SHA"], files=server_files)
+    assert run.openssl_cipher == "" and "HANDSHAKE_FAILURE" in run.client_error
+    assert "chooser picked" in run.server_error
+
+
+def test_exercise_03_live_step_makes_its_own_keys_by_default():
+    run = run_learner_cipher_choice(choose_cipher_suite, ["AES128-GCM-SHA256"])
+    assert run.openssl_cipher == "AES128-GCM-SHA256" and not run.client_error
