@@ -33,6 +33,7 @@ from ..tls import rsa_kx
 from ..tls.messages import ClientKeyExchange, decode_handshake
 from ..tls.pair import InMemoryHandshake, PairKeys, handshake_in_memory
 from ..viz.hexview import HexView
+from ..viz.widget import ControlledWidget
 
 __all__ = ["CountermeasureDemo", "client_key_exchange_view", "countermeasure_demo", "padding_view"]
 
@@ -51,7 +52,7 @@ def client_key_exchange_view(encrypted_pre_master_secret: bytes) -> HexView:
     return HexView(raw, spans, title=f"ClientKeyExchange ({len(raw)} bytes)")
 
 
-class CountermeasureDemo(widgets.VBox):
+class CountermeasureDemo(ControlledWidget, widgets.VBox):
     """Bleichenbacher's countermeasure: tamper one ciphertext byte and watch the server; see :meth:`update`."""
 
     def __init__(self, *, byte_index: int = 40, mask: int = 0x01, keys: PairKeys | None = None) -> None:
@@ -69,15 +70,9 @@ class CountermeasureDemo(widgets.VBox):
         self.summary_text = ""
         self.check: rsa_kx.PaddingCheck | None = None
         self.result: InMemoryHandshake | None = None
-        self._holding = False
         super().__init__([widgets.HBox([self.byte_slider, self.mask_box]), self.verdict, self.block_box, self.steps])
-        for control in (self.byte_slider, self.mask_box):
-            control.observe(self._on_change, names="value")
+        self.watch(self.byte_slider, self.mask_box)
         self.update()
-
-    def _on_change(self, change: dict) -> None:
-        if not self._holding:
-            self.update()
 
     def update(self, *, byte_index: int | None = None, mask: int | None = None) -> InMemoryHandshake | None:
         """Set the byte and/or mask, tamper, re-run the handshake in memory and redraw; the widget callback."""
@@ -88,14 +83,11 @@ class CountermeasureDemo(widgets.VBox):
         if mask is not None and not 0 <= mask <= 255:
             self._say("The XOR mask is one byte: choose a value between 0 and 255.")
             return None
-        self._holding = True
-        try:
+        with self.holding():
             if byte_index is not None:
                 self.byte_slider.value = byte_index
             if mask is not None:
                 self.mask_box.value = mask
-        finally:
-            self._holding = False
         index, xor = self.byte_slider.value, self.mask_box.value
         sent: list[bytes] = []
 

@@ -31,6 +31,7 @@ from ..tls.key_schedule import DerivedKeys, derive_keys, recorded_handshake
 from ..tls.prf import hmac_digest
 from ..tls.suites import RSA_SUITE_NAMES, SuiteParams, key_block_layout
 from ..viz.figures import axes_for
+from ..viz.widget import ControlledWidget
 
 __all__ = ["KeyScheduleExplorer", "key_block_layout_html", "key_schedule_explorer", "p_hash_picture"]
 
@@ -127,7 +128,7 @@ def _empty_reason(name: str, params: SuiteParams) -> str:
     return "none"
 
 
-class KeyScheduleExplorer(widgets.VBox):
+class KeyScheduleExplorer(ControlledWidget, widgets.VBox):
     """Choose a suite and the master secret mode; see the derivation, the key block and OpenSSL's verdict."""
 
     def __init__(self, *, cipher: str = "AES128-GCM-SHA256", extended_master_secret: bool = True) -> None:
@@ -141,15 +142,9 @@ class KeyScheduleExplorer(widgets.VBox):
         self.layout_html = widgets.HTML()
         self.summary_text = ""
         self.derived: DerivedKeys | None = None
-        self._holding = False
         super().__init__([widgets.HBox([self.suite_menu, self.ems_box]), self.derivation, self.layout_html])
-        for control in (self.suite_menu, self.ems_box):
-            control.observe(self._on_change, names="value")
+        self.watch(self.suite_menu, self.ems_box)
         self.update()
-
-    def _on_change(self, change: dict) -> None:
-        if not self._holding:
-            self.update()
 
     def update(self, *, cipher: str | None = None, extended_master_secret: bool | None = None) -> DerivedKeys | None:
         """Set the suite and/or EMS, recompute from the recording, redraw; the widget callback."""
@@ -157,14 +152,11 @@ class KeyScheduleExplorer(widgets.VBox):
             self.summary_text = f"Unknown suite {cipher!r}: choose one of {', '.join(RSA_SUITE_NAMES)}."
             self.derivation.value = f"<i>{html.escape(self.summary_text)}</i>"
             return None
-        self._holding = True
-        try:
+        with self.holding():
             if cipher is not None:
                 self.suite_menu.value = cipher
             if extended_master_secret is not None:
                 self.ems_box.value = bool(extended_master_secret)
-        finally:
-            self._holding = False
         recording = recorded_handshake(self.suite_menu.value, self.ems_box.value)
         derived = derive_keys(recording)
         self.derived = derived
