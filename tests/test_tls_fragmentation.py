@@ -59,6 +59,9 @@ def test_fragment_size_cuts_records_and_is_bounded() -> None:
     for bad in (0, (1 << 14) + 1):
         with pytest.raises(ValueError, match="fragment_size"):
             RecordLayer(fragment_size=bad)
+    # The bounds themselves are allowed: one byte, and RFC 5246's 2^14.
+    largest = RecordLayer(fragment_size=1 << 14).records_for(ContentType.application_data, bytes((1 << 14) + 1))
+    assert [len(s.plaintext) for s in largest] == [1 << 14, 1]
 
 
 # -- core to core -------------------------------------------------------------------------------------

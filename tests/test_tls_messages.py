@@ -303,6 +303,11 @@ def _with_body(message_type: int, body: bytes) -> bytes:
 
 
 def test_record_overflow() -> None:
+    # RFC 5246 6.2.1 and 6.2.3: a plaintext fragment holds at most 2^14 bytes, a protected one 2^14 + 2048.
+    # Spelled out here, so a wrong constant in the library cannot make its own test pass.
+    assert (MAX_PLAINTEXT_LENGTH, MAX_CIPHERTEXT_LENGTH) == (2**14, 2**14 + 2048)
+    largest, _ = decode_record(TLSPlaintext(ContentType.application_data, 0x0303, bytes(2**14)).to_bytes())
+    assert len(largest.fragment) == 2**14
     big = TLSPlaintext(ContentType.application_data, 0x0303, bytes(MAX_PLAINTEXT_LENGTH + 1)).to_bytes()
     with pytest.raises(RecordOverflow):
         decode_record(big)
