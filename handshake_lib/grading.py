@@ -38,7 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +57,7 @@ __all__ = [
     "assignment_name",
     "assign",
     "normalise_student_notebook",
+    "exercise_text",
     "make_exercises",
     "build_autograders",
     "grade_submission",
@@ -202,9 +203,11 @@ def normalise_student_notebook(notebook: nbformat.NotebookNode, stem: str) -> nb
     return notebook
 
 
-def _write_notebook(notebook: nbformat.NotebookNode, path: Path) -> None:
+def exercise_text(assigned: AssignedNotebook) -> str:
+    """The exact text ``make_exercises`` writes to ``exercises/`` for one ``otter assign`` output."""
+    student = nbformat.read(assigned.student_notebook, as_version=4)
     # nbformat.writes sorts keys and indents by one space; the newline at the end is git's convention.
-    path.write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
+    return nbformat.writes(normalise_student_notebook(student, assigned.master.stem)) + "\n"
 
 
 def make_exercises(
@@ -220,9 +223,8 @@ def make_exercises(
     with tempfile.TemporaryDirectory(prefix="handshakes-assign-") as scratch:
         for master in master_notebooks(solutions_dir):
             assigned = assign(master, Path(scratch) / master.stem, run_tests=run_tests)
-            student = nbformat.read(assigned.student_notebook, as_version=4)
             target = exercises_dir / master.name
-            _write_notebook(normalise_student_notebook(student, master.stem), target)
+            target.write_text(exercise_text(assigned), encoding="utf-8")
             written.append(target)
     for stale in set(exercises_dir.glob("*.ipynb")) - set(written):
         stale.unlink()
@@ -267,8 +269,15 @@ def grade_submission(
     relative_name: str | None = None,
     assignment: str = "",
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    strict: bool = False,
 ) -> SubmissionScore:
-    """Grade one notebook with ``otter run`` (no container) on a private copy; the original is only read."""
+    """Grade one notebook with ``otter run`` (no container) on a private copy; the original is only read.
+
+    A learner's cell that raises is graded like otter does by default: execution goes on, and the tests
+    that depend on it fail.  ``strict`` (otter's ``--debug``) stops at the first cell that raises and
+    reports it as an ``error`` instead: the course's own notebooks (solutions, untouched exercises) must
+    never raise, and the tests grade them this way.
+    """
     score = SubmissionScore(file=relative_name or Path(submission).name, assignment=assignment)
     with tempfile.TemporaryDirectory(prefix="handshakes-grade-") as scratch:
         scratch_path = Path(scratch)
@@ -278,8 +287,10 @@ def grade_submission(
         results_dir = scratch_path / "results"
         results_dir.mkdir()
         try:
+            # --debug: otter executes with allow_errors=False, so the first cell that raises stops the run.
+            debug = ["--debug"] if strict else []
             run = _otter(
-                ["run", "--no-logo", "-a", str(autograder_zip), "-o", str(results_dir), str(copy)],
+                ["run", "--no-logo", *debug, "-a", str(autograder_zip), "-o", str(results_dir), str(copy)],
                 cwd=scratch_path,
                 timeout=timeout,
             )
@@ -310,12 +321,16 @@ def grade_folder(
     solutions_dir: Path = SOLUTIONS_DIR,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     jobs: int = 1,
+    autograders: Mapping[str, AssignedNotebook] | None = None,
+    strict: bool = False,
 ) -> list[SubmissionScore]:
     """Grade every ``.ipynb`` under ``submissions_dir`` and write one CSV row per notebook to ``out_csv``.
 
     Each notebook is matched to its assignment by the name otter stored in its metadata.  A notebook
     that cannot be graded (not one of the course's exercises, not valid JSON, too slow) still gets a
     row, with zero points and the reason in the ``error`` column, so nobody silently goes missing.
+    ``autograders`` (assignment name -> :func:`assign` output) are used as given; by default they are
+    built from ``solutions_dir``.  ``strict`` is :func:`grade_submission`'s.
     """
     submissions_dir = Path(submissions_dir)
     submissions = _submissions(submissions_dir)
@@ -332,11 +347,12 @@ def grade_folder(
             rows[submission] = SubmissionScore(file=relative, error="no otter assignment name in the notebook")
 
     with tempfile.TemporaryDirectory(prefix="handshakes-autograders-") as scratch:
-        autograders = build_autograders(
-            (name for path, name in names.items() if path not in rows), Path(scratch), solutions_dir
-        )
+        if autograders is None:
+            wanted = (name for path, name in names.items() if path not in rows)
+            autograders = build_autograders(wanted, Path(scratch), solutions_dir)
+        built = autograders
         for path, name in names.items():
-            if path not in rows and name not in autograders:
+            if path not in rows and name not in built:
                 rows[path] = SubmissionScore(
                     file=path.relative_to(submissions_dir).as_posix(),
                     assignment=name,
@@ -347,10 +363,11 @@ def grade_folder(
         def grade(path: Path) -> SubmissionScore:
             return grade_submission(
                 path,
-                autograders[names[path]].autograder_zip,
+                built[names[path]].autograder_zip,
                 relative_name=path.relative_to(submissions_dir).as_posix(),
                 assignment=names[path],
                 timeout=timeout,
+                strict=strict,
             )
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -4,6 +4,19 @@
 learner's machine a missing peer skips the test with a reason; in CI (``REQUIRE_PEERS=1``, set by
 ``.ci/run``) it fails, so that CI can never pass by skipping what it was meant to check.
 ``require_module(name)`` does the same for a Python module (in place of ``pytest.importorskip``).
+
+Session fixtures for what is slow to make and never changes once made (a key pair, a CA):
+
+* ``course_pki``: this run's course CA (:class:`~handshake_lib.pki.CoursePKI`, ECDSA P-256);
+* ``server_certificate``: an RSA-2048 server certificate for ``localhost`` and ``127.0.0.1`` it issued
+  (RSA, so TLS_RSA_* key exchange can encrypt the pre-master secret to it);
+* ``server_files``: those two written to disk (``ca.pem``, ``server.pem``, ``server.key``), as a
+  :class:`~handshake_lib.pki.builder.ServerFiles`;
+* ``untrusted_ca_file``: ``ca.pem`` of another CA (same name, another key), which never issued
+  ``server_certificate``: a client that trusts only it must refuse our servers (unknown_ca);
+* ``rsa_private_key``: a bare RSA-2048 key pair, for tests of RSA key exchange without a certificate.
+
+Tests must not modify them (they are shared); a test that needs its own CA or files makes them.
 """
 
 from __future__ import annotations
@@ -15,6 +28,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from handshake_lib.pki import CoursePKI, IssuedCertificate
+from handshake_lib.pki.builder import ServerFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -47,6 +64,35 @@ def require_module(name: str, why: str = "") -> ModuleType:
     if peers_required():
         pytest.fail(f"REQUIRE_PEERS=1 but {message}")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def course_pki() -> CoursePKI:
+    return CoursePKI.create()
+
+
+@pytest.fixture(scope="session")
+def server_certificate(course_pki: CoursePKI) -> IssuedCertificate:
+    return course_pki.issue_server(("localhost", "127.0.0.1"))
+
+
+@pytest.fixture(scope="session")
+def server_files(
+    course_pki: CoursePKI, server_certificate: IssuedCertificate, tmp_path_factory: pytest.TempPathFactory
+) -> ServerFiles:
+    directory = tmp_path_factory.mktemp("course-pki")
+    cert_path, key_path = CoursePKI.write_issued(server_certificate, directory)
+    return ServerFiles(course_pki.write_ca(directory), cert_path, key_path, server_certificate, course_pki)
+
+
+@pytest.fixture(scope="session")
+def untrusted_ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return CoursePKI.create().write_ca(tmp_path_factory.mktemp("untrusted-ca"))
+
+
+@pytest.fixture(scope="session")
+def rsa_private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture

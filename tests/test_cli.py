@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from handshake_lib import net
 from handshake_lib.__main__ import main
 from handshake_lib.peers.openssl import PythonSSLServer, server_context
-from handshake_lib.pki import CoursePKI, IssuedCertificate
+from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tcp import Flags, bundled_capture, read_pcap
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
 from handshake_lib.tls.keylog import parse_keylog
@@ -44,30 +43,17 @@ SUITES = [
 SUBPROCESS_TIMEOUT_S = 30
 
 
-@dataclass(frozen=True)
-class Identity:
-    ca: Path
-    cert: Path
-    key: Path
-    issued: IssuedCertificate
-
-
-@pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> Identity:
-    directory = tmp_path_factory.mktemp("cli-pki")
-    pki = CoursePKI.create()
-    issued = pki.issue_server(("localhost", "127.0.0.1"))
-    cert, key = pki.write_issued(issued, directory)
-    return Identity(pki.write_ca(directory), cert, key, issued)
-
-
 @pytest.fixture
-def python_ssl_server(identity: Identity, tmp_path: Path) -> Iterator[tuple[PythonSSLServer, Path]]:
+def python_ssl_server(server_files: ServerFiles, tmp_path: Path) -> Iterator[tuple[PythonSSLServer, Path]]:
     """An OpenSSL TLS 1.2 server accepting the four RSA suites, writing its key log."""
     keylog = tmp_path / "openssl.keylog"
     ciphers = ":".join(OPENSSL_NAME[suite] for suite in SUITES)
     context = server_context(
-        identity.cert, identity.key, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog
+        server_files.cert_path,
+        server_files.key_path,
+        ciphers=ciphers,
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+        keylog_path=keylog,
     )
     with PythonSSLServer(context) as server:
         yield server, keylog
@@ -173,7 +159,7 @@ def test_unknown_command_is_argparse_usage_error(capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize("suite", SUITES, ids=lambda suite: OPENSSL_NAME[suite])
 def test_tls_get_fetches_page_from_openssl(
     suite: CipherSuite,
-    identity: Identity,
+    server_files: ServerFiles,
     python_ssl_server: tuple[PythonSSLServer, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -181,7 +167,7 @@ def test_tls_get_fetches_page_from_openssl(
     server, server_keylog = python_ssl_server
     our_keylog = tmp_path / "ours.keylog"
     argv = [
-        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
+        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(server_files.ca_path),
         "--cipher", OPENSSL_NAME[suite], "--keylog", str(our_keylog),
     ]  # fmt: skip
     assert main(argv) == 0
@@ -196,11 +182,11 @@ def test_tls_get_fetches_page_from_openssl(
 
 
 def test_tls_get_cipher_takes_iana_names_comma_separated(
-    identity: Identity, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
+    server_files: ServerFiles, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     server, _ = python_ssl_server
     argv = [
-        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
+        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(server_files.ca_path),
         "--cipher", "TLS_RSA_WITH_AES_256_GCM_SHA384,TLS_RSA_WITH_AES_128_CBC_SHA",
     ]  # fmt: skip
     assert main(argv) == 0
@@ -211,11 +197,11 @@ def test_tls_get_cipher_takes_iana_names_comma_separated(
 
 
 def test_tls_get_trace_shows_annotated_records(
-    identity: Identity, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
+    server_files: ServerFiles, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     server, _ = python_ssl_server
     argv = [
-        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
+        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(server_files.ca_path),
         "--cipher", "AES128-GCM-SHA256", "--trace",
     ]  # fmt: skip
     assert main(argv) == 0
@@ -235,11 +221,10 @@ def test_tls_get_trace_shows_annotated_records(
 
 
 def test_tls_get_rejects_an_untrusted_certificate(
-    python_ssl_server: tuple[PythonSSLServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    python_ssl_server: tuple[PythonSSLServer, Path], untrusted_ca_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server, _ = python_ssl_server
-    other_ca = CoursePKI.create().write_ca(tmp_path)
-    assert main(["tls", "get", f"https://localhost:{server.port}/", "--cafile", str(other_ca)]) == 1
+    assert main(["tls", "get", f"https://localhost:{server.port}/", "--cafile", str(untrusted_ca_file)]) == 1
     captured = capsys.readouterr()
     assert "Hello from OpenSSL" not in captured.out
     error_lines = [line for line in captured.err.splitlines() if "error" in line]
@@ -250,11 +235,10 @@ def test_tls_get_rejects_an_untrusted_certificate(
 
 
 def test_tls_get_trace_shows_the_handshake_up_to_our_alert(
-    python_ssl_server: tuple[PythonSSLServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    python_ssl_server: tuple[PythonSSLServer, Path], untrusted_ca_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server, _ = python_ssl_server
-    other_ca = CoursePKI.create().write_ca(tmp_path)
-    assert main(["tls", "get", f"https://localhost:{server.port}/", "--cafile", str(other_ca), "--trace"]) == 1
+    assert main(["tls", "get", f"https://localhost:{server.port}/", "--cafile", str(untrusted_ca_file), "--trace"]) == 1
     err = capsys.readouterr().err
     headers = re.findall(r"^=== record \d+: (client -> server|server -> client)", err, re.MULTILINE)
     assert headers[0] == "client -> server" and "server -> client" in headers
@@ -264,13 +248,17 @@ def test_tls_get_trace_shows_the_handshake_up_to_our_alert(
     assert "error" in err.splitlines()[-1] and "Traceback" not in err
 
 
-def test_tls_get_trace_shows_the_servers_alert(identity: Identity, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tls_get_trace_shows_the_servers_alert(server_files: ServerFiles, capsys: pytest.CaptureFixture[str]) -> None:
     context = server_context(
-        identity.cert, identity.key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2
+        server_files.cert_path,
+        server_files.key_path,
+        ciphers="AES128-GCM-SHA256",
+        maximum_version=ssl.TLSVersion.TLSv1_2,
     )
     with PythonSSLServer(context) as server:
         argv = [
-            "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca), "--cipher", "AES128-SHA",
+            "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(server_files.ca_path),
+            "--cipher", "AES128-SHA",
             "--trace",
         ]  # fmt: skip
         assert main(argv) == 1
@@ -290,21 +278,28 @@ def test_tls_get_insecure_skips_verification_and_warns(
     assert "warning" in captured.err and "NOT checked" in captured.err
 
 
-def test_tls_get_connection_refused(identity: Identity, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tls_get_connection_refused(server_files: ServerFiles, capsys: pytest.CaptureFixture[str]) -> None:
     with net.listen_loopback() as listener:
         port = listener.getsockname()[1]
     # The port was free a moment ago and nothing listens on it now.
-    assert main(["tls", "get", f"https://127.0.0.1:{port}/", "--cafile", str(identity.ca), "--timeout", "2"]) == 1
+    argv = ["tls", "get", f"https://127.0.0.1:{port}/", "--cafile", str(server_files.ca_path), "--timeout", "2"]
+    assert main(argv) == 1
     assert "connection refused" in capsys.readouterr().err
 
 
-def test_tls_get_when_openssl_and_we_share_no_suite(identity: Identity, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tls_get_when_openssl_and_we_share_no_suite(
+    server_files: ServerFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     context = server_context(
-        identity.cert, identity.key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2
+        server_files.cert_path,
+        server_files.key_path,
+        ciphers="AES128-GCM-SHA256",
+        maximum_version=ssl.TLSVersion.TLSv1_2,
     )
     with PythonSSLServer(context) as server:
         argv = [
-            "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca), "--cipher", "AES128-SHA",
+            "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(server_files.ca_path),
+            "--cipher", "AES128-SHA",
         ]  # fmt: skip
         assert main(argv) == 1
     err = capsys.readouterr().err
@@ -318,11 +313,11 @@ def _environment() -> dict[str, str]:
     return environment
 
 
-def test_python_dash_m_runs_tls_get(identity: Identity, python_ssl_server: tuple[PythonSSLServer, Path]) -> None:
+def test_python_dash_m_runs_tls_get(server_files: ServerFiles, python_ssl_server: tuple[PythonSSLServer, Path]) -> None:
     server, _ = python_ssl_server
     url = f"https://localhost:{server.port}/"
     completed = subprocess.run(
-        [PYTHON, "-m", "handshake_lib", "tls", "get", url, "--cafile", str(identity.ca)],
+        [PYTHON, "-m", "handshake_lib", "tls", "get", url, "--cafile", str(server_files.ca_path)],
         capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S, env=_environment(), cwd=ROOT,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
@@ -330,12 +325,12 @@ def test_python_dash_m_runs_tls_get(identity: Identity, python_ssl_server: tuple
     assert "HTTP 200" in completed.stderr
 
 
-def test_tls_serve_answers_curl_and_stops_on_sigterm(identity: Identity, tmp_path: Path) -> None:
+def test_tls_serve_answers_curl_and_stops_on_sigterm(server_files: ServerFiles, tmp_path: Path) -> None:
     curl = require("curl")
     keylog = tmp_path / "server.keylog"
     command = [
-        PYTHON, "-m", "handshake_lib", "tls", "serve", "--port", "0", "--cert", str(identity.cert),
-        "--key", str(identity.key), "--cipher", "AES128-GCM-SHA256", "--keylog", str(keylog),
+        PYTHON, "-m", "handshake_lib", "tls", "serve", "--port", "0", "--cert", str(server_files.cert_path),
+        "--key", str(server_files.key_path), "--cipher", "AES128-GCM-SHA256", "--keylog", str(keylog),
     ]  # fmt: skip
     server = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(), cwd=ROOT
@@ -346,7 +341,7 @@ def test_tls_serve_answers_curl_and_stops_on_sigterm(identity: Identity, tmp_pat
         assert match, banner
         port = int(match.group(1))
         fetched = subprocess.run(
-            [curl, "--silent", "--show-error", "--cacert", str(identity.ca), "--tlsv1.2", "--tls-max", "1.2",
+            [curl, "--silent", "--show-error", "--cacert", str(server_files.ca_path), "--tlsv1.2", "--tls-max", "1.2",
              "--ciphers", "AES128-GCM-SHA256", "--max-time", "20", "--write-out", "\n%{http_code}",
              f"https://localhost:{port}/"],
             capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
@@ -410,11 +405,11 @@ def test_tls_serve_with_a_key_that_is_not_rsa_says_so(
 
 
 def test_tls_get_fragment_size_cuts_our_records_and_openssl_reassembles_them(
-    identity: Identity, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
+    server_files: ServerFiles, python_ssl_server: tuple[PythonSSLServer, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     server, _ = python_ssl_server
     argv = [
-        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(identity.ca),
+        "tls", "get", f"https://localhost:{server.port}/", "--cafile", str(server_files.ca_path),
         "--fragment-size", "64", "--trace",
     ]  # fmt: skip
     assert main(argv) == 0

@@ -1,18 +1,31 @@
-"""Graded exercises: solutions score full marks, untouched exercises run and score zero, exercises/ is up to
-date, wrong answers get feedback that says what was expected, and the instructor's grading leaves the
-submitted files alone.
+"""Graded exercises: solutions score full marks, untouched exercises run and score zero, exercises/ is
+otter assign's output byte for byte, wrong answers get feedback that says what was expected, and the
+instructor's grading leaves the submitted files alone.
 
 Everything here runs otter-grader 7.0.0 for real (``otter assign``, ``otter run``, ``grader.check`` inside
-an executing kernel); nothing is mocked.  ``otter assign`` is run once per master notebook per session.
+an executing kernel); nothing is mocked.  The expensive work is done once per session and shared:
+
+* ``otter assign`` runs once per master notebook (the ``assigned`` fixture).  Its student notebook,
+  normalised, must equal the committed ``exercises/`` file byte for byte.  Those bytes came from an
+  earlier run, so the comparison also proves the output is reproducible.
+* every notebook the course ships is executed once, by one strict ``grade_folder`` over a class folder
+  (the ``graded_class`` fixture): each solution (otter's autograder notebook) and each untouched
+  exercise.  Strict grading stops at the first cell that raises, so a crashing solution or exercise is
+  an error, not a silently lower score.  ``solutions/`` is therefore not also run by nbval.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import random
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbclient
@@ -23,10 +36,13 @@ from handshake_lib.grading import (
     EXERCISES_DIR,
     SOLUTIONS_DIR,
     AssignedNotebook,
+    SubmissionScore,
     assign,
+    exercise_text,
+    grade_folder,
     grade_submission,
-    make_exercises,
     master_notebooks,
+    normalise_student_notebook,
 )
 
 pytestmark = pytest.mark.notebooks
@@ -34,18 +50,58 @@ pytestmark = pytest.mark.notebooks
 ROOT = Path(__file__).resolve().parent.parent
 MASTERS = master_notebooks(SOLUTIONS_DIR)
 EXERCISE_01 = "01_tcp_three_way_handshake"
+# Two at a time: a notebook spends much of its run starting a kernel and waiting on loopback peers.
+JOBS = 2
 
 
 def _ids(path: Path) -> str:
     return path.stem
 
 
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="session")
 def assigned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, AssignedNotebook]:
-    """otter assign output (student notebook, solution notebook, autograder zip) for every master."""
+    """otter assign output (student notebook, solution notebook, autograder zip) for every master.
+
+    No ``run_tests``: otter would execute every solution once more; ``graded_class`` grades each one
+    against every test, hidden ones included.
+    """
     scratch = tmp_path_factory.mktemp("assigned")
-    # run_tests=True: otter itself also executes each solution against every test, hidden ones included.
-    return {master.stem: assign(master, scratch / master.stem, run_tests=True) for master in MASTERS}
+    with ThreadPoolExecutor(max_workers=JOBS) as pool:
+        built = pool.map(lambda master: assign(master, scratch / master.stem, run_tests=False), MASTERS)
+        return {master.stem: notebook for master, notebook in zip(MASTERS, built, strict=True)}
+
+
+@dataclass(frozen=True)
+class GradedClass:
+    submissions: Path
+    hashes_before: dict[Path, str]  # every file in ``submissions`` before grading
+    scores: dict[str, SubmissionScore]  # by path relative to ``submissions``
+    csv_rows: dict[str, dict[str, str]]  # the CSV grade_folder wrote, by its ``file`` column
+
+
+@pytest.fixture(scope="session")
+def graded_class(assigned: dict[str, AssignedNotebook], tmp_path_factory: pytest.TempPathFactory) -> GradedClass:
+    """A class folder with every solution (``solved/``), every untouched exercise (``untouched/``) and a
+    notebook that is no exercise, graded once, strictly, as ``scripts/grade_class.py`` grades a class."""
+    root = tmp_path_factory.mktemp("class")
+    submissions = root / "submissions"
+    for folder in ("solved", "untouched"):
+        (submissions / folder).mkdir(parents=True)
+    for master in MASTERS:
+        # The autograder notebook is the solution with otter's init cell: what a perfect learner hands in.
+        shutil.copy(assigned[master.stem].autograder_notebook, submissions / "solved" / master.name)
+        shutil.copy(EXERCISES_DIR / master.name, submissions / "untouched" / master.name)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), submissions / "notes.ipynb")
+    hashes_before = {path: sha256(path) for path in submissions.rglob("*") if path.is_file()}
+    out = root / "scores.csv"
+    scores = grade_folder(submissions, out, autograders=assigned, strict=True, jobs=JOBS)
+    with open(out, newline="", encoding="utf-8") as handle:
+        csv_rows = {row["file"]: row for row in csv.DictReader(handle)}
+    return GradedClass(submissions, hashes_before, {score.file: score for score in scores}, csv_rows)
 
 
 def execute(notebook_path: Path) -> nbformat.NotebookNode:
@@ -96,8 +152,14 @@ def fill_answers(exercise: Path, answers: dict[str, str], target: Path) -> Path:
     return target
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+HIDDEN_TEST = re.compile(r"@test_case\([^)]*hidden=True[^)]*\)\s*def (\w+)\(")
+
+
+def hidden_test_names(autograder_zip: Path) -> set[str]:
+    """The names of the hidden test functions in an autograder zip (otter's ``tests/q*.py`` files)."""
+    with zipfile.ZipFile(autograder_zip) as archive:
+        sources = [archive.read(name).decode() for name in archive.namelist() if name.startswith("tests/")]
+    return {name for source in sources for name in HIDDEN_TEST.findall(source)}
 
 
 def test_there_is_a_master_for_every_exercise() -> None:
@@ -105,49 +167,110 @@ def test_there_is_a_master_for_every_exercise() -> None:
     assert f"{EXERCISE_01}.ipynb" in [path.name for path in MASTERS]
 
 
-def test_exercises_folder_is_up_to_date(tmp_path: Path) -> None:
-    regenerated = make_exercises(SOLUTIONS_DIR, tmp_path, run_tests=False)
-    assert regenerated, "no master notebooks in solutions/"
-    for fresh in regenerated:
-        committed = EXERCISES_DIR / fresh.name
-        assert committed.exists(), f"exercises/{fresh.name} is missing: run `make exercises`"
-        assert committed.read_bytes() == fresh.read_bytes(), f"exercises/{fresh.name} is stale: run `make exercises`"
-
-
-def test_make_exercises_is_deterministic(tmp_path: Path) -> None:
-    """Two runs give identical bytes (otter gives cells random ids; we must not let them through)."""
-    first = make_exercises(SOLUTIONS_DIR, tmp_path / "a", run_tests=False)
-    second = make_exercises(SOLUTIONS_DIR, tmp_path / "b", run_tests=False)
-    assert [path.read_bytes() for path in first] == [path.read_bytes() for path in second]
-    for path in first:
-        notebook = nbformat.read(path, as_version=4)
-        assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
-        assert "grader.check(" in path.read_text(encoding="utf-8")
-        # Only public tests travel with the student: hidden ones stay in the autograder.
-        assert "hidden=True" not in path.read_text(encoding="utf-8")
+@pytest.mark.parametrize("master", MASTERS, ids=_ids)
+def test_committed_exercise_is_otter_assigns_output_byte_for_byte(
+    master: Path, assigned: dict[str, AssignedNotebook]
+) -> None:
+    committed = EXERCISES_DIR / master.name
+    assert committed.exists(), f"exercises/{master.name} is missing: run `make exercises`"
+    fresh = exercise_text(assigned[master.stem]).encode("utf-8")
+    assert committed.read_bytes() == fresh, f"exercises/{master.name} is stale: run `make exercises`"
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=_ids)
-def test_solution_scores_full_marks(master: Path, assigned: dict[str, AssignedNotebook]) -> None:
-    built = assigned[master.stem]
-    score = grade_submission(built.autograder_notebook, built.autograder_zip)
+def test_student_notebook_has_no_outputs_public_checks_and_no_hidden_tests(
+    master: Path, assigned: dict[str, AssignedNotebook]
+) -> None:
+    text = (EXERCISES_DIR / master.name).read_text(encoding="utf-8")
+    notebook = nbformat.reads(text, as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+    assert "grader.check(" in text
+    # Only public tests travel with the student: hidden ones stay in the autograder.
+    hidden = hidden_test_names(assigned[master.stem].autograder_zip)
+    assert "hidden=True" not in text
+    assert not {name for name in hidden if f"def {name}(" in text}, "a hidden test is in the student notebook"
+
+
+def test_every_master_has_hidden_tests(assigned: dict[str, AssignedNotebook]) -> None:
+    """What makes the check above bite: the autograders do hold hidden tests, found by name."""
+    assert all(hidden_test_names(built.autograder_zip) for built in assigned.values())
+
+
+def otter_like_student_notebook(seed: int) -> nbformat.NotebookNode:
+    """A notebook with what otter assign and a machine put in one: random ids, outputs, local metadata."""
+    rng = random.Random(seed)
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# Question 1"),
+            nbformat.v4.new_code_cell(
+                "answer = ...", execution_count=rng.randint(1, 99), outputs=[nbformat.v4.new_output("stream", text="x")]
+            ),
+            nbformat.v4.new_code_cell('grader.check("q1")'),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python", "version": f"3.11.{seed}"},
+            "otter": {"assignment_name": "99_example", "tests": {"q1": "..."}},
+            "widgets": {"state": {str(seed): {}}},
+        },
+    )
+    for cell in notebook.cells:
+        cell["id"] = f"{rng.getrandbits(64):016x}"
+    return notebook
+
+
+def test_normalising_makes_two_otter_runs_give_the_same_bytes(tmp_path: Path) -> None:
+    """otter assign gives cells random ids: exercise_text must not let them (or outputs, or the machine) through.
+
+    The committed exercises prove this for the real masters across runs; this proves it without a second run.
+    """
+    texts = []
+    for seed in (1, 2):
+        student = tmp_path / str(seed) / "99_example.ipynb"
+        student.parent.mkdir()
+        nbformat.write(otter_like_student_notebook(seed), student)
+        built = AssignedNotebook("99_example", tmp_path / "99_example.ipynb", student, student, student)
+        texts.append(exercise_text(built))
+    assert nbformat.writes(otter_like_student_notebook(1)) != nbformat.writes(otter_like_student_notebook(2))
+    assert texts[0] == texts[1] and texts[0].endswith("}\n")
+    normalised = nbformat.reads(texts[0], as_version=4)
+    assert [cell.id for cell in normalised.cells] == ["99_example-000", "99_example-001", "99_example-002"]
+    assert normalised.cells[1].outputs == [] and normalised.cells[1].execution_count is None
+    assert sorted(normalised.metadata) == ["kernelspec", "otter"]
+    assert normalise_student_notebook(otter_like_student_notebook(3), "1.5").cells[0].id == "1-5-000"
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=_ids)
+def test_solution_scores_full_marks(master: Path, graded_class: GradedClass) -> None:
+    score = graded_class.scores[f"solved/{master.name}"]
     assert score.error == ""
+    assert score.assignment == master.stem
     assert score.possible and score.total_possible > 0
     assert score.scores == score.possible, score.feedback
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=_ids)
-def test_untouched_exercise_runs_and_scores_zero(
-    master: Path, assigned: dict[str, AssignedNotebook], tmp_path: Path
-) -> None:
-    # Copy first: grader.check writes a .OTTER_LOG next to the notebook.
-    exercise = shutil.copy(EXERCISES_DIR / master.name, tmp_path / master.name)
-    notebook = execute(Path(exercise))  # raises on any cell error: untouched cells must not crash
-    checks = outputs_of(notebook, "grader.check(")
-    assert "Test case failed" in checks and "All test cases passed" not in checks, checks
-    score = grade_submission(Path(exercise), assigned[master.stem].autograder_zip)
-    assert score.error == ""
+def test_untouched_exercise_runs_and_scores_zero(master: Path, graded_class: GradedClass) -> None:
+    score = graded_class.scores[f"untouched/{master.name}"]
+    assert score.error == ""  # strict grading: no cell of the untouched notebook raised
     assert score.total_possible > 0 and score.total == 0, score.scores
+    # Every question reports a failing test case (what grader.check shows the learner), none "All ... passed".
+    assert set(score.feedback) == set(score.possible)
+    for question, feedback in score.feedback.items():
+        assert "Test case failed" in feedback and "All test cases passed" not in feedback, (question, feedback)
+
+
+def test_strict_grading_turns_a_cell_that_raises_into_an_error(
+    assigned: dict[str, AssignedNotebook], tmp_path: Path
+) -> None:
+    """What makes the two tests above fail when a solution or an untouched exercise crashes."""
+    notebook = nbformat.read(assigned[EXERCISE_01].autograder_notebook, as_version=4)
+    notebook.cells.insert(1, nbformat.v4.new_code_cell('raise RuntimeError("this cell always raises")'))
+    crashing = tmp_path / f"{EXERCISE_01}.ipynb"
+    nbformat.write(notebook, crashing)
+    score = grade_submission(crashing, assigned[EXERCISE_01].autograder_zip, strict=True)
+    assert "otter run failed" in score.error and "this cell always raises" in score.error, score.error
+    assert score.scores == {} and score.total == 0
 
 
 def test_wrong_answer_gets_a_failing_check_that_says_what_was_expected(tmp_path: Path) -> None:
@@ -180,36 +303,45 @@ def test_wrong_checksum_is_explained(tmp_path: Path) -> None:
     assert "checksum 0x0000 is wrong" in q2 and "it should be 0x" in q2, q2
 
 
-def test_grade_class_writes_one_csv_and_leaves_submissions_untouched(
-    assigned: dict[str, AssignedNotebook], tmp_path: Path
-) -> None:
+def test_grading_a_class_writes_one_csv_and_leaves_submissions_untouched(graded_class: GradedClass) -> None:
+    after = {path: sha256(path) for path in graded_class.submissions.rglob("*") if path.is_file()}
+    assert after == graded_class.hashes_before, "grading modified, added or removed a file in the submissions"
+    rows = graded_class.csv_rows
+    every_notebook = {f"{kind}/{master.name}" for master in MASTERS for kind in ("solved", "untouched")}
+    assert set(rows) == set(graded_class.scores) == every_notebook | {"notes.ipynb"}
+    columns = ("q1", "q2", "total", "possible", "error")
+    solved, untouched = rows[f"solved/{EXERCISE_01}.ipynb"], rows[f"untouched/{EXERCISE_01}.ipynb"]
+    assert tuple(solved[column] for column in columns) == ("2", "3", "5", "5", "")
+    assert tuple(untouched[column] for column in columns) == ("0", "0", "0", "5", "")
+    assert solved["assignment"] == untouched["assignment"] == EXERCISE_01
+    notes = rows["notes.ipynb"]
+    assert notes["assignment"] == "" and notes["total"] == "0" and "no otter assignment name" in notes["error"]
+
+
+def test_grade_class_script_writes_a_row_per_notebook_and_exits_zero(tmp_path: Path) -> None:
+    """The command line around grade_folder (graded above), on notebooks it can grade without a kernel."""
     submissions = tmp_path / "submissions"
     (submissions / "bob").mkdir(parents=True)
-    full = Path(shutil.copy(assigned[EXERCISE_01].autograder_notebook, submissions / "alice.ipynb"))
-    empty = Path(shutil.copy(EXERCISES_DIR / f"{EXERCISE_01}.ipynb", submissions / "bob" / f"{EXERCISE_01}.ipynb"))
-    stray = submissions / "notes.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), stray)
-    before = {path: sha256(path) for path in (full, empty, stray)}
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), submissions / "notes.ipynb")
+    other_course = nbformat.v4.new_notebook(metadata={"otter": {"assignment_name": "99_not_this_course"}})
+    nbformat.write(other_course, submissions / "bob" / "99_not_this_course.ipynb")
+    (submissions / "broken.ipynb").write_text("{not json", encoding="utf-8")
+    before = {path: sha256(path) for path in submissions.rglob("*") if path.is_file()}
     out = tmp_path / "scores.csv"
 
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "grade_class.py"), str(submissions), "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-
-    assert {path: sha256(path) for path in before} == before, "grading modified a submitted notebook"
-    assert sorted(path.name for path in submissions.rglob("*") if path.is_file()) == [
-        f"{EXERCISE_01}.ipynb",
-        "alice.ipynb",
-        "notes.ipynb",
-    ], "grading left files in the submissions folder"
+    assert f"wrote {out} (3 submissions)" in run.stdout
+    assert {path: sha256(path) for path in submissions.rglob("*") if path.is_file()} == before
     with open(out, newline="", encoding="utf-8") as handle:
         rows = {row["file"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"alice.ipynb", f"bob/{EXERCISE_01}.ipynb", "notes.ipynb"}
-    alice, bob, notes = rows["alice.ipynb"], rows[f"bob/{EXERCISE_01}.ipynb"], rows["notes.ipynb"]
-    assert (alice["q1"], alice["q2"], alice["total"], alice["possible"], alice["error"]) == ("2", "3", "5", "5", "")
-    assert (bob["q1"], bob["q2"], bob["total"], bob["possible"], bob["error"]) == ("0", "0", "0", "5", "")
-    assert notes["assignment"] == "" and notes["total"] == "0" and "no otter assignment name" in notes["error"]
+    assert set(rows) == {"notes.ipynb", "bob/99_not_this_course.ipynb", "broken.ipynb"}
+    assert "no otter assignment name" in rows["notes.ipynb"]["error"]
+    assert "no master notebook for assignment '99_not_this_course'" in rows["bob/99_not_this_course.ipynb"]["error"]
+    assert rows["broken.ipynb"]["error"].startswith("not a readable notebook")
+    assert all(row["total"] == "0" for row in rows.values())

@@ -6,35 +6,29 @@ import contextlib
 import socket
 import ssl
 import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import require
 from cryptography import x509
 
+from handshake_lib import net
 from handshake_lib.errors import ConnectionTimeout
 from handshake_lib.net import connect, listen_loopback, run_connection
 from handshake_lib.peers import PeerUnavailable
 from handshake_lib.peers.openssl import PythonSSLServer, openssl_server, s_server, server_context
 from handshake_lib.pki import CoursePKI
+from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tls.keylog import read_keylog
 from handshake_lib.tls.verify import clear_trust_store_cache, load_trust_store
 
 
-@pytest.fixture(scope="module")
-def pki_files(tmp_path_factory: pytest.TempPathFactory):
-    directory = tmp_path_factory.mktemp("pki")
-    pki = CoursePKI.create()
-    server = pki.issue_server()
-    ca = pki.write_ca(directory)
-    cert, key = CoursePKI.write_issued(server, directory)
-    return ca, cert, key
-
-
-def test_openssl_verifies_the_course_chain(pki_files) -> None:
+def test_openssl_verifies_the_course_chain(server_files: ServerFiles) -> None:
     openssl = require("openssl")
-    ca, cert, _ = pki_files
+    ca, cert = server_files.ca_path, server_files.cert_path
     result = subprocess.run(
         [openssl, "verify", "-CAfile", str(ca), "-verify_hostname", "localhost", "-purpose", "sslserver", str(cert)],
         capture_output=True, text=True, timeout=30,
@@ -43,9 +37,9 @@ def test_openssl_verifies_the_course_chain(pki_files) -> None:
     assert ": OK" in result.stdout
 
 
-def test_openssl_rejects_the_chain_for_another_host(pki_files) -> None:
+def test_openssl_rejects_the_chain_for_another_host(server_files: ServerFiles) -> None:
     openssl = require("openssl")
-    ca, cert, _ = pki_files
+    ca, cert = server_files.ca_path, server_files.cert_path
     result = subprocess.run(
         [openssl, "verify", "-CAfile", str(ca), "-verify_hostname", "example.com", str(cert)],
         capture_output=True, text=True, timeout=30,
@@ -54,8 +48,8 @@ def test_openssl_rejects_the_chain_for_another_host(pki_files) -> None:
     assert "hostname mismatch" in result.stdout + result.stderr
 
 
-def test_ssl_server_serves_a_page_to_a_verifying_openssl_client(pki_files, tmp_path) -> None:
-    ca, cert, key = pki_files
+def test_ssl_server_serves_a_page_to_a_verifying_openssl_client(server_files: ServerFiles, tmp_path: Path) -> None:
+    ca, cert, key = server_files.ca_path, server_files.cert_path, server_files.key_path
     keylog = tmp_path / "keys.log"
     context = server_context(cert, key, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog)
     client_context = ssl.create_default_context(cafile=str(ca))
@@ -79,8 +73,8 @@ def test_ssl_server_serves_a_page_to_a_verifying_openssl_client(pki_files, tmp_p
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
-def test_ssl_server_records_the_clients_failure(pki_files) -> None:
-    _, cert, key = pki_files
+def test_ssl_server_records_the_clients_failure(server_files: ServerFiles) -> None:
+    cert, key = server_files.cert_path, server_files.key_path
     with PythonSSLServer(server_context(cert, key)) as server, connect(server.host, server.port) as raw:
         raw.sendall(b"this is not TLS\r\n\r\n")
         raw.settimeout(2)
@@ -162,6 +156,88 @@ def test_run_connection_sends_what_the_callbacks_queued_before_returning() -> No
                 events = run_connection(core, sock, until=lambda event: event == b"ping", on_event=answer)
                 peer.settimeout(2)
                 assert events == [b"ping"] and peer.recv(10) == b"pong"
+
+
+@dataclass
+class _Entry:
+    direction: str
+
+
+class _FakeClock:
+    """``perf_counter`` that moves only when told; ``monotonic`` stays real (deadlines still work)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+
+class _ScriptedSocket:
+    """A socket on a fake clock: the peer's bytes arrive at given moments; each write takes 1 ms."""
+
+    def __init__(self, clock: _FakeClock, arrivals: list[tuple[float, bytes]]) -> None:
+        self.clock, self.arrivals = clock, arrivals
+        self.written: list[tuple[float, bytes]] = []  # (moment sendall returned, bytes)
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
+
+    def recv(self, size: int) -> bytes:
+        self.clock.now, data = self.arrivals.pop(0)
+        return data
+
+    def sendall(self, data: bytes) -> None:
+        self.clock.now += 0.001
+        self.written.append((self.clock.now, data))
+
+
+class _AnsweringCore:
+    """Says hello, then answers each chunk with one record after 10 ms of work; keeps a transcript."""
+
+    incoming_direction = "server->client"
+
+    def __init__(self, clock: _FakeClock) -> None:
+        self.clock = clock
+        self.transcript: list[_Entry] = [_Entry("client->server")]
+        self.queue = b"hello"
+
+    def data_to_send(self) -> bytes:
+        data, self.queue = self.queue, b""
+        return data
+
+    def receive_data(self, data: bytes) -> list[object]:
+        self.transcript.append(_Entry("server->client"))
+        self.clock.now += 0.010  # building the answer (an RSA encryption, say) takes time
+        self.transcript.append(_Entry("client->server"))
+        self.queue = b"answer"
+        return [data]
+
+
+def test_socket_driver_stamps_a_record_received_when_recv_returns_and_one_sent_when_sendall_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _FakeClock(100.0)
+    # Only the driver's module sees the fake clock; wherever SocketDriver lives, that is the one to patch.
+    monkeypatch.setattr(sys.modules[net.SocketDriver.__module__], "time", clock)
+    sock = _ScriptedSocket(clock, [(100.050, b"server flight")])
+    core = _AnsweringCore(clock)
+    driver = net.SocketDriver(core, sock)  # type: ignore[arg-type]
+    driver.flush()
+    assert driver.receive(time.monotonic() + 5) == [b"server flight"]
+    assert [data for _, data in sock.written] == [b"hello", b"answer"]
+    # hello: written at 100.001.  The server's flight: out of recv at 100.050.  The answer: built by
+    # 100.060 while the flight was handled, but on the wire only when sendall returned, at 100.061.
+    assert driver.timings == [
+        (pytest.approx(0.001), "client->server", 0),
+        (pytest.approx(0.050), "server->client", 1),
+        (pytest.approx(0.061), "client->server", 2),
+    ]
+    assert [at for at, _ in sock.written] == pytest.approx([100.001, 100.061])
 
 
 # -- openssl_server: fresh keys, a real OpenSSL, a key log, and nothing left behind -----------------------

@@ -22,7 +22,6 @@ from conftest import require
 from handshake_lib import net
 from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.peers.openssl import openssl_server, s_server
-from handshake_lib.pki import CoursePKI
 from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tls import TLSClient, TLSServer
 from handshake_lib.tls.connection import HandshakeComplete, TranscriptEntry
@@ -33,11 +32,6 @@ from handshake_lib.tls.record import RecordLayer
 
 SUITES = ["AES128-SHA256", "AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384"]
 PROCESS_TIMEOUT_S = 20
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> ServerFiles:
-    return CoursePKI.create().write_server_files(tmp_path_factory.mktemp("pki"), ("localhost", "127.0.0.1"))
 
 
 def handshake_records(transcript: list[TranscriptEntry], direction: str) -> list[TranscriptEntry]:
@@ -60,6 +54,9 @@ def test_fragment_size_cuts_records_and_is_bounded() -> None:
     for bad in (0, (1 << 14) + 1):
         with pytest.raises(ValueError, match="fragment_size"):
             RecordLayer(fragment_size=bad)
+    # The bounds themselves are allowed: one byte, and RFC 5246's 2^14.
+    largest = RecordLayer(fragment_size=1 << 14).records_for(ContentType.application_data, bytes((1 << 14) + 1))
+    assert [len(s.plaintext) for s in largest] == [1 << 14, 1]
 
 
 # -- core to core -------------------------------------------------------------------------------------
@@ -79,17 +76,19 @@ def run_cores(client: TLSClient, server: TLSServer) -> None:
 
 @pytest.mark.parametrize("suite_name", SUITES)
 @pytest.mark.parametrize("fragment_size", [1, 7, 300])
-def test_cores_reassemble_each_other_cut_to_any_size(files: ServerFiles, suite_name: str, fragment_size: int) -> None:
+def test_cores_reassemble_each_other_cut_to_any_size(
+    server_files: ServerFiles, suite_name: str, fragment_size: int
+) -> None:
     suite = OPENSSL_NAMES[suite_name]
-    client = TLSClient("localhost", cafile=files.ca_path, cipher_suites=[suite], fragment_size=fragment_size)
+    client = TLSClient("localhost", cafile=server_files.ca_path, cipher_suites=[suite], fragment_size=fragment_size)
     server = TLSServer(
-        [files.issued.der], files.issued.private_key, cipher_suites=[suite], fragment_size=fragment_size
+        [server_files.issued.der], server_files.issued.private_key, cipher_suites=[suite], fragment_size=fragment_size
     )
     run_cores(client, server)
     assert client.handshake == server.handshake and client.handshake.cipher_suite == suite
 
     # The server's Certificate alone needs this many records; every record respects the size.
-    certificate = len(Certificate([files.issued.der]).to_bytes())
+    certificate = len(Certificate([server_files.issued.der]).to_bytes())
     from_server = handshake_records(server.transcript, "server->client")
     assert len(from_server) >= -(-certificate // fragment_size)
     assert largest_fragment(from_server) <= fragment_size
@@ -120,13 +119,15 @@ def test_openssl_server_reassembles_our_small_records(suite_name: str) -> None:
 
 
 @pytest.mark.parametrize("suite_name", ["AES128-SHA", "AES256-GCM-SHA384"])
-def test_openssl_client_reassembles_our_cut_certificate(files: ServerFiles, tmp_path: Path, suite_name: str) -> None:
-    context = ssl.create_default_context(cafile=str(files.ca_path))
+def test_openssl_client_reassembles_our_cut_certificate(
+    server_files: ServerFiles, tmp_path: Path, suite_name: str
+) -> None:
+    context = ssl.create_default_context(cafile=str(server_files.ca_path))
     context.set_ciphers(suite_name)
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.keylog_filename = str(tmp_path / "openssl.log")
     with (
-        TLSPageServer([files.issued.der], files.issued.private_key, fragment_size=100) as server,
+        TLSPageServer([server_files.issued.der], server_files.issued.private_key, fragment_size=100) as server,
         net.connect("127.0.0.1", server.port) as raw,
         context.wrap_socket(raw, server_hostname="localhost") as tls,
     ):
@@ -139,17 +140,17 @@ def test_openssl_client_reassembles_our_cut_certificate(files: ServerFiles, tmp_
     served = server.connections[0]
     assert served.error is None
     sent = handshake_records(served.transcript, "server->client")
-    assert len(sent) > len(files.issued.der) // 100 and largest_fragment(sent) == 100
+    assert len(sent) > len(server_files.issued.der) // 100 and largest_fragment(sent) == 100
     logged = read_keylog(tmp_path / "openssl.log").master_secret(served.handshake.client_random)
     assert logged == served.handshake.master_secret
 
 
 @pytest.mark.peer
-def test_our_client_reassembles_openssl_s_server_cut_at_512_bytes(files: ServerFiles) -> None:
+def test_our_client_reassembles_openssl_s_server_cut_at_512_bytes(server_files: ServerFiles) -> None:
     require("openssl", "s_server cuts its own records with -max_send_frag")
     options = ["-tls1_2", "-www", "-naccept", "1", "-max_send_frag", "512"]
-    with s_server(files, *options, timeout=PROCESS_TIMEOUT_S) as peer:
-        response = tls_get(f"https://localhost:{peer.port}/", cafile=files.ca_path, timeout=PROCESS_TIMEOUT_S)
+    with s_server(server_files, *options, timeout=PROCESS_TIMEOUT_S) as peer:
+        response = tls_get(f"https://localhost:{peer.port}/", cafile=server_files.ca_path, timeout=PROCESS_TIMEOUT_S)
     assert response.status == 200 and isinstance(response.handshake, HandshakeComplete)
     received = handshake_records(response.transcript, "server->client")
     # OpenSSL filled 512-byte records: the Certificate (over 700 bytes) started in one and ended in another.

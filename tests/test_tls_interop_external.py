@@ -25,10 +25,9 @@ import hashlib
 import re
 import ssl
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,8 @@ from handshake_lib import net
 from handshake_lib.errors import HandshakeFailure, PeerAlert, TLSAlert
 from handshake_lib.net.tls import ServedConnection, TLSPageServer
 from handshake_lib.peers.openssl import PythonSSLServer, server_context
-from handshake_lib.pki import CoursePKI, IssuedCertificate
+from handshake_lib.pki import IssuedCertificate
+from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
 from handshake_lib.tls.keylog import parse_keylog
 from handshake_lib.tls.messages import ClientHello, decode_handshake
@@ -57,32 +57,12 @@ SUITES = [
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 
-@dataclass(frozen=True)
-class ServerFiles:
-    directory: Path
-    ca: Path
-    cert: Path
-    key: Path
-    issued: IssuedCertificate
-
-    @property
-    def spki_pin(self) -> str:
-        """base64(SHA-256(SubjectPublicKeyInfo)) of the leaf: what --ignore-certificate-errors-spki-list takes."""
-        spki = self.issued.certificate.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
-@pytest.fixture(scope="module")
-def server_files() -> Iterator[ServerFiles]:
-    with tempfile.TemporaryDirectory(prefix="handshakes-interop-") as name:
-        directory = Path(name)
-        pki = CoursePKI.create()
-        issued = pki.issue_server(("localhost", "127.0.0.1"))
-        ca = pki.write_ca(directory)
-        cert, key = pki.write_issued(issued, directory)
-        yield ServerFiles(directory, ca, cert, key, issued)
+def spki_pin(issued: IssuedCertificate) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of the leaf: what --ignore-certificate-errors-spki-list takes."""
+    spki = issued.certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 # -- the servers ---------------------------------------------------------------------------------------
@@ -117,7 +97,11 @@ def our_server(files: ServerFiles, suites: list[CipherSuite], keylog: Path) -> I
 def openssl_server(files: ServerFiles, openssl_ciphers: str, keylog: Path) -> Iterator[RunningServer]:
     """The control experiment: OpenSSL (through Python's ssl) in our server's place."""
     context = server_context(
-        files.cert, files.key, ciphers=openssl_ciphers, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog
+        files.cert_path,
+        files.key_path,
+        ciphers=openssl_ciphers,
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+        keylog_path=keylog,
     )
     with PythonSSLServer(context) as server:
         running = RunningServer(server.port, server, keylog, [], "Hello from OpenSSL")
@@ -153,7 +137,7 @@ def run_s_client(openssl: str, port: int, cipher: str, files: ServerFiles, keylo
     # -ign_eof: keep reading after our request (stdin) ends, until the server closes: the page comes back.
     command = [
         openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2", "-cipher", cipher,
-        "-CAfile", str(files.ca), "-verify_return_error", "-servername", "localhost",
+        "-CAfile", str(files.ca_path), "-verify_return_error", "-servername", "localhost",
         "-keylogfile", str(keylog), "-ign_eof",
     ]  # fmt: skip
     completed = subprocess.run(command, input=REQUEST, capture_output=True, timeout=PROCESS_TIMEOUT_S)
@@ -173,7 +157,7 @@ class CurlResult:
 def run_curl(curl: str, port: int, cipher: str, files: ServerFiles) -> CurlResult:
     marker = "\nHTTP-STATUS:"
     command = [
-        curl, "--silent", "--show-error", "--cacert", str(files.ca), "--tlsv1.2", "--tls-max", "1.2",
+        curl, "--silent", "--show-error", "--cacert", str(files.ca_path), "--tlsv1.2", "--tls-max", "1.2",
         "--ciphers", cipher, "--max-time", "20", "--write-out", marker + "%{http_code}",
         f"https://localhost:{port}/",
     ]  # fmt: skip
@@ -187,7 +171,7 @@ def chromium_dump_dom(chromium: str, url: str, files: ServerFiles, profile: Path
     command = [
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-        f"--ignore-certificate-errors-spki-list={files.spki_pin}", "--enable-logging=stderr", "--v=0",
+        f"--ignore-certificate-errors-spki-list={spki_pin(files.issued)}", "--enable-logging=stderr", "--v=0",
         "--dump-dom", url,
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
@@ -246,11 +230,12 @@ def test_curl_fetches_page_from_our_server(suite: CipherSuite, server_files: Ser
     assert server.negotiated == [cipher]
 
 
-def test_curl_rejects_our_server_without_the_ca(server_files: ServerFiles, tmp_path: Path) -> None:
+def test_curl_rejects_our_server_without_the_ca(
+    server_files: ServerFiles, untrusted_ca_file: Path, tmp_path: Path
+) -> None:
     """curl trusting another CA refuses our certificate: the CA file is what makes the tests above pass."""
     curl = require("curl")
-    other_ca = CoursePKI.create().write_ca(tmp_path)
-    files = ServerFiles(server_files.directory, other_ca, server_files.cert, server_files.key, server_files.issued)
+    files = replace(server_files, ca_path=untrusted_ca_file)
     with our_server(server_files, [CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256], tmp_path / "k") as server:
         result = run_curl(curl, server.port, "AES128-GCM-SHA256", files)
     assert result.returncode == 60, result.stderr  # CURLE_PEER_FAILED_VERIFICATION

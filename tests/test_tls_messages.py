@@ -31,6 +31,7 @@ from handshake_lib.errors import (
     TLSAlert,
     UnexpectedMessage,
 )
+from handshake_lib.pki import IssuedCertificate
 from handshake_lib.tls.connection import record_spans
 from handshake_lib.tls.constants import (
     OPENSSL_NAMES,
@@ -527,13 +528,12 @@ def test_fuzz_alert_and_change_cipher_spec(data: bytes) -> None:
         assert message.to_bytes() == data
 
 
-def test_a_certificate_with_a_negative_serial_number_is_refused() -> None:
+def test_a_certificate_with_a_negative_serial_number_is_refused(server_certificate: IssuedCertificate) -> None:
     """RFC 5280 4.1.2.2: serial numbers are positive; cryptography only warns, we refuse now."""
     from handshake_lib.errors import CertificateError
-    from handshake_lib.pki import CoursePKI
     from handshake_lib.tls.messages import Certificate
 
-    issued = CoursePKI.create().issue_server()
+    issued = server_certificate
     number = issued.certificate.serial_number
     serial = number.to_bytes((number.bit_length() + 8) // 8, "big")
     field = b"\x02" + bytes([len(serial)]) + serial
@@ -543,13 +543,14 @@ def test_a_certificate_with_a_negative_serial_number_is_refused() -> None:
         Certificate([negative]).x509()
 
 
-def test_a_certificate_with_an_unknown_x509_version_is_a_certificate_error() -> None:
+def test_a_certificate_with_an_unknown_x509_version_is_a_certificate_error(
+    server_certificate: IssuedCertificate,
+) -> None:
     """Found by fuzzing: cryptography raises InvalidVersion (not a ValueError) for a version other than v1/v3."""
     from handshake_lib.errors import CertificateError
-    from handshake_lib.pki import CoursePKI
     from handshake_lib.tls.messages import Certificate
 
-    der = CoursePKI.create().issue_server().der
+    der = server_certificate.der
     v3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2: version v3, near the start of the TBSCertificate
     assert der.index(v3) < 16
     unknown_version = der.replace(v3, b"\xa0\x03\x02\x01\x05", 1)

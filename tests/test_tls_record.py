@@ -371,3 +371,18 @@ def test_reassembling_fragments_in_hand_is_the_same_reassembler() -> None:
     assert len(reassemble_handshake_messages([*fragments, hello_done[:2]], complete=False)) == 2
     with pytest.raises(DecodeError):
         reassemble_handshake_messages([certificate], max_message_length=100)
+
+
+def test_record_size_limits_are_rfc_5246s() -> None:
+    # RFC 5246 6.2.1 and 6.2.3: a plaintext fragment holds at most 2^14 bytes, a protected one 2^14 + 2048.
+    # Spelled out here, so a wrong constant in the library cannot make its own test pass.
+    assert (MAX_PLAINTEXT_LENGTH, MAX_CIPHERTEXT_LENGTH) == (2**14, 2**14 + 2048)
+    largest = encode_record(APP, TLS12, bytes(2**14))
+    (record,) = RecordReader().feed(largest)
+    assert len(record.fragment) == 2**14
+    with pytest.raises(RecordOverflow):
+        RecordReader().feed(encode_record(APP, TLS12, bytes(2**14 + 1)))
+    (protected,) = RecordReader(protected=True).feed(encode_record(APP, TLS12, bytes(2**14 + 2048)))
+    assert len(protected.fragment) == 2**14 + 2048
+    with pytest.raises(RecordOverflow):
+        RecordReader(protected=True).feed(encode_record(APP, TLS12, bytes(2**14 + 2049)))

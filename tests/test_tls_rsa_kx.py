@@ -32,11 +32,6 @@ from handshake_lib.tls.suites import suite_params
 TLS12 = ProtocolVersion.TLS1_2
 
 
-@pytest.fixture(scope="module")
-def server_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 def counting_random(byte: int):
     """A random source that records its calls and returns a recognisable value."""
     calls: list[int] = []
@@ -56,19 +51,19 @@ def test_pre_master_secret_layout() -> None:
     assert fresh != make_pre_master_secret(TLS12)
 
 
-def test_round_trip_and_openssl_compatible_padding(server_key: rsa.RSAPrivateKey) -> None:
+def test_round_trip_and_openssl_compatible_padding(rsa_private_key: rsa.RSAPrivateKey) -> None:
     pre_master = make_pre_master_secret(TLS12)
-    encrypted = encrypt_pre_master_secret(pre_master, server_key.public_key())
+    encrypted = encrypt_pre_master_secret(pre_master, rsa_private_key.public_key())
     assert len(encrypted) == 256
     # Plain RSAES-PKCS1-v1_5, decryptable by anyone's implementation.
-    assert server_key.decrypt(encrypted, padding.PKCS1v15()) == pre_master
+    assert rsa_private_key.decrypt(encrypted, padding.PKCS1v15()) == pre_master
     random_bytes, calls = counting_random(0xEE)
-    assert decrypt_pre_master_secret(encrypted, server_key, TLS12, random_bytes) == pre_master
+    assert decrypt_pre_master_secret(encrypted, rsa_private_key, TLS12, random_bytes) == pre_master
     assert calls == [48]  # R is generated even when it is not needed
 
 
-def bad_ciphertexts(server_key: rsa.RSAPrivateKey) -> dict[str, bytes]:
-    public = server_key.public_key()
+def bad_ciphertexts(rsa_private_key: rsa.RSAPrivateKey) -> dict[str, bytes]:
+    public = rsa_private_key.public_key()
     good = encrypt_pre_master_secret(make_pre_master_secret(TLS12), public)
     return {
         "flipped byte": good[:100] + bytes([good[100] ^ 0x40]) + good[101:],
@@ -95,22 +90,22 @@ def bad_ciphertexts(server_key: rsa.RSAPrivateKey) -> dict[str, bytes]:
         "empty",
     ],
 )
-def test_any_bad_ciphertext_yields_R_and_no_exception(server_key: rsa.RSAPrivateKey, case: str) -> None:
-    ciphertext = bad_ciphertexts(server_key)[case]
+def test_any_bad_ciphertext_yields_R_and_no_exception(rsa_private_key: rsa.RSAPrivateKey, case: str) -> None:
+    ciphertext = bad_ciphertexts(rsa_private_key)[case]
     random_bytes, calls = counting_random(0xAB)
-    result = decrypt_pre_master_secret(ciphertext, server_key, TLS12, random_bytes)
+    result = decrypt_pre_master_secret(ciphertext, rsa_private_key, TLS12, random_bytes)
     assert result == b"\x03\x03" + bytes([0xAB]) * 46
     assert calls == [48]
 
 
-def test_a_corrupted_key_exchange_fails_later_at_finished(server_key: rsa.RSAPrivateKey) -> None:
+def test_a_corrupted_key_exchange_fails_later_at_finished(rsa_private_key: rsa.RSAPrivateKey) -> None:
     """The server carries on with R; the mismatch only shows when the client's Finished is checked."""
     params = suite_params(CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256)
     client_random, server_random = os.urandom(32), os.urandom(32)
     client_pre_master = make_pre_master_secret(TLS12)
-    encrypted = bytearray(encrypt_pre_master_secret(client_pre_master, server_key.public_key()))
+    encrypted = bytearray(encrypt_pre_master_secret(client_pre_master, rsa_private_key.public_key()))
     encrypted[7] ^= 1
-    server_pre_master = decrypt_pre_master_secret(bytes(encrypted), server_key, TLS12)
+    server_pre_master = decrypt_pre_master_secret(bytes(encrypted), rsa_private_key, TLS12)
     assert len(server_pre_master) == 48 and server_pre_master[:2] == b"\x03\x03"
     handshake_hash = os.urandom(32)
     client_finished = verify_data(
@@ -124,8 +119,8 @@ def test_a_corrupted_key_exchange_fails_later_at_finished(server_key: rsa.RSAPri
 
 @given(ciphertext=st.binary(min_size=0, max_size=300))
 @settings(max_examples=40, deadline=None)
-def test_decryption_never_raises_on_any_ciphertext(server_key: rsa.RSAPrivateKey, ciphertext: bytes) -> None:
-    result = decrypt_pre_master_secret(ciphertext, server_key, TLS12)
+def test_decryption_never_raises_on_any_ciphertext(rsa_private_key: rsa.RSAPrivateKey, ciphertext: bytes) -> None:
+    result = decrypt_pre_master_secret(ciphertext, rsa_private_key, TLS12)
     assert len(result) == 48 and result[:2] == b"\x03\x03"
 
 
@@ -151,10 +146,10 @@ def test_pre_master_secret_spans_name_the_version_and_the_random() -> None:
         pre_master_secret_spans(bytes(47))
 
 
-def test_padded_block_shows_pkcs1_v1_5_around_the_secret(server_key: rsa.RSAPrivateKey) -> None:
+def test_padded_block_shows_pkcs1_v1_5_around_the_secret(rsa_private_key: rsa.RSAPrivateKey) -> None:
     pre_master = make_pre_master_secret(0x0303)
-    ciphertext = server_key.public_key().encrypt(pre_master, padding.PKCS1v15())
-    block = padded_block(ciphertext, server_key)
+    ciphertext = rsa_private_key.public_key().encrypt(pre_master, padding.PKCS1v15())
+    block = padded_block(ciphertext, rsa_private_key)
     assert len(block) == 256 and block[:2] == b"\x00\x02" and block.endswith(b"\x00" + pre_master)
     check = read_padded_block(block)
     assert check.valid and check.problem == "" and check.is_pre_master_secret
@@ -197,29 +192,29 @@ def test_a_valid_block_with_a_short_message_is_not_a_pre_master_secret() -> None
     assert _fields(check.spans)[-1] == "eme_pkcs1_v1_5.message"
 
 
-def test_padded_block_is_textbook_rsa_decryption(server_key: rsa.RSAPrivateKey) -> None:
-    numbers = server_key.private_numbers()
+def test_padded_block_is_textbook_rsa_decryption(rsa_private_key: rsa.RSAPrivateKey) -> None:
+    numbers = rsa_private_key.private_numbers()
     modulus = numbers.public_numbers.n
     for ciphertext in (bytes(range(256)), b"\xff" * 256, (modulus - 1).to_bytes(256, "big")):
         expected = pow(int.from_bytes(ciphertext, "big") % modulus, numbers.d, modulus).to_bytes(256, "big")
-        assert padded_block(ciphertext, server_key) == expected
+        assert padded_block(ciphertext, rsa_private_key) == expected
 
 
-def test_padded_block_refuses_a_ciphertext_of_the_wrong_size(server_key: rsa.RSAPrivateKey) -> None:
+def test_padded_block_refuses_a_ciphertext_of_the_wrong_size(rsa_private_key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(ValueError, match="256 bytes"):
-        padded_block(bytes(255), server_key)
+        padded_block(bytes(255), rsa_private_key)
 
 
 def test_a_tampered_ciphertext_shows_broken_padding_but_decrypts_to_a_random_secret(
-    server_key: rsa.RSAPrivateKey,
+    rsa_private_key: rsa.RSAPrivateKey,
 ) -> None:
     """The teaching view reports what the real decryption must hide: same ciphertext, two answers."""
     pre_master = make_pre_master_secret(TLS12)
-    tampered = tamper(encrypt_pre_master_secret(pre_master, server_key.public_key()), 0, 0x80)
-    check = read_padded_block(padded_block(tampered, server_key))
+    tampered = tamper(encrypt_pre_master_secret(pre_master, rsa_private_key.public_key()), 0, 0x80)
+    check = read_padded_block(padded_block(tampered, rsa_private_key))
     assert not check.valid and check.problem
     random_bytes, calls = counting_random(0x5A)
-    assert decrypt_pre_master_secret(tampered, server_key, TLS12, random_bytes) == b"\x03\x03" + b"\x5a" * 46
+    assert decrypt_pre_master_secret(tampered, rsa_private_key, TLS12, random_bytes) == b"\x03\x03" + b"\x5a" * 46
 
 
 def test_tamper_flips_exactly_the_chosen_bits() -> None:

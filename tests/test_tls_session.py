@@ -6,10 +6,10 @@ Peers: a real OpenSSL server (``PythonSSLServer``) and Python's ``ssl`` client.
 
 from __future__ import annotations
 
-import itertools
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,26 +18,17 @@ from handshake_lib.errors import CertificateError, ConnectionTimeout, PeerAlert,
 from handshake_lib.net import tls as session
 from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.peers.openssl import PythonSSLServer, server_context
-from handshake_lib.pki import CoursePKI
+from handshake_lib.pki import IssuedCertificate
+from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tls import connection
 from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.connection import TranscriptEntry, record_spans
 from handshake_lib.tls.messages import Alert, ClientHello, ClientKeyExchange, ServerHelloDone
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory):
-    directory = tmp_path_factory.mktemp("pki")
-    course = CoursePKI.create()
-    issued = course.issue_server(("localhost", "127.0.0.1"))
-    ca = course.write_ca(directory)
-    cert, key = CoursePKI.write_issued(issued, directory)
-    return ca, cert, key, issued
-
-
-def python_ssl_server(pki, ciphers: str = "AES128-SHA256") -> PythonSSLServer:
-    _, cert, key, _ = pki
-    return PythonSSLServer(server_context(cert, key, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2))
+def python_ssl_server(files: ServerFiles, ciphers: str = "AES128-SHA256") -> PythonSSLServer:
+    context = server_context(files.cert_path, files.key_path, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2)
+    return PythonSSLServer(context)
 
 
 def _index_of(transcript: list[TranscriptEntry], message_type: type) -> int:
@@ -45,28 +36,31 @@ def _index_of(transcript: list[TranscriptEntry], message_type: type) -> int:
 
 
 # -- timings: sent when sent, received when received ---------------------------------------------------
-def test_records_produced_while_handling_input_are_stamped_when_sent(pki, monkeypatch) -> None:
-    # A clock that advances on every reading makes "same moment" and "later" tell apart exactly.
-    ticks = itertools.count()
-    monkeypatch.setattr(session.time, "perf_counter", lambda: float(next(ticks)))
-    with python_ssl_server(pki) as server:
-        response = tls_get(f"https://localhost:{server.port}/", cafile=pki[0])
+def test_every_record_of_a_real_handshake_is_stamped_once_and_answers_after_the_work(
+    server_files: ServerFiles,
+) -> None:
+    # The real clock: exact stamping (received when recv returns, sent when sendall returns) is checked
+    # deterministically with a scripted core and a fake clock in test_net_and_pki.py.
+    with python_ssl_server(server_files) as server:
+        response = tls_get(f"https://localhost:{server.port}/", cafile=server_files.ca_path)
     transcript, timings = response.transcript, response.timings
     when = {index: at for at, _, index in timings}
-    assert sorted(when) == list(range(len(transcript)))  # every record stamped exactly once
+    assert len(timings) == len(transcript) and sorted(when) == list(range(len(transcript)))  # each once
     assert [at for at, _, _ in timings] == sorted(at for at, _, _ in timings)  # listed in the order they happened
     assert all(direction == transcript[index].direction for _, direction, index in timings)
     done, key_exchange = _index_of(transcript, ServerHelloDone), _index_of(transcript, ClientKeyExchange)
-    # The client's answer is built while ServerHelloDone is handled, but leaves later, after that work.
+    # The client's answer is built while ServerHelloDone is handled (an RSA encryption, the PRF, Finished:
+    # far longer than the clock's nanosecond resolution) and leaves only after that work.
     assert when[key_exchange] > when[done]
-    assert when[_index_of(transcript, ClientHello)] < when[_index_of(transcript, ServerHelloDone)]
+    assert 0 <= when[_index_of(transcript, ClientHello)] < when[_index_of(transcript, ServerHelloDone)]
 
 
 # -- failures carry the transcript so far -------------------------------------------------------------
-def test_a_certificate_failure_carries_the_transcript_up_to_our_alert(pki, tmp_path) -> None:
-    other_ca = CoursePKI.create().write_ca(tmp_path)
-    with python_ssl_server(pki) as server, pytest.raises(CertificateError) as caught:
-        tls_get(f"https://localhost:{server.port}/", cafile=other_ca)
+def test_a_certificate_failure_carries_the_transcript_up_to_our_alert(
+    server_files: ServerFiles, untrusted_ca_file: Path
+) -> None:
+    with python_ssl_server(server_files) as server, pytest.raises(CertificateError) as caught:
+        tls_get(f"https://localhost:{server.port}/", cafile=untrusted_ca_file)
     exchange = caught.value.exchange
     assert exchange is not None and caught.value.transcript is exchange.transcript
     transcript = exchange.transcript
@@ -77,20 +71,20 @@ def test_a_certificate_failure_carries_the_transcript_up_to_our_alert(pki, tmp_p
     assert {index for _, _, index in exchange.timings} == set(range(len(transcript)))  # the alert went out
 
 
-def test_a_peer_alert_carries_the_transcript_up_to_the_peers_alert(pki) -> None:
-    with python_ssl_server(pki, "AES128-GCM-SHA256") as server, pytest.raises(PeerAlert) as caught:
-        tls_get(f"https://localhost:{server.port}/", cafile=pki[0], cipher_suites=[0x002F])  # AES128-SHA
+def test_a_peer_alert_carries_the_transcript_up_to_the_peers_alert(server_files: ServerFiles) -> None:
+    with python_ssl_server(server_files, "AES128-GCM-SHA256") as server, pytest.raises(PeerAlert) as caught:
+        tls_get(f"https://localhost:{server.port}/", cafile=server_files.ca_path, cipher_suites=[0x002F])  # AES128-SHA
     transcript = caught.value.transcript
     assert transcript is not None and isinstance(transcript[0].messages[0], ClientHello)
     assert transcript[-1].direction == "server->client"
     assert transcript[-1].messages == [Alert(2, TLSAlert.handshake_failure)]
 
 
-def test_a_timeout_carries_the_transcript_so_far(pki) -> None:
+def test_a_timeout_carries_the_transcript_so_far(server_files: ServerFiles) -> None:
     with net.listen_loopback() as silent:  # accepts (in the kernel) and never answers
         port = silent.getsockname()[1]
         with pytest.raises(ConnectionTimeout) as caught:
-            tls_get(f"https://127.0.0.1:{port}/", cafile=pki[0], timeout=0.3)
+            tls_get(f"https://127.0.0.1:{port}/", cafile=server_files.ca_path, timeout=0.3)
     assert caught.value.exchange is not None
     transcript = caught.value.exchange.transcript
     assert len(transcript) == 1 and isinstance(transcript[0].messages[0], ClientHello)
@@ -120,8 +114,8 @@ def test_a_network_error_under_a_running_connection_becomes_connection_lost() ->
 
 
 # -- TLSPageServer: where it listens ------------------------------------------------------------------
-def test_page_server_listens_on_the_port_it_is_given(pki) -> None:
-    ca, _, _, issued = pki
+def test_page_server_listens_on_the_port_it_is_given(server_files: ServerFiles) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     with net.listen_loopback() as probe:
         port = probe.getsockname()[1]
     # The port was free a moment ago; a fixed port is what `tls serve --port` needs.
@@ -131,16 +125,16 @@ def test_page_server_listens_on_the_port_it_is_given(pki) -> None:
     assert response.status == 200 and response.body == session.PAGE
 
 
-def test_page_server_on_localhost_by_name_and_a_free_port(pki) -> None:
-    ca, _, _, issued = pki
+def test_page_server_on_localhost_by_name_and_a_free_port(server_files: ServerFiles) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     with TLSPageServer([issued.der], issued.private_key, host="localhost") as server:
         assert server.port != 0
         assert tls_get(f"https://localhost:{server.port}/", cafile=ca).status == 200
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "::", "example.com"])
-def test_page_server_refuses_a_public_address_unless_allowed(pki, host: str) -> None:
-    issued = pki[3]
+def test_page_server_refuses_a_public_address_unless_allowed(server_certificate: IssuedCertificate, host: str) -> None:
+    issued = server_certificate
     with pytest.raises(ValueError, match="not loopback"):
         TLSPageServer([issued.der], issued.private_key, host=host)
     # Explicitly allowed, it is accepted (not entered here: nothing is bound to a real network).
@@ -149,14 +143,14 @@ def test_page_server_refuses_a_public_address_unless_allowed(pki, host: str) -> 
 
 
 @pytest.mark.parametrize("port", [-1, 65536])
-def test_page_server_refuses_a_port_out_of_range(pki, port: int) -> None:
-    issued = pki[3]
+def test_page_server_refuses_a_port_out_of_range(server_certificate: IssuedCertificate, port: int) -> None:
+    issued = server_certificate
     with pytest.raises(ValueError, match="out of range"):
         TLSPageServer([issued.der], issued.private_key, port=port)
 
 
-def test_page_server_on_ipv6_loopback(pki) -> None:
-    ca, _, _, issued = pki
+def test_page_server_on_ipv6_loopback(server_certificate: IssuedCertificate) -> None:
+    issued = server_certificate
     try:
         socket.socket(socket.AF_INET6).close()
         with socket.socket(socket.AF_INET6) as probe:
@@ -180,8 +174,8 @@ def test_page_server_on_ipv6_loopback(pki) -> None:
 
 
 # -- transcript spans are computed when asked for ------------------------------------------------------
-def test_transcript_spans_are_computed_on_first_access_and_kept(pki) -> None:
-    client = TLSClient("localhost", cafile=pki[0], client_random=bytes(32))
+def test_transcript_spans_are_computed_on_first_access_and_kept(server_files: ServerFiles) -> None:
+    client = TLSClient("localhost", cafile=server_files.ca_path, client_random=bytes(32))
     client.start()
     entry = client.transcript[0]
     assert "spans" not in vars(entry)  # nothing computed yet
