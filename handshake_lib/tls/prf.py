@@ -49,6 +49,7 @@ __all__ = [
     "extended_master_secret",
     "key_block",
     "verify_data",
+    "RecordedFinished",
 ]
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -187,3 +188,51 @@ def verify_data(
     if label not in FINISHED_LABELS:
         raise ValueError(f"label must be one of {FINISHED_LABELS}, not {label!r}")
     return prf(master, label.encode("ascii"), handshake_hash, params.verify_data_length, params.prf_hash)
+
+
+@dataclass(frozen=True)
+class RecordedFinished:
+    """A real TLS 1.2 handshake's messages and both Finished, with the master secret from the peer's key log.
+
+    The Finished exercise's vectors, stored in ``handshake_lib/data/openssl_finished.json`` (see
+    :func:`handshake_lib.data.load_recordings`).
+    """
+
+    suite_name: str  # OpenSSL's name, e.g. "AES128-GCM-SHA256"
+    hash_name: str  # the PRF hash of the suite
+    master_secret: bytes
+    handshake_messages: bytes  # ClientHello .. ClientKeyExchange, exactly as sent (no record headers)
+    client_finished: bytes  # the client's Finished message (4-byte header + verify_data)
+    server_finished: bytes
+
+    @classmethod
+    def from_json(cls, item: dict[str, object]) -> RecordedFinished:
+        def raw(key: str) -> bytes:
+            return bytes.fromhex(str(item[key]))
+
+        return cls(
+            str(item["suite_name"]),
+            str(item["hash_name"]),
+            raw("master_secret"),
+            raw("handshake_messages"),
+            raw("client_finished"),
+            raw("server_finished"),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "suite_name": self.suite_name,
+            "hash_name": self.hash_name,
+            "master_secret": self.master_secret.hex(),
+            "handshake_messages": self.handshake_messages.hex(),
+            "client_finished": self.client_finished.hex(),
+            "server_finished": self.server_finished.hex(),
+        }
+
+    @property
+    def client_verify_data(self) -> bytes:
+        return self.client_finished[4:]
+
+    @property
+    def server_verify_data(self) -> bytes:
+        return self.server_finished[4:]
