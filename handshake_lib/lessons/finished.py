@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The library does the work: :func:`~handshake_lib.openssl_sessions.capture_session` runs a live
+The library does the work: :func:`~handshake_lib.peers.openssl_sessions.capture_session` runs a live
 handshake with OpenSSL and keeps OpenSSL's master secret, the one handshake reassembler
 (:func:`~handshake_lib.tls.record.reassemble_handshake`) gives the messages each Finished hashes,
 :func:`~handshake_lib.tls.prf.verify_data` recomputes them, and :func:`~handshake_lib.tls.states.replay`
@@ -29,7 +29,7 @@ import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 from ..data import load_recordings
-from ..openssl_sessions import LiveSession, capture_session
+from ..peers.openssl_sessions import LiveSession, capture_session
 from ..tls import prf as prf_module
 from ..tls.connection import ApplicationData, TranscriptEntry, record_spans
 from ..tls.constants import CipherSuite, ContentType, HandshakeType, name_of

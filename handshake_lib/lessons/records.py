@@ -5,7 +5,7 @@ Theory of operation
 Nothing here decrypts or reassembles: :meth:`~handshake_lib.tls.record.ProtectedRecord.open` opens a
 record with the record layer a connection runs and names its parts and the check that refused it;
 :func:`~handshake_lib.tls.record.message_pieces` says which message bytes a record carried;
-:mod:`handshake_lib.openssl_sessions` runs OpenSSL.  This module arranges the results:
+:mod:`handshake_lib.peers.openssl_sessions` runs OpenSSL.  This module arranges the results:
 
 * :func:`capture_sessions` (live) and :data:`RECORDED_SESSIONS` (recorded once from OpenSSL 3, in
   ``handshake_lib/data/openssl_records.json``): records of each construction.
@@ -29,7 +29,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..data import load_recordings
-from ..openssl_sessions import LiveSession, capture_session, capture_sessions, tamper_against_openssl
+from ..peers.openssl_sessions import LiveSession, capture_session, capture_sessions, tamper_against_openssl
 from ..tls.connection import TranscriptEntry, record_spans
 from ..tls.constants import ContentType, HandshakeType, name_of
 from ..tls.record import (

@@ -1,10 +1,10 @@
-"""Live sessions with OpenSSL (handshake_lib.openssl_sessions): keys, a damaged record, the recorders."""
+"""Live sessions with OpenSSL (handshake_lib.peers.openssl_sessions): keys, a damaged record, the recorders."""
 
 from __future__ import annotations
 
 import pytest
 
-from handshake_lib.openssl_sessions import (
+from handshake_lib.peers.openssl_sessions import (
     capture_session,
     capture_sessions,
     record_openssl_finished,

@@ -15,7 +15,7 @@ master secrets differ, so every key used afterwards to open a record is OpenSSL'
 ``handshake_lib/data/`` (``openssl_records.json``, ``openssl_finished.json``) from such runs; the
 lessons and exercises read them with :func:`handshake_lib.data.load_recordings`.
 
-This module drives a peer over sockets, so it sits with ``net`` above the sans-I/O ``tls`` package.
+This module drives a peer over sockets, so it sits in ``peers`` above the sans-I/O ``tls`` package.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import net
-from .data import FORMAT
-from .errors import HandshakeError, PeerAlert
-from .tls.constants import ContentType, HandshakeType
-from .tls.prf import KeyBlock, RecordedFinished
-from .tls.record import (
+from .. import net
+from ..data import FORMAT
+from ..errors import HandshakeError, PeerAlert
+from ..tls.constants import ContentType, HandshakeType
+from ..tls.prf import KeyBlock, RecordedFinished
+from ..tls.record import (
     CLIENT_TO_SERVER,
     RECORD_HEADER_LENGTH,
     SERVER_TO_CLIENT,
@@ -37,8 +37,8 @@ from .tls.record import (
     protected_records,
     reassemble_handshake,
 )
-from .tls.session import TLSResponse, open_tls, tls_get
-from .tls.suites import SuiteParams, parse_suite_name, suite_params
+from ..tls.session import TLSResponse, open_tls, tls_get
+from ..tls.suites import SuiteParams, parse_suite_name, suite_params
 
 __all__ = [
     "LiveSession",
@@ -223,7 +223,7 @@ RECORDED_FINISHED_SUITES: tuple[str, ...] = ("AES128-GCM-SHA256", "AES256-GCM-SH
 
 def _document(function: str, recordings: list[dict[str, Any]]) -> dict[str, Any]:
     made_by = (
-        f"OpenSSL 3 through Python's ssl (handshake_lib.openssl_sessions.{function}), our client on loopback; "
+        f"OpenSSL 3 through Python's ssl (handshake_lib.peers.openssl_sessions.{function}), our client on loopback; "
         "master secrets from OpenSSL's key log"
     )
     return {"format": FORMAT, "made_by": made_by, "recordings": recordings}
