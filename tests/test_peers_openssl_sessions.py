@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from handshake_lib.peers.openssl_sessions import (
+    RECORDED_SESSION_RUNS,
     capture_session,
     capture_sessions,
     record_openssl_finished,
+    record_openssl_records,
     tamper_against_openssl,
 )
 from handshake_lib.tls import prf as prf_module
 from handshake_lib.tls.prf import RecordedFinished
-from handshake_lib.tls.record import SERVER_TO_CLIENT
+from handshake_lib.tls.record import SERVER_TO_CLIENT, RecordedSession
 from handshake_lib.tls.suites import parse_suite_name, suite_params
 
 
@@ -68,9 +70,9 @@ def test_a_capture_refuses_a_typo_before_starting_a_server() -> None:
 
 
 def test_the_finished_recorder_makes_vectors_that_check_out() -> None:
-    document = record_openssl_finished()
-    assert document["format"] == 1 and "record_openssl_finished" in document["made_by"]
-    for item in document["recordings"]:
+    made_by, recordings = record_openssl_finished()
+    assert "record_openssl_finished" in made_by and len(recordings) == 2
+    for item in recordings:
         recorded = RecordedFinished.from_json(item)
         digest = prf_module.transcript_hash(recorded.hash_name, recorded.handshake_messages)
         suite = suite_params(parse_suite_name(recorded.suite_name))
@@ -78,3 +80,14 @@ def test_the_finished_recorder_makes_vectors_that_check_out() -> None:
             recorded.client_verify_data
         )
         assert recorded.handshake_messages[0] == 1 and recorded.client_finished[0] == 20
+
+
+def test_the_records_recorder_makes_records_that_open() -> None:
+    made_by, recordings = record_openssl_records()
+    assert "record_openssl_records" in made_by
+    sessions = [RecordedSession.from_json(item) for item in recordings]
+    assert [s.name for s in sessions] == [name for name, _, _ in RECORDED_SESSION_RUNS]
+    for session in sessions:
+        opened = [record.open() for record in session.protected_records()]
+        assert len(opened) == 2 and all(o.accepted for o in opened), session.name
+        assert opened[0].plaintext[0] == 20 and opened[1].plaintext.startswith(b"HTTP/1.1 200")

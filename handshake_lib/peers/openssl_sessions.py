@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import net
-from ..data import FORMAT
 from ..errors import HandshakeError, PeerAlert
 from ..tls.constants import ContentType, HandshakeType
 from ..tls.prf import KeyBlock, RecordedFinished
@@ -221,16 +220,16 @@ RECORDED_SESSION_RUNS: tuple[tuple[str, str, bool], ...] = (
 RECORDED_FINISHED_SUITES: tuple[str, ...] = ("AES128-GCM-SHA256", "AES256-GCM-SHA384")
 
 
-def _document(function: str, recordings: list[dict[str, Any]]) -> dict[str, Any]:
-    made_by = (
+def _made_by(function: str) -> str:
+    return (
         f"OpenSSL 3 through Python's ssl (handshake_lib.peers.openssl_sessions.{function}), our client on loopback; "
         "master secrets from OpenSSL's key log"
     )
-    return {"format": FORMAT, "made_by": made_by, "recordings": recordings}
 
 
-def record_openssl_records() -> dict[str, Any]:
-    """``openssl_records.json``: OpenSSL's protected records (its Finished, then the page) per construction."""
+def record_openssl_records() -> tuple[str, list[dict[str, Any]]]:
+    """``openssl_records.json``'s (made_by, recordings): OpenSSL's protected records (its Finished, then the
+    page) for each construction, from sessions whose master secret OpenSSL's key log confirmed."""
     recordings = []
     for name, suite_name, encrypt_then_mac in RECORDED_SESSION_RUNS:
         session = capture_session(suite_name, encrypt_then_mac=encrypt_then_mac)
@@ -247,11 +246,12 @@ def record_openssl_records() -> dict[str, Any]:
             server_records,
         )
         recordings.append(recorded.to_json())
-    return _document("record_openssl_records", recordings)
+    return _made_by("record_openssl_records"), recordings
 
 
-def record_openssl_finished() -> dict[str, Any]:
-    """``openssl_finished.json``: a handshake's messages and both Finished, for each suite of the exercise."""
+def record_openssl_finished() -> tuple[str, list[dict[str, Any]]]:
+    """``openssl_finished.json``'s (made_by, recordings): a handshake's messages and both Finished, for each
+    suite of the exercise, from sessions whose master secret OpenSSL's key log confirmed."""
     recordings = []
     for suite_name in RECORDED_FINISHED_SUITES:
         session = capture_session(suite_name)
@@ -272,4 +272,4 @@ def record_openssl_finished() -> dict[str, Any]:
             messages[finished[1]],
         )
         recordings.append(recorded.to_json())
-    return _document("record_openssl_finished", recordings)
+    return _made_by("record_openssl_finished"), recordings
