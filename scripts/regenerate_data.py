@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from handshake_lib.data import FORMAT  # noqa: E402
-from handshake_lib.peers import openssl_runs  # noqa: E402
+from handshake_lib.peers import openssl_runs, openssl_sessions  # noqa: E402
 
 DATA_DIR = ROOT / "handshake_lib" / "data"
 
@@ -44,6 +44,8 @@ Recorder = Callable[[], tuple[str, list[dict[str, Any]]]]
 # File name (without .json) -> the function that records it: (made_by, recordings).
 RECORDERS: dict[str, Recorder] = {
     "rsa_key_schedules": openssl_runs.record_key_schedules,  # lesson 06: master secrets from OpenSSL's key log
+    "openssl_records": openssl_sessions.record_openssl_records,  # lesson 07: protected records, both directions
+    "openssl_finished": openssl_sessions.record_openssl_finished,  # lesson 08 and exercise 08: both Finished
 }
 
 

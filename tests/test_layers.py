@@ -50,16 +50,11 @@ UPPER_LAYERS = {"net", "peers", "lessons", "cli", "viz", "grading"}  # handshake
 ALLOWED = {
     ("handshake_lib/tls/verify.py", "ssl"): "finds the system CA bundle OpenSSL uses, only when no cafile is given",
 }
-# TEMPORARY: the old import path the lessons still use until the lesson split lands (issue 7); it only
-# re-exports handshake_lib.net.tls, and nothing in the package imports it.  Delete with the module.
-TEMPORARY_SHIMS = {"handshake_lib/tls/session.py"}
-
-
 def protocol_sources() -> list[Path]:
     sources = [LIBRARY / f"{name}.py" for name in SANS_IO_MODULES]
     for package in SANS_IO_PACKAGES:
         sources += sorted((LIBRARY / package).rglob("*.py"))
-    return [path for path in sources if path.relative_to(ROOT).as_posix() not in TEMPORARY_SHIMS]
+    return sources
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -114,7 +109,7 @@ def test_the_static_check_sees_relative_and_lazy_imports(tmp_path: Path) -> None
 # Runs in a fresh interpreter: the baseline (cryptography alone), then every protocol module.
 _PROBE = """
 import importlib, json, pkgutil, sys
-baseline_modules, packages, forbidden, skipped = json.loads(sys.argv[1])
+baseline_modules, packages, forbidden = json.loads(sys.argv[1])
 for name in baseline_modules:
     importlib.import_module(name)
 baseline = {name for name in forbidden if name in sys.modules}
@@ -123,8 +118,6 @@ for name in packages:
     module = importlib.import_module(name)
     imported.append(name)
     for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
-        if info.name in skipped:
-            continue
         importlib.import_module(info.name)
         imported.append(info.name)
 added = sorted(name for name in forbidden if name in sys.modules and name not in baseline)
@@ -138,8 +131,7 @@ def cryptography_modules(sources: list[Path]) -> list[str]:
 
 def run_probe(packages: list[str]) -> dict[str, list[str]]:
     sources = protocol_sources()
-    skipped = [module_name(ROOT / shim) for shim in TEMPORARY_SHIMS]
-    arguments = json.dumps([cryptography_modules(sources), packages, FORBIDDEN_AT_RUN_TIME, skipped])
+    arguments = json.dumps([cryptography_modules(sources), packages, FORBIDDEN_AT_RUN_TIME])
     completed = subprocess.run(
         [sys.executable, "-c", _PROBE, arguments], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
     )

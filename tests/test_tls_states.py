@@ -288,9 +288,12 @@ def test_the_state_changes_in_one_place() -> None:
         assert source.count("self._state: State =") == (1 if module is connection else 0)  # in __init__
 
 
-def test_a_recorded_ticket_handshake_walks_the_lessons_state_path(issued, monkeypatch) -> None:
-    from handshake_lib.lessons.tls_records import state_path
+def test_a_recorded_ticket_handshake_replays_through_the_guarded_row(issued, monkeypatch) -> None:
+    from handshake_lib.tls.states import replay
 
     client, server = ticket_pair(issued, monkeypatch)
     client.receive_data(ticket_record())
-    assert state_path("client", client.transcript)[-1] is State.WAIT_CHANGE_CIPHER_SPEC
+    assert replay("client", client.transcript)[-1] is State.WAIT_CHANGE_CIPHER_SPEC
+    # A second ticket has no row: the guard no longer holds, as in the live connection.
+    client.transcript.append(client.transcript[-1])
+    assert replay("client", client.transcript)[-1] is State.ERROR

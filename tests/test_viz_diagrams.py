@@ -162,3 +162,37 @@ def test_long_transition_labels_wrap_without_losing_words() -> None:
         for line in wrapped.splitlines():
             assert len(line) <= 24 or " " not in line.strip(), f"{line!r} of {label!r} is too long"
     assert _wrap_label("rcv SYN / snd SYN,ACK") == "rcv SYN / snd SYN,ACK"  # short labels stay on one line
+
+
+# -- labels and times (lesson 08 showed overlapping labels and ticks such as 3.44196) -------------------
+def test_tick_labels_are_milliseconds_with_few_decimals() -> None:
+    from handshake_lib.viz.sequence import milliseconds
+
+    assert milliseconds([1.69362, 2.16389, 4.4547, 4.8284]) == ["1.7", "2.2", "4.5", "4.8"]
+    assert milliseconds([3.44196, 3.46]) == ["3.44", "3.46"]  # one decimal would make them equal
+    assert milliseconds([0.0, 50.0, 1050.0]) == ["0", "50", "1050"]
+    assert milliseconds([0.1234, 0.5]) == ["0.12", "0.50"]
+    assert milliseconds([]) == []
+
+
+def test_crossing_flights_keep_their_labels_apart() -> None:
+    # Two flights that cross (the shape of lesson 08's CKE/Finished and NewSessionTicket/Finished), then
+    # three quick flights, with long labels and state names beside both lines.
+    arrows = [
+        Arrow("client", "server", "ClientKeyExchange, ChangeCipherSpec, {Finished}", 0.0040, 0.0042),
+        Arrow("server", "client", "NewSessionTicket, ChangeCipherSpec, {Finished}", 0.0041, 0.0043),
+        Arrow("client", "server", "{ApplicationData (60 B)}", 0.0044, 0.00445),
+        Arrow("server", "client", "{ApplicationData (260 B)}", 0.00445, 0.0045),
+        Arrow("client", "server", "{Alert close_notify}", 0.00452, 0.00455),
+    ]
+    states = [(0.0042, "server", "WAIT_CHANGE_CIPHER_SPEC"), (0.0043, "client", "CONNECTED")]
+    figure = draw_sequence(arrows, states=states, compress_idle=False, xlim=(-1.3, 1.75))
+    ax = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    texts = [t for t in ax.texts if (t.get_gid() or "").startswith(("label:", "state:"))]
+    assert len(texts) == len(arrows) + len(states)
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for number, box in enumerate(boxes):
+        for other in boxes[number + 1 :]:
+            assert not box.overlaps(other)
+    assert all(len(t.get_text().split(".")[-1]) <= 3 for t in ax.get_yticklabels())

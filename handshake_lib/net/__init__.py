@@ -320,24 +320,3 @@ def wait_for_port(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> 
             if time.monotonic() > deadline:
                 raise ConnectionTimeout(f"nothing listened on {host}:{port} within {timeout} s") from None
             time.sleep(0.02)
-
-
-# TEMPORARY: lessons import these until the lesson split lands (issue 7).  The real peers moved to
-# handshake_lib.peers.openssl under new names; delete this block when no lesson uses net.<old name>.
-_MOVED_TO_PEERS = {
-    "SSLServer": "PythonSSLServer",
-    "ServerRecord": "ConnectionOutcome",
-    "OpenSSLPeer": "OpenSSLServer",
-    "openssl_server": "openssl_server",
-    "server_context": "server_context",
-    "http_page_handler": "http_page_handler",
-    "DEFAULT_PAGE": "DEFAULT_PAGE",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_PEERS:
-        from ..peers import openssl  # lazily: peers builds on net, not the other way round
-
-        return getattr(openssl, _MOVED_TO_PEERS[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

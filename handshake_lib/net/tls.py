@@ -126,6 +126,20 @@ class TLSStream:
         self.client.send_application_data(data)
         self._driver.flush()
 
+    def send_altered(self, data: bytes, alter: Callable[[bytes], bytes]) -> bytes:
+        """Send ``data`` as application data, its records changed by ``alter`` on the way out.
+
+        For the lessons that damage a record on purpose (what does a real peer do with it?): our core
+        protects ``data`` as usual and keeps it in the transcript, then ``alter`` gets the wire bytes
+        and what it returns is written instead.  Returns the bytes written.
+        """
+        self._driver.flush()  # anything already queued leaves unaltered
+        self.client.send_application_data(data)
+        wire = alter(self.client.data_to_send())
+        self.sock.sendall(wire)
+        self._driver.flush()  # stamps the new transcript entry with the time it left
+        return wire
+
     def recv(self) -> bytes:
         """The next application data; ``b""`` once the server has closed.  Waits at most ``timeout``."""
         deadline = time.monotonic() + self.timeout

@@ -6,8 +6,6 @@ To run them over one, :mod:`handshake_lib.net.tls` has :func:`~handshake_lib.net
 :func:`~handshake_lib.net.tls.open_tls` and :class:`~handshake_lib.net.tls.TLSPageServer`.
 """
 
-from typing import Any
-
 from .client import TLSClient
 from .connection import (
     DEFAULT_CLIENT_SUITES,
@@ -40,16 +38,3 @@ __all__ = [
     "State",
     "diagram_rows",
 ]
-
-# TEMPORARY: tests/test_lesson_tls_records.py imports tls_get from here until the lesson split lands
-# (issue 7).  Only this package's own shim module is named, so importing handshake_lib.tls loads no
-# socket code; delete this function together with tls/session.py.
-_MOVED_TO_NET_TLS = {"tls_get", "open_tls", "TLSStream", "TLSResponse", "TLSPageServer"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_NET_TLS:
-        from . import session
-
-        return getattr(session, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -148,6 +148,8 @@ class HandshakeComplete:
     master_secret: bytes = field(repr=False)
     client_random: bytes
     server_random: bytes
+    # The key block both directions' protection came from (lessons open records with it; never sent).
+    key_block: prf_module.KeyBlock | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -373,6 +375,7 @@ class TLSConnection:
         self.client_random: bytes = b""
         self.server_random: bytes = b""
         self.master_secret: bytes = b""
+        self.key_block: prf_module.KeyBlock | None = None  # set with the master secret
         self.handshake: HandshakeComplete | None = None
         # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
         self.offer_extended_master_secret = extended_master_secret
@@ -689,6 +692,7 @@ class TLSConnection:
             )
         self.master_secret = master
         keys = prf_module.key_block(master, self.server_random, self.client_random, params, prf=self._prf)
+        self.key_block = keys
         options = {
             "encrypt_then_mac": self.use_encrypt_then_mac,
             "random_bytes": self._random_bytes,
@@ -724,6 +728,7 @@ class TLSConnection:
             master_secret=self.master_secret,
             client_random=self.client_random,
             server_random=self.server_random,
+            key_block=self.key_block,
         )
         return self.handshake
 

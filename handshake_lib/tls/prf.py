@@ -51,6 +51,7 @@ __all__ = [
     "verify_data",
     "PHashStep",
     "p_hash_steps",
+    "RecordedFinished",
 ]
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -220,3 +221,51 @@ def p_hash_steps(secret: bytes, seed: bytes, length: int, hash_name: str = "sha2
         steps.append(PHashStep(len(steps) + 1, a, block, used))
         produced += used
     return steps
+
+
+@dataclass(frozen=True)
+class RecordedFinished:
+    """A real TLS 1.2 handshake's messages and both Finished, with the master secret from the peer's key log.
+
+    The Finished exercise's vectors, stored in ``handshake_lib/data/openssl_finished.json`` (see
+    :func:`handshake_lib.data.load_recordings`).
+    """
+
+    suite_name: str  # OpenSSL's name, e.g. "AES128-GCM-SHA256"
+    hash_name: str  # the PRF hash of the suite
+    master_secret: bytes
+    handshake_messages: bytes  # ClientHello .. ClientKeyExchange, exactly as sent (no record headers)
+    client_finished: bytes  # the client's Finished message (4-byte header + verify_data)
+    server_finished: bytes
+
+    @classmethod
+    def from_json(cls, item: dict[str, object]) -> RecordedFinished:
+        def raw(key: str) -> bytes:
+            return bytes.fromhex(str(item[key]))
+
+        return cls(
+            str(item["suite_name"]),
+            str(item["hash_name"]),
+            raw("master_secret"),
+            raw("handshake_messages"),
+            raw("client_finished"),
+            raw("server_finished"),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "suite_name": self.suite_name,
+            "hash_name": self.hash_name,
+            "master_secret": self.master_secret.hex(),
+            "handshake_messages": self.handshake_messages.hex(),
+            "client_finished": self.client_finished.hex(),
+            "server_finished": self.server_finished.hex(),
+        }
+
+    @property
+    def client_verify_data(self) -> bytes:
+        return self.client_finished[4:]
+
+    @property
+    def server_verify_data(self) -> bytes:
+        return self.server_finished[4:]

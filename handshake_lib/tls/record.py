@@ -65,8 +65,10 @@ from __future__ import annotations
 
 import hmac as _hmac_compare
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hmac
@@ -76,8 +78,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..errors import BadRecordMac, DecodeError, ProtocolError, ProtocolVersionError, RecordOverflow, UnexpectedMessage
 from ..wire import Reader, Span, Writer
 from .constants import ContentType, ProtocolVersion, name_of
-from .prf import HASHES, KeyBlock
-from .suites import SuiteParams
+from .prf import HASHES, KeyBlock, key_block
+from .suites import SuiteParams, parse_suite_name, suite_params
 
 __all__ = [
     "RECORD_HEADER_LENGTH",
@@ -95,6 +97,15 @@ __all__ = [
     "RecordProtection",
     "encode_record",
     "sequence_number_nonce",
+    "Check",
+    "OpenedRecord",
+    "receive_protected_record",
+    "reassemble_handshake",
+    "MessagePiece",
+    "message_pieces",
+    "ProtectedRecord",
+    "protected_records",
+    "RecordedSession",
 ]
 
 RECORD_HEADER_LENGTH = 5
@@ -243,6 +254,11 @@ class HandshakeReassembler:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def pending(self) -> bytes:
+        """The start of a message that has not arrived whole yet (b"" when none)."""
+        return bytes(self._buffer)
+
     def feed(self, fragment: bytes) -> list[ReassembledMessage]:
         self._buffer += fragment
         messages = []
@@ -328,6 +344,230 @@ def record_mac(
 RecordMac = Callable[[str, bytes, int, int, int, bytes], bytes]
 
 
+# -- a record opened with annotations -----------------------------------------------------------------
+class Check(Enum):
+    """Which check refused a protected record (the receiver reports every one as ``bad_record_mac``)."""
+
+    NONE = "none"  # accepted
+    HEADER = "record header"  # type, version or length refused before any cryptography
+    INCOMPLETE = "record header: length"  # the header claims more bytes than arrived: the reader waits
+    LENGTH = "length"  # impossible for the construction (too short, not whole blocks)
+    GCM_TAG = "GCM tag"
+    MAC_BEFORE_DECRYPTION = "MAC (over IV + ciphertext, before decryption)"  # encrypt-then-MAC
+    PADDING = "padding (after decryption)"  # MAC-then-encrypt, folded with the MAC into one error
+    MAC_AFTER_DECRYPTION = "MAC (after decryption)"  # MAC-then-encrypt
+    AUTHENTICATED_PADDING = "padding (in an authenticated record)"  # encrypt-then-MAC, a broken sender
+    SIZE = "plaintext size"
+
+    @property
+    def explanation(self) -> str:
+        """Why this check caught a damaged record, in a sentence or three (the tamper lab shows it)."""
+        return _CHECK_EXPLANATIONS.get(self, f"Refused by the {self.value} check.")
+
+
+_CHECK_EXPLANATIONS: dict[Check, str] = {
+    Check.NONE: "The record was accepted: this should never happen for a flipped bit.",
+    Check.HEADER: "The header itself is refused before any cryptography.",
+    Check.GCM_TAG: "AES-GCM checks its 16-byte tag over the explicit nonce, the ciphertext and the additional "
+    "data (sequence number, type, version, length) before returning anything: any change fails it, and no "
+    "plaintext is ever released.",
+    Check.MAC_BEFORE_DECRYPTION: "Encrypt-then-MAC: the receiver checks the HMAC over the header fields and the "
+    "IV + ciphertext first, and refuses the record without decrypting it. Nothing about the padding is ever "
+    "computed, so there is nothing for a padding oracle to leak.",
+    Check.PADDING: "MAC-then-encrypt: the receiver must decrypt first; the padding came out wrong. It still "
+    "computes a MAC and reports the same bad_record_mac, so that an attacker cannot tell a padding error from a "
+    "MAC error (the distinction was Vaudenay's padding oracle).",
+    Check.MAC_AFTER_DECRYPTION: "MAC-then-encrypt: decryption worked and the padding looked right, but the changed "
+    "bits reached the plaintext, the MAC or the header fields the MAC covers, so the HMAC over seq + header + "
+    "plaintext no longer matches.",
+    Check.INCOMPLETE: "The header claims more bytes than arrived: the receiver waits for the rest, takes it from "
+    "the next record, and the MAC check fails then (or the connection times out).",
+}
+
+
+@dataclass
+class OpenedRecord:
+    """One protected record, opened by :meth:`RecordProtection.explain`: what each byte is, and the verdict.
+
+    ``spans`` annotate ``record`` (header, explicit nonce or IV, ciphertext, MAC or GCM tag);
+    ``decrypted`` is what AES gave (CBC: plaintext [+ MAC] + padding; GCM: the plaintext) and
+    ``decrypted_spans`` annotate it.  ``mac_input`` is the 13-byte pseudo-header the MAC or tag also
+    covered (sequence number, type, version, length: never sent).  ``plaintext`` is set whenever
+    decryption produced one, even if a later check refused it (``accepted`` says whether it did).
+    """
+
+    record: bytes
+    construction: str
+    sequence_number: int
+    spans: list[Span] = field(default_factory=list)
+    decrypted: bytes = b""
+    decrypted_spans: list[Span] = field(default_factory=list)
+    plaintext: bytes | None = None
+    mac_received: bytes = b""
+    mac_expected: bytes = b""
+    padding: bytes = b""
+    mac_input: bytes = b""
+    failed: Check = Check.NONE
+    error: ProtocolError | None = None
+    leftover: int = 0  # bytes after the record (a header that claims fewer bytes than were sent)
+
+    @property
+    def accepted(self) -> bool:
+        return self.failed is Check.NONE and self.error is None
+
+    @property
+    def mac_matches(self) -> bool:
+        return bool(self.mac_received) and self.mac_received == self.mac_expected
+
+    def field_at(self, offset: int) -> str:
+        """The innermost field of :attr:`spans` that holds the record's byte ``offset`` (``"?"`` if none)."""
+        names = [s.field for s in self.spans if not s.is_group and s.offset <= offset < s.end]
+        return names[-1] if names else "?"
+
+    @property
+    def mac_input_spans(self) -> list[Span]:
+        """Spans over :attr:`mac_input`."""
+        if len(self.mac_input) != 13:
+            return []
+        content_type, version = self.mac_input[8], int.from_bytes(self.mac_input[9:11], "big")
+        covers = "IV + ciphertext" if self.construction == "encrypt-then-MAC" else "plaintext"
+        return [
+            Span(0, 8, "seq_num", f"{self.sequence_number}: counted by both sides, never sent"),
+            Span(8, 1, "type", name_of(ContentType, content_type)),
+            Span(9, 2, "version", name_of(ProtocolVersion, version)),
+            Span(11, 2, "length", f"{int.from_bytes(self.mac_input[11:], 'big')} bytes of {covers}"),
+        ]
+
+    # What the openers write, in the order they learn it.
+    def gcm_parts(self, salt: bytes, nonce_length: int, body_length: int, tag_length: int, aad: bytes) -> None:
+        base = RECORD_HEADER_LENGTH
+        self.mac_input = aad
+        self.spans += [
+            Span(
+                base,
+                nonce_length,
+                "record.explicit_nonce",
+                f"sent nonce part; full nonce = salt {salt.hex()} (from the key block) + these {nonce_length}",
+                1,
+            ),
+            Span(
+                base + nonce_length,
+                body_length,
+                "record.ciphertext",
+                "AES-GCM(plaintext): same length as the plaintext",
+                1,
+            ),
+            Span(
+                base + nonce_length + body_length,
+                tag_length,
+                "record.gcm_tag",
+                "authenticates nonce, ciphertext and additional data (seq, type, version, length)",
+                1,
+            ),
+        ]
+
+    def cbc_parts(self, iv_length: int, ciphertext_length: int, mac_length: int, what: str) -> None:
+        base = RECORD_HEADER_LENGTH
+        self.spans += [
+            Span(base, iv_length, "record.iv", "random CBC IV, sent in the clear", 1),
+            Span(base + iv_length, ciphertext_length, "record.ciphertext", what, 1),
+        ]
+        if mac_length:
+            self.spans.append(
+                Span(
+                    base + iv_length + ciphertext_length,
+                    mac_length,
+                    "record.mac",
+                    "HMAC(seq + type + version + length + IV + ciphertext)",
+                    1,
+                )
+            )
+
+    def macs(self, received: bytes, expected: bytes, mac_input: bytes) -> None:
+        self.mac_received, self.mac_expected, self.mac_input = received, expected, mac_input
+        for index, span in enumerate(self.spans):
+            if span.field == "record.mac":
+                verdict = "matches" if self.mac_matches else "does NOT match"
+                self.spans[index] = Span(span.offset, span.length, span.field, f"{span.meaning}: {verdict}", span.depth)
+
+    def opened(self, decrypted: bytes, plaintext: bytes) -> None:
+        self.decrypted, self.plaintext = decrypted, plaintext
+        self.decrypted_spans = [Span(0, len(plaintext), "plaintext", f"{len(plaintext)} bytes", 0)]
+
+    def padded(self, padded: bytes, content_end: int, mac_length: int, padding_length: int, good: bool) -> None:
+        """CBC: ``padded`` = content, MAC (``mac_length`` bytes, MAC-then-encrypt only), padding."""
+        self.decrypted = padded
+        if not good:
+            self.decrypted_spans = [
+                Span(
+                    0,
+                    len(padded),
+                    "decrypted",
+                    f"garbled: the last byte says {padding_length} padding bytes; they are not all {padding_length}",
+                )
+            ]
+            return
+        self.plaintext = padded[:content_end]
+        self.padding = padded[len(padded) - padding_length - 1 :]
+        spans = [Span(0, content_end, "plaintext", f"{content_end} bytes")]
+        if mac_length:
+            verdict = "matches" if self.mac_matches else "does NOT match"
+            meaning = f"HMAC(seq + type + version + length + plaintext): {verdict}"
+            spans.append(Span(content_end, mac_length, "mac", meaning))
+        if padding_length:
+            spans.append(
+                Span(
+                    len(padded) - padding_length - 1,
+                    padding_length,
+                    "padding",
+                    f"{padding_length} bytes, each {padding_length}",
+                )
+            )
+        spans.append(Span(len(padded) - 1, 1, "padding_length", f"{padding_length}: that many padding bytes before me"))
+        self.decrypted_spans = spans
+
+    def mac_then_encrypt_parts(
+        self,
+        padded: bytes,
+        content_length: int,
+        mac_length: int,
+        padding_length: int,
+        padding_good: bool,
+        received: bytes,
+        expected: bytes,
+        mac_input: bytes,
+    ) -> None:
+        self.macs(received, expected, mac_input)
+        self.padded(padded, content_length, mac_length, padding_length, padding_good)
+        if not padding_good:
+            self.failed = Check.PADDING
+        elif not self.mac_matches:
+            self.failed = Check.MAC_AFTER_DECRYPTION
+
+
+def receive_protected_record(protection: RecordProtection, data: bytes) -> OpenedRecord:
+    """What a receiver makes of ``data``, read as a connection reads it: header first, then the opener.
+
+    A :class:`RecordReader` for protected records checks the header (``Check.HEADER``) and waits for
+    the length it claims (``Check.INCOMPLETE`` when fewer bytes came); the record it cuts is then
+    opened by :meth:`RecordProtection.explain` at the protection's sequence number.  Bytes beyond
+    the record (a header claiming fewer) are counted in ``leftover``.
+    """
+    reader = RecordReader(protected=True)
+    reader.extend(data)
+    try:
+        record = reader.next_record()
+    except ProtocolError as error:
+        return OpenedRecord(
+            bytes(data), protection.construction, protection.sequence_number, failed=Check.HEADER, error=error
+        )
+    if record is None:
+        return OpenedRecord(bytes(data), protection.construction, protection.sequence_number, failed=Check.INCOMPLETE)
+    opened = protection.explain(record)
+    opened.leftover = reader.buffered
+    return opened
+
+
 @dataclass
 class RecordProtection:
     """Protection of one direction of a connection: keys, sequence number, and the suite's construction.
@@ -393,20 +633,61 @@ class RecordProtection:
                 raise DecodeError(
                     f"record header says {length} bytes but {len(fragment)} follow", field="record.length", offset=3
                 )
+        seq = self.sequence_number
+        plaintext = self._open(seq, content_type, version, fragment, None)
+        self.sequence_number = seq + 1
+        return plaintext
+
+    def explain(self, record: bytes | Record) -> OpenedRecord:
+        """Open ``record`` as :meth:`unprotect` does, and say what each byte is and which check failed.
+
+        The same code runs (the same openers, with a notebook to write in), so the explanation cannot
+        disagree with the verdict.  Never raises on bad bytes: the error goes to ``error`` and the
+        check that caught it to ``failed``.  The sequence number does not advance.
+        """
+        raw = record.encode() if isinstance(record, Record) else bytes(record)
+        notes = OpenedRecord(raw, self.construction, self.sequence_number)
+        try:
+            content_type, version, length = _read_header(raw, 0, notes.spans)
+            fragment = raw[RECORD_HEADER_LENGTH:]
+            if length != len(fragment):
+                raise DecodeError(
+                    f"record header says {length} bytes but {len(fragment)} follow", field="record.length", offset=3
+                )
+        except ProtocolError as error:
+            notes.failed, notes.error = Check.HEADER, error
+            return notes
+        try:
+            self._open(self.sequence_number, content_type, version, fragment, notes)
+        except ProtocolError as error:
+            notes.error = error
+            if notes.failed is Check.NONE:
+                notes.failed = Check.LENGTH
+        return notes
+
+    @property
+    def construction(self) -> str:
+        """``"AEAD (AES-GCM)"``, ``"encrypt-then-MAC"`` or ``"MAC-then-encrypt"``."""
+        if self.params.is_aead:
+            return "AEAD (AES-GCM)"
+        return "encrypt-then-MAC" if self.encrypt_then_mac else "MAC-then-encrypt"
+
+    def _open(self, seq: int, content_type: int, version: int, fragment: bytes, notes: OpenedRecord | None) -> bytes:
+        """The one opener behind :meth:`unprotect` and :meth:`explain` (``notes``: None on the hot path)."""
         if len(fragment) > MAX_CIPHERTEXT_LENGTH:
             raise RecordOverflow(f"protected record of {len(fragment)} bytes (limit {MAX_CIPHERTEXT_LENGTH})")
-        seq = self.sequence_number
         if seq > MAX_SEQUENCE_NUMBER:
             raise ProtocolError("sequence number exhausted; the connection must be renegotiated")
         if self.params.is_aead:
-            plaintext = self._gcm_open(seq, content_type, version, fragment)
+            plaintext = self._gcm_open(seq, content_type, version, fragment, notes)
         elif self.encrypt_then_mac:
-            plaintext = self._cbc_etm_open(seq, content_type, version, fragment)
+            plaintext = self._cbc_etm_open(seq, content_type, version, fragment, notes)
         else:
-            plaintext = self._cbc_open(seq, content_type, version, fragment)
+            plaintext = self._cbc_open(seq, content_type, version, fragment, notes)
         if len(plaintext) > MAX_PLAINTEXT_LENGTH:
+            if notes is not None:
+                notes.failed = Check.SIZE
             raise RecordOverflow(f"record decrypted to {len(plaintext)} bytes (limit {MAX_PLAINTEXT_LENGTH})")
-        self.sequence_number = seq + 1
         return plaintext
 
     # -- shared pieces --------------------------------------------------------------------------
@@ -445,17 +726,26 @@ class RecordProtection:
         additional_data = self._pseudo_header(seq, content_type, version, len(plaintext))
         return explicit_nonce + AESGCM(self.key).encrypt(nonce, plaintext, additional_data)
 
-    def _gcm_open(self, seq: int, content_type: int, version: int, fragment: bytes) -> bytes:
+    def _gcm_open(
+        self, seq: int, content_type: int, version: int, fragment: bytes, notes: OpenedRecord | None = None
+    ) -> bytes:
         explicit_length = self.params.record_iv_length
         plaintext_length = len(fragment) - explicit_length - self.params.tag_length
         if plaintext_length < 0:
             raise BadRecordMac("record too short for an explicit nonce and a GCM tag")
         nonce = self.fixed_iv + fragment[:explicit_length]
         additional_data = self._pseudo_header(seq, content_type, version, plaintext_length)
+        if notes is not None:
+            notes.gcm_parts(self.fixed_iv, explicit_length, plaintext_length, self.params.tag_length, additional_data)
         try:
-            return AESGCM(self.key).decrypt(nonce, fragment[explicit_length:], additional_data)
+            plaintext = AESGCM(self.key).decrypt(nonce, fragment[explicit_length:], additional_data)
         except InvalidTag:
+            if notes is not None:
+                notes.failed = Check.GCM_TAG
             raise BadRecordMac("GCM tag did not verify") from None
+        if notes is not None:
+            notes.opened(plaintext, plaintext)
+        return plaintext
 
     # -- AES-CBC, MAC-then-encrypt --------------------------------------------------------------
     def _cbc_seal(self, seq: int, content_type: int, version: int, plaintext: bytes) -> bytes:
@@ -465,7 +755,9 @@ class RecordProtection:
         encryptor = self._aes_cbc(iv).encryptor()
         return iv + encryptor.update(body + self._padding(len(body))) + encryptor.finalize()
 
-    def _cbc_open(self, seq: int, content_type: int, version: int, fragment: bytes) -> bytes:
+    def _cbc_open(
+        self, seq: int, content_type: int, version: int, fragment: bytes, notes: OpenedRecord | None = None
+    ) -> bytes:
         block = self.params.block_length
         mac_length = self.params.mac_length
         iv_length = self.params.record_iv_length
@@ -478,6 +770,8 @@ class RecordProtection:
             or len(ciphertext) < max(block, -(-(mac_length + 1) // block) * block)
         ):
             raise BadRecordMac("CBC record has an impossible length")
+        if notes is not None:
+            notes.cbc_parts(iv_length, len(ciphertext), 0, "AES-CBC(plaintext + MAC + padding)")
         decryptor = self._aes_cbc(fragment[:iv_length]).decryptor()
         padded = decryptor.update(ciphertext) + decryptor.finalize()
 
@@ -498,7 +792,20 @@ class RecordProtection:
         content = padded[:content_length]
         received_mac = padded[content_length : content_length + mac_length]
         expected_mac = self._mac(seq, content_type, version, content)
+        padding_good = good
         good &= int(_hmac_compare.compare_digest(expected_mac, received_mac))
+        if notes is not None:
+            # After the constant-time part: the explanation may tell padding from MAC, the error must not.
+            notes.mac_then_encrypt_parts(
+                padded,
+                content_length,
+                mac_length,
+                padding_length,
+                bool(padding_good),
+                received_mac,
+                expected_mac,
+                self._pseudo_header(seq, content_type, version, content_length),
+            )
         # Lucky 13 (AlFardan and Paterson, 2013): even so, HMAC over a shorter content takes fewer hash
         # compression rounds, so timing still leaks the padding length.  OpenSSL's fix computes HMAC in
         # constant time with dummy blocks; Python cannot promise constant time at all (allocation,
@@ -516,7 +823,9 @@ class RecordProtection:
         mac = self._mac(seq, content_type, version, ciphertext)
         return ciphertext + mac
 
-    def _cbc_etm_open(self, seq: int, content_type: int, version: int, fragment: bytes) -> bytes:
+    def _cbc_etm_open(
+        self, seq: int, content_type: int, version: int, fragment: bytes, notes: OpenedRecord | None = None
+    ) -> bytes:
         block = self.params.block_length
         mac_length = self.params.mac_length
         iv_length = self.params.record_iv_length
@@ -524,16 +833,26 @@ class RecordProtection:
         if len(fragment) < mac_length + iv_length + block or (len(ciphertext) - iv_length) % block:
             raise BadRecordMac("CBC record has an impossible length")
         expected_mac = self._mac(seq, content_type, version, ciphertext)
+        if notes is not None:
+            notes.cbc_parts(iv_length, len(ciphertext) - iv_length, mac_length, "AES-CBC(plaintext + padding)")
+            notes.macs(received_mac, expected_mac, self._pseudo_header(seq, content_type, version, len(ciphertext)))
         # MAC first: nothing about a forged record's padding is ever computed, so there is no oracle.
         if not _hmac_compare.compare_digest(expected_mac, received_mac):
+            if notes is not None:
+                notes.failed = Check.MAC_BEFORE_DECRYPTION
             raise BadRecordMac("bad record MAC")
         decryptor = self._aes_cbc(ciphertext[:iv_length]).decryptor()
         padded = decryptor.update(ciphertext[iv_length:]) + decryptor.finalize()
         padding_length = padded[-1]
-        if padding_length + 1 > len(padded) or padded[-(padding_length + 1) :] != bytes([padding_length]) * (
-            padding_length + 1
-        ):
+        padding_good = padding_length + 1 <= len(padded) and padded[-(padding_length + 1) :] == bytes(
+            [padding_length]
+        ) * (padding_length + 1)
+        if notes is not None:
+            notes.padded(padded, len(padded) - padding_length - 1, 0, padding_length, padding_good)
+        if not padding_good:
             # Only the MAC key holder can produce this record, so this is a broken peer, not an attack.
+            if notes is not None:
+                notes.failed = Check.AUTHENTICATED_PADDING
             raise BadRecordMac("bad CBC padding in an authenticated record")
         return padded[: -(padding_length + 1)]
 
@@ -640,3 +959,213 @@ class RecordLayer:
             raise UnexpectedMessage("cannot send ChangeCipherSpec before the keys are agreed")
         self.write_protection, self.pending_write = self.pending_write, None
         self.write_protection.sequence_number = 0
+
+
+# -- handshake messages across records ------------------------------------------------------------
+
+
+def reassemble_handshake(fragments: Iterable[tuple[str, bytes]]) -> list[tuple[str, ReassembledMessage]]:
+    """Every whole handshake message in ``fragments``, in the order each was completed, with its stream.
+
+    ``fragments`` are (stream, plaintext of one handshake record) in arrival order, the stream being a
+    direction such as ``"client->server"``: each stream has its own :class:`HandshakeReassembler`, as
+    each side of a connection does.  A message still incomplete at the end is left out.
+    """
+    reassemblers: dict[str, HandshakeReassembler] = {}
+    messages: list[tuple[str, ReassembledMessage]] = []
+    for stream, fragment in fragments:
+        reassembler = reassemblers.setdefault(stream, HandshakeReassembler())
+        messages.extend((stream, message) for message in reassembler.feed(fragment))
+    return messages
+
+
+@dataclass(frozen=True)
+class MessagePiece:
+    """The bytes ``start:end`` of a handshake message of ``length`` bytes (header included) in one record.
+
+    ``msg_type`` is None when not even the 4-byte header arrived (``length`` is then the header's).
+    """
+
+    msg_type: int | None
+    start: int
+    end: int
+    length: int
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end == self.length
+
+
+def message_pieces(fragments: Sequence[bytes]) -> list[tuple[MessagePiece, ...]]:
+    """For each fragment of ONE handshake stream, the pieces of messages it carries (RFC 5246 section 6.2.1).
+
+    The fragments go through a :class:`HandshakeReassembler` as a receiver's would; a message it still
+    holds at the end (a transcript that stops mid-message) is described from its header, or as a cut
+    header.
+    """
+    reassembler = HandshakeReassembler()
+    bounds: list[tuple[int | None, int, int]] = []  # (type, first byte, one past the last) in the stream
+    position = 0
+    for fragment in fragments:
+        for message in reassembler.feed(fragment):
+            bounds.append((message.msg_type, position, position + len(message.raw)))
+            position += len(message.raw)
+    pending = reassembler.pending
+    if pending:
+        if len(pending) < HANDSHAKE_HEADER_LENGTH:
+            bounds.append((None, position, position + HANDSHAKE_HEADER_LENGTH))
+        else:
+            total = HANDSHAKE_HEADER_LENGTH + int.from_bytes(pending[1:4], "big")
+            bounds.append((pending[0], position, position + total))
+    result, offset = [], 0
+    for fragment in fragments:
+        start, end = offset, offset + len(fragment)
+        result.append(
+            tuple(
+                MessagePiece(kind, max(start, first) - first, min(end, last) - first, last - first)
+                for kind, first, last in bounds
+                if first < end and start < last
+            )
+        )
+        offset = end
+    return result
+
+
+# -- protected records to show, live or recorded ----------------------------------------------------
+
+CLIENT_TO_SERVER = "client->server"
+SERVER_TO_CLIENT = "server->client"
+
+
+@dataclass(frozen=True)
+class ProtectedRecord:
+    """One protected record as it crossed the wire, with everything needed to open it.
+
+    ``keys`` is the whole key block; ``direction`` picks the writer's half of it.  ``sequence_number``
+    is the record's number in its direction since ChangeCipherSpec: never sent, both sides count.
+    """
+
+    label: str
+    direction: str
+    sequence_number: int
+    record: bytes
+    params: SuiteParams
+    keys: KeyBlock
+    encrypt_then_mac: bool
+
+    @property
+    def content_type(self) -> int:
+        return self.record[0]
+
+    @property
+    def version(self) -> int:
+        return int.from_bytes(self.record[1:3], "big")
+
+    @property
+    def mac_key(self) -> bytes:
+        keys = self.keys
+        return keys.client_write_mac_key if self.direction == CLIENT_TO_SERVER else keys.server_write_mac_key
+
+    @property
+    def construction(self) -> str:
+        return self.protection().construction
+
+    def protection(self) -> RecordProtection:
+        """The record protection a receiver of this direction has, at this record's sequence number."""
+        build = RecordProtection.client_write if self.direction == CLIENT_TO_SERVER else RecordProtection.server_write
+        options = {"sequence_number": self.sequence_number, "encrypt_then_mac": self.encrypt_then_mac}
+        return build(self.keys, self.params, **options)
+
+    def open(self, data: bytes | None = None) -> OpenedRecord:
+        """This record (or ``data``, the same record altered) as its receiver reads and opens it."""
+        return receive_protected_record(self.protection(), self.record if data is None else data)
+
+
+class _Entry(Protocol):
+    direction: str
+    record: bytes
+    encrypted: bool
+    messages: list[Any]
+    content_type_name: str
+
+
+def protected_records(
+    name: str, transcript: Iterable[_Entry], params: SuiteParams, keys: KeyBlock, encrypt_then_mac: bool
+) -> list[ProtectedRecord]:
+    """The protected records of a transcript (``TranscriptEntry`` objects), numbered per direction."""
+    numbers = {CLIENT_TO_SERVER: 0, SERVER_TO_CLIENT: 0}
+    records = []
+    for entry in transcript:
+        if not entry.encrypted:
+            continue
+        sequence_number = numbers[entry.direction]
+        numbers[entry.direction] += 1
+        what = ", ".join(type(m).__name__ for m in entry.messages) or entry.content_type_name
+        label = f"{name}: {entry.direction} {what} (seq {sequence_number})"
+        records.append(
+            ProtectedRecord(label, entry.direction, sequence_number, entry.record, params, keys, encrypt_then_mac)
+        )
+    return records
+
+
+@dataclass(frozen=True)
+class RecordedSession:
+    """Records OpenSSL sent in a real session, and the master secret from OpenSSL's key log.
+
+    Stored in ``handshake_lib/data/openssl_records.json`` (see :func:`handshake_lib.data.load_recordings`).
+    """
+
+    name: str
+    suite_name: str
+    encrypt_then_mac: bool
+    master_secret: bytes
+    client_random: bytes
+    server_random: bytes
+    server_records: tuple[bytes, ...]  # OpenSSL's protected records in order: Finished (seq 0), the page (seq 1)
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> RecordedSession:
+        return cls(
+            item["name"],
+            item["suite_name"],
+            bool(item["encrypt_then_mac"]),
+            bytes.fromhex(item["master_secret"]),
+            bytes.fromhex(item["client_random"]),
+            bytes.fromhex(item["server_random"]),
+            tuple(bytes.fromhex(record) for record in item["server_records"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "suite_name": self.suite_name,
+            "encrypt_then_mac": self.encrypt_then_mac,
+            "master_secret": self.master_secret.hex(),
+            "client_random": self.client_random.hex(),
+            "server_random": self.server_random.hex(),
+            "server_records": [record.hex() for record in self.server_records],
+        }
+
+    @property
+    def params(self) -> SuiteParams:
+        return suite_params(parse_suite_name(self.suite_name))
+
+    @property
+    def keys(self) -> KeyBlock:
+        return key_block(self.master_secret, self.server_random, self.client_random, self.params)
+
+    def protected_records(self) -> list[ProtectedRecord]:
+        what = {ContentType.handshake: "Finished", ContentType.application_data: "page"}
+        params, keys = self.params, self.keys
+        return [
+            ProtectedRecord(
+                f"recorded {self.name}: OpenSSL's {what.get(record[0], name_of(ContentType, record[0]))} (seq {seq})",
+                SERVER_TO_CLIENT,
+                seq,
+                record,
+                params,
+                keys,
+                self.encrypt_then_mac,
+            )
+            for seq, record in enumerate(self.server_records)
+        ]

@@ -52,12 +52,13 @@ draw them with :func:`diagram_rows`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
-from ..errors import UnexpectedMessage
+from ..errors import TLSAlert, UnexpectedMessage
+from .constants import AlertLevel, ContentType, ExtensionType, HandshakeType
 
 __all__ = [
     "Role",
@@ -72,6 +73,7 @@ __all__ = [
     "transition_for",
     "allowed_inputs",
     "diagram_rows",
+    "replay",
 ]
 
 Role = Literal["client", "server"]
@@ -237,3 +239,68 @@ def diagram_rows(role: Role, *, complete: bool = False) -> list[tuple[str, str, 
     if role not in ("client", "server"):
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
     return [(row.source.value, row.label, row.target.value) for row in rows if complete or row.source is not row.target]
+
+
+# -- replaying a transcript through the table --------------------------------------------------------
+# A separate block on purpose: it only reads the table through ``transition_for``.
+
+
+def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
+    """The ``role``'s state after each record of ``transcript``, by walking its table over the messages.
+
+    ``transcript`` holds records as a connection keeps them (``TranscriptEntry``: ``direction``,
+    ``content_type``, decoded ``messages``).  Each message the role *received* is turned into the
+    table's own :class:`Input` (a handshake message by its ``HandshakeType``, a ChangeCipherSpec or
+    application data by its ``ContentType``: the enums share member names) and looked up with
+    :func:`transition_for`; the client's first record sent is its ``start``.  As in a connection,
+    a fatal alert in either direction means ``ERROR`` and close_notify ``CLOSED``; an input the table
+    refuses means ``ERROR`` too (the connection would have sent unexpected_message).  Messages the
+    table has no input for change nothing.  The guards are what the connection would have known: a
+    NewSessionTicket is expected once the ServerHello agreed to ``session_ticket``, and only once.
+    """
+    if role not in INITIAL_STATE:
+        raise ValueError(f"role must be 'client' or 'server', not {role!r}")
+    incoming = "server->client" if role == "client" else "client->server"
+    state = INITIAL_STATE[role]
+    ticket_agreed = ticket_received = False
+    after: list[State] = []
+    for entry in transcript:
+        if state is State.IDLE and entry.direction != incoming:
+            state = transition_for(role, state, Input.start).target
+        for message in entry.messages:
+            if state in (State.CLOSED, State.ERROR):
+                break
+            if entry.content_type == ContentType.alert:
+                if message.level == AlertLevel.fatal:
+                    state = State.ERROR
+                elif message.description == TLSAlert.close_notify:
+                    state = State.CLOSED
+                continue
+            if entry.direction != incoming:
+                continue
+            received = _input_of(entry.content_type, message)
+            if received is None:
+                continue
+            if received is Input.server_hello:
+                ticket_agreed = message.extension(ExtensionType.session_ticket) is not None
+            guards = {Guard.ticket_expected} if ticket_agreed and not ticket_received else set()
+            try:
+                state = transition_for(role, state, received, guards).target
+            except UnexpectedMessage:
+                state = State.ERROR
+            ticket_received = ticket_received or received is Input.new_session_ticket
+        after.append(state)
+    return after
+
+
+def _input_of(content_type: int, message: Any) -> Input | None:
+    """The table input for one received message, named through the wire enums; None if it has none."""
+    try:
+        wire = (
+            HandshakeType(message.handshake_type)
+            if content_type == ContentType.handshake
+            else ContentType(content_type)
+        )
+    except ValueError:
+        return None
+    return Input.__members__.get(wire.name)

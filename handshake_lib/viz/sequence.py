@@ -26,10 +26,12 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
+from matplotlib.text import Annotation, Text
+from matplotlib.transforms import Bbox
 
 from .figures import axes_for
 
-__all__ = ["Arrow", "draw_sequence"]
+__all__ = ["Arrow", "draw_sequence", "milliseconds"]
 
 DELIVERED_COLOUR = "#1f77b4"
 LOST_COLOUR = "#d62728"
@@ -106,6 +108,7 @@ def draw_sequence(
     time_scale: float = 1000.0,
     compress_idle: bool = True,
     resize: bool | None = None,
+    xlim: tuple[float, float] | None = None,
 ) -> Figure:
     """Draw a ladder diagram of ``transmissions`` between ``actors`` and return its figure.
 
@@ -115,7 +118,13 @@ def draw_sequence(
     The figure grows taller with the number of transmissions so labels do not pile up; ``resize``
     (default: only for a figure made here) says whether to resize a caller's figure too.  With
     ``ax`` the diagram is drawn into that axes (emptied first), which lets a widget reuse one figure
-    for every redraw.
+    for every redraw.  ``xlim`` widens the axes (room for long state names beside the lines).
+
+    Labels never overlap: a left-to-right arrow is labelled above its middle, a right-to-left one
+    below, so two flights that cross keep their labels apart; then, in time order, a state name that
+    touches an earlier one, and a label that touches an earlier label or a state name, is moved down
+    until it does not (measured on the drawn text, so it holds for any font).  Tick labels are
+    milliseconds with as few decimals as keep neighbouring ticks apart (at most 3).
     """
     items = list(transmissions)
     state_marks = list(states)
@@ -151,6 +160,8 @@ def draw_sequence(
         ax.plot([x, x], [start - margin, end + margin], color="0.45", linewidth=1.2, zorder=1)
         ax.text(x, start - margin, name, ha="center", va="bottom", fontsize=10, fontweight="bold")
 
+    labels: list[Annotation] = []
+    state_texts: list[Text] = []
     for index, item in enumerate(items):
         x_from, x_to = column[item.sender], column[item.receiver]
         y_from = y_of(item.sent_at)
@@ -176,21 +187,24 @@ def draw_sequence(
         ax.add_patch(arrow)
         if lost:
             ax.plot([x_end], [y_end], marker="x", markersize=11, markeredgewidth=2.5, color=LOST_COLOUR, zorder=4)
-        # The label sits just above the middle of the arrow, on a box so it stays readable where
-        # arrows cross.
-        ax.annotate(
+        # The label sits at the middle of the arrow, above it for one direction and below it for the
+        # other (crossing flights keep their labels apart), on a box so it stays readable.
+        above = x_end >= x_from
+        label = ax.annotate(
             item.label + (" (lost)" if lost else ""),
             ((x_from + x_end) / 2, (y_from + y_end) / 2),
-            xytext=(0, 2.5),
+            xytext=(0, 2.5 if above else -2.5),
             textcoords="offset points",
             ha="center",
-            va="bottom",
+            va="bottom" if above else "top",
             fontsize=7.5,
             color=LOST_COLOUR if lost else "black",
             bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
             zorder=5,
             annotation_clip=False,
+            gid=f"label:{index}",
         )
+        labels.append(label)
 
     last_column = max(column.values(), default=0)
     for time, actor, state_name in state_marks:
@@ -199,7 +213,7 @@ def draw_sequence(
         x = column[actor]
         # States of the leftmost actor go on its left, everyone else's on the right, away from arrows.
         left = x == 0 and last_column > 0
-        ax.text(
+        text = ax.text(
             x - 0.04 if left else x + 0.04,
             y_of(time),
             state_name,
@@ -209,10 +223,12 @@ def draw_sequence(
             color=STATE_COLOUR,
             fontstyle="italic",
             zorder=5,
+            gid=f"state:{actor}:{state_name}",
         )
+        state_texts.append(text)
         ax.plot([x], [y_of(time)], marker="o", markersize=3.5, color=STATE_COLOUR, zorder=4)
 
-    ax.set_xlim(-0.55, last_column + 0.55)
+    ax.set_xlim(*(xlim or (-0.55, last_column + 0.55)))
     ax.set_ylim(end + margin, start - margin * 2.2)  # inverted: time runs downwards
     ax.set_xticks([])
     ax.set_ylabel("time (ms)")
@@ -224,12 +240,18 @@ def draw_sequence(
     for time in tick_times:
         if not ticks or y_of(time) - ticks[-1][0] >= min_gap:
             ticks.append((y_of(time), time))
-    ax.set_yticks([y for y, _ in ticks], [f"{time * time_scale:g}" for _, time in ticks], fontsize=8)
+    ax.set_yticks([y for y, _ in ticks], milliseconds([time * time_scale for _, time in ticks]), fontsize=8)
     for gap_start, gap_end in to_axis.squeezed:
         y_mid = (y_of(gap_start) + y_of(gap_end)) / 2
         ax.text(
-            (last_column) / 2, y_mid, f"\u2248 {(gap_end - gap_start) * time_scale:.4g} ms idle",
-            ha="center", va="center", fontsize=7.5, color="0.4", fontstyle="italic",
+            (last_column) / 2,
+            y_mid,
+            f"\u2248 {(gap_end - gap_start) * time_scale:.4g} ms idle",
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            color="0.4",
+            fontstyle="italic",
         )
         for x in column.values():
             ax.plot([x - 0.05, x + 0.05], [y_mid - margin * 0.08, y_mid + margin * 0.08], color="0.45", lw=1)
@@ -237,4 +259,78 @@ def draw_sequence(
         ax.spines[side].set_visible(False)
     if title:
         ax.set_title(title, fontsize=11)
+    # State names first (a nudge keeps one beside its dot), then the labels around them.
+    _separate(state_texts)
+    _separate(labels, fixed=state_texts, keep_order=True)
     return figure
+
+
+def milliseconds(values: Sequence[float]) -> list[str]:
+    """Tick labels for ``values`` (ms): the fewest decimals (0 to 3) that keep the labels distinct.
+
+    At least one decimal below 10 ms and two below 1 ms, so a short handshake does not read as
+    whole milliseconds; ``3.44196`` becomes ``3.4`` or ``3.44``, never more digits than needed.
+    """
+    if not values:
+        return []
+    span = max(values) - min(values)
+    fewest = 0 if span >= 10 else 1 if span >= 1 else 2
+    for decimals in range(fewest, 4):
+        labels = [f"{value:.{decimals}f}" for value in values]
+        if len(set(labels)) == len(labels):
+            break
+    return labels
+
+
+def _renderer(figure: Figure) -> Any:
+    get = getattr(figure.canvas, "get_renderer", None)
+    return get() if get is not None else None
+
+
+def _separate(
+    texts: Sequence[Text], fixed: Sequence[Text] = (), *, keep_order: bool = False, gap_px: float = 1.5
+) -> None:
+    """Move ``texts`` down, in time order, until none touches an earlier one or one of ``fixed``.
+
+    ``keep_order``: never leave a text higher than the one before it (labels read in arrow order).
+    """
+    if not texts:
+        return
+    figure = texts[0].get_figure()
+    renderer = _renderer(figure)
+    if renderer is None:  # a backend that cannot measure text: leave the texts where they are
+        return
+    points_per_pixel = 72.0 / figure.dpi
+    taken: list[Bbox] = [text.get_window_extent(renderer) for text in fixed]
+    previous: Bbox | None = None
+    # In time order, by the moment each text belongs to (an arrow's middle, a state's dot), so labels
+    # keep the order of their arrows.  Display y grows upwards and time runs downwards.
+    for text in sorted(texts, key=lambda text: -_anchor_y(text)):
+        for _ in range(4 * len(taken) + 4):
+            box = text.get_window_extent(renderer)
+            hit = [other for other in taken if _overlap(box, other, gap_px)]
+            if keep_order and previous is not None and box.y1 > previous.y0 - gap_px:
+                hit.append(previous)
+            if not hit:
+                break
+            shift = box.y1 - min(other.y0 for other in hit) + gap_px
+            if isinstance(text, Annotation):  # an arrow's label: its offset from the arrow, in points
+                x, y = text.xyann
+                text.xyann = (x, y - shift * points_per_pixel)
+            else:  # a state name, placed in data coordinates
+                x, y = text.get_position()
+                to_data = text.get_transform().inverted()
+                text.set_y(to_data.transform((0, box.y0 - shift))[1] - to_data.transform((0, box.y0))[1] + y)
+        previous = text.get_window_extent(renderer)
+        taken.append(previous)
+
+
+def _anchor_y(text: Text) -> float:
+    """The display y of the point a text belongs to."""
+    if isinstance(text, Annotation):
+        return float(text.axes.transData.transform(text.xy)[1])
+    return float(text.get_transform().transform(text.get_position())[1])
+
+
+def _overlap(a: Bbox, b: Bbox, gap: float) -> bool:
+    return a.x0 < b.x1 + gap and b.x0 < a.x1 + gap and a.y0 < b.y1 + gap and b.y0 < a.y1 + gap
