@@ -406,18 +406,48 @@ def test_exercise_02_live_step_with_a_correct_encoder_fetches_the_page():
 
 
 def test_exercise_02_live_step_with_wrong_encoders_fails_as_openssl_says():
-    def without_extensions(client_random, cipher_suites, server_name):
-        return ClientHello(random=client_random, cipher_suites=list(cipher_suites), extensions=[]).to_bytes()
+    def without_extensions(client_random, suites, server_name):
+        return ClientHello(random=client_random, cipher_suites=list(suites), extensions=[]).to_bytes()
 
-    def one_byte_short(client_random, cipher_suites, server_name):
-        return reference_client_hello(client_random, cipher_suites, server_name)[:-1]
+    def one_byte_short(client_random, suites, server_name):
+        return reference_client_hello(client_random, suites, server_name)[:-1]
 
     run = run_learner_client_hello(without_extensions)
     assert run.answer.alert_name == "handshake_failure" and not run.page_arrived
     run = run_learner_client_hello(one_byte_short)
     assert run.answer.alert_name == "decode_error" and "did not accept" in run.error
-    run = run_learner_client_hello(lambda *args: None)
+    run = run_learner_client_hello(lambda **stage_arguments: None)
     assert "returned NoneType" in run.error
+
+
+def test_the_lessons_build_client_hello_is_the_clients_stage_in_a_real_handshake(peer):
+    """Lesson 02's builder plugs into TLSClient as is, and OpenSSL completes the handshake it starts."""
+    from handshake_lib.tls import Stages, tls_get
+
+    response = tls_get(
+        f"https://localhost:{peer.port}/", cafile=peer.pki.ca_path, stages=Stages(build_client_hello=build_client_hello)
+    )
+    assert response.status == 200 and b"Hello from OpenSSL" in response.body
+    # What went on the wire is exactly the lesson's hello: its extensions, in its order, nothing added.
+    sent = response.transcript[0].messages[0]
+    expected = build_client_hello(suites=sent.cipher_suites, client_random=sent.random)
+    assert sent.to_bytes() == expected.to_bytes()
+    assert response.handshake.extended_master_secret  # the lesson's hello offers it; OpenSSL agreed
+
+
+def test_an_encoder_returning_bytes_is_a_build_client_hello_stage_too(peer):
+    from handshake_lib.errors import InternalError
+    from handshake_lib.tls import Stages, tls_get
+
+    url, ca = f"https://localhost:{peer.port}/", peer.pki.ca_path
+    response = tls_get(url, cafile=ca, stages=Stages(build_client_hello=reference_client_hello))
+    assert response.status == 200
+    assert response.transcript[0].record[5:] == reference_client_hello(
+        response.handshake.client_random, response.transcript[0].messages[0].cipher_suites, "localhost"
+    )
+    server_hello_done = b"\x0e\x00\x00\x00"  # a well-formed handshake message, but not a ClientHello
+    with pytest.raises(InternalError, match="build_client_hello failed: .*ServerHelloDone, not a ClientHello"):
+        tls_get(url, cafile=ca, stages=Stages(build_client_hello=lambda **stage_arguments: server_hello_done))
 
 
 # -- exercise 03 --------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from handshake_lib.lessons.tls_keys import (  # noqa: E402
 )
 from handshake_lib.tls import prf as prf_module  # noqa: E402
 from handshake_lib.tls import rsa_kx  # noqa: E402
+from handshake_lib.tls.stages import Stages  # noqa: E402
 from handshake_lib.tls.suites import SUITES  # noqa: E402
 
 IETF_SECRET = bytes.fromhex("9bbe436ba940f017b17652849a71db35")
@@ -222,7 +223,7 @@ def test_p_hash_steps_reproduce_the_ietf_vector() -> None:
 def test_p_hash_steps_agree_with_the_library(hash_name: str, length: int) -> None:
     steps = p_hash_steps(b"secret", b"seed", length, hash_name)
     assert b"".join(step.block[: step.used] for step in steps) == prf_module.p_hash(
-        hash_name, b"secret", b"seed", length
+        b"secret", b"seed", length, hash_name
     )
     with pytest.raises(ValueError):
         p_hash_steps(b"secret", b"seed", -1)
@@ -283,10 +284,12 @@ def test_every_recorded_handshake_gives_openssls_master_secret() -> None:
 
 
 def test_a_wrong_prf_does_not_match_openssl() -> None:
-    def forgot_the_seed(secret, label, seed, length, hash_name="sha256", **unused):
-        return prf_module.p_hash(hash_name, secret, label, length)
+    def forgot_the_seed(secret, label, seed, length, hash_name):
+        return prf_module.p_hash(secret, label, length, hash_name)
 
-    assert not derive_keys(recorded_handshake(), prf=forgot_the_seed).matches_openssl
+    assert not derive_keys(recorded_handshake(), stages=Stages(prf=forgot_the_seed)).matches_openssl
+    # Exercise 06's signature (hash_name defaulting to SHA-256) is the stage's, with no adapter.
+    assert derive_keys(recorded_handshake(), stages=Stages(prf=prf_module.prf)).matches_openssl
 
 
 def test_recorded_handshake_text_round_trips_and_rejects_unknown_suites() -> None:
@@ -373,7 +376,7 @@ def test_openssl_treats_wrong_version_bytes_like_a_bad_ciphertext() -> None:
         return rsa_kx.encrypt_pre_master_secret(b"\x03\x01" + pre_master[2:], public_key)
 
     with openssl_server() as peer:
-        outcome = live_handshake_outcome(peer, encrypt_pre_master_secret=rolled_back)
+        outcome = live_handshake_outcome(peer, stages=Stages(encrypt_pre_master_secret=rolled_back))
     assert outcome.alert == "bad_record_mac" and "BAD_RECORD_MAC" in outcome.openssl_error.upper()
     assert outcome.records[-2:] == ["client->server handshake (encrypted): Finished", "server->client alert: Alert"]
 
@@ -399,10 +402,10 @@ def test_openssl_server_refuses_a_suite_without_rsa_key_exchange() -> None:
 def test_a_prf_wrong_only_for_finished_gets_decrypt_error_from_openssl() -> None:
     """The keys agree, so the Finished record decrypts; its verify_data does not match (exercise 06's key points)."""
 
-    def finished_wrong(secret, label, seed, length, hash_name="sha256", **unused):
+    def finished_wrong(secret, label, seed, length, hash_name):
         output = prf_module.prf(secret, label, seed, length, hash_name)
         return bytes(length) if label == b"client finished" else output
 
     with openssl_server() as peer:
-        outcome = live_handshake_outcome(peer, prf=finished_wrong)
+        outcome = live_handshake_outcome(peer, stages=Stages(prf=finished_wrong))
     assert outcome.alert == "decrypt_error" and "DIGEST_CHECK_FAILED" in outcome.openssl_error.upper()

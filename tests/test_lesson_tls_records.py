@@ -20,8 +20,8 @@ import pytest  # noqa: E402
 
 from handshake_lib.errors import BadRecordMac, PeerAlert, TLSAlert  # noqa: E402
 from handshake_lib.lessons import tls_records as lesson
+from handshake_lib.tls import Stages, tls_get  # noqa: E402
 from handshake_lib.tls import prf as prf_module  # noqa: E402
-from handshake_lib.tls import tls_get  # noqa: E402
 from handshake_lib.tls.connection import TranscriptEntry  # noqa: E402
 from handshake_lib.tls.constants import ContentType  # noqa: E402
 from handshake_lib.tls.suites import parse_suite_name, suite_params  # noqa: E402
@@ -96,9 +96,7 @@ def test_recorded_finished_messages_match_the_prf(suite: str) -> None:
     assert recorded.hash_name == params.prf_hash
 
     def verify(label: str, messages: bytes) -> bytes:
-        return prf_module.verify_data(
-            recorded.master_secret, label, hashlib.new(params.prf_hash, messages).digest(), params
-        )
+        return prf_module.verify_data(recorded.master_secret, label, messages, params.prf_hash)
 
     assert verify("client finished", recorded.handshake_messages) == recorded.client_verify_data
     # The server's hash includes the client's Finished.
@@ -332,12 +330,10 @@ def test_a_learners_finished_completes_a_handshake_and_a_wrong_one_gets_decrypt_
 
     for suite in ("AES128-GCM-SHA256", "AES256-GCM-SHA384"):
         with lesson.openssl_server(suite) as peer:
-            response = tls_get(peer.url, cafile=peer.cafile, finished_verify_data=learners)
+            response = tls_get(peer.url, cafile=peer.cafile, stages=Stages(verify_data=learners))
             assert response.status == 200 and b"Hello from OpenSSL" in response.body
             with pytest.raises(PeerAlert) as caught:
-                tls_get(
-                    peer.url, cafile=peer.cafile, finished_verify_data=hashes_a_record_header_too
-                )
+                tls_get(peer.url, cafile=peer.cafile, stages=Stages(verify_data=hashes_a_record_header_too))
             assert caught.value.description == TLSAlert.decrypt_error
         # Read after the with block: the server thread has finished recording what OpenSSL said.
         assert "DIGEST_CHECK_FAILED" in peer.last_error.upper().replace(" ", "_")
@@ -351,7 +347,7 @@ def test_finished_stage_hands_the_learner_the_messages_not_the_hash() -> None:
         return prf_module.prf(master_secret, label, hashlib.new(hash_name, handshake_messages).digest(), 12, hash_name)
 
     with lesson.openssl_server("AES256-GCM-SHA384") as peer:
-        response = tls_get(peer.url, cafile=peer.cafile, finished_verify_data=learners)
+        response = tls_get(peer.url, cafile=peer.cafile, stages=Stages(verify_data=learners))
     messages = b"".join(raw for _, raw in lesson.handshake_messages(response.transcript))
     assert [label for label, _, _ in seen] == ["client finished", "server finished"]
     assert all(hash_name == "sha384" for _, _, hash_name in seen)

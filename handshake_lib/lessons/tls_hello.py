@@ -88,6 +88,7 @@ from ..tls.messages import (
 from ..tls.negotiation import DEFAULT_GROUPS, DEFAULT_SIGNATURE_SCHEMES
 from ..tls.negotiation import choose_cipher_suite as library_choose_cipher_suite
 from ..tls.record import MAX_PLAINTEXT_LENGTH, RecordReader, encode_record
+from ..tls.stages import BuildClientHello, ChooseCipherSuite, Stages
 from ..viz.hexview import HexView
 from ..wire import Reader, Span
 
@@ -1344,13 +1345,16 @@ def certificate_explorer(der: bytes, title: str = "certificate") -> CertificateE
 
 
 # -- exercise 02: encode a ClientHello --------------------------------------------------------------
-def reference_client_hello(client_random: bytes, cipher_suites: Sequence[int], server_name: str) -> bytes:
-    """Exercise 02's specification, written with the library's message classes (for the tests)."""
+def reference_client_hello(client_random: bytes, suites: Sequence[int], server_name: str) -> bytes:
+    """Exercise 02's specification, written with the library's message classes (for the tests).
+
+    Its signature is the ``build_client_hello`` stage's, so it can stand in for a learner's encoder.
+    """
     return ClientHello(
         legacy_version=ProtocolVersion.TLS1_2,
         random=bytes(client_random),
         session_id=b"",
-        cipher_suites=[int(s) for s in cipher_suites],
+        cipher_suites=[int(s) for s in suites],
         compression_methods=b"\x00",
         extensions=[
             ServerNameExtension.for_host(server_name),
@@ -1442,7 +1446,7 @@ class LearnerHelloRun:
 
 
 def run_learner_client_hello(
-    encode_client_hello: Callable[[bytes, Sequence[int], str], bytes],
+    encode_client_hello: BuildClientHello,
     cipher_suites: Sequence[int] = (
         CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256,
         CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA,
@@ -1455,7 +1459,7 @@ def run_learner_client_hello(
     1. The learner's bytes go to OpenSSL exactly as encoded; its answer (ServerHello... or an alert)
        is recorded.
     2. If OpenSSL answered with its whole first flight, our client runs a complete handshake whose
-       ClientHello is the learner's (``build_client_hello``), and fetches the page.
+       ClientHello is the learner's (the ``build_client_hello`` stage), and fetches the page.
     """
     from ..tls.session import tls_get
 
@@ -1463,7 +1467,7 @@ def run_learner_client_hello(
     host = "localhost"
     with OpenSSLPeer(SERVER_CIPHERS, timeout=timeout) as peer:
         try:
-            first = encode_client_hello(os.urandom(32), list(cipher_suites), host)
+            first = encode_client_hello(client_random=os.urandom(32), suites=list(cipher_suites), server_name=host)
         except Exception as error:  # noqa: BLE001 - the learner's function; report, do not crash
             run.error = f"encode_client_hello raised {type(error).__name__}: {error}"
             return run
@@ -1475,18 +1479,11 @@ def run_learner_client_hello(
             run.error = "OpenSSL did not accept your ClientHello"
             return run
 
-        def build(server_name: str | None, suites: Sequence[int], *, client_random: bytes, **_: Any) -> ClientHello:
-            raw = encode_client_hello(client_random, list(suites), server_name or host)
-            message, _spans = decode_handshake(bytes(raw))
-            if not isinstance(message, ClientHello):
-                raise DecodeError("encode_client_hello did not return a ClientHello")
-            return message
-
         assert peer.pki is not None and peer.server is not None
         try:
             response = tls_get(
                 f"https://{host}:{peer.server.port}/", cafile=peer.pki.ca_path, cipher_suites=list(cipher_suites),
-                build_client_hello=build, timeout=timeout,
+                stages=Stages(build_client_hello=encode_client_hello), timeout=timeout,
             )
         except HandshakeError as error:
             run.error = f"{type(error).__name__}: {error}"
@@ -1525,7 +1522,7 @@ class LearnerChoiceRun:
 
 
 def run_learner_cipher_choice(
-    choose_cipher_suite: Callable[..., Any],
+    choose_cipher_suite: ChooseCipherSuite,
     offered: Sequence[str],
     supported: Sequence[str] = ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA256", "AES128-SHA"),
     *,
@@ -1549,7 +1546,7 @@ def run_learner_cipher_choice(
         client.set_ciphers(":".join(offered))
         server = TLSPageServer(
             [pki.issued.der], pki.issued.private_key, cipher_suites=[OPENSSL_NAMES[n] for n in supported],
-            prefer=prefer, choose_cipher_suite=choose_cipher_suite, timeout=timeout,
+            prefer=prefer, stages=Stages(choose_cipher_suite=choose_cipher_suite), timeout=timeout,
         )
         with server:
             try:

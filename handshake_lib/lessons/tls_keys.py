@@ -60,6 +60,7 @@ from ..tls.constants import OPENSSL_NAMES, CipherSuite, ContentType, HandshakeTy
 from ..tls.messages import ClientKeyExchange, decode_handshake, split_handshake_messages
 from ..tls.server import TLSServer
 from ..tls.session import TLSResponse, tls_get
+from ..tls.stages import LIBRARY_STAGES, Stages
 from ..tls.suites import SUITES, SuiteParams, suite_params
 from ..viz.figures import axes_for
 from ..viz.hexview import HexView
@@ -324,10 +325,10 @@ def handshake_in_memory(
         "localhost",
         trusted_certificates=keys.trusted,
         cipher_suites=[cipher_suite],
-        encrypt_pre_master_secret=client_side,
+        stages=Stages(encrypt_pre_master_secret=client_side),
     )
     server = TLSServer(
-        keys.chain, keys.private_key, cipher_suites=[cipher_suite], decrypt_pre_master_secret=server_side
+        keys.chain, keys.private_key, cipher_suites=[cipher_suite], stages=Stages(decrypt_pre_master_secret=server_side)
     )
     errors: dict[str, BaseException | None] = {"client": None, "server": None}
     client.start()
@@ -495,7 +496,8 @@ def _derive_master(
 def live_key_exchange(peer: OpenSSLPeer, **client_options: Any) -> LiveKeyExchange:
     """Fetch the page from ``peer`` with our client and collect the pre-master secret from every side."""
     made: list[tuple[bytes, bytes]] = []
-    encrypt = client_options.pop("encrypt_pre_master_secret", rsa_kx.encrypt_pre_master_secret)
+    stages: Stages = client_options.pop("stages", LIBRARY_STAGES)
+    encrypt = stages.encrypt_pre_master_secret
 
     def recording(pre_master: bytes, public_key: rsa.RSAPublicKey) -> bytes:
         encrypted = encrypt(pre_master, public_key)
@@ -504,7 +506,8 @@ def live_key_exchange(peer: OpenSSLPeer, **client_options: Any) -> LiveKeyExchan
 
     # Offer what the server accepts (our client's default list has only four of the six RSA suites).
     client_options.setdefault("cipher_suites", [OPENSSL_NAMES[peer.ciphers]])
-    response = tls_get(peer.url, cafile=peer.cafile, encrypt_pre_master_secret=recording, **client_options)
+    recording_stages = stages.replace(encrypt_pre_master_secret=recording)
+    response = tls_get(peer.url, cafile=peer.cafile, stages=recording_stages, **client_options)
     pre_master, encrypted = made[-1]
     # The lesson owns this server's key, so it can do what only the server should be able to do.
     decrypted = rsa_kx.decrypt_pre_master_secret(encrypted, peer.private_key, _TLS12)
@@ -543,7 +546,7 @@ class TamperedOutcome:
 def live_handshake_outcome(
     peer: OpenSSLPeer, *, timeout: float = net.DEFAULT_TIMEOUT, **client_options: Any
 ) -> TamperedOutcome:
-    """Run our client (with ``client_options``, e.g. a learner's stage) against ``peer`` up to the end of
+    """Run our client (with ``client_options``, e.g. ``stages=Stages(prf=mine)``) against ``peer`` up to the end of
     the handshake and report how it ended: completed, or which alert OpenSSL sent and why.
 
     Unlike :func:`~handshake_lib.tls.session.tls_get`, this keeps the client's transcript when the
@@ -583,9 +586,8 @@ def live_tampered_exchange(
     def corrupting(pre_master: bytes, public_key: rsa.RSAPublicKey) -> bytes:
         return tamper(rsa_kx.encrypt_pre_master_secret(pre_master, public_key), byte_index, mask)
 
-    return live_handshake_outcome(
-        peer, timeout=timeout, encrypt_pre_master_secret=encrypt_pre_master_secret or corrupting
-    )
+    stages = Stages(encrypt_pre_master_secret=encrypt_pre_master_secret or corrupting)
+    return live_handshake_outcome(peer, timeout=timeout, stages=stages)
 
 
 def openssl_client_exchange(timeout: float = net.DEFAULT_TIMEOUT) -> tuple[str, bytes]:
@@ -609,7 +611,8 @@ def openssl_client_exchange(timeout: float = net.DEFAULT_TIMEOUT) -> tuple[str, 
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         context.set_ciphers("AES128-GCM-SHA256")
         context.keylog_filename = str(keylog)
-        server = TLSPageServer(keys.chain, keys.private_key, decrypt_pre_master_secret=recording, timeout=timeout)
+        stages = Stages(decrypt_pre_master_secret=recording)
+        server = TLSPageServer(keys.chain, keys.private_key, stages=stages, timeout=timeout)
         with (
             server,
             net.connect(server.host, server.port, timeout=timeout) as raw,
@@ -923,25 +926,19 @@ class DerivedKeys:
         return self.master_secret == self.recording.openssl_master_secret
 
 
-def derive_keys(recording: RecordedHandshake, *, prf: prf_module.Prf = prf_module.prf) -> DerivedKeys:
-    """Master secret (classic or extended) and key block of ``recording``, with the library's PRF or ``prf``."""
+def derive_keys(recording: RecordedHandshake, *, stages: Stages = LIBRARY_STAGES) -> DerivedKeys:
+    """Master secret (classic or extended) and key block of ``recording``, run by ``stages`` (the library's
+    by default; ``Stages(prf=mine)`` puts a learner's PRF under every step, as a connection would)."""
     params = recording.params
+    run = stages.resolved()
     if recording.extended_master_secret:
-        master = prf_module.extended_master_secret(
-            recording.pre_master_secret, recording.session_hash, params.prf_hash, prf=prf
-        )
+        master = run.extended_master_secret(recording.pre_master_secret, recording.session_hash, params.prf_hash)
     else:
-        master = prf_module.master_secret(
-            recording.pre_master_secret, recording.client_random, recording.server_random, params.prf_hash, prf=prf
-        )
-    block = prf(
-        master,
-        b"key expansion",
-        recording.server_random + recording.client_random,
-        params.key_block_length,
-        params.prf_hash,
-    )
-    keys = prf_module.key_block(master, recording.server_random, recording.client_random, params, prf=prf)
+        randoms = (recording.client_random, recording.server_random)
+        master = run.master_secret(recording.pre_master_secret, *randoms, params.prf_hash)
+    seed = recording.server_random + recording.client_random
+    block = run.prf(master, b"key expansion", seed, params.key_block_length, params.prf_hash)
+    keys = run.key_block(master, recording.server_random, recording.client_random, params)
     return DerivedKeys(recording, master, block, keys)
 
 

@@ -42,7 +42,7 @@ Lesson 08 (Finished and the full handshake):
   docstring for what is measured and what is placed), :func:`state_machine_picture` the role's state
   table with the path taken, :func:`page_view` the page OpenSSL served (in a sandboxed iframe), and
   :class:`HandshakeStepper` (``handshake_stepper()``) steps through the records one at a time.
-* ``tls_get(url, finished_verify_data=...)`` plugs a learner's ``finished_verify_data(master_secret,
+* ``tls_get(url, stages=Stages(verify_data=...))`` plugs a learner's ``finished_verify_data(master_secret,
   label, handshake_messages, hash_name)`` into a live handshake: the client's stage that computes its
   own Finished and checks the server's.
 
@@ -1356,8 +1356,8 @@ def finished_inputs(session: LiveSession) -> FinishedCheck:
     client_index, server_index = _finished_split(messages)
 
     def computed(label: str, upto: int) -> bytes:
-        digest = prf_module.transcript_hash(params.prf_hash, b"".join(raw for _, raw in messages[:upto]))
-        return prf_module.verify_data(session.openssl_master_secret, label, digest, params)
+        transcript = b"".join(raw for _, raw in messages[:upto])
+        return prf_module.verify_data(session.openssl_master_secret, label, transcript, params.prf_hash)
 
     def names(upto: int) -> list[str]:
         return [f"{d} {_message_name(raw)} ({len(raw)} bytes)" for d, raw in messages[:upto]]
@@ -1393,8 +1393,7 @@ def downgrade_check(session: LiveSession, keep: str = "TLS_RSA_WITH_AES_128_CBC_
     rest = b"".join(raw for _, raw in messages[1:client_index])
 
     def client_verify(first: bytes) -> bytes:
-        digest = prf_module.transcript_hash(params.prf_hash, first + rest)
-        return prf_module.verify_data(session.openssl_master_secret, "client finished", digest, params)
+        return prf_module.verify_data(session.openssl_master_secret, "client finished", first + rest, params.prf_hash)
 
     ours, servers = client_verify(original), client_verify(edited)
     offered = ", ".join(name_of(CipherSuite, s) for s in hello.cipher_suites)

@@ -2,7 +2,8 @@
 
 The easy entry points: :func:`tls_get` and :func:`open_tls` (our client over a socket),
 :class:`TLSPageServer` (our server on loopback); the sans-I/O cores :class:`TLSClient` and
-:class:`TLSServer` underneath, with their state tables in :mod:`handshake_lib.tls.states`.
+:class:`TLSServer` underneath, with their state tables in :mod:`handshake_lib.tls.states` and the
+stages a learner can replace in :class:`Stages` (:mod:`handshake_lib.tls.stages`).
 """
 
 from .client import TLSClient
@@ -20,6 +21,7 @@ from .connection import (
 )
 from .server import TLSServer
 from .session import TLSPageServer, TLSResponse, TLSStream, open_tls, tls_get
+from .stages import Stages
 from .states import State, diagram_rows
 
 __all__ = [
@@ -42,4 +44,5 @@ __all__ = [
     "TLSStream",
     "TLSResponse",
     "TLSPageServer",
+    "Stages",
 ]
