@@ -94,18 +94,22 @@ class TLSClient(TLSConnection):
         self,
         server_name: str | None,
         *,
+        # whom to trust
         cafile: str | Path | None = None,
         trusted_certificates: list[x509.Certificate] | None = None,
         verify: bool = True,
+        now: datetime | None = None,
+        # what to offer
         cipher_suites: Sequence[CipherSuite | int] = DEFAULT_CLIENT_SUITES,
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
         session_ticket: bool = False,
+        # randomness (fixed in tests), the key log (Wireshark), record size (lessons cut messages)
         random_bytes: RandomBytes = os.urandom,
         client_random: bytes | None = None,
         keylog: KeyLogWriter | None = None,
-        now: datetime | None = None,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
+        # the learner's replacements (DESIGN rule 5)
         stages: Stages = LIBRARY_STAGES,
     ) -> None:
         super().__init__(

@@ -75,14 +75,17 @@ class TLSServer(TLSConnection):
         certificate_chain: Sequence[bytes],
         private_key: rsa.RSAPrivateKey,
         *,
+        # what to accept
         cipher_suites: Sequence[CipherSuite | int] = DEFAULT_SERVER_SUITES,
         prefer: Literal["server", "client"] = "server",
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
+        # randomness (fixed in tests), the key log (Wireshark), record size (lessons cut messages)
         random_bytes: RandomBytes = os.urandom,
         server_random: bytes | None = None,
         keylog: KeyLogWriter | None = None,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
+        # the learner's replacements (DESIGN rule 5)
         stages: Stages = LIBRARY_STAGES,
     ) -> None:
         super().__init__(
