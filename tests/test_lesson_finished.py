@@ -16,6 +16,7 @@ from handshake_lib.errors import PeerAlert, TLSAlert  # noqa: E402
 from handshake_lib.lessons import finished as lesson  # noqa: E402
 from handshake_lib.net.tls import tls_get  # noqa: E402
 from handshake_lib.peers.openssl import openssl_server  # noqa: E402
+from handshake_lib.tls import Stages  # noqa: E402
 from handshake_lib.tls import prf as prf_module  # noqa: E402
 from handshake_lib.tls.states import diagram_rows  # noqa: E402
 from handshake_lib.tls.suites import parse_suite_name, suite_params  # noqa: E402
@@ -34,8 +35,9 @@ def test_recorded_finished_messages_match_the_prf(suite: str) -> None:
     assert recorded.hash_name == params.prf_hash
 
     def verify(label: str, messages: bytes) -> bytes:
+        # RFC 5246 7.4.9 written out (hash, then PRF), so the library's verify_data is not its own judge.
         digest = hashlib.new(params.prf_hash, messages).digest()
-        return prf_module.verify_data(recorded.master_secret, label, digest, params)
+        return prf_module.prf(recorded.master_secret, label.encode(), digest, 12, params.prf_hash)
 
     assert verify("client finished", recorded.handshake_messages) == recorded.client_verify_data
     both = recorded.handshake_messages + recorded.client_finished  # the server's hash includes our Finished
@@ -140,7 +142,7 @@ def test_a_learners_finished_completes_a_handshake_and_a_wrong_one_gets_decrypt_
         return learners(master_secret, label, record_header + handshake_messages, hash_name)
 
     with openssl_server("AES256-GCM-SHA384") as peer:
-        response = tls_get(peer.url, cafile=peer.cafile, finished_verify_data=learners)
+        response = tls_get(peer.url, cafile=peer.cafile, stages=Stages(verify_data=learners))
         assert response.status == 200 and b"Hello from OpenSSL" in response.body
         messages = b"".join(raw for _, raw in lesson.handshake_messages(response.transcript))
         assert [label for label, _, _ in seen] == ["client finished", "server finished"]
@@ -149,7 +151,7 @@ def test_a_learners_finished_completes_a_handshake_and_a_wrong_one_gets_decrypt_
         assert messages.startswith(server_messages) and server_messages.startswith(client_messages)
         assert server_messages[len(client_messages) :][0] == 20  # the client's Finished, then nothing else
         with pytest.raises(PeerAlert) as caught:
-            tls_get(peer.url, cafile=peer.cafile, finished_verify_data=hashes_a_record_header_too)
+            tls_get(peer.url, cafile=peer.cafile, stages=Stages(verify_data=hashes_a_record_header_too))
         assert caught.value.description == TLSAlert.decrypt_error
     # Read after the with block: the server thread has finished recording what OpenSSL said.
     assert "DIGEST_CHECK_FAILED" in peer.last_error.upper().replace(" ", "_")

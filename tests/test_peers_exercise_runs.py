@@ -29,19 +29,19 @@ def test_exercise_02_live_step_with_a_correct_encoder_fetches_the_page():
 
 
 def test_exercise_02_live_step_with_wrong_encoders_fails_as_openssl_says():
-    def without_extensions(client_random, cipher_suites, server_name):
-        return ClientHello(random=client_random, cipher_suites=list(cipher_suites), extensions=[]).to_bytes()
+    def without_extensions(client_random, suites, server_name):
+        return ClientHello(random=client_random, cipher_suites=list(suites), extensions=[]).to_bytes()
 
-    def one_byte_short(client_random, cipher_suites, server_name):
-        return reference_client_hello(client_random, cipher_suites, server_name)[:-1]
+    def one_byte_short(client_random, suites, server_name):
+        return reference_client_hello(client_random, suites, server_name)[:-1]
 
     run = run_learner_client_hello(without_extensions)
     assert run.answer.alert_name == "handshake_failure" and not run.page_arrived
     run = run_learner_client_hello(one_byte_short)
     assert run.answer.alert_name == "decode_error" and "did not accept" in run.error
-    run = run_learner_client_hello(lambda *args: None)
+    run = run_learner_client_hello(lambda **stage_arguments: None)
     assert "returned NoneType" in run.error
-    run = run_learner_client_hello(lambda *args: 1 / 0)
+    run = run_learner_client_hello(lambda **stage_arguments: 1 / 0)
     assert "raised ZeroDivisionError" in run.summary()
 
 

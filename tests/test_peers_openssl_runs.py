@@ -24,8 +24,8 @@ from handshake_lib.peers.openssl_runs import (
     record_key_schedules,
     record_live_handshake,
 )
+from handshake_lib.tls import Stages, rsa_kx
 from handshake_lib.tls import prf as prf_module
-from handshake_lib.tls import rsa_kx
 from handshake_lib.tls.key_schedule import RecordedHandshake, derive_keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ def test_openssl_treats_wrong_version_bytes_like_a_bad_ciphertext() -> None:
         return rsa_kx.encrypt_pre_master_secret(b"\x03\x01" + pre_master[2:], public_key)
 
     with openssl_server() as peer:
-        outcome = live_handshake_outcome(peer, encrypt_pre_master_secret=rolled_back)
+        outcome = live_handshake_outcome(peer, stages=Stages(encrypt_pre_master_secret=rolled_back))
     assert outcome.alert == "bad_record_mac" and "BAD_RECORD_MAC" in outcome.openssl_error.upper()
     assert outcome.records[-2:] == ["client->server handshake (encrypted): Finished", "server->client alert: Alert"]
 
@@ -84,12 +84,12 @@ def test_a_correct_stage_completes_through_live_handshake_outcome() -> None:
 def test_a_prf_wrong_only_for_finished_gets_decrypt_error_from_openssl() -> None:
     """The keys agree, so the Finished record decrypts; its verify_data does not match (exercise 06's key points)."""
 
-    def finished_wrong(secret, label, seed, length, hash_name="sha256", **unused):
+    def finished_wrong(secret, label, seed, length, hash_name="sha256"):
         output = prf_module.prf(secret, label, seed, length, hash_name)
         return bytes(length) if label == b"client finished" else output
 
     with openssl_server() as peer:
-        outcome = live_handshake_outcome(peer, prf=finished_wrong)
+        outcome = live_handshake_outcome(peer, stages=Stages(prf=finished_wrong))
     assert outcome.alert == "decrypt_error" and "DIGEST_CHECK_FAILED" in outcome.openssl_error.upper()
 
 

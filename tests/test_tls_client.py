@@ -18,7 +18,7 @@ from handshake_lib.errors import BadRecordMac, CertificateError, PeerAlert, TLSA
 from handshake_lib.net.tls import open_tls, tls_get
 from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki import CoursePKI
-from handshake_lib.tls import HandshakeComplete
+from handshake_lib.tls import HandshakeComplete, Stages
 from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
 from handshake_lib.tls.keylog import read_keylog
@@ -106,9 +106,10 @@ def test_client_hello_offers_what_openssl_3_needs(pki, tmp_path) -> None:
 
 
 def test_wrong_verify_data_makes_openssl_send_decrypt_error(pki, tmp_path) -> None:
+    wrong_finished = Stages(verify_data=lambda master_secret, label, handshake_messages, hash_name: bytes(12))
     server, _ = openssl_server(pki, tmp_path, "AES128-GCM-SHA256")
     with server, pytest.raises(PeerAlert) as caught:
-        open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0], verify_data=lambda *a, **k: bytes(12))
+        open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0], stages=wrong_finished)
     assert caught.value.description == TLSAlert.decrypt_error
     assert "decrypt_error" in str(caught.value)
 
@@ -116,12 +117,12 @@ def test_wrong_verify_data_makes_openssl_send_decrypt_error(pki, tmp_path) -> No
 def test_a_learner_prf_that_is_wrong_fails_at_openssl(pki, tmp_path) -> None:
     from handshake_lib.tls import prf as prf_module
 
-    def swapped_prf(secret, label, seed, length, hash_name="sha256"):
+    def swapped_prf(secret, label, seed, length, hash_name):
         return prf_module.prf(secret, label, seed[::-1], length, hash_name)  # a classic bug: seed reversed
 
     server, _ = openssl_server(pki, tmp_path, "AES128-GCM-SHA256")
     with server, pytest.raises(PeerAlert) as caught:
-        open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0], prf=swapped_prf)
+        open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0], stages=Stages(prf=swapped_prf))
     # Keys differ, so OpenSSL cannot even decrypt our Finished.
     assert caught.value.description == TLSAlert.bad_record_mac
 

@@ -29,10 +29,11 @@ from handshake_lib.errors import (
     UnexpectedMessage,
 )
 from handshake_lib.pki import CoursePKI
-from handshake_lib.tls import ConnectionStateError, State, TLSClient, TLSServer, UnexpectedEOF
+from handshake_lib.tls import ConnectionStateError, Stages, State, TLSClient, TLSServer, UnexpectedEOF
 from handshake_lib.tls.connection import InternalError, UnsupportedExtension
 from handshake_lib.tls.extensions import SupportedVersionsExtension, UnknownExtension
 from handshake_lib.tls.messages import Alert, ClientHello, ServerHello, decode_handshake
+from handshake_lib.tls.prf import verify_data
 from handshake_lib.tls.record import encode_record
 from handshake_lib.tls.rsa_kx import encrypt_pre_master_secret
 
@@ -110,7 +111,7 @@ def test_handshake_replays_byte_for_byte_with_fixed_randoms(issued) -> None:
             issued,
             client_random=CLIENT_RANDOM,
             random_bytes=counter_random(),
-            encrypt_pre_master_secret=recording_encrypt,
+            stages=Stages(encrypt_pre_master_secret=recording_encrypt),
             cipher_suites=[0x3C],
         )
         server = make_server(issued, server_random=SERVER_RANDOM, random_bytes=counter_random())
@@ -124,7 +125,7 @@ def test_handshake_replays_byte_for_byte_with_fixed_randoms(issued) -> None:
         issued,
         client_random=CLIENT_RANDOM,
         random_bytes=counter_random(),
-        encrypt_pre_master_secret=recording_encrypt,
+        stages=Stages(encrypt_pre_master_secret=recording_encrypt),
         cipher_suites=[0x3C],
     )
     other = run(client, make_server(issued, server_random=bytes(32), random_bytes=counter_random()))
@@ -160,14 +161,13 @@ def expect_failure(connection, data: bytes, error: type[ProtocolError], alert: T
 
 def test_wrong_server_finished_is_decrypt_error(issued) -> None:
     client = make_client(issued)
-    server = make_server(
-        issued,
-        verify_data=lambda master, label, *a, **k: (
-            bytes(12)
-            if "server" in label
-            else __import__("handshake_lib.tls.prf", fromlist=["verify_data"]).verify_data(master, label, *a, **k)
-        ),
-    )
+
+    def wrong_server_finished(master_secret, label, handshake_messages, hash_name):
+        if label == "server finished":
+            return bytes(12)
+        return verify_data(master_secret, label, handshake_messages, hash_name)
+
+    server = make_server(issued, stages=Stages(verify_data=wrong_server_finished))
     client.start()
     server.receive_data(client.data_to_send())
     client.receive_data(server.data_to_send())
@@ -178,9 +178,8 @@ def test_wrong_server_finished_is_decrypt_error(issued) -> None:
 
 
 def test_garbled_pre_master_secret_fails_at_finished_not_earlier(issued) -> None:
-    client = make_client(
-        issued, encrypt_pre_master_secret=lambda pms, key: encrypt_pre_master_secret(b"\x00" * 48, key)
-    )
+    garbling = Stages(encrypt_pre_master_secret=lambda pms, key: encrypt_pre_master_secret(b"\x00" * 48, key))
+    client = make_client(issued, stages=garbling)
     server = make_server(issued)
     client.start()
     server.receive_data(client.data_to_send())
@@ -479,7 +478,11 @@ def _wrong_server_finished(issued):
     client = make_client(issued)
     server = make_server(
         issued,
-        verify_data=lambda m, label, *a, **k: bytes(12) if "server" in label else prf.verify_data(m, label, *a, **k),
+        stages=Stages(
+            verify_data=lambda m, label, messages, hash_name="sha256": (
+                bytes(12) if "server" in label else prf.verify_data(m, label, messages, hash_name)
+            )
+        ),
     )
     client.start()
     server.receive_data(client.data_to_send())
@@ -532,7 +535,7 @@ def _learner_stage_fails(issued):
     def broken(pre_master, key):
         raise ZeroDivisionError("a learner's bug")
 
-    return _client_facing(issued, encrypt_pre_master_secret=broken)
+    return _client_facing(issued, stages=Stages(encrypt_pre_master_secret=broken))
 
 
 def _eof_mid_handshake(issued):

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from handshake_lib import data
+from handshake_lib.tls import Stages
 from handshake_lib.tls import prf as prf_module
 from handshake_lib.tls.key_schedule import (
     RECORDINGS,
@@ -62,10 +63,10 @@ def test_the_two_master_secret_modes_use_different_inputs() -> None:
 
 
 def test_a_wrong_prf_does_not_match_openssl() -> None:
-    def forgot_the_seed(secret, label, seed, length, hash_name="sha256", **unused):
-        return prf_module.p_hash(hash_name, secret, label, length)
+    def forgot_the_seed(secret, label, seed, length, hash_name="sha256"):
+        return prf_module.p_hash(secret, label, length, hash_name)
 
-    derived = derive_keys(recorded_handshake(), prf=forgot_the_seed)
+    derived = derive_keys(recorded_handshake(), stages=Stages(prf=forgot_the_seed))
     assert not derived.matches_openssl
 
 

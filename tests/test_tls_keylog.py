@@ -314,9 +314,7 @@ def test_our_key_schedule_reproduces_openssl(
     keys = key_block(master, server_random, client_random, params)
     client_reads = RecordProtection.client_write(keys, params, encrypt_then_mac=uses_etm)
     client_finished = client_reads.unprotect(client.protected[0])
-    expected_client_verify = verify_data(
-        master, "client finished", transcript_hash(params.prf_hash, transcript_to_key_exchange), params
-    )
+    expected_client_verify = verify_data(master, "client finished", transcript_to_key_exchange, params.prf_hash)
     assert client_finished == bytes([HandshakeType.finished, 0, 0, 12]) + expected_client_verify
     assert client.protected[1].content_type == ContentType.application_data
     assert client_reads.unprotect(client.protected[1]) == capture.request
@@ -326,9 +324,7 @@ def test_our_key_schedule_reproduces_openssl(
     server_finished = server_reads.unprotect(server.protected[0])
     transcript_to_client_finished = transcript_to_key_exchange + client_finished
     transcript_to_client_finished += b"".join(message.raw for message in server.handshake[3:])  # NewSessionTicket
-    expected_server_verify = verify_data(
-        master, "server finished", transcript_hash(params.prf_hash, transcript_to_client_finished), params
-    )
+    expected_server_verify = verify_data(master, "server finished", transcript_to_client_finished, params.prf_hash)
     assert server_finished == bytes([HandshakeType.finished, 0, 0, 12]) + expected_server_verify
     response = b"".join(server_reads.unprotect(record) for record in server.protected[1:])
     assert response == capture.response

@@ -18,6 +18,7 @@ from handshake_lib.errors import BadRecordMac, PeerAlert, TLSAlert
 from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki import CoursePKI
+from handshake_lib.tls import Stages
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
 
 
@@ -46,9 +47,8 @@ def mac_without_sequence_number(hash_name, mac_key, sequence_number, content_typ
 def test_a_correct_record_mac_completes_a_handshake_with_openssl(pki, suite_name, etm) -> None:
     ca, cert, key, _ = pki
     with PythonSSLServer(server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)) as s:
-        response = tls_get(
-            f"https://localhost:{s.port}/", cafile=ca, record_mac=learners_record_mac, encrypt_then_mac=etm
-        )
+        stages = Stages(record_mac=learners_record_mac)
+        response = tls_get(f"https://localhost:{s.port}/", cafile=ca, stages=stages, encrypt_then_mac=etm)
     assert response.status == 200 and b"Hello from OpenSSL" in response.body
     assert response.handshake.encrypt_then_mac is etm
 
@@ -60,7 +60,7 @@ def test_a_record_mac_that_forgets_the_sequence_number_is_rejected_by_openssl(pk
     # must not.  OpenSSL answers with a bad_record_mac alert, itself MAC'd with sequence number 1, so
     # our side cannot authenticate it either: both ends see a bad record MAC.
     with PythonSSLServer(context) as server, pytest.raises(BadRecordMac):
-        tls_get(f"https://localhost:{server.port}/", cafile=ca, record_mac=mac_without_sequence_number)
+        tls_get(f"https://localhost:{server.port}/", cafile=ca, stages=Stages(record_mac=mac_without_sequence_number))
     assert "BAD_RECORD_MAC" in str(server.connections[0].error).upper().replace(" ", "_")
 
 
@@ -73,7 +73,7 @@ def test_a_learners_cipher_suite_choice_is_what_openssl_gets(pki) -> None:
     client = ssl.create_default_context(cafile=str(ca))
     client.maximum_version = ssl.TLSVersion.TLSv1_2
     client.set_ciphers("AES128-SHA:AES256-GCM-SHA384")  # OpenSSL offers them in this order
-    server = TLSPageServer([issued.der], issued.private_key, choose_cipher_suite=client_preference)
+    server = TLSPageServer([issued.der], issued.private_key, stages=Stages(choose_cipher_suite=client_preference))
     with (
         server,
         net.connect(server.host, server.port) as raw,
@@ -95,7 +95,7 @@ def test_a_choice_the_client_never_offered_ends_in_handshake_failure(pki) -> Non
     client = ssl.create_default_context(cafile=str(ca))
     client.maximum_version = ssl.TLSVersion.TLSv1_2
     client.set_ciphers("AES128-GCM-SHA256")
-    server = TLSPageServer([issued.der], issued.private_key, choose_cipher_suite=always_cbc_sha256)
+    server = TLSPageServer([issued.der], issued.private_key, stages=Stages(choose_cipher_suite=always_cbc_sha256))
     with server, net.connect(server.host, server.port) as raw, pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"):
         client.wrap_socket(raw, server_hostname="localhost")
     assert "chooser picked" in str(server.connections[0].error)
@@ -123,7 +123,7 @@ def test_a_correct_finished_completes_a_handshake_with_openssl(pki, suite_name) 
 
     context = server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)
     with PythonSSLServer(context) as server:
-        response = tls_get(f"https://localhost:{server.port}/", cafile=ca, finished_verify_data=recording)
+        response = tls_get(f"https://localhost:{server.port}/", cafile=ca, stages=Stages(verify_data=recording))
     assert response.status == 200
     # The client computes its own Finished, then checks the server's; both start at the ClientHello (type 1).
     assert [(label, first) for label, first, _ in calls] == [("client finished", 1), ("server finished", 1)]
@@ -139,7 +139,7 @@ def test_a_finished_over_the_wrong_messages_gets_decrypt_error_from_openssl(pki)
 
     context = server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
     with PythonSSLServer(context) as server, pytest.raises(PeerAlert) as caught:
-        tls_get(f"https://localhost:{server.port}/", cafile=ca, finished_verify_data=forgets_the_client_hello)
+        tls_get(f"https://localhost:{server.port}/", cafile=ca, stages=Stages(verify_data=forgets_the_client_hello))
     assert caught.value.description == TLSAlert.decrypt_error
 
 
@@ -155,9 +155,112 @@ def test_a_pre_master_with_rolled_back_version_bytes_fails_at_finished_with_open
     context = server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
     with PythonSSLServer(context) as server:
         with pytest.raises(PeerAlert) as caught:
-            tls_get(f"https://localhost:{server.port}/", cafile=ca, make_pre_master_secret=rolled_back)
-        response = tls_get(
-            f"https://localhost:{server.port}/", cafile=ca, make_pre_master_secret=rsa_kx.make_pre_master_secret
-        )
+            tls_get(f"https://localhost:{server.port}/", cafile=ca, stages=Stages(make_pre_master_secret=rolled_back))
+        library = Stages(make_pre_master_secret=rsa_kx.make_pre_master_secret)
+        response = tls_get(f"https://localhost:{server.port}/", cafile=ca, stages=library)
     assert caught.value.description == TLSAlert.bad_record_mac
     assert response.status == 200
+
+
+def learners_prf(secret, label, seed, length, hash_name="sha256") -> bytes:
+    """PRF(secret, label, seed) = P_hash(secret, label + seed), exercise 06's signature, stdlib only."""
+    digest, output, a = getattr(hashlib, hash_name), b"", label + seed
+    while len(output) < length:
+        a = hmac.new(secret, a, digest).digest()
+        output += hmac.new(secret, a + label + seed, digest).digest()
+    return output[:length]
+
+
+@pytest.mark.parametrize("suite_name", ["AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA"])
+def test_a_learners_prf_runs_the_whole_key_schedule_with_openssl(pki, suite_name) -> None:
+    ca, cert, key, _ = pki
+    labels = []
+
+    def recording(secret, label, seed, length, hash_name):  # exactly the Prf stage's arguments, nothing else
+        labels.append(label)
+        return learners_prf(secret, label, seed, length, hash_name)
+
+    context = server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)
+    with PythonSSLServer(context) as server:
+        suite = OPENSSL_NAMES[suite_name]
+        response = tls_get(
+            f"https://localhost:{server.port}/", cafile=ca, cipher_suites=[suite], stages=Stages(prf=recording)
+        )
+    assert response.status == 200
+    # The library's master secret, key block and both Finished ran over the learner's PRF.
+    assert labels == [b"extended master secret", b"key expansion", b"client finished", b"server finished"]
+
+
+def test_a_learners_p_hash_reaches_the_handshake_and_a_wrong_one_gets_bad_record_mac(pki) -> None:
+    ca, cert, key, _ = pki
+    used = []
+
+    def learners_p_hash(secret, seed, length, hash_name):
+        used.append(hash_name)
+        return learners_prf(secret, b"", seed, length, hash_name)
+
+    def forgot_the_seed(secret, seed, length, hash_name):
+        digest, output, a = getattr(hashlib, hash_name), b"", seed
+        while len(output) < length:
+            a = hmac.new(secret, a, digest).digest()
+            output += hmac.new(secret, a, digest).digest()  # the slip: A(i) alone, without the seed
+        return output[:length]
+
+    context = server_context(cert, key, ciphers="AES128-GCM-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
+    with PythonSSLServer(context) as server:
+        response = tls_get(f"https://localhost:{server.port}/", cafile=ca, stages=Stages(p_hash=learners_p_hash))
+        with pytest.raises(PeerAlert) as caught:
+            tls_get(f"https://localhost:{server.port}/", cafile=ca, stages=Stages(p_hash=forgot_the_seed))
+    assert response.status == 200 and used == ["sha256"] * 4
+    # Wrong keys: OpenSSL cannot open our Finished record, and says so.
+    assert caught.value.description == TLSAlert.bad_record_mac
+
+
+# -- the Stages object itself ---------------------------------------------------------------------------
+def test_stages_default_to_the_library_and_replace_one_at_a_time() -> None:
+    from handshake_lib.tls import prf as prf_module
+
+    library = Stages()
+    assert library.replaced() == [] and library.resolved() is library
+    mine = library.replace(prf=learners_prf)
+    assert mine.prf is learners_prf and mine.replaced() == ["prf"] and library.prf is prf_module.prf
+    with pytest.raises(AttributeError):
+        mine.prf = prf_module.prf  # frozen: a connection's stages cannot change under it
+    with pytest.raises(TypeError, match="stage prf must be a function"):
+        Stages(prf=b"not a function")
+    with pytest.raises(TypeError, match="stages must be a Stages object"):
+        tls_get("https://localhost:1/", stages={"prf": learners_prf})
+
+
+def test_library_stages_run_over_a_replaced_prf_but_a_replaced_stage_gets_only_its_arguments() -> None:
+    from handshake_lib.tls import prf as prf_module
+    from handshake_lib.tls.suites import suite_params
+
+    params = suite_params(CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384)
+    wired = Stages(prf=learners_prf).resolved()
+    # learners_prf is correct, so the wired library stages agree with the library's own.
+    assert wired.master_secret(bytes(48), bytes(32), bytes(32), "sha384") == prf_module.master_secret(
+        bytes(48), bytes(32), bytes(32), "sha384"
+    )
+    broken = Stages(prf=lambda secret, label, seed, length, hash_name: bytes(length)).resolved()
+    assert broken.key_block(bytes(48), bytes(32), bytes(32), params).client_write_key == bytes(32)
+    assert broken.verify_data(bytes(48), "client finished", b"messages", "sha384") == bytes(12)
+    # A stage the learner replaced is left alone (it gets no prf= keyword to absorb).
+    own_finished = Stages(prf=learners_prf, verify_data=learners_finished).resolved()
+    assert own_finished.verify_data is learners_finished
+
+
+def test_no_solution_wraps_a_learners_stage_in_an_adapter() -> None:
+    """Each stage's Protocol is the learner's signature: nothing like ``your_prf(..., **unused)`` is needed."""
+    import json
+    import re
+    from pathlib import Path
+
+    solutions = sorted((Path(__file__).resolve().parent.parent / "solutions").glob("*.ipynb"))
+    assert len(solutions) >= 7
+    catch_all = re.compile(r"def \w+\([^)]*\*\*\w+")
+    for path in solutions:
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] == "code":
+                assert not catch_all.search(source), f"{path.name}: a stage takes **keywords it does not use"

@@ -70,7 +70,7 @@ def test_prf_matches_the_published_vectors(hash_name: str, secret: str, seed: st
     output = prf(bytes.fromhex(secret), "test label", bytes.fromhex(seed), len(expected) // 2, hash_name)
     assert output.hex() == expected
     # The PRF is P_hash over label + seed.
-    assert p_hash(hash_name, bytes.fromhex(secret), b"test label" + bytes.fromhex(seed), 20) == output[:20]
+    assert p_hash(bytes.fromhex(secret), b"test label" + bytes.fromhex(seed), 20, hash_name) == output[:20]
 
 
 @given(length=st.integers(0, 200), shorter=st.integers(0, 200))
@@ -127,14 +127,14 @@ def test_a_learners_prf_is_used_where_one_is_passed() -> None:
     params = suite_params(CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384)
     master = master_secret(bytes(48), bytes(32), bytes(32), "sha384", prf=recording_prf)
     key_block(master, bytes(32), bytes(32), params, prf=recording_prf)
-    verify_data(master, "client finished", bytes(48), params, prf=recording_prf)
+    verify_data(master, "client finished", b"handshake messages", "sha384", prf=recording_prf)
     assert calls == [
         (b"master secret", 48, "sha384"),
         (b"key expansion", params.key_block_length, "sha384"),
         (b"client finished", 12, "sha384"),
     ]
     # A wrong p_hash changes everything downstream.
-    assert prf(b"s", b"l", b"seed", 16, p_hash=lambda h, s, seed, n: bytes(n)) == bytes(16)
+    assert prf(b"s", b"l", b"seed", 16, p_hash=lambda secret, seed, n, hash_name: bytes(n)) == bytes(16)
 
 
 @pytest.mark.parametrize("suite", sorted(SUITES), ids=lambda suite: suite.name)
@@ -158,12 +158,17 @@ def test_key_block_is_cut_in_rfc_order(suite: CipherSuite) -> None:
 
 
 def test_verify_data_labels() -> None:
-    params = suite_params(CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256)
-    client = verify_data(bytes(48), "client finished", bytes(32), params)
-    server = verify_data(bytes(48), "server finished", bytes(32), params)
+    messages = b"\x01\x00\x00\x00"  # any handshake messages: verify_data hashes them itself
+    client = verify_data(bytes(48), "client finished", messages)
+    server = verify_data(bytes(48), "server finished", messages)
     assert len(client) == len(server) == 12 and client != server
+    # RFC 5246 section 7.4.9: PRF(master_secret, finished_label, Hash(handshake_messages))[:12].
+    assert client == prf(bytes(48), b"client finished", transcript_hash("sha256", messages), 12)
+    assert verify_data(bytes(48), "client finished", messages, "sha384") == prf(
+        bytes(48), b"client finished", transcript_hash("sha384", messages), 12, "sha384"
+    )
     with pytest.raises(ValueError):
-        verify_data(bytes(48), "client finishd", bytes(32), params)
+        verify_data(bytes(48), "client finishd", messages)
 
 
 # -- suites -------------------------------------------------------------------------------------
@@ -233,7 +238,7 @@ def test_p_hash_steps_reproduce_the_ietf_vector() -> None:
 @pytest.mark.parametrize(("hash_name", "length"), [(h, n) for h in ("sha256", "sha384") for n in (0, 1, 47, 48, 104)])
 def test_p_hash_steps_agree_with_p_hash(hash_name: str, length: int) -> None:
     steps = p_hash_steps(b"secret", b"seed", length, hash_name)
-    assert b"".join(step.block[: step.used] for step in steps) == p_hash(hash_name, b"secret", b"seed", length)
+    assert b"".join(step.block[: step.used] for step in steps) == p_hash(b"secret", b"seed", length, hash_name)
     assert len(steps) == -(-length // (48 if hash_name == "sha384" else 32))
     with pytest.raises(ValueError):
         p_hash_steps(b"secret", b"seed", -1)

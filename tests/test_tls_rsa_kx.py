@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handshake_lib.errors import DecodeError
-from handshake_lib.tls.constants import CipherSuite, ProtocolVersion
+from handshake_lib.tls.constants import ProtocolVersion
 from handshake_lib.tls.prf import master_secret, verify_data
 from handshake_lib.tls.rsa_kx import (
     _select,
@@ -27,7 +27,6 @@ from handshake_lib.tls.rsa_kx import (
     read_padded_block,
     tamper,
 )
-from handshake_lib.tls.suites import suite_params
 
 TLS12 = ProtocolVersion.TLS1_2
 
@@ -100,19 +99,18 @@ def test_any_bad_ciphertext_yields_R_and_no_exception(rsa_private_key: rsa.RSAPr
 
 def test_a_corrupted_key_exchange_fails_later_at_finished(rsa_private_key: rsa.RSAPrivateKey) -> None:
     """The server carries on with R; the mismatch only shows when the client's Finished is checked."""
-    params = suite_params(CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256)
     client_random, server_random = os.urandom(32), os.urandom(32)
     client_pre_master = make_pre_master_secret(TLS12)
     encrypted = bytearray(encrypt_pre_master_secret(client_pre_master, rsa_private_key.public_key()))
     encrypted[7] ^= 1
     server_pre_master = decrypt_pre_master_secret(bytes(encrypted), rsa_private_key, TLS12)
     assert len(server_pre_master) == 48 and server_pre_master[:2] == b"\x03\x03"
-    handshake_hash = os.urandom(32)
+    handshake_messages = os.urandom(200)
     client_finished = verify_data(
-        master_secret(client_pre_master, client_random, server_random), "client finished", handshake_hash, params
+        master_secret(client_pre_master, client_random, server_random), "client finished", handshake_messages
     )
     server_expects = verify_data(
-        master_secret(server_pre_master, client_random, server_random), "client finished", handshake_hash, params
+        master_secret(server_pre_master, client_random, server_random), "client finished", handshake_messages
     )
     assert client_finished != server_expects
 

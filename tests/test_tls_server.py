@@ -16,6 +16,7 @@ from handshake_lib import net
 from handshake_lib.errors import PeerAlert, ProtocolVersionError, TLSAlert
 from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.pki import CoursePKI
+from handshake_lib.tls import Stages
 from handshake_lib.tls import prf as prf_module
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
 from handshake_lib.tls.keylog import read_keylog
@@ -164,9 +165,9 @@ def test_our_client_and_our_server(pki, tmp_path, suite_name) -> None:
 
 
 # -- negative interop: OpenSSL judges what our server sends ------------------------------------------------
-def wrong_server_finished(master_secret, label, handshake_hash, params, **options) -> bytes:
+def wrong_server_finished(master_secret, label, handshake_messages, hash_name) -> bytes:
     """Right for the client's Finished (so we accept it), wrong for our own: the server-side bug to catch."""
-    right = prf_module.verify_data(master_secret, label, handshake_hash, params, **options)
+    right = prf_module.verify_data(master_secret, label, handshake_messages, hash_name)
     return right if label == "client finished" else bytes(b ^ 0xFF for b in right)
 
 
@@ -174,7 +175,8 @@ def wrong_server_finished(master_secret, label, handshake_hash, params, **option
 def test_openssl_client_refuses_our_wrong_finished_with_decrypt_error(pki, suite_name) -> None:
     ca, issued = pki
     context = ssl_client_context(ca, suite_name)
-    with TLSPageServer([issued.certificate], issued.private_key, verify_data=wrong_server_finished) as server:
+    stages = Stages(verify_data=wrong_server_finished)
+    with TLSPageServer([issued.certificate], issued.private_key, stages=stages) as server:
         # OpenSSL's words for a Finished that does not match: "digest check failed".
         with pytest.raises(ssl.SSLError, match="DIGEST_CHECK_FAILED|digest check failed"):
             ssl_get(context, server.port)

@@ -122,8 +122,7 @@ def _finished_split(messages: list[tuple[str, bytes]]) -> tuple[int, int]:
 
 def _verify(session: LiveSession, label: str, messages: bytes) -> bytes:
     params = session.params
-    digest = prf_module.transcript_hash(params.prf_hash, messages)
-    return prf_module.verify_data(session.openssl_master_secret or b"", label, digest, params)
+    return prf_module.verify_data(session.openssl_master_secret or b"", label, messages, params.prf_hash)
 
 
 def finished_inputs(session: LiveSession) -> FinishedCheck:

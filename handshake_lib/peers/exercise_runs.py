@@ -19,17 +19,16 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..errors import DecodeError, HandshakeError
+from ..errors import HandshakeError
 from ..net.tls import TLSPageServer, tls_get
 from ..pki.builder import CoursePKI, ServerFiles
 from ..tls.constants import OPENSSL_NAMES, CipherSuite, name_of
 from ..tls.flight import ServerAnswer
-from ..tls.messages import ClientHello, decode_handshake
+from ..tls.stages import BuildClientHello, ChooseCipherSuite, Stages
 from .openssl import openssl_fetch, openssl_server
 
 __all__ = [
@@ -74,7 +73,7 @@ class LearnerHelloRun:
 
 
 def run_learner_client_hello(
-    encode_client_hello: Callable[[bytes, Sequence[int], str], bytes],
+    encode_client_hello: BuildClientHello,
     cipher_suites: Sequence[int] = (
         CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256,
         CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA,
@@ -94,7 +93,7 @@ def run_learner_client_hello(
     host = "localhost"
     with openssl_server(server_ciphers, timeout=timeout) as peer:
         try:
-            first = encode_client_hello(os.urandom(32), list(cipher_suites), host)
+            first = encode_client_hello(client_random=os.urandom(32), suites=list(cipher_suites), server_name=host)
         except Exception as error:  # noqa: BLE001 - the learner's function; report, do not crash
             run.error = f"encode_client_hello raised {type(error).__name__}: {error}"
             return run
@@ -106,16 +105,10 @@ def run_learner_client_hello(
             run.error = "OpenSSL did not accept your ClientHello"
             return run
 
-        def build(server_name: str | None, suites: Sequence[int], *, client_random: bytes, **_: Any) -> ClientHello:
-            raw = encode_client_hello(client_random, list(suites), server_name or host)
-            message, _spans = decode_handshake(bytes(raw))
-            if not isinstance(message, ClientHello):
-                raise DecodeError("encode_client_hello did not return a ClientHello")
-            return message
-
         try:
             response = tls_get(
-                peer.url, cafile=peer.cafile, cipher_suites=list(cipher_suites), build_client_hello=build,
+                peer.url, cafile=peer.cafile, cipher_suites=list(cipher_suites),
+                stages=Stages(build_client_hello=encode_client_hello),
                 timeout=timeout,
             )
         except HandshakeError as error:
@@ -155,7 +148,7 @@ class LearnerChoiceRun:
 
 
 def run_learner_cipher_choice(
-    choose_cipher_suite: Callable[..., Any],
+    choose_cipher_suite: ChooseCipherSuite,
     offered: Sequence[str],
     supported: Sequence[str] = ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA256", "AES128-SHA"),
     *,
@@ -175,7 +168,7 @@ def run_learner_cipher_choice(
             files = CoursePKI.create().write_server_files(Path(folder))
         server = TLSPageServer(
             [files.issued.der], files.issued.private_key, cipher_suites=[OPENSSL_NAMES[n] for n in supported],
-            prefer=prefer, choose_cipher_suite=choose_cipher_suite, timeout=timeout,
+            prefer=prefer, stages=Stages(choose_cipher_suite=choose_cipher_suite), timeout=timeout,
         )
         with server:
             fetched = openssl_fetch(

@@ -46,6 +46,7 @@ from ..tls.connection import HandshakeComplete, session_hash_messages
 from ..tls.constants import CipherSuite, ProtocolVersion
 from ..tls.key_schedule import RecordedHandshake, derive_keys, derive_master_secret
 from ..tls.pair import PairKeys
+from ..tls.stages import LIBRARY_STAGES, Stages
 from ..tls.suites import RSA_SUITE_NAMES, parse_suite_name, suite_params
 from .openssl import OpenSSLServer, openssl_server
 
@@ -99,7 +100,8 @@ def live_key_exchange(peer: OpenSSLServer, **client_options: Any) -> LiveKeyExch
     """Fetch the page from ``peer`` with our client and collect the pre-master secret from every side."""
     suite = rsa_suite_of(peer)
     made: list[tuple[bytes, bytes]] = []
-    encrypt = client_options.pop("encrypt_pre_master_secret", rsa_kx.encrypt_pre_master_secret)
+    stages: Stages = client_options.pop("stages", LIBRARY_STAGES)
+    encrypt = stages.encrypt_pre_master_secret
 
     def recording(pre_master: bytes, public_key: rsa.RSAPublicKey) -> bytes:
         encrypted = encrypt(pre_master, public_key)
@@ -108,7 +110,8 @@ def live_key_exchange(peer: OpenSSLServer, **client_options: Any) -> LiveKeyExch
 
     # Offer what the server accepts (our client's default list has only four of the six RSA suites).
     client_options.setdefault("cipher_suites", [suite])
-    response = tls_get(peer.url, cafile=peer.cafile, encrypt_pre_master_secret=recording, **client_options)
+    recording_stages = stages.replace(encrypt_pre_master_secret=recording)
+    response = tls_get(peer.url, cafile=peer.cafile, stages=recording_stages, **client_options)
     pre_master, encrypted = made[-1]
     # This run made the server's key, so it can do what only the server should be able to do.
     decrypted = rsa_kx.decrypt_pre_master_secret(encrypted, peer.private_key, _TLS12)
@@ -190,7 +193,7 @@ def live_tampered_exchange(
         return rsa_kx.tamper(rsa_kx.encrypt_pre_master_secret(pre_master, public_key), byte_index, mask)
 
     return live_handshake_outcome(
-        peer, timeout=timeout, encrypt_pre_master_secret=encrypt_pre_master_secret or corrupting
+        peer, timeout=timeout, stages=Stages(encrypt_pre_master_secret=encrypt_pre_master_secret or corrupting)
     )
 
 
@@ -216,7 +219,8 @@ def openssl_client_exchange(timeout: float = net.DEFAULT_TIMEOUT) -> tuple[str, 
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         context.set_ciphers("AES128-GCM-SHA256")
         context.keylog_filename = str(keylog)
-        server = TLSPageServer(keys.chain, keys.private_key, decrypt_pre_master_secret=recording, timeout=timeout)
+        stages = Stages(decrypt_pre_master_secret=recording)
+        server = TLSPageServer(keys.chain, keys.private_key, stages=stages, timeout=timeout)
         with (
             server,
             net.connect(server.host, server.port, timeout=timeout) as raw,

@@ -4,6 +4,7 @@ Sans-I/O: the cores :class:`TLSClient` and :class:`TLSServer` take bytes and ret
 to send, with their state tables in :mod:`handshake_lib.tls.states`; nothing here opens a socket.
 To run them over one, :mod:`handshake_lib.net.tls` has :func:`~handshake_lib.net.tls.tls_get`,
 :func:`~handshake_lib.net.tls.open_tls` and :class:`~handshake_lib.net.tls.TLSPageServer`.
+The stages a learner can replace are one :class:`Stages` object (:mod:`handshake_lib.tls.stages`).
 """
 
 from .client import TLSClient
@@ -20,6 +21,7 @@ from .connection import (
     UnexpectedEOF,
 )
 from .server import TLSServer
+from .stages import Stages
 from .states import State, diagram_rows
 
 __all__ = [
@@ -37,4 +39,5 @@ __all__ = [
     "DEFAULT_SERVER_SUITES",
     "State",
     "diagram_rows",
+    "Stages",
 ]

@@ -26,16 +26,19 @@ else happens) and handled here:
 * **ChangeCipherSpec**, then the server's **Finished**, whose ``verify_data`` must match ours over
   the whole transcript (``decrypt_error`` otherwise).  Then :class:`HandshakeComplete`.
 
-Stages a learner can replace (DESIGN rule 5): ``build_client_hello``, ``encrypt_pre_master_secret``,
-``prf`` and ``verify_data``.  A wrong one makes the *server* refuse the handshake, exactly as a real
-peer would.
+Stages a learner can replace (DESIGN rule 5) come in one :class:`~handshake_lib.tls.stages.Stages`
+object: ``TLSClient(name, stages=Stages(prf=my_prf))``.  A wrong one makes the *server* refuse the
+handshake, exactly as a real peer would.  The client's extension options (``extended_master_secret``,
+``encrypt_then_mac``, ``session_ticket``) configure the library's own ClientHello builder; a replaced
+``build_client_hello`` sends exactly the hello it returns, and the client agrees to what that offered.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -50,13 +53,10 @@ from ..errors import (
     ProtocolVersionError,
     UnsupportedCertificate,
 )
-from . import prf as prf_module
-from . import rsa_kx
 from .connection import (
     DEFAULT_CLIENT_SUITES,
     RSA_SUITES,
     ConnectionStateError,
-    FinishedVerifyData,
     InternalError,
     KeyLogWriter,
     RandomBytes,
@@ -65,7 +65,7 @@ from .connection import (
     UnsupportedExtension,
 )
 from .constants import CipherSuite, ExtensionType, ProtocolVersion
-from .extensions import EncryptThenMacExtension, RenegotiationInfoExtension
+from .extensions import RenegotiationInfoExtension
 from .messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Certificate,
@@ -76,8 +76,8 @@ from .messages import (
     decode_handshake,
 )
 from .negotiation import client_hello_for
-from .record import MAX_PLAINTEXT_LENGTH, RecordMac
-from .record import record_mac as default_record_mac
+from .record import MAX_PLAINTEXT_LENGTH
+from .stages import LIBRARY_STAGES, BuildClientHello, Stages
 from .states import Guard, Input, State
 from .suites import suite_params
 from .verify import load_trust_store, verify_server_chain
@@ -94,36 +94,31 @@ class TLSClient(TLSConnection):
         self,
         server_name: str | None,
         *,
+        # whom to trust
         cafile: str | Path | None = None,
         trusted_certificates: list[x509.Certificate] | None = None,
         verify: bool = True,
+        now: datetime | None = None,
+        # what to offer
         cipher_suites: Sequence[CipherSuite | int] = DEFAULT_CLIENT_SUITES,
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
         session_ticket: bool = False,
+        # randomness (fixed in tests), the key log (Wireshark), record size (lessons cut messages)
         random_bytes: RandomBytes = os.urandom,
         client_random: bytes | None = None,
         keylog: KeyLogWriter | None = None,
-        build_client_hello: Callable[..., ClientHello] | None = None,
-        make_pre_master_secret: Callable[[int, RandomBytes], bytes] = rsa_kx.make_pre_master_secret,
-        encrypt_pre_master_secret: Callable[[bytes, rsa.RSAPublicKey], bytes] = rsa_kx.encrypt_pre_master_secret,
-        prf: prf_module.Prf = prf_module.prf,
-        verify_data: Callable[..., bytes] = prf_module.verify_data,
-        now: datetime | None = None,
-        record_mac: RecordMac = default_record_mac,
-        finished_verify_data: FinishedVerifyData | None = None,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
+        # the learner's replacements (DESIGN rule 5)
+        stages: Stages = LIBRARY_STAGES,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
             keylog=keylog,
-            prf=prf,
-            verify_data=verify_data,
             extended_master_secret=extended_master_secret,
             encrypt_then_mac=encrypt_then_mac,
-            record_mac=record_mac,
-            finished_verify_data=finished_verify_data,
             fragment_size=fragment_size,
+            stages=stages,
         )
         if verify and not server_name:
             raise ValueError("verify=True needs the server_name to check the certificate against")
@@ -141,9 +136,15 @@ class TLSClient(TLSConnection):
         self.offer_session_ticket = session_ticket
         self._trust_anchors = load_trust_store(cafile, trusted_certificates) if verify else []
         self._client_random_option = client_random
-        self._build_client_hello = build_client_hello or client_hello_for
-        self._make_pre_master_secret = make_pre_master_secret
-        self._encrypt_pre_master_secret = encrypt_pre_master_secret
+        self._build_client_hello: BuildClientHello = stages.build_client_hello
+        if self._build_client_hello is client_hello_for:
+            # The library's own builder offers what this client was configured to offer.
+            self._build_client_hello = partial(
+                client_hello_for,
+                extended_master_secret=extended_master_secret,
+                session_ticket=session_ticket,
+                encrypt_then_mac=encrypt_then_mac,  # added only when a CBC suite is on offer
+            )
         self._now = now
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
@@ -186,27 +187,16 @@ class TLSClient(TLSConnection):
     def _send_client_hello(self) -> None:
         random = self._client_random_option or self._random_bytes(32)
         try:
-            options: dict[str, object] = {"client_random": random}
-            # Only pass what differs from client_hello_for's defaults, so a learner's simpler builder works.
-            if not self.offer_extended_master_secret:
-                options["extended_master_secret"] = False
-            if self.offer_session_ticket:
-                options["session_ticket"] = True
-            if self.offer_encrypt_then_mac and self._build_client_hello is client_hello_for:
-                options["encrypt_then_mac"] = True  # added only when a CBC suite is on offer
-            hello = self._build_client_hello(self.server_name, self.cipher_suites, **options)
-            if (
-                self.offer_encrypt_then_mac
-                and any(not suite_params(s).is_aead for s in self.cipher_suites)
-                and hello.extension(ExtensionType.encrypt_then_mac) is None
-            ):
-                # A learner's builder may not know RFC 7366: add the (empty) extension last, as ours does.
-                hello.extensions = [*(hello.extensions or []), EncryptThenMacExtension()]
-            raw = hello.to_bytes()
+            suites = list(self.cipher_suites)
+            hello = self._build_client_hello(client_random=random, suites=suites, server_name=self.server_name)
+            raw = bytes(hello) if isinstance(hello, bytes | bytearray) else hello.to_bytes()
+            # Keep what actually goes on the wire (decoded back), so ServerHello is checked against it.
+            sent, _ = decode_handshake(raw, annotate=False)
+            if not isinstance(sent, ClientHello):
+                raise TypeError(f"it returned a {type(sent).__name__}, not a ClientHello")
         except Exception as error:  # a learner's build_client_hello may fail any way; say which stage
             raise InternalError(f"build_client_hello failed: {type(error).__name__}: {error}") from error
-        # Keep what actually went on the wire (decoded back), so ServerHello is checked against it.
-        self.client_hello, _ = decode_handshake(raw, annotate=False)  # type: ignore[assignment]
+        self.client_hello = sent
         self.client_random = self.client_hello.random  # type: ignore[union-attr]
         self._send_handshake(self.client_hello, raw)  # type: ignore[arg-type]
 
@@ -273,10 +263,10 @@ class TLSClient(TLSConnection):
     def _send_client_key_exchange(self) -> None:
         """Our turn after ServerHelloDone: a pre-master secret, encrypted to the certificate's key; then keys."""
         assert self.client_hello is not None and self.server_certificates
-        pre_master = self._make_pre_master_secret(self.client_hello.legacy_version, self._random_bytes)
+        pre_master = self._stages.make_pre_master_secret(self.client_hello.legacy_version, self._random_bytes)
         public_key = self.server_certificates[0].public_key()
         assert isinstance(public_key, rsa.RSAPublicKey)
-        encrypted = self._encrypt_pre_master_secret(pre_master, public_key)
+        encrypted = self._stages.encrypt_pre_master_secret(pre_master, public_key)
         self._send_handshake(ClientKeyExchange(encrypted))
         self._install_keys(pre_master)  # right after ClientKeyExchange joined the transcript (EMS)
 

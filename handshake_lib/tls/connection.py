@@ -89,11 +89,10 @@ from .record import (
     HandshakeReassembler,
     Record,
     RecordLayer,
-    RecordMac,
     RecordProtection,
 )
 from .record import _read_header as read_record_header
-from .record import record_mac as default_record_mac
+from .stages import LIBRARY_STAGES, Stages
 from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, transition_for
 from .suites import SUITES, SuiteParams
 
@@ -308,9 +307,6 @@ _HANDSHAKE_INPUTS: dict[int, Input] = {
 }
 
 
-# finished_verify_data(master_secret, label, handshake_messages, hash_name) -> verify_data (exercise 08).
-FinishedVerifyData = Callable[[bytes, str, bytes, str], bytes]
-
 # A row finds its handler by (source state, input) if there is an entry for the pair, else by its input.
 ReceiverKey = Input | tuple[State, Input]
 
@@ -357,13 +353,10 @@ class TLSConnection:
         *,
         random_bytes: RandomBytes = os.urandom,
         keylog: KeyLogWriter | None = None,
-        prf: prf_module.Prf = prf_module.prf,
-        verify_data: Callable[..., bytes] = prf_module.verify_data,
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
-        record_mac: RecordMac = default_record_mac,
-        finished_verify_data: FinishedVerifyData | None = None,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
+        stages: Stages = LIBRARY_STAGES,
     ) -> None:
         # Framing, both directions' protection and the switch at ChangeCipherSpec live in the record layer;
         # ``fragment_size`` below 2^14 cuts our handshake messages across records (the peer reassembles).
@@ -384,10 +377,10 @@ class TLSConnection:
         self.use_encrypt_then_mac = False
         self._random_bytes = random_bytes
         self._keylog = keylog
-        self._prf = prf
-        self._verify_data = verify_data
-        self._record_mac = record_mac
-        self._finished_verify_data_stage = finished_verify_data
+        if not isinstance(stages, Stages):
+            raise TypeError(f"stages must be a Stages object, not {type(stages).__name__}")
+        self.stages = stages  # as given; ``_stages`` has the library's defaults wired to replaced ones
+        self._stages = stages.resolved()
         self._reassembler = HandshakeReassembler()
         self._outgoing = bytearray()
         # Every handshake message, header included, in order: the input of the transcript hash.
@@ -685,18 +678,21 @@ class TLSConnection:
         assert params is not None
         if self.use_extended_master_secret:
             session_hash = self._transcript_hash(bytes(self._handshake_messages))
-            master = prf_module.extended_master_secret(pre_master_secret, session_hash, params.prf_hash, prf=self._prf)
+            master = self._stages.extended_master_secret(pre_master_secret, session_hash, params.prf_hash)
         else:
-            master = prf_module.master_secret(
-                pre_master_secret, self.client_random, self.server_random, params.prf_hash, prf=self._prf
-            )
+            randoms = (self.client_random, self.server_random)
+            master = self._stages.master_secret(pre_master_secret, *randoms, params.prf_hash)
+        if not isinstance(master, bytes) or len(master) != 48:
+            # Only a replaced stage can get here; name them, so the learner knows where to look.
+            replaced = ", ".join(self.stages.replaced())
+            raise InternalError(f"the master secret is {master!r:.40}, not 48 bytes (replaced stages: {replaced})")
         self.master_secret = master
-        keys = prf_module.key_block(master, self.server_random, self.client_random, params, prf=self._prf)
+        keys = self._stages.key_block(master, self.server_random, self.client_random, params)
         self.key_block = keys
         options = {
             "encrypt_then_mac": self.use_encrypt_then_mac,
             "random_bytes": self._random_bytes,
-            "record_mac": self._record_mac,
+            "record_mac": self._stages.record_mac,
         }
         client_write = RecordProtection.client_write(keys, params, **options)
         server_write = RecordProtection.server_write(keys, params, **options)
@@ -704,19 +700,13 @@ class TLSConnection:
             self._records.pending_write, self._records.pending_read = client_write, server_write
         else:
             self._records.pending_write, self._records.pending_read = server_write, client_write
-        if self._keylog is not None and len(master) == 48:
+        if self._keylog is not None:
             self._keylog(client_random_line(self.client_random, master))
 
     def _finished_verify_data(self, label: str, messages: bytes) -> bytes:
-        """verify_data for ``label`` over the handshake ``messages`` (headers included, in order).
-
-        A learner's ``finished_verify_data(master_secret, label, handshake_messages, hash_name)`` does
-        the whole computation, hashing included; otherwise our ``verify_data`` stage gets the hash.
-        """
+        """verify_data for ``label`` over the handshake ``messages`` (headers included, in order)."""
         assert self.params is not None
-        if self._finished_verify_data_stage is not None:
-            return self._finished_verify_data_stage(self.master_secret, label, messages, self.params.prf_hash)
-        return self._verify_data(self.master_secret, label, self._transcript_hash(messages), self.params, prf=self._prf)
+        return self._stages.verify_data(self.master_secret, label, messages, self.params.prf_hash)
 
     def _handshake_complete(self) -> HandshakeComplete:
         assert self.params is not None

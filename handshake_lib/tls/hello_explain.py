@@ -155,13 +155,16 @@ def client_hello_differences(found: bytes, expected: bytes) -> list[str]:
     return problems
 
 
-def reference_client_hello(client_random: bytes, cipher_suites: Sequence[int], server_name: str) -> bytes:
-    """Exercise 02's specification, written with the library's message classes (for the tests)."""
+def reference_client_hello(client_random: bytes, suites: Sequence[int], server_name: str) -> bytes:
+    """Exercise 02's specification, written with the library's message classes (for the tests).
+
+    Its signature is the ``build_client_hello`` stage's, so it can stand in for a learner's encoder.
+    """
     return ClientHello(
         legacy_version=ProtocolVersion.TLS1_2,
         random=bytes(client_random),
         session_id=b"",
-        cipher_suites=[int(s) for s in cipher_suites],
+        cipher_suites=[int(s) for s in suites],
         compression_methods=b"\x00",
         extensions=[
             ServerNameExtension.for_host(server_name),

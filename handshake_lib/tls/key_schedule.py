@@ -26,6 +26,7 @@ from typing import Any
 from ..data import load_recordings
 from . import prf as prf_module
 from .constants import CipherSuite
+from .stages import LIBRARY_STAGES, Stages
 from .suites import RSA_SUITE_NAMES, SuiteParams, key_block_layout, openssl_name, parse_suite_name, suite_params
 
 __all__ = [
@@ -115,16 +116,21 @@ def derive_master_secret(
     params: SuiteParams,
     extended_master_secret: bool,
     *,
-    prf: prf_module.Prf = prf_module.prf,
+    stages: Stages = LIBRARY_STAGES,
 ) -> bytes:
-    """The master secret as the handshake makes it: RFC 7627's from the session hash, or the classic one."""
+    """The master secret as the handshake makes it: RFC 7627's from the session hash, or the classic one.
+
+    Run by ``stages`` (the library's by default; ``Stages(prf=mine)`` puts a learner's PRF underneath,
+    as a connection would).
+    """
+    run = stages.resolved()
     if extended_master_secret:
-        return prf_module.extended_master_secret(pre_master_secret, session_hash, params.prf_hash, prf=prf)
-    return prf_module.master_secret(pre_master_secret, client_random, server_random, params.prf_hash, prf=prf)
+        return run.extended_master_secret(pre_master_secret, session_hash, params.prf_hash)
+    return run.master_secret(pre_master_secret, client_random, server_random, params.prf_hash)
 
 
-def derive_keys(recording: RecordedHandshake, *, prf: prf_module.Prf = prf_module.prf) -> DerivedKeys:
-    """Master secret (classic or extended) and key block of ``recording``, with the library's PRF or ``prf``."""
+def derive_keys(recording: RecordedHandshake, *, stages: Stages = LIBRARY_STAGES) -> DerivedKeys:
+    """Master secret (classic or extended) and key block of ``recording``, run by ``stages``."""
     params = recording.params
     master = derive_master_secret(
         recording.pre_master_secret,
@@ -133,9 +139,9 @@ def derive_keys(recording: RecordedHandshake, *, prf: prf_module.Prf = prf_modul
         recording.session_hash,
         params,
         recording.extended_master_secret,
-        prf=prf,
+        stages=stages,
     )
-    keys = prf_module.key_block(master, recording.server_random, recording.client_random, params, prf=prf)
+    keys = stages.resolved().key_block(master, recording.server_random, recording.client_random, params)
     return DerivedKeys(recording, master, keys)
 
 

@@ -30,6 +30,7 @@ from . import rsa_kx
 from .client import TLSClient
 from .constants import CipherSuite
 from .server import TLSServer
+from .stages import Stages
 
 __all__ = ["PairKeys", "InMemoryHandshake", "handshake_in_memory"]
 
@@ -125,10 +126,10 @@ def handshake_in_memory(
         keys.server_name,
         trusted_certificates=keys.trusted,
         cipher_suites=[cipher_suite],
-        encrypt_pre_master_secret=client_side,
+        stages=Stages(encrypt_pre_master_secret=client_side),
     )
     server = TLSServer(
-        keys.chain, keys.private_key, cipher_suites=[cipher_suite], decrypt_pre_master_secret=server_side
+        keys.chain, keys.private_key, cipher_suites=[cipher_suite], stages=Stages(decrypt_pre_master_secret=server_side)
     )
     errors: dict[str, BaseException | None] = {"client": None, "server": None}
     client.start()

@@ -22,9 +22,12 @@ times, each with its own label:
 3. ``"client finished"`` / ``"server finished"``: master secret + hash of the handshake -> the 12-byte
    ``verify_data`` in each Finished message (section 7.4.9).
 
-Learner code in the loop: every function takes plain bytes and the higher ones take ``prf=`` (and
-:func:`prf` takes ``p_hash=``), so an exercise can swap in the learner's own stage and watch a real
-handshake succeed or fail because of it.
+One argument order.  Every function takes the RFC's arguments in the order RFC 5246 writes them
+(``PRF(secret, label, seed)``, then the output length where the caller chooses it), followed by what the
+cipher suite fixes: ``hash_name`` (default ``"sha256"``), or the whole :class:`SuiteParams` when sizes
+are needed too (:func:`key_block`).  Each of these functions is a *stage* a learner can replace
+(:mod:`handshake_lib.tls.stages`); the higher ones take the stage below as a keyword (``prf=``, and
+``p_hash=`` for :func:`prf`), which is how a replaced PRF reaches the library's own key schedule.
 """
 
 from __future__ import annotations
@@ -62,10 +65,11 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 MASTER_SECRET_LENGTH = 48
+VERIFY_DATA_LENGTH = 12  # RFC 5246 section 7.4.9: every suite that does not say otherwise
 
-# The signatures an exercise's replacement must have.
-PHash = Callable[[str, bytes, bytes, int], bytes]
-Prf = Callable[..., bytes]
+# The signatures of the stages below (typing.Protocol versions with the parameter names: ``stages.py``).
+PHash = Callable[[bytes, bytes, int, str], bytes]
+Prf = Callable[[bytes, bytes, bytes, int, str], bytes]
 
 
 def _algorithm(hash_name: str) -> hashes.HashAlgorithm:
@@ -89,7 +93,7 @@ def transcript_hash(hash_name: str, handshake_messages: bytes) -> bytes:
     return digest.finalize()
 
 
-def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
+def p_hash(secret: bytes, seed: bytes, length: int, hash_name: str = "sha256") -> bytes:
     """P_hash(secret, seed) of RFC 5246 section 5, cut to ``length`` bytes."""
     if length < 0:
         raise ValueError("length must not be negative")
@@ -112,7 +116,7 @@ def prf(
 ) -> bytes:
     """PRF(secret, label, seed) = P_<hash>(secret, label + seed), ``length`` bytes."""
     label_bytes = label.encode("ascii") if isinstance(label, str) else label
-    return p_hash(hash_name, secret, label_bytes + seed, length)
+    return p_hash(secret, label_bytes + seed, length, hash_name)
 
 
 def master_secret(
@@ -151,7 +155,7 @@ class KeyBlock:
 
 
 def key_block(
-    master: bytes,
+    master_secret: bytes,
     server_random: bytes,
     client_random: bytes,
     params: SuiteParams,
@@ -159,7 +163,8 @@ def key_block(
     prf: Prf = prf,
 ) -> KeyBlock:
     """Expand the master secret into keys.  The seed is server random + client random (not the other way)."""
-    block = prf(master, b"key expansion", server_random + client_random, params.key_block_length, params.prf_hash)
+    seed = server_random + client_random
+    block = prf(master_secret, b"key expansion", seed, params.key_block_length, params.prf_hash)
     parts = []
     offset = 0
     for size in (
@@ -179,17 +184,23 @@ FINISHED_LABELS = ("client finished", "server finished")
 
 
 def verify_data(
-    master: bytes,
+    master_secret: bytes,
     label: str,
-    handshake_hash: bytes,
-    params: SuiteParams,
+    handshake_messages: bytes,
+    hash_name: str = "sha256",
     *,
     prf: Prf = prf,
 ) -> bytes:
-    """Finished.verify_data = PRF(master, label, Hash(handshake messages))[:12]."""
+    """Finished.verify_data = PRF(master_secret, label, Hash(handshake_messages))[:12] (section 7.4.9).
+
+    ``handshake_messages`` are the messages themselves, headers included, in order (not their hash):
+    the function hashes them with the suite's hash, as the RFC writes it.  Every TLS 1.2 suite here
+    has the default ``verify_data_length`` of 12.
+    """
     if label not in FINISHED_LABELS:
         raise ValueError(f"label must be one of {FINISHED_LABELS}, not {label!r}")
-    return prf(master, label.encode("ascii"), handshake_hash, params.verify_data_length, params.prf_hash)
+    handshake_hash = transcript_hash(hash_name, handshake_messages)
+    return prf(master_secret, label.encode("ascii"), handshake_hash, VERIFY_DATA_LENGTH, hash_name)
 
 
 # -- P_hash unrolled, for lesson 06's pictures --------------------------------------------------------
@@ -207,7 +218,7 @@ def p_hash_steps(secret: bytes, seed: bytes, length: int, hash_name: str = "sha2
     """The rounds of P_hash(secret, seed) needed for ``length`` bytes (RFC 5246 section 5), in order.
 
     The same computation as :func:`p_hash`, keeping every A(i) and block: joining ``block[:used]`` of
-    each step gives ``p_hash(hash_name, secret, seed, length)``.
+    each step gives ``p_hash(secret, seed, length, hash_name)``.
     """
     if length < 0:
         raise ValueError("length must not be negative")

@@ -336,7 +336,7 @@ def record_mac(
 
     With MAC-then-encrypt ``fragment`` is the plaintext; with encrypt-then-MAC (RFC 7366) it is the IV
     and ciphertext.  A learner's own version can be plugged into a live connection through
-    ``TLSClient(record_mac=...)`` / ``TLSServer(record_mac=...)``.
+    ``TLSClient(..., stages=Stages(record_mac=...))`` (or ``TLSServer``).
     """
     return _hmac(hash_name, mac_key, mac_input(sequence_number, content_type, version, fragment))
 

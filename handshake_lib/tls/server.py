@@ -21,23 +21,24 @@ then handled here:
   our ChangeCipherSpec and Finished, and :class:`HandshakeComplete`.
 
 No session IDs, tickets or renegotiation: every connection is a full handshake.
+
+Stages a learner can replace (``choose_cipher_suite``, ``decrypt_pre_master_secret``, the key schedule,
+``record_mac``, ``verify_data``) come in one :class:`~handshake_lib.tls.stages.Stages` object:
+``TLSServer(chain, key, stages=Stages(choose_cipher_suite=mine))``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import HandshakeFailure
-from . import prf as prf_module
-from . import rsa_kx
 from .connection import (
     DEFAULT_SERVER_SUITES,
     RSA_SUITES,
-    FinishedVerifyData,
     KeyLogWriter,
     RandomBytes,
     ReceiverKey,
@@ -53,10 +54,9 @@ from .messages import (
     ServerHello,
     ServerHelloDone,
 )
-from .negotiation import choose_cipher_suite as default_choose_cipher_suite
 from .negotiation import choose_version, server_extensions
-from .record import MAX_PLAINTEXT_LENGTH, RecordMac
-from .record import record_mac as default_record_mac
+from .record import MAX_PLAINTEXT_LENGTH
+from .stages import LIBRARY_STAGES, Stages
 from .states import Input
 from .suites import suite_params
 
@@ -73,31 +73,26 @@ class TLSServer(TLSConnection):
         certificate_chain: Sequence[bytes],
         private_key: rsa.RSAPrivateKey,
         *,
+        # what to accept
         cipher_suites: Sequence[CipherSuite | int] = DEFAULT_SERVER_SUITES,
         prefer: Literal["server", "client"] = "server",
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
+        # randomness (fixed in tests), the key log (Wireshark), record size (lessons cut messages)
         random_bytes: RandomBytes = os.urandom,
         server_random: bytes | None = None,
         keylog: KeyLogWriter | None = None,
-        prf: prf_module.Prf = prf_module.prf,
-        verify_data: Callable[..., bytes] = prf_module.verify_data,
-        decrypt_pre_master_secret: Callable[..., bytes] = rsa_kx.decrypt_pre_master_secret,
-        choose_cipher_suite: Callable[..., CipherSuite | int] = default_choose_cipher_suite,
-        record_mac: RecordMac = default_record_mac,
-        finished_verify_data: FinishedVerifyData | None = None,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
+        # the learner's replacements (DESIGN rule 5)
+        stages: Stages = LIBRARY_STAGES,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
             keylog=keylog,
-            prf=prf,
-            verify_data=verify_data,
             extended_master_secret=extended_master_secret,
             encrypt_then_mac=encrypt_then_mac,
-            record_mac=record_mac,
-            finished_verify_data=finished_verify_data,
             fragment_size=fragment_size,
+            stages=stages,
         )
         if not certificate_chain:
             raise ValueError("the server needs a certificate chain (DER, leaf first)")
@@ -111,8 +106,6 @@ class TLSServer(TLSConnection):
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.prefer = prefer
         self._server_random_option = server_random
-        self._decrypt_pre_master_secret = decrypt_pre_master_secret
-        self._choose_cipher_suite = choose_cipher_suite
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
 
@@ -131,7 +124,7 @@ class TLSServer(TLSConnection):
         self.client_hello = hello
         self.version = choose_version(hello, [ProtocolVersion.TLS1_2])
         # A learner's choose_cipher_suite(offered, supported, prefer=...) can stand in for ours (exercise 03).
-        choice = self._choose_cipher_suite(hello.cipher_suites, self.cipher_suites, prefer=self.prefer)
+        choice = self._stages.choose_cipher_suite(hello.cipher_suites, self.cipher_suites, prefer=self.prefer)
         suite = CipherSuite(choice) if choice in self.cipher_suites else None
         if suite is None or suite not in hello.cipher_suites:
             raise HandshakeFailure(f"the cipher suite chooser picked {choice!r}, which both sides do not support")
@@ -175,7 +168,7 @@ class TLSServer(TLSConnection):
 
     def _on_client_key_exchange(self, message: ClientKeyExchange) -> None:
         assert self.client_hello is not None
-        pre_master = self._decrypt_pre_master_secret(
+        pre_master = self._stages.decrypt_pre_master_secret(
             message.encrypted_pre_master_secret, self.private_key, self.client_hello.legacy_version, self._random_bytes
         )
         self._install_keys(pre_master)
