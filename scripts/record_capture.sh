@@ -106,7 +106,18 @@ for interface, link_type, name in targets:
 exchange(socket.AF_INET, "127.0.0.1", ports[0])
 exchange(socket.AF_INET6, "::1", ports[1])
 refused(ports[2])
-time.sleep(0.5)  # let TIME_WAIT's last ACK and the buffered packets reach the files
+# Stop tcpdump only once it has written everything: a SIGTERM ends its loop at once, and packets still
+# waiting in the kernel for a busy tcpdump (a loaded machine: the test suite) would be lost, the FINs and
+# the RST last of all.  So wait until neither file has grown for a second (at most 15 s).
+deadline = time.monotonic() + 15
+sizes, quiet_since = None, time.monotonic()
+while time.monotonic() < deadline:
+    time.sleep(0.1)
+    now = [(outdir / name).stat().st_size for _, _, name in targets]
+    if now != sizes:
+        sizes, quiet_since = now, time.monotonic()
+    elif time.monotonic() - quiet_since >= 1.0:
+        break
 for dump in dumps:
     dump.terminate()
     dump.wait(5)
