@@ -45,6 +45,7 @@ from ..tls.record import (
 )
 from ..viz.hexview import HexView, render_hex_html
 from ..viz.record_layouts import record_layout_picture
+from ..viz.widget import ControlledWidget
 from ..wire import Span
 
 __all__ = [
@@ -196,7 +197,7 @@ def _summary(protected: ProtectedRecord, opened: OpenedRecord) -> str:
     return "\n".join(lines)
 
 
-class RecordExplorer(widgets.VBox):
+class RecordExplorer(ControlledWidget, widgets.VBox):
     """Protected records (live or recorded), each cut into its parts; see :meth:`select`."""
 
     def __init__(self, records: Sequence[ProtectedRecord]) -> None:
@@ -216,13 +217,13 @@ class RecordExplorer(widgets.VBox):
         self.hexview: HexView | None = None
         self.inner_view: HexView | None = None
         super().__init__([self.record_list, self.summary, self.wire_box, self.inner_box, self.mac_input_html])
-        self.record_list.observe(self._on_change, names="value")
+        self.watch(self.record_list)
         if self.records:
             self.select(0)
         else:
             self.summary.value = "<i>No protected records to show.</i>"
 
-    def _on_change(self, change: dict) -> None:
+    def changed(self, change: dict[str, Any]) -> None:
         if change["new"] is not None:
             self.select(change["new"])
 
@@ -311,7 +312,7 @@ def tamper_record(protected: ProtectedRecord, offset: int, bit: int) -> TamperRe
     return TamperResult(offset, bit, field, protected.record[offset], tampered[offset], opened)
 
 
-class TamperLab(widgets.VBox):
+class TamperLab(ControlledWidget, widgets.VBox):
     """Flip one bit of a real protected record and watch the record layer refuse it; see :meth:`update`."""
 
     def __init__(self, records: Sequence[ProtectedRecord], *, record: int = 0, offset: int | None = None, bit: int = 0):
@@ -332,18 +333,12 @@ class TamperLab(widgets.VBox):
         self.verdict = widgets.HTML()
         self.result: TamperResult | None = None
         self.verdict_text = ""
-        self._holding = False
         super().__init__(
             [self.record_choice, widgets.HBox([self.offset_slider, self.bit_choice]), self.hex_html, self.verdict]
         )
-        for control in (self.record_choice, self.offset_slider, self.bit_choice):
-            control.observe(self._on_change, names="value")
+        self.watch(self.record_choice, self.offset_slider, self.bit_choice)
         start = self.records[record].record if 0 <= record < len(self.records) else self.records[0].record
         self.update(record=record, offset=len(start) - 1 if offset is None else offset, bit=bit)
-
-    def _on_change(self, change: dict) -> None:
-        if not self._holding:
-            self.update()
 
     def _refuse(self, text: str) -> None:
         self.verdict_text, self.verdict.value = text, f"<i>{html.escape(text)}</i>"
@@ -355,8 +350,7 @@ class TamperLab(widgets.VBox):
         if record is not None and not 0 <= record < len(self.records):
             self._refuse(f"There is no record number {record}.")
             return None
-        self._holding = True
-        try:
+        with self.holding():
             if record is not None:
                 self.record_choice.value = record
             protected = self.records[self.record_choice.value]
@@ -372,8 +366,6 @@ class TamperLab(widgets.VBox):
                     self._refuse("Choose a bit between 0 and 7.")
                     return None
                 self.bit_choice.value = bit
-        finally:
-            self._holding = False
         result = self.result = tamper_record(protected, self.offset_slider.value, self.bit_choice.value)
         marked = [*protected.open().spans, Span(result.offset, 1, "flipped", "the flipped byte", 0, True)]
         self.hex_html.value = render_hex_html(result.layers.record, marked, selected=len(marked) - 1)
