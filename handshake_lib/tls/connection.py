@@ -93,7 +93,7 @@ from .record import (
 )
 from .record import _read_header as read_record_header
 from .stages import LIBRARY_STAGES, Stages
-from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, transition_for
+from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, input_for, transition_for
 from .suites import SUITES, SuiteParams
 
 __all__ = [
@@ -293,18 +293,6 @@ def _spans_of(decode: Callable[[Reader], object], data: bytes) -> list[Span]:
     decode(reader)
     reader.expect_end()
     return reader.spans
-
-
-_HANDSHAKE_INPUTS: dict[int, Input] = {
-    HandshakeType.hello_request: Input.hello_request,
-    HandshakeType.client_hello: Input.client_hello,
-    HandshakeType.server_hello: Input.server_hello,
-    HandshakeType.certificate: Input.certificate,
-    HandshakeType.server_hello_done: Input.server_hello_done,
-    HandshakeType.client_key_exchange: Input.client_key_exchange,
-    HandshakeType.new_session_ticket: Input.new_session_ticket,
-    HandshakeType.finished: Input.finished,
-}
 
 
 # A row finds its handler by (source state, input) if there is an entry for the pair, else by its input.
@@ -515,7 +503,7 @@ class TLSConnection:
             self._step(Input.application_data, data, events)
 
     def _receive_handshake(self, message: HandshakeMessage, raw: bytes, events: list[Event]) -> None:
-        received = _HANDSHAKE_INPUTS.get(message.handshake_type)
+        received = input_for(ContentType.handshake, message)
         if received is None:
             raise UnexpectedMessage(
                 f"{name_of(HandshakeType, message.handshake_type)} is not part of the TLS 1.2 RSA handshake"

@@ -71,6 +71,7 @@ __all__ = [
     "TABLES",
     "INITIAL_STATE",
     "transition_for",
+    "input_for",
     "allowed_inputs",
     "diagram_rows",
     "replay",
@@ -278,7 +279,7 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
                 continue
             if entry.direction != incoming:
                 continue
-            received = _input_of(entry.content_type, message)
+            received = input_for(entry.content_type, message)
             if received is None:
                 continue
             if received is Input.server_hello:
@@ -293,8 +294,12 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     return after
 
 
-def _input_of(content_type: int, message: Any) -> Input | None:
-    """The table input for one received message, named through the wire enums; None if it has none."""
+def input_for(content_type: int, message: Any) -> Input | None:
+    """The table input for one received message, named through the wire enums; None if it has none.
+
+    The wire enums (``HandshakeType``, ``ContentType``) and :class:`Input` share member names, so this is
+    the one mapping from what arrived to a table row; the connection and :func:`replay` both use it.
+    """
     try:
         wire = (
             HandshakeType(message.handshake_type)
