@@ -13,8 +13,8 @@ from handshake_lib.peers.openssl_sessions import (
     tamper_against_openssl,
 )
 from handshake_lib.tls import prf as prf_module
+from handshake_lib.tls.captured import SERVER_TO_CLIENT, RecordedSession
 from handshake_lib.tls.prf import RecordedFinished
-from handshake_lib.tls.record import SERVER_TO_CLIENT, RecordedSession
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,10 @@ import pytest
 
 from handshake_lib import data
 from handshake_lib.errors import BadRecordMac, DecodeError
+from handshake_lib.tls.captured import ProtectedRecord, RecordedSession
 from handshake_lib.tls.constants import ContentType
 from handshake_lib.tls.prf import RecordedFinished
-from handshake_lib.tls.record import (
-    Check,
-    ProtectedRecord,
-    RecordedSession,
-    message_pieces,
-    reassemble_handshake,
-    receive_protected_record,
-)
+from handshake_lib.tls.record import Check, message_pieces, reassemble_handshake, receive_protected_record
 
 SESSIONS = [RecordedSession.from_json(item) for item in data.load_recordings("openssl_records")]
 RECORDED = [record for session in SESSIONS for record in session.protected_records()]

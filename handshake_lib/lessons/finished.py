@@ -32,11 +32,12 @@ from ..data import load_recordings
 from ..net.tls import TLSResponse
 from ..peers.openssl_sessions import LiveSession, capture_session
 from ..tls import prf as prf_module
+from ..tls.captured import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 from ..tls.connection import ApplicationData, TranscriptEntry, record_spans
 from ..tls.constants import CipherSuite, ContentType, HandshakeType, name_of
 from ..tls.messages import Alert, decode_handshake
 from ..tls.prf import RecordedFinished
-from ..tls.record import CLIENT_TO_SERVER, SERVER_TO_CLIENT, encode_record, reassemble_handshake
+from ..tls.record import encode_record, reassemble_handshake
 from ..tls.states import INITIAL_STATE, diagram_rows, replay
 from ..tls.suites import suite_params
 from ..viz.hexview import HexView

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Nothing here decrypts or reassembles: :meth:`~handshake_lib.tls.record.ProtectedRecord.open` opens a
+Nothing here decrypts or reassembles: :meth:`~handshake_lib.tls.captured.ProtectedRecord.open` opens a
 record with the record layer a connection runs and names its parts and the check that refused it;
 :func:`~handshake_lib.tls.record.message_pieces` says which message bytes a record carried;
 :mod:`handshake_lib.peers.openssl_sessions` runs OpenSSL.  This module arranges the results:
@@ -31,18 +31,10 @@ import ipywidgets as widgets
 from ..data import load_recordings
 from ..net.tls import TLSResponse
 from ..peers.openssl_sessions import LiveSession, capture_session, capture_sessions, tamper_against_openssl
+from ..tls.captured import CLIENT_TO_SERVER, ProtectedRecord, RecordedSession
 from ..tls.connection import TranscriptEntry, record_spans
 from ..tls.constants import ContentType, HandshakeType, name_of
-from ..tls.record import (
-    CLIENT_TO_SERVER,
-    RECORD_HEADER_LENGTH,
-    Check,
-    OpenedRecord,
-    ProtectedRecord,
-    RecordedSession,
-    encode_record,
-    message_pieces,
-)
+from ..tls.record import RECORD_HEADER_LENGTH, Check, OpenedRecord, encode_record, message_pieces
 from ..viz.hexview import HexView, render_hex_html
 from ..viz.record_layouts import record_layout_picture
 from ..viz.widget import ControlledWidget

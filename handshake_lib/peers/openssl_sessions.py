@@ -25,17 +25,10 @@ from typing import Any
 
 from ..errors import HandshakeError, PeerAlert
 from ..net.tls import TLSResponse, open_tls, tls_get
+from ..tls.captured import CLIENT_TO_SERVER, SERVER_TO_CLIENT, ProtectedRecord, RecordedSession, protected_records
 from ..tls.constants import ContentType, HandshakeType
 from ..tls.prf import KeyBlock, RecordedFinished
-from ..tls.record import (
-    CLIENT_TO_SERVER,
-    RECORD_HEADER_LENGTH,
-    SERVER_TO_CLIENT,
-    ProtectedRecord,
-    RecordedSession,
-    protected_records,
-    reassemble_handshake,
-)
+from ..tls.record import RECORD_HEADER_LENGTH, reassemble_handshake
 from ..tls.suites import SuiteParams, parse_suite_name, suite_params
 from .openssl import openssl_server
 
