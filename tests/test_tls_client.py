@@ -17,7 +17,7 @@ from handshake_lib import net
 from handshake_lib.errors import BadRecordMac, CertificateError, PeerAlert, TLSAlert
 from handshake_lib.net.tls import open_tls, tls_get
 from handshake_lib.peers.openssl import PythonSSLServer, server_context
-from handshake_lib.pki import CoursePKI
+from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tls import HandshakeComplete, Stages
 from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
@@ -28,30 +28,25 @@ SUITES = ["AES128-SHA256", "AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384
 CBC_SUITES = ["AES128-SHA256", "AES128-SHA"]
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory):
-    directory = tmp_path_factory.mktemp("pki")
-    course = CoursePKI.create()
-    issued = course.issue_server(("localhost", "127.0.0.1"))
-    ca = course.write_ca(directory)
-    cert, key = CoursePKI.write_issued(issued, directory)
-    return ca, cert, key
-
-
-def openssl_server(pki, tmp_path, ciphers: str, **options):
-    _, cert, key = pki
+def openssl_server(files: ServerFiles, tmp_path, ciphers: str, **options):
+    """An OpenSSL server with the session's certificate (conftest's ``server_files``), and its key log."""
     keylog = tmp_path / f"openssl-{ciphers}.log"
     context = server_context(
-        cert, key, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog, **options
+        files.cert_path,
+        files.key_path,
+        ciphers=ciphers,
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+        keylog_path=keylog,
+        **options,
     )
     return PythonSSLServer(context), keylog
 
 
 @pytest.mark.parametrize("suite_name", SUITES)
 @pytest.mark.parametrize("ems", [True, False], ids=["ems", "no-ems"])
-def test_get_from_openssl_and_agree_on_the_master_secret(pki, tmp_path, suite_name, ems) -> None:
-    ca = pki[0]
-    server, keylog = openssl_server(pki, tmp_path, suite_name)
+def test_get_from_openssl_and_agree_on_the_master_secret(server_files, tmp_path, suite_name, ems) -> None:
+    ca = server_files.ca_path
+    server, keylog = openssl_server(server_files, tmp_path, suite_name)
     our_keylog = tmp_path / "ours.log"
     with server:
         response = tls_get(
@@ -86,17 +81,17 @@ def test_get_from_openssl_and_agree_on_the_master_secret(pki, tmp_path, suite_na
 
 
 @pytest.mark.parametrize("suite_name", CBC_SUITES)
-def test_cbc_without_encrypt_then_mac_uses_mac_then_encrypt(pki, tmp_path, suite_name) -> None:
-    server, keylog = openssl_server(pki, tmp_path, suite_name)
+def test_cbc_without_encrypt_then_mac_uses_mac_then_encrypt(server_files, tmp_path, suite_name) -> None:
+    server, keylog = openssl_server(server_files, tmp_path, suite_name)
     with server:
-        response = tls_get(f"https://localhost:{server.port}/", cafile=pki[0], encrypt_then_mac=False)
+        response = tls_get(f"https://localhost:{server.port}/", cafile=server_files.ca_path, encrypt_then_mac=False)
     assert response.status == 200 and b"Hello from OpenSSL" in response.body
     assert response.handshake.encrypt_then_mac is False
     assert read_keylog(keylog).master_secret(response.handshake.client_random) == response.handshake.master_secret
 
 
-def test_client_hello_offers_what_openssl_3_needs(pki, tmp_path) -> None:
-    client = TLSClient("localhost", cafile=pki[0])
+def test_client_hello_offers_what_openssl_3_needs(server_files, tmp_path) -> None:
+    client = TLSClient("localhost", cafile=server_files.ca_path)
     client.start()
     hello = client.client_hello
     types = [e.extension_type for e in hello.extensions]
@@ -105,32 +100,32 @@ def test_client_hello_offers_what_openssl_3_needs(pki, tmp_path) -> None:
     assert hello.cipher_suites == [0x9D, 0x9C, 0x3C, 0x2F]
 
 
-def test_wrong_verify_data_makes_openssl_send_decrypt_error(pki, tmp_path) -> None:
+def test_wrong_verify_data_makes_openssl_send_decrypt_error(server_files, tmp_path) -> None:
     wrong_finished = Stages(verify_data=lambda master_secret, label, handshake_messages, hash_name: bytes(12))
-    server, _ = openssl_server(pki, tmp_path, "AES128-GCM-SHA256")
+    server, _ = openssl_server(server_files, tmp_path, "AES128-GCM-SHA256")
     with server, pytest.raises(PeerAlert) as caught:
-        open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0], stages=wrong_finished)
+        open_tls("127.0.0.1", server.port, "localhost", cafile=server_files.ca_path, stages=wrong_finished)
     assert caught.value.description == TLSAlert.decrypt_error
     assert "decrypt_error" in str(caught.value)
 
 
-def test_a_learner_prf_that_is_wrong_fails_at_openssl(pki, tmp_path) -> None:
+def test_a_learner_prf_that_is_wrong_fails_at_openssl(server_files, tmp_path) -> None:
     from handshake_lib.tls import prf as prf_module
 
     def swapped_prf(secret, label, seed, length, hash_name):
         return prf_module.prf(secret, label, seed[::-1], length, hash_name)  # a classic bug: seed reversed
 
-    server, _ = openssl_server(pki, tmp_path, "AES128-GCM-SHA256")
+    server, _ = openssl_server(server_files, tmp_path, "AES128-GCM-SHA256")
     with server, pytest.raises(PeerAlert) as caught:
-        open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0], stages=Stages(prf=swapped_prf))
+        open_tls("127.0.0.1", server.port, "localhost", cafile=server_files.ca_path, stages=Stages(prf=swapped_prf))
     # Keys differ, so OpenSSL cannot even decrypt our Finished.
     assert caught.value.description == TLSAlert.bad_record_mac
 
 
 @pytest.mark.parametrize("suite_name", ["AES128-GCM-SHA256", "AES128-SHA256"])
-def test_tampered_application_data_makes_openssl_send_bad_record_mac(pki, tmp_path, suite_name) -> None:
-    server, _ = openssl_server(pki, tmp_path, suite_name)
-    with server, open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0]) as stream:
+def test_tampered_application_data_makes_openssl_send_bad_record_mac(server_files, tmp_path, suite_name) -> None:
+    server, _ = openssl_server(server_files, tmp_path, suite_name)
+    with server, open_tls("127.0.0.1", server.port, "localhost", cafile=server_files.ca_path) as stream:
         stream.client.send_application_data(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         record = bytearray(stream.client.data_to_send())
         record[-1] ^= 0x01  # the last byte: GCM tag, or the MAC under EtM
@@ -143,18 +138,18 @@ def test_tampered_application_data_makes_openssl_send_bad_record_mac(pki, tmp_pa
 @pytest.mark.parametrize(
     ("suite_name", "etm"), [("AES256-GCM-SHA384", True), ("AES128-SHA", True), ("AES128-SHA", False)]
 )
-def test_our_client_detects_a_record_tampered_in_transit(pki, tmp_path, suite_name, etm) -> None:
-    server, _ = openssl_server(pki, tmp_path, suite_name)
+def test_our_client_detects_a_record_tampered_in_transit(server_files, tmp_path, suite_name, etm) -> None:
+    server, _ = openssl_server(server_files, tmp_path, suite_name)
     with server, TamperingProxy(server.port) as proxy, pytest.raises(BadRecordMac):
-        tls_get(f"https://localhost:{proxy.port}/", cafile=pki[0], encrypt_then_mac=etm)
+        tls_get(f"https://localhost:{proxy.port}/", cafile=server_files.ca_path, encrypt_then_mac=etm)
     assert proxy.flipped is not None and proxy.flipped[0] == ContentType.application_data
     # Our client answered with a fatal alert, encrypted, that went out on the wire.
     assert record_types(bytes(proxy.to_server))[-1] == ContentType.alert
 
 
-def test_the_alert_our_client_sends_on_bad_record_mac(pki, tmp_path) -> None:
-    server, _ = openssl_server(pki, tmp_path, "AES128-GCM-SHA256")
-    with server, open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0]) as stream:
+def test_the_alert_our_client_sends_on_bad_record_mac(server_files, tmp_path) -> None:
+    server, _ = openssl_server(server_files, tmp_path, "AES128-GCM-SHA256")
+    with server, open_tls("127.0.0.1", server.port, "localhost", cafile=server_files.ca_path) as stream:
         stream.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         client = stream.client
         # Read the server's response record ourselves, damage it, and hand it to the core.
@@ -171,28 +166,27 @@ def test_the_alert_our_client_sends_on_bad_record_mac(pki, tmp_path) -> None:
             client.receive_data(b"\x17\x03\x03\x00\x00")
 
 
-def test_wrong_hostname_is_refused_with_bad_certificate(pki, tmp_path) -> None:
-    server, _ = openssl_server(pki, tmp_path, "AES128-GCM-SHA256")
+def test_wrong_hostname_is_refused_with_bad_certificate(server_files, tmp_path) -> None:
+    server, _ = openssl_server(server_files, tmp_path, "AES128-GCM-SHA256")
     with server, pytest.raises(CertificateError) as caught:
-        open_tls("127.0.0.1", server.port, "example.com", cafile=pki[0])
+        open_tls("127.0.0.1", server.port, "example.com", cafile=server_files.ca_path)
     assert caught.value.tls_alert == TLSAlert.bad_certificate
     assert "example.com" in str(caught.value)
     server.close()
     assert "bad certificate" in str(server.connections[0].error).lower()
 
 
-def test_untrusted_ca_is_refused_with_unknown_ca(pki, tmp_path) -> None:
-    other_ca = CoursePKI.create().write_ca(tmp_path)
-    server, _ = openssl_server(pki, tmp_path, "AES128-GCM-SHA256")
+def test_untrusted_ca_is_refused_with_unknown_ca(server_files, untrusted_ca_file, tmp_path) -> None:
+    server, _ = openssl_server(server_files, tmp_path, "AES128-GCM-SHA256")
     with server, pytest.raises(CertificateError) as caught:
-        tls_get(f"https://localhost:{server.port}/", cafile=other_ca)
+        tls_get(f"https://localhost:{server.port}/", cafile=untrusted_ca_file)
     assert caught.value.tls_alert == TLSAlert.unknown_ca
     server.close()
     assert "unknown ca" in str(server.connections[0].error).lower()
 
 
-def test_verify_false_must_be_explicit_and_then_works(pki, tmp_path) -> None:
-    server, _ = openssl_server(pki, tmp_path, "AES128-SHA")
+def test_verify_false_must_be_explicit_and_then_works(server_files, tmp_path) -> None:
+    server, _ = openssl_server(server_files, tmp_path, "AES128-SHA")
     with server:
         response = tls_get(f"https://127.0.0.1:{server.port}/", verify=False)
     assert isinstance(response.handshake, HandshakeComplete) and response.status == 200
@@ -200,18 +194,17 @@ def test_verify_false_must_be_explicit_and_then_works(pki, tmp_path) -> None:
         TLSClient(None)  # verifying needs a name
 
 
-def test_openssl_that_only_speaks_tls13_gets_refused(pki, tmp_path) -> None:
-    _, cert, key = pki
-    context = server_context(cert, key, minimum_version=ssl.TLSVersion.TLSv1_3)
+def test_openssl_that_only_speaks_tls13_gets_refused(server_files, tmp_path) -> None:
+    context = server_context(server_files.cert_path, server_files.key_path, minimum_version=ssl.TLSVersion.TLSv1_3)
     with PythonSSLServer(context) as server, pytest.raises(PeerAlert) as caught:
-        open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0])
+        open_tls("127.0.0.1", server.port, "localhost", cafile=server_files.ca_path)
     assert caught.value.description == TLSAlert.protocol_version
 
 
-def test_openssl_without_our_suites_says_handshake_failure(pki, tmp_path) -> None:
-    server, _ = openssl_server(pki, tmp_path, "ECDHE-RSA-AES128-GCM-SHA256")
+def test_openssl_without_our_suites_says_handshake_failure(server_files, tmp_path) -> None:
+    server, _ = openssl_server(server_files, tmp_path, "ECDHE-RSA-AES128-GCM-SHA256")
     with server, pytest.raises(PeerAlert) as caught:
-        open_tls("127.0.0.1", server.port, "localhost", cafile=pki[0])
+        open_tls("127.0.0.1", server.port, "localhost", cafile=server_files.ca_path)
     assert caught.value.description == TLSAlert.handshake_failure
 
 

@@ -42,9 +42,9 @@ SERVER_RANDOM = bytes(range(0x70, 0x90))
 
 
 @pytest.fixture(scope="module")
-def issued():
-    pki = CoursePKI.create()
-    return pki, pki.issue_server(("localhost",))
+def issued(course_pki, server_certificate):
+    """The session's course CA and the server certificate it issued (conftest), bundled as the helpers take them."""
+    return course_pki, server_certificate
 
 
 def counter_random():

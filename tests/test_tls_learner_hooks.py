@@ -17,19 +17,8 @@ from handshake_lib import net
 from handshake_lib.errors import BadRecordMac, PeerAlert, TLSAlert
 from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.peers.openssl import PythonSSLServer, server_context
-from handshake_lib.pki import CoursePKI
 from handshake_lib.tls import Stages
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory):
-    directory = tmp_path_factory.mktemp("pki")
-    course = CoursePKI.create()
-    issued = course.issue_server(("localhost", "127.0.0.1"))
-    ca = course.write_ca(directory)
-    cert, key = CoursePKI.write_issued(issued, directory)
-    return ca, cert, key, issued
 
 
 def learners_record_mac(hash_name, mac_key, sequence_number, content_type, version, fragment) -> bytes:
@@ -44,8 +33,8 @@ def mac_without_sequence_number(hash_name, mac_key, sequence_number, content_typ
 
 @pytest.mark.parametrize("suite_name", ["AES128-SHA256", "AES128-SHA"])
 @pytest.mark.parametrize("etm", [True, False], ids=["encrypt-then-mac", "mac-then-encrypt"])
-def test_a_correct_record_mac_completes_a_handshake_with_openssl(pki, suite_name, etm) -> None:
-    ca, cert, key, _ = pki
+def test_a_correct_record_mac_completes_a_handshake_with_openssl(server_files, suite_name, etm) -> None:
+    ca, cert, key = server_files.ca_path, server_files.cert_path, server_files.key_path
     with PythonSSLServer(server_context(cert, key, ciphers=suite_name, maximum_version=ssl.TLSVersion.TLSv1_2)) as s:
         stages = Stages(record_mac=learners_record_mac)
         response = tls_get(f"https://localhost:{s.port}/", cafile=ca, stages=stages, encrypt_then_mac=etm)
@@ -53,8 +42,8 @@ def test_a_correct_record_mac_completes_a_handshake_with_openssl(pki, suite_name
     assert response.handshake.encrypt_then_mac is etm
 
 
-def test_a_record_mac_that_forgets_the_sequence_number_is_rejected_by_openssl(pki) -> None:
-    ca, cert, key, _ = pki
+def test_a_record_mac_that_forgets_the_sequence_number_is_rejected_by_openssl(server_files) -> None:
+    ca, cert, key = server_files.ca_path, server_files.cert_path, server_files.key_path
     context = server_context(cert, key, ciphers="AES128-SHA256", maximum_version=ssl.TLSVersion.TLSv1_2)
     # Finished is record number 0 in each direction, so the handshake passes; the request (number 1)
     # must not.  OpenSSL answers with a bad_record_mac alert, itself MAC'd with sequence number 1, so
@@ -64,8 +53,8 @@ def test_a_record_mac_that_forgets_the_sequence_number_is_rejected_by_openssl(pk
     assert "BAD_RECORD_MAC" in str(server.connections[0].error).upper().replace(" ", "_")
 
 
-def test_a_learners_cipher_suite_choice_is_what_openssl_gets(pki) -> None:
-    ca, _, _, issued = pki
+def test_a_learners_cipher_suite_choice_is_what_openssl_gets(server_files) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
 
     def client_preference(offered, supported, prefer="server"):
         return next(suite for suite in offered if suite in supported)
@@ -86,8 +75,8 @@ def test_a_learners_cipher_suite_choice_is_what_openssl_gets(pki) -> None:
     assert server.connections[0].handshake.cipher_suite == OPENSSL_NAMES["AES128-SHA"]
 
 
-def test_a_choice_the_client_never_offered_ends_in_handshake_failure(pki) -> None:
-    ca, _, _, issued = pki
+def test_a_choice_the_client_never_offered_ends_in_handshake_failure(server_files) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
 
     def always_cbc_sha256(offered, supported, prefer="server"):
         return CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256
@@ -113,8 +102,8 @@ def learners_finished(master_secret, label, handshake_messages, hash_name) -> by
 
 
 @pytest.mark.parametrize("suite_name", ["AES128-GCM-SHA256", "AES256-GCM-SHA384"])
-def test_a_correct_finished_completes_a_handshake_with_openssl(pki, suite_name) -> None:
-    ca, cert, key, _ = pki
+def test_a_correct_finished_completes_a_handshake_with_openssl(server_files, suite_name) -> None:
+    ca, cert, key = server_files.ca_path, server_files.cert_path, server_files.key_path
     calls = []
 
     def recording(master_secret, label, handshake_messages, hash_name):
@@ -130,8 +119,8 @@ def test_a_correct_finished_completes_a_handshake_with_openssl(pki, suite_name) 
     assert {hash_name for *_, hash_name in calls} == {"sha384" if suite_name.endswith("SHA384") else "sha256"}
 
 
-def test_a_finished_over_the_wrong_messages_gets_decrypt_error_from_openssl(pki) -> None:
-    ca, cert, key, _ = pki
+def test_a_finished_over_the_wrong_messages_gets_decrypt_error_from_openssl(server_files) -> None:
+    ca, cert, key = server_files.ca_path, server_files.cert_path, server_files.key_path
 
     def forgets_the_client_hello(master_secret, label, handshake_messages, hash_name):
         length = int.from_bytes(handshake_messages[1:4], "big")
@@ -143,11 +132,11 @@ def test_a_finished_over_the_wrong_messages_gets_decrypt_error_from_openssl(pki)
     assert caught.value.description == TLSAlert.decrypt_error
 
 
-def test_a_pre_master_with_rolled_back_version_bytes_fails_at_finished_with_openssl(pki) -> None:
+def test_a_pre_master_with_rolled_back_version_bytes_fails_at_finished_with_openssl(server_files) -> None:
     """RFC 5246 7.4.7.1: OpenSSL says nothing about the version; it continues with a random secret."""
     from handshake_lib.tls import rsa_kx
 
-    ca, cert, key, _ = pki
+    ca, cert, key = server_files.ca_path, server_files.cert_path, server_files.key_path
 
     def rolled_back(client_version, random_bytes):
         return rsa_kx.make_pre_master_secret(0x0301, random_bytes)
@@ -172,8 +161,8 @@ def learners_prf(secret, label, seed, length, hash_name="sha256") -> bytes:
 
 
 @pytest.mark.parametrize("suite_name", ["AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA"])
-def test_a_learners_prf_runs_the_whole_key_schedule_with_openssl(pki, suite_name) -> None:
-    ca, cert, key, _ = pki
+def test_a_learners_prf_runs_the_whole_key_schedule_with_openssl(server_files, suite_name) -> None:
+    ca, cert, key = server_files.ca_path, server_files.cert_path, server_files.key_path
     labels = []
 
     def recording(secret, label, seed, length, hash_name):  # exactly the Prf stage's arguments, nothing else
@@ -191,8 +180,8 @@ def test_a_learners_prf_runs_the_whole_key_schedule_with_openssl(pki, suite_name
     assert labels == [b"extended master secret", b"key expansion", b"client finished", b"server finished"]
 
 
-def test_a_learners_p_hash_reaches_the_handshake_and_a_wrong_one_gets_bad_record_mac(pki) -> None:
-    ca, cert, key, _ = pki
+def test_a_learners_p_hash_reaches_the_handshake_and_a_wrong_one_gets_bad_record_mac(server_files) -> None:
+    ca, cert, key = server_files.ca_path, server_files.cert_path, server_files.key_path
     used = []
 
     def learners_p_hash(secret, seed, length, hash_name):

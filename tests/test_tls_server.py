@@ -15,21 +15,12 @@ from tampering_proxy import TamperingProxy, first_protected_handshake
 from handshake_lib import net
 from handshake_lib.errors import PeerAlert, ProtocolVersionError, TLSAlert
 from handshake_lib.net.tls import TLSPageServer, tls_get
-from handshake_lib.pki import CoursePKI
 from handshake_lib.tls import Stages
 from handshake_lib.tls import prf as prf_module
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
 from handshake_lib.tls.keylog import read_keylog
 
 SUITES = ["AES128-SHA256", "AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384"]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory):
-    directory = tmp_path_factory.mktemp("pki")
-    course = CoursePKI.create()
-    issued = course.issue_server(("localhost", "127.0.0.1"))
-    return course.write_ca(directory), issued
 
 
 def ssl_client_context(cafile, ciphers: str, keylog=None) -> ssl.SSLContext:
@@ -63,8 +54,8 @@ def wait_for_outcome(server: TLSPageServer, count: int = 1) -> None:
 
 
 @pytest.mark.parametrize("suite_name", SUITES)
-def test_openssl_client_gets_our_page_and_agrees_on_keys(pki, tmp_path, suite_name) -> None:
-    ca, issued = pki
+def test_openssl_client_gets_our_page_and_agrees_on_keys(server_files, tmp_path, suite_name) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     client_keylog, server_keylog = tmp_path / "client.log", tmp_path / "server.log"
     context = ssl_client_context(ca, suite_name, client_keylog)
     with TLSPageServer([issued.certificate], issued.private_key, keylog_path=server_keylog) as server:
@@ -84,8 +75,8 @@ def test_openssl_client_gets_our_page_and_agrees_on_keys(pki, tmp_path, suite_na
 
 
 @pytest.mark.parametrize("suite_name", ["AES128-SHA256", "AES128-GCM-SHA256"])
-def test_without_ems_and_etm_on_our_side(pki, tmp_path, suite_name) -> None:
-    ca, issued = pki
+def test_without_ems_and_etm_on_our_side(server_files, tmp_path, suite_name) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     client_keylog = tmp_path / "client.log"
     context = ssl_client_context(ca, suite_name, client_keylog)
     with TLSPageServer(
@@ -99,8 +90,8 @@ def test_without_ems_and_etm_on_our_side(pki, tmp_path, suite_name) -> None:
 
 
 @pytest.mark.parametrize(("prefer", "expected"), [("server", "AES128-SHA"), ("client", "AES256-GCM-SHA384")])
-def test_whose_preference_decides_the_suite(pki, prefer: str, expected: str) -> None:
-    ca, issued = pki
+def test_whose_preference_decides_the_suite(server_files, prefer: str, expected: str) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     # OpenSSL's client lists AES256-GCM-SHA384 before AES128-SHA; our server lists them the other way round.
     context = ssl_client_context(ca, "AES256-GCM-SHA384:AES128-GCM-SHA256:AES128-SHA")
     ours = [OPENSSL_NAMES["AES128-SHA"], OPENSSL_NAMES["AES256-GCM-SHA384"]]
@@ -111,10 +102,9 @@ def test_whose_preference_decides_the_suite(pki, prefer: str, expected: str) -> 
     assert offered.index(OPENSSL_NAMES["AES256-GCM-SHA384"]) < offered.index(OPENSSL_NAMES["AES128-SHA"])
 
 
-def test_openssl_client_with_the_wrong_ca_refuses_and_we_hear_unknown_ca(pki, tmp_path) -> None:
-    _, issued = pki
-    other_ca = CoursePKI.create().write_ca(tmp_path)
-    context = ssl_client_context(other_ca, "AES128-GCM-SHA256")
+def test_openssl_client_with_the_wrong_ca_refuses_and_we_hear_unknown_ca(server_certificate, untrusted_ca_file) -> None:
+    issued = server_certificate
+    context = ssl_client_context(untrusted_ca_file, "AES128-GCM-SHA256")
     with TLSPageServer([issued.certificate], issued.private_key) as server:
         with pytest.raises(ssl.SSLCertVerificationError):
             ssl_get(context, server.port)
@@ -123,8 +113,8 @@ def test_openssl_client_with_the_wrong_ca_refuses_and_we_hear_unknown_ca(pki, tm
     assert isinstance(error, PeerAlert) and error.description == TLSAlert.unknown_ca
 
 
-def test_openssl_client_checking_another_hostname_refuses(pki) -> None:
-    ca, issued = pki
+def test_openssl_client_checking_another_hostname_refuses(server_files) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     context = ssl_client_context(ca, "AES128-GCM-SHA256")
     with TLSPageServer([issued.certificate], issued.private_key) as server:
         with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
@@ -134,8 +124,8 @@ def test_openssl_client_checking_another_hostname_refuses(pki) -> None:
     assert isinstance(error, PeerAlert) and error.description == TLSAlert.bad_certificate
 
 
-def test_tls13_only_openssl_client_gets_protocol_version(pki) -> None:
-    ca, issued = pki
+def test_tls13_only_openssl_client_gets_protocol_version(server_files) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     context = ssl.create_default_context(cafile=str(ca))
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     with TLSPageServer([issued.certificate], issued.private_key) as server:
@@ -145,8 +135,8 @@ def test_tls13_only_openssl_client_gets_protocol_version(pki) -> None:
     assert isinstance(server.connections[0].error, ProtocolVersionError)
 
 
-def test_openssl_client_without_rsa_suites_gets_handshake_failure(pki) -> None:
-    ca, issued = pki
+def test_openssl_client_without_rsa_suites_gets_handshake_failure(server_files) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     context = ssl_client_context(ca, "ECDHE-RSA-AES128-GCM-SHA256")
     with (
         TLSPageServer([issued.certificate], issued.private_key) as server,
@@ -156,8 +146,8 @@ def test_openssl_client_without_rsa_suites_gets_handshake_failure(pki) -> None:
 
 
 @pytest.mark.parametrize("suite_name", SUITES)
-def test_our_client_and_our_server(pki, tmp_path, suite_name) -> None:
-    ca, issued = pki
+def test_our_client_and_our_server(server_files, tmp_path, suite_name) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     with TLSPageServer([issued.certificate], issued.private_key) as server:
         response = tls_get(f"https://localhost:{server.port}/", cafile=ca, cipher_suites=[OPENSSL_NAMES[suite_name]])
     assert response.status == 200 and b"Handshakes TLS server" in response.body
@@ -172,8 +162,8 @@ def wrong_server_finished(master_secret, label, handshake_messages, hash_name) -
 
 
 @pytest.mark.parametrize("suite_name", ["AES128-SHA256", "AES256-GCM-SHA384"])
-def test_openssl_client_refuses_our_wrong_finished_with_decrypt_error(pki, suite_name) -> None:
-    ca, issued = pki
+def test_openssl_client_refuses_our_wrong_finished_with_decrypt_error(server_files, suite_name) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     context = ssl_client_context(ca, suite_name)
     stages = Stages(verify_data=wrong_server_finished)
     with TLSPageServer([issued.certificate], issued.private_key, stages=stages) as server:
@@ -191,8 +181,8 @@ def test_openssl_client_refuses_our_wrong_finished_with_decrypt_error(pki, suite
 @pytest.mark.parametrize(
     ("suite_name", "etm"), [("AES128-GCM-SHA256", True), ("AES128-SHA", True), ("AES128-SHA", False)]
 )
-def test_openssl_client_refuses_our_finished_tampered_in_transit(pki, suite_name, etm) -> None:
-    ca, issued = pki
+def test_openssl_client_refuses_our_finished_tampered_in_transit(server_files, suite_name, etm) -> None:
+    ca, issued = server_files.ca_path, server_files.issued
     context = ssl_client_context(ca, suite_name)
     with (
         TLSPageServer([issued.certificate], issued.private_key, encrypt_then_mac=etm) as server,

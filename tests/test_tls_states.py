@@ -6,7 +6,6 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from handshake_lib.errors import TLSAlert, UnexpectedMessage
-from handshake_lib.pki import CoursePKI
 from handshake_lib.tls import State, TLSClient, TLSServer, diagram_rows
 from handshake_lib.tls.messages import Alert, ClientHello, Finished, ServerHelloDone
 from handshake_lib.tls.record import encode_record
@@ -21,9 +20,9 @@ from handshake_lib.tls.states import (
 
 
 @pytest.fixture(scope="module")
-def issued():
-    pki = CoursePKI.create()
-    return pki, pki.issue_server(("localhost",))
+def issued(course_pki, server_certificate):
+    """The session's course CA and the server certificate it issued (conftest), bundled as the helpers take them."""
+    return course_pki, server_certificate
 
 
 def new_pair(issued, **client_options):
