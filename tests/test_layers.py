@@ -50,6 +50,8 @@ UPPER_LAYERS = {"net", "peers", "lessons", "cli", "viz", "grading"}  # handshake
 ALLOWED = {
     ("handshake_lib/tls/verify.py", "ssl"): "finds the system CA bundle OpenSSL uses, only when no cafile is given",
 }
+
+
 def protocol_sources() -> list[Path]:
     sources = [LIBRARY / f"{name}.py" for name in SANS_IO_MODULES]
     for package in SANS_IO_PACKAGES:
@@ -95,6 +97,27 @@ def test_protocol_modules_import_no_socket_thread_or_upper_layer_code() -> None:
             if (top in FORBIDDEN_IMPORTS or layer in UPPER_LAYERS) and (relative, top) not in ALLOWED:
                 offences.append(f"{relative}:{line} imports {name}")
     assert not offences, "sans-I/O modules must import downward only:\n" + "\n".join(offences)
+
+
+def test_lessons_are_layout_and_net_does_not_reach_up_into_peers() -> None:
+    """Lesson modules arrange library results (no primitives, no sockets, about 400 lines at most); net runs
+    cores over sockets and knows nothing of the real peers that build on it."""
+    offences = []
+    lessons = sorted((LIBRARY / "lessons").glob("*.py"))
+    assert len(lessons) >= 7, "the scan found too few lesson modules: the path is wrong"
+    for path in lessons:
+        relative = path.relative_to(ROOT).as_posix()
+        for line, name in imported_names(path):
+            if name.split(".")[0] in ({"cryptography"} | FORBIDDEN_IMPORTS):
+                offences.append(f"{relative}:{line} imports {name}")
+        length = len(path.read_text().splitlines())
+        if length > 420:
+            offences.append(f"{relative} has {length} lines: move what is not layout into the library")
+    for path in sorted((LIBRARY / "net").rglob("*.py")):
+        for line, name in imported_names(path):
+            if name.startswith("handshake_lib.peers"):
+                offences.append(f"{path.relative_to(ROOT).as_posix()}:{line} imports {name}")
+    assert not offences, "\n".join(offences)
 
 
 def test_the_static_check_sees_relative_and_lazy_imports(tmp_path: Path) -> None:

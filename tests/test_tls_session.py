@@ -211,3 +211,19 @@ def test_connection_state_error_is_a_runtime_error_and_not_a_protocol_error() ->
     client.start()
     with pytest.raises(errors.ConnectionStateError):
         client.start()
+
+
+def test_plaintext_spans_explain_a_decrypted_fragment_from_its_first_byte() -> None:
+    """What --trace and lessons 07/08 show inside a protected record: offsets and depths of the fragment itself."""
+    from handshake_lib.tls.connection import plaintext_spans
+    from handshake_lib.tls.messages import Finished
+
+    finished = Finished(bytes(range(12))).to_bytes()
+    spans = {(span.field, span.offset, span.length, span.depth) for span in plaintext_spans(22, finished)}
+    assert ("finished", 0, 16, 0) in spans  # the whole message, top level: no record header around it
+    assert ("finished.body.verify_data", 4, 12, 2) in spans
+    assert {(span.field, span.offset, span.depth) for span in plaintext_spans(21, b"\x01\x00")} == {
+        ("alert", 0, 0),
+        ("alert.level", 0, 1),
+        ("alert.description", 1, 1),
+    }

@@ -10,13 +10,12 @@ and ciphertext) and, when it could be decrypted, its plaintext is dumped after a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 
-from ..tls.connection import ApplicationData, TranscriptEntry, record_spans
+from ..tls.connection import ApplicationData, TranscriptEntry, plaintext_spans
 from ..tls.messages import Alert, Certificate, ClientHello, ClientKeyExchange, Finished, ServerHello, cipher_suite_name
 from ..wire import Span
 
-__all__ = ["describe_message", "plaintext_spans", "render_entry", "render_transcript"]
+__all__ = ["describe_message", "render_entry", "render_transcript"]
 
 # TranscriptEntry.direction -> how the header line shows it.
 _ARROWS = {"client->server": "client -> server", "server->client": "server -> client"}
@@ -53,20 +52,6 @@ def _dump(data: bytes, spans: Sequence[Span]) -> str:
     from ..viz.hexview import render_hex_text
 
     return render_hex_text(data, spans)
-
-
-def plaintext_spans(content_type: int, plaintext: bytes) -> list[Span]:
-    """Spans over a decrypted fragment, from the same decoders that annotate plaintext records.
-
-    The transcript annotates a protected record as header + opaque ciphertext; to explain its
-    plaintext we decode it as the unprotected record it would have been, and drop the header.
-    """
-    header = bytes([content_type]) + b"\x03\x03" + len(plaintext).to_bytes(2, "big")
-    return [
-        replace(span, offset=span.offset - len(header))
-        for span in record_spans(header + plaintext, encrypted=False)
-        if span.offset >= len(header)
-    ]
 
 
 def render_entry(number: int, entry: TranscriptEntry) -> str:

@@ -33,11 +33,11 @@ from ..net.tls import TLSResponse
 from ..peers.openssl_sessions import LiveSession, capture_session
 from ..tls import prf as prf_module
 from ..tls.captured import CLIENT_TO_SERVER, SERVER_TO_CLIENT
-from ..tls.connection import ApplicationData, TranscriptEntry, record_spans
+from ..tls.connection import ApplicationData, TranscriptEntry, plaintext_spans
 from ..tls.constants import CipherSuite, ContentType, HandshakeType, name_of
 from ..tls.messages import Alert, decode_handshake
 from ..tls.prf import RecordedFinished
-from ..tls.record import encode_record, reassemble_handshake
+from ..tls.record import reassemble_handshake
 from ..tls.states import INITIAL_STATE, diagram_rows, replay
 from ..tls.suites import suite_params
 from ..viz.hexview import HexView
@@ -340,9 +340,8 @@ class HandshakeStepper(widgets.VBox):
         self.hexview = HexView(entry.record, entry.spans, title=f"on the wire ({len(entry.record)} bytes)")
         self.wire_box.children = [self.hexview]
         if entry.encrypted:
-            plain = encode_record(entry.content_type, int.from_bytes(entry.record[1:3], "big"), entry.plaintext)
-            spans = record_spans(plain, encrypted=False)
-            self.plain_view = HexView(plain, spans, title="decrypted (shown with a plaintext record header)")
+            spans = plaintext_spans(entry.content_type, entry.plaintext)
+            self.plain_view = HexView(entry.plaintext, spans, title=f"decrypted ({len(entry.plaintext)} bytes)")
             self.plain_box.children = [self.plain_view]
         else:
             self.plain_view = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
@@ -32,9 +32,9 @@ from ..data import load_recordings
 from ..net.tls import TLSResponse
 from ..peers.openssl_sessions import LiveSession, capture_session, capture_sessions, tamper_against_openssl
 from ..tls.captured import CLIENT_TO_SERVER, ProtectedRecord, RecordedSession
-from ..tls.connection import TranscriptEntry, record_spans
+from ..tls.connection import TranscriptEntry, plaintext_spans
 from ..tls.constants import ContentType, HandshakeType, name_of
-from ..tls.record import RECORD_HEADER_LENGTH, Check, OpenedRecord, encode_record, message_pieces
+from ..tls.record import RECORD_HEADER_LENGTH, Check, OpenedRecord, message_pieces
 from ..viz.hexview import HexView, render_hex_html
 from ..viz.record_layouts import record_layout_picture
 from ..viz.widget import ControlledWidget
@@ -163,13 +163,7 @@ def _decrypted_spans(opened: OpenedRecord) -> list[Span]:
     """The library's spans over the decrypted bytes, with the plaintext's own messages decoded inside."""
     if opened.plaintext is None:
         return opened.decrypted_spans
-    content_type, version = opened.record[0], int.from_bytes(opened.record[1:3], "big")
-    inside = record_spans(encode_record(content_type, version, opened.plaintext), encrypted=False)
-    decoded = [
-        replace(s, offset=s.offset - RECORD_HEADER_LENGTH, depth=max(0, s.depth - 1))
-        for s in inside
-        if s.offset >= RECORD_HEADER_LENGTH
-    ]
+    decoded = plaintext_spans(opened.record[0], opened.plaintext)
     return sorted([s for s in opened.decrypted_spans if s.field != "plaintext"] + decoded, key=lambda s: s.offset)
 
 

@@ -34,6 +34,7 @@ from ..pki.der import der_spans
 from ..pki.fields import certificate_fields
 from ..tls.constants import OPENSSL_NAMES
 from ..tls.negotiation import choose_cipher_suite as library_choose_cipher_suite
+from ..tls.suites import RSA_SUITE_NAMES
 from ..viz.hexview import HexView
 from ..viz.widget import ControlledWidget
 from ..wire import Span
@@ -56,12 +57,7 @@ __all__ = [
 
 # Suites an OpenSSL server with an RSA certificate can really choose (ECDSA suites would need an EC key).
 NEGOTIATION_SUITES: tuple[str, ...] = (
-    "AES128-SHA",
-    "AES256-SHA",
-    "AES128-SHA256",
-    "AES256-SHA256",
-    "AES128-GCM-SHA256",
-    "AES256-GCM-SHA384",
+    *RSA_SUITE_NAMES,
     "ECDHE-RSA-AES128-GCM-SHA256",
     "ECDHE-RSA-AES256-GCM-SHA384",
     "ECDHE-RSA-CHACHA20-POLY1305",

@@ -50,6 +50,17 @@ def read_tcp_info(sock: socket.socket) -> TCPInfo:
     return parse_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, _tcp_info_option(), TCP_INFO_BUFFER_SIZE))
 
 
+def _receive_up_to(sock: socket.socket, length: int) -> bytes:
+    """Read until ``length`` bytes came or the peer closed (the socket's own timeout bounds each wait)."""
+    data = b""
+    while len(data) < length:
+        chunk = sock.recv(length - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def observe_loopback(
     host: str = "127.0.0.1",
     *,
@@ -83,13 +94,7 @@ def observe_loopback(
                 with connection:
                     connection.settimeout(timeout)
                     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    data = b""
-                    while len(data) < len(payload):
-                        chunk = connection.recv(len(payload) - len(data))
-                        if not chunk:
-                            break
-                        data += chunk
-                    connection.sendall(data)
+                    connection.sendall(_receive_up_to(connection, len(payload)))
                     # Read TCP_INFO only once the client has our echo, so both ends are measured.
                     received_everything.wait(timeout)
                     server_info.append(read_tcp_info(connection))
@@ -106,12 +111,7 @@ def observe_loopback(
                 client.connect(listener.getsockname()[:2])
                 client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 client.sendall(payload)
-                echoed = b""
-                while len(echoed) < len(payload):
-                    chunk = client.recv(len(payload) - len(echoed))
-                    if not chunk:
-                        break
-                    echoed += chunk
+                echoed = _receive_up_to(client, len(payload))
                 client_info = read_tcp_info(client)
                 addresses = (client.getsockname()[:2], client.getpeername()[:2])
                 received_everything.set()

@@ -184,7 +184,7 @@ def open_tls(
 
     ``server_name`` (default: ``host``) is sent in SNI and checked against the certificate;
     ``client_options`` go to :class:`~handshake_lib.tls.client.TLSClient` (``cafile``, ``verify``,
-    ``cipher_suites``, ``prf``...).  The whole handshake must finish within ``timeout``.
+    ``cipher_suites``, ``stages=Stages(prf=...)``...).  The whole handshake must finish within ``timeout``.
     """
     if keylog_path is not None:
         client_options.setdefault("keylog", _keylog_writer(keylog_path))
@@ -252,7 +252,8 @@ def tls_get(
 ) -> TLSResponse:
     """GET ``https://host[:port]/path`` with our TLS 1.2 client; header names come back lower-case.
 
-    A failure (HandshakeError, OSError) carries ``transcript`` and ``timings``: what was exchanged so far.
+    A failure carries ``exchange`` (:class:`~handshake_lib.errors.Exchange`: the transcript and timings so
+    far); a network error after connecting is a :class:`~handshake_lib.errors.ConnectionLost` (an OSError).
     """
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:

@@ -9,7 +9,7 @@ function may fail any way, and the notebook shows what happened.
   server exactly as encoded (:func:`handshake_lib.net.tls.send_client_hello`); if OpenSSL answers with its
   whole first flight, our client runs a complete handshake whose ClientHello is the learner's and
   fetches the page.
-* :func:`run_learner_cipher_choice` (exercise 03): our server (:class:`~handshake_lib.tls.TLSPageServer`)
+* :func:`run_learner_cipher_choice` (exercise 03): our server (:class:`~handshake_lib.net.tls.TLSPageServer`)
   picks the suite with the learner's rule, and OpenSSL's client (:func:`handshake_lib.peers.openssl.openssl_fetch`)
   says what it negotiated.
 """

@@ -65,7 +65,6 @@ __all__ = [
 _TLS12 = int(ProtocolVersion.TLS1_2)
 
 
-
 def rsa_suite_of(peer: OpenSSLServer) -> CipherSuite:
     """The one RSA key-exchange suite ``peer`` was started with; ValueError for any other cipher string."""
     if peer.ciphers not in RSA_SUITE_NAMES:

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 :func:`capture_session` starts a fresh OpenSSL server (:func:`handshake_lib.peers.openssl.openssl_server`: a new
 course PKI, a key log, loopback only), runs one HTTPS request through it with our client
-(:func:`~handshake_lib.tls.tls_get`), and keeps the transcript, the timings, the key block our core
+(:func:`~handshake_lib.net.tls.tls_get`), and keeps the transcript, the timings, the key block our core
 derived, and the master secret *OpenSSL* wrote to its key log.  It refuses a session where the two
 master secrets differ, so every key used afterwards to open a record is OpenSSL's word as much as ours.
 

@@ -90,6 +90,7 @@ from .record import (
     Record,
     RecordLayer,
     RecordProtection,
+    encode_record,
 )
 from .record import _read_header as read_record_header
 from .stages import LIBRARY_STAGES, Stages
@@ -112,6 +113,7 @@ __all__ = [
     "DEFAULT_CLIENT_SUITES",
     "DEFAULT_SERVER_SUITES",
     "record_spans",
+    "plaintext_spans",
     "session_hash_messages",
     "session_hash_listing",
 ]
@@ -236,6 +238,22 @@ class TranscriptEntry:
         names = ", ".join(type(m).__name__ for m in self.messages) or f"{len(self.plaintext)} bytes"
         lock = " (encrypted)" if self.encrypted else ""
         return f"{self.direction} {self.content_type_name}{lock}: {names}"
+
+
+def plaintext_spans(content_type: int, plaintext: bytes) -> list[Span]:
+    """Spans over a decrypted fragment, from the same decoders that annotate plaintext records.
+
+    A transcript annotates a protected record as header + opaque ciphertext; to explain what it held, the
+    plaintext is decoded as the unprotected record it would have been (:func:`record_spans`), and the
+    header's spans are dropped: offsets count from the fragment's first byte, depths from its top level.
+    The CLI's ``--trace``, lesson 07's record explorer and lesson 08's stepper all use this.
+    """
+    whole = encode_record(content_type, ProtocolVersion.TLS1_2, plaintext)
+    return [
+        replace(span, offset=span.offset - RECORD_HEADER_LENGTH, depth=max(0, span.depth - 1))
+        for span in record_spans(whole, encrypted=False)
+        if span.offset >= RECORD_HEADER_LENGTH
+    ]
 
 
 def record_spans(record: bytes, *, encrypted: bool) -> list[Span]:
