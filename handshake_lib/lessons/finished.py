@@ -126,6 +126,12 @@ def _verify(session: LiveSession, label: str, messages: bytes) -> bytes:
     return prf_module.verify_data(session.openssl_master_secret or b"", label, messages, params.prf_hash)
 
 
+def _verify_data_in(finished: bytes) -> bytes:
+    """The verify_data a Finished message carries, read by the library's decoder."""
+    message, _spans = decode_handshake(finished)
+    return message.verify_data
+
+
 def finished_inputs(session: LiveSession) -> FinishedCheck:
     """Which messages each Finished hashes, and both verify_data recomputed from OpenSSL's master secret."""
     messages = handshake_messages(session.transcript)
@@ -141,9 +147,9 @@ def finished_inputs(session: LiveSession) -> FinishedCheck:
         session.params.prf_hash,
         names(client_index),
         names(server_index),
-        messages[client_index][1][4:],
+        _verify_data_in(messages[client_index][1]),
         _verify(session, "client finished", hashed(client_index)),
-        messages[server_index][1][4:],
+        _verify_data_in(messages[server_index][1]),
         _verify(session, "server finished", hashed(server_index)),
     )
 

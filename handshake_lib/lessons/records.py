@@ -34,7 +34,7 @@ from ..peers.openssl_sessions import LiveSession, capture_session, capture_sessi
 from ..tls.captured import CLIENT_TO_SERVER, ProtectedRecord, RecordedSession
 from ..tls.connection import TranscriptEntry, plaintext_spans
 from ..tls.constants import ContentType, HandshakeType, name_of
-from ..tls.record import RECORD_HEADER_LENGTH, Check, OpenedRecord, message_pieces
+from ..tls.record import RECORD_HEADER_LENGTH, Check, OpenedRecord, message_pieces, read_header
 from ..viz.hexview import HexView, render_hex_html
 from ..viz.record_layouts import record_layout_picture
 from ..viz.widget import ControlledWidget
@@ -273,7 +273,7 @@ class TamperResult:
     def explanation(self) -> str:
         opened = self.layers
         if opened.failed is Check.INCOMPLETE:
-            claimed = int.from_bytes(opened.record[3:5], "big")
+            _type, _version, claimed = read_header(opened.record)
             return (
                 f"The header now claims {claimed} bytes but only {len(opened.record) - RECORD_HEADER_LENGTH} "
                 "follow: the receiver waits for the rest, takes it from the next record, and the MAC check fails "

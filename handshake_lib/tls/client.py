@@ -109,7 +109,7 @@ class TLSClient(TLSConnection):
         client_random: bytes | None = None,
         keylog: KeyLogWriter | None = None,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
-        # the learner's replacements (DESIGN rule 5)
+        # the learner's replacements (DESIGN section 3, rule 6)
         stages: Stages = LIBRARY_STAGES,
     ) -> None:
         super().__init__(

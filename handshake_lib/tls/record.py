@@ -95,6 +95,7 @@ __all__ = [
     "MAX_HANDSHAKE_MESSAGE_LENGTH",
     "RecordProtection",
     "encode_record",
+    "read_header",
     "sequence_number_nonce",
     "Check",
     "OpenedRecord",
@@ -167,6 +168,11 @@ def _read_header(data: bytes, base_offset: int, spans: list[Span] | None) -> tup
     version = reader.u16("version", _version_meaning)
     length = reader.u16("length", "length of the fragment in bytes")
     return content_type, version, length
+
+
+def read_header(data: bytes) -> tuple[int, int, int]:
+    """(content type, version, claimed fragment length) of the record header ``data`` starts with."""
+    return _read_header(data, 0, None)
 
 
 def _check_header(content_type: int, version: int, length: int, limit: int, offset: int) -> None:
