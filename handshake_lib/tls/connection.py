@@ -73,6 +73,7 @@ from ..errors import (
 from ..wire import Reader, Span
 from . import prf as prf_module
 from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion, name_of
+from .key_schedule import derive_master_secret
 from .keylog import client_random_line
 from .messages import (
     Alert,
@@ -682,12 +683,11 @@ class TLSConnection:
         """
         params = self.params
         assert params is not None
-        if self.use_extended_master_secret:
-            session_hash = self._transcript_hash(bytes(self._handshake_messages))
-            master = self._stages.extended_master_secret(pre_master_secret, session_hash, params.prf_hash)
-        else:
-            randoms = (self.client_random, self.server_random)
-            master = self._stages.master_secret(pre_master_secret, *randoms, params.prf_hash)
+        ems = self.use_extended_master_secret
+        session_hash = self._transcript_hash(bytes(self._handshake_messages)) if ems else b""
+        master = derive_master_secret(
+            pre_master_secret, self.client_random, self.server_random, session_hash, params, ems, stages=self._stages
+        )
         if not isinstance(master, bytes) or len(master) != 48:
             # Only a replaced stage can get here; name them, so the learner knows where to look.
             replaced = ", ".join(self.stages.replaced())

@@ -40,6 +40,7 @@ from .record import (
     Record,
     RecordReader,
     encode_record,
+    read_header,
 )
 
 __all__ = [
@@ -240,7 +241,7 @@ def handshake_record_spans(data: bytes) -> tuple[list[Span], str]:
     if records.buffered:
         have = records.buffered
         rest = data[len(data) - have :]
-        need = RECORD_HEADER_LENGTH + int.from_bytes(rest[3:5], "big") if have >= RECORD_HEADER_LENGTH else 5
+        need = RECORD_HEADER_LENGTH + read_header(rest)[2] if have >= RECORD_HEADER_LENGTH else RECORD_HEADER_LENGTH
         return spans, f"the data ends inside a record: need {need} bytes, have {have}"
     if messages.buffered:
         return spans, f"the data ends inside a handshake message ({messages.buffered} bytes of it)"

@@ -120,8 +120,9 @@ def derive_master_secret(
 ) -> bytes:
     """The master secret as the handshake makes it: RFC 7627's from the session hash, or the classic one.
 
-    Run by ``stages`` (the library's by default; ``Stages(prf=mine)`` puts a learner's PRF underneath,
-    as a connection would).
+    The one place that choice is made: a live connection calls this too.  Run by ``stages`` (the
+    library's by default; ``Stages(prf=mine)`` puts a learner's PRF underneath, as a connection would).
+    ``session_hash`` is only read for the extended master secret.
     """
     run = stages.resolved()
     if extended_master_secret:
@@ -132,6 +133,7 @@ def derive_master_secret(
 def derive_keys(recording: RecordedHandshake, *, stages: Stages = LIBRARY_STAGES) -> DerivedKeys:
     """Master secret (classic or extended) and key block of ``recording``, run by ``stages``."""
     params = recording.params
+    stages = stages.resolved()  # once, for both steps
     master = derive_master_secret(
         recording.pre_master_secret,
         recording.client_random,
@@ -141,7 +143,7 @@ def derive_keys(recording: RecordedHandshake, *, stages: Stages = LIBRARY_STAGES
         recording.extended_master_secret,
         stages=stages,
     )
-    keys = stages.resolved().key_block(master, recording.server_random, recording.client_random, params)
+    keys = stages.key_block(master, recording.server_random, recording.client_random, params)
     return DerivedKeys(recording, master, keys)
 
 
