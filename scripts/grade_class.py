@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""Grade every submitted exercise notebook in a folder and write one CSV, without Docker.
+"""Grade every submitted exercise notebook in a folder: one CSV row each, and a picture per question.
 
     .venv/bin/python scripts/grade_class.py SUBMISSIONS_DIR --out scores.csv
 
-Each notebook is matched to its assignment by the name otter stored in it, graded on a private
-copy with `otter run` (hidden tests included), and gets one row: file, assignment, one column per
-question, total, possible, error.  The submitted files are only ever read.  Learners' code runs with
-your rights: for untrusted submissions use otter's Docker path instead (docs/instructors.md).
+Each notebook is matched to its exercise by the name otter stored in it.  The tests (hidden ones
+included) and the points come from the master notebooks in solutions/; the learner's code runs in a
+bubblewrap sandbox (no network but loopback, no writes outside its own folder, none of your environment
+variables, CPU, memory and process limits) and only its functions' answers reach the tests.  The
+submitted files are only read.  Writes scores.csv and scores.png (how many learners got full marks,
+part, zero, or could not be graded, per question).  See docs/instructors.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,7 +27,29 @@ from handshake_lib.grading import (  # noqa: E402
     SOLUTIONS_DIR,
     GradingError,
     grade_folder,
+    summary_lines,
+    write_score_chart,
 )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 3600 seconds")
+    return value
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 256")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,23 +58,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("scores.csv"), help="CSV file to write (default scores.csv)")
     parser.add_argument("--solutions", type=Path, default=SOLUTIONS_DIR, help="folder of master notebooks")
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds allowed per submission"
+        "--timeout", type=_seconds, default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"seconds allowed per submission (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
-    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time")
+    parser.add_argument(
+        "--jobs", type=_jobs, default=os.cpu_count() or 1, help="submissions graded at the same time (default: cores)"
+    )
+    parser.add_argument(
+        "--no-sandbox", action="store_true",
+        help="run learners' code WITHOUT the bubblewrap sandbox (only where it cannot run; see docs/instructors.md)",
+    )
     args = parser.parse_args(argv)
     if not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a folder")
+    if not args.out.parent.is_dir():
+        parser.error(f"cannot write {args.out}: {args.out.parent} is not a folder")
+    if args.no_sandbox:
+        print("grade_class: warning: --no-sandbox: learners' code runs with your rights", file=sys.stderr)
+    started = time.monotonic()
     try:
         scores = grade_folder(
-            args.submissions, args.out, solutions_dir=args.solutions, timeout=args.timeout, jobs=args.jobs
+            args.submissions, args.out, solutions_dir=args.solutions, timeout=args.timeout, jobs=args.jobs,
+            sandboxed=not args.no_sandbox,
         )
     except GradingError as error:
-        print(error, file=sys.stderr)
+        print(f"grade_class: {error}", file=sys.stderr)
         return 1
     for score in scores:
-        status = f"error: {score.error}" if score.error else f"{score.total:g} / {score.total_possible:g}"
+        status = f"{score.total:g} / {score.total_possible:g}"
+        if score.error:
+            status += f" (error: {score.error})"
         print(f"{score.file}: {status}")
-    print(f"wrote {args.out} ({len(scores)} submissions)")
+    print(*summary_lines(scores), sep="\n")
+    chart = args.out.with_suffix(".png")
+    drew = write_score_chart(scores, chart)
+    elapsed = time.monotonic() - started
+    print(f"wrote {args.out}{f' and {chart}' if drew else ''} ({len(scores)} submissions in {elapsed:.1f} s)")
     return 0
 
 
