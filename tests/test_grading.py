@@ -2,16 +2,17 @@
 otter assign's output byte for byte, wrong answers get feedback that says what was expected, and the
 instructor's grading leaves the submitted files alone.
 
-Everything here runs otter-grader 7.0.0 for real (``otter assign``, ``otter run``, ``grader.check`` inside
-an executing kernel); nothing is mocked.  The expensive work is done once per session and shared:
+Nothing is mocked: ``otter assign`` and ``grader.check`` run for real in executing kernels, and grading
+runs the real sandbox.  The expensive work is done once per session and shared:
 
 * ``otter assign`` runs once per master notebook (the ``assigned`` fixture).  Its student notebook,
   normalised, must equal the committed ``exercises/`` file byte for byte.  Those bytes came from an
   earlier run, so the comparison also proves the output is reproducible.
-* every notebook the course ships is executed once, by one strict ``grade_folder`` over a class folder
-  (the ``graded_class`` fixture): each solution (otter's autograder notebook) and each untouched
-  exercise.  Strict grading stops at the first cell that raises, so a crashing solution or exercise is
-  an error, not a silently lower score.  ``solutions/`` is therefore not also run by nbval.
+* every notebook the course ships runs top to bottom once in a fresh kernel (``executed``): each
+  solution (otter's autograder notebook) and each untouched exercise; a cell that raises fails.
+  ``solutions/`` is therefore not also run by nbval.
+* one strict ``grade_folder`` grades a class folder of all of them (``graded_class``), as
+  ``scripts/grade_class.py`` grades a class.  Hostile submissions: tests/test_grading_sandbox.py.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
+from conftest import peers_required, require
 
 from handshake_lib.grading import (
     EXERCISES_DIR,
@@ -43,7 +45,11 @@ from handshake_lib.grading import (
     grade_submission,
     master_notebooks,
     normalise_student_notebook,
+    read_assignment,
+    sandbox_problem,
+    write_score_chart,
 )
+from handshake_lib.grading.report import score_distribution
 
 pytestmark = pytest.mark.notebooks
 
@@ -52,6 +58,13 @@ MASTERS = master_notebooks(SOLUTIONS_DIR)
 EXERCISE_01 = "01_tcp_three_way_handshake"
 # Two at a time: a notebook spends much of its run starting a kernel and waiting on loopback peers.
 JOBS = 2
+
+
+def require_sandbox() -> None:
+    require("bwrap", "the grading sandbox (Debian's bubblewrap)")
+    problem = sandbox_problem()
+    if problem is not None:
+        (pytest.fail if peers_required() else pytest.skip)(f"the grading sandbox cannot run: {problem}")
 
 
 def _ids(path: Path) -> str:
@@ -66,8 +79,8 @@ def sha256(path: Path) -> str:
 def assigned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, AssignedNotebook]:
     """otter assign output (student notebook, solution notebook, autograder zip) for every master.
 
-    No ``run_tests``: otter would execute every solution once more; ``graded_class`` grades each one
-    against every test, hidden ones included.
+    No ``run_tests``: otter would execute every solution once more; ``executed`` runs each one and
+    ``graded_class`` grades it against every test, hidden ones included.
     """
     scratch = tmp_path_factory.mktemp("assigned")
     with ThreadPoolExecutor(max_workers=JOBS) as pool:
@@ -87,6 +100,7 @@ class GradedClass:
 def graded_class(assigned: dict[str, AssignedNotebook], tmp_path_factory: pytest.TempPathFactory) -> GradedClass:
     """A class folder with every solution (``solved/``), every untouched exercise (``untouched/``) and a
     notebook that is no exercise, graded once, strictly, as ``scripts/grade_class.py`` grades a class."""
+    require_sandbox()
     root = tmp_path_factory.mktemp("class")
     submissions = root / "submissions"
     for folder in ("solved", "untouched"):
@@ -98,7 +112,7 @@ def graded_class(assigned: dict[str, AssignedNotebook], tmp_path_factory: pytest
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), submissions / "notes.ipynb")
     hashes_before = {path: sha256(path) for path in submissions.rglob("*") if path.is_file()}
     out = root / "scores.csv"
-    scores = grade_folder(submissions, out, autograders=assigned, strict=True, jobs=JOBS)
+    scores = grade_folder(submissions, out, strict=True, jobs=JOBS)
     with open(out, newline="", encoding="utf-8") as handle:
         csv_rows = {row["file"]: row for row in csv.DictReader(handle)}
     return GradedClass(submissions, hashes_before, {score.file: score for score in scores}, csv_rows)
@@ -152,14 +166,9 @@ def fill_answers(exercise: Path, answers: dict[str, str], target: Path) -> Path:
     return target
 
 
-HIDDEN_TEST = re.compile(r"@test_case\([^)]*hidden=True[^)]*\)\s*def (\w+)\(")
-
-
-def hidden_test_names(autograder_zip: Path) -> set[str]:
-    """The names of the hidden test functions in an autograder zip (otter's ``tests/q*.py`` files)."""
-    with zipfile.ZipFile(autograder_zip) as archive:
-        sources = [archive.read(name).decode() for name in archive.namelist() if name.startswith("tests/")]
-    return {name for source in sources for name in HIDDEN_TEST.findall(source)}
+def hidden_test_names(master: Path) -> set[str]:
+    """The names of the hidden test functions of a master, as the grader reads them."""
+    return {test.name for question in read_assignment(master).questions for test in question.tests if test.hidden}
 
 
 def test_there_is_a_master_for_every_exercise() -> None:
@@ -186,14 +195,20 @@ def test_student_notebook_has_no_outputs_public_checks_and_no_hidden_tests(
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
     assert "grader.check(" in text
     # Only public tests travel with the student: hidden ones stay in the autograder.
-    hidden = hidden_test_names(assigned[master.stem].autograder_zip)
+    hidden = hidden_test_names(master)
     assert "hidden=True" not in text
     assert not {name for name in hidden if f"def {name}(" in text}, "a hidden test is in the student notebook"
 
 
 def test_every_master_has_hidden_tests(assigned: dict[str, AssignedNotebook]) -> None:
-    """What makes the check above bite: the autograders do hold hidden tests, found by name."""
-    assert all(hidden_test_names(built.autograder_zip) for built in assigned.values())
+    """What makes the check above bite: the masters do hold hidden tests, found by name, and otter's
+    autograder (what otter itself would grade with) holds the same ones."""
+    for master in MASTERS:
+        hidden = hidden_test_names(master)
+        assert hidden
+        with zipfile.ZipFile(assigned[master.stem].autograder_zip) as archive:
+            sources = "".join(archive.read(name).decode() for name in archive.namelist() if name.startswith("tests/"))
+        assert all(f"def {name}(" in sources for name in hidden)
 
 
 def otter_like_student_notebook(seed: int) -> nbformat.NotebookNode:
@@ -250,27 +265,86 @@ def test_solution_scores_full_marks(master: Path, graded_class: GradedClass) -> 
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=_ids)
-def test_untouched_exercise_runs_and_scores_zero(master: Path, graded_class: GradedClass) -> None:
+def test_untouched_exercise_scores_zero(master: Path, graded_class: GradedClass) -> None:
     score = graded_class.scores[f"untouched/{master.name}"]
-    assert score.error == ""  # strict grading: no cell of the untouched notebook raised
+    assert score.error == ""  # strict grading: every definition in the untouched notebook ran
     assert score.total_possible > 0 and score.total == 0, score.scores
-    # Every question reports a failing test case (what grader.check shows the learner), none "All ... passed".
+    # Every question reports its failing tests, hidden ones included, each with the assertion's message.
     assert set(score.feedback) == set(score.possible)
     for question, feedback in score.feedback.items():
-        assert "Test case failed" in feedback and "All test cases passed" not in feedback, (question, feedback)
+        header, *lines = feedback.splitlines()
+        assert header == f"{question}: 0 of {len(lines)} tests passed", feedback
+        assert all(": FAILED: " in line for line in lines), feedback
+        assert any("(hidden): FAILED" in line for line in lines), feedback
 
 
-def test_strict_grading_turns_a_cell_that_raises_into_an_error(
-    assigned: dict[str, AssignedNotebook], tmp_path: Path
-) -> None:
-    """What makes the two tests above fail when a solution or an untouched exercise crashes."""
-    notebook = nbformat.read(assigned[EXERCISE_01].autograder_notebook, as_version=4)
-    notebook.cells.insert(1, nbformat.v4.new_code_cell('raise RuntimeError("this cell always raises")'))
+def test_strict_grading_turns_a_definition_that_raises_into_an_error(tmp_path: Path) -> None:
+    """What makes the two tests above fail when a solution or an untouched exercise cannot be defined."""
+    require_sandbox()
+    master = SOLUTIONS_DIR / f"{EXERCISE_01}.ipynb"
+    notebook = nbformat.read(master, as_version=4)
+    notebook.cells.insert(1, nbformat.v4.new_code_cell('broken = int("this cell always raises")'))
     crashing = tmp_path / f"{EXERCISE_01}.ipynb"
     nbformat.write(notebook, crashing)
-    score = grade_submission(crashing, assigned[EXERCISE_01].autograder_zip, strict=True)
-    assert "otter run failed" in score.error and "this cell always raises" in score.error, score.error
-    assert score.scores == {} and score.total == 0
+    assignment = read_assignment(master)
+    strict = grade_submission(crashing, assignment, strict=True)
+    assert strict.error.startswith("a definition raised: code cell 1, line 1: ValueError"), strict.error
+    assert strict.total == 0
+    # Not strict (a learner's notebook): the statement is skipped, reported, and the rest is graded.
+    lenient = grade_submission(crashing, assignment)
+    assert lenient.error == "" and lenient.total == lenient.total_possible == 5
+    assert "ValueError: invalid literal" in lenient.feedback["definitions"]
+
+
+@pytest.fixture(scope="session")
+def executed(
+    assigned: dict[str, AssignedNotebook], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, nbformat.NotebookNode | str]:
+    """Every solution (otter's autograder notebook) and every untouched exercise, run top to bottom once in a
+    fresh kernel, in a folder of its own: ``solved/NN_name`` or ``untouched/NN_name`` -> the executed
+    notebook, or the error that stopped it."""
+    scratch = tmp_path_factory.mktemp("executed")
+    notebooks = {}
+    for master in MASTERS:
+        notebooks[f"solved/{master.stem}"] = assigned[master.stem].autograder_notebook
+        untouched = scratch / master.stem / master.name  # grader.check writes .OTTER_LOG beside the notebook
+        untouched.parent.mkdir()
+        shutil.copy(EXERCISES_DIR / master.name, untouched)
+        notebooks[f"untouched/{master.stem}"] = untouched
+
+    def run(path: Path) -> nbformat.NotebookNode | str:
+        try:
+            return execute(path)
+        except nbclient.exceptions.CellExecutionError as error:
+            return str(error)[:2000]
+
+    with ThreadPoolExecutor(max_workers=JOBS) as pool:
+        return dict(zip(notebooks, pool.map(run, notebooks.values()), strict=True))
+
+
+def check_outputs(notebook: nbformat.NotebookNode) -> list[str]:
+    return [outputs_of(notebook, f'grader.check("{question}")') for question in ("q1", "q2", "q3")
+            if outputs_of(notebook, f'grader.check("{question}")')]
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=_ids)
+def test_solution_runs_top_to_bottom_and_passes_its_checks(
+    master: Path, executed: dict[str, nbformat.NotebookNode | str]
+) -> None:
+    notebook = executed[f"solved/{master.stem}"]
+    assert not isinstance(notebook, str), notebook
+    checks = check_outputs(notebook)
+    assert checks and all("All test cases passed" in check for check in checks), checks
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=_ids)
+def test_untouched_exercise_runs_top_to_bottom_and_its_checks_fail(
+    master: Path, executed: dict[str, nbformat.NotebookNode | str]
+) -> None:
+    notebook = executed[f"untouched/{master.stem}"]
+    assert not isinstance(notebook, str), notebook
+    checks = check_outputs(notebook)
+    assert checks and all("failed" in check and "All test cases passed" not in check for check in checks), checks
 
 
 def test_wrong_answer_gets_a_failing_check_that_says_what_was_expected(tmp_path: Path) -> None:
@@ -336,7 +410,7 @@ def test_grade_class_script_writes_a_row_per_notebook_and_exits_zero(tmp_path: P
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"wrote {out} (3 submissions)" in run.stdout
+    assert re.search(rf"wrote {re.escape(str(out))} \(3 submissions in [0-9.]+ s\)", run.stdout), run.stdout
     assert {path: sha256(path) for path in submissions.rglob("*") if path.is_file()} == before
     with open(out, newline="", encoding="utf-8") as handle:
         rows = {row["file"]: row for row in csv.DictReader(handle)}
@@ -345,3 +419,16 @@ def test_grade_class_script_writes_a_row_per_notebook_and_exits_zero(tmp_path: P
     assert "no master notebook for assignment '99_not_this_course'" in rows["bob/99_not_this_course.ipynb"]["error"]
     assert rows["broken.ipynb"]["error"].startswith("not a readable notebook")
     assert all(row["total"] == "0" for row in rows.values())
+
+
+def test_the_instructor_gets_a_picture_of_each_questions_scores(graded_class: GradedClass, tmp_path: Path) -> None:
+    scores = list(graded_class.scores.values())
+    counts = score_distribution(scores)
+    # One solved and one untouched notebook per exercise: one full mark and one zero for every question.
+    questions = {(master.stem, question.name) for master in MASTERS for question in read_assignment(master).questions}
+    assert set(counts) == questions
+    assert all(bands == {"full marks": 1, "part": 0, "zero": 1, "not graded": 0} for bands in counts.values())
+    picture = tmp_path / "scores.png"
+    assert write_score_chart(scores, picture)
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
+    assert not write_score_chart([], tmp_path / "empty.png") and not (tmp_path / "empty.png").exists()

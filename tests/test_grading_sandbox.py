@@ -21,7 +21,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import peers_required, require
 
 from handshake_lib.grading import GradingError, SandboxLimits, SubmissionScore, grade_folder, read_assignment

@@ -1,6 +1,6 @@
 """Exercises and grading: master notebooks become student notebooks; submissions become one CSV.
 
-* :mod:`.assign`: ``otter assign`` on the masters in ``solutions/``, written reproducibly to ``exercises/``
+* :mod:`.exercises`: ``otter assign`` on the masters in ``solutions/``, written reproducibly to ``exercises/``
   (``make exercises``).  Learners check their work with otter's ``grader.check`` (public tests only).
 * :mod:`.masters`: the questions, points and tests (hidden ones included) read from a master.
 * :mod:`.runner`: grading.  The masters' tests run in the grader; the learner's functions run in a
@@ -18,18 +18,18 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "REPO_ROOT": "assign",
-    "SOLUTIONS_DIR": "assign",
-    "EXERCISES_DIR": "assign",
-    "GradingError": "assign",
-    "AssignedNotebook": "assign",
-    "master_notebooks": "assign",
-    "assignment_config": "assign",
-    "assignment_name": "assign",
-    "assign": "assign",
-    "normalise_student_notebook": "assign",
-    "exercise_text": "assign",
-    "make_exercises": "assign",
+    "REPO_ROOT": "exercises",
+    "SOLUTIONS_DIR": "exercises",
+    "EXERCISES_DIR": "exercises",
+    "GradingError": "exercises",
+    "AssignedNotebook": "exercises",
+    "master_notebooks": "exercises",
+    "assignment_config": "exercises",
+    "assignment_name": "exercises",
+    "assign": "exercises",
+    "normalise_student_notebook": "exercises",
+    "exercise_text": "exercises",
+    "make_exercises": "exercises",
     "Assignment": "masters",
     "Question": "masters",
     "TestCase": "masters",

@@ -169,26 +169,6 @@ def load_certificate(der: bytes) -> Any:
     return load_der_x509_certificate(der)
 
 
-# Keys and certificates go to the sandbox as DER (cryptography's objects do not pickle); these load them
-# there.  Module-level functions of ours, so that pickle names them by reference.
-def load_public_key(der: bytes) -> Any:
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
-
-    return load_der_public_key(der)
-
-
-def load_private_key(der: bytes) -> Any:
-    from cryptography.hazmat.primitives.serialization import load_der_private_key
-
-    return load_der_private_key(der, None)
-
-
-def load_certificate(der: bytes) -> Any:
-    from cryptography.x509 import load_der_x509_certificate
-
-    return load_der_x509_certificate(der)
-
-
 class Channel:
     """Framed messages over a connected stream socket; ``send`` a pickle, ``receive`` with a deadline."""
 

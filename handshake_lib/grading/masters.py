@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .assign import GradingError, assignment_name
+from .exercises import GradingError, assignment_name
 
 __all__ = ["TestCase", "Question", "Assignment", "read_assignment"]
 

@@ -43,12 +43,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
 from .. import errors as library_errors
-from .assign import SOLUTIONS_DIR, GradingError, master_notebooks
 from .channel import (
     Channel,
     ChannelClosed,
@@ -59,6 +54,7 @@ from .channel import (
     load_public_key,
     restricted_loads,
 )
+from .exercises import SOLUTIONS_DIR, GradingError, master_notebooks
 from .masters import Assignment, TestCase, read_assignment
 from .report import write_scores_csv
 from .sandbox import SandboxedProcess, SandboxLimits, sandbox_problem
@@ -125,31 +121,12 @@ _PUBLIC_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed2551
 _PRIVATE_KEY_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
 
 
-_PUBLIC_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
-_PRIVATE_KEY_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
-
-
 class _CallbackPickler(pickle.Pickler):
     """Pickles arguments for the worker; a function that cannot travel by reference becomes a callback."""
 
     def __init__(self, file: io.BytesIO, callbacks: dict[int, Callable[..., Any]]) -> None:
         super().__init__(file, protocol=5)
         self.callbacks = callbacks
-
-    def reducer_override(self, obj: Any) -> Any:
-        # cryptography's keys and certificates do not pickle; they travel as DER and are loaded again.
-        if isinstance(obj, _PUBLIC_KEY_TYPES):
-            return load_public_key, (
-                obj.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
-            )
-        if isinstance(obj, _PRIVATE_KEY_TYPES):
-            der = obj.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            return load_private_key, (der,)
-        if isinstance(obj, x509.Certificate):
-            return load_certificate, (obj.public_bytes(serialization.Encoding.DER),)
-        return NotImplemented
 
     def reducer_override(self, obj: Any) -> Any:
         # cryptography's keys and certificates do not pickle; they travel as DER and are loaded again.
@@ -325,11 +302,10 @@ def _notebook_code_cells(notebook_path: Path) -> list[str]:
 
 
 def _output_tail(path: Path, lines: int = 3) -> str:
-    with contextlib.suppress(OSError):
-        with open(path, "rb") as handle:
-            handle.seek(max(0, path.stat().st_size - 4096))
-            tail = handle.read().decode("utf-8", "replace").strip().splitlines()[-lines:]
-            return " | ".join(tail)
+    with contextlib.suppress(OSError), open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 4096))
+        tail = handle.read().decode("utf-8", "replace").strip().splitlines()[-lines:]
+        return " | ".join(tail)
     return ""
 
 

@@ -115,10 +115,11 @@ def describe(namespace: dict[str, Any], name: str) -> tuple:
         signature = inspect.signature(value)
     except (TypeError, ValueError):
         return ("function", None)
-    parameters = [
-        (p.name, int(p.kind), p.default is not p.empty, _describe_default(p.default) if p.default is not p.empty else b"")
-        for p in signature.parameters.values()
-    ]
+    parameters = []
+    for parameter in signature.parameters.values():
+        has_default = parameter.default is not parameter.empty
+        default = _describe_default(parameter.default) if has_default else b""
+        parameters.append((parameter.name, int(parameter.kind), has_default, default))
     return ("function", parameters)
 
 
