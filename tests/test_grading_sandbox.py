@@ -15,6 +15,7 @@ import os
 import pickle
 import socket
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +233,10 @@ def test_no_process_outlives_grading(hostile_class: HostileClass) -> None:
     assert hostile_class.scores["m_escape.ipynb"].total == 0
     assert _processes_with(MARKER) == []
     assert _processes_with("handshake_lib.grading.worker") == []
+    # Nor any folder or cgroup: the sandboxes' scratch folders and pids cgroups are all gone.
+    assert list(Path(tempfile.gettempdir()).glob("handshakes-grade-*")) == []
+    cgroups = Path("/sys/fs/cgroup")
+    assert [*cgroups.glob("handshakes-grade-*"), *cgroups.glob("*/handshakes-grade-*")] == []
 
 
 def test_nothing_is_written_outside_no_network_no_environment(hostile_class: HostileClass) -> None:

@@ -75,6 +75,7 @@ def write_score_chart(scores: Sequence[SubmissionScore], out_png: Path) -> bool:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     labels = [f"{assignment[:2]} {question}" for assignment, question in counts]
     figure = Figure(figsize=(max(4.0, 0.7 * len(labels) + 2), 3.6), layout="constrained")
@@ -86,6 +87,7 @@ def write_score_chart(scores: Sequence[SubmissionScore], out_png: Path) -> bool:
         axes.bar(labels, heights, bottom=bottoms, label=band, color=colours[band])
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     axes.set_ylabel("submissions")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title("Scores per question (exercise number and question)")
     axes.tick_params(axis="x", labelrotation=60)
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
