@@ -73,18 +73,31 @@ def _bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
+_TMP = Path("/tmp")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _needed_under_tmp() -> list[Path]:
+    """What the worker must see that lives under /tmp (a checkout or a venv there): bound back, read-only."""
+    needed = {_REPO_ROOT, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve()}
+    return sorted(path for path in needed if path.is_relative_to(_TMP))
+
+
 def _isolation_arguments(workdir: Path, hidden: Sequence[Path]) -> list[str]:
     arguments = [
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--bind", str(workdir), str(workdir),
+        "--tmpfs", "/tmp",  # a private /tmp: no other submission's folder, no grader's file
     ]
-    for path in hidden:
-        # Under /tmp it is already gone (the sandbox's /tmp is a fresh tmpfs); elsewhere, cover it.
-        if path.is_dir() and not path.resolve().is_relative_to("/tmp") and not workdir.is_relative_to(path.resolve()):
-            arguments += ["--tmpfs", str(path.resolve())]
+    visible_tmp = _needed_under_tmp()
+    for path in visible_tmp:
+        arguments += ["--ro-bind", str(path), str(path)]
+    arguments += ["--bind", str(workdir), str(workdir)]
+    for path in (Path(hidden_path).resolve() for hidden_path in hidden):
+        gone = path.is_relative_to(_TMP) and not any(path.is_relative_to(shown) for shown in visible_tmp)
+        if path.is_dir() and not gone and not workdir.is_relative_to(path):
+            arguments += ["--tmpfs", str(path)]  # an empty folder where the masters or the submissions were
     arguments += [
         "--chdir", str(workdir),
         "--unshare-all",  # user (when possible), ipc, pid, net (loopback only), uts, cgroup
@@ -164,7 +177,7 @@ class SandboxedProcess:
             "HOME": str(self.workdir),
             "TMPDIR": "/tmp" if self.sandboxed else str(self.workdir),
             "LANG": "C.UTF-8",
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),  # this library, even from a checkout
+            "PYTHONPATH": str(_REPO_ROOT),  # this library, even from a checkout
             "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1",
             "MPLBACKEND": "Agg",
