@@ -12,6 +12,8 @@ so the peer learns why too.  This module says what to wait for: a handshake, a p
 * :func:`open_tls` connects, runs the handshake and returns a :class:`TLSStream` (``send``/``recv``).
 * :func:`tls_get` fetches one HTTPS page and returns it with the handshake, the record transcript and
   when each record was sent or received (:class:`TLSResponse`), which is what the lessons display.
+  The HTTP is h11's (sans-I/O, like our cores); one deadline covers the whole exchange and the body
+  has a size limit (docs/limits.md).
 * :class:`TLSPageServer` serves a small page with our server core on loopback, in a thread, like
   :class:`handshake_lib.peers.openssl.PythonSSLServer` does with OpenSSL, and records each connection's outcome.
 
@@ -410,11 +412,13 @@ class _ResponseReader:
         return f"after {len(self.body)} bytes of the body"
 
     def _content_length(self) -> int | None:
+        """The Content-Length that frames the body, or None (chunked, or delimited by the close)."""
         assert self.response is not None
-        for name, value in self.response.headers:
-            if name == b"content-length":
-                return int(value)  # h11 has checked that it is digits, and the same in every copy
-        return None
+        fields = dict(self.response.headers)  # h11 has checked every copy of Content-Length says the same
+        if b"transfer-encoding" in fields:  # chunked wins over a Content-Length (RFC 9112 section 6.3)
+            return None
+        length = fields.get(b"content-length")
+        return int(length) if length is not None else None  # h11 has checked that it is digits
 
     def _check_declared_length(self) -> None:
         declared = self._content_length()
