@@ -409,7 +409,8 @@ class _ResponseReader:
         """How far the response got, for a timeout's message."""
         if self.response is None:
             return "waiting for the response head"
-        return f"after {len(self.body)} bytes of the body"
+        received = len(self.body)
+        return f"after {received} byte{'' if received == 1 else 's'} of the body"
 
     def _content_length(self) -> int | None:
         """The Content-Length that frames the body, or None (chunked, or delimited by the close)."""
