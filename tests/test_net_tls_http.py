@@ -382,7 +382,7 @@ def test_tls_get_command_max_body(
     assert len(captured.err.strip().splitlines()) == 1 and "more than 100000 bytes" in captured.err
 
 
-@pytest.mark.parametrize("value", ["-1", "ten", "1.5", "1e6", ""])
+@pytest.mark.parametrize("value", ["-1", "ten", "1.5", "1e6", "", "\u00b2"])
 def test_tls_get_command_refuses_a_bad_max_body(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tls", "get", "https://localhost:1/", "--max-body", value]) == 2
     assert "--max-body: must be a whole number of bytes" in capsys.readouterr().err

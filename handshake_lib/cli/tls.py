@@ -98,7 +98,7 @@ def _fragment_size(text: str) -> int:
 
 
 def _max_body(text: str) -> int:
-    if not text.isdigit():  # digits only: no sign, no fraction, no exponent
+    if not (text.isascii() and text.isdigit()):  # digits only: no sign, no fraction, no exponent
         raise argparse.ArgumentTypeError("must be a whole number of bytes (0 or more)")
     return int(text)
 
