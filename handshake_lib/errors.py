@@ -258,6 +258,43 @@ class ConnectionStateError(HandshakeError, RuntimeError):
     """
 
 
+class HTTPResponseError(HandshakeError, ValueError):
+    """The page came over TLS fine, but it is not an HTTP/1.x response we can read (h11 refused it)."""
+
+
+class ResponseTruncated(HTTPResponseError):
+    """The server closed before the end of the body it announced (Content-Length, or a chunked body's last
+    chunk): what arrived is not the whole page, and must not pass for it.
+
+    ``received``: the body bytes that arrived; ``expected``: the Content-Length, or None for a chunked body.
+    """
+
+    def __init__(self, received: int, expected: int | None) -> None:
+        if expected is None:
+            message = f"the server closed after {received} bytes of a chunked body, before its last chunk"
+        else:
+            message = f"the server closed after {received} of {expected} bytes of the body"
+        super().__init__(message)
+        self.received = received
+        self.expected = expected
+
+
+class ResponseTooLarge(HTTPResponseError):
+    """The body is longer than the caller's limit (``max_body_bytes``): announced so, or found so while reading.
+
+    ``limit``: that limit; ``declared``: the Content-Length when it was the reason, else None.
+    """
+
+    def __init__(self, limit: int, declared: int | None = None) -> None:
+        if declared is not None:
+            message = f"the response announces a Content-Length of {declared} bytes, more than the limit of {limit}"
+        else:
+            message = f"the body is longer than the limit: more than {limit} bytes"
+        super().__init__(message)
+        self.limit = limit
+        self.declared = declared
+
+
 class PeerAlert(HandshakeError):
     """The peer ended the connection with an alert (TLS) or a disconnect message (SSH)."""
 

@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
-from ..errors import CertificateError, ConnectionTimeout, HandshakeError, PeerAlert, ProtocolError
+from ..errors import CertificateError, ConnectionTimeout, HandshakeError, HTTPResponseError, PeerAlert, ProtocolError
 from ..net import is_loopback
 from ..tls.constants import CipherSuite, name_of
 from ..tls.record import MAX_PLAINTEXT_LENGTH
@@ -65,6 +65,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     get.add_argument("--insecure", action="store_true", help="do NOT verify the server's certificate")
     get.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole exchange")
     _add_fragment_size(get)
+    get.add_argument(
+        "--max-body", type=_max_body, default=None, metavar="BYTES",
+        help="refuse a response body longer than this (default 16 MiB: 16777216)",
+    )
     get.set_defaults(command=run_get)
 
     serve = commands.add_parser("serve", help="serve a small page with our TLS server (loopback by default)")
@@ -91,6 +95,12 @@ def _fragment_size(text: str) -> int:
     if not 1 <= size <= MAX_PLAINTEXT_LENGTH:
         raise argparse.ArgumentTypeError(f"must be a whole number of bytes from 1 to {MAX_PLAINTEXT_LENGTH}")
     return size
+
+
+def _max_body(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):  # digits only: no sign, no fraction, no exponent
+        raise argparse.ArgumentTypeError("must be a whole number of bytes (0 or more)")
+    return int(text)
 
 
 def _add_fragment_size(parser: argparse.ArgumentParser) -> None:
@@ -166,6 +176,8 @@ def run_get(args: argparse.Namespace) -> int:
     options: dict[str, object] = {"fragment_size": args.fragment_size}
     if suites:
         options["cipher_suites"] = suites
+    if args.max_body is not None:
+        options["max_body_bytes"] = args.max_body
     try:
         response = tls_get(
             args.url, cafile=args.cafile, verify=not args.insecure, keylog_path=args.keylog,
@@ -175,6 +187,8 @@ def run_get(args: argparse.Namespace) -> int:
         exchange = error.exchange if isinstance(error, HandshakeError) else None
         if args.trace and exchange is not None and exchange.transcript:
             print(render_transcript(exchange.transcript), file=sys.stderr)
+        if isinstance(error, HTTPResponseError):  # the TLS was fine; the page was not (too long, cut short...)
+            raise CommandError(f"bad HTTP response: {error}") from None
         raise CommandError(explain_failure(error)) from None
     except ValueError as error:  # an option tls_get refused (a CA file that is not PEM, ...)
         raise CommandError(str(error), EXIT_USAGE) from None

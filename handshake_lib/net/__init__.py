@@ -65,8 +65,19 @@ def listen_loopback(family: socket.AddressFamily = socket.AF_INET, backlog: int 
     return sock
 
 
+MAX_TIMEOUT = 86400.0  # one day: longer is a mistake (and 1e300 overflows the socket's own timeout)
+
+
+def check_timeout(timeout: object) -> float:
+    """``timeout`` if it is a number of seconds that a deadline can use: finite, > 0, at most a day."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"timeout must be a number of seconds > 0 and at most {MAX_TIMEOUT:g}, not {timeout!r}")
+    return float(timeout)
+
+
 def connect(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> socket.socket:
-    """A connected TCP socket with ``TCP_NODELAY`` and a timeout on every operation."""
+    """A connected TCP socket with ``TCP_NODELAY`` and a timeout on every operation (see :func:`check_timeout`)."""
+    check_timeout(timeout)
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except TimeoutError as error:

@@ -12,6 +12,8 @@ so the peer learns why too.  This module says what to wait for: a handshake, a p
 * :func:`open_tls` connects, runs the handshake and returns a :class:`TLSStream` (``send``/``recv``).
 * :func:`tls_get` fetches one HTTPS page and returns it with the handshake, the record transcript and
   when each record was sent or received (:class:`TLSResponse`), which is what the lessons display.
+  The HTTP is h11's (sans-I/O, like our cores); one deadline covers the whole exchange and the body
+  has a size limit (docs/limits.md).
 * :class:`TLSPageServer` serves a small page with our server core on loopback, in a thread, like
   :class:`handshake_lib.peers.openssl.PythonSSLServer` does with OpenSSL, and records each connection's outcome.
 
@@ -38,14 +40,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import quote, urlsplit
 
+import h11
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .. import net
-from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError, ProtocolError
+from ..errors import (
+    ConnectionLost,
+    ConnectionTimeout,
+    Exchange,
+    HandshakeError,
+    HTTPResponseError,
+    ProtocolError,
+    ResponseTooLarge,
+    ResponseTruncated,
+)
 from ..tls.client import TLSClient
 from ..tls.connection import (
     ApplicationData,
@@ -59,6 +71,9 @@ from ..tls.keylog import append_line
 from ..tls.server import TLSServer
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "HTTPResponseError",
+    "MAX_HEAD_BYTES",
     "TLSResponse",
     "TLSStream",
     "open_tls",
@@ -77,9 +92,9 @@ PAGE = (
 
 Timing = net.Timing  # (seconds since the connection started, direction, transcript index)
 
-
-class HTTPResponseError(HandshakeError, ValueError):
-    """The page came over TLS fine, but it is not an HTTP/1.x response we can read."""
+# tls_get's bounds on what a server can make it hold (docs/limits.md, "Client").
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # a course page is a few KB; a larger body is refused, not buffered
+MAX_HEAD_BYTES = 64 * 1024  # status line and headers; curl allows about 100 KB, h11's own default is 16 KiB
 
 
 def _with_exchange(
@@ -122,9 +137,18 @@ class TLSStream:
     def timings(self) -> list[Timing]:
         return self._driver.timings
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, *, deadline: float | None = None) -> None:
+        """Send ``data`` as application data; with a ``deadline`` (a time.monotonic() value), writing must
+        end by then (:class:`~handshake_lib.errors.ConnectionTimeout`), else each write may take ``timeout``."""
         self.client.send_application_data(data)
-        self._driver.flush()
+        if deadline is None:
+            self._driver.flush()
+            return
+        self.sock.settimeout(_remaining(deadline))
+        try:
+            self._driver.flush()
+        except TimeoutError as error:  # a peer that reads nothing: our bytes cannot leave
+            raise ConnectionTimeout("the peer did not read what we sent in time") from error
 
     def send_altered(self, data: bytes, alter: Callable[[bytes], bytes]) -> bytes:
         """Send ``data`` as application data, its records changed by ``alter`` on the way out.
@@ -140,9 +164,16 @@ class TLSStream:
         self._driver.flush()  # stamps the new transcript entry with the time it left
         return wire
 
-    def recv(self) -> bytes:
-        """The next application data; ``b""`` once the server has closed.  Waits at most ``timeout``."""
-        deadline = time.monotonic() + self.timeout
+    def recv(self, *, deadline: float | None = None) -> bytes:
+        """The next application data; ``b""`` once the server has closed.
+
+        Waits at most ``timeout`` from this call, or until ``deadline`` (a time.monotonic() value) when
+        one is given: a caller that must finish a whole exchange in time (:func:`tls_get`) passes the
+        same deadline to every call, so a peer that sends one byte at a time cannot stretch it.
+        Running past it raises :class:`~handshake_lib.errors.ConnectionTimeout`.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
         while not self._received and not self._peer_closed:
             for event in self._driver.receive(deadline):
                 if isinstance(event, ApplicationData):
@@ -165,6 +196,14 @@ class TLSStream:
         self.close()
 
 
+def _remaining(deadline: float) -> float:
+    """Seconds left until ``deadline``; ConnectionTimeout when none are."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ConnectionTimeout("the deadline passed")
+    return remaining
+
+
 def _keylog_writer(keylog_path: str | Path | None) -> Callable[[str], None] | None:
     if keylog_path is None:
         return None
@@ -177,6 +216,7 @@ def open_tls(
     server_name: str | None = None,
     *,
     timeout: float = net.DEFAULT_TIMEOUT,
+    deadline: float | None = None,
     keylog_path: str | Path | None = None,
     **client_options: Any,
 ) -> TLSStream:
@@ -184,15 +224,19 @@ def open_tls(
 
     ``server_name`` (default: ``host``) is sent in SNI and checked against the certificate;
     ``client_options`` go to :class:`~handshake_lib.tls.client.TLSClient` (``cafile``, ``verify``,
-    ``cipher_suites``, ``stages=Stages(prf=...)``...).  The whole handshake must finish within ``timeout``.
+    ``cipher_suites``, ``stages=Stages(prf=...)``...).  Connecting and the whole handshake must finish
+    within ``timeout`` seconds (finite, > 0, at most a day: ValueError otherwise), or by ``deadline`` (a
+    time.monotonic() value) when one is given; the stream's ``recv`` then waits ``timeout`` per call.
     """
+    timeout = net.check_timeout(timeout)
     if keylog_path is not None:
         client_options.setdefault("keylog", _keylog_writer(keylog_path))
     client = TLSClient(server_name or host, **client_options)
     started = time.perf_counter()
-    deadline = time.monotonic() + timeout
+    if deadline is None:
+        deadline = time.monotonic() + timeout
     try:
-        sock = net.connect(host, port, timeout=timeout)
+        sock = net.connect(host, port, timeout=min(_remaining(deadline), timeout))
     except HandshakeError as error:  # a connect timeout; a refused connection stays the OSError it is
         _with_exchange(error, client, None)
         raise
@@ -214,7 +258,12 @@ def open_tls(
 
 @dataclass
 class TLSResponse:
-    """One HTTPS exchange with everything the lessons show about it."""
+    """One HTTPS exchange with everything the lessons show about it.
+
+    ``headers``: name (lower-case) -> value; a header the server repeated appears once, its values
+    joined by ", " as RFC 9110 section 5.3 allows.  ``header_fields`` keeps every field line as it came,
+    in order (what to read for ``set-cookie``, the one header that cannot be joined that way).
+    """
 
     status: int
     headers: dict[str, str]
@@ -222,22 +271,7 @@ class TLSResponse:
     handshake: HandshakeComplete
     transcript: list[TranscriptEntry]
     timings: list[Timing] = field(default_factory=list)
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    try:
-        lines = head.decode("iso-8859-1").split("\r\n")
-        version, status, *_ = lines[0].split(" ", 2)
-        if not version.startswith("HTTP/1."):
-            raise ValueError(version)
-        headers = {}
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        return int(status), headers
-    except ValueError as error:
-        raise HTTPResponseError(f"not an HTTP/1.x response head: {head[:80]!r}") from error
+    header_fields: list[tuple[str, str]] = field(default_factory=list)
 
 
 def tls_get(
@@ -248,59 +282,158 @@ def tls_get(
     cipher_suites: Sequence[int] | None = None,
     keylog_path: str | Path | None = None,
     timeout: float = net.DEFAULT_TIMEOUT,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     **client_options: Any,
 ) -> TLSResponse:
-    """GET ``https://host[:port]/path`` with our TLS 1.2 client; header names come back lower-case.
+    """GET ``https://host[:port]/path`` with our TLS 1.2 client and read the response with h11.
+
+    Limits (docs/limits.md): ``timeout`` seconds (finite, > 0, at most a day) is one deadline for the
+    whole exchange (connecting, the handshake, the request and every read of the response), so a server
+    that drips its page cannot stretch it (:class:`~handshake_lib.errors.ConnectionTimeout`).  A body
+    longer than ``max_body_bytes`` (default 16 MiB), or a Content-Length announcing one, raises
+    :class:`~handshake_lib.errors.ResponseTooLarge`; the status line and headers may take 64 KiB.  A body
+    that ends before its Content-Length or its last chunk raises
+    :class:`~handshake_lib.errors.ResponseTruncated`; anything else h11 cannot read as an HTTP/1.x
+    response raises :class:`~handshake_lib.errors.HTTPResponseError`.  Bodies may have a Content-Length,
+    be chunked, or end with the connection (HTTP/1.0 style).
 
     A failure carries ``exchange`` (:class:`~handshake_lib.errors.Exchange`: the transcript and timings so
     far); a network error after connecting is a :class:`~handshake_lib.errors.ConnectionLost` (an OSError).
     """
+    timeout = net.check_timeout(timeout)
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
+        raise ValueError(f"max_body_bytes must be a whole number of bytes >= 0, not {max_body_bytes!r}")
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"expected an https:// URL, not {url!r}")
     host, port = parts.hostname, parts.port or 443
+    reader = _ResponseReader(max_body_bytes)
+    request = reader.request(parts.path, parts.query, host, parts.port)
     if cipher_suites is not None:
         client_options["cipher_suites"] = cipher_suites
-    stream = open_tls(
-        host, port, host, timeout=timeout, cafile=cafile, verify=verify, keylog_path=keylog_path, **client_options
-    )
+    deadline = time.monotonic() + timeout  # one deadline, computed once, for everything below
     try:
-        head_end, length, response = _get(stream, parts, host, port)
+        stream = open_tls(
+            host, port, host, timeout=timeout, deadline=deadline, cafile=cafile, verify=verify,
+            keylog_path=keylog_path, **client_options,
+        )  # fmt: skip
+    except ConnectionTimeout as error:
+        raise _timed_out(error, f"{host}:{port}", timeout, "connecting or in the handshake") from error
+    try:
+        with stream:
+            stream.send(request, deadline=deadline)
+            reader.read(stream, deadline)
+    except ConnectionTimeout as error:
+        failure = _timed_out(error, f"{host}:{port}", timeout, reader.progress())
+        raise _with_exchange(failure, stream.client, stream._driver) from error
     except (HandshakeError, OSError) as error:
         failure = _with_exchange(error, stream.client, stream._driver)
         if failure is not error:
             raise failure from error
         raise
-    if head_end < 0:
-        raise HTTPResponseError(f"the server closed before a complete response head ({len(response)} bytes)")
-    status, headers = _parse_head(response[:head_end])
-    body = response[head_end + 4 :]
-    if length is not None:
-        body = body[:length]
-    return TLSResponse(status, headers, body, stream.handshake, stream.transcript, stream.timings)
+    response = reader.response
+    assert response is not None  # read() returns only after the whole response
+    fields = [(name.decode("ascii"), value.decode("iso-8859-1")) for name, value in response.headers]
+    headers: dict[str, str] = {}
+    for name, value in fields:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return TLSResponse(
+        response.status_code, headers, bytes(reader.body), stream.handshake, stream.transcript, stream.timings,
+        fields,
+    )  # fmt: skip
 
 
-def _get(stream: TLSStream, parts: SplitResult, host: str, port: int) -> tuple[int, int | None, bytes]:
-    """Send the GET on ``stream`` and read the response: (end of the head or -1, Content-Length, bytes)."""
-    with stream:
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host_header = host if parts.port is None else f"{host}:{port}"
-        stream.send(f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
-        response = b""
-        length: int | None = None
-        head_end = -1
+def _timed_out(error: ConnectionTimeout, peer: str, timeout: float, stage: str) -> ConnectionTimeout:
+    """The timeout tls_get raises: whose, which deadline, how far the exchange got (and what it exchanged)."""
+    failure = ConnectionTimeout(f"{peer}: the exchange did not finish within {timeout:g} s ({stage})")
+    failure.exchange = error.exchange
+    return failure
+
+
+class _ResponseReader:
+    """One GET and its response through an ``h11.Connection(h11.CLIENT)``, its body bounded.
+
+    h11 is sans-I/O, like our cores: it writes the request, and takes the bytes our TLS stream
+    received and hands back events (the response head, pieces of the body, its end).  It knows every
+    way a body can end (Content-Length, chunked, the close) and refuses what is not HTTP/1.x.
+    """
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self.http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self.max_body_bytes = max_body_bytes
+        self.response: h11.Response | None = None
+        self.body = bytearray()  # grows in place: appending costs what the new bytes cost, not the whole body
+        self.received = 0  # bytes of HTTP received, head included
+        self.closed = False
+
+    def request(self, path: str, query: str, host: str, port: int | None) -> bytes:
+        """The bytes of ``GET path?query`` for ``host`` (the same bytes the hand-written request had)."""
+        # What a browser does with a space or non-ASCII in a URL: percent-encode it (h11 refuses it raw).
+        target = quote((path or "/") + (f"?{query}" if query else ""), safe="!#$%&'()*+,/:;=?@[]~")
+        host_header = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+        if port is not None:
+            host_header += f":{port}"
+        try:
+            return self.http.send(
+                h11.Request(method="GET", target=target, headers=[("Host", host_header), ("Connection", "close")])
+            ) + self.http.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as error:
+            raise ValueError(f"cannot request {target!r} from {host_header!r}: {error}") from None
+
+    def read(self, stream: TLSStream, deadline: float) -> None:
+        """Read the response from ``stream`` until its end, by ``deadline``; HTTPResponseError if it is bad."""
         while True:
-            chunk = stream.recv()
-            if not chunk:
-                break
-            response += chunk
-            if head_end < 0 and (head_end := response.find(b"\r\n\r\n")) >= 0:
-                _, headers = _parse_head(response[:head_end])
-                if "content-length" in headers and headers["content-length"].isdigit():
-                    length = int(headers["content-length"])
-            if length is not None and len(response) >= head_end + 4 + length:
-                break
-    return head_end, length, response
+            try:
+                event = self.http.next_event()
+            except h11.RemoteProtocolError as error:
+                raise self._refused(error) from error
+            if event is h11.NEED_DATA:
+                data = stream.recv(deadline=deadline)
+                self.received += len(data)
+                self.closed = not data
+                self.http.receive_data(data)  # b"" tells h11 the server closed
+            elif isinstance(event, h11.Response):
+                self.response = event
+                self._check_declared_length()
+            elif isinstance(event, h11.Data):
+                if len(self.body) + len(event.data) > self.max_body_bytes:
+                    raise ResponseTooLarge(self.max_body_bytes)
+                self.body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                return
+            elif isinstance(event, h11.ConnectionClosed):  # h11 raises first when a response is cut; in case
+                raise HTTPResponseError("the server closed before a complete response")
+            # h11.InformationalResponse (100 Continue, 103 Early Hints): the real response follows.
+
+    def progress(self) -> str:
+        """How far the response got, for a timeout's message."""
+        if self.response is None:
+            return "waiting for the response head"
+        received = len(self.body)
+        return f"after {received} byte{'' if received == 1 else 's'} of the body"
+
+    def _content_length(self) -> int | None:
+        """The Content-Length that frames the body, or None (chunked, or delimited by the close)."""
+        assert self.response is not None
+        fields = dict(self.response.headers)  # h11 has checked every copy of Content-Length says the same
+        if b"transfer-encoding" in fields:  # chunked wins over a Content-Length (RFC 9112 section 6.3)
+            return None
+        length = fields.get(b"content-length")
+        return int(length) if length is not None else None  # h11 has checked that it is digits
+
+    def _check_declared_length(self) -> None:
+        declared = self._content_length()
+        if declared is not None and declared > self.max_body_bytes:
+            raise ResponseTooLarge(self.max_body_bytes, declared)
+
+    def _refused(self, error: h11.RemoteProtocolError) -> HTTPResponseError:
+        if self.closed and self.response is None:
+            return HTTPResponseError(f"the server closed before a complete response head ({self.received} bytes)")
+        if self.closed:
+            return ResponseTruncated(len(self.body), self._content_length())
+        if self.response is None and self.received > MAX_HEAD_BYTES:
+            return HTTPResponseError(f"not an HTTP/1.x response we can read: a head longer than {MAX_HEAD_BYTES} bytes")
+        return HTTPResponseError(f"not an HTTP/1.x response we can read: {error}")
 
 
 # -- server -----------------------------------------------------------------------------------------
