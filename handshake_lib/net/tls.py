@@ -12,8 +12,10 @@ so the peer learns why too.  This module says what to wait for: a handshake, a p
 * :func:`open_tls` connects, runs the handshake and returns a :class:`TLSStream` (``send``/``recv``).
 * :func:`tls_get` fetches one HTTPS page and returns it with the handshake, the record transcript and
   when each record was sent or received (:class:`TLSResponse`), which is what the lessons display.
-* :class:`TLSPageServer` serves a small page with our server core on loopback, in a thread, like
-  :class:`handshake_lib.peers.openssl.PythonSSLServer` does with OpenSSL, and records each connection's outcome.
+* :class:`TLSPageServer` serves a small page with our server core on loopback, like
+  :class:`handshake_lib.peers.openssl.PythonSSLServer` does with OpenSSL, and records each connection's
+  outcome.  All its connections run in one thread, a ``selectors`` event loop (the cores are sans-I/O,
+  and so is ``h11``, which reads the requests): a thousand slow clients cost memory, not threads.
 
 Timings.  The driver stamps each transcript entry once: a record we received with the moment its bytes
 came out of ``recv``, a record we sent with the moment its bytes went into ``sendall``.  The core builds

@@ -43,6 +43,12 @@ not also returned as an event, because the exception already says everything, an
 ends with an exception cannot be mistaken for one that goes on.  A received ``close_notify`` is
 returned as :class:`AlertReceived` then :class:`ConnectionClosed` after the handshake, and raises
 ``PeerAlert(close_notify)`` in the middle of one.
+
+Limits (``docs/limits.md``).  What a peer can make a connection hold is bounded: a record by the record
+layer (2^14 bytes, 2^14 + 2048 protected), a handshake message by the reassembler (128 KiB), the records
+one handshake message may be cut into (:data:`MAX_RECORDS_PER_HANDSHAKE_MESSAGE`), and the records that
+carry nothing: warning alerts (:data:`MAX_WARNING_ALERTS` in a row) and empty application data
+(:data:`MAX_EMPTY_RECORDS` in a row).  Crossing one is ``unexpected_message``, as in OpenSSL and BoringSSL.
 """
 
 from __future__ import annotations
