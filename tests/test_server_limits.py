@@ -10,6 +10,7 @@ and an SSLv2-format ClientHello.  Performance figures are in ``bench/load.py``, 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
@@ -180,6 +181,33 @@ def test_thread_server_caps_its_threads_and_forgets_finished_ones() -> None:
         assert sorted(served) == [bytes([n]) for n in range(6)] and server.live_threads == 0
         for client in clients:
             client.close()
+
+
+def test_thread_server_ends_a_trickling_connection_at_its_deadline() -> None:
+    """One byte every 0.05 s never trips a per-read timeout of 0.3 s; the whole-connection deadline ends it."""
+    ended: list[bytes] = []
+
+    class Reader(net.LoopbackServer):
+        def serve(self, conn: socket.socket) -> None:
+            received = b""
+            with contextlib.suppress(OSError):
+                while chunk := conn.recv(1):
+                    received += chunk
+            ended.append(received)
+
+    with Reader(timeout=0.3) as server, net.connect(server.host, server.port) as client:
+        closed_by_server = False
+        for _ in range(200):  # up to 10 s of trickling, unless the server ends it first
+            try:
+                client.sendall(b"x")
+            except OSError:
+                closed_by_server = True
+                break
+            time.sleep(0.05)
+        deadline = time.monotonic() + TIMEOUT
+        while not ended and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert closed_by_server and ended and 0 < len(ended[0]) < 200
 
 
 # -- item 2: records per handshake message ---------------------------------------------------------

@@ -261,8 +261,11 @@ class LoopbackServer:
     """Accept connections in a background thread for as long as the ``with`` block runs.
 
     Each connection is handed to :meth:`serve` in a thread of its own, with ``TCP_NODELAY`` and a
-    ``timeout`` on every operation.  Leaving the block stops accepting and joins every thread (each
-    bounded by the timeout), so nothing outlives the notebook cell or the test that started it.
+    ``timeout`` on every operation and on the whole connection: once ``timeout`` seconds have passed
+    since the accept, the accept thread shuts the socket down, so the handler's next (or current)
+    read ends, and a client that trickles a byte now and then cannot keep a thread forever.  Leaving
+    the block stops accepting and joins every thread (each bounded by the timeout), so nothing
+    outlives the notebook cell or the test that started it.
     After ``__enter__``, ``host`` and ``port`` hold the bound address.
 
     Limits (documented in ``docs/limits.md``): at most ``max_connections`` connections (default
@@ -301,6 +304,9 @@ class LoopbackServer:
         self._loop_thread: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()  # live connection threads only
         self._workers_lock = threading.Lock()
+        # A duplicate of each live connection's socket, with its deadline: shutting the duplicate down
+        # ends the connection even after the handler wrapped (and detached) the original, as ssl does.
+        self._deadlines: dict[socket.socket, float] = {}
         self._slots = threading.BoundedSemaphore(max_connections)
         self._stop = threading.Event()
 
@@ -342,6 +348,7 @@ class LoopbackServer:
         assert self._listener is not None
         self._listener.settimeout(0.1)  # how often the loop looks at the stop flag
         while not self._stop.is_set():
+            self._end_overdue_connections()
             # A free slot first: while every slot is busy, clients wait in the kernel's accept queue.
             if not self._slots.acquire(timeout=0.1):
                 continue
@@ -353,12 +360,36 @@ class LoopbackServer:
             except OSError:
                 self._slots.release()
                 return
-            worker = threading.Thread(target=self._serve_and_close, args=(raw,), name=f"{self.name}-conn", daemon=True)
+            try:
+                watch = raw.dup()
+            except OSError:  # out of file descriptors: refuse this client rather than serve it unbounded
+                raw.close()
+                self._slots.release()
+                continue
+            worker = threading.Thread(
+                target=self._serve_and_close, args=(raw, watch), name=f"{self.name}-conn", daemon=True
+            )
             with self._workers_lock:
                 self._workers.add(worker)
+                self._deadlines[watch] = time.monotonic() + self.timeout
             worker.start()
+        # Stopping: connections still running get what is left of their own deadlines (a handler
+        # that ignores its socket being shut down is left to close(), which stops waiting for it too).
+        give_up = time.monotonic() + self.timeout + 1
+        while self.live_threads and time.monotonic() < give_up:
+            self._end_overdue_connections()
+            time.sleep(0.05)
 
-    def _serve_and_close(self, raw: socket.socket) -> None:
+    def _end_overdue_connections(self) -> None:
+        now = time.monotonic()
+        with self._workers_lock:
+            for watch, deadline in list(self._deadlines.items()):
+                if deadline <= now:
+                    with contextlib.suppress(OSError):
+                        watch.shutdown(socket.SHUT_RDWR)
+                    del self._deadlines[watch]
+
+    def _serve_and_close(self, raw: socket.socket, watch: socket.socket) -> None:
         try:
             with contextlib.closing(_nodelay(raw)):
                 raw.settimeout(self.timeout)
@@ -366,6 +397,8 @@ class LoopbackServer:
         finally:
             with self._workers_lock:
                 self._workers.discard(threading.current_thread())
+                self._deadlines.pop(watch, None)
+                watch.close()
             self._slots.release()
 
 
