@@ -234,6 +234,11 @@ def test_a_hello_in_131076_one_byte_records_is_refused_early(server_certificate)
     assert len(received) == MAX_RECORDS_PER_HANDSHAKE_MESSAGE + 1
     assert server.transcript[-1].messages[0].description == TLSAlert.unexpected_message
     assert server.data_to_send()[-2:] == bytes([2, TLSAlert.unexpected_message])
+    # A core told to keep no transcript (as TLSPageServer's are by default) keeps not even those.
+    quiet = TLSServer([server_certificate.der], server_certificate.private_key, keep_transcript=False)
+    with pytest.raises(UnexpectedMessage):
+        quiet.receive_data(one_byte_records(largest_client_hello()))
+    assert quiet.transcript == [] and quiet.data_to_send()[-2:] == bytes([2, TLSAlert.unexpected_message])
 
 
 def test_a_hello_in_one_byte_records_within_the_limit_is_still_served(server_certificate) -> None:

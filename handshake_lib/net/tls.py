@@ -363,7 +363,10 @@ class _PageConnection:
         self.fileno = sock.fileno()
         self.record = record
         self.deadline = now + server.timeout
-        self.tls = TLSServer(server.certificate_chain, server.private_key, **server.server_options)
+        self.tls = TLSServer(
+            server.certificate_chain, server.private_key, keep_transcript=server.keep_transcripts,
+            **server.server_options,
+        )
         if server.keep_transcripts:
             record.transcript = self.tls.transcript
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)

@@ -391,12 +391,16 @@ class TLSConnection:
         encrypt_then_mac: bool = True,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
         stages: Stages = LIBRARY_STAGES,
+        keep_transcript: bool = True,
     ) -> None:
         # Framing, both directions' protection and the switch at ChangeCipherSpec live in the record layer;
         # ``fragment_size`` below 2^14 cuts our handshake messages across records (the peer reassembles).
         self._records = RecordLayer(ProtocolVersion.TLS1_2, fragment_size=fragment_size)
         self._state: State = INITIAL_STATE[self.role]
+        # Every record in and out, for the lessons; a server that does not show them (``keep_transcript=False``)
+        # keeps none, so that a long or hostile connection costs no memory per record.
         self.transcript: list[TranscriptEntry] = []
+        self._keep_transcript = keep_transcript
         self.error: BaseException | None = None
         self.params: SuiteParams | None = None
         self.client_random: bytes = b""
@@ -516,7 +520,8 @@ class TLSConnection:
         entry = TranscriptEntry(
             self.incoming_direction, record.content_type, raw, b"", [], encrypted=self._records.read_protected
         )
-        self.transcript.append(entry)
+        if self._keep_transcript:
+            self.transcript.append(entry)
         plaintext = self._records.unprotect(record).data
         entry.plaintext = plaintext
         content_type = record.content_type
@@ -704,11 +709,13 @@ class TLSConnection:
                 carried = list(messages) if number == len(records) else []
                 if number == len(records):
                     self._sent_names += (sent_name(message) for message in messages)
-            self.transcript.append(
-                TranscriptEntry(
-                    self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried, encrypted=sent.encrypted
+            if self._keep_transcript:
+                self.transcript.append(
+                    TranscriptEntry(
+                        self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried,
+                        encrypted=sent.encrypted,
+                    )
                 )
-            )
 
     def _send_handshake(self, message: HandshakeMessage, raw: bytes | None = None) -> bytes:
         """Send one handshake message (in as many records as it needs); returns its bytes.
