@@ -465,13 +465,17 @@ class _PageConnection:
                 event = self.http.next_event()
             except h11.RemoteProtocolError as error:
                 # Too big a head is 431 (h11's hint), anything else it cannot parse 400 (RFC 9112 section 2.2).
-                self._respond(error.error_status_hint, f"{error.error_status_hint} {error}")
+                status = error.error_status_hint
+                if status == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
+                    self._respond(status, f"a request head over {MAX_REQUEST_HEAD} bytes")
+                else:
+                    self._respond(status, f"a request h11 cannot read ({error})")
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                request_line = f"{event.method.decode()} {event.target.decode()} HTTP/{event.http_version.decode()}"
-                self.record.outcome = request_line  # completed by _respond
+                method, target = event.method.decode("ascii"), event.target.decode("iso-8859-1")
+                self.record.outcome = f"{method} {target} HTTP/{event.http_version.decode('ascii')}"  # see _respond
             elif isinstance(event, h11.EndOfMessage):
                 self._respond(200, self.record.outcome)
             elif isinstance(event, h11.ConnectionClosed):
@@ -664,9 +668,12 @@ class TLSPageServer(net.LoopbackServer):
             self.connections.append(record)
             try:
                 client = _PageConnection(self, raw, record, time.monotonic())
-            except BaseException:
+            except Exception as error:  # noqa: BLE001 - a bug in setting up one connection must not stop the loop
                 raw.close()
-                raise
+                record.error = InternalError(f"{type(error).__name__}: {error}")
+                record.outcome, record.finished = f"failed: {record.error}", True
+                self._finished(record)
+                continue
             self._clients[client.fileno] = client
             selector.register(raw, selectors.EVENT_READ, client)
 
