@@ -33,6 +33,7 @@ from handshake_lib.errors import (
     UnexpectedMessage,
 )
 from handshake_lib.net.tls import MAX_REQUEST_HEAD, TLSPageServer, open_tls
+from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.connection import (
@@ -402,6 +403,30 @@ def test_a_change_cipher_spec_longer_than_one_byte_is_unexpected_message(server_
         with pytest.raises(UnexpectedMessage, match="ChangeCipherSpec"):
             server.receive_data(key_exchange + encode_record(ContentType.change_cipher_spec, 0x0303, bad))
         assert server.data_to_send()[-2:] == bytes([2, TLSAlert.unexpected_message])
+
+
+@pytest.mark.parametrize("bad", [b"\x01\x01", b"\x02"], ids=["two bytes", "value 2"])
+def test_openssl_answers_a_bad_change_cipher_spec_with_unexpected_message_too(server_files: ServerFiles, bad) -> None:
+    """The same bad ChangeCipherSpec, sent by our client core to OpenSSL (Python's ssl): the alert we chose."""
+    context = server_context(
+        server_files.cert_path, server_files.key_path, ciphers="AES128-GCM-SHA256",
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+    )  # fmt: skip
+    client = TLSClient("localhost", verify=False)
+    with PythonSSLServer(context) as server, net.connect(server.host, server.port, timeout=TIMEOUT) as sock:
+        client.start()
+        sock.sendall(client.data_to_send())
+        answer = b""
+        while not answer:  # until the server's flight is in and our core has its second flight ready
+            client.receive_data(sock.recv(65536))
+            answer = client.data_to_send()
+        key_exchange, _change_cipher_spec, _finished = split_records(answer)
+        sock.sendall(key_exchange + encode_record(ContentType.change_cipher_spec, 0x0303, bad))
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(4096):
+                answer += chunk
+    assert alert_in(answer) == TLSAlert.unexpected_message
 
 
 def test_a_client_hello_without_null_compression_gets_illegal_parameter(server_files: ServerFiles) -> None:
