@@ -14,11 +14,11 @@ from pathlib import Path
 # Widgets draw with matplotlib outside a kernel: never let it look for a display.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from . import handshakes, notebooks, widgets  # noqa: E402 - after MPLBACKEND on purpose
+from . import handshakes, load, notebooks, widgets  # noqa: E402 - after MPLBACKEND on purpose
 from .report import ERROR, Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-GROUPS = ("notebooks", "widgets", "handshakes")
+GROUPS = ("notebooks", "widgets", "handshakes", "load")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,6 +28,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--handshakes", type=int, default=handshakes.DEFAULT_COUNT, metavar="N",
         help=f"timed handshakes per side per suite (default {handshakes.DEFAULT_COUNT})",
+    )
+    parser.add_argument(
+        "--load-quick", action="store_true",
+        help=f"a small load run ({load.QUICK['burst']} at once, {load.QUICK['connections']} in a row, "
+        f"{load.QUICK['slow']} slow) instead of {load.BURST} / {load.CONNECTIONS} / {load.SLOW_CLIENTS}",
     )
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
     parser.add_argument("notebook", nargs="*", type=Path, help="notebooks to time (default: notebooks/ and solutions/)")
@@ -54,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if "handshakes" in groups:
         print(f"timing TLS handshakes ({args.handshakes} per side per suite) ...", file=sys.stderr, flush=True)
         rows.extend(handshakes.measure(count=args.handshakes))
+    if "load" in groups:
+        print("loading our TLS server (bursts, many connections, slow clients) ...", file=sys.stderr, flush=True)
+        rows.extend(load.measure(quick=args.load_quick))
 
     print(format_table(rows))
     for note in notes:

@@ -127,7 +127,9 @@ def test_openssl_client_reassembles_our_cut_certificate(
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.keylog_filename = str(tmp_path / "openssl.log")
     with (
-        TLSPageServer([server_files.issued.der], server_files.issued.private_key, fragment_size=100) as server,
+        TLSPageServer(
+            [server_files.issued.der], server_files.issued.private_key, fragment_size=100, keep_transcripts=True
+        ) as server,
         net.connect("127.0.0.1", server.port) as raw,
         context.wrap_socket(raw, server_hostname="localhost") as tls,
     ):

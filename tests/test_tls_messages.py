@@ -324,7 +324,7 @@ def test_known_but_unmodelled_type_is_kept_raw() -> None:
     "mutate, error",
     [
         (lambda h: setattr(h, "cipher_suites", []), DecodeError),
-        (lambda h: setattr(h, "compression_methods", b"\x01"), DecodeError),
+        (lambda h: setattr(h, "compression_methods", b"\x01"), IllegalParameter),
         (lambda h: setattr(h, "compression_methods", b""), DecodeError),
         (lambda h: setattr(h, "session_id", bytes(33)), DecodeError),
         (lambda h: h.extensions.append(ExtendedMasterSecretExtension()), IllegalParameter),
@@ -395,6 +395,8 @@ def test_server_context_extension_rules() -> None:
 KNOWN_DIFFERENCES = {
     # cipher_suites<2..2^16-2>: out of range is decode_error (RFC 8446 6.2); OpenSSL says illegal_parameter.
     "empty cipher suites": (TLSAlert.decode_error, TLSAlert.illegal_parameter),
+    # A compression list without null: illegal_parameter (RFC 8446 4.1.2, issue 8); OpenSSL 3 says decode_error.
+    "compression without null": (TLSAlert.illegal_parameter, TLSAlert.decode_error),
 }
 MALFORMED_HELLOS = {
     "duplicate extension": lambda h: h.extensions.append(ExtendedMasterSecretExtension()),

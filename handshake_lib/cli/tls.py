@@ -21,6 +21,7 @@ alert); 2 the command line was wrong (including an unknown cipher suite name).
 from __future__ import annotations
 
 import argparse
+import queue
 import signal
 import sys
 import threading
@@ -239,20 +240,23 @@ def _key_kind(private_key: object) -> str:
     return "a non-RSA"
 
 
-def _report_connections(connections: list, reported: int) -> int:
-    """Print one line for each connection that has finished since the last call; return the new count."""
-    while reported < len(connections):
-        record = connections[reported]
-        if record.error is None and b"\r\n\r\n" not in record.request:
-            break  # still in progress: report it (and those after it) next time
+def _report_connections(finished: queue.SimpleQueue) -> None:
+    """Print one line for each connection that has finished since the last call, whatever its outcome.
+
+    The server hands each record over once its connection is over (``on_finished``), so no connection
+    can hold back the ones after it: one that closes after the handshake, or sends a request head over
+    the limit, gets its own line like every other.
+    """
+    while True:
+        try:
+            record = finished.get_nowait()
+        except queue.Empty:
+            return
         if record.error is not None:
-            print(f"connection {reported + 1}: failed: {explain_failure(record.error, 'client')}", flush=True)
+            print(f"connection {record.number}: failed: {explain_failure(record.error, 'client')}", flush=True)
         else:
-            request_line = record.request.split(b"\r\n", 1)[0].decode("iso-8859-1")
-            suite = name_of(CipherSuite, record.handshake.cipher_suite) if record.handshake else "?"
-            print(f"connection {reported + 1}: {suite}: {request_line}", flush=True)
-        reported += 1
-    return reported
+            suite = name_of(CipherSuite, record.handshake.cipher_suite) if record.handshake else "no handshake"
+            print(f"connection {record.number}: {suite}: {record.outcome}", flush=True)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -276,16 +280,18 @@ def run_serve(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # records of finished connections, from the server's thread
     try:
         server = TLSPageServer(
-            chain, private_key, host=args.host, port=args.port, allow_public=args.public, **options  # type: ignore[arg-type]
+            chain, private_key, host=args.host, port=args.port, allow_public=args.public,
+            on_finished=finished.put, **options,  # type: ignore[arg-type]
         )
         with server:
             shown_host = "localhost" if args.host == "127.0.0.1" else args.host
             print(f"serving https://{shown_host}:{server.port}/ with our TLS server (Ctrl-C to stop)", flush=True)
-            reported = 0
             while not stop.wait(0.2):
-                reported = _report_connections(server.connections, reported)
+                _report_connections(finished)
+        _report_connections(finished)  # the connections that ended while the server stopped
     except ValueError as error:  # the server core refused its options (a key that is not RSA, ...)
         raise CommandError(f"cannot serve: {error}", EXIT_USAGE) from None
     except OSError as error:

@@ -11,7 +11,10 @@ sans-I/O: they take bytes and hand back events and bytes to send.  This package 
   ``with`` block ends;
 * every wait has a deadline, and running past it raises :class:`~handshake_lib.errors.ConnectionTimeout`;
 * ``TCP_NODELAY`` is set on both ends: without it a handshake stalls about 40 ms on delayed ACKs
-  (Nagle), which would hide every real cost from a learner and make widgets feel slow.
+  (Nagle), which would hide every real cost from a learner and make widgets feel slow;
+* every listener asks for the system's largest accept queue (:func:`listen_backlog`), so a burst of
+  clients waits in the kernel instead of being dropped, and a server serves at most
+  ``max_connections`` at once (the rest wait in that queue until a slot frees).
 
 One module per protocol on top: :mod:`.tls` (our TLS client and server over sockets: ``tls_get``,
 ``open_tls``, ``TLSPageServer``) and :mod:`.tcp` (the kernel's own view of a real loopback connection).
@@ -27,12 +30,27 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, Self
 
 from ..errors import ConnectionTimeout, HandshakeError
 
 DEFAULT_TIMEOUT = 5.0
 LOOPBACK = "127.0.0.1"
+# How many connections a thread-per-connection LoopbackServer serves at once (one thread each).
+DEFAULT_MAX_THREADS = 64
+
+
+def listen_backlog() -> int:
+    """The largest accept queue the system allows: ``/proc/sys/net/core/somaxconn`` on Linux, else SOMAXCONN.
+
+    ``listen(n)`` is silently capped at this value anyway; asking for it means a burst of clients (500
+    at once in the load benchmark) waits in the kernel's queue instead of being refused or dropped.
+    """
+    try:
+        return max(int(Path("/proc/sys/net/core/somaxconn").read_text().strip()), socket.SOMAXCONN)
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
 
 
 class SansIOConnection(Protocol):
@@ -52,13 +70,13 @@ def _nodelay(sock: socket.socket) -> socket.socket:
     return sock
 
 
-def listen_loopback(family: socket.AddressFamily = socket.AF_INET, backlog: int = 16) -> socket.socket:
-    """A listening socket on loopback, on a port the kernel picks."""
+def listen_loopback(family: socket.AddressFamily = socket.AF_INET, backlog: int | None = None) -> socket.socket:
+    """A listening socket on loopback, on a port the kernel picks (backlog: the system's maximum)."""
     host = "::1" if family == socket.AF_INET6 else LOOPBACK
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.bind((host, 0))
-        sock.listen(backlog)
+        sock.listen(listen_backlog() if backlog is None else backlog)
     except BaseException:
         sock.close()
         raise
@@ -243,7 +261,7 @@ def listen(host: str = LOOPBACK, port: int = 0, *, allow_public: bool = False) -
         if port:  # a fixed port: be able to restart at once while old connections sit in TIME_WAIT
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
-        listener.listen(16)
+        listener.listen(listen_backlog())
     except BaseException:
         listener.close()
         raise
@@ -254,70 +272,145 @@ class LoopbackServer:
     """Accept connections in a background thread for as long as the ``with`` block runs.
 
     Each connection is handed to :meth:`serve` in a thread of its own, with ``TCP_NODELAY`` and a
-    ``timeout`` on every operation.  Leaving the block stops accepting and joins every thread (each
-    bounded by the timeout), so nothing outlives the notebook cell or the test that started it.
+    ``timeout`` on every operation and on the whole connection: once ``timeout`` seconds have passed
+    since the accept, the accept thread shuts the socket down, so the handler's next (or current)
+    read ends, and a client that trickles a byte now and then cannot keep a thread forever.  Leaving
+    the block stops accepting and joins every thread (each bounded by the timeout), so nothing
+    outlives the notebook cell or the test that started it.
     After ``__enter__``, ``host`` and ``port`` hold the bound address.
+
+    Limits (documented in ``docs/limits.md``): at most ``max_connections`` connections (default
+    :data:`DEFAULT_MAX_THREADS`, one thread each) are served at once.  While they are all busy the
+    server does not accept: new clients wait in the kernel's accept queue, which is as long as the
+    system allows (:func:`listen_backlog`), and are served as slots free up.  A finished connection's
+    thread is forgotten at once, so a server that ran for days holds only its live threads.
+    Subclasses that can serve many connections without a thread each (:class:`~handshake_lib.net.tls.TLSPageServer`
+    runs them all in one event loop) override :meth:`_run`.
     """
 
     name = "LoopbackServer"
 
     def __init__(
-        self, *, host: str = LOOPBACK, port: int = 0, allow_public: bool = False, timeout: float = DEFAULT_TIMEOUT
+        self,
+        *,
+        host: str = LOOPBACK,
+        port: int = 0,
+        allow_public: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_THREADS,
     ) -> None:
         # Refuse a bad address now, in the caller's thread, not later in __enter__.
         if not is_loopback(host) and not allow_public:
             raise ValueError(f"refusing to listen on {host!r}, which is not loopback (pass allow_public=True)")
         if not 0 <= port <= 65535:
             raise ValueError(f"port {port} is out of range (0 picks a free one)")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            raise ValueError(f"max_connections must be a positive integer, not {max_connections!r}")
         self.host = host
         self.port = port
         self.allow_public = allow_public
         self.timeout = timeout
+        self.max_connections = max_connections
         self._listener: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
+        self._loop_thread: threading.Thread | None = None
+        self._workers: set[threading.Thread] = set()  # live connection threads only
+        self._workers_lock = threading.Lock()
+        # A duplicate of each live connection's socket, with its deadline: shutting the duplicate down
+        # ends the connection even after the handler wrapped (and detached) the original, as ssl does.
+        self._deadlines: dict[socket.socket, float] = {}
+        self._slots = threading.BoundedSemaphore(max_connections)
         self._stop = threading.Event()
 
     def serve(self, conn: socket.socket) -> None:
         """Handle one accepted connection (closed by the caller afterwards)."""
         raise NotImplementedError
 
+    @property
+    def live_threads(self) -> int:
+        """How many connection threads are running now (at most ``max_connections``)."""
+        with self._workers_lock:
+            return len(self._workers)
+
     def __enter__(self) -> Self:
         self._listener = listen(self.host, self.port, allow_public=self.allow_public)
-        self._listener.settimeout(0.1)  # how often the accept loop looks at the stop flag
         self.host, self.port = self._listener.getsockname()[:2]
-        accept_thread = threading.Thread(target=self._accept_loop, name=f"{self.name}-accept", daemon=True)
-        self._threads.append(accept_thread)
-        accept_thread.start()
+        self._loop_thread = threading.Thread(target=self._run, name=f"{self.name}-accept", daemon=True)
+        self._loop_thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
+        """Stop accepting; let the connections in progress end (each bounded by ``timeout``); release the port."""
         self._stop.set()
-        for thread in list(self._threads):
-            thread.join(self.timeout + 1)
+        if self._loop_thread is not None:
+            self._loop_thread.join(self.timeout + 2)
+        with self._workers_lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(self.timeout + 1)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
 
-    def _accept_loop(self) -> None:
+    def _run(self) -> None:
+        """The accept loop: one thread per connection, at most ``max_connections`` at a time."""
         assert self._listener is not None
+        self._listener.settimeout(0.1)  # how often the loop looks at the stop flag
         while not self._stop.is_set():
+            self._end_overdue_connections()
+            # A free slot first: while every slot is busy, clients wait in the kernel's accept queue.
+            if not self._slots.acquire(timeout=0.1):
+                continue
             try:
                 raw, _ = self._listener.accept()
             except TimeoutError:
+                self._slots.release()
                 continue
             except OSError:
+                self._slots.release()
                 return
-            worker = threading.Thread(target=self._serve_and_close, args=(raw,), name=f"{self.name}-conn", daemon=True)
-            self._threads.append(worker)
+            try:
+                watch = raw.dup()
+            except OSError:  # out of file descriptors: refuse this client rather than serve it unbounded
+                raw.close()
+                self._slots.release()
+                continue
+            worker = threading.Thread(
+                target=self._serve_and_close, args=(raw, watch), name=f"{self.name}-conn", daemon=True
+            )
+            with self._workers_lock:
+                self._workers.add(worker)
+                self._deadlines[watch] = time.monotonic() + self.timeout
             worker.start()
+        # Stopping: connections still running get what is left of their own deadlines (a handler
+        # that ignores its socket being shut down is left to close(), which stops waiting for it too).
+        give_up = time.monotonic() + self.timeout + 1
+        while self.live_threads and time.monotonic() < give_up:
+            self._end_overdue_connections()
+            time.sleep(0.05)
 
-    def _serve_and_close(self, raw: socket.socket) -> None:
-        with contextlib.closing(_nodelay(raw)):
-            raw.settimeout(self.timeout)
-            self.serve(raw)
+    def _end_overdue_connections(self) -> None:
+        now = time.monotonic()
+        with self._workers_lock:
+            for watch, deadline in list(self._deadlines.items()):
+                if deadline <= now:
+                    with contextlib.suppress(OSError):
+                        watch.shutdown(socket.SHUT_RDWR)
+                    del self._deadlines[watch]
+
+    def _serve_and_close(self, raw: socket.socket, watch: socket.socket) -> None:
+        try:
+            with contextlib.closing(_nodelay(raw)):
+                raw.settimeout(self.timeout)
+                self.serve(raw)
+        finally:
+            with self._workers_lock:
+                self._workers.discard(threading.current_thread())
+                self._deadlines.pop(watch, None)
+                watch.close()
+            self._slots.release()
 
 
 def wait_for_port(host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:

@@ -14,8 +14,10 @@ so the peer learns why too.  This module says what to wait for: a handshake, a p
   when each record was sent or received (:class:`TLSResponse`), which is what the lessons display.
   The HTTP is h11's (sans-I/O, like our cores); one deadline covers the whole exchange and the body
   has a size limit (docs/limits.md).
-* :class:`TLSPageServer` serves a small page with our server core on loopback, in a thread, like
-  :class:`handshake_lib.peers.openssl.PythonSSLServer` does with OpenSSL, and records each connection's outcome.
+* :class:`TLSPageServer` serves a small page with our server core on loopback, like
+  :class:`handshake_lib.peers.openssl.PythonSSLServer` does with OpenSSL, and records each connection's
+  outcome.  All its connections run in one thread, a ``selectors`` event loop (the cores are sans-I/O,
+  and so is ``h11``, which reads the requests): a thousand slow clients cost memory, not threads.
 
 Timings.  The driver stamps each transcript entry once: a record we received with the moment its bytes
 came out of ``recv``, a record we sent with the moment its bytes went into ``sendall``.  The core builds
@@ -33,11 +35,13 @@ their timings) lets a trace show the handshake up to the alert that ended it.
 from __future__ import annotations
 
 import contextlib
+import selectors
 import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -54,7 +58,7 @@ from ..errors import (
     Exchange,
     HandshakeError,
     HTTPResponseError,
-    ProtocolError,
+    InternalError,
     ResponseTooLarge,
     ResponseTruncated,
 )
@@ -437,18 +441,222 @@ class _ResponseReader:
 
 
 # -- server -----------------------------------------------------------------------------------------
-@dataclass
-class ServedConnection:
-    """What :class:`TLSPageServer` saw of one connection: the handshake, the request, or the error."""
+# Limits of TLSPageServer (docs/limits.md, "Server").
+DEFAULT_MAX_CONNECTIONS = 1024  # served at once; the rest wait in the kernel's accept queue
+DEFAULT_HISTORY = 100  # finished connections kept in ``connections``
+MAX_REQUEST_HEAD = 65536  # bytes of request head (h11's max_incomplete_event_size): more is a 431
+CLOSE_GRACE = 1.0  # seconds we wait, after our close_notify, for the client's (so it reads the page first)
+RECV_SIZE = 65536  # bytes read from a socket at a time
 
+
+@dataclass(eq=False)
+class ServedConnection:
+    """What :class:`TLSPageServer` saw of one connection: the handshake, the request, or the error.
+
+    ``number`` counts from 1 in the order connections were accepted.  ``finished`` turns true once the
+    connection is over, and ``outcome`` then says in one line how it ended (the request line and our
+    status, "closed after the handshake without a request", the error...).  ``request`` holds the
+    request bytes as they came (at most ``MAX_REQUEST_HEAD``), ``status`` the HTTP status we answered
+    (None if we sent no response).  ``transcript`` stays empty unless the server keeps transcripts.
+    """
+
+    number: int = 0
     handshake: HandshakeComplete | None = None
     request: bytes = b""
     error: BaseException | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
+    status: int | None = None
+    outcome: str = ""
+    finished: bool = False
+
+
+def _forget_frames(error: BaseException) -> BaseException:
+    """``error`` without its traceback (nor its causes'): a kept record must not keep the connection's core alive."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+    return error
+
+
+class _PageConnection:
+    """One client of :class:`TLSPageServer`'s event loop: a TLS core, an h11 connection, a bounded outbox.
+
+    Everything here runs in the loop's thread and never blocks: :meth:`readable` is called when the
+    socket has bytes, :meth:`writable` when it can take more.  We read only while the outbox is
+    empty, so a client that does not read what we send cannot make us buffer more than one answer.
+    """
+
+    def __init__(self, server: TLSPageServer, sock: socket.socket, record: ServedConnection, now: float) -> None:
+        self.server = server
+        self.sock = sock
+        self.fileno = sock.fileno()
+        self.record = record
+        self.deadline = now + server.timeout
+        self.tls = TLSServer(
+            server.certificate_chain, server.private_key, keep_transcript=server.keep_transcripts,
+            **server.server_options,
+        )
+        if server.keep_transcripts:
+            record.transcript = self.tls.transcript
+        self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
+        self.outbox = bytearray()
+        self.answered = False  # our response and close_notify are queued
+        self.ending = False  # nothing more to read: close once the outbox is written
+        self.closed = False
+        self.received = False  # any byte from the client yet
+
+    # -- what the loop calls ---------------------------------------------------------------------
+    @property
+    def wants_read(self) -> bool:
+        return not self.ending and not self.outbox
+
+    def readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""  # a reset is a close, as far as the protocol can tell
+        self._feed(data)
+        self.writable()
+
+    def writable(self) -> None:
+        if self.outbox:
+            try:
+                sent = self.sock.send(self.outbox)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.outbox.clear()  # the peer is gone: nothing we queued can reach it
+                self.ending = True
+            else:
+                del self.outbox[:sent]
+        if self.ending and not self.outbox:
+            self.close()
+
+    def expire(self) -> None:
+        """The deadline passed: record why, and close (a queued alert or page gets no more time)."""
+        if not self.answered:
+            waited = self.server.timeout
+            if self.record.handshake is None:
+                self._finish(error=ConnectionTimeout(f"the handshake did not finish within {waited} s"))
+            else:
+                self._finish(error=ConnectionTimeout(f"no whole request within {waited} s"))
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if not self.record.finished:
+            self._finish()
+        # Forget the socket before closing it: the next accept may be given the same file descriptor.
+        self.server._forget(self)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    # -- protocol ----------------------------------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        if not data and not self.received:
+            # Connected and left without a byte (a port check, a client that changed its mind): no error.
+            self.ending = True
+            return
+        self.received = True
+        try:
+            events = self.tls.receive_data(data)
+        except HandshakeError as error:  # a ProtocolError (we queued the alert) or the client's PeerAlert
+            self.outbox += self.tls.data_to_send()
+            self._finish(error=error)
+            self.ending = True
+            return
+        self.outbox += self.tls.data_to_send()
+        closed = not data
+        for event in events:
+            if isinstance(event, HandshakeComplete):
+                self.record.handshake = event
+            elif isinstance(event, ApplicationData) and not self.answered:
+                room = MAX_REQUEST_HEAD - len(self.record.request)
+                self.record.request += event.data[: max(room, 0)]
+                self.http.receive_data(event.data)
+            elif isinstance(event, ConnectionClosed):
+                closed = True
+        if closed and not self.answered:
+            self.http.receive_data(b"")
+        if not self.answered:
+            self._read_request()
+        if closed:
+            self.ending = True
+
+    def _read_request(self) -> None:
+        """Run h11 over what arrived: answer a whole request, or a request h11 refuses (431, 400)."""
+        while not self.answered:
+            try:
+                event = self.http.next_event()
+            except h11.RemoteProtocolError as error:
+                # Too big a head is 431 (h11's hint), anything else it cannot parse 400 (RFC 9112 section 2.2).
+                status = error.error_status_hint
+                if status == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
+                    self._respond(status, f"a request head over {MAX_REQUEST_HEAD} bytes")
+                else:
+                    self._respond(status, f"a request h11 cannot read ({error})")
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                method, target = event.method.decode("ascii"), event.target.decode("iso-8859-1")
+                self.record.outcome = f"{method} {target} HTTP/{event.http_version.decode('ascii')}"  # see _respond
+            elif isinstance(event, h11.EndOfMessage):
+                self._respond(200, self.record.outcome)
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+
+    def _respond(self, status: int, what: str) -> None:
+        if status == 200:
+            body, content_type = self.server.page, "text/html; charset=utf-8"
+        else:
+            body, content_type = f"{status} {HTTPStatus(status).phrase}\n".encode(), "text/plain; charset=utf-8"
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Connection", "close")]
+        try:
+            head = h11.Response(status_code=status, headers=headers, reason=HTTPStatus(status).phrase)
+            response = self.http.send(head)
+            response += self.http.send(h11.Data(data=body)) + self.http.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:  # h11 will not let us answer (the client already closed): just close
+            self.answered = True
+            self.ending = True
+            return
+        self.answered = True
+        self.record.status = status
+        self.record.outcome = f"{what} -> {status} {HTTPStatus(status).phrase}"
+        with contextlib.suppress(HandshakeError):
+            self.tls.send_application_data(response)
+            self.tls.close()
+        self.outbox += self.tls.data_to_send()
+        # Wait a little for the client's close_notify, so that it reads the page before our FIN.
+        self.deadline = min(self.deadline, time.monotonic() + CLOSE_GRACE)
+
+    def _finish(self, *, error: BaseException | None = None) -> None:
+        record = self.record
+        if record.finished:
+            return
+        if error is not None and record.error is None and not self.answered:
+            record.error = _forget_frames(error)
+        if not record.outcome:
+            record.outcome = "closed before the handshake" if record.handshake is None else (
+                "closed after the handshake without a request"
+            )
+        elif record.status is None:
+            record.outcome += " (closed before the request was complete)"
+        if record.error is not None:
+            record.outcome = f"failed: {record.error}"
+        record.finished = True
+        self.server._finished(record)
 
 
 class TLSPageServer(net.LoopbackServer):
-    """Our TLS 1.2 server core serving ``page`` over HTTP/1.1 on loopback, in a thread.
+    """Our TLS 1.2 server core serving ``page`` over HTTP/1.1 on loopback, in one thread.
 
     >>> with TLSPageServer(chain, key) as server:      # doctest: +SKIP
     ...     tls_get(f"https://localhost:{server.port}/", cafile=ca)
@@ -459,8 +667,22 @@ class TLSPageServer(net.LoopbackServer):
     teaching server must not end up on a network by accident.  ``server_options`` go to
     :class:`~handshake_lib.tls.server.TLSServer` for every connection (``cipher_suites``,
     ``extended_master_secret``, ``keylog``...); ``keylog_path`` appends NSS key log lines to a file.
-    Each connection's outcome is appended to ``connections``.
+
+    One event loop (``selectors``, non-blocking sockets) serves every connection: each is a sans-I/O
+    TLS core plus an ``h11`` HTTP/1.1 connection, so a thousand slow clients cost memory, not threads,
+    and a normal client is still served at once.  HTTP is h11's: a request with bare LF line ends is
+    answered, a head over ``MAX_REQUEST_HEAD`` bytes gets 431, one h11 cannot parse 400.
+
+    Limits (``docs/limits.md``): every connection has ``timeout`` seconds from accept to its last
+    byte; at most ``max_connections`` (default :data:`DEFAULT_MAX_CONNECTIONS`) are served at once,
+    the next ones wait in the kernel's accept queue (the system's largest); ``connections`` keeps the
+    ``history`` (default :data:`DEFAULT_HISTORY`) most recent :class:`ServedConnection` records, in the
+    order they were accepted, without transcripts unless ``keep_transcripts=True``.  ``on_finished``, if
+    given, is called (in the server's thread) with each record once its connection is over: the
+    ``tls serve`` console log uses it.  ``accepted`` counts every connection since the start.
     """
+
+    name = "TLSPageServer"
 
     def __init__(
         self,
@@ -473,56 +695,148 @@ class TLSPageServer(net.LoopbackServer):
         host: str = net.LOOPBACK,
         port: int = 0,
         allow_public: bool = False,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        history: int = DEFAULT_HISTORY,
+        keep_transcripts: bool = False,
+        on_finished: Callable[[ServedConnection], None] | None = None,
         **server_options: Any,
     ) -> None:
         self.certificate_chain = [
             c.public_bytes(Encoding.DER) if isinstance(c, x509.Certificate) else bytes(c) for c in certificate_chain
         ]
-        super().__init__(host=host, port=port, allow_public=allow_public, timeout=timeout)
+        super().__init__(
+            host=host, port=port, allow_public=allow_public, timeout=timeout, max_connections=max_connections
+        )
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"history must be a positive integer, not {history!r}")
         self.private_key = private_key
         self.page = page
         if keylog_path is not None:
             server_options.setdefault("keylog", _keylog_writer(keylog_path))
         self.server_options = server_options
-        # Fail now, in the caller's thread, if the options are wrong (not in a worker later).
+        # Fail now, in the caller's thread, if the options are wrong (not in the loop later).
         TLSServer(self.certificate_chain, private_key, **server_options)
-        self.connections: list[ServedConnection] = []
+        self.keep_transcripts = keep_transcripts
+        self.on_finished = on_finished
+        self.connections: deque[ServedConnection] = deque(maxlen=history)
+        self.accepted = 0
+        self._clients: dict[int, _PageConnection] = {}  # file descriptor -> connection
+        self._selector: selectors.BaseSelector | None = None
 
-    def _response(self) -> bytes:
-        head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            f"Content-Length: {len(self.page)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        return head + self.page
+    @property
+    def live_connections(self) -> int:
+        """How many connections are being served now (at most ``max_connections``)."""
+        return len(self._clients)
 
-    name = "TLSPageServer"
+    def serve(self, conn: socket.socket) -> None:  # pragma: no cover - the event loop serves instead
+        raise NotImplementedError("TLSPageServer serves every connection in its event loop")
 
-    def serve(self, raw: socket.socket) -> None:
-        record = ServedConnection()
-        self.connections.append(record)
-        server = TLSServer(self.certificate_chain, self.private_key, **self.server_options)
-        record.transcript = server.transcript
-        driver = net.SocketDriver(server, raw)
-        deadline = time.monotonic() + self.timeout
+    def _finished(self, record: ServedConnection) -> None:
+        if self.on_finished is not None:
+            # The caller's callback must not stop the server for everyone else.
+            with contextlib.suppress(Exception):
+                self.on_finished(record)
+
+    def _run(self) -> None:
+        """The event loop: accept while below the cap, read and write whatever is ready, expire deadlines."""
+        listener = self._listener
+        assert listener is not None
+        listener.setblocking(False)
+        selector = self._selector = selectors.DefaultSelector()
+        listening = False
         try:
-            while b"\r\n\r\n" not in record.request:
-                for event in driver.receive(deadline):
-                    if isinstance(event, HandshakeComplete):
-                        record.handshake = event
-                    elif isinstance(event, ApplicationData):
-                        record.request += event.data
-                    elif isinstance(event, ConnectionClosed):
-                        return
-                if len(record.request) > 65536:
+            while True:
+                stopping = self._stop.is_set()
+                want_listen = not stopping and len(self._clients) < self.max_connections
+                if want_listen != listening:
+                    if want_listen:
+                        selector.register(listener, selectors.EVENT_READ, None)
+                    else:
+                        selector.unregister(listener)
+                    listening = want_listen
+                if stopping and not self._clients:
                     return
-            server.send_application_data(self._response())
-            server.close()
-            driver.flush()
-            # Wait briefly for the client's close_notify, so that it reads the page before our FIN.
-            with contextlib.suppress(HandshakeError, OSError):
-                driver.receive(min(deadline, time.monotonic() + 1.0))
-        except (HandshakeError, ProtocolError, OSError) as error:
-            record.error = error
+                for key, mask in selector.select(self._wait_time()):
+                    if key.data is None:
+                        self._accept(selector)
+                        continue
+                    client: _PageConnection = key.data
+                    if mask & selectors.EVENT_WRITE:
+                        self._guarded(client, client.writable)
+                    if mask & selectors.EVENT_READ and not client.closed:
+                        self._guarded(client, client.readable)
+                now = time.monotonic()
+                for client in list(self._clients.values()):
+                    if not client.closed and client.deadline <= now:
+                        self._guarded(client, client.expire)
+                    self._update(selector, client)
+        finally:
+            for client in list(self._clients.values()):
+                client.close()
+            self._clients.clear()
+            selector.close()
+            self._selector = None
+
+    def _wait_time(self) -> float:
+        # Wake at the nearest deadline, and every 0.1 s to look at the stop flag.
+        if not self._clients:
+            return 0.1
+        nearest = min(client.deadline for client in self._clients.values())
+        return min(0.1, max(0.0, nearest - time.monotonic()))
+
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        assert self._listener is not None
+        while len(self._clients) < self.max_connections:
+            try:
+                raw, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ECONNABORTED, EMFILE...: this client is lost, the loop goes on
+                return
+            raw.setblocking(False)
+            net._nodelay(raw)
+            self.accepted += 1
+            record = ServedConnection(number=self.accepted)
+            self.connections.append(record)
+            try:
+                client = _PageConnection(self, raw, record, time.monotonic())
+            except Exception as error:  # noqa: BLE001 - a bug in setting up one connection must not stop the loop
+                raw.close()
+                record.error = InternalError(f"{type(error).__name__}: {error}")
+                record.outcome, record.finished = f"failed: {record.error}", True
+                self._finished(record)
+                continue
+            self._clients[client.fileno] = client
+            selector.register(raw, selectors.EVENT_READ, client)
+
+    def _guarded(self, client: _PageConnection, step: Callable[[], None]) -> None:
+        """Run one step of one connection; a bug there ends that connection, never the loop."""
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - logged in the record, as an internal error
+            client._finish(error=InternalError(f"{type(error).__name__}: {error}"))
+            client.close()
+
+    def _forget(self, client: _PageConnection) -> None:
+        if self._clients.get(client.fileno) is client:
+            del self._clients[client.fileno]
+            if self._selector is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(client.sock)
+
+    def _update(self, selector: selectors.BaseSelector, client: _PageConnection) -> None:
+        """Register what ``client`` waits for now (a closed one has already been forgotten)."""
+        if client.closed:
+            return
+        events = (selectors.EVENT_READ if client.wants_read else 0) | (
+            selectors.EVENT_WRITE if client.outbox else 0
+        )
+        key = selector.get_key(client.sock)
+        if events == 0:
+            # Ending with nothing left to write closes at once; a client we stopped reading waits for its deadline.
+            events = selectors.EVENT_READ
+        if key.events != events:
+            selector.modify(client.sock, events, client)
 
 
 # -- raw ClientHello bytes to a real server ---------------------------------------------------------

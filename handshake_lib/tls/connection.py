@@ -43,6 +43,12 @@ not also returned as an event, because the exception already says everything, an
 ends with an exception cannot be mistaken for one that goes on.  A received ``close_notify`` is
 returned as :class:`AlertReceived` then :class:`ConnectionClosed` after the handshake, and raises
 ``PeerAlert(close_notify)`` in the middle of one.
+
+Limits (``docs/limits.md``).  What a peer can make a connection hold is bounded: a record by the record
+layer (2^14 bytes, 2^14 + 2048 protected), a handshake message by the reassembler (128 KiB), the records
+one handshake message may be cut into (:data:`MAX_RECORDS_PER_HANDSHAKE_MESSAGE`), and the records that
+carry nothing: warning alerts (:data:`MAX_WARNING_ALERTS` in a row) and empty application data
+(:data:`MAX_EMPTY_RECORDS` in a row).  Crossing one is ``unexpected_message``, as in OpenSSL and BoringSSL.
 """
 
 from __future__ import annotations
@@ -112,6 +118,9 @@ __all__ = [
     "InternalError",
     "RSA_SUITES",
     "DEFAULT_CLIENT_SUITES",
+    "MAX_RECORDS_PER_HANDSHAKE_MESSAGE",
+    "MAX_WARNING_ALERTS",
+    "MAX_EMPTY_RECORDS",
     "DEFAULT_SERVER_SUITES",
     "record_spans",
     "plaintext_spans",
@@ -132,6 +141,24 @@ DEFAULT_CLIENT_SUITES: tuple[CipherSuite, ...] = (
     CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA,
 )
 DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = DEFAULT_CLIENT_SUITES
+
+# -- limits on what a peer can make a connection do (docs/limits.md) --------------------------------
+# Each record costs us far more than its bytes (an object in the transcript, a pass through the record
+# layer), so a peer that cuts its messages into tiny records could make a connection hold tens of MB
+# and seconds of CPU (issue 8: a 128 KiB ClientHello in 131,076 one-byte records).  Cutting a message
+# into small records is legal, and test suites cut a ClientHello into one-byte records; the bound is
+# set so that a 4 KiB message (twice the largest ClientHello browsers send, post-quantum key share
+# included) still passes byte by byte, and our largest message (MAX_HANDSHAKE_MESSAGE_LENGTH, 128 KiB)
+# in records of at least 32 bytes.  It also caps the transcript: a handshake has a handful of messages.
+MAX_RECORDS_PER_HANDSHAKE_MESSAGE = 4096
+# Consecutive warning alerts accepted before the connection fails with unexpected_message; the fifth
+# in a row is refused, as OpenSSL (MAX_WARN_ALERT_COUNT 5) and BoringSSL (kMaxWarningAlerts 4) do.
+# The count starts again at any other record, so a long connection is never refused for a few.
+MAX_WARNING_ALERTS = 4
+# Consecutive empty application data records accepted (legal, once used against BEAST) before the
+# connection fails with unexpected_message: BoringSSL's kMaxEmptyRecords.  Each would otherwise be a
+# transcript entry for free.
+MAX_EMPTY_RECORDS = 32
 
 
 # ConnectionStateError, UnexpectedEOF, UnsupportedExtension and InternalError live in errors.py now;
@@ -364,12 +391,16 @@ class TLSConnection:
         encrypt_then_mac: bool = True,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
         stages: Stages = LIBRARY_STAGES,
+        keep_transcript: bool = True,
     ) -> None:
         # Framing, both directions' protection and the switch at ChangeCipherSpec live in the record layer;
         # ``fragment_size`` below 2^14 cuts our handshake messages across records (the peer reassembles).
         self._records = RecordLayer(ProtocolVersion.TLS1_2, fragment_size=fragment_size)
         self._state: State = INITIAL_STATE[self.role]
+        # Every record in and out, for the lessons; a server that does not show them (``keep_transcript=False``)
+        # keeps none, so that a long or hostile connection costs no memory per record.
         self.transcript: list[TranscriptEntry] = []
+        self._keep_transcript = keep_transcript
         self.error: BaseException | None = None
         self.params: SuiteParams | None = None
         self.client_random: bytes = b""
@@ -389,6 +420,9 @@ class TLSConnection:
         self.stages = stages  # as given; ``_stages`` has the library's defaults wired to replaced ones
         self._stages = stages.resolved()
         self._reassembler = HandshakeReassembler()
+        self._message_records = 0  # records that carried pieces of the handshake message being reassembled
+        self._warning_alerts = 0  # warning alerts in a row (MAX_WARNING_ALERTS)
+        self._empty_records = 0  # empty application data records in a row (MAX_EMPTY_RECORDS)
         self._outgoing = bytearray()
         # Every handshake message, header included, in order: the input of the transcript hash.
         self._handshake_messages = bytearray()
@@ -486,7 +520,8 @@ class TLSConnection:
         entry = TranscriptEntry(
             self.incoming_direction, record.content_type, raw, b"", [], encrypted=self._records.read_protected
         )
-        self.transcript.append(entry)
+        if self._keep_transcript:
+            self.transcript.append(entry)
         plaintext = self._records.unprotect(record).data
         entry.plaintext = plaintext
         content_type = record.content_type
@@ -494,21 +529,44 @@ class TLSConnection:
             raise UnexpectedMessage(
                 f"{name_of(ContentType, content_type)} record in the middle of a fragmented handshake message"
             )
+        if content_type != ContentType.alert:
+            self._warning_alerts = 0
+        if content_type != ContentType.application_data or plaintext:
+            self._empty_records = 0
         if content_type == ContentType.handshake:
             if not plaintext:
                 raise DecodeError("empty handshake record (RFC 5246 section 6.2.1 forbids it)", field="record.length")
+            self._message_records += 1
+            if self._message_records > MAX_RECORDS_PER_HANDSHAKE_MESSAGE:
+                # unexpected_message, as BoringSSL answers too many empty records: each record is well
+                # formed (not decode_error), it is the way the peer cuts its messages that we refuse.
+                raise UnexpectedMessage(
+                    f"a handshake message cut into more than {MAX_RECORDS_PER_HANDSHAKE_MESSAGE} records "
+                    f"({self._reassembler.buffered + len(plaintext)} bytes so far): refused as a denial of service"
+                )
             verify_length = self.params.verify_data_length if self.params is not None else 12
-            for reassembled in self._reassembler.feed(plaintext):
+            messages = self._reassembler.feed(plaintext)
+            if not self._reassembler.buffered:
+                self._message_records = 0  # the record ended on a message boundary
+            elif messages:
+                self._message_records = 1  # the next message started in this record
+            for reassembled in messages:
                 message, _ = decode_handshake(reassembled.raw, verify_data_length=verify_length, annotate=False)
                 entry.messages.append(message)
                 self._receive_handshake(message, reassembled.raw, events)
                 if self._close_received:
                     break
         elif content_type == ContentType.change_cipher_spec:
-            reader = Reader(plaintext, annotate=False)
-            change_cipher_spec = ChangeCipherSpec.decode(reader)
+            # The record holds exactly one byte, 1 (RFC 5246 section 7.1).  Anything else is not a
+            # ChangeCipherSpec message at all: unexpected_message, as OpenSSL answers
+            # (SSL_R_BAD_CHANGE_CIPHER_SPEC) and the independent test suite of issue 8 expects.
+            if plaintext != b"\x01":
+                raise UnexpectedMessage(
+                    f"a ChangeCipherSpec record of {len(plaintext)} bytes ({plaintext[:8].hex()}); "
+                    "RFC 5246 section 7.1 allows only the one byte 01"
+                )
+            change_cipher_spec = ChangeCipherSpec.decode(Reader(plaintext, annotate=False))
             entry.messages.append(change_cipher_spec)
-            reader.expect_end("ChangeCipherSpec, which is one byte")
             self._step(Input.change_cipher_spec, change_cipher_spec, events)
         elif content_type == ContentType.alert:
             reader = Reader(plaintext, annotate=False)
@@ -517,6 +575,10 @@ class TLSConnection:
             entry.messages.append(alert)
             self._receive_alert(alert, events)
         elif content_type == ContentType.application_data:
+            if not plaintext:
+                self._empty_records += 1
+                if self._empty_records > MAX_EMPTY_RECORDS:
+                    raise UnexpectedMessage(f"more than {MAX_EMPTY_RECORDS} empty application data records in a row")
             data = ApplicationData(plaintext)
             entry.messages.append(data)
             self._step(Input.application_data, data, events)
@@ -539,6 +601,10 @@ class TLSConnection:
         if alert.level == AlertLevel.fatal:
             raise PeerAlert(alert.description)
         if alert.description != TLSAlert.close_notify:
+            self._warning_alerts += 1
+            if self._warning_alerts > MAX_WARNING_ALERTS:
+                # OpenSSL: SSL_R_TOO_MANY_WARN_ALERTS with unexpected_message; BoringSSL the same.
+                raise UnexpectedMessage(f"more than {MAX_WARNING_ALERTS} warning alerts in a row")
             events.append(AlertReceived(alert.level, alert.description))
             return
         if self.state not in (State.CONNECTED, State.CLOSED):
@@ -643,11 +709,13 @@ class TLSConnection:
                 carried = list(messages) if number == len(records) else []
                 if number == len(records):
                     self._sent_names += (sent_name(message) for message in messages)
-            self.transcript.append(
-                TranscriptEntry(
-                    self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried, encrypted=sent.encrypted
+            if self._keep_transcript:
+                self.transcript.append(
+                    TranscriptEntry(
+                        self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried,
+                        encrypted=sent.encrypted,
+                    )
                 )
-            )
 
     def _send_handshake(self, message: HandshakeMessage, raw: bytes | None = None) -> bytes:
         """Send one handshake message (in as many records as it needs); returns its bytes.

@@ -110,6 +110,10 @@ MAX_PLAINTEXT_LENGTH = 1 << 14  # TLSPlaintext.length limit (RFC 5246 section 6.
 MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048  # TLSCiphertext.length limit (section 6.2.3)
 MAX_SEQUENCE_NUMBER = (1 << 64) - 1
 HANDSHAKE_HEADER_LENGTH = 4
+# RFC 5246 appendix E.2: an SSL 2.0-format ClientHello starts with a two-byte length whose high bit is
+# set, then msg_type 1.  We refuse it (a TLS 1.2 server MAY accept it; OpenSSL still does), with
+# protocol_version, the alert for a peer speaking a version we do not: the SSL 2.0 record format.
+SSL2_MT_CLIENT_HELLO = 1
 # The largest handshake message we buffer: a certificate chain of a few 4 KB certificates fits many times.
 MAX_HANDSHAKE_MESSAGE_LENGTH = 1 << 17
 
@@ -218,6 +222,11 @@ class RecordReader:
         """The next whole record in the buffer, or None if more bytes are needed."""
         if len(self._buffer) < RECORD_HEADER_LENGTH:
             return None
+        if self._consumed == 0 and self._buffer[0] & 0x80 and self._buffer[2] == SSL2_MT_CLIENT_HELLO:
+            raise ProtocolVersionError(
+                f"an SSLv2-compatible ClientHello (RFC 5246 appendix E.2, first byte 0x{self._buffer[0]:02x}): "
+                "this server speaks only the TLS record format; the client must send its ClientHello in a TLS record"
+            )
         content_type, version, length = _read_header(bytes(self._buffer[:RECORD_HEADER_LENGTH]), self._consumed, None)
         # Check the header before waiting for the body: a peer claiming 60000 bytes must not make us wait.
         _check_header(content_type, version, length, self.limit, self._consumed)

@@ -85,6 +85,8 @@ class TLSServer(TLSConnection):
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
         # the learner's replacements (DESIGN section 3, rule 6)
         stages: Stages = LIBRARY_STAGES,
+        # False: keep no record transcript (a server under load that shows nothing)
+        keep_transcript: bool = True,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -93,6 +95,7 @@ class TLSServer(TLSConnection):
             encrypt_then_mac=encrypt_then_mac,
             fragment_size=fragment_size,
             stages=stages,
+            keep_transcript=keep_transcript,
         )
         if not certificate_chain:
             raise ValueError("the server needs a certificate chain (DER, leaf first)")
