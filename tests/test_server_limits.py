@@ -40,6 +40,7 @@ from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.connection import (
     MAX_EMPTY_RECORDS,
     MAX_RECORDS_PER_HANDSHAKE_MESSAGE,
+    MAX_TRANSCRIPT_RECORDS,
     MAX_WARNING_ALERTS,
     AlertReceived,
 )
@@ -265,6 +266,25 @@ def test_page_server_sends_unexpected_message_for_a_hello_in_tiny_records(server
         wait_until_finished(server, 1)
     assert alert_in(answer) == TLSAlert.unexpected_message
     assert isinstance(server.connections[0].error, UnexpectedMessage)
+
+
+# -- item 2, both roles: what a connection keeps --------------------------------------------------------
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_the_transcript_is_bounded_however_small_the_records(server_certificate, role: str) -> None:
+    """A peer that sends its data one byte per record gets every byte through, but not a transcript entry
+    for each: past MAX_TRANSCRIPT_RECORDS, records are counted, not kept."""
+    client, server = make_pair(server_certificate)
+    handshake_in_memory(client, server)
+    peer, connection = (server, client) if role == "client" else (client, server)
+    kept_before = len(connection.transcript)
+    received = bytearray()
+    for _ in range(4):  # in rounds, as a socket would deliver them
+        for _ in range(1500):
+            peer.send_application_data(b"x")
+        received += b"".join(e.data for e in connection.receive_data(peer.data_to_send()) if hasattr(e, "data"))
+    assert bytes(received) == b"x" * 6000
+    assert len(connection.transcript) == MAX_TRANSCRIPT_RECORDS
+    assert connection.transcript_overflow == kept_before + 6000 - MAX_TRANSCRIPT_RECORDS
 
 
 # -- item 8: warning alerts; and empty records ------------------------------------------------------

@@ -159,6 +159,11 @@ MAX_WARNING_ALERTS = 4
 # connection fails with unexpected_message: BoringSSL's kMaxEmptyRecords.  Each would otherwise be a
 # transcript entry for free.
 MAX_EMPTY_RECORDS = 32
+# Records a connection keeps in its transcript.  A page fetch has about a dozen; a peer that sends its data
+# in one-byte records would otherwise make the transcript, not the data, the connection's cost (550 bytes
+# a record: 36 MB after 65,000 records).  Later records are still processed, only counted in
+# ``transcript_overflow``.
+MAX_TRANSCRIPT_RECORDS = 4096
 
 
 # ConnectionStateError, UnexpectedEOF, UnsupportedExtension and InternalError live in errors.py now;
@@ -401,6 +406,7 @@ class TLSConnection:
         # keeps none, so that a long or hostile connection costs no memory per record.
         self.transcript: list[TranscriptEntry] = []
         self._keep_transcript = keep_transcript
+        self.transcript_overflow = 0  # records not kept: the transcript was full (MAX_TRANSCRIPT_RECORDS)
         self.error: BaseException | None = None
         self.params: SuiteParams | None = None
         self.client_random: bytes = b""
@@ -520,8 +526,7 @@ class TLSConnection:
         entry = TranscriptEntry(
             self.incoming_direction, record.content_type, raw, b"", [], encrypted=self._records.read_protected
         )
-        if self._keep_transcript:
-            self.transcript.append(entry)
+        self._keep(entry)
         plaintext = self._records.unprotect(record).data
         entry.plaintext = plaintext
         content_type = record.content_type
@@ -709,13 +714,20 @@ class TLSConnection:
                 carried = list(messages) if number == len(records) else []
                 if number == len(records):
                     self._sent_names += (sent_name(message) for message in messages)
-            if self._keep_transcript:
-                self.transcript.append(
-                    TranscriptEntry(
-                        self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried,
-                        encrypted=sent.encrypted,
-                    )
+            self._keep(
+                TranscriptEntry(
+                    self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried, encrypted=sent.encrypted
                 )
+            )
+
+    def _keep(self, entry: TranscriptEntry) -> None:
+        """Add ``entry`` to the transcript, if this connection keeps one and it is not full."""
+        if not self._keep_transcript:
+            return
+        if len(self.transcript) < MAX_TRANSCRIPT_RECORDS:
+            self.transcript.append(entry)
+        else:
+            self.transcript_overflow += 1
 
     def _send_handshake(self, message: HandshakeMessage, raw: bytes | None = None) -> bytes:
         """Send one handshake message (in as many records as it needs); returns its bytes.
