@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import HandshakeError
 from ..net.tcp import observe_loopback
 from ..tcp import CapturedSegment, Flags, TCPInfo, bundled_capture, read_pcap
+from .arguments import MAX_SECONDS, input_file, seconds
 from .errors import CommandError
 
 SEQUENCE_SPACE = 1 << 32
@@ -35,14 +35,17 @@ def register(groups: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(title="commands", metavar="{decode,observe}", required=True)
     decode = commands.add_parser("decode", help="one line per TCP segment of a pcap file", description=__doc__)
     decode.add_argument(
-        "capture", nargs="?", type=Path, default=None,
+        "capture", nargs="?", type=input_file, default=None,
         help="a classic pcap file (default: the loopback capture bundled with the library)",
     )
     decode.add_argument("--trace", action="store_true", help="also print each frame's annotated hex dump")
     decode.set_defaults(command=run_decode)
     observe = commands.add_parser("observe", help="TCP_INFO of a live loopback connection (Linux)")
     observe.add_argument("--host", choices=("127.0.0.1", "::1"), default="127.0.0.1", help="loopback address")
-    observe.add_argument("--timeout", type=float, default=5.0, help="seconds before giving up (default 5)")
+    observe.add_argument(
+        "--timeout", type=seconds, default=5.0, metavar="SECONDS",
+        help=f"seconds before giving up (default 5, at most {MAX_SECONDS:g})",
+    )
     observe.set_defaults(command=run_observe)
 
 

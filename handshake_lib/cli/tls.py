@@ -21,6 +21,7 @@ alert); 2 the command line was wrong (including an unknown cipher suite name).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import sys
 import threading
@@ -33,10 +34,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from ..errors import CertificateError, ConnectionTimeout, HandshakeError, PeerAlert, ProtocolError
+from ..hostnames import check_dns_name
 from ..net import is_loopback
 from ..tls.constants import CipherSuite, name_of
 from ..tls.record import MAX_PLAINTEXT_LENGTH
 from ..tls.suites import SUITES, parse_suite_name
+from .arguments import MAX_SECONDS, append_file, pem_file, port, seconds
 from .errors import EXIT_USAGE, CommandError
 from .trace import render_transcript
 
@@ -52,7 +55,7 @@ def register(groups: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     get.add_argument("url", help="https://HOST[:PORT]/PATH")
-    get.add_argument("--cafile", type=Path, help="PEM file of the CA(s) to trust")
+    get.add_argument("--cafile", type=pem_file, help="PEM file of the CA(s) to trust")
     get.add_argument("--tls", choices=("1.2",), default="1.2", help="protocol version (only 1.2 for now)")
     get.add_argument(
         "--cipher", action="append", default=[], metavar="NAME",
@@ -61,23 +64,30 @@ def register(groups: argparse._SubParsersAction) -> None:
     get.add_argument(
         "--trace", action="store_true", help="print the annotated handshake, record by record, to stderr"
     )
-    get.add_argument("--keylog", type=Path, metavar="FILE", help="append the NSS key log line (for Wireshark)")
+    get.add_argument(
+        "--keylog", type=append_file, metavar="FILE", help="append the NSS key log line (for Wireshark)"
+    )
     get.add_argument("--insecure", action="store_true", help="do NOT verify the server's certificate")
-    get.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole exchange")
+    get.add_argument(
+        "--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"seconds for the whole exchange (default {DEFAULT_TIMEOUT:g}, at most {MAX_SECONDS:g})",
+    )
     _add_fragment_size(get)
     get.set_defaults(command=run_get)
 
     serve = commands.add_parser("serve", help="serve a small page with our TLS server (loopback by default)")
-    serve.add_argument("--port", type=int, required=True, help="TCP port (0: let the kernel choose)")
-    serve.add_argument("--cert", type=Path, required=True, help="PEM certificate chain, leaf first")
-    serve.add_argument("--key", type=Path, required=True, help="PEM private key (RSA for TLS_RSA_* suites)")
+    serve.add_argument("--port", type=port, required=True, help="TCP port (0: let the kernel choose)")
+    serve.add_argument("--cert", type=pem_file, required=True, help="PEM certificate chain, leaf first")
+    serve.add_argument("--key", type=pem_file, required=True, help="PEM private key (RSA for TLS_RSA_* suites)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--public", action="store_true", help="allow binding an address that is not loopback")
     serve.add_argument(
         "--cipher", action="append", default=[], metavar="NAME",
         help="cipher suite to accept, IANA or OpenSSL name (repeatable or comma-separated)",
     )
-    serve.add_argument("--keylog", type=Path, metavar="FILE", help="append NSS key log lines (for Wireshark)")
+    serve.add_argument(
+        "--keylog", type=append_file, metavar="FILE", help="append NSS key log lines (for Wireshark)"
+    )
     _add_fragment_size(serve)
     serve.set_defaults(command=run_serve)
 
@@ -141,20 +151,33 @@ def explain_failure(error: BaseException, peer: str = "server") -> str:
 
 # -- tls get -----------------------------------------------------------------------------------------
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise CommandError(f"expected a URL like https://localhost:8443/, not {url!r}", EXIT_USAGE)
+    """Refuse, in one line, a URL ``tls_get`` could not use: checked before any connection is made."""
+    example = "expected a URL like https://localhost:8443/"
+    if not url.isascii() or any(character.isspace() or not character.isprintable() for character in url):
+        # A space or CR LF in the path would end up in the request line; curl refuses them too.
+        raise CommandError(
+            f"{example}: {url!r} holds spaces, control or non-ASCII characters (percent-encode them: %20)",
+            EXIT_USAGE,
+        )
     try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError as error:  # "Invalid IPv6 URL" for https://[::1/, "Port out of range 0-65535"
+        raise CommandError(f"{example}, not {url!r} ({error})", EXIT_USAGE) from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise CommandError(f"{example}, not {url!r}", EXIT_USAGE)
+    try:
+        ipaddress.ip_address(parts.hostname)
     except ValueError:
-        raise CommandError(f"bad port in {url!r}", EXIT_USAGE) from None
+        try:
+            check_dns_name(parts.hostname)
+        except ValueError as error:
+            raise CommandError(f"bad host in the URL: {error}", EXIT_USAGE) from None
 
 
 def run_get(args: argparse.Namespace) -> int:
     _check_url(args.url)
     suites = parse_cipher_options(args.cipher)
-    if args.cafile is not None and not args.cafile.is_file():
-        raise CommandError(f"CA file {args.cafile} does not exist", EXIT_USAGE)
     if args.insecure:
         print(
             "handshakes: warning: --insecure: the server's certificate is NOT checked; "
