@@ -36,7 +36,7 @@ from ..tls.constants import OPENSSL_NAMES
 from ..tls.negotiation import choose_cipher_suite as library_choose_cipher_suite
 from ..tls.suites import RSA_SUITE_NAMES
 from ..viz.hexview import HexView
-from ..viz.widget import ControlledWidget
+from ..viz.widget import ControlledWidget, check_control
 from ..wire import Span
 
 __all__ = [
@@ -121,12 +121,19 @@ class NegotiationExplorer(ControlledWidget, widgets.VBox):
         supported: Sequence[str] | None = None,
         prefer: str | None = None,
     ) -> NegotiationResult:
-        """Set any control and recompute both choices (the widget callback)."""
+        """Set any control and recompute both choices (the widget callback).
+
+        A suite not in :data:`NEGOTIATION_SUITES`, a str where a list is due, or a ``prefer`` other than
+        ``"server"`` or ``"client"`` raises ValueError or TypeError before anything changes.
+        """
+        offered = check_control("offered", offered, self.offered_box)
+        supported = check_control("supported", supported, self.supported_box)
+        prefer = check_control("prefer", prefer, self.prefer_box)
         with self.holding():
             if offered is not None:
-                self.offered_box.value = [s for s in offered if s in NEGOTIATION_SUITES]
+                self.offered_box.value = offered
             if supported is not None:
-                self.supported_box.value = [s for s in supported if s in NEGOTIATION_SUITES]
+                self.supported_box.value = supported
             if prefer is not None:
                 self.prefer_box.value = prefer
         offered_names, supported_names = list(self.offered_box.value), list(self.supported_box.value)

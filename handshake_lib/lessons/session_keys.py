@@ -31,7 +31,7 @@ from ..tls.key_schedule import DerivedKeys, derive_keys, recorded_handshake
 from ..tls.prf import hmac_digest
 from ..tls.suites import RSA_SUITE_NAMES, SuiteParams, key_block_layout
 from ..viz.figures import axes_for
-from ..viz.widget import ControlledWidget
+from ..viz.widget import ControlledWidget, check_control
 
 __all__ = ["KeyScheduleExplorer", "key_block_layout_html", "key_schedule_explorer", "p_hash_picture"]
 
@@ -147,16 +147,18 @@ class KeyScheduleExplorer(ControlledWidget, widgets.VBox):
         self.update()
 
     def update(self, *, cipher: str | None = None, extended_master_secret: bool | None = None) -> DerivedKeys | None:
-        """Set the suite and/or EMS, recompute from the recording, redraw; the widget callback."""
-        if cipher is not None and cipher not in RSA_SUITE_NAMES:
-            self.summary_text = f"Unknown suite {cipher!r}: choose one of {', '.join(RSA_SUITE_NAMES)}."
-            self.derivation.value = f"<i>{html.escape(self.summary_text)}</i>"
-            return None
+        """Set the suite and/or EMS, recompute from the recording, redraw; the widget callback.
+
+        A suite the menu does not offer raises ValueError, an EMS that is not True or False TypeError,
+        before anything changes.
+        """
+        cipher = check_control("cipher", cipher, self.suite_menu)
+        extended_master_secret = check_control("extended_master_secret", extended_master_secret, self.ems_box)
         with self.holding():
             if cipher is not None:
                 self.suite_menu.value = cipher
             if extended_master_secret is not None:
-                self.ems_box.value = bool(extended_master_secret)
+                self.ems_box.value = extended_master_secret
         recording = recorded_handshake(self.suite_menu.value, self.ems_box.value)
         derived = derive_keys(recording)
         self.derived = derived
