@@ -24,6 +24,7 @@ from handshake_lib.pki.builder import ServerFiles
 
 URL = "https://localhost:1/"
 TEXT_FILE = "{tmp}/notes.txt"  # exists, but is not PEM
+BAD_PEM = "{tmp}/bad.pem"  # PEM markers around bytes that are no certificate
 MISSING_FOLDER_FILE = "{tmp}/no-such-folder/keys.log"
 
 
@@ -63,6 +64,11 @@ BAD_COMMAND_LINES = [
     (["tls", "serve", "--port", "0", "--cert", "{cert}", "--key", "{tmp}/missing.key"], 2, "does not exist"),
     (["tls", "serve", "--port", "0", "--cert", "{cert}", "--key", TEXT_FILE], 2, "is not a PEM file"),
     (["tls", "serve", "--port", "0", "--cert", "", "--key", "{key}"], 2, "empty string"),
+    (["tls", "get", URL, "--cafile", "{key}"], 2, "holds no certificate we can read"),
+    (["tls", "get", URL, "--cafile", BAD_PEM], 2, "holds no certificate we can read"),
+    (["tls", "serve", "--port", "0", "--cert", "{key}", "--key", "{key}"], 1, "holds no certificate"),
+    (["tls", "serve", "--port", "0", "--cert", BAD_PEM, "--key", "{key}"], 1, "holds no certificate"),
+    (["tls", "serve", "--port", "0", "--cert", "{cert}", "--key", "{cert}"], 1, "holds no private key"),
     (["tcp", "decode", "{tmp}"], 2, "is a folder; expected a file"),
     (["tcp", "decode", ""], 2, "empty string"),
     (["tcp", "decode", "{tmp}/missing.pcap"], 2, "does not exist"),
@@ -114,6 +120,7 @@ def test_a_bad_command_line_gets_one_error_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "notes.txt").write_text("not PEM, not a capture\n")
+    (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     paths = {"tmp": str(tmp_path), "cert": str(server_files.cert_path), "key": str(server_files.key_path)}
     assert _main_or_give_up([part.format(**paths) for part in argv]) == status
     captured = capsys.readouterr()
@@ -170,3 +177,31 @@ def test_arguments_that_are_not_utf8_get_one_error_line(argv: list[bytes]) -> No
     assert "Traceback" not in err
     assert len([line for line in err.splitlines() if "error:" in line]) == 1
     assert "non-ASCII" in err or "xn-- form" in err
+
+
+def _run_with_stdout(argv: list[str], stdout: int) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(
+        [sys.executable, "-m", "handshake_lib", *argv],
+        stdout=stdout, stderr=subprocess.PIPE, timeout=30, env=environment, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_a_reader_that_went_away_is_no_traceback() -> None:
+    """``handshakes tcp decode --trace | head -1``: the pipe's reader is gone before we write (no race)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        completed = _run_with_stdout(["tcp", "decode", "--trace"], write_end)
+    finally:
+        os.close(write_end)
+    assert completed.returncode == 1
+    assert completed.stderr == b""  # nobody is left to read the output: nothing to explain either
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full is Linux's")
+def test_output_that_cannot_be_written_is_one_line() -> None:
+    with open("/dev/full", "wb") as full:
+        completed = _run_with_stdout(["tcp", "decode"], full.fileno())
+    assert completed.returncode == 1
+    assert completed.stderr.decode().splitlines() == ["handshakes: error: No space left on device"]

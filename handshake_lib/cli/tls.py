@@ -40,7 +40,7 @@ from ..tls.constants import CipherSuite, name_of
 from ..tls.record import MAX_PLAINTEXT_LENGTH
 from ..tls.suites import SUITES, parse_suite_name
 from .arguments import MAX_SECONDS, append_file, pem_file, port, seconds
-from .errors import EXIT_USAGE, CommandError
+from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
 from .trace import render_transcript
 
 DEFAULT_TIMEOUT = 5.0
@@ -178,6 +178,8 @@ def _check_url(url: str) -> None:
 def run_get(args: argparse.Namespace) -> int:
     _check_url(args.url)
     suites = parse_cipher_options(args.cipher)
+    if args.cafile is not None:
+        load_certificates(args.cafile, EXIT_USAGE)  # a CA file with no certificate: said before connecting
     if args.insecure:
         print(
             "handshakes: warning: --insecure: the server's certificate is NOT checked; "
@@ -214,15 +216,31 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 # -- tls serve ---------------------------------------------------------------------------------------
+def load_certificates(path: Path, exit_status: int = EXIT_FAILURE) -> list[x509.Certificate]:
+    """The certificates of a PEM file, in order; CommandError naming the file when there are none to read."""
+    try:
+        return x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror or error}", exit_status) from None
+    except ValueError:  # cryptography's text names its FAQ, not the file; one line that names the file
+        raise CommandError(
+            f"{path} holds no certificate we can read (expected PEM: -----BEGIN CERTIFICATE-----)", exit_status
+        ) from None
+
+
 def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], object]:
     """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load."""
+    chain = load_certificates(cert_path)
     try:
-        chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
         private_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except OSError as error:
-        raise CommandError(f"cannot read {error.filename}: {error.strerror}") from None
-    except (ValueError, TypeError) as error:
-        raise CommandError(f"cannot load the certificate or key: {error}") from None
+        raise CommandError(f"cannot read {key_path}: {error.strerror or error}") from None
+    except TypeError:  # "Password was not given but private key is encrypted"
+        raise CommandError(f"{key_path} is encrypted; give the key without a passphrase") from None
+    except ValueError:
+        raise CommandError(
+            f"{key_path} holds no private key we can read (expected PEM: -----BEGIN PRIVATE KEY-----)"
+        ) from None
     if not isinstance(private_key, rsa.RSAPrivateKey):
         # Checked here, before anything compares keys: TLS_RSA_* suites encrypt the pre-master secret
         # to the certificate's RSA key, so an EC or Ed25519 identity cannot serve them at all.
