@@ -55,6 +55,10 @@ BAD_COMMAND_LINES = [
     (_serve()[:3] + ["70000"] + _serve()[4:], 2, "port from 0 to 65535"),
     (_serve()[:3] + ["-1"] + _serve()[4:], 2, "port from 0 to 65535"),
     (_serve()[:3] + ["99999999999999999999999"] + _serve()[4:], 2, "port from 0 to 65535"),
+    # addresses to bind
+    (_serve("--host", ""), 2, "host name '' is empty"),
+    (_serve("--host", "local host"), 2, "only letters"),
+    (_serve("--host", "a..b"), 2, "empty label"),
     # paths: missing, empty, a folder, not PEM
     (["tls", "get", URL, "--cafile", "{tmp}"], 2, "is a folder; expected a file"),
     (["tls", "get", URL, "--cafile", "{tmp}/missing.pem"], 2, "does not exist"),
@@ -79,6 +83,7 @@ BAD_COMMAND_LINES = [
     (["tls", "get", URL, "--keylog", TEXT_FILE + "/keys.log"], 2, "is not a folder"),
     (_serve("--keylog", MISSING_FOLDER_FILE), 2, "does not exist"),
     (_serve("--keylog", "{tmp}"), 2, "is a folder"),
+    (_serve("--keylog", "{tmp}/fifo"), 2, "cannot append to"),  # a FIFO nobody reads: refused, not waited on
     # pki demo: host names by handshake_lib.hostnames, and the output folder
     (["pki", "demo", "{tmp}/pki", "--hostname", ""], 2, "is empty"),
     (["pki", "demo", "{tmp}/pki", "--hostname", "."], 2, "is empty"),
@@ -120,6 +125,7 @@ def test_a_bad_command_line_gets_one_error_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "notes.txt").write_text("not PEM, not a capture\n")
+    os.mkfifo(tmp_path / "fifo")
     (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     paths = {"tmp": str(tmp_path), "cert": str(server_files.cert_path), "key": str(server_files.key_path)}
     assert _main_or_give_up([part.format(**paths) for part in argv]) == status
@@ -139,7 +145,7 @@ def test_a_keylog_in_an_existing_folder_is_created_at_start_up(
     # Port 1 refuses at once: the command fails later, for the network, not for its key log.
     assert main(["tls", "get", URL, "--keylog", str(keylog), "--timeout", "2"]) == 1
     assert "connection refused" in capsys.readouterr().err
-    assert keylog.is_file()
+    assert keylog.is_file() and keylog.stat().st_mode & 0o077 == 0  # a key log holds secrets: owner only
 
 
 def test_pki_demo_takes_wildcards_ip_addresses_and_long_names(

@@ -14,21 +14,26 @@ The limits (also in docs/limits.md, "Command line and widgets"):
   holds a ``-----BEGIN`` line;
 * :func:`append_file`: a file that can be opened for appending (its folder exists), created empty if missing;
 * :func:`output_folder`: a non-empty path that is not an existing file;
-* :func:`certificate_name`: a DNS name or IP address by :mod:`handshake_lib.hostnames`.
+* :func:`certificate_name`: a DNS name or IP address by :mod:`handshake_lib.hostnames`;
+* :func:`host`: an address to bind, an IP address or a DNS name (whether it is loopback is the
+  command's question, since ``--public`` changes the answer).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
+import os
 from pathlib import Path
 
-from ..hostnames import check_certificate_name
+from ..hostnames import check_certificate_name, check_dns_name
 
 __all__ = [
     "MAX_SECONDS",
     "append_file",
     "certificate_name",
+    "host",
     "input_file",
     "output_folder",
     "pem_file",
@@ -81,8 +86,8 @@ def input_file(text: str) -> Path:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; expected a file")
     try:
-        with path.open("rb"):
-            pass
+        # O_NONBLOCK: a FIFO with no writer yet must not hold the command before it has even started.
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     except FileNotFoundError:
         raise argparse.ArgumentTypeError(f"{text} does not exist") from None
     except OSError as error:
@@ -93,6 +98,8 @@ def input_file(text: str) -> Path:
 def pem_file(text: str) -> Path:
     """An existing, readable PEM file: it holds at least one ``-----BEGIN ...-----`` line."""
     path = input_file(text)
+    if not path.is_file():
+        return path  # a pipe (bash's <(...)) is read once, by the command: its loader says what is wrong
     try:
         with path.open("rb") as file:
             # PEM files are small; a megabyte is plenty to find the first marker without reading a disk image.
@@ -114,8 +121,9 @@ def append_file(text: str) -> Path:
         what = "is not a folder" if folder.exists() else "does not exist"
         raise argparse.ArgumentTypeError(f"cannot write {text}: the folder {folder} {what}")
     try:
-        with path.open("a"):
-            pass
+        # Created as the run would create it, but readable by its owner only: a key log holds secrets.
+        # O_NONBLOCK: a FIFO with no reader is refused at once (ENXIO) instead of waiting for one.
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600))
     except OSError as error:
         raise argparse.ArgumentTypeError(f"cannot append to {text}: {_strerror(error)}") from None
     return path
@@ -133,5 +141,17 @@ def certificate_name(text: str) -> str:
     """A DNS name (a leftmost ``*`` allowed) or an IP address, for a certificate's subjectAltName."""
     try:
         return check_certificate_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def host(text: str) -> str:
+    """An IP address or a DNS name (``localhost``), for a server to bind."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    try:
+        return check_dns_name(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None

@@ -39,7 +39,7 @@ from ..net import is_loopback
 from ..tls.constants import CipherSuite, name_of
 from ..tls.record import MAX_PLAINTEXT_LENGTH
 from ..tls.suites import SUITES, parse_suite_name
-from .arguments import MAX_SECONDS, append_file, pem_file, port, seconds
+from .arguments import MAX_SECONDS, append_file, host, pem_file, port, seconds
 from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
 from .trace import render_transcript
 
@@ -79,7 +79,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=port, required=True, help="TCP port (0: let the kernel choose)")
     serve.add_argument("--cert", type=pem_file, required=True, help="PEM certificate chain, leaf first")
     serve.add_argument("--key", type=pem_file, required=True, help="PEM private key (RSA for TLS_RSA_* suites)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--host", type=host, default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--public", action="store_true", help="allow binding an address that is not loopback")
     serve.add_argument(
         "--cipher", action="append", default=[], metavar="NAME",
