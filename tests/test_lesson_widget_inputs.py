@@ -150,9 +150,23 @@ def test_a_bad_value_is_refused_and_the_widget_is_left_as_it_was(
     assert works(widget)
 
 
-def test_nan_in_the_replay_constructor_is_refused_too() -> None:
-    with pytest.raises(ValueError, match="loss_rate must be a finite number"):
-        tcp.handshake_replay(loss_rate=NAN)
+@pytest.mark.parametrize(
+    ("make", "settings", "error", "words"),
+    [
+        (tcp.handshake_replay, {"loss_rate": NAN}, ValueError, "loss_rate must be a finite number"),
+        (tcp.handshake_replay, {"delay_ms": 1000}, ValueError, "delay_ms must be from 1 to 500"),
+        (client_hello.client_hello_builder, {"suites": "AES128-SHA"}, TypeError, "suites must be a list"),
+        (client_hello.client_hello_builder, {"version": 0x0304}, ValueError, "version must be one of"),
+        (server_hello.negotiation_explorer, {"offered": ["RC4-MD5"]}, ValueError, "each of offered"),
+        (session_keys.key_schedule_explorer, {"cipher": "RC4-MD5"}, ValueError, "cipher must be one of"),
+        (records.tamper_lab, {"bit": 9}, ValueError, "bit must be one of"),
+    ],
+    ids=lambda value: getattr(value, "__name__", repr(value)[:30]),
+)
+def test_a_constructor_refuses_what_update_refuses(make, settings, error, words) -> None:
+    """The settings a widget is built with go through the same checks (they used to be clamped or dropped)."""
+    with pytest.raises(error, match=words):
+        make(**settings)
 
 
 @pytest.mark.parametrize(

@@ -205,19 +205,18 @@ class ClientHelloBuilder(ControlledWidget, widgets.VBox):
     ) -> None:
         self.peer = peer
         self.server: BackgroundPeer[OpenSSLServer] = BackgroundPeer(lesson_server)
+        # The controls start at rest; the settings go through update(), which checks them first.
         self.version_box = widgets.Dropdown(
-            options=list(VERSION_CHOICES.items()), value=int(version), description="version"
+            options=list(VERSION_CHOICES.items()), value=ProtocolVersion.TLS1_2, description="version"
         )
         self.suite_box = widgets.SelectMultiple(
-            options=list(SUITE_CHOICES), value=tuple(s for s in suites if s in SUITE_CHOICES), rows=6,
-            description="suites", layout=widgets.Layout(width="26em"),
+            options=list(SUITE_CHOICES), value=(), rows=6, description="suites", layout=widgets.Layout(width="26em")
         )
-        self.server_name_box = widgets.Text(value=server_name, description="server name")
-        chosen = set(extensions)
+        self.server_name_box = widgets.Text(value="", description="server name")
         self.extension_boxes = {
-            name: widgets.Checkbox(value=name in chosen, description=name, indent=False) for name in EXTENSION_CHOICES
+            name: widgets.Checkbox(value=False, description=name, indent=False) for name in EXTENSION_CHOICES
         }
-        self.random_box = widgets.Checkbox(value=demo_random, description="demo random 00..1f", indent=False)
+        self.random_box = widgets.Checkbox(value=False, description="demo random 00..1f", indent=False)
         self.send_button = widgets.Button(description="Send to OpenSSL", icon="paper-plane")
         self.status = widgets.HTML()
         self.hex_box = widgets.VBox()
@@ -242,7 +241,9 @@ class ClientHelloBuilder(ControlledWidget, widgets.VBox):
         self.watch(self.version_box, self.suite_box, self.server_name_box, self.random_box,
                    *self.extension_boxes.values())
         self.send_button.on_click(lambda _button: self.send())
-        self.update()
+        self.update(
+            version=version, suites=suites, server_name=server_name, extensions=extensions, demo_random=demo_random
+        )
 
     def update(
         self,

@@ -92,13 +92,10 @@ class NegotiationExplorer(ControlledWidget, widgets.VBox):
         choose: Callable[..., Any] = library_choose_cipher_suite,
     ) -> None:
         self.choose = choose
-        self.offered_box = widgets.TagsInput(
-            value=list(offered), allowed_tags=list(NEGOTIATION_SUITES), allow_duplicates=False
-        )
-        self.supported_box = widgets.TagsInput(
-            value=list(supported), allowed_tags=list(NEGOTIATION_SUITES), allow_duplicates=False
-        )
-        self.prefer_box = widgets.ToggleButtons(options=["server", "client"], value=prefer, description="prefer")
+        # The controls start at rest; the settings go through update(), which checks them first.
+        self.offered_box = widgets.TagsInput(value=[], allowed_tags=list(NEGOTIATION_SUITES), allow_duplicates=False)
+        self.supported_box = widgets.TagsInput(value=[], allowed_tags=list(NEGOTIATION_SUITES), allow_duplicates=False)
+        self.prefer_box = widgets.ToggleButtons(options=["server", "client"], value="server", description="prefer")
         self.output = widgets.HTML()
         self.result: NegotiationResult | None = None
         super().__init__(
@@ -112,7 +109,7 @@ class NegotiationExplorer(ControlledWidget, widgets.VBox):
             ]
         )
         self.watch(self.offered_box, self.supported_box, self.prefer_box)
-        self.update()
+        self.update(offered=offered, supported=supported, prefer=prefer)
 
     def update(
         self,

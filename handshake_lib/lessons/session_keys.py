@@ -132,19 +132,16 @@ class KeyScheduleExplorer(ControlledWidget, widgets.VBox):
     """Choose a suite and the master secret mode; see the derivation, the key block and OpenSSL's verdict."""
 
     def __init__(self, *, cipher: str = "AES128-GCM-SHA256", extended_master_secret: bool = True) -> None:
-        self.suite_menu = widgets.Dropdown(
-            options=list(RSA_SUITE_NAMES),
-            value=cipher if cipher in RSA_SUITE_NAMES else RSA_SUITE_NAMES[0],
-            description="suite",
-        )
-        self.ems_box = widgets.Checkbox(value=extended_master_secret, description="extended master secret (RFC 7627)")
+        # The controls start at rest; the settings go through update(), which checks them first.
+        self.suite_menu = widgets.Dropdown(options=list(RSA_SUITE_NAMES), value=RSA_SUITE_NAMES[0], description="suite")
+        self.ems_box = widgets.Checkbox(value=True, description="extended master secret (RFC 7627)")
         self.derivation = widgets.HTML()
         self.layout_html = widgets.HTML()
         self.summary_text = ""
         self.derived: DerivedKeys | None = None
         super().__init__([widgets.HBox([self.suite_menu, self.ems_box]), self.derivation, self.layout_html])
         self.watch(self.suite_menu, self.ems_box)
-        self.update()
+        self.update(cipher=cipher, extended_master_secret=extended_master_secret)
 
     def update(self, *, cipher: str | None = None, extended_master_secret: bool | None = None) -> DerivedKeys | None:
         """Set the suite and/or EMS, recompute from the recording, redraw; the widget callback.
