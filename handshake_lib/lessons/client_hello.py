@@ -11,7 +11,8 @@ so the widget never has to be closed and stays on the page.  :func:`record_view`
 exercise 02's last step: the learner's bytes to OpenSSL, then a whole handshake started with them.
 
 Widget callbacks are plain methods (``update``, ``select``, ``send``) so tests and ``make bench`` call
-them; bad input gives a short message in the widget, never a traceback.
+them.  What a learner types (a server name that is no DNS name) is a short message in the widget, never a
+traceback; a value code passes that no control could hold is a ValueError or TypeError before anything changes.
 """
 
 from __future__ import annotations

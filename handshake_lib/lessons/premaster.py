@@ -18,8 +18,8 @@ tested there; this module only lays it out:
   the connection fails later, at the client's Finished, with ``bad_record_mac``.
 
 The live runs against OpenSSL are in :mod:`handshake_lib.peers.openssl_runs`.  The widget exposes its
-callback as a plain method (``update``) and answers bad input with a short message; its benchmarks are
-in ``bench/cases/premaster.py``.
+callback as a plain method (``update``), which refuses a value its controls could not hold (ValueError
+or TypeError, before anything changes); its benchmarks are in ``bench/cases/premaster.py``.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class CountermeasureDemo(ControlledWidget, widgets.VBox):
         self.watch(self.byte_slider, self.mask_box)
         self.update(byte_index=byte_index, mask=mask)  # checked there, as any later change
 
-    def update(self, *, byte_index: int | None = None, mask: int | None = None) -> InMemoryHandshake | None:
+    def update(self, *, byte_index: int | None = None, mask: int | None = None) -> InMemoryHandshake:
         """Set the byte and/or mask, tamper, re-run the handshake in memory and redraw; the widget callback.
 
         A byte the ciphertext does not have, a mask that is not one byte (0..255), or what is not a
@@ -112,7 +112,7 @@ class CountermeasureDemo(ControlledWidget, widgets.VBox):
         if alert is not None:
             lines.append(f"alert the server sends: {alert.name} ({int(alert)})")
         self.summary_text = "\n".join(lines)
-        self._say(self.summary_text, pre=True)
+        self.verdict.value = f"<pre style='color:inherit'>{html.escape(self.summary_text)}</pre>"
         self.block_box.children = [padding_view(self.check.block)]
         self.steps.value = (
             "<b>records, as the server saw them</b><pre style='color:inherit'>"
@@ -120,12 +120,6 @@ class CountermeasureDemo(ControlledWidget, widgets.VBox):
             + "</pre>"
         )
         return self.result
-
-    def _say(self, text: str, *, pre: bool = False) -> None:
-        escaped = html.escape(text)
-        self.verdict.value = f"<pre style='color:inherit'>{escaped}</pre>" if pre else f"<i>{escaped}</i>"
-        if not pre:
-            self.summary_text = text
 
 
 def countermeasure_demo(**settings: Any) -> CountermeasureDemo:

@@ -328,7 +328,7 @@ class TamperLab(ControlledWidget, widgets.VBox):
 
     def update(
         self, *, record: int | None = None, offset: int | None = None, bit: int | None = None
-    ) -> TamperResult | None:
+    ) -> TamperResult:
         """Set any control, flip the bit, and show what the receiver said (no argument: the controls' values).
 
         ``offset`` counts from the end when negative (-1: the last byte).  A record, byte or bit the

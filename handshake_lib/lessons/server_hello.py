@@ -13,8 +13,9 @@ Everything shown is computed by the library or by a real OpenSSL; this module on
   (:func:`handshake_lib.pki.fields.certificate_fields`).
 * :func:`run_learner_cipher_choice`: exercise 03's last step (:mod:`handshake_lib.peers.exercise_runs`).
 
-Widget callbacks are plain methods (``update``, ``select``) so tests and ``make bench`` call them; bad
-input (or a learner's rule that raises) gives a short message in the widget, never a traceback.
+Widget callbacks are plain methods (``update``, ``select``) so tests and ``make bench`` call them; a
+learner's rule that raises gives a short message in the widget, never a traceback, and a value code
+passes that no control could hold is a ValueError or TypeError before anything changes.
 """
 
 from __future__ import annotations

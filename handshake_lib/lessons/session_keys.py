@@ -15,8 +15,8 @@ module only lays it out:
 * :class:`KeyScheduleExplorer` lets the learner choose a suite and the master secret mode and shows
   the derivation, the key block and OpenSSL's verdict, recomputed in microseconds.
 
-The widget exposes its callback as a plain method (``update``) and answers bad input with a short
-message; its benchmarks are in ``bench/cases/session_keys.py``.
+The widget exposes its callback as a plain method (``update``), which refuses a suite its menu does not
+offer (ValueError, before anything changes); its benchmarks are in ``bench/cases/session_keys.py``.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class KeyScheduleExplorer(ControlledWidget, widgets.VBox):
         self.watch(self.suite_menu, self.ems_box)
         self.update(cipher=cipher, extended_master_secret=extended_master_secret)
 
-    def update(self, *, cipher: str | None = None, extended_master_secret: bool | None = None) -> DerivedKeys | None:
+    def update(self, *, cipher: str | None = None, extended_master_secret: bool | None = None) -> DerivedKeys:
         """Set the suite and/or EMS, recompute from the recording, redraw; the widget callback.
 
         A suite the menu does not offer raises ValueError, an EMS that is not True or False TypeError,
