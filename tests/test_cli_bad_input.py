@@ -20,6 +20,7 @@ from conftest import ROOT
 
 from handshake_lib.__main__ import main
 from handshake_lib.cli.arguments import MAX_SECONDS
+from handshake_lib.cli.tcp import MAX_CAPTURE_BYTES
 from handshake_lib.pki.builder import ServerFiles
 
 URL = "https://localhost:1/"
@@ -77,6 +78,7 @@ BAD_COMMAND_LINES = [
     (["tcp", "decode", ""], 2, "empty string"),
     (["tcp", "decode", "{tmp}/missing.pcap"], 2, "does not exist"),
     (["tcp", "decode", TEXT_FILE], 1, "not a capture we can read"),
+    (["tcp", "decode", "{tmp}/huge.pcap"], 1, "larger than 16 MiB"),  # (/dev/zero used to fill the memory)
     # --keylog: checked at start-up, for both commands that take it
     (["tls", "get", URL, "--keylog", MISSING_FOLDER_FILE], 2, "does not exist"),
     (["tls", "get", URL, "--keylog", "{tmp}"], 2, "is a folder; expected a file to append to"),
@@ -126,6 +128,8 @@ def test_a_bad_command_line_gets_one_error_line(
 ) -> None:
     (tmp_path / "notes.txt").write_text("not PEM, not a capture\n")
     os.mkfifo(tmp_path / "fifo")
+    with open(tmp_path / "huge.pcap", "wb") as huge:
+        huge.truncate(MAX_CAPTURE_BYTES + 1)  # sparse: a byte over the limit, no disk used
     (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     paths = {"tmp": str(tmp_path), "cert": str(server_files.cert_path), "key": str(server_files.key_path)}
     assert _main_or_give_up([part.format(**paths) for part in argv]) == status

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import HandshakeError
 from ..net.tcp import observe_loopback
@@ -28,6 +29,9 @@ from .arguments import MAX_SECONDS, input_file, seconds
 from .errors import CommandError
 
 SEQUENCE_SPACE = 1 << 32
+# The most of a capture ``tcp decode`` reads (docs/limits.md): the course's captures are kilobytes, and
+# every segment becomes a few objects with their spans, so a larger file is better cut with editcap.
+MAX_CAPTURE_BYTES = 16 << 20
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -120,10 +124,22 @@ def segment_lines(captured: list[CapturedSegment]) -> list[SegmentLine]:
     return lines
 
 
+def _read_capture(path: Path) -> bytes:
+    """At most :data:`MAX_CAPTURE_BYTES` of ``path``: /dev/zero or a runaway pipe must not fill the memory."""
+    with path.open("rb") as file:
+        data = file.read(MAX_CAPTURE_BYTES + 1)
+    if len(data) > MAX_CAPTURE_BYTES:
+        raise CommandError(
+            f"{path} is larger than {MAX_CAPTURE_BYTES >> 20} MiB, the most tcp decode reads; "
+            "cut it first (editcap -r capture.pcap part.pcap 1-1000)"
+        )
+    return data
+
+
 def run_decode(args: argparse.Namespace) -> int:
     path = args.capture if args.capture is not None else bundled_capture()
     try:
-        captured = read_pcap(path)
+        captured = read_pcap(_read_capture(path))
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror or error}") from None
     except HandshakeError as error:  # DecodeError: not a pcap file, pcapng, a header that contradicts itself
