@@ -26,6 +26,7 @@ from handshake_lib.pki.builder import ServerFiles
 URL = "https://localhost:1/"
 TEXT_FILE = "{tmp}/notes.txt"  # exists, but is not PEM
 BAD_PEM = "{tmp}/bad.pem"  # PEM markers around bytes that are no certificate
+HUGE_PEM = "{tmp}/huge.pem"  # a PEM marker, then more than a MiB of nothing
 MISSING_FOLDER_FILE = "{tmp}/no-such-folder/keys.log"
 
 
@@ -70,6 +71,10 @@ BAD_COMMAND_LINES = [
     (["tls", "serve", "--port", "0", "--cert", "{cert}", "--key", TEXT_FILE], 2, "is not a PEM file"),
     (["tls", "serve", "--port", "0", "--cert", "", "--key", "{key}"], 2, "empty string"),
     (["tls", "get", URL, "--cafile", "{key}"], 2, "holds no certificate we can read"),
+    (["tls", "get", URL, "--cafile", "/dev/zero"], 2, "is not a regular file"),
+    # (a sparse file stands for /dev/zero, which the code before this check read until the memory ran out)
+    (["tls", "serve", "--port", "0", "--cert", HUGE_PEM, "--key", "{key}"], 1, "larger than 1 MiB"),
+    (["tls", "serve", "--port", "0", "--cert", "{cert}", "--key", HUGE_PEM], 1, "larger than 1 MiB"),
     (["tls", "get", URL, "--cafile", BAD_PEM], 2, "holds no certificate we can read"),
     (["tls", "serve", "--port", "0", "--cert", "{key}", "--key", "{key}"], 1, "holds no certificate"),
     (["tls", "serve", "--port", "0", "--cert", BAD_PEM, "--key", "{key}"], 1, "holds no certificate"),
@@ -130,6 +135,9 @@ def test_a_bad_command_line_gets_one_error_line(
     os.mkfifo(tmp_path / "fifo")
     with open(tmp_path / "huge.pcap", "wb") as huge:
         huge.truncate(MAX_CAPTURE_BYTES + 1)  # sparse: a byte over the limit, no disk used
+    with open(tmp_path / "huge.pem", "wb") as huge:
+        huge.write(b"-----BEGIN CERTIFICATE-----\n")
+        huge.truncate(2 << 20)
     (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     paths = {"tmp": str(tmp_path), "cert": str(server_files.cert_path), "key": str(server_files.key_path)}
     assert _main_or_give_up([part.format(**paths) for part in argv]) == status

@@ -44,6 +44,7 @@ from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
 from .trace import render_transcript
 
 DEFAULT_TIMEOUT = 5.0
+MAX_PEM_BYTES = 1 << 20  # the most of a --cafile, --cert or --key read (docs/limits.md); a chain is kilobytes
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -179,6 +180,8 @@ def run_get(args: argparse.Namespace) -> int:
     _check_url(args.url)
     suites = parse_cipher_options(args.cipher)
     if args.cafile is not None:
+        if not args.cafile.is_file():  # tls_get opens it again by name: a pipe would be empty by then
+            raise CommandError(f"{args.cafile} is not a regular file; --cafile takes a PEM file", EXIT_USAGE)
         load_certificates(args.cafile, EXIT_USAGE)  # a CA file with no certificate: said before connecting
     if args.insecure:
         print(
@@ -216,10 +219,21 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 # -- tls serve ---------------------------------------------------------------------------------------
+def _read_pem(path: Path, exit_status: int = EXIT_FAILURE) -> bytes:
+    """At most :data:`MAX_PEM_BYTES` of ``path``: a chain or a key is kilobytes, and /dev/zero never ends."""
+    with path.open("rb") as file:
+        data = file.read(MAX_PEM_BYTES + 1)
+    if len(data) > MAX_PEM_BYTES:
+        raise CommandError(
+            f"{path} is larger than {MAX_PEM_BYTES >> 20} MiB: not a PEM certificate or key", exit_status
+        )
+    return data
+
+
 def load_certificates(path: Path, exit_status: int = EXIT_FAILURE) -> list[x509.Certificate]:
     """The certificates of a PEM file, in order; CommandError naming the file when there are none to read."""
     try:
-        return x509.load_pem_x509_certificates(path.read_bytes())
+        return x509.load_pem_x509_certificates(_read_pem(path, exit_status))
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror or error}", exit_status) from None
     except ValueError:  # cryptography's text names its FAQ, not the file; one line that names the file
@@ -232,7 +246,7 @@ def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], 
     """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load."""
     chain = load_certificates(cert_path)
     try:
-        private_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        private_key = serialization.load_pem_private_key(_read_pem(key_path), password=None)
     except OSError as error:
         raise CommandError(f"cannot read {key_path}: {error.strerror or error}") from None
     except TypeError:  # "Password was not given but private key is encrypted"
