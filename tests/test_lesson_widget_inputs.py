@@ -91,6 +91,7 @@ BAD_UPDATES: list[tuple[str, str, dict[str, Any], type[Exception], str]] = [
     ("hello", "update", {"server_name": 5}, TypeError, "server_name must be a str"),
     ("hello", "update", {"server_name": b"localhost"}, TypeError, "server_name must be a str"),
     ("hello", "update", {"demo_random": "yes"}, TypeError, "demo_random must be True or False"),
+    ("hello", "select", {"field": 5}, TypeError, "field must be a str"),
     # lesson 03: negotiation
     ("negotiation", "update", {"offered": "AES128-SHA"}, TypeError, "offered must be a list of choices"),
     ("negotiation", "update", {"offered": ["RC4-MD5"]}, ValueError, "each of offered must be one of"),

@@ -53,7 +53,7 @@ from ..tls.hello_explain import (
 from ..tls.messages import ClientHello, decode_handshake
 from ..tls.negotiation import DEFAULT_GROUPS, DEFAULT_SIGNATURE_SCHEMES
 from ..viz.hexview import HexView
-from ..viz.widget import ControlledWidget, check_choices, check_control
+from ..viz.widget import ControlledWidget, check_choices, check_control, check_text
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -306,6 +306,7 @@ class ClientHelloBuilder(ControlledWidget, widgets.VBox):
 
     def select(self, field: str) -> str:
         """Choose the first field whose dotted name ends with ``field``; returns its explanation."""
+        check_text("field", field)
         if self.hexview is None:
             return ""
         index = next(

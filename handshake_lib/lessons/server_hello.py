@@ -37,7 +37,7 @@ from ..tls.constants import OPENSSL_NAMES
 from ..tls.negotiation import choose_cipher_suite as library_choose_cipher_suite
 from ..tls.suites import RSA_SUITE_NAMES
 from ..viz.hexview import HexView
-from ..viz.widget import ControlledWidget, check_control
+from ..viz.widget import ControlledWidget, check_control, check_text
 from ..wire import Span
 
 __all__ = [
@@ -195,6 +195,7 @@ class CertificateExplorer(widgets.VBox):
 
     def select(self, field: str) -> Span | None:
         """Choose the element whose dotted path ends with ``field`` (e.g. ``"validity"``, ``"subject"``)."""
+        check_text("field", field)
         index = next(
             (i for i, s in enumerate(self.spans) if s.field == field or s.field.endswith("." + field)), None
         )

@@ -35,11 +35,11 @@ pass anything.  A control given a bad value clamps it, keeps ``nan`` (which then
 change), or raises half-way through an update that has already set other controls.  So an ``update``
 checks all its arguments first, with :func:`check_control` (the range, the type and the choices come
 from the control itself, so the API and the slider cannot disagree) or, for an argument no single
-control holds, :func:`check_number`, :func:`check_flag`, :func:`check_choice`, :func:`check_choices`,
-:func:`check_numbers`, :func:`check_index`.  Each returns the value (``None`` passes through: "leave it
-as it is") or raises TypeError (not a number, not a bool, a str where a list was due) or ValueError
-(nan, inf, out of range, not one of the choices) with one line naming the argument and what it
-accepts; nothing has changed yet.
+control holds, :func:`check_number`, :func:`check_numbers`, :func:`check_flag`, :func:`check_text`,
+:func:`check_choice`, :func:`check_choices`, :func:`check_index`.  Each returns the value (``None``
+passes through: "leave it as it is") or raises TypeError (not a number, not a bool, a str where a list
+was due) or ValueError (nan, inf, out of range, not one of the choices) with one line naming the
+argument and what it accepts; nothing has changed yet.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ __all__ = [
     "check_index",
     "check_number",
     "check_numbers",
+    "check_text",
 ]
 
 
@@ -127,6 +128,13 @@ def check_index(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a whole number, not {_shown(value)} ({type(value).__name__})")
     return int(value)
+
+
+def check_text(name: str, value: object) -> str | None:
+    """``value`` if it is a str (or None)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{name} must be a str, not {_shown(value)} ({type(value).__name__})")
 
 
 def check_flag(name: str, value: object) -> bool | None:
@@ -206,7 +214,5 @@ def check_control(name: str, value: object, control: widgets.Widget) -> Any:
     if isinstance(control, (widgets.Dropdown, widgets.ToggleButtons, widgets.Select, widgets.RadioButtons)):
         return check_choice(name, value, _option_values(control))
     if isinstance(control, (widgets.Text, widgets.Textarea)):
-        if not isinstance(value, str):
-            raise TypeError(f"{name} must be a str, not {_shown(value)} ({type(value).__name__})")
-        return value
+        return check_text(name, value)
     raise TypeError(f"check_control does not know {type(control).__name__} controls")  # a bug of ours, not input
