@@ -10,9 +10,10 @@ The limits (also in docs/limits.md, "Command line and widgets"):
 
 * :func:`seconds`: a finite number of seconds, more than 0 and at most :data:`MAX_SECONDS` (one hour);
 * :func:`port`: a whole number from 0 to 65535;
-* :func:`input_file` / :func:`pem_file`: an existing, readable file (not a folder); a PEM file also
-  holds a ``-----BEGIN`` line;
-* :func:`append_file`: a file that can be opened for appending (its folder exists), created empty if missing;
+* :func:`input_file` / :func:`pem_file`: an existing, readable file (not a folder); a regular PEM file
+  also holds a ``-----BEGIN`` line in its first MiB (a pipe is left to the command, which reads it once);
+* :func:`append_file`: a file that can be opened for appending (its folder exists), created empty and
+  readable by its owner only if missing (a key log holds secrets);
 * :func:`output_folder`: a non-empty path that is not an existing file;
 * :func:`certificate_name`: a DNS name or IP address by :mod:`handshake_lib.hostnames`;
 * :func:`host`: an address to bind, an IP address or a DNS name (whether it is loopback is the
