@@ -116,8 +116,8 @@ def test_tcp_decode_of_a_file_that_is_not_a_capture(tmp_path: Path, capsys: pyte
     assert main(["tcp", "decode", str(bogus)]) == 1
     err = capsys.readouterr().err
     assert "not a capture" in err and "Traceback" not in err
-    assert main(["tcp", "decode", str(tmp_path / "missing.pcap")]) == 1
-    assert "cannot read" in capsys.readouterr().err
+    assert main(["tcp", "decode", str(tmp_path / "missing.pcap")]) == 2  # refused by argparse, before reading
+    assert "does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
@@ -143,8 +143,11 @@ def test_tcp_observe_reports_both_ends(capsys: pytest.CaptureFixture[str]) -> No
         (["tls", "serve", "--port", "0", "--cert", "c", "--key", "k", "--host", "192.0.2.1"], "add --public"),
     ],
 )
-def test_usage_errors_exit_2_with_a_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(argv) == 2
+def test_usage_errors_exit_2_with_a_message(
+    argv: list[str], message: str, server_files: ServerFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    identity = {"c": str(server_files.cert_path), "k": str(server_files.key_path)}  # --cert and --key must exist
+    assert main([identity.get(part, part) for part in argv]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err

@@ -67,10 +67,11 @@ def test_key_schedule_widget_recomputes_for_each_suite_and_mode() -> None:
         assert derived.keys.server_write_key.hex() in explorer.layout_html.value
 
 
-def test_key_schedule_widget_answers_an_unknown_suite_with_a_message() -> None:
+def test_key_schedule_widget_refuses_an_unknown_suite() -> None:
     explorer = key_schedule_explorer(cipher="AES128-SHA")
-    assert explorer.update(cipher="RC4-MD5") is None
-    assert "Unknown suite 'RC4-MD5'" in explorer.summary_text and explorer.suite_menu.value == "AES128-SHA"
+    with pytest.raises(ValueError, match="cipher must be one of .*'AES128-SHA'.*; not 'RC4-MD5'"):
+        explorer.update(cipher="RC4-MD5")
+    assert explorer.suite_menu.value == "AES128-SHA"
     explorer.ems_box.value = False  # the checkbox runs the same callback
     assert '"master secret", client_random + server_random' in explorer.summary_text
 

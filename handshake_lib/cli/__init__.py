@@ -9,6 +9,7 @@ that a learner sees the cause, not a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import pki, tcp, tls
@@ -43,3 +44,21 @@ def run(argv: list[str] | None = None) -> int:
         return error.exit_status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``handshakes tcp decode | head``): nothing is wrong with the command, and
+        # nobody is left to read a message.  Point stdout at /dev/null so the interpreter's last flush
+        # at exit does not raise the same error again (the recipe of Python's signal documentation).
+        _silence_stdout()
+        return EXIT_FAILURE
+    except OSError as error:  # what no command expected: most often stdout itself (a full disk, /dev/full)
+        print(f"{PROG}: error: {error.strerror or error}", file=sys.stderr)
+        _silence_stdout()
+        return EXIT_FAILURE
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test's captured stdout): nothing to silence
+        pass

@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from ..pki import CoursePKI
+from .arguments import certificate_name, output_folder
 from .errors import CommandError
 
 
@@ -27,13 +28,13 @@ def register(groups: argparse._SubParsersAction) -> None:
         help="write a fresh CA (ca.pem) and a localhost server certificate (server.pem, server.key)",
         description=__doc__.splitlines()[0],
     )
-    demo.add_argument("directory", type=Path, help="where to write the files (created if missing)")
+    demo.add_argument("directory", type=output_folder, help="where to write the files (created if missing)")
     demo.add_argument(
         "--key-type", choices=("rsa2048", "ecdsa-p256"), default="rsa2048",
         help="server key type (default rsa2048: TLS_RSA_* key exchange encrypts to it)",
     )
     demo.add_argument(
-        "--hostname", action="append", dest="hostnames",
+        "--hostname", action="append", dest="hostnames", type=certificate_name,
         help="a DNS name or IP address for the certificate (repeatable; default localhost and 127.0.0.1)",
     )
     demo.set_defaults(command=run_demo)

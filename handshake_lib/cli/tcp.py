@@ -25,9 +25,13 @@ from pathlib import Path
 from ..errors import HandshakeError
 from ..net.tcp import observe_loopback
 from ..tcp import CapturedSegment, Flags, TCPInfo, bundled_capture, read_pcap
+from .arguments import MAX_SECONDS, input_file, seconds
 from .errors import CommandError
 
 SEQUENCE_SPACE = 1 << 32
+# The most of a capture ``tcp decode`` reads (docs/limits.md): the course's captures are kilobytes, and
+# every segment becomes a few objects with their spans, so a larger file is better cut with editcap.
+MAX_CAPTURE_BYTES = 16 << 20
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -35,14 +39,17 @@ def register(groups: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(title="commands", metavar="{decode,observe}", required=True)
     decode = commands.add_parser("decode", help="one line per TCP segment of a pcap file", description=__doc__)
     decode.add_argument(
-        "capture", nargs="?", type=Path, default=None,
+        "capture", nargs="?", type=input_file, default=None,
         help="a classic pcap file (default: the loopback capture bundled with the library)",
     )
     decode.add_argument("--trace", action="store_true", help="also print each frame's annotated hex dump")
     decode.set_defaults(command=run_decode)
     observe = commands.add_parser("observe", help="TCP_INFO of a live loopback connection (Linux)")
     observe.add_argument("--host", choices=("127.0.0.1", "::1"), default="127.0.0.1", help="loopback address")
-    observe.add_argument("--timeout", type=float, default=5.0, help="seconds before giving up (default 5)")
+    observe.add_argument(
+        "--timeout", type=seconds, default=5.0, metavar="SECONDS",
+        help=f"seconds before giving up (default 5, at most {MAX_SECONDS:g})",
+    )
     observe.set_defaults(command=run_observe)
 
 
@@ -117,10 +124,22 @@ def segment_lines(captured: list[CapturedSegment]) -> list[SegmentLine]:
     return lines
 
 
+def _read_capture(path: Path) -> bytes:
+    """At most :data:`MAX_CAPTURE_BYTES` of ``path``: /dev/zero or a runaway pipe must not fill the memory."""
+    with path.open("rb") as file:
+        data = file.read(MAX_CAPTURE_BYTES + 1)
+    if len(data) > MAX_CAPTURE_BYTES:
+        raise CommandError(
+            f"{path} is larger than {MAX_CAPTURE_BYTES >> 20} MiB, the most tcp decode reads; "
+            "cut it first (editcap -r capture.pcap part.pcap 1-1000)"
+        )
+    return data
+
+
 def run_decode(args: argparse.Namespace) -> int:
     path = args.capture if args.capture is not None else bundled_capture()
     try:
-        captured = read_pcap(path)
+        captured = read_pcap(_read_capture(path))
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror or error}") from None
     except HandshakeError as error:  # DecodeError: not a pcap file, pcapng, a header that contradicts itself

@@ -21,6 +21,7 @@ alert); 2 the command line was wrong (including an unknown cipher suite name).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import queue
 import signal
 import sys
@@ -34,14 +35,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from ..errors import CertificateError, ConnectionTimeout, HandshakeError, HTTPResponseError, PeerAlert, ProtocolError
+from ..hostnames import check_dns_name
 from ..net import is_loopback
 from ..tls.constants import CipherSuite, name_of
 from ..tls.record import MAX_PLAINTEXT_LENGTH
 from ..tls.suites import SUITES, parse_suite_name
-from .errors import EXIT_USAGE, CommandError
+from .arguments import MAX_SECONDS, append_file, host, pem_file, port, seconds
+from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
 from .trace import render_transcript
 
 DEFAULT_TIMEOUT = 5.0
+MAX_PEM_BYTES = 1 << 20  # the most of a --cafile, --cert or --key read (docs/limits.md); a chain is kilobytes
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -53,7 +57,7 @@ def register(groups: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     get.add_argument("url", help="https://HOST[:PORT]/PATH")
-    get.add_argument("--cafile", type=Path, help="PEM file of the CA(s) to trust")
+    get.add_argument("--cafile", type=pem_file, help="PEM file of the CA(s) to trust")
     get.add_argument("--tls", choices=("1.2",), default="1.2", help="protocol version (only 1.2 for now)")
     get.add_argument(
         "--cipher", action="append", default=[], metavar="NAME",
@@ -62,9 +66,14 @@ def register(groups: argparse._SubParsersAction) -> None:
     get.add_argument(
         "--trace", action="store_true", help="print the annotated handshake, record by record, to stderr"
     )
-    get.add_argument("--keylog", type=Path, metavar="FILE", help="append the NSS key log line (for Wireshark)")
+    get.add_argument(
+        "--keylog", type=append_file, metavar="FILE", help="append the NSS key log line (for Wireshark)"
+    )
     get.add_argument("--insecure", action="store_true", help="do NOT verify the server's certificate")
-    get.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole exchange")
+    get.add_argument(
+        "--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"seconds for the whole exchange (default {DEFAULT_TIMEOUT:g}, at most {MAX_SECONDS:g})",
+    )
     _add_fragment_size(get)
     get.add_argument(
         "--max-body", type=_max_body, default=None, metavar="BYTES",
@@ -73,16 +82,18 @@ def register(groups: argparse._SubParsersAction) -> None:
     get.set_defaults(command=run_get)
 
     serve = commands.add_parser("serve", help="serve a small page with our TLS server (loopback by default)")
-    serve.add_argument("--port", type=int, required=True, help="TCP port (0: let the kernel choose)")
-    serve.add_argument("--cert", type=Path, required=True, help="PEM certificate chain, leaf first")
-    serve.add_argument("--key", type=Path, required=True, help="PEM private key (RSA for TLS_RSA_* suites)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=port, required=True, help="TCP port (0: let the kernel choose)")
+    serve.add_argument("--cert", type=pem_file, required=True, help="PEM certificate chain, leaf first")
+    serve.add_argument("--key", type=pem_file, required=True, help="PEM private key (RSA for TLS_RSA_* suites)")
+    serve.add_argument("--host", type=host, default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--public", action="store_true", help="allow binding an address that is not loopback")
     serve.add_argument(
         "--cipher", action="append", default=[], metavar="NAME",
         help="cipher suite to accept, IANA or OpenSSL name (repeatable or comma-separated)",
     )
-    serve.add_argument("--keylog", type=Path, metavar="FILE", help="append NSS key log lines (for Wireshark)")
+    serve.add_argument(
+        "--keylog", type=append_file, metavar="FILE", help="append NSS key log lines (for Wireshark)"
+    )
     _add_fragment_size(serve)
     serve.set_defaults(command=run_serve)
 
@@ -152,20 +163,37 @@ def explain_failure(error: BaseException, peer: str = "server") -> str:
 
 # -- tls get -----------------------------------------------------------------------------------------
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise CommandError(f"expected a URL like https://localhost:8443/, not {url!r}", EXIT_USAGE)
+    """Refuse, in one line, a URL ``tls_get`` could not use: checked before any connection is made."""
+    example = "expected a URL like https://localhost:8443/"
+    if not url.isascii() or any(character.isspace() or not character.isprintable() for character in url):
+        # A space or CR LF in the path would end up in the request line; curl refuses them too.
+        raise CommandError(
+            f"{example}: {url!r} holds spaces, control or non-ASCII characters (percent-encode them: %20)",
+            EXIT_USAGE,
+        )
     try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError as error:  # "Invalid IPv6 URL" for https://[::1/, "Port out of range 0-65535"
+        raise CommandError(f"{example}, not {url!r} ({error})", EXIT_USAGE) from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise CommandError(f"{example}, not {url!r}", EXIT_USAGE)
+    try:
+        ipaddress.ip_address(parts.hostname)
     except ValueError:
-        raise CommandError(f"bad port in {url!r}", EXIT_USAGE) from None
+        try:
+            check_dns_name(parts.hostname)
+        except ValueError as error:
+            raise CommandError(f"bad host in the URL: {error}", EXIT_USAGE) from None
 
 
 def run_get(args: argparse.Namespace) -> int:
     _check_url(args.url)
     suites = parse_cipher_options(args.cipher)
-    if args.cafile is not None and not args.cafile.is_file():
-        raise CommandError(f"CA file {args.cafile} does not exist", EXIT_USAGE)
+    if args.cafile is not None:
+        if not args.cafile.is_file():  # tls_get opens it again by name: a pipe would be empty by then
+            raise CommandError(f"{args.cafile} is not a regular file; --cafile takes a PEM file", EXIT_USAGE)
+        load_certificates(args.cafile, EXIT_USAGE)  # a CA file with no certificate: said before connecting
     if args.insecure:
         print(
             "handshakes: warning: --insecure: the server's certificate is NOT checked; "
@@ -206,15 +234,42 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 # -- tls serve ---------------------------------------------------------------------------------------
+def _read_pem(path: Path, exit_status: int = EXIT_FAILURE) -> bytes:
+    """At most :data:`MAX_PEM_BYTES` of ``path``: a chain or a key is kilobytes, and /dev/zero never ends."""
+    with path.open("rb") as file:
+        data = file.read(MAX_PEM_BYTES + 1)
+    if len(data) > MAX_PEM_BYTES:
+        raise CommandError(
+            f"{path} is larger than {MAX_PEM_BYTES >> 20} MiB: not a PEM certificate or key", exit_status
+        )
+    return data
+
+
+def load_certificates(path: Path, exit_status: int = EXIT_FAILURE) -> list[x509.Certificate]:
+    """The certificates of a PEM file, in order; CommandError naming the file when there are none to read."""
+    try:
+        return x509.load_pem_x509_certificates(_read_pem(path, exit_status))
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror or error}", exit_status) from None
+    except ValueError:  # cryptography's text names its FAQ, not the file; one line that names the file
+        raise CommandError(
+            f"{path} holds no certificate we can read (expected PEM: -----BEGIN CERTIFICATE-----)", exit_status
+        ) from None
+
+
 def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], object]:
     """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load."""
+    chain = load_certificates(cert_path)
     try:
-        chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
-        private_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        private_key = serialization.load_pem_private_key(_read_pem(key_path), password=None)
     except OSError as error:
-        raise CommandError(f"cannot read {error.filename}: {error.strerror}") from None
-    except (ValueError, TypeError) as error:
-        raise CommandError(f"cannot load the certificate or key: {error}") from None
+        raise CommandError(f"cannot read {key_path}: {error.strerror or error}") from None
+    except TypeError:  # "Password was not given but private key is encrypted"
+        raise CommandError(f"{key_path} is encrypted; give the key without a passphrase") from None
+    except ValueError:
+        raise CommandError(
+            f"{key_path} holds no private key we can read (expected PEM: -----BEGIN PRIVATE KEY-----)"
+        ) from None
     if not isinstance(private_key, rsa.RSAPrivateKey):
         # Checked here, before anything compares keys: TLS_RSA_* suites encrypt the pre-master secret
         # to the certificate's RSA key, so an EC or Ed25519 identity cannot serve them at all.
@@ -265,9 +320,7 @@ def run_serve(args: argparse.Namespace) -> int:
             f"refusing to serve on {args.host}, which is not a loopback address; add --public if you mean it",
             EXIT_USAGE,
         )
-    if not 0 <= args.port <= 65535:
-        raise CommandError(f"port {args.port} is out of range", EXIT_USAGE)
-    suites = parse_cipher_options(args.cipher)
+    suites = parse_cipher_options(args.cipher)  # --port was checked by its argument type (arguments.port)
     chain, private_key = load_server_identity(args.cert, args.key)
     options: dict[str, object] = {"keylog_path": args.keylog, "fragment_size": args.fragment_size}
     if suites:

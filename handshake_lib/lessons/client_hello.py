@@ -11,7 +11,8 @@ so the widget never has to be closed and stays on the page.  :func:`record_view`
 exercise 02's last step: the learner's bytes to OpenSSL, then a whole handshake started with them.
 
 Widget callbacks are plain methods (``update``, ``select``, ``send``) so tests and ``make bench`` call
-them; bad input gives a short message in the widget, never a traceback.
+them.  What a learner types (a server name that is no DNS name) is a short message in the widget, never a
+traceback; a value code passes that no control could hold is a ValueError or TypeError before anything changes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import HandshakeError
+from ..hostnames import check_server_name
 from ..peers import BackgroundPeer
 from ..peers.exercise_runs import HELLO_SERVER_CIPHERS as SERVER_CIPHERS
 from ..peers.exercise_runs import LearnerHelloRun, run_learner_client_hello
@@ -51,7 +53,7 @@ from ..tls.hello_explain import (
 from ..tls.messages import ClientHello, decode_handshake
 from ..tls.negotiation import DEFAULT_GROUPS, DEFAULT_SIGNATURE_SCHEMES
 from ..viz.hexview import HexView
-from ..viz.widget import ControlledWidget
+from ..viz.widget import ControlledWidget, check_choices, check_control, check_text
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -102,7 +104,7 @@ EXTENSION_CHOICES: tuple[str, ...] = (
 DEFAULT_EXTENSIONS: frozenset[str] = frozenset(EXTENSION_CHOICES) - {"session_ticket"}
 # Each choice's extension, as the library writes it (the argument is the server name).
 _EXTENSION_MAKERS: dict[str, Callable[[str], Extension]] = {
-    "server_name": lambda name: ServerNameExtension.for_host(name.rstrip(".")),
+    "server_name": lambda name: ServerNameExtension.for_host(check_server_name(name)),  # no trailing dot
     "signature_algorithms": lambda _: SignatureAlgorithmsExtension(list(DEFAULT_SIGNATURE_SCHEMES)),
     "supported_groups": lambda _: SupportedGroupsExtension(list(DEFAULT_GROUPS)),
     "ec_point_formats": lambda _: ECPointFormatsExtension(),
@@ -167,10 +169,9 @@ def build_client_hello(
         raise ValueError("the client random is exactly 32 bytes")
     if "server_name" in chosen and not server_name:
         raise ValueError("server_name is on, but there is no server name")
-    try:
-        built = [_EXTENSION_MAKERS[name](server_name or "") for name in EXTENSION_CHOICES if name in chosen]
-    except UnicodeEncodeError:
-        raise ValueError("a server name is ASCII (an internationalised name is sent as its xn-- form)") from None
+    # A server name that is no DNS name (".", "a..b", 64-character labels, non-ASCII, an IP address)
+    # raises ValueError here, by handshake_lib.hostnames' rules, with the reason in one line.
+    built = [_EXTENSION_MAKERS[name](server_name or "") for name in EXTENSION_CHOICES if name in chosen]
     return ClientHello(
         legacy_version=int(version),
         random=random,
@@ -205,19 +206,18 @@ class ClientHelloBuilder(ControlledWidget, widgets.VBox):
     ) -> None:
         self.peer = peer
         self.server: BackgroundPeer[OpenSSLServer] = BackgroundPeer(lesson_server)
+        # The controls start at rest; the settings go through update(), which checks them first.
         self.version_box = widgets.Dropdown(
-            options=list(VERSION_CHOICES.items()), value=int(version), description="version"
+            options=list(VERSION_CHOICES.items()), value=ProtocolVersion.TLS1_2, description="version"
         )
         self.suite_box = widgets.SelectMultiple(
-            options=list(SUITE_CHOICES), value=tuple(s for s in suites if s in SUITE_CHOICES), rows=6,
-            description="suites", layout=widgets.Layout(width="26em"),
+            options=list(SUITE_CHOICES), value=(), rows=6, description="suites", layout=widgets.Layout(width="26em")
         )
-        self.server_name_box = widgets.Text(value=server_name, description="server name")
-        chosen = set(extensions)
+        self.server_name_box = widgets.Text(value="", description="server name")
         self.extension_boxes = {
-            name: widgets.Checkbox(value=name in chosen, description=name, indent=False) for name in EXTENSION_CHOICES
+            name: widgets.Checkbox(value=False, description=name, indent=False) for name in EXTENSION_CHOICES
         }
-        self.random_box = widgets.Checkbox(value=demo_random, description="demo random 00..1f", indent=False)
+        self.random_box = widgets.Checkbox(value=False, description="demo random 00..1f", indent=False)
         self.send_button = widgets.Button(description="Send to OpenSSL", icon="paper-plane")
         self.status = widgets.HTML()
         self.hex_box = widgets.VBox()
@@ -242,7 +242,9 @@ class ClientHelloBuilder(ControlledWidget, widgets.VBox):
         self.watch(self.version_box, self.suite_box, self.server_name_box, self.random_box,
                    *self.extension_boxes.values())
         self.send_button.on_click(lambda _button: self.send())
-        self.update()
+        self.update(
+            version=version, suites=suites, server_name=server_name, extensions=extensions, demo_random=demo_random
+        )
 
     def update(
         self,
@@ -253,12 +255,23 @@ class ClientHelloBuilder(ControlledWidget, widgets.VBox):
         extensions: Iterable[str] | None = None,
         demo_random: bool | None = None,
     ) -> bytes | None:
-        """Set any control, rebuild the hello once, show it; returns its bytes (None if the choices are bad)."""
+        """Set any control, rebuild the hello once, show it; returns its bytes (None if the choices are bad).
+
+        What the controls cannot hold (a version or suite they do not offer, an unknown extension, a
+        str where a list is due, a server name that is not a str) raises ValueError or TypeError before
+        anything changes.  A server name is text the learner may type, so one that is not a DNS name is
+        shown as a message in the widget, as the box shows it.
+        """
+        version = check_control("version", version, self.version_box)
+        suites = check_control("suites", suites, self.suite_box)
+        server_name = check_control("server_name", server_name, self.server_name_box)
+        extensions = check_choices("extensions", extensions, EXTENSION_CHOICES)
+        demo_random = check_control("demo_random", demo_random, self.random_box)
         with self.holding():
             if version is not None:
-                self.version_box.value = int(version)
+                self.version_box.value = version
             if suites is not None:
-                self.suite_box.value = tuple(s for s in suites if s in SUITE_CHOICES)
+                self.suite_box.value = suites
             if server_name is not None:
                 self.server_name_box.value = server_name
             if extensions is not None:
@@ -276,12 +289,12 @@ class ClientHelloBuilder(ControlledWidget, widgets.VBox):
                 client_random=DEMO_CLIENT_RANDOM if self.random_box.value else None,
             )
             raw = hello.to_bytes()
+            _, spans = decode_handshake(raw)  # inside: whatever the decoder refuses is a message too, not a raise
         except (ValueError, HandshakeError) as error:
             self.hello, self.hello_bytes, self.message = None, None, str(error)
             self.status.value = f"<i>{html.escape(self.message)}</i>"
             self.send_button.disabled = True
             return None
-        _, spans = decode_handshake(raw)
         self.hello, self.hello_bytes, self.message = hello, raw, ""
         self.status.value = f"ClientHello: {len(raw)} bytes (4 header + {len(raw) - 4} body)"
         self.send_button.disabled = False
@@ -293,6 +306,7 @@ class ClientHelloBuilder(ControlledWidget, widgets.VBox):
 
     def select(self, field: str) -> str:
         """Choose the first field whose dotted name ends with ``field``; returns its explanation."""
+        check_text("field", field)
         if self.hexview is None:
             return ""
         index = next(

@@ -43,6 +43,7 @@ from ..tls.suites import suite_params
 from ..viz.hexview import HexView
 from ..viz.sequence import Arrow, draw_sequence
 from ..viz.statediagram import draw_state_diagram
+from ..viz.widget import check_index
 from .records import message_name
 
 __all__ = [
@@ -334,6 +335,7 @@ class HandshakeStepper(widgets.VBox):
 
     def show(self, index: int) -> int:
         """Show record ``index``: its wire bytes, its decrypted contents if it was protected, both states."""
+        index = check_index("index", index)  # not a number: TypeError; a number with no record: a message
         if not 0 <= index < len(self.transcript):
             self.position.value = f"<i>There is no record number {index}.</i>"
             return self.index

@@ -18,8 +18,8 @@ tested there; this module only lays it out:
   the connection fails later, at the client's Finished, with ``bad_record_mac``.
 
 The live runs against OpenSSL are in :mod:`handshake_lib.peers.openssl_runs`.  The widget exposes its
-callback as a plain method (``update``) and answers bad input with a short message; its benchmarks are
-in ``bench/cases/premaster.py``.
+callback as a plain method (``update``), which refuses a value its controls could not hold (ValueError
+or TypeError, before anything changes); its benchmarks are in ``bench/cases/premaster.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ..tls import rsa_kx
 from ..tls.messages import ClientKeyExchange, decode_handshake
 from ..tls.pair import InMemoryHandshake, PairKeys, handshake_in_memory
 from ..viz.hexview import HexView
-from ..viz.widget import ControlledWidget
+from ..viz.widget import ControlledWidget, check_control
 
 __all__ = ["CountermeasureDemo", "client_key_exchange_view", "countermeasure_demo", "padding_view"]
 
@@ -60,10 +60,8 @@ class CountermeasureDemo(ControlledWidget, widgets.VBox):
         # Replaced by every update with the ciphertext the client really sent; its size fixes the slider.
         self.ciphertext = bytes(self.demo_keys.private_key.key_size // 8)
         size = len(self.ciphertext)
-        self.byte_slider = widgets.IntSlider(
-            value=min(max(byte_index, 0), size - 1), min=0, max=size - 1, description="byte", continuous_update=False
-        )
-        self.mask_box = widgets.BoundedIntText(value=mask, min=0, max=255, description="XOR mask")
+        self.byte_slider = widgets.IntSlider(value=0, min=0, max=size - 1, description="byte", continuous_update=False)
+        self.mask_box = widgets.BoundedIntText(value=0, min=0, max=255, description="XOR mask")
         self.verdict = widgets.HTML()
         self.block_box = widgets.VBox()
         self.steps = widgets.HTML()
@@ -72,17 +70,16 @@ class CountermeasureDemo(ControlledWidget, widgets.VBox):
         self.result: InMemoryHandshake | None = None
         super().__init__([widgets.HBox([self.byte_slider, self.mask_box]), self.verdict, self.block_box, self.steps])
         self.watch(self.byte_slider, self.mask_box)
-        self.update()
+        self.update(byte_index=byte_index, mask=mask)  # checked there, as any later change
 
-    def update(self, *, byte_index: int | None = None, mask: int | None = None) -> InMemoryHandshake | None:
-        """Set the byte and/or mask, tamper, re-run the handshake in memory and redraw; the widget callback."""
-        size = len(self.ciphertext)
-        if byte_index is not None and not 0 <= byte_index < size:
-            self._say(f"Choose a byte between 0 and {size - 1} (the ciphertext has {size} bytes).")
-            return None
-        if mask is not None and not 0 <= mask <= 255:
-            self._say("The XOR mask is one byte: choose a value between 0 and 255.")
-            return None
+    def update(self, *, byte_index: int | None = None, mask: int | None = None) -> InMemoryHandshake:
+        """Set the byte and/or mask, tamper, re-run the handshake in memory and redraw; the widget callback.
+
+        A byte the ciphertext does not have, a mask that is not one byte (0..255), or what is not a
+        whole number raises ValueError or TypeError before anything changes.
+        """
+        byte_index = check_control("byte_index", byte_index, self.byte_slider)
+        mask = check_control("mask", mask, self.mask_box)
         with self.holding():
             if byte_index is not None:
                 self.byte_slider.value = byte_index
@@ -115,7 +112,7 @@ class CountermeasureDemo(ControlledWidget, widgets.VBox):
         if alert is not None:
             lines.append(f"alert the server sends: {alert.name} ({int(alert)})")
         self.summary_text = "\n".join(lines)
-        self._say(self.summary_text, pre=True)
+        self.verdict.value = f"<pre style='color:inherit'>{html.escape(self.summary_text)}</pre>"
         self.block_box.children = [padding_view(self.check.block)]
         self.steps.value = (
             "<b>records, as the server saw them</b><pre style='color:inherit'>"
@@ -123,12 +120,6 @@ class CountermeasureDemo(ControlledWidget, widgets.VBox):
             + "</pre>"
         )
         return self.result
-
-    def _say(self, text: str, *, pre: bool = False) -> None:
-        escaped = html.escape(text)
-        self.verdict.value = f"<pre style='color:inherit'>{escaped}</pre>" if pre else f"<i>{escaped}</i>"
-        if not pre:
-            self.summary_text = text
 
 
 def countermeasure_demo(**settings: Any) -> CountermeasureDemo:

@@ -37,7 +37,7 @@ from ..tls.constants import ContentType, HandshakeType, name_of
 from ..tls.record import RECORD_HEADER_LENGTH, Check, OpenedRecord, message_pieces, read_header
 from ..viz.hexview import HexView, render_hex_html
 from ..viz.record_layouts import record_layout_picture
-from ..viz.widget import ControlledWidget
+from ..viz.widget import ControlledWidget, check_control, check_index, check_number
 from ..wire import Span
 
 __all__ = [
@@ -215,6 +215,7 @@ class RecordExplorer(ControlledWidget, widgets.VBox):
 
     def select(self, index: int) -> OpenedRecord | None:
         """Show record ``index``: the wire bytes with their parts, what decryption gives, what the MAC covers."""
+        index = check_index("index", index)  # not a number: TypeError; a number with no record: a message
         if not 0 <= index < len(self.records):
             self.summary.value = f"<i>There is no record number {index}.</i>"
             self.layers = None
@@ -323,34 +324,29 @@ class TamperLab(ControlledWidget, widgets.VBox):
             [self.record_choice, widgets.HBox([self.offset_slider, self.bit_choice]), self.hex_html, self.verdict]
         )
         self.watch(self.record_choice, self.offset_slider, self.bit_choice)
-        start = self.records[record].record if 0 <= record < len(self.records) else self.records[0].record
-        self.update(record=record, offset=len(start) - 1 if offset is None else offset, bit=bit)
-
-    def _refuse(self, text: str) -> None:
-        self.verdict_text, self.verdict.value = text, f"<i>{html.escape(text)}</i>"
+        self.update(record=record, offset=-1 if offset is None else offset, bit=bit)  # -1: the last byte
 
     def update(
         self, *, record: int | None = None, offset: int | None = None, bit: int | None = None
-    ) -> TamperResult | None:
-        """Set any control, flip the bit, and show what the receiver said (no argument: the controls' values)."""
-        if record is not None and not 0 <= record < len(self.records):
-            self._refuse(f"There is no record number {record}.")
-            return None
+    ) -> TamperResult:
+        """Set any control, flip the bit, and show what the receiver said (no argument: the controls' values).
+
+        ``offset`` counts from the end when negative (-1: the last byte).  A record, byte or bit the
+        controls do not offer raises ValueError (TypeError for what is not a whole number) before
+        anything changes.
+        """
+        record = check_control("record", record, self.record_choice)
+        size = len(self.records[self.record_choice.value if record is None else record].record)
+        offset = check_number("offset", offset, -size, size - 1, whole=True)
+        bit = check_control("bit", bit, self.bit_choice)
         with self.holding():
             if record is not None:
                 self.record_choice.value = record
             protected = self.records[self.record_choice.value]
             self.offset_slider.max = len(protected.record) - 1
             if offset is not None:
-                offset += len(protected.record) if offset < 0 else 0
-                if not 0 <= offset < len(protected.record):
-                    self._refuse(f"Choose a byte between 0 and {len(protected.record) - 1}.")
-                    return None
-                self.offset_slider.value = offset
+                self.offset_slider.value = offset + size if offset < 0 else offset
             if bit is not None:
-                if not 0 <= bit <= 7:
-                    self._refuse("Choose a bit between 0 and 7.")
-                    return None
                 self.bit_choice.value = bit
         result = self.result = tamper_record(protected, self.offset_slider.value, self.bit_choice.value)
         marked = [*protected.open().spans, Span(result.offset, 1, "flipped", "the flipped byte", 0, True)]

@@ -13,8 +13,9 @@ Everything shown is computed by the library or by a real OpenSSL; this module on
   (:func:`handshake_lib.pki.fields.certificate_fields`).
 * :func:`run_learner_cipher_choice`: exercise 03's last step (:mod:`handshake_lib.peers.exercise_runs`).
 
-Widget callbacks are plain methods (``update``, ``select``) so tests and ``make bench`` call them; bad
-input (or a learner's rule that raises) gives a short message in the widget, never a traceback.
+Widget callbacks are plain methods (``update``, ``select``) so tests and ``make bench`` call them; a
+learner's rule that raises gives a short message in the widget, never a traceback, and a value code
+passes that no control could hold is a ValueError or TypeError before anything changes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ..tls.constants import OPENSSL_NAMES
 from ..tls.negotiation import choose_cipher_suite as library_choose_cipher_suite
 from ..tls.suites import RSA_SUITE_NAMES
 from ..viz.hexview import HexView
-from ..viz.widget import ControlledWidget
+from ..viz.widget import ControlledWidget, check_control, check_text
 from ..wire import Span
 
 __all__ = [
@@ -92,13 +93,10 @@ class NegotiationExplorer(ControlledWidget, widgets.VBox):
         choose: Callable[..., Any] = library_choose_cipher_suite,
     ) -> None:
         self.choose = choose
-        self.offered_box = widgets.TagsInput(
-            value=list(offered), allowed_tags=list(NEGOTIATION_SUITES), allow_duplicates=False
-        )
-        self.supported_box = widgets.TagsInput(
-            value=list(supported), allowed_tags=list(NEGOTIATION_SUITES), allow_duplicates=False
-        )
-        self.prefer_box = widgets.ToggleButtons(options=["server", "client"], value=prefer, description="prefer")
+        # The controls start at rest; the settings go through update(), which checks them first.
+        self.offered_box = widgets.TagsInput(value=[], allowed_tags=list(NEGOTIATION_SUITES), allow_duplicates=False)
+        self.supported_box = widgets.TagsInput(value=[], allowed_tags=list(NEGOTIATION_SUITES), allow_duplicates=False)
+        self.prefer_box = widgets.ToggleButtons(options=["server", "client"], value="server", description="prefer")
         self.output = widgets.HTML()
         self.result: NegotiationResult | None = None
         super().__init__(
@@ -112,7 +110,7 @@ class NegotiationExplorer(ControlledWidget, widgets.VBox):
             ]
         )
         self.watch(self.offered_box, self.supported_box, self.prefer_box)
-        self.update()
+        self.update(offered=offered, supported=supported, prefer=prefer)
 
     def update(
         self,
@@ -121,12 +119,19 @@ class NegotiationExplorer(ControlledWidget, widgets.VBox):
         supported: Sequence[str] | None = None,
         prefer: str | None = None,
     ) -> NegotiationResult:
-        """Set any control and recompute both choices (the widget callback)."""
+        """Set any control and recompute both choices (the widget callback).
+
+        A suite not in :data:`NEGOTIATION_SUITES`, a str where a list is due, or a ``prefer`` other than
+        ``"server"`` or ``"client"`` raises ValueError or TypeError before anything changes.
+        """
+        offered = check_control("offered", offered, self.offered_box)
+        supported = check_control("supported", supported, self.supported_box)
+        prefer = check_control("prefer", prefer, self.prefer_box)
         with self.holding():
             if offered is not None:
-                self.offered_box.value = [s for s in offered if s in NEGOTIATION_SUITES]
+                self.offered_box.value = offered
             if supported is not None:
-                self.supported_box.value = [s for s in supported if s in NEGOTIATION_SUITES]
+                self.supported_box.value = supported
             if prefer is not None:
                 self.prefer_box.value = prefer
         offered_names, supported_names = list(self.offered_box.value), list(self.supported_box.value)
@@ -190,6 +195,7 @@ class CertificateExplorer(widgets.VBox):
 
     def select(self, field: str) -> Span | None:
         """Choose the element whose dotted path ends with ``field`` (e.g. ``"validity"``, ``"subject"``)."""
+        check_text("field", field)
         index = next(
             (i for i, s in enumerate(self.spans) if s.field == field or s.field.endswith("." + field)), None
         )

@@ -15,8 +15,8 @@ module only lays it out:
 * :class:`KeyScheduleExplorer` lets the learner choose a suite and the master secret mode and shows
   the derivation, the key block and OpenSSL's verdict, recomputed in microseconds.
 
-The widget exposes its callback as a plain method (``update``) and answers bad input with a short
-message; its benchmarks are in ``bench/cases/session_keys.py``.
+The widget exposes its callback as a plain method (``update``), which refuses a suite its menu does not
+offer (ValueError, before anything changes); its benchmarks are in ``bench/cases/session_keys.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ..tls.key_schedule import DerivedKeys, derive_keys, recorded_handshake
 from ..tls.prf import hmac_digest
 from ..tls.suites import RSA_SUITE_NAMES, SuiteParams, key_block_layout
 from ..viz.figures import axes_for
-from ..viz.widget import ControlledWidget
+from ..viz.widget import ControlledWidget, check_control
 
 __all__ = ["KeyScheduleExplorer", "key_block_layout_html", "key_schedule_explorer", "p_hash_picture"]
 
@@ -132,31 +132,30 @@ class KeyScheduleExplorer(ControlledWidget, widgets.VBox):
     """Choose a suite and the master secret mode; see the derivation, the key block and OpenSSL's verdict."""
 
     def __init__(self, *, cipher: str = "AES128-GCM-SHA256", extended_master_secret: bool = True) -> None:
-        self.suite_menu = widgets.Dropdown(
-            options=list(RSA_SUITE_NAMES),
-            value=cipher if cipher in RSA_SUITE_NAMES else RSA_SUITE_NAMES[0],
-            description="suite",
-        )
-        self.ems_box = widgets.Checkbox(value=extended_master_secret, description="extended master secret (RFC 7627)")
+        # The controls start at rest; the settings go through update(), which checks them first.
+        self.suite_menu = widgets.Dropdown(options=list(RSA_SUITE_NAMES), value=RSA_SUITE_NAMES[0], description="suite")
+        self.ems_box = widgets.Checkbox(value=True, description="extended master secret (RFC 7627)")
         self.derivation = widgets.HTML()
         self.layout_html = widgets.HTML()
         self.summary_text = ""
         self.derived: DerivedKeys | None = None
         super().__init__([widgets.HBox([self.suite_menu, self.ems_box]), self.derivation, self.layout_html])
         self.watch(self.suite_menu, self.ems_box)
-        self.update()
+        self.update(cipher=cipher, extended_master_secret=extended_master_secret)
 
-    def update(self, *, cipher: str | None = None, extended_master_secret: bool | None = None) -> DerivedKeys | None:
-        """Set the suite and/or EMS, recompute from the recording, redraw; the widget callback."""
-        if cipher is not None and cipher not in RSA_SUITE_NAMES:
-            self.summary_text = f"Unknown suite {cipher!r}: choose one of {', '.join(RSA_SUITE_NAMES)}."
-            self.derivation.value = f"<i>{html.escape(self.summary_text)}</i>"
-            return None
+    def update(self, *, cipher: str | None = None, extended_master_secret: bool | None = None) -> DerivedKeys:
+        """Set the suite and/or EMS, recompute from the recording, redraw; the widget callback.
+
+        A suite the menu does not offer raises ValueError, an EMS that is not True or False TypeError,
+        before anything changes.
+        """
+        cipher = check_control("cipher", cipher, self.suite_menu)
+        extended_master_secret = check_control("extended_master_secret", extended_master_secret, self.ems_box)
         with self.holding():
             if cipher is not None:
                 self.suite_menu.value = cipher
             if extended_master_secret is not None:
-                self.ems_box.value = bool(extended_master_secret)
+                self.ems_box.value = extended_master_secret
         recording = recorded_handshake(self.suite_menu.value, self.ems_box.value)
         derived = derive_keys(recording)
         self.derived = derived

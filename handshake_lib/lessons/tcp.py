@@ -36,7 +36,7 @@ from ..viz.figures import axes_for, figure_svg
 from ..viz.hexview import HexView
 from ..viz.sequence import draw_sequence
 from ..viz.statediagram import draw_state_diagram
-from ..viz.widget import ControlledWidget
+from ..viz.widget import ControlledWidget, check_control, check_index, check_numbers
 
 __all__ = [
     "CaptureExplorer",
@@ -50,6 +50,10 @@ __all__ = [
 
 # How many transmissions the "lose" list offers: a handshake with a couple of retransmissions.
 _DROPPABLE = 8
+# The controls' ranges, which update() also holds code to (docs/limits.md).
+MAX_DELAY_MS = 500
+MAX_LOSS_RATE = 0.9
+MAX_SEED = 2**31 - 1
 
 
 def _ms(seconds: float | None) -> str:
@@ -104,32 +108,30 @@ class HandshakeReplay(ControlledWidget, widgets.VBox):
         seed: int = 0,
         simultaneous: bool = False,
     ) -> None:
+        # The controls start at rest; the settings go through update(), which checks them first.
         self.delay_slider = widgets.IntSlider(
-            value=int(delay_ms), min=1, max=500, step=1, description="delay (ms)", continuous_update=True
+            value=50, min=1, max=MAX_DELAY_MS, step=1, description="delay (ms)", continuous_update=True
         )
         self.drop_select = widgets.SelectMultiple(
-            options=[(f"lose #{i}", i) for i in range(_DROPPABLE)],
-            value=tuple(i for i in drop if 0 <= i < _DROPPABLE),
-            rows=4,
-            description="lose",
+            options=[(f"lose #{i}", i) for i in range(_DROPPABLE)], value=(), rows=4, description="lose"
         )
         self.loss_slider = widgets.FloatSlider(
-            value=loss_rate, min=0.0, max=0.9, step=0.05, description="loss rate", readout_format=".2f"
+            value=0.0, min=0.0, max=MAX_LOSS_RATE, step=0.05, description="loss rate", readout_format=".2f"
         )
-        self.seed_box = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed")
-        self.simultaneous_box = widgets.Checkbox(value=simultaneous, description="simultaneous open")
+        self.seed_box = widgets.BoundedIntText(value=0, min=0, max=MAX_SEED, description="seed")
+        self.simultaneous_box = widgets.Checkbox(value=False, description="simultaneous open")
         self.image = widgets.Image(format="svg+xml", layout=widgets.Layout(max_width="100%"))
         self.summary = widgets.HTML()
         self.figure, self.ax = axes_for(None, (6.4, 4.2))
         self.result: HandshakeResult | None = None
         self.summary_text = ""
-        self._extra_drop: tuple[int, ...] = tuple(i for i in drop if i >= _DROPPABLE)
+        self._extra_drop: tuple[int, ...] = ()
         controls = widgets.VBox(
             [self.delay_slider, self.drop_select, self.loss_slider, self.seed_box, self.simultaneous_box]
         )
         super().__init__([controls, self.image, self.summary])
         self.watch(self.delay_slider, self.drop_select, self.loss_slider, self.seed_box, self.simultaneous_box)
-        self.update()
+        self.update(delay_ms=delay_ms, drop=drop, loss_rate=loss_rate, seed=seed, simultaneous=simultaneous)
 
     def update(
         self,
@@ -143,10 +145,19 @@ class HandshakeReplay(ControlledWidget, widgets.VBox):
         """Set any of the controls, re-run the simulation once, and redraw; returns the result.
 
         Called with no arguments it uses the controls' current values (that is the widget callback).
+        Values the controls could not hold (a delay outside 1..500 ms, a loss rate outside 0..0.9 or
+        nan, a seed outside 0..2**31-1, a negative transmission number, a str) raise ValueError or
+        TypeError before anything changes.
         """
+        # All checked first: a bad loss_rate must not leave a new delay behind (nor nan in the slider).
+        delay_ms = check_control("delay_ms", delay_ms, self.delay_slider)
+        drop = check_numbers("drop", drop, 0, whole=True)
+        loss_rate = check_control("loss_rate", loss_rate, self.loss_slider)
+        seed = check_control("seed", seed, self.seed_box)
+        simultaneous = check_control("simultaneous", simultaneous, self.simultaneous_box)
         with self.holding():  # setting several controls must not re-run the simulation each time
             if delay_ms is not None:
-                self.delay_slider.value = max(self.delay_slider.min, min(self.delay_slider.max, int(delay_ms)))
+                self.delay_slider.value = delay_ms
             if drop is not None:
                 indices = tuple(sorted(set(drop)))
                 self.drop_select.value = tuple(i for i in indices if 0 <= i < _DROPPABLE)
@@ -227,6 +238,7 @@ class CaptureExplorer(ControlledWidget, widgets.VBox):
 
     def select(self, index: int, field: str = "tcp.flags") -> HexView | None:
         """Show segment ``index`` (0-based) in the hex view, with ``field`` chosen in it."""
+        index = check_index("index", index)  # not a number: TypeError; a number with no segment: a message
         if not 0 <= index < len(self.segments):
             self.hex_box.children = [widgets.HTML(f"<i>There is no segment number {index}.</i>")]
             self.hexview = None

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..hostnames import check_certificate_name
+
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
@@ -48,6 +50,15 @@ def _new_key(key_type: str) -> PrivateKey:
     if key_type == "ecdsa-p256":
         return ec.generate_private_key(ec.SECP256R1())
     raise ValueError(f"unknown key type {key_type!r} (use 'rsa2048' or 'ecdsa-p256')")
+
+
+# RFC 5280's upper bound for a commonName (ub-common-name); a DNS name may be up to 253 characters.
+MAX_COMMON_NAME_LENGTH = 64
+
+
+def _common_name(hostname: str) -> str:
+    """The subject's commonName: the first host name if it fits; clients read the subjectAltName anyway."""
+    return hostname if len(hostname) <= MAX_COMMON_NAME_LENGTH else "Handshakes course server"
 
 
 def _name(common_name: str) -> x509.Name:
@@ -104,6 +115,10 @@ class CoursePKI:
 
         RSA by default because TLS_RSA_* key exchange encrypts the pre-master secret to this key.
         """
+        if not hostnames:
+            raise ValueError("a server certificate needs at least one host name")
+        for host in hostnames:  # one clear line for a bad name, not cryptography's error deep in the builder
+            check_certificate_name(host)
         key = _new_key(key_type)
         now = dt.datetime.now(dt.UTC)
         names: list[x509.GeneralName] = []
@@ -119,7 +134,7 @@ class CoursePKI:
         )
         certificate = (
             x509.CertificateBuilder()
-            .subject_name(_name(hostnames[0]))
+            .subject_name(_name(_common_name(hostnames[0])))
             .issuer_name(self.root.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
