@@ -162,8 +162,9 @@ MAX_EMPTY_RECORDS = 32
 # Records a connection keeps in its transcript.  A page fetch has about a dozen; a peer that sends its data
 # in one-byte records would otherwise make the transcript, not the data, the connection's cost (550 bytes
 # a record: 36 MB after 65,000 records).  Later records are still processed, only counted in
-# ``transcript_overflow``.
-MAX_TRANSCRIPT_RECORDS = 4096
+# ``transcript_overflow``.  Twice MAX_RECORDS_PER_HANDSHAKE_MESSAGE, so that a handshake refused for too
+# many records still shows them all and the alert that ended it.
+MAX_TRANSCRIPT_RECORDS = 2 * MAX_RECORDS_PER_HANDSHAKE_MESSAGE
 
 
 # ConnectionStateError, UnexpectedEOF, UnsupportedExtension and InternalError live in errors.py now;
