@@ -294,6 +294,26 @@ def test_grading_refuses_without_a_sandbox_unless_asked(tmp_path: Path, monkeypa
         sandbox_problem.cache_clear()
 
 
+def test_a_master_changed_during_grading_is_reported(tmp_path: Path) -> None:
+    """Without the sandbox a submission can rewrite a master on disk: this run's scores stay right (the tests
+    were read before grading), and grading says the file changed instead of leaving it for the next run."""
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    master = solutions / SOLUTION.name
+    master.write_bytes(SOLUTION.read_bytes())
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    nbformat.write(_hostile(f"import pathlib\nwritten = pathlib.Path({str(master)!r}).write_text('{{}}')\n"),
+                   submissions / "poison.ipynb")
+    nbformat.write(_solution_notebook(), submissions / "z_honest.ipynb")
+    out = tmp_path / "scores.csv"
+    with pytest.raises(GradingError, match="master notebooks changed while grading"):
+        grade_folder(submissions, out, solutions_dir=solutions, sandboxed=False, timeout=30)
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = {row["file"]: row["total"] for row in csv.DictReader(handle)}
+    assert rows == {"poison.ipynb": "0", "z_honest.ipynb": "5"}
+
+
 # -- the channel: what learner code may send back ---------------------------------------------------------------
 class _Sneaky(bytes):
     def __eq__(self, other: object) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import inspect
 import io
 import json
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -476,5 +477,28 @@ def grade_folder(
             rows[path] = score
     ordered = [rows[path] for path in submissions]
     write_scores_csv(ordered, out_csv, assignments.values())
+    _check_masters_unchanged(assignments.values())
     return ordered
+
+
+def _check_masters_unchanged(assignments: Iterable[Assignment]) -> None:
+    """The scores came from the tests read before grading; say so loudly if the files changed since.
+
+    In the sandbox the masters are not even visible.  Without it (``--no-sandbox``) a submission could
+    rewrite one, which would not change this run's scores but would the next run's.
+    """
+    changed = []
+    for assignment in assignments:
+        try:
+            digest = hashlib.sha256(assignment.master.read_bytes()).hexdigest()
+        except OSError:
+            digest = ""
+        if digest != assignment.sha256:
+            changed.append(str(assignment.master))
+    if changed:
+        raise GradingError(
+            f"master notebooks changed while grading: {', '.join(changed)}. This run's scores used the tests "
+            "read before grading and are in the CSV; restore the masters (git checkout solutions/) before "
+            "grading again"
+        )
 
