@@ -14,7 +14,6 @@ part, zero, or could not be graded, per question).  See docs/instructors.md.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from handshake_lib.cli.arguments import seconds  # noqa: E402
 from handshake_lib.grading import (  # noqa: E402
     DEFAULT_TIMEOUT_SECONDS,
     SOLUTIONS_DIR,
@@ -30,16 +30,6 @@ from handshake_lib.grading import (  # noqa: E402
     summary_lines,
     write_score_chart,
 )
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 3600 seconds")
-    return value
 
 
 def _jobs(text: str) -> int:
@@ -58,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("scores.csv"), help="CSV file to write (default scores.csv)")
     parser.add_argument("--solutions", type=Path, default=SOLUTIONS_DIR, help="folder of master notebooks")
     parser.add_argument(
-        "--timeout", type=_seconds, default=DEFAULT_TIMEOUT_SECONDS,
+        "--timeout", type=seconds, default=DEFAULT_TIMEOUT_SECONDS,
         help=f"seconds allowed per submission (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
     parser.add_argument(

@@ -52,6 +52,16 @@ def require(executable: str, why: str = "") -> str:
     return path
 
 
+def require_sandbox() -> None:
+    """Skip (or fail under REQUIRE_PEERS=1) when the grading sandbox (bubblewrap) cannot run here."""
+    from handshake_lib.grading import sandbox_problem
+
+    require("bwrap", "the grading sandbox (Debian's bubblewrap)")
+    problem = sandbox_problem()
+    if problem is not None:
+        (pytest.fail if peers_required() else pytest.skip)(f"the grading sandbox cannot run: {problem}")
+
+
 def require_module(name: str, why: str = "") -> ModuleType:
     """Import and return module ``name``; skip (or fail under REQUIRE_PEERS=1) when it cannot be imported.
 

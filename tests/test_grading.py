@@ -32,7 +32,7 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
-from conftest import peers_required, require
+from conftest import require_sandbox
 
 from handshake_lib.grading import (
     EXERCISES_DIR,
@@ -46,7 +46,6 @@ from handshake_lib.grading import (
     master_notebooks,
     normalise_student_notebook,
     read_assignment,
-    sandbox_problem,
     write_score_chart,
 )
 from handshake_lib.grading.report import score_distribution
@@ -60,11 +59,6 @@ EXERCISE_01 = "01_tcp_three_way_handshake"
 JOBS = 2
 
 
-def require_sandbox() -> None:
-    require("bwrap", "the grading sandbox (Debian's bubblewrap)")
-    problem = sandbox_problem()
-    if problem is not None:
-        (pytest.fail if peers_required() else pytest.skip)(f"the grading sandbox cannot run: {problem}")
 
 
 def _ids(path: Path) -> str:

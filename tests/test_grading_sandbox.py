@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import peers_required, require
+from conftest import require_sandbox
 
 from handshake_lib.grading import GradingError, SandboxLimits, SubmissionScore, grade_folder, read_assignment
 from handshake_lib.grading import sandbox as sandbox_module
@@ -40,11 +40,6 @@ MARKER = "handshakes-escape-917"  # a child process that would outlive grading c
 SECRET = "instructor-token-5d1e"
 
 
-def _require_sandbox() -> None:
-    require("bwrap", "the grading sandbox (Debian's bubblewrap)")
-    problem = sandbox_problem()
-    if problem is not None:
-        (pytest.fail if peers_required() else pytest.skip)(f"the grading sandbox cannot run: {problem}")
 
 
 def _sha(path: Path) -> str:
@@ -140,7 +135,7 @@ class HostileClass:
 
 @pytest.fixture(scope="session")
 def hostile_class(tmp_path_factory: pytest.TempPathFactory) -> HostileClass:
-    _require_sandbox()
+    require_sandbox()
     root = tmp_path_factory.mktemp("hostile")
     submissions = root / "submissions"
     submissions.mkdir()
@@ -255,7 +250,7 @@ def test_memory_limit_turns_a_huge_allocation_into_a_failure(hostile_class: Host
 
 def test_the_sandbox_limits_processes(tmp_path: Path) -> None:
     """The process limit holds for root too (a pids cgroup where one can be made, RLIMIT_NPROC otherwise)."""
-    _require_sandbox()
+    require_sandbox()
     script = (
         "import os, time\n"
         "from handshake_lib.grading.worker import apply_limits\n"
