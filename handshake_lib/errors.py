@@ -187,12 +187,23 @@ class CertificateError(ProtocolError):
 
     tls_alert = TLSAlert.bad_certificate
     ssh_disconnect = SSHDisconnect.HOST_KEY_NOT_VERIFIABLE
+    # The validator's report (handshake_lib.pki.validate.ValidationReport) when the error comes from one
+    # (``report.error()`` sets it): every check, not only the one that failed.
+    report: Any = None
 
 
 class BadCertificate(CertificateError):
     """A certificate that is well anchored but wrong: it names another host, or it does not parse."""
 
     tls_alert = TLSAlert.bad_certificate
+
+
+class CertificateDecodeError(BadCertificate, ValueError):
+    """A certificate, CRL or OCSP response that does not parse, or is larger than the validator's caps.
+
+    A kind of :class:`BadCertificate` (RFC 5246: "a certificate was corrupt"), so it ends a handshake
+    with ``bad_certificate``; the message names the input and what was wrong with it.
+    """
 
 
 class UnknownCA(CertificateError):
@@ -205,6 +216,12 @@ class CertificateExpired(CertificateError):
     """A certificate in the chain is past its notAfter date (or we have nothing to check it against)."""
 
     tls_alert = TLSAlert.certificate_expired
+
+
+class CertificateRevoked(CertificateError):
+    """A certificate in the chain was revoked by its issuer (by a CRL or an OCSP response)."""
+
+    tls_alert = TLSAlert.certificate_revoked
 
 
 class UnsupportedCertificate(CertificateError):
