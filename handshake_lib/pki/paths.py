@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID, NameOID
 
@@ -36,12 +37,25 @@ __all__ = [
     "MAX_CERTIFICATE_BYTES",
     "MAX_SAN_ENTRIES",
     "MAX_POOL_CERTIFICATES",
+    "PARSE_ERRORS",
 ]
 
 MAX_CERTIFICATE_BYTES = 64 * 1024  # real certificates are 1-8 KiB; a bigger one is an attack or a mistake
 MAX_SAN_ENTRIES = 1_000  # public CAs issue at most a few hundred names per certificate
 MAX_POOL_CERTIFICATES = 1_000  # untrusted intermediates read for one validation
 MAX_NAME_CONSTRAINT_SUBTREES = 1_000
+
+# What cryptography raises when a field it parses lazily turns out to be malformed (some of these are
+# not ValueErrors: DuplicateExtension derives from Exception directly).
+PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnicodeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
 
 # Extensions whose meaning the validator applies; any other extension marked critical fails the
 # ``critical_extensions`` check (RFC 5280 section 4.2: "MUST reject the certificate").  Certificate
@@ -70,7 +84,7 @@ def describe(certificate: x509.Certificate) -> str:
         subject = certificate.subject.rfc4514_string()
         if subject:
             return repr(subject[:64])
-    except ValueError:
+    except PARSE_ERRORS:
         pass
     return f"the certificate with serial {certificate.serial_number:#x}"
 
@@ -113,7 +127,7 @@ class CertView:
             der = certificate.public_bytes(serialization.Encoding.DER)
             if len(der) > MAX_CERTIFICATE_BYTES:
                 raise CertificateDecodeError(
-                    f"the {role} has {len(der)} bytes; certificates over {MAX_CERTIFICATE_BYTES} are not read"
+                    f"the {role} has {len(der)} bytes; certificates over {MAX_CERTIFICATE_BYTES} bytes are not read"
                 )
             extensions = certificate.extensions
             san, _ = _extension(extensions, x509.SubjectAlternativeName)
@@ -165,7 +179,7 @@ class CertView:
             )
         except CertificateDecodeError:
             raise
-        except (ValueError, TypeError, UnicodeError) as error:  # cryptography's lazy parsing, an odd key type
+        except PARSE_ERRORS as error:  # cryptography's lazy parsing, an odd key type
             raise CertificateDecodeError(
                 f"the {role} {describe(certificate)} does not parse: {str(error)[:200]}"
             ) from None

@@ -46,7 +46,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from ..errors import CertificateDecodeError
-from .paths import CertView
+from .paths import PARSE_ERRORS, CertView
 
 __all__ = ["RevocationPolicy", "Answer", "CertificateAnswer", "answer_for", "MAX_CRL_BYTES", "MAX_OCSP_BYTES"]
 
@@ -120,7 +120,7 @@ def _ocsp_signer(response: ocsp.OCSPResponse, issuer: CertView, at: dt.datetime)
             try:
                 candidate.verify_directly_issued_by(issuer.certificate)
                 eku = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-            except (InvalidSignature, ValueError, TypeError, x509.ExtensionNotFound):
+            except (InvalidSignature, x509.ExtensionNotFound, *PARSE_ERRORS):
                 continue
             if ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
                 continue
@@ -158,7 +158,7 @@ def _from_ocsp(response: ocsp.OCSPResponse, source: str, cert: CertView, issuer:
                 return CertificateAnswer(Answer.REVOKED, f"the {source} says {cert.name} was revoked on "
                                          f"{single.revocation_time_utc:%Y-%m-%d %H:%M} UTC")
             return CertificateAnswer(Answer.NONE, f"the {source} does not know {cert.name} (status unknown)")
-    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+    except PARSE_ERRORS as error:
         raise CertificateDecodeError(f"the {source} does not parse: {str(error)[:200]}") from None
     return None
 
@@ -178,7 +178,7 @@ def _from_crl(crl: x509.CertificateRevocationList, cert: CertView, issuer: CertV
             return CertificateAnswer(Answer.STALE, f"the {source} is stale (nextUpdate "
                                      f"{crl.next_update_utc or 'absent'})")
         entry = crl.get_revoked_certificate_by_serial_number(cert.certificate.serial_number)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+    except PARSE_ERRORS as error:
         raise CertificateDecodeError(f"the {source} does not parse: {str(error)[:200]}") from None
     if entry is not None:
         return CertificateAnswer(Answer.REVOKED, f"{cert.name} is on the {source} (revoked "

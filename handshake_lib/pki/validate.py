@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -79,7 +79,7 @@ from ..errors import (
     UnsupportedCertificate,
 )
 from . import names
-from .paths import MAX_POOL_CERTIFICATES, CertView, PathSearch, build_paths
+from .paths import MAX_POOL_CERTIFICATES, PARSE_ERRORS, CertView, PathSearch, build_paths
 from .revocation import MAX_CRL_BYTES, MAX_OCSP_BYTES, Answer, RevocationPolicy, answer_for
 
 __all__ = [
@@ -242,7 +242,7 @@ def load_certificates(data: bytes, what: str = "certificate input") -> list[x509
             certificates = [x509.load_der_x509_certificate(data)]
     except CertificateDecodeError:
         raise
-    except (ValueError, TypeError) as error:
+    except PARSE_ERRORS as error:
         raise CertificateDecodeError(f"{what} is not a certificate: {str(error)[:200]}") from None
     return certificates
 
@@ -254,7 +254,7 @@ def load_crl(data: bytes, what: str = "CRL") -> x509.CertificateRevocationList:
         if bytes(data).lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_crl(bytes(data))
         return x509.load_der_x509_crl(bytes(data))
-    except (ValueError, TypeError) as error:
+    except PARSE_ERRORS as error:
         raise CertificateDecodeError(f"{what} is not a CRL: {str(error)[:200]}") from None
 
 
@@ -263,7 +263,7 @@ def load_ocsp_response(data: bytes, what: str = "OCSP response") -> ocsp.OCSPRes
     _check_size(data, MAX_OCSP_BYTES, what)
     try:
         return ocsp.load_der_ocsp_response(bytes(data))
-    except (ValueError, TypeError) as error:
+    except PARSE_ERRORS as error:
         raise CertificateDecodeError(f"{what} is not an OCSP response: {str(error)[:200]}") from None
 
 
@@ -285,7 +285,7 @@ def _check_signature(path: Sequence[CertView]) -> CheckResult:
         try:
             child.certificate.verify_directly_issued_by(issuer.certificate)
             details.append(f"{child.name} is signed by {issuer.name}")
-        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm) as error:
+        except (InvalidSignature, *PARSE_ERRORS) as error:
             why = "the signature does not verify" if isinstance(error, InvalidSignature) else str(error)[:120]
             failures.append((child.name, f"{child.name} is not signed by {issuer.name}'s key: {why}", BadCertificate))
             details.append(failures[-1][1])
