@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import subprocess
 
 import pytest
@@ -82,8 +83,8 @@ ALERTS = {
     "bad_signature": errors.BadCertificate,
     "wrong_host": errors.BadCertificate,
     "wrong_eku_client_only": errors.UnsupportedCertificate,
-    "unknown_critical_extension": errors.UnsupportedCertificate,
-    "ca_without_key_cert_sign": errors.CertificateUnknown,
+    "unknown_critical_extension": errors.CertificateUnknown,
+    "ca_without_key_cert_sign": errors.UnknownCA,
     "name_constraints_excluded": errors.CertificateUnknown,
     "revoked_leaf_crl": errors.CertificateRevoked,
     "revoked_stapled": errors.CertificateRevoked,
@@ -422,8 +423,33 @@ def _cryptography_says(case) -> bool | None:
     return True
 
 
-def _openssl_says(case, folder) -> bool | None:
-    """``openssl verify``'s verdict on the same PEM files, or None where it has no opinion (OCSP)."""
+# OpenSSL's ssl_x509err2alert (ssl/statem/statem_lib.c): the alert an OpenSSL client sends for the
+# verification error ``openssl verify`` prints (X509_V_ERR_* numbers); anything else is certificate_unknown.
+A = errors.TLSAlert
+OPENSSL_ALERTS = {
+    2: A.unknown_ca, 3: A.unknown_ca, 7: A.decrypt_error, 8: A.decrypt_error, 9: A.bad_certificate,
+    10: A.certificate_expired, 11: A.bad_certificate, 12: A.certificate_expired, 18: A.unknown_ca,
+    19: A.unknown_ca, 20: A.unknown_ca, 21: A.unknown_ca, 22: A.unknown_ca, 23: A.certificate_revoked,
+    25: A.unknown_ca, 26: A.unsupported_certificate, 27: A.bad_certificate, 28: A.bad_certificate,
+    62: A.bad_certificate, 64: A.bad_certificate, 79: A.unknown_ca,
+}
+# Where our alert is not OpenSSL's for the same chain, and why.
+ALERT_DIFFERENCES = {
+    "bad_signature": "RFC 5246 names bad_certificate for a signature that does not verify; OpenSSL sends decrypt_error",
+    "bad_signature_on_intermediate": "as bad_signature",
+    "client_bad_signature": "as bad_signature",
+    "crl_bad_signature": "as bad_signature, for the CRL's signature",
+}
+
+
+def _openssl_alert(output: str) -> errors.TLSAlert | None:
+    found = re.search(r"error (\d+) at \d+ depth", output)
+    return OPENSSL_ALERTS.get(int(found.group(1)), A.certificate_unknown) if found else None
+
+
+def _openssl_says(case, folder) -> tuple[bool, errors.TLSAlert | None] | None:
+    """``openssl verify``'s verdict on the same PEM files and the alert it means, or None where it has no
+    opinion (OCSP)."""
     if case.ocsp or case.stapled is not None:
         return None
     openssl = require("openssl", "the validator is checked against openssl verify")
@@ -448,16 +474,22 @@ def _openssl_says(case, folder) -> bool | None:
         command += ["-crl_check_all", "-CRLfile", write("crls", case.crls)]
     command.append(write("leaf", [case.leaf]))
     finished = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    return finished.returncode == 0
+    return finished.returncode == 0, _openssl_alert(finished.stdout + finished.stderr)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_agreement_with_cryptography_and_openssl(name, tmp_path):
     case = CASES[name]
-    ours = run(case).valid
+    report = run(case)
+    ours = report.valid
     assert ours is case.valid
     recorded = DIFFERENCES.get(name, {})
-    for tool, says in (("cryptography", _cryptography_says(case)), ("openssl", _openssl_says(case, tmp_path))):
+    openssl = _openssl_says(case, tmp_path)
+    if openssl is not None and not openssl[0] and not ours and "openssl" not in recorded:
+        same_alert = openssl[1] == report.error().tls_alert
+        assert same_alert is (name not in ALERT_DIFFERENCES), (name, openssl[1], report.error().tls_alert)
+    for tool, says in (("cryptography", _cryptography_says(case)),
+                       ("openssl", openssl[0] if openssl is not None else None)):
         if says is None:
             assert tool not in recorded
         elif tool in recorded:

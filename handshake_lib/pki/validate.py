@@ -24,21 +24,23 @@ check (:class:`Check`)      passes when                                         
 ``basic_constraints``       every issuer has cA=TRUE; the leaf is not a CA (Web PKI)    unknown_ca
 ``path_length``             no issuer has more intermediates below it than its          unknown_ca
                             pathLenConstraint
-``key_usage``               issuers may keyCertSign; a CRL's issuer may cRLSign; the    certificate_unknown /
-                            leaf's keyUsage allows the purpose for its key type         unsupported_certificate
+``key_usage``               issuers may keyCertSign; a CRL's issuer may cRLSign; the    unknown_ca /
+                            leaf's keyUsage allows the purpose for its key type         certificate_unknown /
+                                                                                        unsupported_certificate
 ``extended_key_usage``      the leaf's (and any intermediate's) extendedKeyUsage holds  unsupported_certificate
                             serverAuth or clientAuth; absent means any purpose
 ``name_constraints``        names below a constrained CA stay in its permitted and out  certificate_unknown
                             of its excluded dNSName / iPAddress subtrees
 ``host_name``               the leaf's subjectAltName names the host (names.py rules)   bad_certificate
 ``revocation``              no certificate revoked, answers fresh (revocation.py)       certificate_revoked...
-``critical_extensions``     no certificate carries a critical extension we do not       unsupported_certificate
+``critical_extensions``     no certificate carries a critical extension we do not       certificate_unknown
                             apply
 ==========================  ==========================================================  =====================
 
 The alerts are OpenSSL's (``ssl_x509err2alert``, as :mod:`handshake_lib.tls.verify` already maps
-them) with one exception: a bad signature is ``bad_certificate``, the alert RFC 5246 section 7.2.2
-describes ("contained signatures that did not verify"), where OpenSSL sends ``decrypt_error``.
+them) with one exception: a bad signature (on a certificate or a CRL) is ``bad_certificate``, the
+alert RFC 5246 section 7.2.2 describes ("contained signatures that did not verify"), where OpenSSL
+sends ``decrypt_error``.  ``tests/test_pki_validate.py`` holds OpenSSL's table and checks each case.
 :meth:`ValidationReport.error` returns the exception for the *first* failing check in the order above.
 
 Path building tries alternatives: when a complete path fails some check, the builder keeps looking
@@ -372,8 +374,9 @@ def _check_key_usage(path: Sequence[CertView], purpose: Purpose, anchored: bool,
             details.append(f"{issuer.name}: no keyUsage (any use)")
             continue
         if not ku.key_cert_sign:
+            # OpenSSL 3 takes such a certificate for no CA at all (X509_V_ERR_INVALID_CA): unknown_ca
             failures.append((issuer.name, f"{issuer.name} signs certificates but its keyUsage lacks keyCertSign",
-                             CertificateUnknown))
+                             UnknownCA))
         if not ku.crl_sign and any(crl.issuer == issuer.subject for crl in crls):
             failures.append((issuer.name, f"{issuer.name} signs a CRL given here but its keyUsage lacks cRLSign",
                              CertificateUnknown))
@@ -499,7 +502,7 @@ def _check_critical(path: Sequence[CertView]) -> CheckResult:
     for cert in path:
         if cert.unknown_critical:
             failures.append((cert.name, f"{cert.name} has a critical extension we do not apply "
-                             f"({', '.join(cert.unknown_critical[:3])})", UnsupportedCertificate))
+                             f"({', '.join(cert.unknown_critical[:3])})", CertificateUnknown))
     return _result(Check.CRITICAL_EXTENSIONS, failures, "every critical extension is understood", details)
 
 
