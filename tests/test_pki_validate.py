@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import re
 import subprocess
 
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handshake_lib import errors
+from handshake_lib.pki import names
 from handshake_lib.pki import validate as v
 from handshake_lib.pki.names import match_host
 from tests.conftest import require
@@ -110,6 +112,51 @@ def test_the_report_is_immutable_and_reads_as_text():
     text = report.summary()
     assert "validity" in text and "expired on" in text and text.endswith("verdict: not valid")
     assert report.path_names == ("'www.example.com'", "'Test Intermediate CA'", "'Test Root CA'")
+
+
+def test_the_report_as_json_data():
+    data = run(CASES["revoked_leaf_crl"]).as_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["verdict"] == "not valid" and data["profile"] == v.PROFILE
+    revocation = next(c for c in data["checks"] if c["check"] == "revocation")
+    assert revocation["status"] == "fail" and revocation["alert"] == "certificate_revoked"
+    assert revocation["certificate"] == "'www.example.com'"
+
+
+def test_the_course_pki_server_certificate_validates_now(course_pki, server_certificate):
+    anchors = [course_pki.root.certificate]
+    for host in ("localhost", "127.0.0.1"):
+        report = v.validate(server_certificate.certificate, trust_anchors=anchors, host=host)
+        assert report.valid, report.summary()
+        assert abs(report.at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)  # the default time is now
+    wrong = v.validate(server_certificate.certificate, trust_anchors=anchors, host="127.0.0.2")
+    assert wrong.status()["host_name"] == "fail"
+    later = v.validate(server_certificate.certificate, trust_anchors=anchors, host="localhost",
+                       at=server_certificate.certificate.not_valid_after_utc + dt.timedelta(seconds=1))
+    assert type(later.error()) is errors.CertificateExpired
+
+
+@pytest.mark.parametrize(
+    ("name", "constraint", "inside"),
+    [
+        ("www.example.com", "example.com", True),
+        ("example.com", "example.com", True),
+        ("example.com", ".example.com", False),  # a leading dot: only names below it
+        ("a.example.com", ".example.com", True),
+        ("badexample.com", "example.com", False),  # a label boundary, not a string suffix
+        ("WWW.EXAMPLE.COM.", "example.com", True),
+        ("anything.org", "", True),
+    ],
+)
+def test_dns_name_constraint_subtrees(name, constraint, inside):
+    assert names.dns_in_subtree(name, constraint) is inside
+
+
+def test_a_wildcard_reaches_an_excluded_name_one_label_below():
+    assert names.wildcard_reaches("*.example.com", "secret.example.com")
+    assert names.wildcard_reaches("*.example.com", "example.com")
+    assert not names.wildcard_reaches("*.example.com", "a.secret.example.com")
+    assert not names.wildcard_reaches("*.example.com", "example.org")
 
 
 # -- path building -----------------------------------------------------------------------------------

@@ -207,6 +207,23 @@ class ValidationReport:
             return error
         return None
 
+    def as_dict(self) -> dict[str, object]:
+        """The report as JSON-ready data (what ``cert check --json`` will print)."""
+        return {
+            "profile": self.profile,
+            "purpose": self.purpose.value,
+            "host": self.host,
+            "at": self.at.isoformat(),
+            "path": list(self.path_names),
+            "attempts": [{"certificates": list(a.certificates), "outcome": a.outcome} for a in self.attempts],
+            "checks": [
+                {"check": c.check.value, "status": c.status.value, "reason": c.reason, "certificate": c.certificate,
+                 "details": list(c.details), "alert": c.error.tls_alert.name if c.error else None}
+                for c in self.checks
+            ],
+            "verdict": self.verdict,
+        }
+
     def summary(self) -> str:
         lines = [f"profile: {self.profile}", f"purpose: {self.purpose.value}; host: {self.host or '-'}; "
                  f"at: {self.at:%Y-%m-%dT%H:%M:%SZ}", "path: " + " <- ".join(self.path_names)]
