@@ -319,6 +319,17 @@ def test_a_pool_certificate_that_does_not_parse_is_skipped():
     assert any("does not parse" in a.outcome for a in report.attempts)
 
 
+def test_a_pool_of_a_thousand_unrelated_certificates_is_indexed_not_read():
+    case = CASES["valid_server_ecdsa"]
+    other = CASES["untrusted_root"].anchors[0].public_bytes(Encoding.DER)
+    garbled = [x509.load_der_x509_certificate(_duplicate_first_extension(other)) for _ in range(999)]
+    report = run(case, intermediates=[*garbled, *case.pool])
+    assert report.valid  # none of the 999 was a candidate issuer, so none was read past its subject
+    assert not any("skipped" in a.outcome for a in report.attempts)
+    with pytest.raises(errors.CertificateDecodeError, match="more than 1000"):
+        run(case, intermediates=[*garbled, *case.pool, *case.pool])
+
+
 def test_bad_crl_and_ocsp_input_are_typed_errors():
     for loader in (v.load_crl, v.load_ocsp_response):
         for data in (b"", b"junk", b"\x30\x03\x02\x01", b"\x30" * (5 * 1024 * 1024)):

@@ -43,7 +43,7 @@ __all__ = [
 MAX_CERTIFICATE_BYTES = 64 * 1024  # real certificates are 1-8 KiB; a bigger one is an attack or a mistake
 MAX_SAN_ENTRIES = 1_000  # public CAs issue at most a few hundred names per certificate
 MAX_POOL_CERTIFICATES = 1_000  # untrusted intermediates read for one validation
-MAX_NAME_CONSTRAINT_SUBTREES = 1_000
+MAX_NAME_CONSTRAINT_SUBTREES = 128  # each name is compared with each subtree
 
 # What cryptography raises when a field it parses lazily turns out to be malformed (some of these are
 # not ValueErrors: DuplicateExtension derives from Exception directly).
@@ -222,23 +222,33 @@ def build_paths(
     """Yield every path (leaf first, a trust anchor last) within the bounds, most promising first.
 
     The caller stops iterating when it likes a path.  Dead ends and bounds are recorded in ``search``.
-    Pool certificates that do not parse are skipped, and recorded there as dead ends.
+    Pool certificates that do not parse are skipped when first met as a candidate, and recorded there.
     """
-    by_subject: dict[x509.Name, list[CertView]] = {}
-    unreadable: list[str] = []
-
-    def pool_for(name: x509.Name) -> list[CertView]:
-        return by_subject.get(name, [])
+    # Pool certificates are indexed by subject name only (cheap), and read in full the first time they
+    # are a candidate: a pool of 1,000 unrelated certificates with 1,000 names each costs 1,000 Names.
+    by_subject: dict[x509.Name, list[tuple[int, x509.Certificate]]] = {}
+    views: dict[int, CertView | None] = {}
 
     for position, certificate in enumerate(pool[:MAX_POOL_CERTIFICATES]):
         try:
-            view = CertView.read(certificate, f"pool certificate #{position + 1}")
-        except CertificateDecodeError as error:
-            unreadable.append(str(error))
-            continue
-        by_subject.setdefault(view.subject, []).append(view)
-    for problem in unreadable[:5]:
-        search.dead_ends.append(((), f"skipped: {problem}"))
+            subject = certificate.subject
+        except PARSE_ERRORS:
+            continue  # no name, no issuer of anything
+        by_subject.setdefault(subject, []).append((position, certificate))
+
+    def pool_for(name: x509.Name) -> list[CertView]:
+        found = []
+        for position, certificate in by_subject.get(name, []):
+            if position not in views:
+                try:
+                    views[position] = CertView.read(certificate, f"pool certificate #{position + 1}")
+                except CertificateDecodeError as error:
+                    views[position] = None
+                    search.dead_ends.append(((), f"skipped: {error}"))
+            view = views[position]
+            if view is not None:
+                found.append(view)
+        return found
 
     anchor_der = {a.der for a in anchors}
     if leaf.der in anchor_der:
