@@ -62,7 +62,6 @@ import datetime as dt
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -81,8 +80,10 @@ from ..errors import (
     UnsupportedCertificate,
 )
 from . import names
+from .loading import MAX_CERTIFICATES_PER_INPUT, MAX_INPUT_BYTES, load_certificates, load_crl, load_ocsp_response
 from .paths import MAX_POOL_CERTIFICATES, PARSE_ERRORS, CertView, PathSearch, build_paths
-from .revocation import MAX_CRL_BYTES, MAX_OCSP_BYTES, Answer, RevocationPolicy, answer_for
+from .report import PROFILE, Check, CheckResult, PathAttempt, Purpose, Status, ValidationReport
+from .revocation import Answer, RevocationPolicy, answer_for
 
 __all__ = [
     "PROFILE",
@@ -103,187 +104,8 @@ __all__ = [
     "MAX_CERTIFICATES_PER_INPUT",
 ]
 
-PROFILE = "RFC 5280 with the Web PKI rules we teach"
 DEFAULT_MAX_DEPTH = 8  # intermediates; OpenSSL's default allows 100, browsers meet 1 or 2
 DEFAULT_MAX_CANDIDATES = 64  # candidate issuers tried in one path search
-MAX_INPUT_BYTES = 1024 * 1024  # one PEM or DER input for load_certificates (as the CLI's PEM cap)
-MAX_CERTIFICATES_PER_INPUT = MAX_POOL_CERTIFICATES
-
-
-class Check(Enum):
-    """The checks, in report order; the values are the names the report, the CLI and the PKI variants use."""
-
-    PATH = "path"
-    SIGNATURE = "signature"
-    VALIDITY = "validity"
-    BASIC_CONSTRAINTS = "basic_constraints"
-    PATH_LENGTH = "path_length"
-    KEY_USAGE = "key_usage"
-    EXTENDED_KEY_USAGE = "extended_key_usage"
-    NAME_CONSTRAINTS = "name_constraints"
-    HOST_NAME = "host_name"
-    REVOCATION = "revocation"
-    CRITICAL_EXTENSIONS = "critical_extensions"
-
-
-class Status(Enum):
-    PASS = "pass"
-    FAIL = "fail"
-    NOT_CHECKED = "not checked"
-
-
-class Purpose(Enum):
-    """What the leaf must be for: a TLS server (serverAuth) or a TLS client (clientAuth)."""
-
-    SERVER = "server"
-    CLIENT = "client"
-
-    @property
-    def eku(self) -> x509.ObjectIdentifier:
-        return ExtendedKeyUsageOID.SERVER_AUTH if self is Purpose.SERVER else ExtendedKeyUsageOID.CLIENT_AUTH
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One line of the report.  ``certificate`` names the certificate the reason is about (None: all)."""
-
-    check: Check
-    status: Status
-    reason: str
-    certificate: str | None = None
-    details: tuple[str, ...] = ()  # one line per certificate looked at
-    error: type[CertificateError] | None = None  # what report.error() raises when this is the first failure
-
-    def __str__(self) -> str:
-        return f"{self.check.value:<20} {self.status.value:<12} {self.reason}"
-
-
-@dataclass(frozen=True)
-class PathAttempt:
-    """A path the builder tried: its certificates (leaf first) and what became of it."""
-
-    certificates: tuple[str, ...]
-    outcome: str
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    """The whole answer of :func:`validate`; immutable, ordered as :class:`Check`."""
-
-    profile: str
-    purpose: Purpose
-    host: str | None
-    at: dt.datetime
-    path: tuple[x509.Certificate, ...]  # the chosen path, leaf first, the trust anchor last when reached
-    path_names: tuple[str, ...]
-    attempts: tuple[PathAttempt, ...]
-    checks: tuple[CheckResult, ...]
-
-    @property
-    def valid(self) -> bool:
-        return not self.failures
-
-    @property
-    def verdict(self) -> str:
-        return "valid" if self.valid else "not valid"
-
-    @property
-    def failures(self) -> tuple[CheckResult, ...]:
-        return tuple(c for c in self.checks if c.status is Status.FAIL)
-
-    def result(self, check: Check | str) -> CheckResult:
-        wanted = Check(check)
-        return next(c for c in self.checks if c.check is wanted)
-
-    def status(self) -> dict[str, str]:
-        """``{check name: status}``: what the tests and the PKI variants compare."""
-        return {c.check.value: c.status.value for c in self.checks}
-
-    def error(self) -> CertificateError | None:
-        """The exception a TLS client raises (its class names the alert), report attached; None if valid."""
-        for result in self.failures:
-            error = (result.error or CertificateUnknown)(f"{result.check.value}: {result.reason}")
-            error.report = self
-            return error
-        return None
-
-    def as_dict(self) -> dict[str, object]:
-        """The report as JSON-ready data (what ``cert check --json`` will print)."""
-        return {
-            "profile": self.profile,
-            "purpose": self.purpose.value,
-            "host": self.host,
-            "at": self.at.isoformat(),
-            "path": list(self.path_names),
-            "attempts": [{"certificates": list(a.certificates), "outcome": a.outcome} for a in self.attempts],
-            "checks": [
-                {"check": c.check.value, "status": c.status.value, "reason": c.reason, "certificate": c.certificate,
-                 "details": list(c.details), "alert": c.error.tls_alert.name if c.error else None}
-                for c in self.checks
-            ],
-            "verdict": self.verdict,
-        }
-
-    def summary(self) -> str:
-        lines = [f"profile: {self.profile}", f"purpose: {self.purpose.value}; host: {self.host or '-'}; "
-                 f"at: {self.at:%Y-%m-%dT%H:%M:%SZ}", "path: " + " <- ".join(self.path_names)]
-        lines += [str(c) for c in self.checks]
-        lines.append(f"verdict: {self.verdict}")
-        return "\n".join(lines)
-
-
-# -- loading, with caps --------------------------------------------------------------------------
-
-
-def _check_size(data: bytes, limit: int, what: str) -> None:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"{what}: expected bytes, not {type(data).__name__}")
-    if len(data) == 0:
-        raise CertificateDecodeError(f"{what} is empty")
-    if len(data) > limit:
-        raise CertificateDecodeError(f"{what} has {len(data)} bytes; at most {limit} are read")
-
-
-def load_certificates(data: bytes, what: str = "certificate input") -> list[x509.Certificate]:
-    """Every certificate in ``data`` (PEM, one or many, or one DER certificate).
-
-    At most :data:`MAX_INPUT_BYTES` bytes and :data:`MAX_CERTIFICATES_PER_INPUT` certificates;
-    anything else that does not parse is :class:`CertificateDecodeError`, with one line saying why.
-    """
-    _check_size(data, MAX_INPUT_BYTES, what)
-    data = bytes(data)
-    try:
-        if b"-----BEGIN" in data:
-            if data.count(b"-----BEGIN CERTIFICATE-----") > MAX_CERTIFICATES_PER_INPUT:
-                raise CertificateDecodeError(f"{what} holds more than {MAX_CERTIFICATES_PER_INPUT} certificates")
-            certificates = x509.load_pem_x509_certificates(data)
-        else:
-            certificates = [x509.load_der_x509_certificate(data)]
-    except CertificateDecodeError:
-        raise
-    except PARSE_ERRORS as error:
-        raise CertificateDecodeError(f"{what} is not a certificate: {str(error)[:200]}") from None
-    return certificates
-
-
-def load_crl(data: bytes, what: str = "CRL") -> x509.CertificateRevocationList:
-    """A CRL in PEM or DER, at most :data:`~handshake_lib.pki.revocation.MAX_CRL_BYTES`."""
-    _check_size(data, MAX_CRL_BYTES, what)
-    try:
-        if bytes(data).lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_crl(bytes(data))
-        return x509.load_der_x509_crl(bytes(data))
-    except PARSE_ERRORS as error:
-        raise CertificateDecodeError(f"{what} is not a CRL: {str(error)[:200]}") from None
-
-
-def load_ocsp_response(data: bytes, what: str = "OCSP response") -> ocsp.OCSPResponse:
-    """A DER OCSPResponse, at most :data:`~handshake_lib.pki.revocation.MAX_OCSP_BYTES`."""
-    _check_size(data, MAX_OCSP_BYTES, what)
-    try:
-        return ocsp.load_der_ocsp_response(bytes(data))
-    except PARSE_ERRORS as error:
-        raise CertificateDecodeError(f"{what} is not an OCSP response: {str(error)[:200]}") from None
 
 
 # -- the checks, each on one path -----------------------------------------------------------------
