@@ -32,7 +32,10 @@ check (:class:`Check`)      passes when                                         
 ``name_constraints``        names below a constrained CA stay in its permitted and out  certificate_unknown
                             of its excluded dNSName / iPAddress subtrees
 ``host_name``               the leaf's subjectAltName names the host (names.py rules)   bad_certificate
-``revocation``              no certificate revoked, answers fresh (revocation.py)       certificate_revoked...
+``revocation``              no certificate revoked, answers fresh and genuine           certificate_revoked /
+                            (revocation.py; ``revocation_policy`` decides what a        certificate_expired (stale)
+                            missing or stale answer counts as)                          / bad_certificate (forged)
+                                                                                        / unknown_ca (none, hard-fail)
 ``critical_extensions``     no certificate carries a critical extension we do not       certificate_unknown
                             apply
 ==========================  ==========================================================  =====================
@@ -45,8 +48,13 @@ sends ``decrypt_error``.  ``tests/test_pki_validate.py`` holds OpenSSL's table a
 
 Path building tries alternatives: when a complete path fails some check, the builder keeps looking
 and the report keeps the path with the fewest failures (the first such), so an expired cross-signed
-intermediate gives way to a valid one.  Trust anchors are trusted as configured: their signatures are
-not checked and their own issuer is not looked for; their validity, CA flag and pathLenConstraint are.
+intermediate gives way to a valid one.  When no path reaches an anchor, ``path`` fails and the other
+checks still run on the longest partial path found, so the report says everything that is wrong at
+once.  Trust anchors are trusted as configured: their signatures are not checked and their own issuer
+is not looked for; their validity, CA flag and pathLenConstraint are.
+
+Inputs come as ``cryptography`` objects; :mod:`handshake_lib.pki.loading` makes them from bytes, with
+size caps.  The report's types and the check names live in :mod:`handshake_lib.pki.report`.
 
 Profile: :data:`PROFILE`.  Where RFC 5280 software (OpenSSL) and this profile part ways, the Web PKI
 rule wins: no commonName fallback for host names, no wildcard on a public suffix, a CA certificate is no
@@ -200,7 +208,7 @@ def _leaf_usage_problem(leaf: CertView, purpose: Purpose) -> str | None:
             f"which a TLS {purpose.value} with {kind} key needs")
 
 
-def _check_key_usage(path: Sequence[CertView], purpose: Purpose, anchored: bool,
+def _check_key_usage(path: Sequence[CertView], purpose: Purpose,
                      crls: Sequence[x509.CertificateRevocationList]) -> CheckResult:
     failures: list[tuple[str, str, type[CertificateError]]] = []
     details: list[str] = []
@@ -300,7 +308,7 @@ def _check_host(leaf: CertView, host: str | None) -> CheckResult:
                        leaf.name, (), BadCertificate)
 
 
-def _check_revocation(path: Sequence[CertView], anchored: bool, at: dt.datetime,
+def _check_revocation(path: Sequence[CertView], at: dt.datetime,
                       crls: Sequence[x509.CertificateRevocationList], ocsp_responses: Sequence[ocsp.OCSPResponse],
                       stapled: ocsp.OCSPResponse | None, policy: RevocationPolicy) -> CheckResult:
     if not (crls or ocsp_responses or stapled is not None) and policy is not RevocationPolicy.HARD_FAIL:
@@ -365,11 +373,11 @@ def _run_checks(
         _check_validity(path, inputs.at),
         _check_basic_constraints(path, anchored),
         _check_path_length(path),
-        _check_key_usage(path, inputs.purpose, anchored, inputs.crls),
+        _check_key_usage(path, inputs.purpose, inputs.crls),
         _check_extended_key_usage(path, inputs.purpose, anchored),
         _check_name_constraints(path),
         _check_host(path[0], inputs.host),
-        _check_revocation(path, anchored, inputs.at, inputs.crls, inputs.ocsp_responses, inputs.stapled,
+        _check_revocation(path, inputs.at, inputs.crls, inputs.ocsp_responses, inputs.stapled,
                           inputs.policy),
         _check_critical(path),
     )
