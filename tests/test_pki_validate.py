@@ -335,6 +335,32 @@ def test_a_huge_extension_is_refused():
         v.validate(leaf, intermediates=case.pool, trust_anchors=case.anchors, at=AT)
 
 
+def test_deep_nesting_inside_a_subject_alt_name_is_a_failing_check():
+    # An otherName holding 5,000 nested SEQUENCEs: cryptography keeps it as bytes, we never recurse into it.
+    inner = b"\x05\x00"
+    for _ in range(5000):
+        inner = _header(0x30, len(inner)) + inner
+    other = b"\x06\x03\x2a\x03\x04" + _header(0xA0, len(inner)) + inner
+    general_name = _header(0xA0, len(other)) + other
+    raw = x509.UnrecognizedExtension(x509.oid.ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+                                     _header(0x30, len(general_name)) + general_name)
+    case = CASES["valid_server_ecdsa"]
+    leaf = cert("www.example.com", KEYS.ec[2], case.pool[0], KEYS.ec[1], sans=[], extra=[(raw, False)])
+    report = v.validate(leaf, intermediates=case.pool, trust_anchors=case.anchors, at=AT, host=case.host)
+    assert report.status()["host_name"] == "fail" and len(report.failures) == 1
+
+
+def test_too_many_name_constraint_subtrees_are_refused():
+    case = CASES["valid_server_ecdsa"]
+    subtrees = [x509.DNSName(f"d{n}.example") for n in range(200)]
+    constrained = cert("Constrained CA", KEYS.ec[4], case.anchors[0], KEYS.ec[0], ca=True,
+                       name_constraints=x509.NameConstraints(permitted_subtrees=subtrees, excluded_subtrees=None))
+    leaf = cert("www.example.com", KEYS.ec[2], constrained, KEYS.ec[4])
+    report = v.validate(leaf, intermediates=[constrained], trust_anchors=case.anchors, at=AT)
+    assert report.status()["path"] == "fail"  # the only candidate issuer was skipped
+    assert any("200 name constraint subtrees" in a.outcome for a in report.attempts)
+
+
 def test_a_pool_certificate_that_does_not_parse_is_skipped():
     case = CASES["valid_server_ecdsa"]
     broken = x509.load_der_x509_certificate(_duplicate_first_extension(case.pool[0].public_bytes(Encoding.DER)))
