@@ -543,4 +543,36 @@ def corpus(keys: Keys) -> dict[str, Case]:
         return c(chain(cn="alice", eku=[CLIENT], sign_with=k[7]), purpose="client", host=None,
                  fails={"signature"})
 
+    @case
+    def client_not_yet_valid():
+        return c(chain(cn="alice", eku=[CLIENT], not_before=AT + DAY), purpose="client", host=None,
+                 fails={"validity"}, reason="not valid before")
+
+    @case
+    def client_missing_intermediate():
+        return c(chain(cn="alice", eku=[CLIENT]), pool=[], purpose="client", host=None, fails={"path"})
+
+    @case
+    def client_key_usage_without_digital_signature():
+        return c(chain(cn="alice", eku=[CLIENT], key_usage=usage(data_encipherment=True)), purpose="client",
+                 host=None, fails={"key_usage"}, reason="TLS client")
+
+    @case
+    def client_intermediate_restricted_to_servers():
+        i = cert("Test Intermediate CA", k[1], root, k[0], ca=True, eku=[SERVER])
+        return c(chain(cn="alice", eku=[CLIENT]), pool=[i], purpose="client", host=None,
+                 fails={"extended_key_usage"}, reason="restricted to other purposes")
+
+    @case
+    def valid_client_ed25519():
+        return c(chain(cn="carol", key=keys.ed, eku=[CLIENT]), purpose="client", host=None)
+
+    @case
+    def valid_client_no_eku():
+        return c(chain(cn="dave", eku=None), purpose="client", host=None)
+
+    @case
+    def wildcard_never_matches_an_ip_address():
+        return c(chain(sans=["*.0.0.1"]), host="127.0.0.1", fails={"host_name"}, reason="iPAddress")
+
     return {name_: build() for name_, build in cases.items()}
