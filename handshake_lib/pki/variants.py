@@ -344,6 +344,18 @@ _NO_PSL = (
     "cryptography know no Public Suffix List."
 )
 
+_OCSP = (
+    "RFC 6960 leaves what a client does with a revoked, unknown or stale answer to local policy, and "
+    "browsers soft-fail (a missing or unusable answer is ignored), which is why public CAs retired OCSP in "
+    "2025. The profile we teach fails closed on a stapled response: only a fresh 'good' passes. "
+    "openssl verify reads no OCSP; openssl ocsp -respin checks the stapled response."
+)
+_CRL = (
+    "RFC 5280 (6.1.3) makes a revocation check part of path validation when CRLs are at hand; browsers "
+    "mostly use pushed lists (CRLSets, CRLite) instead of fetching CRLs. The profile we teach checks every "
+    "CRL it is given, each signed by an issuer with cRLSign and fresh by its nextUpdate."
+)
+
 
 # -- valid chains -----------------------------------------------------------------------------------------
 @_variant("valid-ecdsa", "root -> intermediate -> ECDSA P-256 server leaf for www.shop.example")
@@ -669,6 +681,8 @@ def _not_ca(w: _Workshop) -> dict[str, Any]:
 
 @_variant(
     "intermediate-no-basic-constraints", "the intermediate has no basicConstraints at all", _fails("basic_constraints"),
+    "RFC 5280 (4.2.1.9) requires basicConstraints with cA on every CA certificate that signs certificates; "
+    "only version 1 roots, configured by hand, were ever accepted without it. The Web PKI agrees.",
 )
 def _no_bc(w: _Workshop) -> dict[str, Any]:
     return _server(w, *w.chain(intermediate={"ca": None, "usage": CA_USAGE}))
@@ -728,14 +742,16 @@ def _unknown_critical(w: _Workshop) -> dict[str, Any]:
 
 
 # -- revocation --------------------------------------------------------------------------------------------
-@_variant("revoked-leaf-crl", "the intermediate's CRL lists the leaf's serial number", _fails("revocation"))
+@_variant("revoked-leaf-crl", "the intermediate's CRL lists the leaf's serial number", _fails("revocation"), _CRL)
 def _revoked_leaf(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
     crls = (w.crl(anchor), w.crl(issuing, (leaf.serial_number,)))
     return _server(w, anchor, issuing, leaf, key, crls=crls)
 
 
-@_variant("revoked-intermediate-crl", "the root's CRL lists the intermediate's serial number", _fails("revocation"))
+@_variant(
+    "revoked-intermediate-crl", "the root's CRL lists the intermediate's serial number", _fails("revocation"), _CRL
+)
 def _revoked_intermediate(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
     crls = (w.crl(anchor, (issuing.certificate.serial_number,)), w.crl(issuing))
@@ -750,7 +766,7 @@ def _client_revoked(w: _Workshop) -> dict[str, Any]:
 
 
 @_variant(
-    "stale-crl", "the intermediate's CRL is past its nextUpdate (a day ago)", _fails("revocation"),
+    "stale-crl", "the intermediate's CRL is past its nextUpdate (a day ago)", _fails("revocation"), _CRL,
 )
 def _stale_crl(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
@@ -760,22 +776,20 @@ def _stale_crl(w: _Workshop) -> dict[str, Any]:
 
 @_variant(
     "crl-without-crlsign", "the intermediate signed its CRL but its keyUsage lacks cRLSign", _fails("revocation"),
+    _CRL,
 )
 def _crl_no_crlsign(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain(intermediate={"usage": {"digital_signature", "key_cert_sign"}})
     return _server(w, anchor, issuing, leaf, key, crls=(w.crl(anchor), w.crl(issuing)))
 
 
-_OCSP_VERIFY = "openssl verify reads no OCSP response; openssl ocsp -respin checks the stapled one."
-
-
-@_variant("revoked-ocsp", "the stapled OCSP response says revoked", _fails("revocation"), _OCSP_VERIFY)
+@_variant("revoked-ocsp", "the stapled OCSP response says revoked", _fails("revocation"), _OCSP)
 def _revoked_ocsp(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
     return _server(w, anchor, issuing, leaf, key, ocsp=w.ocsp(leaf, issuing, "revoked"))
 
 
-@_variant("ocsp-unknown", "the stapled OCSP response says unknown", _fails("revocation"), _OCSP_VERIFY)
+@_variant("ocsp-unknown", "the stapled OCSP response says unknown", _fails("revocation"), _OCSP)
 def _unknown_ocsp(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
     return _server(w, anchor, issuing, leaf, key, ocsp=w.ocsp(leaf, issuing, "unknown"))
@@ -783,7 +797,7 @@ def _unknown_ocsp(w: _Workshop) -> dict[str, Any]:
 
 @_variant(
     "ocsp-expired", "the stapled OCSP response says good, but its nextUpdate was a day ago", _fails("revocation"),
-    _OCSP_VERIFY,
+    _OCSP,
 )
 def _expired_ocsp(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
