@@ -55,11 +55,14 @@ OPENSSL_DIFFERS = {
     "wildcard-partial-label": "OpenSSL matches w*.shop.example (RFC 6125 allowed it; RFC 9525 does not)",
     "wildcard-public-suffix": "OpenSSL knows no Public Suffix List: *.co.uk matches shop.co.uk",
     "common-name-only": "OpenSSL falls back to the subject's CN when there is no DNS SAN (RFC 9525 never does)",
+    "no-eku": "OpenSSL reads a missing extendedKeyUsage as any purpose (RFC 5280 4.2.1.12)",
+    "leaf-is-ca": "OpenSSL accepts a CA certificate as a server's own (RFC 5280 does not forbid it)",
 }
 # Where cryptography's verifier legitimately differs, and why (it follows the Web PKI otherwise).
 CRYPTOGRAPHY_DIFFERS = {
     "wildcard-public-suffix": "cryptography knows no Public Suffix List: *.co.uk matches shop.co.uk",
     "wildcard-tld": "cryptography knows no Public Suffix List: *.com matches example.com",
+    "no-eku": "cryptography reads a missing extendedKeyUsage as any purpose too (RFC 5280), not as the BR do",
 }
 
 # OpenSSL's verify error numbers (include/openssl/x509_vfy.h) as the check they belong to.  26

@@ -484,6 +484,13 @@ def _expired_intermediate(w: _Workshop) -> dict[str, Any]:
     ))
 
 
+@_variant("client-not-yet-valid", "a client certificate whose notBefore is a day ahead", _fails("validity"))
+def _client_not_yet(w: _Workshop) -> dict[str, Any]:
+    return _client(w, *w.chain(
+        (CLIENT_NAME,), purpose="client", not_before=dt.timedelta(days=1), not_after=dt.timedelta(days=90)
+    ))
+
+
 @_variant("client-expired", "an expired client certificate", _fails("validity"))
 def _client_expired(w: _Workshop) -> dict[str, Any]:
     return _client(w, *w.chain(
@@ -654,13 +661,24 @@ def _one_too_long(w: _Workshop) -> dict[str, Any]:
     return _server(w, anchor, None, leaf, key, intermediates=pool)
 
 
+@_variant(
+    "client-missing-intermediate", "a client sent its leaf without the intermediate that issued it", _fails("path")
+)
+def _client_missing(w: _Workshop) -> dict[str, Any]:
+    return _client(w, *w.chain((CLIENT_NAME,), purpose="client"), intermediates=())
+
+
 # -- signatures --------------------------------------------------------------------------------------------
 @_variant("bad-signature", "one bit of the leaf's signature flipped in transit", _fails("signature"))
 def _bad_signature(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
-    der = bytearray(leaf.public_bytes(serialization.Encoding.DER))
-    der[-1] ^= 0x01  # the last byte of a certificate is the last byte of its signature value
-    return _server(w, anchor, issuing, x509.load_der_x509_certificate(bytes(der)), key)
+    return _server(w, anchor, issuing, _flip_last_bit(leaf), key)
+
+
+@_variant("client-bad-signature", "one bit of a client certificate's signature flipped", _fails("signature"))
+def _client_bad_signature(w: _Workshop) -> dict[str, Any]:
+    anchor, issuing, leaf, key = w.chain((CLIENT_NAME,), purpose="client")
+    return _client(w, anchor, issuing, _flip_last_bit(leaf), key)
 
 
 @_variant(
@@ -741,6 +759,26 @@ def _unknown_critical(w: _Workshop) -> dict[str, Any]:
     return _server(w, *w.chain(unknown_critical_extension=True))
 
 
+@_variant(
+    "no-eku", "a server leaf without extendedKeyUsage", _fails("extended_key_usage"),
+    "RFC 5280 (4.2.1.12) reads a missing extendedKeyUsage as 'any purpose'; the Baseline Requirements "
+    "(7.1.2.7.10) make it mandatory in a subscriber certificate, with serverAuth, and so does the profile "
+    "we teach. OpenSSL follows RFC 5280.",
+)
+def _no_eku(w: _Workshop) -> dict[str, Any]:
+    return _server(w, *w.chain(extended_usage=None))
+
+
+@_variant(
+    "leaf-is-ca", "the server's own certificate says CA:TRUE", _fails("basic_constraints"),
+    "RFC 5280 does not stop a CA certificate from being used as an end entity's; the Baseline Requirements "
+    "(7.1.2.7.8) forbid cA in a subscriber certificate, and so does the profile we teach. OpenSSL follows "
+    "RFC 5280.",
+)
+def _leaf_is_ca(w: _Workshop) -> dict[str, Any]:
+    return _server(w, *w.chain(ca=True, usage={"digital_signature", "key_cert_sign"}))
+
+
 # -- revocation --------------------------------------------------------------------------------------------
 @_variant("revoked-leaf-crl", "the intermediate's CRL lists the leaf's serial number", _fails("revocation"), _CRL)
 def _revoked_leaf(w: _Workshop) -> dict[str, Any]:
@@ -808,6 +846,13 @@ def _expired_ocsp(w: _Workshop) -> dict[str, Any]:
 
 
 # -- helpers for the recipes above ------------------------------------------------------------------------
+def _flip_last_bit(certificate: x509.Certificate) -> x509.Certificate:
+    """``certificate`` with one bit of its signature flipped: it still parses, and no longer verifies."""
+    der = bytearray(certificate.public_bytes(serialization.Encoding.DER))
+    der[-1] ^= 0x01  # the last byte of a certificate is the last byte of its signature value
+    return x509.load_der_x509_certificate(bytes(der))
+
+
 
 def _with_san(leaf: x509.Certificate, issuer: Authority, names: list[x509.GeneralName]) -> x509.Certificate:
     """``leaf`` re-signed by ``issuer`` with a subjectAltName of exactly ``names`` (any kind, as given)."""
