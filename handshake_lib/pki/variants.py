@@ -314,7 +314,7 @@ def _variant(
     return register
 
 
-def _server(w: _Workshop, anchor: Authority, issuing: Authority | None, leaf: x509.Certificate, key: PrivateKey,
+def _server(anchor: Authority, issuing: Authority | None, leaf: x509.Certificate, key: PrivateKey,
             host: str = SHOP, **more: Any) -> dict[str, Any]:
     """The usual parts: the pool holds the issuing intermediate, the anchor is the root."""
     parts: dict[str, Any] = {
@@ -325,9 +325,9 @@ def _server(w: _Workshop, anchor: Authority, issuing: Authority | None, leaf: x5
     return parts
 
 
-def _client(w: _Workshop, anchor: Authority, issuing: Authority, leaf: x509.Certificate, key: PrivateKey,
+def _client(anchor: Authority, issuing: Authority, leaf: x509.Certificate, key: PrivateKey,
             **more: Any) -> dict[str, Any]:
-    return _server(w, anchor, issuing, leaf, key, host=None, purpose="client", **more)  # type: ignore[arg-type]
+    return _server(anchor, issuing, leaf, key, host=None, purpose="client", **more)  # type: ignore[arg-type]
 
 
 CLIENT_NAME = "alice.clients.example"
@@ -360,78 +360,78 @@ _CRL = (
 # -- valid chains -----------------------------------------------------------------------------------------
 @_variant("valid-ecdsa", "root -> intermediate -> ECDSA P-256 server leaf for www.shop.example")
 def _valid_ecdsa(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain())
+    return _server(*w.chain())
 
 
 @_variant("valid-rsa", "root -> intermediate -> RSA 2048 server leaf (what TLS_RSA_* key exchange needs)")
 def _valid_rsa(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(key_type="rsa2048"))
+    return _server(*w.chain(key_type="rsa2048"))
 
 
 @_variant("valid-ed25519", "root -> intermediate -> Ed25519 server leaf", profiles=_BR_KEYS)
 def _valid_ed25519(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(key_type="ed25519"))
+    return _server(*w.chain(key_type="ed25519"))
 
 
 @_variant("valid-no-intermediate", "the leaf is issued directly by the trusted root; no intermediates")
 def _valid_direct(w: _Workshop) -> dict[str, Any]:
     anchor = w.root()
     leaf, key = w.leaf(anchor)
-    return _server(w, anchor, None, leaf, key)
+    return _server(anchor, None, leaf, key)
 
 
 @_variant("valid-client", "a client certificate (clientAuth) checked for the client purpose")
 def _valid_client(w: _Workshop) -> dict[str, Any]:
-    return _client(w, *w.chain((CLIENT_NAME,), purpose="client"))
+    return _client(*w.chain((CLIENT_NAME,), purpose="client"))
 
 
 @_variant("valid-client-rsa", "an RSA client certificate (clientAuth) checked for the client purpose")
 def _valid_client_rsa(w: _Workshop) -> dict[str, Any]:
-    return _client(w, *w.chain((CLIENT_NAME,), key_type="rsa2048", purpose="client"))
+    return _client(*w.chain((CLIENT_NAME,), key_type="rsa2048", purpose="client"))
 
 
 @_variant("valid-both-ekus", "a leaf with serverAuth and clientAuth, checked for the client purpose")
 def _valid_both(w: _Workshop) -> dict[str, Any]:
     both = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
-    return _client(w, *w.chain((CLIENT_NAME,), extended_usage=both))
+    return _client(*w.chain((CLIENT_NAME,), extended_usage=both))
 
 
 @_variant("valid-ipv4", "an IPv4 address SAN (127.0.0.1) checked against the address 127.0.0.1")
 def _valid_ipv4(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("localhost", "127.0.0.1")), host="127.0.0.1")
+    return _server(*w.chain(("localhost", "127.0.0.1")), host="127.0.0.1")
 
 
 @_variant("valid-ipv6", "an IPv6 address SAN (::1) checked against the address ::1")
 def _valid_ipv6(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("localhost", "::1")), host="::1")
+    return _server(*w.chain(("localhost", "::1")), host="::1")
 
 
 @_variant("valid-wildcard", "*.shop.example covers www.shop.example (one whole left-most label)")
 def _valid_wildcard(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("*.shop.example",)))
+    return _server(*w.chain(("*.shop.example",)))
 
 
 @_variant("valid-crl", "CRLs from the root and the intermediate, fresh, listing other serial numbers")
 def _valid_crl(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
     crls = (w.crl(anchor, (0xDEAD,)), w.crl(issuing, (0xBEEF,)))
-    return _server(w, anchor, issuing, leaf, key, crls=crls)
+    return _server(anchor, issuing, leaf, key, crls=crls)
 
 
 @_variant("valid-ocsp-good", "a stapled OCSP response from the issuer: good, fresh")
 def _valid_ocsp(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
-    return _server(w, anchor, issuing, leaf, key, ocsp=w.ocsp(leaf, issuing, "good"))
+    return _server(anchor, issuing, leaf, key, ocsp=w.ocsp(leaf, issuing, "good"))
 
 
 @_variant("valid-name-constraints", "the intermediate may issue only under shop.example; the leaf is in it")
 def _valid_constraints(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(intermediate={"permitted_dns": ("shop.example",)}))
+    return _server(*w.chain(intermediate={"permitted_dns": ("shop.example",)}))
 
 
 @_variant("valid-path-length", "root pathLen 1 -> intermediate pathLen 0 -> leaf: within both limits")
 def _valid_path_length(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(root={"path_length": 1}, intermediate={"path_length": 0}))
+    return _server(*w.chain(root={"path_length": 1}, intermediate={"path_length": 0}))
 
 
 @_variant("valid-unknown-noncritical-extension", "the leaf carries an unknown extension, not critical")
@@ -444,7 +444,7 @@ def _valid_unknown(w: _Workshop) -> dict[str, Any]:
         not_valid_after=leaf.not_valid_after_utc, extensions=list(leaf.extensions),
     ).add_extension(x509.UnrecognizedExtension(UNKNOWN_EXTENSION_OID, b"\x05\x00"), critical=False)
     leaf = builder.sign(issuing.private_key, signature_hash(issuing.private_key))
-    return _server(w, anchor, issuing, leaf, key)
+    return _server(anchor, issuing, leaf, key)
 
 
 @_variant(
@@ -453,7 +453,7 @@ def _valid_unknown(w: _Workshop) -> dict[str, Any]:
 )
 def _valid_cross(w: _Workshop) -> dict[str, Any]:
     a_root, b_by_a, a_by_b, leaf, key = _cross_signed(w)
-    return _server(w, a_root, None, leaf, key, intermediates=(a_by_b.certificate, b_by_a.certificate))
+    return _server(a_root, None, leaf, key, intermediates=(a_by_b.certificate, b_by_a.certificate))
 
 
 @_variant(
@@ -463,37 +463,37 @@ def _valid_cross(w: _Workshop) -> dict[str, Any]:
 def _valid_long(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, pool = _long_chain(w, MAX_INTERMEDIATES)
     leaf, key = w.leaf(issuing)
-    return _server(w, anchor, None, leaf, key, intermediates=pool)
+    return _server(anchor, None, leaf, key, intermediates=pool)
 
 
 # -- time --------------------------------------------------------------------------------------------------
 @_variant("expired", "the leaf's notAfter was 10 days ago", _fails("validity"))
 def _expired(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(not_before=-dt.timedelta(days=100), not_after=-dt.timedelta(days=10)))
+    return _server(*w.chain(not_before=-dt.timedelta(days=100), not_after=-dt.timedelta(days=10)))
 
 
 @_variant("not-yet-valid", "the leaf's notBefore is 10 days ahead", _fails("validity"))
 def _not_yet(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(not_before=dt.timedelta(days=10), not_after=dt.timedelta(days=100)))
+    return _server(*w.chain(not_before=dt.timedelta(days=10), not_after=dt.timedelta(days=100)))
 
 
 @_variant("expired-intermediate", "the intermediate's notAfter was a day ago; the leaf is in date", _fails("validity"))
 def _expired_intermediate(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(
+    return _server(*w.chain(
         intermediate={"not_before": -dt.timedelta(days=400), "not_after": -dt.timedelta(days=1)}
     ))
 
 
 @_variant("client-not-yet-valid", "a client certificate whose notBefore is a day ahead", _fails("validity"))
 def _client_not_yet(w: _Workshop) -> dict[str, Any]:
-    return _client(w, *w.chain(
+    return _client(*w.chain(
         (CLIENT_NAME,), purpose="client", not_before=dt.timedelta(days=1), not_after=dt.timedelta(days=90)
     ))
 
 
 @_variant("client-expired", "an expired client certificate", _fails("validity"))
 def _client_expired(w: _Workshop) -> dict[str, Any]:
-    return _client(w, *w.chain(
+    return _client(*w.chain(
         (CLIENT_NAME,), purpose="client", not_before=-dt.timedelta(days=100), not_after=-dt.timedelta(days=1)
     ))
 
@@ -501,7 +501,7 @@ def _client_expired(w: _Workshop) -> dict[str, Any]:
 # -- names -------------------------------------------------------------------------------------------------
 @_variant("wrong-host", "a certificate for www.shop.example presented for www.other.example", _fails("host_name"))
 def _wrong_host(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(), host="www.other.example")
+    return _server(*w.chain(), host="www.other.example")
 
 
 @_variant(
@@ -509,7 +509,7 @@ def _wrong_host(w: _Workshop) -> dict[str, Any]:
     _fails("host_name"),
 )
 def _wildcard_two(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("*.shop.example",)), host="a.b.shop.example")
+    return _server(*w.chain(("*.shop.example",)), host="a.b.shop.example")
 
 
 @_variant(
@@ -517,7 +517,7 @@ def _wildcard_two(w: _Workshop) -> dict[str, Any]:
     _fails("host_name"),
 )
 def _wildcard_bare(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("*.shop.example",)), host="shop.example")
+    return _server(*w.chain(("*.shop.example",)), host="shop.example")
 
 
 @_variant(
@@ -525,7 +525,7 @@ def _wildcard_bare(w: _Workshop) -> dict[str, Any]:
     _fails("host_name"),
 )
 def _wildcard_nested(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("*.*.shop.example",)), host="a.b.shop.example")
+    return _server(*w.chain(("*.*.shop.example",)), host="a.b.shop.example")
 
 
 @_variant(
@@ -535,7 +535,7 @@ def _wildcard_nested(w: _Workshop) -> dict[str, Any]:
     "Baseline Requirements forbid it. OpenSSL still matches it unless told not to.",
 )
 def _wildcard_partial(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("w*.shop.example",)))
+    return _server(*w.chain(("w*.shop.example",)))
 
 
 @_variant(
@@ -543,7 +543,7 @@ def _wildcard_partial(w: _Workshop) -> dict[str, Any]:
     _fails("host_name"), _NO_PSL,
 )
 def _wildcard_psl(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("*.co.uk",)), host="shop.co.uk")
+    return _server(*w.chain(("*.co.uk",)), host="shop.co.uk")
 
 
 @_variant(
@@ -551,7 +551,7 @@ def _wildcard_psl(w: _Workshop) -> dict[str, Any]:
     _fails("host_name"), _NO_PSL + " OpenSSL refuses a wildcard with fewer than two labels after it.",
 )
 def _wildcard_tld(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("*.com",)), host="example.com")
+    return _server(*w.chain(("*.com",)), host="example.com")
 
 
 @_variant(
@@ -564,14 +564,14 @@ def _ip_dns(w: _Workshop) -> dict[str, Any]:
     leaf, key = w.leaf(issuing, (), common_name="127.0.0.1")
     # A DNSName holding an address: only an iPAddress SAN may match an address (RFC 9525 section 6.2.1).
     leaf = _with_san(leaf, issuing, [x509.DNSName("127.0.0.1")])
-    return _server(w, anchor, issuing, leaf, key, host="127.0.0.1")
+    return _server(anchor, issuing, leaf, key, host="127.0.0.1")
 
 
 @_variant(
     "dns-with-ip-san", "the name localhost checked against a certificate with only an IP SAN", _fails("host_name")
 )
 def _dns_ip(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(("127.0.0.1",)), host="localhost")
+    return _server(*w.chain(("127.0.0.1",)), host="localhost")
 
 
 @_variant(
@@ -583,7 +583,7 @@ def _cn_only(w: _Workshop) -> dict[str, Any]:
     anchor = w.root()
     issuing = w.intermediate(anchor)
     leaf, key = w.leaf(issuing, (), common_name=SHOP)
-    return _server(w, anchor, issuing, leaf, key)
+    return _server(anchor, issuing, leaf, key)
 
 
 # -- trust and path ----------------------------------------------------------------------------------------
@@ -599,7 +599,7 @@ def _untrusted_root(w: _Workshop) -> dict[str, Any]:
     rogue = w.root(label="rogue-root")
     issuing = w.intermediate(rogue)
     leaf, key = w.leaf(issuing)
-    return _server(w, trusted, issuing, leaf, key)
+    return _server(trusted, issuing, leaf, key)
 
 
 @_variant("client-untrusted-root", "a client certificate from a CA the server does not trust", _fails("path"))
@@ -608,12 +608,12 @@ def _client_untrusted(w: _Workshop) -> dict[str, Any]:
     rogue = w.root(label="rogue-root", common_name="Some Other Root CA")
     issuing = w.intermediate(rogue)
     leaf, key = w.leaf(issuing, (CLIENT_NAME,), purpose="client")
-    return _client(w, trusted, issuing, leaf, key)
+    return _client(trusted, issuing, leaf, key)
 
 
 @_variant("missing-intermediate", "the server sent its leaf without the intermediate that issued it", _fails("path"))
 def _missing(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(), intermediates=())
+    return _server(*w.chain(), intermediates=())
 
 
 @_variant("self-signed-leaf", "a self-signed server certificate that nobody trusts", _fails("path"))
@@ -624,7 +624,7 @@ def _self_signed(w: _Workshop) -> dict[str, Any]:
         SHOP, key, now=w.now, serial=w.serial(), ca=False, names=(SHOP,), not_after=dt.timedelta(days=90),
         extended_usage=SERVER_ONLY,
     ).certificate
-    return _server(w, trusted, None, leaf, key)
+    return _server(trusted, None, leaf, key)
 
 
 @_variant(
@@ -636,7 +636,7 @@ def _self_signed(w: _Workshop) -> dict[str, Any]:
 def _cycle(w: _Workshop) -> dict[str, Any]:
     _, b_by_a, a_by_b, leaf, key = _cross_signed(w)
     other = w.root(label="other-root", common_name="Handshakes Unrelated Root CA")
-    return _server(w, other, None, leaf, key, intermediates=(a_by_b.certificate, b_by_a.certificate))
+    return _server(other, None, leaf, key, intermediates=(a_by_b.certificate, b_by_a.certificate))
 
 
 @_variant(
@@ -648,7 +648,7 @@ def _cycle(w: _Workshop) -> dict[str, Any]:
 def _too_long(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, pool = _long_chain(w, 20)
     leaf, key = w.leaf(issuing)
-    return _server(w, anchor, None, leaf, key, intermediates=pool)
+    return _server(anchor, None, leaf, key, intermediates=pool)
 
 
 @_variant(
@@ -658,34 +658,34 @@ def _too_long(w: _Workshop) -> dict[str, Any]:
 def _one_too_long(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, pool = _long_chain(w, MAX_INTERMEDIATES + 1)
     leaf, key = w.leaf(issuing)
-    return _server(w, anchor, None, leaf, key, intermediates=pool)
+    return _server(anchor, None, leaf, key, intermediates=pool)
 
 
 @_variant(
     "client-missing-intermediate", "a client sent its leaf without the intermediate that issued it", _fails("path")
 )
 def _client_missing(w: _Workshop) -> dict[str, Any]:
-    return _client(w, *w.chain((CLIENT_NAME,), purpose="client"), intermediates=())
+    return _client(*w.chain((CLIENT_NAME,), purpose="client"), intermediates=())
 
 
 # -- signatures --------------------------------------------------------------------------------------------
 @_variant("bad-signature", "one bit of the leaf's signature flipped in transit", _fails("signature"))
 def _bad_signature(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
-    return _server(w, anchor, issuing, _flip_last_bit(leaf), key)
+    return _server(anchor, issuing, _flip_last_bit(leaf), key)
 
 
 @_variant("client-bad-signature", "one bit of a client certificate's signature flipped", _fails("signature"))
 def _client_bad_signature(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain((CLIENT_NAME,), purpose="client")
-    return _client(w, anchor, issuing, _flip_last_bit(leaf), key)
+    return _client(anchor, issuing, _flip_last_bit(leaf), key)
 
 
 @_variant(
     "wrong-signing-key", "the leaf names the intermediate as issuer but another key signed it", _fails("signature"),
 )
 def _wrong_key(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(signing_key=w.keys.get("impostor")))
+    return _server(*w.chain(signing_key=w.keys.get("impostor")))
 
 
 # -- constraints -------------------------------------------------------------------------------------------
@@ -694,7 +694,7 @@ def _wrong_key(w: _Workshop) -> dict[str, Any]:
     _fails("basic_constraints"),
 )
 def _not_ca(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(intermediate={"ca": False, "usage": CA_USAGE}))
+    return _server(*w.chain(intermediate={"ca": False, "usage": CA_USAGE}))
 
 
 @_variant(
@@ -703,7 +703,7 @@ def _not_ca(w: _Workshop) -> dict[str, Any]:
     "only version 1 roots, configured by hand, were ever accepted without it. The Web PKI agrees.",
 )
 def _no_bc(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(intermediate={"ca": None, "usage": CA_USAGE}))
+    return _server(*w.chain(intermediate={"ca": None, "usage": CA_USAGE}))
 
 
 @_variant(
@@ -716,7 +716,7 @@ def _path_length(w: _Workshop) -> dict[str, Any]:
     first = w.intermediate(anchor, path_length=0)
     second = w.intermediate(first, label="intermediate-2", common_name="Handshakes Variants Sub CA")
     leaf, key = w.leaf(second)
-    return _server(w, anchor, None, leaf, key, intermediates=(second.certificate, first.certificate))
+    return _server(anchor, None, leaf, key, intermediates=(second.certificate, first.certificate))
 
 
 @_variant(
@@ -726,19 +726,19 @@ def _path_length(w: _Workshop) -> dict[str, Any]:
     "instead; the verdict is the same.",
 )
 def _no_certsign(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(intermediate={"usage": {"digital_signature", "crl_sign"}}))
+    return _server(*w.chain(intermediate={"usage": {"digital_signature", "crl_sign"}}))
 
 
 @_variant("wrong-eku", "a leaf for clientAuth only, presented by a server", _fails("extended_key_usage"))
 def _wrong_eku(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(extended_usage=CLIENT_ONLY))
+    return _server(*w.chain(extended_usage=CLIENT_ONLY))
 
 
 @_variant(
     "client-wrong-eku", "a leaf for serverAuth only, presented as a client certificate", _fails("extended_key_usage")
 )
 def _client_wrong_eku(w: _Workshop) -> dict[str, Any]:
-    return _client(w, *w.chain((CLIENT_NAME,), extended_usage=SERVER_ONLY))
+    return _client(*w.chain((CLIENT_NAME,), extended_usage=SERVER_ONLY))
 
 
 @_variant(
@@ -748,7 +748,7 @@ def _client_wrong_eku(w: _Workshop) -> dict[str, Any]:
 )
 def _constraints_violated(w: _Workshop) -> dict[str, Any]:
     chain = w.chain(("www.other.example",), intermediate={"permitted_dns": ("shop.example",)})
-    return _server(w, *chain, host="www.other.example")
+    return _server(*chain, host="www.other.example")
 
 
 @_variant(
@@ -756,7 +756,7 @@ def _constraints_violated(w: _Workshop) -> dict[str, Any]:
     _fails("critical_extensions"),
 )
 def _unknown_critical(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(unknown_critical_extension=True))
+    return _server(*w.chain(unknown_critical_extension=True))
 
 
 @_variant(
@@ -766,7 +766,7 @@ def _unknown_critical(w: _Workshop) -> dict[str, Any]:
     "we teach. OpenSSL follows RFC 5280.",
 )
 def _no_eku(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(extended_usage=None))
+    return _server(*w.chain(extended_usage=None))
 
 
 @_variant(
@@ -776,7 +776,7 @@ def _no_eku(w: _Workshop) -> dict[str, Any]:
     "RFC 5280.",
 )
 def _leaf_is_ca(w: _Workshop) -> dict[str, Any]:
-    return _server(w, *w.chain(ca=True, usage={"digital_signature", "key_cert_sign"}))
+    return _server(*w.chain(ca=True, usage={"digital_signature", "key_cert_sign"}))
 
 
 # -- revocation --------------------------------------------------------------------------------------------
@@ -784,7 +784,7 @@ def _leaf_is_ca(w: _Workshop) -> dict[str, Any]:
 def _revoked_leaf(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
     crls = (w.crl(anchor), w.crl(issuing, (leaf.serial_number,)))
-    return _server(w, anchor, issuing, leaf, key, crls=crls)
+    return _server(anchor, issuing, leaf, key, crls=crls)
 
 
 @_variant(
@@ -793,14 +793,14 @@ def _revoked_leaf(w: _Workshop) -> dict[str, Any]:
 def _revoked_intermediate(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
     crls = (w.crl(anchor, (issuing.certificate.serial_number,)), w.crl(issuing))
-    return _server(w, anchor, issuing, leaf, key, crls=crls)
+    return _server(anchor, issuing, leaf, key, crls=crls)
 
 
 @_variant("client-revoked-crl", "a client certificate its issuer's CRL lists", _fails("revocation"))
 def _client_revoked(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain((CLIENT_NAME,), purpose="client")
     crls = (w.crl(anchor), w.crl(issuing, (leaf.serial_number,)))
-    return _client(w, anchor, issuing, leaf, key, crls=crls)
+    return _client(anchor, issuing, leaf, key, crls=crls)
 
 
 @_variant(
@@ -809,7 +809,7 @@ def _client_revoked(w: _Workshop) -> dict[str, Any]:
 def _stale_crl(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
     stale = w.crl(issuing, this_update=w.now - dt.timedelta(days=8), next_update=w.now - dt.timedelta(days=1))
-    return _server(w, anchor, issuing, leaf, key, crls=(w.crl(anchor), stale))
+    return _server(anchor, issuing, leaf, key, crls=(w.crl(anchor), stale))
 
 
 @_variant(
@@ -818,19 +818,19 @@ def _stale_crl(w: _Workshop) -> dict[str, Any]:
 )
 def _crl_no_crlsign(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain(intermediate={"usage": {"digital_signature", "key_cert_sign"}})
-    return _server(w, anchor, issuing, leaf, key, crls=(w.crl(anchor), w.crl(issuing)))
+    return _server(anchor, issuing, leaf, key, crls=(w.crl(anchor), w.crl(issuing)))
 
 
 @_variant("revoked-ocsp", "the stapled OCSP response says revoked", _fails("revocation"), _OCSP)
 def _revoked_ocsp(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
-    return _server(w, anchor, issuing, leaf, key, ocsp=w.ocsp(leaf, issuing, "revoked"))
+    return _server(anchor, issuing, leaf, key, ocsp=w.ocsp(leaf, issuing, "revoked"))
 
 
 @_variant("ocsp-unknown", "the stapled OCSP response says unknown", _fails("revocation"), _OCSP)
 def _unknown_ocsp(w: _Workshop) -> dict[str, Any]:
     anchor, issuing, leaf, key = w.chain()
-    return _server(w, anchor, issuing, leaf, key, ocsp=w.ocsp(leaf, issuing, "unknown"))
+    return _server(anchor, issuing, leaf, key, ocsp=w.ocsp(leaf, issuing, "unknown"))
 
 
 @_variant(
@@ -842,7 +842,7 @@ def _expired_ocsp(w: _Workshop) -> dict[str, Any]:
     stale = w.ocsp(
         leaf, issuing, "good", this_update=w.now - dt.timedelta(days=5), next_update=w.now - dt.timedelta(days=1)
     )
-    return _server(w, anchor, issuing, leaf, key, ocsp=stale)
+    return _server(anchor, issuing, leaf, key, ocsp=stale)
 
 
 # -- helpers for the recipes above ------------------------------------------------------------------------
