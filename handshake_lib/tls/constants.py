@@ -135,6 +135,21 @@ class SignatureScheme(IntEnum):
     rsa_pss_pss_sha512 = 0x080B
 
 
+class ClientCertificateType(IntEnum):
+    """The certificate kinds a server asks for in CertificateRequest (RFC 5246 7.4.4, RFC 8422 5.5)."""
+
+    rsa_sign = 1
+    dss_sign = 2
+    rsa_fixed_dh = 3
+    dss_fixed_dh = 4
+    rsa_ephemeral_dh_RESERVED = 5
+    dss_ephemeral_dh_RESERVED = 6
+    fortezza_dms_RESERVED = 20
+    ecdsa_sign = 64
+    rsa_fixed_ecdh = 65
+    ecdsa_fixed_ecdh = 66
+
+
 def name_of(enum: type[IntEnum], value: int) -> str:
     """``CipherSuite, 0x9c`` -> ``'TLS_RSA_WITH_AES_128_GCM_SHA256'``; unknown values are named as such."""
     try:
