@@ -140,6 +140,10 @@ class TLSServer(TLSConnection):
             self.client_ca = load_trust_store(None, list(client_ca))
         if client_ca is not None and not self.client_ca:
             raise ValueError("client_ca holds no certificate")
+        # CertificateRequest lists every CA's name in a vector of at most 2^16-1 bytes (RFC 5246 7.4.4).
+        names = sum(2 + len(ca.subject.public_bytes()) for ca in self.client_ca)
+        if names > 0xFFFF:
+            raise ValueError(f"client_ca's names take {names} bytes; a CertificateRequest holds at most 65535")
         self.require_client_certificate = require_client_certificate
         self._now = now
         self.certificate_request: CertificateRequest | None = None
