@@ -560,3 +560,59 @@ def test_cli_serve_logs_the_client_subject(server_files, clients, tmp_path) -> N
         process.communicate(timeout=TIMEOUT)
     assert f"client certificate {client.subject}" in line, line
 
+
+
+def test_replay_walks_a_mutual_tls_transcript_through_both_tables(course_pki, server_certificate, clients) -> None:
+    from handshake_lib.tls.states import replay
+
+    client, server = memory_pair(course_pki, server_certificate, client=clients["rsa"])
+    handshake_in_memory(client, server)
+    # One state per record: ClientHello, our four messages, then the client's Certificate, ClientKeyExchange,
+    # CertificateVerify, ChangeCipherSpec, Finished, and our ChangeCipherSpec and Finished.
+    assert [state.value for state in replay("server", server.transcript)] == [
+        *["WAIT_CLIENT_CERTIFICATE"] * 5,
+        "WAIT_CLIENT_KEY_EXCHANGE", "WAIT_CERTIFICATE_VERIFY", "WAIT_CHANGE_CIPHER_SPEC", "WAIT_FINISHED",
+        *["CONNECTED"] * 3,
+    ]  # fmt: skip
+    client_states = [state.value for state in replay("client", client.transcript)]
+    assert client_states[:5] == [
+        "WAIT_SERVER_HELLO", "WAIT_CERTIFICATE", "WAIT_SERVER_HELLO_DONE", "CERTIFICATE_REQUESTED",
+        "WAIT_CHANGE_CIPHER_SPEC",
+    ]  # fmt: skip
+    assert client_states[-1] == "CONNECTED"
+
+
+def test_the_client_sends_its_intermediates_too(course_pki, server_certificate, clients) -> None:
+    leaf = clients["ecdsa"].issued
+    extra = course_pki.root.certificate  # stands in for an intermediate: sent, and the path still builds
+    client = TLSClient(
+        "localhost", trusted_certificates=[course_pki.root.certificate],
+        client_certificate_chain=[leaf.certificate, extra], client_private_key=leaf.private_key,
+    )  # fmt: skip
+    server = TLSServer(
+        [server_certificate.der], server_certificate.private_key, client_ca=[course_pki.root.certificate]
+    )
+    handshake_in_memory(client, server)
+    received = sent_messages(server.transcript, Certificate)[1]  # ours first, then the client's
+    assert len(received.certificates) == 2
+    assert server.handshake.client_subject == clients["ecdsa"].subject
+
+
+def test_client_ca_names_over_a_certificate_request_are_refused(server_certificate) -> None:
+    """RFC 5246 7.4.4: certificate_authorities is a vector of at most 65,535 bytes."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cas = []
+    for number in range(3):  # three names of ~30 KB each
+        name = x509.Name([x509.NameAttribute(x509.NameOID.ORGANIZATIONAL_UNIT_NAME, f"{number}" + "u" * 30000)])
+        cas.append(
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(number + 1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256())
+        )  # fmt: skip
+    TLSServer([server_certificate.der], server_certificate.private_key, client_ca=cas[:2])  # 60 KB: fits
+    with pytest.raises(ValueError, match="at most 65535"):
+        TLSServer([server_certificate.der], server_certificate.private_key, client_ca=cas)

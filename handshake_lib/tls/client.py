@@ -208,7 +208,7 @@ class TLSClient(TLSConnection):
 
     def guards(self) -> frozenset[Guard]:
         # RFC 5077: one NewSessionTicket, and only if the server's hello agreed to session_ticket.
-        guards = set()
+        guards: set[Guard] = set()
         if self._ticket_agreed and self.session_ticket is None:
             guards.add(Guard.ticket_expected)
         if self.client_signature_scheme is not None:  # a certificate, and a scheme the server accepts

@@ -166,7 +166,7 @@ class TLSServer(TLSConnection):
     }
 
     def guards(self) -> frozenset[Guard]:
-        guards = set()
+        guards: set[Guard] = set()
         if self.client_ca:
             guards.add(Guard.client_certificate_requested)
         if self._client_leaf is not None:
