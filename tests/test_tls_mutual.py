@@ -424,7 +424,7 @@ def test_python_ssl_client_with_load_cert_chain(server_files, clients, key_type,
         response = python_client(server_files, server.port, client)
         record = last_record(server)
     assert response.startswith(b"HTTP/1.1 200 OK")
-    assert record.handshake.client_subject == client.subject
+    assert record.client_subject == client.subject
     (verify,) = sent_messages(record.transcript, CertificateVerify)
     # OpenSSL 3 prefers PSS for an RSA key, as we do.
     expected = SignatureScheme.rsa_pss_rsae_sha256 if key_type == "rsa" else SignatureScheme.ecdsa_secp256r1_sha256

@@ -365,8 +365,7 @@ def _report_connections(finished: queue.SimpleQueue) -> None:
             print(f"connection {record.number}: failed: {explain_failure(record.error, 'client')}", flush=True)
         else:
             suite = name_of(CipherSuite, record.handshake.cipher_suite) if record.handshake else "no handshake"
-            subject = record.handshake.client_subject if record.handshake else None
-            client = f", client certificate {subject}" if subject else ""
+            client = f", client certificate {record.client_subject}" if record.client_subject else ""
             print(f"connection {record.number}: {suite}{client}: {record.outcome}", flush=True)
 
 
