@@ -616,3 +616,60 @@ def test_client_ca_names_over_a_certificate_request_are_refused(server_certifica
     TLSServer([server_certificate.der], server_certificate.private_key, client_ca=cas[:2])  # 60 KB: fits
     with pytest.raises(ValueError, match="at most 65535"):
         TLSServer([server_certificate.der], server_certificate.private_key, client_ca=cas)
+
+
+def test_our_client_without_certificate_against_openssl_optional(server_files) -> None:
+    require("openssl")
+    with s_server(server_files, "-tls1_2", "-www", "-verify", "1", "-CAfile", str(server_files.ca_path)) as peer:
+        response = tls_get(f"https://localhost:{peer.port}/", cafile=server_files.ca_path, timeout=TIMEOUT)
+    assert response.status == 200 and response.handshake.client_subject is None
+    assert [m.certificates for m in sent_messages(response.transcript, Certificate)][1] == []
+
+
+@pytest.fixture(scope="module")
+def ed25519_client(course_pki, tmp_path_factory) -> ClientFiles:
+    """An Ed25519 client certificate (RFC 8422 brings Ed25519 to TLS 1.2), issued by hand: the builder makes
+    RSA and ECDSA keys only."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    rsa_like = course_pki.issue_client("erin-ed25519")  # the same extensions, re-signed over an Ed25519 key
+    key = ed25519.Ed25519PrivateKey.generate()
+    template = rsa_like.certificate
+    builder = (
+        x509.CertificateBuilder().subject_name(template.subject).issuer_name(template.issuer)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(template.not_valid_before_utc).not_valid_after(template.not_valid_after_utc)
+    )  # fmt: skip
+    for extension in template.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    issued = IssuedCertificate(builder.sign(course_pki.root.private_key, hashes.SHA256()), key)
+    cert, key_path = CoursePKI.write_issued(issued, tmp_path_factory.mktemp("ed25519"), "erin")
+    return ClientFiles(cert, key_path, issued)
+
+
+def test_ed25519_client_certificate_both_ways(server_files, ed25519_client) -> None:
+    openssl = require("openssl")
+    options = ("-tls1_2", "-www", "-Verify", "1", "-verify_return_error", "-CAfile", str(server_files.ca_path))
+    with s_server(server_files, *options) as peer:
+        response = tls_get(
+            f"https://localhost:{peer.port}/", cafile=server_files.ca_path, timeout=TIMEOUT,
+            **client_options(ed25519_client),
+        )  # fmt: skip
+    (verify,) = sent_messages(response.transcript, CertificateVerify)
+    assert response.status == 200 and verify.algorithm == SignatureScheme.ed25519
+    with our_server(server_files, require_client_certificate=True) as server:
+        result = subprocess.run(
+            [
+                openssl, "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_2", "-cipher", CIPHER,
+                "-CAfile", str(server_files.ca_path), "-verify_return_error", "-servername", "localhost",
+                "-cert", str(ed25519_client.cert), "-key", str(ed25519_client.key), "-ign_eof",
+            ],
+            input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", capture_output=True,
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        record = last_record(server)
+    assert result.returncode == 0, result.stderr
+    assert record.client_subject == ed25519_client.subject
+    (verify,) = sent_messages(record.transcript, CertificateVerify)
+    assert verify.algorithm == SignatureScheme.ed25519
