@@ -231,6 +231,8 @@ def test_options_are_checked_at_construction(course_pki, server_certificate, cli
         TLSClient("localhost", client_certificate_chain=[clients["rsa"].issued.certificate])
     with pytest.raises(ValueError, match="needs client_ca"):
         TLSServer([server_certificate.der], server_certificate.private_key, require_client_certificate=True)
+    with pytest.raises(ValueError, match="holds no certificate"):  # never the system's roots by accident
+        TLSServer([server_certificate.der], server_certificate.private_key, client_ca=[])
 
 
 # -- our client against real servers -----------------------------------------------------------------

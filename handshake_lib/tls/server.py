@@ -136,8 +136,8 @@ class TLSServer(TLSConnection):
             self.client_ca: list[x509.Certificate] = []
         elif isinstance(client_ca, str | Path):
             self.client_ca = load_trust_store(client_ca)
-        else:
-            self.client_ca = load_trust_store(None, list(client_ca))
+        else:  # as given: an empty list must not fall back to the system's roots, as load_trust_store would
+            self.client_ca = list(client_ca)
         if client_ca is not None and not self.client_ca:
             raise ValueError("client_ca holds no certificate")
         # CertificateRequest lists every CA's name in a vector of at most 2^16-1 bytes (RFC 5246 7.4.4).
