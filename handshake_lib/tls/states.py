@@ -321,18 +321,36 @@ def diagram_rows(role: Role, *, complete: bool = False) -> list[tuple[str, str, 
     """(source, label, target) rows for a state diagram of ``role``'s table.
 
     Rows whose source and target are the same state (application data, NewSessionTicket, HelloRequest)
-    do not draw as arrows and are left out unless ``complete``.  Rows that join the same two states (the
-    client's ServerHelloDone with and without a certificate to send) are one arrow, their labels on
-    separate lines.
+    do not draw as arrows and are left out unless ``complete``.  Rows that join the same two states on
+    the same input (the client's ServerHelloDone with and without a certificate to send) are one arrow,
+    labelled as RFC 5246 draws its flights: a message only some of them send is starred
+    (``CertificateVerify*``).
     """
     rows = CLIENT_TRANSITIONS if role == "client" else SERVER_TRANSITIONS
     if role not in ("client", "server"):
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
-    arrows: dict[tuple[str, str], list[str]] = {}
+    arrows: dict[tuple[State, State], list[Transition]] = {}
     for row in rows:
         if complete or row.source is not row.target:
-            arrows.setdefault((row.source.value, row.target.value), []).append(row.label)
-    return [(source, "\n".join(labels), target) for (source, target), labels in arrows.items()]
+            arrows.setdefault((row.source, row.target), []).append(row)
+    return [(source.value, _merged_label(twins), target.value) for (source, target), twins in arrows.items()]
+
+
+def _merged_label(rows: list[Transition]) -> str:
+    """One label for rows joining the same two states: ``Input / A, B*, C`` when they share their input
+    and each flight is the longest one with some messages left out; one line per row otherwise."""
+    if len(rows) == 1:
+        return rows[0].label
+    longest = max(rows, key=lambda row: len(row.send)).send
+
+    def within(send: tuple[str, ...]) -> bool:  # send is longest with some messages left out, in order
+        rest = iter(longest)
+        return all(any(name == other for other in rest) for name in send)
+
+    if len({row.received for row in rows}) > 1 or not all(within(row.send) for row in rows):
+        return "\n".join(row.label for row in rows)
+    flight = [name if all(name in row.send for row in rows) else f"{name}*" for name in longest]
+    return f"{rows[0].received.value} / {', '.join(flight)}"
 
 
 # -- replaying a transcript through the table --------------------------------------------------------
