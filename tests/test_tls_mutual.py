@@ -128,6 +128,7 @@ def test_certificate_request_and_verify_round_trip_with_named_spans(course_pki) 
         b"\x01\x01\x00\x03\x04\x01\x00\x00\x00",  # an odd-length algorithm list
         b"\x01\x01\x00\x02\x04\x01\x00\x02\x00\x00",  # an empty DistinguishedName (<1..2^16-1>)
     ],
+    ids=["no-certificate-type", "no-signature-algorithm", "odd-algorithm-list", "empty-name"],
 )
 def test_malformed_certificate_request_is_decode_error(body) -> None:
     from handshake_lib.errors import DecodeError
@@ -479,7 +480,10 @@ def test_curl_with_cert_and_key(server_files, clients, key_type) -> None:
         record = last_record(server)
     assert result.returncode == 0, result.stderr
     assert b"Hello from the Handshakes TLS server" in result.stdout
-    assert record.handshake.client_subject == client.subject
+    assert record.client_subject == client.subject
+    (verify,) = sent_messages(record.transcript, CertificateVerify)
+    expected = SignatureScheme.rsa_pss_rsae_sha256 if key_type == "rsa" else SignatureScheme.ecdsa_secp256r1_sha256
+    assert verify.algorithm == expected
 
 
 def test_curl_without_certificate_is_refused_when_required(server_files) -> None:
