@@ -679,3 +679,13 @@ def test_ed25519_client_certificate_both_ways(server_files, ed25519_client) -> N
     assert record.client_subject == ed25519_client.subject
     (verify,) = sent_messages(record.transcript, CertificateVerify)
     assert verify.algorithm == SignatureScheme.ed25519
+
+
+def test_a_client_certificate_stays_home_when_the_server_does_not_ask(course_pki, server_certificate, clients) -> None:
+    client = TLSClient(
+        "localhost", trusted_certificates=[course_pki.root.certificate], **client_options(clients["rsa"])
+    )
+    server = TLSServer([server_certificate.der], server_certificate.private_key)
+    handshake_in_memory(client, server)
+    assert client.handshake.client_certificates == () and server.handshake.client_subject is None
+    assert len(sent_messages(client.transcript, Certificate)) == 1  # the server's only
