@@ -9,6 +9,12 @@ a busy machine slows both sides alike:
 * **our server**: a Python ``ssl`` client fetching the page from
   :class:`handshake_lib.net.tls.TLSPageServer`, versus the same client against ``PythonSSLServer``.
 
+A third pair of rows does the same with a **client certificate** (mutual TLS, ECDSA P-256 client key,
+AES128-GCM-SHA256): our client presenting it to an OpenSSL server that requires one, versus Python's
+``ssl`` client presenting it to the same server; and Python's ``ssl`` client presenting it to our server
+(``client_ca``, required) versus to the OpenSSL server.  Both sides then also sign CertificateVerify and
+validate a client chain.
+
 One sample is: TCP connect, full handshake (fresh every time: no session is resumed), send
 ``GET / HTTP/1.1``, read the response up to its Content-Length, close.  ``TCP_NODELAY`` is on at both
 ends of every connection (``net.connect`` and both servers set it), so Nagle's algorithm and delayed
@@ -172,5 +178,59 @@ def measure(
                     rows.append(ratio_row(server_row, our_ms, their_ms, "OpenSSL server"))
                 except Exception as error:  # noqa: BLE001 - reported as an ERROR row
                     rows.append(_error_row(server_row, error))
+    rows.extend(measure_mutual(count))
+    return rows
+
+
+def measure_mutual(count: int = DEFAULT_COUNT) -> list[Measurement]:
+    """Full handshake + GET with an ECDSA client certificate that each server requires, ours beside OpenSSL's."""
+    from handshake_lib.net.tls import TLSPageServer, tls_get
+
+    suite = CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256
+    label = OPENSSL_NAME[suite]
+    client_row = f"our client -> OpenSSL server, {label}, client certificate (ECDSA): full handshake + GET"
+    server_row = f"ssl client -> our server, {label}, client certificate (ECDSA): full handshake + GET"
+    rows: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="handshakes-bench-mtls-") as name:
+        files = CoursePKI.create().write_server_files(Path(name))
+        client = files.pki.issue_client("bench-client")
+        client_cert, client_key = CoursePKI.write_issued(client, Path(name), "client")
+        context = client_context(files.ca_path, suite)
+        context.load_cert_chain(client_cert, client_key)
+        with ExitStack() as stack:
+            openssl = stack.enter_context(openssl_server(label, files=files, keylog=False)).server
+            openssl.context.verify_mode = ssl.CERT_REQUIRED
+            openssl.context.load_verify_locations(files.ca_path)
+            url = f"https://localhost:{openssl.port}/"
+            try:
+                our_ms, their_ms = time_pair(
+                    lambda: tls_get(
+                        url, cafile=files.ca_path, cipher_suites=[suite],
+                        client_certificate_chain=[client.certificate], client_private_key=client.private_key,
+                    ).body,  # fmt: skip
+                    lambda: python_ssl_get(context, openssl.port),
+                    count,
+                    b"Hello from OpenSSL",
+                )
+                rows.append(ratio_row(client_row, our_ms, their_ms, "Python ssl client"))
+            except Exception as error:  # noqa: BLE001 - reported as an ERROR row
+                rows.append(_error_row(client_row, error))
+            try:
+                issued = files.issued
+                ours = stack.enter_context(
+                    TLSPageServer(
+                        [issued.der], issued.private_key, cipher_suites=[suite], client_ca=files.ca_path,
+                        require_client_certificate=True,
+                    )  # fmt: skip
+                )
+                our_ms, their_ms = time_pair(
+                    lambda: python_ssl_get(context, ours.port),
+                    lambda: python_ssl_get(context, openssl.port),
+                    count,
+                    b"</html>",
+                )
+                rows.append(ratio_row(server_row, our_ms, their_ms, "OpenSSL server"))
+            except Exception as error:  # noqa: BLE001 - reported as an ERROR row
+                rows.append(_error_row(server_row, error))
     return rows
 

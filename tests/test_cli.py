@@ -9,6 +9,7 @@ master secret is compared with the one OpenSSL logged for the same client random
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import signal
@@ -81,6 +82,35 @@ def test_pki_demo_into_an_unwritable_place_fails_cleanly(tmp_path: Path, capsys:
     blocker.write_text("not a directory")
     assert main(["pki", "demo", str(blocker / "pki")]) == 1
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_pki_demo_variant_writes_the_scenario_and_what_openssl_says_about_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    openssl = require("openssl")
+    folder = tmp_path / "expired"
+    assert main(["pki", "demo", str(folder), "--variant", "expired"]) == 0
+    out = capsys.readouterr().out
+    assert "expected:     invalid (validity)" in out
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["variant"] == "expired" and manifest["host"] == "www.shop.example"
+    leaf = x509.load_pem_x509_certificate((folder / "leaf.pem").read_bytes())
+    assert leaf.not_valid_after_utc < datetime.datetime.fromisoformat(manifest["at"])
+    # The command line it prints is the one that makes OpenSSL say why.
+    command = re.search(r"openssl verify (.*)", out)
+    assert command is not None
+    run = subprocess.run([openssl, "verify", *command[1].split()], cwd=folder, capture_output=True, text=True,
+                         timeout=SUBPROCESS_TIMEOUT_S)
+    assert run.returncode != 0 and "certificate has expired" in run.stdout + run.stderr
+
+
+def test_pki_demo_variant_list_names_every_variant_with_its_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    from handshake_lib.pki.variants import VARIANTS
+
+    assert main(["pki", "demo", "--variant", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(VARIANTS)
+    assert any(line.startswith("wrong-host ") and "invalid (host_name)" in line for line in lines)
 
 
 # -- tcp decode / observe --------------------------------------------------------------------------------

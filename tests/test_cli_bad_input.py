@@ -104,6 +104,15 @@ BAD_COMMAND_LINES = [
     (["pki", "demo", ""], 2, "empty string"),
     (["pki", "demo", TEXT_FILE], 2, "is a file; expected a folder"),
     (["pki", "demo", TEXT_FILE + "/pki"], 1, "cannot write"),
+    # pki demo --variant: a name from handshake_lib.pki.variants, a folder, nothing that does not apply
+    (["pki", "demo", "{tmp}/pki", "--variant", "nope"], 2, "no variant 'nope' (--variant list names them)"),
+    (["pki", "demo", "{tmp}/pki", "--variant", ""], 2, "no variant ''"),
+    (["pki", "demo", "{tmp}/pki", "--variant", "x" * 5000], 2, "no variant 'xxxxxxxx"),
+    (["pki", "demo", "--variant", "expired"], 2, "needs a DIR"),
+    (["pki", "demo"], 2, "needs a DIR"),
+    (["pki", "demo", "{tmp}/pki", "--variant", "expired", "--hostname", "a.example"], 2, "do not apply"),
+    (["pki", "demo", "{tmp}/pki", "--variant", "expired", "--key-type", "ecdsa-p256"], 2, "do not apply"),
+    (["pki", "demo", TEXT_FILE + "/pki", "--variant", "expired"], 1, "cannot write"),
 ]
 
 

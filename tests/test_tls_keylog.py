@@ -103,6 +103,17 @@ def test_parse_keeps_tls13_labels_and_skips_bad_lines() -> None:
     assert parse_keylog(log.text()).entries == log.entries
 
 
+def test_a_key_log_we_create_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "keys.log"
+    append_line(path, client_random_line(bytes(32), bytes(48)))
+    assert path.stat().st_mode & 0o777 == 0o600
+    shared = tmp_path / "shared.log"
+    shared.write_text("")
+    shared.chmod(0o644)  # the owner chose this mode: appending keeps it
+    append_line(shared, client_random_line(bytes(32), bytes(48)))
+    assert shared.stat().st_mode & 0o777 == 0o644 and shared.read_text().count("CLIENT_RANDOM") == 1
+
+
 def test_append_line_writes_a_file_openssl_style_readers_accept(tmp_path: Path) -> None:
     path = tmp_path / "keys.log"
     entry = KeyLogEntry("CLIENT_RANDOM", bytes(range(32)), bytes(48))

@@ -314,7 +314,7 @@ def test_unknown_handshake_type_is_unexpected_message() -> None:
 
 
 def test_known_but_unmodelled_type_is_kept_raw() -> None:
-    data = _with_body(HandshakeType.certificate_request, b"\x01\x01\x00\x00")
+    data = _with_body(HandshakeType.server_key_exchange, b"\x01\x01\x00\x00")
     message, _ = decode_handshake(data)
     assert isinstance(message, OpaqueHandshake) and message.body == b"\x01\x01\x00\x00"
     assert message.to_bytes() == data

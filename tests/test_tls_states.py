@@ -32,9 +32,18 @@ def new_pair(issued, **client_options):
     return client, server
 
 
+MUTUAL_TLS_STATES = {State.CERTIFICATE_REQUESTED, State.WAIT_CLIENT_CERTIFICATE, State.WAIT_CERTIFICATE_VERIFY}
+
+
 def test_the_tables_walk_the_full_handshake() -> None:
-    client_path = [row.target for row in CLIENT_TRANSITIONS if row.source is not row.target]
-    assert client_path == [
+    def plain(rows):
+        return [
+            row.target
+            for row in rows
+            if row.source is not row.target and row.when is None and not {row.source, row.target} & MUTUAL_TLS_STATES
+        ]
+
+    assert plain(CLIENT_TRANSITIONS) == [
         State.WAIT_SERVER_HELLO,
         State.WAIT_CERTIFICATE,
         State.WAIT_SERVER_HELLO_DONE,
@@ -42,13 +51,62 @@ def test_the_tables_walk_the_full_handshake() -> None:
         State.WAIT_FINISHED,
         State.CONNECTED,
     ]
-    server_path = [row.target for row in SERVER_TRANSITIONS if row.source is not row.target]
-    assert server_path == [
+    assert plain(SERVER_TRANSITIONS) == [
         State.WAIT_CLIENT_KEY_EXCHANGE,
         State.WAIT_CHANGE_CIPHER_SPEC,
         State.WAIT_FINISHED,
         State.CONNECTED,
     ]
+
+
+def test_the_tables_walk_mutual_tls() -> None:
+    """With a client certificate: the server's guarded rows, the client's CERTIFICATE_REQUESTED."""
+    requested = {Guard.client_certificate_requested}
+    row = transition_for("server", State.WAIT_CLIENT_HELLO, Input.client_hello, requested)
+    assert row.send == ("ServerHello", "Certificate", "CertificateRequest", "ServerHelloDone")
+    assert row.target is State.WAIT_CLIENT_CERTIFICATE
+    assert (
+        transition_for("server", State.WAIT_CLIENT_HELLO, Input.client_hello).target is State.WAIT_CLIENT_KEY_EXCHANGE
+    )
+    after_certificate = transition_for("server", State.WAIT_CLIENT_CERTIFICATE, Input.certificate, requested).target
+    assert after_certificate is State.WAIT_CLIENT_KEY_EXCHANGE
+    sent = {Guard.client_certificate_sent}
+    assert transition_for("server", after_certificate, Input.client_key_exchange, sent).target is (
+        State.WAIT_CERTIFICATE_VERIFY
+    )
+    assert transition_for("server", after_certificate, Input.client_key_exchange).target is (
+        State.WAIT_CHANGE_CIPHER_SPEC
+    )
+    assert transition_for("server", State.WAIT_CERTIFICATE_VERIFY, Input.certificate_verify).target is (
+        State.WAIT_CHANGE_CIPHER_SPEC
+    )
+    # Out of order: CertificateVerify without a certificate, ClientKeyExchange before Certificate.
+    with pytest.raises(UnexpectedMessage, match="CertificateVerify is not allowed in server state"):
+        transition_for("server", State.WAIT_CHANGE_CIPHER_SPEC, Input.certificate_verify, set(Guard))
+    with pytest.raises(UnexpectedMessage, match="ClientKeyExchange is not allowed in server state WAIT_CLIENT_CERT"):
+        transition_for("server", State.WAIT_CLIENT_CERTIFICATE, Input.client_key_exchange, set(Guard))
+
+    requested_state = transition_for("client", State.WAIT_SERVER_HELLO_DONE, Input.certificate_request).target
+    assert requested_state is State.CERTIFICATE_REQUESTED
+    mine = {Guard.client_certificate_to_send}
+    assert transition_for("client", requested_state, Input.server_hello_done, mine).send == (
+        "Certificate",
+        "ClientKeyExchange",
+        "CertificateVerify",
+        "ChangeCipherSpec",
+        "Finished",
+    )
+    assert transition_for("client", requested_state, Input.server_hello_done).send == (
+        "Certificate",
+        "ClientKeyExchange",
+        "ChangeCipherSpec",
+        "Finished",
+    )
+    with pytest.raises(UnexpectedMessage, match="CertificateRequest is not allowed in client state CERTIFICATE_REQ"):
+        transition_for("client", requested_state, Input.certificate_request, set(Guard))
+    # Both ServerHelloDone rows join the same two states: one arrow, CertificateVerify starred as in RFC 5246.
+    (label,) = [label for source, label, _ in diagram_rows("client") if source == "CERTIFICATE_REQUESTED"]
+    assert label == "ServerHelloDone / Certificate, ClientKeyExchange, CertificateVerify*, ChangeCipherSpec, Finished"
 
 
 def test_diagram_rows_label_what_is_sent() -> None:
@@ -59,7 +117,7 @@ def test_diagram_rows_label_what_is_sent() -> None:
         "WAIT_CHANGE_CIPHER_SPEC",
     ) in rows
     assert all(source != target for source, _, target in rows)
-    assert len(diagram_rows("client", complete=True)) == len(CLIENT_TRANSITIONS)
+    assert len(diagram_rows("client", complete=True)) == len({(r.source, r.target) for r in CLIENT_TRANSITIONS})
     assert diagram_rows("server")[0] == (
         "WAIT_CLIENT_HELLO",
         "ClientHello / ServerHello, Certificate, ServerHelloDone",

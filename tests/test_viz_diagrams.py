@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
@@ -148,6 +149,23 @@ def test_arrows_between_the_same_states_do_not_overlap():
     assert styles[0] != styles[1]
     anchors = {t.get_text(): tuple(t.xy) for t in ax.texts if hasattr(t, "xy")}  # the arrows' labels
     assert len({anchors["one"], anchors["two"], anchors["back"]}) == 3
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_no_transition_label_covers_a_state(role: str) -> None:
+    """Measured on the rendered figure: every label's text box is clear of every state's box (the TLS 1.2
+    tables with client certificates have long labels on arcs that pass close to other states)."""
+    from handshake_lib.tls.states import diagram_rows as tls_rows
+
+    figure = draw_state_diagram(tls_rows(role))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    ax = figure.axes[0]
+    states = [patch.get_window_extent(renderer) for patch in patches_with(ax, "state:")]
+    labels = [text.get_window_extent(renderer) for text in ax.texts if hasattr(text, "xy")]
+    assert states and labels
+    for label in labels:
+        assert not any(label.overlaps(state) for state in states), label
 
 
 def test_long_transition_labels_wrap_without_losing_words() -> None:

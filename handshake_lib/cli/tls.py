@@ -10,6 +10,12 @@ record by record.  So ``handshakes tls get ... --trace > page.html`` keeps the p
 (``AES128-GCM-SHA256``), repeated or comma-separated, in order of preference.  Certificate checking is
 on; ``--insecure`` turns it off, loudly.
 
+Mutual TLS: ``tls get --cert FILE --key FILE`` gives our client a certificate chain (leaf first, its
+intermediates after: all are sent) and its private key (RSA, ECDSA P-256 or Ed25519), used if the server
+asks; ``tls serve --client-ca FILE`` asks every client for a certificate issued by a CA in FILE, and
+``--require-client-cert`` refuses a client that sends none.  The serve log names the client
+certificate's subject.
+
 ``tls serve`` runs our TLS server (:class:`handshake_lib.net.tls.TLSPageServer`) with a small page
 until Ctrl-C or SIGTERM.  It binds 127.0.0.1 unless told otherwise, and refuses an address that is not
 loopback unless ``--public`` is given: a teaching server has no business on a network by accident.
@@ -71,6 +77,11 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     get.add_argument("--insecure", action="store_true", help="do NOT verify the server's certificate")
     get.add_argument(
+        "--cert", type=pem_file, metavar="FILE",
+        help="PEM client certificate chain, leaf first, sent if the server asks (mutual TLS; needs --key)",
+    )
+    get.add_argument("--key", type=pem_file, metavar="FILE", help="PEM private key of --cert (RSA, ECDSA P-256)")
+    get.add_argument(
         "--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
         help=f"seconds for the whole exchange (default {DEFAULT_TIMEOUT:g}, at most {MAX_SECONDS:g})",
     )
@@ -93,6 +104,14 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--keylog", type=append_file, metavar="FILE", help="append NSS key log lines (for Wireshark)"
+    )
+    serve.add_argument(
+        "--client-ca", type=pem_file, metavar="FILE",
+        help="ask clients for a certificate issued by a CA in this PEM file (mutual TLS)",
+    )
+    serve.add_argument(
+        "--require-client-cert", action="store_true",
+        help="refuse a client without a certificate (needs --client-ca)",
     )
     _add_fragment_size(serve)
     serve.set_defaults(command=run_serve)
@@ -190,6 +209,9 @@ def _check_url(url: str) -> None:
 def run_get(args: argparse.Namespace) -> int:
     _check_url(args.url)
     suites = parse_cipher_options(args.cipher)
+    if (args.cert is None) != (args.key is None):
+        raise CommandError("--cert and --key go together: the client certificate chain and its private key", EXIT_USAGE)
+    identity = load_client_identity(args.cert, args.key) if args.cert is not None else None
     if args.cafile is not None:
         if not args.cafile.is_file():  # tls_get opens it again by name: a pipe would be empty by then
             raise CommandError(f"{args.cafile} is not a regular file; --cafile takes a PEM file", EXIT_USAGE)
@@ -207,6 +229,8 @@ def run_get(args: argparse.Namespace) -> int:
         options["cipher_suites"] = suites
     if args.max_body is not None:
         options["max_body_bytes"] = args.max_body
+    if identity is not None:
+        options["client_certificate_chain"], options["client_private_key"] = identity
     try:
         response = tls_get(
             args.url, cafile=args.cafile, verify=not args.insecure, keylog_path=args.keylog,
@@ -225,7 +249,8 @@ def run_get(args: argparse.Namespace) -> int:
         print(render_transcript(response.transcript), file=sys.stderr)
         print(file=sys.stderr)
     handshake = response.handshake
-    print(f"* TLS 1.2, {name_of(CipherSuite, handshake.cipher_suite)}, HTTP {response.status}", file=sys.stderr)
+    sent = f", client certificate {handshake.client_subject}" if handshake.client_subject else ""
+    print(f"* TLS 1.2, {name_of(CipherSuite, handshake.cipher_suite)}{sent}, HTTP {response.status}", file=sys.stderr)
     sys.stdout.write(response.body.decode("utf-8", errors="replace"))
     if not response.body.endswith(b"\n"):
         sys.stdout.write("\n")
@@ -257,11 +282,9 @@ def load_certificates(path: Path, exit_status: int = EXIT_FAILURE) -> list[x509.
         ) from None
 
 
-def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], object]:
-    """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load."""
-    chain = load_certificates(cert_path)
+def _load_private_key(key_path: Path) -> object:
     try:
-        private_key = serialization.load_pem_private_key(_read_pem(key_path), password=None)
+        return serialization.load_pem_private_key(_read_pem(key_path), password=None)
     except OSError as error:
         raise CommandError(f"cannot read {key_path}: {error.strerror or error}") from None
     except TypeError:  # "Password was not given but private key is encrypted"
@@ -270,6 +293,37 @@ def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], 
         raise CommandError(
             f"{key_path} holds no private key we can read (expected PEM: -----BEGIN PRIVATE KEY-----)"
         ) from None
+
+
+def _public_der(key: object) -> bytes:
+    return key.public_key().public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_client_identity(cert_path: Path, key_path: Path) -> tuple[list[x509.Certificate], object]:
+    """The client's chain (leaf first) and private key for mutual TLS; CommandError when they do not load
+    or do not belong together."""
+    chain = load_certificates(cert_path, EXIT_USAGE)
+    private_key = _load_private_key(key_path)
+    signs = (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)
+    if not isinstance(private_key, signs) and not (
+        isinstance(private_key, ec.EllipticCurvePrivateKey) and isinstance(private_key.curve, ec.SECP256R1)
+    ):
+        raise CommandError(
+            f"{key_path} holds {_key_kind(private_key)} key; a client certificate's key must be RSA, "
+            "ECDSA P-256 or Ed25519",
+            EXIT_USAGE,
+        )
+    if _public_der(chain[0]) != _public_der(private_key):
+        raise CommandError(f"{key_path} is not the private key of the certificate in {cert_path}", EXIT_USAGE)
+    return chain, private_key
+
+
+def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], object]:
+    """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load."""
+    chain = load_certificates(cert_path)
+    private_key = _load_private_key(key_path)
     if not isinstance(private_key, rsa.RSAPrivateKey):
         # Checked here, before anything compares keys: TLS_RSA_* suites encrypt the pre-master secret
         # to the certificate's RSA key, so an EC or Ed25519 identity cannot serve them at all.
@@ -311,7 +365,8 @@ def _report_connections(finished: queue.SimpleQueue) -> None:
             print(f"connection {record.number}: failed: {explain_failure(record.error, 'client')}", flush=True)
         else:
             suite = name_of(CipherSuite, record.handshake.cipher_suite) if record.handshake else "no handshake"
-            print(f"connection {record.number}: {suite}: {record.outcome}", flush=True)
+            client = f", client certificate {record.client_subject}" if record.client_subject else ""
+            print(f"connection {record.number}: {suite}{client}: {record.outcome}", flush=True)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -321,8 +376,15 @@ def run_serve(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     suites = parse_cipher_options(args.cipher)  # --port was checked by its argument type (arguments.port)
+    if args.require_client_cert and args.client_ca is None:
+        raise CommandError("--require-client-cert needs --client-ca: the CAs a client certificate must come from",
+                           EXIT_USAGE)
     chain, private_key = load_server_identity(args.cert, args.key)
     options: dict[str, object] = {"keylog_path": args.keylog, "fragment_size": args.fragment_size}
+    if args.client_ca is not None:
+        # Parsed here, once: a file with no certificate is a one-line error before the server starts.
+        options["client_ca"] = load_certificates(args.client_ca, EXIT_USAGE)
+        options["require_client_certificate"] = args.require_client_cert
     if suites:
         options["cipher_suites"] = suites
     from ..net.tls import TLSPageServer  # imported here so `tcp` and `pki` work even if tls is broken

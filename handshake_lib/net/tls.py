@@ -228,7 +228,8 @@ def open_tls(
 
     ``server_name`` (default: ``host``) is sent in SNI and checked against the certificate;
     ``client_options`` go to :class:`~handshake_lib.tls.client.TLSClient` (``cafile``, ``verify``,
-    ``cipher_suites``, ``stages=Stages(prf=...)``...).  Connecting and the whole handshake must finish
+    ``cipher_suites``, ``stages=Stages(prf=...)``, for mutual TLS ``client_certificate_chain`` and
+    ``client_private_key``...).  Connecting and the whole handshake must finish
     within ``timeout`` seconds (finite, > 0, at most a day: ValueError otherwise), or by ``deadline`` (a
     time.monotonic() value) when one is given; the stream's ``recv`` then waits ``timeout`` per call.
     """
@@ -469,6 +470,11 @@ class ServedConnection:
     outcome: str = ""
     finished: bool = False
 
+    @property
+    def client_subject(self) -> str | None:
+        """Who connected (mutual TLS): the subject of the client certificate our server validated, else None."""
+        return self.handshake.client_subject if self.handshake is not None else None
+
 
 def _forget_frames(error: BaseException) -> BaseException:
     """``error`` without its traceback (nor its causes'): a kept record must not keep the connection's core alive."""
@@ -666,7 +672,8 @@ class TLSPageServer(net.LoopbackServer):
     A host that is not a loopback address is refused (ValueError) unless ``allow_public=True``: a
     teaching server must not end up on a network by accident.  ``server_options`` go to
     :class:`~handshake_lib.tls.server.TLSServer` for every connection (``cipher_suites``,
-    ``extended_master_secret``, ``keylog``...); ``keylog_path`` appends NSS key log lines to a file.
+    ``extended_master_secret``, ``keylog``, and for mutual TLS ``client_ca`` and
+    ``require_client_certificate``...); ``keylog_path`` appends NSS key log lines to a file.
 
     One event loop (``selectors``, non-blocking sockets) serves every connection: each is a sans-I/O
     TLS core plus an ``h11`` HTTP/1.1 connection, so a thousand slow clients cost memory, not threads,

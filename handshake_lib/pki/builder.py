@@ -151,6 +151,51 @@ class CoursePKI:
         )
         return IssuedCertificate(certificate, key)
 
+    def issue_client(
+        self,
+        common_name: str,
+        *,
+        key_type: str = "ecdsa-p256",
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        extended_key_usage: tuple[x509.ObjectIdentifier, ...] = (ExtendedKeyUsageOID.CLIENT_AUTH,),
+    ) -> IssuedCertificate:
+        """A client certificate (mutual TLS) naming ``common_name``: clientAuth EKU, digitalSignature only.
+
+        A client proves it holds the key by signing the handshake (CertificateVerify), so the key only
+        ever signs: ECDSA P-256 by default, ``key_type="rsa2048"`` for the RSA signature schemes.
+        ``extended_key_usage`` can be changed to make a certificate a server must refuse (serverAuth only).
+        """
+        if not common_name or len(common_name) > MAX_COMMON_NAME_LENGTH:
+            raise ValueError(f"a client's common name must be 1 to {MAX_COMMON_NAME_LENGTH} characters")
+        key = _new_key(key_type)
+        now = dt.datetime.now(dt.UTC)
+        usage = x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False,
+        )
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(self.root.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now - dt.timedelta(minutes=5))
+            .not_valid_after(not_after or now + dt.timedelta(days=7))
+            # A subjectAltName is required of every leaf by RFC 5280's Web PKI profile (cryptography's client
+            # verifier refuses one without); a client has no host name, so it repeats the subject.
+            .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(_name(common_name))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.root.private_key.public_key()), critical=False
+            )
+        )
+        if extended_key_usage:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False)
+        return IssuedCertificate(builder.sign(self.root.private_key, hashes.SHA256()), key)
+
     def write_ca(self, directory: Path) -> Path:
         path = Path(directory) / "ca.pem"
         path.write_bytes(self.root.certificate.public_bytes(serialization.Encoding.PEM))

@@ -15,11 +15,17 @@ else happens) and handled here:
   using ``cryptography.x509.verification``); failure is a ``CertificateError`` subclass named after
   the alert that goes to the server (``UnknownCA``, ``CertificateExpired``, ``BadCertificate``...).  Turning this off
   takes an explicit ``verify=False``.
+* **CertificateRequest** (mutual TLS): the server wants a certificate.  We pick a signature scheme that
+  both our key can make and the server listed (:func:`~handshake_lib.tls.signatures.choose_scheme`);
+  with no ``client_certificate_chain``, or no scheme that fits, the table's ServerHelloDone row sends an
+  empty Certificate and the server decides (a server that requires one ends the handshake).
 * **ServerHelloDone**: our turn (the row's flight: ClientKeyExchange, ChangeCipherSpec, Finished, each
   built by its sender).  Make a pre-master secret (client version + 46 random bytes), encrypt
   it to the certificate's RSA key (ClientKeyExchange), derive the master secret (with EMS: over the
   hash of the handshake up to and including ClientKeyExchange) and the key block, send
-  ChangeCipherSpec (our records are protected from here on) and Finished.
+  ChangeCipherSpec (our records are protected from here on) and Finished.  After a CertificateRequest
+  the flight starts with our Certificate (leaf and intermediates) and, if it is not empty, has a
+  CertificateVerify after ClientKeyExchange: our signature over every handshake message so far.
 * **NewSessionTicket**: accepted once, only if we asked for tickets and the server agreed (the table's
   guarded row: ``Guard.ticket_expected``).
 * **HelloRequest** once connected: declined with a ``no_renegotiation`` warning (a table row too).
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import (
@@ -69,6 +76,8 @@ from .extensions import RenegotiationInfoExtension
 from .messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Certificate,
+    CertificateRequest,
+    CertificateVerify,
     ClientHello,
     ClientKeyExchange,
     NewSessionTicket,
@@ -77,6 +86,7 @@ from .messages import (
 )
 from .negotiation import client_hello_for
 from .record import MAX_PLAINTEXT_LENGTH
+from .signatures import SigningKey, choose_scheme, schemes_for_key, sign
 from .stages import LIBRARY_STAGES, BuildClientHello, Stages
 from .states import Guard, Input, State
 from .suites import suite_params
@@ -104,6 +114,9 @@ class TLSClient(TLSConnection):
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
         session_ticket: bool = False,
+        # who we are, if the server asks (mutual TLS): our chain (leaf first, intermediates after) and its key
+        client_certificate_chain: Sequence[x509.Certificate] = (),
+        client_private_key: SigningKey | None = None,
         # randomness (fixed in tests), the key log (Wireshark), record size (lessons cut messages)
         random_bytes: RandomBytes = os.urandom,
         client_random: bytes | None = None,
@@ -145,6 +158,17 @@ class TLSClient(TLSConnection):
                 session_ticket=session_ticket,
                 encrypt_then_mac=encrypt_then_mac,  # added only when a CBC suite is on offer
             )
+        if bool(client_certificate_chain) != (client_private_key is not None):
+            raise ValueError("client_certificate_chain and client_private_key go together")
+        if client_private_key is not None:
+            if not schemes_for_key(client_private_key):
+                raise ValueError(f"a {type(client_private_key).__name__} cannot sign CertificateVerify here")
+            if _public_der(client_certificate_chain[0].public_key()) != _public_der(client_private_key.public_key()):
+                raise ValueError("the client private key does not match the client certificate")
+        self.client_certificate_chain = list(client_certificate_chain)
+        self._client_private_key = client_private_key
+        self.certificate_request: CertificateRequest | None = None
+        self.client_signature_scheme: int | None = None  # chosen at CertificateRequest; None: nothing to sign
         self._now = now
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
@@ -158,6 +182,7 @@ class TLSClient(TLSConnection):
         Input.start: None,
         Input.server_hello: "_on_server_hello",
         Input.certificate: "_on_certificate",
+        Input.certificate_request: "_on_certificate_request",
         Input.server_hello_done: None,  # nothing to check: the row's flight is our answer
         Input.new_session_ticket: "_on_new_session_ticket",
         Input.hello_request: None,  # the row's no_renegotiation warning is the whole answer
@@ -165,6 +190,8 @@ class TLSClient(TLSConnection):
     _SENDERS: ClassVar[dict[str, str]] = {
         "ClientHello": "_send_client_hello",
         "ClientKeyExchange": "_send_client_key_exchange",
+        "Certificate": "_send_certificate",
+        "CertificateVerify": "_send_certificate_verify",
     }
 
     # -- the application's side ------------------------------------------------------------------
@@ -181,8 +208,12 @@ class TLSClient(TLSConnection):
 
     def guards(self) -> frozenset[Guard]:
         # RFC 5077: one NewSessionTicket, and only if the server's hello agreed to session_ticket.
-        expected = self._ticket_agreed and self.session_ticket is None
-        return frozenset({Guard.ticket_expected}) if expected else frozenset()
+        guards: set[Guard] = set()
+        if self._ticket_agreed and self.session_ticket is None:
+            guards.add(Guard.ticket_expected)
+        if self.client_signature_scheme is not None:  # a certificate, and a scheme the server accepts
+            guards.add(Guard.client_certificate_to_send)
+        return frozenset(guards)
 
     def _send_client_hello(self) -> None:
         random = self._client_random_option or self._random_bytes(32)
@@ -270,5 +301,31 @@ class TLSClient(TLSConnection):
         self._send_handshake(ClientKeyExchange(encrypted))
         self._install_keys(pre_master)  # right after ClientKeyExchange joined the transcript (EMS)
 
+    def _on_certificate_request(self, request: CertificateRequest) -> None:
+        self.certificate_request = request
+        if self._client_private_key is not None:
+            self.client_signature_scheme = choose_scheme(
+                self._client_private_key, request.supported_signature_algorithms, request.certificate_types
+            )
+
+    def _send_certificate(self) -> None:
+        """Our chain if we can sign for it, else an empty list (RFC 5246 section 7.4.6)."""
+        chain = self.client_certificate_chain if self.client_signature_scheme is not None else []
+        self.client_certificates = list(chain)
+        self._send_handshake(Certificate([c.public_bytes(serialization.Encoding.DER) for c in chain]))
+
+    def _send_certificate_verify(self) -> None:
+        """Sign every handshake message so far (ClientHello .. ClientKeyExchange) with our key."""
+        assert self._client_private_key is not None and self.client_signature_scheme is not None
+        scheme = self.client_signature_scheme
+        signature = sign(self._client_private_key, scheme, bytes(self._handshake_messages))
+        self._send_handshake(CertificateVerify(scheme, signature))
+
     def _on_new_session_ticket(self, ticket: NewSessionTicket) -> None:
         self.session_ticket = ticket  # the table's guard already checked it was agreed and is the first
+
+
+def _public_der(key: object) -> bytes:
+    return key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, ClassVar
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import (
@@ -185,6 +186,14 @@ class HandshakeComplete:
     server_random: bytes
     # The key block both directions' protection came from (lessons open records with it; never sent).
     key_block: prf_module.KeyBlock | None = field(default=None, repr=False, compare=False)
+    # Mutual TLS: the client's certificates, leaf first.  On the server the path its validation built (to
+    # the trusted root); on the client the chain it sent.  Empty when none was asked for or given.
+    client_certificates: tuple[x509.Certificate, ...] = field(default=(), compare=False)
+
+    @property
+    def client_subject(self) -> str | None:
+        """The client certificate's subject (RFC 4514), or None without one: who connected."""
+        return self.client_certificates[0].subject.rfc4514_string() if self.client_certificates else None
 
 
 @dataclass(frozen=True)
@@ -415,6 +424,7 @@ class TLSConnection:
         self.master_secret: bytes = b""
         self.key_block: prf_module.KeyBlock | None = None  # set with the master secret
         self.handshake: HandshakeComplete | None = None
+        self.client_certificates: list[x509.Certificate] = []  # see HandshakeComplete.client_certificates
         # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
         self.offer_extended_master_secret = extended_master_secret
         self.offer_encrypt_then_mac = encrypt_then_mac
@@ -806,13 +816,14 @@ class TLSConnection:
             client_random=self.client_random,
             server_random=self.server_random,
             key_block=self.key_block,
+            client_certificates=tuple(self.client_certificates),
         )
         return self.handshake
 
 
 def check_dispatch(cls: type[TLSConnection]) -> None:
     """Every row of ``cls.role``'s table has a handler, and every name it sends a sender (TypeError if not)."""
-    for row in TABLES[cls.role].values():
+    for row in (row for rows in TABLES[cls.role].values() for row in rows):
         key: ReceiverKey = (row.source, row.received)
         receiver = cls._RECEIVERS[key] if key in cls._RECEIVERS else cls._RECEIVERS.get(row.received, "")
         if receiver == "" or (receiver is not None and not callable(getattr(cls, receiver, None))):

@@ -133,6 +133,30 @@ class SignatureScheme(IntEnum):
     rsa_pss_pss_sha256 = 0x0809
     rsa_pss_pss_sha384 = 0x080A
     rsa_pss_pss_sha512 = 0x080B
+    # TLS 1.2 SignatureAndHashAlgorithm pairs (hash byte, signature byte) that TLS 1.3 left reserved;
+    # OpenSSL 3 still lists them in a TLS 1.2 CertificateRequest.
+    dsa_sha1_RESERVED = 0x0202
+    rsa_sha224_RESERVED = 0x0301
+    dsa_sha224_RESERVED = 0x0302
+    ecdsa_sha224_RESERVED = 0x0303
+    dsa_sha256_RESERVED = 0x0402
+    dsa_sha384_RESERVED = 0x0502
+    dsa_sha512_RESERVED = 0x0602
+
+
+class ClientCertificateType(IntEnum):
+    """The certificate kinds a server asks for in CertificateRequest (RFC 5246 7.4.4, RFC 8422 5.5)."""
+
+    rsa_sign = 1
+    dss_sign = 2
+    rsa_fixed_dh = 3
+    dss_fixed_dh = 4
+    rsa_ephemeral_dh_RESERVED = 5
+    dss_ephemeral_dh_RESERVED = 6
+    fortezza_dms_RESERVED = 20
+    ecdsa_sign = 64
+    rsa_fixed_ecdh = 65
+    ecdsa_fixed_ecdh = 66
 
 
 def name_of(enum: type[IntEnum], value: int) -> str:

@@ -20,6 +20,7 @@ does not use yet.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +122,11 @@ def read_keylog(path: str | Path) -> KeyLog:
 
 
 def append_line(path: str | Path, line: str) -> None:
-    """Append one line to a key log file (created if missing), as SSLKEYLOGFILE writers do."""
-    with open(path, "a", encoding="ascii") as file:
+    """Append one line to a key log file (created if missing), as SSLKEYLOGFILE writers do.
+
+    A key log decrypts every session it lists, so a file we create is readable by its owner only
+    (mode 0600, as NSS and curl create theirs); an existing file keeps the mode it has.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with open(descriptor, "a", encoding="ascii") as file:
         file.write(line.rstrip("\n") + "\n")

@@ -42,8 +42,8 @@ Where RFC 5246 names no alert we follow OpenSSL 3; where the RFCs do (a vector o
 ``test_our_alert_matches_openssl`` lists every case, including the one known difference (an empty
 cipher suite list: OpenSSL says ``illegal_parameter``).
 
-Known handshake types that this module does not model (ServerKeyExchange, CertificateRequest,
-CertificateVerify, TLS 1.3 messages...) decode as :class:`OpaqueHandshake`, which keeps the body.
+Known handshake types that this module does not model (ServerKeyExchange, TLS 1.3 messages...)
+decode as :class:`OpaqueHandshake`, which keeps the body.
 """
 
 from __future__ import annotations
@@ -53,7 +53,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import CertificateError, DecodeError, EncodeError, IllegalParameter, TLSAlert, UnexpectedMessage
 from ..wire import Reader, Span, Writer
-from .constants import AlertLevel, CipherSuite, HandshakeType, ProtocolVersion, name_of
+from .constants import (
+    AlertLevel,
+    CipherSuite,
+    ClientCertificateType,
+    HandshakeType,
+    ProtocolVersion,
+    SignatureScheme,
+    name_of,
+)
 from .extensions import (
     Context,
     Extension,
@@ -74,8 +82,10 @@ __all__ = [
     "ClientHello",
     "ServerHello",
     "Certificate",
+    "CertificateRequest",
     "ServerHelloDone",
     "ClientKeyExchange",
+    "CertificateVerify",
     "Finished",
     "NewSessionTicket",
     "OpaqueHandshake",
@@ -308,6 +318,92 @@ class Certificate(HandshakeMessage):
         return parsed
 
 
+def _describe_distinguished_name(der: bytes) -> str:
+    # A display aid, as for certificates: the name is carried either way.
+    try:
+        from cryptography import x509
+
+        return f"a CA the server trusts: {x509.Name.from_bytes(der).rfc4514_string() or '(empty name)'}"
+    except Exception:  # noqa: BLE001 - any parse failure just means "no description"
+        return "a CA the server trusts (DER did not parse as a Name)"
+
+
+@dataclass
+class CertificateRequest(HandshakeMessage):
+    """CertificateRequest (RFC 5246 section 7.4.4): the server asks the client for a certificate.
+
+    ``certificate_types`` are the key kinds it accepts (:class:`ClientCertificateType`),
+    ``supported_signature_algorithms`` the schemes the client's CertificateVerify may use
+    (:class:`SignatureScheme`: TLS 1.2's SignatureAndHashAlgorithm pairs read as one 16-bit code
+    point), and ``certificate_authorities`` the DER subject names of the CAs it trusts (possibly none:
+    then any certificate may do).
+    """
+
+    msg_type: ClassVar[int] = HandshakeType.certificate_request
+    certificate_types: list[int] = field(default_factory=lambda: [ClientCertificateType.rsa_sign])
+    supported_signature_algorithms: list[int] = field(default_factory=lambda: [SignatureScheme.rsa_pkcs1_sha256])
+    certificate_authorities: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> CertificateRequest:
+        types = r.vector(
+            1, "certificate_types", lambda v: ", ".join(name_of(ClientCertificateType, t) for t in v), min_length=1
+        )
+        schemes: list[int] = []
+        with r.vector_reader(
+            2, "supported_signature_algorithms", "what the client may sign CertificateVerify with", min_length=2
+        ) as items:
+            if items.remaining % 2:
+                raise DecodeError(
+                    "supported_signature_algorithms has an odd number of bytes",
+                    field="supported_signature_algorithms",
+                    offset=items.offset,
+                )
+            while not items.at_end:
+                schemes.append(items.u16("signature_scheme", lambda v: name_of(SignatureScheme, v)))
+        authorities: list[bytes] = []
+        with r.vector_reader(2, "certificate_authorities", "DER names of the CAs the server trusts") as names:
+            while not names.at_end:
+                authorities.append(names.vector(2, "DistinguishedName", _describe_distinguished_name, min_length=1))
+        return cls(list(types), schemes, authorities)
+
+    def encode_body(self, w: Writer) -> None:
+        w.vector(1, bytes(self.certificate_types))
+        with w.vector_writer(2) as schemes:
+            for scheme in self.supported_signature_algorithms:
+                schemes.u16(scheme)
+        with w.vector_writer(2) as names:
+            for name in self.certificate_authorities:
+                names.vector(2, name)
+
+
+@dataclass
+class CertificateVerify(HandshakeMessage):
+    """CertificateVerify (RFC 5246 section 7.4.8): the client signs every handshake message so far.
+
+    Only the holder of the client certificate's private key can make this signature, which is what
+    turns "the client sent a certificate" into "the client is who the certificate names".
+    """
+
+    msg_type: ClassVar[int] = HandshakeType.certificate_verify
+    algorithm: int = SignatureScheme.rsa_pkcs1_sha256
+    signature: bytes = b""
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> CertificateVerify:
+        algorithm = r.u16("algorithm", lambda v: f"SignatureAndHashAlgorithm {name_of(SignatureScheme, v)}")
+        signature = r.vector(
+            2,
+            "signature",
+            lambda v: f"{len(v)}-byte signature over the handshake messages so far",
+            min_length=1,
+        )
+        return cls(algorithm, signature)
+
+    def encode_body(self, w: Writer) -> None:
+        w.u16(self.algorithm).vector(2, self.signature)
+
+
 @dataclass
 class ServerHelloDone(HandshakeMessage):
     """ServerHelloDone (RFC 5246 section 7.4.5): an empty body that ends the server's first flight."""
@@ -407,7 +503,17 @@ class OpaqueHandshake(HandshakeMessage):
 
 HANDSHAKE_MESSAGES: dict[int, type[HandshakeMessage]] = {
     cls.msg_type: cls
-    for cls in (ClientHello, ServerHello, Certificate, ServerHelloDone, ClientKeyExchange, Finished, NewSessionTicket)
+    for cls in (
+        ClientHello,
+        ServerHello,
+        Certificate,
+        CertificateRequest,
+        ServerHelloDone,
+        CertificateVerify,
+        ClientKeyExchange,
+        Finished,
+        NewSessionTicket,
+    )
 }
 
 

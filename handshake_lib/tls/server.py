@@ -12,6 +12,15 @@ then handled here:
   (:func:`~handshake_lib.tls.negotiation.server_extensions`, which answers ``encrypt_then_mac`` only
   when the client asked and the suite is CBC).  The row's flight follows: ServerHello, Certificate,
   ServerHelloDone, each built by its sender.
+* **Client certificates** (mutual TLS), when ``client_ca`` is given: the flight includes a
+  CertificateRequest (our signature schemes, and the subject names of the CAs we trust), and the client
+  answers with its Certificate first.  An empty one is accepted unless ``require_client_certificate``
+  (then ``handshake_failure``, the alert OpenSSL sends in TLS 1.2); a chain is validated for clientAuth
+  against ``client_ca`` (:func:`~handshake_lib.tls.verify.verify_client_chain`: ``unknown_ca``,
+  ``certificate_expired``, ``unsupported_certificate``...).  A non-empty Certificate must be followed,
+  after ClientKeyExchange, by a **CertificateVerify** whose signature over every handshake message before
+  it verifies with the certificate's key (``decrypt_error`` otherwise).  The path validation built ends
+  up in ``client_certificates`` and in :class:`HandshakeComplete`.
 * **ClientKeyExchange**: decrypt the pre-master secret with
   :func:`~handshake_lib.tls.rsa_kx.decrypt_pre_master_secret`, which never says whether decryption
   worked (Bleichenbacher's countermeasure): a bad ciphertext just gives a random pre-master secret,
@@ -31,8 +40,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import ClassVar, Literal
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import HandshakeFailure
@@ -49,6 +61,8 @@ from .constants import CipherSuite, ExtensionType, ProtocolVersion
 from .extensions import RenegotiationInfoExtension
 from .messages import (
     Certificate,
+    CertificateRequest,
+    CertificateVerify,
     ClientHello,
     ClientKeyExchange,
     ServerHello,
@@ -56,9 +70,11 @@ from .messages import (
 )
 from .negotiation import choose_version, server_extensions
 from .record import MAX_PLAINTEXT_LENGTH
+from .signatures import CERTIFICATE_TYPES, SUPPORTED_SCHEMES, verify_signature
 from .stages import LIBRARY_STAGES, Stages
-from .states import Input
+from .states import Guard, Input
 from .suites import suite_params
+from .verify import load_trust_store, verify_client_chain
 
 __all__ = ["TLSServer", "DEFAULT_SERVER_SUITES"]
 
@@ -78,6 +94,11 @@ class TLSServer(TLSConnection):
         prefer: Literal["server", "client"] = "server",
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
+        # mutual TLS: ask for a client certificate issued by these CAs (a PEM file, or certificates);
+        # required: refuse a client that sends none (optional otherwise)
+        client_ca: str | Path | Sequence[x509.Certificate] | None = None,
+        require_client_certificate: bool = False,
+        now: datetime | None = None,
         # randomness (fixed in tests), the key log (Wireshark), record size (lessons cut messages)
         random_bytes: RandomBytes = os.urandom,
         server_random: bytes | None = None,
@@ -109,6 +130,24 @@ class TLSServer(TLSConnection):
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.prefer = prefer
         self._server_random_option = server_random
+        if require_client_certificate and client_ca is None:
+            raise ValueError("require_client_certificate needs client_ca: the CAs a client certificate must come from")
+        if client_ca is None:
+            self.client_ca: list[x509.Certificate] = []
+        elif isinstance(client_ca, str | Path):
+            self.client_ca = load_trust_store(client_ca)
+        else:  # as given: an empty list must not fall back to the system's roots, as load_trust_store would
+            self.client_ca = list(client_ca)
+        if client_ca is not None and not self.client_ca:
+            raise ValueError("client_ca holds no certificate")
+        # CertificateRequest lists every CA's name in a vector of at most 2^16-1 bytes (RFC 5246 7.4.4).
+        names = sum(2 + len(ca.subject.public_bytes()) for ca in self.client_ca)
+        if names > 0xFFFF:
+            raise ValueError(f"client_ca's names take {names} bytes; a CertificateRequest holds at most 65535")
+        self.require_client_certificate = require_client_certificate
+        self._now = now
+        self.certificate_request: CertificateRequest | None = None
+        self._client_leaf: x509.Certificate | None = None  # the client's certificate, once validated
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
 
@@ -116,12 +155,23 @@ class TLSServer(TLSConnection):
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
         Input.client_hello: "_on_client_hello",
         Input.client_key_exchange: "_on_client_key_exchange",
+        Input.certificate: "_on_client_certificate",
+        Input.certificate_verify: "_on_certificate_verify",
     }
     _SENDERS: ClassVar[dict[str, str]] = {
         "ServerHello": "_send_server_hello",
         "Certificate": "_send_certificate",
         "ServerHelloDone": "_send_server_hello_done",
+        "CertificateRequest": "_send_certificate_request",
     }
+
+    def guards(self) -> frozenset[Guard]:
+        guards: set[Guard] = set()
+        if self.client_ca:
+            guards.add(Guard.client_certificate_requested)
+        if self._client_leaf is not None:
+            guards.add(Guard.client_certificate_sent)
+        return frozenset(guards)
 
     def _on_client_hello(self, hello: ClientHello) -> None:
         self.client_hello = hello
@@ -175,3 +225,29 @@ class TLSServer(TLSConnection):
             message.encrypted_pre_master_secret, self.private_key, self.client_hello.legacy_version, self._random_bytes
         )
         self._install_keys(pre_master)
+
+    # -- mutual TLS ------------------------------------------------------------------------------
+    def _send_certificate_request(self) -> None:
+        # The CAs' subject names, as OpenSSL's s_server -CAfile sends them: a client with several
+        # certificates can pick one these CAs issued.
+        names = [ca.subject.public_bytes() for ca in self.client_ca]
+        self.certificate_request = CertificateRequest(list(CERTIFICATE_TYPES), list(SUPPORTED_SCHEMES), names)
+        self._send_handshake(self.certificate_request)
+
+    def _on_client_certificate(self, message: Certificate) -> None:
+        if not message.certificates:
+            if self.require_client_certificate:
+                # OpenSSL in TLS 1.2: SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE with handshake_failure
+                # (TLS 1.3 has certificate_required for it).
+                raise HandshakeFailure("the client sent no certificate, and this server requires one")
+            return
+        chain = message.x509()
+        self.client_certificates = verify_client_chain(chain, self.client_ca, now=self._now)
+        self._client_leaf = chain[0]
+
+    def _on_certificate_verify(self, message: CertificateVerify) -> None:
+        assert self._client_leaf is not None  # the table's guard: only after a non-empty Certificate
+        offered = self.certificate_request.supported_signature_algorithms if self.certificate_request else ()
+        verify_signature(
+            self._client_leaf.public_key(), message.algorithm, message.signature, self._messages_before_current, offered
+        )

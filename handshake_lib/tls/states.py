@@ -27,6 +27,30 @@ The full handshake with RSA key exchange, as the tables below encode it::
 The client's states mirror the server's flights: WAIT_SERVER_HELLO, WAIT_CERTIFICATE,
 WAIT_SERVER_HELLO_DONE, then WAIT_CHANGE_CIPHER_SPEC and WAIT_FINISHED.
 
+Client certificates (mutual TLS, RFC 5246 sections 7.4.4, 7.4.6 and 7.4.8) add one message to the
+server's flight and up to two to the client's::
+
+    Client                                               Server
+                                                         ServerHello
+                                                         Certificate
+                                                         CertificateRequest
+                                 <--------               ServerHelloDone   (WAIT_CLIENT_CERTIFICATE)
+    Certificate                                                             (WAIT_CLIENT_KEY_EXCHANGE)
+    ClientKeyExchange                                                       (WAIT_CERTIFICATE_VERIFY)
+    CertificateVerify
+    [ChangeCipherSpec]
+    Finished                     -------->                  ...
+
+The server's ClientHello row has a guarded twin: while :attr:`Guard.client_certificate_requested`
+holds (the server was configured to ask), its flight includes CertificateRequest and it waits for the
+client's Certificate.  The client's Certificate may be empty (it has none to give; a server that
+*requires* one refuses that); only a non-empty one is followed by CertificateVerify, which is the
+guarded twin of the server's ClientKeyExchange row (:attr:`Guard.client_certificate_sent`).  On the
+client, CertificateRequest moves WAIT_SERVER_HELLO_DONE to CERTIFICATE_REQUESTED, whose ServerHelloDone
+row sends Certificate first, and CertificateVerify too while :attr:`Guard.client_certificate_to_send`
+holds.  A (state, input) pair may thus have several rows: one unguarded at most, the others each with
+its own guard; the row whose guard holds wins, else the unguarded one.
+
 The table drives the code.  :class:`~handshake_lib.tls.connection.TLSConnection` looks every input up
 here, runs the handler the row's input names (``ServerHello`` -> check what the server chose), sends the
 row's ``send`` column in order, each message built by the sender of that name, checks that what went
@@ -87,8 +111,11 @@ class State(Enum):
     WAIT_SERVER_HELLO = "WAIT_SERVER_HELLO"
     WAIT_CERTIFICATE = "WAIT_CERTIFICATE"
     WAIT_SERVER_HELLO_DONE = "WAIT_SERVER_HELLO_DONE"
+    CERTIFICATE_REQUESTED = "CERTIFICATE_REQUESTED"  # client: CertificateRequest seen, ServerHelloDone next
     WAIT_CLIENT_HELLO = "WAIT_CLIENT_HELLO"  # server's first state
+    WAIT_CLIENT_CERTIFICATE = "WAIT_CLIENT_CERTIFICATE"  # server: CertificateRequest sent
     WAIT_CLIENT_KEY_EXCHANGE = "WAIT_CLIENT_KEY_EXCHANGE"
+    WAIT_CERTIFICATE_VERIFY = "WAIT_CERTIFICATE_VERIFY"  # server: the client sent a certificate
     WAIT_CHANGE_CIPHER_SPEC = "WAIT_CHANGE_CIPHER_SPEC"
     WAIT_FINISHED = "WAIT_FINISHED"
     CONNECTED = "CONNECTED"
@@ -104,8 +131,10 @@ class Input(Enum):
     client_hello = "ClientHello"
     server_hello = "ServerHello"
     certificate = "Certificate"
+    certificate_request = "CertificateRequest"
     server_hello_done = "ServerHelloDone"
     client_key_exchange = "ClientKeyExchange"
+    certificate_verify = "CertificateVerify"
     new_session_ticket = "NewSessionTicket"
     change_cipher_spec = "ChangeCipherSpec"
     finished = "Finished"
@@ -116,6 +145,9 @@ class Guard(Enum):
     """A condition a row needs besides its state and input; values are what the diagrams print."""
 
     ticket_expected = "session_ticket agreed, no ticket yet"
+    client_certificate_requested = "client certificate requested"  # server: configured to ask
+    client_certificate_sent = "client sent a certificate"  # server: the client's Certificate was not empty
+    client_certificate_to_send = "we have a certificate"  # client: configured with a certificate and key
 
 
 @dataclass(frozen=True)
@@ -152,6 +184,27 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
         ("ClientKeyExchange", "ChangeCipherSpec", "Finished"),
     ),
     Transition(
+        _C.WAIT_SERVER_HELLO_DONE,
+        _I.certificate_request,
+        _C.CERTIFICATE_REQUESTED,
+        note="pick a signature scheme our key can make",
+    ),
+    Transition(
+        _C.CERTIFICATE_REQUESTED,
+        _I.server_hello_done,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        ("Certificate", "ClientKeyExchange", "ChangeCipherSpec", "Finished"),
+        note="no certificate to give: an empty Certificate (7.4.6)",
+    ),
+    Transition(
+        _C.CERTIFICATE_REQUESTED,
+        _I.server_hello_done,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        ("Certificate", "ClientKeyExchange", "CertificateVerify", "ChangeCipherSpec", "Finished"),
+        note="CertificateVerify signs every handshake message so far (7.4.8)",
+        when=Guard.client_certificate_to_send,
+    ),
+    Transition(
         _C.WAIT_CHANGE_CIPHER_SPEC,
         _I.new_session_ticket,
         _C.WAIT_CHANGE_CIPHER_SPEC,
@@ -180,7 +233,34 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
         note="choose version, suite, extensions",
     ),
     Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CLIENT_CERTIFICATE,
+        ("ServerHello", "Certificate", "CertificateRequest", "ServerHelloDone"),
+        note="choose version, suite, extensions; ask for the client's certificate",
+        when=Guard.client_certificate_requested,
+    ),
+    Transition(
+        _C.WAIT_CLIENT_CERTIFICATE,
+        _I.certificate,
+        _C.WAIT_CLIENT_KEY_EXCHANGE,
+        note="validate the client chain (clientAuth); empty: refused if required",
+    ),
+    Transition(
         _C.WAIT_CLIENT_KEY_EXCHANGE, _I.client_key_exchange, _C.WAIT_CHANGE_CIPHER_SPEC, note="decrypt pre-master"
+    ),
+    Transition(
+        _C.WAIT_CLIENT_KEY_EXCHANGE,
+        _I.client_key_exchange,
+        _C.WAIT_CERTIFICATE_VERIFY,
+        note="decrypt pre-master",
+        when=Guard.client_certificate_sent,
+    ),
+    Transition(
+        _C.WAIT_CERTIFICATE_VERIFY,
+        _I.certificate_verify,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        note="check the signature with the client certificate's key",
     ),
     Transition(_C.WAIT_CHANGE_CIPHER_SPEC, _I.change_cipher_spec, _C.WAIT_FINISHED, note="client keys on"),
     Transition(_C.WAIT_FINISHED, _I.finished, _C.CONNECTED, ("ChangeCipherSpec", "Finished"), note="check verify_data"),
@@ -189,17 +269,19 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
 )
 
 
-def _index(rows: tuple[Transition, ...]) -> dict[tuple[State, Input], Transition]:
-    # One row per (state, input), guarded or not, so that a lookup is a function of state, input and guards.
-    table: dict[tuple[State, Input], Transition] = {}
+def _index(rows: tuple[Transition, ...]) -> dict[tuple[State, Input], tuple[Transition, ...]]:
+    # The rows of each (state, input): at most one unguarded, the others each under its own guard, so that
+    # a lookup is a function of state, input and guards (a guarded row that holds wins over the unguarded).
+    table: dict[tuple[State, Input], tuple[Transition, ...]] = {}
     for row in rows:
-        if (row.source, row.received) in table:  # pragma: no cover - guards edits to the tables
-            raise AssertionError(f"two rows for {row.received.value} in {row.source.value}")
-        table[(row.source, row.received)] = row
+        twins = table.get((row.source, row.received), ())
+        if any(twin.when is row.when for twin in twins):  # pragma: no cover - guards edits to the tables
+            raise AssertionError(f"two rows for {row.received.value} in {row.source.value} under the same guard")
+        table[(row.source, row.received)] = (*twins, row)
     return table
 
 
-TABLES: dict[str, dict[tuple[State, Input], Transition]] = {
+TABLES: dict[str, dict[tuple[State, Input], tuple[Transition, ...]]] = {
     "client": _index(CLIENT_TRANSITIONS),
     "server": _index(SERVER_TRANSITIONS),
 }
@@ -211,22 +293,27 @@ def transition_for(role: Role, state: State, received: Input, guards: Collection
 
     ``guards`` are the conditions that hold now; a guarded row applies only when its guard is among them.
     """
-    row = TABLES[role].get((state, received))
-    if row is None:
+    rows = TABLES[role].get((state, received))
+    if rows is None:
         expected = " or ".join(i.value for i in allowed_inputs(role, state, guards)) or "nothing"
         raise UnexpectedMessage(f"{received.value} is not allowed in {role} state {state.value} (expected {expected})")
-    if row.when is not None and row.when not in guards:
-        raise UnexpectedMessage(f"{received.value} is allowed in {role} state {state.value} only when {row.when.value}")
-    return row
+    for row in rows:
+        if row.when is not None and row.when in guards:
+            return row
+    for row in rows:
+        if row.when is None:
+            return row
+    needed = " or ".join(row.when.value for row in rows if row.when is not None)
+    raise UnexpectedMessage(f"{received.value} is allowed in {role} state {state.value} only when {needed}")
 
 
 def allowed_inputs(role: Role, state: State, guards: Collection[Guard] | None = None) -> list[Input]:
     """What the ``role`` table accepts in ``state``, in table order (guarded rows only if ``guards`` allow,
     when ``guards`` is given)."""
     return [
-        row.received
-        for row in TABLES[role].values()
-        if row.source is state and (guards is None or row.when is None or row.when in guards)
+        received
+        for (source, received), rows in TABLES[role].items()
+        if source is state and any(guards is None or row.when is None or row.when in guards for row in rows)
     ]
 
 
@@ -234,12 +321,36 @@ def diagram_rows(role: Role, *, complete: bool = False) -> list[tuple[str, str, 
     """(source, label, target) rows for a state diagram of ``role``'s table.
 
     Rows whose source and target are the same state (application data, NewSessionTicket, HelloRequest)
-    do not draw as arrows and are left out unless ``complete``.
+    do not draw as arrows and are left out unless ``complete``.  Rows that join the same two states on
+    the same input (the client's ServerHelloDone with and without a certificate to send) are one arrow,
+    labelled as RFC 5246 draws its flights: a message only some of them send is starred
+    (``CertificateVerify*``).
     """
     rows = CLIENT_TRANSITIONS if role == "client" else SERVER_TRANSITIONS
     if role not in ("client", "server"):
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
-    return [(row.source.value, row.label, row.target.value) for row in rows if complete or row.source is not row.target]
+    arrows: dict[tuple[State, State], list[Transition]] = {}
+    for row in rows:
+        if complete or row.source is not row.target:
+            arrows.setdefault((row.source, row.target), []).append(row)
+    return [(source.value, _merged_label(twins), target.value) for (source, target), twins in arrows.items()]
+
+
+def _merged_label(rows: list[Transition]) -> str:
+    """One label for rows joining the same two states: ``Input / A, B*, C`` when they share their input
+    and each flight is the longest one with some messages left out; one line per row otherwise."""
+    if len(rows) == 1:
+        return rows[0].label
+    longest = max(rows, key=lambda row: len(row.send)).send
+
+    def within(send: tuple[str, ...]) -> bool:  # send is longest with some messages left out, in order
+        rest = iter(longest)
+        return all(any(name == other for other in rest) for name in send)
+
+    if len({row.received for row in rows}) > 1 or not all(within(row.send) for row in rows):
+        return "\n".join(row.label for row in rows)
+    flight = [name if all(name in row.send for row in rows) else f"{name}*" for name in longest]
+    return f"{rows[0].received.value} / {', '.join(flight)}"
 
 
 # -- replaying a transcript through the table --------------------------------------------------------
@@ -257,15 +368,30 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     a fatal alert in either direction means ``ERROR`` and close_notify ``CLOSED``; an input the table
     refuses means ``ERROR`` too (the connection would have sent unexpected_message).  Messages the
     table has no input for change nothing.  The guards are what the connection would have known: a
-    NewSessionTicket is expected once the ServerHello agreed to ``session_ticket``, and only once.
+    NewSessionTicket is expected once the ServerHello agreed to ``session_ticket``, and only once; the
+    server asked for a client certificate if it sent a CertificateRequest, the client had one to send if
+    its Certificate was not empty, and the server received one once the client's Certificate was not empty.
     """
     if role not in INITIAL_STATE:
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
     incoming = "server->client" if role == "client" else "client->server"
     state = INITIAL_STATE[role]
+    entries = list(transcript)
+    sent = [
+        message
+        for entry in entries
+        if entry.direction != incoming and entry.content_type == ContentType.handshake
+        for message in entry.messages
+    ]
+    # What the endpoint itself knew from its configuration, read back from what it sent.
+    known: set[Guard] = set()
+    if any(m.handshake_type == HandshakeType.certificate_request for m in sent):
+        known.add(Guard.client_certificate_requested)
+    if any(m.handshake_type == HandshakeType.certificate and getattr(m, "certificates", None) for m in sent):
+        known.add(Guard.client_certificate_to_send)
     ticket_agreed = ticket_received = False
     after: list[State] = []
-    for entry in transcript:
+    for entry in entries:
         if state is State.IDLE and entry.direction != incoming:
             state = transition_for(role, state, Input.start).target
         for message in entry.messages:
@@ -284,12 +410,16 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
                 continue
             if received is Input.server_hello:
                 ticket_agreed = message.extension(ExtensionType.session_ticket) is not None
-            guards = {Guard.ticket_expected} if ticket_agreed and not ticket_received else set()
+            guards = set(known)
+            if ticket_agreed and not ticket_received:
+                guards.add(Guard.ticket_expected)
             try:
                 state = transition_for(role, state, received, guards).target
             except UnexpectedMessage:
                 state = State.ERROR
             ticket_received = ticket_received or received is Input.new_session_ticket
+            if role == "server" and received is Input.certificate and getattr(message, "certificates", None):
+                known.add(Guard.client_certificate_sent)
         after.append(state)
     return after
 

@@ -24,6 +24,12 @@ problems, and each one raises its own exception class (:mod:`handshake_lib.error
 5. anything else: :class:`CertificateUnknown` (``certificate_unknown``, OpenSSL's default), with
    ``cryptography``'s own words in the message for the learner.
 
+The server checks a client certificate (mutual TLS) the same way, with :func:`verify_client_chain`:
+``cryptography``'s client verifier (the chain, validity, and the clientAuth purpose; no host name), and
+the same alerts for a refusal, except that a leaf whose extendedKeyUsage leaves out *clientAuth* is the
+:class:`UnsupportedCertificate`.  Both functions are the one place each role calls a verifier, so that
+our own validator (``pki``) can take over in one change.
+
 Parsing a CA file is not free (the system bundle holds ~140 roots: about a millisecond), and a
 notebook or benchmark may open hundreds of connections with the same file, so parsed files are kept
 in a small cache keyed by path, modification time and size: editing or replacing the file (a lesson
@@ -54,7 +60,13 @@ from ..errors import (
     UnsupportedCertificate,
 )
 
-__all__ = ["load_trust_store", "verify_server_chain", "subject_for", "clear_trust_store_cache"]
+__all__ = [
+    "load_trust_store",
+    "verify_server_chain",
+    "verify_client_chain",
+    "subject_for",
+    "clear_trust_store_cache",
+]
 
 _CACHE_SIZE = 16  # distinct CA files kept parsed; a course uses a handful
 
@@ -139,12 +151,27 @@ def _names_on(leaf: x509.Certificate) -> list[DNSName | IPAddress]:
     return [*dns, *(IPAddress(address) for address in names.get_values_for_type(x509.IPAddress))]
 
 
-def _serves_tls(leaf: x509.Certificate) -> bool:
+def _serves_tls(leaf: x509.Certificate, purpose: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH) -> bool:
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return True  # no extendedKeyUsage: any purpose (RFC 5280 section 4.2.1.12)
-    return ExtendedKeyUsageOID.SERVER_AUTH in usages
+    return purpose in usages
+
+
+def _window_refusal(chain: Sequence[x509.Certificate], now: datetime, owner: str, what: str) -> CertificateError | None:
+    """The first certificate of ``chain`` outside its validity window at ``now``, as its alert; None if none."""
+    for position, cert in enumerate(chain):
+        which = f"the {owner}'s certificate" if position == 0 else f"chain certificate {position}"
+        if now > cert.not_valid_after_utc:
+            return CertificateExpired(
+                f"{what} did not validate: {which} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+            )
+        if now < cert.not_valid_before_utc:
+            return BadCertificate(
+                f"{what} did not validate: {which} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+            )
+    return None
 
 
 def _refusal(
@@ -160,18 +187,9 @@ def _refusal(
             f"certificate for {server_name!r} did not validate: no certificate in the chain is trusted or issued "
             f"by a trusted CA (issuer {chain[-1].issuer.rfc4514_string()!r})"
         )
-    for position, cert in enumerate(chain):
-        which = "the server's certificate" if position == 0 else f"chain certificate {position}"
-        if now > cert.not_valid_after_utc:
-            return CertificateExpired(
-                f"certificate for {server_name!r} did not validate: {which} expired on "
-                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
-            )
-        if now < cert.not_valid_before_utc:
-            return BadCertificate(
-                f"certificate for {server_name!r} did not validate: {which} is not valid before "
-                f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
-            )
+    window = _window_refusal(chain, now, "server", f"certificate for {server_name!r}")
+    if window is not None:
+        return window
     leaf = chain[0]
     if not _serves_tls(leaf):
         return UnsupportedCertificate(
@@ -218,4 +236,57 @@ def verify_server_chain(
             refusal = _refusal(chain, server_name, trust_anchors, when, str(exc))
         except ValueError as parse_error:  # cryptography parses lazily: a garbled field fails only when read
             refusal = BadCertificate(f"certificate for {server_name!r} does not parse: {parse_error}")
+        raise refusal from None
+
+
+def _as_utc(now: datetime | None) -> datetime:
+    when = now or datetime.now(UTC)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when  # naive: UTC, as cryptography takes it
+
+
+def _client_refusal(
+    chain: Sequence[x509.Certificate], trust_anchors: Sequence[x509.Certificate], now: datetime, verifier_said: str
+) -> CertificateError:
+    """Why a client chain the verifier refused is wrong, as the exception class of the alert to send."""
+    subject = chain[0].subject.rfc4514_string() or "(empty subject)"
+    what = f"client certificate {subject!r}"
+    if not _anchored(chain, trust_anchors):
+        return UnknownCA(
+            f"{what} did not validate: no certificate in the chain is trusted or issued by a trusted CA "
+            f"(issuer {chain[-1].issuer.rfc4514_string()!r})"
+        )
+    window = _window_refusal(chain, now, "client", what)
+    if window is not None:
+        return window
+    if not _serves_tls(chain[0], ExtendedKeyUsageOID.CLIENT_AUTH):
+        return UnsupportedCertificate(f"{what} did not validate: its extendedKeyUsage does not include clientAuth")
+    return CertificateUnknown(f"{what} did not validate: {verifier_said}")
+
+
+def verify_client_chain(
+    chain: Sequence[x509.Certificate],
+    trust_anchors: Sequence[x509.Certificate],
+    *,
+    now: datetime | None = None,
+) -> list[x509.Certificate]:
+    """Validate a client's ``chain`` (leaf first, as sent) for clientAuth; return the path to the trusted root.
+
+    The server side of mutual TLS: no host name to match (the server did not choose whom it talks to),
+    but the same trust, validity and purpose checks, and the same alert classes as
+    :func:`verify_server_chain` (a leaf without clientAuth in its extendedKeyUsage:
+    :class:`~handshake_lib.errors.UnsupportedCertificate`).
+    """
+    if not chain:
+        raise BadCertificate("the client sent no certificate")
+    if not trust_anchors:
+        raise UnknownCA("no trusted certificates to validate the client's certificate against")
+    when = _as_utc(now)
+    verifier = PolicyBuilder().store(Store(list(trust_anchors))).time(when).build_client_verifier()
+    try:
+        return list(verifier.verify(chain[0], list(chain[1:])).chain)
+    except VerificationError as exc:
+        try:
+            refusal = _client_refusal(chain, trust_anchors, when, str(exc))
+        except ValueError as parse_error:  # cryptography parses lazily: a garbled field fails only when read
+            refusal = BadCertificate(f"the client's certificate does not parse: {parse_error}")
         raise refusal from None

@@ -108,6 +108,54 @@ def _wrap_label(label: str, width: int = 24) -> str:
     return "\n".join(textwrap.fill(line, width, break_long_words=False) for line in lines)
 
 
+def _label_extent(
+    anchor: tuple[float, float], normal: tuple[float, float], label: str, dpi: float
+) -> tuple[float, float, float, float]:
+    """Where the label drawn at ``anchor`` will sit, in display pixels (left, bottom, right, top), estimated
+    as :func:`draw_state_diagram` places it: beside a mostly vertical arrow, above or below the others."""
+    lines = _wrap_label(label).split("\n")
+    width = max(len(line) for line in lines) * _CHAR_WIDTH * _LABEL_FONT_SIZE * dpi / 72
+    height = len(lines) * 1.2 * _LABEL_FONT_SIZE * dpi / 72
+    length = (normal[0] ** 2 + normal[1] ** 2) ** 0.5 or 1.0
+    nx, ny = normal[0] / length, normal[1] / length
+    x, y = anchor
+    if abs(nx) > 0.6:  # beside the arrow
+        left = x if nx > 0 else x - width
+        return left, y - height / 2, left + width, y + height / 2
+    bottom = y if ny > 0 else y - height
+    return x - width / 2, bottom, x + width / 2, bottom + height
+
+
+def _clear_label_point(
+    p1: tuple[float, float],
+    control: tuple[float, float],
+    p2: tuple[float, float],
+    normal: tuple[float, float],
+    label: str,
+    extents: Mapping[str, tuple[float, float, float, float]],
+    dpi: float,
+) -> tuple[float, float]:
+    """A point on the quadratic Bezier (p1, control, p2) where ``label`` covers no state box: the middle
+    if it is clear, else the clear point nearest the middle, else the middle after all."""
+    def point(t: float) -> tuple[float, float]:
+        return (
+            (1 - t) ** 2 * p1[0] + 2 * t * (1 - t) * control[0] + t * t * p2[0],
+            (1 - t) ** 2 * p1[1] + 2 * t * (1 - t) * control[1] + t * t * p2[1],
+        )
+
+    def clear(anchor: tuple[float, float]) -> bool:
+        left, bottom, right, top = _label_extent(anchor, normal, label, dpi)
+        return not any(
+            left < b_right and b_left < right and bottom < b_top and b_bottom < top
+            for b_left, b_bottom, b_right, b_top in extents.values()
+        )
+
+    for t in (0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.2, 0.8):
+        if not label or clear(point(t)):
+            return point(t)
+    return point(0.5)
+
+
 def draw_state_diagram(
     rows: Iterable[tuple[str, str, str]],
     *,
@@ -249,10 +297,12 @@ def draw_state_diagram(
                 )
             )
             # arc3 is a quadratic Bezier built in display space: control point = midpoint +
-            # rad * (dy, -dx); the curve's own midpoint is half-way to it, bulging along that normal.
+            # rad * (dy, -dx).  The label goes at the curve's own midpoint (half-way to the control
+            # point, the bulge) unless its text would cover a state there; then it slides along the curve.
             (x1, y1), (x2, y2) = p1, p2
-            label_xy = ((x1 + x2) / 2 + 0.5 * rad * (y2 - y1), (y1 + y2) / 2 - 0.5 * rad * (x2 - x1))
+            control = ((x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1))
             normal = (rad * (y2 - y1), -rad * (x2 - x1))
+            label_xy = _clear_label_point((x1, y1), control, (x2, y2), normal, label, extents, figure.dpi)
         if label:
             # The label sits just outside the bulge, so that the two arrows of a back-and-forth pair
             # (which bulge to opposite sides) keep their labels apart.

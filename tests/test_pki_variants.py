@@ -1,0 +1,342 @@
+"""The course's certificate factory (``pki/issue.py``, ``pki/revocation_data.py``) and its scenarios
+(``pki/variants.py``).
+
+Every scenario is built once per session from one key ring and written to a folder, and two real
+validators judge each one with the files on disk:
+
+* ``openssl verify`` (the CLI, with ``-attime``, ``-verify_hostname``/``-verify_ip``, ``-purpose``,
+  ``-crl_check_all``, ``-untrusted``, ``-CAfile``, ``-x509_strict``, ``-verify_depth``), plus
+  ``openssl ocsp -respin`` for a stapled OCSP response, which ``openssl verify`` does not read;
+* ``cryptography.x509.verification``, where it has an opinion (it checks no revocation).
+
+Each must agree with the scenario's expected verdict, and OpenSSL's errors must include the expected
+check, except in the cases recorded by name below, where the profile we teach (RFC 5280 plus the Web
+PKI's rules) and the validator legitimately differ.  A recorded case must still differ: if a validator
+changes its mind, the record is wrong and the test says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import require
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from handshake_lib.pki.issue import UNKNOWN_EXTENSION_OID, Authority, new_key
+from handshake_lib.pki.revocation_data import build_crl, ocsp_response
+from handshake_lib.pki.variants import (
+    CHECKS,
+    MAX_INTERMEDIATES,
+    VARIANTS,
+    Expected,
+    KeyRing,
+    Scenario,
+    build_all,
+    build_variant,
+)
+
+NAMES = list(VARIANTS)
+OPENSSL_TIMEOUT_S = 30
+
+# Where `openssl verify` legitimately differs from the profile we teach, and why.
+OPENSSL_DIFFERS = {
+    "wildcard-partial-label": "OpenSSL matches w*.shop.example (RFC 6125 allowed it; RFC 9525 does not)",
+    "wildcard-public-suffix": "OpenSSL knows no Public Suffix List: *.co.uk matches shop.co.uk",
+    "common-name-only": "OpenSSL falls back to the subject's CN when there is no DNS SAN (RFC 9525 never does)",
+    "no-eku": "OpenSSL reads a missing extendedKeyUsage as any purpose (RFC 5280 4.2.1.12)",
+    "leaf-is-ca": "OpenSSL accepts a CA certificate as a server's own (RFC 5280 does not forbid it)",
+}
+# Where cryptography's verifier legitimately differs, and why (it follows the Web PKI otherwise).
+CRYPTOGRAPHY_DIFFERS = {
+    "wildcard-public-suffix": "cryptography knows no Public Suffix List: *.co.uk matches shop.co.uk",
+    "wildcard-tld": "cryptography knows no Public Suffix List: *.com matches example.com",
+    "no-eku": "cryptography reads a missing extendedKeyUsage as any purpose too (RFC 5280), not as the BR do",
+}
+
+# OpenSSL's verify error numbers (include/openssl/x509_vfy.h) as the check they belong to.  26
+# ("unsuitable certificate purpose") is the leaf's EKU at depth 0 and a CA that is no CA above it.
+OPENSSL_ERRORS = {
+    2: "path", 18: "path", 19: "path", 20: "path", 21: "path", 22: "path",
+    7: "signature", 4: "signature",
+    9: "validity", 10: "validity",
+    24: "basic_constraints", 79: "basic_constraints", 82: "basic_constraints",
+    25: "path_length",
+    32: "key_usage",
+    47: "name_constraints",
+    62: "host_name", 64: "host_name",
+    3: "revocation", 12: "revocation", 23: "revocation", 35: "revocation",
+    34: "critical_extensions",
+}
+
+
+@dataclass(frozen=True)
+class Opinion:
+    valid: bool
+    checks: tuple[str | None, ...]  # the checks the validator's errors name, in its order (None: cannot tell)
+    detail: str
+
+
+@pytest.fixture(scope="session")
+def scenarios() -> dict[str, Scenario]:
+    return {scenario.name: scenario for scenario in build_all(keys=KeyRing())}
+
+
+@pytest.fixture(scope="session")
+def folders(scenarios: dict[str, Scenario], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    top = tmp_path_factory.mktemp("variants")
+    for name, scenario in scenarios.items():
+        scenario.write(top / name)
+    return {name: top / name for name in scenarios}
+
+
+def _openssl_verify(openssl: str, scenario: Scenario, folder: Path) -> Opinion:
+    run = subprocess.run(
+        [openssl, "verify", *scenario.openssl_verify_arguments()],
+        cwd=folder, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S,
+    )
+    if run.returncode == 0:
+        return Opinion(True, (), "OK")
+    # OpenSSL goes on after an error and prints each one: 79 (invalid CA certificate) comes first for a
+    # CA without keyCertSign, followed by the precise 32, so the whole list is the opinion.
+    found = re.findall(r"error (\d+) at (\d+) depth lookup: (.*)", run.stdout + run.stderr)
+    errors = [(int(number), int(depth), why) for number, depth, why in found]
+    checks = tuple(_openssl_check(number, depth) for number, depth, _ in errors)
+    detail = "; ".join(f"error {n} at depth {d}: {why}" for n, d, why in errors) or run.stderr.strip()
+    return Opinion(False, checks, detail)
+
+
+def _openssl_check(number: int, depth: int) -> str | None:
+    if number == 26:  # unsuitable certificate purpose: the leaf's EKU, or a CA that is no CA
+        return "extended_key_usage" if depth == 0 else "basic_constraints"
+    return OPENSSL_ERRORS.get(number)
+
+
+def _openssl_ocsp(openssl: str, scenario: Scenario, folder: Path) -> Opinion:
+    run = subprocess.run(
+        [openssl, "ocsp", *scenario.openssl_ocsp_arguments()],
+        cwd=folder, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S,
+    )
+    output = run.stdout + run.stderr
+    status = re.search(r"leaf\.pem: (?:WARNING: (Status times invalid)\.\n.*\n)?(good|revoked|unknown)", output)
+    assert run.returncode == 0 and "Response verify OK" in output and status, output
+    if status[1]:
+        return Opinion(False, ("revocation",), f"OCSP says {status[2]}, but: {status[1].lower()}")
+    return Opinion(status[2] == "good", () if status[2] == "good" else ("revocation",), f"OCSP: {status[2]}")
+
+
+@pytest.fixture(scope="session")
+def openssl_opinions(scenarios: dict[str, Scenario], folders: dict[str, Path]) -> dict[str, Opinion]:
+    """``openssl verify`` on every scenario, then ``openssl ocsp`` on a stapled response; two at a time."""
+    openssl = require("openssl")
+
+    def judge(name: str) -> Opinion:
+        scenario, folder = scenarios[name], folders[name]
+        verdict = _openssl_verify(openssl, scenario, folder)
+        if verdict.valid and scenario.ocsp is not None:
+            return _openssl_ocsp(openssl, scenario, folder)
+        return verdict
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(scenarios, pool.map(judge, scenarios), strict=True))
+
+
+def _cryptography(scenario: Scenario) -> Opinion:
+    builder = PolicyBuilder().store(Store(list(scenario.roots))).time(scenario.at).max_chain_depth(MAX_INTERMEDIATES)
+    try:
+        if scenario.purpose == "server":
+            assert scenario.host is not None
+            subject: x509.GeneralName = x509.DNSName(scenario.host)
+            if scenario.host_is_ip:
+                subject = x509.IPAddress(ipaddress.ip_address(scenario.host))
+            builder.build_server_verifier(subject).verify(scenario.leaf, list(scenario.intermediates))
+        else:
+            builder.build_client_verifier().verify(scenario.leaf, list(scenario.intermediates))
+    except VerificationError as error:
+        return Opinion(False, (), str(error).split(" (encountered")[0])
+    return Opinion(True, (), "valid")
+
+
+# -- every variant builds, writes and reads back ----------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_every_variant_writes_files_openssl_and_cryptography_read_back(
+    name: str, scenarios: dict[str, Scenario], folders: dict[str, Path]
+) -> None:
+    scenario, folder = scenarios[name], folders[name]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["variant"] == name and manifest["purpose"] == scenario.purpose
+    assert manifest["host"] == scenario.host
+    assert manifest["expected"] == {"valid": scenario.expected.valid, "first_failure": scenario.expected.first_failure}
+    assert dt.datetime.fromisoformat(manifest["at"]) == scenario.at
+    assert manifest["at_unix"] == int(scenario.at.timestamp())
+    assert x509.load_pem_x509_certificate((folder / "leaf.pem").read_bytes()) == scenario.leaf
+    chain = (folder / "chain.pem").read_bytes()
+    assert (x509.load_pem_x509_certificates(chain) if chain else []) == list(scenario.intermediates)
+    assert x509.load_pem_x509_certificates((folder / "roots.pem").read_bytes()) == list(scenario.roots)
+    key = serialization.load_pem_private_key((folder / "leaf.key").read_bytes(), None)
+    assert key.public_key() == scenario.leaf.public_key()  # type: ignore[comparison-overlap]
+    assert (folder / "leaf.key").stat().st_mode & 0o077 == 0
+    if scenario.crls:
+        pem = (folder / "crls.pem").read_bytes()
+        crls = re.findall(rb"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----\n", pem, re.S)
+        assert [x509.load_pem_x509_crl(crl) for crl in crls] == list(scenario.crls)
+    if scenario.ocsp is not None:
+        response = ocsp.load_der_ocsp_response((folder / "ocsp.der").read_bytes())
+        assert response.serial_number == scenario.leaf.serial_number
+    for role, file_name in manifest["files"].items():
+        assert (folder / file_name).is_file(), role
+
+
+# -- agreement with OpenSSL and cryptography -------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_openssl_agrees_with_the_expected_verdict_and_check(name: str, scenarios: dict[str, Scenario],
+                                                            openssl_opinions: dict[str, Opinion]) -> None:
+    expected, opinion = scenarios[name].expected, openssl_opinions[name]
+    if name in OPENSSL_DIFFERS:  # the recorded difference must still be there, or the record is stale
+        assert opinion.valid != expected.valid, f"OpenSSL now agrees on {name}: drop it from OPENSSL_DIFFERS"
+        return
+    assert opinion.valid == expected.valid, f"{name}: expected {expected}, OpenSSL says {opinion.detail}"
+    if not expected.valid:
+        assert expected.first_failure in opinion.checks, f"{name}: expected {expected}, OpenSSL says {opinion.detail}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cryptography_agrees_where_it_has_an_opinion(name: str, scenarios: dict[str, Scenario]) -> None:
+    scenario = scenarios[name]
+    opinion = _cryptography(scenario)
+    if scenario.expected.first_failure == "revocation":  # no opinion: cryptography's verifier reads no CRL or OCSP
+        assert opinion.valid, f"{name}: {opinion.detail}"
+    elif name in CRYPTOGRAPHY_DIFFERS:
+        assert opinion.valid != scenario.expected.valid, f"cryptography now agrees on {name}: update the record"
+    else:
+        assert opinion.valid == scenario.expected.valid, f"{name}: expected {scenario.expected}, got {opinion.detail}"
+
+
+def test_the_recorded_differences_name_real_variants_and_say_why() -> None:
+    for record in (OPENSSL_DIFFERS, CRYPTOGRAPHY_DIFFERS):
+        for name, why in record.items():
+            assert name in VARIANTS and why
+            assert VARIANTS[name].profiles, f"{name} differs between profiles but its variant does not say how"
+
+
+def test_the_variants_cover_every_check_both_purposes_and_the_required_cases(scenarios: dict[str, Scenario]) -> None:
+    failing = {info.expected.first_failure for info in VARIANTS.values()}
+    assert failing == {*CHECKS, None}
+    required = {
+        "valid-rsa", "valid-ecdsa", "valid-ed25519", "valid-no-intermediate", "valid-client", "valid-ipv4",
+        "valid-wildcard", "expired", "not-yet-valid", "wrong-host", "wildcard-nested", "wildcard-two-labels",
+        "wildcard-public-suffix", "wildcard-tld", "ip-with-dns-san", "untrusted-root", "missing-intermediate",
+        "intermediate-not-ca", "path-length-exceeded", "bad-signature", "wrong-signing-key", "revoked-leaf-crl",
+        "revoked-intermediate-crl", "revoked-ocsp", "ocsp-unknown", "ocsp-expired", "wrong-eku",
+        "ca-without-keycertsign", "unknown-critical-extension", "name-constraints-violated",
+        "cross-signed-cycle", "too-long-chain",
+    }
+    assert required <= set(VARIANTS)
+    for purpose in ("server", "client"):
+        verdicts = {s.expected.valid for s in scenarios.values() if s.purpose == purpose}
+        assert verdicts == {True, False}, purpose
+
+
+# -- the recipe, piece by piece ------------------------------------------------------------------------------
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+KEYS = KeyRing()
+
+
+def test_a_scenario_is_reproducible_from_the_same_time_and_keys() -> None:
+    for name in ("valid-crl", "too-long-chain", "revoked-ocsp"):
+        first, second = build_variant(name, now=NOW, keys=KEYS), build_variant(name, now=NOW, keys=KEYS)
+        assert first.leaf.tbs_certificate_bytes == second.leaf.tbs_certificate_bytes
+        assert [c.tbs_certificate_bytes for c in first.intermediates] == [
+            c.tbs_certificate_bytes for c in second.intermediates
+        ]
+        assert first.at == second.at == NOW
+
+
+@pytest.mark.parametrize(
+    ("key_type", "public_type"),
+    [("rsa2048", rsa.RSAPublicKey), ("ecdsa-p256", ec.EllipticCurvePublicKey), ("ed25519", ed25519.Ed25519PublicKey)],
+)
+def test_each_key_type_can_be_a_root_an_intermediate_and_a_leaf(key_type: str, public_type: type) -> None:
+    key = KEYS.get("recipe", key_type)  # type: ignore[arg-type]
+    root = Authority.root("Recipe Root", key, now=NOW, path_length=1)
+    middle = root.intermediate("Recipe CA", key, now=NOW, path_length=0, permitted_dns=("shop.example",))
+    leaf = middle.leaf(("www.shop.example", "10.0.0.1", "*.shop.example"), key, now=NOW, purpose="client",
+                       not_before=dt.timedelta(days=-2), not_after=NOW + dt.timedelta(days=3))
+    assert isinstance(leaf.public_key(), public_type)
+    leaf.verify_directly_issued_by(middle.certificate)
+    middle.certificate.verify_directly_issued_by(root.certificate)
+    extensions = {e.value.__class__: e for e in leaf.extensions}
+    aki = extensions[x509.AuthorityKeyIdentifier].value
+    assert aki.key_identifier == middle.certificate.extensions.get_extension_for_class(
+        x509.SubjectKeyIdentifier).value.digest
+    san = extensions[x509.SubjectAlternativeName].value
+    assert san.get_values_for_type(x509.DNSName) == ["www.shop.example", "*.shop.example"]
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.0.0.1")]
+    assert list(extensions[x509.ExtendedKeyUsage].value) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    window = (leaf.not_valid_before_utc, leaf.not_valid_after_utc)
+    assert window == (NOW - dt.timedelta(days=2), NOW + dt.timedelta(days=3))
+    constraints = middle.certificate.extensions.get_extension_for_class(x509.NameConstraints)
+    assert constraints.critical and constraints.value.permitted_subtrees == [x509.DNSName("shop.example")]
+    basic = middle.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert basic.critical and basic.value.ca and basic.value.path_length == 0
+    usage = middle.certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_cert_sign and usage.crl_sign
+
+
+def test_an_unknown_critical_extension_is_there_and_critical() -> None:
+    key = KEYS.get("recipe")
+    root = Authority.root("Recipe Root", key, now=NOW)
+    leaf = root.leaf(("www.shop.example",), key, now=NOW, unknown_critical_extension=True)
+    extension = leaf.extensions.get_extension_for_oid(UNKNOWN_EXTENSION_OID)
+    assert extension.critical
+
+
+def test_a_crl_lists_the_revoked_serials_and_verifies_under_its_issuer() -> None:
+    root = Authority.root("Recipe Root", KEYS.get("recipe"), now=NOW)
+    crl = build_crl(root, (7, 9), this_update=NOW, next_update=NOW + dt.timedelta(days=1))
+    assert crl.is_signature_valid(root.private_key.public_key())  # type: ignore[arg-type]
+    assert crl.issuer == root.name and crl.next_update_utc == NOW + dt.timedelta(days=1)
+    assert {entry.serial_number for entry in crl} == {7, 9}
+    assert crl.get_revoked_certificate_by_serial_number(8) is None
+
+
+@pytest.mark.parametrize("status", ["good", "revoked", "unknown"])
+def test_an_ocsp_response_answers_for_one_certificate(status: str) -> None:
+    root = Authority.root("Recipe Root", KEYS.get("recipe"), now=NOW)
+    leaf = root.leaf(("www.shop.example",), KEYS.get("recipe-leaf"), now=NOW)
+    der = ocsp_response(leaf, root, status, this_update=NOW, next_update=NOW + dt.timedelta(hours=4))  # type: ignore[arg-type]
+    response = ocsp.load_der_ocsp_response(der)
+    assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert response.certificate_status.name.lower() == status
+    assert response.serial_number == leaf.serial_number and response.next_update_utc == NOW + dt.timedelta(hours=4)
+    assert response.certificates == [root.certificate]
+    root.private_key.public_key().verify(  # type: ignore[call-arg]
+        response.signature, response.tbs_response_bytes, ec.ECDSA(response.signature_hash_algorithm)  # type: ignore[arg-type]
+    )
+    with pytest.raises(ValueError, match="unknown OCSP status"):
+        ocsp_response(leaf, root, "fine", this_update=NOW, next_update=NOW)  # type: ignore[arg-type]
+
+
+def test_bad_requests_are_one_line_errors() -> None:
+    with pytest.raises(ValueError, match="unknown variant 'nope'"):
+        build_variant("nope")
+    with pytest.raises(ValueError, match="time zone"):
+        build_variant("expired", now=dt.datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+    with pytest.raises(ValueError, match="unknown key type"):
+        new_key("dsa")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="names exactly one"):
+        Expected(False)
+    with pytest.raises(ValueError, match="unknown check"):
+        Expected(False, "hostname")  # type: ignore[arg-type]
