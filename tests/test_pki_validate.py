@@ -101,28 +101,22 @@ def test_a_failure_maps_to_the_alert_openssl_sends(name, alert):
     assert error.tls_alert == alert.tls_alert
 
 
-# Where today's TLS client (tls/verify.py, cryptography's verifier plus its own guesses) names a specific
-# alert, ours is the same, except here: its guess "no certificate is signed by an anchor" reads a bad
-# signature on the intermediate as unknown_ca.
-VERIFY_PY_DIFFERENCES = {"bad_signature_on_intermediate"}
-
-
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.purpose == "server" and c.host
                                         and n not in REVOCATION_DATA and c.max_depth == 8))
-def test_same_alert_as_the_tls_clients_verify_module(name):
+def test_the_tls_client_refuses_with_the_validators_own_error_and_report(name):
+    """tls/verify.py is the TLS client's one call into this validator: same verdict, same alert, the report
+    attached to the exception (cryptography's verifier is only the tests' second opinion now)."""
     from handshake_lib.tls.verify import verify_server_chain
 
     case = CASES[name]
     ours = run(case).error()
     try:
-        verify_server_chain([case.leaf, *case.pool], case.host, case.anchors, now=AT)
-        theirs = None
+        path = verify_server_chain([case.leaf, *case.pool], case.host, case.anchors, now=AT)
     except errors.CertificateError as error:
-        theirs = error
-    if theirs is None or ours is None:
-        assert (theirs is None) is (ours is None) or name in DIFFERENCES, (name, ours, theirs)
-    elif type(theirs) is not errors.CertificateUnknown:  # its fallback: it could not tell why
-        assert (type(theirs) is type(ours)) is (name not in VERIFY_PY_DIFFERENCES), (name, ours, theirs)
+        assert ours is not None and type(error) is type(ours), (name, ours, error)
+        assert error.report is not None and error.report.status() == run(case).status()
+    else:
+        assert ours is None and path and path[0] == case.leaf, (name, ours)
 
 
 def test_certificate_revoked_is_alert_44():

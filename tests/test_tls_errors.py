@@ -159,6 +159,19 @@ def expect_failure(connection, data: bytes, error: type[ProtocolError], alert: T
     return caught.value
 
 
+def test_the_validators_report_stays_with_the_connection_and_the_error(issued) -> None:
+    """Refused: every check in the report, on the exception and on the client; accepted: on the client."""
+    client, flight = _expired(issued)
+    error = expect_failure(client, flight, CertificateError, TLSAlert.certificate_expired)
+    assert error.report is client.certificate_report and not error.report.valid
+    assert error.report.status()["validity"] == "fail" and error.report.status()["host_name"] == "pass"
+    client, flight = _client_facing(issued)
+    client.receive_data(flight)
+    report = client.certificate_report
+    assert report is not None and report.valid and report.host == client.server_name
+    assert list(report.path) == client.verified_chain and report.status()["revocation"] == "not checked"
+
+
 def test_wrong_server_finished_is_decrypt_error(issued) -> None:
     client = make_client(issued)
 
@@ -445,6 +458,29 @@ def _expired(issued):
     return _client_facing(issued, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=60))
 
 
+def _revoked(issued):
+    """The course CA's own CRL lists the server's certificate: the client, holding that CRL, refuses it."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    pki, cert = issued
+    now = dt.datetime.now(dt.UTC)
+    revoked = (
+        x509.RevokedCertificateBuilder().serial_number(cert.certificate.serial_number).revocation_date(now).build()
+    )
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.root.certificate.subject)
+        .last_update(now - dt.timedelta(minutes=1))
+        .next_update(now + dt.timedelta(days=1))
+        .add_revoked_certificate(revoked)
+        .sign(pki.root.private_key, hashes.SHA256())
+    )
+    return _client_facing(issued, crls=[crl])
+
+
 def _not_yet_valid(issued):
     import datetime as dt
 
@@ -554,6 +590,7 @@ def _renegotiating_server_hello(issued):
 ALERT_CONDITIONS = [
     (_untrusted_ca, "UnknownCA"),
     (_expired, "CertificateExpired"),
+    (_revoked, "CertificateRevoked"),
     (_other_host, "BadCertificate"),
     (_not_yet_valid, "BadCertificate"),
     (_client_auth_only, "UnsupportedCertificate"),

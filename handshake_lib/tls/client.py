@@ -11,10 +11,11 @@ else happens) and handled here:
   extensions only ones we sent (``unsupported_extension`` otherwise), an empty
   ``renegotiation_info`` (RFC 5746), and ``encrypt_then_mac`` only with a CBC suite (RFC 7366).  The
   extensions it echoes switch on the extended master secret (RFC 7627) and encrypt-then-MAC.
-* **Certificate**: validated against the trust store and the host name we wanted (``verify.py``,
-  using ``cryptography.x509.verification``); failure is a ``CertificateError`` subclass named after
-  the alert that goes to the server (``UnknownCA``, ``CertificateExpired``, ``BadCertificate``...).  Turning this off
-  takes an explicit ``verify=False``.
+* **Certificate**: validated against the trust store and the host name we wanted by the course's own
+  validator (``verify.py`` -> :func:`handshake_lib.pki.validate.validate`); its report, every check
+  with its reason, is kept as ``certificate_report``.  A failure is a ``CertificateError`` subclass named
+  after the alert that goes to the server (``UnknownCA``, ``CertificateExpired``, ``BadCertificate``...),
+  the report attached as ``error.report``.  Turning this off takes an explicit ``verify=False``.
 * **CertificateRequest** (mutual TLS): the server wants a certificate.  We pick a signature scheme that
   both our key can make and the server listed (:func:`~handshake_lib.tls.signatures.choose_scheme`);
   with no ``client_certificate_chain``, or no scheme that fits, the table's ServerHelloDone row sends an
@@ -54,12 +55,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import (
     BadCertificate,
+    CertificateError,
     HandshakeFailure,
     IllegalParameter,
     ProtocolError,
     ProtocolVersionError,
     UnsupportedCertificate,
 )
+from ..pki.report import Purpose, ValidationReport
+from ..pki.revocation import RevocationPolicy
 from .connection import (
     DEFAULT_CLIENT_SUITES,
     RSA_SUITES,
@@ -90,7 +94,7 @@ from .signatures import SigningKey, choose_scheme, schemes_for_key, sign
 from .stages import LIBRARY_STAGES, BuildClientHello, Stages
 from .states import Guard, Input, State
 from .suites import suite_params
-from .verify import load_trust_store, verify_server_chain
+from .verify import load_trust_store, validate_peer_chain
 
 __all__ = ["TLSClient", "DEFAULT_CLIENT_SUITES"]
 
@@ -109,6 +113,10 @@ class TLSClient(TLSConnection):
         trusted_certificates: list[x509.Certificate] | None = None,
         verify: bool = True,
         now: datetime | None = None,
+        # revocation: CRLs the client has (lesson 04 hands them over; a browser fetches them), and how a
+        # missing or stale answer counts (pki.revocation.RevocationPolicy: "require-fresh" by default)
+        crls: Sequence[x509.CertificateRevocationList] = (),
+        revocation_policy: RevocationPolicy | str = RevocationPolicy.REQUIRE_FRESH,
         # what to offer
         cipher_suites: Sequence[CipherSuite | int] = DEFAULT_CLIENT_SUITES,
         extended_master_secret: bool = True,
@@ -145,6 +153,8 @@ class TLSClient(TLSConnection):
             raise ValueError("client_random must be 32 bytes")
         self.server_name = server_name
         self.verify = verify
+        self.crls = list(crls)
+        self.revocation_policy = RevocationPolicy(revocation_policy)
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.offer_session_ticket = session_ticket
         self._trust_anchors = load_trust_store(cafile, trusted_certificates) if verify else []
@@ -174,6 +184,8 @@ class TLSClient(TLSConnection):
         self.server_hello: ServerHello | None = None
         self.server_certificates: list[x509.Certificate] = []
         self.verified_chain: list[x509.Certificate] = []
+        # The validator's report on the server's chain (every check, pass or fail): set when verify=True.
+        self.certificate_report: ValidationReport | None = None
         self.session_ticket: NewSessionTicket | None = None
         self._ticket_agreed = False
 
@@ -274,7 +286,16 @@ class TLSClient(TLSConnection):
         chain = message.x509()
         if self.verify:
             assert self.server_name is not None
-            self.verified_chain = verify_server_chain(chain, self.server_name, self._trust_anchors, now=self._now)
+            try:
+                report = validate_peer_chain(
+                    chain, self._trust_anchors, purpose=Purpose.SERVER, host=self.server_name, now=self._now,
+                    crls=self.crls, revocation_policy=self.revocation_policy,
+                )  # fmt: skip
+            except CertificateError as refused:
+                self.certificate_report = refused.report  # the connection keeps the report, as the error does
+                raise
+            self.certificate_report = report
+            self.verified_chain = list(report.path)
         leaf = chain[0]
         try:
             public_key = leaf.public_key()

@@ -425,6 +425,8 @@ class TLSConnection:
         self.key_block: prf_module.KeyBlock | None = None  # set with the master secret
         self.handshake: HandshakeComplete | None = None
         self.client_certificates: list[x509.Certificate] = []  # see HandshakeComplete.client_certificates
+        # The validator's report on the client's chain (mutual TLS), kept by a server that asked for one.
+        self.client_certificate_report: Any = None
         # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
         self.offer_extended_master_secret = extended_master_secret
         self.offer_encrypt_then_mac = encrypt_then_mac

@@ -47,7 +47,8 @@ from typing import ClassVar, Literal
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..errors import HandshakeFailure
+from ..errors import CertificateError, HandshakeFailure
+from ..pki.report import Purpose
 from .connection import (
     DEFAULT_SERVER_SUITES,
     RSA_SUITES,
@@ -74,7 +75,7 @@ from .signatures import CERTIFICATE_TYPES, SUPPORTED_SCHEMES, verify_signature
 from .stages import LIBRARY_STAGES, Stages
 from .states import Guard, Input
 from .suites import suite_params
-from .verify import load_trust_store, verify_client_chain
+from .verify import load_trust_store, validate_peer_chain
 
 __all__ = ["TLSServer", "DEFAULT_SERVER_SUITES"]
 
@@ -242,7 +243,13 @@ class TLSServer(TLSConnection):
                 raise HandshakeFailure("the client sent no certificate, and this server requires one")
             return
         chain = message.x509()
-        self.client_certificates = verify_client_chain(chain, self.client_ca, now=self._now)
+        try:
+            report = validate_peer_chain(chain, self.client_ca, purpose=Purpose.CLIENT, now=self._now)
+        except CertificateError as refused:
+            self.client_certificate_report = refused.report
+            raise
+        self.client_certificate_report = report
+        self.client_certificates = list(report.path)
         self._client_leaf = chain[0]
 
     def _on_certificate_verify(self, message: CertificateVerify) -> None:
