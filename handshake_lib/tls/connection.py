@@ -102,7 +102,7 @@ from .record import (
 )
 from .record import _read_header as read_record_header
 from .stages import LIBRARY_STAGES, Stages
-from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, input_for, transition_for
+from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, input_for, refine, transition_for
 from .suites import SUITES, SuiteParams
 
 __all__ = [
@@ -189,6 +189,9 @@ class HandshakeComplete:
     # Mutual TLS: the client's certificates, leaf first.  On the server the path its validation built (to
     # the trusted root); on the client the chain it sent.  Empty when none was asked for or given.
     client_certificates: tuple[x509.Certificate, ...] = field(default=(), compare=False)
+    # OCSP stapling (RFC 6066 section 8): the DER OCSP response the server sent in CertificateStatus, as it
+    # came (on the server: the one it sent); None when none was asked for or stapled.  Read, not validated.
+    stapled_ocsp_response: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def client_subject(self) -> str | None:
@@ -425,6 +428,7 @@ class TLSConnection:
         self.key_block: prf_module.KeyBlock | None = None  # set with the master secret
         self.handshake: HandshakeComplete | None = None
         self.client_certificates: list[x509.Certificate] = []  # see HandshakeComplete.client_certificates
+        self.stapled_ocsp_response: bytes | None = None  # see HandshakeComplete.stapled_ocsp_response
         # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
         self.offer_extended_master_secret = extended_master_secret
         self.offer_encrypt_then_mac = encrypt_then_mac
@@ -656,6 +660,9 @@ class TLSConnection:
             event = getattr(self, receiver)(message)
             if event is not None:
                 events.append(event)
+            # A guard the message itself decided (the ClientHello asked for a stapled response) can only
+            # add to the flight: the row's twin that needs it too, if there is one (states.refine).
+            row = refine(self.role, row, self.guards())
         for name in row.send:
             getattr(self, self._SENDERS[name])()
         sent = tuple(self._sent_names[already_sent:])
@@ -817,6 +824,7 @@ class TLSConnection:
             server_random=self.server_random,
             key_block=self.key_block,
             client_certificates=tuple(self.client_certificates),
+            stapled_ocsp_response=self.stapled_ocsp_response,
         )
         return self.handshake
 
