@@ -48,7 +48,7 @@ from handshake_lib.tls.messages import (
 )
 from handshake_lib.tls.negotiation import client_hello_for
 from handshake_lib.tls.record import encode_record
-from handshake_lib.tls.states import replay
+from handshake_lib.tls.states import Guard, Input, diagram_rows, refine, replay, transition_for
 
 CIPHER = "AES128-GCM-SHA256"
 TIMEOUT = 5.0
@@ -164,6 +164,40 @@ def test_malformed_certificate_status_bodies_are_decode_error(body) -> None:
 
 
 # -- the tables ---------------------------------------------------------------------------------------
+def test_the_server_rows_need_one_or_both_guards_and_the_most_specific_wins() -> None:
+    staple, ask = Guard.ocsp_response_to_staple, Guard.client_certificate_requested
+    base = ("ServerHello", "Certificate")
+    for guards, flight in [
+        (set(), (*base, "ServerHelloDone")),
+        ({staple}, (*base, "CertificateStatus", "ServerHelloDone")),
+        ({ask}, (*base, "CertificateRequest", "ServerHelloDone")),
+        ({staple, ask}, (*base, "CertificateStatus", "CertificateRequest", "ServerHelloDone")),
+    ]:
+        assert transition_for("server", State.WAIT_CLIENT_HELLO, Input.client_hello, guards).send == flight
+    # The server learns from the ClientHello itself whether to staple: the row found before reading it is
+    # refined afterwards, and a guard only ever adds to a flight.
+    found = transition_for("server", State.WAIT_CLIENT_HELLO, Input.client_hello, {ask})
+    assert refine("server", found, {ask, staple}).send[2:4] == ("CertificateStatus", "CertificateRequest")
+    assert refine("server", found, {ask}) is found
+    ticket = transition_for("client", State.WAIT_CHANGE_CIPHER_SPEC, Input.new_session_ticket, {Guard.ticket_expected})
+    assert refine("client", ticket, set()) is ticket  # the handler used the guard up: the row stays
+
+
+def test_the_client_expects_certificate_status_only_after_acknowledging() -> None:
+    acknowledged = {Guard.status_request_acknowledged}
+    row = transition_for("client", State.WAIT_CERTIFICATE, Input.certificate, acknowledged)
+    assert row.target is State.WAIT_CERTIFICATE_STATUS
+    assert transition_for("client", row.target, Input.certificate_status).target is State.WAIT_SERVER_HELLO_DONE
+    # RFC 6066: acknowledged and then not sent; the rest of the flight goes on as OpenSSL's client lets it.
+    assert transition_for("client", row.target, Input.server_hello_done).send[0] == "ClientKeyExchange"
+    assert transition_for("client", row.target, Input.certificate_request).target is State.CERTIFICATE_REQUESTED
+    for state in (State.WAIT_CERTIFICATE, State.WAIT_SERVER_HELLO_DONE, State.CERTIFICATE_REQUESTED):
+        with pytest.raises(UnexpectedMessage, match="CertificateStatus is not allowed"):
+            transition_for("client", state, Input.certificate_status, set(Guard))
+    (arrow,) = [label for source, label, target in diagram_rows("client") if target == "WAIT_CERTIFICATE_STATUS"]
+    assert arrow == "Certificate [status_request acknowledged in ServerHello]"
+
+
 def test_our_client_and_server_staple_in_memory(course_pki, server_certificate, responses) -> None:
     client, server = in_memory(
         course_pki, server_certificate, {"request_ocsp_status": True}, ocsp_response=responses["good"]
