@@ -4,7 +4,8 @@ Our client asks with ``status_request`` (``request_ocsp_status=True``) and keeps
 DER as it came; our server staples ``ocsp_response`` to a client that asks.  Checked against ``openssl
 s_server -status_file`` (it staples that file: we must get its exact bytes) and ``openssl s_client
 -status`` (it prints ``OCSP Response Status: successful`` and the certificate status it read from ours),
-and our two cores against each other.  Python's ``ssl`` is not a peer here: it can neither ask for nor
+``curl --cert-status`` (which validates the staple: good passes, revoked and unknown fail), and our two
+cores against each other.  Python's ``ssl`` is not a peer here: it can neither ask for nor
 read a stapled response (no ``status_request`` in its API), so it has nothing to show.
 
 The responses are built by :func:`handshake_lib.pki.revocation.ocsp_response` for good, revoked and
@@ -404,12 +405,44 @@ def test_openssl_s_client_status_reads_what_our_server_staples(server_files, res
     assert "HTTP/1.1 200 OK" in output
 
 
+def test_openssl_s_client_status_hears_no_response_from_a_server_without_one(server_files) -> None:
+    with our_server(server_files) as server:
+        output = s_client(server_files, server.port, "-status")
+    assert "OCSP response: no response sent" in output and "HTTP/1.1 200 OK" in output
+
+
 def test_openssl_s_client_without_status_gets_no_staple(server_files, responses) -> None:
     with our_server(server_files, ocsp_response=responses["good"], keep_transcripts=True) as server:
         output = s_client(server_files, server.port)
         transcript = server.connections[-1].transcript if server.connections else []
     assert "OCSP response" not in output and "HTTP/1.1 200 OK" in output
     assert not messages_of(transcript, CertificateStatus)
+
+
+CURL_VERDICTS = {
+    "good": (0, ""),
+    "revoked": (91, "SSL certificate revocation reason: keyCompromise"),
+    "unknown": (91, "SSL server certificate status verification FAILED"),
+}
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_curl_cert_status_judges_what_our_server_staples(server_files, course_pki, responses, status) -> None:
+    """curl --cert-status *validates* the stapled response (signature, CertID, status): a second opinion that
+    our server's bytes are a usable staple.  curl finds the responder's issuer in the chain the server sent,
+    so the server sends its root too (with the leaf only, curl says "Error computing OCSP ID")."""
+    curl = require("curl")
+    issued = server_files.issued
+    chain = [issued.certificate, course_pki.root.certificate]
+    with TLSPageServer(chain, issued.private_key, timeout=TIMEOUT, ocsp_response=responses[status]) as server:
+        result = subprocess.run(
+            [curl, "-sS", "-o", "/dev/null", "--cert-status", "--tls-max", "1.2", "--ciphers", CIPHER,
+             "--cacert", str(server_files.ca_path), f"https://localhost:{server.port}/"],
+            capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+    exit_status, message = CURL_VERDICTS[status]
+    assert result.returncode == exit_status, result.stderr
+    assert message in result.stderr
 
 
 @pytest.mark.parametrize("status", STATUSES)
