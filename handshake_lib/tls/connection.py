@@ -22,7 +22,9 @@ Incoming bytes go through three steps, one record at a time:
 The table drives the code (:meth:`TLSConnection._step`): the input's row, looked up before anything
 reads the message's contents, names the handler to run (``_RECEIVERS``: input -> method), the
 messages to send in reply (``_SENDERS``: message name -> method that builds and queues it), and the
-state to move to.  What was actually queued is compared with the row's ``send`` column, and a
+state to move to (after the handler, :func:`~handshake_lib.tls.states.refine` may pick the row's twin
+that needs a guard the message itself decided: the ClientHello asked for a stapled OCSP response).
+What was actually queued is compared with the row's ``send`` column, and a
 difference is a bug (``InternalError``); only then does the state change, in :meth:`_move`, the one
 method that changes it (table rows, and the moves to ``CLOSED`` and ``ERROR`` that alerts and errors
 make outside the table).  Every row of both tables has a handler and every name it sends a sender,

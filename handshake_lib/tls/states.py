@@ -49,7 +49,7 @@ guarded twin of the server's ClientKeyExchange row (:attr:`Guard.client_certific
 client, CertificateRequest moves WAIT_SERVER_HELLO_DONE to CERTIFICATE_REQUESTED, whose ServerHelloDone
 row sends Certificate first, and CertificateVerify too while :attr:`Guard.client_certificate_to_send`
 holds.  A (state, input) pair may thus have several rows: one unguarded at most, the others each with
-its own guard; the row whose guard holds wins, else the unguarded one.
+its own guards; the row whose guards hold wins, else the unguarded one.
 
 OCSP stapling (RFC 6066 section 8) adds CertificateStatus right after the server's Certificate, when the
 client asked (``status_request`` in its hello) and the server has a response to staple (it then says so
