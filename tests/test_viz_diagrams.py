@@ -168,6 +168,20 @@ def test_no_transition_label_covers_a_state(role: str) -> None:
         assert not any(label.overlaps(state) for state in states), label
 
 
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_no_two_transition_labels_overlap(role: str) -> None:
+    """Measured on the rendered figure too: the client's two ServerHelloDone flights that leave
+    WAIT_CERTIFICATE_STATUS and CERTIFICATE_REQUESTED for WAIT_CHANGE_CIPHER_SPEC drew one label over the other."""
+    from handshake_lib.tls.states import diagram_rows as tls_rows
+
+    figure = draw_state_diagram(tls_rows(role))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    labels = [text.get_window_extent(renderer) for text in figure.axes[0].texts if hasattr(text, "xy")]
+    for index, label in enumerate(labels):
+        assert not any(label.overlaps(other) for other in labels[index + 1 :]), label
+
+
 def test_long_transition_labels_wrap_without_losing_words() -> None:
     from handshake_lib.tls.states import diagram_rows as tls_rows
     from handshake_lib.viz.statediagram import _wrap_label

@@ -16,6 +16,13 @@ asks; ``tls serve --client-ca FILE`` asks every client for a certificate issued 
 ``--require-client-cert`` refuses a client that sends none.  The serve log names the client
 certificate's subject.
 
+OCSP stapling (RFC 6066 section 8): ``tls get --status`` asks the server to staple an OCSP response (as
+``openssl s_client -status`` does) and says whether one came, with the certificate status it holds (good,
+revoked or unknown, thisUpdate, nextUpdate), *read* with ``cryptography`` but not validated (whose
+signature, for which certificate: that is the validator's question); ``tls serve --ocsp-response FILE``
+staples that DER response (``openssl ocsp -respout``, ``handshakes pki demo``'s ``ocsp.der``) to every
+client that asks.
+
 ``tls serve`` runs our TLS server (:class:`handshake_lib.net.tls.TLSPageServer`) with a small page
 until Ctrl-C or SIGTERM.  It binds 127.0.0.1 unless told otherwise, and refuses an address that is not
 loopback unless ``--public`` is given: a teaching server has no business on a network by accident.
@@ -46,7 +53,7 @@ from ..net import is_loopback
 from ..tls.constants import CipherSuite, name_of
 from ..tls.record import MAX_PLAINTEXT_LENGTH
 from ..tls.suites import SUITES, parse_suite_name
-from .arguments import MAX_SECONDS, append_file, host, pem_file, port, seconds
+from .arguments import MAX_SECONDS, append_file, host, input_file, pem_file, port, seconds
 from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
 from .trace import render_transcript
 
@@ -82,6 +89,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     get.add_argument("--key", type=pem_file, metavar="FILE", help="PEM private key of --cert (RSA, ECDSA P-256)")
     get.add_argument(
+        "--status", action="store_true",
+        help="ask the server to staple an OCSP response (status_request) and print what it holds",
+    )
+    get.add_argument(
         "--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
         help=f"seconds for the whole exchange (default {DEFAULT_TIMEOUT:g}, at most {MAX_SECONDS:g})",
     )
@@ -112,6 +123,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--require-client-cert", action="store_true",
         help="refuse a client without a certificate (needs --client-ca)",
+    )
+    serve.add_argument(
+        "--ocsp-response", type=input_file, metavar="FILE",
+        help="DER OCSP response to staple for clients that ask (status_request, RFC 6066)",
     )
     _add_fragment_size(serve)
     serve.set_defaults(command=run_serve)
@@ -231,6 +246,8 @@ def run_get(args: argparse.Namespace) -> int:
         options["max_body_bytes"] = args.max_body
     if identity is not None:
         options["client_certificate_chain"], options["client_private_key"] = identity
+    if args.status:
+        options["request_ocsp_status"] = True
     try:
         response = tls_get(
             args.url, cafile=args.cafile, verify=not args.insecure, keylog_path=args.keylog,
@@ -251,11 +268,40 @@ def run_get(args: argparse.Namespace) -> int:
     handshake = response.handshake
     sent = f", client certificate {handshake.client_subject}" if handshake.client_subject else ""
     print(f"* TLS 1.2, {name_of(CipherSuite, handshake.cipher_suite)}{sent}, HTTP {response.status}", file=sys.stderr)
+    if args.status:
+        print(f"* {stapled_summary(handshake.stapled_ocsp_response)}", file=sys.stderr)
     sys.stdout.write(response.body.decode("utf-8", errors="replace"))
     if not response.body.endswith(b"\n"):
         sys.stdout.write("\n")
     sys.stdout.flush()
     return 0
+
+
+def stapled_summary(der: bytes | None) -> str:
+    """One line on a stapled OCSP response: what it says, read with ``cryptography`` (not validated)."""
+    if der is None:
+        return "OCSP: no response stapled"
+    return f"OCSP: a response was stapled ({len(der)} bytes): {_ocsp_reading(der)} (read, not validated)"
+
+
+def _ocsp_reading(der: bytes) -> str:
+    from cryptography.x509 import ocsp
+
+    try:
+        response = ocsp.load_der_ocsp_response(der)
+    except ValueError:
+        return "it does not parse as an OCSP response"
+    status = response.response_status.name.lower()
+    if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return f"OCSP Response Status {status}, no certificate status"
+    next_update = response.next_update_utc.isoformat() if response.next_update_utc else "none"
+    revoked = (
+        f", revoked at {response.revocation_time_utc.isoformat()}" if response.revocation_time_utc is not None else ""
+    )
+    return (
+        f"OCSP Response Status {status}, cert status {response.certificate_status.name.lower()}{revoked}, "
+        f"thisUpdate {response.this_update_utc.isoformat()}, nextUpdate {next_update}"
+    )
 
 
 # -- tls serve ---------------------------------------------------------------------------------------
@@ -366,7 +412,36 @@ def _report_connections(finished: queue.SimpleQueue) -> None:
         else:
             suite = name_of(CipherSuite, record.handshake.cipher_suite) if record.handshake else "no handshake"
             client = f", client certificate {record.client_subject}" if record.client_subject else ""
+            if record.handshake is not None and record.handshake.stapled_ocsp_response is not None:
+                client += ", OCSP response stapled"
             print(f"connection {record.number}: {suite}{client}: {record.outcome}", flush=True)
+
+
+def load_ocsp_response(path: Path) -> bytes:
+    """The DER OCSP response in ``path`` (at most what a CertificateStatus carries); CommandError (exit 2)
+    when it cannot be read, is too large, or does not parse as an OCSP response."""
+    from cryptography.x509 import ocsp
+
+    from ..tls.messages import MAX_STAPLED_OCSP_RESPONSE
+
+    try:
+        with path.open("rb") as file:
+            der = file.read(MAX_STAPLED_OCSP_RESPONSE + 1)
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror or error}", EXIT_USAGE) from None
+    if len(der) > MAX_STAPLED_OCSP_RESPONSE:
+        raise CommandError(
+            f"{path} is larger than {MAX_STAPLED_OCSP_RESPONSE} bytes, the most a CertificateStatus carries "
+            "(OpenSSL's clients refuse more)",
+            EXIT_USAGE,
+        )
+    try:
+        ocsp.load_der_ocsp_response(der)
+    except ValueError:
+        raise CommandError(
+            f"{path} is not a DER OCSP response (openssl ocsp -respout writes one)", EXIT_USAGE
+        ) from None
+    return der
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -387,6 +462,11 @@ def run_serve(args: argparse.Namespace) -> int:
         options["require_client_certificate"] = args.require_client_cert
     if suites:
         options["cipher_suites"] = suites
+    stapled = ""
+    if args.ocsp_response is not None:
+        der = load_ocsp_response(args.ocsp_response)
+        options["ocsp_response"] = der
+        stapled = f"stapling {args.ocsp_response} for clients that ask: {_ocsp_reading(der)}"
     from ..net.tls import TLSPageServer  # imported here so `tcp` and `pki` work even if tls is broken
 
     stop = threading.Event()
@@ -404,6 +484,8 @@ def run_serve(args: argparse.Namespace) -> int:
         with server:
             shown_host = "localhost" if args.host == "127.0.0.1" else args.host
             print(f"serving https://{shown_host}:{server.port}/ with our TLS server (Ctrl-C to stop)", flush=True)
+            if stapled:
+                print(stapled, flush=True)
             while not stop.wait(0.2):
                 _report_connections(finished)
         _report_connections(finished)  # the connections that ended while the server stopped

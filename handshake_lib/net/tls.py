@@ -229,7 +229,8 @@ def open_tls(
     ``server_name`` (default: ``host``) is sent in SNI and checked against the certificate;
     ``client_options`` go to :class:`~handshake_lib.tls.client.TLSClient` (``cafile``, ``verify``,
     ``cipher_suites``, ``stages=Stages(prf=...)``, for mutual TLS ``client_certificate_chain`` and
-    ``client_private_key``...).  Connecting and the whole handshake must finish
+    ``client_private_key``, ``request_ocsp_status=True`` to ask for a stapled OCSP response, which ends up
+    in ``stream.handshake.stapled_ocsp_response``...).  Connecting and the whole handshake must finish
     within ``timeout`` seconds (finite, > 0, at most a day: ValueError otherwise), or by ``deadline`` (a
     time.monotonic() value) when one is given; the stream's ``recv`` then waits ``timeout`` per call.
     """
@@ -304,6 +305,8 @@ def tls_get(
 
     A failure carries ``exchange`` (:class:`~handshake_lib.errors.Exchange`: the transcript and timings so
     far); a network error after connecting is a :class:`~handshake_lib.errors.ConnectionLost` (an OSError).
+    ``client_options`` go to :func:`open_tls` (``request_ocsp_status=True``: a stapled OCSP response, if
+    the server sends one, is in ``response.handshake.stapled_ocsp_response``).
     """
     timeout = net.check_timeout(timeout)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
@@ -672,8 +675,9 @@ class TLSPageServer(net.LoopbackServer):
     A host that is not a loopback address is refused (ValueError) unless ``allow_public=True``: a
     teaching server must not end up on a network by accident.  ``server_options`` go to
     :class:`~handshake_lib.tls.server.TLSServer` for every connection (``cipher_suites``,
-    ``extended_master_secret``, ``keylog``, and for mutual TLS ``client_ca`` and
-    ``require_client_certificate``...); ``keylog_path`` appends NSS key log lines to a file.
+    ``extended_master_secret``, ``keylog``, for mutual TLS ``client_ca`` and
+    ``require_client_certificate``, ``ocsp_response`` to staple for clients that ask...); ``keylog_path``
+    appends NSS key log lines to a file.
 
     One event loop (``selectors``, non-blocking sockets) serves every connection: each is a sans-I/O
     TLS core plus an ``h11`` HTTP/1.1 connection, so a thousand slow clients cost memory, not threads,

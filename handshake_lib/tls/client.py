@@ -16,6 +16,14 @@ else happens) and handled here:
   with its reason, is kept as ``certificate_report``.  A failure is a ``CertificateError`` subclass named
   after the alert that goes to the server (``UnknownCA``, ``CertificateExpired``, ``BadCertificate``...),
   the report attached as ``error.report``.  Turning this off takes an explicit ``verify=False``.
+* **CertificateStatus** (OCSP stapling, RFC 6066 section 8): with ``request_ocsp_status=True`` the
+  ClientHello carries ``status_request``; a server that answers it with an empty ``status_request`` may
+  send CertificateStatus right after Certificate (the table's WAIT_CERTIFICATE_STATUS).  The DER response
+  is kept as it came in ``stapled_ocsp_response`` and :class:`HandshakeComplete`, read but not judged:
+  judging it (whose signature, for which certificate, how fresh) is the validator's job.  A server that
+  acknowledged and then sends none is accepted, as RFC 6066 allows and OpenSSL's client does; an
+  unrequested acknowledgement is ``unsupported_extension``, an unrequested CertificateStatus
+  ``unexpected_message``.
 * **CertificateRequest** (mutual TLS): the server wants a certificate.  We pick a signature scheme that
   both our key can make and the server listed (:func:`~handshake_lib.tls.signatures.choose_scheme`);
   with no ``client_certificate_chain``, or no scheme that fits, the table's ServerHelloDone row sends an
@@ -81,6 +89,7 @@ from .messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Certificate,
     CertificateRequest,
+    CertificateStatus,
     CertificateVerify,
     ClientHello,
     ClientKeyExchange,
@@ -122,6 +131,9 @@ class TLSClient(TLSConnection):
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
         session_ticket: bool = False,
+        # ask the server to staple an OCSP response (status_request, RFC 6066 section 8); off by default,
+        # as in openssl s_client (-status) and curl (--cert-status): nothing judges the answer yet
+        request_ocsp_status: bool = False,
         # who we are, if the server asks (mutual TLS): our chain (leaf first, intermediates after) and its key
         client_certificate_chain: Sequence[x509.Certificate] = (),
         client_private_key: SigningKey | None = None,
@@ -157,6 +169,7 @@ class TLSClient(TLSConnection):
         self.revocation_policy = RevocationPolicy(revocation_policy)
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.offer_session_ticket = session_ticket
+        self.request_ocsp_status = request_ocsp_status
         self._trust_anchors = load_trust_store(cafile, trusted_certificates) if verify else []
         self._client_random_option = client_random
         self._build_client_hello: BuildClientHello = stages.build_client_hello
@@ -167,6 +180,7 @@ class TLSClient(TLSConnection):
                 extended_master_secret=extended_master_secret,
                 session_ticket=session_ticket,
                 encrypt_then_mac=encrypt_then_mac,  # added only when a CBC suite is on offer
+                status_request=request_ocsp_status,
             )
         if bool(client_certificate_chain) != (client_private_key is not None):
             raise ValueError("client_certificate_chain and client_private_key go together")
@@ -188,6 +202,7 @@ class TLSClient(TLSConnection):
         self.certificate_report: ValidationReport | None = None
         self.session_ticket: NewSessionTicket | None = None
         self._ticket_agreed = False
+        self._status_acknowledged = False  # the ServerHello answered status_request
 
     # The table's rows for the server's messages, and the messages it sends (``states.CLIENT_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -195,6 +210,7 @@ class TLSClient(TLSConnection):
         Input.server_hello: "_on_server_hello",
         Input.certificate: "_on_certificate",
         Input.certificate_request: "_on_certificate_request",
+        Input.certificate_status: "_on_certificate_status",
         Input.server_hello_done: None,  # nothing to check: the row's flight is our answer
         Input.new_session_ticket: "_on_new_session_ticket",
         Input.hello_request: None,  # the row's no_renegotiation warning is the whole answer
@@ -225,6 +241,8 @@ class TLSClient(TLSConnection):
             guards.add(Guard.ticket_expected)
         if self.client_signature_scheme is not None:  # a certificate, and a scheme the server accepts
             guards.add(Guard.client_certificate_to_send)
+        if self._status_acknowledged:
+            guards.add(Guard.status_request_acknowledged)
         return frozenset(guards)
 
     def _send_client_hello(self) -> None:
@@ -279,6 +297,9 @@ class TLSClient(TLSConnection):
         self.use_extended_master_secret = hello.extension(ExtensionType.extended_master_secret) is not None
         self.use_encrypt_then_mac = etm is not None
         self._ticket_agreed = ticket is not None
+        # Only an answer to our request gets here (an unrequested one is unsupported_extension above), and
+        # the server's status_request was decoded strictly (not empty: decode_error, as in OpenSSL).
+        self._status_acknowledged = hello.extension(ExtensionType.status_request) is not None
 
     def _on_certificate(self, message: Certificate) -> None:
         if not message.certificates:
@@ -341,6 +362,10 @@ class TLSClient(TLSConnection):
         scheme = self.client_signature_scheme
         signature = sign(self._client_private_key, scheme, bytes(self._handshake_messages))
         self._send_handshake(CertificateVerify(scheme, signature))
+
+    def _on_certificate_status(self, status: CertificateStatus) -> None:
+        # Kept as it came; the table already checked that we asked and that it follows Certificate.
+        self.stapled_ocsp_response = status.ocsp_response
 
     def _on_new_session_ticket(self, ticket: NewSessionTicket) -> None:
         self.session_ticket = ticket  # the table's guard already checked it was agreed and is the first

@@ -22,7 +22,9 @@ Incoming bytes go through three steps, one record at a time:
 The table drives the code (:meth:`TLSConnection._step`): the input's row, looked up before anything
 reads the message's contents, names the handler to run (``_RECEIVERS``: input -> method), the
 messages to send in reply (``_SENDERS``: message name -> method that builds and queues it), and the
-state to move to.  What was actually queued is compared with the row's ``send`` column, and a
+state to move to (after the handler, :func:`~handshake_lib.tls.states.refine` may pick the row's twin
+that needs a guard the message itself decided: the ClientHello asked for a stapled OCSP response).
+What was actually queued is compared with the row's ``send`` column, and a
 difference is a bug (``InternalError``); only then does the state change, in :meth:`_move`, the one
 method that changes it (table rows, and the moves to ``CLOSED`` and ``ERROR`` that alerts and errors
 make outside the table).  Every row of both tables has a handler and every name it sends a sender,
@@ -102,7 +104,7 @@ from .record import (
 )
 from .record import _read_header as read_record_header
 from .stages import LIBRARY_STAGES, Stages
-from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, input_for, transition_for
+from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, input_for, refine, transition_for
 from .suites import SUITES, SuiteParams
 
 __all__ = [
@@ -189,6 +191,9 @@ class HandshakeComplete:
     # Mutual TLS: the client's certificates, leaf first.  On the server the path its validation built (to
     # the trusted root); on the client the chain it sent.  Empty when none was asked for or given.
     client_certificates: tuple[x509.Certificate, ...] = field(default=(), compare=False)
+    # OCSP stapling (RFC 6066 section 8): the DER OCSP response the server sent in CertificateStatus, as it
+    # came (on the server: the one it sent); None when none was asked for or stapled.  Read, not validated.
+    stapled_ocsp_response: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def client_subject(self) -> str | None:
@@ -427,6 +432,7 @@ class TLSConnection:
         self.client_certificates: list[x509.Certificate] = []  # see HandshakeComplete.client_certificates
         # The validator's report on the client's chain (mutual TLS), kept by a server that asked for one.
         self.client_certificate_report: Any = None
+        self.stapled_ocsp_response: bytes | None = None  # see HandshakeComplete.stapled_ocsp_response
         # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
         self.offer_extended_master_secret = extended_master_secret
         self.offer_encrypt_then_mac = encrypt_then_mac
@@ -658,6 +664,9 @@ class TLSConnection:
             event = getattr(self, receiver)(message)
             if event is not None:
                 events.append(event)
+            # A guard the message itself decided (the ClientHello asked for a stapled response) can only
+            # add to the flight: the row's twin that needs it too, if there is one (states.refine).
+            row = refine(self.role, row, self.guards())
         for name in row.send:
             getattr(self, self._SENDERS[name])()
         sent = tuple(self._sent_names[already_sent:])
@@ -819,6 +828,7 @@ class TLSConnection:
             server_random=self.server_random,
             key_block=self.key_block,
             client_certificates=tuple(self.client_certificates),
+            stapled_ocsp_response=self.stapled_ocsp_response,
         )
         return self.handshake
 

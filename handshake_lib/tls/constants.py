@@ -38,6 +38,7 @@ class HandshakeType(IntEnum):
     certificate_verify = 15
     client_key_exchange = 16
     finished = 20
+    certificate_status = 22  # RFC 6066 section 8: the stapled OCSP response
     key_update = 24
     message_hash = 254
 
@@ -142,6 +143,13 @@ class SignatureScheme(IntEnum):
     dsa_sha256_RESERVED = 0x0402
     dsa_sha384_RESERVED = 0x0502
     dsa_sha512_RESERVED = 0x0602
+
+
+class CertificateStatusType(IntEnum):
+    """What a ``status_request`` asks for and a CertificateStatus carries (RFC 6066 section 8, RFC 6961)."""
+
+    ocsp = 1
+    ocsp_multi_RESERVED = 2  # RFC 6961's status_request_v2, never deployed widely and deprecated by RFC 8446
 
 
 class ClientCertificateType(IntEnum):

@@ -37,7 +37,15 @@ from typing import ClassVar, Literal
 
 from ..errors import DecodeError, IllegalParameter
 from ..wire import Reader, Writer
-from .constants import ECPointFormat, ExtensionType, NamedGroup, ProtocolVersion, SignatureScheme, name_of
+from .constants import (
+    CertificateStatusType,
+    ECPointFormat,
+    ExtensionType,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+    name_of,
+)
 
 Context = Literal["client_hello", "server_hello"]
 
@@ -53,6 +61,7 @@ __all__ = [
     "ExtendedMasterSecretExtension",
     "EncryptThenMacExtension",
     "SessionTicketExtension",
+    "StatusRequestExtension",
     "SupportedVersionsExtension",
     "SelectedVersionExtension",
     "UnknownExtension",
@@ -290,6 +299,58 @@ class SessionTicketExtension(Extension):
 
 
 @dataclass
+class StatusRequestExtension(Extension):
+    """``status_request`` (RFC 6066 section 8): "staple an OCSP response to your certificate, please".
+
+    From the client, a CertificateStatusRequest: ``status_type`` ocsp(1), then an OCSPStatusRequest of
+    ``responder_id_list`` (DER ResponderIDs the client trusts; empty: the server knows its responder)
+    and ``request_extensions`` (DER Extensions for the OCSP request, such as a nonce; usually empty).
+    A status type other than ocsp keeps its bytes in ``request``: a server ignores what it does not
+    know, as OpenSSL does.  From the server, empty: "I may send a CertificateStatus after Certificate".
+    """
+
+    extension_type: ClassVar[int] = ExtensionType.status_request
+    status_type: int = CertificateStatusType.ocsp
+    responder_id_list: list[bytes] = field(default_factory=list)
+    request_extensions: bytes = b""
+    request: bytes = b""  # the request of a status type other than ocsp, as it came
+
+    @classmethod
+    def decode_data(cls, r: Reader, context: Context) -> StatusRequestExtension:
+        if context == "server_hello":
+            # "the server MUST have included an extension of type status_request with empty extension_data".
+            r.expect_end("status_request in a ServerHello, which must be empty")
+            return cls()
+        status_type = r.u8("status_type", _named(CertificateStatusType))
+        if status_type != CertificateStatusType.ocsp:
+            return cls(status_type, request=r.rest("request", "a status type we do not know: ignored"))
+        responders: list[bytes] = []
+        with r.vector_reader(2, "responder_id_list", "OCSP responders the client trusts (empty: any)") as ids:
+            while not ids.at_end:
+                responders.append(ids.vector(2, "ResponderID", "DER ResponderID (RFC 6960)", min_length=1))
+        extensions = r.vector(
+            2, "request_extensions", lambda v: "none" if not v else "DER Extensions for the OCSP request"
+        )
+        return cls(status_type, responders, extensions)
+
+    def encode_data(self, w: Writer, context: Context) -> None:
+        if context == "server_hello":
+            return
+        w.u8(self.status_type)
+        if self.status_type != CertificateStatusType.ocsp:
+            w.raw(self.request)
+            return
+        with w.vector_writer(2) as ids:
+            for responder in self.responder_id_list:
+                ids.vector(2, responder)
+        w.vector(2, self.request_extensions)
+
+    @property
+    def asks_for_ocsp(self) -> bool:
+        return self.status_type == CertificateStatusType.ocsp
+
+
+@dataclass
 class SupportedVersionsExtension(Extension):
     """``supported_versions`` in a ClientHello (RFC 8446 section 4.2.1): versions, most preferred first."""
 
@@ -351,6 +412,7 @@ CLIENT_HELLO_EXTENSIONS: dict[int, type[Extension]] = {
     ExtensionType.extended_master_secret: ExtendedMasterSecretExtension,
     ExtensionType.encrypt_then_mac: EncryptThenMacExtension,
     ExtensionType.session_ticket: SessionTicketExtension,
+    ExtensionType.status_request: StatusRequestExtension,
     ExtensionType.supported_versions: SupportedVersionsExtension,
 }
 
@@ -361,6 +423,7 @@ SERVER_HELLO_EXTENSIONS: dict[int, type[Extension]] = {
     ExtensionType.extended_master_secret: ExtendedMasterSecretExtension,
     ExtensionType.encrypt_then_mac: EncryptThenMacExtension,
     ExtensionType.session_ticket: SessionTicketExtension,
+    ExtensionType.status_request: StatusRequestExtension,
     ExtensionType.supported_versions: SelectedVersionExtension,
 }
 

@@ -84,6 +84,13 @@ FIELD_HELP: dict[str, str] = {
         "it renegotiates, closing the 2009 renegotiation attack."
     ),
     "ticket": "session_ticket (RFC 5077): empty asks the server for a ticket to resume with later.",
+    "status_type": (
+        "status_request (RFC 6066 section 8): 1 (ocsp) asks the server to staple its CA's signed OCSP answer "
+        "('this certificate is not revoked') to its certificate, so the client need not ask the CA itself."
+    ),
+    "responder_id_list": "OCSP responders the client trusts; empty (the usual case) means the server's usual one.",
+    "ResponderID": "One trusted OCSP responder, as a DER ResponderID (RFC 6960).",
+    "request_extensions": "Extensions for the server's OCSP request (a nonce, say); usually empty.",
     "data": "Bytes of an extension this decoder does not interpret; a server ignores extensions it does not know.",
 }
 

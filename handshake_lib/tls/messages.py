@@ -55,6 +55,7 @@ from ..errors import CertificateError, DecodeError, EncodeError, IllegalParamete
 from ..wire import Reader, Span, Writer
 from .constants import (
     AlertLevel,
+    CertificateStatusType,
     CipherSuite,
     ClientCertificateType,
     HandshakeType,
@@ -83,6 +84,8 @@ __all__ = [
     "ServerHello",
     "Certificate",
     "CertificateRequest",
+    "CertificateStatus",
+    "MAX_STAPLED_OCSP_RESPONSE",
     "ServerHelloDone",
     "ClientKeyExchange",
     "CertificateVerify",
@@ -318,6 +321,86 @@ class Certificate(HandshakeMessage):
         return parsed
 
 
+# The largest OCSP response a CertificateStatus may carry: OpenSSL's client caps the message body at 16,384
+# bytes (SSL3_RT_MAX_PLAIN_LENGTH for TLS_ST_CR_CERT_STATUS), and the type byte and 3-byte length take
+# 4 of them.  A real response is one to three kilobytes (one signature, the responder's certificate).
+MAX_STAPLED_OCSP_RESPONSE = (1 << 14) - 4
+
+
+def describe_ocsp_response(der: bytes) -> str:
+    """``OCSP response: successful, good, thisUpdate ..., nextUpdate ...`` read with ``cryptography``.
+
+    A display aid that reads, never validates (whose signature, for which certificate, how fresh: that is
+    the validator's question); bytes that do not parse say so.
+    """
+    try:
+        from cryptography.x509 import ocsp
+
+        response = ocsp.load_der_ocsp_response(der)
+        status = response.response_status.name.lower()
+        if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return f"OCSP response: {status} (no certificate status in it)"
+        next_update = response.next_update_utc.isoformat() if response.next_update_utc else "none"
+        return (
+            f"OCSP response: {status}, certificate {response.certificate_status.name.lower()}, "
+            f"thisUpdate {response.this_update_utc.isoformat()}, nextUpdate {next_update}"
+        )
+    except Exception:  # noqa: BLE001 - any parse failure just means "no description"
+        return "OCSP response (DER did not parse as an OCSPResponse)"
+
+
+@dataclass
+class CertificateStatus(HandshakeMessage):
+    """CertificateStatus (RFC 6066 section 8): the OCSP response the server staples to its Certificate.
+
+    ``status_type`` ocsp(1), then ``OCSPResponse ocsp_response<1..2^24-1>``: the DER a CA's responder
+    signed about the server's certificate (RFC 6960).  Another status type is ``decode_error``, as OpenSSL
+    answers it (SSL_R_UNSUPPORTED_STATUS_TYPE); so is an empty response, which the vector's bound forbids
+    (OpenSSL accepts that one).  A response over :data:`MAX_STAPLED_OCSP_RESPONSE` bytes is refused with
+    ``decode_error`` too: OpenSSL's client refuses such a message (``excessive message size``).
+
+    With spans, the response is read element by element by the annotating DER decoder
+    (:mod:`handshake_lib.pki.der`) when it is well-formed DER, else shown as one opaque span: whether it
+    is a *valid* answer is the validator's question, not the decoder's.
+    """
+
+    msg_type: ClassVar[int] = HandshakeType.certificate_status
+    ocsp_response: bytes = b""
+    status_type: int = CertificateStatusType.ocsp
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> CertificateStatus:
+        offset = r.offset
+        status_type = r.u8("status_type", lambda v: name_of(CertificateStatusType, v))
+        if status_type != CertificateStatusType.ocsp:
+            raise DecodeError(
+                f"CertificateStatus of status_type {status_type}; only ocsp(1) is defined for TLS 1.2",
+                field="status_type",
+                offset=offset,
+            )
+        meaning = describe_ocsp_response(r.data[r.position + 3 :]) if r.annotating else ""
+        with r.vector_reader(3, "ocsp_response", meaning, min_length=1, max_length=MAX_STAPLED_OCSP_RESPONSE) as body:
+            response = body.data
+            if body.annotating and _is_der(response):
+                from ..pki.der import read_der
+
+                read_der(body, "OCSPResponse")
+            else:
+                body.rest("OCSPResponse", "DER, RFC 6960" if body.annotating else "")
+        return cls(response, status_type)
+
+    def encode_body(self, w: Writer) -> None:
+        w.u8(self.status_type).vector(3, self.ocsp_response)
+
+
+def _is_der(data: bytes) -> bool:
+    """Whether ``data`` is one well-formed DER element (the annotating decoder then names its parts)."""
+    from ..pki.der import der_spans
+
+    _, error = der_spans(data, "OCSPResponse")
+    return error is None
+
+
 def _describe_distinguished_name(der: bytes) -> str:
     # A display aid, as for certificates: the name is carried either way.
     try:
@@ -508,6 +591,7 @@ HANDSHAKE_MESSAGES: dict[int, type[HandshakeMessage]] = {
         ServerHello,
         Certificate,
         CertificateRequest,
+        CertificateStatus,
         ServerHelloDone,
         CertificateVerify,
         ClientKeyExchange,

@@ -40,6 +40,7 @@ from .extensions import (
     ServerNameExtension,
     SessionTicketExtension,
     SignatureAlgorithmsExtension,
+    StatusRequestExtension,
     SupportedGroupsExtension,
     SupportedVersionsExtension,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "choose_cipher_suite",
     "server_extensions",
     "client_hello_for",
+    "client_asks_for_ocsp",
     "suite_allowed_in",
 ]
 
@@ -182,6 +184,7 @@ def server_extensions(
     acknowledge_server_name: bool = False,
     ec_point_formats: Sequence[int] = (ECPointFormat.uncompressed,),
     encrypt_then_mac: bool = True,
+    staple_ocsp: bool = False,
 ) -> list[Extension]:
     """The extensions a TLS 1.2 server puts in its ServerHello, given the ClientHello and its choices.
 
@@ -196,7 +199,10 @@ def server_extensions(
     * ``session_ticket``, empty, when the server will send a NewSessionTicket (RFC 5077 3.2);
     * ``encrypt_then_mac``, empty, when both sides want it and the chosen suite is CBC (RFC 7366
       section 3: an AEAD suite has no MAC to move, so the server must not echo it);
-    * ``extended_master_secret`` when both sides want it (RFC 7627 section 5.1).
+    * ``extended_master_secret`` when both sides want it (RFC 7627 section 5.1);
+    * ``status_request``, empty, when the client asked for an OCSP response and the server will staple
+      one (``staple_ocsp``: it has one).  OpenSSL's server acknowledges only when its status callback
+      has a response, and so do we: the acknowledgement then always means a CertificateStatus follows.
 
     ``encrypt_then_mac`` and ``extended_master_secret`` default to on, as in OpenSSL's server.
     """
@@ -212,11 +218,19 @@ def server_extensions(
         answer.append(ECPointFormatsExtension(list(ec_point_formats)))
     if session_tickets and ExtensionType.session_ticket in sent:
         answer.append(SessionTicketExtension(b""))
+    if staple_ocsp and client_asks_for_ocsp(client_hello):
+        answer.append(StatusRequestExtension())  # OpenSSL's place: after session_ticket
     if encrypt_then_mac and cipher_suite in CBC_SUITES and ExtensionType.encrypt_then_mac in sent:
         answer.append(EncryptThenMacExtension())  # OpenSSL's order: just before extended_master_secret
     if extended_master_secret and ExtensionType.extended_master_secret in sent:
         answer.append(ExtendedMasterSecretExtension())
     return answer
+
+
+def client_asks_for_ocsp(client_hello: ClientHello) -> bool:
+    """Whether ``client_hello`` has ``status_request`` of type ocsp (another type is ignored, as OpenSSL does)."""
+    request = client_hello.extension(ExtensionType.status_request)
+    return isinstance(request, StatusRequestExtension) and request.asks_for_ocsp
 
 
 def client_hello_for(
@@ -231,6 +245,7 @@ def client_hello_for(
     session_ticket: bool = False,
     secure_renegotiation: bool = True,
     encrypt_then_mac: bool = False,
+    status_request: bool = False,
 ) -> ClientHello:
     """A TLS 1.2 ClientHello offering ``suites`` (in that order) to ``server_name``.
 
@@ -239,8 +254,9 @@ def client_hello_for(
     offered.  ``extended_master_secret`` changes how the master secret is derived (RFC 7627) when the
     server agrees; turn it off to get the classic RFC 5246 derivation.  ``encrypt_then_mac`` offers
     RFC 7366 (MAC over the ciphertext), last, as our client sends it; it is added only when a CBC suite
-    is offered, the only kind it changes.  ``client_random`` defaults to 32 fresh bytes from
-    ``os.urandom``; pass fixed bytes for a deterministic replay.
+    is offered, the only kind it changes.  ``status_request`` asks the server to staple an OCSP response
+    (RFC 6066 section 8: status_type ocsp, no responder ids, no request extensions).  ``client_random``
+    defaults to 32 fresh bytes from ``os.urandom``; pass fixed bytes for a deterministic replay.
     """
     if not suites:
         raise ValueError("offer at least one cipher suite")
@@ -253,6 +269,8 @@ def client_hello_for(
         extensions.append(SupportedGroupsExtension(list(groups)))
     if session_ticket:
         extensions.append(SessionTicketExtension(b""))
+    if status_request:
+        extensions.append(StatusRequestExtension())  # after session_ticket, as OpenSSL orders them
     extensions.append(SignatureAlgorithmsExtension(list(signature_schemes)))
     if extended_master_secret:
         extensions.append(ExtendedMasterSecretExtension())

@@ -21,6 +21,13 @@ then handled here:
   after ClientKeyExchange, by a **CertificateVerify** whose signature over every handshake message before
   it verifies with the certificate's key (``decrypt_error`` otherwise).  The path validation built ends
   up in ``client_certificates`` and in :class:`HandshakeComplete`.
+* **OCSP stapling** (RFC 6066 section 8), when ``ocsp_response`` is given (the DER a CA's OCSP
+  responder signed about our certificate): a client whose hello has ``status_request`` (type ocsp) gets an
+  empty ``status_request`` in our ServerHello and a **CertificateStatus** right after Certificate (the
+  table's rows guarded by ``ocsp_response_to_staple``); a client that did not ask gets neither.  The
+  response is sent as given, never parsed: a teaching server may staple a stale or revoked one on purpose.
+  At most :data:`~handshake_lib.tls.messages.MAX_STAPLED_OCSP_RESPONSE` bytes (OpenSSL's clients refuse
+  more): ValueError at construction.
 * **ClientKeyExchange**: decrypt the pre-master secret with
   :func:`~handshake_lib.tls.rsa_kx.decrypt_pre_master_secret`, which never says whether decryption
   worked (Bleichenbacher's countermeasure): a bad ciphertext just gives a random pre-master secret,
@@ -61,15 +68,17 @@ from .connection import (
 from .constants import CipherSuite, ExtensionType, ProtocolVersion
 from .extensions import RenegotiationInfoExtension
 from .messages import (
+    MAX_STAPLED_OCSP_RESPONSE,
     Certificate,
     CertificateRequest,
+    CertificateStatus,
     CertificateVerify,
     ClientHello,
     ClientKeyExchange,
     ServerHello,
     ServerHelloDone,
 )
-from .negotiation import choose_version, server_extensions
+from .negotiation import choose_version, client_asks_for_ocsp, server_extensions
 from .record import MAX_PLAINTEXT_LENGTH
 from .signatures import CERTIFICATE_TYPES, SUPPORTED_SCHEMES, verify_signature
 from .stages import LIBRARY_STAGES, Stages
@@ -100,6 +109,8 @@ class TLSServer(TLSConnection):
         client_ca: str | Path | Sequence[x509.Certificate] | None = None,
         require_client_certificate: bool = False,
         now: datetime | None = None,
+        # OCSP stapling: the DER OCSP response to send a client that asks (status_request)
+        ocsp_response: bytes | None = None,
         # randomness (fixed in tests), the key log (Wireshark), record size (lessons cut messages)
         random_bytes: RandomBytes = os.urandom,
         server_random: bytes | None = None,
@@ -146,6 +157,17 @@ class TLSServer(TLSConnection):
         if names > 0xFFFF:
             raise ValueError(f"client_ca's names take {names} bytes; a CertificateRequest holds at most 65535")
         self.require_client_certificate = require_client_certificate
+        if ocsp_response is not None:
+            if not isinstance(ocsp_response, bytes | bytearray) or not ocsp_response:
+                raise ValueError("ocsp_response must be the DER bytes of an OCSP response (not empty)")
+            if len(ocsp_response) > MAX_STAPLED_OCSP_RESPONSE:
+                raise ValueError(
+                    f"ocsp_response has {len(ocsp_response)} bytes; a CertificateStatus carries at most "
+                    f"{MAX_STAPLED_OCSP_RESPONSE} (OpenSSL's clients refuse more)"
+                )
+            ocsp_response = bytes(ocsp_response)
+        self.ocsp_response = ocsp_response
+        self._staple = False  # the client asked for status and we have a response: CertificateStatus goes out
         self._now = now
         self.certificate_request: CertificateRequest | None = None
         self._client_leaf: x509.Certificate | None = None  # the client's certificate, once validated
@@ -164,6 +186,7 @@ class TLSServer(TLSConnection):
         "Certificate": "_send_certificate",
         "ServerHelloDone": "_send_server_hello_done",
         "CertificateRequest": "_send_certificate_request",
+        "CertificateStatus": "_send_certificate_status",
     }
 
     def guards(self) -> frozenset[Guard]:
@@ -172,6 +195,8 @@ class TLSServer(TLSConnection):
             guards.add(Guard.client_certificate_requested)
         if self._client_leaf is not None:
             guards.add(Guard.client_certificate_sent)
+        if self._staple:
+            guards.add(Guard.ocsp_response_to_staple)
         return frozenset(guards)
 
     def _on_client_hello(self, hello: ClientHello) -> None:
@@ -186,11 +211,13 @@ class TLSServer(TLSConnection):
         renegotiation = hello.extension(ExtensionType.renegotiation_info)
         if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:
             raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.6)")
+        staple = self.ocsp_response is not None and client_asks_for_ocsp(hello)
         extensions = server_extensions(
             hello,
             cipher_suite=suite,
             extended_master_secret=self.offer_extended_master_secret,
             encrypt_then_mac=self.offer_encrypt_then_mac,
+            staple_ocsp=staple,
         )
         self.params = params
         self.client_random = hello.random
@@ -201,6 +228,7 @@ class TLSServer(TLSConnection):
         self.use_encrypt_then_mac = not params.is_aead and any(
             e.extension_type == ExtensionType.encrypt_then_mac for e in extensions
         )
+        self._staple = staple  # the table's row is refined to the one whose flight has CertificateStatus
         self.server_hello = ServerHello(
             legacy_version=self.version,
             random=self.server_random,
@@ -216,6 +244,11 @@ class TLSServer(TLSConnection):
 
     def _send_certificate(self) -> None:
         self._send_handshake(Certificate(self.certificate_chain))
+
+    def _send_certificate_status(self) -> None:
+        assert self.ocsp_response is not None
+        self.stapled_ocsp_response = self.ocsp_response
+        self._send_handshake(CertificateStatus(self.ocsp_response))
 
     def _send_server_hello_done(self) -> None:
         self._send_handshake(ServerHelloDone())

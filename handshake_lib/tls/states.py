@@ -49,7 +49,32 @@ guarded twin of the server's ClientKeyExchange row (:attr:`Guard.client_certific
 client, CertificateRequest moves WAIT_SERVER_HELLO_DONE to CERTIFICATE_REQUESTED, whose ServerHelloDone
 row sends Certificate first, and CertificateVerify too while :attr:`Guard.client_certificate_to_send`
 holds.  A (state, input) pair may thus have several rows: one unguarded at most, the others each with
-its own guard; the row whose guard holds wins, else the unguarded one.
+its own guards; the row whose guards hold wins, else the unguarded one.
+
+OCSP stapling (RFC 6066 section 8) adds CertificateStatus right after the server's Certificate, when the
+client asked (``status_request`` in its hello) and the server has a response to staple (it then says so
+with an empty ``status_request`` in its ServerHello)::
+
+    Client                                               Server
+    ClientHello (status_request) -------->
+                                                         ServerHello (status_request)
+                                                         Certificate
+                                                         CertificateStatus
+                                 <--------               ServerHelloDone
+
+On the server, :attr:`Guard.ocsp_response_to_staple` guards the ClientHello rows whose flight includes
+CertificateStatus; with a client certificate requested too, the row needs both guards.  A row may need
+several guards; the most specific row whose guards all hold wins.  The server learns whether the client
+asked from the ClientHello itself, so the row found before the message was read (which decides
+``unexpected_message``) is *refined* after its handler ran: a twin that needs more guards, all of which
+now hold, replaces it (:func:`refine`).  A guard can thus only add to a flight, never take a row away.
+
+On the client, :attr:`Guard.status_request_acknowledged` (the ServerHello had ``status_request``) sends
+Certificate to WAIT_CERTIFICATE_STATUS.  RFC 6066 lets a server that acknowledged the request send no
+CertificateStatus after all ("a server MAY also choose not to send"), and OpenSSL's client accepts that
+("The CertificateStatus message is optional even if ext.status_expected is set"), so ServerHelloDone and
+CertificateRequest are rows of WAIT_CERTIFICATE_STATUS too.  A CertificateStatus the client did not ask
+for, or anywhere else, has no row: ``unexpected_message``, as in OpenSSL.
 
 The table drives the code.  :class:`~handshake_lib.tls.connection.TLSConnection` looks every input up
 here, runs the handler the row's input names (``ServerHello`` -> check what the server chose), sends the
@@ -95,6 +120,7 @@ __all__ = [
     "TABLES",
     "INITIAL_STATE",
     "transition_for",
+    "refine",
     "input_for",
     "allowed_inputs",
     "diagram_rows",
@@ -110,6 +136,7 @@ class State(Enum):
     IDLE = "IDLE"  # client: start() not called yet
     WAIT_SERVER_HELLO = "WAIT_SERVER_HELLO"
     WAIT_CERTIFICATE = "WAIT_CERTIFICATE"
+    WAIT_CERTIFICATE_STATUS = "WAIT_CERTIFICATE_STATUS"  # client: status_request acknowledged, Certificate seen
     WAIT_SERVER_HELLO_DONE = "WAIT_SERVER_HELLO_DONE"
     CERTIFICATE_REQUESTED = "CERTIFICATE_REQUESTED"  # client: CertificateRequest seen, ServerHelloDone next
     WAIT_CLIENT_HELLO = "WAIT_CLIENT_HELLO"  # server's first state
@@ -131,6 +158,7 @@ class Input(Enum):
     client_hello = "ClientHello"
     server_hello = "ServerHello"
     certificate = "Certificate"
+    certificate_status = "CertificateStatus"
     certificate_request = "CertificateRequest"
     server_hello_done = "ServerHelloDone"
     client_key_exchange = "ClientKeyExchange"
@@ -148,6 +176,8 @@ class Guard(Enum):
     client_certificate_requested = "client certificate requested"  # server: configured to ask
     client_certificate_sent = "client sent a certificate"  # server: the client's Certificate was not empty
     client_certificate_to_send = "we have a certificate"  # client: configured with a certificate and key
+    ocsp_response_to_staple = "status requested, response to staple"  # server: the client asked, we have one
+    status_request_acknowledged = "status_request acknowledged in ServerHello"  # client
 
 
 @dataclass(frozen=True)
@@ -155,7 +185,8 @@ class Transition:
     """One row: in ``source``, on ``received`` (if ``when`` holds), send ``send`` in order, go to ``target``.
 
     ``send`` names what goes out: handshake messages and ChangeCipherSpec by their names, an alert as
-    ``Alert(<description>)``.  ``when`` is None for a row that needs nothing but its state and input.
+    ``Alert(<description>)``.  ``when`` is None for a row that needs nothing but its state and input, a
+    Guard, or a tuple of Guards that must all hold.
     """
 
     source: State
@@ -163,13 +194,31 @@ class Transition:
     target: State
     send: tuple[str, ...] = ()
     note: str = ""
-    when: Guard | None = None
+    when: Guard | tuple[Guard, ...] | None = None
+
+    @property
+    def needs(self) -> frozenset[Guard]:
+        """The guards this row needs (empty for an unguarded row)."""
+        if self.when is None:
+            return frozenset()
+        return frozenset(self.when) if isinstance(self.when, tuple) else frozenset((self.when,))
 
     @property
     def label(self) -> str:
         """``ServerHelloDone / ClientKeyExchange, ChangeCipherSpec, Finished``: the arrow's text."""
-        event = f"{self.received.value} [{self.when.value}]" if self.when is not None else self.received.value
-        return f"{event} / {', '.join(self.send)}" if self.send else event
+        return _event_label(self.received, _ordered(self.needs), self.send)
+
+
+def _ordered(guards: Collection[Guard]) -> list[Guard]:
+    """``guards`` in the order the enum lists them: labels and messages read the same every time."""
+    return [guard for guard in Guard if guard in guards]
+
+
+def _event_label(received: Input, guards: Iterable[Guard], send: Iterable[str]) -> str:
+    texts = [guard.value for guard in guards]
+    event = f"{received.value} [{'; '.join(texts)}]" if texts else received.value
+    flight = ", ".join(send)
+    return f"{event} / {flight}" if flight else event
 
 
 _C, _I = State, Input
@@ -177,6 +226,32 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(_C.IDLE, _I.start, _C.WAIT_SERVER_HELLO, ("ClientHello",)),
     Transition(_C.WAIT_SERVER_HELLO, _I.server_hello, _C.WAIT_CERTIFICATE),
     Transition(_C.WAIT_CERTIFICATE, _I.certificate, _C.WAIT_SERVER_HELLO_DONE, note="validate chain and host name"),
+    Transition(
+        _C.WAIT_CERTIFICATE,
+        _I.certificate,
+        _C.WAIT_CERTIFICATE_STATUS,
+        note="validate chain and host name; a stapled OCSP response may follow (RFC 6066 section 8)",
+        when=Guard.status_request_acknowledged,
+    ),
+    Transition(
+        _C.WAIT_CERTIFICATE_STATUS,
+        _I.certificate_status,
+        _C.WAIT_SERVER_HELLO_DONE,
+        note="keep the OCSP response for the validator (read, not judged, here)",
+    ),
+    Transition(
+        _C.WAIT_CERTIFICATE_STATUS,
+        _I.server_hello_done,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        ("ClientKeyExchange", "ChangeCipherSpec", "Finished"),
+        note="RFC 6066 section 8: acknowledged, then none sent; OpenSSL's client accepts it",
+    ),
+    Transition(
+        _C.WAIT_CERTIFICATE_STATUS,
+        _I.certificate_request,
+        _C.CERTIFICATE_REQUESTED,
+        note="no CertificateStatus after all; pick a signature scheme our key can make",
+    ),
     Transition(
         _C.WAIT_SERVER_HELLO_DONE,
         _I.server_hello_done,
@@ -241,6 +316,22 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
         when=Guard.client_certificate_requested,
     ),
     Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CLIENT_KEY_EXCHANGE,
+        ("ServerHello", "Certificate", "CertificateStatus", "ServerHelloDone"),
+        note="choose version, suite, extensions; staple the OCSP response the client asked for",
+        when=Guard.ocsp_response_to_staple,
+    ),
+    Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CLIENT_CERTIFICATE,
+        ("ServerHello", "Certificate", "CertificateStatus", "CertificateRequest", "ServerHelloDone"),
+        note="staple the OCSP response (right after Certificate, RFC 6066 section 8); ask for a certificate",
+        when=(Guard.client_certificate_requested, Guard.ocsp_response_to_staple),
+    ),
+    Transition(
         _C.WAIT_CLIENT_CERTIFICATE,
         _I.certificate,
         _C.WAIT_CLIENT_KEY_EXCHANGE,
@@ -270,14 +361,19 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
 
 
 def _index(rows: tuple[Transition, ...]) -> dict[tuple[State, Input], tuple[Transition, ...]]:
-    # The rows of each (state, input): at most one unguarded, the others each under its own guard, so that
-    # a lookup is a function of state, input and guards (a guarded row that holds wins over the unguarded).
+    # The rows of each (state, input): at most one unguarded, the others each under their own set of guards,
+    # and the sets closed under union, so that a lookup is a function of state, input and guards (of the
+    # rows whose guards all hold, exactly one needs the most).
     table: dict[tuple[State, Input], tuple[Transition, ...]] = {}
     for row in rows:
         twins = table.get((row.source, row.received), ())
-        if any(twin.when is row.when for twin in twins):  # pragma: no cover - guards edits to the tables
-            raise AssertionError(f"two rows for {row.received.value} in {row.source.value} under the same guard")
+        if any(twin.needs == row.needs for twin in twins):  # pragma: no cover - guards edits to the tables
+            raise AssertionError(f"two rows for {row.received.value} in {row.source.value} under the same guards")
         table[(row.source, row.received)] = (*twins, row)
+    for (source, received), twins in table.items():
+        sets = {twin.needs for twin in twins}
+        if any(a | b not in sets for a in sets for b in sets if a and b):  # pragma: no cover - as above
+            raise AssertionError(f"{received.value} in {source.value}: guarded rows not closed under union")
     return table
 
 
@@ -297,14 +393,22 @@ def transition_for(role: Role, state: State, received: Input, guards: Collection
     if rows is None:
         expected = " or ".join(i.value for i in allowed_inputs(role, state, guards)) or "nothing"
         raise UnexpectedMessage(f"{received.value} is not allowed in {role} state {state.value} (expected {expected})")
-    for row in rows:
-        if row.when is not None and row.when in guards:
-            return row
-    for row in rows:
-        if row.when is None:
-            return row
-    needed = " or ".join(row.when.value for row in rows if row.when is not None)
+    holding = [row for row in rows if row.needs <= set(guards)]
+    if holding:
+        return max(holding, key=lambda row: len(row.needs))
+    needed = " or ".join(" and ".join(g.value for g in _ordered(row.needs)) for row in rows)
     raise UnexpectedMessage(f"{received.value} is allowed in {role} state {state.value} only when {needed}")
+
+
+def refine(role: Role, row: Transition, guards: Collection[Guard]) -> Transition:
+    """``row``, or its twin that needs more guards, all of which hold now (the most specific one).
+
+    For a guard that the received message itself decides (the server staples only when the ClientHello
+    asked): the connection finds ``row`` before reading the message, runs its handler, then refines.
+    """
+    twins = TABLES[role][(row.source, row.received)]
+    better = [twin for twin in twins if row.needs < twin.needs <= set(guards)]
+    return max(better, key=lambda twin: len(twin.needs)) if better else row
 
 
 def allowed_inputs(role: Role, state: State, guards: Collection[Guard] | None = None) -> list[Input]:
@@ -313,7 +417,7 @@ def allowed_inputs(role: Role, state: State, guards: Collection[Guard] | None = 
     return [
         received
         for (source, received), rows in TABLES[role].items()
-        if source is state and any(guards is None or row.when is None or row.when in guards for row in rows)
+        if source is state and any(guards is None or row.needs <= set(guards) for row in rows)
     ]
 
 
@@ -350,7 +454,10 @@ def _merged_label(rows: list[Transition]) -> str:
     if len({row.received for row in rows}) > 1 or not all(within(row.send) for row in rows):
         return "\n".join(row.label for row in rows)
     flight = [name if all(name in row.send for row in rows) else f"{name}*" for name in longest]
-    return f"{rows[0].received.value} / {', '.join(flight)}"
+    # The guards every merged row needs still label the arrow (the server's ClientHello with a client
+    # certificate requested, stapling or not).
+    common = frozenset.intersection(*(row.needs for row in rows))
+    return _event_label(rows[0].received, _ordered(common), flight)
 
 
 # -- replaying a transcript through the table --------------------------------------------------------
@@ -370,7 +477,9 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     table has no input for change nothing.  The guards are what the connection would have known: a
     NewSessionTicket is expected once the ServerHello agreed to ``session_ticket``, and only once; the
     server asked for a client certificate if it sent a CertificateRequest, the client had one to send if
-    its Certificate was not empty, and the server received one once the client's Certificate was not empty.
+    its Certificate was not empty, and the server received one once the client's Certificate was not empty;
+    the server stapled if it sent a CertificateStatus, and the client expects one once the ServerHello
+    acknowledged ``status_request``.
     """
     if role not in INITIAL_STATE:
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
@@ -389,7 +498,9 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
         known.add(Guard.client_certificate_requested)
     if any(m.handshake_type == HandshakeType.certificate and getattr(m, "certificates", None) for m in sent):
         known.add(Guard.client_certificate_to_send)
-    ticket_agreed = ticket_received = False
+    if any(m.handshake_type == HandshakeType.certificate_status for m in sent):
+        known.add(Guard.ocsp_response_to_staple)
+    ticket_agreed = ticket_received = status_acknowledged = False
     after: list[State] = []
     for entry in entries:
         if state is State.IDLE and entry.direction != incoming:
@@ -410,9 +521,12 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
                 continue
             if received is Input.server_hello:
                 ticket_agreed = message.extension(ExtensionType.session_ticket) is not None
+                status_acknowledged = message.extension(ExtensionType.status_request) is not None
             guards = set(known)
             if ticket_agreed and not ticket_received:
                 guards.add(Guard.ticket_expected)
+            if status_acknowledged:
+                guards.add(Guard.status_request_acknowledged)
             try:
                 state = transition_for(role, state, received, guards).target
             except UnexpectedMessage:

@@ -134,25 +134,30 @@ def _clear_label_point(
     label: str,
     extents: Mapping[str, tuple[float, float, float, float]],
     dpi: float,
+    labels: Sequence[tuple[float, float, float, float]] = (),
 ) -> tuple[float, float]:
     """A point on the quadratic Bezier (p1, control, p2) where ``label`` covers no state box: the middle
-    if it is clear, else the clear point nearest the middle, else the middle after all."""
+    if it is clear, else the clear point nearest the middle, else the middle after all.  Where one exists,
+    a point where it covers none of the ``labels`` already placed either (rows that leave one state for
+    the same place, as the TLS client's two ServerHelloDone flights do) is preferred."""
     def point(t: float) -> tuple[float, float]:
         return (
             (1 - t) ** 2 * p1[0] + 2 * t * (1 - t) * control[0] + t * t * p2[0],
             (1 - t) ** 2 * p1[1] + 2 * t * (1 - t) * control[1] + t * t * p2[1],
         )
 
-    def clear(anchor: tuple[float, float]) -> bool:
+    def clear(anchor: tuple[float, float], others: Iterable[tuple[float, float, float, float]]) -> bool:
         left, bottom, right, top = _label_extent(anchor, normal, label, dpi)
         return not any(
             left < b_right and b_left < right and bottom < b_top and b_bottom < top
-            for b_left, b_bottom, b_right, b_top in extents.values()
+            for b_left, b_bottom, b_right, b_top in others
         )
 
-    for t in (0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.2, 0.8):
-        if not label or clear(point(t)):
-            return point(t)
+    steps = (0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.2, 0.8)
+    for avoid in ([*extents.values(), *labels], list(extents.values())):
+        for t in steps:
+            if not label or clear(point(t), avoid):
+                return point(t)
     return point(0.5)
 
 
@@ -253,6 +258,7 @@ def draw_state_diagram(
             )
         return hits
 
+    placed: list[tuple[float, float, float, float]] = []  # display extents of the arcs' labels drawn so far
     pair_count: dict[tuple[str, str], int] = defaultdict(int)
     loop_count: dict[str, int] = defaultdict(int)
     for index, (source, label, target) in enumerate(rows):
@@ -302,7 +308,8 @@ def draw_state_diagram(
             (x1, y1), (x2, y2) = p1, p2
             control = ((x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1))
             normal = (rad * (y2 - y1), -rad * (x2 - x1))
-            label_xy = _clear_label_point((x1, y1), control, (x2, y2), normal, label, extents, figure.dpi)
+            label_xy = _clear_label_point((x1, y1), control, (x2, y2), normal, label, extents, figure.dpi, placed)
+            placed.append(_label_extent(label_xy, normal, label, figure.dpi))
         if label:
             # The label sits just outside the bulge, so that the two arrows of a back-and-forth pair
             # (which bulge to opposite sides) keep their labels apart.
