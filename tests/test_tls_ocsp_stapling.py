@@ -32,7 +32,7 @@ from conftest import require
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from handshake_lib.errors import DecodeError, TLSAlert, UnexpectedMessage, UnsupportedExtension
+from handshake_lib.errors import CertificateRevoked, DecodeError, TLSAlert, UnexpectedMessage, UnsupportedExtension
 from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.peers.openssl import s_server
 from handshake_lib.pki.issue import Authority
@@ -204,6 +204,8 @@ def test_our_client_and_server_staple_in_memory(course_pki, server_certificate, 
         course_pki, server_certificate, {"request_ocsp_status": True}, ocsp_response=responses["good"]
     )
     assert client.stapled_ocsp_response == responses["good"] == client.handshake.stapled_ocsp_response
+    # Our validator read it: revocation passes on the stapled answer (without one it is "not checked").
+    assert client.certificate_report.status()["revocation"] == "pass"
     assert server.handshake.stapled_ocsp_response == responses["good"]
     flight = [type(m).__name__ for e in client.transcript if e.direction == "server->client" for m in e.messages]
     assert flight[:4] == ["ServerHello", "Certificate", "CertificateStatus", "ServerHelloDone"]
@@ -355,12 +357,21 @@ def test_our_client_gets_the_exact_bytes_openssl_s_server_staples(server_files, 
     require("openssl")
     options = ("-tls1_2", "-www", "-cipher", CIPHER, "-status_file", str(response_files[status]))
     with s_server(server_files, *options) as peer:
-        response = tls_get(
-            f"https://localhost:{peer.port}/", cafile=server_files.ca_path, timeout=TIMEOUT, request_ocsp_status=True
-        )
-    assert response.status == 200
-    assert response.handshake.stapled_ocsp_response == response_files[status].read_bytes()
-    (message,) = messages_of(response.transcript, CertificateStatus)
+        url = f"https://localhost:{peer.port}/"
+        if status == "revoked":
+            # Our validator reads the stapled answer: a revoked certificate ends the handshake, and the
+            # transcript still holds the exact bytes OpenSSL stapled.
+            with pytest.raises(CertificateRevoked) as refused:
+                tls_get(url, cafile=server_files.ca_path, timeout=TIMEOUT, request_ocsp_status=True)
+            assert refused.value.report.status()["revocation"] == "fail"
+            transcript = refused.value.transcript
+        else:
+            response = tls_get(url, cafile=server_files.ca_path, timeout=TIMEOUT, request_ocsp_status=True)
+            assert response.status == 200
+            assert response.handshake.stapled_ocsp_response == response_files[status].read_bytes()
+            transcript = response.transcript
+    (message,) = messages_of(transcript, CertificateStatus)
+    assert message.ocsp_response == response_files[status].read_bytes()
     reading = ocsp.load_der_ocsp_response(message.ocsp_response)
     assert reading.certificate_status.name.lower() == status
 
@@ -448,10 +459,12 @@ def test_curl_cert_status_judges_what_our_server_staples(server_files, course_pk
 @pytest.mark.parametrize("status", STATUSES)
 def test_our_client_and_server_over_loopback(server_files, responses, status) -> None:
     with our_server(server_files, ocsp_response=responses[status]) as server:
-        response = tls_get(
-            f"https://localhost:{server.port}/", cafile=server_files.ca_path, timeout=TIMEOUT,
-            request_ocsp_status=True,
-        )  # fmt: skip
+        url = f"https://localhost:{server.port}/"
+        if status == "revoked":
+            with pytest.raises(CertificateRevoked, match="revocation: the stapled OCSP response says"):
+                tls_get(url, cafile=server_files.ca_path, timeout=TIMEOUT, request_ocsp_status=True)
+            return
+        response = tls_get(url, cafile=server_files.ca_path, timeout=TIMEOUT, request_ocsp_status=True)
     assert response.status == 200 and response.handshake.stapled_ocsp_response == responses[status]
 
 
@@ -485,8 +498,11 @@ def test_cli_get_status_prints_what_openssl_stapled(server_files, response_files
     require("openssl")
     options = ("-tls1_2", "-www", "-cipher", CIPHER, "-status_file", str(response_files[status]))
     with s_server(server_files, *options) as peer:
-        result = run_cli("tls", "get", f"https://localhost:{peer.port}/", "--cafile", str(server_files.ca_path),
-                         "--status")  # fmt: skip
+        url = f"https://localhost:{peer.port}/"
+        result = run_cli("tls", "get", url, "--cafile", str(server_files.ca_path), "--status")
+        if status == "revoked":  # refused by our validator; --insecure shows what was stapled anyway
+            assert result.returncode == 1 and "we sent alert certificate_revoked" in result.stderr, result.stderr
+            result = run_cli("tls", "get", url, "--insecure", "--status")
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("* OCSP")]
     assert "a response was stapled" in line and "OCSP Response Status successful" in line
@@ -497,8 +513,8 @@ def test_cli_get_status_prints_what_openssl_stapled(server_files, response_files
 def test_cli_get_status_says_when_nothing_was_stapled(server_files) -> None:
     require("openssl")
     with s_server(server_files, "-tls1_2", "-www", "-cipher", CIPHER) as peer:
-        result = run_cli("tls", "get", f"https://localhost:{peer.port}/", "--cafile", str(server_files.ca_path),
-                         "--status")  # fmt: skip
+        url = f"https://localhost:{peer.port}/"
+        result = run_cli("tls", "get", url, "--cafile", str(server_files.ca_path), "--status")
     assert result.returncode == 0, result.stderr
     assert "* OCSP: no response stapled" in result.stderr.splitlines()
 

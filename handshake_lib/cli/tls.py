@@ -18,8 +18,8 @@ certificate's subject.
 
 OCSP stapling (RFC 6066 section 8): ``tls get --status`` asks the server to staple an OCSP response (as
 ``openssl s_client -status`` does) and says whether one came, with the certificate status it holds (good,
-revoked or unknown, thisUpdate, nextUpdate), *read* with ``cryptography`` but not validated (whose
-signature, for which certificate: that is the validator's question); ``tls serve --ocsp-response FILE``
+revoked or unknown, thisUpdate, nextUpdate), read with ``cryptography``; the TLS client's validator has
+already judged it (a revoked answer ends the handshake; with ``--insecure`` nothing is judged); ``tls serve --ocsp-response FILE``
 staples that DER response (``openssl ocsp -respout``, ``handshakes pki demo``'s ``ocsp.der``) to every
 client that asks.
 
@@ -281,7 +281,7 @@ def stapled_summary(der: bytes | None) -> str:
     """One line on a stapled OCSP response: what it says, read with ``cryptography`` (not validated)."""
     if der is None:
         return "OCSP: no response stapled"
-    return f"OCSP: a response was stapled ({len(der)} bytes): {_ocsp_reading(der)} (read, not validated)"
+    return f"OCSP: a response was stapled ({len(der)} bytes): {_ocsp_reading(der)}"
 
 
 def _ocsp_reading(der: bytes) -> str:

@@ -19,8 +19,10 @@ else happens) and handled here:
 * **CertificateStatus** (OCSP stapling, RFC 6066 section 8): with ``request_ocsp_status=True`` the
   ClientHello carries ``status_request``; a server that answers it with an empty ``status_request`` may
   send CertificateStatus right after Certificate (the table's WAIT_CERTIFICATE_STATUS).  The DER response
-  is kept as it came in ``stapled_ocsp_response`` and :class:`HandshakeComplete`, read but not judged:
-  judging it (whose signature, for which certificate, how fresh) is the validator's job.  A server that
+  is kept as it came in ``stapled_ocsp_response`` and :class:`HandshakeComplete`, and (with ``verify``)
+  the validator reads it: the chain is validated again with the stapled answer (whose signature, for
+  which certificate, how fresh), so a revoked certificate ends the handshake with ``certificate_revoked``
+  and ``certificate_report`` holds the revocation check it made.  A server that
   acknowledged and then sends none is accepted, as RFC 6066 allows and OpenSSL's client does; an
   unrequested acknowledgement is ``unsupported_extension``, an unrequested CertificateStatus
   ``unexpected_message``.
@@ -301,22 +303,26 @@ class TLSClient(TLSConnection):
         # the server's status_request was decoded strictly (not empty: decode_error, as in OpenSSL).
         self._status_acknowledged = hello.extension(ExtensionType.status_request) is not None
 
+    def _validate_server_chain(self, chain: list[x509.Certificate], stapled_ocsp: bytes | None = None) -> None:
+        """Run the validator; keep its report on the connection (and on the error, when it refuses)."""
+        assert self.server_name is not None
+        try:
+            report = validate_peer_chain(
+                chain, self._trust_anchors, purpose=Purpose.SERVER, host=self.server_name, now=self._now,
+                crls=self.crls, stapled_ocsp=stapled_ocsp, revocation_policy=self.revocation_policy,
+            )  # fmt: skip
+        except CertificateError as refused:
+            self.certificate_report = refused.report  # the connection keeps the report, as the error does
+            raise
+        self.certificate_report = report
+        self.verified_chain = list(report.path)
+
     def _on_certificate(self, message: Certificate) -> None:
         if not message.certificates:
             raise BadCertificate("the server sent an empty certificate list; RSA key exchange needs one")
         chain = message.x509()
         if self.verify:
-            assert self.server_name is not None
-            try:
-                report = validate_peer_chain(
-                    chain, self._trust_anchors, purpose=Purpose.SERVER, host=self.server_name, now=self._now,
-                    crls=self.crls, revocation_policy=self.revocation_policy,
-                )  # fmt: skip
-            except CertificateError as refused:
-                self.certificate_report = refused.report  # the connection keeps the report, as the error does
-                raise
-            self.certificate_report = report
-            self.verified_chain = list(report.path)
+            self._validate_server_chain(chain)
         leaf = chain[0]
         try:
             public_key = leaf.public_key()
@@ -366,6 +372,11 @@ class TLSClient(TLSConnection):
     def _on_certificate_status(self, status: CertificateStatus) -> None:
         # Kept as it came; the table already checked that we asked and that it follows Certificate.
         self.stapled_ocsp_response = status.ocsp_response
+        if self.verify and self.server_certificates:
+            # The chain passed at Certificate without it; now the validator reads the stapled answer too
+            # (revoked: certificate_revoked; stale: the revocation policy decides), and its report replaces
+            # the first one.
+            self._validate_server_chain(self.server_certificates, status.ocsp_response)
 
     def _on_new_session_ticket(self, ticket: NewSessionTicket) -> None:
         self.session_ticket = ticket  # the table's guard already checked it was agreed and is the first

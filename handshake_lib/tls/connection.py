@@ -192,7 +192,8 @@ class HandshakeComplete:
     # the trusted root); on the client the chain it sent.  Empty when none was asked for or given.
     client_certificates: tuple[x509.Certificate, ...] = field(default=(), compare=False)
     # OCSP stapling (RFC 6066 section 8): the DER OCSP response the server sent in CertificateStatus, as it
-    # came (on the server: the one it sent); None when none was asked for or stapled.  Read, not validated.
+    # came (on the server: the one it sent); None when none was asked for or stapled.  The client's validator
+    # has read it when the client verifies certificates.
     stapled_ocsp_response: bytes | None = field(default=None, repr=False, compare=False)
 
     @property

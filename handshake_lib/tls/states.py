@@ -237,7 +237,7 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
         _C.WAIT_CERTIFICATE_STATUS,
         _I.certificate_status,
         _C.WAIT_SERVER_HELLO_DONE,
-        note="keep the OCSP response for the validator (read, not judged, here)",
+        note="keep the OCSP response; the validator reads it (a revoked answer: certificate_revoked)",
     ),
     Transition(
         _C.WAIT_CERTIFICATE_STATUS,
