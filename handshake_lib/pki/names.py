@@ -30,6 +30,7 @@ __all__ = [
     "PUBLIC_SUFFIXES",
     "HostMatch",
     "match_host",
+    "host_matches",
     "dns_in_subtree",
     "wildcard_problem",
 ]
@@ -118,6 +119,22 @@ def match_host(host: str, dns_names: Iterable[str], ip_addresses: Iterable[objec
     shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     why = f"; {bad[0]}" if bad else ""
     return HostMatch(False, None, f"{host!r} is not among its DNS names ({shown or 'none'}){why}")
+
+
+def host_matches(host: str, dns_names: list[str], ip_addresses: list[str]) -> bool:
+    """The library's answer to lesson 04's exercise: does a leaf with these subjectAltName entries name ``host``?
+
+    Plain values in, a bool out (:class:`handshake_lib.pki.checks.HostMatches`): ``ip_addresses`` in
+    text; an entry that is not an address matches nothing.  Both lists empty (no subjectAltName) match
+    nothing either, since the commonName is never consulted.  The rules are :func:`match_host`'s.
+    """
+    addresses: list[object] = []
+    for text in ip_addresses:
+        try:
+            addresses.append(ipaddress.ip_address(str(text)))
+        except ValueError:
+            continue
+    return match_host(host, dns_names, addresses, has_san=True).matched
 
 
 def dns_in_subtree(name: str, constraint: str) -> bool:

@@ -62,6 +62,7 @@ from ..errors import (
     ProtocolVersionError,
     UnsupportedCertificate,
 )
+from ..pki.checks import LIBRARY_CHECKS, CertificateChecks
 from ..pki.report import Purpose, ValidationReport
 from ..pki.revocation import RevocationPolicy
 from .connection import (
@@ -132,6 +133,7 @@ class TLSClient(TLSConnection):
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
         # the learner's replacements (DESIGN section 3, rule 6)
         stages: Stages = LIBRARY_STAGES,
+        certificate_checks: CertificateChecks = LIBRARY_CHECKS,  # host name and validity (lesson 04, pki.checks)
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -155,6 +157,9 @@ class TLSClient(TLSConnection):
         self.verify = verify
         self.crls = list(crls)
         self.revocation_policy = RevocationPolicy(revocation_policy)
+        if not isinstance(certificate_checks, CertificateChecks):
+            raise TypeError(f"certificate_checks must be a CertificateChecks, not {type(certificate_checks).__name__}")
+        self.certificate_checks = certificate_checks
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.offer_session_ticket = session_ticket
         self._trust_anchors = load_trust_store(cafile, trusted_certificates) if verify else []
@@ -290,6 +295,7 @@ class TLSClient(TLSConnection):
                 report = validate_peer_chain(
                     chain, self._trust_anchors, purpose=Purpose.SERVER, host=self.server_name, now=self._now,
                     crls=self.crls, revocation_policy=self.revocation_policy,
+                    checks=self.certificate_checks,
                 )  # fmt: skip
             except CertificateError as refused:
                 self.certificate_report = refused.report  # the connection keeps the report, as the error does
