@@ -259,6 +259,44 @@ def test_an_answer_whose_repr_raises_is_still_a_failing_check(scenarios) -> None
     assert report.result("host_name").reason.startswith("your host_matches returned a Weird, not True or False")
 
 
+def test_what_a_learner_function_is_handed_is_plain_values(scenarios) -> None:
+    calls = []
+
+    def record(*arguments):
+        calls.append(arguments)
+        return True
+
+    scenario = scenarios["valid-ipv4"]
+    report = run(scenario, CertificateChecks(host_matches=record, within_validity=record))
+    (host_call,) = [c for c in calls if isinstance(c[0], str)]
+    validity_calls = [c for c in calls if isinstance(c[0], dt.datetime)]
+    assert host_call == ("127.0.0.1", ["localhost"], ["127.0.0.1"])
+    assert [type(v) for v in host_call[1] + host_call[2]] == [str, str]
+    assert len(validity_calls) == len(report.path) == 3
+    for not_before, not_after, at in validity_calls:
+        assert all(t.tzinfo is not None and t.utcoffset() == dt.timedelta(0) for t in (not_before, not_after, at))
+        assert at == scenario.at
+    assert [(c[0], c[1]) for c in validity_calls] == [(p.not_valid_before_utc, p.not_valid_after_utc)
+                                                      for p in report.path]
+
+
+def test_what_a_raising_function_says_is_bounded(scenarios) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    def long_message(*arguments):
+        raise ValueError("x" * 500)
+
+    def unprintable(*arguments):
+        raise Unprintable
+
+    reason = run(scenarios["valid-ecdsa"], CertificateChecks(host_matches=long_message)).result("host_name").reason
+    assert reason.startswith("your host_matches raised ValueError: " + "x" * 120 + " (asked about")
+    reason = run(scenarios["valid-ecdsa"], CertificateChecks(host_matches=unprintable)).result("host_name").reason
+    assert reason.startswith("your host_matches raised Unprintable: (a message that cannot be shown)")
+
+
 def test_checks_must_be_a_certificate_checks_object(scenarios) -> None:
     with pytest.raises(TypeError, match="CertificateChecks"):
         run(scenarios["valid-ecdsa"], learners_host_matches)  # type: ignore[arg-type]

@@ -15,6 +15,9 @@ Host names (RFC 9525, which replaced RFC 6125 in 2023, as the Web PKI applies it
   subjectAltName names no host.  OpenSSL still falls back to the CN when there is no DNS name; this
   is one of the places where the profile we teach is stricter than RFC 5280 software.
 
+:func:`match_host` says whether and why; :func:`host_matches` is the same answer as a bool over plain
+strings, the library's side of lesson 04's exercise (:mod:`handshake_lib.pki.checks`).
+
 Name constraints (RFC 5280 section 4.2.1.10) for dNSName and iPAddress subtrees: a DNS constraint
 ``example.com`` holds ``example.com`` and every name made by adding labels on the left; ``.example.com``
 (a leading dot, as OpenSSL writes it) holds only the names below it; an IP constraint is a network.

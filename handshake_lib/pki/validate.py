@@ -53,6 +53,14 @@ checks still run on the longest partial path found, so the report says everythin
 once.  Trust anchors are trusted as configured: their signatures are not checked and their own issuer
 is not looked for; their validity, CA flag and pathLenConstraint are.
 
+Two checks can be decided by a learner's function (lesson 04's exercise, DESIGN rule 6):
+``validate(..., checks=CertificateChecks(host_matches=..., within_validity=...))``.  The function says
+pass or fail on plain values; which certificates are asked about, the reason and the alert stay ours.
+The reason then begins "your host_matches said ..." and says where the library's own check disagrees,
+and a function that raises or answers anything but a bool fails its check (certificate_unknown):
+:mod:`handshake_lib.pki.checks` says how, and the report lists the replaced functions
+(``learner_functions``).  The default, :data:`LIBRARY_CHECKS`, gives exactly the report described above.
+
 Inputs come as ``cryptography`` objects; :mod:`handshake_lib.pki.loading` makes them from bytes, with
 size caps.  The report's types and the check names live in :mod:`handshake_lib.pki.report`.
 
