@@ -15,6 +15,9 @@ Host names (RFC 9525, which replaced RFC 6125 in 2023, as the Web PKI applies it
   subjectAltName names no host.  OpenSSL still falls back to the CN when there is no DNS name; this
   is one of the places where the profile we teach is stricter than RFC 5280 software.
 
+:func:`match_host` says whether and why; :func:`host_matches` is the same answer as a bool over plain
+strings, the library's side of lesson 04's exercise (:mod:`handshake_lib.pki.checks`).
+
 Name constraints (RFC 5280 section 4.2.1.10) for dNSName and iPAddress subtrees: a DNS constraint
 ``example.com`` holds ``example.com`` and every name made by adding labels on the left; ``.example.com``
 (a leading dot, as OpenSSL writes it) holds only the names below it; an IP constraint is a network.
@@ -30,6 +33,7 @@ __all__ = [
     "PUBLIC_SUFFIXES",
     "HostMatch",
     "match_host",
+    "host_matches",
     "dns_in_subtree",
     "wildcard_problem",
 ]
@@ -118,6 +122,22 @@ def match_host(host: str, dns_names: Iterable[str], ip_addresses: Iterable[objec
     shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     why = f"; {bad[0]}" if bad else ""
     return HostMatch(False, None, f"{host!r} is not among its DNS names ({shown or 'none'}){why}")
+
+
+def host_matches(host: str, dns_names: list[str], ip_addresses: list[str]) -> bool:
+    """The library's answer to lesson 04's exercise: does a leaf with these subjectAltName entries name ``host``?
+
+    Plain values in, a bool out (:class:`handshake_lib.pki.checks.HostMatches`): ``ip_addresses`` in
+    text; an entry that is not an address matches nothing.  Both lists empty (no subjectAltName) match
+    nothing either, since the commonName is never consulted.  The rules are :func:`match_host`'s.
+    """
+    addresses: list[object] = []
+    for text in ip_addresses:
+        try:
+            addresses.append(ipaddress.ip_address(str(text)))
+        except ValueError:
+            continue
+    return match_host(host, dns_names, addresses, has_san=True).matched
 
 
 def dns_in_subtree(name: str, constraint: str) -> bool:

@@ -90,6 +90,8 @@ class ValidationReport:
     path_names: tuple[str, ...]
     attempts: tuple[PathAttempt, ...]
     checks: tuple[CheckResult, ...]
+    # The check functions replaced for this validation (pki.checks), e.g. ("host_matches",): a learner's own
+    learner_functions: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -133,12 +135,15 @@ class ValidationReport:
                  "details": list(c.details), "alert": c.error.tls_alert.name if c.error else None}
                 for c in self.checks
             ],
+            "learner_functions": list(self.learner_functions),
             "verdict": self.verdict,
         }
 
     def summary(self) -> str:
         lines = [f"profile: {self.profile}", f"purpose: {self.purpose.value}; host: {self.host or '-'}; "
                  f"at: {self.at:%Y-%m-%dT%H:%M:%SZ}", "path: " + " <- ".join(self.path_names)]
+        if self.learner_functions:
+            lines.append("decided by your functions: " + ", ".join(self.learner_functions))
         lines += [str(c) for c in self.checks]
         lines.append(f"verdict: {self.verdict}")
         return "\n".join(lines)

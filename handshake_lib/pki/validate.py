@@ -53,6 +53,14 @@ checks still run on the longest partial path found, so the report says everythin
 once.  Trust anchors are trusted as configured: their signatures are not checked and their own issuer
 is not looked for; their validity, CA flag and pathLenConstraint are.
 
+Two checks can be decided by a learner's function (lesson 04's exercise, DESIGN rule 6):
+``validate(..., checks=CertificateChecks(host_matches=..., within_validity=...))``.  The function says
+pass or fail on plain values; which certificates are asked about, the reason and the alert stay ours.
+The reason then begins "your host_matches said ..." and says where the library's own check disagrees,
+and a function that raises or answers anything but a bool fails its check (certificate_unknown):
+:mod:`handshake_lib.pki.checks` says how, and the report lists the replaced functions
+(``learner_functions``).  The default, :data:`LIBRARY_CHECKS`, gives exactly the report described above.
+
 Inputs come as ``cryptography`` objects; :mod:`handshake_lib.pki.loading` makes them from bytes, with
 size caps.  The report's types and the check names live in :mod:`handshake_lib.pki.report`.
 
@@ -88,6 +96,7 @@ from ..errors import (
     UnsupportedCertificate,
 )
 from . import names
+from .checks import LIBRARY_CHECKS, CertificateChecks
 from .loading import MAX_CERTIFICATES_PER_INPUT, MAX_INPUT_BYTES, load_certificates, load_crl, load_ocsp_response
 from .paths import MAX_POOL_CERTIFICATES, PARSE_ERRORS, CertView, PathSearch, build_paths
 from .report import PROFILE, Check, CheckResult, PathAttempt, Purpose, Status, ValidationReport
@@ -99,6 +108,8 @@ __all__ = [
     "Status",
     "Purpose",
     "RevocationPolicy",
+    "CertificateChecks",
+    "LIBRARY_CHECKS",
     "CheckResult",
     "PathAttempt",
     "ValidationReport",
@@ -143,17 +154,60 @@ def _check_signature(path: Sequence[CertView]) -> CheckResult:
     return _result(Check.SIGNATURE, failures, f"{len(path) - 1} signature(s) verify", details)
 
 
-def _check_validity(path: Sequence[CertView], at: dt.datetime) -> CheckResult:
-    failures, details = [], []
+def _ask(function: object, name: str, *arguments: object) -> bool | str:
+    """Call a replaceable check; its bool, or one line saying why it gave none (it raised, or not a bool)."""
+    try:
+        answer = function(*arguments)  # type: ignore[operator]
+    except Exception as error:  # noqa: BLE001 - a learner's bug fails the check; it never crashes the validator
+        try:
+            message = str(error)[:120] or "(no message)"
+        except Exception:  # noqa: BLE001 - its __str__ is the learner's code too
+            message = "(a message that cannot be shown)"
+        return f"your {name} raised {type(error).__name__}: {message}"
+    if not isinstance(answer, bool):
+        try:
+            shown = repr(answer)[:60]
+        except Exception:  # noqa: BLE001 - even its repr is the learner's code
+            shown = f"a {type(answer).__name__}"
+        return f"your {name} returned {shown}, not True or False"
+    return answer
+
+
+def _check_validity(path: Sequence[CertView], at: dt.datetime, checks: CertificateChecks) -> CheckResult:
+    within = checks.within_validity
+    theirs = within is not LIBRARY_CHECKS.within_validity
+    failures, details, overruled = [], [], []
     for cert in path:
+        window = f"{cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC"
+        details.append(f"{cert.name}: {window}")
+        answer = _ask(within, "within_validity", cert.not_before, cert.not_after, at)
+        if isinstance(answer, str):
+            failures.append((cert.name, f"{answer} (asked about {cert.name}, {window})", CertificateUnknown))
+            continue
+        library = LIBRARY_CHECKS.within_validity(cert.not_before, cert.not_after, at)
+        if answer:
+            if not library:
+                overruled.append(f"{cert.name} is outside its window ({window})")
+            continue
+        # Refused: the alert says which end of the window ``at`` is past, as the library's own check does.
         if at > cert.not_after:
-            failures.append((cert.name, f"{cert.name} expired on {cert.not_after:%Y-%m-%d %H:%M} UTC",
-                             CertificateExpired))
+            why, error = f"{cert.name} expired on {cert.not_after:%Y-%m-%d %H:%M} UTC", CertificateExpired
         elif at < cert.not_before:
-            failures.append((cert.name, f"{cert.name} is not valid before {cert.not_before:%Y-%m-%d %H:%M} UTC",
-                             BadCertificate))
-        details.append(f"{cert.name}: {cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC")
-    return _result(Check.VALIDITY, failures, f"{len(path)} certificate(s) valid at {at:%Y-%m-%d %H:%M} UTC", details)
+            why, error = f"{cert.name} is not valid before {cert.not_before:%Y-%m-%d %H:%M} UTC", BadCertificate
+        else:
+            why, error = f"{cert.name} is not valid at {at:%Y-%m-%d %H:%M:%S} UTC", BadCertificate
+        if theirs:
+            why = f"your within_validity said {cert.name} ({window}) is not valid at {at:%Y-%m-%d %H:%M:%S} UTC"
+            if library:
+                why += "; the library's check says it is"
+        failures.append((cert.name, why, error))
+    passed = f"{len(path)} certificate(s) valid at {at:%Y-%m-%d %H:%M} UTC"
+    if theirs:
+        passed = f"your within_validity said {len(path)} certificate(s) are valid at {at:%Y-%m-%d %H:%M} UTC"
+        if overruled:
+            passed += f"; the library's check disagrees: {overruled[0]}"
+            details.append("the library's check: " + "; ".join(overruled))
+    return _result(Check.VALIDITY, failures, passed, details)
 
 
 def _check_basic_constraints(path: Sequence[CertView], anchored: bool) -> CheckResult:
@@ -298,14 +352,31 @@ def _check_name_constraints(path: Sequence[CertView]) -> CheckResult:
     return _result(Check.NAME_CONSTRAINTS, failures, "every name is within its CAs' constraints", details)
 
 
-def _check_host(leaf: CertView, host: str | None) -> CheckResult:
+def _check_host(leaf: CertView, host: str | None, checks: CertificateChecks) -> CheckResult:
     if host is None:
         return CheckResult(Check.HOST_NAME, Status.NOT_CHECKED, "no host name or IP address to check")
     match = names.match_host(host, leaf.dns_names, leaf.ip_addresses, has_san=leaf.has_san)
-    if match.matched:
-        return CheckResult(Check.HOST_NAME, Status.PASS, f"{leaf.name}: {match.reason}")
-    return CheckResult(Check.HOST_NAME, Status.FAIL, f"{leaf.name} is not for {host!r}: {match.reason}",
-                       leaf.name, (), BadCertificate)
+    if checks.host_matches is LIBRARY_CHECKS.host_matches:  # names.host_matches is match_host's verdict
+        if match.matched:
+            return CheckResult(Check.HOST_NAME, Status.PASS, f"{leaf.name}: {match.reason}")
+        return CheckResult(Check.HOST_NAME, Status.FAIL, f"{leaf.name} is not for {host!r}: {match.reason}",
+                           leaf.name, (), BadCertificate)
+    # A learner's function decides, on plain values (fresh lists: what it does to them stays with it).
+    dns_names, ip_addresses = list(leaf.dns_names), [str(a) for a in leaf.ip_addresses]
+    more = len(dns_names) + len(ip_addresses) - 5
+    shown = ", ".join(repr(n) for n in [*dns_names, *ip_addresses][:5]) + (f" and {more} more" if more > 0 else "")
+    details = (f"{leaf.name}: subjectAltName {shown or 'absent or empty'}", f"the library's check: {match.reason}")
+    answer = _ask(checks.host_matches, "host_matches", host, dns_names, ip_addresses)
+    if isinstance(answer, str):
+        return CheckResult(Check.HOST_NAME, Status.FAIL, f"{answer} (asked about {leaf.name} and the host {host!r})",
+                           leaf.name, details, CertificateUnknown)
+    if answer:
+        disagree = "" if match.matched else f"; the library's check disagrees: {match.reason}"
+        return CheckResult(Check.HOST_NAME, Status.PASS, f"your host_matches said {leaf.name} is for {host!r}"
+                           f"{disagree}", None, details)
+    disagree = f"; the library's check says it is: {match.reason}" if match.matched else ""
+    return CheckResult(Check.HOST_NAME, Status.FAIL, f"your host_matches said {leaf.name} is not for {host!r}"
+                       f"{disagree}", leaf.name, details, BadCertificate)
 
 
 def _check_revocation(path: Sequence[CertView], at: dt.datetime,
@@ -362,6 +433,7 @@ class _Inputs:
     ocsp_responses: tuple[ocsp.OCSPResponse, ...]
     stapled: ocsp.OCSPResponse | None
     policy: RevocationPolicy
+    checks: CertificateChecks
 
 
 def _run_checks(
@@ -370,13 +442,13 @@ def _run_checks(
     return (
         path_result,
         _check_signature(path),
-        _check_validity(path, inputs.at),
+        _check_validity(path, inputs.at, inputs.checks),
         _check_basic_constraints(path, anchored),
         _check_path_length(path),
         _check_key_usage(path, inputs.purpose, inputs.crls),
         _check_extended_key_usage(path, inputs.purpose, anchored),
         _check_name_constraints(path),
-        _check_host(path[0], inputs.host),
+        _check_host(path[0], inputs.host, inputs.checks),
         _check_revocation(path, inputs.at, inputs.crls, inputs.ocsp_responses, inputs.stapled,
                           inputs.policy),
         _check_critical(path),
@@ -397,17 +469,23 @@ def validate(
     revocation_policy: RevocationPolicy | str = RevocationPolicy.REQUIRE_FRESH,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    checks: CertificateChecks = LIBRARY_CHECKS,
 ) -> ValidationReport:
     """Validate ``leaf`` for ``purpose`` at ``at`` (default: now, UTC; the report records it).
 
     ``intermediates`` is an unordered pool of untrusted certificates, ``trust_anchors`` the certificates
     trusted as configured; ``host`` (a DNS name, or an IP address when it parses as one) is checked
     when given; ``max_depth`` counts intermediates (0: the leaf is issued directly by an anchor).
+    ``checks`` holds the functions that decide the host_name and validity checks (a learner's own:
+    :mod:`handshake_lib.pki.checks`); TypeError if it is not a :class:`CertificateChecks`.
     Raises :class:`CertificateDecodeError` when the leaf or an anchor does not parse (pool certificates
     that do not parse are skipped, and said so in the attempts), ValueError for a bad argument.
     """
     purpose = Purpose(purpose)
     policy = RevocationPolicy(revocation_policy)
+    if not isinstance(checks, CertificateChecks):
+        raise TypeError(f"checks must be a CertificateChecks (pki.checks), not {type(checks).__name__}: "
+                        "CertificateChecks(host_matches=your_function)")
     if max_depth < 0 or max_candidates < 1:
         raise ValueError("max_depth must be >= 0 and max_candidates >= 1")
     when = at if at is not None else dt.datetime.now(dt.UTC)
@@ -416,7 +494,7 @@ def validate(
     when = when.astimezone(dt.UTC)
     if len(intermediates) > MAX_POOL_CERTIFICATES or len(trust_anchors) > MAX_POOL_CERTIFICATES:
         raise CertificateDecodeError(f"more than {MAX_POOL_CERTIFICATES} intermediates or trust anchors")
-    inputs = _Inputs(purpose, host, when, tuple(crls), tuple(ocsp_responses), stapled_ocsp, policy)
+    inputs = _Inputs(purpose, host, when, tuple(crls), tuple(ocsp_responses), stapled_ocsp, policy, checks)
     leaf_view = CertView.read(leaf, "leaf")
     anchors = [CertView.read(a, f"trust anchor #{n + 1}") for n, a in enumerate(trust_anchors)]
 
@@ -461,5 +539,6 @@ def validate(
         path_names=tuple(c.name for c in path),
         attempts=tuple(attempts),
         checks=results,
+        learner_functions=tuple(checks.replaced()),
     )
 

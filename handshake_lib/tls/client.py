@@ -15,7 +15,9 @@ else happens) and handled here:
   validator (``verify.py`` -> :func:`handshake_lib.pki.validate.validate`); its report, every check
   with its reason, is kept as ``certificate_report``.  A failure is a ``CertificateError`` subclass named
   after the alert that goes to the server (``UnknownCA``, ``CertificateExpired``, ``BadCertificate``...),
-  the report attached as ``error.report``.  Turning this off takes an explicit ``verify=False``.
+  the report attached as ``error.report``.  Its host-name and validity checks can be a learner's own
+  functions (``certificate_checks=CertificateChecks(host_matches=..., within_validity=...)``, lesson 04's
+  exercise), plugged into this very call.  Turning this off takes an explicit ``verify=False``.
 * **CertificateStatus** (OCSP stapling, RFC 6066 section 8): with ``request_ocsp_status=True`` the
   ClientHello carries ``status_request``; a server that answers it with an empty ``status_request`` may
   send CertificateStatus right after Certificate (the table's WAIT_CERTIFICATE_STATUS).  The DER response
@@ -72,6 +74,7 @@ from ..errors import (
     ProtocolVersionError,
     UnsupportedCertificate,
 )
+from ..pki.checks import LIBRARY_CHECKS, CertificateChecks
 from ..pki.report import Purpose, ValidationReport
 from ..pki.revocation import RevocationPolicy
 from .connection import (
@@ -146,6 +149,7 @@ class TLSClient(TLSConnection):
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
         # the learner's replacements (DESIGN section 3, rule 6)
         stages: Stages = LIBRARY_STAGES,
+        certificate_checks: CertificateChecks = LIBRARY_CHECKS,  # host name and validity (lesson 04, pki.checks)
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -169,6 +173,9 @@ class TLSClient(TLSConnection):
         self.verify = verify
         self.crls = list(crls)
         self.revocation_policy = RevocationPolicy(revocation_policy)
+        if not isinstance(certificate_checks, CertificateChecks):
+            raise TypeError(f"certificate_checks must be a CertificateChecks, not {type(certificate_checks).__name__}")
+        self.certificate_checks = certificate_checks
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.offer_session_ticket = session_ticket
         self.request_ocsp_status = request_ocsp_status
@@ -310,6 +317,7 @@ class TLSClient(TLSConnection):
             report = validate_peer_chain(
                 chain, self._trust_anchors, purpose=Purpose.SERVER, host=self.server_name, now=self._now,
                 crls=self.crls, stapled_ocsp=stapled_ocsp, revocation_policy=self.revocation_policy,
+                checks=self.certificate_checks,
             )  # fmt: skip
         except CertificateError as refused:
             self.certificate_report = refused.report  # the connection keeps the report, as the error does
