@@ -20,8 +20,8 @@ OCSP stapling (RFC 6066 section 8): ``tls get --status`` asks the server to stap
 ``openssl s_client -status`` does) and says whether one came, with the certificate status it holds (good,
 revoked or unknown, thisUpdate, nextUpdate), read with ``cryptography``; the TLS client's validator
 has already judged it (a revoked answer ends the handshake; with ``--insecure`` nothing is judged);
-``tls serve --ocsp-response FILE`` staples that DER response (``openssl ocsp -respout``, ``handshakes pki demo``'s ``ocsp.der``) to every
-client that asks.
+``tls serve --ocsp-response FILE`` staples that DER response (``openssl ocsp -respout``,
+``handshakes pki demo``'s ``ocsp.der``) to every client that asks.
 
 ``tls serve`` runs our TLS server (:class:`handshake_lib.net.tls.TLSPageServer`) with a small page
 until Ctrl-C or SIGTERM.  It binds 127.0.0.1 unless told otherwise, and refuses an address that is not
