@@ -261,3 +261,16 @@ def test_bad_requests_are_one_line_errors() -> None:
         Expected(False)
     with pytest.raises(ValueError, match="unknown check"):
         Expected(False, "hostname")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_scenarios_own_report_is_its_expected_verdict(name: str, scenarios: dict[str, Scenario]) -> None:
+    """``Scenario.validate()`` hands every input to our validator (what lesson 04 and the chain picture use)."""
+    scenario = scenarios[name]
+    report = scenario.validate()
+    assert report.valid == scenario.expected.valid, report.summary()
+    assert report.at == scenario.at and report.host == scenario.host and report.purpose.value == scenario.purpose
+    if not scenario.expected.valid:
+        assert report.failures[0].check.value == scenario.expected.first_failure, report.summary()
+    if scenario.purpose == "server":
+        assert scenario.validate(host="nowhere.invalid").result("host_name").status.value == "fail"
