@@ -133,3 +133,22 @@ def test_cryptography_has_no_opinion_on_revocation_data(scenarios: dict[str, Sce
         opinion = cryptography_opinion(scenarios[name])
         assert opinion.valid and not opinion.has_opinion, name
         assert opinion.detail == "valid (CRLs and OCSP responses not read)"
+
+
+def test_our_validator_never_asks_the_second_opinion() -> None:
+    """The comparison stays a comparison: no module of the library but second_opinion.py imports
+    cryptography's verifier, and only the second-opinion peer imports second_opinion.py."""
+    import ast
+
+    import handshake_lib
+
+    top = Path(handshake_lib.__file__).parent
+    for module in top.rglob("*.py"):
+        tree = ast.parse(module.read_text(), str(module))
+        imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        relative = module.relative_to(top).as_posix()
+        if relative != "pki/second_opinion.py":
+            assert not any("x509.verification" in name for name in imported), relative
+        if relative != "peers/openssl_verify.py":
+            assert not any(name.endswith("second_opinion") for name in imported), relative
