@@ -212,3 +212,22 @@ def test_redrawing_into_the_same_axes_resizes_the_figure(reports: dict[str, Vali
         "anchor:missing", "certificate:0"]
     assert figure.get_size_inches()[1] < 3
     assert_nothing_overlaps(figure)
+
+
+def test_a_failure_that_names_no_certificate_of_the_path_goes_under_the_caption(
+    reports: dict[str, ValidationReport],
+) -> None:
+    from dataclasses import replace
+
+    from handshake_lib.viz.figures import figure_svg
+
+    report = reports["expired"]
+    whole = replace(report, checks=tuple(replace(c, certificate=None) if c.status is Status.FAIL else c
+                                         for c in report.checks))
+    figure = draw_chain(whole)
+    artists = by_gid(figure)
+    assert artists["notes"].get_text().startswith("validity (whole path): 'www.shop.example' expired on")
+    assert artists["certificate:0"].get_facecolor() == FACE["P"]  # no box is blamed for it
+    assert not [g for g in artists if g.startswith("reason:")]
+    assert_nothing_overlaps(figure)
+    assert b"validity (whole path)" in figure_svg(figure)  # text kept as text for the widgets' SVG
