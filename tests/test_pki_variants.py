@@ -2,7 +2,8 @@
 (``pki/variants.py``).
 
 Every scenario is built once per session from one key ring and written to a folder, and two real
-validators judge each one with the files on disk:
+validators judge each one with the files on disk (the library's second opinions, the ones lesson 04
+shows: ``peers/openssl_verify.py`` and ``pki/second_opinion.py``):
 
 * ``openssl verify`` (the CLI, with ``-attime``, ``-verify_hostname``/``-verify_ip``, ``-purpose``,
   ``-crl_check_all``, ``-untrusted``, ``-CAfile``, ``-x509_strict``, ``-verify_depth``), plus
@@ -21,9 +22,7 @@ import datetime as dt
 import ipaddress
 import json
 import re
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,13 +32,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from handshake_lib.peers.openssl_verify import openssl_opinion
 from handshake_lib.pki.issue import UNKNOWN_EXTENSION_OID, Authority, new_key
 from handshake_lib.pki.revocation_data import build_crl, ocsp_response
+from handshake_lib.pki.second_opinion import Opinion, cryptography_opinion
 from handshake_lib.pki.variants import (
     CHECKS,
-    MAX_INTERMEDIATES,
     VARIANTS,
     Expected,
     KeyRing,
@@ -49,7 +48,6 @@ from handshake_lib.pki.variants import (
 )
 
 NAMES = list(VARIANTS)
-OPENSSL_TIMEOUT_S = 30
 
 # Where `openssl verify` legitimately differs from the profile we teach, and why.
 OPENSSL_DIFFERS = {
@@ -65,28 +63,6 @@ CRYPTOGRAPHY_DIFFERS = {
     "wildcard-tld": "cryptography knows no Public Suffix List: *.com matches example.com",
 }
 
-# OpenSSL's verify error numbers (include/openssl/x509_vfy.h) as the check they belong to.  26
-# ("unsuitable certificate purpose") is the leaf's EKU at depth 0 and a CA that is no CA above it.
-OPENSSL_ERRORS = {
-    2: "path", 18: "path", 19: "path", 20: "path", 21: "path", 22: "path",
-    7: "signature", 4: "signature",
-    9: "validity", 10: "validity",
-    24: "basic_constraints", 79: "basic_constraints", 82: "basic_constraints",
-    25: "path_length",
-    32: "key_usage",
-    47: "name_constraints",
-    62: "host_name", 64: "host_name",
-    3: "revocation", 12: "revocation", 23: "revocation", 35: "key_usage",
-    34: "critical_extensions",
-}
-
-
-@dataclass(frozen=True)
-class Opinion:
-    valid: bool
-    checks: tuple[str | None, ...]  # the checks the validator's errors name, in its order (None: cannot tell)
-    detail: str
-
 
 @pytest.fixture(scope="session")
 def scenarios() -> dict[str, Scenario]:
@@ -101,71 +77,16 @@ def folders(scenarios: dict[str, Scenario], tmp_path_factory: pytest.TempPathFac
     return {name: top / name for name in scenarios}
 
 
-def _openssl_verify(openssl: str, scenario: Scenario, folder: Path) -> Opinion:
-    run = subprocess.run(
-        [openssl, "verify", *scenario.openssl_verify_arguments()],
-        cwd=folder, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S,
-    )
-    if run.returncode == 0:
-        return Opinion(True, (), "OK")
-    # OpenSSL goes on after an error and prints each one: 79 (invalid CA certificate) comes first for a
-    # CA without keyCertSign, followed by the precise 32, so the whole list is the opinion.
-    found = re.findall(r"error (\d+) at (\d+) depth lookup: (.*)", run.stdout + run.stderr)
-    errors = [(int(number), int(depth), why) for number, depth, why in found]
-    checks = tuple(_openssl_check(number, depth) for number, depth, _ in errors)
-    detail = "; ".join(f"error {n} at depth {d}: {why}" for n, d, why in errors) or run.stderr.strip()
-    return Opinion(False, checks, detail)
-
-
-def _openssl_check(number: int, depth: int) -> str | None:
-    if number == 26:  # unsuitable certificate purpose: the leaf's EKU, or a CA that is no CA
-        return "extended_key_usage" if depth == 0 else "basic_constraints"
-    return OPENSSL_ERRORS.get(number)
-
-
-def _openssl_ocsp(openssl: str, scenario: Scenario, folder: Path) -> Opinion:
-    run = subprocess.run(
-        [openssl, "ocsp", *scenario.openssl_ocsp_arguments()],
-        cwd=folder, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S,
-    )
-    output = run.stdout + run.stderr
-    status = re.search(r"leaf\.pem: (?:WARNING: (Status times invalid)\.\n.*\n)?(good|revoked|unknown)", output)
-    assert run.returncode == 0 and "Response verify OK" in output and status, output
-    if status[1]:
-        return Opinion(False, ("revocation",), f"OCSP says {status[2]}, but: {status[1].lower()}")
-    return Opinion(status[2] == "good", () if status[2] == "good" else ("revocation",), f"OCSP: {status[2]}")
-
-
 @pytest.fixture(scope="session")
 def openssl_opinions(scenarios: dict[str, Scenario], folders: dict[str, Path]) -> dict[str, Opinion]:
     """``openssl verify`` on every scenario, then ``openssl ocsp`` on a stapled response; two at a time."""
     openssl = require("openssl")
 
     def judge(name: str) -> Opinion:
-        scenario, folder = scenarios[name], folders[name]
-        verdict = _openssl_verify(openssl, scenario, folder)
-        if verdict.valid and scenario.ocsp is not None:
-            return _openssl_ocsp(openssl, scenario, folder)
-        return verdict
+        return openssl_opinion(scenarios[name], folders[name], openssl=openssl)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(scenarios, pool.map(judge, scenarios), strict=True))
-
-
-def _cryptography(scenario: Scenario) -> Opinion:
-    builder = PolicyBuilder().store(Store(list(scenario.roots))).time(scenario.at).max_chain_depth(MAX_INTERMEDIATES)
-    try:
-        if scenario.purpose == "server":
-            assert scenario.host is not None
-            subject: x509.GeneralName = x509.DNSName(scenario.host)
-            if scenario.host_is_ip:
-                subject = x509.IPAddress(ipaddress.ip_address(scenario.host))
-            builder.build_server_verifier(subject).verify(scenario.leaf, list(scenario.intermediates))
-        else:
-            builder.build_client_verifier().verify(scenario.leaf, list(scenario.intermediates))
-    except VerificationError as error:
-        return Opinion(False, (), str(error).split(" (encountered")[0])
-    return Opinion(True, (), "valid")
 
 
 # -- every variant builds, writes and reads back ----------------------------------------------------------
@@ -214,7 +135,7 @@ def test_openssl_agrees_with_the_expected_verdict_and_check(name: str, scenarios
 @pytest.mark.parametrize("name", NAMES)
 def test_cryptography_agrees_where_it_has_an_opinion(name: str, scenarios: dict[str, Scenario]) -> None:
     scenario = scenarios[name]
-    opinion = _cryptography(scenario)
+    opinion = cryptography_opinion(scenario)
     if not scenario.expected.valid and (scenario.crls or scenario.ocsp is not None):
         # No opinion: what is wrong is in the CRLs or the OCSP response, and cryptography's verifier reads neither.
         assert opinion.valid, f"{name}: {opinion.detail}"
@@ -340,3 +261,16 @@ def test_bad_requests_are_one_line_errors() -> None:
         Expected(False)
     with pytest.raises(ValueError, match="unknown check"):
         Expected(False, "hostname")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_scenarios_own_report_is_its_expected_verdict(name: str, scenarios: dict[str, Scenario]) -> None:
+    """``Scenario.validate()`` hands every input to our validator (what lesson 04 and the chain picture use)."""
+    scenario = scenarios[name]
+    report = scenario.validate()
+    assert report.valid == scenario.expected.valid, report.summary()
+    assert report.at == scenario.at and report.host == scenario.host and report.purpose.value == scenario.purpose
+    if not scenario.expected.valid:
+        assert report.failures[0].check.value == scenario.expected.first_failure, report.summary()
+    if scenario.purpose == "server":
+        assert scenario.validate(host="nowhere.invalid").result("host_name").status.value == "fail"

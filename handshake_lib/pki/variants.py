@@ -33,7 +33,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .issue import CA_USAGE, UNKNOWN_EXTENSION_OID, Authority, KeyType, PrivateKey, Purpose, new_key, signature_hash
+from .loading import load_ocsp_response
+from .report import ValidationReport
 from .revocation_data import build_crl, ocsp_response
+from .validate import validate
 
 __all__ = [
     "CHECKS",
@@ -236,6 +239,21 @@ class Scenario:
         paths["manifest"] = folder / "manifest.json"
         paths["manifest"].write_text(json.dumps(self.manifest(), indent=2) + "\n")
         return paths
+
+    def validate(self, **overrides: Any) -> ValidationReport:
+        """Our validator's report on this scenario: what ``handshakes cert check`` says on its written files.
+
+        The leaf, the pool, the anchors, purpose, time, host, CRLs and the stapled OCSP response go to
+        :func:`~handshake_lib.pki.validate.validate` with ``max_depth`` :data:`MAX_INTERMEDIATES`;
+        ``overrides`` replace any of its keyword arguments (``host="www.other.example"``...).
+        """
+        arguments: dict[str, Any] = {
+            "intermediates": self.intermediates, "trust_anchors": self.roots, "purpose": self.purpose,
+            "at": self.at, "host": self.host, "crls": self.crls, "max_depth": MAX_INTERMEDIATES,
+            "stapled_ocsp": None if self.ocsp is None else load_ocsp_response(self.ocsp, f"{self.name} OCSP"),
+        }
+        arguments.update(overrides)
+        return validate(self.leaf, **arguments)
 
 
 # -- the workshop every variant is built in ---------------------------------------------------------------
