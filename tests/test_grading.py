@@ -386,6 +386,32 @@ def test_grading_a_class_writes_one_csv_and_leaves_submissions_untouched(graded_
     assert notes["assignment"] == "" and notes["total"] == "0" and "no otter assignment name" in notes["error"]
 
 
+def test_exercise_04_wrong_checks_let_the_wrong_certificates_through_and_grading_says_so(tmp_path: Path) -> None:
+    """Exercise 04's hidden live tests, graded in the sandbox: the learner's checks decide our client's, so a
+    host check that only asks "does it name something?" and a validity check that forgot notAfter let
+    another host's and an expired certificate through, and the feedback says which and why."""
+    require_sandbox()
+    name = "04_certificate_validation"
+    answers = answer_cell_sources(SOLUTIONS_DIR / f"{name}.ipynb")
+    wrong = {}
+    for first_line in answers:
+        if "def host_matches" in first_line:
+            wrong[first_line] = first_line + "\n    return bool(dns_names or ip_addresses)\n"
+        elif "def within_validity" in first_line:
+            wrong[first_line] = first_line + "\n    return not_before <= at\n"
+    assert len(wrong) == 2, "the master's answer cells changed; update this test"
+    submission = fill_answers(EXERCISES_DIR / f"{name}.ipynb", wrong, tmp_path / f"{name}.ipynb")
+    score = grade_submission(submission, read_assignment(SOLUTIONS_DIR / f"{name}.ipynb"), strict=True)
+    assert score.error == "" and score.scores == {"q1": 0.0, "q2": 1.0}, score.feedback
+    q1, q2 = score.feedback["q1"], score.feedback["q2"]
+    assert "a certificate for www.other.example, asked for as localhost: your host_matches let the wrong host " \
+           "through (the page arrived)" in q1, q1
+    assert "the library's check disagrees" in q1, q1  # the validator's report, quoted to the learner
+    assert "host_matches('127.0.0.2', [], ['127.0.0.1']) should be False (another address), yours says True" in q1
+    assert "a certificate for localhost that expired yesterday: your within_validity let it through" in q2, q2
+    assert "test_both_ends_are_inclusive: passed" in q2, q2
+
+
 def test_grade_class_script_writes_a_row_per_notebook_and_exits_zero(tmp_path: Path) -> None:
     """The command line around grade_folder (graded above), on notebooks it can grade without a kernel."""
     submissions = tmp_path / "submissions"

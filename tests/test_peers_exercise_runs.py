@@ -1,4 +1,4 @@
-"""The live last step of exercises 02 and 03 (handshake_lib.peers.exercise_runs): a right answer ends in a
+"""The live last step of exercises 02, 03 and 04 (handshake_lib.peers.exercise_runs): a right answer ends in a
 real handshake with OpenSSL, a wrong one fails the way OpenSSL makes it fail."""
 
 from __future__ import annotations
@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from handshake_lib.peers.exercise_runs import run_learner_cipher_choice, run_learner_client_hello
+from handshake_lib.errors import TLSAlert
+from handshake_lib.peers.exercise_runs import (
+    CERTIFICATE_CASES,
+    run_learner_certificate_checks,
+    run_learner_cipher_choice,
+    run_learner_client_hello,
+)
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls.hello_explain import reference_client_hello
 from handshake_lib.tls.messages import ClientHello
@@ -66,3 +72,43 @@ def test_exercise_03_live_step_a_wrong_rule_ends_in_openssls_handshake_failure(s
 def test_exercise_03_live_step_makes_its_own_keys_by_default():
     run = run_learner_cipher_choice(choose_cipher_suite, ["AES128-GCM-SHA256"])
     assert run.openssl_cipher == "AES128-GCM-SHA256" and not run.client_error
+
+
+# -- exercise 04: the learner's certificate checks in our client, OpenSSL as the server -------------------
+def test_exercise_04_live_step_with_the_librarys_checks_gets_the_page_or_the_librarys_alert():
+    run = run_learner_certificate_checks()
+    assert list(run.runs) == list(CERTIFICATE_CASES)
+    for name in ("right", "right-by-address"):
+        assert run[name].page_arrived and b"Hello from OpenSSL" in run[name].body and run[name].alert is None
+    assert "IP address 127.0.0.1 is in its subjectAltName" in run["right-by-address"].host_name
+    for name, alert, openssl_says in [("other-host", TLSAlert.bad_certificate, "BAD_CERTIFICATE"),
+                                      ("expired", TLSAlert.certificate_expired, "CERTIFICATE_EXPIRED"),
+                                      ("not-yet-valid", TLSAlert.bad_certificate, "BAD_CERTIFICATE")]:
+        assert run[name].alert is alert and not run[name].page_arrived, run[name].lines()
+        assert openssl_says in run[name].openssl_says  # the alert went on the wire and OpenSSL read it
+    assert all(case.as_the_library_decides for case in run.runs.values())
+    assert "WRONG" not in run.summary() and "as it should" in run.summary()
+
+
+def test_exercise_04_live_step_a_wrong_check_lets_the_wrong_certificate_through_and_says_so():
+    def names_something(host, dns_names, ip_addresses):
+        return bool(dns_names or ip_addresses)
+
+    def forgets_not_after(not_before, not_after, at):
+        return not_before <= at
+
+    run = run_learner_certificate_checks(names_something, forgets_not_after, cases=["expired", "other-host"])
+    assert list(run.runs) == ["expired", "other-host"]  # in the order asked for
+    for name in ("other-host", "expired"):
+        assert run[name].page_arrived and run[name].alert is None and not run[name].as_the_library_decides
+    assert "the library's check disagrees" in run["other-host"].host_name
+    assert "the library's check disagrees" in run["expired"].validity
+    assert "WRONG: with the library's checks, refused with bad_certificate" in run.summary()
+
+
+def test_exercise_04_live_step_an_unwritten_check_is_refused_with_certificate_unknown_not_raised():
+    run = run_learner_certificate_checks(lambda host, dns_names, ip_addresses: None, cases=["right"])
+    assert run["right"].alert is TLSAlert.certificate_unknown and not run["right"].page_arrived
+    assert "your host_matches returned None, not True or False" in run["right"].host_name
+    with pytest.raises(ValueError, match="unknown case"):
+        run_learner_certificate_checks(cases=["nonsense"])
