@@ -7,9 +7,9 @@ medians' (``bench/results/latest.json`` keeps every sample).  ``cryptography`` d
 revocation, so its row validates the same chain and host without the CRL; ours reads and verifies
 the CRL on top, which is the work the target allows for.
 
-Named after lesson 04's module (``handshake_lib.lessons.certificate_validation``, to come), which
-will show this validator's report.  Each call validates at a time one second later than the last,
-so every call does the whole work and returns a different answer.
+Not a widget case: lesson 04's widget (``handshake_lib.lessons.certificates``, which shows this
+validator's report) is timed in ``bench/cases/certificates.py``.  Each call validates at a time one
+second later than the last, so every call does the whole work and returns a different answer.
 """
 
 from __future__ import annotations
