@@ -19,7 +19,7 @@ from typing import Any
 import ipywidgets as widgets
 import pytest
 
-from handshake_lib.lessons import client_hello, premaster, records, server_hello, session_keys, tcp
+from handshake_lib.lessons import certificates, client_hello, premaster, records, server_hello, session_keys, tcp
 from handshake_lib.tls.pair import PairKeys
 from handshake_lib.viz.widget import check_choice, check_control, check_number
 
@@ -34,6 +34,7 @@ def built() -> dict[str, Any]:
         "capture": tcp.capture_explorer(),
         "hello": client_hello.client_hello_builder(),
         "negotiation": server_hello.negotiation_explorer(),
+        "variants": certificates.variant_explorer(),
         "countermeasure": premaster.countermeasure_demo(keys=PairKeys.fresh()),
         "key_schedule": session_keys.key_schedule_explorer(),
         "tamper": records.tamper_lab(),
@@ -98,6 +99,10 @@ BAD_UPDATES: list[tuple[str, str, dict[str, Any], type[Exception], str]] = [
     ("negotiation", "update", {"supported": [None]}, ValueError, "supported holds None"),
     ("negotiation", "update", {"offered": ["AES128-SHA"], "prefer": "both"}, ValueError, "prefer must be one of"),
     ("negotiation", "update", {"prefer": 1}, ValueError, "prefer must be one of 'server', 'client'"),
+    # lesson 04: the PKI variants
+    ("variants", "update", {"variant": "expired-leaf"}, ValueError, "variant must be one of 'valid-ecdsa'"),
+    ("variants", "update", {"variant": 3}, TypeError, "variant must be a str"),
+    ("variants", "update", {"variant": ["expired"]}, TypeError, "variant must be a str"),
     # lesson 05: Bleichenbacher's countermeasure
     ("countermeasure", "update", {"byte_index": NAN}, ValueError, "byte_index must be a finite number"),
     ("countermeasure", "update", {"byte_index": -1}, ValueError, "byte_index must be from 0 to 255"),
@@ -129,6 +134,7 @@ GOOD_UPDATES: dict[str, tuple[str, dict[str, Any], Callable[[Any], bool]]] = {
     "capture": ("select", {"index": 1}, lambda w: w.segment_list.value == 1),
     "hello": ("update", {"suites": ["AES128-SHA"], "server_name": "example.org"}, lambda w: w.hello is not None),
     "negotiation": ("update", {"offered": ["AES128-SHA"], "prefer": "client"}, lambda w: w.result.ours == "AES128-SHA"),
+    "variants": ("update", {"variant": "expired"}, lambda w: w.view.first_failure == "validity"),
     "countermeasure": ("update", {"byte_index": 3, "mask": 0}, lambda w: "untouched" in w.summary_text),
     "key_schedule": ("update", {"cipher": "AES128-SHA256"}, lambda w: "AES_128_CBC_SHA256" in w.summary_text),
     "tamper": ("update", {"offset": 3, "bit": 1}, lambda w: w.result.offset == 3 and w.result.bit == 1),
@@ -159,6 +165,7 @@ def test_a_bad_value_is_refused_and_the_widget_is_left_as_it_was(
         (client_hello.client_hello_builder, {"suites": "AES128-SHA"}, TypeError, "suites must be a list"),
         (client_hello.client_hello_builder, {"version": 0x0304}, ValueError, "version must be one of"),
         (server_hello.negotiation_explorer, {"offered": ["RC4-MD5"]}, ValueError, "each of offered"),
+        (certificates.variant_explorer, {"variant": "nope"}, ValueError, "variant must be one of"),
         (session_keys.key_schedule_explorer, {"cipher": "RC4-MD5"}, ValueError, "cipher must be one of"),
         (records.tamper_lab, {"bit": 9}, ValueError, "bit must be one of"),
     ],
