@@ -52,6 +52,7 @@ LESSONS = {
     "notebooks/01_tcp_three_way_handshake.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/02_client_hello.ipynb": LessonExpects(widgets=True, figures=False),
     "notebooks/03_server_hello_and_certificate.ipynb": LessonExpects(widgets=True, figures=False),
+    "notebooks/04_certificate_validation.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/05_premaster_secret.ipynb": LessonExpects(widgets=True, figures=False),
     "notebooks/06_session_keys.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/07_records_encryption_and_mac.ipynb": LessonExpects(widgets=True, figures=True),
