@@ -25,17 +25,18 @@ def explorer() -> VariantExplorer:
 
 
 @pytest.mark.parametrize(
-    ("variant", "failing", "openssl_valid"),
+    ("variant", "failing", "alert", "openssl_valid"),
     [
-        ("valid-ecdsa", None, True),
-        ("wrong-host", "host_name", False),
-        ("expired", "validity", False),
-        ("missing-intermediate", "path", False),
-        ("wrong-eku", "extended_key_usage", False),
+        ("valid-ecdsa", None, None, True),
+        ("wrong-host", "host_name", "bad_certificate", False),
+        ("expired", "validity", "certificate_expired", False),
+        ("missing-intermediate", "path", "unknown_ca", False),
+        ("wrong-eku", "extended_key_usage", "unsupported_certificate", False),
     ],
 )
-def test_update_shows_the_verdict_and_the_failing_check(explorer, variant, failing, openssl_valid):
+def test_update_shows_the_verdict_and_the_failing_check(explorer, variant, failing, alert, openssl_valid):
     view = explorer.update(variant=variant)
+    assert view.alert == alert and (alert is None or f"alert {alert}" in explorer.opinions_html.value)
     assert explorer.dropdown.value == variant and view.name == variant
     assert view.first_failure == failing and view.as_expected
     assert view.report.verdict == ("valid" if failing is None else "not valid")

@@ -94,6 +94,12 @@ class VariantView:
         return failures[0].check.value if failures else None
 
     @property
+    def alert(self) -> str | None:
+        """The alert our TLS client sends for this report (the first failing check's), None when valid."""
+        error = self.report.error()
+        return None if error is None else error.tls_alert.name
+
+    @property
     def as_expected(self) -> bool:
         """Our verdict (and first failing check) is the one the variant was built to get."""
         return self.first_failure == self.scenario.expected.first_failure
@@ -104,7 +110,8 @@ class VariantView:
         lines = [
             f"{self.name}: {self.scenario.summary}",
             f"  expected (the profile we teach): {self.scenario.expected}",
-            f"  ours:         {self.report.verdict}" + (f" ({self.first_failure})" if self.first_failure else ""),
+            f"  ours:         {self.report.verdict}"
+            + (f" ({self.first_failure}; a TLS client sends the alert {self.alert})" if self.first_failure else ""),
             f"  cryptography: {_opinion_line(self.cryptography, self.cryptography_problem)}",
             f"  OpenSSL:      {_opinion_line(self.openssl, self.openssl_problem)}",
         ]
@@ -168,7 +175,7 @@ def _report_table(report: ValidationReport) -> str:
 
 def _opinions_table(view: VariantView) -> str:
     scenario = view.scenario
-    ours = view.report.verdict + (f" ({view.first_failure})" if view.first_failure else "")
+    ours = view.report.verdict + (f" ({view.first_failure}: alert {view.alert})" if view.first_failure else "")
     rows = [
         ("expected (the profile we teach)", str(scenario.expected)),
         ("ours (handshake_lib.pki.validate)", ours),
