@@ -147,7 +147,7 @@ def certificate_name(text: str) -> str:
 
 
 def host(text: str) -> str:
-    """An IP address or a DNS name (``localhost``), for a server to bind."""
+    """An IP address or a DNS name (``localhost``): a server to bind, a name a certificate must carry."""
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:

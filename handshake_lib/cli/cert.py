@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import ipaddress
 import json
 import re
 from pathlib import Path
@@ -24,12 +23,11 @@ from pathlib import Path
 from cryptography import x509
 
 from ..errors import CertificateDecodeError
-from ..hostnames import check_dns_name
 from ..pki.loading import MAX_INPUT_BYTES, load_certificates, load_crl, load_ocsp_response
 from ..pki.report import Purpose, ValidationReport
 from ..pki.revocation import MAX_CRL_BYTES, MAX_OCSP_BYTES
 from ..pki.validate import DEFAULT_MAX_DEPTH, validate
-from .arguments import input_file
+from .arguments import host, input_file
 from .errors import EXIT_FAILURE, EXIT_OK, CommandError
 
 __all__ = ["register", "run_check", "EXIT_INTERNAL"]
@@ -49,7 +47,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     check.add_argument("leaf", type=input_file, help="the certificate to check (PEM or DER)")
     check.add_argument("--chain", type=input_file, metavar="FILE", help="untrusted intermediates (PEM), any order")
     check.add_argument("--cafile", type=input_file, required=True, metavar="FILE", help="trust anchors (PEM)")
-    check.add_argument("--host", type=_host, metavar="NAME-OR-IP", help="the name the leaf must carry")
+    check.add_argument("--host", type=host, metavar="NAME-OR-IP", help="the name the leaf must carry")
     check.add_argument("--at", type=_time, metavar="TIME", help="validation time, RFC 3339 (default: now)")
     check.add_argument("--purpose", choices=[p.value for p in Purpose], default=Purpose.SERVER.value)
     check.add_argument("--crl", type=input_file, action="append", default=[], metavar="FILE",
@@ -64,17 +62,6 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 
 # -- argument types: one line each, exit 2 ---------------------------------------------------------------
-def _host(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
-    try:
-        return check_dns_name(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _time(text: str) -> dt.datetime:
     """RFC 3339 (``2026-12-04T10:00:00Z``, ``...+01:00``, fractions of a second); no offset means UTC."""
     try:

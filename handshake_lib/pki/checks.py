@@ -40,9 +40,10 @@ replaced TLS stage does.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields, replace
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
+from ..replaceable import ReplaceableFunctions
 from . import names
 
 __all__ = [
@@ -76,25 +77,13 @@ class WithinValidity(Protocol):
 
 
 @dataclass(frozen=True)
-class CertificateChecks:
+class CertificateChecks(ReplaceableFunctions):
     """One function per replaceable certificate check; the defaults are the library's own."""
+
+    kind: ClassVar[str] = "check"
 
     host_matches: HostMatches = names.host_matches
     within_validity: WithinValidity = within_validity
-
-    def __post_init__(self) -> None:
-        for check in fields(self):
-            function = getattr(self, check.name)
-            if not callable(function):
-                raise TypeError(f"check {check.name} must be a function, not {type(function).__name__}")
-
-    def replace(self, **changes: object) -> CertificateChecks:
-        """A copy with some checks swapped: ``checks.replace(host_matches=my_host_matches)``."""
-        return replace(self, **changes)  # type: ignore[arg-type]
-
-    def replaced(self) -> list[str]:
-        """The names of the checks that are not the library's own (for reasons and tests)."""
-        return [check.name for check in fields(self) if getattr(self, check.name) is not check.default]
 
 
 LIBRARY_CHECKS = CertificateChecks()

@@ -34,12 +34,13 @@ field the role never reaches (``choose_cipher_suite`` on a client) is ignored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ..replaceable import ReplaceableFunctions
 from . import negotiation, rsa_kx
 from . import prf as prf_module
 from . import record as record_module
@@ -161,8 +162,10 @@ class RecordMac(Protocol):
 
 
 @dataclass(frozen=True)
-class Stages:
+class Stages(ReplaceableFunctions):
     """One function per replaceable stage of the handshake; the defaults are the library's own."""
+
+    kind: ClassVar[str] = "stage"
 
     build_client_hello: BuildClientHello = negotiation.client_hello_for
     choose_cipher_suite: ChooseCipherSuite = negotiation.choose_cipher_suite
@@ -176,20 +179,6 @@ class Stages:
     key_block: KeyBlock = prf_module.key_block
     verify_data: VerifyData = prf_module.verify_data
     record_mac: RecordMac = record_module.record_mac
-
-    def __post_init__(self) -> None:
-        for stage in fields(self):
-            function = getattr(self, stage.name)
-            if not callable(function):
-                raise TypeError(f"stage {stage.name} must be a function, not {type(function).__name__}")
-
-    def replace(self, **changes: object) -> Stages:
-        """A copy with some stages swapped: ``stages.replace(prf=my_prf)``."""
-        return replace(self, **changes)  # type: ignore[arg-type]
-
-    def replaced(self) -> list[str]:
-        """The names of the stages that are not the library's own (for messages and tests)."""
-        return [stage.name for stage in fields(self) if getattr(self, stage.name) is not stage.default]
 
     def resolved(self) -> Stages:
         """These stages as a connection runs them: each library default wired to the stages below it here."""
