@@ -237,6 +237,79 @@ class CertificateUnknown(CertificateError):
     tls_alert = TLSAlert.certificate_unknown
 
 
+# --- SSH (RFC 4253): each class ends a connection with the disconnect reason it names -----------------
+
+
+class KeyExchangeFailed(ProtocolError):
+    """The SSH key exchange could not complete: a bad public value, a signature that does not verify."""
+
+    tls_alert = TLSAlert.handshake_failure
+    ssh_disconnect = SSHDisconnect.KEY_EXCHANGE_FAILED
+
+
+class NoCommonAlgorithm(KeyExchangeFailed):
+    """Two KEXINITs share no algorithm in one category (``category``: "kex", "encryption client to
+    server", ...); the message names the category and both lists, as OpenSSH's "no matching ..." does."""
+
+    def __init__(self, category: str, client: list[str], server: list[str]) -> None:
+        super().__init__(
+            f"no matching {category} algorithm: client offered {','.join(client) or '(nothing)'}, "
+            f"server offered {','.join(server) or '(nothing)'}"
+        )
+        self.category = category
+        self.client = list(client)
+        self.server = list(server)
+
+
+class BadPacketMac(BadRecordMac):
+    """An SSH packet failed its MAC or AEAD tag (or decrypted to a length that cannot be right)."""
+
+    ssh_disconnect = SSHDisconnect.MAC_ERROR
+
+
+class PacketTooLarge(ProtocolError):
+    """An SSH packet announces more bytes than we accept; refused before any of them is buffered."""
+
+    tls_alert = TLSAlert.record_overflow
+    ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
+
+
+class HostKeyNotVerifiable(ProtocolError):
+    """The SSH server's host key is not one we can trust.  Subclasses say why."""
+
+    tls_alert = TLSAlert.bad_certificate
+    ssh_disconnect = SSHDisconnect.HOST_KEY_NOT_VERIFIABLE
+
+
+class UnknownHostKey(HostKeyNotVerifiable):
+    """No known_hosts entry names this host, and the policy did not accept a new key."""
+
+
+class HostKeyChanged(HostKeyNotVerifiable):
+    """known_hosts holds a different key for this host ("REMOTE HOST IDENTIFICATION HAS CHANGED")."""
+
+
+class HostKeyRevoked(HostKeyNotVerifiable):
+    """known_hosts marks this key ``@revoked``."""
+
+
+class BadHostKeySignature(KeyExchangeFailed):
+    """The server's signature over the exchange hash H does not verify with its host key."""
+
+
+class PeerDisconnect(HandshakeError):
+    """The SSH peer sent SSH_MSG_DISCONNECT (``reason``: the code, ``description``: its text)."""
+
+    def __init__(self, reason: int, description: str = "") -> None:
+        try:
+            name = SSHDisconnect(reason).name
+        except ValueError:
+            name = f"unknown reason {reason}"
+        super().__init__(f"peer disconnected: {name} ({reason})" + (f": {description}" if description else ""))
+        self.reason = reason
+        self.description = description
+
+
 class UnexpectedEOF(ProtocolError):
     """The peer closed the TCP connection in the middle of the handshake or of a record.
 
