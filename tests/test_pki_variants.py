@@ -8,7 +8,9 @@ shows: ``peers/openssl_verify.py`` and ``pki/second_opinion.py``):
 * ``openssl verify`` (the CLI, with ``-attime``, ``-verify_hostname``/``-verify_ip``, ``-purpose``,
   ``-crl_check_all``, ``-untrusted``, ``-CAfile``, ``-x509_strict``, ``-verify_depth``), plus
   ``openssl ocsp -respin`` for a stapled OCSP response, which ``openssl verify`` does not read;
-* ``cryptography.x509.verification``, where it has an opinion (it checks no revocation).
+* ``cryptography.x509.verification``, where it has an opinion (it checks no revocation);
+* a real TLS handshake through Python's ``ssl`` (OpenSSL, in memory): one end presents the chain, the
+  other checks it with the roots, the host name and the CRLs (``peers.openssl_verify.handshake_opinion``).
 
 Each must agree with the scenario's expected verdict, and OpenSSL's errors must include the expected
 check, except in the cases recorded by name below, where the profile we teach (RFC 5280 plus the Web
@@ -33,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from handshake_lib.peers.openssl_verify import openssl_opinion
+from handshake_lib.peers.openssl_verify import handshake_opinion, openssl_opinion
 from handshake_lib.pki.issue import UNKNOWN_EXTENSION_OID, Authority, new_key
 from handshake_lib.pki.revocation_data import build_crl, ocsp_response
 from handshake_lib.pki.second_opinion import Opinion, cryptography_opinion
@@ -56,6 +58,20 @@ OPENSSL_DIFFERS = {
     "common-name-only": "OpenSSL falls back to the subject's CN when there is no DNS SAN (RFC 9525 never does)",
     "ocsp-unknown": "openssl ocsp reports the status 'unknown' as it is; our default policy counts it as no answer",
     "leaf-is-ca": "OpenSSL accepts a CA certificate as a server's own (RFC 5280 does not forbid it)",
+}
+# Where a real TLS handshake (Python's ssl: OpenSSL with its defaults, in memory) differs, and why.  Its
+# host-name rules are not `openssl verify`'s: Python asks for no partial wildcards, so w*.shop.example fails.
+HANDSHAKE_DIFFERS = {
+    "wildcard-public-suffix": OPENSSL_DIFFERS["wildcard-public-suffix"],
+    "common-name-only": "Python's ssl keeps OpenSSL's fallback to the subject's CN when there is no DNS SAN",
+    "leaf-is-ca": OPENSSL_DIFFERS["leaf-is-ca"],
+    "too-long-chain": "Python's ssl cannot set a verify depth, and OpenSSL's default allows 100 intermediates",
+    "chain-one-too-long": "Python's ssl cannot set a verify depth, and OpenSSL's default allows 100 intermediates",
+}
+# Where the handshake refuses for the same reason but names another check first: it stops at OpenSSL's first
+# error, where `openssl verify` goes on and lists the precise one too.
+HANDSHAKE_NAMES_ANOTHER_CHECK = {
+    "ca-without-keycertsign": "OpenSSL's first error is 79 (invalid CA certificate); `openssl verify` goes on to 32",
 }
 # Where cryptography's verifier legitimately differs, and why (it follows the Web PKI otherwise).
 CRYPTOGRAPHY_DIFFERS = {
@@ -87,6 +103,13 @@ def openssl_opinions(scenarios: dict[str, Scenario], folders: dict[str, Path]) -
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(scenarios, pool.map(judge, scenarios), strict=True))
+
+
+@pytest.fixture(scope="session")
+def handshake_opinions(scenarios: dict[str, Scenario], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Opinion]:
+    """A real TLS handshake (Python's ssl, in memory) on every scenario: about 5 ms each."""
+    top = tmp_path_factory.mktemp("handshakes")
+    return {name: handshake_opinion(scenario, top / name) for name, scenario in scenarios.items()}
 
 
 # -- every variant builds, writes and reads back ----------------------------------------------------------
@@ -133,6 +156,34 @@ def test_openssl_agrees_with_the_expected_verdict_and_check(name: str, scenarios
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_real_tls_handshake_agrees_with_the_expected_verdict_and_check(
+    name: str, scenarios: dict[str, Scenario], handshake_opinions: dict[str, Opinion]
+) -> None:
+    scenario, opinion = scenarios[name], handshake_opinions[name]
+    expected = scenario.expected
+    if not opinion.has_opinion:  # ssl reads no stapled OCSP response: the fault, if any, is there
+        assert scenario.ocsp is not None and opinion.valid
+    elif name in HANDSHAKE_DIFFERS:
+        assert opinion.valid != expected.valid, f"the handshake now agrees on {name}: drop it from HANDSHAKE_DIFFERS"
+    else:
+        assert opinion.valid == expected.valid, f"{name}: expected {expected}, the handshake says {opinion.detail}"
+        if not expected.valid:
+            named = expected.first_failure in opinion.checks
+            assert named != (name in HANDSHAKE_NAMES_ANOTHER_CHECK), f"{name}: {opinion.detail}"
+
+
+def test_the_handshake_refuses_a_client_chain_on_the_server_side(
+    scenarios: dict[str, Scenario], handshake_opinions: dict[str, Opinion]
+) -> None:
+    # The client variants are judged by an ssl server with CERT_REQUIRED: its verify errors, not a missing cipher.
+    clients = [name for name, scenario in scenarios.items() if scenario.purpose == "client"]
+    assert len(clients) >= 8
+    for name in clients:
+        opinion = handshake_opinions[name]
+        assert opinion.valid or opinion.detail.startswith("verify error"), f"{name}: {opinion.detail}"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_cryptography_agrees_where_it_has_an_opinion(name: str, scenarios: dict[str, Scenario]) -> None:
     scenario = scenarios[name]
     opinion = cryptography_opinion(scenario)
@@ -146,7 +197,7 @@ def test_cryptography_agrees_where_it_has_an_opinion(name: str, scenarios: dict[
 
 
 def test_the_recorded_differences_name_real_variants_and_say_why() -> None:
-    for record in (OPENSSL_DIFFERS, CRYPTOGRAPHY_DIFFERS):
+    for record in (OPENSSL_DIFFERS, CRYPTOGRAPHY_DIFFERS, HANDSHAKE_DIFFERS, HANDSHAKE_NAMES_ANOTHER_CHECK):
         for name, why in record.items():
             assert name in VARIANTS and why
             assert VARIANTS[name].profiles, f"{name} differs between profiles but its variant does not say how"

@@ -22,17 +22,26 @@ Every run has a deadline (``timeout``, default :data:`OPENSSL_TIMEOUT_S`); a run
 and raises :class:`OpenSSLTimeout`; no ``openssl`` program raises
 :class:`~handshake_lib.peers.PeerUnavailable`; output that says none of the expected things raises
 :class:`OpenSSLAnswerError`.  Each is one line.
+
+:func:`handshake_opinion` asks the same OpenSSL in the setting that matters: a real TLS handshake
+(Python's ``ssl``, in memory), one end presenting the scenario's chain and the other checking it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from ..errors import HandshakeError
+from ..pki.issue import Authority, new_key
 from ..pki.second_opinion import Opinion
 from ..pki.variants import Scenario
 from . import PeerUnavailable
@@ -42,6 +51,7 @@ __all__ = [
     "OPENSSL_TIMEOUT_S",
     "OpenSSLAnswerError",
     "OpenSSLTimeout",
+    "handshake_opinion",
     "openssl_check",
     "openssl_opinion",
 ]
@@ -149,3 +159,125 @@ def _ocsp(program: str, scenario: Scenario, folder: Path, timeout: float) -> Opi
 
 def _one_line(text: str) -> str:
     return " / ".join(line.strip() for line in text[:MAX_OUTPUT_CHARS].splitlines() if line.strip())[:300]
+
+
+# Flights a TLS 1.3 handshake with a client certificate needs, with room to spare: the pump below stops
+# after this many exchanges even if neither side finishes, so a stuck handshake cannot spin.
+MAX_HANDSHAKE_ROUNDS = 16
+
+
+def handshake_opinion(scenario: Scenario, folder: Path | str | None = None) -> Opinion:
+    """OpenSSL's verdict in a real TLS handshake: one ``ssl`` end presents the chain, the other checks it.
+
+    For a server scenario the presenting end is an ``ssl`` server (``load_cert_chain`` with the leaf,
+    the untrusted pool and the leaf's key) and the checking end an ``ssl`` client with the scenario's
+    roots, ``check_hostname`` against its host, ``VERIFY_X509_STRICT`` and, with CRLs,
+    ``VERIFY_CRL_CHECK_CHAIN``; for a client scenario the roles swap (a server with ``CERT_REQUIRED``).
+    The two run over memory buffers (``ssl.MemoryBIO``): no socket, no thread, a few milliseconds.
+
+    A handshake checks at the present time, so this suits scenarios built around now (the course's
+    variants); it reads no stapled OCSP response (``ssl`` has no OCSP), so on a scenario whose fault is
+    only there it has no opinion.  The checks named are OpenSSL's verify error (``verify_code``) mapped
+    to ours, as for ``openssl verify``.
+    """
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="handshakes-handshake-") as temporary:
+            return handshake_opinion(scenario, temporary)
+    folder = Path(folder)
+    paths = scenario.write(folder)
+    presented = folder / "presented.pem"  # the leaf first, then the pool, as a server sends them
+    presented.write_bytes(paths["leaf"].read_bytes() + paths["chain"].read_bytes())
+
+    presenting = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT if scenario.purpose == "client" else ssl.PROTOCOL_TLS_SERVER)
+    presenting.load_cert_chain(presented, paths["leaf_key"])
+    checking = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if scenario.purpose == "client" else ssl.PROTOCOL_TLS_CLIENT)
+    if scenario.purpose == "client":  # the server that asks for the client's chain needs an identity of its own
+        checking.load_cert_chain(*_checking_server_identity(folder))
+    checking.load_verify_locations(cafile=paths["roots"])
+    checking.verify_mode = ssl.CERT_REQUIRED
+    checking.verify_flags |= ssl.VERIFY_X509_STRICT
+    if "crls" in paths:
+        checking.load_verify_locations(cafile=paths["crls"])  # a PEM file of CRLs loads into the same store
+        checking.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+    if scenario.purpose == "client":
+        presenting.check_hostname = False
+        presenting.verify_mode = ssl.CERT_NONE  # this run is about the client's chain, not the server's
+        client, server = _End(presenting, None), _End(checking, None, server_side=True)
+    else:
+        checking.check_hostname = scenario.host is not None
+        client, server = _End(checking, scenario.host), _End(presenting, None, server_side=True)
+    try:
+        _pump(client, server)
+    except ssl.SSLCertVerificationError as error:
+        number = error.verify_code
+        # 26, unsuitable purpose: the leaf's EKU, or a CA that is no CA (the message does not give the depth).
+        depth = 0 if number == 26 and scenario.leaf.extensions is not None and _leaf_purpose_error(error) else 1
+        return Opinion(False, (openssl_check(number, depth),), f"verify error {number}: {error.verify_message}")
+    except ssl.SSLError as error:
+        return Opinion(False, (None,), f"handshake failed: {error.reason or error}")
+    if scenario.ocsp is not None:
+        return Opinion(True, (), "handshake completed (ssl reads no stapled OCSP response)", has_opinion=False)
+    return Opinion(True, (), "handshake completed")
+
+
+def _checking_server_identity(folder: Path) -> tuple[Path, Path]:
+    """A throwaway self-signed ECDSA server certificate and key, written into ``folder`` (nobody checks it)."""
+    now = dt.datetime.now(dt.UTC)
+    key = new_key("ecdsa-p256")
+    authority = Authority.root("Handshake opinion server", key, now=now, not_after=dt.timedelta(hours=1))
+    certificate_path, key_path = folder / "checking-server.pem", folder / "checking-server.key"
+    certificate_path.write_bytes(authority.certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certificate_path, key_path
+
+
+def _leaf_purpose_error(error: ssl.SSLCertVerificationError) -> bool:
+    return "purpose" in (error.verify_message or "")
+
+
+class _End:
+    """One end of an in-memory handshake: an ``ssl`` object and the two buffers it reads and writes."""
+
+    def __init__(self, context: ssl.SSLContext, host: str | None, *, server_side: bool = False) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=server_side, server_hostname=host)
+        self.done = False
+
+    def step(self, peer: _End) -> None:
+        if not self.done:
+            try:
+                self.tls.do_handshake()
+                self.done = True
+            except ssl.SSLWantReadError:
+                pass
+        self.send(peer)
+
+    def settle(self, peer: _End) -> None:
+        """Read once after the handshake: TLS 1.3 delivers a refusal of the client's certificate (an alert) here."""
+        with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            self.tls.read(1)
+        self.send(peer)
+
+    def send(self, peer: _End) -> None:
+        data = self.outgoing.read()
+        if data:
+            peer.incoming.write(data)
+
+
+def _pump(client: _End, server: _End) -> None:
+    """Run both ends' handshakes, moving each one's output to the other, until both are done.
+
+    The end that checks the chain raises :class:`ssl.SSLCertVerificationError` when it refuses it; an
+    alert the other end receives raises :class:`ssl.SSLError`.
+    """
+    for _ in range(MAX_HANDSHAKE_ROUNDS):
+        client.step(server)
+        server.step(client)
+        if client.done and server.done:
+            server.settle(client)
+            client.settle(server)
+            return
+    raise ssl.SSLError(f"the handshake did not finish in {MAX_HANDSHAKE_ROUNDS} rounds")
