@@ -67,6 +67,9 @@ _GAP_IN = 0.4  # between two boxes: the arrow and its "signed by"
 _REASON_LEFT_IN = _LEFT_IN + _BOX_W_IN + 0.25
 _RIGHT_MARGIN_IN = 0.2
 _BOTTOM_IN, _TOP_IN = 0.15, 0.12
+# Data units are inches.  An arrow stops a point short of each box: set by its end points, not matplotlib's
+# shrinkA/shrinkB, which clip the path with Bezier splitting at every draw (half the picture's cost).
+_POINT_IN = 1 / 72
 
 _NAME_FONT = 8.5
 _ROLE_FONT = 7.0
@@ -240,7 +243,7 @@ def draw_chain(report: ValidationReport, *, ax: Axes | None = None) -> Figure:
     for box in boxes:
         face, edge = STATUS_COLOURS[box.status]
         centre = centres[box.index]
-        ax.add_patch(FancyBboxPatch(
+        ax.add_artist(FancyBboxPatch(
             (_LEFT_IN, centre - _BOX_H_IN / 2), _BOX_W_IN, _BOX_H_IN, boxstyle="round,pad=0,rounding_size=0.08",
             facecolor=face, edgecolor=edge, linewidth=1.6 if box.status is Status.FAIL else 1.1, zorder=3,
             gid=f"certificate:{box.index}",
@@ -255,7 +258,7 @@ def draw_chain(report: ValidationReport, *, ax: Axes | None = None) -> Figure:
     if not reached:
         centre = centres[-1]
         face, edge = STATUS_COLOURS[Status.NOT_CHECKED]
-        ax.add_patch(FancyBboxPatch(
+        ax.add_artist(FancyBboxPatch(
             (_LEFT_IN, centre - _BOX_H_IN / 2), _BOX_W_IN, _BOX_H_IN, boxstyle="round,pad=0,rounding_size=0.08",
             facecolor=face, edgecolor=edge, linewidth=1.1, linestyle="--", zorder=3, gid="anchor:missing",
         ))  # fmt: skip
@@ -268,9 +271,9 @@ def draw_chain(report: ValidationReport, *, ax: Axes | None = None) -> Figure:
         bottom = centres[index] + _BOX_H_IN / 2
         top = centres[index + 1] - _BOX_H_IN / 2
         to_missing = not reached and index == len(centres) - 2
-        ax.add_patch(FancyArrowPatch(
-            (x_mid, bottom), (x_mid, top), arrowstyle="-|>", mutation_scale=12, color=ARROW_COLOUR,
-            linewidth=1.1, linestyle="--" if to_missing else "-", shrinkA=1, shrinkB=1, zorder=2,
+        ax.add_artist(FancyArrowPatch(
+            (x_mid, bottom + _POINT_IN), (x_mid, top - _POINT_IN), arrowstyle="-|>", mutation_scale=12,
+            color=ARROW_COLOUR, linewidth=1.1, linestyle="--" if to_missing else "-", shrinkA=0, shrinkB=0, zorder=2,
             gid=f"signed-by:{index}",
         ))  # fmt: skip
         ax.text(x_mid + 0.1, (bottom + top) / 2, "signed by ?" if to_missing else "signed by", ha="left",
