@@ -11,6 +11,9 @@ verify``; this module only arranges it.
 * :func:`compare_variant`: the same comparison as text, for a cell that prints a few variants.
 * :func:`run_learner_certificate_checks`: our client against OpenSSL servers whose certificates are
   wrong (:mod:`handshake_lib.peers.exercise_runs`); the lesson runs it with the library's checks.
+* :func:`run_mutual_tls`, :func:`run_stapled_ocsp`, :func:`run_short_lived`: the live runs of the
+  sections on mutual TLS, stapling and short-lived certificates
+  (:mod:`handshake_lib.peers.certificate_runs`); each result's ``summary()`` is what the cell prints.
 
 Speed: scenarios are built once per variant, on first use, from one key ring (so they share keys and
 cost a few ms each), at the time the widget was made; the report, both opinions and the picture are
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from ..errors import HandshakeError
+from ..peers.certificate_runs import run_mutual_tls, run_short_lived, run_stapled_ocsp
 from ..peers.exercise_runs import CERTIFICATE_CASES, LearnerChecksRun, run_learner_certificate_checks
 from ..peers.openssl_verify import openssl_opinion
 from ..pki.report import Status, ValidationReport
@@ -48,6 +52,9 @@ __all__ = [
     "VariantView",
     "compare_variant",
     "run_learner_certificate_checks",
+    "run_mutual_tls",
+    "run_short_lived",
+    "run_stapled_ocsp",
     "variant_explorer",
 ]
 

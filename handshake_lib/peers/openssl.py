@@ -13,7 +13,8 @@ Three ways to run OpenSSL, from the one a lesson wants to the one a test needs:
   (:func:`server_context` makes one); each connection's version and cipher, or the error that ended
   it, is appended to ``connections``.
 * :func:`s_server`: the ``openssl s_server`` command-line program as a child process, for what only
-  the program can do (``-max_send_frag`` cuts its records); it yields an :class:`OpenSSLProcess`.
+  the program can do (``-max_send_frag`` cuts its records, ``-Verify`` prints the client certificate
+  it checked); it yields an :class:`OpenSSLProcess`, whose ``read_output`` reads what it printed.
 
 Every wait has a deadline; the folder holding the keys and the log is deleted after the server has
 stopped; a child process is killed and reaped when the block ends, even when the block fails.
@@ -354,7 +355,32 @@ class OpenSSLProcess:
     host: str
     port: int
     process: subprocess.Popen[bytes]
-    output: bytes = field(default=b"", repr=False)  # what it printed up to the line that named its port
+    output: bytes = field(default=b"", repr=False)  # what it printed so far (see read_output)
+
+    def read_output(self, until: re.Pattern[bytes], *, wait: float = 1.0, max_bytes: int = 1 << 16) -> bytes:
+        """What the program printed since the last read, read until ``until`` matches it, or for ``wait`` s.
+
+        s_server prints what it made of a connection as the handshake goes (``depth=N <subject>`` and
+        ``verify return:1`` for each certificate of the client's chain, or the error that ended it), so a
+        caller that has finished its side waits for the line that ends the account; the bytes are
+        appended to ``output`` too.  Never blocks past ``wait``; at most
+        ``max_bytes`` are read per call (s_server prints a few hundred per connection).
+        """
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + wait
+        printed = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while not until.search(printed) and len(printed) < max_bytes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    break
+                chunk = os.read(self.process.stdout.fileno(), 4096)
+                if not chunk:
+                    break  # the program exited
+                printed += chunk
+        self.output += printed
+        return printed
 
 
 @contextlib.contextmanager
