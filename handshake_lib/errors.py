@@ -297,6 +297,20 @@ class BadHostKeySignature(KeyExchangeFailed):
     """The server's signature over the exchange hash H does not verify with its host key."""
 
 
+class ServiceNotAvailable(ProtocolError):
+    """The SSH peer asked for a service we do not run (only ``ssh-userauth`` is offered)."""
+
+    tls_alert = TLSAlert.handshake_failure
+    ssh_disconnect = SSHDisconnect.SERVICE_NOT_AVAILABLE
+
+
+class TooManyAuthenticationAttempts(ProtocolError):
+    """The SSH client went on asking to authenticate past the server's limit."""
+
+    tls_alert = TLSAlert.access_denied
+    ssh_disconnect = SSHDisconnect.NO_MORE_AUTH_METHODS_AVAILABLE
+
+
 class PeerDisconnect(HandshakeError):
     """The SSH peer sent SSH_MSG_DISCONNECT (``reason``: the code, ``description``: its text)."""
 
