@@ -282,44 +282,76 @@ def test_sshd_reads_our_packet_and_refuses_bad_padding_as_we_do(sshd_host_key): 
         decoder.next_payload()
 
 
-def paramiko_pair(cipher_name: str, mac_name: str, keys_out, keys_in):
-    """A paramiko Packetizer over one end of a socket pair, keyed as a real transport keys it."""
-    paramiko = require_module("paramiko")
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+def paramiko_pair(cipher: str, mac: str, keys_out, keys_in):
+    """A paramiko Packetizer over one end of a socket pair, keyed as ``Transport._activate_*bound`` keys it.
 
+    paramiko's own tables (``_cipher_info``, ``_mac_info``) and ``_get_engine`` build the engines, on a
+    Transport made without ``__init__`` (no socket, no thread: only its class tables are used).
+    """
+    paramiko = require_module("paramiko")
+    transport = object.__new__(paramiko.Transport)
+    info = paramiko.Transport._cipher_info[cipher]
+    aead = info.get("is_aead", False)
+    mac_info = paramiko.Transport._mac_info[mac]
     ours, theirs = socket.socketpair()
     ours.settimeout(5)
     theirs.settimeout(5)
     packetizer = paramiko.packet.Packetizer(theirs)
-    info = paramiko.Transport._mac_info[mac_name]
-    engine_out = Cipher(algorithms.AES(keys_out.key), modes.CTR(keys_out.iv)).encryptor()
-    engine_in = Cipher(algorithms.AES(keys_in.key), modes.CTR(keys_in.iv)).decryptor()
-    etm = "etm@openssh.com" in mac_name
-    packetizer.set_outbound_cipher(engine_out, 16, info["class"], info["size"], keys_out.mac_key, sdctr=True, etm=etm)
-    packetizer.set_inbound_cipher(engine_in, 16, info["class"], info["size"], keys_in.mac_key, etm=etm)
+    engines = [
+        transport._get_engine(cipher, keys.key, keys.iv, operation, aead)
+        for keys, operation in ((keys_out, transport._ENCRYPT), (keys_in, transport._DECRYPT))
+    ]
+    etm = not aead and "etm@openssh.com" in mac
+    packetizer.set_outbound_cipher(
+        engines[0],
+        info["block-size"],
+        None if aead else mac_info["class"],
+        16 if aead else mac_info["size"],
+        None if aead else keys_out.mac_key,
+        sdctr=cipher.endswith("-ctr"),
+        etm=etm,
+        aead=aead,
+        iv_out=keys_out.iv if aead else None,
+    )
+    packetizer.set_inbound_cipher(
+        engines[1],
+        info["block-size"],
+        None if aead else mac_info["class"],
+        16 if aead else mac_info["size"],
+        None if aead else keys_in.mac_key,
+        etm=etm,
+        aead=aead,
+        iv_in=keys_in.iv if aead else None,
+    )
     return paramiko, ours, theirs, packetizer
 
 
-@pytest.mark.parametrize("mac", ["hmac-sha2-256", "hmac-sha2-512-etm@openssh.com"])
-def test_paramiko_packetizer_reads_ours_and_we_read_its(mac):
-    cipher = "aes128-ctr"
+# paramiko has every cipher x MAC we implement but chacha20-poly1305.
+PARAMIKO = [(cipher, mac) for cipher, mac in COMBINATIONS if not cipher.startswith("chacha")]
+
+
+@pytest.mark.parametrize("cipher, mac", PARAMIKO, ids=[i for i in IDS if not i.startswith("chacha")])
+def test_paramiko_packetizer_reads_ours_and_we_read_its(cipher, mac):
     to_paramiko, from_paramiko = keys_for(cipher, mac, b"c2s"), keys_for(cipher, mac, b"s2c")
     paramiko, ours, theirs, packetizer = paramiko_pair(cipher, mac, from_paramiko, to_paramiko)
     try:
         encoder = PacketEncoder(protection=protection_for(cipher, mac, to_paramiko))
-        ours.sendall(encoder.encode(b"\x02" + b"\x00\x00\x00\x03abc"))
-        kind, message = packetizer.read_message()
-        assert kind == 2 and message.get_binary() == b"abc"
-        reply = paramiko.Message()
-        reply.add_byte(b"\x5e")
-        reply.add_string(b"from paramiko" * 20)
-        packetizer.send_message(reply)
         decoder = PacketDecoder(protection=protection_for(cipher, mac, from_paramiko))
-        payload = None
-        while payload is None:
-            decoder.feed(ours.recv(4096))
-            payload = decoder.next_payload()
-        assert payload == reply.asbytes() and decoder.sequence_number == 1
+        for round_number in range(3):  # three packets each way: the CTR stream and GCM counter run on
+            text = b"abc" * (round_number * 50 + 1)
+            ours.sendall(encoder.encode(b"\x02" + len(text).to_bytes(4, "big") + text))
+            kind, message = packetizer.read_message()
+            assert kind == 2 and message.get_binary() == text
+            reply = paramiko.Message()
+            reply.add_byte(b"\x5e")
+            reply.add_string(b"from paramiko" * (round_number * 20 + 1))
+            packetizer.send_message(reply)
+            payload = None
+            while payload is None:
+                decoder.feed(ours.recv(4096))
+                payload = decoder.next_payload()
+            assert payload == reply.asbytes()
+        assert decoder.sequence_number == encoder.sequence_number == 3
     finally:
         ours.close()
         theirs.close()
