@@ -8,6 +8,7 @@ and refuses (lines before the version, lone LF, NUL, SSH-1.5, SSH-1.99, the 1,02
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from handshake_lib.ssh.version import (
     IdentificationReader,
     our_identification,
 )
-from tests.conftest import require
+from tests.conftest import require, require_module
 
 
 def read_all(role: str, data: bytes, chunk: int = 0) -> IdentificationReader:
@@ -235,3 +236,63 @@ def test_ssh_client_and_our_client_agree(tmp_path, server_bytes):
     assert ours == openssh_accepts
     # ssh's own line is one we accept as a server
     assert read_all("server", client_line).identification.software_version.startswith("OpenSSH_9")
+
+
+# -- against asyncssh --------------------------------------------------------------------------------
+
+
+def first_packet_complete(received: bytes) -> bool:
+    lines = IdentificationReader("client")
+    if lines.feed(received) is None:
+        return False
+    packets = PacketDecoder()
+    packets.feed(lines.leftover)
+    return packets.next_payload() is not None
+
+
+def asyncssh_server_exchange(client_bytes: bytes) -> bytes:
+    """Start an asyncssh server on loopback, send it ``client_bytes`` raw, return what it sends back."""
+    asyncssh = require_module("asyncssh")
+
+    async def run() -> bytes:
+        host_key = asyncssh.generate_private_key("ssh-ed25519")
+        server = await asyncssh.listen("127.0.0.1", 0, server_host_keys=[host_key], login_timeout=5)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(client_bytes)
+            received = b""
+            try:
+                while not first_packet_complete(received):  # its line, then its KEXINIT, or it hangs up
+                    chunk = await asyncio.wait_for(reader.read(65536), 5)
+                    if not chunk:
+                        break
+                    received += chunk
+            finally:
+                writer.close()
+            return received
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(run())
+
+
+def test_asyncssh_server_accepts_our_line_and_we_read_its_line_and_first_packet():
+    answer = asyncssh_server_exchange(our_identification().encode())
+    reader = IdentificationReader("client")
+    ident = reader.feed(answer)
+    assert ident.software_version.startswith("AsyncSSH_2") and ident.is_ssh2
+    decoder = PacketDecoder()
+    decoder.feed(reader.leftover)
+    assert decoder.next_payload()[0] == 20  # its KEXINIT: it took our line
+
+
+def test_asyncssh_server_and_we_refuse_ssh1():
+    answer = asyncssh_server_exchange(b"SSH-1.5-Old\r\n")
+    reader = IdentificationReader("client")
+    assert reader.feed(answer).software_version.startswith("AsyncSSH_2")
+    assert reader.leftover == b""  # its line, then it hung up: no KEXINIT for an SSH-1.5 client
+    with pytest.raises(ProtocolVersionError) as caught:
+        read_all("server", b"SSH-1.5-Old\r\n")
+    assert caught.value.ssh_disconnect == 8  # PROTOCOL_VERSION_NOT_SUPPORTED

@@ -219,6 +219,10 @@ class NoProtection(PacketProtection):
     name = "none"
     encrypted = False
 
+    @property
+    def header_length(self) -> int:
+        return LENGTH_FIELD  # in the clear: the length is known from its own 4 bytes
+
     def packet_length(self, sequence_number: int, header: bytes) -> int:
         return int.from_bytes(header[:LENGTH_FIELD], "big")
 
