@@ -11,7 +11,8 @@ dataclass, in the style of :mod:`handshake_lib.tls.messages`:
   :class:`~handshake_lib.wire.Reader`, recording a :class:`~handshake_lib.wire.Span` for every field
   (``kexinit.kex_algorithms``: "key exchange methods, first choice first");
 * ``encode(w)`` writes exactly the same bytes, so ``decode(x).to_bytes() == x`` for every ``x`` that
-  decodes.
+  decodes, but for a ``boolean`` byte other than 0 and 1 (RFC 4251 reads any non-zero byte as TRUE; we
+  write TRUE as 1).  The exchange hash takes the KEXINITs' bytes as received, never a re-encoding.
 
 :func:`decode_message` dispatches on the first byte.  Numbers 30 and 31 mean different messages under
 different key exchange methods (RFC 4250 section 4.1.2): ``kex_family="ecdh"`` reads
@@ -526,7 +527,7 @@ class UserauthRequest(Message):
     def decode_body(cls, r: Reader) -> UserauthRequest:
         user = r.ssh_text("user_name", "the user to log in as (UTF-8)")
         service = r.ssh_text("service_name", "the service to start after authentication")
-        method = r.ssh_text("method_name", lambda v: 'no authentication: asks for the methods' if v == b"none" else "")
+        method = r.ssh_text("method_name", lambda v: "no authentication: asks for the methods" if v == b"none" else "")
         if method == "none":
             return cls(user, service, method)
         data = r.rest("method_fields", f"fields of the {method!r} method (not decoded here)")
