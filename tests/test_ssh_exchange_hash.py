@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import require, require_module
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from handshake_lib.ssh import kex
 from handshake_lib.ssh.exchange_hash import exchange_hash, session_identifier
@@ -126,8 +126,12 @@ def _kexinit(kex_name: str) -> bytes:
 
 
 class _RawTransport:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port_or_socket: int | socket.socket) -> None:
+        if isinstance(port_or_socket, socket.socket):
+            self.sock = port_or_socket
+            self.sock.settimeout(10)
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port_or_socket), timeout=10)
 
     def close(self) -> None:
         self.sock.close()
@@ -346,3 +350,134 @@ def test_a_changed_kexinit_byte_breaks_the_signature(sshd_server):
     key.verify(raw, observed.result.digest)
     with pytest.raises(InvalidSignature):
         key.verify(raw, hashlib.sha256(bytes(tampered)).digest())
+
+
+# --- Our server_reply against real clients: they verify our signature over our H ---------------------
+
+SERVER_VERSION = b"SSH-2.0-HandshakesKexTestServer_1.0"
+
+
+def _ed25519_blob(public: bytes) -> bytes:
+    return Writer().ssh_string(b"ssh-ed25519").ssh_string(public).getvalue()
+
+
+def _serve_one(listener: socket.socket, kex_name: str, *, tamper: bool = False) -> int | None:
+    """Answer one client's key exchange with our kex code and sign H (a wrong H when ``tamper``).
+
+    Returns the message number of the client's next packet: 21 (NEWKEYS) means it verified our
+    signature over H; a refusing client disconnects (1) or closes (None).
+    """
+    host_key = Ed25519PrivateKey.generate()
+    host_key_blob = _ed25519_blob(host_key.public_key().public_bytes_raw())
+    method = kex.kex_method(kex_name)
+    conn, _ = listener.accept()
+    transport = _RawTransport(conn)
+    try:
+        transport.sock.sendall(SERVER_VERSION + b"\r\n")
+        client_version = transport.read_version()
+        server_kexinit = _kexinit(kex_name)
+        transport.send_packet(server_kexinit)
+        client_kexinit = transport.read_packet()
+        assert client_kexinit[0] == 20
+        init = Reader(transport.read_packet())
+        assert init.u8("message") == 30
+        client_public = init.ssh_string("Q_C or e")
+        server_public, secret = method.server_reply(client_public)
+        result = exchange_hash(
+            method, client_version=client_version, server_version=SERVER_VERSION,
+            client_kexinit=client_kexinit if not tamper else client_kexinit + b"\x00",
+            server_kexinit=server_kexinit, host_key_blob=host_key_blob, client_public=client_public,
+            server_public=server_public, shared_secret=secret,
+        )
+        signature = Writer().ssh_string(b"ssh-ed25519").ssh_string(host_key.sign(result.digest)).getvalue()
+        reply = Writer().u8(31).ssh_string(host_key_blob).raw(method.encode_public(server_public))
+        transport.send_packet(reply.ssh_string(signature).getvalue())
+        transport.send_packet(b"\x15")  # NEWKEYS
+        try:
+            return transport.read_packet()[0]
+        except (ConnectionError, OSError):
+            return None
+    finally:
+        transport.close()
+
+
+@pytest.fixture
+def listener():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        sock.settimeout(20)
+        yield sock
+
+
+def _ssh_client(port: int, kex_name: str) -> subprocess.Popen:
+    ssh = require("ssh", "OpenSSH's client checks our server's H")
+    return subprocess.Popen(
+        [ssh, "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", f"KexAlgorithms={kex_name}",
+         "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha2-256",
+         "-p", str(port), "kex-test@127.0.0.1", "true"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("kex_name", SSHD_METHODS)
+def test_openssh_client_accepts_our_servers_h(listener, kex_name):
+    client = _ssh_client(listener.getsockname()[1], kex_name)
+    try:
+        assert _serve_one(listener, kex_name) == 21
+    finally:
+        client.kill()
+        client.communicate(timeout=10)
+
+
+def test_openssh_client_refuses_a_signature_over_the_wrong_h(listener):
+    client = _ssh_client(listener.getsockname()[1], "curve25519-sha256")
+    try:
+        assert _serve_one(listener, "curve25519-sha256", tamper=True) != 21
+    finally:
+        _, stderr = client.communicate(timeout=10)
+    assert b"incorrect signature" in stderr
+
+
+async def _asyncssh_client(asyncssh, port: int, kex_name: str) -> str:
+    try:
+        async with asyncssh.connect(
+            "127.0.0.1", port, known_hosts=None, kex_algs=[kex_name], server_host_key_algs=["ssh-ed25519"],
+            encryption_algs=["aes128-ctr"], mac_algs=["hmac-sha2-256"], username="kex-test",
+            connect_timeout=10, login_timeout=10,
+        ):
+            return "connected"
+    except Exception as exc:  # the test server closes after NEWKEYS; what matters is why asyncssh stopped
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize("kex_name", ASYNCSSH_METHODS)
+def test_asyncssh_client_accepts_our_servers_h(listener, kex_name):
+    asyncssh = require_module("asyncssh", "asyncssh is one of the real SSH peers")
+    outcome: list[str] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(asyncio.run(_asyncssh_client(asyncssh, listener.getsockname()[1], kex_name)))
+    )
+    thread.start()
+    try:
+        assert _serve_one(listener, kex_name) == 21
+    finally:
+        thread.join(20)
+    assert outcome and "mismatch" not in outcome[0].lower()
+
+
+def test_asyncssh_client_refuses_a_signature_over_the_wrong_h(listener):
+    asyncssh = require_module("asyncssh", "asyncssh is one of the real SSH peers")
+    outcome: list[str] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(
+            asyncio.run(_asyncssh_client(asyncssh, listener.getsockname()[1], "mlkem768x25519-sha256"))
+        )
+    )
+    thread.start()
+    try:
+        assert _serve_one(listener, "mlkem768x25519-sha256", tamper=True) != 21
+    finally:
+        thread.join(20)
+    assert outcome and "KeyExchangeFailed" in outcome[0], outcome
