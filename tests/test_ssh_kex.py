@@ -325,3 +325,8 @@ def test_fuzz_mpint_bodies_give_only_typed_errors(body):
     except PEER_ERRORS:
         return
     assert value >= 0 and kex.kex_method("diffie-hellman-group14-sha256").encode_public(value)[4:] == body
+
+
+def test_encode_public_refuses_an_int_for_a_string_method():
+    with pytest.raises(TypeError, match="byte strings"):
+        kex.kex_method("curve25519-sha256").encode_public(5)
