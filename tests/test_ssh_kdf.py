@@ -104,3 +104,15 @@ def test_bad_arguments_are_refused(args, message):
 def test_derive_all_refuses_an_unknown_letter():
     with pytest.raises(ValueError, match="A..F"):
         kdf.derive_all("sha256", b"k", b"h", b"s", {"G": 16})
+
+
+def test_derive_all_uses_a_replaced_derive_function():
+    calls = []
+
+    def learner_derive(hash_name, encoded_k, exchange_hash, session_id, letter, length):
+        calls.append(letter)
+        return letter.encode() * length
+
+    keys = kdf.derive_all("sha256", b"k", b"h", b"s", {"A": 2, "C": 3}, derive=learner_derive)
+    assert calls == list("ABCDEF")
+    assert keys.iv_client_to_server == b"AA" and keys.key_client_to_server == b"CCC"

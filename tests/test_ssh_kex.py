@@ -9,6 +9,7 @@ import hashlib
 from itertools import count
 
 import pytest
+from conftest import require_module
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import HealthCheck, given, settings
@@ -228,7 +229,7 @@ def test_mlkem_client_keys_are_reproducible_from_injected_randomness():
 
 
 def test_mlkem_interoperates_with_pqclean_through_pqcrypto():
-    ml_kem_768 = pytest.importorskip("pqcrypto.kem.ml_kem_768")
+    ml_kem_768 = require_module("pqcrypto.kem.ml_kem_768")
     method = kex.kex_method("mlkem768x25519-sha256")
     # Our client, PQClean's encapsulation on the server side.
     share = method.client_start()
@@ -268,7 +269,7 @@ def test_sntrup761_sizes_round_trip_and_sha512_string(name):
 
 
 def test_sntrup761_recorded_key_pair_can_be_injected():
-    sntrup_761 = pytest.importorskip("pqcrypto.kem.sntrup_761")
+    sntrup_761 = require_module("pqcrypto.kem.sntrup_761")
     public, private = sntrup_761.keygen()
     method = kex.kex_method("sntrup761x25519-sha512@openssh.com")
     share = method.client_start(random=fixed(ALICE_PRIVATE), kem_keypair=(bytes(public), bytes(private)))
@@ -324,3 +325,8 @@ def test_fuzz_mpint_bodies_give_only_typed_errors(body):
     except PEER_ERRORS:
         return
     assert value >= 0 and kex.kex_method("diffie-hellman-group14-sha256").encode_public(value)[4:] == body
+
+
+def test_encode_public_refuses_an_int_for_a_string_method():
+    with pytest.raises(TypeError, match="byte strings"):
+        kex.kex_method("curve25519-sha256").encode_public(5)

@@ -28,10 +28,14 @@ Checked against the NIST CAVS 14.1 SSH KDF vectors (SHA-1 to SHA-512, all six le
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["HASH_NAMES", "LETTERS", "DerivedKeys", "derive", "derivation_blocks", "derive_all"]
+__all__ = ["HASH_NAMES", "LETTERS", "Derive", "DerivedKeys", "derive", "derivation_blocks", "derive_all"]
+
+# The shape of :func:`derive`, for a stage a learner can replace:
+# (hash name, encoded K, H, session_id, letter, length) -> key bytes.
+Derive = Callable[[str, bytes, bytes, bytes, str, int], bytes]
 
 # The hash functions SSH key exchanges use (RFC 4253, 5656, 8268, 8731): name -> digest size.
 HASH_NAMES: dict[str, int] = {"sha1": 20, "sha224": 28, "sha256": 32, "sha384": 48, "sha512": 64}
@@ -119,11 +123,14 @@ def derive_all(
     exchange_hash: bytes,
     session_id: bytes,
     lengths: Mapping[str, int],
+    *,
+    derive: Derive = derive,
 ) -> DerivedKeys:
     """All six keys; ``lengths`` maps each letter A..F to the bytes it needs (missing letters: 0).
 
     The packet layer gives the lengths: A/B the cipher's IV (or nonce) size, C/D its key size, E/F the
-    MAC key size (0 for an AEAD cipher, whose tag needs no separate key).
+    MAC key size (0 for an AEAD cipher, whose tag needs no separate key).  ``derive`` is the one-key
+    function to use (a learner's, in an exercise); the library's by default.
     """
     unknown = set(lengths) - set(LETTERS)
     if unknown:

@@ -136,7 +136,11 @@ class SharedSecret:
 
 @dataclass(frozen=True)
 class ClientShare:
-    """The client's half of a key exchange: ``public`` to send, ``finish`` to call with the reply."""
+    """The client's half of a key exchange: ``public`` to send, ``finish`` to call with the reply.
+
+    ``public`` is the value's bytes as they sit inside its wire field: Q_C for the ``string`` methods,
+    the content of the mpint e for Diffie-Hellman (``method.encode_public`` adds the length prefix).
+    """
 
     method: KexMethod
     public: bytes
@@ -170,7 +174,8 @@ class KexMethod:
         if self.public_encoding == "mpint":
             value = public if isinstance(public, int) else decode_mpint_body(public, "public value")
             return _mpint_field(value)
-        assert isinstance(public, bytes | bytearray)
+        if not isinstance(public, bytes | bytearray):
+            raise TypeError(f"{self.name} public values are byte strings, not {type(public).__name__}")
         return _string_field(bytes(public))
 
     def _check_length(self, value: bytes | int, expected: int | None, what: str) -> bytes:
