@@ -392,7 +392,10 @@ def _parse(text: str) -> tuple[tuple[KnownHostsLine, ...], tuple[SkippedLine, ..
         if not body or body.startswith("#"):
             continue  # blank lines and comments are not entries, nor errors
         result = _parse_entry(number, line, body)
-        (entries if isinstance(result, KnownHostsLine) else skipped).append(result)  # type: ignore[arg-type]
+        if isinstance(result, KnownHostsLine):
+            entries.append(result)
+        else:
+            skipped.append(result)
     return tuple(entries), tuple(skipped)
 
 
