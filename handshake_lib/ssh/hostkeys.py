@@ -241,7 +241,10 @@ def decode_host_key(blob: bytes, *, base_offset: int = 0) -> HostKey:
                 raise DecodeError(
                     f"Ed25519 public key of {len(raw)} bytes, not 32", field="host_key.public_key", offset=start
                 )
-            public_key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            try:
+                public_key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            except ValueError:
+                raise DecodeError("not an Ed25519 public key", field="host_key.public_key", offset=start) from None
         elif key_type in _ECDSA:
             curve_name, curve, _ = _ECDSA[key_type]
             start = reader.offset

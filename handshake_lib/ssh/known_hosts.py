@@ -29,8 +29,9 @@ revoked key is refused under every policy, with OpenSSH's warning text in the ex
 
 Sans-I/O: the module parses text and returns new text; reading and writing the file is the caller's
 business.  Limits (OpenSSH reads any size): at most 4 MiB and 100,000 lines, lines of at most 16 KiB;
-bad lines are skipped with a reason, as OpenSSH skips them.  Not done: ``CheckHostIP`` (a second
-lookup by address), the fallback to a port-less entry for a non-standard port, certificates.
+bad lines are skipped with a reason, as OpenSSH skips them.  :func:`check_host_key` also does what
+ssh does for an unknown ``[host]:port``: it trusts the key if the port-less entry for the host holds
+it.  Not done: ``CheckHostIP`` (a second lookup by address), certificates.
 """
 
 from __future__ import annotations
@@ -391,7 +392,10 @@ def _parse(text: str) -> tuple[tuple[KnownHostsLine, ...], tuple[SkippedLine, ..
         if not body or body.startswith("#"):
             continue  # blank lines and comments are not entries, nor errors
         result = _parse_entry(number, line, body)
-        (entries if isinstance(result, KnownHostsLine) else skipped).append(result)  # type: ignore[arg-type]
+        if isinstance(result, KnownHostsLine):
+            entries.append(result)
+        else:
+            skipped.append(result)
     return tuple(entries), tuple(skipped)
 
 
@@ -536,6 +540,12 @@ def check_host_key(
     result = known_hosts.lookup(host, port, key)
     if result.status is LookupStatus.MATCH:
         return HostKeyDecision(result)
+    if result.status is LookupStatus.UNKNOWN and port not in (None, 0, DEFAULT_PORT):
+        # ssh's "checking without port identifier": an unknown [host]:port is trusted when the
+        # port-less entry for host holds this very key (sshconnect.c, HOST_NEW).
+        portless = known_hosts.lookup(host, DEFAULT_PORT, key)
+        if portless.status is LookupStatus.MATCH:
+            return HostKeyDecision(portless)
     error: UnknownHostKey | HostKeyChanged | HostKeyRevoked
     if result.status is LookupStatus.CHANGED:
         error = HostKeyChanged(result.message)
