@@ -23,13 +23,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import HostKeyChanged, KeyExchangeFailed, ProtocolError
+from ..errors import HostKeyChanged, InternalError, KeyExchangeFailed, ProtocolError
 from .connection import Algorithms, ExtInfoReceived, SSHConnection
 from .constants import EXT_INFO_C
-from .exchange_hash import ExchangeHash, exchange_hash
+from .exchange_hash import ExchangeHash
 from .hostkeys import HostKey, decode_host_key
 from .kex import SharedSecret
-from .known_hosts import HostKeyDecision, HostKeyPolicy, HostKeyQuestion, KnownHosts, check_host_key
+from .known_hosts import HostKeyDecision, HostKeyPolicy, HostKeyQuestion, KnownHosts
 from .messages import (
     ExtInfo,
     KexDHInit,
@@ -44,6 +44,7 @@ from .messages import (
     UserauthSuccess,
 )
 from .packet import MAX_PACKET_SIZE, Packet
+from .stages import LIBRARY_STAGES, SSHStages, call_stage
 from .states import Guard, State
 
 __all__ = [
@@ -108,6 +109,7 @@ class SSHClient(SSHConnection):
         rekey_after_bytes: int | None = None,
         rekey_after_packets: int | None = None,
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
+        stages: SSHStages = LIBRARY_STAGES,
     ) -> None:
         limits = {}
         if rekey_after_bytes is not None:
@@ -120,6 +122,7 @@ class SSHClient(SSHConnection):
             random=random,
             max_packet_size=max_packet_size,
             on_secrets=on_secrets,
+            stages=stages,
             **limits,
         )
         self.host = host
@@ -174,7 +177,9 @@ class SSHClient(SSHConnection):
             )
         kex.server_public = reply.server_public
         kex.shared_secret = kex.client_share.finish(reply.server_public)
-        kex.exchange_hash = exchange_hash(
+        kex.exchange_hash = call_stage(
+            self.stages,
+            "exchange_hash",
             kex.method,
             client_version=self.our_identification.line,
             server_version=self.peer_identification.line,
@@ -190,9 +195,12 @@ class SSHClient(SSHConnection):
         self._derive(kex)
 
     def _trust(self, host_key: HostKey) -> HostKeyDecision:
-        decision = check_host_key(
-            self.known_hosts, self.host, self.port, host_key, self.host_key_policy, ask=self.ask, random=self.random
-        )
+        decision = call_stage(
+            self.stages, "check_host_key",
+            self.known_hosts, self.host, self.port, host_key, self.host_key_policy, ask=self.ask, random=self.random,
+        )  # fmt: skip
+        if not isinstance(decision, HostKeyDecision):
+            raise InternalError(f"check_host_key returned {type(decision).__name__}, not a HostKeyDecision")
         self.host_key_decision = decision
         return decision
 

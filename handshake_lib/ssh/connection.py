@@ -39,6 +39,7 @@ application asks to send wait until our NEWKEYS (RFC 4253 section 7.1).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +47,6 @@ from typing import Any, ClassVar
 
 from ..errors import (
     ConnectionStateError,
-    DecodeError,
     HandshakeError,
     InternalError,
     PeerDisconnect,
@@ -60,14 +60,25 @@ from . import states
 from .constants import CIPHERS, HOST_KEY_ALGORITHMS, KEX_ALGORITHMS, MACS
 from .exchange_hash import ExchangeHash
 from .hostkeys import HostKey
-from .kdf import DerivedKeys, derive_all
+from .kdf import DerivedKeys
 from .kex import KexMethod, SharedSecret, kex_method
-from .messages import Debug, Disconnect, Ignore, KexInit, Message, NewKeys, Unimplemented, UnknownMessage, decode_message
-from .negotiation import NegotiatedAlgorithms, build_kexinit, negotiate, strict_kex
+from .messages import (
+    Debug,
+    Disconnect,
+    Ignore,
+    KexInit,
+    Message,
+    NewKeys,
+    Unimplemented,
+    UnknownMessage,
+    decode_message,
+)
+from .negotiation import NegotiatedAlgorithms, build_kexinit, strict_kex
 from .packet import MAX_PACKET_SIZE, Packet, PacketDecoder, PacketEncoder
 from .protection import CIPHERS as CIPHER_SPECS
 from .protection import MACS as MAC_SPECS
 from .protection import DirectionKeys, PacketProtection, cipher_spec, mac_spec, protection_for
+from .stages import LIBRARY_STAGES, SSHStages, call_stage
 from .states import Guard, Input, Machine, Role, State
 from .version import Identification, IdentificationReader, our_identification
 
@@ -120,7 +131,8 @@ class Algorithms:
                 raise ValueError(f"{category}: the list is empty")
             unknown = [name for name in offered if name not in names]
             if unknown:
-                raise ValueError(f"{category}: {', '.join(unknown)} not implemented (choose from {', '.join(sorted(names))})")
+                choices = ", ".join(sorted(names))
+                raise ValueError(f"{category}: {', '.join(unknown)} not implemented (choose from {choices})")
             if len(set(offered)) != len(offered):
                 raise ValueError(f"{category}: a name appears twice")
 
@@ -236,10 +248,12 @@ class SSHConnection:
         rekey_after_bytes: int = DEFAULT_REKEY_BYTES,
         rekey_after_packets: int = DEFAULT_REKEY_PACKETS,
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
+        stages: SSHStages = LIBRARY_STAGES,
     ) -> None:
         if rekey_after_bytes < 1 or rekey_after_packets < 1:
             raise ValueError("rekey limits must be positive")
         self.algorithms = algorithms or Algorithms()
+        self.stages = stages
         self.random = random
         self.our_identification = our_identification(software_version) if software_version else our_identification()
         self.peer_identification: Identification | None = None
@@ -335,14 +349,19 @@ class SSHConnection:
     def _fail(self, error: ProtocolError) -> None:
         self._error = error
         if not self.closed:
-            try:
+            # A message we cannot even encode: the peer learns from the closed socket instead.
+            with contextlib.suppress(HandshakeError):
                 self._send_disconnect(error.ssh_disconnect, str(error)[:200])
-            except HandshakeError:  # a message we cannot even encode: the peer learns from the closed socket
-                pass
         self.transport_state = self.service_state = State.ERROR
 
     def _receive(self, data: bytes, events: list[object]) -> None:
         if not data:
+            if self.transport_state is State.ENCRYPTED and self.service_state is not State.NO_SERVICE:
+                # Between key exchanges a peer may just close (OpenSSH's ssh does, after a failed login).
+                self.transport_state = self.service_state = State.CLOSED
+                closed = ConnectionClosed(int(SSHDisconnect.CONNECTION_LOST), "the peer closed the connection", True)
+                events.append(closed)
+                return
             raise UnexpectedEOF(
                 f"the peer closed the connection in transport state {self.transport_state.value}, "
                 f"service state {self.service_state.value}"
@@ -534,7 +553,7 @@ class SSHConnection:
         client, server = (
             (kex.our_kexinit, kex.peer_kexinit) if self.role == "client" else (kex.peer_kexinit, kex.our_kexinit)
         )
-        kex.negotiated = negotiate(client, server)
+        kex.negotiated = call_stage(self.stages, "negotiate", client, server)
         kex.method = kex_method(kex.negotiated.kex)
         if kex.number == 1:
             self.strict_kex = strict_kex(client, server)
@@ -554,9 +573,10 @@ class SSHConnection:
             "A": c2s.iv_length, "B": s2c.iv_length, "C": c2s.key_length, "D": s2c.key_length,
             "E": mac_c2s, "F": mac_s2c,
         }  # fmt: skip
-        keys = derive_all(
-            kex.exchange_hash.hash, kex.shared_secret.encoded, kex.exchange_hash.digest, self.session_id, lengths
-        )
+        keys = call_stage(
+            self.stages, "derive_keys",
+            kex.exchange_hash.hash, kex.shared_secret.encoded, kex.exchange_hash.digest, self.session_id, lengths,
+        )  # fmt: skip
         kex.keys = keys
         client_to_server = protection_for(
             negotiated.cipher_client_to_server,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..errors import KeyExchangeFailed, ServiceNotAvailable, TooManyAuthenticationAttempts
 from .connection import Algorithms, SSHConnection
-from .exchange_hash import ExchangeHash, exchange_hash
+from .exchange_hash import ExchangeHash
 from .hostkeys import HostKeyPair
 from .kex import SharedSecret
 from .messages import (
@@ -38,6 +38,7 @@ from .messages import (
 )
 from .negotiation import guess_is_right, wants_ext_info
 from .packet import MAX_PACKET_SIZE, Packet
+from .stages import LIBRARY_STAGES, SSHStages, call_stage
 from .states import Guard, State
 
 __all__ = ["SSHServer", "AuthenticationRequested", "MAX_AUTH_REQUESTS", "SERVER_SIG_ALGS"]
@@ -70,6 +71,7 @@ class SSHServer(SSHConnection):
         random: Callable[[int], bytes] = os.urandom,
         max_packet_size: int = MAX_PACKET_SIZE,
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
+        stages: SSHStages = LIBRARY_STAGES,
     ) -> None:
         super().__init__(
             algorithms=algorithms,
@@ -77,6 +79,7 @@ class SSHServer(SSHConnection):
             random=random,
             max_packet_size=max_packet_size,
             on_secrets=on_secrets,
+            stages=stages,
         )
         self.host_keys = tuple(host_keys)
         if not self.host_keys:
@@ -121,7 +124,9 @@ class SSHServer(SSHConnection):
         pair = self._host_key_for(kex.negotiated.host_key)
         server_public, kex.shared_secret = kex.method.server_reply(message.client_public, self.random)
         kex.server_public = server_public
-        kex.exchange_hash = exchange_hash(
+        kex.exchange_hash = call_stage(
+            self.stages,
+            "exchange_hash",
             kex.method,
             client_version=self.peer_identification.line,
             server_version=self.our_identification.line,
