@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import DecodeError, EncodeError, ProtocolVersionError
+from ..errors import DecodeError, EncodeError, ProtocolError, ProtocolVersionError
 from ..wire import Span
 
 __all__ = [
@@ -176,23 +176,33 @@ class IdentificationReader:
         self._line = bytearray()  # the line being read
         self._offset = 0  # stream offset of the line being read
         self._bytes_before = 0
+        self._error: ProtocolError | None = None
 
     @property
     def done(self) -> bool:
         return self.identification is not None
 
     def feed(self, data: bytes) -> Identification | None:
-        """Take bytes from the peer; the identification once its line is complete, else None."""
+        """Take bytes from the peer; the identification once its line is complete, else None.
+
+        After an error the reader is finished: every later call raises the same error.
+        """
+        if self._error is not None:
+            raise self._error
         if self.identification is not None:
             self.leftover += data
             return self.identification
-        for index, byte in enumerate(data):
-            if byte == 0x0A:  # LF: the line is complete
-                if self._finish_line():
-                    self.leftover = bytes(data[index + 1 :])
-                    return self.identification
-                continue
-            self._take(byte)
+        try:
+            for index, byte in enumerate(data):
+                if byte == 0x0A:  # LF: the line is complete
+                    if self._finish_line():
+                        self.leftover = bytes(data[index + 1 :])
+                        return self.identification
+                    continue
+                self._take(byte)
+        except ProtocolError as error:
+            self._error = error
+            raise
         return None
 
     def _take(self, byte: int) -> None:
