@@ -220,13 +220,15 @@ class IdentificationReader:
                 offset=self._offset,
             )
         if len(self._line) > MAX_LINE:
-            raise DecodeError(f"a line longer than {MAX_LINE} bytes before the version line", offset=self._offset)
+            raise DecodeError(
+                f"a line longer than {MAX_LINE} bytes before the version line", field="identification", offset=where
+            )
         if self.role == "server" and len(self._line) <= 4 and not b"SSH-".startswith(bytes(self._line)):
             # A server takes nothing before the version line, so it need not wait for the line's end.
             raise ProtocolVersionError(
                 f"the client's first bytes {_text(bytes(self._line))!r} do not start 'SSH-': not an SSH client"
             )
-        if self._bytes_before + len(self._line) > self.max_bytes_before:
+        if not is_version and self._bytes_before + len(self._line) > self.max_bytes_before:
             raise DecodeError(
                 f"more than {self.max_bytes_before} bytes before the version line", field="identification", offset=where
             )
