@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handshake_lib.errors import BadPacketMac, ProtocolError
+from handshake_lib.errors import BadPacketMac, ProtocolError, SSHDisconnect
 from handshake_lib.ssh.packet import PacketDecoder, PacketEncoder
 from handshake_lib.ssh.protection import (
     CIPHERS,
@@ -158,8 +158,9 @@ def test_every_flipped_byte_is_bad_packet_mac(cipher, mac):
         forged[position] ^= 1 << (position % 8)
         decoder = PacketDecoder(protection=protection_for(cipher, mac, keys), max_packet_size=35_000)
         decoder.feed(bytes(forged) + more)
-        with pytest.raises(BadPacketMac):
+        with pytest.raises(BadPacketMac) as caught:
             decoder.next_packet()
+        assert caught.value.ssh_disconnect == SSHDisconnect.MAC_ERROR
         # A decoder that failed stays failed, with the same error.
         with pytest.raises(BadPacketMac):
             decoder.next_packet()

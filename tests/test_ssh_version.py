@@ -83,6 +83,8 @@ def test_server_refuses_lines_before_at_the_first_byte():
     reader = IdentificationReader("server")
     with pytest.raises(ProtocolVersionError):
         reader.feed(b"G")  # "GET / HTTP/1.1": no need to wait for the line
+    with pytest.raises(ProtocolVersionError):  # and stays refused
+        reader.feed(b"SSH-2.0-x\r\n")
 
 
 def test_ssh_199_is_ssh2_and_ssh1_is_refused():

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import DecodeError, EncodeError, ProtocolVersionError
+from ..errors import DecodeError, EncodeError, ProtocolError, ProtocolVersionError
 from ..wire import Span
 
 __all__ = [
@@ -176,23 +176,33 @@ class IdentificationReader:
         self._line = bytearray()  # the line being read
         self._offset = 0  # stream offset of the line being read
         self._bytes_before = 0
+        self._error: ProtocolError | None = None
 
     @property
     def done(self) -> bool:
         return self.identification is not None
 
     def feed(self, data: bytes) -> Identification | None:
-        """Take bytes from the peer; the identification once its line is complete, else None."""
+        """Take bytes from the peer; the identification once its line is complete, else None.
+
+        After an error the reader is finished: every later call raises the same error.
+        """
+        if self._error is not None:
+            raise self._error
         if self.identification is not None:
             self.leftover += data
             return self.identification
-        for index, byte in enumerate(data):
-            if byte == 0x0A:  # LF: the line is complete
-                if self._finish_line():
-                    self.leftover = bytes(data[index + 1 :])
-                    return self.identification
-                continue
-            self._take(byte)
+        try:
+            for index, byte in enumerate(data):
+                if byte == 0x0A:  # LF: the line is complete
+                    if self._finish_line():
+                        self.leftover = bytes(data[index + 1 :])
+                        return self.identification
+                    continue
+                self._take(byte)
+        except ProtocolError as error:
+            self._error = error
+            raise
         return None
 
     def _take(self, byte: int) -> None:
@@ -210,13 +220,15 @@ class IdentificationReader:
                 offset=self._offset,
             )
         if len(self._line) > MAX_LINE:
-            raise DecodeError(f"a line longer than {MAX_LINE} bytes before the version line", offset=self._offset)
+            raise DecodeError(
+                f"a line longer than {MAX_LINE} bytes before the version line", field="identification", offset=where
+            )
         if self.role == "server" and len(self._line) <= 4 and not b"SSH-".startswith(bytes(self._line)):
             # A server takes nothing before the version line, so it need not wait for the line's end.
             raise ProtocolVersionError(
                 f"the client's first bytes {_text(bytes(self._line))!r} do not start 'SSH-': not an SSH client"
             )
-        if self._bytes_before + len(self._line) > self.max_bytes_before:
+        if not is_version and self._bytes_before + len(self._line) > self.max_bytes_before:
             raise DecodeError(
                 f"more than {self.max_bytes_before} bytes before the version line", field="identification", offset=where
             )
