@@ -359,3 +359,20 @@ def test_limits():
         KnownHosts.parse("\n" * 100_001)
     long_line = KnownHosts.parse("host ssh-ed25519 " + "A" * 20000)
     assert "longer than" in long_line.skipped[0].reason
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_ssh_keyscan_lines_are_read_and_match_the_server_key(asyncssh_server, keys, hashed):
+    """ssh-keyscan asks the live server for its key and prints known_hosts lines (-H: hashed)."""
+    require("ssh-keyscan", "OpenSSH's ssh-keyscan writes the lines")
+    port = asyncssh_server
+    command = ["ssh-keyscan", "-T", "10", "-t", "ed25519", "-p", str(port), *(["-H"] if hashed else []), "127.0.0.1"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
+    known = KnownHosts.parse(output)
+    assert len(known.entries) == 1 and not known.skipped
+    (entry,) = known.entries
+    assert entry.hashed == hashed and (hashed or entry.hosts == f"[127.0.0.1]:{port}")
+    result = known.lookup("127.0.0.1", port, keys["a"])
+    assert result.status is LookupStatus.MATCH and result.found == entry
+    assert known.lookup("127.0.0.1", port, keys["d"]).status is LookupStatus.CHANGED
+    assert known.lookup("127.0.0.1", 22, keys["a"]).status is LookupStatus.UNKNOWN
