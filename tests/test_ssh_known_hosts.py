@@ -254,11 +254,12 @@ def asyncssh_server(pairs):
         loop.close()
 
 
-def run_ssh(known_hosts_path, port: int) -> str:
+def run_ssh(known_hosts_path, port: int, strict: str = "yes", *options: str) -> str:
+    """OpenSSH's client against the server: the host key check, then a publickey attempt it cannot win."""
     command = [
         "ssh", "-F", "/dev/null", "-o", f"UserKnownHostsFile={known_hosts_path}",
-        "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "CheckHostIP=no", "-o", "UpdateHostKeys=no",
+        "-o", "GlobalKnownHostsFile=/dev/null", "-o", f"StrictHostKeyChecking={strict}", *options,
+        "-o", "BatchMode=yes", "-o", "CheckHostIP=no", "-o", "UpdateHostKeys=no",
         "-o", "ConnectTimeout=10", "-o", "HostKeyAlgorithms=ssh-ed25519", "-p", str(port), "nobody@127.0.0.1", "true",
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL).stderr
@@ -289,10 +290,8 @@ def test_openssh_client_decides_as_we_do(tmp_path, asyncssh_server, pairs, keys,
     error = {"changed": HostKeyChanged, "revoked": HostKeyRevoked, "unknown": UnknownHostKey}[case]
     with pytest.raises(error) as refused:
         check_host_key(known, "127.0.0.1", port, server_key, HostKeyPolicy.STRICT)
-    # Every line of our message is a line ssh printed: same fingerprint, file and line, same words.
-    stderr_lines = stderr.splitlines()
-    for line in str(refused.value).splitlines():
-        assert line in stderr_lines, (line, stderr)
+    # Our message is what ssh printed, line for line: same fingerprint, file and line, same words.
+    assert str(refused.value).splitlines() == stderr.splitlines()
 
 
 # -- patterns and hostile files ----------------------------------------------------------------------
@@ -361,3 +360,40 @@ def test_limits():
         KnownHosts.parse("\n" * 100_001)
     long_line = KnownHosts.parse("host ssh-ed25519 " + "A" * 20000)
     assert "longer than" in long_line.skipped[0].reason
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_ssh_keyscan_lines_are_read_and_match_the_server_key(asyncssh_server, keys, hashed):
+    """ssh-keyscan asks the live server for its key and prints known_hosts lines (-H: hashed)."""
+    require("ssh-keyscan", "OpenSSH's ssh-keyscan writes the lines")
+    port = asyncssh_server
+    command = ["ssh-keyscan", "-T", "10", "-t", "ed25519", "-p", str(port), *(["-H"] if hashed else []), "127.0.0.1"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
+    known = KnownHosts.parse(output)
+    assert len(known.entries) == 1 and not known.skipped
+    (entry,) = known.entries
+    assert entry.hashed == hashed and (hashed or entry.hosts == f"[127.0.0.1]:{port}")
+    result = known.lookup("127.0.0.1", port, keys["a"])
+    assert result.status is LookupStatus.MATCH and result.found == entry
+    assert known.lookup("127.0.0.1", port, keys["d"]).status is LookupStatus.CHANGED
+    assert known.lookup("127.0.0.1", 22, keys["a"]).status is LookupStatus.UNKNOWN
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_the_line_ssh_adds_is_the_line_we_add(tmp_path, asyncssh_server, keys, hashed):
+    """ssh -o StrictHostKeyChecking=accept-new writes its line; ours is the same (hashed: same but for the salt)."""
+    require("ssh")
+    port = asyncssh_server
+    path = tmp_path / "known_hosts"
+    path.write_text("")
+    stderr = run_ssh(path, port, "accept-new", "-o", f"HashKnownHosts={'yes' if hashed else 'no'}")
+    assert f"Permanently added '[127.0.0.1]:{port}' (ED25519) to the list of known hosts." in stderr
+    written = path.read_text()
+    known = KnownHosts.parse(written)
+    (entry,) = known.entries
+    assert known.lookup("127.0.0.1", port, keys["a"]).status is LookupStatus.MATCH
+    salt = entry.salt if hashed else b"\x00" * 20
+    ours = KnownHosts.parse("").add("127.0.0.1", port, keys["a"], hashed=hashed, random=lambda n: salt)
+    assert ours == written
+    decision = check_host_key(KnownHosts.parse(""), "127.0.0.1", port, keys["a"], HostKeyPolicy.ACCEPT_NEW)
+    assert decision.message in stderr.splitlines()

@@ -272,6 +272,9 @@ class LookupResult:
                     "Please contact your system administrator.",
                     f"Add correct host key in {self.path} to get rid of this message.",
                     f"Offending {self.found.key.label} key in {self.path}:{self.found.number}",
+                    # Debian's OpenSSH adds how to remove the stale entry (upstream stops at "Offending").
+                    "  remove with:",
+                    f'  ssh-keygen -f "{self.path}" -R "{self.name}"',
                     f"Host key for {self.name} has changed and you have requested strict checking.",
                     "Host key verification failed.",
                 ]
