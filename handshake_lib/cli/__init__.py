@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from . import cert, pki, tcp, tls
+from . import cert, pki, ssh, tcp, tls
 from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
 
 __all__ = ["CommandError", "EXIT_FAILURE", "EXIT_USAGE", "build_parser", "run"]
@@ -25,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="See the TCP, TLS and SSH handshakes byte by byte, against real peers.",
     )
-    groups = parser.add_subparsers(title="command groups", metavar="{tls,tcp,pki,cert}", required=True)
-    for module in (tls, tcp, pki, cert):
+    groups = parser.add_subparsers(title="command groups", metavar="{tls,ssh,tcp,pki,cert}", required=True)
+    for module in (tls, ssh, tcp, pki, cert):
         module.register(groups)
     return parser
 

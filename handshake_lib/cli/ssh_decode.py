@@ -1,0 +1,18 @@
+"""``handshakes ssh decode``: (being built; see issue 10)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import CommandError
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("decode", help="(not yet available)")
+    parser.set_defaults(command=_not_yet)
+
+
+def _not_yet(args: argparse.Namespace) -> int:
+    raise CommandError("ssh decode is not available yet")
