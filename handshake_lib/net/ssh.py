@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError
+from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError, UnexpectedEOF
 from ..ssh.client import AuthenticationMethods, AuthenticationSucceeded, BannerReceived, HostKeyTrusted, SSHClient
 from ..ssh.connection import Algorithms, KeyExchangeComplete, TranscriptEntry
 from ..ssh.exchange_hash import ExchangeHash
@@ -102,6 +102,12 @@ def ssh_probe(
                 events += driver.receive(deadline)
                 if driver.peer_closed:
                     break
+            if not any(isinstance(e, AuthenticationMethods | AuthenticationSucceeded) for e in events):
+                # The server hung up once keys were on (OpenSSH does, after a packet it cannot open):
+                # the core calls that a close, but the probe never got its answer.
+                raise UnexpectedEOF(
+                    "the server closed the connection before answering the authentication request"
+                )
             client.disconnect()
             driver.flush_quietly()
     except HandshakeError as error:
