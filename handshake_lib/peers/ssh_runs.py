@@ -340,6 +340,11 @@ class LearnerSSHRun:
             f" ({why})" if why else ""
         )
 
+    def brief(self) -> str:
+        """One line: the outcome and OpenSSH's last word (for a test's failure message)."""
+        said = f"; OpenSSH's log: {self.sshd_log[-1]}" if self.sshd_log and not self.session_up else ""
+        return self.outcome() + said
+
     def summary(self) -> str:
         lines = [f"your functions in the loop: {', '.join(self.yours) or 'none'}", self.outcome()]
         if self.result is not None:
