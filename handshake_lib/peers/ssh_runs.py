@@ -108,17 +108,23 @@ def _server(sshd: OpenSSHServer | None, timeout: float) -> Iterator[OpenSSHServe
 
 
 def _sshd_says(sshd: OpenSSHServer, start: int, wait_until: float) -> list[str]:
-    """sshd's own lines (not its debug chatter) logged after byte ``start``; its child may still be writing."""
-    lines: list[str] = []
+    """sshd's own lines (not its debug chatter) logged after byte ``start``.
+
+    Its per-connection child may still be writing as it exits: wait (until ``wait_until``) for a line, then
+    for the log to stay the same for 50 ms.
+    """
+    size, lines = -1, []
     while True:
+        log = sshd.log[start:]
         lines = [
             line.strip()
-            for line in sshd.log[start:].splitlines()
+            for line in log.splitlines()
             if line.strip() and not line.startswith("debug") and not line.startswith("Connection from")
         ]
-        if lines or time.monotonic() >= wait_until:
+        if (lines and len(log) == size) or time.monotonic() >= wait_until:
             return lines
-        time.sleep(0.02)
+        size = len(log)
+        time.sleep(0.05)
 
 
 # -- lesson 12: a live session ------------------------------------------------------------------------
@@ -342,7 +348,7 @@ class LearnerSSHRun:
 
     def brief(self) -> str:
         """One line: the outcome and OpenSSH's last word (for a test's failure message)."""
-        said = f"; OpenSSH's log: {self.sshd_log[-1]}" if self.sshd_log and not self.session_up else ""
+        said = f"; OpenSSH's log: {' | '.join(self.sshd_log[-2:])}" if self.sshd_log and not self.session_up else ""
         return self.outcome() + said
 
     def summary(self) -> str:
