@@ -5,21 +5,15 @@ Theory of operation
 Everything shown is computed by :mod:`handshake_lib.ssh` or comes from a live session with OpenSSH's
 ``sshd`` (:mod:`handshake_lib.peers.ssh_runs`); this module only lays it out:
 
-* :func:`banner_views`: both identification lines as they crossed the wire, annotated by the version
-  decoder's own spans;
-* :class:`NegotiationLab`: two KEXINITs side by side (by default the ones our client and sshd really
-  sent), the winner of each category highlighted, each choice explained by
-  :func:`~handshake_lib.ssh.negotiation.explain_negotiation`, and ``negotiate``'s verdict (or its
-  "no matching ..." failure); the learner reorders or removes names on either side;
-* :func:`curve25519_steps`: curve25519-sha256 with the course's demo keys (client private key bytes
-  0x20..0x3f, server 0x90..0xaf), every value from :mod:`~handshake_lib.ssh.kex`;
-* :func:`exchange_hash_view`: H's input in the hex view, one span per field
-  (:meth:`~handshake_lib.ssh.exchange_hash.ExchangeHash.spans`);
-* :class:`KeyDerivationExplorer`: keys A..F (:func:`~handshake_lib.ssh.kdf.derive_all`) for a chosen cipher
-  and MAC, with the hash blocks each key took (the extension loop shows when a key is longer than a hash);
-* :func:`session_sequence` and :func:`state_table_picture`: a live session as a ladder diagram (from the
-  transcript and our client's timings) and the client's state table (``ssh.states.diagram_rows``) with the
-  path the session took;
+* :func:`banner_views`: both identification lines as sent, annotated by the version decoder's spans;
+* :class:`NegotiationLab`: two KEXINITs side by side (by default the ones our client and sshd sent), each
+  category's winner highlighted and explained (``ssh.negotiation.explain_negotiation``), and
+  ``negotiate``'s verdict or failure; the learner reorders or removes names on either side;
+* :func:`curve25519_steps`: curve25519-sha256 with the course's demo keys, through ``ssh.kex``;
+* :func:`exchange_hash_view`: H's input in the hex view, one span per field;
+* :class:`KeyDerivationExplorer`: keys A..F (``ssh.kdf``) for a chosen cipher and MAC, with the blocks;
+* :func:`session_sequence`, :func:`state_table_picture`: a live session as a ladder diagram, and the
+  client's state table (``ssh.states.diagram_rows``) with the session's path;
 * :func:`key_share_table_html`: the post-quantum hybrids' key shares beside Curve25519's.
 
 Widget callbacks are plain methods (``update``) that check their arguments first
@@ -76,10 +70,6 @@ __all__ = [
 DEMO_CLIENT_PRIVATE = bytes(range(0x20, 0x40))
 DEMO_SERVER_PRIVATE = bytes(range(0x90, 0xB0))
 DEMO_SHARED_SECRET = bytes.fromhex("df4a291baa1eb7cfa6934b29b474baad2697e29f1f920dcc77c8a0a088447624")
-
-
-def _pre(text: str) -> str:
-    return f'<pre style="color:inherit;white-space:pre-wrap;margin:2px 0">{html.escape(text)}</pre>'
 
 
 # -- the banners ------------------------------------------------------------------------------------------
@@ -181,7 +171,7 @@ class NegotiationLab(ControlledWidget, widgets.VBox):
         self.view = NegotiationView(choices, verdict, failed, text + "\n" + verdict)
         self.table.value = _choices_html(choices)
         colour = "#b00020" if failed else "#1b5e20"
-        self.verdict.value = f"<div style='color:{colour}'>{_pre(verdict)}</div>"
+        self.verdict.value = f"<pre style='color:{colour};white-space:pre-wrap'>{html.escape(verdict)}</pre>"
         return self.view
 
     def _kexinit(self, side: str) -> KexInit:
@@ -222,12 +212,9 @@ def _choices_html(choices: Sequence[Choice]) -> str:
     )
 
 
-def negotiation_lab(client: KexInit | None = None, server: KexInit | None = None, **lists: Any) -> NegotiationLab:
-    """Lesson 12's negotiation widget; ``lists`` as :meth:`NegotiationLab.update` takes them."""
-    lab = NegotiationLab(client, server)
-    if lists:
-        lab.update(**lists)
-    return lab
+def negotiation_lab(client: KexInit | None = None, server: KexInit | None = None) -> NegotiationLab:
+    """Lesson 12's negotiation widget, from two KEXINITs (the library's own offers by default)."""
+    return NegotiationLab(client, server)
 
 
 # -- Curve25519 with the demo keys ---------------------------------------------------------------------------
