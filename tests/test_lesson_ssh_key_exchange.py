@@ -192,6 +192,12 @@ def test_sequence_has_each_flight_and_marks_the_encrypted_ones(session) -> None:
     assert any(label.startswith("KEXINIT") for label in labels)
     assert any("KEXDH_REPLY" in label and "{" not in label.split("KEXDH_REPLY")[0][-2:] for label in labels)
     assert any("{USERAUTH_FAILURE}" in label for label in labels)
+    # Every packet once, and a round trip never drawn crossing itself.
+    assert sum(label.count(" B)") for label in labels) == len(session.result.transcript)
+    assert all(a.sent_at <= a.received_at for a in arrows)
+    for ours, theirs in zip(arrows, arrows[1:], strict=False):
+        if ours.sender == "client" and theirs.sender == "server":
+            assert ours.received_at <= theirs.sent_at + 1e-9, (ours, theirs)
     figure = session_sequence(session.result)
     assert "curve25519-sha256" in figure.axes[0].get_title()
 

@@ -355,26 +355,29 @@ def _label(entry: TranscriptEntry) -> str:
 
 
 def session_arrows(transcript: Sequence[TranscriptEntry], timings: Sequence[tuple[float, str, int]]) -> list[Arrow]:
-    """One arrow per flight; our client's clock only, so each round trip is split in half."""
+    """One arrow per flight (packets read in one recv, or sent at once), timed by our client's clock."""
     stamp = {index: moment for moment, _, index in timings}
     flights: list[tuple[str, float, list[int]]] = []
-    for index, entry in enumerate(transcript):
-        moment = stamp.get(index, flights[-1][1] if flights else 0.0)
-        if flights and flights[-1][0] == entry.direction:
+    for index in sorted(range(len(transcript)), key=lambda i: (stamp.get(i, 0.0), i)):
+        entry, moment = transcript[index], stamp.get(index, 0.0)
+        if flights and flights[-1][0] == entry.direction and flights[-1][1] == moment:
             flights[-1][2].append(index)
         else:
             flights.append((entry.direction, moment, [index]))
-    gaps = [(b[1] - a[1]) / 2 for a, b in zip(flights, flights[1:], strict=False) if a[0] != b[0] and b[1] > a[1]] or [
-        1e-4
-    ]
-    half = sorted(gaps)[len(gaps) // 2]
+    # Our flight and the server's answer: the round trip split at its middle; other flights: the median half.
+    halves = {
+        n: (b[1] - a[1]) / 2
+        for n, (a, b) in enumerate(zip(flights, flights[1:], strict=False))
+        if a[0] == "client->server" and b[0] == "server->client" and b[1] > a[1]
+    }
+    typical = sorted(halves.values())[len(halves) // 2] if halves else 1e-4
     arrows = []
-    for direction, moment, indices in flights:
+    for n, (direction, moment, indices) in enumerate(flights):
         label = ", ".join(_label(transcript[i]) for i in indices)
         if direction == "client->server":
-            arrows.append(Arrow("client", "server", label, moment, moment + half))
+            arrows.append(Arrow("client", "server", label, moment, moment + halves.get(n, typical)))
         else:
-            arrows.append(Arrow("server", "client", label, max(moment - half, 0.0), moment))
+            arrows.append(Arrow("server", "client", label, max(moment - halves.get(n - 1, typical), 0.0), moment))
     return arrows
 
 
@@ -382,7 +385,7 @@ def session_sequence(result: Any, *, ax: Any = None) -> Figure:
     """A :class:`~handshake_lib.net.ssh.ProbeResult` as a ladder diagram: our client and OpenSSH's sshd."""
     arrows = session_arrows(result.transcript, result.timings)
     negotiated = result.key_exchange.negotiated
-    peer = result.server_identification.split()[0]
+    peer = result.server_identification.split()[0].removeprefix("SSH-2.0-")
     title = f"our client and {peer}: {negotiated.kex}, {negotiated.cipher_client_to_server}"
     return draw_sequence(arrows, actors=("client", "server"), title=title, ax=ax, compress_idle=False)
 
