@@ -139,9 +139,10 @@ def test_key_derivation_explorer_follows_the_cipher_and_mac() -> None:
 def test_key_share_table_lists_each_row() -> None:
     from handshake_lib.peers.ssh_runs import KeyShareSize
 
-    rows = [KeyShareSize("mlkem768x25519-sha256", "asyncssh", 1216, 1120, 1232, 1280, "string", 32)]
+    rows = [KeyShareSize("mlkem768x25519-sha256", "asyncssh", 1216, 1120, 1232, 1280, "string", 32, "SHA256(a || b)")]
     html = key_share_table_html(rows)
     assert "<td>mlkem768x25519-sha256</td><td>asyncssh</td><td>1216</td><td>1120</td>" in html
+    assert "<td>string, 32 bytes: SHA256(a || b)</td>" in html
 
 
 def test_benchmarks_move_the_widgets() -> None:

@@ -158,4 +158,6 @@ def test_key_share_sizes_of_the_hybrids_and_curve25519(sshd) -> None:
     mlkem = rows["mlkem768x25519-sha256"]  # FIPS 203: 1184 + 32 and 1088 + 32 bytes
     assert (mlkem.client_share, mlkem.server_share, mlkem.k_encoding, mlkem.k_bytes) == (1216, 1120, "string", 32)
     assert mlkem.peer == "asyncssh" and sntrup.peer.startswith("OpenSSH_")
+    assert sntrup.k_from == "SHA512(sntrup761 shared secret (32 B) || X25519 shared secret (32 B))"
+    assert mlkem.k_from.startswith("SHA256(ML-KEM-768 shared secret (32 B) || X25519")
     assert sntrup.init_packet > 1190 and curve.init_packet < 64

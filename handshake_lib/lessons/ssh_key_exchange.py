@@ -411,7 +411,7 @@ def key_share_table_html(rows: Sequence[Any]) -> str:
     body = "".join(
         f"<tr><td>{html.escape(r.method)}</td><td>{html.escape(r.peer)}</td><td>{r.client_share}</td>"
         f"<td>{r.server_share}</td><td>{r.init_packet}</td><td>{r.reply_packet}</td>"
-        f"<td>{r.k_encoding}, {r.k_bytes} bytes</td></tr>"
+        f"<td>{html.escape(r.k_text)}</td></tr>"
         for r in rows
     )
     return (

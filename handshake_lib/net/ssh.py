@@ -105,9 +105,7 @@ def ssh_probe(
             if not any(isinstance(e, AuthenticationMethods | AuthenticationSucceeded) for e in events):
                 # The server hung up once keys were on (OpenSSH does, after a packet it cannot open):
                 # the core calls that a close, but the probe never got its answer.
-                raise UnexpectedEOF(
-                    "the server closed the connection before answering the authentication request"
-                )
+                raise UnexpectedEOF("the server closed the connection before answering the authentication request")
             client.disconnect()
             driver.flush_quietly()
     except HandshakeError as error:

@@ -171,6 +171,11 @@ class KeyShareSize:
     reply_packet: int  # the whole KEX_ECDH_REPLY (host key and signature included)
     k_encoding: str
     k_bytes: int
+    k_from: str = ""  # what K was hashed from (a hybrid), or how the number was read
+
+    @property
+    def k_text(self) -> str:
+        return f"{self.k_encoding}, {self.k_bytes} bytes" + (f": {self.k_from}" if self.k_from else "")
 
 
 def _share_size(result: ProbeResult, secret: SharedSecret, peer: str) -> KeyShareSize:
@@ -181,6 +186,8 @@ def _share_size(result: ProbeResult, secret: SharedSecret, peer: str) -> KeyShar
     return KeyShareSize(
         result.key_exchange.negotiated.kex, peer, len(client_field.encoded) - 4, len(server_field.encoded) - 4,
         len(init.wire), len(reply.wire), secret.encoding, len(secret.raw),
+        f"{h.hash.upper()}({' || '.join(f'{name} ({len(value)} B)' for name, value in secret.parts)})"
+        if secret.parts else "the X25519 output as a number",
     )  # fmt: skip
 
 
@@ -342,9 +349,7 @@ class LearnerSSHRun:
             "OpenSSH signed",
             BadPacketMac: "OpenSSH's first encrypted packet does not open with our keys",
         }.get(type(self.error), "")
-        return f"{self.noticed_by} stopped it: {type(self.error).__name__}: {self.error}" + (
-            f" ({why})" if why else ""
-        )
+        return f"{self.noticed_by} stopped it: {type(self.error).__name__}: {self.error}" + (f" ({why})" if why else "")
 
     def brief(self) -> str:
         """One line: the outcome and OpenSSH's last word (for a test's failure message)."""
@@ -396,11 +401,7 @@ def run_learner_ssh(
             run.error = error
         # sshd's child logs its verdict as it exits; give it a moment when something went wrong.
         run.sshd_log = _sshd_says(server, start, time.monotonic() + (0.5 if run.error is not None else 0.0))
-        run.sshd_version = (
-            run.result.server_identification
-            if run.result is not None
-            else _peer_line(run.error)
-        )
+        run.sshd_version = run.result.server_identification if run.result is not None else _peer_line(run.error)
     return run
 
 
