@@ -256,3 +256,12 @@ def test_openssh_ssh_reaches_user_authentication_on_our_server(tmp_path):
     [served] = server.connections
     assert served.reached_user_authentication and served.error is None
     assert served.key_exchanges[0].negotiated.kex == run.kex
+
+
+def test_no_secret_in_the_events_reprs():
+    client, server = pair()
+    client_events, _ = pump(client, server)
+    done = next(e for e in client_events if isinstance(e, KeyExchangeComplete))
+    secret = done.exchange_hash.field("K").encoded
+    assert secret.hex() not in repr(client_events) and repr(secret) not in repr(client_events)
+    assert done.exchange_hash.digest.hex() in repr(done)
