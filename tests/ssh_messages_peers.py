@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import select
 import socket
 import threading
@@ -104,6 +106,10 @@ class AsyncsshPeers:
         }
         self.connections: list[Any] = []
         self._servers: list[Any] = []
+        # asyncssh keeps the chosen kex method only while the exchange runs; its debug log names it.
+        self._kex_log = LogMatches("asyncssh", r"Key exchange alg: (\S+)")
+        self.kex_algorithms = self._kex_log.matches
+        asyncssh.set_debug_level(2)
 
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(DEADLINE)
@@ -139,6 +145,29 @@ class AsyncsshPeers:
             self.run(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(DEADLINE)
+        self._kex_log.remove()
+
+
+class LogMatches(logging.Handler):
+    """Collects group 1 of ``pattern`` from every formatted record of logger ``name`` (and its children)."""
+
+    def __init__(self, name: str, pattern: str, into: list[str] | None = None) -> None:
+        super().__init__(logging.DEBUG)
+        self.pattern = re.compile(pattern)
+        self.matches: list[str] = into if into is not None else []
+        self.logger = logging.getLogger(name)
+        self._old_level = self.logger.level
+        self.logger.addHandler(self)
+        self.logger.setLevel(logging.DEBUG)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self.pattern.search(record.getMessage())
+        if match:
+            self.matches.append(match.group(1))
+
+    def remove(self) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self._old_level)
 
 
 # -- a relay that records ------------------------------------------------------------------------------
