@@ -114,14 +114,30 @@ class AsyncsshPeers:
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(DEADLINE)
 
-    def server(self, key_types: tuple[str, ...] = ("ssh-ed25519",), **options: Any) -> int:
-        """Start a server with these host keys and asyncssh options; return its port."""
+    def server(self, key_types: tuple[str, ...] = ("ssh-ed25519",), *, banner: str = "", **options: Any) -> int:
+        """Start a server with these host keys and asyncssh options; return its port.
+
+        It offers password authentication and refuses every password; with ``banner`` it sends
+        SSH_MSG_USERAUTH_BANNER first.
+        """
         asyncssh = self.asyncssh
         peers = self
 
         class Recorder(asyncssh.SSHServer):
             def connection_made(self, conn: Any) -> None:
+                self.conn = conn
                 peers.connections.append(conn)
+
+            def begin_auth(self, username: str) -> bool:
+                if banner:
+                    self.conn.send_auth_banner(banner)
+                return True
+
+            def password_auth_supported(self) -> bool:
+                return True
+
+            def validate_password(self, username: str, password: str) -> bool:
+                return False
 
         keys = [self.keys[name] for name in key_types]
 
