@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import select
@@ -25,6 +26,8 @@ import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from handshake_lib.wire import Reader, Writer
 
 DEADLINE = 10.0  # seconds, for every wait
 
@@ -86,6 +89,28 @@ def after_version_line(stream: bytes) -> bytes:
     """What follows the SSH- line in a recorded stream."""
     start = stream.index(b"SSH-")
     return stream[stream.index(b"\n", start) + 1 :]
+
+
+# -- a private stand-in for slice B2's exchange hash (RFC 4253 section 8, RFC 5656 section 4, RFC 8731) --
+def mpint(value: int) -> bytes:
+    return Writer().ssh_mpint(value).getvalue()
+
+
+def exchange_hash(*fields: bytes, shared: int) -> bytes:
+    """SHA-256 over the already encoded ``fields``, then the shared secret K as an mpint."""
+    return hashlib.sha256(b"".join(fields) + mpint(shared)).digest()
+
+
+def verify_ed25519(host_key: bytes, signature: bytes, data: bytes) -> None:
+    """Check an ssh-ed25519 signature blob over ``data`` with an ssh-ed25519 key blob (InvalidSignature if not)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = Reader(host_key)
+    assert key.ssh_string("type") == b"ssh-ed25519"
+    public = ed25519.Ed25519PublicKey.from_public_bytes(key.ssh_string("key"))
+    blob = Reader(signature)
+    assert blob.ssh_string("type") == b"ssh-ed25519"
+    public.verify(blob.ssh_string("signature"), data)
 
 
 # -- asyncssh -----------------------------------------------------------------------------------------

@@ -18,9 +18,21 @@ from typing import Any
 
 import pytest
 from conftest import require, require_module
+from cryptography.hazmat.primitives.asymmetric import x25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ssh_messages_peers import AsyncsshPeers, LogMatches, RecordingRelay, after_version_line, split_packet
+from ssh_messages_peers import (
+    AsyncsshPeers,
+    LogMatches,
+    RecordingRelay,
+    after_version_line,
+    exchange_hash,
+    read_packet,
+    read_version_line,
+    split_packet,
+    verify_ed25519,
+    write_packet,
+)
 
 from handshake_lib.errors import NoCommonAlgorithm, SSHDisconnect
 from handshake_lib.ssh.constants import (
@@ -30,7 +42,7 @@ from handshake_lib.ssh.constants import (
     MACS,
     PSEUDO_ALGORITHMS,
 )
-from handshake_lib.ssh.messages import KexInit, decode_message
+from handshake_lib.ssh.messages import KexECDHInit, KexECDHReply, KexInit, decode_message
 from handshake_lib.ssh.negotiation import (
     CATEGORIES,
     NegotiatedAlgorithms,
@@ -447,3 +459,53 @@ def test_we_pick_what_openssh_and_an_asyncssh_server_pick(
         f"{ours.cipher_server_to_client} MAC: {mac(ours.mac_server_to_client)} compression: none"
     )
     assert server_view["send_mac"] == _expected_asyncssh_mac(ours.cipher_server_to_client, ours.mac_server_to_client)
+
+
+def _string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["right-guess", "wrong-guess"])
+def test_asyncssh_uses_a_right_guess_and_ignores_a_wrong_one(peers: AsyncsshPeers, right: bool) -> None:
+    """first_kex_packet_follows against a real server: we send a guessed KEX_ECDH_INIT right after our KEXINIT.
+
+    Right guess (both sides' first kex and host key are curve25519-sha256 and ssh-ed25519): asyncssh
+    answers the guessed packet itself.  Wrong guess (our first kex is ecdh-sha2-nistp256, which the server
+    does not offer): asyncssh silently drops the guessed packet and answers the curve25519 one we send next.
+    Either way the reply's signature verifies over an H built from the packet we meant, and
+    :func:`guess_is_right` says which case it was.
+    """
+    port = peers.server(("ssh-ed25519",), kex_algs=["curve25519-sha256"])
+    kex = ["curve25519-sha256"] if right else ["ecdh-sha2-nistp256", "curve25519-sha256"]
+    ours = build_kexinit(
+        "client", kex_algorithms=kex, host_key_algorithms=["ssh-ed25519"], first_kex_packet_follows=True
+    )
+    secret = x25519.X25519PrivateKey.generate()
+    client_public = secret.public_key().public_bytes_raw()
+    version = b"SSH-2.0-HandshakesTest_1.0"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(version + b"\r\n")
+        server_version = read_version_line(sock).rstrip(b"\r\n")
+        write_packet(sock, ours.to_bytes())
+        write_packet(sock, KexECDHInit(client_public if right else b"\x04" + bytes(64)).to_bytes())  # the guess
+        server_kexinit = read_packet(sock)
+        server = decode_message(server_kexinit)
+        assert isinstance(server, KexInit)
+        negotiated = negotiate(ours, server)
+        assert negotiated.kex == "curve25519-sha256"
+        assert guess_is_right(ours, server, negotiated) is right
+        if not right:
+            write_packet(sock, KexECDHInit(client_public).to_bytes())
+        reply = decode_message(read_packet(sock), kex_family=negotiated.kex_family)
+    assert isinstance(reply, KexECDHReply)
+    shared = int.from_bytes(secret.exchange(x25519.X25519PublicKey.from_public_bytes(reply.server_public)), "big")
+    fields = (
+        version,
+        server_version,
+        ours.to_bytes(),
+        server_kexinit,
+        reply.host_key,
+        client_public,
+        reply.server_public,
+    )
+    verify_ed25519(reply.host_key, reply.signature, exchange_hash(*(_string(x) for x in fields), shared=shared))
