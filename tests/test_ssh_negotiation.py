@@ -465,47 +465,58 @@ def _string(data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
-@pytest.mark.parametrize("right", [True, False], ids=["right-guess", "wrong-guess"])
-def test_asyncssh_uses_a_right_guess_and_ignores_a_wrong_one(peers: AsyncsshPeers, right: bool) -> None:
+@pytest.mark.parametrize(
+    ("our_kex", "server_kex", "right", "answered"),
+    [
+        pytest.param(["curve25519-sha256"], ["curve25519-sha256"], True, True, id="right-guess"),
+        pytest.param(
+            ["ecdh-sha2-nistp256", "curve25519-sha256"], ["curve25519-sha256"], False, False, id="wrong-guess"
+        ),
+        # Our first choice wins, but the server prefers another: RFC 4253 (and OpenSSH's proposals_match)
+        # call the guess wrong; asyncssh compares only the chosen method with the guesser's first one, and
+        # answers the guessed packet.  A known difference: our core, as a client, must not guess here.
+        pytest.param(
+            ["curve25519-sha256", "ecdh-sha2-nistp256"],
+            ["ecdh-sha2-nistp256", "curve25519-sha256"],
+            False,
+            True,
+            id="client-first-only",
+        ),
+    ],
+)
+def test_asyncssh_and_a_guessed_first_kex_packet(
+    peers: AsyncsshPeers, our_kex: list[str], server_kex: list[str], right: bool, answered: bool
+) -> None:
     """first_kex_packet_follows against a real server: we send a guessed KEX_ECDH_INIT right after our KEXINIT.
 
-    Right guess (both sides' first kex and host key are curve25519-sha256 and ssh-ed25519): asyncssh
-    answers the guessed packet itself.  Wrong guess (our first kex is ecdh-sha2-nistp256, which the server
-    does not offer): asyncssh silently drops the guessed packet and answers the curve25519 one we send next.
-    Either way the reply's signature verifies over an H built from the packet we meant, and
-    :func:`guess_is_right` says which case it was.
+    When asyncssh uses the guess it answers the guessed packet; when it drops it, it answers the
+    curve25519 KEX_ECDH_INIT we send next.  Either way the reply's signature verifies over an H built
+    from the packet it answered, and :func:`guess_is_right` says what RFC 4253 says.
     """
-    port = peers.server(("ssh-ed25519",), kex_algs=["curve25519-sha256"])
-    kex = ["curve25519-sha256"] if right else ["ecdh-sha2-nistp256", "curve25519-sha256"]
+    port = peers.server(("ssh-ed25519",), kex_algs=server_kex)
     ours = build_kexinit(
-        "client", kex_algorithms=kex, host_key_algorithms=["ssh-ed25519"], first_kex_packet_follows=True
+        "client", kex_algorithms=our_kex, host_key_algorithms=["ssh-ed25519"], first_kex_packet_follows=True
     )
     secret = x25519.X25519PrivateKey.generate()
     client_public = secret.public_key().public_bytes_raw()
+    guessed = client_public if our_kex[0] == "curve25519-sha256" else b"\x04" + bytes(64)  # an ECDH guess
     version = b"SSH-2.0-HandshakesTest_1.0"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(version + b"\r\n")
         server_version = read_version_line(sock).rstrip(b"\r\n")
         write_packet(sock, ours.to_bytes())
-        write_packet(sock, KexECDHInit(client_public if right else b"\x04" + bytes(64)).to_bytes())  # the guess
+        write_packet(sock, KexECDHInit(guessed).to_bytes())
         server_kexinit = read_packet(sock)
         server = decode_message(server_kexinit)
         assert isinstance(server, KexInit)
         negotiated = negotiate(ours, server)
         assert negotiated.kex == "curve25519-sha256"
         assert guess_is_right(ours, server, negotiated) is right
-        if not right:
+        if not answered:
             write_packet(sock, KexECDHInit(client_public).to_bytes())
         reply = decode_message(read_packet(sock), kex_family=negotiated.kex_family)
     assert isinstance(reply, KexECDHReply)
     shared = int.from_bytes(secret.exchange(x25519.X25519PublicKey.from_public_bytes(reply.server_public)), "big")
-    fields = (
-        version,
-        server_version,
-        ours.to_bytes(),
-        server_kexinit,
-        reply.host_key,
-        client_public,
-        reply.server_public,
-    )
+    fields = [version, server_version, ours.to_bytes(), server_kexinit, reply.host_key, client_public]
+    fields.append(reply.server_public)
     verify_ed25519(reply.host_key, reply.signature, exchange_hash(*(_string(x) for x in fields), shared=shared))
