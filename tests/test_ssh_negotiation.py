@@ -520,3 +520,55 @@ def test_asyncssh_and_a_guessed_first_kex_packet(
     fields = [version, server_version, ours.to_bytes(), server_kexinit, reply.host_key, client_public]
     fields.append(reply.server_public)
     verify_ed25519(reply.host_key, reply.signature, exchange_hash(*(_string(x) for x in fields), shared=shared))
+
+
+_ANY_NAMES = st.lists(
+    st.sampled_from(
+        [
+            *KEX_ALGORITHMS[:3],
+            "rsa2048-sha256",
+            "ssh-rsa",
+            "ssh-ed25519",
+            "aes128-ctr",
+            "aes128-gcm@openssh.com",
+            "chacha20-poly1305@openssh.com",
+            "hmac-sha2-256",
+            "none",
+            "zlib",
+            *sorted(PSEUDO_ALGORITHMS),
+        ]
+    ),
+    max_size=5,
+).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ANY_NAMES, min_size=16, max_size=16))
+def test_negotiate_and_its_explanation_always_agree(lists: list[tuple[str, ...]]) -> None:
+    client = offer(*lists[0:5], mac_server_to_client=lists[5], encryption_server_to_client=lists[6])
+    server = offer(*lists[8:13], mac_server_to_client=lists[13], encryption_server_to_client=lists[14])
+    choices = explain_negotiation(client, server)  # never raises
+    try:
+        result = negotiate(client, server)
+    except NoCommonAlgorithm as failure:
+        first_failed = next(choice for choice in choices if choice.failed)
+        assert failure.category in (first_failed.category, "host key")
+        return
+    assert not any(choice.failed for choice in choices)
+    winners = [choice.winner for choice in choices]
+    assert winners == [
+        result.kex,
+        result.host_key,
+        result.cipher_client_to_server,
+        result.cipher_server_to_client,
+        result.mac_client_to_server,
+        result.mac_server_to_client,
+        result.compression_client_to_server,
+        result.compression_server_to_client,
+    ]
+    for choice in choices:
+        if choice.winner is not None:
+            assert choice.winner in choice.client and choice.winner in choice.server
+            assert choice.winner not in PSEUDO_ALGORITHMS
+        else:
+            assert choice.implicit

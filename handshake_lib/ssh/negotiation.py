@@ -164,7 +164,9 @@ def _real(names: Sequence[str]) -> list[str]:
     return [name for name in names if name not in PSEUDO_ALGORITHMS]
 
 
-def _first_common(client: Sequence[str], server: Sequence[str], eligible: Callable[[str], bool] | None = None):
+def _first_common(
+    client: Sequence[str], server: Sequence[str], eligible: Callable[[str], bool] | None = None
+) -> tuple[int, str] | None:
     """(index in the client's list, name) of the first client name the server has (and ``eligible``), else None."""
     offered = set(server)
     for index, name in enumerate(client):
