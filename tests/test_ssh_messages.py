@@ -655,3 +655,10 @@ def test_message_names_follow_the_rfc_and_the_family() -> None:
     assert ExtInfo().name == "SSH_MSG_EXT_INFO" and UnknownMessage(94).name == "SSH_MSG_CHANNEL_DATA"
     for cls in MESSAGES.values():
         assert cls().name == "SSH_MSG_" + MessageNumber(cls.NUMBER).name
+
+
+def test_the_number_byte_is_named_after_the_family_the_caller_gave() -> None:
+    ecdh = decode_message(KexECDHInit(bytes(32)).to_bytes(), kex_family="ecdh")
+    dh = decode_message(KexDHInit(5).to_bytes(), kex_family="dh")
+    assert ecdh.spans[1].field == "kex_ecdh_init.message_number" and ecdh.spans[1].meaning == "SSH_MSG_KEX_ECDH_INIT"
+    assert dh.spans[1].field == "kexdh_init.message_number" and dh.spans[1].meaning == "SSH_MSG_KEXDH_INIT"

@@ -148,7 +148,9 @@ class Message:
         name = "SSH_MSG_" + cls.GROUP.upper()
         with r.group(cls.GROUP, name) as message:
             offset = message.offset
-            number = message.u8("message_number", message_name)
+            # Named after the class, not the byte: 30 is SSH_MSG_KEX_ECDH_INIT here only because the
+            # caller's kex family said so.
+            number = message.u8("message_number", lambda v: name if v == cls.NUMBER else message_name(v))
             if number != cls.NUMBER:
                 raise UnexpectedMessage(
                     f"expected {name} ({cls.NUMBER}), got {message_name(number)} ({number}) at offset {offset}"
@@ -189,7 +191,10 @@ class Disconnect(Message):
     @classmethod
     def decode_body(cls, r: Reader) -> Disconnect:
         code = r.u32("reason_code", _disconnect_reason)
-        reason: int = SSHDisconnect(code) if code in SSHDisconnect._value2member_map_ else code
+        try:
+            reason: int = SSHDisconnect(code)
+        except ValueError:
+            reason = code  # a code RFC 4253 does not define (private codes exist): kept as the number
         description = r.ssh_text("description", "human-readable reason (UTF-8)")
         language = r.ssh_text("language_tag", "language of the description (RFC 3066), usually empty")
         return cls(reason, description, language)
