@@ -306,3 +306,41 @@ def _ed25519_pem() -> Any:
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
     return io.StringIO(pem.decode())
+
+
+@contextlib.contextmanager
+def paramiko_listener(**security: Any) -> Iterator[tuple[int, list[Any]]]:
+    """A paramiko server on a loopback port, for one connection; yields (port, [its Transport once accepted]).
+
+    ``security``: attributes of ``Transport.get_security_options()`` to narrow, as in
+    :func:`paramiko_server_socket` (ed25519 and ECDSA host keys).
+    """
+    import paramiko
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(DEADLINE)
+    transports: list[Any] = []
+
+    def serve() -> None:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        transport = paramiko.Transport(sock)
+        transport.add_server_key(paramiko.Ed25519Key.from_private_key(_ed25519_pem()))
+        transport.add_server_key(paramiko.ECDSAKey.generate(bits=256))
+        options = transport.get_security_options()
+        for name, value in security.items():
+            setattr(options, name, value)
+        transports.append(transport)
+        transport.start_server(event=threading.Event(), server=paramiko.ServerInterface())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], transports
+    finally:
+        listener.close()
+        thread.join(DEADLINE)
+        for transport in transports:
+            transport.close()

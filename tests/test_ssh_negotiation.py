@@ -27,6 +27,7 @@ from ssh_messages_peers import (
     RecordingRelay,
     after_version_line,
     exchange_hash,
+    paramiko_listener,
     read_packet,
     read_version_line,
     split_packet,
@@ -572,3 +573,72 @@ def test_negotiate_and_its_explanation_always_agree(lists: list[tuple[str, ...]]
             assert choice.winner not in PSEUDO_ALGORITHMS
         else:
             assert choice.implicit
+
+
+ASYNCSSH_CLIENT_CASES = [
+    pytest.param({}, {}, id="defaults"),
+    pytest.param(
+        dict(
+            kex_algs=["ecdh-sha2-nistp256", "curve25519-sha256@libssh.org"],
+            encryption_algs=["aes256-gcm@openssh.com", "aes256-ctr"],
+            mac_algs=["hmac-sha2-512", "hmac-sha2-256-etm@openssh.com"],
+            server_host_key_algs=["ecdsa-sha2-nistp256", "ssh-ed25519"],
+        ),
+        dict(ciphers=("aes128-ctr", "aes256-ctr", "aes256-gcm@openssh.com")),
+        id="reordered-ecdsa-gcm",
+    ),
+    pytest.param(
+        dict(
+            kex_algs=["diffie-hellman-group16-sha512", "diffie-hellman-group14-sha256"],
+            encryption_algs=["aes128-ctr"],
+            mac_algs=["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512"],
+        ),
+        dict(kex=("diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512")),
+        id="dh-ctr-etm",
+    ),
+]
+
+
+@pytest.mark.parametrize(("client_options", "server_security"), ASYNCSSH_CLIENT_CASES)
+def test_we_pick_what_an_asyncssh_client_and_a_paramiko_server_pick(
+    peers: AsyncsshPeers, client_options: dict[str, Any], server_security: dict[str, Any]
+) -> None:
+    """The other way round: asyncssh's client logic against paramiko's server logic."""
+    require_module("paramiko", "the paramiko peer")
+    asyncssh = peers.asyncssh
+    kex_log = LogMatches("paramiko.transport", r"^Kex: (\S+)")
+    connections: list[Any] = []
+
+    class Client(asyncssh.SSHClient):
+        def connection_made(self, conn: Any) -> None:
+            connections.append(conn)
+
+    try:
+        with paramiko_listener(**server_security) as (port, transports), RecordingRelay(port) as relay:
+
+            async def connect() -> None:
+                options = dict(known_hosts=None, username="alice", password="wrong", client_factory=Client)
+                with pytest.raises(asyncssh.Error):  # paramiko's default ServerInterface refuses everyone
+                    await asyncssh.connect("127.0.0.1", relay.port, **options, **client_options)
+
+            peers.run(connect())
+            server = transports[0]
+            theirs = {
+                "kex": kex_log.matches[-1],
+                "host key": server.host_key_type,
+                "c2s": server.remote_cipher,
+                "s2c": server.local_cipher,
+                "mac c2s": server.remote_mac,
+                "mac s2c": server.local_mac,
+            }
+            client_view = {name: connections[-1].get_extra_info(name) for name in ("send_cipher", "send_mac")}
+    finally:
+        kex_log.remove()
+    ours = negotiate(*_recorded_kexinits(relay))
+    assert (ours.kex, ours.host_key) == (theirs["kex"], theirs["host key"])
+    assert (ours.cipher_client_to_server, ours.cipher_server_to_client) == (theirs["c2s"], theirs["s2c"])
+    assert client_view["send_cipher"] == ours.cipher_client_to_server
+    assert client_view["send_mac"] == _expected_asyncssh_mac(ours.cipher_client_to_server, ours.mac_client_to_server)
+    for direction, mac in (("c2s", ours.mac_client_to_server), ("s2c", ours.mac_server_to_client)):
+        if mac is not None:
+            assert mac == theirs[f"mac {direction}"]
