@@ -439,6 +439,8 @@ def openssh_client(
     ``identity`` as a key (none: public key auth is not tried), ``BatchMode`` (never a prompt).
     ``command`` runs on the server (``true`` when None: ssh has no "stop after authentication").
     The whole run is bounded by ``timeout``; past it ssh is killed and ``timed_out`` is set.
+    ``batch=False`` allows password prompts, which have no terminal here: only for a caller that gives
+    ssh one (``SSH_ASKPASS``); the run still ends at ``timeout``.
     """
     program = _program("ssh", "openssh-client")
 
