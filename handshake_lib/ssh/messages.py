@@ -128,6 +128,8 @@ class Message:
 
     NUMBER: ClassVar[int]
     GROUP: ClassVar[str]  # the span name of the whole message, e.g. "kexinit"
+    # Set where the enum's name is another message's: 30 and 31 are KEXDH_INIT/REPLY's numbers too.
+    RFC_NAME: ClassVar[str] = ""
     spans: tuple[Span, ...] = field(default=(), compare=False, repr=False, kw_only=True)
 
     @property
@@ -137,6 +139,8 @@ class Message:
     @property
     def name(self) -> str:
         """The RFC name, e.g. ``SSH_MSG_KEXINIT``."""
+        if self.RFC_NAME:
+            return self.RFC_NAME
         return "SSH_MSG_" + MessageNumber(self.NUMBER).name if self.NUMBER in _NUMBERS else message_name(self.NUMBER)
 
     @classmethod
@@ -149,7 +153,7 @@ class Message:
     @classmethod
     def decode(cls: type[_M], r: Reader) -> _M:
         """Read a whole payload that must be this message (the number byte first, no bytes after it)."""
-        with r.group(cls.GROUP, "SSH_MSG_" + MessageNumber(cls.NUMBER).name) as message:
+        with r.group(cls.GROUP, cls.RFC_NAME or "SSH_MSG_" + MessageNumber(cls.NUMBER).name) as message:
             offset = message.offset
             number = message.u8("message_number", message_name)
             if number != cls.NUMBER:
@@ -436,6 +440,7 @@ class KexECDHInit(Message):
 
     NUMBER: ClassVar[int] = MessageNumber.KEX_ECDH_INIT
     GROUP: ClassVar[str] = "kex_ecdh_init"
+    RFC_NAME: ClassVar[str] = "SSH_MSG_KEX_ECDH_INIT"
     client_public: bytes = b""
 
     @classmethod
@@ -455,6 +460,7 @@ class KexECDHReply(Message):
 
     NUMBER: ClassVar[int] = MessageNumber.KEX_ECDH_REPLY
     GROUP: ClassVar[str] = "kex_ecdh_reply"
+    RFC_NAME: ClassVar[str] = "SSH_MSG_KEX_ECDH_REPLY"
     host_key: bytes = b""
     server_public: bytes = b""
     signature: bytes = b""
