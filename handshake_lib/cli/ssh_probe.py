@@ -57,6 +57,7 @@ import getpass
 import ipaddress
 import os
 import select
+import socket
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -493,8 +494,12 @@ def explain_ssh_failure(error: BaseException) -> str:
         return f"{error} (we sent SSH_MSG_DISCONNECT {error.ssh_disconnect.name})"
     if isinstance(error, ConnectionTimeout):
         return f"timed out: {error}"
-    if isinstance(error, ConnectionRefusedError):
+    # ssh_probe hands socket errors over as ConnectionLost, with the socket's error as the cause.
+    cause = error.__cause__ if isinstance(error, ConnectionLost) and error.__cause__ is not None else error
+    if isinstance(cause, ConnectionRefusedError):
         return "connection refused: is an SSH server running on that port?"
+    if isinstance(cause, socket.gaierror):
+        return f"cannot find the server's address: {cause.strerror or cause}"
     if isinstance(error, ConnectionLost):
         return f"the connection was lost: {error.strerror or error}"
     if isinstance(error, OSError):
