@@ -317,3 +317,14 @@ def test_time_spent_answering_does_not_count_against_the_timeout():
 )
 def test_destinations_are_read_as_ssh_reads_them(destination, parsed):
     assert parse_destination(destination) == parsed
+
+
+def test_kex_ecdh_messages_are_named_as_themselves_not_as_their_number_s_dh_alias():
+    """30 and 31 are KEXDH_INIT/REPLY's numbers too; the trace headers named curve25519's messages wrongly."""
+    from handshake_lib.ssh.messages import KexDHInit, KexECDHInit, KexECDHReply, decode_message
+
+    assert KexECDHInit(b"\x01" * 32).name == "SSH_MSG_KEX_ECDH_INIT"
+    assert KexECDHReply().name == "SSH_MSG_KEX_ECDH_REPLY"
+    assert KexDHInit(5).name == "SSH_MSG_KEXDH_INIT"
+    decoded = decode_message(KexECDHInit(b"\x01" * 32).to_bytes(), kex_family="ecdh")
+    assert decoded.name == "SSH_MSG_KEX_ECDH_INIT" and decoded.spans[0].meaning == "SSH_MSG_KEX_ECDH_INIT"
