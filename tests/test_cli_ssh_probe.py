@@ -165,7 +165,7 @@ def test_accept_new_creates_the_file_with_a_line_ssh_keygen_finds(sshd, tmp_path
     captured = capsys.readouterr()
     name = f"[127.0.0.1]:{sshd.port}"
     assert f"Warning: Permanently added '{name}' (ED25519) to the list of known hosts." in captured.err
-    assert _facts(captured.out)["known_hosts"] == f"new, added to {known_hosts} (--accept-new)"
+    assert _facts(captured.out)["known_hosts"] == f"new, accepted for {known_hosts} (--accept-new)"
     assert known_hosts.stat().st_mode & 0o777 == 0o600
     assert _keygen_finds(known_hosts, name)
     assert main(argv) == 0  # the next run finds it, without being told to accept anything
@@ -262,7 +262,7 @@ def test_the_question_on_a_terminal_answered_yes_adds_the_key(sshd, tmp_path):
         f"ED25519 key fingerprint is {fingerprint}.\n{QUESTION}{AGAIN}"  # "perhaps" is no answer: asked again
     )
     assert f"Warning: Permanently added '{name}' (ED25519) to the list of known hosts." in run.stderr
-    assert _facts(run.stdout)["known_hosts"] == f"new, added to {known_hosts} (you answered yes)"
+    assert _facts(run.stdout)["known_hosts"] == f"new, accepted for {known_hosts} (you answered yes)"
     assert _keygen_finds(known_hosts, name)
 
 
@@ -274,6 +274,16 @@ def test_the_question_on_a_terminal_answered_no_refuses(sshd, tmp_path):
     assert QUESTION in run.stderr and run.stdout == ""
     assert _error_lines(run.stderr) == ["handshakes: error: Host key verification failed."]
     assert not known_hosts.exists()
+
+
+@pytest.mark.peer
+def test_a_yes_that_cannot_be_saved_is_a_warning_as_in_ssh(sshd, tmp_path):
+    known_hosts = tmp_path / "no-such-folder" / "known_hosts"
+    run = _probe_on_a_terminal(sshd.port, known_hosts, b"yes\n")
+    assert run.returncode == 0, run.stderr  # the server answered: the probe succeeded
+    assert f"Failed to add the host to the list of known hosts ({known_hosts}): No such file or directory" in run.stderr
+    assert _facts(run.stdout)["methods"] == "publickey"
+    assert not known_hosts.parent.exists()
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,8 @@ The host key, as ``ssh -o StrictHostKeyChecking=...`` decides it (``ssh.known_ho
   :data:`ASK_SECONDS`, sshd's own ``LoginGraceTime``: the server hangs up after that anyway.
 * ``--accept-new`` adds an unknown key without asking (``StrictHostKeyChecking accept-new``).  A key
   accepted either way is appended to FILE (created 0600 if missing; its folder must exist) as ``ssh``
-  appends it, a hashed host name and the key, and ``Warning: Permanently added ...`` is printed.
+  appends it, a hashed host name and the key, and ``Warning: Permanently added ...`` is printed (a file
+  that cannot be written is, as for ``ssh``, a warning: the connection itself succeeded).
   Unlike ``ssh``, which writes the line before it has checked the server's signature, the line is
   written only once the probe has succeeded: a server that cannot prove it holds the key is not added.
 
@@ -264,15 +265,20 @@ def _check_writable(path: Path) -> None:
         raise CommandError(f"cannot write {path}: permission denied", EXIT_USAGE)
 
 
-def _append_known_host(path: Path, known: KnownHosts, new_text: str) -> None:
-    """Append what ``new_text`` adds to the file we read (the new line, after a newline if one was missing)."""
+def _append_known_host(path: Path, known: KnownHosts, new_text: str) -> str | None:
+    """Append what ``new_text`` adds to the file we read (the new line, after a newline if one was missing).
+
+    Returns None, or why the file could not be written: like ``ssh``, a key accepted but not saved is a
+    warning ("Failed to add the host to the list of known hosts"), not a failed connection.
+    """
     suffix = new_text[len(known.text) :] if new_text.startswith(known.text) else new_text
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as file:
             file.write(suffix)
     except OSError as error:
-        raise CommandError(f"the key was accepted, but cannot be added to {path}: {error.strerror or error}") from None
+        return error.strerror or str(error)
+    return None
 
 
 # -- the host key question ---------------------------------------------------------------------------
@@ -521,7 +527,7 @@ def _facts(result: object, user: str, known_hosts: Path) -> list[tuple[str, str]
         methods = ",".join(result.methods) or "(none)"  # type: ignore[attr-defined]
     decision = result.host_key_decision  # type: ignore[attr-defined]
     if decision.added_line is not None:
-        trust = f"new, added to {known_hosts}" + (" (you answered yes)" if decision.asked else " (--accept-new)")
+        trust = f"new, accepted for {known_hosts}" + (" (you answered yes)" if decision.asked else " (--accept-new)")
     else:
         found = decision.lookup.found
         trust = f"known: {decision.lookup.path}:{found.number}" if found is not None else "known"
@@ -540,6 +546,7 @@ def _facts(result: object, user: str, known_hosts: Path) -> list[tuple[str, str]
         ("compression", negotiated.compression_client_to_server),
         ("user", user),
         ("methods", methods),
+        *([("banner", repr(result.banner.rstrip()))] if result.banner else []),  # type: ignore[attr-defined]
     ]  # fmt: skip
 
 
@@ -554,8 +561,8 @@ def run_probe(args: argparse.Namespace) -> int:
     user = user if user is not None else _local_user()
     known = _read_known_hosts(args.known_hosts)
     asking = not args.accept_new and _stdin_is_terminal()
-    if args.accept_new or asking:
-        _check_writable(args.known_hosts)
+    if args.accept_new:
+        _check_writable(args.known_hosts)  # asked for in so many words: a file we cannot write is refused now
     algorithms = _algorithms(args)
     on_secrets = _key_logger(args.keylog)
     from ..net.ssh import ssh_probe  # imported here so the other commands work even if ssh is broken
@@ -586,14 +593,15 @@ def run_probe(args: argparse.Namespace) -> int:
         raise CommandError(explain_ssh_failure(error)) from None
     decision = result.host_key_decision
     if decision.new_text is not None:
-        _append_known_host(args.known_hosts, known, decision.new_text)
-        print(decision.message, file=sys.stderr)
+        problem = _append_known_host(args.known_hosts, known, decision.new_text)
+        if problem is None:
+            print(decision.message, file=sys.stderr)
+        else:
+            print(f"Failed to add the host to the list of known hosts ({args.known_hosts}): {problem}", file=sys.stderr)
     if args.trace:
         print(render_ssh_transcript(result.transcript))
         print()
         print(render_exchange_hash(result.key_exchange.exchange_hash))
         print()
     _print_facts(_facts(result, user, args.known_hosts))
-    if result.banner:
-        print(f"banner:      {result.banner.rstrip()!r}")
     return 0
