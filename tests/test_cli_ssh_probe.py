@@ -36,7 +36,8 @@ def sshd():
     require("ssh-keygen", "OpenSSH's ssh-keygen (Debian package openssh-client)")
     from handshake_lib.peers.openssh import openssh_server
 
-    with openssh_server() as server:
+    # Listening on ::1 as well, for the [::1]:PORT form (the helper's own ListenAddress is 127.0.0.1).
+    with openssh_server(extra_options={"ListenAddress": "::1"}) as server:
         yield server
 
 
@@ -170,6 +171,14 @@ def test_accept_new_creates_the_file_with_a_line_ssh_keygen_finds(sshd, tmp_path
     assert _keygen_finds(known_hosts, name)
     assert main(argv) == 0  # the next run finds it, without being told to accept anything
     assert _facts(capsys.readouterr().out)["known_hosts"] == f"known: {known_hosts}:1"
+
+
+@pytest.mark.peer
+def test_an_ipv6_destination_in_brackets_reaches_sshd_and_is_known_as_such(sshd, tmp_path, capsys):
+    known_hosts = tmp_path / "known_hosts"
+    assert main(["ssh", "probe", f"[::1]:{sshd.port}", "--known-hosts", str(known_hosts), "--accept-new"]) == 0
+    assert _facts(capsys.readouterr().out)["fingerprint"].endswith(f" [::1]:{sshd.port} (ED25519)")
+    assert _keygen_finds(known_hosts, f"[::1]:{sshd.port}")
 
 
 @pytest.mark.peer
