@@ -36,10 +36,11 @@ choices); they narrow what our client offers (:class:`~handshake_lib.ssh.connect
 server that shares none is refused with the category named ("no matching cipher client to server
 algorithm").
 
-``--trace`` prints every packet of the transcript in order, after the summary's facts have been
-gathered: the identification lines, then each packet decrypted (the clear packet, with the MAC or tag as
-it travelled), annotated field by field: ``packet_length``, ``padding_length``, the message's own
-fields inside ``payload``, the padding and the MAC; then the inputs of the exchange hash H, once.  On a
+``--trace`` prints every packet of the transcript in order, on stdout before the summary (``tls get``
+writes its trace to stderr to keep the page clean; here the report is all there is): the
+identification lines, then each packet decrypted (the clear packet, with the MAC or tag as it
+travelled), annotated field by field: ``packet_length``, ``padding_length``, the message's own fields
+inside ``payload``, the padding and the MAC; then the inputs of the exchange hash H, once.  On a
 failure the packets exchanged so far are printed before the error.
 
 ``--keylog FILE`` appends the session's secrets in the format of Wireshark's SSH dissector
@@ -48,7 +49,8 @@ failure the packets exchanged so far are printed before the error.
 Exit status: 0 the server answered the ``none`` request; 1 the connection was refused or failed (a
 host key refused, no common algorithm, the server's disconnect, the network, a timeout); 2 the command
 line was wrong.  Limits: the user name is at most :data:`MAX_USER` characters, an answer to the question
-at most :data:`MAX_ANSWER` bytes; ``CheckHostIP`` is not done (as ``ssh`` skips it for an address).
+at most :data:`MAX_ANSWER` bytes; ``CheckHostIP`` is not done (a second lookup by address, which ``ssh``
+skips anyway when HOST is an address).
 """
 
 from __future__ import annotations
@@ -61,9 +63,10 @@ import select
 import socket
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import (
     ConnectionLost,
@@ -75,25 +78,35 @@ from ..errors import (
     ProtocolError,
 )
 from ..hostnames import check_dns_name
-from ..ssh.constants import HOST_KEY_ALGORITHMS, KEX_ALGORITHMS
+from ..ssh.constants import CIPHERS, HOST_KEY_ALGORITHMS, KEX_ALGORITHMS, MACS
 from ..ssh.known_hosts import MAX_FILE_BYTES, HostKeyPolicy, HostKeyQuestion, KnownHosts
-from ..ssh.protection import CIPHERS, MACS
 from ..wire import Span
 from .arguments import MAX_SECONDS, append_file, seconds
 from .errors import EXIT_USAGE, CommandError
 
+if TYPE_CHECKING:  # the SSH core and the network layer are imported when the command runs
+    from ..net.ssh import ProbeResult, Secrets
+    from ..ssh.connection import Algorithms, TranscriptEntry
+    from ..ssh.exchange_hash import ExchangeHash
+
 __all__ = [
+    "AGAIN",
     "ASK_SECONDS",
     "DEFAULT_TIMEOUT",
     "answer_accepts",
+    "ask_on_terminal",
+    "describe_ssh_message",
+    "explain_ssh_failure",
+    "packet_spans",
     "parse_destination",
     "register",
+    "render_exchange_hash",
     "render_ssh_entry",
     "render_ssh_transcript",
     "run_probe",
 ]
 
-DEFAULT_TIMEOUT = 10.0  # sntrup761 and a DH group 16 in pure Python take a good part of a second each
+DEFAULT_TIMEOUT = 10.0  # tls get's 5, doubled: group16's pow in Python and a far server's round trips
 DEFAULT_PORT = 22
 ASK_SECONDS = 120.0  # sshd's default LoginGraceTime: after that the server has hung up anyway
 MAX_ANSWER = 1024  # an answer is "yes", "no" or a fingerprint (50 characters); more is not an answer
@@ -101,11 +114,12 @@ MAX_USER = 256
 FALLBACK_USER = "handshakes"
 AGAIN = "Please type 'yes', 'no' or the fingerprint: "
 
-# The names the library implements, per option: what the one-line refusal lists.
+# The names the library offers, per option, in its order of preference: what the one-line refusal lists
+# (ssh.constants: never "none", which ssh.protection also knows, for the packets before the first NEWKEYS).
 _CHOICES: dict[str, tuple[str, ...]] = {
     "kex": KEX_ALGORITHMS,
-    "cipher": tuple(CIPHERS),
-    "mac": tuple(MACS),
+    "cipher": CIPHERS,
+    "mac": MACS,
     "host key": HOST_KEY_ALGORITHMS,
 }
 
@@ -162,7 +176,7 @@ def _known_hosts_path(text: str) -> Path:
     return path
 
 
-def _algorithm_list(category: str):  # noqa: ANN202 - an argparse type
+def _algorithm_list(category: str) -> Callable[[str], tuple[str, ...]]:
     choices = _CHOICES[category]
 
     def parse(text: str) -> tuple[str, ...]:
@@ -401,12 +415,13 @@ def _message_spans(message: object, payload: bytes) -> tuple[Span, ...]:
         return ()
 
 
-def packet_spans(entry: object) -> list[Span]:
+def packet_spans(entry: TranscriptEntry) -> list[Span]:
     """The clear packet's spans with the message's fields nested inside ``payload`` (offsets into the packet)."""
-    packet = entry.packet  # type: ignore[attr-defined]
+    packet = entry.packet
+    assert packet is not None
     message_spans = [
         replace(span, offset=span.offset + _PAYLOAD_OFFSET, depth=span.depth + 1)
-        for span in _message_spans(entry.message, packet.payload)  # type: ignore[attr-defined]
+        for span in _message_spans(entry.message, packet.payload)
     ]
     spans: list[Span] = []
     for span in packet.spans:
@@ -418,14 +433,14 @@ def packet_spans(entry: object) -> list[Span]:
     return spans
 
 
-def render_ssh_entry(number: int, entry: object) -> str:
+def render_ssh_entry(number: int, entry: TranscriptEntry) -> str:
     """One identification line or packet: a header line, the message's summary, the annotated hex dump."""
     from ..ssh.version import Identification
     from ..viz.hexview import render_hex_text  # matplotlib and ipywidgets: only when a trace is asked for
 
-    direction = _ARROWS.get(entry.direction, entry.direction)  # type: ignore[attr-defined]
-    message = entry.message  # type: ignore[attr-defined]
-    packet = entry.packet  # type: ignore[attr-defined]
+    direction = _ARROWS.get(entry.direction, entry.direction)
+    message = entry.message
+    packet = entry.packet
     if packet is None:
         assert isinstance(message, Identification)
         line = message.encode()
@@ -435,7 +450,7 @@ def render_ssh_entry(number: int, entry: object) -> str:
     protected = packet.protection != "none"
     lock = f"  [encrypted: {packet.protection}]" if protected else ""
     header = (
-        f"=== {number}: {direction}  {entry.name}, sequence number {packet.sequence_number}, "  # type: ignore[attr-defined]
+        f"=== {number}: {direction}  {entry.name}, sequence number {packet.sequence_number}, "
         f"{len(packet.wire)} bytes{lock}"
     )
     lines = [header, f"    {describe_ssh_message(message)}"]
@@ -445,28 +460,28 @@ def render_ssh_entry(number: int, entry: object) -> str:
     return "\n".join(lines)
 
 
-def render_ssh_transcript(entries: Iterable[object]) -> str:
+def render_ssh_transcript(entries: Iterable[TranscriptEntry]) -> str:
     return "\n\n".join(render_ssh_entry(number, entry) for number, entry in enumerate(entries, start=1))
 
 
-def render_exchange_hash(exchange_hash: object) -> str:
+def render_exchange_hash(exchange_hash: ExchangeHash) -> str:
     """The inputs of H, each annotated, and H itself."""
     from ..viz.hexview import render_hex_text
 
-    data = exchange_hash.data  # type: ignore[attr-defined]
-    names = ", ".join(item.name for item in exchange_hash.fields)  # type: ignore[attr-defined]
+    data = exchange_hash.data
+    names = ", ".join(item.name for item in exchange_hash.fields)
     return "\n".join(
         [
-            f"=== the exchange hash H = {exchange_hash.hash}({names}), "  # type: ignore[attr-defined]
-            f"{len(data)} bytes hashed ({exchange_hash.method}):",  # type: ignore[attr-defined]
-            render_hex_text(data, exchange_hash.spans()),  # type: ignore[attr-defined]
-            f"H = {exchange_hash.digest.hex()}",  # type: ignore[attr-defined]
+            f"=== the exchange hash H = {exchange_hash.hash}({names}), "
+            f"{len(data)} bytes hashed ({exchange_hash.method}):",
+            render_hex_text(data, exchange_hash.spans()),
+            f"H = {exchange_hash.digest.hex()}",
         ]
     )
 
 
 # -- the command -----------------------------------------------------------------------------------------
-def _algorithms(args: argparse.Namespace):  # noqa: ANN202
+def _algorithms(args: argparse.Namespace) -> Algorithms | None:
     from ..ssh.connection import Algorithms
 
     chosen = {
@@ -482,7 +497,7 @@ def _algorithms(args: argparse.Namespace):  # noqa: ANN202
     return Algorithms(**chosen) if chosen else None
 
 
-def _key_logger(path: Path | None):  # noqa: ANN202
+def _key_logger(path: Path | None) -> Secrets | None:
     if path is None:
         return None
     try:
@@ -513,26 +528,26 @@ def explain_ssh_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _facts(result: object, user: str, known_hosts: Path) -> list[tuple[str, str]]:
-    completed = result.key_exchange  # type: ignore[attr-defined]
+def _facts(result: ProbeResult, user: str, known_hosts: Path) -> list[tuple[str, str]]:
+    completed = result.key_exchange
     negotiated = completed.negotiated
-    host_key = result.host_key  # type: ignore[attr-defined]
+    host_key = result.host_key
 
     def mac(name: str | None, cipher: str) -> str:
         return name if name is not None else f"(implicit: {cipher} authenticates each packet)"
 
-    if result.authenticated:  # type: ignore[attr-defined]
+    if result.authenticated:
         methods = f"none needed: the server let {user!r} in without authentication"
     else:
-        methods = ",".join(result.methods) or "(none)"  # type: ignore[attr-defined]
-    decision = result.host_key_decision  # type: ignore[attr-defined]
+        methods = ",".join(result.methods) or "(none)"
+    decision = result.host_key_decision
     if decision.added_line is not None:
         trust = f"new, accepted for {known_hosts}" + (" (you answered yes)" if decision.asked else " (--accept-new)")
     else:
         found = decision.lookup.found
         trust = f"known: {decision.lookup.path}:{found.number}" if found is not None else "known"
     return [
-        ("server", result.server_identification),  # type: ignore[attr-defined]
+        ("server", result.server_identification),
         ("kex", negotiated.kex),
         ("strict kex", "yes (Terrapin countermeasure: sequence numbers reset at NEWKEYS)" if completed.strict
          else "no (the server did not offer kex-strict-s-v00@openssh.com)"),
@@ -546,7 +561,7 @@ def _facts(result: object, user: str, known_hosts: Path) -> list[tuple[str, str]
         ("compression", negotiated.compression_client_to_server),
         ("user", user),
         ("methods", methods),
-        *([("banner", repr(result.banner.rstrip()))] if result.banner else []),  # type: ignore[attr-defined]
+        *([("banner", repr(result.banner.rstrip()))] if result.banner else []),
     ]  # fmt: skip
 
 
