@@ -41,7 +41,8 @@ writes its trace to stderr to keep the page clean; here the report is all there 
 identification lines, then each packet decrypted (the clear packet, with the MAC or tag as it
 travelled), annotated field by field: ``packet_length``, ``padding_length``, the message's own fields
 inside ``payload``, the padding and the MAC; then the inputs of the exchange hash H, once.  On a
-failure the packets exchanged so far are printed before the error.
+failure the packets exchanged so far are printed before the error.  H's inputs include K, the shared
+secret: a trace is as sensitive as a key log (which is the point for a learner, and why it is opt-in).
 
 ``--keylog FILE`` appends the session's secrets in the format of Wireshark's SSH dissector
 (``ssh.keylog_file``), through :class:`handshake_lib.ssh.keylog.KeyLogWriter`.
