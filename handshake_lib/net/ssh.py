@@ -83,11 +83,24 @@ def ssh_probe(
     ``known_hosts`` and ``host_key_policy`` decide whether the server's key is trusted (strict by
     default: an unknown key is refused); with ``accept-new`` the result's ``host_key_decision.new_text``
     is the known_hosts text to write.  ``client`` runs a client built by the caller instead (a lesson's,
-    with learner code in it).  The whole exchange must finish within ``timeout`` seconds.
+    with learner code in it).  The whole exchange must finish within ``timeout`` seconds, not counting
+    the time ``ask`` takes (a person answering the host key question).
     """
+    paused = [0.0]  # seconds spent in ``ask``: a person's thinking time is not the network's
+    timed_ask: Callable[[HostKeyQuestion], bool] | None = None
+    if ask is not None:
+        answer = ask
+
+        def timed_ask(question: HostKeyQuestion) -> bool:
+            started = time.monotonic()
+            try:
+                return answer(question)
+            finally:
+                paused[0] += time.monotonic() - started
+
     if client is None:
         client = SSHClient(
-            host, port, user=user, known_hosts=known_hosts, host_key_policy=host_key_policy, ask=ask,
+            host, port, user=user, known_hosts=known_hosts, host_key_policy=host_key_policy, ask=timed_ask,
             algorithms=algorithms, on_secrets=on_secrets,
         )  # fmt: skip
     deadline = time.monotonic() + timeout
@@ -99,7 +112,7 @@ def ssh_probe(
             driver = SocketDriver(client, sock)
             client.start()
             while not any(isinstance(e, AuthenticationMethods | AuthenticationSucceeded) for e in events):
-                events += driver.receive(deadline)
+                events += driver.receive(deadline + paused[0])
                 if driver.peer_closed:
                     break
             client.disconnect()
