@@ -265,3 +265,9 @@ def test_no_secret_in_the_events_reprs():
     secret = done.exchange_hash.field("K").encoded
     assert secret.hex() not in repr(client_events) and repr(secret) not in repr(client_events)
     assert done.exchange_hash.digest.hex() in repr(done)
+
+
+@pytest.mark.parametrize("category", ["ciphers", "macs"])
+def test_none_is_never_offered(category):
+    with pytest.raises(ValueError, match="none not implemented"):
+        Algorithms(**{category: ("none",)})

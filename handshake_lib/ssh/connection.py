@@ -75,8 +75,6 @@ from .messages import (
 )
 from .negotiation import NegotiatedAlgorithms, build_kexinit, strict_kex
 from .packet import MAX_PACKET_SIZE, Packet, PacketDecoder, PacketEncoder
-from .protection import CIPHERS as CIPHER_SPECS
-from .protection import MACS as MAC_SPECS
 from .protection import DirectionKeys, PacketProtection, cipher_spec, mac_spec, protection_for
 from .stages import LIBRARY_STAGES, SSHStages, call_stage
 from .states import Guard, Input, Machine, Role, State
@@ -121,8 +119,9 @@ class Algorithms:
         known = {
             "kex": set(KEX_ALGORITHMS),
             "host_key": set(HOST_KEY_ALGORITHMS),
-            "ciphers": set(CIPHER_SPECS),
-            "macs": set(MAC_SPECS),
+            # Not the protection registry: it knows "none", which no connection of ours may offer.
+            "ciphers": set(CIPHERS),
+            "macs": set(MACS),
         }
         for category, names in known.items():
             offered = tuple(getattr(self, category))
