@@ -91,7 +91,8 @@ def _exchange_lines(connection: SSHCaptureConnection) -> list[str]:
     for exchange in connection.exchanges:
         negotiated = exchange.negotiated
         if negotiated is None:
-            lines.append(f"  key exchange {exchange.number}: not negotiated ({exchange.problem or 'one KEXINIT missing'})")
+            why = exchange.problem or "one KEXINIT missing"
+            lines.append(f"  key exchange {exchange.number}: not negotiated ({why})")
             continue
         mac = negotiated.mac_client_to_server or "implicit (AEAD)"
         what = (
