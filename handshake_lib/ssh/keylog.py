@@ -26,14 +26,15 @@ one private value Wireshark knows how to use (curve25519 and the MODP groups), t
 reads (it skips the three-field lines: they are not hexadecimal after the first space).
 
 What Debian 12's tshark 4.0.17 decrypts, checked by ``tests/test_ssh_keylog.py`` on captures of our
-client against ``sshd`` and of OpenSSH's ``ssh`` against our server: curve25519-sha256 and
-diffie-hellman-group14-sha256 with aes128-gcm@openssh.com, aes256-gcm@openssh.com, aes128-ctr and
-aes256-ctr with hmac-sha2-256.  Not: chacha20-poly1305@openssh.com (its nonce is the sequence number,
-and tshark 4.0 does not know strict key exchange, which sets it back to 0 at NEWKEYS; OpenSSH 9.2
-always negotiates strict kex), hmac-sha2-512 and the ``-etm`` MACs, ecdh-sha2-nistp256 and the
-post-quantum hybrids (no private-key support for them; their K works only with ``SHARED_SECRET``,
-which 4.0 does not read).  :mod:`~handshake_lib.ssh.capture` reads all three line forms for every
-method we implement.
+client against ``sshd`` and of OpenSSH's ``ssh`` against our server: curve25519-sha256 (and its
+``@libssh.org`` name) and diffie-hellman-group14-sha256 with aes128-gcm@openssh.com,
+aes256-gcm@openssh.com, aes128-ctr and aes256-ctr with hmac-sha2-256 or hmac-sha2-512.  Not:
+chacha20-poly1305@openssh.com (its nonce is the sequence number, which strict key exchange sets back
+to 0 at NEWKEYS, and tshark 4.0 does not know strict kex; OpenSSH 9.2 always negotiates it), the
+``-etm@openssh.com`` MACs (tshark 4.0 decrypts the clear length and loses the packets), and
+ecdh-sha2-nistp256 and the post-quantum hybrids (no private-key form for them; their K works only with
+``SHARED_SECRET``, which 4.0 does not read, and we could not check a later Wireshark here).
+:mod:`~handshake_lib.ssh.capture` reads all three line forms for every method we implement.
 
 Limits: a writer appends at most ``max_bytes`` (1 MiB by default, thousands of sessions) and then
 drops lines, counting them in ``dropped``; :func:`parse_keylog` reads at most
