@@ -41,8 +41,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HandshakeError, ProtocolError
-from ..tcp.pcap import CapturedSegment, read_pcap
+from ..errors import DecodeError, HandshakeError, ProtocolError
+from ..tcp.pcap import CapturedSegment, iter_pcap
 from ..tcp.segment import Flags
 from ..wire import Writer
 from .exchange_hash import ExchangeHash, exchange_hash
@@ -474,7 +474,18 @@ def decode_ssh_capture(
     Raises :class:`~handshake_lib.errors.DecodeError` for bytes that are not a pcap we read; a
     capture without SSH gives an empty list.
     """
-    segments = read_pcap(source) if isinstance(source, str | Path | bytes | bytearray) else list(source)
+    cut = ""
+    if isinstance(source, str | Path | bytes | bytearray):
+        segments = []
+        try:
+            segments.extend(iter_pcap(source))
+        except DecodeError as error:
+            if not segments:
+                raise
+            # A capture stopped mid-write (tcpdump killed, a file cut short): what came before is still good.
+            cut = f"the capture ends inside a record ({error}): the segments before it are decoded"
+    else:
+        segments = list(source)
     by_connection: dict[object, list[CapturedSegment]] = {}
     skipped = 0
     for item in segments:
@@ -501,6 +512,9 @@ def decode_ssh_capture(
                 connection.notes.append(f"{direction}: {problem}")
         if walker.is_ssh:
             connections.append(connection)
+    if cut:
+        for connection in connections:
+            connection.notes.append(cut)
     if skipped and connections:
         connections[-1].notes.append(
             f"more than {MAX_CONNECTIONS} connections in the capture: {skipped} segments of later ones not read"
