@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import peers_required, require
+from hypothesis import given
+from hypothesis import strategies as st
 
 from handshake_lib.ssh.capture import decode_ssh_capture
 from handshake_lib.ssh.client import SSHClient
@@ -95,6 +97,22 @@ def test_the_parser_reads_all_three_forms_and_says_why_it_skips_a_line():
     assert "not hexadecimal" in reasons[7]
     assert "odd number" in reasons[8]
     assert "16 bytes" in reasons[9]
+
+
+@given(st.text(max_size=300))
+def test_any_text_parses_into_entries_and_skipped_lines_never_an_error(text):
+    log = parse_keylog(text)
+    for entry in log.entries:
+        assert len(entry.cookie) == 16 and 1 <= len(entry.value) <= 1024
+        assert entry.kind in (SHARED_SECRET, PRIVATE_KEY)
+    assert parse_keylog(log.text()).entries == [
+        type(e)(e.cookie, e.kind, e.value, number) for number, e in enumerate(log.entries, start=1)
+    ]  # what we keep, written back, reads the same
+
+
+def test_an_oversized_key_log_is_refused_not_read():
+    with pytest.raises(ValueError, match="MiB"):
+        parse_keylog("#" * (5 << 20))
 
 
 def test_lookup_is_wiresharks_server_cookie_first_then_the_client_cookie_last_line_winning():

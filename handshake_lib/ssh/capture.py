@@ -177,6 +177,7 @@ class _Stream:
                 if offset > state.end:
                     break
                 del self._pending[offset]
+                progressed = True  # a segment used up, fresh bytes or none (a retransmission): look again
                 fresh = data[state.end - offset :]
                 if fresh:
                     room = MAX_STREAM_BYTES - state.end
@@ -187,7 +188,6 @@ class _Stream:
                         )
                     out += fresh
                     state.end += len(fresh)
-                    progressed = True
                 break
         if len(self._pending) > 4096:  # a gap that never fills: stop holding bytes after it
             state.stopped = f"bytes missing at stream offset {state.end}: the rest is not read"
