@@ -272,3 +272,21 @@ def test_tshark_decrypts_openssh_ssh_against_our_server(tmp_path, kex, cipher, m
     [connection] = decode_ssh_capture(pcap, read_keylog(keylog))
     assert connection.exchanges[0].keylog == PRIVATE_KEY
     _check(pcap, keylog, port, tshark_decrypts)
+
+
+@pytest.mark.peer
+def test_without_strict_kex_tshark_decrypts_chacha20_too(tmp_path, monkeypatch):
+    """Why chacha20 fails above: strict kex.  With our client not offering it, tshark 4.0 opens chacha20."""
+    _require_capture()
+    require("sshd", "OpenSSH's server")
+    import handshake_lib.ssh.connection as connection_module
+
+    build = connection_module.build_kexinit
+    monkeypatch.setattr(connection_module, "build_kexinit", lambda *a, **k: build(*a, **{**k, "strict": False}))
+    record = _record_module()
+    pcap, keylog = tmp_path / "n.pcap", tmp_path / "n.keylog"
+    port, result = record.our_client_against_sshd(
+        pcap, keylog, kex="curve25519-sha256", cipher="chacha20-poly1305@openssh.com"
+    )
+    assert not result.key_exchange.strict
+    _check(pcap, keylog, port, tshark_decrypts=True)
