@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
+from conftest import ROOT, peers_required, require
 
 from handshake_lib.__main__ import main
 from handshake_lib.cli.ssh_probe import AGAIN, answer_accepts, parse_destination
@@ -347,3 +347,29 @@ def test_kex_ecdh_messages_are_named_as_themselves_not_as_their_number_s_dh_alia
     assert KexDHInit(5).name == "SSH_MSG_KEXDH_INIT"
     decoded = decode_message(KexECDHInit(b"\x01" * 32).to_bytes(), kex_family="ecdh")
     assert decoded.name == "SSH_MSG_KEX_ECDH_INIT" and decoded.spans[0].meaning == "SSH_MSG_KEX_ECDH_INIT"
+
+
+@pytest.mark.peer
+def test_the_keylog_it_writes_decrypts_a_capture_of_the_probe(sshd, tmp_path, capsys):
+    # The key log is right only if it opens the real session: capture the probe, decrypt it with the log.
+    import importlib.util
+
+    from handshake_lib.ssh.capture import decode_ssh_capture
+    from handshake_lib.ssh.keylog import read_keylog
+
+    require("tcpdump", "captures the probe")
+    if os.geteuid() != 0:
+        message = "capturing with tcpdump on lo needs root"
+        pytest.fail(message) if peers_required() else pytest.skip(message)
+    spec = importlib.util.spec_from_file_location("record_ssh_capture", ROOT / "scripts" / "record_ssh_capture.py")
+    recorder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recorder)
+    known_hosts = sshd.write_known_hosts(tmp_path / "kh")
+    keylog, pcap = tmp_path / "ssh.keylog", tmp_path / "probe.pcap"
+    with recorder.tcpdump(pcap, sshd.port):
+        destination = f"root@127.0.0.1:{sshd.port}"
+        assert main(["ssh", "probe", destination, "--known-hosts", str(known_hosts), "--keylog", str(keylog)]) == 0
+    assert keylog.stat().st_mode & 0o777 == 0o600
+    [connection] = decode_ssh_capture(pcap, read_keylog(keylog))
+    decrypted = [p.message.name for p in connection.packets if p.decrypted and p.message is not None]
+    assert "SSH_MSG_USERAUTH_FAILURE" in decrypted and "SSH_MSG_SERVICE_ACCEPT" in decrypted

@@ -80,6 +80,7 @@ from ..errors import (
 )
 from ..hostnames import check_dns_name
 from ..ssh.constants import CIPHERS, HOST_KEY_ALGORITHMS, KEX_ALGORITHMS, MACS
+from ..ssh.keylog import KeyLogWriter
 from ..ssh.known_hosts import MAX_FILE_BYTES, HostKeyPolicy, HostKeyQuestion, KnownHosts
 from ..wire import Span
 from .arguments import MAX_SECONDS, append_file, seconds
@@ -499,13 +500,7 @@ def _algorithms(args: argparse.Namespace) -> Algorithms | None:
 
 
 def _key_logger(path: Path | None) -> Secrets | None:
-    if path is None:
-        return None
-    try:
-        from ..ssh.keylog import KeyLogWriter
-    except ImportError:
-        raise CommandError("--keylog is not available yet: handshake_lib.ssh.keylog is missing", EXIT_USAGE) from None
-    return KeyLogWriter(path)
+    return KeyLogWriter(path) if path is not None else None
 
 
 def explain_ssh_failure(error: BaseException) -> str:
