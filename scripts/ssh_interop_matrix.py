@@ -310,6 +310,13 @@ class Peers:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Peers:
+        try:
+            return self._start()
+        except BaseException:
+            self._stack.close()  # stop what did start
+            raise
+
+    def _start(self) -> Peers:
         stack = self._stack
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="handshakes-interop-")))
         self.sshd = stack.enter_context(openssh_server(host_key_types=("ed25519", "ecdsa", "rsa")))
