@@ -249,7 +249,11 @@ class SSHConnection:
         rekey_after_packets: int = DEFAULT_REKEY_PACKETS,
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
         stages: SSHStages = LIBRARY_STAGES,
+        strict_kex: bool = True,
     ) -> None:
+        """``strict_kex=False`` leaves ``kex-strict-*-v00@openssh.com`` out of our first KEXINIT.  It exists
+        only to demonstrate the Terrapin attack (CVE-2023-48795) that strict key exchange prevents: never
+        turn it off for a real connection."""
         if rekey_after_bytes < 1 or rekey_after_packets < 1:
             raise ValueError("rekey limits must be positive")
         self.algorithms = algorithms or Algorithms()
@@ -263,7 +267,8 @@ class SSHConnection:
         self.session_id: bytes | None = None
         self.negotiated: NegotiatedAlgorithms | None = None
         self.host_key: HostKey | None = None  # the server's, once known (it may not change on a rekey)
-        self.strict_kex = False
+        self.strict_kex = False  # negotiated: both KEXINITs said so
+        self.offer_strict_kex = strict_kex
         self.exchanges = 0  # key exchanges completed
         self.rekey_after_bytes = rekey_after_bytes
         self.rekey_after_packets = rekey_after_packets
@@ -386,7 +391,8 @@ class SSHConnection:
     def _on_packet(self, packet: Packet, events: list[object]) -> None:
         number = packet.message_number
         first_exchange = self.exchanges == 0
-        if first_exchange and self.strict_kex and not states.strict_kex_allows(number):
+        # DISCONNECT is read even then, as OpenSSH does ("Always process disconnect messages", packet.c).
+        if first_exchange and self.strict_kex and number != 1 and not states.strict_kex_allows(number):
             raise UnexpectedMessage(
                 f"strict key exchange: message {number} arrived during the first key exchange (Terrapin countermeasure)"
             )
@@ -504,7 +510,7 @@ class SSHConnection:
             ciphers=self.algorithms.ciphers,
             macs=self.algorithms.macs,
             ext_info=first,  # RFC 8308 2.1: the signal belongs in the first KEXINIT only
-            strict=first,  # OpenSSH announces strict kex in the first KEXINIT only
+            strict=first and self.offer_strict_kex,  # OpenSSH announces strict kex in the first KEXINIT only
             random=self.random,
         )
         kex.our_payload = kex.our_kexinit.to_bytes()  # exactly the bytes sent: they go into H

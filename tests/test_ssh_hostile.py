@@ -1,0 +1,852 @@
+"""Hostile bytes against our SSH client and our server: each ends the connection the way it must.
+
+What every case asserts, for the side that received the bad bytes:
+
+* the typed exception (``errors.*``), with a message that says what was wrong;
+* the SSH_MSG_DISCONNECT we queued, read back from the bytes we would send, with the reason code RFC 4253
+  section 11.1 gives for it (PROTOCOL_ERROR, MAC_ERROR, KEY_EXCHANGE_FAILED, ...); when the honest other
+  side is still in step, it reads that DISCONNECT itself and raises ``PeerDisconnect`` with the same code;
+* the connection is in ERROR and refuses to be used again (``ConnectionStateError``).
+
+In memory, our client and server talk through :func:`pump`, which hands each side's packets (one
+transcript entry each) to an optional ``tamper`` function on their way: the scripted peer is the real
+other side with one packet replaced, added or removed.  Over sockets: peers that never finish their
+banner, send endless lines, or never speak, against ``ssh_probe`` and ``SSHProbeServer`` with deadlines
+(the assertions are on outcomes and bounds, never on durations).  Last, hypothesis feeds random bytes
+and mutations of a recorded session to both cores: only ``HandshakeError`` subclasses come out, and
+every ``ProtocolError`` leaves a DISCONNECT queued.
+
+The Terrapin attack (prefix truncation) has its own file, tests/test_ssh_terrapin.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from handshake_lib import errors, net
+from handshake_lib.errors import SSHDisconnect
+from handshake_lib.net.ssh import SSHProbeServer, ssh_probe
+from handshake_lib.ssh.client import AuthenticationMethods, SSHClient
+from handshake_lib.ssh.connection import (
+    Algorithms,
+    ConnectionClosed,
+    SSHConnection,
+    TranscriptEntry,
+    UnimplementedReceived,
+)
+from handshake_lib.ssh.constants import CIPHERS, MACS
+from handshake_lib.ssh.hostkeys import HostKeyPair
+from handshake_lib.ssh.known_hosts import KnownHosts, known_hosts_line
+from handshake_lib.ssh.messages import (
+    Disconnect,
+    ExtInfo,
+    Ignore,
+    KexDHInit,
+    KexECDHInit,
+    KexECDHReply,
+    NewKeys,
+    ServiceAccept,
+    ServiceRequest,
+    UnknownMessage,
+    decode_message,
+)
+from handshake_lib.ssh.packet import MAX_PACKET_SIZE, PacketDecoder, PacketEncoder
+from handshake_lib.ssh.server import SSHServer
+from handshake_lib.ssh.states import State
+from handshake_lib.ssh.version import MAX_LINES_BEFORE, MAX_VERSION_LINE
+
+ED25519 = HostKeyPair.generate("ssh-ed25519")
+ECDSA = HostKeyPair.generate("ecdsa-sha2-nistp256")
+FAST = Algorithms(kex=("curve25519-sha256",), ciphers=("chacha20-poly1305@openssh.com",))
+
+Tamper = Callable[[str, list[TranscriptEntry]], bytes | None]
+
+
+# -- the in-memory harness ------------------------------------------------------------------------------
+def known(*pairs: HostKeyPair, port: int = 22) -> KnownHosts:
+    return KnownHosts.parse("".join(known_hosts_line("127.0.0.1", port, pair.host_key) + "\n" for pair in pairs))
+
+
+def pair(
+    algorithms: Algorithms | None = FAST, server_algorithms: Algorithms | None = None, **options
+) -> tuple[SSHClient, SSHServer]:
+    client = SSHClient("127.0.0.1", 22, known_hosts=known(ED25519, ECDSA), algorithms=algorithms, **options)
+    server = SSHServer([ED25519, ECDSA], algorithms=server_algorithms or algorithms, **options)
+    client.start()
+    server.start()
+    return client, server
+
+
+class _Tap:
+    """What one side queued since the last look, one transcript entry (one packet or line) at a time."""
+
+    def __init__(self, connection: SSHConnection) -> None:
+        self.connection = connection
+        self.seen = 0
+
+    def take(self) -> list[TranscriptEntry]:
+        data = self.connection.data_to_send()
+        transcript = self.connection.transcript
+        new = [e for e in transcript[self.seen :] if e.direction == self.connection.outgoing_direction]
+        self.seen = len(transcript)
+        assert b"".join(e.wire for e in new) == data  # the transcript is exactly what went out
+        return new
+
+
+def pump(client: SSHClient, server: SSHServer, tamper: Tamper | None = None, rounds: int = 30) -> dict[str, list]:
+    """Move packets both ways until both are quiet; ``tamper(direction, entries)`` may replace what goes."""
+    taps = {"client": _Tap(client), "server": _Tap(server)}
+    events: dict[str, list] = {"client": [], "server": []}
+    for _ in range(rounds):
+        moved = False
+        for sender, receiver in (("client", server), ("server", client)):
+            entries = taps[sender].take()
+            if not entries:
+                continue
+            moved = True
+            direction = entries[0].direction
+            data = tamper(direction, entries) if tamper is not None else None
+            taps[sender].seen = len(taps[sender].connection.transcript)  # what tamper added, it delivered
+            if data is None:
+                data = b"".join(e.wire for e in entries)
+            events["server" if receiver is server else "client"] += receiver.receive_data(data)
+        if not moved:
+            break
+    return events
+
+
+KEX_INIT, KEX_REPLY = 30, 31  # KEX_ECDH_INIT / KEXDH_INIT and their replies share the numbers
+
+
+def replace(direction: str, number: int, make: Callable[[TranscriptEntry], bytes]) -> Tamper:
+    """A tamper that swaps the first packet with message ``number`` going ``direction`` for ``make(entry)``."""
+    done = []
+
+    def tamper(going: str, entries: list[TranscriptEntry]) -> bytes | None:
+        if going != direction or done:
+            return None
+        out = []
+        for entry in entries:
+            if entry.packet is not None and entry.packet.message_number == number and not done:
+                done.append(entry)
+                out.append(make(entry))
+            else:
+                out.append(entry.wire)
+        return b"".join(out)
+
+    return tamper
+
+
+def clear_packet(payload: bytes, sequence_number: int = 0) -> bytes:
+    """``payload`` in a packet without protection (before the first NEWKEYS), as the peer would send it."""
+    encoder = PacketEncoder()
+    encoder.sequence_number = sequence_number
+    return encoder.encode(payload)
+
+
+def raw_packet(packet_length: int, padding_length: int, body: bytes) -> bytes:
+    return packet_length.to_bytes(4, "big") + bytes([padding_length]) + body
+
+
+def our_disconnect(connection: SSHConnection) -> Disconnect:
+    """The DISCONNECT ``connection`` queued last, decoded from its packet's bytes (its last packet sent)."""
+    last = connection.transcript[-1]
+    assert last.direction == connection.outgoing_direction and last.packet is not None
+    message = decode_message(last.packet.payload)
+    assert isinstance(message, Disconnect), message
+    if last.packet.protection == "none":  # in clear, the wire bytes say it by themselves
+        decoder = PacketDecoder()
+        decoder.feed(last.packet.wire)
+        assert decode_message(decoder.next_payload()) == message
+    return message
+
+
+def assert_failed(connection: SSHConnection, reason: SSHDisconnect) -> Disconnect:
+    """``connection`` ended with DISCONNECT ``reason`` queued, is in ERROR, and refuses further use."""
+    goodbye = our_disconnect(connection)
+    assert goodbye.reason == reason, (SSHDisconnect(goodbye.reason).name, goodbye.description)
+    assert connection.transport_state is State.ERROR and connection.closed
+    with pytest.raises(errors.ConnectionStateError):
+        connection.receive_data(b"more")
+    with pytest.raises(errors.ConnectionStateError):
+        connection.rekey()
+    with pytest.raises(errors.ConnectionStateError):
+        connection.start()
+    return goodbye
+
+
+def other(connection: SSHConnection, client: SSHClient, server: SSHServer) -> SSHConnection:
+    return server if connection is client else client
+
+
+def after_identification(connection: SSHConnection) -> bytes:
+    """Start ``connection``, read its identification, and answer with a peer's identification line."""
+    line = b"SSH-2.0-Scripted_1.0\r\n"
+    connection.receive_data(line)
+    return line
+
+
+def fresh(role: str, **options) -> SSHConnection:
+    connection: SSHConnection
+    if role == "client":
+        connection = SSHClient("127.0.0.1", 22, known_hosts=known(ED25519, ECDSA), algorithms=FAST, **options)
+    else:
+        connection = SSHServer([ED25519, ECDSA], algorithms=FAST, **options)
+    connection.start()
+    return connection
+
+
+ROLES = ["client", "server"]
+
+
+# -- bad packet lengths and padding, in clear ----------------------------------------------------------
+@pytest.mark.parametrize("role", ROLES)
+def test_a_too_large_packet_length_is_refused_from_its_four_bytes(role):
+    connection = fresh(role)
+    after_identification(connection)
+    with pytest.raises(errors.PacketTooLarge, match="above the limit"):
+        connection.receive_data((MAX_PACKET_SIZE + 1).to_bytes(4, "big"))  # nothing of the body needed
+    assert connection._decoder.buffered == 4  # refused before buffering the 256 KiB it announced
+    assert_failed(connection, SSHDisconnect.PROTOCOL_ERROR)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("packet", "complaint"),
+    [
+        (raw_packet(13, 4, bytes([20]) + bytes(12)), "not aligned"),  # 17 bytes: not a multiple of 8
+        (raw_packet(4, 4, b""), "below 5"),
+        (raw_packet(12, 3, bytes([20]) + bytes(11)), "padding_length 3 is below 4"),
+        (raw_packet(12, 11, bytes(11)), "leaves no payload"),
+    ],
+    ids=["misaligned", "too-short", "padding-3", "no-payload"],
+)
+def test_bad_lengths_in_clear_are_protocol_errors(role, packet, complaint):
+    connection = fresh(role)
+    after_identification(connection)
+    with pytest.raises(errors.DecodeError, match=complaint):
+        connection.receive_data(packet)
+    assert_failed(connection, SSHDisconnect.PROTOCOL_ERROR)
+
+
+# -- tampering under encryption ------------------------------------------------------------------------
+def _up(algorithms: Algorithms) -> tuple[SSHClient, SSHServer]:
+    client, server = pair(algorithms)
+    pump(client, server)
+    assert client.reached_user_authentication
+    return client, server
+
+
+def _flip(data: bytes, index: int, mask: int = 0x01) -> bytes:
+    tampered = bytearray(data)
+    tampered[index] ^= mask
+    return bytes(tampered)
+
+
+CIPHER_MAC = [(cipher, MACS[0]) for cipher in CIPHERS] + [("aes128-ctr", mac) for mac in MACS[1:]]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("cipher", "mac"), CIPHER_MAC)
+@pytest.mark.parametrize("where", ["length", "body", "tag"])
+def test_a_flipped_bit_in_an_encrypted_packet_is_a_mac_error(role, cipher, mac, where):
+    client, server = _up(Algorithms(ciphers=(cipher,), macs=(mac,), kex=("curve25519-sha256",)))
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    packet = sender._send_message(Ignore(b"sixteen bytes...")).wire
+    sender.data_to_send()
+    index = {"length": 0, "body": 9, "tag": len(packet) - 1}[where]
+    mask = 0x80 if where == "length" else 0x01  # the top bit: a length of 2 GiB, whatever the cipher
+    with pytest.raises(errors.BadPacketMac):
+        victim.receive_data(_flip(packet, index, mask))
+    goodbye = assert_failed(victim, SSHDisconnect.MAC_ERROR)
+    # The sender's decoder is still in step with the victim's encoder: it reads the goodbye itself.
+    with pytest.raises(errors.PeerDisconnect) as caught:
+        sender.receive_data(victim_wire(victim))
+    assert caught.value.reason == SSHDisconnect.MAC_ERROR == goodbye.reason
+
+
+def victim_wire(connection: SSHConnection) -> bytes:
+    """The last packet ``connection`` sent (its DISCONNECT), as wire bytes."""
+    last = connection.transcript[-1]
+    assert last.packet is not None
+    return last.packet.wire
+
+
+# -- unknown messages ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("role", ROLES)
+def test_an_unknown_message_is_answered_with_unimplemented_and_the_session_goes_on(role):
+    client, server = pair()
+    # Up to the keys: the first encrypted flight of each side is where the unknown message goes.
+    unknown_sent = []
+
+    def inject(direction: str, entries: list[TranscriptEntry]) -> bytes | None:
+        sender = client if direction == "client->server" else server
+        if sender is not (client if role == "server" else server) or unknown_sent:
+            return None
+        if sender.transport_state is not State.ENCRYPTED and not any(e.name == "SSH_MSG_NEWKEYS" for e in entries):
+            return None
+        # Right after this flight, under the new keys: message 192 is nobody's.
+        packet = sender._send_message(UnknownMessage(number=192, body=b"?"))
+        sender.data_to_send()
+        unknown_sent.append(packet)
+        return b"".join(e.wire for e in entries) + packet.wire
+
+    events = pump(client, server, inject)
+    victim = client if role == "client" else server
+    [unknown] = unknown_sent
+    [answer] = [e for e in victim.transcript if e.name == "SSH_MSG_UNIMPLEMENTED"]
+    assert answer.message.sequence_number == unknown.sequence_number
+    peer_events = events["server" if role == "client" else "client"]
+    assert UnimplementedReceived(unknown.sequence_number) in peer_events
+    assert client.reached_user_authentication and victim.transport_state is State.ENCRYPTED
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_an_unknown_message_during_the_first_key_exchange_is_fatal_under_strict_kex(role):
+    client, server = pair()
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    pump_once(client, server)  # identifications and KEXINITs crossed: strict kex is on
+    packet = sender._send_message(UnknownMessage(number=192, body=b"?")).wire
+    sender.data_to_send()
+    with pytest.raises(errors.UnexpectedMessage, match="strict key exchange"):
+        victim.receive_data(packet)
+    assert_failed(victim, SSHDisconnect.PROTOCOL_ERROR)
+
+
+def pump_once(client: SSHClient, server: SSHServer) -> None:
+    """Identification lines and both KEXINITs, nothing more: both sides negotiated; the client's
+    KEX_ECDH_INIT is left queued (a test sends it, drops it or replaces it)."""
+    client.receive_data(server.data_to_send())  # the server's identification: the client sends KEXINIT
+    server.receive_data(client.data_to_send())  # the client's identification and KEXINIT: the server's KEXINIT
+    client.receive_data(server.data_to_send())  # the client negotiates and queues KEX_ECDH_INIT
+    assert client.strict_kex == server.strict_kex == client.offer_strict_kex
+
+
+def _cut_after(connection: SSHConnection, data: bytes, name: str) -> bytes:
+    """The prefix of ``data`` (what ``connection`` just sent) up to and with its ``name`` packet."""
+    entries = [e for e in connection.transcript if e.direction == connection.outgoing_direction]
+    end = 0
+    for entry in entries:
+        end += len(entry.wire)
+        if entry.name == name:
+            return data[:end]
+    raise AssertionError(name)
+
+
+# -- messages in the wrong order -----------------------------------------------------------------------
+def test_a_kex_reply_before_kexinit_is_unexpected_for_the_client():
+    client = fresh("client")
+    after_identification(client)
+    reply = KexECDHReply(ED25519.host_key.encode(), bytes(32), b"")
+    with pytest.raises(errors.UnexpectedMessage, match="no key exchange is in progress"):
+        client.receive_data(clear_packet(reply.to_bytes()))
+    assert_failed(client, SSHDisconnect.PROTOCOL_ERROR)
+
+
+def test_a_kex_init_before_kexinit_is_unexpected_for_the_server():
+    server = fresh("server")
+    after_identification(server)
+    with pytest.raises(errors.UnexpectedMessage):
+        server.receive_data(clear_packet(KexECDHInit(bytes(32)).to_bytes()))
+    assert_failed(server, SSHDisconnect.PROTOCOL_ERROR)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_newkeys_too_early_is_unexpected(role):
+    client, server = pair()
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    pump_once(client, server)
+    if role == "client":
+        client.data_to_send()  # its KEX_ECDH_INIT, which the server never gets
+    packet = sender._send_message(NewKeys()).wire
+    sender.data_to_send()
+    with pytest.raises(errors.UnexpectedMessage, match="NEWKEYS is not allowed"):
+        victim.receive_data(packet)
+    assert_failed(victim, SSHDisconnect.PROTOCOL_ERROR)
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "not-strict"])
+@pytest.mark.parametrize("role", ROLES)
+def test_a_service_message_before_newkeys_is_unexpected(role, strict):
+    client, server = pair(strict_kex=strict)
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    pump_once(client, server)
+    client.data_to_send()
+    message = ServiceAccept("ssh-userauth") if role == "client" else ServiceRequest("ssh-userauth")
+    packet = sender._send_message(message).wire
+    sender.data_to_send()
+    complaint = "strict key exchange" if strict else "during a key exchange"
+    with pytest.raises(errors.UnexpectedMessage, match=complaint):
+        victim.receive_data(packet)
+    assert_failed(victim, SSHDisconnect.PROTOCOL_ERROR)
+
+
+def test_a_second_ext_info_is_unexpected():
+    client, server = pair()
+    pump(client, server)
+    assert client.server_sig_algs is not None  # the first EXT_INFO was taken
+    packet = server._send_message(ExtInfo.with_server_sig_algs(["ssh-ed25519"])).wire
+    server.data_to_send()
+    with pytest.raises(errors.UnexpectedMessage, match="EXT_INFO is not allowed"):
+        client.receive_data(packet)
+    assert_failed(client, SSHDisconnect.PROTOCOL_ERROR)
+    with pytest.raises(errors.PeerDisconnect) as caught:  # our server reads the goodbye under the keys
+        server.receive_data(victim_wire(client))
+    assert caught.value.reason == SSHDisconnect.PROTOCOL_ERROR
+
+
+def test_ext_info_from_a_client_is_unexpected_for_our_server():
+    client, server = pair()
+    pump(client, server)
+    packet = client._send_message(ExtInfo.with_server_sig_algs(["ssh-ed25519"])).wire
+    client.data_to_send()
+    with pytest.raises(errors.UnexpectedMessage):
+        server.receive_data(packet)
+    assert_failed(server, SSHDisconnect.PROTOCOL_ERROR)
+
+
+# -- negotiation fails ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("ours", "theirs", "category"),
+    [
+        (Algorithms(kex=("curve25519-sha256",)), Algorithms(kex=("ecdh-sha2-nistp256",)), "kex"),
+        (Algorithms(host_key=("ssh-ed25519",)), Algorithms(host_key=("ecdsa-sha2-nistp256",)), "host key"),
+        (Algorithms(ciphers=("aes128-ctr",)), Algorithms(ciphers=("aes256-gcm@openssh.com",)), "cipher"),
+        (
+            Algorithms(ciphers=("aes128-ctr",), macs=("hmac-sha2-256",)),
+            Algorithms(ciphers=("aes128-ctr",), macs=("hmac-sha2-512",)),
+            "MAC",
+        ),
+    ],
+    ids=["kex", "host-key", "cipher", "mac"],
+)
+def test_no_common_algorithm_names_the_category(role, ours, theirs, category):
+    client_algorithms, server_algorithms = (ours, theirs) if role == "client" else (theirs, ours)
+    client, server = pair(client_algorithms, server_algorithms)
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    victim.receive_data(sender.data_to_send())  # the identification: the victim sends its KEXINIT
+    line, _, _ = victim.data_to_send().partition(b"\n")
+    sender.receive_data(line + b"\n")  # the sender sends its KEXINIT, before reading the victim's
+    with pytest.raises(errors.NoCommonAlgorithm) as caught:
+        victim.receive_data(sender.data_to_send())
+    # As OpenSSH says it: "no matching cipher found: client ... server ..."
+    assert str(caught.value).startswith(f"no matching {category}")
+    assert caught.value.category.startswith(category)
+    assert_failed(victim, SSHDisconnect.KEY_EXCHANGE_FAILED)
+
+
+# -- identification lines ------------------------------------------------------------------------------
+@pytest.mark.parametrize("role", ROLES)
+def test_a_version_line_that_never_ends_is_refused_at_255_bytes(role):
+    connection = fresh(role)
+    with pytest.raises(errors.DecodeError, match="longer than 255"):
+        for _ in range(100):
+            connection.receive_data(b"SSH-2.0-" + b"x" * 64)
+    assert len(connection._reader._line) < MAX_VERSION_LINE  # what it held when it refused
+    assert_failed(connection, SSHDisconnect.PROTOCOL_ERROR)
+
+
+def test_endless_lines_before_the_version_are_refused_by_the_client():
+    client = fresh("client")
+    with pytest.raises(errors.DecodeError, match="lines before the version line"):
+        for _ in range(MAX_LINES_BEFORE + 10):
+            client.receive_data(b"welcome\r\n")
+    assert len(client._reader.lines_before) == MAX_LINES_BEFORE
+    assert_failed(client, SSHDisconnect.PROTOCOL_ERROR)
+
+
+def test_a_line_before_the_version_is_refused_by_the_server():
+    server = fresh("server")
+    with pytest.raises(errors.ProtocolVersionError, match="not an SSH client"):
+        server.receive_data(b"GET / HTTP/1.1\r\n")
+    assert_failed(server, SSHDisconnect.PROTOCOL_VERSION_NOT_SUPPORTED)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_ssh_1_5_is_protocol_version_not_supported(role):
+    connection = fresh(role)
+    with pytest.raises(errors.ProtocolVersionError, match="1.5"):
+        connection.receive_data(b"SSH-1.5-OldSSH_1.2.27\r\n")
+    assert_failed(connection, SSHDisconnect.PROTOCOL_VERSION_NOT_SUPPORTED)
+
+
+# -- the key exchange's values -------------------------------------------------------------------------
+def _reply(entry: TranscriptEntry, **changes) -> bytes:
+    assert entry.packet is not None
+    reply = decode_message(entry.packet.payload, kex_family="ecdh")
+    return clear_packet(dataclasses.replace(reply, **changes).to_bytes(), entry.packet.sequence_number)
+
+
+def test_a_bad_host_key_signature_is_key_exchange_failed():
+    def bad_signature(entry: TranscriptEntry) -> bytes:
+        signature = decode_message(entry.packet.payload, kex_family="ecdh").signature
+        return _reply(entry, signature=_flip(signature, len(signature) - 1))
+
+    client, server = pair()
+    with pytest.raises(errors.BadHostKeySignature):
+        pump(client, server, replace("server->client", KEX_REPLY, bad_signature))
+    assert_failed(client, SSHDisconnect.KEY_EXCHANGE_FAILED)
+
+
+def test_a_host_key_of_another_type_than_negotiated_is_key_exchange_failed():
+    client, server = pair(Algorithms(host_key=("ssh-ed25519",), kex=("curve25519-sha256",)))
+    swap = replace("server->client", KEX_REPLY, lambda e: _reply(e, host_key=ECDSA.host_key.encode()))
+    with pytest.raises(errors.KeyExchangeFailed, match="ecdsa-sha2-nistp256 host key, but ssh-ed25519 was negotiated"):
+        pump(client, server, swap)
+    assert_failed(client, SSHDisconnect.KEY_EXCHANGE_FAILED)
+
+
+LOW_ORDER_X25519 = [bytes(32), (1).to_bytes(32, "little")]  # zero and one: all-zero shared secrets
+
+
+@pytest.mark.parametrize("share", LOW_ORDER_X25519, ids=["zero", "one"])
+def test_a_low_order_x25519_share_is_key_exchange_failed_for_both_roles(share):
+    client, server = pair()
+    with pytest.raises(errors.KeyExchangeFailed, match="low-order"):
+        pump(
+            client,
+            server,
+            replace(
+                "client->server",
+                KEX_INIT,
+                lambda e: clear_packet(KexECDHInit(share).to_bytes(), e.packet.sequence_number),
+            ),
+        )
+    assert_failed(server, SSHDisconnect.KEY_EXCHANGE_FAILED)
+
+    client, server = pair()
+    with pytest.raises(errors.KeyExchangeFailed, match="low-order"):
+        pump(client, server, replace("server->client", KEX_REPLY, lambda e: _reply(e, server_public=share)))
+    assert_failed(client, SSHDisconnect.KEY_EXCHANGE_FAILED)
+
+
+def test_a_p256_point_off_the_curve_is_key_exchange_failed():
+    client, server = pair(Algorithms(kex=("ecdh-sha2-nistp256",)))
+    off_curve = b"\x04" + (1).to_bytes(32, "big") + (1).to_bytes(32, "big")
+    with pytest.raises(errors.KeyExchangeFailed, match="not on the curve"):
+        pump(
+            client,
+            server,
+            replace(
+                "client->server",
+                KEX_INIT,
+                lambda e: clear_packet(KexECDHInit(off_curve).to_bytes(), e.packet.sequence_number),
+            ),
+        )
+    assert_failed(server, SSHDisconnect.KEY_EXCHANGE_FAILED)
+
+
+GROUP14_P = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B"
+    "302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE6"
+    "49286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D"
+    "670C354E4ABC9804F1746C08CA18217C32905E462E36CE3BE39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718"
+    "3995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF",
+    16,
+)
+
+
+@pytest.mark.parametrize("value", [0, 1, GROUP14_P - 1, GROUP14_P], ids=["0", "1", "p-1", "p"])
+def test_a_diffie_hellman_value_out_of_range_is_key_exchange_failed(value):
+    client, server = pair(Algorithms(kex=("diffie-hellman-group14-sha256",)))
+    with pytest.raises((errors.KeyExchangeFailed, errors.DecodeError)) as caught:
+        pump(
+            client,
+            server,
+            replace(
+                "client->server",
+                KEX_INIT,
+                lambda e: clear_packet(KexDHInit(value).to_bytes(), e.packet.sequence_number),
+            ),
+        )
+    expected = (
+        SSHDisconnect.KEY_EXCHANGE_FAILED
+        if isinstance(caught.value, errors.KeyExchangeFailed)
+        else (SSHDisconnect.PROTOCOL_ERROR)
+    )
+    assert_failed(server, expected)
+    assert "outside [2, p-2]" in str(caught.value) or value == 0
+
+
+# -- the peer says goodbye -----------------------------------------------------------------------------
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("when", ["before-kexinit", "during-kex", "encrypted"])
+def test_a_peer_disconnect_is_peer_disconnect_with_its_reason(role, when):
+    client, server = pair()
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    if when == "during-kex":
+        pump_once(client, server)
+        victim.data_to_send()
+    elif when == "encrypted":
+        pump(client, server)
+    else:
+        victim.receive_data(sender.data_to_send().split(b"\n")[0] + b"\n")
+        victim.data_to_send()
+    packet = sender._send_message(Disconnect(SSHDisconnect.HOST_NOT_ALLOWED_TO_CONNECT, "go away")).wire
+    with pytest.raises(errors.PeerDisconnect) as caught:
+        victim.receive_data(packet)
+    assert caught.value.reason == SSHDisconnect.HOST_NOT_ALLOWED_TO_CONNECT and caught.value.description == "go away"
+    assert victim.transport_state is State.ERROR
+    assert victim.data_to_send() == b""  # nobody is left to read an answer
+    with pytest.raises(errors.ConnectionStateError):
+        victim.receive_data(b"more")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_peer_disconnect_by_application_is_a_closed_event(role):
+    client, server = pair()
+    pump(client, server)
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    sender.disconnect()
+    events = victim.receive_data(sender.data_to_send())
+    assert events == [ConnectionClosed(int(SSHDisconnect.BY_APPLICATION), "goodbye", True)]
+    assert victim.transport_state is State.CLOSED and victim.receive_data(b"") == []
+
+
+# -- over sockets, with deadlines ----------------------------------------------------------------------
+class HostilePeer:
+    """A loopback listener whose one connection runs ``behave(sock, sent)``, bounded by ``lifetime`` s.
+
+    ``sent`` counts the bytes it managed to write; the thread ends when the other side goes away or the
+    lifetime runs out, whichever comes first, and :meth:`close` checks that it did.
+    """
+
+    def __init__(self, behave: Callable[[socket.socket, list[int], float], None], lifetime: float = 8.0) -> None:
+        self.listener = net.listen_loopback()
+        self.port = self.listener.getsockname()[1]
+        self.sent = [0]
+        self.lifetime = lifetime
+        self.thread = threading.Thread(target=self._run, args=(behave,), daemon=True)
+        self.thread.start()
+
+    def _run(self, behave) -> None:
+        deadline = time.monotonic() + self.lifetime
+        self.listener.settimeout(self.lifetime)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(1.0)
+            with contextlib.suppress(OSError):  # the client hung up: what we were waiting for
+                behave(conn, self.sent, deadline)
+
+    def __enter__(self) -> HostilePeer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.thread.join(self.lifetime + 2)
+        self.listener.close()
+        assert not self.thread.is_alive()
+
+
+def trickle(conn: socket.socket, sent: list[int], deadline: float) -> None:
+    """A banner one byte a second, forever (until the client leaves or the lifetime ends)."""
+    banner = b"SSH-2.0-" + b"s" * 10_000
+    while time.monotonic() < deadline:
+        conn.sendall(banner[sent[0] : sent[0] + 1])
+        sent[0] += 1
+        time.sleep(1.0)
+
+
+def test_a_banner_trickled_a_byte_a_second_ends_at_the_deadline_with_connection_timeout():
+    client = SSHClient("127.0.0.1", 22, known_hosts=known(ED25519))
+    with HostilePeer(trickle) as peer:
+        with pytest.raises(errors.ConnectionTimeout) as caught:
+            ssh_probe("127.0.0.1", peer.port, timeout=1.5, client=client)
+        client_held = len(client._reader._line)
+    assert caught.value.exchange is not None  # the probe says what crossed the wire before it gave up
+    assert client.peer_identification is None and 1 <= client_held <= peer.sent[0]  # held only what came
+    assert peer.sent[0] < MAX_VERSION_LINE  # the deadline ended it, not a byte limit
+
+
+def chatter(line: bytes) -> Callable[[socket.socket, list[int], float], None]:
+    def behave(conn: socket.socket, sent: list[int], deadline: float) -> None:
+        chunk = line * max(1, 16384 // len(line))
+        while time.monotonic() < deadline:
+            conn.sendall(chunk)
+            sent[0] += len(chunk)
+
+    return behave
+
+
+@pytest.mark.parametrize(
+    ("line", "complaint"),
+    [
+        (b"Welcome!\r\n", "more than 1023 lines before the version line"),
+        (b"x" * 2000 + b"\r\n", "more than 65536 bytes before the version line"),
+        (b"x" * 20_000, "a line longer than 8192 bytes"),
+    ],
+    ids=["many-lines", "many-bytes", "one-endless-line"],
+)
+def test_a_server_that_talks_forever_before_its_banner_is_refused_at_the_limit(line, complaint):
+    client = SSHClient("127.0.0.1", 22, known_hosts=known(ED25519))
+    with HostilePeer(chatter(line)) as peer, pytest.raises(errors.DecodeError, match=complaint):
+        ssh_probe("127.0.0.1", peer.port, timeout=10, client=client)
+    assert len(client._reader.lines_before) <= MAX_LINES_BEFORE
+    assert sum(len(kept) + 2 for kept in client._reader.lines_before) <= 64 * 1024
+    assert len(client._reader._line) <= 8192 + 1  # at most the byte that crossed the limit
+    assert_failed(client, SSHDisconnect.PROTOCOL_ERROR)
+
+
+def test_a_client_that_never_speaks_is_let_go_at_the_server_timeout():
+    with SSHProbeServer([ED25519], timeout=1.0) as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            received = b""
+            while chunk := sock.recv(4096):  # the server's line, then its close: no bytes from us
+                received += chunk
+        assert received.startswith(b"SSH-2.0-") and received.endswith(b"\r\n")
+    [served] = server.connections
+    assert isinstance(served.error, errors.ConnectionTimeout)
+    assert served.server.peer_identification is None and not served.key_exchanges
+    assert server.live_threads == 0
+
+
+# -- hypothesis: random and mutated bytes --------------------------------------------------------------
+def seeded(seed: int) -> Callable[[int], bytes]:
+    import random
+
+    generator = random.Random(seed)
+    return generator.randbytes
+
+
+def deterministic_pair() -> tuple[SSHClient, SSHServer]:
+    """Our client and server with fixed randomness: a second pair says exactly the same bytes."""
+    client = SSHClient("127.0.0.1", 22, known_hosts=known(ED25519), algorithms=FAST, random=seeded(1))
+    server = SSHServer([ED25519], algorithms=FAST, random=seeded(2))
+    client.start()
+    server.start()
+    return client, server
+
+
+def _record() -> dict[str, list[bytes]]:
+    """A whole session, our client and server, up to the list of methods: each side's writes in order."""
+    client, server = deterministic_pair()
+    writes: dict[str, list[bytes]] = {"client->server": [], "server->client": []}
+
+    def keep(direction: str, entries: list[TranscriptEntry]) -> None:
+        writes[direction].append(b"".join(e.wire for e in entries))
+
+    pump(client, server, keep)
+    assert client.reached_user_authentication
+    return writes
+
+
+RECORDED = _record()
+
+
+def check_outcome(connection: SSHConnection, feed: Callable[[], None]) -> None:
+    """``feed`` may raise only HandshakeError subclasses; a ProtocolError leaves our DISCONNECT queued."""
+    try:
+        feed()
+    except errors.ProtocolError as error:
+        assert connection.transport_state is State.ERROR
+        goodbye = connection.transcript[-1]
+        assert isinstance(goodbye.message, Disconnect) and goodbye.direction == connection.outgoing_direction
+        assert goodbye.message.reason == error.ssh_disconnect
+        assert connection.data_to_send().endswith(goodbye.wire)
+    except (errors.PeerDisconnect, errors.ConnectionStateError):
+        assert connection.closed
+    except errors.HandshakeError:
+        pass
+
+
+def _feed_chunks(connection: SSHConnection, data: bytes, cuts: list[int]) -> Callable[[], None]:
+    def feed() -> None:
+        edges = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
+        for start, end in zip(edges, edges[1:], strict=False):
+            connection.receive_data(data[start:end])
+            connection.data_to_send()  # our answers go nowhere: the recorded peer does not listen
+
+    return feed
+
+
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(role=st.sampled_from(ROLES), prefix=st.booleans(), data=st.binary(max_size=600))
+def test_random_bytes_raise_only_typed_errors(role, prefix, data):
+    connection = fresh(role)
+    payload = (b"SSH-2.0-Fuzz_1.0\r\n" if prefix else b"") + data
+    check_outcome(connection, _feed_chunks(connection, payload, [len(payload) // 2]))
+
+
+mutation = st.one_of(
+    st.tuples(st.just("flip"), st.integers(0, 1 << 20), st.integers(1, 255)),
+    st.tuples(st.just("insert"), st.integers(0, 1 << 20), st.binary(min_size=1, max_size=12)),
+    st.tuples(st.just("delete"), st.integers(0, 1 << 20), st.integers(1, 40)),
+    st.tuples(st.just("truncate"), st.integers(0, 1 << 20), st.just(0)),
+)
+
+
+def mutate(data: bytes, mutations: list[tuple]) -> bytes:
+    buffer = bytearray(data)
+    for kind, where, what in mutations:
+        where %= max(1, len(buffer))
+        if kind == "flip" and buffer:
+            buffer[where] ^= what
+        elif kind == "insert":
+            buffer[where:where] = what
+        elif kind == "delete":
+            del buffer[where : where + what]
+        else:
+            del buffer[where:]
+    return bytes(buffer)
+
+
+@FUZZ
+@given(
+    role=st.sampled_from(ROLES),
+    mutations=st.lists(mutation, min_size=1, max_size=3),
+    cuts=st.lists(st.integers(0, 1 << 20), max_size=6),
+    eof=st.booleans(),
+)
+def test_mutations_of_a_recorded_session_raise_only_typed_errors(role, mutations, cuts, eof):
+    client, server = deterministic_pair()
+    victim = client if role == "client" else server
+    recorded = b"".join(RECORDED["server->client" if role == "client" else "client->server"])
+    data = mutate(recorded, mutations)
+
+    def feed() -> None:
+        _feed_chunks(victim, data, cuts)()
+        if eof:
+            victim.receive_data(b"")
+
+    check_outcome(victim, feed)
+
+
+def test_the_recording_replays_byte_for_byte():
+    # What makes the mutations meaningful: unmutated, the recorded server bytes take a fresh client all the
+    # way, so a mutation is the only reason anything fails.
+    client, _ = deterministic_pair()
+    events = _feed_events(client, RECORDED["server->client"])
+    assert client.reached_user_authentication
+    assert [e.methods for e in events if isinstance(e, AuthenticationMethods)] == [("publickey", "password")]
+    _, server = deterministic_pair()
+    _feed_events(server, RECORDED["client->server"])
+    assert server.service_state is State.WAIT_USERAUTH and server.auth_requests == 1
+
+
+def _feed_events(connection: SSHConnection, writes: list[bytes]) -> list[object]:
+    events: list[object] = []
+    for write in writes:
+        events += connection.receive_data(write)
+    return events
