@@ -275,6 +275,23 @@ def test_a_flipped_bit_in_an_encrypted_packet_is_a_mac_error(role, cipher, mac, 
     assert caught.value.reason == SSHDisconnect.MAC_ERROR == goodbye.reason
 
 
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("cipher", CIPHERS)
+def test_bad_padding_under_a_valid_mac_is_a_protocol_error(role, cipher):
+    # A peer with the keys (not an attacker) that pads wrongly: the MAC passes, then the padding is judged.
+    client, server = _up(Algorithms(ciphers=(cipher,), kex=("curve25519-sha256",)))
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    encoder = sender._encoder
+    body = bytes([2, 0, 0, 0, 0]) + bytes(2)  # IGNORE with an empty string, then 2 bytes of "padding"
+    aligned = 16 if encoder.protection.length_in_clear_block else 12  # so that the length stays aligned
+    clear = (len(body) + 1 + aligned - 8).to_bytes(4, "big") + bytes([2]) + body + bytes(aligned - 8)
+    wire = encoder.protection.seal(encoder.sequence_number, clear)
+    with pytest.raises(errors.DecodeError, match="padding_length 2 is below 4"):
+        victim.receive_data(wire)
+    assert_failed(victim, SSHDisconnect.PROTOCOL_ERROR)
+
+
 def victim_wire(connection: SSHConnection) -> bytes:
     """The last packet ``connection`` sent (its DISCONNECT), as wire bytes."""
     last = connection.transcript[-1]
@@ -390,6 +407,45 @@ def test_a_service_message_before_newkeys_is_unexpected(role, strict):
     sender.data_to_send()
     complaint = "strict key exchange" if strict else "during a key exchange"
     with pytest.raises(errors.UnexpectedMessage, match=complaint):
+        victim.receive_data(packet)
+    assert_failed(victim, SSHDisconnect.PROTOCOL_ERROR)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_under_strict_kex_the_kexinit_must_be_the_first_packet(role):
+    client, server = pair()
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    line, _, _ = sender.data_to_send().partition(b"\n")
+    victim.receive_data(line + b"\n")
+    sender.receive_data(victim.data_to_send())  # the sender has sent its KEXINIT (which we hold back)
+    kexinit = decode_message(kexinit_payload(sender))
+    # An IGNORE first, then the same KEXINIT as the peer's second packet: strict kex is on once it is read.
+    data = clear_packet(Ignore(b"").to_bytes(), 0) + clear_packet(kexinit.to_bytes(), 1)
+    with pytest.raises(errors.UnexpectedMessage, match="KEXINIT was not its first packet"):
+        victim.receive_data(data)
+    assert_failed(victim, SSHDisconnect.PROTOCOL_ERROR)
+
+
+def kexinit_payload(connection: SSHConnection) -> bytes:
+    """The payload of the KEXINIT ``connection`` sent (what it queued is dropped)."""
+    connection.data_to_send()
+    [kexinit] = [
+        e for e in connection.transcript if e.name == "SSH_MSG_KEXINIT" and e.direction == connection.outgoing_direction
+    ]
+    return kexinit.packet.payload
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_second_kexinit_during_the_key_exchange_is_unexpected(role):
+    client, server = pair()
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    pump_once(client, server)
+    victim.data_to_send()
+    packet = sender._send_message(decode_message(kexinit_payload(sender))).wire
+    sender.data_to_send()
+    with pytest.raises(errors.UnexpectedMessage, match="KEXINIT is not allowed"):
         victim.receive_data(packet)
     assert_failed(victim, SSHDisconnect.PROTOCOL_ERROR)
 
