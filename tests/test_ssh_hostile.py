@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from conftest import require
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tampering_proxy import TerrapinProxy
 
 from handshake_lib import errors, net
 from handshake_lib.errors import SSHDisconnect
@@ -773,6 +776,71 @@ def test_a_client_that_never_speaks_is_let_go_at_the_server_timeout():
     assert isinstance(served.error, errors.ConnectionTimeout)
     assert served.server.peer_identification is None and not served.key_exchanges
     assert server.live_threads == 0
+
+
+# -- tampering between real OpenSSH and us --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sshd():
+    require("sshd", "OpenSSH's server (Debian package openssh-server)")
+    from handshake_lib.peers.openssh import openssh_server
+
+    with openssh_server() as server:
+        yield server
+
+
+def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass (a peer's log is written after it answers)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+TAMPERED_CIPHERS = ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes128-ctr"]
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("cipher", TAMPERED_CIPHERS)
+def test_a_bit_flipped_in_sshd_packets_is_a_mac_error_that_sshd_reads(sshd, cipher):
+    algorithms = Algorithms(kex=("curve25519-sha256",), ciphers=(cipher,), macs=("hmac-sha2-256",))
+    client = SSHClient(sshd.host, sshd.port, known_hosts=KnownHosts.parse(sshd.known_hosts), algorithms=algorithms)
+    with (
+        TerrapinProxy(sshd.port, inject=False, flip=8) as proxy,
+        pytest.raises(errors.BadPacketMac) as caught,
+    ):
+        ssh_probe("127.0.0.1", proxy.port, client=client, timeout=10)
+    assert proxy.flipped and caught.value.exchange is not None
+    goodbye = client.transcript[-1]
+    assert isinstance(goodbye.message, Disconnect) and goodbye.message.reason == SSHDisconnect.MAC_ERROR
+    # sshd opened our DISCONNECT with the keys we share and logged its reason code (5: MAC_ERROR).
+    assert goodbye.message.description == str(caught.value)[:200]
+    assert eventually(lambda: f":5: {goodbye.message.description} [preauth]" in sshd.log)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("cipher", TAMPERED_CIPHERS)
+def test_a_bit_flipped_in_openssh_ssh_packets_is_a_mac_error_that_ssh_reads(tmp_path, cipher):
+    require("ssh", "OpenSSH's client (Debian package openssh-client)")
+    from handshake_lib.peers.openssh import openssh_client
+
+    algorithms = Algorithms(kex=("curve25519-sha256",), ciphers=(cipher,), macs=("hmac-sha2-256",))
+    with (
+        SSHProbeServer([ED25519], algorithms=algorithms, timeout=10) as server,
+        TerrapinProxy(server.port, inject=False, flip=8, attacked="client") as proxy,
+    ):
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(known_hosts_line("127.0.0.1", proxy.port, ED25519.host_key) + "\n")
+        run = openssh_client(
+            "127.0.0.1", proxy.port, user="alice", known_hosts_file=known_hosts, timeout=10,
+            kex="curve25519-sha256", ciphers=cipher, macs="hmac-sha2-256",
+        )  # fmt: skip
+    [served] = server.connections
+    assert proxy.flipped and isinstance(served.error, errors.BadPacketMac)
+    assert_failed(served.server, SSHDisconnect.MAC_ERROR)
+    # ssh decrypted our DISCONNECT and printed its reason code: "Received disconnect from ... port N:5: ..."
+    assert not run.reached_user_auth and re.search(r"Received disconnect from 127\.0\.0\.1 port \d+:5: ", run.stderr)
 
 
 # -- hypothesis: random and mutated bytes --------------------------------------------------------------
