@@ -302,6 +302,39 @@ def victim_wire(connection: SSHConnection) -> bytes:
     return last.packet.wire
 
 
+# -- memory: what a peer can make us keep --------------------------------------------------------------
+@pytest.mark.parametrize("role", ROLES)
+def test_endless_ignore_packets_cost_no_transcript_memory_past_the_cap(role, monkeypatch):
+    from handshake_lib.ssh import connection as core
+
+    # Smaller caps than the real ones (8,192 entries, 16 MiB), so that the test reaches both quickly.
+    MAX_TRANSCRIPT_ENTRIES, MAX_TRANSCRIPT_BYTES = 300, 2 * 1024 * 1024  # noqa: N806
+    monkeypatch.setattr(core, "MAX_TRANSCRIPT_ENTRIES", MAX_TRANSCRIPT_ENTRIES)
+    monkeypatch.setattr(core, "MAX_TRANSCRIPT_BYTES", MAX_TRANSCRIPT_BYTES)
+    client, server = _up(FAST)
+    victim = client if role == "client" else server
+    sender = other(victim, client, server)
+    kept_before = len(victim.transcript)
+    big = Ignore(bytes(200_000))  # as large as a packet may be: the byte cap, not the count, binds first
+    sent = 0
+    while sent < MAX_TRANSCRIPT_BYTES // 200_000 + 50:
+        victim.receive_data(sender._send_message(big).wire)
+        sender.data_to_send()
+        sent += 1
+    small = 0
+    while small < MAX_TRANSCRIPT_ENTRIES + 50:
+        victim.receive_data(sender._send_message(Ignore(b"")).wire)
+        sender.data_to_send()
+        small += 1
+    assert len(victim.transcript) <= MAX_TRANSCRIPT_ENTRIES
+    assert sum(len(e.wire) for e in victim.transcript) <= MAX_TRANSCRIPT_BYTES
+    assert victim.transcript_overflow == sent + small - (len(victim.transcript) - kept_before)
+    # Every packet was still read, and the session goes on; the goodbye is kept whatever the count.
+    sender.disconnect()
+    assert victim.receive_data(sender.data_to_send())[0].reason == SSHDisconnect.BY_APPLICATION
+    assert victim.transcript[-1].name == "SSH_MSG_DISCONNECT"
+
+
 # -- unknown messages ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("role", ROLES)
 def test_an_unknown_message_is_answered_with_unimplemented_and_the_session_goes_on(role):

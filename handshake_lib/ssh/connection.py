@@ -95,6 +95,8 @@ __all__ = [
     "SSHConnection",
     "DEFAULT_REKEY_BYTES",
     "DEFAULT_REKEY_PACKETS",
+    "MAX_TRANSCRIPT_ENTRIES",
+    "MAX_TRANSCRIPT_BYTES",
 ]
 
 # RFC 4253 section 9 recommends a new key exchange after a gigabyte; OpenSSH's default for AES is 4 GiB.
@@ -102,6 +104,12 @@ DEFAULT_REKEY_BYTES = 1 << 30
 # Well before a 32-bit sequence number could wrap (OpenSSH rekeys after 2^31 packets too).
 DEFAULT_REKEY_PACKETS = 1 << 31
 DIRECTION = {"client": "client->server", "server": "server->client"}
+# What the transcript keeps (as tls/connection.py's MAX_TRANSCRIPT_RECORDS): a handshake has about a dozen
+# packets, but a peer may send IGNORE packets of up to 256 KiB for as long as the connection lasts, and each
+# entry holds the wire bytes, the clear packet and the decoded message.  Past either cap packets are still
+# read, only counted in ``transcript_overflow``; a DISCONNECT (the end, either way) is always kept.
+MAX_TRANSCRIPT_ENTRIES = 8192
+MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024  # of wire bytes
 
 
 @dataclass(frozen=True)
@@ -264,6 +272,8 @@ class SSHConnection:
         self.transport_state = State.IDLE
         self.service_state = State.NO_SERVICE
         self.transcript: list[TranscriptEntry] = []
+        self.transcript_overflow = 0  # packets not kept: the transcript was full
+        self._transcript_bytes = 0
         self.session_id: bytes | None = None
         self.negotiated: NegotiatedAlgorithms | None = None
         self.host_key: HostKey | None = None  # the server's, once known (it may not change on a rekey)
@@ -375,7 +385,7 @@ class SSHConnection:
             identification = self._reader.feed(data)
             if identification is None:
                 return
-            self.transcript.append(TranscriptEntry(self.incoming_direction, identification))
+            self._keep(TranscriptEntry(self.incoming_direction, identification))
             events.append(IdentificationReceived(identification, tuple(self._reader.lines_before)))
             self._step("transport", Input.identification, identification, events)
             data = self._reader.leftover
@@ -399,7 +409,7 @@ class SSHConnection:
         kex = self._kex
         family = kex.negotiated.kex_family if kex is not None and kex.negotiated is not None else None
         message = decode_message(packet.payload, kex_family=family)
-        self.transcript.append(TranscriptEntry(self.incoming_direction, message, packet))
+        self._keep(TranscriptEntry(self.incoming_direction, message, packet))
         if number in states.GENERIC_MESSAGES:
             self._on_generic(message, events)
             return
@@ -455,10 +465,20 @@ class SSHConnection:
             self.service_state = row.target
 
     # -- sending ------------------------------------------------------------------------------------
+    def _keep(self, entry: TranscriptEntry) -> None:
+        """Add ``entry`` to the transcript unless it is full (MAX_TRANSCRIPT_ENTRIES, MAX_TRANSCRIPT_BYTES)."""
+        size = len(entry.wire)
+        full = len(self.transcript) >= MAX_TRANSCRIPT_ENTRIES or self._transcript_bytes + size > MAX_TRANSCRIPT_BYTES
+        if full and not isinstance(entry.message, Disconnect):
+            self.transcript_overflow += 1
+            return
+        self.transcript.append(entry)
+        self._transcript_bytes += size
+
     def _send_message(self, message: Message) -> Packet:
         packet = self._encoder.encode_packet(message.to_bytes())
         self._out += packet.wire
-        self.transcript.append(TranscriptEntry(self.outgoing_direction, message, packet))
+        self._keep(TranscriptEntry(self.outgoing_direction, message, packet))
         self._sent_since_keys[0] += len(packet.wire)
         self._sent_since_keys[1] += 1
         return packet
@@ -487,7 +507,7 @@ class SSHConnection:
     def _send_identification(self) -> None:
         self._flight.append("identification")
         self._out += self.our_identification.encode()
-        self.transcript.append(TranscriptEntry(self.outgoing_direction, self.our_identification))
+        self._keep(TranscriptEntry(self.outgoing_direction, self.our_identification))
 
     def _send_kexinit(self) -> None:
         self._flight.append("KEXINIT")
