@@ -160,10 +160,13 @@ def raw_packet(packet_length: int, padding_length: int, body: bytes) -> bytes:
     return packet_length.to_bytes(4, "big") + bytes([padding_length]) + body
 
 
-def our_disconnect(connection: SSHConnection) -> Disconnect:
-    """The DISCONNECT ``connection`` queued last, decoded from its packet's bytes (its last packet sent)."""
+def our_disconnect(connection: SSHConnection, *, queued: bool = True) -> Disconnect:
+    """The DISCONNECT ``connection`` sent last, decoded from its packet's bytes; ``queued``: and the bytes
+    still waiting in ``data_to_send()`` end with that packet (False: a driver already wrote them)."""
     last = connection.transcript[-1]
     assert last.direction == connection.outgoing_direction and last.packet is not None
+    if queued:
+        assert connection.data_to_send().endswith(last.packet.wire)
     message = decode_message(last.packet.payload)
     assert isinstance(message, Disconnect), message
     if last.packet.protection == "none":  # in clear, the wire bytes say it by themselves
@@ -173,9 +176,9 @@ def our_disconnect(connection: SSHConnection) -> Disconnect:
     return message
 
 
-def assert_failed(connection: SSHConnection, reason: SSHDisconnect) -> Disconnect:
+def assert_failed(connection: SSHConnection, reason: SSHDisconnect, *, queued: bool = True) -> Disconnect:
     """``connection`` ended with DISCONNECT ``reason`` queued, is in ERROR, and refuses further use."""
-    goodbye = our_disconnect(connection)
+    goodbye = our_disconnect(connection, queued=queued)
     assert goodbye.reason == reason, (SSHDisconnect(goodbye.reason).name, goodbye.description)
     assert connection.transport_state is State.ERROR and connection.closed
     with pytest.raises(errors.ConnectionStateError):
@@ -795,7 +798,7 @@ def test_a_server_that_talks_forever_before_its_banner_is_refused_at_the_limit(l
     assert len(client._reader.lines_before) <= MAX_LINES_BEFORE
     assert sum(len(kept) + 2 for kept in client._reader.lines_before) <= 64 * 1024
     assert len(client._reader._line) <= 8192 + 1  # at most the byte that crossed the limit
-    assert_failed(client, SSHDisconnect.PROTOCOL_ERROR)
+    assert_failed(client, SSHDisconnect.PROTOCOL_ERROR, queued=False)  # the driver wrote it
 
 
 def test_a_client_that_never_speaks_is_let_go_at_the_server_timeout():
@@ -871,7 +874,7 @@ def test_a_bit_flipped_in_openssh_ssh_packets_is_a_mac_error_that_ssh_reads(tmp_
         )  # fmt: skip
     [served] = server.connections
     assert proxy.flipped and isinstance(served.error, errors.BadPacketMac)
-    assert_failed(served.server, SSHDisconnect.MAC_ERROR)
+    assert_failed(served.server, SSHDisconnect.MAC_ERROR, queued=False)  # the driver wrote it
     # ssh decrypted our DISCONNECT and printed its reason code: "Received disconnect from ... port N:5: ..."
     assert not run.reached_user_auth and re.search(r"Received disconnect from 127\.0\.0\.1 port \d+:5: ", run.stderr)
 
