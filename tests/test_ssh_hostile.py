@@ -659,7 +659,9 @@ GROUP14_P = int(
 @pytest.mark.parametrize("value", [0, 1, GROUP14_P - 1, GROUP14_P], ids=["0", "1", "p-1", "p"])
 def test_a_diffie_hellman_value_out_of_range_is_key_exchange_failed(value):
     client, server = pair(Algorithms(kex=("diffie-hellman-group14-sha256",)))
-    bad_e = replace("client->server", KEX_INIT, lambda e: clear_packet(KexDHInit(value).to_bytes(), e.packet.sequence_number))
+    bad_e = replace(
+        "client->server", KEX_INIT, lambda e: clear_packet(KexDHInit(value).to_bytes(), e.packet.sequence_number)
+    )
     with pytest.raises(errors.KeyExchangeFailed, match=r"outside \[2, p-2\]"):
         pump(client, server, bad_e)
     assert_failed(server, SSHDisconnect.KEY_EXCHANGE_FAILED)
