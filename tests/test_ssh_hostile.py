@@ -610,23 +610,28 @@ LOW_ORDER_X25519 = [bytes(32), (1).to_bytes(32, "little")]  # zero and one: all-
 
 
 @pytest.mark.parametrize("share", LOW_ORDER_X25519, ids=["zero", "one"])
-def test_a_low_order_x25519_share_is_key_exchange_failed_for_both_roles(share):
-    client, server = pair()
+@pytest.mark.parametrize("kex", ["curve25519-sha256", "mlkem768x25519-sha256", "sntrup761x25519-sha512@openssh.com"])
+def test_a_low_order_x25519_share_is_key_exchange_failed_for_both_roles(kex, share):
+    # The hybrids end their share (and their reply) with the X25519 key: the same check guards them.
+    def low_order(public: bytes) -> bytes:
+        return public[:-32] + share
+
+    def bad_init(entry: TranscriptEntry) -> bytes:
+        public = decode_message(entry.packet.payload, kex_family="ecdh").client_public
+        return clear_packet(KexECDHInit(low_order(public)).to_bytes(), entry.packet.sequence_number)
+
+    def bad_reply(entry: TranscriptEntry) -> bytes:
+        public = decode_message(entry.packet.payload, kex_family="ecdh").server_public
+        return _reply(entry, server_public=low_order(public))
+
+    client, server = pair(Algorithms(kex=(kex,)))
     with pytest.raises(errors.KeyExchangeFailed, match="low-order"):
-        pump(
-            client,
-            server,
-            replace(
-                "client->server",
-                KEX_INIT,
-                lambda e: clear_packet(KexECDHInit(share).to_bytes(), e.packet.sequence_number),
-            ),
-        )
+        pump(client, server, replace("client->server", KEX_INIT, bad_init))
     assert_failed(server, SSHDisconnect.KEY_EXCHANGE_FAILED)
 
-    client, server = pair()
+    client, server = pair(Algorithms(kex=(kex,)))
     with pytest.raises(errors.KeyExchangeFailed, match="low-order"):
-        pump(client, server, replace("server->client", KEX_REPLY, lambda e: _reply(e, server_public=share)))
+        pump(client, server, replace("server->client", KEX_REPLY, bad_reply))
     assert_failed(client, SSHDisconnect.KEY_EXCHANGE_FAILED)
 
 
