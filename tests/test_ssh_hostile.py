@@ -856,6 +856,24 @@ def test_a_bit_flipped_in_sshd_packets_is_a_mac_error_that_sshd_reads(sshd, ciph
 
 @pytest.mark.peer
 @pytest.mark.parametrize("cipher", TAMPERED_CIPHERS)
+def test_sshd_hangs_up_on_a_bit_flipped_in_our_packets_and_the_probe_says_so(sshd, cipher):
+    # sshd does not get its DISCONNECT out after a bad MAC: it just closes.  Our probe must not take that
+    # close (legal for a core between key exchanges) for an answer.
+    algorithms = Algorithms(kex=("curve25519-sha256",), ciphers=(cipher,), macs=("hmac-sha2-256",))
+    client = SSHClient(sshd.host, sshd.port, known_hosts=KnownHosts.parse(sshd.known_hosts), algorithms=algorithms)
+    complaint = "message authentication code incorrect [preauth]"
+    before = sshd.log.count(complaint)
+    with (
+        TerrapinProxy(sshd.port, inject=False, flip=8, attacked="client") as proxy,
+        pytest.raises(errors.UnexpectedEOF, match="closed the connection after the key exchange") as caught,
+    ):
+        ssh_probe("127.0.0.1", proxy.port, client=client, timeout=10)
+    assert proxy.flipped and caught.value.exchange is not None and client.methods is None
+    assert eventually(lambda: sshd.log.count(complaint) > before)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("cipher", TAMPERED_CIPHERS)
 def test_a_bit_flipped_in_openssh_ssh_packets_is_a_mac_error_that_ssh_reads(tmp_path, cipher):
     require("ssh", "OpenSSH's client (Debian package openssh-client)")
     from handshake_lib.peers.openssh import openssh_client

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError
+from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError, UnexpectedEOF
 from ..ssh.client import AuthenticationMethods, AuthenticationSucceeded, BannerReceived, HostKeyTrusted, SSHClient
 from ..ssh.connection import Algorithms, KeyExchangeComplete, TranscriptEntry
 from ..ssh.exchange_hash import ExchangeHash
@@ -101,7 +101,9 @@ def ssh_probe(
             while not any(isinstance(e, AuthenticationMethods | AuthenticationSucceeded) for e in events):
                 events += driver.receive(deadline)
                 if driver.peer_closed:
-                    break
+                    # After NEWKEYS the core takes a close as an ending (a server may hang up then), but
+                    # the probe's question was not answered: OpenSSH's sshd closes so after a bad MAC.
+                    raise UnexpectedEOF("the server closed the connection after the key exchange, before answering")
             client.disconnect()
             driver.flush_quietly()
     except HandshakeError as error:
@@ -174,7 +176,10 @@ class SSHProbeServer(LoopbackServer):
 
     def serve(self, conn: socket.socket) -> None:
         server = SSHServer(
-            self.host_keys, auth_methods=self.auth_methods, algorithms=self.algorithms, on_secrets=self.on_secrets,
+            self.host_keys,
+            auth_methods=self.auth_methods,
+            algorithms=self.algorithms,
+            on_secrets=self.on_secrets,
             strict_kex=self.strict_kex,
         )
         served = ServedConnection(server)
