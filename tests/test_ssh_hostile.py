@@ -389,17 +389,6 @@ def pump_once(client: SSHClient, server: SSHServer) -> None:
     assert client.strict_kex == server.strict_kex == client.offer_strict_kex
 
 
-def _cut_after(connection: SSHConnection, data: bytes, name: str) -> bytes:
-    """The prefix of ``data`` (what ``connection`` just sent) up to and with its ``name`` packet."""
-    entries = [e for e in connection.transcript if e.direction == connection.outgoing_direction]
-    end = 0
-    for entry in entries:
-        end += len(entry.wire)
-        if entry.name == name:
-            return data[:end]
-    raise AssertionError(name)
-
-
 # -- messages in the wrong order -----------------------------------------------------------------------
 def test_a_kex_reply_before_kexinit_is_unexpected_for_the_client():
     client = fresh("client")
@@ -511,6 +500,54 @@ def test_ext_info_from_a_client_is_unexpected_for_our_server():
     with pytest.raises(errors.UnexpectedMessage):
         server.receive_data(packet)
     assert_failed(server, SSHDisconnect.PROTOCOL_ERROR)
+
+
+# -- the service layer ---------------------------------------------------------------------------------
+def forged(sender: SSHConnection, message) -> Callable[[TranscriptEntry], bytes]:
+    """For :func:`replace`: ``message`` in place of a packet ``sender`` sent under its new keys, with that
+    packet's sequence number (chacha20-poly1305 keys each packet by its number alone, so nothing else moves)."""
+
+    def make(entry: TranscriptEntry) -> bytes:
+        encoder = sender._encoder
+        saved, encoder.sequence_number = encoder.sequence_number, entry.packet.sequence_number
+        wire = encoder.encode(message.to_bytes())
+        encoder.sequence_number = saved
+        return wire
+
+    return make
+
+
+def test_a_service_we_do_not_run_is_service_not_available():
+    client, server = pair()
+    with pytest.raises(errors.ServiceNotAvailable, match="ssh-connection"):
+        pump(client, server, replace("client->server", 5, forged(client, ServiceRequest("ssh-connection"))))
+    assert_failed(server, SSHDisconnect.SERVICE_NOT_AVAILABLE)
+    with pytest.raises(errors.PeerDisconnect) as caught:  # our client reads it under the new keys
+        client.receive_data(victim_wire(server))
+    assert caught.value.reason == SSHDisconnect.SERVICE_NOT_AVAILABLE
+
+
+def test_a_server_accepting_a_service_we_did_not_ask_for_is_a_protocol_error():
+    client, server = pair()
+    with pytest.raises(errors.ProtocolError, match="accepted service 'ssh-connection'"):
+        pump(client, server, replace("server->client", 6, forged(server, ServiceAccept("ssh-connection"))))
+    assert_failed(client, SSHDisconnect.PROTOCOL_ERROR)
+
+
+def test_too_many_authentication_requests_end_with_no_more_auth_methods():
+    from handshake_lib.ssh.messages import UserauthRequest
+    from handshake_lib.ssh.server import MAX_AUTH_REQUESTS
+
+    client, server = pair()
+    pump(client, server)
+    assert server.auth_requests == 1
+    with pytest.raises(errors.TooManyAuthenticationAttempts):
+        for _ in range(MAX_AUTH_REQUESTS):
+            server.receive_data(client._send_message(UserauthRequest("mallory", "ssh-connection", "none")).wire)
+            client.data_to_send()
+            server.data_to_send()
+    assert server.auth_requests == MAX_AUTH_REQUESTS + 1
+    assert_failed(server, SSHDisconnect.NO_MORE_AUTH_METHODS_AVAILABLE)
 
 
 # -- negotiation fails ---------------------------------------------------------------------------------
