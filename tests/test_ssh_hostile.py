@@ -12,7 +12,8 @@ In memory, our client and server talk through :func:`pump`, which hands each sid
 transcript entry each) to an optional ``tamper`` function on their way: the scripted peer is the real
 other side with one packet replaced, added or removed.  Over sockets: peers that never finish their
 banner, send endless lines, or never speak, against ``ssh_probe`` and ``SSHProbeServer`` with deadlines
-(the assertions are on outcomes and bounds, never on durations).  Last, hypothesis feeds random bytes
+(the assertions are on outcomes and bounds, never on durations); and a bit flipped by a proxy between
+us and OpenSSH (sshd, ssh) in either direction, where OpenSSH decrypts and logs our MAC_ERROR, or hangs up.  Last, hypothesis feeds random bytes
 and mutations of a recorded session to both cores: only ``HandshakeError`` subclasses come out, and
 every ``ProtocolError`` leaves a DISCONNECT queued.
 

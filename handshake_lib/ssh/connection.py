@@ -13,7 +13,7 @@ Everything that arrives goes through one path, :meth:`SSHConnection._step`:
 
 1. the peer's identification line (``ssh.version.IdentificationReader``), then packets
    (``ssh.packet.PacketDecoder``), each decoded with its spans (``ssh.messages.decode_message``) and
-   kept in :attr:`transcript`;
+   kept in :attr:`transcript` (up to :data:`MAX_TRANSCRIPT_ENTRIES` and :data:`MAX_TRANSCRIPT_BYTES`);
 2. DISCONNECT, IGNORE, DEBUG and UNIMPLEMENTED are handled here, outside the tables (a message number
    nobody defined is answered with UNIMPLEMENTED); under strict key exchange none of them may arrive
    during the first exchange;
