@@ -13,9 +13,9 @@ transcript entry each) to an optional ``tamper`` function on their way: the scri
 other side with one packet replaced, added or removed.  Over sockets: peers that never finish their
 banner, send endless lines, or never speak, against ``ssh_probe`` and ``SSHProbeServer`` with deadlines
 (the assertions are on outcomes and bounds, never on durations); and a bit flipped by a proxy between
-us and OpenSSH (sshd, ssh) in either direction, where OpenSSH decrypts and logs our MAC_ERROR, or hangs up.  Last, hypothesis feeds random bytes
-and mutations of a recorded session to both cores: only ``HandshakeError`` subclasses come out, and
-every ``ProtocolError`` leaves a DISCONNECT queued.
+us and OpenSSH (sshd, ssh) in either direction, where OpenSSH decrypts and logs our MAC_ERROR, or hangs
+up.  Last, hypothesis feeds random bytes and mutations of four recorded sessions to both cores: only
+``HandshakeError`` subclasses come out, and every ``ProtocolError`` leaves a DISCONNECT queued.
 
 The Terrapin attack (prefix truncation) has its own file, tests/test_ssh_terrapin.py.
 """
