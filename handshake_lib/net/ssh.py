@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError
+from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError, UnexpectedEOF
 from ..ssh.client import AuthenticationMethods, AuthenticationSucceeded, BannerReceived, HostKeyTrusted, SSHClient
 from ..ssh.connection import Algorithms, KeyExchangeComplete, TranscriptEntry
 from ..ssh.exchange_hash import ExchangeHash
@@ -114,7 +114,9 @@ def ssh_probe(
             while not any(isinstance(e, AuthenticationMethods | AuthenticationSucceeded) for e in events):
                 events += driver.receive(deadline + paused[0])
                 if driver.peer_closed:
-                    break
+                    # After NEWKEYS the core takes a close as an ending (a server may hang up then), but
+                    # the probe's question was not answered: OpenSSH's sshd closes so after a bad MAC.
+                    raise UnexpectedEOF("the server closed the connection after the key exchange, before answering")
             client.disconnect()
             driver.flush_quietly()
     except HandshakeError as error:
@@ -173,18 +175,25 @@ class SSHProbeServer(LoopbackServer):
         on_secrets: Secrets | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
+        strict_kex: bool = True,
     ) -> None:
+        """``strict_kex=False`` exists only to demonstrate the Terrapin attack (see ``SSHConnection``)."""
         super().__init__(timeout=timeout, max_connections=max_connections)
         SSHServer(host_keys, auth_methods=auth_methods, algorithms=algorithms)  # refuse bad settings now
         self.host_keys = tuple(host_keys)
         self.auth_methods = tuple(auth_methods)
         self.algorithms = algorithms
         self.on_secrets = on_secrets
+        self.strict_kex = strict_kex
         self.connections: list[ServedConnection] = []
 
     def serve(self, conn: socket.socket) -> None:
         server = SSHServer(
-            self.host_keys, auth_methods=self.auth_methods, algorithms=self.algorithms, on_secrets=self.on_secrets
+            self.host_keys,
+            auth_methods=self.auth_methods,
+            algorithms=self.algorithms,
+            on_secrets=self.on_secrets,
+            strict_kex=self.strict_kex,
         )
         served = ServedConnection(server)
         self.connections.append(served)

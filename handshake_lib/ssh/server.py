@@ -73,6 +73,7 @@ class SSHServer(SSHConnection):
         max_packet_size: int = MAX_PACKET_SIZE,
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
         stages: SSHStages = LIBRARY_STAGES,
+        strict_kex: bool = True,
     ) -> None:
         super().__init__(
             algorithms=algorithms,
@@ -81,6 +82,7 @@ class SSHServer(SSHConnection):
             max_packet_size=max_packet_size,
             on_secrets=on_secrets,
             stages=stages,
+            strict_kex=strict_kex,
         )
         self.host_keys = tuple(host_keys)
         if not self.host_keys:
