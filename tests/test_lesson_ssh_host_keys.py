@@ -68,7 +68,8 @@ def test_key_type_and_signature_spans_name_the_algorithm():
     meanings = {span.field: span.meaning for span in decode_host_key(pair.host_key.blob).spans}
     assert meanings["host_key.key_type"] == "ECDSA public key on nistp256 (RFC 5656)"
     signature = decode_signature(pair.sign(b"H"))
-    assert {span.field: span.meaning for span in signature.spans}["signature.algorithm"] == "ECDSA on nistp256 (RFC 5656)"
+    meanings = {span.field: span.meaning for span in signature.spans}
+    assert meanings["signature.algorithm"] == "ECDSA on nistp256 (RFC 5656)"
 
 
 # -- fingerprints beside ssh-keygen ----------------------------------------------------------------------

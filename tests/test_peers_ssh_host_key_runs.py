@@ -99,7 +99,8 @@ def test_the_stage_keeps_the_library_policy_for_unknown_keys():
     with pytest.raises(UnknownHostKey):
         stage(empty, "127.0.0.1", 2222, key, HostKeyPolicy.STRICT)
     added = stage(empty, "127.0.0.1", 2222, key, HostKeyPolicy.ACCEPT_NEW)
-    assert added.added_line is not None and KnownHosts.parse(added.new_text).lookup("127.0.0.1", 2222, key).status.value == "match"
+    assert added.added_line is not None and added.new_text is not None
+    assert KnownHosts.parse(added.new_text).lookup("127.0.0.1", 2222, key).status.value == "match"
     asked = []
     decision = stage(empty, "127.0.0.1", 2222, key, HostKeyPolicy.ASK, ask=lambda q: asked.append(q) or True)
     assert decision.asked and asked[0].fingerprint == key.fingerprint()
