@@ -253,8 +253,7 @@ class KnownHostsExplorer(ControlledWidget, widgets.VBox):
         else:
             colour = _STATUS_COLOURS[view.status]
             self.result_html.value = (
-                f"<b>lookup</b>: <span style='color:{colour};font-weight:bold'>{view.status}</span>"
-                f"{_pre(view.message)}"
+                f"<b>lookup</b>: <span style='color:{colour};font-weight:bold'>{view.status}</span>{_pre(view.message)}"
             )
         self.lines_html.value = "<b>the file, line by line</b>" + _pre("\n".join(view.lines) or "(no entries)")
 
@@ -286,9 +285,7 @@ class HostKeyPrompt(ControlledWidget, widgets.VBox):
         self.yes.on_click(lambda _: self.update(answer="yes"))
         self.no.on_click(lambda _: self.update(answer="no"))
         self.forget_button.on_click(lambda _: self.forget())
-        super().__init__(
-            [self.prompt_html, widgets.HBox([self.yes, self.no, self.forget_button]), self.outcome_html]
-        )
+        super().__init__([self.prompt_html, widgets.HBox([self.yes, self.no, self.forget_button]), self.outcome_html])
         self.forget()
 
     def _server(self) -> OpenSSHServer:

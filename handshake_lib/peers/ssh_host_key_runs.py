@@ -425,8 +425,10 @@ def run_learner_host_key_checks(
         answers.append(repr(answer))
         return answer
 
-    stages = LIBRARY_STAGES if check_host_key is None else LIBRARY_STAGES.replace(
-        check_host_key=learner_host_key_stage(recorded)
+    stages = (
+        LIBRARY_STAGES
+        if check_host_key is None
+        else LIBRARY_STAGES.replace(check_host_key=learner_host_key_stage(recorded))
     )
     result = LearnerHostKeyRun()
     with tempfile.TemporaryDirectory(prefix="handshakes-exercise-13-") as folder:
