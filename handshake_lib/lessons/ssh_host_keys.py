@@ -139,6 +139,10 @@ class FingerprintView:
     def same(self) -> bool:
         return self.ours == self.openssh
 
+    @property
+    def text(self) -> str:
+        return f"ours:\n{self.ours}\nssh-keygen -lv:\n{self.openssh}"
+
 
 class FingerprintExplorer(ControlledWidget, widgets.VBox):
     """One of a server's host keys: our fingerprint and randomart beside ``ssh-keygen -lv`` for the same key."""
@@ -192,6 +196,10 @@ class KnownHostsView:
     status: str | None  # match, changed, revoked, unknown
     message: str  # ssh's message for the lookup, or the one-line reason the input was refused
     lines: tuple[str, ...]  # every line explained
+
+    @property
+    def text(self) -> str:
+        return "\n".join([f"lookup: {self.status or 'refused input'}", self.message, *self.lines])
 
 
 class KnownHostsExplorer(ControlledWidget, widgets.VBox):
