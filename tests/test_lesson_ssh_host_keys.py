@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import require
 
-from handshake_lib.errors import DecodeError
+from handshake_lib.errors import DecodeError, UnknownHostKey
 from handshake_lib.lessons.ssh_host_keys import (
     FingerprintExplorer,
     HostKeyPrompt,
@@ -166,8 +166,13 @@ def test_the_prompt_asks_then_each_answer_decides_a_live_connection(sshd_peer, s
     assert line.hashed and line.key == server_key and line.matches(f"[{sshd.host}]:{sshd.port}")
     again = prompt.update(answer="yes")
     assert again.went_through and "no question" in again.text and again.known_hosts == accepted.known_hosts
+    assert "you were asked" in accepted.text
     prompt.forget()
-    assert prompt.known_hosts == ""
+    assert prompt.known_hosts == "" and prompt.connection is not None and prompt.connection.waiting
+    waiting = prompt.connection
+    prompt.forget()  # the question still waiting is answered no: its connection is refused and ends
+    with pytest.raises(UnknownHostKey):
+        waiting.answer(True)
     with pytest.raises(ValueError):
         prompt.update(answer="maybe")
     with pytest.raises(TypeError):

@@ -3,8 +3,9 @@
 One sshd (``lesson_sshd``) serves every case, as in the notebook.  The fingerprint explorer is timed with
 ``ssh-keygen -lv`` already asked (what a learner clicking back and forth waits for) and with its answer
 forgotten (a process per call).  The known_hosts explorer is timed on a lookup change and on an edit of
-the file (a new line each call: the whole text is parsed again).  A click on the question's buttons is
-a live connection to sshd (Curve25519), alternately refused and accepted, from an empty known_hosts.
+the file (a new line each call: the whole text is parsed again).  A click on the question's buttons
+answers a live connection to sshd (Curve25519) waiting at the question, alternately refused and
+accepted, from an empty known_hosts.
 """
 
 from __future__ import annotations
@@ -74,12 +75,20 @@ def _known_hosts_edit() -> Callable[[], object]:
 
 
 def _prompt_answer() -> Callable[[], object]:
-    prompt = HostKeyPrompt(_SSHD)
+    # A learner reads the question for seconds before a click; here 41 prompts take turns, so each one's
+    # next connection has reached its question (in its thread) by the time it is clicked again.  41
+    # waiting connections stay under the lesson sshd's MaxStartups (50); an odd number of prompts with
+    # yes and no in turn gives each prompt both answers, and two calls in a row never show the same.
+    prompts = [HostKeyPrompt(_SSHD) for _ in range(41)]
+    turns = itertools.cycle(range(len(prompts)))
     answers = itertools.cycle(["yes", "no"])
 
     def answer() -> object:
-        prompt.known_hosts = ""  # the host is unknown again, so every answer decides a first connection
-        return prompt.update(answer=next(answers))
+        prompt = prompts[next(turns)]
+        outcome = prompt.update(answer=next(answers))
+        if prompt.known_hosts:
+            prompt.forget(wait=False)  # unknown again: the next click answers a question too
+        return outcome
 
     return answer
 

@@ -10,15 +10,16 @@ Everything shown is computed by the library (``ssh.hostkeys``, ``ssh.fingerprint
   ``ssh-keygen -lv`` prints for the same key (SHA256 or MD5).
 * :class:`KnownHostsExplorer`: a known_hosts text, every line explained, and what a lookup finds for a
   host, port and key (match, changed, revoked, unknown) with the message ``ssh`` prints.
-* :class:`HostKeyPrompt`: "Are you sure you want to continue connecting?" as two buttons.  The first
-  connection asks (``HostKeyPolicy.ASK``) and, since a notebook cannot wait inside a connection, records
-  the question and says no; each click then decides a new live connection, as running ``ssh`` again does:
-  yes adds the line and the probe reaches user authentication, no refuses the key.
+* :class:`HostKeyPrompt`: "Are you sure you want to continue connecting?" as two buttons.  A live
+  connection (``HostKeyPolicy.ASK``) waits at the question in a thread of
+  :class:`~handshake_lib.peers.ssh_host_key_runs.WaitingConnection`, as ``ssh`` waits at its prompt; the
+  click answers it: yes adds the line and the probe reaches user authentication, no refuses the key.
 
 Speed: fingerprints and ``ssh-keygen`` runs are cached per key and hash; a known_hosts change is parsed
-and looked up in well under a millisecond per line; a click is one live connection (Curve25519, about
-25 ms).  Bad input (a port out of range, a host that is not text, a file over the limits) is a short
-message in the widget, or a TypeError/ValueError from ``update`` before anything changes.
+and looked up in well under a millisecond per line; a click finishes a connection already waiting at
+the question (NEWKEYS, the service request and the ``none`` probe: a few ms), and opens the next one.
+Bad input (a port out of range, a host that is not text, a file over the limits) is a short message
+in the widget, or a TypeError/ValueError from ``update`` before anything changes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..peers.ssh_host_key_runs import (
     HOST_KEY_TYPES,
     ChangedKeyRun,
     LearnerHostKeyRun,
+    WaitingConnection,
     keygen_find,
     keygen_fingerprint,
     lesson_sshd,
@@ -45,7 +47,7 @@ from ..peers.ssh_host_key_runs import (
     run_learner_host_key_checks,
 )
 from ..ssh.hostkeys import HostKey, decode_signature
-from ..ssh.known_hosts import MAX_FILE_BYTES, HostKeyPolicy, HostKeyQuestion, KnownHosts, LookupStatus
+from ..ssh.known_hosts import MAX_FILE_BYTES, HostKeyQuestion, KnownHosts, LookupStatus
 from ..ssh.messages import KexECDHReply
 from ..viz.hexview import render_hex_text
 from ..viz.widget import ControlledWidget, check_choice, check_control, check_text
@@ -278,13 +280,22 @@ class PromptOutcome:
 
 
 class HostKeyPrompt(ControlledWidget, widgets.VBox):
-    """The first-connection question as buttons; each answer decides a new live connection to ``sshd``."""
+    """The first-connection question as buttons, asked by a live connection to ``sshd`` that waits for the answer.
+
+    A :class:`~handshake_lib.peers.ssh_host_key_runs.WaitingConnection` stops at the question, as ``ssh``
+    stops at its prompt; a click answers it and the same connection goes on (yes: the line is added and
+    sshd lists its authentication methods) or ends (no: refused).  The next connection is opened at once
+    with the known_hosts text as it is now, so the next question is waiting before the next click.  A
+    question left unanswered past sshd's login grace time is answered no; a click then opens a fresh
+    connection decided by that click.
+    """
 
     def __init__(self, sshd: BackgroundPeer[OpenSSHServer] | OpenSSHServer) -> None:
         self.sshd = sshd
         self.known_hosts = ""
         self.question: HostKeyQuestion | None = None
         self.outcome: PromptOutcome | None = None
+        self.connection: WaitingConnection | None = None
         self.prompt_html = widgets.HTML()
         self.yes = widgets.Button(description="yes", button_style="success")
         self.no = widgets.Button(description="no", button_style="danger")
@@ -299,55 +310,69 @@ class HostKeyPrompt(ControlledWidget, widgets.VBox):
     def _server(self) -> OpenSSHServer:
         return self.sshd.get() if isinstance(self.sshd, BackgroundPeer) else self.sshd
 
-    def _connect(self, answer: bool) -> ProbeResult:
-        def ask(question: HostKeyQuestion) -> bool:
-            self.question = question
-            return answer
-
-        known = KnownHosts.parse(self.known_hosts, "~/.ssh/known_hosts")
-        return probe(self._server(), known_hosts=known, policy=HostKeyPolicy.ASK, ask=ask)
-
-    def forget(self) -> None:
-        """Empty known_hosts and connect once: the server is unknown, and the question is shown."""
-        self.known_hosts, self.outcome = "", None
+    def _open(self) -> None:
+        """Open the next connection; it waits at the question (or finishes by itself if the key is known)."""
+        if self.connection is not None:
+            self.connection.close()  # a question still waiting is answered no
         try:
-            self._connect(False)
-        except HandshakeError:
-            pass  # the answer was no: the question is what we came for
-        except OSError as error:
-            self.prompt_html.value = _message(f"could not reach sshd: {error}")
+            self.connection = WaitingConnection(self._server(), self.known_hosts)
+        except (HandshakeError, OSError) as error:  # sshd would not start
+            self.connection = None
+            self.prompt_html.value = _message(f"could not start sshd: {error}")
+
+    def forget(self, *, wait: bool = True) -> None:
+        """Empty known_hosts and open a connection: the server is unknown, so the question is shown.
+
+        ``wait=False`` opens the connection and returns at once (the question on the page stays as it was).
+        """
+        self.known_hosts, self.outcome = "", None
+        self._open()
+        if not wait:
             return
-        question = self.question
-        text = question.prompt + "\n" + question.randomart if question is not None else "(no question was asked)"
-        self.prompt_html.value = "<b>ssh asks</b>" + _pre(text)
+        question = self.connection.wait_for_question() if self.connection is not None else None
+        if self.connection is not None and question is None:
+            self.prompt_html.value = _message(f"no question was asked: {self.connection.error}")
+            return
+        if question is not None:
+            self.question = question
+            self.prompt_html.value = "<b>ssh asks</b>" + _pre(question.prompt + "\n" + question.randomart)
         self.outcome_html.value = "<i>answer with a button, or <code>prompt.update(answer='yes')</code></i>"
 
+    def _decide(self, yes: bool) -> ProbeResult:
+        connection = self.connection
+        if connection is not None:
+            connection.wait_for_question()
+        if connection is None or not (connection.waiting or connection.result is not None):
+            connection = WaitingConnection(self._server(), self.known_hosts)  # the last one expired: a new one
+            connection.wait_for_question()
+        return connection.answer(yes)
+
     def update(self, *, answer: str | None = None) -> PromptOutcome | None:
-        """Answer the question (``"yes"`` or ``"no"``): a new connection, decided by that answer."""
+        """Answer the question (``"yes"`` or ``"no"``): the waiting connection goes on or is refused."""
         answer = check_choice("answer", check_text("answer", answer), ("yes", "no"))
         if answer is None:
             return self.outcome
-        self.question = None
         try:
-            result = self._connect(answer == "yes")
+            result = self._decide(answer == "yes")
             decision = result.host_key_decision
             if decision.added_line is not None and decision.new_text is not None:
                 self.known_hosts = decision.new_text
+            asked = "(you were asked)" if decision.asked else "(no question: the key is known)"
             text = (
-                f"{decision.message}\n"
-                f"{'(the question was asked)' if self.question else '(no question: the key is known now)'}\n"
+                f"{decision.message}\n{asked}\n"
                 f"key exchange {result.key_exchange.negotiated.kex}, then sshd offers: {', '.join(result.methods)}"
             )
             self.outcome = PromptOutcome(answer, True, text, self.known_hosts)
         except HandshakeError as error:
             self.outcome = PromptOutcome(answer, False, f"{type(error).__name__}: {error}", self.known_hosts)
-        except OSError as error:
+        except OSError as error:  # TimeoutError included
             self.outcome = PromptOutcome(answer, False, f"could not reach sshd: {error}", self.known_hosts)
         mark = "went through" if self.outcome.went_through else "refused"
         self.outcome_html.value = (
             f"<b>you said {answer}</b>: the connection {mark}{_pre(self.outcome.text)}"
             f"<b>known_hosts now</b>{_pre(self.known_hosts or '(empty)')}"
         )
+        self._open()  # the next connection, with known_hosts as it is now
         return self.outcome
 
 

@@ -28,6 +28,7 @@ import functools
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ __all__ = [
     "HostKeyCase",
     "HostKeyCaseRun",
     "LearnerHostKeyRun",
+    "WaitingConnection",
     "keygen_find",
     "keygen_fingerprint",
     "learner_host_key_stage",
@@ -102,6 +104,79 @@ def probe(
         algorithms=_algorithms(host_key_type), stages=stages,
     )  # fmt: skip
     return ssh_probe(sshd.host, sshd.port, client=client, timeout=timeout)
+
+
+class WaitingConnection:
+    """A connection to ``sshd`` that stops at the host key question and waits for the answer, as ``ssh`` does.
+
+    A thread runs :func:`probe` with ``HostKeyPolicy.ASK``; its ask callback publishes the
+    :class:`~handshake_lib.ssh.known_hosts.HostKeyQuestion` and blocks until :meth:`answer` (at most
+    ``wait`` seconds, then the answer is no: sshd's own LoginGraceTime is 120 s).  When known_hosts
+    already holds the key no question comes and the connection finishes by itself.  The thread is a
+    daemon and every wait has a deadline, so an unanswered question never holds a kernel.
+    """
+
+    def __init__(
+        self, sshd: OpenSSHServer, known_hosts: str, *, wait: float = 100.0, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.sshd, self.known_hosts, self.wait, self.timeout = sshd, known_hosts, wait, timeout
+        self.question: HostKeyQuestion | None = None
+        self.result: ProbeResult | None = None
+        self.error: HandshakeError | OSError | None = None
+        self._asked = threading.Event()  # the question is published, or the connection ended without one
+        self._answered = threading.Event()
+        self._done = threading.Event()
+        self._answer = False
+        self._lock = threading.Lock()  # the answer is set once, before the event says so
+        threading.Thread(target=self._run, name="handshakes-waiting-ssh", daemon=True).start()
+
+    def _ask(self, question: HostKeyQuestion) -> bool:
+        self.question = question
+        self._asked.set()
+        return self._answered.wait(self.wait) and self._answer
+
+    def _run(self) -> None:
+        try:
+            known = KnownHosts.parse(self.known_hosts, "~/.ssh/known_hosts")
+            self.result = probe(
+                self.sshd, known_hosts=known, policy=HostKeyPolicy.ASK, ask=self._ask, timeout=self.wait + self.timeout
+            )
+        except (HandshakeError, OSError) as error:
+            self.error = error
+        finally:
+            self._asked.set()
+            self._done.set()
+
+    def wait_for_question(self, timeout: float | None = None) -> HostKeyQuestion | None:
+        """The question, once the server's key arrived (None: the connection ended without asking)."""
+        self._asked.wait(self.timeout if timeout is None else timeout)
+        return self.question
+
+    @property
+    def waiting(self) -> bool:
+        """A question is published and not answered yet, and the connection is still open."""
+        return self.question is not None and not self._answered.is_set() and not self._done.is_set()
+
+    def close(self) -> None:
+        """Answer no without waiting for the end: the connection is refused and its thread ends."""
+        with self._lock:
+            self._answered.set()
+
+    def answer(self, yes: bool, timeout: float | None = None) -> ProbeResult:
+        """Answer the question (if one waits) and let the connection finish; its result, or its typed error.
+
+        Only the first answer counts (after :meth:`close`, the answer was no).
+        """
+        with self._lock:
+            if not self._answered.is_set():
+                self._answer = bool(yes)
+                self._answered.set()
+        if not self._done.wait(self.timeout if timeout is None else timeout):
+            raise TimeoutError("the connection did not finish after the answer")
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 # -- what OpenSSH's ssh-keygen says -------------------------------------------------------------------
