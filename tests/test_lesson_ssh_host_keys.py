@@ -173,6 +173,9 @@ def test_the_prompt_asks_then_each_answer_decides_a_live_connection(sshd_peer, s
     prompt.forget()  # the question still waiting is answered no: its connection is refused and ends
     with pytest.raises(UnknownHostKey):
         waiting.answer(True)
+    prompt.connection.close()  # as if the question had waited past its time: a click opens a fresh connection
+    fresh = prompt.update(answer="yes")
+    assert fresh.went_through and "Permanently added" in fresh.text
     with pytest.raises(ValueError):
         prompt.update(answer="maybe")
     with pytest.raises(TypeError):
