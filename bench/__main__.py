@@ -14,11 +14,11 @@ from pathlib import Path
 # Widgets draw with matplotlib outside a kernel: never let it look for a display.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from . import handshakes, load, notebooks, widgets  # noqa: E402 - after MPLBACKEND on purpose
+from . import handshakes, load, notebooks, ssh_handshakes, widgets  # noqa: E402 - after MPLBACKEND on purpose
 from .report import ERROR, Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-GROUPS = ("notebooks", "widgets", "handshakes", "load")
+GROUPS = ("notebooks", "widgets", "handshakes", "ssh", "load")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,6 +28,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--handshakes", type=int, default=handshakes.DEFAULT_COUNT, metavar="N",
         help=f"timed handshakes per side per suite (default {handshakes.DEFAULT_COUNT})",
+    )
+    parser.add_argument(
+        "--ssh-handshakes", type=int, default=ssh_handshakes.DEFAULT_COUNT, metavar="N",
+        help=f"timed SSH probes per client (default {ssh_handshakes.DEFAULT_COUNT}; half of that against sshd)",
     )
     parser.add_argument(
         "--load-quick", action="store_true",
@@ -59,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if "handshakes" in groups:
         print(f"timing TLS handshakes ({args.handshakes} per side per suite) ...", file=sys.stderr, flush=True)
         rows.extend(handshakes.measure(count=args.handshakes))
+    if "ssh" in groups:
+        print(f"timing SSH probes ({args.ssh_handshakes} per client) ...", file=sys.stderr, flush=True)
+        rows.extend(ssh_handshakes.measure(count=args.ssh_handshakes))
     if "load" in groups:
         print("loading our TLS server (bursts, many connections, slow clients) ...", file=sys.stderr, flush=True)
         rows.extend(load.measure(quick=args.load_quick))

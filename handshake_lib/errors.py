@@ -237,13 +237,13 @@ class CertificateUnknown(CertificateError):
     tls_alert = TLSAlert.certificate_unknown
 
 
-# --- SSH (RFC 4253): each class ends a connection with the disconnect reason it names -----------------
+# --- SSH (RFC 4253): each class ends a connection with the disconnect reason it names (no TLS alert: TLS
+# never raises them) ------------------------------------------------------------------------------------------
 
 
 class KeyExchangeFailed(ProtocolError):
     """The SSH key exchange could not complete: a bad public value, a signature that does not verify."""
 
-    tls_alert = TLSAlert.handshake_failure
     ssh_disconnect = SSHDisconnect.KEY_EXCHANGE_FAILED
 
 
@@ -270,14 +270,12 @@ class BadPacketMac(BadRecordMac):
 class PacketTooLarge(ProtocolError):
     """An SSH packet announces more bytes than we accept; refused before any of them is buffered."""
 
-    tls_alert = TLSAlert.record_overflow
     ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
 
 
 class HostKeyNotVerifiable(ProtocolError):
     """The SSH server's host key is not one we can trust.  Subclasses say why."""
 
-    tls_alert = TLSAlert.bad_certificate
     ssh_disconnect = SSHDisconnect.HOST_KEY_NOT_VERIFIABLE
 
 
@@ -300,14 +298,12 @@ class BadHostKeySignature(KeyExchangeFailed):
 class ServiceNotAvailable(ProtocolError):
     """The SSH peer asked for a service we do not run (only ``ssh-userauth`` is offered)."""
 
-    tls_alert = TLSAlert.handshake_failure
     ssh_disconnect = SSHDisconnect.SERVICE_NOT_AVAILABLE
 
 
 class TooManyAuthenticationAttempts(ProtocolError):
     """The SSH client went on asking to authenticate past the server's limit."""
 
-    tls_alert = TLSAlert.access_denied
     ssh_disconnect = SSHDisconnect.NO_MORE_AUTH_METHODS_AVAILABLE
 
 

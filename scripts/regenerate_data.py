@@ -19,7 +19,9 @@ Usage, from the repository root (Python's ``ssl`` is the OpenSSL that is recorde
 New recordings have fresh randoms and keys, so every value changes: commit the files, then run the
 tests that read them.  The packet captures of the TCP lesson (``*.pcap``) are not JSON and are not made
 here: ``sudo scripts/record_capture.sh [OUTDIR]`` records them with tcpdump on the loopback interface
-(root or CAP_NET_RAW needed); its header says what each capture holds.
+(root or CAP_NET_RAW needed); its header says what each capture holds.  The SSH session capture and its
+key log (``ssh_session.pcap``, ``ssh_session.keylog``) likewise come from ``sudo
+scripts/record_ssh_capture.py [OUTDIR]`` (tcpdump and OpenSSH's sshd).
 """
 
 from __future__ import annotations

@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
+import re
 import select
 import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from handshake_lib.wire import Reader, Writer
 
 DEADLINE = 10.0  # seconds, for every wait
 
@@ -86,6 +91,28 @@ def after_version_line(stream: bytes) -> bytes:
     return stream[stream.index(b"\n", start) + 1 :]
 
 
+# -- a private stand-in for slice B2's exchange hash (RFC 4253 section 8, RFC 5656 section 4, RFC 8731) --
+def mpint(value: int) -> bytes:
+    return Writer().ssh_mpint(value).getvalue()
+
+
+def exchange_hash(*fields: bytes, shared: int) -> bytes:
+    """SHA-256 over the already encoded ``fields``, then the shared secret K as an mpint."""
+    return hashlib.sha256(b"".join(fields) + mpint(shared)).digest()
+
+
+def verify_ed25519(host_key: bytes, signature: bytes, data: bytes) -> None:
+    """Check an ssh-ed25519 signature blob over ``data`` with an ssh-ed25519 key blob (InvalidSignature if not)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = Reader(host_key)
+    assert key.ssh_string("type") == b"ssh-ed25519"
+    public = ed25519.Ed25519PublicKey.from_public_bytes(key.ssh_string("key"))
+    blob = Reader(signature)
+    assert blob.ssh_string("type") == b"ssh-ed25519"
+    public.verify(blob.ssh_string("signature"), data)
+
+
 # -- asyncssh -----------------------------------------------------------------------------------------
 class AsyncsshPeers:
     """An asyncio loop in a daemon thread, for asyncssh servers and clients used from synchronous tests."""
@@ -104,18 +131,38 @@ class AsyncsshPeers:
         }
         self.connections: list[Any] = []
         self._servers: list[Any] = []
+        # asyncssh keeps the chosen kex method only while the exchange runs; its debug log names it.
+        self._kex_log = LogMatches("asyncssh", r"Key exchange alg: (\S+)")
+        self.kex_algorithms = self._kex_log.matches
+        asyncssh.set_debug_level(2)
 
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(DEADLINE)
 
-    def server(self, key_types: tuple[str, ...] = ("ssh-ed25519",), **options: Any) -> int:
-        """Start a server with these host keys and asyncssh options; return its port."""
+    def server(self, key_types: tuple[str, ...] = ("ssh-ed25519",), *, banner: str = "", **options: Any) -> int:
+        """Start a server with these host keys and asyncssh options; return its port.
+
+        It offers password authentication and refuses every password; with ``banner`` it sends
+        SSH_MSG_USERAUTH_BANNER first.
+        """
         asyncssh = self.asyncssh
         peers = self
 
         class Recorder(asyncssh.SSHServer):
             def connection_made(self, conn: Any) -> None:
+                self.conn = conn
                 peers.connections.append(conn)
+
+            def begin_auth(self, username: str) -> bool:
+                if banner:
+                    self.conn.send_auth_banner(banner)
+                return True
+
+            def password_auth_supported(self) -> bool:
+                return True
+
+            def validate_password(self, username: str, password: str) -> bool:
+                return False
 
         keys = [self.keys[name] for name in key_types]
 
@@ -139,6 +186,29 @@ class AsyncsshPeers:
             self.run(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(DEADLINE)
+        self._kex_log.remove()
+
+
+class LogMatches(logging.Handler):
+    """Collects group 1 of ``pattern`` from every formatted record of logger ``name`` (and its children)."""
+
+    def __init__(self, name: str, pattern: str, into: list[str] | None = None) -> None:
+        super().__init__(logging.DEBUG)
+        self.pattern = re.compile(pattern)
+        self.matches: list[str] = into if into is not None else []
+        self.logger = logging.getLogger(name)
+        self._old_level = self.logger.level
+        self.logger.addHandler(self)
+        self.logger.setLevel(logging.DEBUG)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self.pattern.search(record.getMessage())
+        if match:
+            self.matches.append(match.group(1))
+
+    def remove(self) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self._old_level)
 
 
 # -- a relay that records ------------------------------------------------------------------------------
@@ -236,3 +306,41 @@ def _ed25519_pem() -> Any:
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
     return io.StringIO(pem.decode())
+
+
+@contextlib.contextmanager
+def paramiko_listener(**security: Any) -> Iterator[tuple[int, list[Any]]]:
+    """A paramiko server on a loopback port, for one connection; yields (port, [its Transport once accepted]).
+
+    ``security``: attributes of ``Transport.get_security_options()`` to narrow, as in
+    :func:`paramiko_server_socket` (ed25519 and ECDSA host keys).
+    """
+    import paramiko
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(DEADLINE)
+    transports: list[Any] = []
+
+    def serve() -> None:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        transport = paramiko.Transport(sock)
+        transport.add_server_key(paramiko.Ed25519Key.from_private_key(_ed25519_pem()))
+        transport.add_server_key(paramiko.ECDSAKey.generate(bits=256))
+        options = transport.get_security_options()
+        for name, value in security.items():
+            setattr(options, name, value)
+        transports.append(transport)
+        transport.start_server(event=threading.Event(), server=paramiko.ServerInterface())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], transports
+    finally:
+        listener.close()
+        thread.join(DEADLINE)
+        for transport in transports:
+            transport.close()

@@ -22,12 +22,20 @@ from handshake_lib.__main__ import main
 from handshake_lib.cli.arguments import MAX_SECONDS
 from handshake_lib.cli.tcp import MAX_CAPTURE_BYTES
 from handshake_lib.pki.builder import ServerFiles
+from handshake_lib.ssh.known_hosts import MAX_FILE_BYTES as MAX_KNOWN_HOSTS_BYTES
 
 URL = "https://localhost:1/"
 TEXT_FILE = "{tmp}/notes.txt"  # exists, but is not PEM
 BAD_PEM = "{tmp}/bad.pem"  # PEM markers around bytes that are no certificate
 HUGE_PEM = "{tmp}/huge.pem"  # a PEM marker, then more than a MiB of nothing
 MISSING_FOLDER_FILE = "{tmp}/no-such-folder/keys.log"
+
+
+SSH_PROBE = ["ssh", "probe", "127.0.0.1:1", "--known-hosts", "{tmp}/known_hosts"]
+
+
+def _probe(destination: str, *extra: str) -> list[str]:
+    return ["ssh", "probe", destination, "--known-hosts", "{tmp}/known_hosts", *extra]
 
 
 def _serve(*extra: str) -> list[str]:
@@ -50,7 +58,7 @@ BAD_COMMAND_LINES = [
     # seconds: finite, more than 0, at most an hour, for every command that takes a timeout
     *[
         ([*command, f"--timeout={value}"], 2, "expected seconds")
-        for command in (["tls", "get", URL], ["tcp", "observe"])
+        for command in (["tls", "get", URL], ["tcp", "observe"], SSH_PROBE)
         for value in ("inf", "-inf", "1e300", "nan", "0", "-1", "", "soon", str(MAX_SECONDS + 1))
     ],
     # ports
@@ -113,6 +121,32 @@ BAD_COMMAND_LINES = [
     (["pki", "demo", "{tmp}/pki", "--variant", "expired", "--hostname", "a.example"], 2, "do not apply"),
     (["pki", "demo", "{tmp}/pki", "--variant", "expired", "--key-type", "ecdsa-p256"], 2, "do not apply"),
     (["pki", "demo", TEXT_FILE + "/pki", "--variant", "expired"], 1, "cannot write"),
+    # ssh probe: [USER@]HOST[:PORT] as ssh reads it, algorithm names the library implements, a known_hosts file
+    (_probe("127.0.0.1:70000"), 2, "bad port '70000'"),
+    (_probe("127.0.0.1:0"), 2, "bad port '0'"),
+    (_probe("127.0.0.1:"), 2, "bad port ''"),
+    (_probe("root@"), 2, "no host"),
+    (_probe("@127.0.0.1"), 2, "empty user name"),
+    (_probe("a b@127.0.0.1"), 2, "bad user name"),
+    (_probe("[::1"), 2, "no ']'"),
+    (_probe("[::1]2222"), 2, "unexpected '2222' after ']'"),
+    (_probe("[]:22"), 2, "no host"),
+    (_probe("1::2::3"), 2, "is not an IPv6 address"),
+    (_probe("a..b"), 2, "empty label"),
+    (_probe("h\u00e9.example"), 2, "xn-- form"),
+    (_probe("127.0.0.1", "--kex", "diffie-hellman-group1-sha1"), 2, "algorithm 'diffie-hellman-group1-sha1' is not"),
+    (_probe("127.0.0.1", "--cipher", "aes192-ctr"), 2, "choose from chacha20-poly1305@openssh.com,"),
+    (_probe("127.0.0.1", "--mac", "hmac-sha1"), 2, "mac algorithm 'hmac-sha1' is not one we implement"),
+    (_probe("127.0.0.1", "--host-key-algorithms", "ssh-rsa"), 2, "host key algorithm 'ssh-rsa' is not"),
+    (_probe("127.0.0.1", "--cipher", "aes128-ctr,,aes256-ctr"), 2, "expected comma-separated cipher"),
+    (_probe("127.0.0.1", "--cipher", ""), 2, "expected comma-separated cipher"),
+    (_probe("127.0.0.1", "--mac", "hmac-sha2-256,hmac-sha2-256"), 2, "appears twice"),
+    (["ssh", "probe", "127.0.0.1"], 2, "the following arguments are required: --known-hosts"),
+    (["ssh", "probe", "127.0.0.1", "--known-hosts", ""], 2, "empty string"),
+    (["ssh", "probe", "127.0.0.1", "--known-hosts", "{tmp}"], 2, "is a folder"),
+    (["ssh", "probe", "127.0.0.1:1", "--known-hosts", MISSING_FOLDER_FILE, "--accept-new"], 2, "does not exist"),
+    (["ssh", "probe", "127.0.0.1:1", "--known-hosts", "{tmp}/huge_known_hosts"], 1, "larger than 4194304"),
+    (_probe("127.0.0.1:1", "--keylog", MISSING_FOLDER_FILE), 2, "does not exist"),
 ]
 
 
@@ -147,6 +181,8 @@ def test_a_bad_command_line_gets_one_error_line(
     with open(tmp_path / "huge.pem", "wb") as huge:
         huge.write(b"-----BEGIN CERTIFICATE-----\n")
         huge.truncate(2 << 20)
+    with open(tmp_path / "huge_known_hosts", "wb") as huge:
+        huge.truncate(MAX_KNOWN_HOSTS_BYTES + 1)  # (/dev/zero would be read up to the limit, no further)
     (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     paths = {"tmp": str(tmp_path), "cert": str(server_files.cert_path), "key": str(server_files.key_path)}
     assert _main_or_give_up([part.format(**paths) for part in argv]) == status
@@ -189,8 +225,9 @@ def test_pki_demo_takes_wildcards_ip_addresses_and_long_names(
     [
         [b"tls", b"get", b"https://localhost:1/caf\xe9"],
         [b"pki", b"demo", b"/nonexistent-folder", b"--hostname", b"caf\xe9.example"],
+        [b"ssh", b"probe", b"caf\xe9.example:22", b"--known-hosts", b"/nonexistent-folder/known_hosts"],
     ],
-    ids=["url", "hostname"],
+    ids=["url", "hostname", "ssh-destination"],
 )
 def test_arguments_that_are_not_utf8_get_one_error_line(argv: list[bytes]) -> None:
     """As a real process: the bytes reach Python as surrogates, and the message shows them escaped."""

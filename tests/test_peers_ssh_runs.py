@@ -79,7 +79,7 @@ def test_the_servers_order_picks_what_sshd_did_not_and_sshd_hangs_up(sshd) -> No
     run = run_learner_ssh(negotiate_algorithm=server_order, sshd=sshd)
     assert not run.session_up and isinstance(run.error, UnexpectedEOF) and run.noticed_by == "OpenSSH"
     sent = [entry.name for entry in run.error.exchange.transcript if entry.direction == "client->server"]
-    assert "SSH_MSG_KEXDH_INIT" in sent  # our sntrup761 share went out; sshd expected a curve25519 one
+    assert "SSH_MSG_KEX_ECDH_INIT" in sent  # our sntrup761 share went out; sshd expected a curve25519 one
     assert any("ssh_dispatch_run_fatal" in line for line in run.sshd_log), run.sshd_log
 
 
@@ -95,7 +95,7 @@ def test_a_cipher_sshd_did_not_pick_ends_after_newkeys(sshd) -> None:
 
     run = run_learner_ssh(negotiate_algorithm=server_order_for_ciphers, sshd=sshd)
     # sshd cannot open our first encrypted packet and closes: ssh_probe says so instead of an empty success.
-    assert isinstance(run.error, UnexpectedEOF) and "before answering the authentication request" in str(run.error)
+    assert isinstance(run.error, UnexpectedEOF) and "before answering" in str(run.error)
     assert any("Bad packet length" in line or "Corrupted" in line for line in run.sshd_log), run.sshd_log
 
 

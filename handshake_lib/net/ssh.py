@@ -83,11 +83,24 @@ def ssh_probe(
     ``known_hosts`` and ``host_key_policy`` decide whether the server's key is trusted (strict by
     default: an unknown key is refused); with ``accept-new`` the result's ``host_key_decision.new_text``
     is the known_hosts text to write.  ``client`` runs a client built by the caller instead (a lesson's,
-    with learner code in it).  The whole exchange must finish within ``timeout`` seconds.
+    with learner code in it).  The whole exchange must finish within ``timeout`` seconds, not counting
+    the time ``ask`` takes (a person answering the host key question).
     """
+    paused = [0.0]  # seconds spent in ``ask``: a person's thinking time is not the network's
+    timed_ask: Callable[[HostKeyQuestion], bool] | None = None
+    if ask is not None:
+        answer = ask
+
+        def timed_ask(question: HostKeyQuestion) -> bool:
+            started = time.monotonic()
+            try:
+                return answer(question)
+            finally:
+                paused[0] += time.monotonic() - started
+
     if client is None:
         client = SSHClient(
-            host, port, user=user, known_hosts=known_hosts, host_key_policy=host_key_policy, ask=ask,
+            host, port, user=user, known_hosts=known_hosts, host_key_policy=host_key_policy, ask=timed_ask,
             algorithms=algorithms, on_secrets=on_secrets,
         )  # fmt: skip
     deadline = time.monotonic() + timeout
@@ -99,13 +112,11 @@ def ssh_probe(
             driver = SocketDriver(client, sock)
             client.start()
             while not any(isinstance(e, AuthenticationMethods | AuthenticationSucceeded) for e in events):
-                events += driver.receive(deadline)
+                events += driver.receive(deadline + paused[0])
                 if driver.peer_closed:
-                    break
-            if not any(isinstance(e, AuthenticationMethods | AuthenticationSucceeded) for e in events):
-                # The server hung up once keys were on (OpenSSH does, after a packet it cannot open):
-                # the core calls that a close, but the probe never got its answer.
-                raise UnexpectedEOF("the server closed the connection before answering the authentication request")
+                    # After NEWKEYS the core takes a close as an ending (a server may hang up then), but
+                    # the probe's question was not answered: OpenSSH's sshd closes so after a bad MAC.
+                    raise UnexpectedEOF("the server closed the connection after the key exchange, before answering")
             client.disconnect()
             driver.flush_quietly()
     except HandshakeError as error:
@@ -164,18 +175,25 @@ class SSHProbeServer(LoopbackServer):
         on_secrets: Secrets | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
+        strict_kex: bool = True,
     ) -> None:
+        """``strict_kex=False`` exists only to demonstrate the Terrapin attack (see ``SSHConnection``)."""
         super().__init__(timeout=timeout, max_connections=max_connections)
         SSHServer(host_keys, auth_methods=auth_methods, algorithms=algorithms)  # refuse bad settings now
         self.host_keys = tuple(host_keys)
         self.auth_methods = tuple(auth_methods)
         self.algorithms = algorithms
         self.on_secrets = on_secrets
+        self.strict_kex = strict_kex
         self.connections: list[ServedConnection] = []
 
     def serve(self, conn: socket.socket) -> None:
         server = SSHServer(
-            self.host_keys, auth_methods=self.auth_methods, algorithms=self.algorithms, on_secrets=self.on_secrets
+            self.host_keys,
+            auth_methods=self.auth_methods,
+            algorithms=self.algorithms,
+            on_secrets=self.on_secrets,
+            strict_kex=self.strict_kex,
         )
         served = ServedConnection(server)
         self.connections.append(served)

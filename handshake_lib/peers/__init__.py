@@ -10,14 +10,16 @@ packages (``pki`` makes the keys, ``tls.keylog`` reads what a peer logged); noth
 
 Naming scheme: one module per implementation, and names that say which peer and which role.
 
-* ``peers/<implementation>.py``: :mod:`.openssl` now; later ``openssh.py``, ``asyncssh.py``,
-  ``paramiko.py``.
+* ``peers/<implementation>.py``: :mod:`.openssl`, :mod:`.openssh`, :mod:`.asyncssh_peers` and
+  :mod:`.paramiko_peers` (``_peers`` so that the module is never mistaken for the library it runs).
 * ``<implementation>_<role>(...)``: the context manager a lesson calls, with fresh keys, a key log
-  (where the implementation keeps one) and cleanup: :func:`.openssl.openssl_server`; later
-  ``openssh_server``, ``asyncssh_server``, ``paramiko_client``...
+  (where the implementation keeps one) and cleanup: :func:`.openssl.openssl_server`,
+  :func:`.openssh.openssh_server`, :func:`.asyncssh_peers.asyncssh_server`,
+  :func:`.paramiko_peers.paramiko_client`...
 * ``<Implementation><Role>``: the handle it yields, saying where the peer listens, how to trust it,
-  what it logged and why it ended its last connection: :class:`.openssl.OpenSSLServer`; later
-  ``OpenSSHServer``, ``AsyncSSHServer``...
+  what it logged and why it ended its last connection: :class:`.openssl.OpenSSLServer`,
+  :class:`.openssh.OpenSSHServer`, :class:`.asyncssh_peers.AsyncSSHServer`...  A client run that
+  returns rather than yields is ``<Implementation>ClientRun`` (:class:`.openssh.OpenSSHClientRun`).
 * When one implementation can be run in two ways, the lower-level piece is named after *how* it runs:
   :class:`.openssl.PythonSSLServer` is OpenSSL inside this process through Python's ``ssl`` module
   (a thread, given a ready ``SSLContext``); :func:`.openssl.s_server` is the ``openssl s_server``

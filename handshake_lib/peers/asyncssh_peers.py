@@ -137,6 +137,7 @@ class AsyncSSHServerConnection:
     username: str | None = None
     authenticated: bool = False
     error: str | None = None  # why asyncssh ended it (a no-common-algorithm failure names both lists)
+    finished: bool = False  # the connection is over and this record final
 
 
 @dataclass
@@ -204,6 +205,7 @@ def asyncssh_server(
                 self.record.negotiated = _negotiated(self.conn)
             with contextlib.suppress(ValueError):
                 open_connections.remove(self.conn)
+            self.record.finished = True
 
         def begin_auth(self, username: str) -> bool:
             self.record.negotiated = _negotiated(self.conn)  # the key exchange is over when auth begins

@@ -8,8 +8,9 @@ Theory of operation
   the handshake: :attr:`OpenSSHServer.log`), and the algorithm lists when given (``KexAlgorithms``,
   ``Ciphers``, ``MACs``, ``HostKeyAlgorithms``).  It never reads ``/etc/ssh/sshd_config`` or the
   machine's host keys.  It yields an :class:`OpenSSHServer` once sshd has logged "Server listening
-  on 127.0.0.1 port N", and kills sshd's whole process group (the listener and every per-connection
-  child) when the block ends, also when it fails.
+  on 127.0.0.1 port N", and kills sshd and every process it started (found through ``/proc``: the
+  per-connection children call ``setsid()``, so a process-group kill misses them) when the block ends,
+  also when it fails.
 * Host keys (ed25519, ecdsa P-256, rsa 3072) are made with ``ssh-keygen`` once per process and kept in
   a folder deleted at interpreter exit: making an RSA key takes ssh-keygen a good part of a second.
 * :func:`openssh_client` runs ``ssh -F /dev/null -vvv`` with its own known_hosts file,
@@ -28,7 +29,8 @@ What we found by trying (Debian's OpenSSH 9.2p1):
   public key (password checks need root); the port must be above 1023.
 * sshd must be started by its absolute path (it re-executes itself for every connection).
 * sshd announces ``kex-strict-s-v00@openssh.com`` (Debian backported the Terrapin fix into 9.2p1) and
-  offers ``sntrup761x25519-sha512@openssh.com`` first; it has no ``mlkem768x25519-sha256``.
+  offers ``sntrup761x25519-sha512`` first (the RFC 9941 name, backported too), then its older name
+  ``sntrup761x25519-sha512@openssh.com``; it has no ``mlkem768x25519-sha256``.
 * With ``BatchMode=yes`` the ``ssh`` client never asks for a password, so a password login cannot be
   completed with it; a run without an accepted identity ends with "Permission denied" after the server
   listed its methods, which is enough to show user authentication was reached.
@@ -73,7 +75,8 @@ PRIVSEP_DIRECTORY = Path("/run/sshd")
 # from these constants.  Strict kex: announced (kex-strict-s-v00@openssh.com / -c- on the client side).
 OPENSSH_ALGORITHMS: dict[str, tuple[str, ...]] = {
     "kex": (
-        "sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org",
+        "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com", "curve25519-sha256",
+        "curve25519-sha256@libssh.org",
         "ecdh-sha2-nistp256", "diffie-hellman-group16-sha512", "diffie-hellman-group14-sha256",
     ),
     "cipher": (
@@ -207,6 +210,7 @@ def _config(
         "AllowTcpForwarding no",
         "PrintMotd no",
         "MaxStartups 50",
+        "LoginGraceTime 60",  # an unauthenticated connection ends by itself even if we could not kill it
     ]
     for option, value in (
         ("KexAlgorithms", kex), ("Ciphers", ciphers), ("MACs", macs), ("HostKeyAlgorithms", host_key_algorithms),
@@ -296,11 +300,45 @@ def openssh_server(
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Kill sshd's process group (the listener and its per-connection children) and reap the listener."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+    """Kill sshd and every process it started, then reap it.
+
+    sshd's per-connection children call ``setsid()``, so they are not in the listener's process group;
+    we find them by parent id in ``/proc``.  Each one found is stopped first (SIGSTOP), so none can fork a
+    new child while we look, then all are killed.
+    """
+    pids = [process.pid]
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGSTOP)
+    for _ in range(10):  # a few rounds: the tree is at most listener -> monitor -> privsep child
+        found = [pid for pid in _children(set(pids)) if pid not in pids]
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        pids += found
+    for pid in reversed(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout)
+
+
+def _children(parents: set[int]) -> list[int]:
+    """The processes whose parent is one of ``parents`` (from /proc/PID/stat)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        # "pid (command) state ppid ...": the command may hold spaces or parentheses, so split after the last ")"
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) in parents:
+            children.append(int(entry.name))
+    return children
 
 
 # -- the ssh client ----------------------------------------------------------------------------------
@@ -401,6 +439,8 @@ def openssh_client(
     ``identity`` as a key (none: public key auth is not tried), ``BatchMode`` (never a prompt).
     ``command`` runs on the server (``true`` when None: ssh has no "stop after authentication").
     The whole run is bounded by ``timeout``; past it ssh is killed and ``timed_out`` is set.
+    ``batch=False`` allows password prompts, which have no terminal here: only for a caller that gives
+    ssh one (``SSH_ASKPASS``); the run still ends at ``timeout``.
     """
     program = _program("ssh", "openssh-client")
 

@@ -24,8 +24,11 @@ channel (``set_log_channel``) whose records we keep; :func:`parse_paramiko_log` 
 ``Transport._preferred_kex`` and friends): it knows Curve25519 only by its old name
 ``curve25519-sha256@libssh.org``, has ``mlkem768x25519-sha256`` (5.x), and has no chacha20-poly1305;
 its server announces strict kex (``kex-strict-s-v00@openssh.com``, paramiko 3.4+) and its client
-``ext-info-c`` and ``kex-strict-c-v00@openssh.com``.  paramiko picks a MAC even for AES-GCM and then
-ignores it; we report ``<implicit>`` for AEAD ciphers, as OpenSSH does.
+``ext-info-c`` and ``kex-strict-c-v00@openssh.com``.  Our client is paramiko's
+``ServiceRequestingTransport`` with two bugs of its 5.1 auth handler worked around (see
+:func:`_client_transport_class`).
+paramiko picks a MAC even for AES-GCM and then ignores it; we report ``<implicit>`` for AEAD ciphers,
+as OpenSSH does.
 """
 
 from __future__ import annotations
@@ -192,6 +195,7 @@ class ParamikoServerConnection:
     command: str | None = None
     error: str | None = None  # paramiko's exception ("Incompatible ssh peer (no acceptable kex algorithm)")
     log: list[str] = field(default_factory=list, repr=False)  # paramiko's debug log for this connection
+    finished: bool = False  # the connection is over and this record final
 
     @property
     def peer_kexinit(self) -> dict[str, list[str]]:
@@ -249,7 +253,10 @@ class _ParamikoListener(LoopbackServer):
                 transport.start_server(server=Interface())
                 record.client_version = transport.remote_version or None
                 # accept() returns the session channel once the client opened one (after a login).
-                channel = transport.accept(max(deadline - time.monotonic(), 0.01))
+                channel = None
+                while channel is None and transport.is_active() and time.monotonic() < deadline:
+                    # accept() is not woken when the client hangs up: wait in short slices
+                    channel = transport.accept(min(0.05, max(deadline - time.monotonic(), 0.001)))
                 record.negotiated = _negotiated(transport, log.lines, server=True)
                 if channel is not None and exec_requested.wait(max(deadline - time.monotonic(), 0.01)):
                     channel.sendall((record.command or "").encode())
@@ -263,6 +270,7 @@ class _ParamikoListener(LoopbackServer):
                 if not record.negotiated:
                     record.negotiated = _negotiated(transport, log.lines, server=True)
                 transport.close()
+                record.finished = True
 
 
 @dataclass
@@ -395,7 +403,7 @@ def paramiko_client(
     except OSError as error:
         result.error = f"{type(error).__name__}: {error}"
         return result
-    transport = paramiko.Transport(sock)
+    transport = _client_transport_class()(sock)
     transport.banner_timeout = transport.auth_timeout = transport.handshake_timeout = timeout
     with _transport_log(transport, "client") as log:
         result.log = log.lines
@@ -407,7 +415,8 @@ def paramiko_client(
                 result.host_key_verification_failed = True
                 raise paramiko.SSHException(f"host key for [{host}]:{port} is not in known_hosts")
             try:
-                transport.auth_none(user)
+                transport.ensure_session()
+                transport.auth_handler.send_auth_request(user, "none")
                 result.auth_methods, result.authenticated = [], True
             except paramiko.BadAuthenticationType as refusal:
                 result.auth_methods = [name for name in refusal.allowed_types if name]
@@ -441,6 +450,48 @@ def paramiko_client(
             transport.close()
             sock.close()
     return result
+
+
+_CLIENT_TRANSPORT: Any = None
+
+
+def _client_transport_class() -> Any:
+    """paramiko's ``ServiceRequestingTransport`` with two bugs of paramiko 5.1's ``AuthOnlyHandler`` worked around.
+
+    ``ServiceRequestingTransport`` (3.2+) asks for ``ssh-userauth`` once; the classic ``Transport`` asks
+    again before every ``auth_*`` call, which asyncssh's server refuses ("Unexpected service in service
+    request").  Its handler's ``send_auth_request`` makes the event it waits on only *after* sending, so
+    an answer that comes back first sets the previous event and the call waits for ``auth_timeout``
+    (seen about one run in three against asyncssh); and ``auth_none`` calls a ``finish_message`` of None
+    (a TypeError).  Our handler makes the event before sending and takes no finish_message.
+    """
+    global _CLIENT_TRANSPORT
+    if _CLIENT_TRANSPORT is None:
+        paramiko = _paramiko()
+        from paramiko.auth_handler import AuthOnlyHandler
+        from paramiko.common import cMSG_USERAUTH_REQUEST
+
+        class AuthHandler(AuthOnlyHandler):  # type: ignore[misc]
+            def send_auth_request(self, username: str, method: str, finish_message: Any = None) -> Any:
+                self.auth_method, self.username = method, username
+                message = paramiko.Message()
+                message.add_byte(cMSG_USERAUTH_REQUEST)
+                message.add_string(username)
+                message.add_string("ssh-connection")
+                message.add_string(method)
+                if finish_message is not None:
+                    finish_message(message)
+                self.auth_event = threading.Event()  # before sending: the answer may come back at once
+                with self.transport.lock:
+                    self.transport._send_message(message)
+                return self.wait_for_response(self.auth_event)
+
+        class ClientTransport(paramiko.ServiceRequestingTransport):  # type: ignore[misc]
+            def get_auth_handler(self) -> Any:
+                return AuthHandler(self)
+
+        _CLIENT_TRANSPORT = ClientTransport
+    return _CLIENT_TRANSPORT
 
 
 def _known(paramiko: Any, known_hosts: str, host: str, port: int, transport: Any) -> bool:

@@ -179,8 +179,9 @@ class KeyShareSize:
 
 
 def _share_size(result: ProbeResult, secret: SharedSecret, peer: str) -> KeyShareSize:
-    entries = {entry.name: entry for entry in result.transcript}
-    init, reply = entries["SSH_MSG_KEXDH_INIT"], entries["SSH_MSG_KEXDH_REPLY"]
+    # Messages 30 and 31: KEX_ECDH_INIT/REPLY here (every method we run against sshd sends strings).
+    numbered = {entry.message.message_number: entry for entry in result.transcript if entry.packet is not None}
+    init, reply = numbered[30], numbered[31]
     h = result.key_exchange.exchange_hash
     client_field, server_field = h.fields[5], h.fields[6]  # Q_C and Q_S as they went into H
     return KeyShareSize(

@@ -110,6 +110,7 @@ class SSHClient(SSHConnection):
         rekey_after_packets: int | None = None,
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
         stages: SSHStages = LIBRARY_STAGES,
+        strict_kex: bool = True,
     ) -> None:
         limits = {}
         if rekey_after_bytes is not None:
@@ -123,6 +124,7 @@ class SSHClient(SSHConnection):
             max_packet_size=max_packet_size,
             on_secrets=on_secrets,
             stages=stages,
+            strict_kex=strict_kex,
             **limits,
         )
         self.host = host

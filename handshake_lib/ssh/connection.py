@@ -13,7 +13,7 @@ Everything that arrives goes through one path, :meth:`SSHConnection._step`:
 
 1. the peer's identification line (``ssh.version.IdentificationReader``), then packets
    (``ssh.packet.PacketDecoder``), each decoded with its spans (``ssh.messages.decode_message``) and
-   kept in :attr:`transcript`;
+   kept in :attr:`transcript` (up to :data:`MAX_TRANSCRIPT_ENTRIES` and :data:`MAX_TRANSCRIPT_BYTES`);
 2. DISCONNECT, IGNORE, DEBUG and UNIMPLEMENTED are handled here, outside the tables (a message number
    nobody defined is answered with UNIMPLEMENTED); under strict key exchange none of them may arrive
    during the first exchange;
@@ -75,8 +75,6 @@ from .messages import (
 )
 from .negotiation import NegotiatedAlgorithms, build_kexinit, strict_kex
 from .packet import MAX_PACKET_SIZE, Packet, PacketDecoder, PacketEncoder
-from .protection import CIPHERS as CIPHER_SPECS
-from .protection import MACS as MAC_SPECS
 from .protection import DirectionKeys, PacketProtection, cipher_spec, mac_spec, protection_for
 from .stages import LIBRARY_STAGES, SSHStages, call_stage
 from .states import Guard, Input, Machine, Role, State
@@ -95,6 +93,8 @@ __all__ = [
     "SSHConnection",
     "DEFAULT_REKEY_BYTES",
     "DEFAULT_REKEY_PACKETS",
+    "MAX_TRANSCRIPT_ENTRIES",
+    "MAX_TRANSCRIPT_BYTES",
 ]
 
 # RFC 4253 section 9 recommends a new key exchange after a gigabyte; OpenSSH's default for AES is 4 GiB.
@@ -102,6 +102,12 @@ DEFAULT_REKEY_BYTES = 1 << 30
 # Well before a 32-bit sequence number could wrap (OpenSSH rekeys after 2^31 packets too).
 DEFAULT_REKEY_PACKETS = 1 << 31
 DIRECTION = {"client": "client->server", "server": "server->client"}
+# What the transcript keeps (as tls/connection.py's MAX_TRANSCRIPT_RECORDS): a handshake has about a dozen
+# packets, but a peer may send IGNORE packets of up to 256 KiB for as long as the connection lasts, and each
+# entry holds the wire bytes, the clear packet and the decoded message.  Past either cap packets are still
+# read, only counted in ``transcript_overflow``; a DISCONNECT (the end, either way) is always kept.
+MAX_TRANSCRIPT_ENTRIES = 8192
+MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024  # of wire bytes
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,9 @@ class Algorithms:
         known = {
             "kex": set(KEX_ALGORITHMS),
             "host_key": set(HOST_KEY_ALGORITHMS),
-            "ciphers": set(CIPHER_SPECS),
-            "macs": set(MAC_SPECS),
+            # Not the protection registry: it knows "none", which no connection of ours may offer.
+            "ciphers": set(CIPHERS),
+            "macs": set(MACS),
         }
         for category, names in known.items():
             offered = tuple(getattr(self, category))
@@ -249,7 +256,11 @@ class SSHConnection:
         rekey_after_packets: int = DEFAULT_REKEY_PACKETS,
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
         stages: SSHStages = LIBRARY_STAGES,
+        strict_kex: bool = True,
     ) -> None:
+        """``strict_kex=False`` leaves ``kex-strict-*-v00@openssh.com`` out of our first KEXINIT.  It exists
+        only to demonstrate the Terrapin attack (CVE-2023-48795) that strict key exchange prevents: never
+        turn it off for a real connection."""
         if rekey_after_bytes < 1 or rekey_after_packets < 1:
             raise ValueError("rekey limits must be positive")
         self.algorithms = algorithms or Algorithms()
@@ -260,10 +271,13 @@ class SSHConnection:
         self.transport_state = State.IDLE
         self.service_state = State.NO_SERVICE
         self.transcript: list[TranscriptEntry] = []
+        self.transcript_overflow = 0  # packets not kept: the transcript was full
+        self._transcript_bytes = 0
         self.session_id: bytes | None = None
         self.negotiated: NegotiatedAlgorithms | None = None
         self.host_key: HostKey | None = None  # the server's, once known (it may not change on a rekey)
-        self.strict_kex = False
+        self.strict_kex = False  # negotiated: both KEXINITs said so
+        self.offer_strict_kex = strict_kex
         self.exchanges = 0  # key exchanges completed
         self.rekey_after_bytes = rekey_after_bytes
         self.rekey_after_packets = rekey_after_packets
@@ -370,7 +384,7 @@ class SSHConnection:
             identification = self._reader.feed(data)
             if identification is None:
                 return
-            self.transcript.append(TranscriptEntry(self.incoming_direction, identification))
+            self._keep(TranscriptEntry(self.incoming_direction, identification))
             events.append(IdentificationReceived(identification, tuple(self._reader.lines_before)))
             self._step("transport", Input.identification, identification, events)
             data = self._reader.leftover
@@ -386,14 +400,15 @@ class SSHConnection:
     def _on_packet(self, packet: Packet, events: list[object]) -> None:
         number = packet.message_number
         first_exchange = self.exchanges == 0
-        if first_exchange and self.strict_kex and not states.strict_kex_allows(number):
+        # DISCONNECT is read even then, as OpenSSH does ("Always process disconnect messages", packet.c).
+        if first_exchange and self.strict_kex and number != 1 and not states.strict_kex_allows(number):
             raise UnexpectedMessage(
                 f"strict key exchange: message {number} arrived during the first key exchange (Terrapin countermeasure)"
             )
         kex = self._kex
         family = kex.negotiated.kex_family if kex is not None and kex.negotiated is not None else None
         message = decode_message(packet.payload, kex_family=family)
-        self.transcript.append(TranscriptEntry(self.incoming_direction, message, packet))
+        self._keep(TranscriptEntry(self.incoming_direction, message, packet))
         if number in states.GENERIC_MESSAGES:
             self._on_generic(message, events)
             return
@@ -449,10 +464,20 @@ class SSHConnection:
             self.service_state = row.target
 
     # -- sending ------------------------------------------------------------------------------------
+    def _keep(self, entry: TranscriptEntry) -> None:
+        """Add ``entry`` to the transcript unless it is full (MAX_TRANSCRIPT_ENTRIES, MAX_TRANSCRIPT_BYTES)."""
+        size = len(entry.wire)
+        full = len(self.transcript) >= MAX_TRANSCRIPT_ENTRIES or self._transcript_bytes + size > MAX_TRANSCRIPT_BYTES
+        if full and not isinstance(entry.message, Disconnect):
+            self.transcript_overflow += 1
+            return
+        self.transcript.append(entry)
+        self._transcript_bytes += size
+
     def _send_message(self, message: Message) -> Packet:
         packet = self._encoder.encode_packet(message.to_bytes())
         self._out += packet.wire
-        self.transcript.append(TranscriptEntry(self.outgoing_direction, message, packet))
+        self._keep(TranscriptEntry(self.outgoing_direction, message, packet))
         self._sent_since_keys[0] += len(packet.wire)
         self._sent_since_keys[1] += 1
         return packet
@@ -481,7 +506,7 @@ class SSHConnection:
     def _send_identification(self) -> None:
         self._flight.append("identification")
         self._out += self.our_identification.encode()
-        self.transcript.append(TranscriptEntry(self.outgoing_direction, self.our_identification))
+        self._keep(TranscriptEntry(self.outgoing_direction, self.our_identification))
 
     def _send_kexinit(self) -> None:
         self._flight.append("KEXINIT")
@@ -504,7 +529,7 @@ class SSHConnection:
             ciphers=self.algorithms.ciphers,
             macs=self.algorithms.macs,
             ext_info=first,  # RFC 8308 2.1: the signal belongs in the first KEXINIT only
-            strict=first,  # OpenSSH announces strict kex in the first KEXINIT only
+            strict=first and self.offer_strict_kex,  # OpenSSH announces strict kex in the first KEXINIT only
             random=self.random,
         )
         kex.our_payload = kex.our_kexinit.to_bytes()  # exactly the bytes sent: they go into H

@@ -14,13 +14,16 @@ Algorithms are negotiated by name (RFC 4253 section 7.1).  The tuples below are 
 server offer, first choice first; they list only what the library implements.  Compared with Debian's
 OpenSSH 9.2 (``ssh -G`` defaults, and ``myproposal.h`` of portable OpenSSH):
 
-* kex: OpenSSH 9.2 offers ``sntrup761x25519-sha512@openssh.com`` first (Debian also backported the
-  RFC 9941 name ``sntrup761x25519-sha512``); OpenSSH 9.9 put ``mlkem768x25519-sha256`` first, and we
-  follow the newer order: ML-KEM is the standardised lattice KEM, and asyncssh and paramiko both have
-  it.  We leave out what we do not implement (ecdh-sha2-nistp384/521, group-exchange, group18) and
-  put diffie-hellman-group16-sha512 before group14-sha256, as OpenSSH does.
+* kex: OpenSSH 9.2p1 offers ``sntrup761x25519-sha512@openssh.com`` first; Debian also backported
+  the IANA name ``sntrup761x25519-sha512`` (upstream 9.9) and puts it first (see ``ssh -G``).
+  OpenSSH 10.0 made ``mlkem768x25519-sha256`` the first choice, and we follow the newer order: ML-KEM
+  is the standardised lattice KEM, and asyncssh and paramiko both have it (OpenSSH 9.2 does not, so
+  against it we fall through to sntrup761).  We leave out what we do not implement
+  (ecdh-sha2-nistp384/521, group exchange, group18).  OpenSSH 10.0's *server* no longer offers
+  finite-field Diffie-Hellman; ours keeps group16/group14 in both roles, because lesson 12 teaches
+  classic DH and must be able to run it against our server too.
 * host keys: OpenSSH's order without certificates, sk- (security key) and nistp384/521 keys.
-* ciphers: OpenSSH 9.2 puts the CTR modes before GCM; OpenSSH 9.9+ (and asyncssh) put GCM first.  We
+* ciphers: OpenSSH 9.2 puts the CTR modes before GCM; OpenSSH 10.0 (and asyncssh) put GCM first.  We
   take the newer order: an AEAD needs no separate MAC, and GCM is hardware accelerated.  No aes192-ctr.
 * MACs: OpenSSH's order without umac (not in ``cryptography``) and without SHA-1.
 * compression: ``none`` only (no ``zlib@openssh.com``).

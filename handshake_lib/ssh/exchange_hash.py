@@ -65,6 +65,10 @@ class ExchangeHash:
             offset += len(item.encoded)
         return spans
 
+    def __repr__(self) -> str:
+        # K is among the fields: a repr in a log or a traceback shows what H is, never the secret.
+        return f"ExchangeHash({self.method}, {self.hash}, H={self.digest.hex()})"
+
     def field(self, name: str) -> HashField:
         for item in self.fields:
             if item.name == name:

@@ -91,7 +91,9 @@ REFUSED_SIGNATURE_ALGORITHMS: dict[str, str] = {
 }
 
 
-def _key_type_meaning(name: str) -> str:
+def _key_type_meaning(name: str | bytes) -> str:
+    # Reader.ssh_text hands a meaning function the raw bytes of the string.
+    name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
     meanings = {
         "ssh-ed25519": "Ed25519 public key (RFC 8709)",
         "ssh-rsa": "RSA public key (RFC 4253 6.6); signs as rsa-sha2-256/512 (RFC 8332)",
@@ -308,7 +310,8 @@ def decode_signature(blob: bytes, *, base_offset: int = 0) -> HostKeySignature:
     return HostKeySignature(algorithm, signature, r, s, tuple(reader.spans))
 
 
-def _signature_meaning(name: str) -> str:
+def _signature_meaning(name: str | bytes) -> str:
+    name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
     if name in REFUSED_SIGNATURE_ALGORITHMS:
         return "RSA with SHA-1 (refused by policy)"
     if name in _RSA_HASHES:

@@ -122,6 +122,9 @@ class SharedSecret:
     f^x mod p as big-endian bytes, or the hybrid's hash); ``encoded`` is K as it goes into the
     exchange hash and the key derivation (``encoding`` says which: an ``mpint`` or a ``string``).
     ``parts`` names the hybrid's inputs (the KEM secret, the X25519 secret) for a lesson to show.
+    ``ephemeral_private`` is this side's ephemeral private value (the X25519 scalar, the
+    Diffie-Hellman exponent), kept for one reader only: a key log in the form Wireshark before 4.2
+    reads (``<cookie> <private key>``, :mod:`~handshake_lib.ssh.keylog`); empty for the other methods.
     """
 
     method: str
@@ -129,6 +132,7 @@ class SharedSecret:
     encoded: bytes
     encoding: Encoding_
     parts: tuple[tuple[str, bytes], ...] = ()
+    ephemeral_private: bytes = field(default=b"", repr=False, compare=False)
 
     def __repr__(self) -> str:
         return f"SharedSecret({self.method}, {len(self.raw)} bytes, encoded as {self.encoding})"
@@ -225,24 +229,25 @@ class Curve25519Sha256(KexMethod):
         self.name = name
         self.hash = "sha256"
 
-    def _secret(self, shared: bytes) -> SharedSecret:
+    def _secret(self, shared: bytes, private: x25519.X25519PrivateKey) -> SharedSecret:
         # RFC 8731 section 3: the 32 bytes are an unsigned number in network byte order, then an
         # mpint like any other K (so a leading zero byte disappears, a high bit gains a 0x00).
-        return SharedSecret(self.name, shared, _mpint_field(int.from_bytes(shared, "big")), "mpint")
+        encoded = _mpint_field(int.from_bytes(shared, "big"))
+        return SharedSecret(self.name, shared, encoded, "mpint", ephemeral_private=private.private_bytes_raw())
 
     def client_start(self, random: Random = os.urandom) -> ClientShare:
         private = _x25519_private(random)
 
         def finish(server_public: bytes | int) -> SharedSecret:
             peer = self._check_length(server_public, 32, "server public key Q_S")
-            return self._secret(_x25519_shared(private, peer, "Q_S"))
+            return self._secret(_x25519_shared(private, peer, "Q_S"), private)
 
         return ClientShare(self, _x25519_public(private), finish)
 
     def server_reply(self, client_public: bytes | int, random: Random = os.urandom) -> tuple[bytes, SharedSecret]:
         peer = self._check_length(client_public, 32, "client public key Q_C")
         private = _x25519_private(random)
-        return _x25519_public(private), self._secret(_x25519_shared(private, peer, "Q_C"))
+        return _x25519_public(private), self._secret(_x25519_shared(private, peer, "Q_C"), private)
 
 
 # --- ECDH on NIST P-256 (RFC 5656) ---------------------------------------------------------------
@@ -377,7 +382,8 @@ class DiffieHellmanGroup(KexMethod):
     def _secret(self, peer: int, exponent: int) -> SharedSecret:
         shared = pow(peer, exponent, self.prime)
         raw = shared.to_bytes((shared.bit_length() + 7) // 8, "big")
-        return SharedSecret(self.name, raw, _mpint_field(shared), "mpint")
+        private = exponent.to_bytes((exponent.bit_length() + 7) // 8, "big")
+        return SharedSecret(self.name, raw, _mpint_field(shared), "mpint", ephemeral_private=private)
 
     def client_start(self, random: Random = os.urandom) -> ClientShare:
         exponent = self._exponent(random)

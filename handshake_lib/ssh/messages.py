@@ -112,10 +112,6 @@ def _disconnect_reason(value: int) -> str:
         return f"unknown reason code {value}"
 
 
-def _group_name(number: int) -> str:
-    return message_name(number).split(" or ")[0].removeprefix("SSH_MSG_").lower()
-
-
 # -- the base class ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Message:
@@ -137,7 +133,7 @@ class Message:
     @property
     def name(self) -> str:
         """The RFC name, e.g. ``SSH_MSG_KEXINIT``."""
-        return "SSH_MSG_" + MessageNumber(self.NUMBER).name if self.NUMBER in _NUMBERS else message_name(self.NUMBER)
+        return "SSH_MSG_" + self.GROUP.upper()  # the group names are the RFC names in lower case
 
     @classmethod
     def decode_body(cls: type[_M], r: Reader) -> _M:
@@ -149,16 +145,18 @@ class Message:
     @classmethod
     def decode(cls: type[_M], r: Reader) -> _M:
         """Read a whole payload that must be this message (the number byte first, no bytes after it)."""
-        with r.group(cls.GROUP, "SSH_MSG_" + MessageNumber(cls.NUMBER).name) as message:
+        name = "SSH_MSG_" + cls.GROUP.upper()
+        with r.group(cls.GROUP, name) as message:
             offset = message.offset
-            number = message.u8("message_number", message_name)
+            # Named after the class, not the byte: 30 is SSH_MSG_KEX_ECDH_INIT here only because the
+            # caller's kex family said so.
+            number = message.u8("message_number", lambda v: name if v == cls.NUMBER else message_name(v))
             if number != cls.NUMBER:
                 raise UnexpectedMessage(
-                    f"expected SSH_MSG_{MessageNumber(cls.NUMBER).name} ({cls.NUMBER}), "
-                    f"got {message_name(number)} ({number}) at offset {offset}"
+                    f"expected {name} ({cls.NUMBER}), got {message_name(number)} ({number}) at offset {offset}"
                 )
             decoded = cls.decode_body(message)
-        r.expect_end(f"SSH_MSG_{MessageNumber(cls.NUMBER).name}")
+        r.expect_end(name)
         return decoded
 
     def encode(self, w: Writer) -> None:
@@ -169,9 +167,6 @@ class Message:
         w = Writer()
         self.encode(w)
         return w.getvalue()
-
-
-_NUMBERS = frozenset(int(number) for number in MessageNumber)
 
 
 # -- transport layer generic (RFC 4253 sections 10 and 11, RFC 8308) ----------------------------------
@@ -196,7 +191,10 @@ class Disconnect(Message):
     @classmethod
     def decode_body(cls, r: Reader) -> Disconnect:
         code = r.u32("reason_code", _disconnect_reason)
-        reason: int = SSHDisconnect(code) if code in SSHDisconnect._value2member_map_ else code
+        try:
+            reason: int = SSHDisconnect(code)
+        except ValueError:
+            reason = code  # a code RFC 4253 does not define (private codes exist): kept as the number
         description = r.ssh_text("description", "human-readable reason (UTF-8)")
         language = r.ssh_text("language_tag", "language of the description (RFC 3066), usually empty")
         return cls(reason, description, language)

@@ -164,7 +164,9 @@ def _real(names: Sequence[str]) -> list[str]:
     return [name for name in names if name not in PSEUDO_ALGORITHMS]
 
 
-def _first_common(client: Sequence[str], server: Sequence[str], eligible: Callable[[str], bool] | None = None):
+def _first_common(
+    client: Sequence[str], server: Sequence[str], eligible: Callable[[str], bool] | None = None
+) -> tuple[int, str] | None:
     """(index in the client's list, name) of the first client name the server has (and ``eligible``), else None."""
     offered = set(server)
     for index, name in enumerate(client):
@@ -281,7 +283,10 @@ def guess_is_right(client: KexInit, server: KexInit, negotiated: NegotiatedAlgor
     kex algorithm and/or the host key algorithm is guessed wrong (server and client have different
     preferred algorithm), or if any of the other algorithms cannot be agreed upon" (then ``negotiate``
     has already failed).  So: right when both sides' first kex and first host key algorithms are the
-    negotiated ones.  OpenSSH's ``proposals_match`` compares the same first entries.
+    negotiated ones.  OpenSSH's ``proposals_match`` compares the same first entries.  asyncssh 2.24.1 is
+    laxer (it drops the guessed packet only when the chosen kex is not the guesser's first, and ignores
+    the host key), so a guess that is wrong here may still be answered there: a client should guess
+    only when it knows the server's first choices (the tests show both behaviours against asyncssh).
     """
 
     def first(names: Sequence[str]) -> str | None:

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import KeyExchangeFailed, ServiceNotAvailable, TooManyAuthenticationAttempts
-from .connection import Algorithms, SSHConnection
+from .connection import Algorithms, ExtInfoReceived, SSHConnection
+from .constants import EXT_INFO_S
 from .exchange_hash import ExchangeHash
 from .hostkeys import HostKeyPair
 from .kex import SharedSecret
@@ -72,6 +73,7 @@ class SSHServer(SSHConnection):
         max_packet_size: int = MAX_PACKET_SIZE,
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
         stages: SSHStages = LIBRARY_STAGES,
+        strict_kex: bool = True,
     ) -> None:
         super().__init__(
             algorithms=algorithms,
@@ -80,6 +82,7 @@ class SSHServer(SSHConnection):
             max_packet_size=max_packet_size,
             on_secrets=on_secrets,
             stages=stages,
+            strict_kex=strict_kex,
         )
         self.host_keys = tuple(host_keys)
         if not self.host_keys:
@@ -91,6 +94,8 @@ class SSHServer(SSHConnection):
         self.auth_methods = tuple(auth_methods)
         self.auth_requests = 0
         self._ext_info_wanted = False
+        self._client_ext_info_pending = False
+        self.client_extensions: tuple[tuple[str, bytes], ...] | None = None  # the client's EXT_INFO, if it sent one
 
     def _host_key_algorithms(self) -> tuple[str, ...]:
         signable = {algorithm for pair in self.host_keys for algorithm in pair.signature_algorithms}
@@ -103,7 +108,8 @@ class SSHServer(SSHConnection):
         raise KeyExchangeFailed(f"no host key signs {algorithm}")  # negotiation offered only what we have
 
     def _guards(self) -> set[Guard]:
-        return {Guard.ext_info_wanted} if self._ext_info_wanted else set()
+        guards = {Guard.ext_info_wanted} if self._ext_info_wanted else set()
+        return guards | ({Guard.client_ext_info_expected} if self._client_ext_info_pending else set())
 
     # -- transport ---------------------------------------------------------------------------------
     def _on_kexinit(self, kexinit: KexInit, events: list[object], packet: Packet | None) -> set[Guard] | None:
@@ -159,8 +165,22 @@ class SSHServer(SSHConnection):
         self._ext_info_wanted = False
         self._send_message(ExtInfo.with_server_sig_algs(SERVER_SIG_ALGS))
 
+    def _on_newkeys(self, message: object, events: list[object], packet: Packet | None) -> None:
+        kex = self._require_kex()
+        assert kex.our_kexinit is not None
+        first = self.exchanges == 0
+        super()._on_newkeys(message, events, packet)  # type: ignore[arg-type]
+        # RFC 8308 2.4: a client that saw ext-info-s may send EXT_INFO as the next packet after its first NEWKEYS.
+        self._client_ext_info_pending = first and EXT_INFO_S in kex.our_kexinit.kex_algorithms
+
     # -- service ------------------------------------------------------------------------------------
+    def _on_ext_info(self, message: ExtInfo, events: list[object], packet: Packet | None) -> None:
+        self._client_ext_info_pending = False
+        self.client_extensions = message.extensions
+        events.append(ExtInfoReceived(message.extensions, message.server_sig_algs))
+
     def _on_service_request(self, message: ServiceRequest, events: list[object], packet: Packet | None) -> None:
+        self._client_ext_info_pending = False
         if message.service != "ssh-userauth":
             raise ServiceNotAvailable(f"service {message.service!r} is not available (only ssh-userauth)")
 

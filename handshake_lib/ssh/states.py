@@ -44,7 +44,9 @@ What RFC 4253 allows beside the plain flights is a row too, not an exception in 
   whose target, DISCARD_GUESS, swallows one KEX_ECDH_INIT.
 * **EXT_INFO** (RFC 8308): a server that saw ``ext-info-c`` sends EXT_INFO right after its first
   NEWKEYS (:attr:`Guard.ext_info_wanted`); the client's service table accepts it once, as the first
-  message after NEWKEYS (:attr:`Guard.ext_info_expected`).
+  message after NEWKEYS (:attr:`Guard.ext_info_expected`).  A client that saw ``ext-info-s`` may send
+  its own EXT_INFO as the next packet after its first NEWKEYS (RFC 8308 2.4; asyncssh's client does):
+  the server's service table accepts that once too (:attr:`Guard.client_ext_info_expected`).
 * **Rekeying** (section 9): from ENCRYPTED either side sends KEXINIT (``rekey``, on request or when a
   byte or packet limit is reached) and the exchange runs again; the session identifier stays the first H.
 
@@ -171,6 +173,7 @@ class Guard(Enum):
     wrong_guess_follows = "the client's guessed kex packet is for another method"  # server
     ext_info_wanted = "ext-info-c offered, first kex"  # server: send EXT_INFO after NEWKEYS
     ext_info_expected = "ext-info-c sent, first message after NEWKEYS"  # client
+    client_ext_info_expected = "ext-info-s sent, first message after NEWKEYS"  # server
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,11 @@ CLIENT_SERVICE: tuple[Transition, ...] = (
 
 SERVER_SERVICE: tuple[Transition, ...] = (
     Transition(_S.NO_SERVICE, _I.keys_on, _S.WAIT_SERVICE_REQUEST, note="encrypted: services may be asked for"),
+    Transition(
+        _S.WAIT_SERVICE_REQUEST, _I.ext_info, _S.WAIT_SERVICE_REQUEST,
+        note="the client's extensions (RFC 8308 2.4): recorded, none acted on",
+        when=Guard.client_ext_info_expected,
+    ),
     Transition(
         _S.WAIT_SERVICE_REQUEST, _I.service_request, _S.WAIT_USERAUTH, ("SERVICE_ACCEPT",),
         note="ssh-userauth only; any other: DISCONNECT SERVICE_NOT_AVAILABLE",
@@ -403,8 +411,8 @@ def replay(role: Role, events: Iterable[tuple[str, int | str]]) -> list[tuple[St
     from ENCRYPTED is a ``rekey``.  DISCONNECT in either direction means CLOSED; an input a table refuses
     means ERROR (the connection would have disconnected).  Guards are read from the record: a server saw
     the client's guess go wrong if it received a KEX_ECDH_INIT right after KEXINIT and before sending its
-    reply, which it discarded (not representable here: replay assumes right guesses); EXT_INFO is expected
-    by a client once, right after the first NEWKEYS.
+    reply, which it discarded (not representable here: replay assumes right guesses); EXT_INFO is accepted
+    once by either side, right after the first NEWKEYS.
     """
     transport, service = State.IDLE, State.NO_SERVICE
     after: list[tuple[State, State]] = []
@@ -424,14 +432,15 @@ def replay(role: Role, events: Iterable[tuple[str, int | str]]) -> list[tuple[St
             received = Input.identification if what == "identification" else input_for(int(what))
             if received is not None:
                 machine = machine_for(received)
-                guards = {Guard.ext_info_expected} if ext_info_pending else set()
+                expected = Guard.ext_info_expected if role == "client" else Guard.client_ext_info_expected
+                guards = {expected} if ext_info_pending else set()
                 try:
                     if machine == "transport":
                         first = service is State.NO_SERVICE
                         transport = transition_for(role, machine, transport, received, guards).target
                         if first and transport is State.ENCRYPTED:
                             service = transition_for(role, "service", service, Input.keys_on).target
-                            ext_info_pending = role == "client"
+                            ext_info_pending = True
                     else:
                         if transport not in SERVICE_STATES:
                             raise UnexpectedMessage(f"{received.value} during a key exchange")
