@@ -38,7 +38,7 @@ from typing import Any
 
 from ..net import DEFAULT_TIMEOUT, LOOPBACK
 from . import PeerUnavailable
-from .openssh import known_hosts_line
+from .openssh import ClientRunReport, known_hosts_line
 
 __all__ = [
     "ASYNCSSH_ALGORITHMS",
@@ -288,7 +288,7 @@ def asyncssh_server(
 
 # -- the client --------------------------------------------------------------------------------------
 @dataclass
-class AsyncSSHClientRun:
+class AsyncSSHClientRun(ClientRunReport):
     """What asyncssh's client did against one server: the algorithms, how far it got, what the command said."""
 
     kex: str | None = None
@@ -310,19 +310,7 @@ class AsyncSSHClientRun:
     def reached_user_auth(self) -> bool:
         return self.authenticated or self.auth_methods is not None
 
-    @property
-    def server_strict_kex(self) -> bool:
-        return "kex-strict-s-v00@openssh.com" in self.server_kexinit.get("KEX algorithms", [])
 
-    @property
-    def negotiated(self) -> dict[str, str | None]:
-        return {
-            "kex": self.kex, "host_key": self.host_key_algorithm,
-            "cipher_client_to_server": self.cipher_client_to_server,
-            "cipher_server_to_client": self.cipher_server_to_client,
-            "mac_client_to_server": self.mac_client_to_server,
-            "mac_server_to_client": self.mac_server_to_client,
-        }  # fmt: skip
 
 
 def asyncssh_client(

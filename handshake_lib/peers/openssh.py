@@ -52,6 +52,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ..net import DEFAULT_TIMEOUT, LOOPBACK
 from . import PeerUnavailable
@@ -342,8 +343,40 @@ def _children(parents: set[int]) -> list[int]:
 
 
 # -- the ssh client ----------------------------------------------------------------------------------
+class ClientRunReport:
+    """What the three peers' client runs share: the six negotiated algorithms as one dict, and strict kex.
+
+    A mixin for :class:`OpenSSHClientRun`, ``AsyncSSHClientRun`` and ``ParamikoClientRun``, which hold the
+    same six attributes and the server's KEXINIT by the names their library prints
+    (:attr:`KEX_LIST_NAME`).
+    """
+
+    KEX_LIST_NAME: ClassVar[str] = "KEX algorithms"
+    kex: str | None
+    host_key_algorithm: str | None
+    cipher_client_to_server: str | None
+    cipher_server_to_client: str | None
+    mac_client_to_server: str | None
+    mac_server_to_client: str | None
+    server_kexinit: dict[str, list[str]]
+
+    @property
+    def server_strict_kex(self) -> bool:
+        return "kex-strict-s-v00@openssh.com" in self.server_kexinit.get(self.KEX_LIST_NAME, [])
+
+    @property
+    def negotiated(self) -> dict[str, str | None]:
+        return {
+            "kex": self.kex, "host_key": self.host_key_algorithm,
+            "cipher_client_to_server": self.cipher_client_to_server,
+            "cipher_server_to_client": self.cipher_server_to_client,
+            "mac_client_to_server": self.mac_client_to_server,
+            "mac_server_to_client": self.mac_server_to_client,
+        }  # fmt: skip
+
+
 @dataclass
-class OpenSSHClientRun:
+class OpenSSHClientRun(ClientRunReport):
     """What one ``ssh -vvv`` run did, from its exit status, output and debug log."""
 
     command: list[str]
@@ -368,19 +401,7 @@ class OpenSSHClientRun:
         """The transport came up and the server answered a user-auth request with its methods (or accepted it)."""
         return self.auth_methods is not None or self.authenticated_with is not None
 
-    @property
-    def server_strict_kex(self) -> bool:
-        return "kex-strict-s-v00@openssh.com" in self.server_kexinit.get("KEX algorithms", [])
 
-    @property
-    def negotiated(self) -> dict[str, str | None]:
-        return {
-            "kex": self.kex, "host_key": self.host_key_algorithm,
-            "cipher_client_to_server": self.cipher_client_to_server,
-            "cipher_server_to_client": self.cipher_server_to_client,
-            "mac_client_to_server": self.mac_client_to_server,
-            "mac_server_to_client": self.mac_server_to_client,
-        }  # fmt: skip
 
 
 _KEX = re.compile(r"^debug1: kex: algorithm: (\S+)$", re.MULTILINE)

@@ -40,12 +40,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..net import DEFAULT_TIMEOUT, LOOPBACK, LoopbackServer, connect
 from . import PeerUnavailable
 from .asyncssh_peers import IMPLICIT_MAC
-from .openssh import known_hosts_line
+from .openssh import ClientRunReport, known_hosts_line
 
 __all__ = [
     "PARAMIKO_ALGORITHMS",
@@ -332,8 +332,10 @@ def paramiko_server(
 
 # -- the client --------------------------------------------------------------------------------------
 @dataclass
-class ParamikoClientRun:
+class ParamikoClientRun(ClientRunReport):
     """What paramiko's client did against one server: the algorithms, how far it got, what the command said."""
+
+    KEX_LIST_NAME: ClassVar[str] = "kex algos"  # paramiko's debug log names the KEXINIT's lists its own way
 
     kex: str | None = None
     host_key_algorithm: str | None = None
@@ -355,19 +357,7 @@ class ParamikoClientRun:
     def reached_user_auth(self) -> bool:
         return self.authenticated or self.auth_methods is not None
 
-    @property
-    def server_strict_kex(self) -> bool:
-        return "kex-strict-s-v00@openssh.com" in self.server_kexinit.get("kex algos", [])
 
-    @property
-    def negotiated(self) -> dict[str, str | None]:
-        return {
-            "kex": self.kex, "host_key": self.host_key_algorithm,
-            "cipher_client_to_server": self.cipher_client_to_server,
-            "cipher_server_to_client": self.cipher_server_to_client,
-            "mac_client_to_server": self.mac_client_to_server,
-            "mac_server_to_client": self.mac_server_to_client,
-        }  # fmt: skip
 
 
 def paramiko_client(
