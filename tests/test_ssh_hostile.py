@@ -572,11 +572,14 @@ def test_no_common_algorithm_names_the_category(role, ours, theirs, category):
     client, server = pair(client_algorithms, server_algorithms)
     victim = client if role == "client" else server
     sender = other(victim, client, server)
-    victim.receive_data(sender.data_to_send())  # the identification: the victim sends its KEXINIT
-    line, _, _ = victim.data_to_send().partition(b"\n")
-    sender.receive_data(line + b"\n")  # the sender sends its KEXINIT, before reading the victim's
+    # Only the identification lines cross first (a client sends its KEXINIT right behind its line, a server
+    # once it has read the client's), so each side has sent its KEXINIT before it reads the other's.
+    sender_line, _, sender_rest = sender.data_to_send().partition(b"\n")
+    victim.receive_data(sender_line + b"\n")
+    victim_line, _, _ = victim.data_to_send().partition(b"\n")
+    sender.receive_data(victim_line + b"\n")
     with pytest.raises(errors.NoCommonAlgorithm) as caught:
-        victim.receive_data(sender.data_to_send())
+        victim.receive_data(sender_rest + sender.data_to_send())
     # As OpenSSH says it: "no matching cipher found: client ... server ..."
     assert str(caught.value).startswith(f"no matching {category}")
     assert caught.value.category.startswith(category)

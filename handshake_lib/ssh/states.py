@@ -19,9 +19,10 @@ with no row is the peer breaking the protocol: :func:`transition_for` raises
 anything reads the message.  The first key exchange, as the client table encodes it::
 
     Client                                               Server
-    identification        ------------------------->                         (WAIT_IDENTIFICATION)
+    identification
+    KEXINIT               ------------------------->                         (WAIT_IDENTIFICATION)
                           <-------------------------     identification
-    KEXINIT               ------------------------->                         (WAIT_KEXINIT)
+                                                                             (WAIT_KEXINIT)
                           <-------------------------     KEXINIT
     KEX_ECDH_INIT         ------------------------->                         (WAIT_KEX_ECDH_INIT)
                                                          KEX_ECDH_REPLY: host key, server value,
@@ -31,6 +32,10 @@ anything reads the message.  The first key exchange, as the client table encodes
                           <-------------------------     SERVICE_ACCEPT
     USERAUTH_REQUEST none ------------------------->
                           <-------------------------     USERAUTH_FAILURE: the methods that can continue
+
+The client sends its KEXINIT with its identification line, without waiting for the server's (RFC 4253
+section 7 lets each side begin; paramiko and asyncssh do the same, OpenSSH's client waits), which saves
+one round trip; the server answers the client's line with its KEXINIT, as OpenSSH's sshd does.
 
 ``KEX_ECDH_INIT``/``KEX_ECDH_REPLY`` are message numbers 30 and 31, which every method we implement
 uses: RFC 5656 names them so for ECDH, RFC 8731 reuses them for Curve25519 and the hybrid methods, and
@@ -205,9 +210,13 @@ class Transition:
 _S, _I = State, Input
 
 CLIENT_TRANSPORT: tuple[Transition, ...] = (
-    Transition(_S.IDLE, _I.start, _S.WAIT_IDENTIFICATION, ("identification",), note="SSH-2.0-... CR LF"),
     Transition(
-        _S.WAIT_IDENTIFICATION, _I.identification, _S.WAIT_KEXINIT, ("KEXINIT",),
+        _S.IDLE, _I.start, _S.WAIT_IDENTIFICATION, ("identification", "KEXINIT"),
+        note="SSH-2.0-... CR LF, and KEXINIT right behind it: no need to wait for the server's line (7), "
+        "which saves a round trip, as paramiko and asyncssh do",
+    ),
+    Transition(
+        _S.WAIT_IDENTIFICATION, _I.identification, _S.WAIT_KEXINIT,
         note="lines before the server's version line are allowed (4.2); V_S kept for H",
     ),
     Transition(
