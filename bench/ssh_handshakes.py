@@ -47,13 +47,20 @@ USER = "bench"
 
 
 def time_clients(clients: dict[str, Callable[[], object]], count: int) -> dict[str, list[float]]:
-    """Time ``count`` calls of each client (milliseconds), interleaved; each call must return something true."""
+    """Time ``count`` calls of each client (milliseconds), interleaved; each call must return something true.
+
+    The order rotates every round: paramiko's transport thread and asyncssh's event loop finish closing
+    while the next client runs, so whoever always came next would always pay for it.
+    """
     for _ in range(WARMUP):
         for call in clients.values():
             call()
     samples: dict[str, list[float]] = {name: [] for name in clients}
-    for _ in range(count):
-        for name, call in clients.items():
+    names = list(clients)
+    for round_number in range(count):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            call = clients[name]
             started = time.perf_counter()
             answer = call()
             samples[name].append((time.perf_counter() - started) * 1000)
