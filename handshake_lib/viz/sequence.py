@@ -184,7 +184,7 @@ def draw_sequence(
             zorder=3,
             gid=f"{'lost' if lost else 'transmission'}:{index}",
         )
-        ax.add_patch(arrow)
+        ax.add_artist(arrow)  # not add_patch: the limits are set below, and its limit update costs a draw of the arrow
         if lost:
             ax.plot([x_end], [y_end], marker="x", markersize=11, markeredgewidth=2.5, color=LOST_COLOUR, zorder=4)
         # The label sits at the middle of the arrow, above it for one direction and below it for the
