@@ -339,3 +339,18 @@ def test_openssh_takes_no_rekey_before_authentication(sshd):
     # What the lesson says about OpenSSH: a KEXINIT before user authentication is answered UNIMPLEMENTED.
     client, events = _probe_then(sshd, lambda client: client.rekey(), _answered)
     assert not any(isinstance(e, KeyExchangeComplete) for e in events)
+
+
+def test_every_transcript_entry_explains_its_message_on_demand():
+    client, server = pair()
+    pump(client, server)
+    received = [e for e in client.transcript if e.direction == "server->client" and e.packet is not None]
+    assert received and all(e.message.spans == () for e in received)  # read without spans, for speed
+    for entry in client.transcript:
+        spans = entry.message_spans
+        assert spans, entry.name
+        if entry.packet is not None:  # the same decoder, annotated: it covers the whole payload
+            top = [s for s in spans if s.depth == 0]
+            assert top[0].offset == 0 and top[-1].offset + top[-1].length == len(entry.packet.payload)
+    names = {s.field.split(".")[0] for e in received for s in e.message_spans}
+    assert {"kexinit", "kex_ecdh_reply", "newkeys", "userauth_failure"} <= names

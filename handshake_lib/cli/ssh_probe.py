@@ -402,28 +402,13 @@ def describe_ssh_message(message: object) -> str:
     return str(name)
 
 
-def _message_spans(message: object, payload: bytes) -> tuple[Span, ...]:
-    """The message's spans; a message we built (not decoded) has none, so its payload is decoded again."""
-    from ..ssh.messages import KexDHInit, KexDHReply, decode_message
-
-    spans = tuple(getattr(message, "spans", ()))
-    if spans:
-        return spans
-    # Numbers 30 and 31 need the key exchange's family; the message we sent says which one it was.
-    family = "dh" if isinstance(message, KexDHInit | KexDHReply) else "ecdh"
-    try:
-        return decode_message(payload, kex_family=family).spans
-    except HandshakeError:  # it went out, so it decodes; if not, the packet's own spans still show it
-        return ()
-
-
 def packet_spans(entry: TranscriptEntry) -> list[Span]:
     """The clear packet's spans with the message's fields nested inside ``payload`` (offsets into the packet)."""
     packet = entry.packet
     assert packet is not None
     message_spans = [
         replace(span, offset=span.offset + _PAYLOAD_OFFSET, depth=span.depth + 1)
-        for span in _message_spans(entry.message, packet.payload)
+        for span in entry.message_spans
     ]
     spans: list[Span] = []
     for span in packet.spans:

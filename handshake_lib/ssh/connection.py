@@ -56,6 +56,7 @@ from ..errors import (
     UnexpectedEOF,
     UnexpectedMessage,
 )
+from ..wire import Span
 from . import states
 from .constants import CIPHERS, HOST_KEY_ALGORITHMS, KEX_ALGORITHMS, MACS
 from .exchange_hash import ExchangeHash
@@ -66,6 +67,8 @@ from .messages import (
     Debug,
     Disconnect,
     Ignore,
+    KexDHInit,
+    KexDHReply,
     KexInit,
     Message,
     NewKeys,
@@ -159,6 +162,24 @@ class TranscriptEntry:
     @property
     def sequence_number(self) -> int | None:
         return self.packet.sequence_number if self.packet is not None else None
+
+    @property
+    def message_spans(self) -> tuple[Span, ...]:
+        """The message's fields, annotated (offsets into the payload; the identification line's into the line).
+
+        A connection reads packets without recording spans (it costs a tenth of a probe's time, and only a
+        trace or a lesson looks), and a message we built has none: either way the payload is decoded again
+        here, annotated, by the same decoder.  Messages 30 and 31 are read as the message's own class says.
+        """
+        if isinstance(self.message, Identification):
+            return self.message.spans
+        if self.message.spans or self.packet is None:
+            return tuple(self.message.spans)
+        family = "dh" if isinstance(self.message, KexDHInit | KexDHReply) else "ecdh"
+        try:
+            return decode_message(self.packet.payload, kex_family=family).spans
+        except HandshakeError:  # it crossed the wire, so it decodes; if not, the packet's own spans still show it
+            return ()
 
     @property
     def wire(self) -> bytes:
@@ -407,7 +428,7 @@ class SSHConnection:
             )
         kex = self._kex
         family = kex.negotiated.kex_family if kex is not None and kex.negotiated is not None else None
-        message = decode_message(packet.payload, kex_family=family)
+        message = decode_message(packet.payload, kex_family=family, annotate=False)  # spans: on demand
         self._keep(TranscriptEntry(self.incoming_direction, message, packet))
         if number in states.GENERIC_MESSAGES:
             self._on_generic(message, events)
