@@ -327,7 +327,7 @@ class SSHConnection:
         return self.transport_state in (State.CLOSED, State.ERROR)
 
     def start(self) -> None:
-        """Send our identification line (the first thing either side sends)."""
+        """Send our identification line, the first thing either side sends (a client's KEXINIT goes with it)."""
         self._check_usable()
         self._guarded(lambda: self._step("transport", Input.start, None, []))
 
