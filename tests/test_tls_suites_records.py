@@ -48,6 +48,7 @@ from handshake_lib.tls.prf import key_block, verify_data
 from handshake_lib.tls.record import (
     Check,
     Record,
+    RecordLayer,
     RecordProtection,
     RecordReader,
     chacha20_poly1305_nonce,
@@ -343,6 +344,18 @@ def test_we_open_every_record_openssl_wrote_in_both_directions(
     assert server_finished == bytes([HandshakeType.finished, 0, 0, 12]) + expected
     pieces = [server_reads.unprotect(r) for r in session.server_protected[1:]]
     assert b"".join(pieces) == session.response and len(pieces) == 2 and len(pieces[0]) == 1 << 14
+    # The same stream through the record layer a connection runs, fed in awkward 7-byte pieces.
+    layer = RecordLayer()
+    layer.pending_read = session.reader("s2c")
+    received = []
+    stream = bytes(session.pair.s2c)
+    for start in range(0, len(stream), 7):
+        layer.extend(stream[start : start + 7])
+        while (record := layer.next_record()) is not None:
+            received.append(layer.unprotect(record))
+            if record.content_type == ContentType.change_cipher_spec:
+                layer.activate_pending_read()
+    assert [r.data for r in received if r.encrypted] == [server_finished, *pieces]
     # Each record is as long as the suite's layout says.
     for record, plaintext in zip(session.server_protected[1:], pieces, strict=True):
         if params.is_aead:
@@ -404,6 +417,11 @@ def test_every_byte_of_openssls_record_is_covered(suite: CipherSuite, etm: bool,
             with pytest.raises(expected):
                 reader.unprotect(bytes(damaged))
             assert reader.sequence_number == 1
+            if position in (3, 4):
+                # Read from a stream as a connection reads it, a changed length either makes the reader wait
+                # for bytes that never come, is over the limit, or cuts a record whose tag or MAC then fails.
+                opened = receive_protected_record(reader, bytes(damaged))
+                assert opened.failed in (Check.INCOMPLETE, Check.HEADER) or isinstance(opened.error, BadRecordMac)
     # Replayed at the wrong sequence number, or read as another direction's: refused too.
     with pytest.raises(BadRecordMac):
         session.reader("c2s", 2).unprotect(record)
