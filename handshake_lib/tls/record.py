@@ -399,7 +399,7 @@ _CHECK_EXPLANATIONS: dict[Check, str] = {
     "data (sequence number, type, version, length) before returning anything: any change fails it, and no "
     "plaintext is ever released.",
     Check.POLY1305_TAG: "ChaCha20-Poly1305 checks its 16-byte Poly1305 tag over the ciphertext and the additional "
-    "data (sequence number, type, version, length) before decrypting anything; the nonce is never sent but comes "
+    "data (sequence number, type, version, length) before returning anything; the nonce is never sent but comes "
     "from the sequence number, so a replayed, dropped or reordered record fails the same check.",
     Check.MAC_BEFORE_DECRYPTION: "Encrypt-then-MAC: the receiver checks the HMAC over the header fields and the "
     "IV + ciphertext first, and refuses the record without decrypting it. Nothing about the padding is ever "
