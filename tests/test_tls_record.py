@@ -1,7 +1,8 @@
 """The record layer: protection for every suite and mode, tampering, sequence numbers, framing.
 
 That our records are byte-for-byte OpenSSL's (CBC with and without encrypt-then-MAC, and GCM) is
-checked against live OpenSSL handshakes in test_tls_keylog.py.
+checked against live OpenSSL handshakes in test_tls_keylog.py (RSA key exchange) and
+test_tls_suites_records.py (every ECDHE and DHE suite, ChaCha20-Poly1305 included).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ SUITES = [
     CipherSuite.TLS_RSA_WITH_AES_256_CBC_SHA256,
     CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256,
     CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384,
+    # The record layouts the ephemeral suites add: ChaCha20-Poly1305 (no nonce sent) and HMAC-SHA384.
+    CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384,
 ]
 # (suite, encrypt_then_mac): EtM only exists for CBC suites.
 MODES = [(suite, False) for suite in SUITES] + [(suite, True) for suite in SUITES if not suite_params(suite).is_aead]
@@ -73,7 +77,7 @@ def test_round_trip_and_record_size(suite: CipherSuite, etm: bool, length: int) 
     fragment_length = int.from_bytes(record[3:5], "big")
     assert fragment_length == len(record) - 5
     if params.is_aead:
-        assert fragment_length == 8 + length + 16
+        assert fragment_length == params.record_iv_length + length + 16  # GCM: 8-byte explicit nonce; ChaCha: 0
     else:
         # IV + whole blocks of (plaintext [+ MAC] + minimal padding) [+ MAC for EtM]
         inner = length + (0 if etm else params.mac_length)
@@ -141,7 +145,8 @@ def mac_then_encrypt_by_hand(
 ) -> bytes:
     """Build a CBC record from parts, so tests can break one part at a time."""
     if mac is None:
-        h = hmac.HMAC(writer.mac_key, {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}[writer.params.mac_algorithm])
+        algorithm = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA384()}
+        h = hmac.HMAC(writer.mac_key, algorithm[writer.params.mac_algorithm])
         h.update(seq.to_bytes(8, "big") + bytes([APP, 3, 3]) + len(plaintext).to_bytes(2, "big") + plaintext)
         mac = h.finalize()
     iv = os.urandom(16)

@@ -57,8 +57,17 @@ Four small classes, none with any I/O:
     (seen in the interop tests).  Both are correct, because the receiver reads the nonce from the
     record; ``explicit_nonce`` lets a test choose OpenSSL's and reproduce its records byte for byte.
 
+  - **ChaCha20-Poly1305** (RFC 7905): an AEAD whose nonce is never sent::
+
+        nonce           = write_IV (12 bytes from the key block) XOR (4 zero bytes + seq_num)
+        additional_data = seq_num + type + version + plaintext length
+        fragment        = ChaCha20-Poly1305(key, nonce, plaintext, additional_data) (16-byte tag included)
+
+    Both sides count the sequence number, so both know the nonce; nothing can make the sender repeat
+    one, and the record is eight bytes shorter than GCM's.
+
 The keys, the hash and the sizes come from :class:`~handshake_lib.tls.suites.SuiteParams` and
-:class:`~handshake_lib.tls.prf.KeyBlock`; AES, GCM and HMAC come from ``cryptography``.
+:class:`~handshake_lib.tls.prf.KeyBlock`; AES, GCM, ChaCha20-Poly1305 and HMAC come from ``cryptography``.
 """
 
 from __future__ import annotations
@@ -72,7 +81,7 @@ from enum import Enum
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..errors import BadRecordMac, DecodeError, ProtocolError, ProtocolVersionError, RecordOverflow, UnexpectedMessage
 from ..wire import Reader, Span, Writer
@@ -97,6 +106,7 @@ __all__ = [
     "encode_record",
     "read_header",
     "sequence_number_nonce",
+    "chacha20_poly1305_nonce",
     "Check",
     "OpenedRecord",
     "receive_protected_record",
@@ -323,6 +333,11 @@ def sequence_number_nonce(sequence_number: int) -> bytes:
     return sequence_number.to_bytes(8, "big")
 
 
+def chacha20_poly1305_nonce(write_iv: bytes, sequence_number: int) -> bytes:
+    """RFC 7905 section 2: the 64-bit sequence number, left-padded to 96 bits, XORed with the 12-byte write IV."""
+    return (int.from_bytes(write_iv, "big") ^ sequence_number).to_bytes(len(write_iv), "big")
+
+
 def _hmac(hash_name: str, key: bytes, data: bytes) -> bytes:
     mac = hmac.HMAC(key, HASHES[hash_name]())
     mac.update(data)
@@ -364,6 +379,7 @@ class Check(Enum):
     INCOMPLETE = "record header: length"  # the header claims more bytes than arrived: the reader waits
     LENGTH = "length"  # impossible for the construction (too short, not whole blocks)
     GCM_TAG = "GCM tag"
+    POLY1305_TAG = "Poly1305 tag"
     MAC_BEFORE_DECRYPTION = "MAC (over IV + ciphertext, before decryption)"  # encrypt-then-MAC
     PADDING = "padding (after decryption)"  # MAC-then-encrypt, folded with the MAC into one error
     MAC_AFTER_DECRYPTION = "MAC (after decryption)"  # MAC-then-encrypt
@@ -382,6 +398,9 @@ _CHECK_EXPLANATIONS: dict[Check, str] = {
     Check.GCM_TAG: "AES-GCM checks its 16-byte tag over the explicit nonce, the ciphertext and the additional "
     "data (sequence number, type, version, length) before returning anything: any change fails it, and no "
     "plaintext is ever released.",
+    Check.POLY1305_TAG: "ChaCha20-Poly1305 checks its 16-byte Poly1305 tag over the ciphertext and the additional "
+    "data (sequence number, type, version, length) before returning anything; the nonce is never sent but comes "
+    "from the sequence number, so a replayed, dropped or reordered record fails the same check.",
     Check.MAC_BEFORE_DECRYPTION: "Encrypt-then-MAC: the receiver checks the HMAC over the header fields and the "
     "IV + ciphertext first, and refuses the record without decrypting it. Nothing about the padding is ever "
     "computed, so there is nothing for a padding oracle to leak.",
@@ -400,8 +419,8 @@ _CHECK_EXPLANATIONS: dict[Check, str] = {
 class OpenedRecord:
     """One protected record, opened by :meth:`RecordProtection.explain`: what each byte is, and the verdict.
 
-    ``spans`` annotate ``record`` (header, explicit nonce or IV, ciphertext, MAC or GCM tag);
-    ``decrypted`` is what AES gave (CBC: plaintext [+ MAC] + padding; GCM: the plaintext) and
+    ``spans`` annotate ``record`` (header, explicit nonce or IV, ciphertext, MAC, GCM or Poly1305 tag);
+    ``decrypted`` is what the cipher gave (CBC: plaintext [+ MAC] + padding; an AEAD: the plaintext) and
     ``decrypted_spans`` annotate it.  ``mac_input`` is the 13-byte pseudo-header the MAC or tag also
     covered (sequence number, type, version, length: never sent).  ``plaintext`` is set whenever
     decryption produced one, even if a later check refused it (``accepted`` says whether it did).
@@ -473,6 +492,27 @@ class OpenedRecord:
                 tag_length,
                 "record.gcm_tag",
                 "authenticates nonce, ciphertext and additional data (seq, type, version, length)",
+                1,
+            ),
+        ]
+
+    def chacha_parts(self, write_iv: bytes, nonce: bytes, body_length: int, tag_length: int, aad: bytes) -> None:
+        base = RECORD_HEADER_LENGTH
+        self.mac_input = aad
+        self.spans += [
+            Span(
+                base,
+                body_length,
+                "record.ciphertext",
+                f"ChaCha20(plaintext): same length as the plaintext; no nonce is sent, it is nonce {nonce.hex()} = "
+                f"IV {write_iv.hex()} (from the key block) XOR sequence number {self.sequence_number}",
+                1,
+            ),
+            Span(
+                base + body_length,
+                tag_length,
+                "record.poly1305_tag",
+                "authenticates ciphertext and additional data (seq, type, version, length)",
                 1,
             ),
         ]
@@ -586,7 +626,8 @@ class RecordProtection:
     Build one per direction with :meth:`client_write` / :meth:`server_write` (or directly).  The client
     uses ``client_write`` to protect and ``server_write`` to unprotect; the server the other way round.
     ``random_bytes`` supplies CBC's per-record IVs and ``explicit_nonce`` GCM's (from the sequence
-    number), so a test can make records reproducible.
+    number), so a test can make records reproducible; ChaCha20-Poly1305 needs neither (RFC 7905's nonce
+    is the write IV XOR the sequence number).
     """
 
     params: SuiteParams
@@ -621,7 +662,9 @@ class RecordProtection:
         if len(plaintext) > MAX_PLAINTEXT_LENGTH:
             raise RecordOverflow(f"{len(plaintext)} bytes do not fit one record (limit {MAX_PLAINTEXT_LENGTH})")
         seq = self._next_sequence_number()
-        if self.params.is_aead:
+        if self.params.cipher == "CHACHA20-POLY1305":
+            fragment = self._chacha_seal(seq, content_type, version, plaintext)
+        elif self.params.is_aead:
             fragment = self._gcm_seal(seq, content_type, version, plaintext)
         elif self.encrypt_then_mac:
             fragment = self._cbc_etm_seal(seq, content_type, version, plaintext)
@@ -678,7 +721,9 @@ class RecordProtection:
 
     @property
     def construction(self) -> str:
-        """``"AEAD (AES-GCM)"``, ``"encrypt-then-MAC"`` or ``"MAC-then-encrypt"``."""
+        """``"AEAD (AES-GCM)"``, ``"AEAD (ChaCha20-Poly1305)"``, ``"encrypt-then-MAC"`` or ``"MAC-then-encrypt"``."""
+        if self.params.cipher == "CHACHA20-POLY1305":
+            return "AEAD (ChaCha20-Poly1305)"
         if self.params.is_aead:
             return "AEAD (AES-GCM)"
         return "encrypt-then-MAC" if self.encrypt_then_mac else "MAC-then-encrypt"
@@ -689,7 +734,9 @@ class RecordProtection:
             raise RecordOverflow(f"protected record of {len(fragment)} bytes (limit {MAX_CIPHERTEXT_LENGTH})")
         if seq > MAX_SEQUENCE_NUMBER:
             raise ProtocolError("sequence number exhausted; the connection must be renegotiated")
-        if self.params.is_aead:
+        if self.params.cipher == "CHACHA20-POLY1305":
+            plaintext = self._chacha_open(seq, content_type, version, fragment, notes)
+        elif self.params.is_aead:
             plaintext = self._gcm_open(seq, content_type, version, fragment, notes)
         elif self.encrypt_then_mac:
             plaintext = self._cbc_etm_open(seq, content_type, version, fragment, notes)
@@ -712,7 +759,7 @@ class RecordProtection:
 
     @staticmethod
     def _pseudo_header(seq: int, content_type: int, version: int, length: int) -> bytes:
-        """seq_num (8) + type (1) + version (2) + length (2): the MAC input prefix and the GCM additional data."""
+        """seq_num (8) + type (1) + version (2) + length (2): the MAC input prefix and the AEAD additional data."""
         return Writer().u64(seq).u8(content_type).u16(version).u16(length).getvalue()
 
     def _mac(self, seq: int, content_type: int, version: int, fragment: bytes) -> bytes:
@@ -754,6 +801,32 @@ class RecordProtection:
             if notes is not None:
                 notes.failed = Check.GCM_TAG
             raise BadRecordMac("GCM tag did not verify") from None
+        if notes is not None:
+            notes.opened(plaintext, plaintext)
+        return plaintext
+
+    # -- ChaCha20-Poly1305 (RFC 7905) ----------------------------------------------------------
+    def _chacha_seal(self, seq: int, content_type: int, version: int, plaintext: bytes) -> bytes:
+        nonce = chacha20_poly1305_nonce(self.fixed_iv, seq)
+        additional_data = self._pseudo_header(seq, content_type, version, len(plaintext))
+        return ChaCha20Poly1305(self.key).encrypt(nonce, plaintext, additional_data)
+
+    def _chacha_open(
+        self, seq: int, content_type: int, version: int, fragment: bytes, notes: OpenedRecord | None = None
+    ) -> bytes:
+        plaintext_length = len(fragment) - self.params.tag_length
+        if plaintext_length < 0:
+            raise BadRecordMac("record too short for a Poly1305 tag")
+        nonce = chacha20_poly1305_nonce(self.fixed_iv, seq)
+        additional_data = self._pseudo_header(seq, content_type, version, plaintext_length)
+        if notes is not None:
+            notes.chacha_parts(self.fixed_iv, nonce, plaintext_length, self.params.tag_length, additional_data)
+        try:
+            plaintext = ChaCha20Poly1305(self.key).decrypt(nonce, fragment, additional_data)
+        except InvalidTag:
+            if notes is not None:
+                notes.failed = Check.POLY1305_TAG
+            raise BadRecordMac("Poly1305 tag did not verify") from None
         if notes is not None:
             notes.opened(plaintext, plaintext)
         return plaintext
