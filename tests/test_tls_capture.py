@@ -1,0 +1,268 @@
+"""tls/capture.py: real TLS 1.2 sessions captured by tcpdump on loopback, decrypted, checked against tshark.
+
+The sessions (made once per module, each in its own tcpdump capture filtered on the server's port):
+
+* ``rsa_gcm``: our client (``tls_get``) against OpenSSL (Python ``ssl``), TLS_RSA_WITH_AES_128_GCM_SHA256,
+  with the key log our client wrote and the one OpenSSL wrote (``SSLContext.keylog_filename``), and the
+  same connection recorded in process by ``tls_get(record_to=...)``;
+* ``rsa_cbc``: the same with TLS_RSA_WITH_AES_128_CBC_SHA256 (HMAC, padding, explicit IV);
+* ``ecdhe``: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256.  Our client does not offer ECDHE yet (issue 12 item
+  1 is being built beside this), so the client is OpenSSL's, through Python ``ssl`` with its own key log.
+
+What must hold: either key log opens every record and the page appears; tshark, given the same key log,
+decrypts the same capture to the same bytes both ways; the server's RSA key opens the RSA sessions and
+says why it cannot open the ECDHE one; a wrong secret or key is caught and named, never shown as garbage.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import ssl
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import peers_required, require
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from handshake_lib.errors import DecodeError
+from handshake_lib.net.tls import tls_get
+from handshake_lib.peers.openssl import openssl_server
+from handshake_lib.tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT
+from handshake_lib.tls.capture import KEYLOG, SERVER_KEY, UndecryptedRecord, decode_tls_capture
+from handshake_lib.tls.connection import ApplicationData
+from handshake_lib.tls.keylog import KeyLog, KeyLogEntry, read_keylog
+from handshake_lib.tls.messages import Certificate, ClientHello, ClientKeyExchange, Finished, ServerHello
+from handshake_lib.tls.suites import parse_suite_name
+
+ROOT = Path(__file__).resolve().parent.parent
+ECDHE_REASON = "the pre-master secret came from an ephemeral ECDHE exchange; the server's RSA key only signed it"
+
+
+@dataclass
+class Session:
+    pcap: Path
+    client_keylog: Path  # written by the client (ours, or OpenSSL's for ecdhe)
+    server_keylog: Path  # written by OpenSSL's server
+    server_key: rsa.RSAPrivateKey
+    request: bytes
+    body: bytes
+    recorded: Path | None = None  # tls_get(record_to=...)'s pcap of the same connection
+
+
+def _tcpdump():
+    spec = importlib.util.spec_from_file_location("record_ssh_capture", ROOT / "scripts" / "record_ssh_capture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.tcpdump
+
+
+def require_capture() -> None:
+    require("tcpdump", "captures the sessions")
+    require("tshark", "Wireshark's TLS dissector is the second opinion")
+    if os.geteuid() != 0:
+        message = "capturing with tcpdump on lo needs root"
+        if peers_required():
+            pytest.fail(f"REQUIRE_PEERS=1 but {message}")
+        pytest.skip(message)
+
+
+def _our_client(directory: Path, name: str, cipher: str) -> Session:
+    tcpdump = _tcpdump()
+    pcap, recorded = directory / f"{name}.pcap", directory / f"{name}.rec.pcap"
+    keylog = directory / f"{name}.ours.keylog"
+    with openssl_server(cipher) as peer:
+        with tcpdump(pcap, peer.port):
+            response = tls_get(
+                peer.url, cafile=peer.cafile, cipher_suites=[parse_suite_name(cipher)], keylog_path=keylog,
+                record_to=recorded,
+            )  # fmt: skip
+        server_keylog = directory / f"{name}.openssl.keylog"
+        server_keylog.write_bytes(peer.keylog_path.read_bytes())
+        request = b"".join(
+            m.data for e in response.transcript if e.direction == CLIENT_TO_SERVER for m in e.messages
+            if isinstance(m, ApplicationData)
+        )  # fmt: skip
+        return Session(pcap, keylog, server_keylog, peer.private_key, request, response.body, recorded)
+
+
+def _openssl_client(directory: Path, name: str, cipher: str) -> Session:
+    tcpdump = _tcpdump()
+    pcap, keylog = directory / f"{name}.pcap", directory / f"{name}.client.keylog"
+    with openssl_server(cipher) as peer:
+        context = ssl.create_default_context(cafile=str(peer.cafile))
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(cipher)
+        context.keylog_filename = str(keylog)
+        request = f"GET / HTTP/1.1\r\nHost: localhost:{peer.port}\r\nConnection: close\r\n\r\n".encode()
+        received = b""
+        with (
+            tcpdump(pcap, peer.port),
+            socket.create_connection((peer.host, peer.port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(request)
+            while chunk := tls.recv(65536):
+                received += chunk
+        server_keylog = directory / f"{name}.openssl.keylog"
+        server_keylog.write_bytes(peer.keylog_path.read_bytes())
+        return Session(pcap, keylog, server_keylog, peer.private_key, request, received.split(b"\r\n\r\n", 1)[1])
+
+
+def record_sessions(directory: Path) -> dict[str, Session]:
+    """The three captured sessions (see the module docstring); needs root for tcpdump."""
+    require_capture()
+    return {
+        "rsa_gcm": _our_client(directory, "rsa_gcm", "AES128-GCM-SHA256"),
+        "rsa_cbc": _our_client(directory, "rsa_cbc", "AES128-SHA256"),
+        "ecdhe": _openssl_client(directory, "ecdhe", "ECDHE-RSA-AES128-GCM-SHA256"),
+    }
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory) -> dict[str, Session]:
+    return record_sessions(tmp_path_factory.mktemp("tls-captures"))
+
+
+def tshark_application_data(pcap: Path, keylog: Path) -> tuple[bytes, bytes]:
+    """What tshark decrypts of the capture's first TLS stream: (client -> server, server -> client)."""
+    result = subprocess.run(
+        ["tshark", "-r", str(pcap), "-o", f"tls.keylog_file:{keylog}", "-q", "-z", "follow,tls,raw,0"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    client, server = bytearray(), bytearray()
+    for line in result.stdout.split("Node 1:", 1)[1].splitlines()[1:]:
+        if line.startswith("==="):
+            break
+        (server if line.startswith("\t") else client).extend(bytes.fromhex(line.strip()))
+    return bytes(client), bytes(server)
+
+
+def _only(pcap: Path, **secrets):
+    [connection] = decode_tls_capture(pcap, **secrets)
+    return connection
+
+
+# -- with a key log ------------------------------------------------------------------------------------------
+@pytest.mark.peer
+@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc", "ecdhe"])
+@pytest.mark.parametrize("writer", ["client", "server"])
+def test_either_key_log_opens_every_record_and_the_page_appears(sessions, name, writer):
+    session = sessions[name]
+    keylog = read_keylog(session.client_keylog if writer == "client" else session.server_keylog)
+    connection = _only(session.pcap, keylog=keylog)
+    assert connection.decrypted and connection.key_source == KEYLOG, connection.problem
+    assert not any(isinstance(entry, UndecryptedRecord) for entry in connection.entries)
+    assert connection.application_data(CLIENT_TO_SERVER) == session.request
+    response = connection.application_data(SERVER_TO_CLIENT)
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n") and response.endswith(session.body)
+    # The handshake is decoded with its messages, in order, and the two Finished messages were decrypted.
+    kinds = [type(m).__name__ for e in connection.entries for m in e.messages]
+    assert kinds[:3] == ["ClientHello", "ServerHello", "Certificate"]
+    finished = [e.direction for e in connection.entries if any(isinstance(m, Finished) for m in e.messages)]
+    assert finished == [CLIENT_TO_SERVER, SERVER_TO_CLIENT]  # both decrypted: in the clear there is none
+    if name == "ecdhe":
+        assert "ServerKeyExchange" in kinds or "OpaqueHandshake" in kinds
+    else:
+        assert any(isinstance(m, ClientKeyExchange) for e in connection.entries for m in e.messages)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc", "ecdhe"])
+def test_tshark_decrypts_the_same_capture_to_the_same_bytes(sessions, name):
+    session = sessions[name]
+    connection = _only(session.pcap, keylog=read_keylog(session.client_keylog))
+    theirs = tshark_application_data(session.pcap, session.client_keylog)
+    assert theirs[1]  # tshark did decrypt something: the comparison is not between two empties
+    assert theirs == (connection.application_data(CLIENT_TO_SERVER), connection.application_data(SERVER_TO_CLIENT))
+
+
+@pytest.mark.peer
+def test_the_in_process_recording_is_the_same_connection_as_tcpdumps(sessions):
+    session = sessions["rsa_gcm"]
+    keylog = read_keylog(session.client_keylog)
+    captured, recorded = _only(session.pcap, keylog=keylog), _only(session.recorded, keylog=keylog)
+    assert recorded.decrypted
+    assert (recorded.client, recorded.server) == (captured.client, captured.server)
+    assert [(e.direction, e.record, e.plaintext) for e in recorded.entries] == [
+        (e.direction, e.record, e.plaintext) for e in captured.entries
+    ]
+    assert tshark_application_data(session.recorded, session.client_keylog)[1].endswith(session.body)
+
+
+# -- with the server's private key ---------------------------------------------------------------------------
+@pytest.mark.peer
+@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc"])
+def test_the_servers_key_opens_an_rsa_session(sessions, name):
+    session = sessions[name]
+    connection = _only(session.pcap, server_key=session.server_key)
+    assert connection.decrypted and connection.key_source == SERVER_KEY, connection.problem
+    assert connection.application_data(SERVER_TO_CLIENT).endswith(session.body)
+    # The master secret found from the key is the one both sides logged.
+    assert read_keylog(session.server_keylog).master_secret(connection.client_random) == connection.master_secret
+
+
+@pytest.mark.peer
+def test_the_servers_key_cannot_open_an_ecdhe_session_and_says_why(sessions):
+    session = sessions["ecdhe"]
+    connection = _only(session.pcap, server_key=session.server_key)
+    assert not connection.decrypted
+    assert connection.problem.startswith(ECDHE_REASON)
+    encrypted = [e for e in connection.entries if e.encrypted]
+    assert encrypted and all(isinstance(e, UndecryptedRecord) for e in encrypted)
+    # What is in the clear is still decoded: the hellos and the certificate.
+    kinds = {type(m) for e in connection.entries for m in e.messages}
+    assert {ClientHello, ServerHello, Certificate} <= kinds
+
+
+@pytest.mark.peer
+def test_another_servers_key_is_refused_by_name(sessions):
+    session = sessions["rsa_gcm"]
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    connection = _only(session.pcap, server_key=other)
+    assert connection.problem == "the server key given is not the key of the server's certificate"
+
+
+@pytest.mark.peer
+def test_a_wrong_master_secret_is_caught_at_the_first_finished(sessions):
+    session = sessions["rsa_gcm"]
+    [entry] = read_keylog(session.client_keylog).entries
+    wrong = KeyLog([KeyLogEntry("CLIENT_RANDOM", entry.client_random, bytes(48))])
+    connection = _only(session.pcap, keylog=wrong)
+    assert connection.problem.startswith("the client's first protected record (Finished) does not open")
+    assert not connection.application_data(SERVER_TO_CLIENT)
+
+
+@pytest.mark.peer
+def test_a_key_log_for_another_session_names_the_missing_client_random(sessions):
+    connection = _only(sessions["rsa_gcm"].pcap, keylog=read_keylog(sessions["ecdhe"].client_keylog))
+    random = connection.client_random.hex()
+    assert connection.problem == f"no CLIENT_RANDOM line in the key log for client random {random}"
+
+
+# -- bad input -----------------------------------------------------------------------------------------------
+@pytest.mark.peer
+def test_a_capture_cut_short_keeps_what_came_before_and_says_so(sessions):
+    session = sessions["rsa_gcm"]
+    data = session.pcap.read_bytes()
+    connection = _only(data[: len(data) - 40], keylog=read_keylog(session.client_keylog))
+    assert any(note.startswith("the capture ends inside a record") for note in connection.notes)
+    assert [type(m).__name__ for m in connection.entries[0].messages] == ["ClientHello"]
+
+
+@pytest.mark.parametrize("data", [b"", b"not a pcap at all, just text", bytes(24), b"\x0a\x0d\x0d\x0a" + bytes(40)])
+def test_bytes_that_are_not_a_pcap_raise_a_decode_error(data):
+    with pytest.raises(DecodeError):
+        decode_tls_capture(data)
+
+
+def test_garbage_after_the_client_hello_stops_that_direction_with_a_note():
+    from handshake_lib.tls.capture import decode_tls_streams
+
+    hello = bytes.fromhex("16030100") + bytes([4]) + bytes.fromhex("01000000")  # an empty ClientHello body
+    connection = decode_tls_streams([(CLIENT_TO_SERVER, hello + b"\xff" * 20)])
+    assert connection.notes and connection.notes[0].startswith(f"{CLIENT_TO_SERVER}: not a TLS record")
+    assert not connection.decrypted
