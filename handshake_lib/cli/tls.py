@@ -60,7 +60,6 @@ from ..hostnames import check_dns_name
 from ..net import is_loopback
 from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 from ..tls.capture import TLSCaptureConnection, UndecryptedRecord, decode_tls_capture
-from ..tls.connection import TranscriptEntry
 from ..tls.constants import CipherSuite, name_of
 from ..tls.keylog import KeyLog, parse_keylog
 from ..tls.record import MAX_PLAINTEXT_LENGTH
@@ -570,16 +569,16 @@ def render_capture_connection(index: int, connection: TLSCaptureConnection) -> s
              f"{connection.suite_name}"]  # fmt: skip
     if connection.decrypted:
         ems = ", extended master secret" if connection.extended_master_secret else ""
-        lines.append(f"  decrypted: master secret from the {connection.key_source}{ems}")
+        lines.append(f"  decrypted: master secret from {connection.key_source}{ems}")
     else:
         lines.append(f"  NOT decrypted: {connection.problem}")
     lines += [f"  note: {note}" for note in connection.notes]
     for number, entry in enumerate(connection.entries, start=1):
         lines.append("")
         if isinstance(entry, UndecryptedRecord):
-            text = render_entry(number, TranscriptEntry(entry.direction, entry.content_type, entry.record, b""))
-            head, _, dump = text.partition("\n")
-            lines += [head + "  [encrypted, not decrypted]", dump]
+            # The record as it travelled (header, opaque ciphertext), without the plaintext section it lacks.
+            text = render_entry(number, entry).split("\n--- decrypted with", 1)[0]
+            lines.append(text.replace("  [encrypted]", "  [encrypted, not decrypted]", 1))
         else:
             lines.append(render_entry(number, entry))
     for direction, arrow in ((CLIENT_TO_SERVER, "client -> server"), (SERVER_TO_CLIENT, "server -> client")):

@@ -84,8 +84,8 @@ MAX_CONNECTIONS = 256
 MAX_STREAM_BYTES = 32 << 20
 MAX_RECORDS = 200_000
 
-KEYLOG = "key log (CLIENT_RANDOM)"
-KEYLOG_RSA = "key log (RSA: the pre-master secret)"
+KEYLOG = "the key log (CLIENT_RANDOM)"
+KEYLOG_RSA = "the key log (RSA: the pre-master secret)"
 SERVER_KEY = "the server's RSA private key (the pre-master secret decrypted from ClientKeyExchange)"
 
 
