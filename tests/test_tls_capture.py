@@ -266,3 +266,35 @@ def test_garbage_after_the_client_hello_stops_that_direction_with_a_note():
     connection = decode_tls_streams([(CLIENT_TO_SERVER, hello + b"\xff" * 20)])
     assert connection.notes and connection.notes[0].startswith(f"{CLIENT_TO_SERVER}: not a TLS record")
     assert not connection.decrypted
+
+
+# -- curl against our server ---------------------------------------------------------------------------------
+@pytest.mark.peer
+def test_curl_against_our_server_decrypts_with_curls_key_log_ours_and_the_key(server_files, tmp_path):
+    """curl's OpenSSL as the client, our TLSPageServer as the server, AES-256-GCM with the SHA-384 PRF."""
+    require_capture()
+    curl = require("curl")
+    from handshake_lib.net.tls import TLSPageServer
+    from handshake_lib.tls.constants import CipherSuite
+
+    pcap, curl_keylog, our_keylog = tmp_path / "curl.pcap", tmp_path / "curl.keylog", tmp_path / "ours.keylog"
+    suite = CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384
+    issued = server_files.issued
+    server = TLSPageServer([issued.der], issued.private_key, keylog_path=our_keylog, cipher_suites=[suite])
+    with server, _tcpdump()(pcap, server.port):
+        result = subprocess.run(
+            [curl, "-sS", "--cacert", str(server_files.ca_path), "--tls-max", "1.2", "--ciphers",
+             "AES256-GCM-SHA384", "--resolve", f"localhost:{server.port}:127.0.0.1",
+             f"https://localhost:{server.port}/"],
+            capture_output=True, timeout=30, env={**os.environ, "SSLKEYLOGFILE": str(curl_keylog)}, check=True,
+        )  # fmt: skip
+    page = result.stdout
+    assert page
+    for secrets in ({"keylog": read_keylog(curl_keylog)}, {"keylog": read_keylog(our_keylog)},
+                    {"server_key": issued.private_key}):  # fmt: skip
+        connection = _only(pcap, **secrets)
+        assert connection.decrypted, connection.problem
+        assert connection.suite == suite
+        assert connection.application_data(SERVER_TO_CLIENT).endswith(page)
+        assert connection.application_data(CLIENT_TO_SERVER).startswith(b"GET / HTTP/1.1\r\n")
+    assert tshark_application_data(pcap, curl_keylog)[1] == connection.application_data(SERVER_TO_CLIENT)
