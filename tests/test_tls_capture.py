@@ -298,3 +298,57 @@ def test_curl_against_our_server_decrypts_with_curls_key_log_ours_and_the_key(se
         assert connection.application_data(SERVER_TO_CLIENT).endswith(page)
         assert connection.application_data(CLIENT_TO_SERVER).startswith(b"GET / HTTP/1.1\r\n")
     assert tshark_application_data(pcap, curl_keylog)[1] == connection.application_data(SERVER_TO_CLIENT)
+
+
+def _streams(pcap: Path) -> list[tuple[str, bytes]]:
+    from handshake_lib.tcp.pcap import read_pcap
+    from handshake_lib.tcp.streams import group_connections
+
+    [conversation], _ = group_connections(read_pcap(pcap), max_connections=2)
+    return list(conversation.chunks(1 << 24))
+
+
+@pytest.mark.peer
+def test_a_suite_this_library_does_not_implement_is_explained_not_raised(sessions):
+    """The ServerHello's suite changed to TLS_DHE_RSA_WITH_AES_128_GCM_SHA256 (0x009e), which we do not run."""
+    from handshake_lib.tls.capture import decode_tls_streams
+
+    chunks = _streams(sessions["rsa_gcm"].pcap)
+    index, server_first = next((i, data) for i, (d, data) in enumerate(chunks) if d == SERVER_TO_CLIENT)
+    suite_at = 5 + 4 + 2 + 32 + 1 + server_first[5 + 4 + 2 + 32]  # record and message headers, version, random, id
+    changed = server_first[:suite_at] + b"\x00\x9e" + server_first[suite_at + 2 :]
+    chunks[index] = (SERVER_TO_CLIENT, changed)
+    with_key = decode_tls_streams(chunks, server_key=sessions["rsa_gcm"].server_key)
+    assert with_key.problem.startswith("the pre-master secret came from an ephemeral DHE exchange")
+    with_log = decode_tls_streams(chunks, keylog=read_keylog(sessions["rsa_gcm"].client_keylog))
+    assert with_log.problem.endswith(" is not a suite this library decrypts")  # named once constants.py has DHE
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc", "ecdhe"])
+def test_damaged_streams_give_a_connection_with_a_reason_never_an_exception(sessions, name):
+    """Bytes changed and streams cut at random (a fixed seed): each run ends in a result, not a traceback.
+
+    (This found two crashes while it was written: a certificate cryptography cannot read, and a ServerHello
+    naming a suite we do not implement.)"""
+    import random
+
+    from handshake_lib.tls.capture import decode_tls_streams
+
+    session = sessions[name]
+    chunks = _streams(session.pcap)
+    keylog = read_keylog(session.client_keylog)
+    rng = random.Random(name)
+    for _ in range(150):
+        damaged = [(direction, bytearray(data)) for direction, data in chunks]
+        for _ in range(rng.randint(1, 4)):
+            data = rng.choice(damaged)[1]
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            index = rng.randrange(len(damaged))
+            direction, data = damaged[index]
+            damaged[index] = (direction, data[: rng.randrange(len(data) + 1)])
+        streams = [(direction, bytes(data)) for direction, data in damaged]
+        for secrets in ({"keylog": keylog}, {"server_key": session.server_key}):
+            connection = decode_tls_streams(streams, **secrets)
+            assert connection.decrypted or connection.problem

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import HandshakeError
@@ -156,10 +157,21 @@ def _looks_like_tls(client_bytes: bytes) -> bool:
     )
 
 
+# Ephemeral key exchanges by code point (IANA TLS Cipher Suites registry), for suites this library does not
+# run or name: the server's key cannot open them, and saying why must not depend on implementing them.
+_EPHEMERAL = {
+    **dict.fromkeys((0x0033, 0x0039, 0x0067, 0x006B, 0x009E, 0x009F, 0x00A2, 0x00A3, 0xCCAA), "DHE"),
+    **dict.fromkeys((0xC009, 0xC00A, 0xC013, 0xC014, 0xC023, 0xC024, 0xC027, 0xC028), "ECDHE"),
+    **dict.fromkeys((0xC02B, 0xC02C, 0xC02F, 0xC030, 0xCCA8, 0xCCA9, 0xC0AC, 0xC0AD, 0xC0AE, 0xC0AF), "ECDHE"),
+}
+
+
 def _key_exchange(suite: int, params: SuiteParams | None) -> str:
     name = cipher_suite_name(suite)
     if params is not None:
         return params.key_exchange.split("_", 1)[0]
+    if suite in _EPHEMERAL:
+        return _EPHEMERAL[suite]
     for kind in ("ECDHE", "DHE", "ECDH", "DH", "PSK"):
         if f"_{kind}_" in name:
             return kind
@@ -222,7 +234,7 @@ class _Reader:
             return None
         try:
             params: SuiteParams | None = suite_params(server_hello.cipher_suite)
-        except (KeyError, ValueError):
+        except (HandshakeError, KeyError, ValueError):  # a suite we do not implement (DHE, CHACHA20...)
             params = None
         kind = _key_exchange(server_hello.cipher_suite, params)
         connection.extended_master_secret = (
@@ -313,8 +325,8 @@ class _Reader:
         if certificate is not None and certificate.certificates:
             try:
                 leaf_key = certificate.x509()[0].public_key()
-            except ValueError:
-                leaf_key = None
+            except (HandshakeError, ValueError, UnsupportedAlgorithm):
+                leaf_key = None  # unreadable: the client's Finished will say whether the key is right
             if leaf_key is not None and leaf_key != server_key.public_key():
                 connection.problem = "the server key given is not the key of the server's certificate"
                 return None
