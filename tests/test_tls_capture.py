@@ -352,3 +352,33 @@ def test_damaged_streams_give_a_connection_with_a_reason_never_an_exception(sess
         for secrets in ({"keylog": keylog}, {"server_key": session.server_key}):
             connection = decode_tls_streams(streams, **secrets)
             assert connection.decrypted or connection.problem
+
+
+# -- headless Chromium against our server --------------------------------------------------------------------
+@pytest.mark.peer
+def test_chromium_against_our_server_decrypts_with_chromiums_key_log_and_the_key(server_files, tmp_path, monkeypatch):
+    """Chromium's own offer (ECDHE first, TLS 1.3): our server answers with RSA key exchange, TLS 1.2."""
+    require_capture()
+    chromium = require("chromium")
+    from test_tls_interop_external import chromium_dump_dom
+
+    from handshake_lib.net.tls import TLSPageServer
+    from handshake_lib.tls.constants import CipherSuite
+
+    pcap, browser_keylog = tmp_path / "chromium.pcap", tmp_path / "chromium.keylog"
+    issued = server_files.issued
+    suite = CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256
+    server = TLSPageServer([issued.der], issued.private_key, cipher_suites=[suite])
+    monkeypatch.setenv("SSLKEYLOGFILE", str(browser_keylog))  # Chromium reads it as NSS did
+    with server, _tcpdump()(pcap, server.port):
+        completed = chromium_dump_dom(chromium, f"https://localhost:{server.port}/", server_files, tmp_path / "p")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert browser_keylog.exists() and read_keylog(browser_keylog).entries
+    for secrets in ({"keylog": read_keylog(browser_keylog)}, {"server_key": issued.private_key}):
+        connections = decode_tls_capture(pcap, **secrets)
+        handshaken = [c for c in connections if c.suite is not None]
+        assert handshaken and all(c.decrypted and c.suite == suite for c in handshaken), [
+            c.problem for c in handshaken
+        ]
+        pages = [c.application_data(SERVER_TO_CLIENT) for c in handshaken]
+        assert any(b"HTTP/1.1 200 OK" in page and b"Hello from the Handshakes TLS server" in page for page in pages)
