@@ -377,8 +377,24 @@ def test_chromium_against_our_server_decrypts_with_chromiums_key_log_and_the_key
     for secrets in ({"keylog": read_keylog(browser_keylog)}, {"server_key": issued.private_key}):
         connections = decode_tls_capture(pcap, **secrets)
         handshaken = [c for c in connections if c.suite is not None]
-        assert handshaken and all(c.decrypted and c.suite == suite for c in handshaken), [
-            c.problem for c in handshaken
-        ]
+        assert handshaken and all(c.decrypted and c.suite == suite for c in handshaken), [c.problem for c in handshaken]
         pages = [c.application_data(SERVER_TO_CLIENT) for c in handshaken]
         assert any(b"HTTP/1.1 200 OK" in page and b"Hello from the Handshakes TLS server" in page for page in pages)
+
+
+# -- the recorder on a failed handshake ----------------------------------------------------------------------
+@pytest.mark.peer
+def test_a_handshake_that_fails_is_recorded_up_to_the_alert(tmp_path, untrusted_ca_file):
+    from handshake_lib.errors import CertificateError
+    from handshake_lib.tls.messages import Alert
+
+    recorded = tmp_path / "failed.pcap"
+    with openssl_server("AES128-GCM-SHA256") as peer, pytest.raises(CertificateError):
+        tls_get(peer.url, cafile=untrusted_ca_file, record_to=recorded)
+    connection = _only(recorded, keylog=KeyLog())
+    # OpenSSL's whole first flight arrived; our client answered it with a fatal alert in the clear.
+    kinds = [type(m).__name__ for e in connection.entries for m in e.messages]
+    assert kinds[:3] == ["ClientHello", "ServerHello", "Certificate"] and kinds[-1] == "Alert"
+    alert = connection.entries[-1].messages[0]
+    assert isinstance(alert, Alert) and alert.description_name == "unknown_ca"
+    assert connection.entries[-1].direction == CLIENT_TO_SERVER
