@@ -260,6 +260,9 @@ class _Reader:
             if master is None:
                 return None
             connection.key_source = SERVER_KEY
+        elif keylog is None:
+            connection.problem = "no key log and no server key were given"
+            return None
         else:
             connection.problem = f"no CLIENT_RANDOM line in the key log for client random {hello.random.hex()}"
             return None
