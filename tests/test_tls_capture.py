@@ -5,7 +5,8 @@ The sessions (made once per module, each in its own tcpdump capture filtered on 
 * ``rsa_gcm``: our client (``tls_get``) against OpenSSL (Python ``ssl``), TLS_RSA_WITH_AES_128_GCM_SHA256,
   with the key log our client wrote and the one OpenSSL wrote (``SSLContext.keylog_filename``), and the
   same connection recorded in process by ``tls_get(record_to=...)``;
-* ``rsa_cbc``: the same with TLS_RSA_WITH_AES_128_CBC_SHA256 (HMAC, padding, explicit IV);
+* ``rsa_cbc``: the same with TLS_RSA_WITH_AES_128_CBC_SHA256 (HMAC, padding, explicit IV), encrypt-then-MAC;
+* ``rsa_cbc_mte``: TLS_RSA_WITH_AES_256_CBC_SHA with MAC-then-encrypt (our client not offering RFC 7366);
 * ``ecdhe``: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256.  Our client does not offer ECDHE yet (issue 12 item
   1 is being built beside this), so the client is OpenSSL's, through Python ``ssl`` with its own key log.
 
@@ -70,7 +71,7 @@ def require_capture() -> None:
         pytest.skip(message)
 
 
-def _our_client(directory: Path, name: str, cipher: str) -> Session:
+def _our_client(directory: Path, name: str, cipher: str, **client_options) -> Session:
     tcpdump = _tcpdump()
     pcap, recorded = directory / f"{name}.pcap", directory / f"{name}.rec.pcap"
     keylog = directory / f"{name}.ours.keylog"
@@ -78,7 +79,7 @@ def _our_client(directory: Path, name: str, cipher: str) -> Session:
         with tcpdump(pcap, peer.port):
             response = tls_get(
                 peer.url, cafile=peer.cafile, cipher_suites=[parse_suite_name(cipher)], keylog_path=keylog,
-                record_to=recorded,
+                record_to=recorded, **client_options,
             )  # fmt: skip
         server_keylog = directory / f"{name}.openssl.keylog"
         server_keylog.write_bytes(peer.keylog_path.read_bytes())
@@ -117,7 +118,8 @@ def record_sessions(directory: Path) -> dict[str, Session]:
     require_capture()
     return {
         "rsa_gcm": _our_client(directory, "rsa_gcm", "AES128-GCM-SHA256"),
-        "rsa_cbc": _our_client(directory, "rsa_cbc", "AES128-SHA256"),
+        "rsa_cbc": _our_client(directory, "rsa_cbc", "AES128-SHA256"),  # encrypt-then-MAC (RFC 7366), as offered
+        "rsa_cbc_mte": _our_client(directory, "rsa_cbc_mte", "AES256-SHA", encrypt_then_mac=False),
         "ecdhe": _openssl_client(directory, "ecdhe", "ECDHE-RSA-AES128-GCM-SHA256"),
     }
 
@@ -148,7 +150,7 @@ def _only(pcap: Path, **secrets):
 
 # -- with a key log ------------------------------------------------------------------------------------------
 @pytest.mark.peer
-@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc", "ecdhe"])
+@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc", "rsa_cbc_mte", "ecdhe"])
 @pytest.mark.parametrize("writer", ["client", "server"])
 def test_either_key_log_opens_every_record_and_the_page_appears(sessions, name, writer):
     session = sessions[name]
@@ -171,7 +173,7 @@ def test_either_key_log_opens_every_record_and_the_page_appears(sessions, name, 
 
 
 @pytest.mark.peer
-@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc", "ecdhe"])
+@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc", "rsa_cbc_mte", "ecdhe"])
 def test_tshark_decrypts_the_same_capture_to_the_same_bytes(sessions, name):
     session = sessions[name]
     connection = _only(session.pcap, keylog=read_keylog(session.client_keylog))
@@ -195,7 +197,7 @@ def test_the_in_process_recording_is_the_same_connection_as_tcpdumps(sessions):
 
 # -- with the server's private key ---------------------------------------------------------------------------
 @pytest.mark.peer
-@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc"])
+@pytest.mark.parametrize("name", ["rsa_gcm", "rsa_cbc", "rsa_cbc_mte"])
 def test_the_servers_key_opens_an_rsa_session(sessions, name):
     session = sessions[name]
     connection = _only(session.pcap, server_key=session.server_key)
@@ -398,3 +400,15 @@ def test_a_handshake_that_fails_is_recorded_up_to_the_alert(tmp_path, untrusted_
     alert = connection.entries[-1].messages[0]
     assert isinstance(alert, Alert) and alert.description_name == "unknown_ca"
     assert connection.entries[-1].direction == CLIENT_TO_SERVER
+
+
+@pytest.mark.peer
+def test_the_two_cbc_sessions_cover_both_mac_orders(sessions):
+    from handshake_lib.tls.constants import ExtensionType
+
+    def server_hello(name: str) -> ServerHello:
+        connection = _only(sessions[name].pcap, keylog=read_keylog(sessions[name].client_keylog))
+        return next(m for e in connection.entries for m in e.messages if isinstance(m, ServerHello))
+
+    assert server_hello("rsa_cbc").extension(ExtensionType.encrypt_then_mac) is not None
+    assert server_hello("rsa_cbc_mte").extension(ExtensionType.encrypt_then_mac) is None
