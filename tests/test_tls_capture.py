@@ -129,10 +129,13 @@ def sessions(tmp_path_factory) -> dict[str, Session]:
     return record_sessions(tmp_path_factory.mktemp("tls-captures"))
 
 
-def tshark_application_data(pcap: Path, keylog: Path) -> tuple[bytes, bytes]:
-    """What tshark decrypts of the capture's first TLS stream: (client -> server, server -> client)."""
+def tshark_application_data(pcap: Path, keylog: Path | None = None, option: str = "") -> tuple[bytes, bytes]:
+    """What tshark decrypts of the capture's first TLS stream: (client -> server, server -> client).
+
+    ``keylog``: an NSS key log; or ``option``: another ``-o`` preference (``uat:rsa_keys:...``)."""
+    option = option or f"tls.keylog_file:{keylog}"
     result = subprocess.run(
-        ["tshark", "-r", str(pcap), "-o", f"tls.keylog_file:{keylog}", "-q", "-z", "follow,tls,raw,0"],
+        ["tshark", "-r", str(pcap), "-o", option, "-q", "-z", "follow,tls,raw,0"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     client, server = bytearray(), bytearray()
@@ -412,3 +415,24 @@ def test_the_two_cbc_sessions_cover_both_mac_orders(sessions):
 
     assert server_hello("rsa_cbc").extension(ExtensionType.encrypt_then_mac) is not None
     assert server_hello("rsa_cbc_mte").extension(ExtensionType.encrypt_then_mac) is None
+
+
+@pytest.mark.peer
+def test_tshark_with_the_servers_key_agrees_on_the_rsa_session(sessions, tmp_path):
+    """Wireshark's own RSA key decryption (``uat:rsa_keys``) on the same capture: the same bytes both ways."""
+    from cryptography.hazmat.primitives import serialization
+
+    session = sessions["rsa_gcm"]
+    key = tmp_path / "server.key"
+    key.write_bytes(
+        session.server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    client, server = tshark_application_data(session.pcap, option=f'uat:rsa_keys:"{key}",""')
+    connection = _only(session.pcap, server_key=session.server_key)
+    assert server.endswith(session.body)
+    assert (client, server) == (
+        connection.application_data(CLIENT_TO_SERVER),
+        connection.application_data(SERVER_TO_CLIENT),
+    )
