@@ -14,11 +14,11 @@ from pathlib import Path
 # Widgets draw with matplotlib outside a kernel: never let it look for a display.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from . import handshakes, load, notebooks, ssh_handshakes, widgets  # noqa: E402 - after MPLBACKEND on purpose
+from . import handshakes, load, notebooks, ssh_handshakes, tls_decode, widgets  # noqa: E402 - after MPLBACKEND on purpose
 from .report import ERROR, Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-GROUPS = ("notebooks", "widgets", "handshakes", "ssh", "load")
+GROUPS = ("notebooks", "widgets", "handshakes", "ssh", "load", "decode")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if "load" in groups:
         print("loading our TLS server (bursts, many connections, slow clients) ...", file=sys.stderr, flush=True)
         rows.extend(load.measure(quick=args.load_quick))
+    if "decode" in groups:
+        print("decoding a 10 MB TLS capture ...", file=sys.stderr, flush=True)
+        rows.extend(tls_decode.measure())
 
     print(format_table(rows))
     for note in notes:

@@ -29,6 +29,14 @@ loopback unless ``--public`` is given: a teaching server has no business on a ne
 
 Exit status: 0 success; 1 the handshake or the connection failed (the message names the cause and the
 alert); 2 the command line was wrong (including an unknown cipher suite name).
+
+``tls decode CAPTURE.pcap (--keylog FILE | --server-key KEY.pem)`` reads every TLS 1.2 connection of a
+classic pcap (``tcpdump -w``, or ``tls_get(record_to=...)``) with :func:`handshake_lib.tls.capture.decode_tls_capture`
+and prints, as Wireshark does with a key log, each connection's records annotated (``--trace``'s
+renderer: the handshake messages decoded, every protected record decrypted), then the application data of
+each direction as text.  With ``--server-key`` it decrypts RSA key-exchange sessions and says why it
+cannot decrypt an ECDHE or DHE one.  Exit 0 when every TLS connection was decrypted, 1 when one was not
+(the reason is printed for each) or the capture holds none or cannot be read, 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -50,12 +58,15 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from ..errors import CertificateError, ConnectionTimeout, HandshakeError, HTTPResponseError, PeerAlert, ProtocolError
 from ..hostnames import check_dns_name
 from ..net import is_loopback
+from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT
+from ..tls.capture import TLSCaptureConnection, UndecryptedRecord, decode_tls_capture
 from ..tls.constants import CipherSuite, name_of
+from ..tls.keylog import KeyLog, parse_keylog
 from ..tls.record import MAX_PLAINTEXT_LENGTH
 from ..tls.suites import SUITES, parse_suite_name
 from .arguments import MAX_SECONDS, append_file, host, input_file, pem_file, port, seconds
 from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
-from .trace import render_transcript
+from .trace import render_entry, render_transcript
 
 DEFAULT_TIMEOUT = 5.0
 MAX_PEM_BYTES = 1 << 20  # the most of a --cafile, --cert or --key read (docs/limits.md); a chain is kilobytes
@@ -63,7 +74,7 @@ MAX_PEM_BYTES = 1 << 20  # the most of a --cafile, --cert or --key read (docs/li
 
 def register(groups: argparse._SubParsersAction) -> None:
     parser = groups.add_parser("tls", help="TLS 1.2 with our client and server")
-    commands = parser.add_subparsers(title="commands", metavar="{get,serve}", required=True)
+    commands = parser.add_subparsers(title="commands", metavar="{get,serve,decode}", required=True)
 
     get = commands.add_parser(
         "get", help="fetch https://HOST:PORT/PATH with our TLS client", description=__doc__,
@@ -130,6 +141,20 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     _add_fragment_size(serve)
     serve.set_defaults(command=run_serve)
+
+    decode = commands.add_parser(
+        "decode", help="the TLS 1.2 records of a pcap file, decrypted with a key log or the server's RSA key",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    decode.add_argument("capture", type=input_file, help="a classic pcap file (tcpdump -w)")
+    secrets = decode.add_mutually_exclusive_group(required=True)
+    secrets.add_argument(
+        "--keylog", type=input_file, metavar="FILE", help="NSS key log (SSLKEYLOGFILE, tls get --keylog)"
+    )
+    secrets.add_argument(
+        "--server-key", type=pem_file, metavar="KEY.pem", help="the server's RSA private key (RSA key exchange only)"
+    )
+    decode.set_defaults(command=run_decode)
 
 
 # -- shared helpers ------------------------------------------------------------------------------------
@@ -498,3 +523,95 @@ def run_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     print("stopped", flush=True)
     return 0
+
+
+# -- tls decode --------------------------------------------------------------------------------------
+MAX_CAPTURE_BYTES = 64 << 20  # the most of a capture tls decode reads (docs/limits.md)
+MAX_KEYLOG_BYTES = 16 << 20
+
+
+def _read_capture(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_CAPTURE_BYTES + 1)
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > MAX_CAPTURE_BYTES:
+        raise CommandError(
+            f"{path} is larger than {MAX_CAPTURE_BYTES >> 20} MiB, the most tls decode reads "
+            "(cut it first: editcap -r capture.pcap part.pcap 1-1000)"
+        )
+    return data
+
+
+def _decode_keylog(path: Path) -> KeyLog:
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_KEYLOG_BYTES + 1)
+    except OSError as error:
+        raise CommandError(f"cannot read the key log {path}: {error.strerror or error}") from None
+    if len(raw) > MAX_KEYLOG_BYTES:
+        raise CommandError(f"{path} is larger than {MAX_KEYLOG_BYTES >> 20} MiB: not a key log")
+    log = parse_keylog(raw.decode("ascii", errors="replace"))
+    if log.skipped:
+        first_line, reason = log.skipped[0]
+        more = f" (and {len(log.skipped) - 1} more)" if len(log.skipped) > 1 else ""
+        print(f"handshakes: {path}: line {first_line} skipped: {reason}{more}", file=sys.stderr)
+    if not log.entries:
+        raise CommandError(f"{path} holds no key log line we can read (expected CLIENT_RANDOM <hex> <hex>)")
+    return log
+
+
+def render_capture_connection(index: int, connection: TLSCaptureConnection) -> str:
+    """One connection: who, which suite, decrypted or why not, its records, its application data as text."""
+    client, server = connection.client, connection.server
+    lines = [f"connection {index}: client {client[0]}:{client[1]} -> server {server[0]}:{server[1]}, "
+             f"{connection.suite_name}"]  # fmt: skip
+    if connection.decrypted:
+        ems = ", extended master secret" if connection.extended_master_secret else ""
+        lines.append(f"  decrypted: master secret from {connection.key_source}{ems}")
+    else:
+        lines.append(f"  NOT decrypted: {connection.problem}")
+    lines += [f"  note: {note}" for note in connection.notes]
+    for number, entry in enumerate(connection.entries, start=1):
+        lines.append("")
+        if isinstance(entry, UndecryptedRecord):
+            # The record as it travelled (header, opaque ciphertext), without the plaintext section it lacks.
+            text = render_entry(number, entry).split("\n--- decrypted with", 1)[0]
+            lines.append(text.replace("  [encrypted]", "  [encrypted, not decrypted]", 1))
+        else:
+            lines.append(render_entry(number, entry))
+    for direction, arrow in ((CLIENT_TO_SERVER, "client -> server"), (SERVER_TO_CLIENT, "server -> client")):
+        data = connection.application_data(direction)
+        if data:
+            lines.append("")
+            lines.append(f"--- application data, {arrow} ({len(data)} bytes, as text):")
+            lines.append(data.decode("utf-8", errors="backslashreplace"))
+    return "\n".join(lines)
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    keylog = _decode_keylog(args.keylog) if args.keylog is not None else None
+    server_key = None
+    if args.server_key is not None:
+        server_key = _load_private_key(args.server_key)
+        if not isinstance(server_key, rsa.RSAPrivateKey):
+            raise CommandError(
+                f"{args.server_key} holds {_key_kind(server_key)} key: only an RSA key decrypts a pre-master secret",
+                EXIT_USAGE,
+            )
+    data = _read_capture(args.capture)
+    try:
+        connections = decode_tls_capture(data, keylog=keylog, server_key=server_key)
+    except HandshakeError as error:  # DecodeError: not a pcap file, pcapng, a header that contradicts itself
+        raise CommandError(f"{args.capture} is not a capture we can read: {error}") from None
+    if not connections:
+        raise CommandError(f"{args.capture} holds no TLS connection")
+    undecrypted = [index for index, c in enumerate(connections, start=1) if not c.decrypted]
+    print(f"{args.capture}: {len(connections)} TLS connection(s), {len(connections) - len(undecrypted)} decrypted")
+    for index, connection in enumerate(connections, start=1):
+        print()
+        print(render_capture_connection(index, connection))
+    for index in undecrypted:
+        print(f"handshakes: connection {index} not decrypted: {connections[index - 1].problem}", file=sys.stderr)
+    return EXIT_FAILURE if undecrypted else 0

@@ -30,6 +30,11 @@ library error (a ProtocolError we raised, the peer's PeerAlert, a ConnectionTime
 becomes :class:`~handshake_lib.errors.ConnectionLost`) whose ``exchange``
 (:class:`~handshake_lib.errors.Exchange`: the records exchanged so far, the fatal alert included, and
 their timings) lets a trace show the handshake up to the alert that ended it.
+
+Recording.  ``record_to=PATH`` (:func:`open_tls`, :func:`tls_get`) keeps the raw bytes of the connection
+both ways, in the order they crossed the socket, and writes them when the socket closes as a classic
+pcap (:func:`~handshake_lib.tcp.streams.write_pcap`, with the connection's real addresses and ports):
+what ``tcpdump`` would have seen, without needing root, ready for ``handshakes tls decode`` or Wireshark.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from ..errors import (
     ResponseTooLarge,
     ResponseTruncated,
 )
+from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT, write_pcap
 from ..tls.client import TLSClient
 from ..tls.connection import (
     ApplicationData,
@@ -208,6 +214,39 @@ def _remaining(deadline: float) -> float:
     return remaining
 
 
+class _RecordingSocket:
+    """A client socket that keeps what it sends and receives, and writes it as a pcap when closed.
+
+    Bounded by what the connection itself may carry (:func:`tls_get`'s body limit and deadline).
+    """
+
+    def __init__(self, sock: socket.socket, path: str | Path) -> None:
+        self._sock = sock
+        self._path = Path(path)
+        self._chunks: list[tuple[str, bytes]] = []
+        self._ends = (sock.getsockname()[:2], sock.getpeername()[:2])
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+        self._chunks.append((CLIENT_TO_SERVER, bytes(data)))
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        if data:
+            self._chunks.append((SERVER_TO_CLIENT, data))
+        return data
+
+    def close(self) -> None:
+        self._sock.close()
+        if self._chunks is not None:
+            client, server = self._ends
+            self._path.write_bytes(write_pcap(self._chunks, client=client, server=server, start_time=time.time()))
+            self._chunks = None  # type: ignore[assignment]  # written once
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 def _keylog_writer(keylog_path: str | Path | None) -> Callable[[str], None] | None:
     if keylog_path is None:
         return None
@@ -222,6 +261,7 @@ def open_tls(
     timeout: float = net.DEFAULT_TIMEOUT,
     deadline: float | None = None,
     keylog_path: str | Path | None = None,
+    record_to: str | Path | None = None,
     **client_options: Any,
 ) -> TLSStream:
     """Connect to ``host:port``, run our TLS 1.2 client's handshake, return the open stream.
@@ -233,6 +273,8 @@ def open_tls(
     in ``stream.handshake.stapled_ocsp_response``...).  Connecting and the whole handshake must finish
     within ``timeout`` seconds (finite, > 0, at most a day: ValueError otherwise), or by ``deadline`` (a
     time.monotonic() value) when one is given; the stream's ``recv`` then waits ``timeout`` per call.
+    ``record_to``: a pcap file written when the stream closes, with every byte of the connection both ways
+    (IPv4 only), a failed handshake included.
     """
     timeout = net.check_timeout(timeout)
     if keylog_path is not None:
@@ -246,6 +288,11 @@ def open_tls(
     except HandshakeError as error:  # a connect timeout; a refused connection stays the OSError it is
         _with_exchange(error, client, None)
         raise
+    if record_to is not None:
+        if sock.family != socket.AF_INET:
+            sock.close()
+            raise ValueError("record_to writes IPv4 captures only: connect to an IPv4 address")
+        sock = _RecordingSocket(sock, record_to)  # type: ignore[assignment]  # a socket, as far as we use it
     driver = net.SocketDriver(client, sock, started)
     try:
         client.start()
@@ -287,6 +334,7 @@ def tls_get(
     verify: bool = True,
     cipher_suites: Sequence[int] | None = None,
     keylog_path: str | Path | None = None,
+    record_to: str | Path | None = None,
     timeout: float = net.DEFAULT_TIMEOUT,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     **client_options: Any,
@@ -306,7 +354,8 @@ def tls_get(
     A failure carries ``exchange`` (:class:`~handshake_lib.errors.Exchange`: the transcript and timings so
     far); a network error after connecting is a :class:`~handshake_lib.errors.ConnectionLost` (an OSError).
     ``client_options`` go to :func:`open_tls` (``request_ocsp_status=True``: a stapled OCSP response, if
-    the server sends one, is in ``response.handshake.stapled_ocsp_response``).
+    the server sends one, is in ``response.handshake.stapled_ocsp_response``; ``record_to``: a pcap of the
+    connection).
     """
     timeout = net.check_timeout(timeout)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
@@ -323,7 +372,7 @@ def tls_get(
     try:
         stream = open_tls(
             host, port, host, timeout=timeout, deadline=deadline, cafile=cafile, verify=verify,
-            keylog_path=keylog_path, **client_options,
+            keylog_path=keylog_path, record_to=record_to, **client_options,
         )  # fmt: skip
     except ConnectionTimeout as error:
         raise _timed_out(error, f"{host}:{port}", timeout, "connecting or in the handshake") from error

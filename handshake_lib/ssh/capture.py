@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 A pcap holds TCP segments (:func:`~handshake_lib.tcp.pcap.read_pcap`); an SSH session is the two byte
-streams of one TCP connection.  :func:`decode_ssh_capture` groups segments by connection, puts each
-direction's payload back in sequence-number order (retransmitted bytes once; a gap ends that direction,
-noted), and keeps the connections whose streams start like SSH.  The client is the side that sent the
-SYN (when the capture missed it, the side that did not send to port 22, else the first speaker).
+streams of one TCP connection.  :func:`decode_ssh_capture` groups segments by connection and puts each
+direction's payload back in sequence-number order (:mod:`handshake_lib.tcp.streams`: retransmitted bytes
+once; a gap ends that direction, noted), and keeps the connections whose streams start like SSH.  The
+client is the side that sent the SYN (when the capture missed it, the side that did not send from
+port 22, else the first speaker).
 
 Each connection is then walked the way a peer walks it, with this package's own parsers, in capture
 order (a direction's bytes are read as their segment arrives, so the other side's KEXINIT or reply is
@@ -41,9 +42,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DecodeError, HandshakeError, ProtocolError
-from ..tcp.pcap import CapturedSegment, iter_pcap
-from ..tcp.segment import Flags
+from ..errors import HandshakeError, ProtocolError
+from ..tcp.pcap import CapturedSegment
+from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT, group_connections, read_segments
 from ..wire import Writer
 from .exchange_hash import ExchangeHash, exchange_hash
 from .hostkeys import decode_host_key
@@ -69,9 +70,6 @@ __all__ = [
 MAX_CONNECTIONS = 64
 MAX_STREAM_BYTES = 4 << 20
 MAX_PACKETS = 10_000
-CLIENT_TO_SERVER = "client->server"
-SERVER_TO_CLIENT = "server->client"
-_SEQUENCE_SPACE = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -131,74 +129,6 @@ class SSHCaptureConnection:
     @property
     def decrypted(self) -> list[DecodedPacket]:
         return [packet for packet in self.packets if packet.decrypted]
-
-
-# -- TCP: segments to two ordered byte streams ----------------------------------------------------------
-@dataclass
-class _Direction:
-    source: tuple[str, int]
-    start: int | None = None  # sequence number of the stream's first byte
-    syn: bool = False
-    end: int = 0  # bytes of the stream assembled so far
-    stopped: str = ""
-
-
-def _connection_key(item: CapturedSegment) -> tuple[tuple[str, int], tuple[str, int]]:
-    a = (str(item.src_ip), item.segment.src_port)
-    b = (str(item.dst_ip), item.segment.dst_port)
-    return (a, b) if a <= b else (b, a)
-
-
-class _Stream:
-    """Puts one direction's segments in order; ``add`` returns the bytes that became contiguous."""
-
-    def __init__(self, source: tuple[str, int]) -> None:
-        self.state = _Direction(source)
-        self._pending: dict[int, bytes] = {}
-
-    def add(self, item: CapturedSegment) -> bytes:
-        segment, state = item.segment, self.state
-        if Flags.SYN in segment.flags:
-            state.syn, state.start = True, (segment.seq + 1) % _SEQUENCE_SPACE
-        if not segment.payload or state.stopped:
-            return b""
-        if state.start is None:
-            state.start = segment.seq
-        offset = (segment.seq - state.start) % _SEQUENCE_SPACE
-        if offset >= _SEQUENCE_SPACE // 2:  # before the start: a retransmission of bytes before the SYN's
-            return b""
-        self._pending[offset] = max(self._pending.get(offset, b""), segment.payload, key=len)
-        out = bytearray()
-        progressed = True
-        while progressed:
-            progressed = False
-            for offset in sorted(self._pending):
-                data = self._pending[offset]
-                if offset > state.end:
-                    break
-                del self._pending[offset]
-                progressed = True  # a segment used up, fresh bytes or none (a retransmission): look again
-                fresh = data[state.end - offset :]
-                if fresh:
-                    room = MAX_STREAM_BYTES - state.end
-                    if len(fresh) > room:
-                        fresh, state.stopped = (
-                            fresh[:room],
-                            f"more than {MAX_STREAM_BYTES >> 20} MiB: the rest is not read",
-                        )
-                    out += fresh
-                    state.end += len(fresh)
-                break
-        if len(self._pending) > 4096:  # a gap that never fills: stop holding bytes after it
-            state.stopped = f"bytes missing at stream offset {state.end}: the rest is not read"
-            self._pending.clear()
-        return bytes(out)
-
-    def finish(self) -> str:
-        if self._pending and not self.state.stopped:
-            waiting = sum(map(len, self._pending.values()))
-            return f"bytes missing at stream offset {self.state.end}: {waiting} bytes after it not read"
-        return self.state.stopped
 
 
 # -- the SSH walk ---------------------------------------------------------------------------------------
@@ -454,18 +384,6 @@ def _private_key_secret(method: KexMethod, private: bytes, peer: bytes | int | N
     return None
 
 
-def _endpoint_role(segments: list[CapturedSegment]) -> tuple[tuple[str, int], tuple[str, int]]:
-    """(client, server) of one connection's segments."""
-    for item in segments:
-        if Flags.SYN in item.segment.flags and Flags.ACK not in item.segment.flags:
-            return (str(item.src_ip), item.segment.src_port), (str(item.dst_ip), item.segment.dst_port)
-    first = segments[0]
-    a, b = (str(first.src_ip), first.segment.src_port), (str(first.dst_ip), first.segment.dst_port)
-    if a[1] == 22 and b[1] != 22:
-        return b, a
-    return a, b
-
-
 def decode_ssh_capture(
     source: str | Path | bytes | Iterable[CapturedSegment], keylog: SSHKeyLog | None = None
 ) -> list[SSHCaptureConnection]:
@@ -476,40 +394,18 @@ def decode_ssh_capture(
     """
     cut = ""
     if isinstance(source, str | Path | bytes | bytearray):
-        segments = []
-        try:
-            segments.extend(iter_pcap(source))
-        except DecodeError as error:
-            if not segments:
-                raise
-            # A capture stopped mid-write (tcpdump killed, a file cut short): what came before is still good.
-            cut = f"the capture ends inside a record ({error}): the segments before it are decoded"
+        segments, cut = read_segments(source)
     else:
         segments = list(source)
-    by_connection: dict[object, list[CapturedSegment]] = {}
-    skipped = 0
-    for item in segments:
-        key = _connection_key(item)
-        if key not in by_connection:
-            if len(by_connection) >= MAX_CONNECTIONS:
-                skipped += 1
-                continue
-            by_connection[key] = []
-        by_connection[key].append(item)
+    conversations, skipped = group_connections(segments, max_connections=MAX_CONNECTIONS, server_ports=(22,))
     connections = []
-    for items in by_connection.values():
-        client, server = _endpoint_role(items)
-        connection = SSHCaptureConnection(client, server)
+    for conversation in conversations:
+        connection = SSHCaptureConnection(conversation.client, conversation.server)
         walker = _Walker(connection, keylog)
-        streams = {CLIENT_TO_SERVER: _Stream(client), SERVER_TO_CLIENT: _Stream(server)}
-        for item in items:
-            direction = CLIENT_TO_SERVER if (str(item.src_ip), item.segment.src_port) == client else SERVER_TO_CLIENT
-            walker.feed(direction, streams[direction].add(item))
+        for direction, data in conversation.chunks(MAX_STREAM_BYTES):
+            walker.feed(direction, data)
         walker.finish()
-        for direction, stream in streams.items():
-            problem = stream.finish()
-            if problem:
-                connection.notes.append(f"{direction}: {problem}")
+        connection.notes.extend(conversation.notes)
         if walker.is_ssh:
             connections.append(connection)
     if cut:

@@ -1,0 +1,457 @@
+"""TLS 1.2 connections read back from a capture, decrypted with a key log or the server's RSA key.
+
+Theory of operation
+-------------------
+:func:`decode_tls_capture` reads a pcap (or the segments of one), rebuilds each TCP connection's two
+byte streams (:mod:`handshake_lib.tcp.streams`) and keeps the connections whose client starts with a
+TLS handshake record.  Each one is then read as Wireshark reads it with a key log:
+
+1. records, in capture order, by the record layer's own :class:`~handshake_lib.tls.record.RecordReader`
+   (a direction switches to the protected length limit after its ChangeCipherSpec);
+2. the plaintext handshake messages of each direction, reassembled across records
+   (:class:`~handshake_lib.tls.record.HandshakeReassembler`) and decoded with their spans
+   (:func:`~handshake_lib.tls.messages.decode_handshake`; a message this library does not model, or
+   cannot decode in this context (an ECDHE ClientKeyExchange), stays an undecoded handshake message);
+3. the master secret: the key log's ``CLIENT_RANDOM`` line for the ClientHello's random (or its ``RSA``
+   line for the first 8 bytes of the encrypted pre-master secret), else, for an RSA key exchange, the
+   pre-master secret decrypted from ClientKeyExchange with the server's private key
+   (:func:`~handshake_lib.tls.rsa_kx.decrypt_pre_master_secret`) and the master secret derived from it
+   (RFC 7627's extended master secret when both hellos carried the extension);
+4. the key block (:func:`~handshake_lib.tls.prf.key_block`) and one
+   :class:`~handshake_lib.tls.record.RecordProtection` per direction, which opens every record after
+   that direction's ChangeCipherSpec: the client's Finished must open, so a wrong secret is caught
+   there and said so, not shown as garbage.
+
+Each record becomes a :class:`~handshake_lib.tls.connection.TranscriptEntry`, so ``--trace``'s renderer
+(:mod:`handshake_lib.cli.trace`) shows a captured session exactly as it shows a live one.
+
+What cannot be decrypted is said per connection in ``problem``: no key log line for this client random;
+a server key that does not match the certificate; an ECDHE or DHE key exchange with only the server's
+key (its pre-master secret came from ephemeral values that were never on the wire or in the key: the
+server's key only signed them: that is forward secrecy); a resumed session with only the server's key;
+TLS 1.3.
+
+Limits (docs/limits.md): :data:`MAX_CONNECTIONS` connections, :data:`MAX_STREAM_BYTES` per direction,
+:data:`MAX_RECORDS` records per connection; what is cut is said in the connection's ``notes``.  Keys
+are followed through the first handshake only: a renegotiation's new keys are not (noted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..errors import HandshakeError
+from ..tcp.pcap import CapturedSegment
+from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Endpoint, group_connections, read_segments
+from ..wire import Reader
+from . import prf as prf_module
+from .connection import ApplicationData, TranscriptEntry
+from .constants import ContentType, ExtensionType, HandshakeType
+from .keylog import KeyLog
+from .messages import (
+    Alert,
+    Certificate,
+    ChangeCipherSpec,
+    ClientHello,
+    ClientKeyExchange,
+    HandshakeMessage,
+    OpaqueHandshake,
+    ServerHello,
+    cipher_suite_name,
+    decode_handshake,
+)
+from .record import HandshakeReassembler, Record, RecordProtection, RecordReader
+from .rsa_kx import decrypt_pre_master_secret
+from .suites import SuiteParams, suite_params
+
+__all__ = [
+    "MAX_CONNECTIONS",
+    "MAX_STREAM_BYTES",
+    "MAX_RECORDS",
+    "TLSCaptureConnection",
+    "UndecryptedRecord",
+    "decode_tls_capture",
+    "decode_tls_streams",
+]
+
+MAX_CONNECTIONS = 256
+MAX_STREAM_BYTES = 32 << 20
+MAX_RECORDS = 200_000
+
+KEYLOG = "the key log (CLIENT_RANDOM)"
+KEYLOG_RSA = "the key log (RSA: the pre-master secret)"
+SERVER_KEY = "the server's RSA private key (the pre-master secret decrypted from ClientKeyExchange)"
+
+
+@dataclass
+class TLSCaptureConnection:
+    """One TCP connection that carried TLS: its records as a transcript, and whether they were opened.
+
+    ``problem`` is empty when every protected record was decrypted, else why they were not;
+    ``key_source`` says where the master secret came from.
+    """
+
+    client: Endpoint
+    server: Endpoint
+    entries: list[TranscriptEntry] = field(default_factory=list)
+    suite: int | None = None
+    client_random: bytes = b""
+    server_random: bytes = b""
+    extended_master_secret: bool = False
+    key_source: str = ""
+    master_secret: bytes = b""
+    problem: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def suite_name(self) -> str:
+        return cipher_suite_name(self.suite) if self.suite is not None else "(no ServerHello)"
+
+    @property
+    def decrypted(self) -> bool:
+        return not self.problem
+
+    def application_data(self, direction: str) -> bytes:
+        """Every application data byte one side sent, decrypted, in order."""
+        return b"".join(
+            message.data
+            for entry in self.entries
+            if entry.direction == direction
+            for message in entry.messages
+            if isinstance(message, ApplicationData)
+        )
+
+
+@dataclass
+class _Side:
+    reader: RecordReader = field(default_factory=RecordReader)
+    reassembler: HandshakeReassembler = field(default_factory=HandshakeReassembler)
+    records: int = 0
+    changed_cipher: bool = False
+    clear_messages: list[bytes] = field(default_factory=list)  # raw handshake messages before its CCS
+    stopped: str = ""
+
+
+def _decode_message(raw: bytes) -> HandshakeMessage:
+    try:
+        message, _ = decode_handshake(raw, verify_data_length=None, annotate=False)
+    except HandshakeError:  # a body this library reads only in another context (ECDHE ClientKeyExchange...)
+        message = OpaqueHandshake(raw[0], raw[4:])
+    return message
+
+
+def _looks_like_tls(client_bytes: bytes) -> bool:
+    # A handshake record, major version 3, holding a ClientHello.
+    return (
+        len(client_bytes) >= 6
+        and client_bytes[0] == ContentType.handshake
+        and client_bytes[1] == 3
+        and (client_bytes[5] == HandshakeType.client_hello)
+    )
+
+
+# Ephemeral key exchanges by code point (IANA TLS Cipher Suites registry), for suites this library does not
+# run or name: the server's key cannot open them, and saying why must not depend on implementing them.
+_EPHEMERAL = {
+    **dict.fromkeys((0x0033, 0x0039, 0x0067, 0x006B, 0x009E, 0x009F, 0x00A2, 0x00A3, 0xCCAA), "DHE"),
+    **dict.fromkeys((0xC009, 0xC00A, 0xC013, 0xC014, 0xC023, 0xC024, 0xC027, 0xC028), "ECDHE"),
+    **dict.fromkeys((0xC02B, 0xC02C, 0xC02F, 0xC030, 0xCCA8, 0xCCA9, 0xC0AC, 0xC0AD, 0xC0AE, 0xC0AF), "ECDHE"),
+}
+
+
+def _key_exchange(suite: int, params: SuiteParams | None) -> str:
+    name = cipher_suite_name(suite)
+    if params is not None:
+        return params.key_exchange.split("_", 1)[0]
+    if suite in _EPHEMERAL:
+        return _EPHEMERAL[suite]
+    for kind in ("ECDHE", "DHE", "ECDH", "DH", "PSK"):
+        if f"_{kind}_" in name:
+            return kind
+    return "RSA" if name.startswith("TLS_RSA_") else name
+
+
+class _Reader:
+    """One connection, record by record."""
+
+    def __init__(self, connection: TLSCaptureConnection) -> None:
+        self.connection = connection
+        self.sides = {CLIENT_TO_SERVER: _Side(), SERVER_TO_CLIENT: _Side()}
+        self.records: list[tuple[str, Record]] = []
+        self.full = False
+
+    def feed(self, direction: str, data: bytes) -> None:
+        side = self.sides[direction]
+        if side.stopped or self.full:
+            return
+        side.reader.extend(data)
+        while True:
+            try:
+                record = side.reader.next_record()
+            except HandshakeError as error:
+                side.stopped = f"{direction}: not a TLS record ({error}): the rest is not read"
+                self.connection.notes.append(side.stopped)
+                return
+            if record is None:
+                return
+            if len(self.records) >= MAX_RECORDS:
+                self.full = True
+                self.connection.notes.append(f"more than {MAX_RECORDS} records: the rest is not read")
+                return
+            self.records.append((direction, record))
+            if record.content_type == ContentType.change_cipher_spec:
+                side.changed_cipher = True
+                side.reader.protected = True
+            elif record.content_type == ContentType.handshake and not side.changed_cipher:
+                try:
+                    side.clear_messages += [m.raw for m in side.reassembler.feed(record.fragment)]
+                except HandshakeError as error:
+                    side.stopped = f"{direction}: a handshake message cannot be read ({error})"
+                    self.connection.notes.append(side.stopped)
+                    return
+
+    # -- keys ------------------------------------------------------------------------------------
+    def keys(self, keylog: KeyLog | None, server_key: rsa.RSAPrivateKey | None) -> tuple[RecordProtection, ...] | None:
+        connection = self.connection
+        client = [_decode_message(raw) for raw in self.sides[CLIENT_TO_SERVER].clear_messages]
+        server = [_decode_message(raw) for raw in self.sides[SERVER_TO_CLIENT].clear_messages]
+        hello = next((m for m in client if isinstance(m, ClientHello)), None)
+        server_hello = next((m for m in server if isinstance(m, ServerHello)), None)
+        if hello is None or server_hello is None:
+            connection.problem = "the capture has no " + ("ClientHello" if hello is None else "ServerHello")
+            return None
+        connection.client_random, connection.server_random = hello.random, server_hello.random
+        connection.suite = server_hello.cipher_suite
+        if server_hello.extension(ExtensionType.supported_versions) is not None:
+            connection.problem = "TLS 1.3 (the ServerHello chose it in supported_versions): only TLS 1.2 is decoded"
+            return None
+        try:
+            params: SuiteParams | None = suite_params(server_hello.cipher_suite)
+        except (HandshakeError, KeyError, ValueError):  # a suite we do not implement (DHE, CHACHA20...)
+            params = None
+        kind = _key_exchange(server_hello.cipher_suite, params)
+        connection.extended_master_secret = (
+            hello.extension(ExtensionType.extended_master_secret) is not None
+            and server_hello.extension(ExtensionType.extended_master_secret) is not None
+        )
+        etm = (
+            hello.extension(ExtensionType.encrypt_then_mac) is not None
+            and server_hello.extension(ExtensionType.encrypt_then_mac) is not None
+        )
+        exchange = next((m for m in client if m.handshake_type == HandshakeType.client_key_exchange), None)
+        encrypted_pms = exchange.encrypted_pre_master_secret if isinstance(exchange, ClientKeyExchange) else b""
+        master = keylog.master_secret(hello.random) if keylog is not None else None
+        if master is not None:
+            connection.key_source = KEYLOG
+        elif keylog is not None and encrypted_pms and keylog.find("RSA", encrypted_pms[:8]) is not None:
+            pre_master = keylog.find("RSA", encrypted_pms[:8])
+            assert pre_master is not None
+            master = self._master(pre_master, hello, params)
+            connection.key_source = KEYLOG_RSA
+        elif server_key is not None:
+            master = self._from_server_key(server_key, kind, exchange, encrypted_pms, hello, server, params)
+            if master is None:
+                return None
+            connection.key_source = SERVER_KEY
+        elif keylog is None:
+            connection.problem = "no key log and no server key were given"
+            return None
+        else:
+            connection.problem = f"no CLIENT_RANDOM line in the key log for client random {hello.random.hex()}"
+            return None
+        if params is None:
+            connection.problem = f"{connection.suite_name} is not a suite this library decrypts"
+            return None
+        if master is None:
+            return None
+        connection.master_secret = master
+        block = prf_module.key_block(master, server_hello.random, hello.random, params)
+        options: dict[str, Any] = {"encrypt_then_mac": etm and not params.is_aead}
+        return (RecordProtection.client_write(block, params, **options),
+                RecordProtection.server_write(block, params, **options))  # fmt: skip
+
+    def _master(self, pre_master: bytes, hello: ClientHello, params: SuiteParams | None) -> bytes | None:
+        if params is None:
+            return None
+        server_hello = next(
+            m for m in map(_decode_message, self.sides[SERVER_TO_CLIENT].clear_messages) if isinstance(m, ServerHello)
+        )
+        if self.connection.extended_master_secret:
+            return prf_module.extended_master_secret(pre_master, self._session_hash(params), params.prf_hash)
+        return prf_module.master_secret(pre_master, hello.random, server_hello.random, params.prf_hash)
+
+    def _session_hash(self, params: SuiteParams) -> bytes:
+        """Hash of ClientHello .. ClientKeyExchange, in the order they were sent (RFC 7627 section 3)."""
+        client = self.sides[CLIENT_TO_SERVER].clear_messages
+        server = self.sides[SERVER_TO_CLIENT].clear_messages
+        done = next((i for i, raw in enumerate(server) if raw[0] == HandshakeType.server_hello_done), len(server) - 1)
+        exchange = next(
+            (i for i, raw in enumerate(client) if raw[0] == HandshakeType.client_key_exchange), len(client) - 1
+        )
+        messages = client[:1] + server[: done + 1] + client[1 : exchange + 1]
+        return hashlib.new(params.prf_hash, b"".join(messages)).digest()
+
+    def _from_server_key(
+        self,
+        server_key: rsa.RSAPrivateKey,
+        kind: str,
+        exchange: HandshakeMessage | None,
+        encrypted_pms: bytes,
+        hello: ClientHello,
+        server: list[HandshakeMessage],
+        params: SuiteParams | None,
+    ) -> bytes | None:
+        connection = self.connection
+        if kind in ("ECDHE", "DHE"):
+            connection.problem = (
+                f"the pre-master secret came from an ephemeral {kind} exchange; the server's RSA key only "
+                "signed it (forward secrecy: neither side's ephemeral private value is in the capture or the key)"
+            )
+            return None
+        if kind != "RSA":
+            connection.problem = f"{connection.suite_name}: the server's key does not give this key exchange's secret"
+            return None
+        if exchange is None:
+            connection.problem = (
+                "no ClientKeyExchange: a resumed session, whose master secret came from an earlier handshake "
+                "(a key log line for it decrypts it)"
+            )
+            return None
+        certificate = next((m for m in server if isinstance(m, Certificate)), None)
+        if certificate is not None and certificate.certificates:
+            try:
+                leaf_key = certificate.x509()[0].public_key()
+            except (HandshakeError, ValueError, UnsupportedAlgorithm):
+                leaf_key = None  # unreadable: the client's Finished will say whether the key is right
+            if leaf_key is not None and leaf_key != server_key.public_key():
+                connection.problem = "the server key given is not the key of the server's certificate"
+                return None
+        # Constant-time countermeasure or not, a wrong ciphertext gives a random secret: the Finished says.
+        pre_master = decrypt_pre_master_secret(encrypted_pms, server_key, hello.legacy_version)
+        return self._master(pre_master, hello, params)
+
+    # -- the transcript --------------------------------------------------------------------------
+    def transcript(self, protections: tuple[RecordProtection, ...] | None) -> None:
+        connection = self.connection
+        protection = dict(zip((CLIENT_TO_SERVER, SERVER_TO_CLIENT), protections or (None, None), strict=True))
+        changed = {CLIENT_TO_SERVER: False, SERVER_TO_CLIENT: False}
+        reassemblers = {CLIENT_TO_SERVER: HandshakeReassembler(), SERVER_TO_CLIENT: HandshakeReassembler()}
+        failed: set[str] = set()
+        for direction, record in self.records:
+            raw = record.encode()
+            if not changed[direction]:
+                messages = self._messages(record.content_type, record.fragment, reassemblers[direction])
+                connection.entries.append(
+                    TranscriptEntry(direction, record.content_type, raw, record.fragment, messages)
+                )
+                if record.content_type == ContentType.change_cipher_spec:
+                    changed[direction] = True
+                    reassemblers[direction] = HandshakeReassembler()
+                continue
+            opener = protection[direction]
+            plaintext = None
+            if opener is not None and direction not in failed:
+                try:
+                    plaintext = opener.unprotect(record)
+                except HandshakeError as error:
+                    failed.add(direction)
+                    who = "client's" if direction == CLIENT_TO_SERVER else "server's"
+                    first = opener.sequence_number == 0
+                    connection.problem = connection.problem or (
+                        f"the {who} first protected record (Finished) does not open with these keys: the secret "
+                        f"is wrong ({error})"
+                        if first
+                        else f"a {who} record does not open ({error}): a renegotiation's new keys are not followed"
+                    )
+            if plaintext is None:
+                connection.entries.append(UndecryptedRecord(direction, record.content_type, raw))
+                continue
+            messages = self._messages(record.content_type, plaintext, reassemblers[direction])
+            connection.entries.append(
+                TranscriptEntry(direction, record.content_type, raw, plaintext, messages, encrypted=True)
+            )
+        if not connection.problem and any(isinstance(entry, UndecryptedRecord) for entry in connection.entries):
+            connection.problem = "some records were not decrypted"
+
+    @staticmethod
+    def _messages(content_type: int, data: bytes, reassembler: HandshakeReassembler) -> list[Any]:
+        try:
+            if content_type == ContentType.handshake:
+                return [_decode_message(m.raw) for m in reassembler.feed(data)]
+            if content_type == ContentType.application_data:
+                return [ApplicationData(data)]
+            if content_type == ContentType.alert:
+                return [Alert.decode(Reader(data, annotate=False))]
+            if content_type == ContentType.change_cipher_spec:
+                return [ChangeCipherSpec()]
+        except HandshakeError:
+            pass  # the hex dump still shows the bytes; the record's spans say what does not decode
+        return []
+
+
+class UndecryptedRecord(TranscriptEntry):
+    """A protected record that could not be opened: shown as it travelled, with no plaintext."""
+
+    def __init__(self, direction: str, content_type: int, record: bytes) -> None:
+        super().__init__(direction, content_type, record, b"", [], encrypted=True)
+
+
+def decode_tls_streams(
+    chunks: Iterable[tuple[str, bytes]],
+    *,
+    client: Endpoint = ("client", 0),
+    server: Endpoint = ("server", 0),
+    keylog: KeyLog | None = None,
+    server_key: rsa.RSAPrivateKey | None = None,
+) -> TLSCaptureConnection:
+    """One TLS connection given as (direction, bytes) chunks in the order they were seen."""
+    connection = TLSCaptureConnection(client, server)
+    reader = _Reader(connection)
+    for direction, data in chunks:
+        reader.feed(direction, data)
+    reader.transcript(reader.keys(keylog, server_key))
+    return connection
+
+
+def decode_tls_capture(
+    source: str | Path | bytes | Iterable[CapturedSegment],
+    *,
+    keylog: KeyLog | None = None,
+    server_key: rsa.RSAPrivateKey | None = None,
+) -> list[TLSCaptureConnection]:
+    """Every TLS connection of a capture (a pcap's path or bytes, or its segments), decrypted if it can be.
+
+    Raises :class:`~handshake_lib.errors.DecodeError` for bytes that are not a pcap we read; a capture
+    without TLS gives an empty list.
+    """
+    if isinstance(source, str | Path | bytes | bytearray):
+        segments, cut = read_segments(source)
+    else:
+        segments, cut = list(source), ""
+    conversations, skipped = group_connections(segments, max_connections=MAX_CONNECTIONS, server_ports=(443,))
+    connections = []
+    for conversation in conversations:
+        chunks = list(conversation.chunks(MAX_STREAM_BYTES))
+        first = next((data for direction, data in chunks if direction == CLIENT_TO_SERVER), b"")
+        if not _looks_like_tls(first):
+            continue
+        connection = decode_tls_streams(
+            chunks, client=conversation.client, server=conversation.server, keylog=keylog, server_key=server_key
+        )
+        connection.notes.extend(conversation.notes)
+        connections.append(connection)
+    if cut:
+        for connection in connections:
+            connection.notes.append(cut)
+    if skipped and connections:
+        connections[-1].notes.append(
+            f"more than {MAX_CONNECTIONS} connections in the capture: {skipped} segments of later ones not read"
+        )
+    return connections
