@@ -44,7 +44,7 @@ class SuiteParams:
     """The numbers behind one TLS 1.2 cipher suite."""
 
     suite: CipherSuite
-    key_exchange: str  # "RSA" or "ECDHE"
+    key_exchange: str  # "RSA", "ECDHE" or "DHE"
     cipher: str  # "AES-CBC" or "AES-GCM"
     enc_key_length: int  # bytes of AES key
     fixed_iv_length: int  # bytes of *_write_IV in the key block (CBC: 16, unused; GCM: 4-byte salt)
@@ -97,6 +97,8 @@ SUITES: dict[CipherSuite, SuiteParams] = {
         _gcm(_S.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, "ECDHE", 32, "sha384"),
         _gcm(_S.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "ECDHE", 16, "sha256"),
         _gcm(_S.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, "ECDHE", 32, "sha384"),
+        _gcm(_S.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256, "DHE", 16, "sha256"),
+        _gcm(_S.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384, "DHE", 32, "sha384"),
     )
 }
 
