@@ -158,7 +158,13 @@ ECDHE_DEFAULT_SUITES: tuple[CipherSuite, ...] = (
     CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 )
 DEFAULT_CLIENT_SUITES: tuple[CipherSuite, ...] = ECDHE_DEFAULT_SUITES + RSA_DEFAULT_SUITES
-DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = DEFAULT_CLIENT_SUITES
+# A server also accepts DHE with the RFC 7919 groups (after ECDHE, before RSA: forward secrecy first), for
+# clients that offer it; browsers no longer do, so the client's default leaves it out.
+DHE_DEFAULT_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
+)
+DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = ECDHE_DEFAULT_SUITES + DHE_DEFAULT_SUITES + RSA_DEFAULT_SUITES
 
 # -- limits on what a peer can make a connection do (docs/limits.md) --------------------------------
 # Each record costs us far more than its bytes (an object in the transcript, a pass through the record

@@ -576,7 +576,7 @@ class ServerKeyExchange(HandshakeMessage):
 
     @classmethod
     def decode_body(cls, r: Reader, key_exchange: str | None = None) -> ServerKeyExchange:
-        if key_exchange is None:
+        if key_exchange not in ("ECDHE", "DHE"):  # unknown, or RSA (where the table refuses the message next)
             key_exchange = "ECDHE" if r.remaining and r.data[r.position] == NAMED_CURVE else "DHE"
         params: ServerECDHParams | ServerDHParams = (
             ServerECDHParams.decode(r) if key_exchange == "ECDHE" else ServerDHParams.decode(r)

@@ -87,8 +87,8 @@ from .negotiation import (
     DEFAULT_GROUPS,
     choose_group,
     choose_version,
-    client_groups,
     client_asks_for_ocsp,
+    client_groups,
     server_extensions,
     suite_authentication,
 )
