@@ -504,3 +504,67 @@ def test_server_key_exchange_round_trips(group, public, algorithm, signature) ->
     assert decoded == message
     fields = {s.field.rsplit(".", 1)[-1] for s in spans}
     assert "signature" in fields and ({"named_curve", "point"} <= fields or {"dh_p", "dh_g", "dh_Ys"} <= fields)
+
+
+# -- the guards combine: stapling and mutual TLS with ECDHE ------------------------------------------------
+def test_ecdhe_with_stapling_and_a_client_certificate_in_memory(server_files) -> None:
+    """Every guard at once on the server (client certificate requested, OCSP response to staple, ECDHE):
+    the flight is RFC 5246 / 6066's order, and both tables walk the transcript to CONNECTED."""
+    import datetime as dt
+
+    from handshake_lib.pki.issue import Authority
+    from handshake_lib.pki.revocation_data import ocsp_response
+
+    pki, issued = server_files.pki, server_files.issued
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    response = ocsp_response(
+        issued.certificate, Authority(pki.root.certificate, pki.root.private_key), "good",
+        this_update=now - dt.timedelta(hours=1), next_update=now + dt.timedelta(days=1),
+    )  # fmt: skip
+    alice = pki.issue_client("alice-ecdhe")
+    client = TLSClient(
+        "localhost", cafile=server_files.ca_path, request_ocsp_status=True,
+        client_certificate_chain=[alice.certificate], client_private_key=alice.private_key,
+    )  # fmt: skip
+    server = TLSServer(
+        [issued.certificate.public_bytes(Encoding.DER)], issued.private_key, ocsp_response=response,
+        client_ca=[pki.root.certificate],
+    )  # fmt: skip
+    client.start()
+    for _ in range(3):
+        server.receive_data(client.data_to_send())
+        client.receive_data(server.data_to_send())
+    assert client.handshake is not None and server.handshake is not None
+    # The default offer's first suite this RSA-only server can serve: ECDHE-RSA with AES-256.
+    assert client.handshake.cipher_suite == CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+    flight = [type(m).__name__ for e in server.transcript if e.direction == "server->client" for m in e.messages]
+    assert flight[:6] == [
+        "ServerHello", "Certificate", "CertificateStatus", "ServerKeyExchange", "CertificateRequest", "ServerHelloDone"
+    ]  # fmt: skip
+    sent = [type(m).__name__ for e in client.transcript if e.direction == "client->server" for m in e.messages]
+    assert sent[1:4] == ["Certificate", "ECDHClientKeyExchange", "CertificateVerify"]
+    assert server.handshake.client_subject is not None and "alice-ecdhe" in server.handshake.client_subject
+    assert client.handshake.stapled_ocsp_response == response
+    assert [s.value for s in replay("client", client.transcript)][-1] == "CONNECTED"
+    assert [s.value for s in replay("server", server.transcript)][-1] == "CONNECTED"
+
+
+def test_openssl_verifies_our_certificate_verify_over_an_ecdhe_transcript(server_files, tmp_path) -> None:
+    """Mutual TLS with ECDHE against OpenSSL (CERT_REQUIRED): our CertificateVerify signs a transcript that
+    holds ServerKeyExchange and our ECDH ClientKeyExchange; OpenSSL accepts it and logs the same master secret."""
+    keylog = tmp_path / "openssl.log"
+    bob = server_files.pki.issue_client("bob-ecdhe")
+    context = server_context(
+        server_files.cert_path, server_files.key_path, ciphers="ECDHE-RSA-AES128-GCM-SHA256",
+        maximum_version=ssl.TLSVersion.TLSv1_2, keylog_path=keylog,
+    )  # fmt: skip
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(server_files.ca_path)
+    with PythonSSLServer(context) as server:
+        response = tls_get(
+            f"https://localhost:{server.port}/", cafile=server_files.ca_path,
+            client_certificate_chain=[bob.certificate], client_private_key=bob.private_key,
+        )  # fmt: skip
+    assert response.status == 200 and server.connections[0].error is None
+    assert response.handshake.cipher_suite == CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    assert read_keylog(keylog).master_secret(response.handshake.client_random) == response.handshake.master_secret
