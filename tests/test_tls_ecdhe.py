@@ -39,6 +39,7 @@ from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki.builder import CoursePKI
 from handshake_lib.tls import State, TLSClient, TLSServer
+from handshake_lib.tls import client as client_module
 from handshake_lib.tls.connection import RSA_DEFAULT_SUITES
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite, ContentType, HandshakeType, NamedGroup
 from handshake_lib.tls.key_exchange import FFDHE2048_P, FFDHE3072_P, GROUPS
@@ -406,8 +407,8 @@ def test_x25519_low_order_point_gives_an_all_zero_secret_and_is_refused() -> Non
         key.shared_secret(bytes(32))  # the point 0 has order 4: every scalar gives 0
 
 
-def server_error_for(server_files, ecdsa_files, client_key_exchange, suite):
-    client, server = pair(server_files, ecdsa_files, suites=[suite])
+def server_error_for(server_files, ecdsa_files, client_key_exchange, suite, client_groups=None):
+    client, server = pair(server_files, ecdsa_files, suites=[suite], client_groups=client_groups)
     client.start()
     server.receive_data(client.data_to_send())
     client.receive_data(server.data_to_send())
@@ -568,3 +569,43 @@ def test_openssl_verifies_our_certificate_verify_over_an_ecdhe_transcript(server
     assert response.status == 200 and server.connections[0].error is None
     assert response.handshake.cipher_suite == CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
     assert read_keylog(keylog).master_secret(response.handshake.client_random) == response.handshake.master_secret
+
+
+# -- bad client key shares: OpenSSL's server and ours, the same bytes ------------------------------------
+P256_OFF_CURVE = b"\x04" + (1).to_bytes(32, "big") * 2
+BAD_SHARES = {
+    # name: (suite, group, ClientKeyExchange class, public value, OpenSSL's alert, ours)
+    "p256-off-curve": (0xC02F, NamedGroup.secp256r1, "ECDHClientKeyExchange", P256_OFF_CURVE,
+                       TLSAlert.illegal_parameter, TLSAlert.illegal_parameter),
+    "p256-compressed": (0xC02F, NamedGroup.secp256r1, "ECDHClientKeyExchange", b"\x02" + (1).to_bytes(32, "big"),
+                        TLSAlert.illegal_parameter, TLSAlert.illegal_parameter),
+    "x25519-all-zero-secret": (0xC02F, NamedGroup.x25519, "ECDHClientKeyExchange", bytes(32),
+                               TLSAlert.illegal_parameter, TLSAlert.illegal_parameter),
+    # RFC 7919 section 4 names handshake_failure for dh_Yc out of range; OpenSSL 3.0 sends illegal_parameter
+    # (SSL_R_BAD_KEY_SHARE). Where the RFC names the alert we follow it: a known difference, checked here.
+    "dh-one": (0x9E, NamedGroup.ffdhe2048, "DHClientKeyExchange", (1).to_bytes(256, "big"),
+               TLSAlert.illegal_parameter, TLSAlert.handshake_failure),
+    "dh-p-minus-one": (0x9E, NamedGroup.ffdhe2048, "DHClientKeyExchange", (FFDHE2048_P - 1).to_bytes(256, "big"),
+                       TLSAlert.illegal_parameter, TLSAlert.handshake_failure),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_SHARES))
+def test_bad_client_key_shares_openssls_alert_and_ours(server_files, ecdsa_files, ffdhe2048_pem, monkeypatch, case):
+    suite, group, class_name, public, openssl_alert, our_alert = BAD_SHARES[case]
+    # OpenSSL's server receives the bad value from our client (whose ClientKeyExchange is swapped for it).
+    real = getattr(client_module, class_name)
+    monkeypatch.setattr(client_module, class_name, lambda _public: real(public))
+    context = server_context(
+        server_files.cert_path, server_files.key_path, ciphers=OPENSSL_NAME[CipherSuite(suite)],
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+    )  # fmt: skip
+    context.load_dh_params(str(ffdhe2048_pem))
+    with PythonSSLServer(context) as server, pytest.raises(PeerAlert) as caught:
+        tls_get(f"https://localhost:{server.port}/", cafile=server_files.ca_path, cipher_suites=[suite], groups=[group])
+    assert caught.value.description == openssl_alert
+    assert "BAD_KEY_SHARE" in str(server.connections[0].error)
+    monkeypatch.undo()
+    # Our server, the same bytes.
+    error, alert = server_error_for(server_files, ecdsa_files, real(public), CipherSuite(suite), client_groups=[group])
+    assert error.tls_alert == our_alert and alert.endswith(bytes([2, our_alert]))
