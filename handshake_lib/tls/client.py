@@ -1,4 +1,4 @@
-"""The TLS 1.2 client, RSA key exchange, as a sans-I/O core (table: ``states.CLIENT_TRANSITIONS``).
+"""The TLS 1.2 client, RSA, ECDHE and DHE key exchange, as a sans-I/O core (table: ``states.CLIENT_TRANSITIONS``).
 
 Theory of operation
 -------------------
@@ -28,12 +28,22 @@ else happens) and handled here:
   acknowledged and then sends none is accepted, as RFC 6066 allows and OpenSSL's client does; an
   unrequested acknowledgement is ``unsupported_extension``, an unrequested CertificateStatus
   ``unexpected_message``.
+* **ServerKeyExchange** (ECDHE/DHE suites: the table's ``WAIT_SERVER_KEY_EXCHANGE``, reached from
+  Certificate or CertificateStatus under ``Guard.ephemeral_key_exchange``): the group must be one we offered
+  in ``supported_groups`` (``TLSClient(groups=...)``; otherwise ``illegal_parameter``, as OpenSSL's
+  ``SSL_R_WRONG_CURVE``), for DHE an RFC 7919 prime; the server's public value is validated
+  (:mod:`~handshake_lib.tls.key_exchange`); then the signature over client_random + server_random + params
+  must verify with the certificate's key in a scheme we listed (``decrypt_error`` otherwise, as OpenSSL).
+  The default offer (:data:`~handshake_lib.tls.connection.DEFAULT_CLIENT_SUITES`) is a modern client's:
+  ECDHE first, RSA key exchange after it (``cipher_suites=RSA_DEFAULT_SUITES`` asks for RSA only).
 * **CertificateRequest** (mutual TLS): the server wants a certificate.  We pick a signature scheme that
   both our key can make and the server listed (:func:`~handshake_lib.tls.signatures.choose_scheme`);
   with no ``client_certificate_chain``, or no scheme that fits, the table's ServerHelloDone row sends an
   empty Certificate and the server decides (a server that requires one ends the handshake).
 * **ServerHelloDone**: our turn (the row's flight: ClientKeyExchange, ChangeCipherSpec, Finished, each
-  built by its sender).  Make a pre-master secret (client version + 46 random bytes), encrypt
+  built by its sender).  ECDHE/DHE: a fresh key pair in the server's group, its public value in
+  ClientKeyExchange, and the shared secret as the pre-master secret.  RSA: make a pre-master secret
+  (client version + 46 random bytes), encrypt
   it to the certificate's RSA key (ClientKeyExchange), derive the master secret (with EMS: over the
   hash of the handshake up to and including ClientKeyExchange) and the key block, send
   ChangeCipherSpec (our records are protected from here on) and Finished.  After a CertificateRequest

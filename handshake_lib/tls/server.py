@@ -1,4 +1,4 @@
-"""The TLS 1.2 server, RSA key exchange, as a sans-I/O core (table: ``states.SERVER_TRANSITIONS``).
+"""The TLS 1.2 server, RSA, ECDHE and DHE key exchange, as a sans-I/O core (table: ``states.SERVER_TRANSITIONS``).
 
 Theory of operation
 -------------------
@@ -28,7 +28,20 @@ then handled here:
   response is sent as given, never parsed: a teaching server may staple a stale or revoked one on purpose.
   At most :data:`~handshake_lib.tls.messages.MAX_STAPLED_OCSP_RESPONSE` bytes (OpenSSL's clients refuse
   more): ValueError at construction.
-* **ClientKeyExchange**: decrypt the pre-master secret with
+* **Identities and groups**: ``TLSServer(chain, key, identities=[(ecdsa_chain, ecdsa_key)], groups=...)``
+  holds an RSA and an ECDSA certificate; a suite is only offered to the chooser if we hold the identity it
+  authenticates with (``*_ECDSA_*``: the ECDSA one, and only if the client's ``supported_groups`` names its
+  curve, RFC 8422 section 5.1) and, for ECDHE/DHE, a group both sides support
+  (:func:`~handshake_lib.tls.negotiation.choose_group`, our order of preference).
+* **ServerKeyExchange** (ECDHE/DHE: the table's rows under ``Guard.ephemeral_key_exchange``, after
+  CertificateStatus and before CertificateRequest): a fresh key pair from
+  :mod:`~handshake_lib.tls.key_exchange`, its public value (and, for DHE, the RFC 7919 prime and
+  generator), signed with the certificate's key over both randoms and the params, in a scheme the client
+  listed in ``signature_algorithms`` (RSA-PSS first for an RSA key).
+* **ClientKeyExchange** (ECDHE/DHE): the client's public value, validated (off the curve or compressed:
+  ``illegal_parameter``; an all-zero X25519 secret: ``illegal_parameter``; a DH value outside 1 < Y < p-1:
+  ``handshake_failure``), and the shared secret is the pre-master secret.
+* **ClientKeyExchange** (RSA): decrypt the pre-master secret with
   :func:`~handshake_lib.tls.rsa_kx.decrypt_pre_master_secret`, which never says whether decryption
   worked (Bleichenbacher's countermeasure): a bad ciphertext just gives a random pre-master secret,
   and the handshake fails at the client's Finished (its record does not decrypt: ``bad_record_mac``)
