@@ -609,3 +609,48 @@ def test_bad_client_key_shares_openssls_alert_and_ours(server_files, ecdsa_files
     # Our server, the same bytes.
     error, alert = server_error_for(server_files, ecdsa_files, real(public), CipherSuite(suite), client_groups=[group])
     assert error.tls_alert == our_alert and alert.endswith(bytes([2, our_alert]))
+
+
+# -- Chromium's normal offer -------------------------------------------------------------------------------
+@pytest.mark.parametrize("identities", ["rsa", "rsa+ecdsa"])
+def test_chromium_gets_ecdhe_from_our_server_with_its_normal_offer(server_files, ecdsa_files, tmp_path, identities):
+    """Headless Chromium, no cipher restriction, against our server's defaults: an ECDHE suite over x25519 (the
+    ECDSA certificate when we hold one: Chromium lists ECDSA suites first), and Chromium's own key log
+    (SSLKEYLOGFILE) holds the master secret our server derived."""
+    import base64
+    import hashlib
+    import os
+
+    from cryptography.hazmat.primitives.serialization import PublicFormat
+
+    chromium = require("chromium")
+    leaves = [server_files.issued] + ([ecdsa_files[2]] if identities == "rsa+ecdsa" else [])
+    pins = ",".join(
+        base64.b64encode(
+            hashlib.sha256(
+                leaf.certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+            ).digest()
+        ).decode()
+        for leaf in leaves
+    )
+    extra = {"identities": [([ecdsa_files[2].der], ecdsa_files[2].private_key)]} if identities == "rsa+ecdsa" else {}
+    chromium_log = tmp_path / "chromium.keylog"
+    with TLSPageServer([server_files.issued.der], server_files.issued.private_key, **extra) as server:
+        completed = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+             f"--ignore-certificate-errors-spki-list={pins}", "--dump-dom", f"https://localhost:{server.port}/"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "SSLKEYLOGFILE": str(chromium_log)},
+        )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Hello from the Handshakes TLS server" in completed.stdout
+    handshakes = [c.handshake for c in server.connections if c.handshake is not None]
+    expected = (
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        if identities == "rsa+ecdsa"
+        else CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+    )
+    assert handshakes and {h.cipher_suite for h in handshakes} == {expected}
+    assert {h.group for h in handshakes} == {NamedGroup.x25519}
+    chromium_secrets = read_keylog(chromium_log)
+    assert all(chromium_secrets.master_secret(h.client_random) == h.master_secret for h in handshakes)
