@@ -36,7 +36,7 @@ from handshake_lib.errors import (
     UnexpectedMessage,
 )
 from handshake_lib.net.tls import TLSPageServer, tls_get
-from handshake_lib.peers.openssl import PythonSSLServer, server_context
+from handshake_lib.peers.openssl import PythonSSLServer, s_server, server_context
 from handshake_lib.pki.builder import CoursePKI
 from handshake_lib.tls import State, TLSClient, TLSServer
 from handshake_lib.tls import client as client_module
@@ -158,6 +158,22 @@ def test_our_client_against_openssl_dhe_ffdhe2048(server_files, ffdhe2048_pem, t
     assert read_keylog(keylog).master_secret(handshake.client_random) == handshake.master_secret
 
 
+def test_our_client_against_s_server_automatic_dh_parameters(server_files, tmp_path) -> None:
+    """``openssl s_server`` without -dhparam (OpenSSL 3.0's automatic DH) ignores our supported_groups and sends
+    RFC 3526's 2048-bit MODP group 14; our client accepts that safe prime too, and the secrets agree."""
+    keylog = tmp_path / "s_server.log"
+    with s_server(
+        server_files, "-tls1_2", "-www", "-cipher", "DHE-RSA-AES128-GCM-SHA256", "-keylogfile", str(keylog)
+    ) as peer:
+        response = tls_get(
+            f"https://localhost:{peer.port}/", cafile=server_files.ca_path,
+            cipher_suites=[CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256], groups=[NamedGroup.ffdhe3072],
+        )  # fmt: skip
+    assert response.status == 200
+    assert response.handshake.group is None  # not a named group: no code point for RFC 3526's primes
+    assert read_keylog(keylog).master_secret(response.handshake.client_random) == response.handshake.master_secret
+
+
 def test_our_client_walks_the_ephemeral_rows(server_files, tmp_path) -> None:
     context = server_context(server_files.cert_path, server_files.key_path, maximum_version=ssl.TLSVersion.TLSv1_2)
     with PythonSSLServer(context) as server:
@@ -215,17 +231,27 @@ def test_s_client_against_our_server(server_files, ecdsa_files, tmp_path, cipher
     assert ours == read_keylog(client_log).master_secret(client_random) == served.handshake.master_secret
 
 
-def test_s_client_dhe_ffdhe2048_against_our_server(server_files, ecdsa_files, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("server_groups", "expected"),
+    [(None, NamedGroup.ffdhe2048), ([NamedGroup.x25519, NamedGroup.ffdhe3072], NamedGroup.ffdhe3072)],
+    ids=["ffdhe2048", "ffdhe3072"],
+)
+def test_s_client_dhe_against_our_server(server_files, ecdsa_files, tmp_path, server_groups, expected) -> None:
+    """OpenSSL 3.0's TLS 1.2 client offering only DHE sends no supported_groups at all (checked: its
+    ClientHello, printed by -msg, has none; -groups ffdhe3072 changes nothing), so RFC 7919 section 4 lets our
+    server use its own first ffdhe group; s_client checks the prime it got is safe and finishes."""
     client_log = tmp_path / "s_client.log"
-    with our_server(server_files, ecdsa_files, tmp_path / "server.log") as server:
+    options = {"groups": server_groups} if server_groups else {}
+    with our_server(server_files, ecdsa_files, tmp_path / "server.log", **options) as server:
         result = run_s_client(
-            server.port, server_files, client_log, "-cipher", "DHE-RSA-AES128-GCM-SHA256", "-groups", "ffdhe2048"
+            server.port, server_files, client_log, "-cipher", "DHE-RSA-AES128-GCM-SHA256", "-groups", "ffdhe3072"
         )
     assert result.returncode == 0, result.stderr
     assert "Cipher is DHE-RSA-AES128-GCM-SHA256" in result.stdout
-    assert "Server Temp Key: DH, 2048 bits" in result.stdout
+    bits = 3072 if expected == NamedGroup.ffdhe3072 else 2048
+    assert f"Server Temp Key: DH, {bits} bits" in result.stdout
     (served,) = server.connections
-    assert served.handshake.group == NamedGroup.ffdhe2048
+    assert served.handshake.group == expected
     assert read_keylog(client_log).master_secret(served.handshake.client_random) == served.handshake.master_secret
 
 

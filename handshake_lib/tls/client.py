@@ -408,10 +408,12 @@ class TLSClient(TLSConnection):
         else:
             assert isinstance(params, ServerDHParams)
             found = ffdhe_group_for(int.from_bytes(params.p, "big"), int.from_bytes(params.g, "big"))
-            if found is None or found.code not in self.groups:
-                # docs/limits.md: DHE with the RFC 7919 groups we offered only, not a server's own prime.
+            if found is None or (found.code is not None and found.code not in self.groups):
+                # docs/limits.md: DHE with the RFC 7919 groups we offered, or RFC 3526's group 14 (OpenSSL 3.0's
+                # automatic choice); never a server's own prime, whose safety we cannot check cheaply.
                 raise HandshakeFailure(
-                    f"the server's {len(params.p) * 8}-bit DH group is not an RFC 7919 group we offered"
+                    f"the server's {len(params.p) * 8}-bit DH group is neither an RFC 7919 group we offered "
+                    "nor RFC 3526's group 14"
                 )
             group = found
         group.check_public(params.public)  # before the signature, as OpenSSL does: a bad point is decode-time

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from ..errors import DecodeError, HandshakeFailure, IllegalParameter
+from ..ssh.kex import MODP_GROUP14  # the RFC 3526 prime, written out once in the library
 from .constants import NamedGroup, name_of
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "FFDHE_GROUPS",
     "FFDHE2048_P",
     "FFDHE3072_P",
+    "MODP2048",
     "group",
     "ffdhe_group_for",
     "parse_group_names",
@@ -102,16 +104,17 @@ _DH_EXPONENT_BYTES = 64
 class Group:
     """One key exchange group: its code point, kind (``"ecdhe"`` or ``"dhe"``) and parameters."""
 
-    code: NamedGroup
+    code: NamedGroup | None  # None: a well-known prime a server may send, with no code point (RFC 3526)
     kind: str
     public_length: int  # bytes of a public value on the wire (an EC point uncompressed; DH: len(p))
     p: int = 0  # DHE only
     g: int = 0  # DHE only
     curve: type[ec.EllipticCurve] | None = field(default=None, repr=False)  # NIST curves only
+    label: str = ""  # the name of a group without a code point
 
     @property
     def name(self) -> str:
-        return self.code.name
+        return self.code.name if self.code is not None else self.label
 
     def generate(self, random_bytes: RandomBytes) -> EphemeralKey:
         """A fresh key pair for one handshake, from ``random_bytes`` (fixed in tests)."""
@@ -215,9 +218,16 @@ def group(code: int) -> Group:
         raise HandshakeFailure(f"group {name_of(NamedGroup, code)} is not implemented here") from None
 
 
+# OpenSSL 3.0's servers ignore supported_groups in TLS 1.2 and, with automatic DH parameters (s_server's
+# default), send RFC 3526's 2048-bit MODP group 14: a safe prime too (the one SSH's group14 uses), so the
+# same range check is all its values need.  A client accepts it; it has no code point, and is never offered.
+MODP2048 = Group(None, "dhe", 256, p=MODP_GROUP14, g=2, label="modp2048 (RFC 3526 group 14)")
+
+
 def ffdhe_group_for(p: int, g: int) -> Group | None:
-    """The RFC 7919 group with prime ``p`` and generator ``g``, or None (a server's own parameters)."""
-    return next((gr for gr in GROUPS.values() if gr.kind == "dhe" and gr.p == p and gr.g == g), None)
+    """The RFC 7919 group (or RFC 3526's group 14) with prime ``p`` and generator ``g``; None for another."""
+    known = [*(gr for gr in GROUPS.values() if gr.kind == "dhe"), MODP2048]
+    return next((gr for gr in known if gr.p == p and gr.g == g), None)
 
 
 def parse_group_names(text: str) -> tuple[NamedGroup, ...]:

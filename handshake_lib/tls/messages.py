@@ -553,7 +553,9 @@ def _ffdhe_name(p: bytes) -> str:
     from .key_exchange import ffdhe_group_for  # a lazy import: key_exchange imports cryptography's EC
 
     found = ffdhe_group_for(int.from_bytes(p, "big"), 2)
-    return f": {found.name} (RFC 7919)" if found is not None else ""
+    if found is None:
+        return ""
+    return f": {found.name} (RFC 7919)" if found.code is not None else f": {found.name}"
 
 
 @dataclass
