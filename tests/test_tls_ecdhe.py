@@ -680,3 +680,29 @@ def test_chromium_gets_ecdhe_from_our_server_with_its_normal_offer(server_files,
     assert {h.group for h in handshakes} == {NamedGroup.x25519}
     chromium_secrets = read_keylog(chromium_log)
     assert all(chromium_secrets.master_secret(h.client_random) == h.master_secret for h in handshakes)
+
+
+# -- signature schemes: PKCS#1 v1.5, RSA-PSS, both directions ---------------------------------------------
+@pytest.mark.parametrize(
+    ("sigalgs", "scheme"), [("RSA+SHA256", 0x0401), ("RSA-PSS+SHA384", 0x0805), ("RSA+SHA512", 0x0601)]
+)
+def test_our_client_verifies_openssls_server_key_exchange_in_each_scheme(server_files, sigalgs, scheme) -> None:
+    with s_server(server_files, "-tls1_2", "-www", "-sigalgs", sigalgs) as peer:
+        response = tls_get(f"https://localhost:{peer.port}/", cafile=server_files.ca_path)
+    (signed,) = [m for e in response.transcript for m in e.messages if isinstance(m, ServerKeyExchange)]
+    assert response.status == 200 and signed.signature_algorithm == scheme
+
+
+@pytest.mark.parametrize(
+    ("sigalgs", "openssl_says"),
+    [("RSA+SHA256", "RSA"), ("RSA+SHA384", "RSA"), ("RSA-PSS+SHA256", "RSA-PSS"), ("RSA-PSS+SHA512", "RSA-PSS")],
+)
+def test_our_server_signs_with_a_scheme_s_client_offered(server_files, ecdsa_files, tmp_path, sigalgs, openssl_says):
+    with our_server(server_files, ecdsa_files, tmp_path / "server.log") as server:
+        result = run_s_client(
+            server.port, server_files, tmp_path / "c.log", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256", "-sigalgs", sigalgs
+        )
+    assert result.returncode == 0, result.stderr
+    assert f"Peer signature type: {openssl_says}\n" in result.stdout
+    digest = sigalgs.split("+")[1]
+    assert f"Peer signing digest: {digest}" in result.stdout
