@@ -20,6 +20,7 @@ from handshake_lib.peers.openssl import PythonSSLServer, server_context
 from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tls import HandshakeComplete, Stages
 from handshake_lib.tls.client import TLSClient
+from handshake_lib.tls.connection import RSA_DEFAULT_SUITES
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
 from handshake_lib.tls.keylog import read_keylog
 from handshake_lib.tls.messages import Alert
@@ -95,9 +96,11 @@ def test_client_hello_offers_what_openssl_3_needs(server_files, tmp_path) -> Non
     client.start()
     hello = client.client_hello
     types = [e.extension_type for e in hello.extensions]
-    # server_name, signature_algorithms (OpenSSL 3 insists), EtM, EMS, renegotiation_info.
-    assert set(types) >= {0, 13, 22, 23, 0xFF01}
-    assert hello.cipher_suites == [0x9D, 0x9C, 0x3C, 0x2F]
+    # server_name, supported_groups and ec_point_formats (ECDHE is offered), signature_algorithms (OpenSSL 3
+    # insists), EtM, EMS, renegotiation_info.
+    assert set(types) >= {0, 10, 11, 13, 22, 23, 0xFF01}
+    # A modern client's offer: ECDHE (ECDSA, then RSA; AES-256 before AES-128) first, RSA key exchange after.
+    assert hello.cipher_suites == [0xC02C, 0xC030, 0xC02B, 0xC02F, 0x9D, 0x9C, 0x3C, 0x2F]
 
 
 def test_wrong_verify_data_makes_openssl_send_decrypt_error(server_files, tmp_path) -> None:
@@ -204,7 +207,8 @@ def test_openssl_that_only_speaks_tls13_gets_refused(server_files, tmp_path) -> 
 def test_openssl_without_our_suites_says_handshake_failure(server_files, tmp_path) -> None:
     server, _ = openssl_server(server_files, tmp_path, "ECDHE-RSA-AES128-GCM-SHA256")
     with server, pytest.raises(PeerAlert) as caught:
-        open_tls("127.0.0.1", server.port, "localhost", cafile=server_files.ca_path)
+        # Our client asks for RSA key exchange only (its default offer has ECDHE, which this server runs).
+        open_tls("127.0.0.1", server.port, "localhost", cafile=server_files.ca_path, cipher_suites=RSA_DEFAULT_SUITES)
     assert caught.value.description == TLSAlert.handshake_failure
 
 

@@ -30,7 +30,7 @@ from handshake_lib.errors import (
 )
 from handshake_lib.pki import CoursePKI
 from handshake_lib.tls import ConnectionStateError, Stages, State, TLSClient, TLSServer, UnexpectedEOF
-from handshake_lib.tls.connection import InternalError, UnsupportedExtension
+from handshake_lib.tls.connection import RSA_DEFAULT_SUITES, InternalError, UnsupportedExtension
 from handshake_lib.tls.extensions import SupportedVersionsExtension, UnknownExtension
 from handshake_lib.tls.messages import Alert, ClientHello, ServerHello, decode_handshake
 from handshake_lib.tls.prf import verify_data
@@ -63,6 +63,7 @@ def counter_random():
 def make_client(issued, **options) -> TLSClient:
     pki, _ = issued
     options.setdefault("trusted_certificates", [pki.root.certificate])
+    options.setdefault("cipher_suites", RSA_DEFAULT_SUITES)  # these cases are about RSA key exchange
     return TLSClient("localhost", **options)
 
 
@@ -269,9 +270,11 @@ def test_server_refuses_tls13_only_client(issued) -> None:
 
 
 def test_server_without_a_common_suite_says_handshake_failure(issued) -> None:
+    # A server restricted to RSA key exchange, a client offering ECDHE-RSA-AES128-GCM-SHA256 only.
     expect_failure(
-        make_server(issued), client_hello_with(cipher_suites=[0xC02F]), HandshakeFailure, TLSAlert.handshake_failure
-    )
+        make_server(issued, cipher_suites=RSA_DEFAULT_SUITES),
+        client_hello_with(cipher_suites=[0xC02F]), HandshakeFailure, TLSAlert.handshake_failure,
+    )  # fmt: skip
 
 
 def server_hello_record(client: TLSClient, **changes) -> bytes:
@@ -489,7 +492,7 @@ def _not_yet_valid(issued):
 
 def _other_host(issued):
     pki, cert = issued
-    client = TLSClient("example.com", trusted_certificates=[pki.root.certificate])
+    client = TLSClient("example.com", trusted_certificates=[pki.root.certificate], cipher_suites=RSA_DEFAULT_SUITES)
     server = make_server(issued)
     client.start()
     server.receive_data(client.data_to_send())

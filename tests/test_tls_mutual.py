@@ -40,6 +40,7 @@ from handshake_lib.peers.openssl import PythonSSLServer, s_server, server_contex
 from handshake_lib.pki import CoursePKI, IssuedCertificate
 from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tls import TLSClient, TLSServer
+from handshake_lib.tls.connection import RSA_DEFAULT_SUITES
 from handshake_lib.tls.constants import SignatureScheme
 from handshake_lib.tls.messages import Certificate, CertificateRequest, CertificateVerify, decode_handshake
 from handshake_lib.tls.signatures import sign
@@ -153,6 +154,7 @@ def handshake_in_memory(client: TLSClient, server: TLSServer) -> None:
 
 def memory_pair(course_pki, server_certificate, *, client=None, **server_options):
     options = client_options(client) if client is not None else {}
+    options.setdefault("cipher_suites", RSA_DEFAULT_SUITES)  # the RSA rows; tests/test_tls_ecdhe.py: with ECDHE
     ours = TLSClient("localhost", trusted_certificates=[course_pki.root.certificate], **options)
     server = TLSServer(
         [server_certificate.der], server_certificate.private_key, client_ca=[course_pki.root.certificate],

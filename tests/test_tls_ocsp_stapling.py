@@ -38,6 +38,7 @@ from handshake_lib.peers.openssl import s_server
 from handshake_lib.pki.issue import Authority
 from handshake_lib.pki.revocation_data import ocsp_response
 from handshake_lib.tls import State, TLSClient, TLSServer
+from handshake_lib.tls.connection import RSA_DEFAULT_SUITES
 from handshake_lib.tls.constants import ContentType, ExtensionType
 from handshake_lib.tls.extensions import StatusRequestExtension, UnknownExtension
 from handshake_lib.tls.messages import (
@@ -80,7 +81,8 @@ def messages_of(transcript, kind):
 
 
 def in_memory(course_pki, server_certificate, client_options=None, **server_options):
-    client = TLSClient("localhost", trusted_certificates=[course_pki.root.certificate], **(client_options or {}))
+    client_options = {"cipher_suites": RSA_DEFAULT_SUITES, **(client_options or {})}  # RSA: ECDHE in test_tls_ecdhe
+    client = TLSClient("localhost", trusted_certificates=[course_pki.root.certificate], **client_options)
     server = TLSServer([server_certificate.der], server_certificate.private_key, **server_options)
     client.start()
     while client.handshake is None or server.handshake is None:
@@ -190,8 +192,20 @@ def test_the_client_expects_certificate_status_only_after_acknowledging() -> Non
     assert row.target is State.WAIT_CERTIFICATE_STATUS
     assert transition_for("client", row.target, Input.certificate_status).target is State.WAIT_SERVER_HELLO_DONE
     # RFC 6066: acknowledged and then not sent; the rest of the flight goes on as OpenSSL's client lets it.
-    assert transition_for("client", row.target, Input.server_hello_done).send[0] == "ClientKeyExchange"
-    assert transition_for("client", row.target, Input.certificate_request).target is State.CERTIFICATE_REQUESTED
+    rsa = {Guard.rsa_key_exchange}
+    assert transition_for("client", row.target, Input.server_hello_done, rsa).send[0] == "ClientKeyExchange"
+    assert transition_for("client", row.target, Input.certificate_request, rsa).target is State.CERTIFICATE_REQUESTED
+    # With ECDHE/DHE the ServerKeyExchange may not be skipped: CertificateStatus or not, it comes next.
+    ephemeral = {Guard.ephemeral_key_exchange}
+    assert transition_for("client", row.target, Input.certificate_status, ephemeral).target is (
+        State.WAIT_SERVER_KEY_EXCHANGE
+    )
+    assert transition_for("client", row.target, Input.server_key_exchange, ephemeral).target is (
+        State.WAIT_SERVER_HELLO_DONE
+    )
+    for skipped in (Input.server_hello_done, Input.certificate_request):
+        with pytest.raises(UnexpectedMessage):
+            transition_for("client", row.target, skipped, ephemeral)
     for state in (State.WAIT_CERTIFICATE, State.WAIT_SERVER_HELLO_DONE, State.CERTIFICATE_REQUESTED):
         with pytest.raises(UnexpectedMessage, match="CertificateStatus is not allowed"):
             transition_for("client", state, Input.certificate_status, set(Guard))
@@ -260,7 +274,10 @@ class UnaskedStaplingServer(TLSServer):
 
 
 def test_acknowledged_but_not_sent_is_accepted_like_openssl(course_pki, server_certificate) -> None:
-    client = TLSClient("localhost", trusted_certificates=[course_pki.root.certificate], request_ocsp_status=True)
+    client = TLSClient(
+        "localhost", trusted_certificates=[course_pki.root.certificate], request_ocsp_status=True,
+        cipher_suites=RSA_DEFAULT_SUITES,
+    )  # fmt: skip
     server = AcknowledgingServer([server_certificate.der], server_certificate.private_key)
     client.start()
     server.receive_data(client.data_to_send())
@@ -275,7 +292,10 @@ def test_acknowledged_but_not_sent_is_accepted_like_openssl(course_pki, server_c
 def test_an_unrequested_certificate_status_is_unexpected_message(
     course_pki, server_certificate, responses, asked
 ) -> None:
-    client = TLSClient("localhost", trusted_certificates=[course_pki.root.certificate], request_ocsp_status=asked)
+    client = TLSClient(
+        "localhost", trusted_certificates=[course_pki.root.certificate], request_ocsp_status=asked,
+        cipher_suites=RSA_DEFAULT_SUITES,
+    )  # fmt: skip
     server = UnaskedStaplingServer([server_certificate.der], server_certificate.private_key)  # no ocsp_response
     client.start()
     server.receive_data(client.data_to_send())

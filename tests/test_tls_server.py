@@ -17,6 +17,7 @@ from handshake_lib.errors import PeerAlert, ProtocolVersionError, TLSAlert
 from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.tls import Stages
 from handshake_lib.tls import prf as prf_module
+from handshake_lib.tls.connection import RSA_DEFAULT_SUITES
 from handshake_lib.tls.constants import OPENSSL_NAMES, ContentType
 from handshake_lib.tls.keylog import read_keylog
 
@@ -139,7 +140,8 @@ def test_openssl_client_without_rsa_suites_gets_handshake_failure(server_files) 
     ca, issued = server_files.ca_path, server_files.issued
     context = ssl_client_context(ca, "ECDHE-RSA-AES128-GCM-SHA256")
     with (
-        TLSPageServer([issued.certificate], issued.private_key) as server,
+        # Our server restricted to RSA key exchange (its default accepts ECDHE too).
+        TLSPageServer([issued.certificate], issued.private_key, cipher_suites=RSA_DEFAULT_SUITES) as server,
         pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"),
     ):
         ssl_get(context, server.port)

@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from handshake_lib.errors import TLSAlert, UnexpectedMessage
 from handshake_lib.tls import State, TLSClient, TLSServer, diagram_rows
+from handshake_lib.tls.connection import RSA_DEFAULT_SUITES
 from handshake_lib.tls.messages import Alert, ClientHello, Finished, ServerHelloDone
 from handshake_lib.tls.record import encode_record
 from handshake_lib.tls.states import (
@@ -26,7 +27,10 @@ def issued(course_pki, server_certificate):
 
 
 def new_pair(issued, **client_options):
+    """Our client and server with RSA key exchange, asked for explicitly: these tests walk the RSA rows
+    (the default offer puts ECDHE first; tests/test_tls_ecdhe.py walks the ephemeral rows)."""
     pki, server_cert = issued
+    client_options.setdefault("cipher_suites", RSA_DEFAULT_SUITES)
     client = TLSClient("localhost", trusted_certificates=[pki.root.certificate], **client_options)
     server = TLSServer([server_cert.certificate.public_bytes(Encoding.DER)], server_cert.private_key)
     return client, server
@@ -34,6 +38,7 @@ def new_pair(issued, **client_options):
 
 MUTUAL_TLS_STATES = {State.CERTIFICATE_REQUESTED, State.WAIT_CLIENT_CERTIFICATE, State.WAIT_CERTIFICATE_VERIFY}
 STAPLING_STATES = {State.WAIT_CERTIFICATE_STATUS}
+EPHEMERAL_STATES = {State.WAIT_SERVER_KEY_EXCHANGE}  # ECDHE/DHE: tests/test_tls_ecdhe.py walks them
 
 
 def test_the_tables_walk_the_full_handshake() -> None:
@@ -43,7 +48,7 @@ def test_the_tables_walk_the_full_handshake() -> None:
             for row in rows
             if row.source is not row.target
             and row.when is None
-            and not {row.source, row.target} & (MUTUAL_TLS_STATES | STAPLING_STATES)
+            and not {row.source, row.target} & (MUTUAL_TLS_STATES | STAPLING_STATES | EPHEMERAL_STATES)
         ]
 
     assert plain(CLIENT_TRANSITIONS) == [
@@ -121,10 +126,11 @@ def test_diagram_rows_label_what_is_sent() -> None:
     ) in rows
     assert all(source != target for source, _, target in rows)
     assert len(diagram_rows("client", complete=True)) == len({(r.source, r.target) for r in CLIENT_TRANSITIONS})
-    # Stapling or not, one arrow: CertificateStatus starred, as RFC 5246 and RFC 6066 draw optional messages.
+    # Stapling or not, ECDHE or not, one arrow: CertificateStatus and ServerKeyExchange starred, as RFC 5246
+    # and RFC 6066 draw optional messages.
     assert diagram_rows("server")[0] == (
         "WAIT_CLIENT_HELLO",
-        "ClientHello / ServerHello, Certificate, CertificateStatus*, ServerHelloDone",
+        "ClientHello / ServerHello, Certificate, CertificateStatus*, ServerKeyExchange*, ServerHelloDone",
         "WAIT_CLIENT_KEY_EXCHANGE",
     )
     with pytest.raises(ValueError):
@@ -247,10 +253,10 @@ def ticket_record(ticket: bytes = b"opaque") -> bytes:
 
 def test_new_session_ticket_is_accepted_once_when_agreed(issued, monkeypatch) -> None:
     client, _ = ticket_pair(issued, monkeypatch)
-    assert client.guards() == {Guard.ticket_expected}
+    assert client.guards() == {Guard.ticket_expected, Guard.rsa_key_exchange}
     client.receive_data(ticket_record())
     assert client.session_ticket is not None and client.session_ticket.ticket == b"opaque"
-    assert client.state is State.WAIT_CHANGE_CIPHER_SPEC and client.guards() == set()
+    assert client.state is State.WAIT_CHANGE_CIPHER_SPEC and client.guards() == {Guard.rsa_key_exchange}
     with pytest.raises(UnexpectedMessage, match="only when session_ticket agreed, no ticket yet"):
         client.receive_data(ticket_record(b"again"))
     assert client.transcript[-1].messages == [Alert(2, TLSAlert.unexpected_message)]  # encrypted: our CCS is out
@@ -261,7 +267,7 @@ def test_new_session_ticket_without_agreement_is_unexpected(issued) -> None:
     client.start()
     server.receive_data(client.data_to_send())
     client.receive_data(server.data_to_send())
-    assert client.guards() == set()
+    assert client.guards() == {Guard.rsa_key_exchange}
     with pytest.raises(UnexpectedMessage, match="NewSessionTicket is allowed in client state"):
         client.receive_data(ticket_record())
 

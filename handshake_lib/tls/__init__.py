@@ -11,6 +11,7 @@ from .client import TLSClient
 from .connection import (
     DEFAULT_CLIENT_SUITES,
     DEFAULT_SERVER_SUITES,
+    RSA_DEFAULT_SUITES,
     AlertReceived,
     ApplicationData,
     ConnectionClosed,
@@ -20,7 +21,8 @@ from .connection import (
     TranscriptEntry,
     UnexpectedEOF,
 )
-from .server import TLSServer
+from .key_exchange import GROUPS, Group
+from .server import Identity, TLSServer
 from .stages import Stages
 from .states import State, diagram_rows
 
@@ -37,6 +39,10 @@ __all__ = [
     "TranscriptEntry",
     "DEFAULT_CLIENT_SUITES",
     "DEFAULT_SERVER_SUITES",
+    "RSA_DEFAULT_SUITES",
+    "GROUPS",
+    "Group",
+    "Identity",
     "State",
     "diagram_rows",
     "Stages",

@@ -1,4 +1,4 @@
-"""The TLS 1.2 client, RSA key exchange, as a sans-I/O core (table: ``states.CLIENT_TRANSITIONS``).
+"""The TLS 1.2 client, RSA, ECDHE and DHE key exchange, as a sans-I/O core (table: ``states.CLIENT_TRANSITIONS``).
 
 Theory of operation
 -------------------
@@ -28,12 +28,22 @@ else happens) and handled here:
   acknowledged and then sends none is accepted, as RFC 6066 allows and OpenSSL's client does; an
   unrequested acknowledgement is ``unsupported_extension``, an unrequested CertificateStatus
   ``unexpected_message``.
+* **ServerKeyExchange** (ECDHE/DHE suites: the table's ``WAIT_SERVER_KEY_EXCHANGE``, reached from
+  Certificate or CertificateStatus under ``Guard.ephemeral_key_exchange``): the group must be one we offered
+  in ``supported_groups`` (``TLSClient(groups=...)``; otherwise ``illegal_parameter``, as OpenSSL's
+  ``SSL_R_WRONG_CURVE``), for DHE an RFC 7919 prime; the server's public value is validated
+  (:mod:`~handshake_lib.tls.key_exchange`); then the signature over client_random + server_random + params
+  must verify with the certificate's key in a scheme we listed (``decrypt_error`` otherwise, as OpenSSL).
+  The default offer (:data:`~handshake_lib.tls.connection.DEFAULT_CLIENT_SUITES`) is a modern client's:
+  ECDHE first, RSA key exchange after it (``cipher_suites=RSA_DEFAULT_SUITES`` asks for RSA only).
 * **CertificateRequest** (mutual TLS): the server wants a certificate.  We pick a signature scheme that
   both our key can make and the server listed (:func:`~handshake_lib.tls.signatures.choose_scheme`);
   with no ``client_certificate_chain``, or no scheme that fits, the table's ServerHelloDone row sends an
   empty Certificate and the server decides (a server that requires one ends the handshake).
 * **ServerHelloDone**: our turn (the row's flight: ClientKeyExchange, ChangeCipherSpec, Finished, each
-  built by its sender).  Make a pre-master secret (client version + 46 random bytes), encrypt
+  built by its sender).  ECDHE/DHE: a fresh key pair in the server's group, its public value in
+  ClientKeyExchange, and the shared secret as the pre-master secret.  RSA: make a pre-master secret
+  (client version + 46 random bytes), encrypt
   it to the certificate's RSA key (ClientKeyExchange), derive the master secret (with EMS: over the
   hash of the handshake up to and including ClientKeyExchange) and the key block, send
   ChangeCipherSpec (our records are protected from here on) and Finished.  After a CertificateRequest
@@ -63,7 +73,7 @@ from typing import ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import (
     BadCertificate,
@@ -79,7 +89,7 @@ from ..pki.report import Purpose, ValidationReport
 from ..pki.revocation import RevocationPolicy
 from .connection import (
     DEFAULT_CLIENT_SUITES,
-    RSA_SUITES,
+    RUNNABLE_SUITES,
     ConnectionStateError,
     InternalError,
     KeyLogWriter,
@@ -88,8 +98,9 @@ from .connection import (
     TLSConnection,
     UnsupportedExtension,
 )
-from .constants import CipherSuite, ExtensionType, ProtocolVersion
-from .extensions import RenegotiationInfoExtension
+from .constants import CipherSuite, ECPointFormat, ExtensionType, NamedGroup, ProtocolVersion, name_of
+from .extensions import ECPointFormatsExtension, RenegotiationInfoExtension, SignatureAlgorithmsExtension
+from .key_exchange import GROUPS, EphemeralKey, ffdhe_group_for
 from .messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Certificate,
@@ -98,13 +109,18 @@ from .messages import (
     CertificateVerify,
     ClientHello,
     ClientKeyExchange,
+    DHClientKeyExchange,
+    ECDHClientKeyExchange,
     NewSessionTicket,
+    ServerDHParams,
+    ServerECDHParams,
     ServerHello,
+    ServerKeyExchange,
     decode_handshake,
 )
-from .negotiation import client_hello_for
+from .negotiation import DEFAULT_GROUPS, DHE_SUITES, client_hello_for, suite_authentication
 from .record import MAX_PLAINTEXT_LENGTH
-from .signatures import SigningKey, choose_scheme, schemes_for_key, sign
+from .signatures import SigningKey, choose_scheme, schemes_for_key, sign, verify_signature
 from .stages import LIBRARY_STAGES, BuildClientHello, Stages
 from .states import Guard, Input, State
 from .suites import suite_params
@@ -133,6 +149,9 @@ class TLSClient(TLSConnection):
         revocation_policy: RevocationPolicy | str = RevocationPolicy.REQUIRE_FRESH,
         # what to offer
         cipher_suites: Sequence[CipherSuite | int] = DEFAULT_CLIENT_SUITES,
+        # key exchange groups for ECDHE/DHE, in our order of preference (supported_groups); the RFC 7919
+        # groups are added after them when a DHE suite is offered and none is named
+        groups: Sequence[NamedGroup | int] = DEFAULT_GROUPS,
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
         session_ticket: bool = False,
@@ -163,10 +182,18 @@ class TLSClient(TLSConnection):
             raise ValueError("verify=True needs the server_name to check the certificate against")
         if not cipher_suites:
             raise ValueError("offer at least one cipher suite")
-        unknown = [s for s in cipher_suites if s not in RSA_SUITES]
+        unknown = [s for s in cipher_suites if s not in RUNNABLE_SUITES]
         if unknown:
             # Offering a suite we cannot run would let a server pick it: refuse before sending anything.
-            raise ValueError(f"cannot offer {[hex(s) for s in unknown]}: only {[s.name for s in RSA_SUITES]} run here")
+            raise ValueError(
+                f"cannot offer {[hex(s) for s in unknown]}: only {[s.name for s in RUNNABLE_SUITES]} run here"
+            )
+        bad_groups = [g for g in groups if g not in GROUPS]
+        if bad_groups or not groups:
+            raise ValueError(f"groups must be non-empty and among {[g.name for g in GROUPS]}, not {list(groups)}")
+        self.groups = [NamedGroup(g) for g in groups]
+        if any(s in DHE_SUITES for s in cipher_suites) and not any(GROUPS[g].kind == "dhe" for g in self.groups):
+            self.groups += [g for g, found in GROUPS.items() if found.kind == "dhe"]
         if client_random is not None and len(client_random) != 32:
             raise ValueError("client_random must be 32 bytes")
         self.server_name = server_name
@@ -190,6 +217,7 @@ class TLSClient(TLSConnection):
                 session_ticket=session_ticket,
                 encrypt_then_mac=encrypt_then_mac,  # added only when a CBC suite is on offer
                 status_request=request_ocsp_status,
+                groups=self.groups,
             )
         if bool(client_certificate_chain) != (client_private_key is not None):
             raise ValueError("client_certificate_chain and client_private_key go together")
@@ -212,6 +240,11 @@ class TLSClient(TLSConnection):
         self.session_ticket: NewSessionTicket | None = None
         self._ticket_agreed = False
         self._status_acknowledged = False  # the ServerHello answered status_request
+        # ECDHE/DHE: the server's signed ephemeral key, and ours (made when we answer it).
+        self.server_key_exchange: ServerKeyExchange | None = None
+        self._server_public: bytes = b""
+        self._ephemeral_group = None  # the key_exchange.Group the server chose
+        self.ephemeral_key: EphemeralKey | None = None
 
     # The table's rows for the server's messages, and the messages it sends (``states.CLIENT_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -220,6 +253,7 @@ class TLSClient(TLSConnection):
         Input.certificate: "_on_certificate",
         Input.certificate_request: "_on_certificate_request",
         Input.certificate_status: "_on_certificate_status",
+        Input.server_key_exchange: "_on_server_key_exchange",
         Input.server_hello_done: None,  # nothing to check: the row's flight is our answer
         Input.new_session_ticket: "_on_new_session_ticket",
         Input.hello_request: None,  # the row's no_renegotiation warning is the whole answer
@@ -252,6 +286,9 @@ class TLSClient(TLSConnection):
             guards.add(Guard.client_certificate_to_send)
         if self._status_acknowledged:
             guards.add(Guard.status_request_acknowledged)
+        if self.params is not None:
+            ephemeral = self.params.key_exchange in ("ECDHE", "DHE")
+            guards.add(Guard.ephemeral_key_exchange if ephemeral else Guard.rsa_key_exchange)
         return frozenset(guards)
 
     def _send_client_hello(self) -> None:
@@ -282,7 +319,7 @@ class TLSClient(TLSConnection):
             raise ProtocolVersionError(f"the server chose version 0x{hello.legacy_version:04x}; we speak TLS 1.2 only")
         if hello.cipher_suite not in offer.cipher_suites:
             raise IllegalParameter(f"the server chose cipher suite 0x{hello.cipher_suite:04x}, which we did not offer")
-        if hello.cipher_suite not in RSA_SUITES:  # a learner's hello may offer more than we implement
+        if hello.cipher_suite not in RUNNABLE_SUITES:  # a learner's hello may offer more than we implement
             raise HandshakeFailure(f"cipher suite 0x{hello.cipher_suite:04x} is not implemented here")
         if hello.compression_method != 0:
             raise IllegalParameter(f"the server chose compression method {hello.compression_method}; we offered null")
@@ -299,6 +336,10 @@ class TLSClient(TLSConnection):
         etm = hello.extension(ExtensionType.encrypt_then_mac)  # decoded strictly: non-empty is a decode_error
         if etm is not None and params.is_aead:
             raise IllegalParameter("encrypt_then_mac may only answer a CBC suite (RFC 7366 section 3)")
+        formats = hello.extension(ExtensionType.ec_point_formats)
+        if isinstance(formats, ECPointFormatsExtension) and ECPointFormat.uncompressed not in formats.formats:
+            # RFC 8422 section 5.2: the list MUST include uncompressed; OpenSSL: illegal_parameter.
+            raise IllegalParameter("the server's ec_point_formats does not include uncompressed (RFC 8422 5.2)")
         ticket = hello.extension(ExtensionType.session_ticket)
         self.params = params
         self.server_hello = hello
@@ -336,20 +377,77 @@ class TLSClient(TLSConnection):
             public_key = leaf.public_key()
         except Exception as exc:  # noqa: BLE001 - an unparsable key is the certificate's fault
             raise BadCertificate(f"the server's public key does not parse: {exc}") from None
-        if not isinstance(public_key, rsa.RSAPublicKey):
-            raise UnsupportedCertificate("TLS_RSA_* key exchange needs an RSA certificate")
+        assert self.params is not None
+        authentication = suite_authentication(self.params.suite)
+        wanted = rsa.RSAPublicKey if authentication == "RSA" else ec.EllipticCurvePublicKey
+        if not isinstance(public_key, wanted):
+            raise UnsupportedCertificate(f"{self.params.name} needs an {authentication} certificate")
         try:
             usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
         except x509.ExtensionNotFound:
             usage = None
-        if usage is not None and not usage.key_encipherment:
+        if usage is not None and self.params.key_exchange == "RSA" and not usage.key_encipherment:
             # RFC 5246 section 7.4.2: with RSA key exchange the key must be allowed to encrypt.
             raise UnsupportedCertificate("the certificate's keyUsage does not allow keyEncipherment")
+        if usage is not None and self.params.key_exchange != "RSA" and not usage.digital_signature:
+            # RFC 8422 section 5.3 / RFC 5246 7.4.2: an ephemeral suite's certificate signs ServerKeyExchange.
+            raise UnsupportedCertificate("the certificate's keyUsage does not allow digitalSignature")
         self.server_certificates = chain
 
+    def _on_server_key_exchange(self, message: ServerKeyExchange) -> None:
+        """The server's ephemeral key: a group we offered, then its signature with the certificate's key."""
+        assert self.params is not None and self.server_certificates
+        params = message.params
+        if isinstance(params, ServerECDHParams):
+            if params.named_group not in self.groups or GROUPS[NamedGroup(params.named_group)].kind != "ecdhe":
+                # OpenSSL: SSL_R_WRONG_CURVE with illegal_parameter.
+                raise IllegalParameter(
+                    f"ServerKeyExchange uses {name_of(NamedGroup, params.named_group)}, which we did not offer"
+                )
+            group = GROUPS[NamedGroup(params.named_group)]
+        else:
+            assert isinstance(params, ServerDHParams)
+            found = ffdhe_group_for(int.from_bytes(params.p, "big"), int.from_bytes(params.g, "big"))
+            if found is None or (found.code is not None and found.code not in self.groups):
+                # docs/limits.md: DHE with the RFC 7919 groups we offered, or RFC 3526's group 14 (OpenSSL 3.0's
+                # automatic choice); never a server's own prime, whose safety we cannot check cheaply.
+                raise HandshakeFailure(
+                    f"the server's {len(params.p) * 8}-bit DH group is neither an RFC 7919 group we offered "
+                    "nor RFC 3526's group 14"
+                )
+            group = found
+        group.check_public(params.public)  # before the signature, as OpenSSL does: a bad point is decode-time
+        offered = self._offered_signature_schemes()
+        signed = self.client_random + self.server_random + message.params_bytes()
+        verify_signature(
+            self.server_certificates[0].public_key(), message.signature_algorithm, message.signature, signed, offered,
+            what="ServerKeyExchange",
+        )  # fmt: skip
+        self.server_key_exchange = message
+        self._ephemeral_group = group
+        self._server_public = params.public
+        self.group = group.code
+
+    def _offered_signature_schemes(self) -> list[int]:
+        assert self.client_hello is not None
+        extension = self.client_hello.extension(ExtensionType.signature_algorithms)
+        return list(extension.schemes) if isinstance(extension, SignatureAlgorithmsExtension) else []
+
     def _send_client_key_exchange(self) -> None:
-        """Our turn after ServerHelloDone: a pre-master secret, encrypted to the certificate's key; then keys."""
-        assert self.client_hello is not None and self.server_certificates
+        """Our turn after ServerHelloDone: a pre-master secret, encrypted to the certificate's key (RSA) or
+        agreed with the server's ephemeral key (ECDHE/DHE); then keys."""
+        assert self.client_hello is not None and self.server_certificates and self.params is not None
+        if self.params.key_exchange != "RSA":
+            group = self._ephemeral_group
+            assert group is not None  # the table: ServerKeyExchange came before ServerHelloDone
+            self.ephemeral_key = group.generate(self._random_bytes)
+            pre_master = self.ephemeral_key.shared_secret(self._server_public)
+            public = self.ephemeral_key.public
+            self._send_handshake(
+                ECDHClientKeyExchange(public) if group.kind == "ecdhe" else DHClientKeyExchange(public)
+            )
+            self._install_keys(pre_master)
+            return
         pre_master = self._stages.make_pre_master_secret(self.client_hello.legacy_version, self._random_bytes)
         public_key = self.server_certificates[0].public_key()
         assert isinstance(public_key, rsa.RSAPublicKey)

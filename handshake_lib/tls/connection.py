@@ -87,7 +87,6 @@ from .keylog import client_random_line
 from .messages import (
     Alert,
     ChangeCipherSpec,
-    ClientKeyExchange,
     Finished,
     HandshakeMessage,
     decode_handshake,
@@ -120,6 +119,9 @@ __all__ = [
     "UnsupportedExtension",
     "InternalError",
     "RSA_SUITES",
+    "RUNNABLE_SUITES",
+    "RSA_DEFAULT_SUITES",
+    "ECDHE_DEFAULT_SUITES",
     "DEFAULT_CLIENT_SUITES",
     "MAX_RECORDS_PER_HANDSHAKE_MESSAGE",
     "MAX_WARNING_ALERTS",
@@ -134,16 +136,35 @@ __all__ = [
 RandomBytes = Callable[[int], bytes]
 KeyLogWriter = Callable[[str], None]
 
-# The suites this library can run end to end: RSA key exchange (ECDHE is a later lesson).
+# The suites with RSA key exchange (lessons 05-08 teach them), and every suite this library runs end to
+# end: RSA, ECDHE and DHE key exchange (tls/key_exchange.py) with the record protection tls/suites.py lists.
 RSA_SUITES: tuple[CipherSuite, ...] = tuple(s for s, p in SUITES.items() if p.key_exchange == "RSA")
-# The four the course teaches, AEAD first, as OpenSSL orders them.
-DEFAULT_CLIENT_SUITES: tuple[CipherSuite, ...] = (
+RUNNABLE_SUITES: tuple[CipherSuite, ...] = tuple(
+    s for s, p in SUITES.items() if p.key_exchange in ("RSA", "ECDHE", "DHE")
+)
+# The four RSA key-exchange suites the course teaches, AEAD first, as OpenSSL orders them.
+RSA_DEFAULT_SUITES: tuple[CipherSuite, ...] = (
     CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384,
     CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256,
     CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256,
     CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA,
 )
-DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = DEFAULT_CLIENT_SUITES
+# What a modern TLS 1.2 client offers: forward-secret ECDHE suites first (ECDSA before RSA, AES-256 before
+# AES-128, as OpenSSL 3 orders them), then the RSA key exchange the early lessons teach, for old servers.
+ECDHE_DEFAULT_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+)
+DEFAULT_CLIENT_SUITES: tuple[CipherSuite, ...] = ECDHE_DEFAULT_SUITES + RSA_DEFAULT_SUITES
+# A server also accepts DHE with the RFC 7919 groups (after ECDHE, before RSA: forward secrecy first), for
+# clients that offer it; browsers no longer do, so the client's default leaves it out.
+DHE_DEFAULT_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
+)
+DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = ECDHE_DEFAULT_SUITES + DHE_DEFAULT_SUITES + RSA_DEFAULT_SUITES
 
 # -- limits on what a peer can make a connection do (docs/limits.md) --------------------------------
 # Each record costs us far more than its bytes (an object in the transcript, a pass through the record
@@ -195,6 +216,8 @@ class HandshakeComplete:
     # came (on the server: the one it sent); None when none was asked for or stapled.  The client's validator
     # has read it when the client verifies certificates.
     stapled_ocsp_response: bytes | None = field(default=None, repr=False, compare=False)
+    # ECDHE/DHE: the group the ephemeral keys came from (a NamedGroup); None for RSA key exchange.
+    group: int | None = field(default=None, compare=False)
 
     @property
     def client_subject(self) -> str | None:
@@ -370,7 +393,7 @@ def sent_name(message: object) -> str:
     """How a state table's ``send`` column names ``message``: ``ServerHello``, ``Alert(no_renegotiation)``."""
     if isinstance(message, Alert):
         return f"Alert({name_of(TLSAlert, message.description)})"
-    return type(message).__name__
+    return getattr(message, "table_name", type(message).__name__)
 
 
 class TLSConnection:
@@ -434,6 +457,7 @@ class TLSConnection:
         # The validator's report on the client's chain (mutual TLS), kept by a server that asked for one.
         self.client_certificate_report: Any = None
         self.stapled_ocsp_response: bytes | None = None  # see HandshakeComplete.stapled_ocsp_response
+        self.group: int | None = None  # see HandshakeComplete.group
         # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
         self.offer_extended_master_secret = extended_master_secret
         self.offer_encrypt_then_mac = encrypt_then_mac
@@ -570,13 +594,17 @@ class TLSConnection:
                     f"({self._reassembler.buffered + len(plaintext)} bytes so far): refused as a denial of service"
                 )
             verify_length = self.params.verify_data_length if self.params is not None else 12
+            # ServerKeyExchange and ClientKeyExchange have one body per key exchange: the suite's says which.
+            key_exchange = self.params.key_exchange if self.params is not None else None
             messages = self._reassembler.feed(plaintext)
             if not self._reassembler.buffered:
                 self._message_records = 0  # the record ended on a message boundary
             elif messages:
                 self._message_records = 1  # the next message started in this record
             for reassembled in messages:
-                message, _ = decode_handshake(reassembled.raw, verify_data_length=verify_length, annotate=False)
+                message, _ = decode_handshake(
+                    reassembled.raw, verify_data_length=verify_length, annotate=False, key_exchange=key_exchange
+                )
                 entry.messages.append(message)
                 self._receive_handshake(message, reassembled.raw, events)
                 if self._close_received:
@@ -612,7 +640,7 @@ class TLSConnection:
         received = input_for(ContentType.handshake, message)
         if received is None:
             raise UnexpectedMessage(
-                f"{name_of(HandshakeType, message.handshake_type)} is not part of the TLS 1.2 RSA handshake"
+                f"{name_of(HandshakeType, message.handshake_type)} is not part of the TLS 1.2 handshake"
             )
         row = self._transition(received)
         if received is not Input.hello_request:  # HelloRequest is left out of the handshake hashes (7.4.1.1)
@@ -830,6 +858,7 @@ class TLSConnection:
             key_block=self.key_block,
             client_certificates=tuple(self.client_certificates),
             stapled_ocsp_response=self.stapled_ocsp_response,
+            group=self.group,
         )
         return self.handshake
 
@@ -862,7 +891,7 @@ def session_hash_messages(transcript: Sequence[TranscriptEntry]) -> bytes:
         if entry.content_type != ContentType.handshake or entry.encrypted:
             continue
         messages += entry.plaintext
-        if any(isinstance(message, ClientKeyExchange) for message in entry.messages):
+        if any(getattr(m, "handshake_type", None) == HandshakeType.client_key_exchange for m in entry.messages):
             return messages
     raise ValueError("the transcript has no ClientKeyExchange")
 

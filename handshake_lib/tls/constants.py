@@ -147,6 +147,7 @@ class NamedGroup(IntEnum):
     x25519 = 29
     x448 = 30
     ffdhe2048 = 256
+    ffdhe3072 = 257
 
 
 class ECPointFormat(IntEnum):

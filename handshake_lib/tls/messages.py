@@ -42,7 +42,10 @@ Where RFC 5246 names no alert we follow OpenSSL 3; where the RFCs do (a vector o
 ``test_our_alert_matches_openssl`` lists every case, including the one known difference (an empty
 cipher suite list: OpenSSL says ``illegal_parameter``).
 
-Known handshake types that this module does not model (ServerKeyExchange, TLS 1.3 messages...)
+ServerKeyExchange and ClientKeyExchange have one body per key exchange (RSA, ECDHE, DHE), which the
+bytes do not name: :func:`decode_handshake` takes the suite's ``key_exchange`` to choose.
+
+Known handshake types that this module does not model (TLS 1.3 messages...)
 decode as :class:`OpaqueHandshake`, which keeps the body.
 """
 
@@ -59,6 +62,7 @@ from .constants import (
     CipherSuite,
     ClientCertificateType,
     HandshakeType,
+    NamedGroup,
     ProtocolVersion,
     SignatureScheme,
     name_of,
@@ -88,6 +92,11 @@ __all__ = [
     "MAX_STAPLED_OCSP_RESPONSE",
     "ServerHelloDone",
     "ClientKeyExchange",
+    "ECDHClientKeyExchange",
+    "DHClientKeyExchange",
+    "ServerKeyExchange",
+    "ServerECDHParams",
+    "ServerDHParams",
     "CertificateVerify",
     "Finished",
     "NewSessionTicket",
@@ -487,6 +496,115 @@ class CertificateVerify(HandshakeMessage):
         w.u16(self.algorithm).vector(2, self.signature)
 
 
+# The ECCurveType of RFC 8422 section 5.4: named_curve is the only one left (explicit curves are gone).
+NAMED_CURVE = 3
+
+
+@dataclass
+class ServerECDHParams:
+    """ServerECDHParams (RFC 8422 section 5.4): curve_type named_curve, the group, the server's point."""
+
+    named_group: int
+    public: bytes
+
+    @classmethod
+    def decode(cls, r: Reader) -> ServerECDHParams:
+        with r.group("params", "ServerECDHParams (RFC 8422 section 5.4): what the signature covers") as p:
+            curve_type = p.u8("curve_type", lambda v: "named_curve" if v == NAMED_CURVE else f"curve type {v}")
+            if curve_type != NAMED_CURVE:
+                # OpenSSL: SSL_R_WRONG_CURVE with illegal_parameter (explicit curves are not supported).
+                raise IllegalParameter(f"ECParameters curve_type {curve_type}: only named_curve (3) is allowed")
+            group = p.u16("named_curve", lambda v: name_of(NamedGroup, v))
+            public = p.vector(1, "point", lambda v: _describe_public(v), min_length=1)
+        return cls(group, public)
+
+    def encode(self, w: Writer) -> None:
+        w.u8(NAMED_CURVE).u16(self.named_group).vector(1, self.public)
+
+
+@dataclass
+class ServerDHParams:
+    """ServerDHParams (RFC 5246 section 7.4.3): the prime, the generator and the server's public value."""
+
+    p: bytes
+    g: bytes
+    public: bytes
+
+    @classmethod
+    def decode(cls, r: Reader) -> ServerDHParams:
+        with r.group("params", "ServerDHParams (RFC 5246 section 7.4.3): what the signature covers") as q:
+            p = q.vector(2, "dh_p", lambda v: f"the prime p ({len(v) * 8} bits){_ffdhe_name(v)}", min_length=1)
+            g = q.vector(2, "dh_g", lambda v: f"the generator g = {int.from_bytes(v, 'big')}", min_length=1)
+            public = q.vector(2, "dh_Ys", "the server's public value g^x mod p", min_length=1)
+        return cls(p, g, public)
+
+    def encode(self, w: Writer) -> None:
+        w.vector(2, self.p).vector(2, self.g).vector(2, self.public)
+
+
+def _describe_public(point: bytes) -> str:
+    if len(point) == 32:
+        return "the server's X25519 public value (32 bytes)"
+    form = {4: "uncompressed", 2: "compressed", 3: "compressed"}.get(point[0], "unknown form")
+    return f"the server's EC point, {form} ({len(point)} bytes)"
+
+
+def _ffdhe_name(p: bytes) -> str:
+    from .key_exchange import ffdhe_group_for  # a lazy import: key_exchange imports cryptography's EC
+
+    found = ffdhe_group_for(int.from_bytes(p, "big"), 2)
+    if found is None:
+        return ""
+    return f": {found.name} (RFC 7919)" if found.code is not None else f": {found.name}"
+
+
+@dataclass
+class ServerKeyExchange(HandshakeMessage):
+    """ServerKeyExchange for ECDHE (RFC 8422 section 5.4) and DHE (RFC 5246 section 7.4.3).
+
+    The server's ephemeral public value and, for DHE, the group itself, then ``signature_algorithm``
+    and a signature over ``client_random + server_random + params`` made with the certificate's key:
+    the only thing that ties this fresh key to the server the certificate names.
+
+    Its body depends on the key exchange the ServerHello chose; the connection passes it
+    (``decode_handshake(..., key_exchange="ECDHE")``).  Without it (a hex view of a lone message), a
+    body starting with curve_type 3 is read as ECDHE, anything else as DHE.
+    """
+
+    msg_type: ClassVar[int] = HandshakeType.server_key_exchange
+    params: ServerECDHParams | ServerDHParams = field(default_factory=lambda: ServerECDHParams(0, b""))
+    signature_algorithm: int = SignatureScheme.rsa_pss_rsae_sha256
+    signature: bytes = b""
+
+    @classmethod
+    def decode_body(cls, r: Reader, key_exchange: str | None = None) -> ServerKeyExchange:
+        if key_exchange not in ("ECDHE", "DHE"):  # unknown, or RSA (where the table refuses the message next)
+            key_exchange = "ECDHE" if r.remaining and r.data[r.position] == NAMED_CURVE else "DHE"
+        params: ServerECDHParams | ServerDHParams = (
+            ServerECDHParams.decode(r) if key_exchange == "ECDHE" else ServerDHParams.decode(r)
+        )
+        algorithm = r.u16("signature_algorithm", lambda v: f"SignatureAndHashAlgorithm {name_of(SignatureScheme, v)}")
+        signature = r.vector(
+            2, "signature", lambda v: f"{len(v)}-byte signature over client_random + server_random + params",
+            min_length=1,
+        )  # fmt: skip
+        return cls(params, algorithm, signature)
+
+    def encode_body(self, w: Writer) -> None:
+        self.params.encode(w)
+        w.u16(self.signature_algorithm).vector(2, self.signature)
+
+    @property
+    def key_exchange(self) -> str:
+        return "ECDHE" if isinstance(self.params, ServerECDHParams) else "DHE"
+
+    def params_bytes(self) -> bytes:
+        """The encoded params: with both randoms in front, what the signature covers."""
+        w = Writer()
+        self.params.encode(w)
+        return w.getvalue()
+
+
 @dataclass
 class ServerHelloDone(HandshakeMessage):
     """ServerHelloDone (RFC 5246 section 7.4.5): an empty body that ends the server's first flight."""
@@ -525,6 +643,42 @@ class ClientKeyExchange(HandshakeMessage):
 
     def encode_body(self, w: Writer) -> None:
         w.vector(2, self.encrypted_pre_master_secret)
+
+
+@dataclass
+class ECDHClientKeyExchange(HandshakeMessage):
+    """ClientKeyExchange for ECDHE (RFC 8422 section 5.7): the client's ephemeral public value, ECPoint<1..2^8-1>."""
+
+    msg_type: ClassVar[int] = HandshakeType.client_key_exchange
+    table_name: ClassVar[str] = "ClientKeyExchange"
+    public: bytes = b""
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ECDHClientKeyExchange:
+        return cls(
+            r.vector(1, "ecdh_Yc", lambda v: f"the client's ephemeral public value ({len(v)} bytes)", min_length=1)
+        )
+
+    def encode_body(self, w: Writer) -> None:
+        w.vector(1, self.public)
+
+
+@dataclass
+class DHClientKeyExchange(HandshakeMessage):
+    """ClientKeyExchange for DHE (RFC 5246 section 7.4.7.2): the client's public value, dh_Yc<1..2^16-1>."""
+
+    msg_type: ClassVar[int] = HandshakeType.client_key_exchange
+    table_name: ClassVar[str] = "ClientKeyExchange"
+    public: bytes = b""
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> DHClientKeyExchange:
+        return cls(
+            r.vector(2, "dh_Yc", lambda v: f"the client's public value g^y mod p ({len(v) * 8} bits)", min_length=1)
+        )
+
+    def encode_body(self, w: Writer) -> None:
+        w.vector(2, self.public)
 
 
 @dataclass
@@ -595,6 +749,7 @@ HANDSHAKE_MESSAGES: dict[int, type[HandshakeMessage]] = {
         ServerHelloDone,
         CertificateVerify,
         ClientKeyExchange,
+        ServerKeyExchange,
         Finished,
         NewSessionTicket,
     )
@@ -602,7 +757,11 @@ HANDSHAKE_MESSAGES: dict[int, type[HandshakeMessage]] = {
 
 
 def _decode_handshake(
-    r: Reader, *, expected: type[HandshakeMessage] | None = None, verify_data_length: int | None = VERIFY_DATA_LENGTH
+    r: Reader,
+    *,
+    expected: type[HandshakeMessage] | None = None,
+    verify_data_length: int | None = VERIFY_DATA_LENGTH,
+    key_exchange: str | None = None,
 ) -> HandshakeMessage:
     # Name the group after the message so spans read "server_hello.body.cipher_suite"; peeking is
     # safe because reading msg_type below raises DecodeError when there is no byte.
@@ -624,22 +783,45 @@ def _decode_handshake(
                 message: HandshakeMessage = OpaqueHandshake(msg_type, body.rest("data", "not modelled; raw bytes"))
             elif cls is Finished:
                 message = Finished.decode_body(body, verify_data_length)
+            elif cls is ServerKeyExchange:
+                message = ServerKeyExchange.decode_body(body, key_exchange)
+            elif cls is ClientKeyExchange:
+                message = _client_key_exchange_class(body, key_exchange).decode_body(body)
             else:
                 message = cls.decode_body(body)
     return message
 
 
+def _client_key_exchange_class(body: Reader, key_exchange: str | None) -> type[HandshakeMessage]:
+    """The ClientKeyExchange variant for ``key_exchange``; without it, guessed from the body's shape (a
+    one-byte length that covers the rest of a 32/65/97-byte value is an ECDHE point; DHE and RSA look alike
+    and are read as RSA)."""
+    if key_exchange == "ECDHE":
+        return ECDHClientKeyExchange
+    if key_exchange == "DHE":
+        return DHClientKeyExchange
+    if key_exchange is None and body.remaining in (33, 66, 98) and body.data[body.position] + 1 == body.remaining:
+        return ECDHClientKeyExchange
+    return ClientKeyExchange
+
+
 def decode_handshake(
-    data: bytes, *, verify_data_length: int | None = VERIFY_DATA_LENGTH, annotate: bool = True
+    data: bytes,
+    *,
+    verify_data_length: int | None = VERIFY_DATA_LENGTH,
+    annotate: bool = True,
+    key_exchange: str | None = None,
 ) -> tuple[HandshakeMessage, list[Span]]:
     """Decode one complete handshake message of any type (header included) and return its spans.
 
     ``verify_data_length`` is the Finished length to enforce (None accepts any, as in TLS 1.3).
     ``annotate=False`` skips the spans (the list comes back empty): same checks, same errors, faster,
-    for a protocol core that only needs the message.
+    for a protocol core that only needs the message.  ``key_exchange`` (``"RSA"``, ``"ECDHE"``,
+    ``"DHE"``: the suite's) picks the ServerKeyExchange and ClientKeyExchange bodies, which the bytes
+    alone do not say; a connection always passes it once the ServerHello has chosen.
     """
     r = Reader(data, annotate=annotate)
-    message = _decode_handshake(r, verify_data_length=verify_data_length)
+    message = _decode_handshake(r, verify_data_length=verify_data_length, key_exchange=key_exchange)
     r.expect_end("the handshake message")
     return message, r.spans
 

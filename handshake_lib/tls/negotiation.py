@@ -30,7 +30,15 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from ..errors import HandshakeFailure, ProtocolVersionError
-from .constants import CipherSuite, ECPointFormat, ExtensionType, NamedGroup, ProtocolVersion, SignatureScheme
+from .constants import (
+    CipherSuite,
+    ECPointFormat,
+    ExtensionType,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+    name_of,
+)
 from .extensions import (
     ECPointFormatsExtension,
     EncryptThenMacExtension,
@@ -50,6 +58,10 @@ __all__ = [
     "TLS12_SUITES",
     "TLS13_SUITES",
     "ECC_SUITES",
+    "DHE_SUITES",
+    "suite_authentication",
+    "client_groups",
+    "choose_group",
     "CBC_SUITES",
     "DEFAULT_SIGNATURE_SCHEMES",
     "DEFAULT_GROUPS",
@@ -76,6 +88,8 @@ _TLS12_ONLY = frozenset(
         CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
         CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
+        CipherSuite.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384,
     }
 )
 TLS12_SUITES = frozenset(
@@ -83,6 +97,8 @@ TLS12_SUITES = frozenset(
 )
 # Suites whose key exchange uses elliptic curves: they make ec_point_formats meaningful (RFC 8422).
 ECC_SUITES = frozenset(s for s in CipherSuite if s.name.startswith("TLS_ECDHE_"))
+# Suites with finite-field ephemeral Diffie-Hellman (RFC 5246; groups from RFC 7919).
+DHE_SUITES = frozenset(s for s in CipherSuite if s.name.startswith("TLS_DHE_"))
 # Suites with a CBC cipher and a separate MAC: the only ones encrypt_then_mac applies to (RFC 7366).
 CBC_SUITES = frozenset(s for s in CipherSuite if "_CBC_" in s.name)
 
@@ -251,7 +267,8 @@ def client_hello_for(
 
     ``server_name`` goes in SNI unless it is None or an IP address (RFC 6066 forbids literal
     addresses).  ``supported_groups`` and ``ec_point_formats`` are added only when an ECDHE suite is
-    offered.  ``extended_master_secret`` changes how the master secret is derived (RFC 7627) when the
+    offered (``supported_groups`` alone when only DHE suites are: RFC 7919 section 3).
+    ``extended_master_secret`` changes how the master secret is derived (RFC 7627) when the
     server agrees; turn it off to get the classic RFC 5246 derivation.  ``encrypt_then_mac`` offers
     RFC 7366 (MAC over the ciphertext), last, as our client sends it; it is added only when a CBC suite
     is offered, the only kind it changes.  ``status_request`` asks the server to staple an OCSP response
@@ -266,6 +283,9 @@ def client_hello_for(
         extensions.append(ServerNameExtension.for_host(server_name.rstrip(".")))
     if any(s in ECC_SUITES for s in suites):
         extensions.append(ECPointFormatsExtension([ECPointFormat.uncompressed]))
+        extensions.append(SupportedGroupsExtension(list(groups)))
+    elif any(s in DHE_SUITES for s in suites):
+        # RFC 7919 section 3: a client offering only DHE names its finite-field groups in supported_groups.
         extensions.append(SupportedGroupsExtension(list(groups)))
     if session_ticket:
         extensions.append(SessionTicketExtension(b""))
@@ -294,3 +314,38 @@ def _is_ip_address(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def suite_authentication(suite: int) -> str:
+    """Which certificate key a suite needs: ``"ECDSA"`` for TLS_ECDHE_ECDSA_*, ``"RSA"`` for every other
+    suite here (TLS_RSA_* encrypts to it, TLS_ECDHE_RSA_* and TLS_DHE_RSA_* sign with it)."""
+    return "ECDSA" if "_ECDSA_" in name_of(CipherSuite, suite) else "RSA"
+
+
+def client_groups(client_hello: ClientHello) -> list[int] | None:
+    """The groups of the client's ``supported_groups``, in its order; None when it sent none."""
+    extension = client_hello.extension(ExtensionType.supported_groups)
+    return list(extension.groups) if isinstance(extension, SupportedGroupsExtension) else None
+
+
+def choose_group(client_hello: ClientHello, suite: int, server_groups: Sequence[int]) -> int | None:
+    """The group a server with ``server_groups`` (its order of preference) uses for ``suite``; None: no fit.
+
+    ECDHE (RFC 8422 section 5.1): a group both support, or none (the suite cannot be chosen).  A client that
+    sent no ``supported_groups`` is taken to support secp256r1 only, as RFC 8422 section 4 says a server
+    may assume (OpenSSL does the same).  DHE (RFC 7919 section 4): an ffdhe group both support; a client that
+    names no ffdhe group at all gets the server's first one (RFC 7919 lets the server pick its own), while one
+    that names ffdhe groups but none of ours is refused.
+    """
+    offered = client_groups(client_hello)
+    finite = [g for g in server_groups if g in (NamedGroup.ffdhe2048, NamedGroup.ffdhe3072)]
+    curves = [g for g in server_groups if g not in finite]
+    if suite in DHE_SUITES:
+        named = [g for g in offered or () if 256 <= g < 512]
+        if not named:
+            return finite[0] if finite else None
+        return next((g for g in finite if g in named), None)
+    if suite in ECC_SUITES:
+        available = offered if offered is not None else [NamedGroup.secp256r1]
+        return next((g for g in curves if g in available), None)
+    return None

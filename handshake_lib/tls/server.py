@@ -1,4 +1,4 @@
-"""The TLS 1.2 server, RSA key exchange, as a sans-I/O core (table: ``states.SERVER_TRANSITIONS``).
+"""The TLS 1.2 server, RSA, ECDHE and DHE key exchange, as a sans-I/O core (table: ``states.SERVER_TRANSITIONS``).
 
 Theory of operation
 -------------------
@@ -28,7 +28,20 @@ then handled here:
   response is sent as given, never parsed: a teaching server may staple a stale or revoked one on purpose.
   At most :data:`~handshake_lib.tls.messages.MAX_STAPLED_OCSP_RESPONSE` bytes (OpenSSL's clients refuse
   more): ValueError at construction.
-* **ClientKeyExchange**: decrypt the pre-master secret with
+* **Identities and groups**: ``TLSServer(chain, key, identities=[(ecdsa_chain, ecdsa_key)], groups=...)``
+  holds an RSA and an ECDSA certificate; a suite is only offered to the chooser if we hold the identity it
+  authenticates with (``*_ECDSA_*``: the ECDSA one, and only if the client's ``supported_groups`` names its
+  curve, RFC 8422 section 5.1) and, for ECDHE/DHE, a group both sides support
+  (:func:`~handshake_lib.tls.negotiation.choose_group`, our order of preference).
+* **ServerKeyExchange** (ECDHE/DHE: the table's rows under ``Guard.ephemeral_key_exchange``, after
+  CertificateStatus and before CertificateRequest): a fresh key pair from
+  :mod:`~handshake_lib.tls.key_exchange`, its public value (and, for DHE, the RFC 7919 prime and
+  generator), signed with the certificate's key over both randoms and the params, in a scheme the client
+  listed in ``signature_algorithms`` (RSA-PSS first for an RSA key).
+* **ClientKeyExchange** (ECDHE/DHE): the client's public value, validated (off the curve or compressed:
+  ``illegal_parameter``; an all-zero X25519 secret: ``illegal_parameter``; a DH value outside 1 < Y < p-1:
+  ``handshake_failure``), and the shared secret is the pre-master secret.
+* **ClientKeyExchange** (RSA): decrypt the pre-master secret with
   :func:`~handshake_lib.tls.rsa_kx.decrypt_pre_master_secret`, which never says whether decryption
   worked (Bleichenbacher's countermeasure): a bad ciphertext just gives a random pre-master secret,
   and the handshake fails at the client's Finished (its record does not decrypt: ``bad_record_mac``)
@@ -52,21 +65,21 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import CertificateError, HandshakeFailure
 from ..pki.report import Purpose
 from .connection import (
     DEFAULT_SERVER_SUITES,
-    RSA_SUITES,
+    RUNNABLE_SUITES,
     KeyLogWriter,
     RandomBytes,
     ReceiverKey,
     TLSConnection,
-    check_rsa_private_key,
 )
-from .constants import CipherSuite, ExtensionType, ProtocolVersion
+from .constants import CipherSuite, ExtensionType, NamedGroup, ProtocolVersion
 from .extensions import RenegotiationInfoExtension
+from .key_exchange import GROUPS, EphemeralKey
 from .messages import (
     MAX_STAPLED_OCSP_RESPONSE,
     Certificate,
@@ -75,18 +88,37 @@ from .messages import (
     CertificateVerify,
     ClientHello,
     ClientKeyExchange,
+    DHClientKeyExchange,
+    ECDHClientKeyExchange,
+    ServerDHParams,
+    ServerECDHParams,
     ServerHello,
     ServerHelloDone,
+    ServerKeyExchange,
 )
-from .negotiation import choose_version, client_asks_for_ocsp, server_extensions
+from .negotiation import (
+    DEFAULT_GROUPS,
+    choose_group,
+    choose_version,
+    client_asks_for_ocsp,
+    client_groups,
+    server_extensions,
+    suite_authentication,
+)
 from .record import MAX_PLAINTEXT_LENGTH
-from .signatures import CERTIFICATE_TYPES, SUPPORTED_SCHEMES, verify_signature
+from .signatures import CERTIFICATE_TYPES, SUPPORTED_SCHEMES, SigningKey, choose_scheme, sign, verify_signature
 from .stages import LIBRARY_STAGES, Stages
 from .states import Guard, Input
 from .suites import suite_params
 from .verify import load_trust_store, validate_peer_chain
 
-__all__ = ["TLSServer", "DEFAULT_SERVER_SUITES"]
+__all__ = ["TLSServer", "Identity", "DEFAULT_SERVER_SUITES", "DEFAULT_SERVER_GROUPS"]
+
+# ECDHE groups first (x25519, P-256, P-384), then the RFC 7919 groups for DHE suites.
+DEFAULT_SERVER_GROUPS: tuple[NamedGroup, ...] = (*DEFAULT_GROUPS, NamedGroup.ffdhe2048, NamedGroup.ffdhe3072)
+_CURVE_GROUPS = {"secp256r1": NamedGroup.secp256r1, "secp384r1": NamedGroup.secp384r1}
+# A certificate chain (DER, leaf first) and its private key: one identity the server can present.
+Identity = tuple[Sequence[bytes], SigningKey]
 
 
 class TLSServer(TLSConnection):
@@ -96,11 +128,16 @@ class TLSServer(TLSConnection):
 
     def __init__(
         self,
-        certificate_chain: Sequence[bytes],
-        private_key: rsa.RSAPrivateKey,
+        certificate_chain: Sequence[bytes] = (),
+        private_key: SigningKey | None = None,
         *,
+        # more identities, picked by suite (an RSA one for TLS_RSA_*, TLS_ECDHE_RSA_*, TLS_DHE_RSA_*; an
+        # ECDSA one for TLS_ECDHE_ECDSA_*): ``[(rsa_chain, rsa_key), (ecdsa_chain, ecdsa_key)]``
+        identities: Sequence[Identity] = (),
         # what to accept
         cipher_suites: Sequence[CipherSuite | int] = DEFAULT_SERVER_SUITES,
+        # ECDHE/DHE groups in our order of preference
+        groups: Sequence[NamedGroup | int] = DEFAULT_SERVER_GROUPS,
         prefer: Literal["server", "client"] = "server",
         extended_master_secret: bool = True,
         encrypt_then_mac: bool = True,
@@ -130,15 +167,38 @@ class TLSServer(TLSConnection):
             stages=stages,
             keep_transcript=keep_transcript,
         )
-        if not certificate_chain:
-            raise ValueError("the server needs a certificate chain (DER, leaf first)")
-        unknown = [s for s in cipher_suites if s not in RSA_SUITES]
+        given = ([(certificate_chain, private_key)] if certificate_chain or private_key is not None else []) + list(
+            identities
+        )
+        if not given:
+            raise ValueError("the server needs a certificate chain (DER, leaf first) and its private key")
+        # One identity per kind of key: "RSA" or "ECDSA" (suites.py's names for what a suite authenticates with).
+        self.identities: dict[str, tuple[list[bytes], SigningKey]] = {}
+        for chain, key in given:
+            if not chain:
+                raise ValueError("the server needs a certificate chain (DER, leaf first)")
+            if isinstance(key, rsa.RSAPrivateKey):
+                kind = "RSA"
+            elif isinstance(key, ec.EllipticCurvePrivateKey):
+                kind = "ECDSA"
+            else:
+                raise TypeError(f"a server key must be RSA or ECDSA, not {type(key).__name__}")
+            if kind in self.identities:
+                raise ValueError(f"two {kind} identities: give one per kind of key")
+            self.identities[kind] = ([bytes(der) for der in chain], key)
+        unknown = [s for s in cipher_suites if s not in RUNNABLE_SUITES]
         if unknown or not cipher_suites:
-            raise ValueError(f"cipher_suites must be non-empty and among {[s.name for s in RSA_SUITES]}")
+            raise ValueError(f"cipher_suites must be non-empty and among {[s.name for s in RUNNABLE_SUITES]}")
+        bad_groups = [g for g in groups if g not in GROUPS]
+        if bad_groups or not groups:
+            raise ValueError(f"groups must be non-empty and among {[g.name for g in GROUPS]}, not {list(groups)}")
+        self.groups = [NamedGroup(g) for g in groups]
         if server_random is not None and len(server_random) != 32:
             raise ValueError("server_random must be 32 bytes")
-        self.certificate_chain = [bytes(der) for der in certificate_chain]
-        self.private_key = check_rsa_private_key(private_key)
+        # The identity of the first kind configured until a suite picks one (the old single-certificate API).
+        first = next(iter(self.identities.values()))
+        self.certificate_chain: list[bytes] = first[0]
+        self.private_key: SigningKey = first[1]
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.prefer = prefer
         self._server_random_option = server_random
@@ -173,6 +233,9 @@ class TLSServer(TLSConnection):
         self._client_leaf: x509.Certificate | None = None  # the client's certificate, once validated
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
+        # ECDHE/DHE: our ephemeral key for this handshake and the ServerKeyExchange that carried it.
+        self.ephemeral_key: EphemeralKey | None = None
+        self.server_key_exchange: ServerKeyExchange | None = None
 
     # The table's rows for the client's messages, and the messages it sends (``states.SERVER_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -187,6 +250,7 @@ class TLSServer(TLSConnection):
         "ServerHelloDone": "_send_server_hello_done",
         "CertificateRequest": "_send_certificate_request",
         "CertificateStatus": "_send_certificate_status",
+        "ServerKeyExchange": "_send_server_key_exchange",
     }
 
     def guards(self) -> frozenset[Guard]:
@@ -197,17 +261,38 @@ class TLSServer(TLSConnection):
             guards.add(Guard.client_certificate_sent)
         if self._staple:
             guards.add(Guard.ocsp_response_to_staple)
+        if self.params is not None and self.params.key_exchange in ("ECDHE", "DHE"):
+            guards.add(Guard.ephemeral_key_exchange)
         return frozenset(guards)
 
     def _on_client_hello(self, hello: ClientHello) -> None:
         self.client_hello = hello
         self.version = choose_version(hello, [ProtocolVersion.TLS1_2])
         # A learner's choose_cipher_suite(offered, supported, prefer=...) can stand in for ours (exercise 03).
-        choice = self._stages.choose_cipher_suite(hello.cipher_suites, self.cipher_suites, prefer=self.prefer)
-        suite = CipherSuite(choice) if choice in self.cipher_suites else None
+        # Only suites we can serve to this client: an identity of the kind the suite authenticates with, and
+        # for ECDHE/DHE a group both sides support (RFC 8422 section 5.1), then the chooser picks among them.
+        servable = [s for s in self.cipher_suites if self._can_serve(s, hello)]
+        if not servable:
+            raise HandshakeFailure("no cipher suite in common that this server has a certificate and a group for")
+        choice = self._stages.choose_cipher_suite(hello.cipher_suites, servable, prefer=self.prefer)
+        suite = CipherSuite(choice) if choice in servable else None
         if suite is None or suite not in hello.cipher_suites:
             raise HandshakeFailure(f"the cipher suite chooser picked {choice!r}, which both sides do not support")
         params = suite_params(suite)
+        self.certificate_chain, self.private_key = self.identities[suite_authentication(suite)]
+        if params.key_exchange in ("ECDHE", "DHE"):
+            chosen = choose_group(hello, suite, self.groups)
+            assert chosen is not None  # _can_serve checked it
+            self.group = NamedGroup(chosen)
+            offered = hello.extension(ExtensionType.signature_algorithms)
+            # No signature_algorithms: RFC 5246 7.4.1.4.1 means SHA-1, which we do not sign with; we assume
+            # SHA-256 (docs/limits.md), as every TLS 1.2 client sends the extension.
+            schemes = list(getattr(offered, "schemes", ())) or [0x0401, 0x0403]
+            scheme = choose_scheme(self.private_key, schemes)
+            if scheme is None:
+                # OpenSSL: SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM with handshake_failure.
+                raise HandshakeFailure("no signature scheme the client accepts fits our key for ServerKeyExchange")
+            self._server_key_exchange_scheme = scheme
         renegotiation = hello.extension(ExtensionType.renegotiation_info)
         if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:
             raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.6)")
@@ -250,11 +335,49 @@ class TLSServer(TLSConnection):
         self.stapled_ocsp_response = self.ocsp_response
         self._send_handshake(CertificateStatus(self.ocsp_response))
 
+    def _can_serve(self, suite: int, hello: ClientHello) -> bool:
+        # Not filtered by the client's offer: the chooser (a learner's, in exercise 03) must do that itself.
+        if suite_authentication(suite) not in self.identities:
+            return False
+        if suite_params(suite).key_exchange == "RSA":
+            return isinstance(self.identities["RSA"][1], rsa.RSAPrivateKey)
+        key = self.identities[suite_authentication(suite)][1]
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            # RFC 8422 section 5.1: the client's supported_groups names the curves it can verify an ECDSA
+            # signature on too (OpenSSL checks the same: tls1_check_cert_param); no list means P-256 only.
+            offered = client_groups(hello)
+            curve = _CURVE_GROUPS.get(key.curve.name)
+            if curve is None or curve not in (offered if offered is not None else [NamedGroup.secp256r1]):
+                return False
+        return choose_group(hello, suite, self.groups) is not None
+
+    def _send_server_key_exchange(self) -> None:
+        """Our ephemeral key for this handshake, signed with the certificate's key over both randoms."""
+        assert self.group is not None
+        group = GROUPS[NamedGroup(self.group)]
+        self.ephemeral_key = group.generate(self._random_bytes)
+        params: ServerECDHParams | ServerDHParams
+        if group.kind == "ecdhe":
+            params = ServerECDHParams(group.code, self.ephemeral_key.public)
+        else:
+            length = group.public_length
+            params = ServerDHParams(group.p.to_bytes(length, "big"), bytes([group.g]), self.ephemeral_key.public)
+        message = ServerKeyExchange(params, self._server_key_exchange_scheme, b"")
+        signed = self.client_random + self.server_random + message.params_bytes()
+        message.signature = sign(self.private_key, self._server_key_exchange_scheme, signed)
+        self.server_key_exchange = message
+        self._send_handshake(message)
+
     def _send_server_hello_done(self) -> None:
         self._send_handshake(ServerHelloDone())
 
-    def _on_client_key_exchange(self, message: ClientKeyExchange) -> None:
+    def _on_client_key_exchange(self, message: ClientKeyExchange | ECDHClientKeyExchange | DHClientKeyExchange) -> None:
         assert self.client_hello is not None
+        if isinstance(message, ECDHClientKeyExchange | DHClientKeyExchange):
+            assert self.ephemeral_key is not None  # decoded so only when the suite is ECDHE/DHE
+            self._install_keys(self.ephemeral_key.shared_secret(message.public))
+            return
+        assert isinstance(self.private_key, rsa.RSAPrivateKey)  # _can_serve: RSA key exchange needs an RSA key
         pre_master = self._stages.decrypt_pre_master_secret(
             message.encrypted_pre_master_secret, self.private_key, self.client_hello.legacy_version, self._random_bytes
         )

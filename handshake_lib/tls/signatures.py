@@ -122,17 +122,26 @@ def sign(key: SigningKey, scheme: int, messages: bytes) -> bytes:
 
 
 def verify_signature(
-    public_key: object, scheme: int, signature: bytes, messages: bytes, offered: Sequence[int] = SUPPORTED_SCHEMES
+    public_key: object,
+    scheme: int,
+    signature: bytes,
+    messages: bytes,
+    offered: Sequence[int] = SUPPORTED_SCHEMES,
+    *,
+    what: str = "CertificateVerify",
 ) -> None:
-    """Check a CertificateVerify: IllegalParameter for a scheme we did not offer or that does not fit the
-    key, DecryptError for a signature that does not verify."""
+    """Check a CertificateVerify (or, with ``what="ServerKeyExchange"``, the server's signature over both
+    randoms and its params: RFC 5246 section 7.4.3, the same digitally-signed struct): IllegalParameter
+    for a scheme we did not offer or that does not fit the key, DecryptError for a signature that does not
+    verify (RFC 5246 section 7.2.2; OpenSSL sends decrypt_error for both)."""
     name = name_of(SignatureScheme, scheme)
+    signer = "client" if what == "CertificateVerify" else "server"
     if scheme not in offered:
-        raise IllegalParameter(f"CertificateVerify uses {name}, which our CertificateRequest did not offer")
+        raise IllegalParameter(f"{what} uses {name}, which we did not offer")
     if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
-        raise IllegalParameter(f"the client certificate's {type(public_key).__name__} cannot sign CertificateVerify")
+        raise IllegalParameter(f"the {signer} certificate's {type(public_key).__name__} cannot sign {what}")
     if scheme not in schemes_for_key(public_key):
-        raise IllegalParameter(f"CertificateVerify uses {name}, which the client certificate's key cannot make")
+        raise IllegalParameter(f"{what} uses {name}, which the {signer} certificate's key cannot make")
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
             if scheme in _RSA_PSS:
@@ -146,6 +155,4 @@ def verify_signature(
         else:
             public_key.verify(signature, messages)
     except InvalidSignature:
-        raise DecryptError(
-            f"the client's CertificateVerify ({name}) does not verify with its certificate's key"
-        ) from None
+        raise DecryptError(f"the {signer}'s {what} ({name}) does not verify with its certificate's key") from None

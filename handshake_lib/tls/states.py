@@ -76,6 +76,30 @@ CertificateStatus after all ("a server MAY also choose not to send"), and OpenSS
 CertificateRequest are rows of WAIT_CERTIFICATE_STATUS too.  A CertificateStatus the client did not ask
 for, or anywhere else, has no row: ``unexpected_message``, as in OpenSSL.
 
+Ephemeral key exchange (ECDHE, RFC 8422; DHE, RFC 5246 and RFC 7919) adds ServerKeyExchange after the
+server's Certificate (and after CertificateStatus, when it staples), and changes what ClientKeyExchange
+carries (the client's public value instead of an encrypted pre-master secret)::
+
+    Client                                               Server
+    ClientHello (supported_groups) -------->
+                                                         ServerHello
+                                                         Certificate
+                                                         CertificateStatus*
+                                                         ServerKeyExchange  (signed: both randoms, params)
+                                                         CertificateRequest*
+                                 <--------               ServerHelloDone
+    Certificate*
+    ClientKeyExchange (public value)
+    CertificateVerify*  ...
+
+On the server every ClientHello row has a twin under :attr:`Guard.ephemeral_key_exchange` (decided by the
+ClientHello, like stapling: the row is refined), whose flight adds ServerKeyExchange; with the other guards
+that makes eight rows, closed under union.  On the client the ServerHello's suite decides: with an ephemeral
+suite Certificate goes to WAIT_SERVER_KEY_EXCHANGE (or WAIT_CERTIFICATE_STATUS, whose CertificateStatus
+then goes there too); the rows of WAIT_CERTIFICATE_STATUS that go on without a ServerKeyExchange need
+:attr:`Guard.rsa_key_exchange`, so an ECDHE server that skips it is ``unexpected_message``, as is a
+ServerKeyExchange in an RSA handshake (it has no row).
+
 The table drives the code.  :class:`~handshake_lib.tls.connection.TLSConnection` looks every input up
 here, runs the handler the row's input names (``ServerHello`` -> check what the server chose), sends the
 row's ``send`` column in order, each message built by the sender of that name, checks that what went
@@ -107,7 +131,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from ..errors import TLSAlert, UnexpectedMessage
-from .constants import AlertLevel, ContentType, ExtensionType, HandshakeType
+from .constants import AlertLevel, CipherSuite, ContentType, ExtensionType, HandshakeType, name_of
 
 __all__ = [
     "Role",
@@ -137,6 +161,7 @@ class State(Enum):
     WAIT_SERVER_HELLO = "WAIT_SERVER_HELLO"
     WAIT_CERTIFICATE = "WAIT_CERTIFICATE"
     WAIT_CERTIFICATE_STATUS = "WAIT_CERTIFICATE_STATUS"  # client: status_request acknowledged, Certificate seen
+    WAIT_SERVER_KEY_EXCHANGE = "WAIT_SERVER_KEY_EXCHANGE"  # client: ECDHE/DHE suite, Certificate seen
     WAIT_SERVER_HELLO_DONE = "WAIT_SERVER_HELLO_DONE"
     CERTIFICATE_REQUESTED = "CERTIFICATE_REQUESTED"  # client: CertificateRequest seen, ServerHelloDone next
     WAIT_CLIENT_HELLO = "WAIT_CLIENT_HELLO"  # server's first state
@@ -159,6 +184,7 @@ class Input(Enum):
     server_hello = "ServerHello"
     certificate = "Certificate"
     certificate_status = "CertificateStatus"
+    server_key_exchange = "ServerKeyExchange"
     certificate_request = "CertificateRequest"
     server_hello_done = "ServerHelloDone"
     client_key_exchange = "ClientKeyExchange"
@@ -178,6 +204,11 @@ class Guard(Enum):
     client_certificate_to_send = "we have a certificate"  # client: configured with a certificate and key
     ocsp_response_to_staple = "status requested, response to staple"  # server: the client asked, we have one
     status_request_acknowledged = "status_request acknowledged in ServerHello"  # client
+    # The suite's key exchange: ECDHE/DHE adds ServerKeyExchange (server: the ClientHello decides, so the
+    # row is refined; client: the ServerHello's suite).  The client's rows that skip ServerKeyExchange
+    # after a CertificateStatus need rsa_key_exchange, so an ephemeral suite cannot skip it there.
+    ephemeral_key_exchange = "ECDHE or DHE suite"
+    rsa_key_exchange = "RSA key exchange suite"  # client
 
 
 @dataclass(frozen=True)
@@ -245,12 +276,48 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
         _C.WAIT_CHANGE_CIPHER_SPEC,
         ("ClientKeyExchange", "ChangeCipherSpec", "Finished"),
         note="RFC 6066 section 8: acknowledged, then none sent; OpenSSL's client accepts it",
+        when=Guard.rsa_key_exchange,
     ),
     Transition(
         _C.WAIT_CERTIFICATE_STATUS,
         _I.certificate_request,
         _C.CERTIFICATE_REQUESTED,
         note="no CertificateStatus after all; pick a signature scheme our key can make",
+        when=Guard.rsa_key_exchange,
+    ),
+    Transition(
+        _C.WAIT_CERTIFICATE,
+        _I.certificate,
+        _C.WAIT_SERVER_KEY_EXCHANGE,
+        note="validate chain and host name; the server's ephemeral key comes next, signed",
+        when=Guard.ephemeral_key_exchange,
+    ),
+    Transition(
+        _C.WAIT_CERTIFICATE,
+        _I.certificate,
+        _C.WAIT_CERTIFICATE_STATUS,
+        note="validate chain and host name; a stapled OCSP response may follow, then ServerKeyExchange",
+        when=(Guard.status_request_acknowledged, Guard.ephemeral_key_exchange),
+    ),
+    Transition(
+        _C.WAIT_CERTIFICATE_STATUS,
+        _I.certificate_status,
+        _C.WAIT_SERVER_KEY_EXCHANGE,
+        note="keep the OCSP response; the validator reads it; ServerKeyExchange next",
+        when=Guard.ephemeral_key_exchange,
+    ),
+    Transition(
+        _C.WAIT_CERTIFICATE_STATUS,
+        _I.server_key_exchange,
+        _C.WAIT_SERVER_HELLO_DONE,
+        note="no CertificateStatus after all; check the signature over both randoms and the params",
+        when=Guard.ephemeral_key_exchange,
+    ),
+    Transition(
+        _C.WAIT_SERVER_KEY_EXCHANGE,
+        _I.server_key_exchange,
+        _C.WAIT_SERVER_HELLO_DONE,
+        note="a group we offered, a valid public value, the signature over both randoms and the params",
     ),
     Transition(
         _C.WAIT_SERVER_HELLO_DONE,
@@ -332,13 +399,55 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
         when=(Guard.client_certificate_requested, Guard.ocsp_response_to_staple),
     ),
     Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CLIENT_KEY_EXCHANGE,
+        ("ServerHello", "Certificate", "ServerKeyExchange", "ServerHelloDone"),
+        note="ECDHE/DHE suite: our ephemeral key, signed over both randoms",
+        when=Guard.ephemeral_key_exchange,
+    ),
+    Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CLIENT_CERTIFICATE,
+        ("ServerHello", "Certificate", "ServerKeyExchange", "CertificateRequest", "ServerHelloDone"),
+        note="ECDHE/DHE suite; ask for the client's certificate",
+        when=(Guard.client_certificate_requested, Guard.ephemeral_key_exchange),
+    ),
+    Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CLIENT_KEY_EXCHANGE,
+        ("ServerHello", "Certificate", "CertificateStatus", "ServerKeyExchange", "ServerHelloDone"),
+        note="ECDHE/DHE suite; staple the OCSP response",
+        when=(Guard.ocsp_response_to_staple, Guard.ephemeral_key_exchange),
+    ),
+    Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CLIENT_CERTIFICATE,
+        (
+            "ServerHello",
+            "Certificate",
+            "CertificateStatus",
+            "ServerKeyExchange",
+            "CertificateRequest",
+            "ServerHelloDone",
+        ),
+        note="ECDHE/DHE suite; staple; ask for a certificate",
+        when=(Guard.client_certificate_requested, Guard.ocsp_response_to_staple, Guard.ephemeral_key_exchange),
+    ),
+    Transition(
         _C.WAIT_CLIENT_CERTIFICATE,
         _I.certificate,
         _C.WAIT_CLIENT_KEY_EXCHANGE,
         note="validate the client chain (clientAuth); empty: refused if required",
     ),
     Transition(
-        _C.WAIT_CLIENT_KEY_EXCHANGE, _I.client_key_exchange, _C.WAIT_CHANGE_CIPHER_SPEC, note="decrypt pre-master"
+        _C.WAIT_CLIENT_KEY_EXCHANGE,
+        _I.client_key_exchange,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        note="decrypt the pre-master secret (RSA), or compute it from the client's public value (ECDHE/DHE)",
     ),
     Transition(
         _C.WAIT_CLIENT_KEY_EXCHANGE,
@@ -479,7 +588,8 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     server asked for a client certificate if it sent a CertificateRequest, the client had one to send if
     its Certificate was not empty, and the server received one once the client's Certificate was not empty;
     the server stapled if it sent a CertificateStatus, and the client expects one once the ServerHello
-    acknowledged ``status_request``.
+    acknowledged ``status_request``; the key exchange is ephemeral if the server sent a ServerKeyExchange,
+    and, for the client, if the ServerHello chose an ECDHE or DHE suite (RSA otherwise).
     """
     if role not in INITIAL_STATE:
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
@@ -500,6 +610,8 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
         known.add(Guard.client_certificate_to_send)
     if any(m.handshake_type == HandshakeType.certificate_status for m in sent):
         known.add(Guard.ocsp_response_to_staple)
+    if any(m.handshake_type == HandshakeType.server_key_exchange for m in sent):
+        known.add(Guard.ephemeral_key_exchange)
     ticket_agreed = ticket_received = status_acknowledged = False
     after: list[State] = []
     for entry in entries:
@@ -522,6 +634,11 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
             if received is Input.server_hello:
                 ticket_agreed = message.extension(ExtensionType.session_ticket) is not None
                 status_acknowledged = message.extension(ExtensionType.status_request) is not None
+                known.add(
+                    Guard.ephemeral_key_exchange
+                    if _is_ephemeral_suite(getattr(message, "cipher_suite", 0))
+                    else Guard.rsa_key_exchange
+                )
             guards = set(known)
             if ticket_agreed and not ticket_received:
                 guards.add(Guard.ticket_expected)
@@ -536,6 +653,12 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
                 known.add(Guard.client_certificate_sent)
         after.append(state)
     return after
+
+
+def _is_ephemeral_suite(suite: int) -> bool:
+    # By name, as the wire enum spells it: the tables do not depend on which suites the library runs.
+    name = name_of(CipherSuite, suite)
+    return name.startswith(("TLS_ECDHE_", "TLS_DHE_"))
 
 
 def input_for(content_type: int, message: Any) -> Input | None:
