@@ -164,7 +164,18 @@ DHE_DEFAULT_SUITES: tuple[CipherSuite, ...] = (
     CipherSuite.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384,
     CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
 )
-DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = ECDHE_DEFAULT_SUITES + DHE_DEFAULT_SUITES + RSA_DEFAULT_SUITES
+# Everything else the record layer can run, for clients that ask for it (curl --ciphers, s_client -cipher):
+# ECDHE with ChaCha20 and AES-CBC, DHE with ChaCha20 and AES-CBC, each after its AES-GCM suites.
+_OTHER_FORWARD_SECRET: tuple[CipherSuite, ...] = tuple(
+    s for s, p in SUITES.items() if p.forward_secret and s not in ECDHE_DEFAULT_SUITES + DHE_DEFAULT_SUITES
+)
+DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = (
+    ECDHE_DEFAULT_SUITES
+    + tuple(s for s in _OTHER_FORWARD_SECRET if SUITES[s].key_exchange == "ECDHE")
+    + DHE_DEFAULT_SUITES
+    + tuple(s for s in _OTHER_FORWARD_SECRET if SUITES[s].key_exchange == "DHE")
+    + RSA_DEFAULT_SUITES
+)
 
 # -- limits on what a peer can make a connection do (docs/limits.md) --------------------------------
 # Each record costs us far more than its bytes (an object in the transcript, a pass through the record

@@ -53,6 +53,7 @@ from .extensions import (
     SupportedVersionsExtension,
 )
 from .messages import ClientHello
+from .suites import SUITES
 
 __all__ = [
     "TLS12_SUITES",
@@ -76,22 +77,9 @@ __all__ = [
 TLS13_SUITES = frozenset(
     {CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384, CipherSuite.TLS_CHACHA20_POLY1305_SHA256}
 )
-# Suites with SHA-256/384 PRFs or AEADs did not exist before TLS 1.2 (RFC 5246 section 1.2).
-_TLS12_ONLY = frozenset(
-    {
-        CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA256,
-        CipherSuite.TLS_RSA_WITH_AES_256_CBC_SHA256,
-        CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256,
-        CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384,
-        CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-        CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-        CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
-        CipherSuite.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384,
-    }
-)
+# Suites with SHA-256/384 PRFs or AEADs did not exist before TLS 1.2 (RFC 5246 section 1.2): read from the
+# suite table, so a suite added there is never allowed in TLS 1.0 or 1.1 by omission.
+_TLS12_ONLY = frozenset(suite for suite, params in SUITES.items() if params.tls12_only)
 TLS12_SUITES = frozenset(
     s for s in CipherSuite if s not in TLS13_SUITES and s != CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
 )
