@@ -104,6 +104,32 @@ def test_get_groups_in_preference_order_reach_s_server(server_files, capsys) -> 
     assert ", group secp384r1, HTTP 200" in captured.err  # s_server takes the client's first group
 
 
+@pytest.mark.parametrize(
+    ("dhparam", "named"), [(None, "modp2048 (RFC 3526 group 14)"), ("ffdhe2048", "ffdhe2048")], ids=["auto", "ffdhe"]
+)
+def test_get_dhe_names_the_prime_s_server_sent(server_files, tmp_path, capsys, dhparam, named) -> None:
+    """OpenSSL 3.0's s_server sends RFC 3526's group 14 (no code point) unless -dhparam gives it another:
+    the summary names the prime that came, read from the ServerKeyExchange."""
+    openssl = require("openssl")
+    options = ["-tls1_2", "-www"]
+    if dhparam is not None:
+        path = tmp_path / "dh.pem"
+        subprocess.run(
+            [openssl, "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", f"group:{dhparam}", "-out", str(path)],
+            check=True, capture_output=True, timeout=TIMEOUT_S,
+        )  # fmt: skip
+        options += ["-dhparam", str(path)]
+    with s_server(server_files, *options) as peer:
+        status = main([
+            "tls", "get", f"https://localhost:{peer.port}/", "--cafile", str(server_files.ca_path),
+            "--cipher", "DHE-RSA-AES128-GCM-SHA256",
+        ])  # fmt: skip
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "Cipher is DHE-RSA-AES128-GCM-SHA256" in captured.out
+    assert f"* TLS 1.2, TLS_DHE_RSA_WITH_AES_128_GCM_SHA256, group {named}, HTTP 200" in captured.err
+
+
 # -- tls serve with two identities, against curl and s_client -------------------------------------------
 @pytest.fixture(scope="module")
 def served(server_files, ecdsa_files, tmp_path_factory):

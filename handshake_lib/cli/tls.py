@@ -47,6 +47,7 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -60,10 +61,11 @@ from ..hostnames import check_dns_name
 from ..net import is_loopback
 from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 from ..tls.capture import TLSCaptureConnection, UndecryptedRecord, decode_tls_capture
-from ..tls.connection import RUNNABLE_SUITES
+from ..tls.connection import RUNNABLE_SUITES, TranscriptEntry
 from ..tls.constants import CipherSuite, NamedGroup, name_of
-from ..tls.key_exchange import GROUPS, parse_group_names
+from ..tls.key_exchange import GROUPS, ffdhe_group_for, parse_group_names
 from ..tls.keylog import KeyLog, parse_keylog
+from ..tls.messages import ServerDHParams, ServerKeyExchange
 from ..tls.record import MAX_PLAINTEXT_LENGTH
 from ..tls.suites import openssl_name, parse_suite_name
 from .arguments import MAX_SECONDS, append_file, host, input_file, pem_file, port, seconds
@@ -326,11 +328,8 @@ def run_get(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     handshake = response.handshake
     sent = f", client certificate {handshake.client_subject}" if handshake.client_subject else ""
-    print(
-        f"* TLS 1.2, {name_of(CipherSuite, handshake.cipher_suite)}{_group_text(handshake.group)}{sent}, "
-        f"HTTP {response.status}",
-        file=sys.stderr,
-    )
+    suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group, response.transcript)
+    print(f"* TLS 1.2, {suite}{sent}, HTTP {response.status}", file=sys.stderr)
     if args.status:
         print(f"* {stapled_summary(handshake.stapled_ocsp_response)}", file=sys.stderr)
     sys.stdout.write(response.body.decode("utf-8", errors="replace"))
@@ -340,9 +339,21 @@ def run_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _group_text(group: int | None) -> str:
-    """``", group x25519"`` for an ECDHE/DHE handshake, nothing for RSA key exchange (no ephemeral group)."""
-    return "" if group is None else f", group {name_of(NamedGroup, group)}"
+def _group_text(group: int | None, transcript: Sequence[TranscriptEntry] = ()) -> str:
+    """``", group x25519"`` for an ECDHE/DHE handshake, nothing for RSA key exchange (no ephemeral group).
+
+    A DHE server may send a prime with no code point (OpenSSL 3.0 sends RFC 3526's group 14 when the
+    client names no RFC 7919 group it has): the ServerKeyExchange in the ``transcript`` says which.
+    """
+    if group is not None:
+        return f", group {name_of(NamedGroup, group)}"
+    for entry in transcript:
+        for message in entry.messages:
+            if isinstance(message, ServerKeyExchange) and isinstance(message.params, ServerDHParams):
+                params = message.params
+                found = ffdhe_group_for(int.from_bytes(params.p, "big"), int.from_bytes(params.g, "big"))
+                return f", group {found.name if found else f'unnamed {len(params.p) * 8}-bit DH prime'}"
+    return ""
 
 
 def stapled_summary(der: bytes | None) -> str:
