@@ -6,9 +6,16 @@ writes the response body to **stdout**.  Everything else goes to **stderr**: the
 record by record.  So ``handshakes tls get ... --trace > page.html`` keeps the page clean, as
 ``curl -v`` does.
 
-``--cipher`` takes IANA names (``TLS_RSA_WITH_AES_128_GCM_SHA256``) or OpenSSL's
-(``AES128-GCM-SHA256``), repeated or comma-separated, in order of preference.  Certificate checking is
-on; ``--insecure`` turns it off, loudly.
+``--cipher`` takes IANA names (``TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256``) or OpenSSL's
+(``ECDHE-ECDSA-CHACHA20-POLY1305``) of every suite the library runs (RSA, ECDHE and DHE key exchange),
+repeated or comma-separated, in order of preference.  ``--groups x25519,secp256r1`` names the ECDHE/DHE
+groups, in order of preference (OpenSSL's ``P-256``/``P-384`` spellings too); the summary line names the
+group a handshake used (for DHE, the prime the server sent).  Certificate checking is on; ``--insecure``
+turns it off, loudly.
+
+``tls serve --cert A --key A --cert B --key B``: an RSA and an ECDSA identity (paired by order), the
+server picking by suite (``*-ECDSA-*`` suites the ECDSA one); a key that is not its certificate's, or
+two of one kind, is refused at start-up.
 
 Mutual TLS: ``tls get --cert FILE --key FILE`` gives our client a certificate chain (leaf first, its
 intermediates after: all are sent) and its private key (RSA, ECDSA P-256 or Ed25519), used if the server
