@@ -166,7 +166,7 @@ def test_tcp_observe_reports_both_ends(capsys: pytest.CaptureFixture[str]) -> No
     [
         (["tls", "get", "https://localhost:1/", "--cipher", "NOPE-SHA"], "unknown cipher suite 'NOPE-SHA'"),
         (["tls", "get", "https://localhost:1/", "--cipher", "AES128-SHA,BOGUS"], "unknown cipher suite 'BOGUS'"),
-        (["tls", "get", "https://localhost:1/", "--cipher", "ECDHE-RSA-AES128-GCM-SHA256"], "RSA key exchange only"),
+        (["tls", "get", "https://localhost:1/", "--cipher", "TLS_AES_128_GCM_SHA256"], "not a suite our TLS 1.2"),
         (["tls", "get", "http://localhost:1/"], "expected a URL like https://"),
         (["tls", "get", "https://localhost:1/", "--cafile", "/nonexistent/ca.pem"], "does not exist"),
         (["tls", "serve", "--port", "0", "--cert", "c", "--key", "k", "--host", "0.0.0.0"], "not a loopback"),
@@ -410,13 +410,13 @@ def _read_line_with_timeout(process: subprocess.Popen, timeout: float) -> str:
 
 @pytest.mark.parametrize(
     "make_key",
-    [lambda: ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate],
-    ids=["EC", "Ed25519"],
+    [lambda: ec.generate_private_key(ec.SECP521R1()), ed25519.Ed25519PrivateKey.generate],
+    ids=["EC-P521", "Ed25519"],
 )
-def test_tls_serve_with_a_key_that_is_not_rsa_says_so(
+def test_tls_serve_with_a_key_that_is_neither_rsa_nor_ecdsa_p256_p384_says_so(
     make_key, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """RSA key exchange needs an RSA key: an EC or Ed25519 identity is a usage error, not a traceback."""
+    """A server identity is RSA or ECDSA on P-256/P-384 (the curves we do ECDHE on): another is a usage error."""
     key = make_key()
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
@@ -434,7 +434,7 @@ def test_tls_serve_with_a_key_that_is_not_rsa_says_so(
     status = main(["tls", "serve", "--port", "0", "--cert", str(cert), "--key", str(key_file)])
     assert status == 2
     err = capsys.readouterr().err
-    assert "needs an RSA key" in err and ("an EC key" in err or "an Ed25519 key" in err)
+    assert "a server key must be RSA or ECDSA P-256/P-384" in err and ("an EC key" in err or "an Ed25519 key" in err)
 
 
 def test_tls_get_fragment_size_cuts_our_records_and_openssl_reassembles_them(

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from handshake_lib.__main__ import main
 from handshake_lib.cli.arguments import MAX_SECONDS
@@ -92,6 +95,19 @@ BAD_COMMAND_LINES = [
     (["tcp", "decode", "{tmp}/missing.pcap"], 2, "does not exist"),
     (["tcp", "decode", TEXT_FILE], 1, "not a capture we can read"),
     (["tcp", "decode", "{tmp}/huge.pcap"], 1, "larger than 16 MiB"),  # (/dev/zero used to fill the memory)
+    # --cipher, --groups and a second identity (issue 12): one line, exit 2, before anything listens
+    (["tls", "get", URL, "--cipher", "NOPE"], 2, "unknown cipher suite 'NOPE'; known: AES128-SHA,"),
+    (_serve("--cipher", "ECDHE-ECDSA-AES128-CCM"), 2, "known: AES128-SHA,"),
+    (_serve("--cipher", "TLS_AES_128_GCM_SHA256"), 2, "is not a suite our TLS 1.2 code runs"),  # TLS 1.3's
+    (["tls", "get", URL, "--groups", "x448"], 2, "unknown group 'x448': use x25519, secp256r1, secp384r1, ffdhe"),
+    (_serve("--groups", "secp256r1,secp521r1"), 2, "unknown group 'secp521r1'"),
+    (_serve("--groups", ""), 2, "unknown group ''"),
+    (_serve("--groups", "x25519,X25519"), 2, "a group appears twice"),
+    (_serve("--cert", "{cert}"), 2, "2 --cert but 1 --key"),
+    (_serve("--key", "{key}"), 2, "1 --cert but 2 --key"),
+    (_serve("--cert", "{cert}", "--key", "{tmp}/ecdsa.key"), 2, "is not the private key of the certificate"),
+    (_serve("--cert", "{cert}", "--key", "{key}"), 2, "two RSA identities"),
+    (["tls", "serve", "--port", "0", "--cert", "{cert}", "--key", "{tmp}/ed25519.key"], 2, "RSA or ECDSA P-256/P-384"),
     # --keylog: checked at start-up, for both commands that take it
     (["tls", "get", URL, "--keylog", MISSING_FOLDER_FILE], 2, "does not exist"),
     (["tls", "get", URL, "--keylog", "{tmp}"], 2, "is a folder; expected a file to append to"),
@@ -183,6 +199,10 @@ def test_a_bad_command_line_gets_one_error_line(
         huge.truncate(2 << 20)
     with open(tmp_path / "huge_known_hosts", "wb") as huge:
         huge.truncate(MAX_KNOWN_HOSTS_BYTES + 1)  # (/dev/zero would be read up to the limit, no further)
+    keys = {"ecdsa.key": ec.generate_private_key(ec.SECP256R1()), "ed25519.key": Ed25519PrivateKey.generate()}
+    for name, key in keys.items():
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        (tmp_path / name).write_bytes(pem)  # keys of no certificate here: mismatched and unsupported pairs
     (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     paths = {"tmp": str(tmp_path), "cert": str(server_files.cert_path), "key": str(server_files.key_path)}
     assert _main_or_give_up([part.format(**paths) for part in argv]) == status

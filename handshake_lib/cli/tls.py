@@ -6,9 +6,16 @@ writes the response body to **stdout**.  Everything else goes to **stderr**: the
 record by record.  So ``handshakes tls get ... --trace > page.html`` keeps the page clean, as
 ``curl -v`` does.
 
-``--cipher`` takes IANA names (``TLS_RSA_WITH_AES_128_GCM_SHA256``) or OpenSSL's
-(``AES128-GCM-SHA256``), repeated or comma-separated, in order of preference.  Certificate checking is
-on; ``--insecure`` turns it off, loudly.
+``--cipher`` takes IANA names (``TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256``) or OpenSSL's
+(``ECDHE-ECDSA-CHACHA20-POLY1305``) of every suite the library runs (RSA, ECDHE and DHE key exchange),
+repeated or comma-separated, in order of preference.  ``--groups x25519,secp256r1`` names the ECDHE/DHE
+groups, in order of preference (OpenSSL's ``P-256``/``P-384`` spellings too); the summary line names the
+group a handshake used (for DHE, the prime the server sent).  Certificate checking is on; ``--insecure``
+turns it off, loudly.
+
+``tls serve --cert A --key A --cert B --key B``: an RSA and an ECDSA identity (paired by order), the
+server picking by suite (``*-ECDSA-*`` suites the ECDSA one); a key that is not its certificate's, or
+two of one kind, is refused at start-up.
 
 Mutual TLS: ``tls get --cert FILE --key FILE`` gives our client a certificate chain (leaf first, its
 intermediates after: all are sent) and its private key (RSA, ECDSA P-256 or Ed25519), used if the server
@@ -47,6 +54,7 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -60,10 +68,13 @@ from ..hostnames import check_dns_name
 from ..net import is_loopback
 from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 from ..tls.capture import TLSCaptureConnection, UndecryptedRecord, decode_tls_capture
-from ..tls.constants import CipherSuite, name_of
+from ..tls.connection import RUNNABLE_SUITES, TranscriptEntry
+from ..tls.constants import CipherSuite, NamedGroup, name_of
+from ..tls.key_exchange import GROUPS, ffdhe_group_for, parse_group_names
 from ..tls.keylog import KeyLog, parse_keylog
+from ..tls.messages import ServerDHParams, ServerKeyExchange
 from ..tls.record import MAX_PLAINTEXT_LENGTH
-from ..tls.suites import SUITES, parse_suite_name
+from ..tls.suites import openssl_name, parse_suite_name
 from .arguments import MAX_SECONDS, append_file, host, input_file, pem_file, port, seconds
 from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
 from .trace import render_entry, render_transcript
@@ -87,6 +98,7 @@ def register(groups: argparse._SubParsersAction) -> None:
         "--cipher", action="append", default=[], metavar="NAME",
         help="cipher suite to offer, IANA or OpenSSL name (repeatable or comma-separated)",
     )
+    _add_groups(get, "offer")
     get.add_argument(
         "--trace", action="store_true", help="print the annotated handshake, record by record, to stderr"
     )
@@ -116,14 +128,22 @@ def register(groups: argparse._SubParsersAction) -> None:
 
     serve = commands.add_parser("serve", help="serve a small page with our TLS server (loopback by default)")
     serve.add_argument("--port", type=port, required=True, help="TCP port (0: let the kernel choose)")
-    serve.add_argument("--cert", type=pem_file, required=True, help="PEM certificate chain, leaf first")
-    serve.add_argument("--key", type=pem_file, required=True, help="PEM private key (RSA for TLS_RSA_* suites)")
+    serve.add_argument(
+        "--cert", type=pem_file, action="append", required=True, metavar="FILE",
+        help="PEM certificate chain, leaf first; give --cert/--key twice for an RSA and an ECDSA identity "
+        "(picked by suite: *-ECDSA-* suites use the ECDSA one)",
+    )
+    serve.add_argument(
+        "--key", type=pem_file, action="append", required=True, metavar="FILE",
+        help="PEM private key of the --cert in the same position (RSA or ECDSA P-256/P-384)",
+    )
     serve.add_argument("--host", type=host, default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--public", action="store_true", help="allow binding an address that is not loopback")
     serve.add_argument(
         "--cipher", action="append", default=[], metavar="NAME",
         help="cipher suite to accept, IANA or OpenSSL name (repeatable or comma-separated)",
     )
+    _add_groups(serve, "accept")
     serve.add_argument(
         "--keylog", type=append_file, metavar="FILE", help="append NSS key log lines (for Wireshark)"
     )
@@ -183,24 +203,45 @@ def _add_fragment_size(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_cipher_options(values: list[str]) -> list[CipherSuite]:
-    """``["AES128-SHA256,TLS_RSA_WITH_AES_128_CBC_SHA", ...]`` -> suites in order; CommandError (exit 2)."""
-    runnable = [suite for suite, params in SUITES.items() if params.key_exchange == "RSA"]
-    runnable_names = ", ".join(suite.name for suite in runnable)
+    """``["ECDHE-RSA-AES128-GCM-SHA256,AES128-SHA256", ...]`` -> suites in order; CommandError (exit 2).
+
+    Every suite our TLS 1.2 cores run (``RUNNABLE_SUITES``: the ``tls/suites.py`` table) is accepted, by
+    OpenSSL or IANA name; an unknown name gets one line listing OpenSSL's names for them.
+    """
+    def known() -> str:
+        return ", ".join(openssl_name(suite) for suite in RUNNABLE_SUITES)
+
     suites: list[CipherSuite] = []
     for value in values:
         for name in filter(None, (part.strip() for part in value.split(","))):
             try:
                 suite = parse_suite_name(name)
             except ValueError:
-                raise CommandError(f"unknown cipher suite {name!r}; known: {runnable_names}", EXIT_USAGE) from None
-            if suite not in runnable:
-                raise CommandError(
-                    f"{suite.name} is not a suite our TLS 1.2 code runs (RSA key exchange only): {runnable_names}",
-                    EXIT_USAGE,
-                )
+                raise CommandError(f"unknown cipher suite {name!r}; known: {known()}", EXIT_USAGE) from None
+            if suite not in RUNNABLE_SUITES:
+                raise CommandError(f"{suite.name} is not a suite our TLS 1.2 code runs: {known()}", EXIT_USAGE)
             if suite not in suites:
                 suites.append(suite)
     return suites
+
+
+def _groups(text: str) -> tuple[NamedGroup, ...]:
+    """``--groups x25519,secp256r1`` (OpenSSL's ``X25519``, ``P-256`` too), in preference order."""
+    try:
+        groups = parse_group_names(text)
+    except ValueError as error:  # "unknown group 'x448': use x25519, secp256r1, ..."
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if len(set(groups)) != len(groups):
+        raise argparse.ArgumentTypeError(f"a group appears twice in {text!r}")
+    return groups
+
+
+def _add_groups(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument(
+        "--groups", type=_groups, metavar="LIST",
+        help=f"ECDHE/DHE groups to {role}, comma-separated in preference order "
+        f"(from {', '.join(g.name for g in GROUPS)})",
+    )
 
 
 def explain_failure(error: BaseException, peer: str = "server") -> str:
@@ -273,6 +314,8 @@ def run_get(args: argparse.Namespace) -> int:
         options["client_certificate_chain"], options["client_private_key"] = identity
     if args.status:
         options["request_ocsp_status"] = True
+    if args.groups is not None:
+        options["groups"] = args.groups
     try:
         response = tls_get(
             args.url, cafile=args.cafile, verify=not args.insecure, keylog_path=args.keylog,
@@ -292,7 +335,8 @@ def run_get(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     handshake = response.handshake
     sent = f", client certificate {handshake.client_subject}" if handshake.client_subject else ""
-    print(f"* TLS 1.2, {name_of(CipherSuite, handshake.cipher_suite)}{sent}, HTTP {response.status}", file=sys.stderr)
+    suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group, response.transcript)
+    print(f"* TLS 1.2, {suite}{sent}, HTTP {response.status}", file=sys.stderr)
     if args.status:
         print(f"* {stapled_summary(handshake.stapled_ocsp_response)}", file=sys.stderr)
     sys.stdout.write(response.body.decode("utf-8", errors="replace"))
@@ -300,6 +344,23 @@ def run_get(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     return 0
+
+
+def _group_text(group: int | None, transcript: Sequence[TranscriptEntry] = ()) -> str:
+    """``", group x25519"`` for an ECDHE/DHE handshake, nothing for RSA key exchange (no ephemeral group).
+
+    A DHE server may send a prime with no code point (OpenSSL 3.0 sends RFC 3526's group 14 when the
+    client names no RFC 7919 group it has): the ServerKeyExchange in the ``transcript`` says which.
+    """
+    if group is not None:
+        return f", group {name_of(NamedGroup, group)}"
+    for entry in transcript:
+        for message in entry.messages:
+            if isinstance(message, ServerKeyExchange) and isinstance(message.params, ServerDHParams):
+                params = message.params
+                found = ffdhe_group_for(int.from_bytes(params.p, "big"), int.from_bytes(params.g, "big"))
+                return f", group {found.name if found else f'unnamed {len(params.p) * 8}-bit DH prime'}"
+    return ""
 
 
 def stapled_summary(der: bytes | None) -> str:
@@ -392,20 +453,41 @@ def load_client_identity(cert_path: Path, key_path: Path) -> tuple[list[x509.Cer
 
 
 def load_server_identity(cert_path: Path, key_path: Path) -> tuple[list[bytes], object]:
-    """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load."""
+    """The DER chain (leaf first) and private key from PEM files; CommandError when they do not load, the
+    key is neither RSA nor ECDSA (P-256, P-384), or it is not the certificate's key (exit 2: a usage error)."""
     chain = load_certificates(cert_path)
     private_key = _load_private_key(key_path)
-    if not isinstance(private_key, rsa.RSAPrivateKey):
-        # Checked here, before anything compares keys: TLS_RSA_* suites encrypt the pre-master secret
-        # to the certificate's RSA key, so an EC or Ed25519 identity cannot serve them at all.
+    if not isinstance(private_key, rsa.RSAPrivateKey) and not (
+        isinstance(private_key, ec.EllipticCurvePrivateKey)
+        and isinstance(private_key.curve, ec.SECP256R1 | ec.SECP384R1)
+    ):
+        # Checked before anything compares keys: RSA key exchange and *_RSA_* signatures need an RSA key,
+        # *_ECDSA_* suites an ECDSA one on a curve we also do ECDHE with.
         raise CommandError(
-            f"{key_path} holds {_key_kind(private_key)} key, but RSA key exchange (the TLS_RSA_* suites) "
-            "needs an RSA key and certificate",
+            f"{key_path} holds {_key_kind(private_key)} key; a server key must be RSA or ECDSA P-256/P-384",
             EXIT_USAGE,
         )
-    if chain[0].public_key() != private_key.public_key():
-        raise CommandError(f"{key_path} is not the private key of the certificate in {cert_path}")
+    if _public_der(chain[0]) != _public_der(private_key):
+        raise CommandError(f"{key_path} is not the private key of the certificate in {cert_path}", EXIT_USAGE)
     return [certificate.public_bytes(serialization.Encoding.DER) for certificate in chain], private_key
+
+
+def load_server_identities(certs: list[Path], keys: list[Path]) -> list[tuple[list[bytes], object]]:
+    """``--cert A --key A --cert B --key B`` -> the identities, paired by position; at most one RSA and one
+    ECDSA (the server picks by suite: one of each kind is all it can choose between)."""
+    if len(certs) != len(keys):
+        raise CommandError(
+            f"{len(certs)} --cert but {len(keys)} --key: give each certificate chain its private key, in order",
+            EXIT_USAGE,
+        )
+    if len(certs) > 2:
+        raise CommandError("at most two --cert/--key pairs: one RSA and one ECDSA identity", EXIT_USAGE)
+    identities = [load_server_identity(cert, key) for cert, key in zip(certs, keys, strict=True)]
+    kinds = [isinstance(key, rsa.RSAPrivateKey) for _, key in identities]
+    if len(kinds) == 2 and kinds[0] == kinds[1]:
+        kind = "RSA" if kinds[0] else "ECDSA"
+        raise CommandError(f"two {kind} identities: the second --cert/--key must be the other kind of key", EXIT_USAGE)
+    return identities
 
 
 def _key_kind(private_key: object) -> str:
@@ -435,7 +517,11 @@ def _report_connections(finished: queue.SimpleQueue) -> None:
         if record.error is not None:
             print(f"connection {record.number}: failed: {explain_failure(record.error, 'client')}", flush=True)
         else:
-            suite = name_of(CipherSuite, record.handshake.cipher_suite) if record.handshake else "no handshake"
+            handshake = record.handshake
+            if handshake is None:
+                suite = "no handshake"
+            else:
+                suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group)
             client = f", client certificate {record.client_subject}" if record.client_subject else ""
             if record.handshake is not None and record.handshake.stapled_ocsp_response is not None:
                 client += ", OCSP response stapled"
@@ -479,8 +565,13 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.require_client_cert and args.client_ca is None:
         raise CommandError("--require-client-cert needs --client-ca: the CAs a client certificate must come from",
                            EXIT_USAGE)
-    chain, private_key = load_server_identity(args.cert, args.key)
+    identities = load_server_identities(args.cert, args.key)
+    chain, private_key = identities[0]
     options: dict[str, object] = {"keylog_path": args.keylog, "fragment_size": args.fragment_size}
+    if len(identities) > 1:
+        options["identities"] = identities[1:]
+    if args.groups is not None:
+        options["groups"] = args.groups
     if args.client_ca is not None:
         # Parsed here, once: a file with no certificate is a one-line error before the server starts.
         options["client_ca"] = load_certificates(args.client_ca, EXIT_USAGE)

@@ -723,10 +723,10 @@ class TLSPageServer(net.LoopbackServer):
     is what notebooks and tests want; after ``__enter__``, ``host`` and ``port`` hold the bound address.
     A host that is not a loopback address is refused (ValueError) unless ``allow_public=True``: a
     teaching server must not end up on a network by accident.  ``server_options`` go to
-    :class:`~handshake_lib.tls.server.TLSServer` for every connection (``cipher_suites``,
-    ``extended_master_secret``, ``keylog``, for mutual TLS ``client_ca`` and
-    ``require_client_certificate``, ``ocsp_response`` to staple for clients that ask...); ``keylog_path``
-    appends NSS key log lines to a file.
+    :class:`~handshake_lib.tls.server.TLSServer` for every connection (``cipher_suites``, ``groups``,
+    ``identities=[(ecdsa_chain, ecdsa_key)]`` for a second certificate picked by suite,
+    ``extended_master_secret``, ``keylog``, for mutual TLS ``client_ca`` and ``require_client_certificate``,
+    ``ocsp_response`` to staple for clients that ask...); ``keylog_path`` appends NSS key log lines to a file.
 
     One event loop (``selectors``, non-blocking sockets) serves every connection: each is a sans-I/O
     TLS core plus an ``h11`` HTTP/1.1 connection, so a thousand slow clients cost memory, not threads,
