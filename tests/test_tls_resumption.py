@@ -21,12 +21,13 @@ from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.peers.openssl import PythonSSLServer, http_page_handler, server_context
 from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.connection import RSA_DEFAULT_SUITES
-from handshake_lib.tls.constants import CipherSuite, ContentType, HandshakeType
+from handshake_lib.tls.constants import CipherSuite, ContentType, ExtensionType, HandshakeType
 from handshake_lib.tls.keylog import read_keylog
 from handshake_lib.tls.pair import PairKeys
 from handshake_lib.tls.server import TLSServer
 from handshake_lib.tls.sessions import ClientSessionStore, Session, SessionCache
 from handshake_lib.tls.states import State, replay
+from handshake_lib.tls.tickets import TicketKeys
 
 TIMEOUT = 10
 
@@ -234,3 +235,113 @@ def test_openssl_s_client_resumes_with_our_server(server_files, tmp_path) -> Non
     # The same ID both times: s_client's "Session-ID:" line.
     ids = [line for text in (first, second) for line in text.splitlines() if "Session-ID:" in line]
     assert len(ids) == 2 and ids[0] == ids[1]
+
+
+# -- tickets (RFC 5077) ---------------------------------------------------------------------------
+def ticket_pair(keys: PairKeys, tickets: TicketKeys, clock: Clock, session: Session | None = None):
+    client = TLSClient(keys.server_name, trusted_certificates=keys.trusted, session=session, session_ticket=True)
+    server = TLSServer(keys.chain, keys.private_key, ticket_keys=tickets, clock=clock)
+    run(client, server)
+    return client, server
+
+
+def test_a_ticket_resumes_without_any_server_cache(keys) -> None:
+    tickets, clock = TicketKeys(lifetime=600), Clock()
+    first, _ = ticket_pair(keys, tickets, clock)
+    session = first.handshake.session
+    assert session is not None and session.ticket and session.resumable_by == "ticket"
+    assert session.ticket_lifetime_hint == 600 and session.session_id == b""  # no cache: no ID
+    assert "new_session_ticket" in handshake_types(first)
+    client, server = ticket_pair(keys, tickets, clock, session=session)
+    assert client.handshake.resumed and server.resumed_by == "ticket"
+    assert client.handshake.master_secret == server.handshake.master_secret == first.handshake.master_secret
+    # ServerHello, a renewed NewSessionTicket, then Finished: the abbreviated flight with a ticket.
+    assert handshake_types(client) == ["client_hello", "server_hello", "new_session_ticket", "finished", "finished"]
+    assert client.handshake.session.ticket != session.ticket  # renewed (fresh IV)
+    assert replay("client", client.transcript)[-1] is State.CONNECTED
+    assert replay("server", server.transcript)[-1] is State.CONNECTED
+
+
+@pytest.mark.parametrize("position", [0, 20, 40, -1], ids=["key_name", "iv", "state", "mac"])
+def test_a_tampered_ticket_gives_a_full_handshake_never_an_error(keys, position) -> None:
+    tickets, clock = TicketKeys(), Clock()
+    first, _ = ticket_pair(keys, tickets, clock)
+    ticket = bytearray(first.handshake.session.ticket)
+    ticket[position] ^= 0x01
+    client, server = ticket_pair(keys, tickets, clock, session=replace(first.handshake.session, ticket=bytes(ticket)))
+    assert client.handshake is not None and not client.handshake.resumed and server.resumed_by is None
+    assert client.handshake.master_secret != first.handshake.master_secret
+    assert "certificate" in handshake_types(client)
+
+
+def test_ticket_keys_rotate_and_old_tickets_expire(keys) -> None:
+    tickets, clock = TicketKeys(lifetime=100, rotate_after=50), Clock()
+    first, _ = ticket_pair(keys, tickets, clock)
+    old_name = first.handshake.session.ticket[:16]
+    clock.now += 60  # a new key seals from now on; the old one still opens
+    second, _ = ticket_pair(keys, tickets, clock, session=first.handshake.session)
+    assert second.handshake.resumed
+    assert second.handshake.session.ticket[:16] != old_name and len(tickets.keys) == 2
+    clock.now += 45  # the first ticket is 105 s old: past its lifetime, though its key is still kept
+    third, _ = ticket_pair(keys, tickets, clock, session=first.handshake.session)
+    assert not third.handshake.resumed
+    # Another server's keys (or a restart) cannot open our tickets.
+    stranger, _ = ticket_pair(keys, TicketKeys(), clock, session=second.handshake.session)
+    assert not stranger.handshake.resumed
+
+
+def test_our_client_resumes_by_ticket_with_openssl(server_files, tmp_path) -> None:
+    context = server_context(
+        server_files.cert_path, server_files.key_path, ciphers="ECDHE-RSA-AES128-GCM-SHA256",
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+    )  # fmt: skip
+    assert not context.options & ssl.OP_NO_TICKET  # OpenSSL issues tickets by default
+    reused: list[bool] = []
+    page = http_page_handler()
+
+    def handler(tls: ssl.SSLSocket) -> None:
+        reused.append(tls.session_reused)
+        page(tls)
+
+    with PythonSSLServer(context, handler) as server:
+        url = f"https://localhost:{server.port}/"
+        first = tls_get(url, cafile=server_files.ca_path, session_ticket=True)
+        session = first.handshake.session
+        assert session is not None and session.ticket
+        second = tls_get(url, cafile=server_files.ca_path, session=session)
+    assert reused == [False, True]
+    assert second.handshake.resumed and second.handshake.master_secret == first.handshake.master_secret
+    # What resumed it was the ticket, handed back in the extension with a fresh session ID (RFC 5077 3.4).
+    (hello,) = [m for e in second.transcript for m in e.messages if getattr(m, "handshake_type", 0) == 1]
+    assert hello.extension(ExtensionType.session_ticket).ticket == session.ticket
+    assert len(hello.session_id) == 32 and hello.session_id != session.session_id
+
+
+def test_openssl_s_client_resumes_by_ticket_with_our_server(server_files, tmp_path) -> None:
+    issued = server_files.issued
+    saved = tmp_path / "ticket.pem"
+    tickets = TicketKeys()
+    import time  # the net layer's clock; the core is handed it
+
+    with TLSPageServer(
+        [issued.certificate], issued.private_key, timeout=TIMEOUT, ticket_keys=tickets, clock=time.monotonic
+    ) as server:
+        first = s_client_tickets(server_files, server.port, "-sess_out", str(saved))
+        second = s_client_tickets(server_files, server.port, "-sess_in", str(saved))
+    assert "New, TLSv1.2" in first and "TLS session ticket lifetime hint: 7200 (seconds)" in first
+    assert "Reused, TLSv1.2" in second and "HTTP/1.1 200 OK" in second
+
+
+def s_client_tickets(server_files, port: int, *options: str) -> str:
+    openssl = require("openssl")
+    command = [
+        openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2",
+        "-CAfile", str(server_files.ca_path), "-verify_return_error", "-servername", "localhost", "-ign_eof",
+        *options,
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        capture_output=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.decode("utf-8", "replace")

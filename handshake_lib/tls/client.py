@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -220,6 +221,8 @@ class TLSClient(TLSConnection):
         if session is not None and not isinstance(session, Session):
             raise TypeError(f"session must be a Session (HandshakeComplete.session), not {type(session).__name__}")
         self.offered_session = session
+        if session is not None and session.ticket:
+            self.offer_session_ticket = True  # the extension carries the ticket; the server may renew it
         self.request_ocsp_status = request_ocsp_status
         self._trust_anchors = load_trust_store(cafile, trusted_certificates) if verify else []
         self._client_random_option = client_random
@@ -229,11 +232,12 @@ class TLSClient(TLSConnection):
             self._build_client_hello = partial(
                 client_hello_for,
                 extended_master_secret=extended_master_secret,
-                session_ticket=session_ticket,
                 encrypt_then_mac=encrypt_then_mac,  # added only when a CBC suite is on offer
                 status_request=request_ocsp_status,
                 groups=self.groups,
-                session_id=session.session_id if session is not None else b"",
+                session_id=self._offered_session_id(session, random_bytes),
+                # RFC 5077 3.1: a ticket we hold goes back in the extension; True asks for a new one.
+                session_ticket=session.ticket if session is not None and session.ticket else session_ticket,
             )
         if bool(client_certificate_chain) != (client_private_key is not None):
             raise ValueError("client_certificate_chain and client_private_key go together")
@@ -372,6 +376,14 @@ class TLSClient(TLSConnection):
         # the server's status_request was decoded strictly (not empty: decode_error, as in OpenSSL).
         self._status_acknowledged = hello.extension(ExtensionType.status_request) is not None
 
+    @staticmethod
+    def _offered_session_id(session: Session | None, random_bytes: RandomBytes) -> bytes:
+        """The session ID our hello offers: the session's, or with a ticket a fresh one (RFC 5077 3.4: the
+        server echoes it to say it accepted the ticket)."""
+        if session is None:
+            return b""
+        return random_bytes(32) if session.ticket else session.session_id
+
     def _resume(self, hello: ServerHello, session: Session) -> None:
         """The server echoed our session ID: the abbreviated handshake, on the session's terms."""
         if hello.cipher_suite != session.cipher_suite:
@@ -392,11 +404,17 @@ class TLSClient(TLSConnection):
         self._install_master_secret(session.master_secret)
 
     def _handshake_complete(self) -> HandshakeComplete:
-        if not self.resumed and self.server_hello is not None and self.server_hello.session_id:
-            assert self.params is not None
+        assert self.params is not None and self.server_hello is not None
+        if not self.resumed and (self.server_hello.session_id or self.session_ticket is not None):
             self.session = Session(
                 self.server_hello.session_id, self.master_secret, self.params.suite, self.use_extended_master_secret,
                 server_name=self.server_name,
+            )  # fmt: skip
+        if self.session is not None and self.session_ticket is not None:
+            # RFC 5077 3.3: the ticket to offer next time (a resumed session's renewed one replaces the old).
+            self.session = replace(
+                self.session, ticket=self.session_ticket.ticket,
+                ticket_lifetime_hint=self.session_ticket.ticket_lifetime_hint,
             )  # fmt: skip
         return super()._handshake_complete()
 

@@ -101,6 +101,7 @@ from .messages import (
     ClientKeyExchange,
     DHClientKeyExchange,
     ECDHClientKeyExchange,
+    NewSessionTicket,
     ServerDHParams,
     ServerECDHParams,
     ServerHello,
@@ -122,6 +123,7 @@ from .signatures import CERTIFICATE_TYPES, SUPPORTED_SCHEMES, SigningKey, choose
 from .stages import LIBRARY_STAGES, Stages
 from .states import Guard, Input
 from .suites import suite_params
+from .tickets import TicketKeys
 from .verify import load_trust_store, validate_peer_chain
 
 __all__ = ["TLSServer", "Identity", "DEFAULT_SERVER_SUITES", "DEFAULT_SERVER_GROUPS"]
@@ -171,6 +173,7 @@ class TLSServer(TLSConnection):
         keep_transcript: bool = True,
         # resumption: the server's session cache (one object for all its connections) and the caller's clock
         session_cache: SessionCache | None = None,
+        ticket_keys: TicketKeys | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(
@@ -251,9 +254,13 @@ class TLSServer(TLSConnection):
         # ECDHE/DHE: our ephemeral key for this handshake and the ServerKeyExchange that carried it.
         self.ephemeral_key: EphemeralKey | None = None
         self.server_key_exchange: ServerKeyExchange | None = None
-        if session_cache is not None and clock is None:
-            raise ValueError("session_cache needs clock= (seconds): the protocol core reads no clock itself")
+        if (session_cache is not None or ticket_keys is not None) and clock is None:
+            raise ValueError("session_cache and ticket_keys need clock= (seconds): the core reads no clock itself")
         self.session_cache = session_cache
+        self.ticket_keys = ticket_keys
+        self._ticket_agreed = False  # the client sent session_ticket and we hold ticket keys
+        self.new_session_ticket: NewSessionTicket | None = None  # the ticket we sent
+        self.resumed_by: str | None = None  # "session ID" or "ticket"
         self._clock = clock
 
     # The table's rows for the client's messages, and the messages it sends (``states.SERVER_TRANSITIONS``).
@@ -270,12 +277,15 @@ class TLSServer(TLSConnection):
         "CertificateRequest": "_send_certificate_request",
         "CertificateStatus": "_send_certificate_status",
         "ServerKeyExchange": "_send_server_key_exchange",
+        "NewSessionTicket": "_send_new_session_ticket",
     }
 
     def guards(self) -> frozenset[Guard]:
-        if self.resumed:  # exclusive: the abbreviated handshake has none of the full one's messages
-            return frozenset({Guard.session_resumed})
         guards: set[Guard] = set()
+        if self._ticket_agreed and self.new_session_ticket is None:
+            guards.add(Guard.ticket_to_send)
+        if self.resumed:  # exclusive: the abbreviated handshake has none of the full one's other messages
+            return frozenset({*guards, Guard.session_resumed})
         if self.client_ca:
             guards.add(Guard.client_certificate_requested)
         if self._client_leaf is not None:
@@ -286,12 +296,26 @@ class TLSServer(TLSConnection):
             guards.add(Guard.ephemeral_key_exchange)
         return frozenset(guards)
 
-    def _cached_session(self, hello: ClientHello) -> Session | None:
-        """The session ``hello`` offers, if we may resume it (else None: a full handshake)."""
-        if self.session_cache is None or not hello.session_id:
+    def _offered_session(self, hello: ClientHello) -> Session | None:
+        """The session ``hello`` offers, by ticket or by ID, if we may resume it (else None: a full handshake).
+
+        A ticket that does not open (not ours, altered, expired) is no error: a full handshake (RFC 5077
+        3.4).  A ticket needs the session ID the client sent with it, which we echo to say we resumed.
+        """
+        if not hello.session_id:
             return None
-        assert self._clock is not None
-        session = self.session_cache.get(hello.session_id, self._clock())
+        assert self._clock is not None or (self.session_cache is None and self.ticket_keys is None)
+        session = None
+        offered = hello.extension(ExtensionType.session_ticket)
+        ticket = getattr(offered, "ticket", b"")
+        if self.ticket_keys is not None and ticket:
+            assert self._clock is not None
+            session = self.ticket_keys.open(ticket, hello.session_id, self._clock())
+            self.resumed_by = "ticket" if session is not None else None
+        if session is None and self.session_cache is not None:
+            assert self._clock is not None
+            session = self.session_cache.get(hello.session_id, self._clock())
+            self.resumed_by = "session ID" if session is not None else None
         if session is None or session.cipher_suite not in hello.cipher_suites:
             return None  # RFC 5246 7.4.1.2: the client must offer the session's suite again
         if session.cipher_suite not in self.cipher_suites or not self._can_serve(session.cipher_suite, hello):
@@ -306,10 +330,14 @@ class TLSServer(TLSConnection):
     def _on_client_hello(self, hello: ClientHello) -> None:
         self.client_hello = hello
         self.version = choose_version(hello, [ProtocolVersion.TLS1_2])
-        cached = self._cached_session(hello)
+        self._ticket_agreed = (
+            self.ticket_keys is not None and hello.extension(ExtensionType.session_ticket) is not None
+        )
+        cached = self._offered_session(hello)
         if cached is not None:
             self._resume(hello, cached)
             return
+        self.resumed_by = None
         # A learner's choose_cipher_suite(offered, supported, prefer=...) can stand in for ours (exercise 03).
         # Only suites we can serve to this client: an identity of the kind the suite authenticates with, and
         # for ECDHE/DHE a group both sides support (RFC 8422 section 5.1), then the chooser picks among them.
@@ -345,6 +373,7 @@ class TLSServer(TLSConnection):
             extended_master_secret=self.offer_extended_master_secret,
             encrypt_then_mac=self.offer_encrypt_then_mac,
             staple_ocsp=staple,
+            session_tickets=self._ticket_agreed,
         )
         self.params = params
         self.client_random = hello.random
@@ -376,6 +405,7 @@ class TLSServer(TLSConnection):
             extended_master_secret=self.offer_extended_master_secret,
             encrypt_then_mac=self.offer_encrypt_then_mac,
             staple_ocsp=False,
+            session_tickets=self._ticket_agreed,
         )
         self.params = params
         self.client_random = hello.random
@@ -396,12 +426,23 @@ class TLSServer(TLSConnection):
         )
         self._install_master_secret(session.master_secret)
 
+    def _this_session(self) -> Session:
+        assert self.params is not None and self.server_hello is not None
+        return Session(
+            self.server_hello.session_id, self.master_secret, self.params.suite, self.use_extended_master_secret
+        )
+
+    def _send_new_session_ticket(self) -> None:
+        """This session, sealed with the current ticket key (RFC 5077 section 4), for the client to keep."""
+        assert self.ticket_keys is not None and self._clock is not None
+        ticket = self.ticket_keys.seal(self.session or self._this_session(), self._clock())
+        self.new_session_ticket = NewSessionTicket(self.ticket_keys.ticket_lifetime_hint, ticket)
+        self._send_handshake(self.new_session_ticket)
+
     def _handshake_complete(self) -> HandshakeComplete:
-        if not self.resumed and self.session_cache is not None and self.server_hello is not None:
-            assert self.params is not None and self._clock is not None
-            self.session = Session(
-                self.server_hello.session_id, self.master_secret, self.params.suite, self.use_extended_master_secret
-            )
+        if not self.resumed and self.server_hello is not None and self.server_hello.session_id:
+            assert self.session_cache is not None and self._clock is not None
+            self.session = self._this_session()
             self.session_cache.store(self.session, self._clock())
         return super()._handshake_complete()
 

@@ -234,6 +234,7 @@ class Guard(Enum):
     # The abbreviated handshake (RFC 5246 7.3, 7.4.1.2): the ServerHello echoed the session ID the client
     # offered.  Exclusive: it replaces the full handshake's flight instead of adding to it (see EXCLUSIVE).
     session_resumed = "session resumed"
+    ticket_to_send = "session_ticket agreed, no ticket sent yet"  # server: RFC 5077, we hold ticket keys
 
 
 # Guards that pick a different handshake rather than add a message to a flight: rows under them are
@@ -492,6 +493,14 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
         when=Guard.session_resumed,
     ),
     Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        ("ServerHello", "NewSessionTicket", "ChangeCipherSpec", "Finished"),
+        note="resumed (by ID or ticket), and a new ticket for next time (RFC 5077 3.1)",
+        when=(Guard.session_resumed, Guard.ticket_to_send),
+    ),
+    Transition(
         _C.WAIT_CLIENT_CERTIFICATE,
         _I.certificate,
         _C.WAIT_CLIENT_KEY_EXCHANGE,
@@ -518,6 +527,14 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(_C.WAIT_CHANGE_CIPHER_SPEC, _I.change_cipher_spec, _C.WAIT_FINISHED, note="client keys on"),
     Transition(_C.WAIT_FINISHED, _I.finished, _C.CONNECTED, ("ChangeCipherSpec", "Finished"), note="check verify_data"),
+    Transition(
+        _C.WAIT_FINISHED,
+        _I.finished,
+        _C.CONNECTED,
+        ("NewSessionTicket", "ChangeCipherSpec", "Finished"),
+        note="check verify_data; the session, sealed in a ticket, before our ChangeCipherSpec (RFC 5077 3.3)",
+        when=Guard.ticket_to_send,
+    ),
     Transition(
         _C.WAIT_FINISHED,
         _I.finished,
@@ -692,6 +709,8 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     offered_id = getattr(hellos.get(HandshakeType.client_hello), "session_id", b"")
     if offered_id and getattr(hellos.get(HandshakeType.server_hello), "session_id", b"") == offered_id:
         known.add(Guard.session_resumed)
+    if Guard.session_resumed not in known and any(m.handshake_type == HandshakeType.new_session_ticket for m in sent):
+        known.add(Guard.ticket_to_send)
     ticket_agreed = ticket_received = status_acknowledged = False
     after: list[State] = []
     for entry in entries:
