@@ -113,6 +113,27 @@ def test_an_unknown_or_expired_session_gets_a_full_handshake(keys) -> None:
     assert "certificate" in handshake_types(client)
 
 
+def test_the_server_does_not_resume_a_session_whose_suite_the_client_no_longer_offers(keys) -> None:
+    cache, clock = SessionCache(), Clock()
+    first, _ = pair(keys, cache, clock, cipher_suites=RSA_DEFAULT_SUITES)
+    session = first.handshake.session
+    others = [s for s in RSA_DEFAULT_SUITES if s != session.cipher_suite]
+    client, _ = pair(keys, cache, clock, session=session, cipher_suites=others)
+    assert client.handshake is not None and not client.handshake.resumed  # RFC 5246 7.4.1.2: full handshake
+    assert client.handshake.cipher_suite in others
+
+
+def test_a_resumed_handshake_writes_its_key_log_line_and_a_session_stays_with_its_server(keys) -> None:
+    cache, clock = SessionCache(), Clock()
+    first, _ = pair(keys, cache, clock)
+    lines: list[str] = []
+    client, _ = pair(keys, cache, clock, session=first.handshake.session, keylog=lines.append)
+    assert client.handshake.resumed
+    assert lines == [f"CLIENT_RANDOM {client.client_random.hex()} {first.handshake.master_secret.hex()}"]
+    with pytest.raises(ValueError, match="cannot be offered"):
+        TLSClient("other.example", trusted_certificates=keys.trusted, session=first.handshake.session)
+
+
 def test_the_cache_is_bounded_least_recently_used_first() -> None:
     cache = SessionCache(max_entries=2, lifetime=10)
     sessions = [Session(bytes([i]) * 32, bytes(48), CipherSuite(0x009C), True) for i in range(3)]

@@ -220,6 +220,9 @@ class TLSClient(TLSConnection):
         self.offer_session_ticket = session_ticket
         if session is not None and not isinstance(session, Session):
             raise TypeError(f"session must be a Session (HandshakeComplete.session), not {type(session).__name__}")
+        if session is not None and session.server_name is not None and session.server_name != server_name:
+            # A session authenticated one server (its certificate was checked then, not on resumption).
+            raise ValueError(f"this session is {session.server_name!r}'s; it cannot be offered to {server_name!r}")
         self.offered_session = session
         if session is not None and session.ticket:
             self.offer_session_ticket = True  # the extension carries the ticket; the server may renew it
