@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 from conftest import require
 
-from handshake_lib.errors import HandshakeFailure, IllegalParameter
+from handshake_lib.errors import HandshakeFailure, IllegalParameter, UnexpectedMessage
 from handshake_lib.net.tls import TLSPageServer, tls_get
 from handshake_lib.peers.openssl import PythonSSLServer, http_page_handler, server_context
 from handshake_lib.tls.client import TLSClient
@@ -26,7 +26,7 @@ from handshake_lib.tls.keylog import read_keylog
 from handshake_lib.tls.pair import PairKeys
 from handshake_lib.tls.server import TLSServer
 from handshake_lib.tls.sessions import ClientSessionStore, Session, SessionCache
-from handshake_lib.tls.states import State, replay
+from handshake_lib.tls.states import Guard, Input, State, refine, replay, transition_for
 from handshake_lib.tls.tickets import TicketKeys
 
 TIMEOUT = 10
@@ -366,3 +366,29 @@ def s_client_tickets(server_files, port: int, *options: str) -> str:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result.stdout.decode("utf-8", "replace")
+
+
+# -- the tables ---------------------------------------------------------------------------------------
+def test_after_a_resumed_server_hello_the_client_table_has_no_certificate_row() -> None:
+    row = transition_for("client", State.WAIT_SERVER_HELLO, Input.server_hello, {Guard.session_resumed})
+    assert row.target is State.WAIT_CHANGE_CIPHER_SPEC
+    # A server that echoes our ID and then sends its certificate anyway is breaking the protocol.
+    with pytest.raises(UnexpectedMessage, match="Certificate is not allowed"):
+        transition_for("client", row.target, Input.certificate, {Guard.session_resumed})
+    finished = transition_for("client", State.WAIT_FINISHED, Input.finished, {Guard.session_resumed})
+    assert finished.send == ("ChangeCipherSpec", "Finished")
+    # The server's abbreviated flight, with and without a new ticket, refined from its full-handshake twin.
+    full = transition_for("server", State.WAIT_CLIENT_HELLO, Input.client_hello, {Guard.client_certificate_requested})
+    resumed = refine("server", full, {Guard.session_resumed, Guard.ticket_to_send})
+    assert resumed.send == ("ServerHello", "NewSessionTicket", "ChangeCipherSpec", "Finished")
+    assert refine("server", full, {Guard.session_resumed}).send == ("ServerHello", "ChangeCipherSpec", "Finished")
+
+
+def test_a_full_handshake_with_a_ticket_replays_to_connected(keys) -> None:
+    client, server = ticket_pair(keys, TicketKeys(), Clock())
+    assert [e.content_type for e in server.transcript if e.direction == "server->client"][-3:] == [
+        ContentType.handshake, ContentType.change_cipher_spec, ContentType.handshake,
+    ]  # fmt: skip
+    assert handshake_types(server)[-3:] == ["finished", "new_session_ticket", "finished"]
+    assert replay("server", server.transcript)[-1] is State.CONNECTED
+    assert replay("client", client.transcript)[-1] is State.CONNECTED

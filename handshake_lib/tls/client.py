@@ -50,7 +50,9 @@ else happens) and handled here:
   the flight starts with our Certificate (leaf and intermediates) and, if it is not empty, has a
   CertificateVerify after ClientKeyExchange: our signature over every handshake message so far.
 * **NewSessionTicket**: accepted once, only if we asked for tickets and the server agreed (the table's
-  guarded row: ``Guard.ticket_expected``).
+  guarded row: ``Guard.ticket_expected``); the ticket goes into ``HandshakeComplete.session``, and a
+  ``TLSClient(session=...)`` holding one hands it back in ``session_ticket`` with a fresh 32-byte session
+  ID, which the server echoes when it accepts the ticket (RFC 5077 sections 3.1 and 3.4).
 * **Resumption** (RFC 5246 section 7.4.1.2): ``TLSClient(session=handshake.session)`` offers a
   :class:`~handshake_lib.tls.sessions.Session` from an earlier handshake with the same server (its session
   ID in the ClientHello).  A ServerHello that echoes that ID resumes it (the table's rows under
