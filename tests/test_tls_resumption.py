@@ -392,3 +392,15 @@ def test_a_full_handshake_with_a_ticket_replays_to_connected(keys) -> None:
     assert handshake_types(server)[-3:] == ["finished", "new_session_ticket", "finished"]
     assert replay("server", server.transcript)[-1] is State.CONNECTED
     assert replay("client", client.transcript)[-1] is State.CONNECTED
+
+
+def test_openssl_s_client_reconnect_resumes_five_times_with_our_server(server_files) -> None:
+    issued = server_files.issued
+    import time  # the net layer's clock; the core is handed it
+
+    with TLSPageServer(
+        [issued.certificate], issued.private_key, timeout=TIMEOUT, session_cache=SessionCache(), clock=time.monotonic
+    ) as server:
+        output = s_client(server_files, server.port, "-reconnect")
+    outcomes = [line.split(",")[0] for line in output.splitlines() if line.startswith(("New, TLSv1.2", "Reused, "))]
+    assert outcomes == ["New"] + ["Reused"] * 5
