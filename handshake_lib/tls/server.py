@@ -58,6 +58,11 @@ then handled here:
   handshake), gets the abbreviated handshake: ServerHello with the same ID, ChangeCipherSpec, Finished
   (the table's rows under ``Guard.session_resumed``), keys from the cached master secret and the new
   randoms.  An unknown or expired ID is a full handshake, never an error.
+* **Tickets** (RFC 5077), when :class:`~handshake_lib.tls.tickets.TicketKeys` are given (``ticket_keys=``,
+  with ``clock=``): a client that sends ``session_ticket`` gets it back in our ServerHello and a
+  NewSessionTicket (the session sealed with the current key, ``ticket_lifetime_hint`` seconds) before our
+  ChangeCipherSpec (the rows under ``Guard.ticket_to_send``).  A ticket that opens, offered with a session
+  ID, resumes as a cached ID does (and gets a renewed ticket); one that does not open is a full handshake.
 
 No renegotiation: a connection has one handshake.
 
