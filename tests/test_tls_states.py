@@ -229,12 +229,15 @@ def test_application_data_before_the_handshake_is_unexpected(issued) -> None:
 
 # -- the table drives the code: today's special cases are rows -------------------------------------------
 def ticket_pair(issued, monkeypatch):
-    """A client that offered session_ticket and a server that agrees (our server never does by itself)."""
-    import functools
-
+    """A client that offered session_ticket and a server that agrees but sends no ticket (ours, without
+    ticket keys, would not agree: the test sends the NewSessionTicket itself)."""
     from handshake_lib.tls import server as server_module
 
-    agreeing = functools.partial(server_module.server_extensions, session_tickets=True)
+    original = server_module.server_extensions
+
+    def agreeing(*args, **options):
+        return original(*args, **{**options, "session_tickets": True})
+
     monkeypatch.setattr(server_module, "server_extensions", agreeing)
     client, server = new_pair(issued, session_ticket=True)
     client.start()

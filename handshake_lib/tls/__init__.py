@@ -23,8 +23,10 @@ from .connection import (
 )
 from .key_exchange import GROUPS, Group
 from .server import Identity, TLSServer
+from .sessions import ClientSessionStore, Session, SessionCache
 from .stages import Stages
 from .states import State, diagram_rows
+from .tickets import TicketKeys
 
 __all__ = [
     "TLSClient",
@@ -46,4 +48,8 @@ __all__ = [
     "State",
     "diagram_rows",
     "Stages",
+    "Session",
+    "SessionCache",
+    "ClientSessionStore",
+    "TicketKeys",
 ]

@@ -50,7 +50,17 @@ else happens) and handled here:
   the flight starts with our Certificate (leaf and intermediates) and, if it is not empty, has a
   CertificateVerify after ClientKeyExchange: our signature over every handshake message so far.
 * **NewSessionTicket**: accepted once, only if we asked for tickets and the server agreed (the table's
-  guarded row: ``Guard.ticket_expected``).
+  guarded row: ``Guard.ticket_expected``); the ticket goes into ``HandshakeComplete.session``, and a
+  ``TLSClient(session=...)`` holding one hands it back in ``session_ticket`` with a fresh 32-byte session
+  ID, which the server echoes when it accepts the ticket (RFC 5077 sections 3.1 and 3.4).
+* **Resumption** (RFC 5246 section 7.4.1.2): ``TLSClient(session=handshake.session)`` offers a
+  :class:`~handshake_lib.tls.sessions.Session` from an earlier handshake with the same server (its session
+  ID in the ClientHello).  A ServerHello that echoes that ID resumes it (the table's rows under
+  ``Guard.session_resumed``): its suite must be the session's (RFC 5246 7.4.1.3: ``illegal_parameter``)
+  and its EMS answer the session's (RFC 7627 section 5.3: ``handshake_failure``); keys come from the
+  session's master secret and the new randoms, the server's ChangeCipherSpec and Finished come first and
+  ours answer them.  Any other session ID is a full handshake.  :class:`HandshakeComplete` says
+  ``resumed`` and carries the ``session`` to keep (None when the server gave no ID).
 * **HelloRequest** once connected: declined with a ``no_renegotiation`` warning (a table row too).
 * **ChangeCipherSpec**, then the server's **Finished**, whose ``verify_data`` must match ours over
   the whole transcript (``decrypt_error`` otherwise).  Then :class:`HandshakeComplete`.
@@ -66,6 +76,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -91,6 +102,7 @@ from .connection import (
     DEFAULT_CLIENT_SUITES,
     RUNNABLE_SUITES,
     ConnectionStateError,
+    HandshakeComplete,
     InternalError,
     KeyLogWriter,
     RandomBytes,
@@ -120,6 +132,7 @@ from .messages import (
 )
 from .negotiation import DEFAULT_GROUPS, DHE_SUITES, client_hello_for, suite_authentication
 from .record import MAX_PLAINTEXT_LENGTH
+from .sessions import Session
 from .signatures import SigningKey, choose_scheme, schemes_for_key, sign, verify_signature
 from .stages import LIBRARY_STAGES, BuildClientHello, Stages
 from .states import Guard, Input, State
@@ -169,6 +182,8 @@ class TLSClient(TLSConnection):
         # the learner's replacements (DESIGN section 3, rule 6)
         stages: Stages = LIBRARY_STAGES,
         certificate_checks: CertificateChecks = LIBRARY_CHECKS,  # host name and validity (lesson 04, pki.checks)
+        # an earlier handshake's session (HandshakeComplete.session) to resume
+        session: Session | None = None,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -205,6 +220,14 @@ class TLSClient(TLSConnection):
         self.certificate_checks = certificate_checks
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.offer_session_ticket = session_ticket
+        if session is not None and not isinstance(session, Session):
+            raise TypeError(f"session must be a Session (HandshakeComplete.session), not {type(session).__name__}")
+        if session is not None and session.server_name is not None and session.server_name != server_name:
+            # A session authenticated one server (its certificate was checked then, not on resumption).
+            raise ValueError(f"this session is {session.server_name!r}'s; it cannot be offered to {server_name!r}")
+        self.offered_session = session
+        if session is not None and session.ticket:
+            self.offer_session_ticket = True  # the extension carries the ticket; the server may renew it
         self.request_ocsp_status = request_ocsp_status
         self._trust_anchors = load_trust_store(cafile, trusted_certificates) if verify else []
         self._client_random_option = client_random
@@ -214,10 +237,12 @@ class TLSClient(TLSConnection):
             self._build_client_hello = partial(
                 client_hello_for,
                 extended_master_secret=extended_master_secret,
-                session_ticket=session_ticket,
                 encrypt_then_mac=encrypt_then_mac,  # added only when a CBC suite is on offer
                 status_request=request_ocsp_status,
                 groups=self.groups,
+                session_id=self._offered_session_id(session, random_bytes),
+                # RFC 5077 3.1: a ticket we hold goes back in the extension; True asks for a new one.
+                session_ticket=session.ticket if session is not None and session.ticket else session_ticket,
             )
         if bool(client_certificate_chain) != (client_private_key is not None):
             raise ValueError("client_certificate_chain and client_private_key go together")
@@ -286,6 +311,8 @@ class TLSClient(TLSConnection):
             guards.add(Guard.client_certificate_to_send)
         if self._status_acknowledged:
             guards.add(Guard.status_request_acknowledged)
+        if self.resumed:
+            guards.add(Guard.session_resumed)
         if self.params is not None:
             ephemeral = self.params.key_exchange in ("ECDHE", "DHE")
             guards.add(Guard.ephemeral_key_exchange if ephemeral else Guard.rsa_key_exchange)
@@ -347,9 +374,54 @@ class TLSClient(TLSConnection):
         self.use_extended_master_secret = hello.extension(ExtensionType.extended_master_secret) is not None
         self.use_encrypt_then_mac = etm is not None
         self._ticket_agreed = ticket is not None
+        offered = self.offered_session
+        if offered is not None and offer.session_id and hello.session_id == offer.session_id:
+            self._resume(hello, offered)
         # Only an answer to our request gets here (an unrequested one is unsupported_extension above), and
         # the server's status_request was decoded strictly (not empty: decode_error, as in OpenSSL).
         self._status_acknowledged = hello.extension(ExtensionType.status_request) is not None
+
+    @staticmethod
+    def _offered_session_id(session: Session | None, random_bytes: RandomBytes) -> bytes:
+        """The session ID our hello offers: the session's, or with a ticket a fresh one (RFC 5077 3.4: the
+        server echoes it to say it accepted the ticket)."""
+        if session is None:
+            return b""
+        return random_bytes(32) if session.ticket else session.session_id
+
+    def _resume(self, hello: ServerHello, session: Session) -> None:
+        """The server echoed our session ID: the abbreviated handshake, on the session's terms."""
+        if hello.cipher_suite != session.cipher_suite:
+            raise IllegalParameter(
+                f"the server resumed our session with suite 0x{hello.cipher_suite:04x}, not the session's "
+                f"0x{session.cipher_suite:04x} (RFC 5246 section 7.4.1.3)"
+            )
+        if self.use_extended_master_secret != session.extended_master_secret:
+            raise HandshakeFailure(
+                "the server resumed a session made "
+                + ("with" if session.extended_master_secret else "without")
+                + " the extended master secret in a handshake "
+                + ("without" if session.extended_master_secret else "with")
+                + " it (RFC 7627 section 5.3)"
+            )
+        self.resumed = True  # the table's ServerHello row is refined to the abbreviated handshake's
+        self.session = session
+        self._install_master_secret(session.master_secret)
+
+    def _handshake_complete(self) -> HandshakeComplete:
+        assert self.params is not None and self.server_hello is not None
+        if not self.resumed and (self.server_hello.session_id or self.session_ticket is not None):
+            self.session = Session(
+                self.server_hello.session_id, self.master_secret, self.params.suite, self.use_extended_master_secret,
+                server_name=self.server_name,
+            )  # fmt: skip
+        if self.session is not None and self.session_ticket is not None:
+            # RFC 5077 3.3: the ticket to offer next time (a resumed session's renewed one replaces the old).
+            self.session = replace(
+                self.session, ticket=self.session_ticket.ticket,
+                ticket_lifetime_hint=self.session_ticket.ticket_lifetime_hint,
+            )  # fmt: skip
+        return super()._handshake_complete()
 
     def _validate_server_chain(self, chain: list[x509.Certificate], stapled_ocsp: bytes | None = None) -> None:
         """Run the validator; keep its report on the connection (and on the error, when it refuses)."""

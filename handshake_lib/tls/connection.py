@@ -102,6 +102,7 @@ from .record import (
     encode_record,
 )
 from .record import _read_header as read_record_header
+from .sessions import Session
 from .stages import LIBRARY_STAGES, Stages
 from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, input_for, refine, transition_for
 from .suites import SUITES, SuiteParams
@@ -229,6 +230,10 @@ class HandshakeComplete:
     stapled_ocsp_response: bytes | None = field(default=None, repr=False, compare=False)
     # ECDHE/DHE: the group the ephemeral keys came from (a NamedGroup); None for RSA key exchange.
     group: int | None = field(default=None, compare=False)
+    # Resumption: True for an abbreviated handshake (the master secret is the resumed session's); ``session``
+    # is what a client keeps to resume later (``TLSClient(session=...)``), None when the server offered none.
+    resumed: bool = field(default=False, compare=False)
+    session: Session | None = field(default=None, repr=False, compare=False)
 
     @property
     def client_subject(self) -> str | None:
@@ -469,6 +474,8 @@ class TLSConnection:
         self.client_certificate_report: Any = None
         self.stapled_ocsp_response: bytes | None = None  # see HandshakeComplete.stapled_ocsp_response
         self.group: int | None = None  # see HandshakeComplete.group
+        self.resumed = False  # see HandshakeComplete.resumed
+        self.session: Session | None = None  # see HandshakeComplete.session
         # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
         self.offer_extended_master_secret = extended_master_secret
         self.offer_encrypt_then_mac = encrypt_then_mac
@@ -834,6 +841,13 @@ class TLSConnection:
             # Only a replaced stage can get here; name them, so the learner knows where to look.
             replaced = ", ".join(self.stages.replaced())
             raise InternalError(f"the master secret is {master!r:.40}, not 48 bytes (replaced stages: {replaced})")
+        self._install_master_secret(master)
+
+    def _install_master_secret(self, master: bytes) -> None:
+        """Key block and pending protection from ``master`` and this handshake's randoms, and the key log
+        line: after a full key exchange, or straight from a resumed session's master secret."""
+        params = self.params
+        assert params is not None
         self.master_secret = master
         keys = self._stages.key_block(master, self.server_random, self.client_random, params)
         self.key_block = keys
@@ -870,6 +884,8 @@ class TLSConnection:
             client_certificates=tuple(self.client_certificates),
             stapled_ocsp_response=self.stapled_ocsp_response,
             group=self.group,
+            resumed=self.resumed,
+            session=self.session,
         )
         return self.handshake
 

@@ -246,7 +246,7 @@ def client_hello_for(
     signature_schemes: Sequence[int] = DEFAULT_SIGNATURE_SCHEMES,
     groups: Sequence[int] = DEFAULT_GROUPS,
     extended_master_secret: bool = True,
-    session_ticket: bool = False,
+    session_ticket: bool | bytes = False,
     secure_renegotiation: bool = True,
     encrypt_then_mac: bool = False,
     status_request: bool = False,
@@ -275,8 +275,9 @@ def client_hello_for(
     elif any(s in DHE_SUITES for s in suites):
         # RFC 7919 section 3: a client offering only DHE names its finite-field groups in supported_groups.
         extensions.append(SupportedGroupsExtension(list(groups)))
-    if session_ticket:
-        extensions.append(SessionTicketExtension(b""))
+    if isinstance(session_ticket, bytes) or session_ticket:
+        # True asks for a ticket (empty extension); bytes hand back one the server gave us (RFC 5077 3.1).
+        extensions.append(SessionTicketExtension(session_ticket if isinstance(session_ticket, bytes) else b""))
     if status_request:
         extensions.append(StatusRequestExtension())  # after session_ticket, as OpenSSL orders them
     extensions.append(SignatureAlgorithmsExtension(list(signature_schemes)))

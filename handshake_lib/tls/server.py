@@ -49,7 +49,22 @@ then handled here:
 * **ChangeCipherSpec**, then the client's **Finished** (``decrypt_error`` if it does not match); then
   our ChangeCipherSpec and Finished, and :class:`HandshakeComplete`.
 
-No session IDs, tickets or renegotiation: every connection is a full handshake.
+* **Session IDs** (RFC 5246 section 7.4.1.2), when a :class:`~handshake_lib.tls.sessions.SessionCache` is
+  given (``session_cache=``, shared by every connection of the server, with ``clock=``: the caller's
+  time in seconds, since the core reads no clock): a full handshake gets a fresh 32-byte session ID and
+  its master secret, suite and EMS flag go in the cache once both Finished messages are checked.  A
+  ClientHello offering a cached ID, still within the cache's lifetime, whose suite the client offers again
+  and we still serve, and whose EMS flag the new hello agrees with (RFC 7627 section 5.3: otherwise a full
+  handshake), gets the abbreviated handshake: ServerHello with the same ID, ChangeCipherSpec, Finished
+  (the table's rows under ``Guard.session_resumed``), keys from the cached master secret and the new
+  randoms.  An unknown or expired ID is a full handshake, never an error.
+* **Tickets** (RFC 5077), when :class:`~handshake_lib.tls.tickets.TicketKeys` are given (``ticket_keys=``,
+  with ``clock=``): a client that sends ``session_ticket`` gets it back in our ServerHello and a
+  NewSessionTicket (the session sealed with the current key, ``ticket_lifetime_hint`` seconds) before our
+  ChangeCipherSpec (the rows under ``Guard.ticket_to_send``).  A ticket that opens, offered with a session
+  ID, resumes as a cached ID does (and gets a renewed ticket); one that does not open is a full handshake.
+
+No renegotiation: a connection has one handshake.
 
 Stages a learner can replace (``choose_cipher_suite``, ``decrypt_pre_master_secret``, the key schedule,
 ``record_mac``, ``verify_data``) come in one :class:`~handshake_lib.tls.stages.Stages` object:
@@ -59,7 +74,7 @@ Stages a learner can replace (``choose_cipher_suite``, ``decrypt_pre_master_secr
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -72,6 +87,7 @@ from ..pki.report import Purpose
 from .connection import (
     DEFAULT_SERVER_SUITES,
     RUNNABLE_SUITES,
+    HandshakeComplete,
     KeyLogWriter,
     RandomBytes,
     ReceiverKey,
@@ -90,6 +106,7 @@ from .messages import (
     ClientKeyExchange,
     DHClientKeyExchange,
     ECDHClientKeyExchange,
+    NewSessionTicket,
     ServerDHParams,
     ServerECDHParams,
     ServerHello,
@@ -106,10 +123,12 @@ from .negotiation import (
     suite_authentication,
 )
 from .record import MAX_PLAINTEXT_LENGTH
+from .sessions import Session, SessionCache
 from .signatures import CERTIFICATE_TYPES, SUPPORTED_SCHEMES, SigningKey, choose_scheme, sign, verify_signature
 from .stages import LIBRARY_STAGES, Stages
 from .states import Guard, Input
 from .suites import suite_params
+from .tickets import TicketKeys
 from .verify import load_trust_store, validate_peer_chain
 
 __all__ = ["TLSServer", "Identity", "DEFAULT_SERVER_SUITES", "DEFAULT_SERVER_GROUPS"]
@@ -157,6 +176,10 @@ class TLSServer(TLSConnection):
         stages: Stages = LIBRARY_STAGES,
         # False: keep no record transcript (a server under load that shows nothing)
         keep_transcript: bool = True,
+        # resumption: the server's session cache (one object for all its connections) and the caller's clock
+        session_cache: SessionCache | None = None,
+        ticket_keys: TicketKeys | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -236,6 +259,14 @@ class TLSServer(TLSConnection):
         # ECDHE/DHE: our ephemeral key for this handshake and the ServerKeyExchange that carried it.
         self.ephemeral_key: EphemeralKey | None = None
         self.server_key_exchange: ServerKeyExchange | None = None
+        if (session_cache is not None or ticket_keys is not None) and clock is None:
+            raise ValueError("session_cache and ticket_keys need clock= (seconds): the core reads no clock itself")
+        self.session_cache = session_cache
+        self.ticket_keys = ticket_keys
+        self._ticket_agreed = False  # the client sent session_ticket and we hold ticket keys
+        self.new_session_ticket: NewSessionTicket | None = None  # the ticket we sent
+        self.resumed_by: str | None = None  # "session ID" or "ticket"
+        self._clock = clock
 
     # The table's rows for the client's messages, and the messages it sends (``states.SERVER_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -251,10 +282,15 @@ class TLSServer(TLSConnection):
         "CertificateRequest": "_send_certificate_request",
         "CertificateStatus": "_send_certificate_status",
         "ServerKeyExchange": "_send_server_key_exchange",
+        "NewSessionTicket": "_send_new_session_ticket",
     }
 
     def guards(self) -> frozenset[Guard]:
         guards: set[Guard] = set()
+        if self._ticket_agreed and self.new_session_ticket is None:
+            guards.add(Guard.ticket_to_send)
+        if self.resumed:  # exclusive: the abbreviated handshake has none of the full one's other messages
+            return frozenset({*guards, Guard.session_resumed})
         if self.client_ca:
             guards.add(Guard.client_certificate_requested)
         if self._client_leaf is not None:
@@ -265,9 +301,48 @@ class TLSServer(TLSConnection):
             guards.add(Guard.ephemeral_key_exchange)
         return frozenset(guards)
 
+    def _offered_session(self, hello: ClientHello) -> Session | None:
+        """The session ``hello`` offers, by ticket or by ID, if we may resume it (else None: a full handshake).
+
+        A ticket that does not open (not ours, altered, expired) is no error: a full handshake (RFC 5077
+        3.4).  A ticket needs the session ID the client sent with it, which we echo to say we resumed.
+        """
+        if not hello.session_id:
+            return None
+        assert self._clock is not None or (self.session_cache is None and self.ticket_keys is None)
+        session = None
+        offered = hello.extension(ExtensionType.session_ticket)
+        ticket = getattr(offered, "ticket", b"")
+        if self.ticket_keys is not None and ticket:
+            assert self._clock is not None
+            session = self.ticket_keys.open(ticket, hello.session_id, self._clock())
+            self.resumed_by = "ticket" if session is not None else None
+        if session is None and self.session_cache is not None:
+            assert self._clock is not None
+            session = self.session_cache.get(hello.session_id, self._clock())
+            self.resumed_by = "session ID" if session is not None else None
+        if session is None or session.cipher_suite not in hello.cipher_suites:
+            return None  # RFC 5246 7.4.1.2: the client must offer the session's suite again
+        if session.cipher_suite not in self.cipher_suites or not self._can_serve(session.cipher_suite, hello):
+            return None
+        offers_ems = hello.extension(ExtensionType.extended_master_secret) is not None
+        if session.extended_master_secret != (offers_ems and self.offer_extended_master_secret):
+            # RFC 7627 section 5.3: a session made with EMS is not resumed by a hello without it (abort the
+            # abbreviated handshake), and one made without is not resumed by a hello with it: full handshake.
+            return None
+        return session
+
     def _on_client_hello(self, hello: ClientHello) -> None:
         self.client_hello = hello
         self.version = choose_version(hello, [ProtocolVersion.TLS1_2])
+        self._ticket_agreed = (
+            self.ticket_keys is not None and hello.extension(ExtensionType.session_ticket) is not None
+        )
+        cached = self._offered_session(hello)
+        if cached is not None:
+            self._resume(hello, cached)
+            return
+        self.resumed_by = None
         # A learner's choose_cipher_suite(offered, supported, prefer=...) can stand in for ours (exercise 03).
         # Only suites we can serve to this client: an identity of the kind the suite authenticates with, and
         # for ECDHE/DHE a group both sides support (RFC 8422 section 5.1), then the chooser picks among them.
@@ -303,6 +378,7 @@ class TLSServer(TLSConnection):
             extended_master_secret=self.offer_extended_master_secret,
             encrypt_then_mac=self.offer_encrypt_then_mac,
             staple_ocsp=staple,
+            session_tickets=self._ticket_agreed,
         )
         self.params = params
         self.client_random = hello.random
@@ -317,11 +393,63 @@ class TLSServer(TLSConnection):
         self.server_hello = ServerHello(
             legacy_version=self.version,
             random=self.server_random,
-            session_id=b"",  # no session cache: this session cannot be resumed
+            # A fresh ID when we keep a cache (RFC 5246 7.4.1.3); empty otherwise: this session cannot be resumed.
+            session_id=self._random_bytes(32) if self.session_cache is not None else b"",
             cipher_suite=suite,
             compression_method=0,
             extensions=extensions,
         )
+
+    def _resume(self, hello: ClientHello, session: Session) -> None:
+        """The abbreviated handshake: the session's suite and master secret, new randoms, new keys."""
+        suite = session.cipher_suite
+        params = suite_params(suite)
+        extensions = server_extensions(
+            hello,
+            cipher_suite=suite,
+            extended_master_secret=self.offer_extended_master_secret,
+            encrypt_then_mac=self.offer_encrypt_then_mac,
+            staple_ocsp=False,
+            session_tickets=self._ticket_agreed,
+        )
+        self.params = params
+        self.client_random = hello.random
+        self.server_random = self._server_random_option or self._random_bytes(32)
+        self.use_extended_master_secret = session.extended_master_secret
+        self.use_encrypt_then_mac = not params.is_aead and any(
+            e.extension_type == ExtensionType.encrypt_then_mac for e in extensions
+        )
+        self.resumed = True  # the row is refined to the abbreviated handshake's (Guard.session_resumed)
+        self.session = session
+        self.server_hello = ServerHello(
+            legacy_version=self.version,
+            random=self.server_random,
+            session_id=session.session_id,
+            cipher_suite=suite,
+            compression_method=0,
+            extensions=extensions,
+        )
+        self._install_master_secret(session.master_secret)
+
+    def _this_session(self) -> Session:
+        assert self.params is not None and self.server_hello is not None
+        return Session(
+            self.server_hello.session_id, self.master_secret, self.params.suite, self.use_extended_master_secret
+        )
+
+    def _send_new_session_ticket(self) -> None:
+        """This session, sealed with the current ticket key (RFC 5077 section 4), for the client to keep."""
+        assert self.ticket_keys is not None and self._clock is not None
+        ticket = self.ticket_keys.seal(self.session or self._this_session(), self._clock())
+        self.new_session_ticket = NewSessionTicket(self.ticket_keys.ticket_lifetime_hint, ticket)
+        self._send_handshake(self.new_session_ticket)
+
+    def _handshake_complete(self) -> HandshakeComplete:
+        if not self.resumed and self.server_hello is not None and self.server_hello.session_id:
+            assert self.session_cache is not None and self._clock is not None
+            self.session = self._this_session()
+            self.session_cache.store(self.session, self._clock())
+        return super()._handshake_complete()
 
     def _send_server_hello(self) -> None:
         assert self.server_hello is not None

@@ -100,6 +100,27 @@ then goes there too); the rows of WAIT_CERTIFICATE_STATUS that go on without a S
 :attr:`Guard.rsa_key_exchange`, so an ECDHE server that skips it is ``unexpected_message``, as is a
 ServerKeyExchange in an RSA handshake (it has no row).
 
+Resumption (RFC 5246 sections 7.3 and 7.4.1.2) is a different, shorter handshake: the client offers a
+session ID (or a ticket, RFC 5077), and a server that still knows that session echoes the ID, then
+finishes first::
+
+    Client                                               Server
+    ClientHello (session_id)     -------->                                  (WAIT_CLIENT_HELLO)
+                                                         ServerHello (same session_id)
+                                                         NewSessionTicket*
+                                                         [ChangeCipherSpec]
+                                 <--------               Finished          (WAIT_CHANGE_CIPHER_SPEC)
+    [ChangeCipherSpec]
+    Finished                     -------->                                  (WAIT_FINISHED -> CONNECTED)
+
+:attr:`Guard.session_resumed` is *exclusive* (:data:`EXCLUSIVE`): its rows replace the full handshake's
+rows instead of adding a message to them, so they are exempt from the union rule, :func:`refine` moves to
+them from any twin (the ClientHello or ServerHello decides, as for stapling), and while it holds a
+connection reports no guard of the full handshake.  That is the one exception to "a guard only adds".
+On the client, ServerHello under the guard goes straight to WAIT_CHANGE_CIPHER_SPEC and its Finished row
+sends ChangeCipherSpec and Finished; on the server, ClientHello's flight is ServerHello, ChangeCipherSpec,
+Finished, and the client's Finished row sends nothing.
+
 The table drives the code.  :class:`~handshake_lib.tls.connection.TLSConnection` looks every input up
 here, runs the handler the row's input names (``ServerHello`` -> check what the server chose), sends the
 row's ``send`` column in order, each message built by the sender of that name, checks that what went
@@ -143,6 +164,7 @@ __all__ = [
     "SERVER_TRANSITIONS",
     "TABLES",
     "INITIAL_STATE",
+    "EXCLUSIVE",
     "transition_for",
     "refine",
     "input_for",
@@ -209,6 +231,16 @@ class Guard(Enum):
     # after a CertificateStatus need rsa_key_exchange, so an ephemeral suite cannot skip it there.
     ephemeral_key_exchange = "ECDHE or DHE suite"
     rsa_key_exchange = "RSA key exchange suite"  # client
+    # The abbreviated handshake (RFC 5246 7.3, 7.4.1.2): the ServerHello echoed the session ID the client
+    # offered.  Exclusive: it replaces the full handshake's flight instead of adding to it (see EXCLUSIVE).
+    session_resumed = "session resumed"
+    ticket_to_send = "session_ticket agreed, no ticket sent yet"  # server: RFC 5077, we hold ticket keys
+
+
+# Guards that pick a different handshake rather than add a message to a flight: rows under them are
+# exempt from the union rule in ``_index``, ``refine`` may move to them from any row, and while one holds a
+# connection's ``guards()`` reports no guard of the full handshake.
+EXCLUSIVE: frozenset[Guard] = frozenset({Guard.session_resumed})
 
 
 @dataclass(frozen=True)
@@ -256,6 +288,13 @@ _C, _I = State, Input
 CLIENT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(_C.IDLE, _I.start, _C.WAIT_SERVER_HELLO, ("ClientHello",)),
     Transition(_C.WAIT_SERVER_HELLO, _I.server_hello, _C.WAIT_CERTIFICATE),
+    Transition(
+        _C.WAIT_SERVER_HELLO,
+        _I.server_hello,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        note="our session ID echoed: same suite and EMS flag, keys from the cached master secret",
+        when=Guard.session_resumed,
+    ),
     Transition(_C.WAIT_CERTIFICATE, _I.certificate, _C.WAIT_SERVER_HELLO_DONE, note="validate chain and host name"),
     Transition(
         _C.WAIT_CERTIFICATE,
@@ -355,6 +394,14 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(_C.WAIT_CHANGE_CIPHER_SPEC, _I.change_cipher_spec, _C.WAIT_FINISHED, note="server keys on"),
     Transition(_C.WAIT_FINISHED, _I.finished, _C.CONNECTED, note="check verify_data"),
+    Transition(
+        _C.WAIT_FINISHED,
+        _I.finished,
+        _C.CONNECTED,
+        ("ChangeCipherSpec", "Finished"),
+        note="abbreviated handshake: the server finished first, we answer",
+        when=Guard.session_resumed,
+    ),
     Transition(_C.CONNECTED, _I.application_data, _C.CONNECTED),
     Transition(
         _C.CONNECTED,
@@ -438,6 +485,22 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
         when=(Guard.client_certificate_requested, Guard.ocsp_response_to_staple, Guard.ephemeral_key_exchange),
     ),
     Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        ("ServerHello", "ChangeCipherSpec", "Finished"),
+        note="a cached session, same suite and EMS flag: the abbreviated handshake",
+        when=Guard.session_resumed,
+    ),
+    Transition(
+        _C.WAIT_CLIENT_HELLO,
+        _I.client_hello,
+        _C.WAIT_CHANGE_CIPHER_SPEC,
+        ("ServerHello", "NewSessionTicket", "ChangeCipherSpec", "Finished"),
+        note="resumed (by ID or ticket), and a new ticket for next time (RFC 5077 3.1)",
+        when=(Guard.session_resumed, Guard.ticket_to_send),
+    ),
+    Transition(
         _C.WAIT_CLIENT_CERTIFICATE,
         _I.certificate,
         _C.WAIT_CLIENT_KEY_EXCHANGE,
@@ -464,6 +527,21 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(_C.WAIT_CHANGE_CIPHER_SPEC, _I.change_cipher_spec, _C.WAIT_FINISHED, note="client keys on"),
     Transition(_C.WAIT_FINISHED, _I.finished, _C.CONNECTED, ("ChangeCipherSpec", "Finished"), note="check verify_data"),
+    Transition(
+        _C.WAIT_FINISHED,
+        _I.finished,
+        _C.CONNECTED,
+        ("NewSessionTicket", "ChangeCipherSpec", "Finished"),
+        note="check verify_data; the session, sealed in a ticket, before our ChangeCipherSpec (RFC 5077 3.3)",
+        when=Guard.ticket_to_send,
+    ),
+    Transition(
+        _C.WAIT_FINISHED,
+        _I.finished,
+        _C.CONNECTED,
+        note="abbreviated handshake: we finished first; check verify_data",
+        when=Guard.session_resumed,
+    ),
     Transition(_C.CONNECTED, _I.application_data, _C.CONNECTED),
     Transition(_C.CLOSED, _I.application_data, _C.CLOSED, note="after our close_notify: discarded (7.2.1)"),
 )
@@ -481,7 +559,9 @@ def _index(rows: tuple[Transition, ...]) -> dict[tuple[State, Input], tuple[Tran
         table[(row.source, row.received)] = (*twins, row)
     for (source, received), twins in table.items():
         sets = {twin.needs for twin in twins}
-        if any(a | b not in sets for a in sets for b in sets if a and b):  # pragma: no cover - as above
+        # Rows under an exclusive guard form their own family (a different handshake): closed among themselves.
+        family = [(a, b) for a in sets for b in sets if a and b and bool(a & EXCLUSIVE) == bool(b & EXCLUSIVE)]
+        if any(a | b not in sets for a, b in family):  # pragma: no cover - as above
             raise AssertionError(f"{received.value} in {source.value}: guarded rows not closed under union")
     return table
 
@@ -516,7 +596,13 @@ def refine(role: Role, row: Transition, guards: Collection[Guard]) -> Transition
     asked): the connection finds ``row`` before reading the message, runs its handler, then refines.
     """
     twins = TABLES[role][(row.source, row.received)]
-    better = [twin for twin in twins if row.needs < twin.needs <= set(guards)]
+    holding = set(guards)
+    # An exclusive guard (a resumed session) swaps the row for its family's, whatever the row needed.
+    better = [
+        twin
+        for twin in twins
+        if twin.needs <= holding and (row.needs < twin.needs or (twin.needs & EXCLUSIVE and not row.needs & EXCLUSIVE))
+    ]
     return max(better, key=lambda twin: len(twin.needs)) if better else row
 
 
@@ -612,6 +698,19 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
         known.add(Guard.ocsp_response_to_staple)
     if any(m.handshake_type == HandshakeType.server_key_exchange for m in sent):
         known.add(Guard.ephemeral_key_exchange)
+    # Resumed: the ServerHello echoed the (non-empty) session ID of the ClientHello (RFC 5246 7.4.1.3).
+    hellos = {
+        m.handshake_type: m
+        for entry in entries
+        if entry.content_type == ContentType.handshake
+        for m in entry.messages
+        if getattr(m, "handshake_type", None) in (HandshakeType.client_hello, HandshakeType.server_hello)
+    }
+    offered_id = getattr(hellos.get(HandshakeType.client_hello), "session_id", b"")
+    if offered_id and getattr(hellos.get(HandshakeType.server_hello), "session_id", b"") == offered_id:
+        known.add(Guard.session_resumed)
+    if Guard.session_resumed not in known and any(m.handshake_type == HandshakeType.new_session_ticket for m in sent):
+        known.add(Guard.ticket_to_send)
     ticket_agreed = ticket_received = status_acknowledged = False
     after: list[State] = []
     for entry in entries:
