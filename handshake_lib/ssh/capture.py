@@ -54,7 +54,7 @@ from .keylog import PRIVATE_KEY, SSHKeyLog
 from .messages import KexDHInit, KexDHReply, KexECDHInit, KexECDHReply, KexInit, Message, NewKeys, decode_message
 from .negotiation import NegotiatedAlgorithms, negotiate, strict_kex
 from .packet import MAX_PACKET_SIZE, Packet, PacketDecoder
-from .protection import DirectionKeys, PacketProtection, cipher_spec, mac_spec, protection_for
+from .protection import PacketProtection, key_lengths, protections_for
 from .version import Identification, IdentificationReader
 
 __all__ = [
@@ -320,22 +320,8 @@ class _Walker:
             self.connection.session_id = digest
         negotiated = record.negotiated
         try:
-            c2s, s2c = cipher_spec(negotiated.cipher_client_to_server), cipher_spec(negotiated.cipher_server_to_client)
-            mac_c2s = mac_spec(negotiated.mac_client_to_server).key_length if negotiated.mac_client_to_server else 0
-            mac_s2c = mac_spec(negotiated.mac_server_to_client).key_length if negotiated.mac_server_to_client else 0
-            lengths = {
-                "A": c2s.iv_length, "B": s2c.iv_length, "C": c2s.key_length, "D": s2c.key_length,
-                "E": mac_c2s, "F": mac_s2c,
-            }  # fmt: skip
-            keys = derive_all(kex.method.hash, encoded_k, digest, self.connection.session_id, lengths)
-            kex.keys[CLIENT_TO_SERVER] = protection_for(
-                negotiated.cipher_client_to_server, negotiated.mac_client_to_server,
-                DirectionKeys(keys.iv_client_to_server, keys.key_client_to_server, keys.mac_client_to_server),
-            )  # fmt: skip
-            kex.keys[SERVER_TO_CLIENT] = protection_for(
-                negotiated.cipher_server_to_client, negotiated.mac_server_to_client,
-                DirectionKeys(keys.iv_server_to_client, keys.key_server_to_client, keys.mac_server_to_client),
-            )  # fmt: skip
+            keys = derive_all(kex.method.hash, encoded_k, digest, self.connection.session_id, key_lengths(negotiated))
+            kex.keys[CLIENT_TO_SERVER], kex.keys[SERVER_TO_CLIENT] = protections_for(negotiated, keys)
         except ValueError as error:
             record.problem = f"keys for these algorithms cannot be made: {error}"
 

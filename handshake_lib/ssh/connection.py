@@ -78,7 +78,7 @@ from .messages import (
 )
 from .negotiation import NegotiatedAlgorithms, build_kexinit, strict_kex
 from .packet import MAX_PACKET_SIZE, Packet, PacketDecoder, PacketEncoder
-from .protection import DirectionKeys, PacketProtection, cipher_spec, mac_spec, protection_for
+from .protection import PacketProtection, key_lengths, protections_for
 from .stages import LIBRARY_STAGES, SSHStages, call_stage
 from .states import Guard, Input, Machine, Role, State
 from .version import Identification, IdentificationReader, our_identification
@@ -612,28 +612,13 @@ class SSHConnection:
         negotiated = kex.negotiated
         if self.session_id is None:
             self.session_id = kex.exchange_hash.digest
-        c2s, s2c = cipher_spec(negotiated.cipher_client_to_server), cipher_spec(negotiated.cipher_server_to_client)
-        mac_c2s = mac_spec(negotiated.mac_client_to_server).key_length if negotiated.mac_client_to_server else 0
-        mac_s2c = mac_spec(negotiated.mac_server_to_client).key_length if negotiated.mac_server_to_client else 0
-        lengths = {
-            "A": c2s.iv_length, "B": s2c.iv_length, "C": c2s.key_length, "D": s2c.key_length,
-            "E": mac_c2s, "F": mac_s2c,
-        }  # fmt: skip
         keys = call_stage(
             self.stages, "derive_keys",
-            kex.exchange_hash.hash, kex.shared_secret.encoded, kex.exchange_hash.digest, self.session_id, lengths,
+            kex.exchange_hash.hash, kex.shared_secret.encoded, kex.exchange_hash.digest, self.session_id,
+            key_lengths(negotiated),
         )  # fmt: skip
         kex.keys = keys
-        client_to_server = protection_for(
-            negotiated.cipher_client_to_server,
-            negotiated.mac_client_to_server,
-            DirectionKeys(keys.iv_client_to_server, keys.key_client_to_server, keys.mac_client_to_server),
-        )
-        server_to_client = protection_for(
-            negotiated.cipher_server_to_client,
-            negotiated.mac_server_to_client,
-            DirectionKeys(keys.iv_server_to_client, keys.key_server_to_client, keys.mac_server_to_client),
-        )
+        client_to_server, server_to_client = protections_for(negotiated, keys)
         kex.outgoing, kex.incoming = (
             (client_to_server, server_to_client) if self.role == "client" else (server_to_client, client_to_server)
         )

@@ -58,6 +58,7 @@ import hashlib
 import hmac
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -65,6 +66,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 from ..errors import BadPacketMac
+
+if TYPE_CHECKING:
+    from .kdf import DerivedKeys
+    from .negotiation import NegotiatedAlgorithms
 
 __all__ = [
     "CipherSpec",
@@ -82,6 +87,8 @@ __all__ = [
     "GcmProtection",
     "ChaChaPolyProtection",
     "protection_for",
+    "key_lengths",
+    "protections_for",
 ]
 
 LENGTH_FIELD = 4  # packet_length, uint32
@@ -413,3 +420,30 @@ def protection_for(cipher: str, mac: str | None, keys: DirectionKeys) -> PacketP
     keys = DirectionKeys(keys.iv, keys.key, keys.mac_key[: mspec.key_length])
     return CtrHmacProtection(spec, mspec, keys)
 
+
+def key_lengths(negotiated: NegotiatedAlgorithms) -> dict[str, int]:
+    """How many bytes each of keys A..F needs for ``negotiated`` (RFC 4253 section 7.2): A/B the ciphers' IVs,
+    C/D their keys, E/F the MAC keys (0 where the cipher is an AEAD, whose tag needs no key of its own)."""
+    c2s, s2c = cipher_spec(negotiated.cipher_client_to_server), cipher_spec(negotiated.cipher_server_to_client)
+    mac_c2s, mac_s2c = negotiated.mac_client_to_server, negotiated.mac_server_to_client
+    return {
+        "A": c2s.iv_length, "B": s2c.iv_length, "C": c2s.key_length, "D": s2c.key_length,
+        "E": mac_spec(mac_c2s).key_length if mac_c2s else 0, "F": mac_spec(mac_s2c).key_length if mac_s2c else 0,
+    }  # fmt: skip
+
+
+def protections_for(
+    negotiated: NegotiatedAlgorithms, keys: DerivedKeys
+) -> tuple[PacketProtection, PacketProtection]:
+    """(client to server, server to client): each direction's protection from keys A..F."""
+    client_to_server = protection_for(
+        negotiated.cipher_client_to_server,
+        negotiated.mac_client_to_server,
+        DirectionKeys(keys.iv_client_to_server, keys.key_client_to_server, keys.mac_client_to_server),
+    )
+    server_to_client = protection_for(
+        negotiated.cipher_server_to_client,
+        negotiated.mac_server_to_client,
+        DirectionKeys(keys.iv_server_to_client, keys.key_server_to_client, keys.mac_server_to_client),
+    )
+    return client_to_server, server_to_client
