@@ -22,6 +22,7 @@ Tests must not modify them (they are shared); a test that needs its own CA or fi
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -74,6 +75,25 @@ def require_module(name: str, why: str = "") -> ModuleType:
     if peers_required():
         pytest.fail(f"REQUIRE_PEERS=1 but {message}")
     pytest.skip(message)
+
+
+def require_loopback_capture(why: str) -> ModuleType:
+    """tcpdump on lo, as root: skip (or fail under REQUIRE_PEERS=1) otherwise; return the recorder script.
+
+    ``scripts/record_ssh_capture.py`` holds the one tcpdump driver (``tcpdump(pcap, port)``) and the SSH
+    recordings; the capture tests load it from here instead of each loading it their own way.
+    """
+    require("tcpdump", why)
+    if os.geteuid() != 0:
+        message = "capturing with tcpdump on lo needs root"
+        if peers_required():
+            pytest.fail(f"REQUIRE_PEERS=1 but {message}")
+        pytest.skip(message)
+    spec = importlib.util.spec_from_file_location("record_ssh_capture", ROOT / "scripts" / "record_ssh_capture.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

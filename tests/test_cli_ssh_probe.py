@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, peers_required, require
+from conftest import ROOT, require, require_loopback_capture
 
 from handshake_lib.__main__ import main
 from handshake_lib.cli.ssh_probe import AGAIN, answer_accepts, parse_destination
@@ -352,18 +352,10 @@ def test_kex_ecdh_messages_are_named_as_themselves_not_as_their_number_s_dh_alia
 @pytest.mark.peer
 def test_the_keylog_it_writes_decrypts_a_capture_of_the_probe(sshd, tmp_path, capsys):
     # The key log is right only if it opens the real session: capture the probe, decrypt it with the log.
-    import importlib.util
-
     from handshake_lib.ssh.capture import decode_ssh_capture
     from handshake_lib.ssh.keylog import read_keylog
 
-    require("tcpdump", "captures the probe")
-    if os.geteuid() != 0:
-        message = "capturing with tcpdump on lo needs root"
-        pytest.fail(message) if peers_required() else pytest.skip(message)
-    spec = importlib.util.spec_from_file_location("record_ssh_capture", ROOT / "scripts" / "record_ssh_capture.py")
-    recorder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recorder)
+    recorder = require_loopback_capture("captures the probe")
     known_hosts = sshd.write_known_hosts(tmp_path / "kh")
     keylog, pcap = tmp_path / "ssh.keylog", tmp_path / "probe.pcap"
     with recorder.tcpdump(pcap, sshd.port):

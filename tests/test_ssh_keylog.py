@@ -8,14 +8,13 @@ H verifies and every packet's MAC or tag is right.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import stat
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from conftest import peers_required, require
+from conftest import require, require_loopback_capture
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -39,13 +38,6 @@ from handshake_lib.ssh.server import SSHServer
 ROOT = Path(__file__).resolve().parent.parent
 ED25519 = HostKeyPair.generate("ssh-ed25519")
 COOKIE = bytes(range(16))
-
-
-def _record_module():
-    spec = importlib.util.spec_from_file_location("record_ssh_capture", ROOT / "scripts" / "record_ssh_capture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- the line forms -----------------------------------------------------------------------------------------
@@ -188,14 +180,11 @@ def test_a_writer_that_cannot_create_its_file_fails_before_any_connection(tmp_pa
 
 
 # -- live: tcpdump, OpenSSH, tshark ---------------------------------------------------------------------------
-def _require_capture() -> None:
-    require("tcpdump", "captures the session")
+def _require_capture() -> ModuleType:
+    """The recorder script (scripts/record_ssh_capture.py), once tcpdump (as root) and tshark are here."""
+    recorder = require_loopback_capture("captures the session")
     require("tshark", "Wireshark's dissector is the key log's reader")
-    if os.geteuid() != 0:
-        message = "capturing with tcpdump on lo needs root"
-        if peers_required():
-            pytest.fail(f"REQUIRE_PEERS=1 but {message}")
-        pytest.skip(message)
+    return recorder
 
 
 def tshark_message_numbers(pcap: Path, keylog: Path, port: int) -> list[int]:
@@ -250,9 +239,8 @@ def _check(pcap: Path, keylog: Path, port: int, tshark_decrypts: bool) -> None:
 @pytest.mark.peer
 @pytest.mark.parametrize(("kex", "cipher", "mac", "tshark_decrypts"), CASES)
 def test_tshark_decrypts_our_client_against_sshd(tmp_path, kex, cipher, mac, tshark_decrypts):
-    _require_capture()
+    record = _require_capture()
     require("sshd", "OpenSSH's server")
-    record = _record_module()
     pcap, keylog = tmp_path / "s.pcap", tmp_path / "s.keylog"
     port, result = record.our_client_against_sshd(pcap, keylog, kex=kex, cipher=cipher, mac=mac)
     assert result.methods  # the session reached user authentication
@@ -262,9 +250,8 @@ def test_tshark_decrypts_our_client_against_sshd(tmp_path, kex, cipher, mac, tsh
 @pytest.mark.peer
 @pytest.mark.parametrize(("kex", "cipher", "mac", "tshark_decrypts"), CASES[:3] + CASES[5:7])
 def test_tshark_decrypts_openssh_ssh_against_our_server(tmp_path, kex, cipher, mac, tshark_decrypts):
-    _require_capture()
+    record = _require_capture()
     require("ssh", "OpenSSH's client")
-    record = _record_module()
     pcap, keylog = tmp_path / "c.pcap", tmp_path / "c.keylog"
     port, run = record.openssh_client_against_ours(
         pcap, keylog, tmp_path / "known_hosts", kex=kex, cipher=cipher, mac=mac
@@ -279,13 +266,12 @@ def test_tshark_decrypts_openssh_ssh_against_our_server(tmp_path, kex, cipher, m
 @pytest.mark.peer
 def test_without_strict_kex_tshark_decrypts_chacha20_too(tmp_path, monkeypatch):
     """Why chacha20 fails above: strict kex.  With our client not offering it, tshark 4.0 opens chacha20."""
-    _require_capture()
+    record = _require_capture()
     require("sshd", "OpenSSH's server")
     import handshake_lib.ssh.connection as connection_module
 
     build = connection_module.build_kexinit
     monkeypatch.setattr(connection_module, "build_kexinit", lambda *a, **k: build(*a, **{**k, "strict": False}))
-    record = _record_module()
     pcap, keylog = tmp_path / "n.pcap", tmp_path / "n.keylog"
     port, result = record.our_client_against_sshd(
         pcap, keylog, kex="curve25519-sha256", cipher="chacha20-poly1305@openssh.com"

@@ -18,7 +18,6 @@ says why it cannot open the ECDHE one; a wrong secret or key is caught and named
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import ssl
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import peers_required, require
+from conftest import require, require_loopback_capture
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from handshake_lib.errors import DecodeError
@@ -56,20 +55,12 @@ class Session:
 
 
 def _tcpdump():
-    spec = importlib.util.spec_from_file_location("record_ssh_capture", ROOT / "scripts" / "record_ssh_capture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.tcpdump
+    return require_loopback_capture("captures the sessions").tcpdump
 
 
 def require_capture() -> None:
-    require("tcpdump", "captures the sessions")
+    require_loopback_capture("captures the sessions")
     require("tshark", "Wireshark's TLS dissector is the second opinion")
-    if os.geteuid() != 0:
-        message = "capturing with tcpdump on lo needs root"
-        if peers_required():
-            pytest.fail(f"REQUIRE_PEERS=1 but {message}")
-        pytest.skip(message)
 
 
 def _our_client(directory: Path, name: str, cipher: str, **client_options) -> Session:
