@@ -198,9 +198,10 @@ class State(Enum):
 
 
 class Input(Enum):
-    """What can happen: the application's ``start``, or a message received from the peer."""
+    """What can happen: the application's ``start`` or ``renegotiate``, or a message received from the peer."""
 
     start = "start()"
+    renegotiate = "renegotiate()"
     hello_request = "HelloRequest"
     client_hello = "ClientHello"
     server_hello = "ServerHello"
@@ -215,6 +216,8 @@ class Input(Enum):
     change_cipher_spec = "ChangeCipherSpec"
     finished = "Finished"
     application_data = "ApplicationData"
+    # The one alert with a row: the peer declining the renegotiation we asked for (RFC 5746 section 4.5).
+    no_renegotiation = "Alert(no_renegotiation)"
 
 
 class Guard(Enum):
@@ -235,6 +238,14 @@ class Guard(Enum):
     # offered.  Exclusive: it replaces the full handshake's flight instead of adding to it (see EXCLUSIVE).
     session_resumed = "session resumed"
     ticket_to_send = "session_ticket agreed, no ticket sent yet"  # server: RFC 5077, we hold ticket keys
+    # Renegotiation (RFC 5746): the first handshake agreed renegotiation_info (or the client sent the SCSV);
+    # the peer may start another one (within max_renegotiations, or the server asked with HelloRequest);
+    # a renegotiation is under way (application data may still arrive under the current keys); the server
+    # sent HelloRequest and the client has not answered yet.
+    secure_renegotiation = "renegotiation_info agreed"
+    renegotiation_allowed = "within the renegotiation limit"
+    renegotiating = "renegotiating"
+    hello_request_sent = "HelloRequest sent, unanswered"  # server
 
 
 # Guards that pick a different handshake rather than add a message to a flight: rows under them are
@@ -410,6 +421,29 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
         ("Alert(no_renegotiation)",),
         note="RFC 5246 7.4.1.1: a client may decline renegotiation; RFC 5746 4.5: with this warning",
     ),
+    Transition(
+        _C.CONNECTED,
+        _I.hello_request,
+        _C.WAIT_SERVER_HELLO,
+        ("ClientHello",),
+        note="the server asks for a new handshake: renegotiation_info carries our last Finished (RFC 5746 3.5)",
+        when=(Guard.secure_renegotiation, Guard.renegotiation_allowed),
+    ),
+    Transition(
+        _C.CONNECTED,
+        _I.renegotiate,
+        _C.WAIT_SERVER_HELLO,
+        ("ClientHello",),
+        note="we ask for a new handshake over the open connection (RFC 5746 3.5)",
+        when=Guard.secure_renegotiation,
+    ),
+    Transition(
+        _C.WAIT_SERVER_HELLO,
+        _I.no_renegotiation,
+        _C.CONNECTED,
+        note="the server declined our renegotiation: the connection goes on with its keys (RFC 5746 4.5)",
+        when=Guard.renegotiating,
+    ),
     Transition(_C.CLOSED, _I.application_data, _C.CLOSED, note="after our close_notify: discarded (7.2.1)"),
 )
 
@@ -543,8 +577,73 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
         when=Guard.session_resumed,
     ),
     Transition(_C.CONNECTED, _I.application_data, _C.CONNECTED),
+    Transition(
+        _C.CONNECTED,
+        _I.renegotiate,
+        _C.CONNECTED,
+        ("HelloRequest",),
+        note="ask the client for a new handshake (RFC 5246 7.4.1.1); it may decline, or ignore us",
+        when=Guard.secure_renegotiation,
+    ),
+    Transition(
+        _C.CONNECTED,
+        _I.client_hello,
+        _C.CONNECTED,
+        ("Alert(no_renegotiation)",),
+        note="a renegotiation we do not allow (no renegotiation_info, or over the limit): declined (RFC 5746 4.4)",
+    ),
+    Transition(
+        _C.CONNECTED,
+        _I.no_renegotiation,
+        _C.CONNECTED,
+        note="the client declined our HelloRequest: the connection goes on with its keys",
+        when=Guard.hello_request_sent,
+    ),
     Transition(_C.CLOSED, _I.application_data, _C.CLOSED, note="after our close_notify: discarded (7.2.1)"),
 )
+
+
+_RENEGOTIATING = Guard.renegotiating
+
+
+def _renegotiation_rows(rows: tuple[Transition, ...], role: Role) -> tuple[Transition, ...]:
+    """The rows a renegotiation adds, made from the table itself so that they cannot drift from it.
+
+    A renegotiation is the same handshake again, over the open connection (RFC 5246 section 7.4.1.1): on
+    the server each ClientHello row of WAIT_CLIENT_HELLO gets a twin in CONNECTED that also needs
+    :attr:`Guard.secure_renegotiation` and :attr:`Guard.renegotiation_allowed` (without them the CONNECTED
+    row above declines).  While it runs, application data may still arrive under the current keys in
+    every state before the peer's ChangeCipherSpec (WAIT_FINISHED is after it: OpenSSL too refuses data
+    between ChangeCipherSpec and Finished).
+    """
+    added: list[Transition] = []
+    if role == "server":
+        renegotiation = (Guard.secure_renegotiation, Guard.renegotiation_allowed)
+        added += [
+            Transition(
+                _C.CONNECTED,
+                _I.client_hello,
+                row.target,
+                row.send,
+                note=f"renegotiation: {row.note}",
+                when=tuple(_ordered(row.needs | set(renegotiation))),
+            )
+            for row in rows
+            if row.source is _C.WAIT_CLIENT_HELLO and row.received is _I.client_hello
+        ]
+    handshake_states = {row.source for row in rows} - {
+        _C.IDLE, _C.WAIT_CLIENT_HELLO, _C.WAIT_FINISHED, _C.CONNECTED, _C.CLOSED, _C.ERROR
+    }  # fmt: skip
+    added += [
+        Transition(state, _I.application_data, state, note="renegotiating: data, current keys", when=_RENEGOTIATING)
+        for state in State
+        if state in handshake_states
+    ]
+    return rows + tuple(added)
+
+
+CLIENT_TRANSITIONS = _renegotiation_rows(CLIENT_TRANSITIONS, "client")
+SERVER_TRANSITIONS = _renegotiation_rows(SERVER_TRANSITIONS, "server")
 
 
 def _index(rows: tuple[Transition, ...]) -> dict[tuple[State, Input], tuple[Transition, ...]]:
