@@ -414,6 +414,8 @@ class TLSClient(TLSConnection):
         if hello.compression_method != 0:
             raise IllegalParameter(f"the server chose compression method {hello.compression_method}; we offered null")
         offered_types = {e.extension_type for e in offer.extensions or ()}
+        if CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in offer.cipher_suites:
+            offered_types.add(ExtensionType.renegotiation_info)  # the SCSV asks for it too (RFC 5746 3.4)
         for extension in hello.extensions or ():
             if extension.extension_type not in offered_types:
                 raise UnsupportedExtension(

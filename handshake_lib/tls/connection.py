@@ -781,10 +781,11 @@ class TLSConnection:
         guards: set[Guard] = set()
         if self.secure_renegotiation:
             guards.add(Guard.secure_renegotiation)
-        if self.peer_renegotiations < self.max_renegotiations:
-            guards.add(Guard.renegotiation_allowed)
-        if self.handshakes and self._handshake_under_way:
+        renegotiating = bool(self.handshakes) and self._handshake_under_way
+        if renegotiating:
             guards.add(Guard.renegotiating)
+        if self.peer_renegotiations < self.max_renegotiations or renegotiating:  # one under way was allowed
+            guards.add(Guard.renegotiation_allowed)
         return guards
 
     def _transition(self, received: Input) -> Transition:

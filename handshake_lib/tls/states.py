@@ -132,12 +132,31 @@ a row too, rather than an exception written in code:
   has in :mod:`handshake_lib.tcp.states`: the row applies only while :attr:`Guard.ticket_expected`
   holds (the server agreed to ``session_ticket`` and sent no ticket yet); otherwise the message is
   ``unexpected_message`` like any other missing row.
-* HelloRequest in CONNECTED: a client may decline renegotiation (section 7.4.1.1); we answer with the
-  warning alert ``no_renegotiation`` (RFC 5746 section 4.5), a row with something to send.
 * Application data in CLOSED: after our close_notify, what the peer still sends is discarded (section
   7.2.1).
 
-Alerts are not in the tables: a fatal alert ends the connection in any state, and ``close_notify``
+Renegotiation (RFC 5746) is the same handshake again over the open connection, its messages protected by
+the current keys::
+
+    Client                                               Server
+                                 <--------               HelloRequest      (renegotiate(): asks, optional)
+    ClientHello (renegotiation_info: client's last verify_data)   -------->  (CONNECTED)
+                                 <--------               ServerHello (renegotiation_info: both sides')
+                                                         ... the full handshake's flight, as above
+    Application Data             <------->               Application Data  (until each ChangeCipherSpec)
+
+The application's ``renegotiate()`` is an input, like ``start()``: on a client it sends a ClientHello from
+CONNECTED, on a server a HelloRequest (both under :attr:`Guard.secure_renegotiation`: the first handshake
+agreed renegotiation_info).  The server's ClientHello rows in CONNECTED are made from those of
+WAIT_CLIENT_HELLO by :func:`_renegotiation_rows`, each also needing :attr:`Guard.renegotiation_allowed`
+(within ``max_renegotiations``, or we asked); the unguarded CONNECTED row declines with the warning
+``no_renegotiation`` (RFC 5746 section 4.4), as does the client's unguarded HelloRequest row (RFC 5246
+7.4.1.1).  That warning, in answer to our own request, is the one alert with rows (``Input.no_renegotiation``):
+the connection goes back to, or stays, CONNECTED with its keys.  While a renegotiation runs
+(:attr:`Guard.renegotiating`), application data has a self-loop in every state before the peer's
+ChangeCipherSpec.
+
+Other alerts are not in the tables: a fatal alert ends the connection in any state, and ``close_notify``
 closes it (``CLOSED``).  A connection that detected an error is in ``ERROR`` and refuses further use.
 This module only holds the tables; :mod:`handshake_lib.tls.connection` and its two roles
 (:mod:`~handshake_lib.tls.client`, :mod:`~handshake_lib.tls.server`) follow them, and the notebooks
