@@ -31,6 +31,8 @@ from handshake_lib.errors import (
 from handshake_lib.net.tls import TLSPageServer, open_tls
 from handshake_lib.peers.openssl import s_client, s_server
 from handshake_lib.pki import CoursePKI
+from handshake_lib.tcp.streams import SERVER_TO_CLIENT
+from handshake_lib.tls.capture import decode_tls_capture
 from handshake_lib.tls.client import TLSClient
 from handshake_lib.tls.connection import (
     ApplicationData,
@@ -40,7 +42,7 @@ from handshake_lib.tls.connection import (
 )
 from handshake_lib.tls.constants import CipherSuite, ContentType, ExtensionType, HandshakeType
 from handshake_lib.tls.extensions import RenegotiationInfoExtension
-from handshake_lib.tls.keylog import read_keylog
+from handshake_lib.tls.keylog import client_random_line, parse_keylog, read_keylog
 from handshake_lib.tls.messages import Alert, ClientHello
 from handshake_lib.tls.negotiation import client_hello_for
 from handshake_lib.tls.server import TLSServer
@@ -454,3 +456,33 @@ def test_our_hello_request_to_s_client(server_files, tmp_path, declines) -> None
     else:
         assert record.handshake.renegotiation == 1 and "declined" not in record.outcome
         assert keylog_secrets(keylog)[record.handshake.client_random] == record.handshake.master_secret
+
+
+def test_a_recorded_renegotiation_decodes_with_the_key_log_and_says_what_it_cannot_open(
+    server_files, tmp_path
+) -> None:
+    """The capture decoder follows the new keys from each direction's next ChangeCipherSpec, as Wireshark does."""
+    require("openssl")
+    capture, keylog = tmp_path / "renegotiated.pcap", tmp_path / "ours.log"
+    with (
+        s_server(server_files, "-tls1_2", "-www", "-client_renegotiation") as peer,
+        open_tls(
+            "127.0.0.1", peer.port, "localhost", cafile=server_files.ca_path, timeout=TIMEOUT,
+            keylog_path=keylog, record_to=capture,
+        ) as stream,
+    ):  # fmt: skip
+        first, second = stream.handshake, stream.renegotiate()
+        stream.send(b"GET / HTTP/1.0\r\n\r\n")
+        page = b""
+        while chunk := stream.recv():
+            page += chunk
+    assert second is not None
+    [connection] = decode_tls_capture(capture, keylog=read_keylog(keylog))
+    assert connection.problem == "" and connection.renegotiations == 1
+    assert connection.renegotiation_randoms == [second.client_random]
+    assert connection.application_data(SERVER_TO_CLIENT) == page  # every byte of the page, under the new keys
+    # Only the first handshake's line: the renegotiation's records stay encrypted, and the problem says why.
+    only_first = parse_keylog(client_random_line(first.client_random, first.master_secret))
+    [partial_view] = decode_tls_capture(capture, keylog=only_first)
+    assert partial_view.problem.startswith("renegotiation 1: no CLIENT_RANDOM line")
+    assert partial_view.application_data(SERVER_TO_CLIENT) == b""
