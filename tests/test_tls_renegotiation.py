@@ -47,7 +47,7 @@ from handshake_lib.tls.messages import Alert, ClientHello
 from handshake_lib.tls.negotiation import client_hello_for
 from handshake_lib.tls.server import TLSServer
 from handshake_lib.tls.stages import Stages
-from handshake_lib.tls.states import CLIENT_TRANSITIONS, SERVER_TRANSITIONS, Guard, Input, State
+from handshake_lib.tls.states import CLIENT_TRANSITIONS, SERVER_TRANSITIONS, Guard, Input, State, replay
 
 TIMEOUT = 10
 
@@ -486,3 +486,20 @@ def test_a_recorded_renegotiation_decodes_with_the_key_log_and_says_what_it_cann
     [partial_view] = decode_tls_capture(capture, keylog=only_first)
     assert partial_view.problem.startswith("renegotiation 1: no CLIENT_RANDOM line")
     assert partial_view.application_data(SERVER_TO_CLIENT) == b""
+
+
+@pytest.mark.parametrize("who", ["client", "server", "declined"])
+def test_replay_walks_a_renegotiated_transcript_through_the_tables(pki, identities, who) -> None:
+    options = {"server_options": {"max_renegotiations": 0}} if who == "declined" else {}
+    client, server, _ = connected(pki, identities, **options)
+    (server if who == "server" else client).renegotiate()
+    client.send_application_data(b"during")
+    shuttle(client, server)
+    client.send_application_data(b"after")
+    shuttle(client, server)
+    for role, connection in (("client", client), ("server", server)):
+        states = replay(role, connection.transcript)
+        assert State.ERROR not in states and states[-1] is State.CONNECTED
+        # The renegotiation left CONNECTED and came back (a declined one never left it on the server).
+        left = [s for s in states[states.index(State.CONNECTED) :] if s is not State.CONNECTED]
+        assert bool(left) == (who != "declined" or role == "client")

@@ -787,35 +787,135 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     :func:`transition_for`; the client's first record sent is its ``start``.  As in a connection,
     a fatal alert in either direction means ``ERROR`` and close_notify ``CLOSED``; an input the table
     refuses means ``ERROR`` too (the connection would have sent unexpected_message).  Messages the
-    table has no input for change nothing.  The guards are what the connection would have known: a
-    NewSessionTicket is expected once the ServerHello agreed to ``session_ticket``, and only once; the
-    server asked for a client certificate if it sent a CertificateRequest, the client had one to send if
-    its Certificate was not empty, and the server received one once the client's Certificate was not empty;
-    the server stapled if it sent a CertificateStatus, and the client expects one once the ServerHello
-    acknowledged ``status_request``; the key exchange is ephemeral if the server sent a ServerKeyExchange,
-    and, for the client, if the ServerHello chose an ECDHE or DHE suite (RSA otherwise).
+    table has no input for change nothing.  The guards are what the connection would have known, read
+    per handshake (a renegotiation is a new one, from its ClientHello): a NewSessionTicket is expected once
+    the ServerHello agreed to ``session_ticket``, and only once; the server asked for a client certificate
+    if it sent a CertificateRequest, the client had one to send if its Certificate was not empty, and the
+    server received one once the client's Certificate was not empty; the server stapled if it sent a
+    CertificateStatus, and the client expects one once the ServerHello acknowledged ``status_request``; the
+    key exchange is ephemeral if the server sent a ServerKeyExchange, and, for the client, if the ServerHello
+    chose an ECDHE or DHE suite (RSA otherwise).  Renegotiation (RFC 5746): secure once the first
+    ServerHello carried ``renegotiation_info``; a renegotiation the role declined (it sent the warning
+    ``no_renegotiation`` in that handshake) was not allowed; a client's ClientHello sent once connected,
+    not asked for by a HelloRequest, is its ``renegotiate()``.
     """
     if role not in INITIAL_STATE:
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
     incoming = "server->client" if role == "client" else "client->server"
     state = INITIAL_STATE[role]
     entries = list(transcript)
+    after: list[State] = []
+    secure = False
+    for number, handshake in enumerate(_handshakes(entries)):
+        known = _known_guards(role, incoming, handshake)
+        if number == 0:
+            secure = _agrees_secure_renegotiation(handshake)
+        if secure:
+            known.add(Guard.secure_renegotiation)
+        ticket_agreed = ticket_received = status_acknowledged = False
+        for entry in handshake:
+            if state is State.IDLE and entry.direction != incoming:
+                state = transition_for(role, state, Input.start).target
+            elif (
+                role == "client"
+                and state is State.CONNECTED
+                and entry.direction != incoming
+                and _has(entry, HandshakeType.client_hello)
+            ):
+                state = _replayed_step(role, state, Input.renegotiate, known)
+            for message in entry.messages:
+                if state in (State.CLOSED, State.ERROR):
+                    break
+                if entry.content_type == ContentType.alert:
+                    if message.level == AlertLevel.fatal:
+                        state = State.ERROR
+                    elif message.description == TLSAlert.close_notify:
+                        state = State.CLOSED
+                    elif entry.direction == incoming and message.description == TLSAlert.no_renegotiation:
+                        guards = known | ({Guard.renegotiating} if number else set())
+                        if Input.no_renegotiation in allowed_inputs(role, state, guards):
+                            state = transition_for(role, state, Input.no_renegotiation, guards).target
+                    continue
+                if entry.direction != incoming:
+                    continue
+                received = input_for(entry.content_type, message)
+                if received is None:
+                    continue
+                if received is Input.server_hello:
+                    ticket_agreed = message.extension(ExtensionType.session_ticket) is not None
+                    status_acknowledged = message.extension(ExtensionType.status_request) is not None
+                    known.add(
+                        Guard.ephemeral_key_exchange
+                        if _is_ephemeral_suite(getattr(message, "cipher_suite", 0))
+                        else Guard.rsa_key_exchange
+                    )
+                guards = set(known)
+                if ticket_agreed and not ticket_received:
+                    guards.add(Guard.ticket_expected)
+                if status_acknowledged:
+                    guards.add(Guard.status_request_acknowledged)
+                if number and state is not State.CONNECTED:
+                    guards.add(Guard.renegotiating)
+                state = _replayed_step(role, state, received, guards)
+                ticket_received = ticket_received or received is Input.new_session_ticket
+                if role == "server" and received is Input.certificate and getattr(message, "certificates", None):
+                    known.add(Guard.client_certificate_sent)
+            after.append(state)
+    return after
+
+
+def _replayed_step(role: Role, state: State, received: Input, guards: Collection[Guard]) -> State:
+    try:
+        return transition_for(role, state, received, guards).target
+    except UnexpectedMessage:
+        return State.ERROR
+
+
+def _has(entry: Any, handshake_type: int) -> bool:
+    return entry.content_type == ContentType.handshake and any(
+        getattr(m, "handshake_type", None) == handshake_type for m in entry.messages
+    )
+
+
+def _handshakes(entries: list[Any]) -> list[list[Any]]:
+    """The transcript cut at each ClientHello after the first: one list of records per handshake."""
+    cuts = [i for i, entry in enumerate(entries) if _has(entry, HandshakeType.client_hello)][1:]
+    bounds = [0, *cuts, len(entries)]
+    return [entries[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a] or [[]]
+
+
+def _agrees_secure_renegotiation(entries: list[Any]) -> bool:
+    server_hello = next(
+        (m for e in entries if _has(e, HandshakeType.server_hello) for m in e.messages
+         if getattr(m, "handshake_type", None) == HandshakeType.server_hello),
+        None,
+    )  # fmt: skip
+    return server_hello is not None and server_hello.extension(ExtensionType.renegotiation_info) is not None
+
+
+def _known_guards(role: Role, incoming: str, entries: list[Any]) -> set[Guard]:
+    """What the endpoint itself knew in one handshake, read back from what it sent."""
     sent = [
         message
         for entry in entries
-        if entry.direction != incoming and entry.content_type == ContentType.handshake
+        if entry.direction != incoming and entry.content_type in (ContentType.handshake, ContentType.alert)
         for message in entry.messages
     ]
-    # What the endpoint itself knew from its configuration, read back from what it sent.
+    types = {getattr(m, "handshake_type", None) for m in sent}
     known: set[Guard] = set()
-    if any(m.handshake_type == HandshakeType.certificate_request for m in sent):
+    if HandshakeType.certificate_request in types:
         known.add(Guard.client_certificate_requested)
-    if any(m.handshake_type == HandshakeType.certificate and getattr(m, "certificates", None) for m in sent):
+    if any(getattr(m, "handshake_type", None) == HandshakeType.certificate and getattr(m, "certificates", None)
+           for m in sent):  # fmt: skip
         known.add(Guard.client_certificate_to_send)
-    if any(m.handshake_type == HandshakeType.certificate_status for m in sent):
+    if HandshakeType.certificate_status in types:
         known.add(Guard.ocsp_response_to_staple)
-    if any(m.handshake_type == HandshakeType.server_key_exchange for m in sent):
+    if HandshakeType.server_key_exchange in types:
         known.add(Guard.ephemeral_key_exchange)
+    if HandshakeType.hello_request in types:
+        known.add(Guard.hello_request_sent)
+    if not any(getattr(m, "description", None) == TLSAlert.no_renegotiation for m in sent):
+        known.add(Guard.renegotiation_allowed)  # it took part in every renegotiation it was asked for
     # Resumed: the ServerHello echoed the (non-empty) session ID of the ClientHello (RFC 5246 7.4.1.3).
     hellos = {
         m.handshake_type: m
@@ -827,49 +927,9 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     offered_id = getattr(hellos.get(HandshakeType.client_hello), "session_id", b"")
     if offered_id and getattr(hellos.get(HandshakeType.server_hello), "session_id", b"") == offered_id:
         known.add(Guard.session_resumed)
-    if Guard.session_resumed not in known and any(m.handshake_type == HandshakeType.new_session_ticket for m in sent):
+    if Guard.session_resumed not in known and HandshakeType.new_session_ticket in types:
         known.add(Guard.ticket_to_send)
-    ticket_agreed = ticket_received = status_acknowledged = False
-    after: list[State] = []
-    for entry in entries:
-        if state is State.IDLE and entry.direction != incoming:
-            state = transition_for(role, state, Input.start).target
-        for message in entry.messages:
-            if state in (State.CLOSED, State.ERROR):
-                break
-            if entry.content_type == ContentType.alert:
-                if message.level == AlertLevel.fatal:
-                    state = State.ERROR
-                elif message.description == TLSAlert.close_notify:
-                    state = State.CLOSED
-                continue
-            if entry.direction != incoming:
-                continue
-            received = input_for(entry.content_type, message)
-            if received is None:
-                continue
-            if received is Input.server_hello:
-                ticket_agreed = message.extension(ExtensionType.session_ticket) is not None
-                status_acknowledged = message.extension(ExtensionType.status_request) is not None
-                known.add(
-                    Guard.ephemeral_key_exchange
-                    if _is_ephemeral_suite(getattr(message, "cipher_suite", 0))
-                    else Guard.rsa_key_exchange
-                )
-            guards = set(known)
-            if ticket_agreed and not ticket_received:
-                guards.add(Guard.ticket_expected)
-            if status_acknowledged:
-                guards.add(Guard.status_request_acknowledged)
-            try:
-                state = transition_for(role, state, received, guards).target
-            except UnexpectedMessage:
-                state = State.ERROR
-            ticket_received = ticket_received or received is Input.new_session_ticket
-            if role == "server" and received is Input.certificate and getattr(message, "certificates", None):
-                known.add(Guard.client_certificate_sent)
-        after.append(state)
-    return after
+    return known
 
 
 def _is_ephemeral_suite(suite: int) -> bool:
