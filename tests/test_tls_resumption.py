@@ -404,3 +404,16 @@ def test_openssl_s_client_reconnect_resumes_five_times_with_our_server(server_fi
         output = s_client(server_files, server.port, "-reconnect")
     outcomes = [line.split(",")[0] for line in output.splitlines() if line.startswith(("New, TLSv1.2", "Reused, "))]
     assert outcomes == ["New"] + ["Reused"] * 5
+
+
+def test_a_renewed_ticket_keeps_the_time_its_session_was_made(keys) -> None:
+    # Resuming renews the ticket, but not the session's life: RFC 5077 4 puts the session state, its
+    # creation time included, in the ticket, and OpenSSL keeps a TLS 1.2 session's time across renewals.
+    tickets, clock = TicketKeys(lifetime=100, rotate_after=1000), Clock()
+    first, _ = ticket_pair(keys, tickets, clock)
+    clock.now += 90
+    renewed, _ = ticket_pair(keys, tickets, clock, session=first.handshake.session)
+    assert renewed.handshake.resumed and renewed.handshake.session.ticket != first.handshake.session.ticket
+    clock.now += 20  # 110 s after the full handshake, 20 s after the renewal
+    late, _ = ticket_pair(keys, tickets, clock, session=renewed.handshake.session)
+    assert not late.handshake.resumed and "certificate" in handshake_types(late)

@@ -51,6 +51,9 @@ class Session:
     # RFC 5077: the opaque ticket the server gave us (client side), and how long it said to keep it (s).
     ticket: bytes | None = field(default=None, repr=False)
     ticket_lifetime_hint: int = 0
+    # Server side, from a ticket: when the session was first made (the full handshake), in the clock's
+    # seconds.  A renewed ticket keeps it, so resuming again and again does not make a session immortal.
+    created: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.master_secret) != 48:
