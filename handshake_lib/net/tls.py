@@ -99,6 +99,7 @@ __all__ = [
     "TLSResponse",
     "TLSStream",
     "open_tls",
+    "session_key",
     "tls_get",
     "TLSPageServer",
     "ServedConnection",

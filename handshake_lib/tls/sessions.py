@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .constants import CipherSuite
 
@@ -80,9 +80,15 @@ class SessionCache:
         self._entries: OrderedDict[bytes, tuple[float, Session]] = OrderedDict()
 
     def store(self, session: Session, now: float) -> None:
-        """Remember ``session`` from ``now``; the least recently used one goes if the cache is full."""
+        """Remember ``session`` from ``now``; the least recently used one goes if the cache is full.
+
+        The kept session says when it was made (``created``, ``now`` unless it already knew), so a ticket
+        sealed for it on a later resumption by ID dates from its full handshake, not from the resumption.
+        """
         if not session.session_id:
             raise ValueError("a session without an ID cannot be cached")
+        if session.created is None:
+            session = replace(session, created=now)
         self._entries[session.session_id] = (now, session)
         self._entries.move_to_end(session.session_id)
         while len(self._entries) > self.max_entries:
