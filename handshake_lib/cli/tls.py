@@ -381,15 +381,17 @@ def run_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch(args: argparse.Namespace, options: dict[str, object], **resumption: object) -> TLSResponse:
-    """One ``tls_get`` with the command's options; with ``--trace`` its records on stderr; CommandError
-    (exit 1, one line naming the cause) when it fails."""
+def _fetch(
+    args: argparse.Namespace, options: dict[str, object], session_store: ClientSessionStore | None = None
+) -> TLSResponse:
+    """One ``tls_get`` with the command's options (offering and keeping ``session_store``'s session); with
+    ``--trace`` its records on stderr; CommandError (exit 1, one line naming the cause) when it fails."""
     from ..net.tls import tls_get  # imported here so `tcp` and `pki` work even if tls is broken
 
     try:
         response = tls_get(
             args.url, cafile=args.cafile, verify=not args.insecure, keylog_path=args.keylog,
-            timeout=args.timeout, **options, **resumption,  # type: ignore[arg-type]
+            timeout=args.timeout, session_store=session_store, **options,
         )
     except (HandshakeError, OSError) as error:
         exchange = error.exchange if isinstance(error, HandshakeError) else None
