@@ -5,8 +5,9 @@
   "session cache hits"; its "Master-Key" is the one secret our key log wrote four times.  With tickets
   (s_server's default), with ``-no_ticket`` (our client asks, OpenSSL declines: session ID), and with our
   ``--no-tickets`` (OpenSSL then keeps the session in its cache: "1 items in the session cache").
-* ``tls serve`` (resumption on by default): ``openssl s_client -reconnect`` resumes five times and curl's
-  second URL re-uses the session, each named in the serve log; our ``tls get --reconnect`` against it
+* ``tls serve`` (resumption on by default): ``openssl s_client -reconnect`` resumes five times (the serve
+  key log has six lines, all with the Master-Key s_client printed) and curl's second URL re-uses the
+  session, each named in the serve log; our ``tls get --reconnect`` against it
   resumes by ticket; ``tls serve --no-resumption`` makes every handshake full.
 * Bad ``--reconnect`` values: one line, exit 2.
 """
@@ -109,9 +110,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(server_files):
-    """One ``tls serve`` for the module, with its default resumption."""
-    process, port, banner = _serve(server_files)
+def served_keylog(tmp_path_factory):
+    return tmp_path_factory.mktemp("serve") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def served(server_files, served_keylog):
+    """One ``tls serve`` for the module, with its default resumption, writing its key log."""
+    process, port, banner = _serve(server_files, "--keylog", str(served_keylog))
     try:
         yield process, port, banner
     finally:
@@ -138,13 +144,20 @@ def test_serve_says_it_resumes(served) -> None:
     assert "sessions resume by ID and by ticket" in banner
 
 
-def test_s_client_reconnect_resumes_with_tls_serve(served, server_files) -> None:
+def test_s_client_reconnect_resumes_with_tls_serve(served, served_keylog, server_files) -> None:
     process, port, _ = served
+    logged_before = len(read_keylog(served_keylog).entries)
     output = _s_client(server_files, port, "-reconnect")
     assert _outcomes(output) == ["New"] + ["Reused"] * 5
     log = [_line(process) for _ in range(6)]
     assert ", resumed" not in log[0] and ", group " in log[0]
     assert all(", resumed (ticket): " in line for line in log[1:]), log
+    # The server's key log: a line per handshake, six client randoms, and the one master secret s_client
+    # printed for every connection.
+    entries = read_keylog(served_keylog).entries[logged_before:]
+    assert len(entries) == 6 and len({entry.client_random for entry in entries}) == 6
+    (secret,) = {entry.secret for entry in entries}
+    assert output.count(f"Master-Key: {secret.hex().upper()}") == 6
 
 
 def test_curl_twice_in_one_command_resumes_with_tls_serve(served, server_files) -> None:
