@@ -194,3 +194,23 @@ def test_a_failed_resumption_forgets_the_session(server_files, page_server) -> N
     # ...and a session ended by a fatal alert is not offered again (RFC 5246 7.2.2): the next one is full.
     assert store.get(key) is None
     assert tls_get(url, cafile=server_files.ca_path, session_store=store).resumed_by is None
+
+
+def test_resumed_connections_in_a_capture_decrypt_with_only_the_server_key(server_files, page_server, tmp_path):
+    """A tcpdump capture of ``s_client -reconnect`` (RSA key exchange): the decoder opens the full handshake
+    with the server's key and, as Wireshark does, each resumption with the secret of the session it names."""
+    from conftest import require_loopback_capture
+
+    from handshake_lib.tcp.streams import SERVER_TO_CLIENT
+    from handshake_lib.tls.capture import EARLIER_ID, EARLIER_TICKET, SERVER_KEY, decode_tls_capture
+
+    tcpdump = require_loopback_capture("captures s_client's connections").tcpdump
+    for options, source in (((), EARLIER_TICKET), (("-no_ticket",), EARLIER_ID)):
+        pcap = tmp_path / f"reconnect{len(options)}.pcap"
+        with tcpdump(pcap, page_server.port):
+            output = s_client(server_files, page_server.port, "-reconnect", "-cipher", "AES128-GCM-SHA256", *options)
+        assert outcomes(output) == ["New"] + ["Reused"] * 5
+        connections = decode_tls_capture(pcap, server_key=server_files.issued.private_key)
+        assert [c.problem for c in connections] == [""] * 6
+        assert [c.key_source for c in connections] == [SERVER_KEY] + [source] * 5
+        assert b"HTTP/1.1 200 OK" in connections[-1].application_data(SERVER_TO_CLIENT)

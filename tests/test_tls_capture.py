@@ -373,9 +373,7 @@ def test_chromium_against_our_server_decrypts_with_chromiums_key_log_and_the_key
     pcap, browser_keylog = tmp_path / "chromium.pcap", tmp_path / "chromium.keylog"
     issued = server_files.issued
     suite = CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256
-    # No resumption: Chromium opens more than one connection, and a resumed one has no ClientKeyExchange
-    # for the server's key to open (the decoder says so; a key log line still decrypts it).
-    server = TLSPageServer([issued.der], issued.private_key, cipher_suites=[suite], resumption=False)
+    server = TLSPageServer([issued.der], issued.private_key, cipher_suites=[suite])
     monkeypatch.setenv("SSLKEYLOGFILE", str(browser_keylog))  # Chromium reads it as NSS did
     with server, _tcpdump()(pcap, server.port):
         completed = chromium_dump_dom(chromium, f"https://localhost:{server.port}/", server_files, tmp_path / "p")
