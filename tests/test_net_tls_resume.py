@@ -214,3 +214,20 @@ def test_resumed_connections_in_a_capture_decrypt_with_only_the_server_key(serve
         assert [c.problem for c in connections] == [""] * 6
         assert [c.key_source for c in connections] == [SERVER_KEY] + [source] * 5
         assert b"HTTP/1.1 200 OK" in connections[-1].application_data(SERVER_TO_CLIENT)
+
+
+def test_a_server_asking_for_client_certificates_does_not_resume_unless_told(server_files, tmp_path) -> None:
+    """A Session does not carry the client's certificate yet: resuming would lose who connected."""
+    from handshake_lib.pki.builder import CoursePKI
+
+    pki, issued = server_files.pki, server_files.issued
+    cert_path, key_path = CoursePKI.write_issued(pki.issue_client("alice"), tmp_path, "alice")
+    mutual = {"client_ca": [pki.root.certificate], "require_client_certificate": True}
+    with TLSPageServer([issued.certificate], issued.private_key, timeout=TIMEOUT, **mutual) as server:
+        output = s_client(server_files, server.port, "-reconnect", "-cert", str(cert_path), "-key", str(key_path))
+        assert not server.resumption
+    assert outcomes(output) == ["New"] * 6
+    assert [r.client_subject for r in server.connections] == ["CN=alice,O=Handshakes course"] * 6
+    with TLSPageServer([issued.certificate], issued.private_key, timeout=TIMEOUT, resumption=True, **mutual) as server:
+        output = s_client(server_files, server.port, "-reconnect", "-cert", str(cert_path), "-key", str(key_path))
+    assert outcomes(output) == ["New"] + ["Reused"] * 5

@@ -38,8 +38,9 @@ the server declined.  Every connection sends the GET (the resumed keys carry a r
 the summary line and the page written to stdout are the last fetch's, and ``--timeout`` applies to each
 connection.  ``--keylog`` gets one line per handshake, resumed ones included.  ``tls serve`` resumes by
 default, by session ID (1024 sessions cached for 300 s) and by ticket (a new ticket key every hour, tickets
-good for 7200 s); ``--no-resumption`` makes every client do a full handshake.  Its log says which
-connections resumed and how.
+good for 7200 s); ``--no-resumption`` makes every client do a full handshake, and so does ``--client-ca``
+(a resumed session does not carry the client's certificate yet).  Its log says which connections resumed
+and how.
 
 ``tls serve`` runs our TLS server (:class:`handshake_lib.net.tls.TLSPageServer`) with a small page
 until Ctrl-C or SIGTERM.  It binds 127.0.0.1 unless told otherwise, and refuses an address that is not
@@ -666,7 +667,7 @@ def run_serve(args: argparse.Namespace) -> int:
         with server:
             shown_host = "localhost" if args.host == "127.0.0.1" else args.host
             # Nothing after the URL has a colon: scripts take the port from the last one.
-            resumes = "no session resumption" if args.no_resumption else "sessions resume by ID and by ticket"
+            resumes = "sessions resume by ID and by ticket" if server.resumption else "no session resumption"
             print(
                 f"serving https://{shown_host}:{server.port}/ with our TLS server ({resumes}; Ctrl-C to stop)",
                 flush=True,

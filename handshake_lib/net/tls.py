@@ -795,7 +795,10 @@ class TLSPageServer(net.LoopbackServer):
     lifetime) and one set of ``ticket_keys`` (:class:`~handshake_lib.tls.tickets.TicketKeys`: a new key
     every hour, tickets good for 7200 s), both read with ``time.monotonic`` unless ``clock=`` says
     otherwise; pass your own to size them, or ``resumption=False`` for a server that makes every client do
-    a full handshake.  ``connections[i].resumed_by`` says how each client resumed.
+    a full handshake.  ``connections[i].resumed_by`` says how each client resumed.  A server that asks for
+    client certificates (``client_ca``) does not resume unless ``resumption=True`` says so: a
+    :class:`~handshake_lib.tls.sessions.Session` does not carry the client's certificate yet, so a resumed
+    connection would have no ``client_subject`` (docs/limits.md).
 
     One event loop (``selectors``, non-blocking sockets) serves every connection: each is a sans-I/O
     TLS core plus an ``h11`` HTTP/1.1 connection, so a thousand slow clients cost memory, not threads,
@@ -828,7 +831,7 @@ class TLSPageServer(net.LoopbackServer):
         history: int = DEFAULT_HISTORY,
         keep_transcripts: bool = False,
         on_finished: Callable[[ServedConnection], None] | None = None,
-        resumption: bool = True,
+        resumption: bool | None = None,
         session_cache: SessionCache | None = None,
         ticket_keys: TicketKeys | None = None,
         **server_options: Any,
@@ -845,8 +848,11 @@ class TLSPageServer(net.LoopbackServer):
         self.page = page
         if keylog_path is not None:
             server_options.setdefault("keylog", _keylog_writer(keylog_path))
+        if resumption is None:  # on, unless client certificates are asked for (a session forgets them)
+            resumption = not server_options.get("client_ca")
         if not resumption and (session_cache is not None or ticket_keys is not None):
             raise ValueError("resumption=False serves without a session cache or ticket keys: do not pass them")
+        self.resumption = resumption
         # Shared by every connection, used only from the event loop's thread: no lock needed.
         self.session_cache = session_cache if session_cache is not None or not resumption else SessionCache()
         self.ticket_keys = ticket_keys if ticket_keys is not None or not resumption else TicketKeys()
