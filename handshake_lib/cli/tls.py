@@ -30,6 +30,14 @@ has already judged it (a revoked answer ends the handshake; with ``--insecure`` 
 ``tls serve --ocsp-response FILE`` staples that DER response (``openssl ocsp -respout``,
 ``handshakes pki demo``'s ``ocsp.der``) to every client that asks.
 
+Renegotiation (RFC 5746): ``tls get URL --renegotiate`` runs a second handshake over the open connection
+before its request (new randoms, a new key exchange, new keys from the new ChangeCipherSpec) and prints
+``handshake 1: full`` then ``handshake 2: renegotiated``, or ``renegotiation declined by the server`` (OpenSSL 3
+servers decline unless started with ``-client_renegotiation``); ``--keylog`` gets a line for each.  ``tls serve
+--renegotiate`` sends every client a HelloRequest once its request is in and answers after the new
+handshake (or after the client declines); its log says ``renegotiated (1)``.  A client may start at most
+3 renegotiations per connection on ``tls serve``.
+
 Resumption: ``tls get URL --reconnect N`` fetches URL, then connects N more times offering the session the
 last handshake ended with (a session ticket if the server gave one, else its session ID; ``--no-tickets``
 does not ask for tickets, so only the session ID can resume), and prints one line per handshake on stderr:
@@ -151,6 +159,11 @@ def register(groups: argparse._SubParsersAction) -> None:
         "--no-tickets", action="store_true",
         help="with --reconnect: do not ask for a session ticket, so only the session ID can resume",
     )
+    get.add_argument(
+        "--renegotiate", action="store_true",
+        help="renegotiate once (RFC 5746) on the open connection before the request; prints "
+        "'handshake K: renegotiated' (or 'declined by the server') on stderr",
+    )
     get.set_defaults(command=run_get)
 
     serve = commands.add_parser("serve", help="serve a small page with our TLS server (loopback by default)")
@@ -181,6 +194,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--require-client-cert", action="store_true",
         help="refuse a client without a certificate (needs --client-ca)",
+    )
+    serve.add_argument(
+        "--renegotiate", action="store_true",
+        help="ask each client to renegotiate (HelloRequest, RFC 5746) before answering its request",
     )
     serve.add_argument(
         "--ocsp-response", type=input_file, metavar="FILE",
@@ -361,14 +378,23 @@ def run_get(args: argparse.Namespace) -> int:
         options["groups"] = args.groups
     if args.no_tickets and not args.reconnect:
         raise CommandError("--no-tickets needs --reconnect: it says how the reconnections resume", EXIT_USAGE)
-    if not args.reconnect:
-        response = _fetch(args, options)
-    else:
-        store = ClientSessionStore(max_entries=1)  # one URL, one server: its latest session
+    if args.renegotiate:
+        options["renegotiate"] = True
+    store = ClientSessionStore(max_entries=1) if args.reconnect else None  # one URL, one server: its latest
+    if args.reconnect:
         options["session_ticket"] = not args.no_tickets
-        for number in range(1, args.reconnect + 2):
-            response = _fetch(args, options, session_store=store)
-            print(f"handshake {number}: {handshake_kind(response.resumed_by)}", file=sys.stderr, flush=True)
+    number = 0
+    for _ in range(args.reconnect + 1):
+        response = _fetch(args, options, session_store=store)
+        if args.reconnect or args.renegotiate:
+            # Every handshake of the connection: its first (full or resumed), then each renegotiation, ours
+            # or one the server asked for.
+            for handshake in response.handshakes:
+                number += 1
+                kind = "renegotiated" if handshake.renegotiation else handshake_kind(response.resumed_by)
+                print(f"handshake {number}: {kind}", file=sys.stderr, flush=True)
+        if args.renegotiate and not response.renegotiated:
+            print("renegotiation declined by the server (no_renegotiation): the keys stay", file=sys.stderr, flush=True)
     handshake = response.handshake
     sent = f", client certificate {handshake.client_subject}" if handshake.client_subject else ""
     suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group, response.transcript)
@@ -587,6 +613,8 @@ def _report_connections(finished: queue.SimpleQueue) -> None:
                 suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group)
             if record.resumed_by is not None:
                 suite += f", {handshake_kind(record.resumed_by)}"
+            if handshake is not None and handshake.renegotiation:
+                suite += f", renegotiated ({handshake.renegotiation})"
             client = f", client certificate {record.client_subject}" if record.client_subject else ""
             if record.handshake is not None and record.handshake.stapled_ocsp_response is not None:
                 client += ", OCSP response stapled"
@@ -645,6 +673,8 @@ def run_serve(args: argparse.Namespace) -> int:
         options["cipher_suites"] = suites
     if args.no_resumption:
         options["resumption"] = False
+    if args.renegotiate:
+        options["renegotiate"] = True
     stapled = ""
     if args.ocsp_response is not None:
         der = load_ocsp_response(args.ocsp_response)

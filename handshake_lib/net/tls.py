@@ -161,7 +161,8 @@ class TLSStream:
         server that echoes it accepted the ticket (RFC 5077 section 3.4); without one the ID itself.
         """
         offered = self.client.offered_session
-        if not self.handshake.resumed or offered is None:
+        first = self.client.handshakes[0]  # the connection's own handshake, not a later renegotiation
+        if not first.resumed or offered is None:
             return None
         return offered.resumable_by
 
@@ -404,6 +405,11 @@ class TLSResponse:
     header_fields: list[tuple[str, str]] = field(default_factory=list)
     # "ticket" or "session ID" when the handshake resumed a session (TLSStream.resumed_by), None when full.
     resumed_by: str | None = None
+    # tls_get(renegotiate=True): True once the connection renegotiated before the request, False when the
+    # server declined (no_renegotiation); None when not asked.  ``handshake`` is then the renegotiation's.
+    renegotiated: bool | None = None
+    # Every handshake of the connection, in order (the first, then any renegotiation).
+    handshakes: list[HandshakeComplete] = field(default_factory=list)
 
 
 def tls_get(
@@ -418,6 +424,7 @@ def tls_get(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     session_store: ClientSessionStore | None = None,
     session: Session | None = None,
+    renegotiate: bool = False,
     **client_options: Any,
 ) -> TLSResponse:
     """GET ``https://host[:port]/path`` with our TLS 1.2 client and read the response with h11.
@@ -442,6 +449,11 @@ def tls_get(
         store = ClientSessionStore()
         first = tls_get(url, cafile=ca, session_store=store, session_ticket=True)   # full
         again = tls_get(url, cafile=ca, session_store=store)                        # resumed_by "ticket"
+
+    ``renegotiate=True`` renegotiates once (RFC 5746) on the open connection before sending the request
+    (a server that answers one request per connection, as ``s_server -www`` and our own do, could not be
+    asked again after it), within the same deadline; ``response.renegotiated`` says whether the server
+    took part, and ``response.handshakes`` lists both handshakes.
     """
     timeout = net.check_timeout(timeout)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
@@ -463,8 +475,11 @@ def tls_get(
         )  # fmt: skip
     except ConnectionTimeout as error:
         raise _timed_out(error, f"{host}:{port}", timeout, "connecting or in the handshake") from error
+    renegotiated: bool | None = None
     try:
         with stream:
+            if renegotiate:
+                renegotiated = stream.renegotiate(deadline=deadline) is not None
             stream.send(request, deadline=deadline)
             reader.read(stream, deadline)
     except ConnectionTimeout as error:
@@ -483,7 +498,7 @@ def tls_get(
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return TLSResponse(
         response.status_code, headers, bytes(reader.body), stream.handshake, stream.transcript, stream.timings,
-        fields, stream.resumed_by,
+        fields, stream.resumed_by, renegotiated, list(stream.client.handshakes),
     )  # fmt: skip
 
 
@@ -725,7 +740,8 @@ class _PageConnection:
         for event in events:
             if isinstance(event, HandshakeComplete):
                 self.record.handshake = event
-                self.record.resumed_by = self.tls.resumed_by if event.resumed else None
+                if not event.renegotiation:  # how the connection began; a renegotiation is always full
+                    self.record.resumed_by = self.tls.resumed_by if event.resumed else None
                 if event.renegotiation and self.waiting is not None:
                     self._respond(*self.waiting)  # renegotiated, as we asked: now the answer
             elif isinstance(event, RenegotiationRefused) and self.waiting is not None:

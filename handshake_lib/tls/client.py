@@ -302,7 +302,7 @@ class TLSClient(TLSConnection):
         self.ephemeral_key = None
         self.certificate_request = None
         self.client_signature_scheme = None
-        self.offered_session = None  # a full handshake: new keys from a new key exchange
+        # offered_session stays (it says how the connection began); _renegotiating_hello offers none.
 
     # The table's rows for the server's messages, and the messages it sends (``states.CLIENT_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
