@@ -147,3 +147,5 @@ def test_learner_decryption_of_the_recorded_rsa_session(recording):
     assert wrong.page == b"" and "Finished" in wrong.connection.problem
     short = run_learner_decryption(lambda connection, server_private_key: b"\x00" * 47, recording.rsa, key)
     assert "47 bytes" in short.error and short.connection is None
+    ecdhe = run_learner_decryption(_stolen_master_secret, recording.ecdhe, key)
+    assert "nothing for the stolen key to decrypt" in ecdhe.error and ecdhe.page == b""

@@ -147,10 +147,16 @@ def _public_bytes(key: ECDHPrivateKey) -> bytes:
 
 
 def record_sessions(
-    *, rsa_suite: str = RSA_SUITE, ecdhe_suite: str = ECDHE_SUITE, group: str = "x25519", timeout: float = 5.0
+    *,
+    rsa_suite: str = RSA_SUITE,
+    ecdhe_suite: str = ECDHE_SUITE,
+    group: str = "x25519",
+    extended_master_secret: bool = True,
+    timeout: float = 5.0,
 ) -> ForwardSecrecyRecording:
     """Fetch one page over ``rsa_suite`` and one over ``ecdhe_suite`` (with ``group``) from the same fresh
-    OpenSSL server, each recorded as a pcap; keep the server's key file.  HandshakeError if OpenSSL's key log
+    OpenSSL server, each recorded as a pcap; keep the server's key file.  ``extended_master_secret=False``:
+    our client does not offer RFC 7627 (as clients before 2015).  HandshakeError if OpenSSL's key log
     disagrees with our client about either master secret."""
     groups = parse_group_names(group)
     kept: list[EphemeralValues] = []
@@ -173,6 +179,7 @@ def record_sessions(
             response = tls_get(
                 peer.url, cafile=peer.cafile, cipher_suites=[parse_suite_name(suite_name)], groups=groups,
                 record_to=path, timeout=timeout, stages=Stages(ecdhe_premaster_secret=keeping),
+                extended_master_secret=extended_master_secret,
             )  # fmt: skip
             session = RecordedSession(
                 name, suite_name, path.read_bytes(), response, peer.master_secret(response.handshake.client_random)
@@ -289,6 +296,12 @@ def run_learner_decryption(
     exchange (read from the recording with no key) and the stolen ``server_key``.  Reported, never raised."""
     run = LearnerDecryptionRun()
     (bare,) = decode_tls_capture(session.pcap)  # the handshake's clear part: randoms, ClientKeyExchange
+    if not bare.encrypted_pre_master_secret:
+        run.error = (
+            f"nothing for the stolen key to decrypt: {bare.suite_name}'s ClientKeyExchange holds the client's "
+            "ephemeral public value, not an encrypted pre-master secret"
+        )
+        return run
     try:
         secret = master_secret_from_stolen_key(bare, server_key)
     except Exception as error:  # noqa: BLE001 - the learner's function; report, do not crash
