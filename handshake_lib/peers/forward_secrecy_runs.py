@@ -212,6 +212,10 @@ class LearnerEcdheRun:
     def page_arrived(self) -> bool:
         return self.status == 200 and bool(self.body)
 
+    def line(self) -> str:
+        """The summary on one line (a grader's feedback has one line per test)."""
+        return "; ".join(part.strip() for part in self.summary().splitlines())
+
     def summary(self) -> str:
         lines = [f"{self.suite_name} with {self.group}:"]
         if self.status is not None:
@@ -279,6 +283,12 @@ class LearnerDecryptionRun:
         if self.connection is None or not self.connection.decrypted:
             return b""
         return self.connection.application_data("server->client")
+
+    def line(self) -> str:
+        """What happened on one line (a grader's feedback has one line per test)."""
+        if self.error or self.connection is None or not self.connection.decrypted:
+            return self.summary()
+        return f"every record opened; the server sent {len(self.page)} bytes starting {self.page[:40]!r}"
 
     def summary(self) -> str:
         if self.error:
