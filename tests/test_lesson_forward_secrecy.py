@@ -71,6 +71,8 @@ def test_the_viewer_answers_bad_input_without_changing(opened):
     viewer = stolen_key_viewer(opened)
     viewer.update(record=3)
     assert "has no record number 99" in viewer.update(record=99) and viewer.record_slider.value == 3
+    assert "ECDHE has no record number 40" in viewer.update(session="ECDHE", record=40)
+    assert viewer.session_menu.value == "RSA key exchange"  # nothing changed
     with pytest.raises(ValueError):
         viewer.update(session="DHE")
     with pytest.raises(TypeError):

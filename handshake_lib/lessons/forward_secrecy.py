@@ -110,14 +110,15 @@ class StolenKeyViewer(ControlledWidget, widgets.VBox):
         """
         session = check_control("session", session, self.session_menu)
         record = check_index("record", record) if record is not None else None
+        connection = self.opened[session if session is not None else self.session_menu.value]
+        if record is not None and not 0 <= record < len(connection.entries):
+            name = session if session is not None else self.session_menu.value
+            self.position.value = f"<i>{html.escape(name)} has no record number {record}.</i>"
+            return self.position.value  # nothing else changes
         with self.holding():
             if session is not None:
                 self.session_menu.value = session
-            connection = self.opened[self.session_menu.value]
             self.record_slider.max = max(len(connection.entries) - 1, 0)
-            if record is not None and not 0 <= record < len(connection.entries):
-                self.position.value = f"<i>{html.escape(self.session_menu.value)} has no record number {record}.</i>"
-                return self.position.value
             if record is not None:
                 self.record_slider.value = record
         entry = connection.entries[self.record_slider.value]
