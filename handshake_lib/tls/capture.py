@@ -118,6 +118,12 @@ class TLSCaptureConnection:
     client_random: bytes = b""
     server_random: bytes = b""
     extended_master_secret: bool = False
+    # What the key exchange left on the wire (lesson 09's exercise derives the master secret from these):
+    # RSA: the encrypted pre-master secret from ClientKeyExchange; the suite's PRF hash; and, with the
+    # extended master secret, the session hash (ClientHello .. ClientKeyExchange, RFC 7627 section 3).
+    encrypted_pre_master_secret: bytes = field(default=b"", repr=False)
+    prf_hash: str = ""
+    session_hash: bytes = field(default=b"", repr=False)
     key_source: str = ""
     master_secret: bytes = b""
     problem: str = ""
@@ -265,6 +271,12 @@ class _Reader:
         )
         exchange = next((m for m in client if m.handshake_type == HandshakeType.client_key_exchange), None)
         encrypted_pms = exchange.encrypted_pre_master_secret if isinstance(exchange, ClientKeyExchange) else b""
+        if kind == "RSA":
+            connection.encrypted_pre_master_secret = encrypted_pms
+        if params is not None:
+            connection.prf_hash = params.prf_hash
+            if connection.extended_master_secret and exchange is not None:
+                connection.session_hash = self._session_hash(params)
         master = keylog.master_secret(hello.random) if keylog is not None else None
         earlier = self._resumed_from(sessions or {}, hello, server_hello)
         if master is not None:
