@@ -395,10 +395,14 @@ def time_pairs(pairs: list[Pair], count: int, warmup: int = WARMUP) -> dict[str,
             pair.check(pair.ours(), ours=True)
             pair.check(pair.theirs(), ours=False)
     samples: dict[str, tuple[list[float], list[float]]] = {pair.name: ([], []) for pair in pairs}
-    for _ in range(count):
-        for pair in pairs:
+    for round_ in range(count):
+        # Each round starts at another row and alternates who goes first, so that no row or side always
+        # follows the same call (a DHE handshake leaves the caches colder than a resumed one).
+        start = round_ % len(pairs)
+        for pair in pairs[start:] + pairs[:start]:
             our_ms, their_ms = samples[pair.name]
-            for ours, call, kept in ((True, pair.ours, our_ms), (False, pair.theirs, their_ms)):
+            calls = ((True, pair.ours, our_ms), (False, pair.theirs, their_ms))
+            for ours, call, kept in calls if round_ % 2 == 0 else calls[::-1]:
                 started = time.perf_counter()
                 fetch = call()
                 kept.append((time.perf_counter() - started) * 1000)
