@@ -130,3 +130,16 @@ def test_the_ffdhe2048_parameters_are_rfc_7919s(tmp_path) -> None:
     result = subprocess.run([openssl, "pkeyparam", "-in", str(path), "-text", "-noout"], capture_output=True,
                             text=True, timeout=30, check=True)  # fmt: skip
     assert "GROUP: ffdhe2048" in result.stdout  # OpenSSL recognises the prime as the named group
+
+
+def test_python_m_bench_only_resumption_writes_its_rows(tmp_path, capsys) -> None:
+    import json
+
+    from bench.__main__ import main
+
+    path = tmp_path / "latest.json"
+    assert main(["--only", "resumption", "--handshakes", "2", "--json", str(path)]) == 0
+    results = json.loads(path.read_text())["results"]
+    assert [r["group"] for r in results] == ["resumption"] * 6
+    assert all(r["status"] in ("PASS", "FAIL") and len(r["extra"]["ours_ms"]) == 2 for r in results)
+    assert "resumed by ticket + GET" in capsys.readouterr().out  # the printed table has the rows too
