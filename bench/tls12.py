@@ -13,7 +13,9 @@ ffdhe2048 parameters, and one :class:`~handshake_lib.net.tls.TLSPageServer` with
 (picked by suite); every row of the group talks to those two.  Each row is a :class:`Pair` of callables,
 ours and OpenSSL's, each returning a :class:`Fetch` (the body, the suite, the group, whether the handshake
 was resumed) that is checked after every timed call, so a row cannot time something other than what its
-name says (another suite, a full handshake where a resumed one was meant, an error page).
+name says (another suite, a full handshake where a resumed one was meant, an error page).  As in
+:mod:`bench.handshakes`, both servers run in threads of the benchmark's own process, beside both clients:
+every side shares the one interpreter alike.
 
 * ``suites``: per suite, **our client** (:func:`~handshake_lib.net.tls.tls_get`) vs Python ``ssl``'s
   client, both against the OpenSSL server; **our server** vs the OpenSSL server, both fetched by Python
