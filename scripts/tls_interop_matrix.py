@@ -55,8 +55,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import re
+import selectors
 import shutil
 import ssl
 import subprocess
@@ -92,6 +94,7 @@ FAMILIES = ("handshake", "resumption", "renegotiation")
 DIRECTIONS = ("client", "server")  # client: our client -> s_server; server: s_client -> our server
 DIRECTION_LABELS = {"client": "our client -> s_server", "server": "s_client -> our server"}
 RESUMPTIONS = ("session ID", "ticket")
+RENEGOTIATIONS = ("client-initiated",)  # our client renegotiates with s_server; s_client's R with our server
 # The groups a suite can use, by key exchange; None: RSA key exchange has no group.
 GROUPS_BY_KEY_EXCHANGE: dict[str, tuple[str | None, ...]] = {
     "ECDHE": ("x25519", "secp256r1", "secp384r1"),
@@ -120,7 +123,7 @@ class Row:
     direction: str
     suite: CipherSuite
     group: str | None  # None: RSA key exchange
-    resumption: str | None = None  # "session ID" or "ticket" for the resumption family
+    variant: str | None = None  # resumption: "session ID" or "ticket"; renegotiation: who starts it
 
     @property
     def params(self):  # noqa: ANN201 - a SuiteParams
@@ -133,7 +136,7 @@ class Row:
 
     @property
     def family_label(self) -> str:
-        return f"{self.family} ({self.resumption})" if self.resumption else self.family
+        return f"{self.family} ({self.variant})" if self.variant else self.family
 
     @property
     def cells(self) -> tuple[str, str, str, str, str]:
@@ -146,7 +149,7 @@ class Row:
     @property
     def id(self) -> str:
         """A readable pytest id: ``handshake-client-ECDHE-RSA-AES128-GCM-SHA256-x25519``."""
-        parts = [self.family, self.resumption, self.direction, openssl_name(self.suite), self.group or "none"]
+        parts = [self.family, self.variant, self.direction, openssl_name(self.suite), self.group or "none"]
         return "-".join(p.replace(" ", "_") for p in parts if p)
 
 
@@ -199,7 +202,7 @@ def full_matrix(families: Sequence[str] | None = None, directions: Sequence[str]
                 elif family == "resumption":
                     rows += [Row(family, direction, suite, groups_for(suite)[0], kind) for kind in RESUMPTIONS]
                 else:
-                    rows.append(Row(family, direction, suite, groups_for(suite)[0]))
+                    rows += [Row(family, direction, suite, groups_for(suite)[0], kind) for kind in RENEGOTIATIONS]
     return rows
 
 
@@ -208,7 +211,7 @@ def _features(row: Row) -> set[tuple[str, object]]:
     the mechanism, the key exchange and the certificate (the record layer is the handshakes' business)."""
     params = row.params
     if row.family != "handshake":
-        return {("certificate", row.resumption, row.certificate), ("key_exchange", row.resumption, params.key_exchange)}
+        return {("certificate", row.variant, row.certificate), ("key_exchange", row.variant, params.key_exchange)}
     return {
         ("group", row.group), ("certificate", row.certificate), ("key_exchange", params.key_exchange),
         ("cipher", params.cipher), ("mac", params.mac_algorithm), ("prf", params.prf_hash),
@@ -306,7 +309,9 @@ class Peers:
         identities = [([ecdsa.certificate.public_bytes(Encoding.DER)], ecdsa.private_key)]
         self.servers: dict[str | None, TLSPageServer] = {}
         for group in (None, *GROUPS_BY_KEY_EXCHANGE["ECDHE"], *GROUPS_BY_KEY_EXCHANGE["DHE"]):
-            options = {"groups": [NamedGroup[group]]} if group else {}
+            options: dict[str, object] = {"groups": [NamedGroup[group]]} if group else {}
+            if RENEGOTIATION_AVAILABLE:
+                options["max_renegotiations"] = 1  # s_client's R on a renegotiation row
             self.servers[group] = stack.enter_context(
                 TLSPageServer(
                     [issued.certificate], issued.private_key, identities=identities, cipher_suites=list(SUITES),
@@ -399,8 +404,10 @@ class Peers:
     @staticmethod
     def _page_master_key(row: Row, page: str, state: str) -> bytes:
         """The master key s_server shows on its status page, after checking it says ``state`` and the suite."""
-        expect(_says(page, state, row.suite), f"s_server's page does not say '{state}, ..., Cipher is "
-               f"{openssl_name(row.suite)}' over TLSv1.2")  # fmt: skip
+        expect(
+            _says(page, state, row.suite),
+            f"s_server's page does not say '{state}, ..., Cipher is {openssl_name(row.suite)}' over TLSv1.2",
+        )
         found = re.search(r"Master-Key: ([0-9A-F]{96})", page)
         expect(found is not None, "no Master-Key on s_server's page")
         assert found is not None
@@ -421,13 +428,13 @@ class Peers:
 
     def _resumption_our_client(self, row: Row, deadline: float) -> str:
         keylog = self.folder / f"{row.id}.s_server.log"
-        by_ticket = row.resumption == "ticket"
+        by_ticket = row.variant == "ticket"
         with self._s_server(row, keylog, *(() if by_ticket else ("-no_ticket",))) as port:
             first, first_page = self._fetch_status_page(row, port, deadline, session_ticket=by_ticket)
             session = first.handshake.session
             expect(session is not None, "s_server gave our client no session to resume")
             assert session is not None
-            expect(session.resumable_by == row.resumption, f"the session is resumable by {session.resumable_by}")
+            expect(session.resumable_by == row.variant, f"the session is resumable by {session.resumable_by}")
             second, second_page = self._fetch_status_page(
                 row, port, deadline, session_ticket=by_ticket, session=session
             )
@@ -449,18 +456,22 @@ class Peers:
         )
 
     # -- s_client against our server -----------------------------------------------------------------------
-    def _s_client(self, row: Row, keylog: Path, deadline: float, *extra: str) -> str:
+    def _s_client_command(self, row: Row, keylog: Path, *extra: str) -> list[str]:
         server = self.servers[row.group]
         command = [
             self.openssl, "s_client", "-connect", f"{server.host}:{server.port}", "-tls1_2",
             "-CAfile", str(self.rsa_files.ca_path), "-verify_return_error", "-servername", SERVER_NAME,
-            "-keylogfile", str(keylog), "-ign_eof", "-cipher", openssl_name(row.suite), *extra,
+            "-keylogfile", str(keylog), "-cipher", openssl_name(row.suite), *extra,
         ]  # fmt: skip
         if row.group in OPENSSL_CURVES:
             curves = OPENSSL_CURVES[row.group]
             if row.certificate == "ECDSA" and row.group != "secp256r1":
                 curves += ":P-256"  # RFC 8422 5.1: the curve of the certificate it will verify
             command += ["-curves", curves]
+        return command
+
+    def _s_client(self, row: Row, keylog: Path, deadline: float, *extra: str) -> str:
+        command = self._s_client_command(row, keylog, "-ign_eof", *extra)
         result = subprocess.run(
             command, input=REQUEST, capture_output=True, timeout=max(deadline - time.monotonic(), 0.1)
         )
@@ -505,8 +516,10 @@ class Peers:
             expect(temp is None, f"Server Temp Key {temp.group(1) if temp else ''} in an RSA key exchange")
             expect("Server public key is 2048 bit" in output, "s_client did not get our 2048-bit RSA key")
             return "no Temp Key, RSA 2048 key"
-        expect(temp is not None and temp.group(1).strip() == TEMP_KEYS[row.group],
-               f"s_client's Server Temp Key: {temp.group(1).strip() if temp else None}")  # fmt: skip
+        expect(
+            temp is not None and temp.group(1).strip() == TEMP_KEYS[row.group],
+            f"s_client's Server Temp Key: {temp.group(1).strip() if temp else None}",
+        )
         signature = re.search(r"Peer signature type: (\S+)", output)
         kind = signature.group(1) if signature else None
         expect(kind is not None and (kind == "ECDSA") == (row.certificate == "ECDSA"), f"Peer signature type {kind}")
@@ -535,32 +548,172 @@ class Peers:
     def _resumption_our_server(self, row: Row, deadline: float) -> str:
         keylog = self.folder / f"{row.id}.s_client.log"
         saved = self.folder / f"{row.id}.session.pem"
-        extra = () if row.resumption == "ticket" else ("-no_ticket",)
+        extra = () if row.variant == "ticket" else ("-no_ticket",)
         first = self._s_client(row, keylog, deadline, "-sess_out", str(saved), *extra)
         second = self._s_client(row, keylog, deadline, "-sess_in", str(saved), *extra)
         self._check_s_client_output(row, first, "New")
         self._check_s_client_output(row, second, "Reused")
         ticket = "TLS session ticket lifetime hint:" in first
-        expect(ticket == (row.resumption == "ticket"), f"s_client {'got' if ticket else 'did not get'} a ticket")
+        expect(ticket == (row.variant == "ticket"), f"s_client {'got' if ticket else 'did not get'} a ticket")
         (first_random, first_secret), (second_random, second_secret) = (
             self._client_random(keylog, 0), self._client_random(keylog, 1)
         )  # fmt: skip
         full = self._check_served(row, self._served(row, first_random, deadline), resumed=False)
         resumed = self._check_served(row, self._served(row, second_random, deadline), resumed=True)
         ours = {self.keylog.master_secret(first_random), self.keylog.master_secret(second_random)}
-        expect(ours == {first_secret, second_secret} == {full.master_secret, resumed.master_secret},
-               "the master secrets of the two handshakes differ between our key log and s_client's")  # fmt: skip
+        expect(
+            ours == {first_secret, second_secret} == {full.master_secret, resumed.master_secret},
+            "the master secrets of the two handshakes differ between our key log and s_client's",
+        )
         return (
-            f"s_client: New then Reused; ours: full then resumed ({row.resumption}); "
+            f"s_client: New then Reused; ours: full then resumed ({row.variant}); "
             f"master secret {_short(first_secret)} both"
         )
 
-    # -- renegotiation (RFC 5746): the coordinator's API -----------------------------------------------------
+    # -- renegotiation (RFC 5746) ---------------------------------------------------------------------------
     def _renegotiation_our_client(self, row: Row, deadline: float) -> str:
-        raise RowFailed("renegotiation is not in the cores yet (TLSStream.renegotiate)")
+        """Our client renegotiates (``TLSStream.renegotiate``) with s_server ``-client_renegotiation``, then
+        fetches s_server's status page over the new keys."""
+        keylog = self.folder / f"{row.id}.s_server.log"
+        with self._s_server(row, keylog, "-client_renegotiation") as port:
+            groups = self._our_groups(row)
+            options = {"groups": groups} if groups is not None else {}
+            stream = open_tls(
+                "127.0.0.1", port, SERVER_NAME, timeout=ROW_TIMEOUT, deadline=deadline,
+                cafile=self.rsa_files.ca_path, cipher_suites=[row.suite], keylog=self.keylog, **options,
+            )  # fmt: skip
+            page = b""
+            with stream:
+                stream.renegotiate(deadline=deadline)  # type: ignore[attr-defined]  # the coordinator's API
+                stream.send(REQUEST, deadline=deadline)
+                while len(page) < MAX_PAGE:
+                    chunk = stream.recv(deadline=deadline)
+                    if not chunk:
+                        break
+                    page += chunk
+        self._check_our_handshake(row, stream)
+        handshakes = list(getattr(stream.client, "handshakes", ()))
+        expect(
+            [getattr(h, "renegotiation", None) for h in handshakes] == [0, 1],
+            f"our client's handshakes: {[getattr(h, 'renegotiation', None) for h in handshakes]}",
+        )
+        first, second = handshakes
+        text = page.decode("utf-8", "replace")
+        counted = re.search(r"(\d+) server renegotiates", text)
+        expect(counted is not None and int(counted.group(1)) >= 1, "s_server's page counts no renegotiation")
+        state = "Reused" if second.resumed else "New"
+        page_key = self._page_master_key(row, text, state)  # the session now in use: the renegotiated one
+        logged = read_keylog(keylog)
+        for handshake in (first, second):
+            ours, theirs = (
+                self.keylog.master_secret(handshake.client_random),
+                logged.master_secret(handshake.client_random),
+            )
+            expect(
+                ours == theirs == handshake.master_secret,
+                f"handshake {handshake.renegotiation}: ours {_short(ours)}, s_server's key log {_short(theirs)}",
+            )
+        expect(page_key == second.master_secret, "s_server's page shows another master secret than our second")
+        how = "resumed" if second.resumed else "full"
+        return (
+            f"s_server counted {counted.group(1) if counted else '?'} renegotiation; ours: 2 handshakes ({how}); "
+            f"master secrets {_short(first.master_secret)}, {_short(second.master_secret)} = s_server key log"
+        )
 
     def _renegotiation_our_server(self, row: Row, deadline: float) -> str:
-        raise RowFailed("renegotiation is not in the cores yet (TLSStream.renegotiate)")
+        """s_client types ``R`` (renegotiate) on the open connection to our server, then sends the request."""
+        keylog = self.folder / f"{row.id}.s_client.log"
+        # Without -ign_eof: s_client reads its commands (R) from stdin; closing stdin ends it.
+        with _Child(self._s_client_command(row, keylog)) as child:
+            expect(
+                child.wait_for("stdout", rb"Extended master secret: \w+\r?\n---", deadline),
+                "s_client did not finish its first handshake",
+            )
+            child.write(b"R\n")
+            expect(child.wait_for("stderr", rb"RENEGOTIATING", deadline), "s_client did not start renegotiating")
+            # s_client starts the new handshake with its next SSL_write: the request.
+            child.write(REQUEST)
+            expect(
+                child.wait_for("stdout", rb"Hello from the Handshakes TLS server", deadline),
+                "s_client did not get our page after renegotiating",
+            )
+            child.finish(deadline)
+        output, errors = child.text("stdout"), child.text("stderr")
+        self._check_s_client_output(row, output, "New")
+        verified = errors.count("verify return:1")
+        expect(verified == 4, f"s_client verified our chain {verified // 2} times, not twice")
+        entries = [e for e in read_keylog(keylog).entries if e.label == "CLIENT_RANDOM"]
+        expect(len(entries) == 2, f"s_client logged {len(entries)} handshakes")
+        for entry in entries:
+            ours = self.keylog.master_secret(entry.client_random)
+            expect(
+                ours == entry.secret, f"master secret: ours {_short(ours)}, s_client's key log {_short(entry.secret)}"
+            )
+        record = self._served(row, entries[0].client_random, deadline)
+        handshakes = list(getattr(record, "handshakes", ()))
+        if handshakes:  # the server's record of every handshake on the connection, where it keeps one
+            expect([h.renegotiation for h in handshakes] == [0, 1], "our server's handshakes are not [0, 1]")
+        how = "resumed" if entries[0].secret == entries[1].secret else "full"
+        return (
+            f"s_client: RENEGOTIATING, chain verified twice, page after; ours: 2 handshakes ({how}); "
+            f"master secrets {_short(entries[0].secret)}, {_short(entries[1].secret)} = s_client key log"
+        )
+
+
+class _Child:
+    """A child process we talk to: stdin written, stdout and stderr read without ever blocking past a deadline."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.read: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self._open = {"stdout": self.process.stdout, "stderr": self.process.stderr}
+
+    def __enter__(self) -> _Child:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(ROW_TIMEOUT)
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+    def write(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def wait_for(self, name: str, pattern: bytes, deadline: float) -> bool:
+        """Read both pipes until ``pattern`` is in what ``name`` printed; False at the deadline or the end."""
+        with selectors.DefaultSelector() as selector:
+            for key, pipe in self._open.items():
+                if pipe is not None:
+                    selector.register(pipe, selectors.EVENT_READ, key)
+            while re.search(pattern, self.read[name]) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.get_map():
+                    return False
+                for key, _ in selector.select(remaining):
+                    chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+                    if chunk and len(self.read[key.data]) < MAX_PAGE:
+                        self.read[key.data] += chunk
+                    elif not chunk:
+                        selector.unregister(key.fileobj)
+                        self._open[key.data] = None
+        return True
+
+    def finish(self, deadline: float) -> None:
+        """Close stdin (s_client then says DONE and exits) and read what is left."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.wait_for("stdout", rb"(?!)", deadline)  # a pattern that never matches: read to the end
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(max(deadline - time.monotonic(), 0.1))
+
+    def text(self, name: str) -> str:
+        return self.read[name].decode("utf-8", "replace")
 
 
 # -- running and writing ---------------------------------------------------------------------------------------

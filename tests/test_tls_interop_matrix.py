@@ -72,7 +72,7 @@ def test_the_full_matrix_is_every_suite_with_every_group_it_can_use():
             | {(s, g) for s in by_kx["ECDHE"] for g in ("x25519", "secp256r1", "secp384r1")}
             | {(s, g) for s in by_kx["DHE"] for g in ("ffdhe2048", "ffdhe3072")}
         )  # 6 + 14 x 3 + 7 x 2 = 62
-        resumptions = {(r.suite, r.resumption) for r in rows if r.family == "resumption" and r.direction == direction}
+        resumptions = {(r.suite, r.variant) for r in rows if r.family == "resumption" and r.direction == direction}
         assert resumptions == {(s, kind) for s in SUITES for kind in ("session ID", "ticket")}
     # The certificate follows from the suite: ECDSA exactly for TLS_ECDHE_ECDSA_*.
     assert all((r.certificate == "ECDSA") == ("_ECDSA_" in r.suite.name) for r in rows)
@@ -88,8 +88,8 @@ def test_the_sample_covers_every_group_certificate_cipher_and_mechanism_in_each_
         assert {r.params.mac_algorithm for r in handshakes} == {None, "sha1", "sha256", "sha384"}
         resumptions = [r for r in SAMPLE if r.family == "resumption" and r.direction == direction]
         for kind in ("session ID", "ticket"):
-            assert {r.params.key_exchange for r in resumptions if r.resumption == kind} == {"RSA", "ECDHE", "DHE"}
-            assert {r.certificate for r in resumptions if r.resumption == kind} == {"RSA", "ECDSA"}
+            assert {r.params.key_exchange for r in resumptions if r.variant == kind} == {"RSA", "ECDHE", "DHE"}
+            assert {r.certificate for r in resumptions if r.variant == kind} == {"RSA", "ECDSA"}
     assert len(SAMPLE) < len(matrix.full_matrix()) / 4  # a sample, not the matrix again
 
 
