@@ -34,8 +34,18 @@ sides gave independently:
   (``-sess_out`` then ``-sess_in``; ``-no_ticket`` for ID rows): s_client prints ``New`` then ``Reused``,
   our server's records say full then resumed, a ticket came (``TLS session ticket lifetime hint``) only
   on ticket rows, and the key logs agree.
-* ``renegotiation`` rows are one more family of the same shape, run when the cores have
-  ``TLSStream.renegotiate`` (see :data:`RENEGOTIATION_AVAILABLE`).
+* ``renegotiation`` (RFC 5746), one row per suite with its first group, run when the cores have
+  ``TLSStream.renegotiate`` (:data:`RENEGOTIATION_AVAILABLE`).  Client-initiated, our client ->
+  ``openssl s_server -www -client_renegotiation`` (OpenSSL 3.0 refuses a client's renegotiation without
+  it): ``TLSStream.renegotiate`` runs, then the page is fetched; our ``handshakes`` are numbered 0 and 1,
+  s_server's page counts a server renegotiation and shows the second handshake's master secret, and
+  its key log holds both handshakes' secrets as ours does.  Client-initiated, ``openssl s_client`` ->
+  our server (``max_renegotiations=1``): s_client reads ``R`` on stdin (so no ``-ign_eof``), says
+  ``RENEGOTIATING``, verifies our chain a second time, and gets the page over the new keys; both
+  CLIENT_RANDOM lines it logs are in our key log with the same secrets.  Server-initiated, s_server
+  (interactive) -> our client (``max_renegotiations=1``): s_server types ``r`` (a HelloRequest), our
+  client renegotiates while it reads s_server's next line, then s_server prints ours; the key logs agree
+  for both handshakes.  Whether the renegotiation resumed the session or ran a full handshake is shown.
 
 Bounded and parallel: each row has its own deadline (:data:`ROW_TIMEOUT`) for every socket wait and
 child process; rows run on a small thread pool (``--jobs``), each client row with its own s_server
@@ -94,7 +104,12 @@ FAMILIES = ("handshake", "resumption", "renegotiation")
 DIRECTIONS = ("client", "server")  # client: our client -> s_server; server: s_client -> our server
 DIRECTION_LABELS = {"client": "our client -> s_server", "server": "s_client -> our server"}
 RESUMPTIONS = ("session ID", "ticket")
-RENEGOTIATIONS = ("client-initiated",)  # our client renegotiates with s_server; s_client's R with our server
+# Who starts a renegotiation, by direction: our client (TLSStream.renegotiate) with s_server
+# -client_renegotiation, s_client's R with our server; s_server's r (a HelloRequest) to our client.
+RENEGOTIATIONS: dict[str, tuple[str, ...]] = {
+    "client": ("client-initiated", "server-initiated"),
+    "server": ("client-initiated",),
+}
 # The groups a suite can use, by key exchange; None: RSA key exchange has no group.
 GROUPS_BY_KEY_EXCHANGE: dict[str, tuple[str | None, ...]] = {
     "ECDHE": ("x25519", "secp256r1", "secp384r1"),
@@ -202,7 +217,8 @@ def full_matrix(families: Sequence[str] | None = None, directions: Sequence[str]
                 elif family == "resumption":
                     rows += [Row(family, direction, suite, groups_for(suite)[0], kind) for kind in RESUMPTIONS]
                 else:
-                    rows += [Row(family, direction, suite, groups_for(suite)[0], kind) for kind in RENEGOTIATIONS]
+                    group = groups_for(suite)[0]
+                    rows += [Row(family, direction, suite, group, kind) for kind in RENEGOTIATIONS[direction]]
     return rows
 
 
@@ -333,7 +349,8 @@ class Peers:
             ("resumption", "server"): self._resumption_our_server,
             ("renegotiation", "client"): self._renegotiation_our_client,
             ("renegotiation", "server"): self._renegotiation_our_server,
-        }[(row.family, row.direction)]
+            ("renegotiation", "client", "server-initiated"): self._hello_request_to_our_client,
+        }[(row.family, row.direction, *([row.variant] if row.variant == "server-initiated" else []))]
         try:
             outcome.evidence = runner(row, started + ROW_TIMEOUT)
         except RowFailed as failure:
@@ -620,6 +637,65 @@ class Peers:
             f"master secrets {_short(first.master_secret)}, {_short(second.master_secret)} = s_server key log"
         )
 
+    def _hello_request_to_our_client(self, row: Row, deadline: float) -> str:
+        """s_server (interactive, no -www) types ``r``: a HelloRequest to our client, which renegotiates while
+        it reads; then a line from s_server and one from us cross the connection under the new keys."""
+        keylog = self.folder / f"{row.id}.s_server.log"
+        files = self.files[row.certificate]
+        command = [
+            self.openssl, "s_server", "-accept", "127.0.0.1:0", "-cert", str(files.cert_path),
+            "-key", str(files.key_path), "-tls1_2", "-cipher", openssl_name(row.suite), "-keylogfile", str(keylog),
+        ]  # fmt: skip
+        if row.group in OPENSSL_CURVES:
+            command += ["-groups", OPENSSL_CURVES[row.group]]
+        elif row.group in self.dhparams:
+            command += ["-dhparam", str(self.dhparams[row.group])]
+        with _Child(command) as child:
+            expect(child.wait_for("stdout", rb"ACCEPT 127\.0\.0\.1:\d+\r?\n", deadline), "s_server did not start")
+            found = re.search(rb"ACCEPT 127\.0\.0\.1:(\d+)", child.read["stdout"])
+            assert found is not None
+            groups = self._our_groups(row)
+            options = {"groups": groups} if groups is not None else {}
+            stream = open_tls(
+                "127.0.0.1", int(found.group(1)), SERVER_NAME, timeout=ROW_TIMEOUT, deadline=deadline,
+                cafile=self.rsa_files.ca_path, cipher_suites=[row.suite], keylog=self.keylog,
+                max_renegotiations=1, **options,
+            )  # fmt: skip
+            with stream:
+                expect(child.wait_for("stdout", rb"CIPHER is ", deadline), "s_server did not finish its handshake")
+                child.write(b"r\n")  # s_server: SSL_renegotiate + SSL_do_handshake, a HelloRequest
+                expect(child.wait_for("stdout", rb"SSL_do_handshake -> 1", deadline), "s_server sent no HelloRequest")
+                child.write(b"from s_server after the HelloRequest\n")
+                received = b""
+                while b"\n" not in received:
+                    chunk = stream.recv(deadline=deadline)  # the renegotiation runs in here
+                    expect(bool(chunk), "s_server closed the connection")
+                    received += chunk
+                stream.send(b"from our client after renegotiating\n", deadline=deadline)
+                expect(child.wait_for("stdout", rb"from our client after renegotiating", deadline),
+                       "s_server did not print our line")  # fmt: skip
+        self._check_our_handshake(row, stream)
+        handshakes = list(getattr(stream.client, "handshakes", ()))
+        numbers = [getattr(h, "renegotiation", None) for h in handshakes]
+        expect(numbers == [0, 1], f"our client's handshakes: {numbers}")
+        expect(received == b"from s_server after the HelloRequest\n", f"we read {received!r}")
+        logged = read_keylog(keylog)
+        for handshake in handshakes:
+            ours, theirs = (
+                self.keylog.master_secret(handshake.client_random),
+                logged.master_secret(handshake.client_random),
+            )
+            expect(
+                ours == theirs == handshake.master_secret,
+                f"handshake {handshake.renegotiation}: ours {_short(ours)}, s_server's key log {_short(theirs)}",
+            )
+        how = "resumed" if handshakes[1].resumed else "full"
+        return (
+            f"s_server: r, SSL_do_handshake -> 1, got our line; ours: 2 handshakes ({how}); "
+            f"master secrets {_short(handshakes[0].master_secret)}, {_short(handshakes[1].master_secret)} "
+            "= s_server key log"
+        )
+
     def _renegotiation_our_server(self, row: Row, deadline: float) -> str:
         """s_client types ``R`` (renegotiate) on the open connection to our server, then sends the request."""
         keylog = self.folder / f"{row.id}.s_client.log"
@@ -774,12 +850,15 @@ def document(outcomes: Sequence[Outcome], seconds: float, jobs: int) -> str:
         f"Python {platform.python_version()} with {ssl.OPENSSL_VERSION}; {jobs} rows at a time); regenerate it "
         "rather than edit it. Rows: every suite the cores run (`tls/suites.py`) x every group it can use x both "
         "directions for the handshakes, the certificate (RSA or ECDSA P-256) following from the suite; then "
-        "resumption by session ID and by ticket for every suite (its first group), both directions. Our client "
+        "resumption by session ID and by ticket for every suite (its first group), both directions; then "
+        "renegotiation for every suite (its first group): client-initiated both ways, server-initiated (s_server's "
+        "HelloRequest) to our client. Our client "
         "talks to `openssl s_server -www` restricted to the row; `openssl s_client` forced to the row talks to "
         "our `TLSPageServer` holding both identities. Evidence: the master secret (first 4 bytes shown) as "
         "our key log line, OpenSSL's `-keylogfile` (and s_server's status page) hold it; s_client's `Cipher "
         "is`, `Server Temp Key` and peer signature type; s_server's page and s_client saying `New` or `Reused` "
-        "beside our `HandshakeComplete.resumed`. See the script's docstring for every check."
+        "beside our `HandshakeComplete.resumed`; for renegotiation, both handshakes' master secrets in both key "
+        "logs and OpenSSL saying it renegotiated. See the script's docstring for every check."
     )
     if missing:
         intro += f" Not run here: {', '.join(missing)} (the cores do not have it yet)."
