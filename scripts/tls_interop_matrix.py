@@ -332,7 +332,7 @@ class Peers:
                 TLSPageServer(
                     [issued.certificate], issued.private_key, identities=identities, cipher_suites=list(SUITES),
                     keylog=self.keylog, session_cache=SessionCache(), ticket_keys=TicketKeys(),
-                    clock=time.monotonic, timeout=ROW_TIMEOUT, **options,
+                    clock=time.monotonic, timeout=ROW_TIMEOUT, history=1000, **options,
                 )
             )  # fmt: skip
 
