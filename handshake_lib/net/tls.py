@@ -73,6 +73,7 @@ from ..tls.connection import (
     ApplicationData,
     ConnectionClosed,
     HandshakeComplete,
+    RenegotiationRefused,
     TLSConnection,
     TranscriptEntry,
 )
@@ -174,6 +175,36 @@ class TLSStream:
         self._driver.flush()  # stamps the new transcript entry with the time it left
         return wire
 
+    def renegotiate(self, *, deadline: float | None = None) -> HandshakeComplete | None:
+        """Run a new handshake over the open connection (RFC 5746) and return it; None if the server declined.
+
+        Application data that arrives meanwhile is kept for :meth:`recv`.  The whole handshake must end
+        within ``timeout`` from this call, or by ``deadline`` (a time.monotonic() value).  A server that did
+        not agree to secure renegotiation in the first handshake: ConnectionStateError before anything is sent.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
+        before = len(self.client.handshakes)
+        self.client.renegotiate()
+        self._driver.flush()
+        while len(self.client.handshakes) == before:
+            for event in self._driver.receive(deadline):
+                if isinstance(event, RenegotiationRefused):
+                    return None
+                self._keep(event)
+        self.handshake = self.client.handshakes[-1]
+        return self.handshake
+
+    def _keep(self, event: object) -> None:
+        """What :meth:`recv` hands out later: application data, the server's close, and each new handshake
+        (a server may ask for one with HelloRequest at any time: the core answers it on its own)."""
+        if isinstance(event, ApplicationData):
+            self._received.append(event.data)
+        elif isinstance(event, ConnectionClosed):
+            self._peer_closed = True
+        elif isinstance(event, HandshakeComplete):
+            self.handshake = event
+
     def recv(self, *, deadline: float | None = None) -> bytes:
         """The next application data; ``b""`` once the server has closed.
 
@@ -186,10 +217,7 @@ class TLSStream:
             deadline = time.monotonic() + self.timeout
         while not self._received and not self._peer_closed:
             for event in self._driver.receive(deadline):
-                if isinstance(event, ApplicationData):
-                    self._received.append(event.data)
-                elif isinstance(event, ConnectionClosed):
-                    self._peer_closed = True
+                self._keep(event)
         return self._received.popleft() if self._received else b""
 
     def close(self) -> None:
@@ -562,6 +590,7 @@ class _PageConnection:
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
         self.outbox = bytearray()
         self.answered = False  # our response and close_notify are queued
+        self.waiting: tuple[int, str] | None = None  # a whole request, held while the client renegotiates
         self.ending = False  # nothing more to read: close once the outbox is written
         self.closed = False
         self.received = False  # any byte from the client yet
@@ -635,6 +664,11 @@ class _PageConnection:
         for event in events:
             if isinstance(event, HandshakeComplete):
                 self.record.handshake = event
+                if event.renegotiation and self.waiting is not None:
+                    self._respond(*self.waiting)  # renegotiated, as we asked: now the answer
+            elif isinstance(event, RenegotiationRefused) and self.waiting is not None:
+                status, what = self.waiting
+                self._respond(status, f"{what} (the client declined to renegotiate)")
             elif isinstance(event, ApplicationData) and not self.answered:
                 room = MAX_REQUEST_HEAD - len(self.record.request)
                 self.record.request += event.data[: max(room, 0)]
@@ -667,11 +701,25 @@ class _PageConnection:
                 method, target = event.method.decode("ascii"), event.target.decode("iso-8859-1")
                 self.record.outcome = f"{method} {target} HTTP/{event.http_version.decode('ascii')}"  # see _respond
             elif isinstance(event, h11.EndOfMessage):
+                if self.server.renegotiate and self.waiting is None and self._ask_to_renegotiate():
+                    self.waiting = (200, self.record.outcome)  # answered once the new handshake is done
+                    return
                 self._respond(200, self.record.outcome)
             elif isinstance(event, h11.ConnectionClosed):
                 return
 
+    def _ask_to_renegotiate(self) -> bool:
+        """``renegotiate=True``: HelloRequest before the answer (False: the client cannot renegotiate)."""
+        try:
+            self.tls.renegotiate()
+        except HandshakeError:  # no secure renegotiation agreed: answer at once, as an OpenSSL server would
+            return False
+        self.outbox += self.tls.data_to_send()
+        return True
+
     def _respond(self, status: int, what: str) -> None:
+        if self.answered:
+            return
         if status == 200:
             body, content_type = self.server.page, "text/html; charset=utf-8"
         else:
@@ -737,9 +785,11 @@ class TLSPageServer(net.LoopbackServer):
     byte; at most ``max_connections`` (default :data:`DEFAULT_MAX_CONNECTIONS`) are served at once,
     the next ones wait in the kernel's accept queue (the system's largest); ``connections`` keeps the
     ``history`` (default :data:`DEFAULT_HISTORY`) most recent :class:`ServedConnection` records, in the
-    order they were accepted, without transcripts unless ``keep_transcripts=True``.  ``on_finished``, if
-    given, is called (in the server's thread) with each record once its connection is over: the
-    ``tls serve`` console log uses it.  ``accepted`` counts every connection since the start.
+    order they were accepted, without transcripts unless ``keep_transcripts=True``.  ``renegotiate=True``
+    asks each client for a new handshake (HelloRequest, RFC 5746) once its request is in, and answers after
+    it (or after the client declines); ``max_renegotiations`` (a server option) bounds the ones clients
+    start.  ``on_finished``, if given, is called (in the server's thread) with each record once its
+    connection is over: the ``tls serve`` console log uses it.  ``accepted`` counts every connection since the start.
     """
 
     name = "TLSPageServer"
@@ -759,6 +809,7 @@ class TLSPageServer(net.LoopbackServer):
         history: int = DEFAULT_HISTORY,
         keep_transcripts: bool = False,
         on_finished: Callable[[ServedConnection], None] | None = None,
+        renegotiate: bool = False,
         **server_options: Any,
     ) -> None:
         self.certificate_chain = [
@@ -778,6 +829,7 @@ class TLSPageServer(net.LoopbackServer):
         TLSServer(self.certificate_chain, private_key, **server_options)
         self.keep_transcripts = keep_transcripts
         self.on_finished = on_finished
+        self.renegotiate = renegotiate
         self.connections: deque[ServedConnection] = deque(maxlen=history)
         self.accepted = 0
         self._clients: dict[int, _PageConnection] = {}  # file descriptor -> connection

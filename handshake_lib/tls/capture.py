@@ -31,9 +31,13 @@ key (its pre-master secret came from ephemeral values that were never on the wir
 server's key only signed them: that is forward secrecy); a resumed session with only the server's key;
 TLS 1.3.
 
+Renegotiations (RFC 5746) are followed with a key log: the new ClientHello and ServerHello arrive inside
+protected records, the key log's line for the new client random gives the new master secret, and each
+direction switches to the new keys after its next ChangeCipherSpec, as a live connection does.  With only the
+server's key a renegotiation's records stay encrypted (the connection says so).
+
 Limits (docs/limits.md): :data:`MAX_CONNECTIONS` connections, :data:`MAX_STREAM_BYTES` per direction,
-:data:`MAX_RECORDS` records per connection; what is cut is said in the connection's ``notes``.  Keys
-are followed through the first handshake only: a renegotiation's new keys are not (noted).
+:data:`MAX_RECORDS` records per connection; what is cut is said in the connection's ``notes``.
 """
 
 from __future__ import annotations
@@ -109,6 +113,9 @@ class TLSCaptureConnection:
     master_secret: bytes = b""
     problem: str = ""
     notes: list[str] = field(default_factory=list)
+    # Renegotiations seen (new hellos inside protected records), and the client randoms whose keys opened them.
+    renegotiations: int = 0
+    renegotiation_randoms: list[bytes] = field(default_factory=list)
 
     @property
     def suite_name(self) -> str:
@@ -337,13 +344,48 @@ class _Reader:
         pre_master = decrypt_pre_master_secret(encrypted_pms, server_key, hello.legacy_version)
         return self._master(pre_master, hello, params)
 
+    def _renegotiated_keys(
+        self, hello: ClientHello, server_hello: ServerHello, keylog: KeyLog | None
+    ) -> dict[str, RecordProtection] | None:
+        """Each direction's protection after a renegotiation's ChangeCipherSpec, from the key log's line for
+        the new client random (None, and the problem said, without one)."""
+        connection = self.connection
+        connection.renegotiations += 1
+        master = keylog.master_secret(hello.random) if keylog is not None else None
+        try:
+            params = suite_params(server_hello.cipher_suite)
+        except (HandshakeError, KeyError, ValueError):
+            params = None
+        if master is None or params is None:
+            why = (
+                f"no CLIENT_RANDOM line for its client random {hello.random.hex()}"
+                if keylog is not None
+                else "its keys need a key log line (the server's key alone does not follow it)"
+            )
+            connection.problem = connection.problem or f"renegotiation {connection.renegotiations}: {why}"
+            return None
+        connection.renegotiation_randoms.append(hello.random)
+        etm = (
+            not params.is_aead
+            and hello.extension(ExtensionType.encrypt_then_mac) is not None
+            and server_hello.extension(ExtensionType.encrypt_then_mac) is not None
+        )
+        block = prf_module.key_block(master, server_hello.random, hello.random, params)
+        return {
+            CLIENT_TO_SERVER: RecordProtection.client_write(block, params, encrypt_then_mac=etm),
+            SERVER_TO_CLIENT: RecordProtection.server_write(block, params, encrypt_then_mac=etm),
+        }
+
     # -- the transcript --------------------------------------------------------------------------
-    def transcript(self, protections: tuple[RecordProtection, ...] | None) -> None:
+    def transcript(self, protections: tuple[RecordProtection, ...] | None, keylog: KeyLog | None = None) -> None:
         connection = self.connection
         protection = dict(zip((CLIENT_TO_SERVER, SERVER_TO_CLIENT), protections or (None, None), strict=True))
         changed = {CLIENT_TO_SERVER: False, SERVER_TO_CLIENT: False}
         reassemblers = {CLIENT_TO_SERVER: HandshakeReassembler(), SERVER_TO_CLIENT: HandshakeReassembler()}
         failed: set[str] = set()
+        # A renegotiation: its ClientHello (once seen), then each direction's keys from its next ChangeCipherSpec.
+        renegotiating: ClientHello | None = None
+        pending: dict[str, RecordProtection] = {}
         for direction, record in self.records:
             raw = record.encode()
             if not changed[direction]:
@@ -377,6 +419,15 @@ class _Reader:
             connection.entries.append(
                 TranscriptEntry(direction, record.content_type, raw, plaintext, messages, encrypted=True)
             )
+            for message in messages:
+                if isinstance(message, ClientHello) and direction == CLIENT_TO_SERVER:
+                    renegotiating = message
+                elif isinstance(message, ServerHello) and renegotiating is not None:
+                    pending = self._renegotiated_keys(renegotiating, message, keylog) or {}
+                    renegotiating = None
+            if record.content_type == ContentType.change_cipher_spec and direction in pending:
+                protection[direction] = pending.pop(direction)  # the new keys, from this direction's next record
+                reassemblers[direction] = HandshakeReassembler()
         if not connection.problem and any(isinstance(entry, UndecryptedRecord) for entry in connection.entries):
             connection.problem = "some records were not decrypted"
 
@@ -416,7 +467,7 @@ def decode_tls_streams(
     reader = _Reader(connection)
     for direction, data in chunks:
         reader.feed(direction, data)
-    reader.transcript(reader.keys(keylog, server_key))
+    reader.transcript(reader.keys(keylog, server_key), keylog)
     return connection
 
 
