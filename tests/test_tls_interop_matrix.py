@@ -2,21 +2,24 @@
 document is what the script generates for them, and a covering sample of rows runs here against OpenSSL.
 
 ``scripts/tls_interop_matrix.py`` runs the whole matrix (every suite x group x direction, resumption by ID
-and by ticket both ways) and writes ``docs/tls_interop_matrix.md``.  This module does not run it all; it
-checks that
+and by ticket both ways, renegotiation started by either side both ways) and writes
+``docs/tls_interop_matrix.md``.  This module does not run it all; it checks that
 
 * the rows are what issue 12 asks for: every suite in ``tls.suites.SUITES`` with every group its key
-  exchange can use, the certificate following from the suite, both directions, and resumption rows for
-  every suite and both mechanisms; so a suite added to the cores without a row in the document fails here;
+  exchange can use, the certificate following from the suite, both directions, and resumption and
+  renegotiation rows for every suite, both mechanisms and both initiators; so a suite added to the cores
+  without its rows in the document fails here;
 * the committed document has exactly those rows, in that order, each a pass, with the counts in its heading;
 * a deterministic sample that still touches every group, certificate type, key exchange, cipher, MAC, PRF
-  hash and resumption mechanism per direction runs through the same :class:`Peers` code against
-  ``openssl s_server`` and ``openssl s_client`` and passes (the evidence: master secrets equal in our key
-  log and OpenSSL's, s_client's ``Server Temp Key``, ``New``/``Reused`` beside our ``resumed``);
-* the checks can fail: the same real connection judged against a wrong Temp Key, or a key log that does
-  not hold our master secret, is a failed row naming what differed.
+  hash, resumption mechanism and renegotiation initiator per direction runs through the same
+  :class:`Peers` code against ``openssl s_server`` and ``openssl s_client`` and passes (the evidence:
+  master secrets equal in our key log and OpenSSL's, s_client's ``Server Temp Key``, ``New``/``Reused``
+  beside our ``resumed``, both handshakes of a renegotiation in both key logs);
+* the checks can fail: the same real connection judged against a wrong Temp Key, a key log that does not
+  hold our master secret, a resumption OpenSSL did not see, a ticket row without a ticket, a renegotiation
+  OpenSSL declined: each a failed row naming what differed.
 
-The peers (course PKI, DH parameter files, our six servers) are started once for the module.
+The peers (course PKI, DH parameter files, our twelve servers) are started once for the module.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def peers():
 
 # -- the rows are what the issue asks for ------------------------------------------------------------------
 def test_the_full_matrix_is_every_suite_with_every_group_it_can_use():
-    rows = matrix.full_matrix(["handshake", "resumption"])
+    rows = matrix.full_matrix()
     assert len(rows) == len(set(rows))
     by_kx = {kx: [s for s, p in SUITES.items() if p.key_exchange == kx] for kx in ("RSA", "ECDHE", "DHE")}
     assert len(SUITES) == 27 and {k: len(v) for k, v in by_kx.items()} == {"RSA": 6, "ECDHE": 14, "DHE": 7}
@@ -74,9 +77,14 @@ def test_the_full_matrix_is_every_suite_with_every_group_it_can_use():
         )  # 6 + 14 x 3 + 7 x 2 = 62
         resumptions = {(r.suite, r.variant) for r in rows if r.family == "resumption" and r.direction == direction}
         assert resumptions == {(s, kind) for s in SUITES for kind in ("session ID", "ticket")}
+        # Renegotiation both ways: s_client's R and our client's renegotiate(), each side's HelloRequest.
+        renegotiations = {
+            (r.suite, r.variant) for r in rows if r.family == "renegotiation" and r.direction == direction
+        }
+        assert renegotiations == {(s, who) for s in SUITES for who in ("client-initiated", "server-initiated")}
     # The certificate follows from the suite: ECDSA exactly for TLS_ECDHE_ECDSA_*.
     assert all((r.certificate == "ECDSA") == ("_ECDSA_" in r.suite.name) for r in rows)
-    assert len(rows) == 2 * (62 + 54)
+    assert len(rows) == 2 * (62 + 54 + 54)
 
 
 def test_the_sample_covers_every_group_certificate_cipher_and_mechanism_in_each_direction():
@@ -86,10 +94,12 @@ def test_the_sample_covers_every_group_certificate_cipher_and_mechanism_in_each_
         assert {r.certificate for r in handshakes} == {"RSA", "ECDSA"}
         assert {r.params.cipher for r in handshakes} == {"AES-CBC", "AES-GCM", "CHACHA20-POLY1305"}
         assert {r.params.mac_algorithm for r in handshakes} == {None, "sha1", "sha256", "sha384"}
-        resumptions = [r for r in SAMPLE if r.family == "resumption" and r.direction == direction]
-        for kind in ("session ID", "ticket"):
-            assert {r.params.key_exchange for r in resumptions if r.variant == kind} == {"RSA", "ECDHE", "DHE"}
-            assert {r.certificate for r in resumptions if r.variant == kind} == {"RSA", "ECDSA"}
+        for family, variants in (("resumption", ("session ID", "ticket")),
+                                 ("renegotiation", ("client-initiated", "server-initiated"))):  # fmt: skip
+            rows = [r for r in SAMPLE if r.family == family and r.direction == direction]
+            for kind in variants:
+                assert {r.params.key_exchange for r in rows if r.variant == kind} == {"RSA", "ECDHE", "DHE"}
+                assert {r.certificate for r in rows if r.variant == kind} == {"RSA", "ECDSA"}
     assert len(SAMPLE) < len(matrix.full_matrix()) / 4  # a sample, not the matrix again
 
 
@@ -107,7 +117,7 @@ def test_a_suite_without_a_row_in_the_document_is_noticed(monkeypatch):
     monkeypatch.setattr(matrix, "SUITES", fewer)
     generated = [(*row.cells, "pass") for row in matrix.full_matrix()]
     missing = [r for r in rows if r not in generated]
-    assert len(missing) == 2 * (2 + 2) and {r[2] for r in missing} == {"DHE-RSA-AES256-SHA256"}
+    assert len(missing) == 2 * (2 + 2 + 2) and {r[2] for r in missing} == {"DHE-RSA-AES256-SHA256"}
 
 
 # -- the sample, run ------------------------------------------------------------------------------------------
@@ -118,6 +128,8 @@ def test_interop(peers, row):
     assert "master secret" in outcome.evidence
     if row.family == "resumption":
         assert "New then Reused" in outcome.evidence and "full then resumed" in outcome.evidence
+    elif row.family == "renegotiation":
+        assert "2 handshakes" in outcome.evidence  # numbered 0 and 1, both secrets in both key logs
     elif row.direction == "server" and row.group is not None:
         assert f"Temp Key {matrix.TEMP_KEYS[row.group]}" in outcome.evidence
 
@@ -161,3 +173,18 @@ def test_a_ticket_row_without_a_ticket_fails(peers, monkeypatch):
     monkeypatch.setattr(peers, "_s_server", lambda r, keylog, *extra: start(r, keylog, *extra, "-no_ticket"))
     outcome = peers.run(row)
     assert not outcome.ok and outcome.error == "the session is resumable by session ID"
+
+
+def test_a_renegotiation_openssl_declines_fails_the_row(peers, monkeypatch):
+    """s_server without ``-client_renegotiation`` (OpenSSL 3.0's default) answers our renegotiation with a
+    warning no_renegotiation: ``TLSStream.renegotiate`` returns None and the row fails saying so."""
+    row = matrix.Row("renegotiation", "client", CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, "x25519",
+                     "client-initiated")  # fmt: skip
+    start = peers._s_server
+
+    def without_the_option(r, keylog, *extra):
+        return start(r, keylog, *(option for option in extra if option != "-client_renegotiation"))
+
+    monkeypatch.setattr(peers, "_s_server", without_the_option)
+    outcome = peers.run(row)
+    assert not outcome.ok and outcome.error == "s_server declined the renegotiation (no_renegotiation)"
