@@ -100,6 +100,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ..errors import (
     BadCertificate,
     CertificateError,
+    DecryptError,
     HandshakeFailure,
     IllegalParameter,
     ProtocolError,
@@ -122,7 +123,7 @@ from .connection import (
     TLSConnection,
     UnsupportedExtension,
 )
-from .constants import CipherSuite, ECPointFormat, ExtensionType, NamedGroup, ProtocolVersion, name_of
+from .constants import CipherSuite, ECPointFormat, ExtensionType, NamedGroup, ProtocolVersion, SignatureScheme, name_of
 from .extensions import ECPointFormatsExtension, RenegotiationInfoExtension, SignatureAlgorithmsExtension
 from .key_exchange import GROUPS, EphemeralKey, ffdhe_group_for
 from .messages import (
@@ -145,7 +146,7 @@ from .messages import (
 from .negotiation import DEFAULT_GROUPS, DHE_SUITES, client_hello_for, suite_authentication
 from .record import MAX_PLAINTEXT_LENGTH
 from .sessions import Session
-from .signatures import SigningKey, choose_scheme, schemes_for_key, sign, verify_signature
+from .signatures import SigningKey, check_scheme, choose_scheme, schemes_for_key, sign
 from .stages import LIBRARY_STAGES, BuildClientHello, Stages
 from .states import Guard, Input, State
 from .suites import suite_params
@@ -302,7 +303,7 @@ class TLSClient(TLSConnection):
         self.ephemeral_key = None
         self.certificate_request = None
         self.client_signature_scheme = None
-        self.offered_session = None  # a full handshake: new keys from a new key exchange
+        # offered_session stays (it says how the connection began); _renegotiating_hello offers none.
 
     # The table's rows for the server's messages, and the messages it sends (``states.CLIENT_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -575,12 +576,17 @@ class TLSClient(TLSConnection):
                 )
             group = found
         group.check_public(params.public)  # before the signature, as OpenSSL does: a bad point is decode-time
-        offered = self._offered_signature_schemes()
-        signed = self.client_random + self.server_random + message.params_bytes()
-        verify_signature(
-            self.server_certificates[0].public_key(), message.signature_algorithm, message.signature, signed, offered,
-            what="ServerKeyExchange",
+        public_key = self.server_certificates[0].public_key()
+        scheme = message.signature_algorithm
+        check_scheme(public_key, scheme, self._offered_signature_schemes(), what="ServerKeyExchange")
+        verified = self._stages.check_server_key_exchange_signature(
+            public_key, scheme, message.signature, self.client_random, self.server_random, message.params_bytes(),  # type: ignore[arg-type]
         )  # fmt: skip
+        if verified is not True:  # RFC 5246 section 7.2.2 (and OpenSSL): decrypt_error
+            raise DecryptError(
+                f"the server's ServerKeyExchange ({name_of(SignatureScheme, scheme)}) does not verify with its "
+                f"certificate's key (check_server_key_exchange_signature returned {verified!r})"
+            )
         self.server_key_exchange = message
         self._ephemeral_group = group
         self._server_public = params.public
@@ -599,7 +605,9 @@ class TLSClient(TLSConnection):
             group = self._ephemeral_group
             assert group is not None  # the table: ServerKeyExchange came before ServerHelloDone
             self.ephemeral_key = group.generate(self._random_bytes)
-            pre_master = self.ephemeral_key.shared_secret(self._server_public)
+            pre_master = self.ephemeral_key.shared_secret(
+                self._server_public, ecdhe=self._stages.ecdhe_premaster_secret
+            )
             public = self.ephemeral_key.public
             self._send_handshake(
                 ECDHClientKeyExchange(public) if group.kind == "ecdhe" else DHClientKeyExchange(public)
