@@ -26,6 +26,7 @@ import ipywidgets as widgets
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..net.tls import TLSResponse
 from ..peers import BackgroundPeer
 from ..peers.renewal_runs import (
     RecordUnderKeys,
@@ -40,7 +41,10 @@ from ..peers.renewal_runs import (
     renegotiate_with_openssl,
     ticket_from_our_server,
 )
+from ..tls.connection import TranscriptEntry
 from ..tls.constants import CipherSuite, name_of
+from ..tls.extensions import RenegotiationInfoExtension, SessionTicketExtension
+from ..tls.messages import ClientHello, Finished, ServerHello
 from ..tls.sessions import ClientSessionStore
 from ..tls.tickets import explain_ticket
 from ..viz.hexview import HexView
@@ -75,10 +79,11 @@ def _figure(width: float, height: float, columns: int) -> tuple[Figure, list[Any
 def _from_hello(arrows: list[Arrow], *, until_answer: bool = True) -> list[Arrow]:
     """The arrows with our ClientHello at 0 ms; ``until_answer``: stop at the server's first application data."""
     start = arrows[0].sent_at
-    shifted = [
-        Arrow(a.sender, a.receiver, a.label, a.sent_at - start, a.received_at and a.received_at - start)
-        for a in arrows
-    ]
+
+    def moved(time: float | None) -> float | None:
+        return None if time is None else time - start
+
+    shifted = [Arrow(a.sender, a.receiver, a.label, a.sent_at - start, moved(a.received_at)) for a in arrows]
     if until_answer:
         answers = [i for i, a in enumerate(shifted) if a.sender == "server" and "ApplicationData" in a.label]
         shifted = shifted[: answers[0] + 1] if answers else shifted
@@ -99,6 +104,32 @@ def resumption_sequences(comparison: ResumptionComparison) -> Figure:
     for ax in axes:  # one time scale for all three, so the shorter handshakes look shorter
         ax.set_ylim(bottom, top)
     return figure
+
+
+def _messages(transcript: Sequence[TranscriptEntry]) -> list[tuple[str, Any]]:
+    return [(entry.direction, message) for entry in transcript for message in entry.messages]
+
+
+def hello_fields(response: TLSResponse) -> str:
+    """What the hellos of one handshake say about resumption: session IDs, the ticket, what came next."""
+    messages = [message for _, message in _messages(response.transcript)]
+    hello = next(m for m in messages if isinstance(m, ClientHello))
+    answer = next(m for m in messages if isinstance(m, ServerHello))
+    after = messages[messages.index(answer) + 1]
+    ticket = next((e for e in hello.extensions if isinstance(e, SessionTicketExtension)), None)
+    offered = "not offered" if ticket is None else (f"{len(ticket.ticket)} bytes" if ticket.ticket else "empty")
+
+    def ident(value: bytes) -> str:
+        return f"{len(value)} bytes {value.hex()[:16]}..." if value else "empty"
+
+    return "\n".join(
+        [
+            f"ClientHello session_id: {ident(hello.session_id)}; session_ticket extension: {offered}",
+            f"ServerHello session_id: {ident(answer.session_id)}",
+            f"the server's next message: {type(after).__name__}"
+            + (" (resumed: no certificate, no key exchange)" if response.handshake.resumed else " (a full handshake)"),
+        ]
+    )
 
 
 def store_rows(store: ClientSessionStore) -> str:
@@ -193,6 +224,37 @@ def renegotiation_sequence(run: RenegotiationRun) -> Figure:
     arrows = handshake_arrows(run.transcript, run.timings)
     figure = draw_sequence(arrows, title="one connection, two handshakes", xlim=(-0.6, 1.6))
     return figure
+
+
+def binding_check(transcript: Sequence[TranscriptEntry]) -> str:
+    """RFC 5746 in a live transcript: each hello's renegotiation_info beside the previous handshake's Finished."""
+    lines: list[str] = []
+    finished = {"client->server": b"", "server->client": b""}
+    number = 0
+    for direction, message in _messages(transcript):
+        if isinstance(message, ClientHello):
+            number += 1
+            lines.append(f"handshake {number}:")
+        if isinstance(message, (ClientHello, ServerHello)):
+            info = next((e for e in message.extensions if isinstance(e, RenegotiationInfoExtension)), None)
+            expected = finished["client->server"]
+            if isinstance(message, ServerHello):
+                expected += finished["server->client"]
+            name = type(message).__name__
+            if info is None:
+                lines.append(f"  {name}: no renegotiation_info")
+                continue
+            got = info.renegotiated_connection
+            shown = got.hex() if got else "empty"
+            verdict = "= the previous Finished" if got == expected and got else ("(first handshake)" if not got else "")
+            lines.append(f"  {name:<11} renegotiation_info: {shown} {verdict or 'MISMATCH'}")
+        elif isinstance(message, Finished):
+            finished[direction] = message.verify_data
+            lines.append(
+                f"  {'client' if direction == 'client->server' else 'server'} Finished verify_data: "
+                f"{message.verify_data.hex()}"
+            )
+    return "\n".join(lines)
 
 
 def records_table(rows: Sequence[RecordUnderKeys]) -> widgets.HTML:

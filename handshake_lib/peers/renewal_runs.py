@@ -336,9 +336,9 @@ class RecordUnderKeys:
     opens_with_previous_keys: bool | None = None  # None: there were no previous keys
 
 
-def records_under_keys(transcript: Sequence[TranscriptEntry], handshakes: Sequence[HandshakeComplete]) -> list[
-    RecordUnderKeys
-]:
+def records_under_keys(
+    transcript: Sequence[TranscriptEntry], handshakes: Sequence[HandshakeComplete]
+) -> list[RecordUnderKeys]:
     """Each record with the keys that protect it: a direction switches to the next handshake's keys at its
     ChangeCipherSpec (and its sequence numbers restart at 0); every protected record is opened with those
     keys and, once there were earlier ones, with the previous handshake's keys too."""

@@ -1,0 +1,182 @@
+"""Lesson 11 (resumption and renewal, TLS 1.2): its live runs against OpenSSL, its widgets and pictures.
+
+Resumption is judged by OpenSSL too: every visit's ``session_reused`` (OpenSSL's own view) must agree with
+ours, and a resumed handshake must carry the master secret of the full one it resumes.  Tickets: our
+server's opened field by field with its keys, OpenSSL's refused by them (it lays its tickets out its own way).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from handshake_lib.lessons import renewal as lesson  # noqa: E402
+from handshake_lib.peers import BackgroundPeer  # noqa: E402
+from handshake_lib.peers.renewal_runs import (  # noqa: E402
+    handshake_time,
+    openssl_resumption_server,
+    round_trips,
+)
+from handshake_lib.tls.constants import ContentType, HandshakeType  # noqa: E402
+from handshake_lib.tls.tickets import explain_ticket  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def comparison() -> lesson.ResumptionComparison:
+    return lesson.compare_resumption(2)
+
+
+@pytest.fixture(scope="module")
+def our_ticket() -> lesson.ServerTicket:
+    return lesson.ticket_from_our_server()
+
+
+def handshake_names(response) -> list[str]:
+    return [
+        HandshakeType(message.handshake_type).name
+        for entry in response.transcript
+        if entry.content_type == ContentType.handshake
+        for message in entry.messages
+    ]
+
+
+# -- resumption with OpenSSL ------------------------------------------------------------------------
+def test_full_id_and_ticket_handshakes_agree_with_openssl(comparison) -> None:
+    assert [run.kind for run in comparison.runs] == ["full", "session ID", "ticket"]
+    for run in comparison.runs:
+        assert len(run.visits) == 2 and run.all_agree  # OpenSSL's session_reused says the same as we do
+    assert [run.round_trips for run in comparison.runs] == [2, 1, 1]
+    full, by_id, by_ticket = (run.response for run in comparison.runs)
+    assert "certificate" in handshake_names(full) and "client_key_exchange" in handshake_names(full)
+    for resumed in (by_id, by_ticket):
+        assert handshake_names(resumed)[:2] == ["client_hello", "server_hello"]
+        assert "certificate" not in handshake_names(resumed) and "client_key_exchange" not in handshake_names(resumed)
+    # The resumed handshakes kept one master secret (the session's); new randoms gave new key blocks.
+    ids = [visit.response.handshake for visit in comparison.by_session_id.visits]
+    assert ids[0].master_secret == ids[1].master_secret and ids[0].key_block != ids[1].key_block
+    fulls = [visit.response.handshake for visit in comparison.full.visits]
+    assert fulls[0].master_secret != fulls[1].master_secret
+    assert len(comparison.openssl_ticket) > 16 + 16 + 32  # key name, IV, state, HMAC
+    table = comparison.table()
+    assert "saved by resuming" in table and table.count("True") == 3
+
+
+def test_the_measures_read_the_transcript_and_the_clock(comparison) -> None:
+    response = comparison.full.response
+    first_data = next(i for i, e in enumerate(response.transcript) if e.content_type == ContentType.application_data)
+    stamps = {index: moment for moment, _, index in response.timings}
+    assert handshake_time(response.transcript, response.timings) == stamps[first_data] - stamps[0]
+    assert round_trips(response.transcript[:1] + response.transcript[1:]) == 2
+    with pytest.raises(ValueError, match="no application data"):
+        round_trips(response.transcript[:3])
+
+
+def test_hello_fields_say_how_a_ticket_resumption_is_recognised(comparison) -> None:
+    text = lesson.hello_fields(comparison.by_ticket.response)
+    hello = next(m for e in comparison.by_ticket.response.transcript for m in e.messages)
+    # RFC 5077 3.4: the client makes up a session ID; the server echoes it to say "resumed".
+    assert f"ClientHello session_id: 32 bytes {hello.session_id.hex()[:16]}" in text
+    assert f"ServerHello session_id: 32 bytes {hello.session_id.hex()[:16]}" in text
+    assert f"session_ticket extension: {len(comparison.openssl_ticket)} bytes" in text  # OpenSSL's ticket, back
+    assert "ChangeCipherSpec (resumed" in text
+    assert "Certificate (a full handshake)" in lesson.hello_fields(comparison.full.response)
+
+
+def test_the_three_ladders_share_one_clock(comparison) -> None:
+    figure = lesson.resumption_sequences(comparison)
+    axes = figure.axes
+    assert len(axes) == 3 and len({ax.get_ylim() for ax in axes}) == 1
+    assert "2 round trip" in axes[0].get_title() and "1 round trip" in axes[2].get_title()
+    labels = [" ".join(c.get_text() for c in ax.get_children() if hasattr(c, "xyann")) for ax in axes]
+    assert "Certificate" in labels[0] and "ClientKeyExchange" in labels[0]
+    for resumed in labels[1:]:  # the abbreviated flights: no certificate, no key exchange
+        assert "ServerHello, ChangeCipherSpec, {Finished}" in resumed and "Certificate" not in resumed
+        assert "KeyExchange" not in resumed
+
+
+# -- the session store widget ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store_view():
+    peer = BackgroundPeer(openssl_resumption_server)
+    view = lesson.SessionStoreView(peer)
+    yield view
+    peer.stop()
+
+
+def test_the_store_is_used_shown_and_cleared(store_view) -> None:
+    first = store_view.visit(tickets=True)
+    assert first is not None and not first.resumed and first.openssl_reused is False
+    assert "ticket of" in store_view.store_html.value
+    second = store_view.visit()
+    assert second is not None and second.resumed and second.offered == "ticket" and second.openssl_reused is True
+    # Without the extension a ticket cannot be offered: a full handshake, and a session ID is kept instead.
+    third = store_view.visit(tickets=False)
+    assert third is not None and not third.resumed and "session ID" in store_view.store_html.value
+    fourth = store_view.visit()
+    assert fourth is not None and fourth.resumed and fourth.offered == "session ID"
+    store_view.clear()
+    assert "empty" in store_view.store_html.value and len(store_view.store) == 0
+    fifth = store_view.visit()
+    assert fifth is not None and not fifth.resumed
+    log = store_view.log_html.value.splitlines()
+    assert "resumed (session ID)" in log[-2] and ": full, 2 round trip(s)" in log[-1]
+    master = fifth.response.handshake.master_secret.hex()
+    assert master not in store_view.store_html.value  # never printed
+
+
+def test_the_store_widget_answers_bad_input_with_a_message(store_view) -> None:
+    assert store_view.visit(tickets="yes") is None  # type: ignore[arg-type]
+    assert "True or False" in store_view.log_html.value
+
+
+# -- the ticket, both ways ------------------------------------------------------------------------------
+def test_our_servers_ticket_opens_with_its_keys_and_holds_the_master_secret(our_ticket) -> None:
+    assert our_ticket.resumed.resumed
+    client_view = explain_ticket(our_ticket.ticket)
+    assert [s.field for s in client_view.spans] == ["ticket"] and not client_view.opened
+    server_view = explain_ticket(our_ticket.ticket, our_ticket.keys, our_ticket.now)
+    leaves = [s for s in server_view.spans if not s.is_group]
+    assert [s.field for s in leaves] == [
+        "ticket.key_name", "ticket.iv", "ticket.encrypted_state.length", "ticket.encrypted_state", "ticket.mac",
+    ]  # fmt: skip
+    assert sum(s.length for s in leaves) == len(our_ticket.ticket)
+    assert server_view.opened and server_view.session.master_secret == our_ticket.full.master_secret
+    master = next(s for s in server_view.state_spans if s.field == "state.master_secret")
+    assert server_view.state[master.offset : master.offset + 48] == our_ticket.full.master_secret
+    assert server_view.session.cipher_suite == our_ticket.full.cipher_suite
+
+
+@pytest.mark.parametrize(
+    ("position", "reason"), [(0, "key we do not have"), (40, "MAC does not verify"), (-1, "MAC does not verify")]
+)
+def test_an_altered_ticket_is_refused_with_a_reason(our_ticket, position, reason) -> None:
+    ticket = bytearray(our_ticket.ticket)
+    ticket[position] ^= 1
+    view = explain_ticket(bytes(ticket), our_ticket.keys, our_ticket.now)
+    assert not view.opened and reason in view.reason
+
+
+def test_openssls_ticket_is_not_laid_out_as_ours(comparison, our_ticket) -> None:
+    view = explain_ticket(comparison.openssl_ticket, our_ticket.keys, our_ticket.now)
+    assert not view.opened and "not laid out" in view.reason
+    widget = lesson.ticket_views(our_ticket, comparison.openssl_ticket)
+    assert (
+        len(widget.children) == 5 and "True" in widget.children[3].value and "not laid out" in widget.children[4].value
+    )
+    with pytest.raises(ValueError, match="clock"):
+        explain_ticket(our_ticket.ticket, our_ticket.keys)
+
+
+# -- the 2009 attack, drawn -------------------------------------------------------------------------------
+def test_the_attack_pictures_show_the_splice_and_the_refusal() -> None:
+    figure = lesson.attack_sequences()
+    left, right = figure.axes
+    texts = lambda ax: [t.get_text() for t in ax.texts]  # noqa: E731
+    assert [t for t in texts(left) if t in ("victim", "attacker", "server")] == ["victim", "attacker", "server"]
+    left_labels = " ".join(a.get_text() for a in left.texts + [c for c in left.get_children() if hasattr(c, "xyann")])
+    right_labels = " ".join(c.get_text() for c in right.get_children() if hasattr(c, "xyann"))
+    assert "Cookie" in left_labels and "handshake_failure" not in left_labels
+    assert "handshake_failure" in right_labels and "Cookie" not in right_labels
