@@ -266,22 +266,23 @@ class ResumptionComparison:
 
 
 def compare_resumption(repeat: int = 5, *, ciphers: str = RESUMPTION_CIPHERS) -> ResumptionComparison:
-    """Full handshakes, resumptions by session ID and by ticket with a live OpenSSL, ``repeat`` of each."""
+    """Full handshakes, resumptions by session ID and by ticket with a live OpenSSL, ``repeat`` of each.
+
+    The three kinds take turns (full, ID, ticket, full, ...), so a busy machine slows them alike.
+    """
     if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 50:
         raise ValueError(f"repeat must be a whole number from 1 to 50, not {repeat!r}")
     with openssl_resumption_server(ciphers) as server:
-        warm = ClientSessionStore()
-        fetch_with_store(server, warm)  # the first connection pays for imports and OpenSSL's caches
+        fetch_with_store(server, ClientSessionStore())  # the first connection pays for OpenSSL's first-use costs
+        by_id, by_ticket = ClientSessionStore(), ClientSessionStore()
+        fetch_with_store(server, by_id, tickets=False)  # the full handshakes that make the sessions
+        fetch_with_store(server, by_ticket, tickets=True)
         runs: dict[str, list[Visit]] = {"full": [], "session ID": [], "ticket": []}
-        for kind, tickets in (("session ID", False), ("ticket", True)):
-            store = ClientSessionStore()
-            fetch_with_store(server, store, tickets=tickets)  # the full handshake that makes the session
-            for _ in range(repeat):
-                runs[kind].append(fetch_with_store(server, store, tickets=tickets))
         for _ in range(repeat):
-            store = ClientSessionStore()  # nothing to offer: a full handshake every time
-            runs["full"].append(fetch_with_store(server, store, tickets=False))
-        ticket_session = runs["ticket"][-1].response.handshake.session
+            runs["full"].append(fetch_with_store(server, ClientSessionStore(), tickets=False))  # nothing to offer
+            runs["session ID"].append(fetch_with_store(server, by_id, tickets=False))
+            runs["ticket"].append(fetch_with_store(server, by_ticket, tickets=True))
+    ticket_session = runs["ticket"][-1].response.handshake.session
     ticket = ticket_session.ticket if ticket_session is not None and ticket_session.ticket else b""
     return ResumptionComparison(
         ResumptionRun("full", runs["full"]),
