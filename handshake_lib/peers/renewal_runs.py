@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HandshakeError, PeerAlert, TLSAlert
-from ..net.tls import Timing, TLSPageServer, TLSResponse, open_tls, tls_get
+from ..net.tls import Timing, TLSPageServer, TLSResponse, TLSStream, open_tls, tls_get
 from ..pki.builder import CoursePKI, ServerFiles
 from ..tls.captured import CLIENT_TO_SERVER, SERVER_TO_CLIENT, ProtectedRecord
 from ..tls.client import TLSClient
@@ -398,35 +398,44 @@ class RenegotiationRun:
         return records_under_keys(self.transcript, self.handshakes)
 
 
-def _get(stream, path: str) -> bytes:  # type: ignore[no-untyped-def]
+def _get(stream: TLSStream, path: str) -> bytes:
+    """One keep-alive GET on an open stream; the body (``_keep_alive_pages`` always sends Content-Length)."""
     stream.send(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
     received = b""
-    while b"</p>" not in received:
+    while True:
+        head, found, body = received.partition(b"\r\n\r\n")
+        if found:
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            if len(body) >= length:
+                return body[:length]
         chunk = stream.recv()
-        if not chunk:
-            break
+        if not chunk or len(received) > MAX_REQUEST_HEAD:
+            raise HandshakeError(f"OpenSSL's answer to GET {path} ended early: {received[:200]!r}")
         received += chunk
-    return received.partition(b"\r\n\r\n")[2]
 
 
 def renegotiate_with_openssl(*, allow: bool = True, ciphers: str = RESUMPTION_CIPHERS) -> RenegotiationRun:
-    """GET /before, renegotiate on the same connection, GET /after; ``allow=False``: OpenSSL 3.0's default,
-    which declines a client's renegotiation (a no_renegotiation warning), and the run records that."""
-    from ..tls.connection import RenegotiationRefused  # noqa: PLC0415  # the coordinator's renegotiation API
-
-    with openssl_resumption_server(ciphers, allow_client_renegotiation=allow) as server:
-        stream = open_tls("127.0.0.1", server.server.port, "localhost", cafile=server.cafile)
-        with stream:
-            pages = [_get(stream, "/before")]
-            refused = ""
-            try:
-                stream.renegotiate()
-            except RenegotiationRefused as error:
-                refused = str(error)
-            else:
-                pages.append(_get(stream, "/after"))
-            handshakes = list(stream.client.handshakes)
-            return RenegotiationRun(list(stream.transcript), list(stream.timings), handshakes, pages, refused)
+    """GET /before, renegotiate on the same connection, GET /after; ``allow=False`` keeps OpenSSL 3.0's
+    default, which declines a client's renegotiation (a no_renegotiation warning): the run records that,
+    and the second page comes under the first handshake's keys."""
+    with (
+        openssl_resumption_server(ciphers, allow_client_renegotiation=allow) as server,
+        open_tls("127.0.0.1", server.server.port, "localhost", cafile=server.cafile) as stream,
+    ):
+        pages = [_get(stream, "/before")]
+        renewed = stream.renegotiate()
+        refused = "" if renewed is not None else "OpenSSL declined (warning no_renegotiation): the keys stay"
+        pages.append(_get(stream, "/after"))
+        handshakes = list(stream.client.handshakes)
+        transcript, timings = list(stream.transcript), list(stream.timings)
+    return RenegotiationRun(transcript, timings, handshakes, pages, refused)
 
 
 # -- the 2009 attack, live: a victim's ClientHello spliced into the attacker's connection -----------------
@@ -542,9 +551,7 @@ def splice_against_our_server(files: ServerFiles | None = None, **server_options
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="handshakes-splice-")))
             files = CoursePKI.create().write_server_files(folder, ("localhost", "127.0.0.1"))
         issued = files.issued
-        server = stack.enter_context(
-            TLSPageServer([issued.certificate], issued.private_key, **server_options)
-        )
+        server = stack.enter_context(TLSPageServer([issued.certificate], issued.private_key, **server_options))
         outcome = splice_victim_hello("127.0.0.1", server.port, files.ca_path)
         outcome.target = "our server"
         if outcome.fatal:
