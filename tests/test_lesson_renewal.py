@@ -180,3 +180,18 @@ def test_the_attack_pictures_show_the_splice_and_the_refusal() -> None:
     right_labels = " ".join(c.get_text() for c in right.get_children() if hasattr(c, "xyann"))
     assert "Cookie" in left_labels and "handshake_failure" not in left_labels
     assert "handshake_failure" in right_labels and "Cookie" not in right_labels
+
+
+# -- the 2009 attack, live ---------------------------------------------------------------------------------
+def test_openssl_refuses_the_spliced_hello_as_rfc_5746_says() -> None:
+    outcome = lesson.splice_against_openssl()
+    # The victim's first hello carries an empty renegotiation_info; OpenSSL expected the attacker's Finished.
+    assert outcome.victim_renegotiation_info == b"" and len(outcome.attacker_finished) == 12
+    assert outcome.alert == "handshake_failure" and outcome.fatal
+    assert "RENEGOTIATION_MISMATCH" in outcome.server_error
+    assert "handshake_failure (fatal" in outcome.summary()
+
+
+def test_openssl_by_default_declines_any_client_renegotiation_with_a_warning() -> None:
+    outcome = lesson.splice_against_openssl(allow_client_renegotiation=False)
+    assert outcome.alert == "no_renegotiation" and not outcome.fatal and outcome.server_error == ""
