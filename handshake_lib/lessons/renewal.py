@@ -226,9 +226,31 @@ def ticket_views(ours: ServerTicket, openssl_ticket: bytes = b"") -> widgets.VBo
 
 # -- 2. renegotiation ----------------------------------------------------------------------------------
 def renegotiation_sequence(run: RenegotiationRun) -> Figure:
-    """The long connection as one ladder: first handshake, a page, the renegotiation inside it, a page."""
-    arrows = handshake_arrows(run.transcript, run.timings)
-    figure = draw_sequence(arrows, title="one connection, two handshakes", xlim=(-0.6, 1.6))
+    """The long connection as one ladder, one flight per step (our client's times on the left, ms from its
+    first ClientHello), with the moment each side switches to the renegotiated keys marked."""
+    arrows = _from_hello(handshake_arrows(run.transcript, run.timings), until_answer=False)
+    arrows = [a for a in arrows if "close_notify" not in a.label]
+    steps = [Arrow(a.sender, a.receiver, a.label, index, index + 0.8) for index, a in enumerate(arrows)]
+    figure, (ax,) = _figure(9, 1.5 + 0.62 * len(steps), 1)
+    draw_sequence(steps, title="one connection, two handshakes", ax=ax, resize=False, xlim=(-1.1, 2.1), time_scale=1)
+    # Our client's clock only knows when it sent a flight and when a flight reached it: those are the ticks.
+    moments = [a.sent_at if a.sender == "client" else (a.received_at or a.sent_at) for a in arrows]
+    ax.set_yticks(range(len(arrows)), [f"{moment * 1000:.2f}" for moment in moments], fontsize=8)
+    ax.set_ylabel("our client's clock (ms): when it sent or received the flight; one flight per step")
+    switched = {"client": False, "server": False}
+    for index, arrow in enumerate(arrows):
+        # The second ChangeCipherSpec a side sends is where its renegotiated keys start.
+        if "ChangeCipherSpec" in arrow.label and not switched[arrow.sender]:
+            switched[arrow.sender] = arrow.label.count("ChangeCipherSpec") > 1 or any(
+                "ChangeCipherSpec" in a.label for a in arrows[:index] if a.sender == arrow.sender
+            )
+            if switched[arrow.sender]:
+                x = 0 if arrow.sender == "client" else 1
+                ax.plot([x - 0.08, x + 0.08], [index, index], color="#d62728", linewidth=2.5, zorder=6)
+                ax.text(
+                    x - 0.1 if x == 0 else x + 0.1, index, f"{arrow.sender}: new keys from here",
+                    ha="right" if x == 0 else "left", va="center", fontsize=8, color="#d62728",
+                )  # fmt: skip
     return figure
 
 
