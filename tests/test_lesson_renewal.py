@@ -195,3 +195,75 @@ def test_openssl_refuses_the_spliced_hello_as_rfc_5746_says() -> None:
 def test_openssl_by_default_declines_any_client_renegotiation_with_a_warning() -> None:
     outcome = lesson.splice_against_openssl(allow_client_renegotiation=False)
     assert outcome.alert == "no_renegotiation" and not outcome.fatal and outcome.server_error == ""
+
+
+# -- renegotiation on one long connection ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_connection() -> lesson.RenegotiationRun:
+    return lesson.renegotiate_with_openssl()
+
+
+def test_a_renegotiated_connection_changes_keys_at_each_new_change_cipher_spec(long_connection) -> None:
+    run = long_connection
+    assert run.refused == "" and [h.renegotiation for h in run.handshakes] == [0, 1]
+    assert run.pages == [
+        b"<!doctype html><title>renewal</title><p>OpenSSL answered /before</p>",
+        b"<!doctype html><title>renewal</title><p>OpenSSL answered /after</p>",
+    ]  # application data before and after, on one connection
+    first, second = run.handshakes
+    assert first.key_block != second.key_block and first.master_secret != second.master_secret
+    rows = run.records()
+    protected = [row for row in rows if row.keys_of is not None]
+    assert protected and all(row.opens_with_its_keys for row in protected)  # each opens with its own keys
+    renewed = [row for row in protected if row.keys_of == 1]
+    assert renewed and all(row.opens_with_previous_keys is False for row in renewed)  # and not with the old ones
+    for direction in ("client->server", "server->client"):
+        mine = [row for row in rows if row.entry.direction == direction]
+        changes = [row for row in mine if row.entry.content_type == ContentType.change_cipher_spec]
+        assert len(changes) == 2 and changes[1].keys_of == 0  # the new CCS still travels under the old keys
+        after = mine[mine.index(changes[1]) + 1]
+        assert after.keys_of == 1 and after.sequence_number == 0  # new keys, sequence numbers from 0
+        kinds = {row.keys_of for row in mine if row.entry.content_type == ContentType.application_data}
+        assert kinds == {0, 1}  # application data under both handshakes' keys
+    # The renegotiation's own hello travels encrypted, under the first handshake's keys.
+    hellos = [row for row in rows if any(type(m).__name__ == "ClientHello" for m in row.entry.messages)]
+    assert [(row.entry.encrypted, row.keys_of) for row in hellos] == [(False, None), (True, 0)]
+    table = lesson.records_table(rows).value
+    assert table.count("<tr") == len(rows) + 1 and "handshake 2, seq 0" in table and "fails" in table
+
+
+def test_renegotiation_info_carries_the_previous_finished(long_connection) -> None:
+    text = lesson.binding_check(long_connection.transcript)
+    assert "MISMATCH" not in text and text.count("(a first handshake)") == 2
+    assert "= client verify_data above" in text and "= client + server verify_data above" in text
+    finished = [
+        (e.direction, m.verify_data)
+        for e in long_connection.transcript
+        for m in e.messages
+        if type(m).__name__ == "Finished"
+    ]
+    client_first, server_first = finished[0][1], finished[1][1]
+    if finished[0][0] != "client->server":
+        client_first, server_first = server_first, client_first
+    assert f"ServerHello renegotiation_info: {client_first.hex()}{server_first.hex()}" in text
+
+
+def test_the_renegotiation_ladder_marks_where_each_side_switches(long_connection) -> None:
+    figure = lesson.renegotiation_sequence(long_connection)
+    ax = figure.axes[0]
+    marks = [t.get_text() for t in ax.texts if "new keys" in t.get_text()]
+    assert marks == ["client: new keys from here", "server: new keys from here"]
+    assert len(ax.get_yticks()) == len([p for p in ax.patches + ax.artists if str(p.get_gid()).startswith("trans")])
+
+
+def test_openssl_declines_our_renegotiation_by_default_and_the_connection_goes_on() -> None:
+    run = lesson.renegotiate_with_openssl(allow=False)
+    assert "no_renegotiation" in run.refused and [h.renegotiation for h in run.handshakes] == [0]
+    assert len(run.pages) == 2 and b"/after" in run.pages[1]
+    assert {row.keys_of for row in run.records() if row.keys_of is not None} == {0}
+
+
+def test_our_server_refuses_the_spliced_hello_as_openssl_does() -> None:
+    outcome = lesson.splice_against_our_server()
+    assert outcome.victim_renegotiation_info == b"" and len(outcome.attacker_finished) == 12
+    assert outcome.alert == "handshake_failure" and outcome.fatal and "RFC 5746" in outcome.server_error

@@ -274,8 +274,13 @@ def binding_check(transcript: Sequence[TranscriptEntry]) -> str:
                 continue
             got = info.renegotiated_connection
             shown = got.hex() if got else "empty"
-            verdict = "= the previous Finished" if got == expected and got else ("(first handshake)" if not got else "")
-            lines.append(f"  {name:<11} renegotiation_info: {shown} {verdict or 'MISMATCH'}")
+            if not got:
+                verdict = "(a first handshake)" if not expected else "MISMATCH: the previous Finished was expected"
+            elif got == expected:
+                verdict = "= " + ("client" if name == "ClientHello" else "client + server") + " verify_data above"
+            else:
+                verdict = "MISMATCH"
+            lines.append(f"  {name:<11} renegotiation_info: {shown} {verdict}")
         elif isinstance(message, Finished):
             finished[direction] = message.verify_data
             lines.append(
