@@ -127,9 +127,21 @@ def test_the_store_is_used_shown_and_cleared(store_view) -> None:
     assert master not in store_view.store_html.value  # never printed
 
 
-def test_the_store_widget_answers_bad_input_with_a_message(store_view) -> None:
-    assert store_view.visit(tickets="yes") is None  # type: ignore[arg-type]
-    assert "True or False" in store_view.log_html.value
+def test_the_store_widget_refuses_a_bad_argument_before_changing_anything(store_view) -> None:
+    before = (store_view.tickets.value, store_view.store_html.value, store_view.log_html.value, len(store_view.visits))
+    with pytest.raises(TypeError, match="tickets must be True or False"):
+        store_view.visit(tickets="yes")  # type: ignore[arg-type]
+    after = (store_view.tickets.value, store_view.store_html.value, store_view.log_html.value, len(store_view.visits))
+    assert after == before
+
+
+def test_the_store_widget_says_so_when_its_server_is_gone() -> None:
+    peer = BackgroundPeer(openssl_resumption_server)
+    view = lesson.SessionStoreView(peer)
+    server = peer.get()
+    server.url = "https://localhost:9/"  # nothing listens on the discard port
+    assert view.visit() is None and "the visit failed" in view.log_html.value
+    peer.stop()
 
 
 # -- the ticket, both ways ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import ipywidgets as widgets
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..errors import HandshakeError
 from ..net.tls import TLSResponse
 from ..peers import BackgroundPeer
 from ..peers.renewal_runs import (
@@ -53,6 +54,7 @@ from ..tls.sessions import ClientSessionStore
 from ..tls.tickets import explain_ticket
 from ..viz.hexview import HexView
 from ..viz.sequence import Arrow, draw_sequence
+from ..viz.widget import check_flag
 from .finished import handshake_arrows
 
 __all__ = [
@@ -172,15 +174,17 @@ class SessionStoreView(widgets.VBox):
         self._show()
 
     def visit(self, *, tickets: bool | None = None) -> Visit | None:
-        """One GET through the store (``tickets`` overrides the checkbox); its line goes into the log."""
+        """One GET through the store (``tickets`` sets the checkbox first); its line goes into the log.
+
+        ``tickets`` that is not True, False or None: TypeError, before anything changes (as every widget's
+        ``update``); a visit that fails (the server stopped) is a message in the widget and None.
+        """
+        tickets = check_flag("tickets", tickets)
         if tickets is not None:
-            if not isinstance(tickets, bool):
-                self.log_html.value = _pre("tickets must be True or False")
-                return None
             self.tickets.value = tickets
         try:
             visit = fetch_with_store(self.server.get(), self.store, tickets=self.tickets.value)
-        except (OSError, ValueError) as error:  # a server that stopped: say so in the widget
+        except (HandshakeError, OSError) as error:  # a server that stopped or refused: say so in the widget
             self.log_html.value = _pre(f"the visit failed: {error}")
             return None
         self.visits.append(visit)
