@@ -60,7 +60,9 @@ from .finished import handshake_arrows
 __all__ = [
     "SessionStoreView",
     "attack_sequences",
+    "binding_check",
     "compare_resumption",
+    "hello_fields",
     "records_table",
     "renegotiate_with_openssl",
     "renegotiation_sequence",
