@@ -452,3 +452,42 @@ def test_the_instructor_gets_a_picture_of_each_questions_scores(graded_class: Gr
     assert write_score_chart(scores, picture)
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
     assert not write_score_chart([], tmp_path / "empty.png") and not (tmp_path / "empty.png").exists()
+
+
+def test_exercise_09_wrong_ecdhe_stages_fail_the_way_openssl_makes_them_fail(tmp_path: Path) -> None:
+    """Exercise 09's hidden live tests, graded in the sandbox: a pre-master secret that is not the shared
+    secret ends in OpenSSL's bad_record_mac, a signature check over the wrong bytes refuses OpenSSL's genuine
+    ServerKeyExchange (decrypt_error, which OpenSSL logs), and a thief who forgets RFC 7627 gets the
+    master secret of a session without it only."""
+    require_sandbox()
+    name = "09_forward_secrecy"
+    answers = answer_cell_sources(SOLUTIONS_DIR / f"{name}.ipynb")
+    edits = {
+        "def ecdhe_premaster_secret": (
+            "return client_private_key.exchange(x25519.X25519PublicKey.from_public_bytes(server_public))",
+            "return server_public",
+        ),
+        "def check_server_key_exchange_signature": (
+            "signed = client_random + server_random + params",
+            "signed = server_random + client_random + params",
+        ),
+        "from handshake_lib.tls.prf": ("if connection.extended_master_secret:", "if False:"),
+    }
+    wrong = {}
+    for first_line, source in answers.items():
+        for start, (old, new) in edits.items():
+            if first_line.startswith(start):
+                assert old in source, "the master's answer cells changed; update this test"
+                wrong[first_line] = source.replace(old, new)
+    assert len(wrong) == 3, "the master's answer cells changed; update this test"
+    submission = fill_answers(EXERCISES_DIR / f"{name}.ipynb", wrong, tmp_path / f"{name}.ipynb")
+    score = grade_submission(submission, read_assignment(SOLUTIONS_DIR / f"{name}.ipynb"), strict=True)
+    assert score.error == "", score.feedback
+    assert score.scores == {"q1": pytest.approx(1.0), "q2": 0.0, "q3": pytest.approx(4 / 3)}, score.feedback
+    q1, q2, q3 = score.feedback["q1"], score.feedback["q2"], score.feedback["q3"]
+    assert "test_rfc_5903_p256_vector: passed" in q1 and "RFC 7748's shared secret is 4a5d9d5b" in q1, q1
+    assert "bad_record_mac" in q1 and "DECRYPTION_FAILED_OR_BAD_RECORD_MAC" in q1, q1  # OpenSSL's words
+    assert "OpenSSL's real ServerKeyExchange signature must give True, yours gave False" in q2, q2
+    assert "TLSV1_ALERT_DECRYPT_ERROR" in q2, q2  # OpenSSL received our decrypt_error
+    assert "test_a_session_without_extended_master_secret (hidden): passed" in q3, q3
+    assert "the client's first protected record (Finished) does not open" in q3, q3

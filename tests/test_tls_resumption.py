@@ -139,7 +139,7 @@ def test_the_cache_is_bounded_least_recently_used_first() -> None:
     sessions = [Session(bytes([i]) * 32, bytes(48), CipherSuite(0x009C), True) for i in range(3)]
     cache.store(sessions[0], 0)
     cache.store(sessions[1], 0)
-    assert cache.get(sessions[0].session_id, 1) is sessions[0]  # 0 is now the most recently used
+    assert cache.get(sessions[0].session_id, 1) == sessions[0]  # 0 is now the most recently used
     cache.store(sessions[2], 1)
     assert len(cache) == 2 and sessions[1].session_id not in cache and sessions[0].session_id in cache
     assert cache.get(sessions[2].session_id, 11) is None and sessions[2].session_id not in cache  # expired
@@ -404,3 +404,38 @@ def test_openssl_s_client_reconnect_resumes_five_times_with_our_server(server_fi
         output = s_client(server_files, server.port, "-reconnect")
     outcomes = [line.split(",")[0] for line in output.splitlines() if line.startswith(("New, TLSv1.2", "Reused, "))]
     assert outcomes == ["New"] + ["Reused"] * 5
+
+
+def test_a_renewed_ticket_keeps_the_time_its_session_was_made(keys) -> None:
+    # Resuming renews the ticket, but not the session's life: RFC 5077 4 puts the session state, its
+    # creation time included, in the ticket, and OpenSSL keeps a TLS 1.2 session's time across renewals.
+    tickets, clock = TicketKeys(lifetime=100, rotate_after=1000), Clock()
+    first, _ = ticket_pair(keys, tickets, clock)
+    clock.now += 90
+    renewed, _ = ticket_pair(keys, tickets, clock, session=first.handshake.session)
+    assert renewed.handshake.resumed and renewed.handshake.session.ticket != first.handshake.session.ticket
+    clock.now += 20  # 110 s after the full handshake, 20 s after the renewal
+    late, _ = ticket_pair(keys, tickets, clock, session=renewed.handshake.session)
+    assert not late.handshake.resumed and "certificate" in handshake_types(late)
+
+
+def test_a_ticket_issued_on_a_resumption_by_id_dates_from_the_full_handshake(keys) -> None:
+    cache, tickets, clock = SessionCache(lifetime=300), TicketKeys(lifetime=500, rotate_after=1000), Clock()
+
+    def connect(session=None, ask_ticket=False):
+        client = TLSClient(keys.server_name, trusted_certificates=keys.trusted, session=session,
+                           session_ticket=ask_ticket)  # fmt: skip
+        server = TLSServer(keys.chain, keys.private_key, session_cache=cache, ticket_keys=tickets, clock=clock)
+        run(client, server)
+        return client, server
+
+    first, _ = connect()  # by ID only, at 1000
+    clock.now += 200
+    by_id, server = connect(first.handshake.session, ask_ticket=True)  # resumed by ID, and given a ticket
+    assert server.resumed_by == "session ID" and by_id.handshake.session.ticket
+    clock.now += 250  # 450 s after the full handshake: the ticket is good
+    by_ticket, server = connect(by_id.handshake.session)
+    assert server.resumed_by == "ticket"
+    clock.now += 60  # 510 s after the full handshake, only 310 s after the ticket was sealed
+    late, server = connect(by_id.handshake.session)
+    assert server.resumed_by is None and not late.handshake.resumed

@@ -30,6 +30,26 @@ has already judged it (a revoked answer ends the handshake; with ``--insecure`` 
 ``tls serve --ocsp-response FILE`` staples that DER response (``openssl ocsp -respout``,
 ``handshakes pki demo``'s ``ocsp.der``) to every client that asks.
 
+Renegotiation (RFC 5746): ``tls get URL --renegotiate`` runs a second handshake over the open connection
+before its request (new randoms, a new key exchange, new keys from the new ChangeCipherSpec) and prints
+``handshake 1: full`` then ``handshake 2: renegotiated``, or ``renegotiation declined by the server`` (OpenSSL 3
+servers decline unless started with ``-client_renegotiation``); ``--keylog`` gets a line for each.  ``tls serve
+--renegotiate`` sends every client a HelloRequest once its request is in and answers after the new
+handshake (or after the client declines); its log says ``renegotiated (1)``.  A client may start at most
+3 renegotiations per connection on ``tls serve``.
+
+Resumption: ``tls get URL --reconnect N`` fetches URL, then connects N more times offering the session the
+last handshake ended with (a session ticket if the server gave one, else its session ID; ``--no-tickets``
+does not ask for tickets, so only the session ID can resume), and prints one line per handshake on stderr:
+``handshake 1: full``, ``handshake 2: resumed (ticket)`` or ``resumed (session ID)``, or ``full`` again when
+the server declined.  Every connection sends the GET (the resumed keys carry a real request and response);
+the summary line and the page written to stdout are the last fetch's, and ``--timeout`` applies to each
+connection.  ``--keylog`` gets one line per handshake, resumed ones included.  ``tls serve`` resumes by
+default, by session ID (1024 sessions cached for 300 s) and by ticket (a new ticket key every hour, tickets
+good for 7200 s); ``--no-resumption`` makes every client do a full handshake, and so does ``--client-ca``
+(a resumed session does not carry the client's certificate yet).  Its log says which connections resumed
+and how.
+
 ``tls serve`` runs our TLS server (:class:`handshake_lib.net.tls.TLSPageServer`) with a small page
 until Ctrl-C or SIGTERM.  It binds 127.0.0.1 unless told otherwise, and refuses an address that is not
 loopback unless ``--public`` is given: a teaching server has no business on a network by accident.
@@ -57,6 +77,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -74,12 +95,17 @@ from ..tls.key_exchange import GROUPS, ffdhe_group_for, parse_group_names
 from ..tls.keylog import KeyLog, parse_keylog
 from ..tls.messages import ServerDHParams, ServerKeyExchange
 from ..tls.record import MAX_PLAINTEXT_LENGTH
+from ..tls.sessions import ClientSessionStore
 from ..tls.suites import openssl_name, parse_suite_name
 from .arguments import MAX_SECONDS, append_file, host, input_file, pem_file, port, seconds
 from .errors import EXIT_FAILURE, EXIT_USAGE, CommandError
 from .trace import render_entry, render_transcript
 
+if TYPE_CHECKING:
+    from ..net.tls import TLSResponse
+
 DEFAULT_TIMEOUT = 5.0
+MAX_RECONNECT = 100  # tls get --reconnect: enough to measure resumption, too few to hammer a server
 MAX_PEM_BYTES = 1 << 20  # the most of a --cafile, --cert or --key read (docs/limits.md); a chain is kilobytes
 
 
@@ -124,6 +150,20 @@ def register(groups: argparse._SubParsersAction) -> None:
         "--max-body", type=_max_body, default=None, metavar="BYTES",
         help="refuse a response body longer than this (default 16 MiB: 16777216)",
     )
+    get.add_argument(
+        "--reconnect", type=_reconnect, default=0, metavar="N",
+        help="after the first fetch, fetch N more times resuming the session (by ticket if the server gave one, "
+        "else by session ID); prints 'handshake K: full' or 'resumed (ticket|session ID)' for each on stderr",
+    )
+    get.add_argument(
+        "--no-tickets", action="store_true",
+        help="with --reconnect: do not ask for a session ticket, so only the session ID can resume",
+    )
+    get.add_argument(
+        "--renegotiate", action="store_true",
+        help="renegotiate once (RFC 5746) on the open connection before the request; prints "
+        "'handshake K: renegotiated' (or 'declined by the server') on stderr",
+    )
     get.set_defaults(command=run_get)
 
     serve = commands.add_parser("serve", help="serve a small page with our TLS server (loopback by default)")
@@ -156,8 +196,17 @@ def register(groups: argparse._SubParsersAction) -> None:
         help="refuse a client without a certificate (needs --client-ca)",
     )
     serve.add_argument(
+        "--renegotiate", action="store_true",
+        help="ask each client to renegotiate (HelloRequest, RFC 5746) before answering its request",
+    )
+    serve.add_argument(
         "--ocsp-response", type=input_file, metavar="FILE",
         help="DER OCSP response to staple for clients that ask (status_request, RFC 6066)",
+    )
+    serve.add_argument(
+        "--no-resumption", action="store_true",
+        help="no session cache and no tickets: every client does a full handshake (by default clients resume "
+        "by session ID, 1024 kept for 300 s, or by ticket, a new ticket key every hour)",
     )
     _add_fragment_size(serve)
     serve.set_defaults(command=run_serve)
@@ -186,6 +235,19 @@ def _fragment_size(text: str) -> int:
     if not 1 <= size <= MAX_PLAINTEXT_LENGTH:
         raise argparse.ArgumentTypeError(f"must be a whole number of bytes from 1 to {MAX_PLAINTEXT_LENGTH}")
     return size
+
+
+def _reconnect(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_RECONNECT:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of reconnections from 1 to {MAX_RECONNECT}, not {text!r}"
+        )
+    return int(text)
+
+
+def handshake_kind(resumed_by: str | None) -> str:
+    """``full``, ``resumed (ticket)`` or ``resumed (session ID)``: what a ``handshake K:`` line says."""
+    return "full" if resumed_by is None else f"resumed ({resumed_by})"
 
 
 def _max_body(text: str) -> int:
@@ -303,8 +365,6 @@ def run_get(args: argparse.Namespace) -> int:
             "anyone on the path could be answering",
             file=sys.stderr,
         )
-    from ..net.tls import tls_get  # imported here so `tcp` and `pki` work even if tls is broken
-
     options: dict[str, object] = {"fragment_size": args.fragment_size}
     if suites:
         options["cipher_suites"] = suites
@@ -316,10 +376,49 @@ def run_get(args: argparse.Namespace) -> int:
         options["request_ocsp_status"] = True
     if args.groups is not None:
         options["groups"] = args.groups
+    if args.no_tickets and not args.reconnect:
+        raise CommandError("--no-tickets needs --reconnect: it says how the reconnections resume", EXIT_USAGE)
+    if args.renegotiate:
+        options["renegotiate"] = True
+    store = ClientSessionStore(max_entries=1) if args.reconnect else None  # one URL, one server: its latest
+    if args.reconnect:
+        options["session_ticket"] = not args.no_tickets
+    number = 0
+    for _ in range(args.reconnect + 1):
+        response = _fetch(args, options, session_store=store)
+        if args.reconnect or args.renegotiate:
+            # Every handshake of the connection: its first (full or resumed), then each renegotiation, ours
+            # or one the server asked for.
+            for handshake in response.handshakes:
+                number += 1
+                kind = "renegotiated" if handshake.renegotiation else handshake_kind(response.resumed_by)
+                print(f"handshake {number}: {kind}", file=sys.stderr, flush=True)
+        if args.renegotiate and not response.renegotiated:
+            print("renegotiation declined by the server (no_renegotiation): the keys stay", file=sys.stderr, flush=True)
+    handshake = response.handshake
+    sent = f", client certificate {handshake.client_subject}" if handshake.client_subject else ""
+    suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group, response.transcript)
+    print(f"* TLS 1.2, {suite}{sent}, HTTP {response.status}", file=sys.stderr)
+    if args.status:
+        print(f"* {stapled_summary(handshake.stapled_ocsp_response)}", file=sys.stderr)
+    sys.stdout.write(response.body.decode("utf-8", errors="replace"))
+    if not response.body.endswith(b"\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _fetch(
+    args: argparse.Namespace, options: dict[str, object], session_store: ClientSessionStore | None = None
+) -> TLSResponse:
+    """One ``tls_get`` with the command's options (offering and keeping ``session_store``'s session); with
+    ``--trace`` its records on stderr; CommandError (exit 1, one line naming the cause) when it fails."""
+    from ..net.tls import tls_get  # imported here so `tcp` and `pki` work even if tls is broken
+
     try:
         response = tls_get(
             args.url, cafile=args.cafile, verify=not args.insecure, keylog_path=args.keylog,
-            timeout=args.timeout, **options,
+            timeout=args.timeout, session_store=session_store, **options,
         )
     except (HandshakeError, OSError) as error:
         exchange = error.exchange if isinstance(error, HandshakeError) else None
@@ -333,17 +432,7 @@ def run_get(args: argparse.Namespace) -> int:
     if args.trace:
         print(render_transcript(response.transcript), file=sys.stderr)
         print(file=sys.stderr)
-    handshake = response.handshake
-    sent = f", client certificate {handshake.client_subject}" if handshake.client_subject else ""
-    suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group, response.transcript)
-    print(f"* TLS 1.2, {suite}{sent}, HTTP {response.status}", file=sys.stderr)
-    if args.status:
-        print(f"* {stapled_summary(handshake.stapled_ocsp_response)}", file=sys.stderr)
-    sys.stdout.write(response.body.decode("utf-8", errors="replace"))
-    if not response.body.endswith(b"\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
-    return 0
+    return response
 
 
 def _group_text(group: int | None, transcript: Sequence[TranscriptEntry] = ()) -> str:
@@ -522,6 +611,10 @@ def _report_connections(finished: queue.SimpleQueue) -> None:
                 suite = "no handshake"
             else:
                 suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group)
+            if record.resumed_by is not None:
+                suite += f", {handshake_kind(record.resumed_by)}"
+            if handshake is not None and handshake.renegotiation:
+                suite += f", renegotiated ({handshake.renegotiation})"
             client = f", client certificate {record.client_subject}" if record.client_subject else ""
             if record.handshake is not None and record.handshake.stapled_ocsp_response is not None:
                 client += ", OCSP response stapled"
@@ -578,6 +671,10 @@ def run_serve(args: argparse.Namespace) -> int:
         options["require_client_certificate"] = args.require_client_cert
     if suites:
         options["cipher_suites"] = suites
+    if args.no_resumption:
+        options["resumption"] = False
+    if args.renegotiate:
+        options["renegotiate"] = True
     stapled = ""
     if args.ocsp_response is not None:
         der = load_ocsp_response(args.ocsp_response)
@@ -599,7 +696,12 @@ def run_serve(args: argparse.Namespace) -> int:
         )
         with server:
             shown_host = "localhost" if args.host == "127.0.0.1" else args.host
-            print(f"serving https://{shown_host}:{server.port}/ with our TLS server (Ctrl-C to stop)", flush=True)
+            # Nothing after the URL has a colon: scripts take the port from the last one.
+            resumes = "sessions resume by ID and by ticket" if server.resumption else "no session resumption"
+            print(
+                f"serving https://{shown_host}:{server.port}/ with our TLS server ({resumes}; Ctrl-C to stop)",
+                flush=True,
+            )
             if stapled:
                 print(stapled, flush=True)
             while not stop.wait(0.2):

@@ -31,6 +31,16 @@ becomes :class:`~handshake_lib.errors.ConnectionLost`) whose ``exchange``
 (:class:`~handshake_lib.errors.Exchange`: the records exchanged so far, the fatal alert included, and
 their timings) lets a trace show the handshake up to the alert that ended it.
 
+Resumption.  ``session_store=`` (a :class:`~handshake_lib.tls.sessions.ClientSessionStore`) makes
+:func:`open_tls` and :func:`tls_get` offer the session the store holds for ``server_name:port`` (as curl
+and browsers key their caches) and keep whatever session the handshake ends with, so fetching N times
+with one store resumes N-1 times (``session=`` offers one session explicitly).  ``session_ticket=True``
+asks for a ticket as well.  ``TLSStream.resumed_by`` / ``TLSResponse.resumed_by`` say how a handshake
+resumed (``"ticket"``, ``"session ID"``) or None for a full one; the key log gets one line per handshake,
+resumed ones included (the core writes it when the master secret is installed).  :class:`TLSPageServer`
+resumes by default: one bounded session-ID cache and one set of rotating ticket keys shared by all its
+connections, all used from its one thread (docs/limits.md).
+
 Recording.  ``record_to=PATH`` (:func:`open_tls`, :func:`tls_get`) keeps the raw bytes of the connection
 both ways, in the order they crossed the socket, and writes them when the socket closes as a classic
 pcap (:func:`~handshake_lib.tcp.streams.write_pcap`, with the connection's real addresses and ports):
@@ -73,12 +83,15 @@ from ..tls.connection import (
     ApplicationData,
     ConnectionClosed,
     HandshakeComplete,
+    RenegotiationRefused,
     TLSConnection,
     TranscriptEntry,
 )
 from ..tls.flight import MAX_ANSWER_BYTES, FirstFlightReader, ServerAnswer, handshake_records
 from ..tls.keylog import append_line
 from ..tls.server import TLSServer
+from ..tls.sessions import ClientSessionStore, Session, SessionCache
+from ..tls.tickets import TicketKeys
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -87,6 +100,7 @@ __all__ = [
     "TLSResponse",
     "TLSStream",
     "open_tls",
+    "session_key",
     "tls_get",
     "TLSPageServer",
     "ServedConnection",
@@ -140,6 +154,19 @@ class TLSStream:
         self.handshake: HandshakeComplete = client.handshake
 
     @property
+    def resumed_by(self) -> str | None:
+        """How this handshake resumed an earlier session: ``"ticket"``, ``"session ID"``, or None (full).
+
+        The client knows from what it offered: with a ticket its session ID is fresh and random, so a
+        server that echoes it accepted the ticket (RFC 5077 section 3.4); without one the ID itself.
+        """
+        offered = self.client.offered_session
+        first = self.client.handshakes[0]  # the connection's own handshake, not a later renegotiation
+        if not first.resumed or offered is None:
+            return None
+        return offered.resumable_by
+
+    @property
     def transcript(self) -> list[TranscriptEntry]:
         return self.client.transcript
 
@@ -174,6 +201,36 @@ class TLSStream:
         self._driver.flush()  # stamps the new transcript entry with the time it left
         return wire
 
+    def renegotiate(self, *, deadline: float | None = None) -> HandshakeComplete | None:
+        """Run a new handshake over the open connection (RFC 5746) and return it; None if the server declined.
+
+        Application data that arrives meanwhile is kept for :meth:`recv`.  The whole handshake must end
+        within ``timeout`` from this call, or by ``deadline`` (a time.monotonic() value).  A server that did
+        not agree to secure renegotiation in the first handshake: ConnectionStateError before anything is sent.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
+        before = len(self.client.handshakes)
+        self.client.renegotiate()
+        self._driver.flush()
+        while len(self.client.handshakes) == before:
+            for event in self._driver.receive(deadline):
+                if isinstance(event, RenegotiationRefused):
+                    return None
+                self._keep(event)
+        self.handshake = self.client.handshakes[-1]
+        return self.handshake
+
+    def _keep(self, event: object) -> None:
+        """What :meth:`recv` hands out later: application data, the server's close, and each new handshake
+        (a server may ask for one with HelloRequest at any time: the core answers it on its own)."""
+        if isinstance(event, ApplicationData):
+            self._received.append(event.data)
+        elif isinstance(event, ConnectionClosed):
+            self._peer_closed = True
+        elif isinstance(event, HandshakeComplete):
+            self.handshake = event
+
     def recv(self, *, deadline: float | None = None) -> bytes:
         """The next application data; ``b""`` once the server has closed.
 
@@ -186,10 +243,7 @@ class TLSStream:
             deadline = time.monotonic() + self.timeout
         while not self._received and not self._peer_closed:
             for event in self._driver.receive(deadline):
-                if isinstance(event, ApplicationData):
-                    self._received.append(event.data)
-                elif isinstance(event, ConnectionClosed):
-                    self._peer_closed = True
+                self._keep(event)
         return self._received.popleft() if self._received else b""
 
     def close(self) -> None:
@@ -253,6 +307,11 @@ def _keylog_writer(keylog_path: str | Path | None) -> Callable[[str], None] | No
     return lambda line: append_line(keylog_path, line)
 
 
+def session_key(server_name: str, port: int) -> str:
+    """The key a :class:`~handshake_lib.tls.sessions.ClientSessionStore` keeps a server's session under."""
+    return f"{server_name}:{port}"
+
+
 def open_tls(
     host: str,
     port: int,
@@ -262,6 +321,8 @@ def open_tls(
     deadline: float | None = None,
     keylog_path: str | Path | None = None,
     record_to: str | Path | None = None,
+    session_store: ClientSessionStore | None = None,
+    session: Session | None = None,
     **client_options: Any,
 ) -> TLSStream:
     """Connect to ``host:port``, run our TLS 1.2 client's handshake, return the open stream.
@@ -275,11 +336,24 @@ def open_tls(
     time.monotonic() value) when one is given; the stream's ``recv`` then waits ``timeout`` per call.
     ``record_to``: a pcap file written when the stream closes, with every byte of the connection both ways
     (IPv4 only), a failed handshake included.
+
+    Resumption: ``session`` (an earlier ``handshake.session`` from the same server name) is offered in the
+    ClientHello; with a ``session_store`` and no ``session``, the one the store holds for
+    ``server_name:port`` (:func:`session_key`) is.  After the handshake the store keeps its session (the
+    resumed one, with a renewed ticket if one came, or the new one; none if the server offered none), and a
+    failed handshake removes the offered session from it (RFC 5246 section 7.2.2: a session ended by a fatal
+    alert must not be resumed).  ``stream.resumed_by`` says how it went.
     """
     timeout = net.check_timeout(timeout)
     if keylog_path is not None:
         client_options.setdefault("keylog", _keylog_writer(keylog_path))
-    client = TLSClient(server_name or host, **client_options)
+    name = server_name or host
+    store_key = session_key(name, port)
+    if session is None and session_store is not None:
+        session = session_store.get(store_key)
+    if session is not None:
+        client_options["session"] = session
+    client = TLSClient(name, **client_options)
     started = time.perf_counter()
     if deadline is None:
         deadline = time.monotonic() + timeout
@@ -301,11 +375,15 @@ def open_tls(
             driver.receive(deadline)
     except BaseException as error:
         sock.close()
+        if session_store is not None and session is not None and session_store.get(store_key) == session:
+            session_store.forget(store_key)
         if isinstance(error, (HandshakeError, OSError)):
             failure = _with_exchange(error, client, driver)
             if failure is not error:
                 raise failure from error
         raise
+    if session_store is not None:
+        session_store.store(store_key, client.handshake.session)
     return TLSStream(client, sock, driver, timeout)
 
 
@@ -325,6 +403,13 @@ class TLSResponse:
     transcript: list[TranscriptEntry]
     timings: list[Timing] = field(default_factory=list)
     header_fields: list[tuple[str, str]] = field(default_factory=list)
+    # "ticket" or "session ID" when the handshake resumed a session (TLSStream.resumed_by), None when full.
+    resumed_by: str | None = None
+    # tls_get(renegotiate=True): True once the connection renegotiated before the request, False when the
+    # server declined (no_renegotiation); None when not asked.  ``handshake`` is then the renegotiation's.
+    renegotiated: bool | None = None
+    # Every handshake of the connection, in order (the first, then any renegotiation).
+    handshakes: list[HandshakeComplete] = field(default_factory=list)
 
 
 def tls_get(
@@ -337,6 +422,9 @@ def tls_get(
     record_to: str | Path | None = None,
     timeout: float = net.DEFAULT_TIMEOUT,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    session_store: ClientSessionStore | None = None,
+    session: Session | None = None,
+    renegotiate: bool = False,
     **client_options: Any,
 ) -> TLSResponse:
     """GET ``https://host[:port]/path`` with our TLS 1.2 client and read the response with h11.
@@ -355,7 +443,17 @@ def tls_get(
     far); a network error after connecting is a :class:`~handshake_lib.errors.ConnectionLost` (an OSError).
     ``client_options`` go to :func:`open_tls` (``request_ocsp_status=True``: a stapled OCSP response, if
     the server sends one, is in ``response.handshake.stapled_ocsp_response``; ``record_to``: a pcap of the
-    connection).
+    connection).  ``session_store``/``session``: resume, as :func:`open_tls` does; fetching again with the
+    same store resumes (``response.resumed_by``)::
+
+        store = ClientSessionStore()
+        first = tls_get(url, cafile=ca, session_store=store, session_ticket=True)   # full
+        again = tls_get(url, cafile=ca, session_store=store)                        # resumed_by "ticket"
+
+    ``renegotiate=True`` renegotiates once (RFC 5746) on the open connection before sending the request
+    (a server that answers one request per connection, as ``s_server -www`` and our own do, could not be
+    asked again after it), within the same deadline; ``response.renegotiated`` says whether the server
+    took part, and ``response.handshakes`` lists both handshakes.
     """
     timeout = net.check_timeout(timeout)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
@@ -372,12 +470,16 @@ def tls_get(
     try:
         stream = open_tls(
             host, port, host, timeout=timeout, deadline=deadline, cafile=cafile, verify=verify,
-            keylog_path=keylog_path, record_to=record_to, **client_options,
+            keylog_path=keylog_path, record_to=record_to, session_store=session_store, session=session,
+            **client_options,
         )  # fmt: skip
     except ConnectionTimeout as error:
         raise _timed_out(error, f"{host}:{port}", timeout, "connecting or in the handshake") from error
+    renegotiated: bool | None = None
     try:
         with stream:
+            if renegotiate:
+                renegotiated = stream.renegotiate(deadline=deadline) is not None
             stream.send(request, deadline=deadline)
             reader.read(stream, deadline)
     except ConnectionTimeout as error:
@@ -396,7 +498,7 @@ def tls_get(
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return TLSResponse(
         response.status_code, headers, bytes(reader.body), stream.handshake, stream.transcript, stream.timings,
-        fields,
+        fields, stream.resumed_by, renegotiated, list(stream.client.handshakes),
     )  # fmt: skip
 
 
@@ -521,6 +623,8 @@ class ServedConnection:
     status: int | None = None
     outcome: str = ""
     finished: bool = False
+    # "ticket" or "session ID" when the client resumed a session (the abbreviated handshake), else None.
+    resumed_by: str | None = None
 
     @property
     def client_subject(self) -> str | None:
@@ -562,6 +666,7 @@ class _PageConnection:
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
         self.outbox = bytearray()
         self.answered = False  # our response and close_notify are queued
+        self.waiting: tuple[int, str] | None = None  # a whole request, held while the client renegotiates
         self.ending = False  # nothing more to read: close once the outbox is written
         self.closed = False
         self.received = False  # any byte from the client yet
@@ -635,6 +740,13 @@ class _PageConnection:
         for event in events:
             if isinstance(event, HandshakeComplete):
                 self.record.handshake = event
+                if not event.renegotiation:  # how the connection began; a renegotiation is always full
+                    self.record.resumed_by = self.tls.resumed_by if event.resumed else None
+                if event.renegotiation and self.waiting is not None:
+                    self._respond(*self.waiting)  # renegotiated, as we asked: now the answer
+            elif isinstance(event, RenegotiationRefused) and self.waiting is not None:
+                status, what = self.waiting
+                self._respond(status, f"{what} (the client declined to renegotiate)")
             elif isinstance(event, ApplicationData) and not self.answered:
                 room = MAX_REQUEST_HEAD - len(self.record.request)
                 self.record.request += event.data[: max(room, 0)]
@@ -667,11 +779,25 @@ class _PageConnection:
                 method, target = event.method.decode("ascii"), event.target.decode("iso-8859-1")
                 self.record.outcome = f"{method} {target} HTTP/{event.http_version.decode('ascii')}"  # see _respond
             elif isinstance(event, h11.EndOfMessage):
+                if self.server.renegotiate and self.waiting is None and self._ask_to_renegotiate():
+                    self.waiting = (200, self.record.outcome)  # answered once the new handshake is done
+                    return
                 self._respond(200, self.record.outcome)
             elif isinstance(event, h11.ConnectionClosed):
                 return
 
+    def _ask_to_renegotiate(self) -> bool:
+        """``renegotiate=True``: HelloRequest before the answer (False: the client cannot renegotiate)."""
+        try:
+            self.tls.renegotiate()
+        except HandshakeError:  # no secure renegotiation agreed: answer at once, as an OpenSSL server would
+            return False
+        self.outbox += self.tls.data_to_send()
+        return True
+
     def _respond(self, status: int, what: str) -> None:
+        if self.answered:
+            return
         if status == 200:
             body, content_type = self.server.page, "text/html; charset=utf-8"
         else:
@@ -728,6 +854,16 @@ class TLSPageServer(net.LoopbackServer):
     ``extended_master_secret``, ``keylog``, for mutual TLS ``client_ca`` and ``require_client_certificate``,
     ``ocsp_response`` to staple for clients that ask...); ``keylog_path`` appends NSS key log lines to a file.
 
+    Resumption is on by default: every connection shares one ``session_cache``
+    (:class:`~handshake_lib.tls.sessions.SessionCache`: at most 1024 sessions, each for 300 s, OpenSSL's
+    lifetime) and one set of ``ticket_keys`` (:class:`~handshake_lib.tls.tickets.TicketKeys`: a new key
+    every hour, tickets good for 7200 s), both read with ``time.monotonic`` unless ``clock=`` says
+    otherwise; pass your own to size them, or ``resumption=False`` for a server that makes every client do
+    a full handshake.  ``connections[i].resumed_by`` says how each client resumed.  A server that asks for
+    client certificates (``client_ca``) does not resume unless ``resumption=True`` says so: a
+    :class:`~handshake_lib.tls.sessions.Session` does not carry the client's certificate yet, so a resumed
+    connection would have no ``client_subject`` (docs/limits.md).
+
     One event loop (``selectors``, non-blocking sockets) serves every connection: each is a sans-I/O
     TLS core plus an ``h11`` HTTP/1.1 connection, so a thousand slow clients cost memory, not threads,
     and a normal client is still served at once.  HTTP is h11's: a request with bare LF line ends is
@@ -737,9 +873,11 @@ class TLSPageServer(net.LoopbackServer):
     byte; at most ``max_connections`` (default :data:`DEFAULT_MAX_CONNECTIONS`) are served at once,
     the next ones wait in the kernel's accept queue (the system's largest); ``connections`` keeps the
     ``history`` (default :data:`DEFAULT_HISTORY`) most recent :class:`ServedConnection` records, in the
-    order they were accepted, without transcripts unless ``keep_transcripts=True``.  ``on_finished``, if
-    given, is called (in the server's thread) with each record once its connection is over: the
-    ``tls serve`` console log uses it.  ``accepted`` counts every connection since the start.
+    order they were accepted, without transcripts unless ``keep_transcripts=True``.  ``renegotiate=True``
+    asks each client for a new handshake (HelloRequest, RFC 5746) once its request is in, and answers after
+    it (or after the client declines); ``max_renegotiations`` (a server option) bounds the ones clients
+    start.  ``on_finished``, if given, is called (in the server's thread) with each record once its
+    connection is over: the ``tls serve`` console log uses it.  ``accepted`` counts every connection since the start.
     """
 
     name = "TLSPageServer"
@@ -759,6 +897,10 @@ class TLSPageServer(net.LoopbackServer):
         history: int = DEFAULT_HISTORY,
         keep_transcripts: bool = False,
         on_finished: Callable[[ServedConnection], None] | None = None,
+        resumption: bool | None = None,
+        session_cache: SessionCache | None = None,
+        ticket_keys: TicketKeys | None = None,
+        renegotiate: bool = False,
         **server_options: Any,
     ) -> None:
         self.certificate_chain = [
@@ -773,11 +915,24 @@ class TLSPageServer(net.LoopbackServer):
         self.page = page
         if keylog_path is not None:
             server_options.setdefault("keylog", _keylog_writer(keylog_path))
+        if resumption is None:  # on, unless client certificates are asked for (a session forgets them)
+            resumption = not server_options.get("client_ca")
+        if not resumption and (session_cache is not None or ticket_keys is not None):
+            raise ValueError("resumption=False serves without a session cache or ticket keys: do not pass them")
+        self.resumption = resumption
+        # Shared by every connection, used only from the event loop's thread: no lock needed.
+        self.session_cache = session_cache if session_cache is not None or not resumption else SessionCache()
+        self.ticket_keys = ticket_keys if ticket_keys is not None or not resumption else TicketKeys()
+        if resumption:
+            server_options["session_cache"] = self.session_cache
+            server_options["ticket_keys"] = self.ticket_keys
+            server_options.setdefault("clock", time.monotonic)
         self.server_options = server_options
         # Fail now, in the caller's thread, if the options are wrong (not in the loop later).
         TLSServer(self.certificate_chain, private_key, **server_options)
         self.keep_transcripts = keep_transcripts
         self.on_finished = on_finished
+        self.renegotiate = renegotiate
         self.connections: deque[ServedConnection] = deque(maxlen=history)
         self.accepted = 0
         self._clients: dict[int, _PageConnection] = {}  # file descriptor -> connection

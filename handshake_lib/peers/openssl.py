@@ -55,6 +55,7 @@ __all__ = [
     "http_page_handler",
     "openssl_fetch",
     "openssl_server",
+    "s_client",
     "s_server",
     "server_context",
 ]
@@ -382,6 +383,14 @@ class OpenSSLProcess:
         self.output += printed
         return printed
 
+    def write(self, data: bytes) -> None:
+        """Type ``data`` on the program's standard input (started with ``stdin=True``): s_server sends a line
+        to its client, and ``r`` alone on a line asks it to renegotiate; s_client's ``R`` renegotiates."""
+        if self.process.stdin is None:
+            raise ValueError("this openssl process was started without stdin=True")
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
 
 @contextlib.contextmanager
 def s_server(
@@ -389,6 +398,7 @@ def s_server(
     *options: str,
     timeout: float = DEFAULT_TIMEOUT,
     executable: str | None = None,
+    stdin: bool = False,
 ) -> Iterator[OpenSSLProcess]:
     """``openssl s_server`` on 127.0.0.1, on a port the kernel chose, with the certificate in ``files``.
 
@@ -399,6 +409,8 @@ def s_server(
     ``-naccept 1``...).  The port is read from the ``ACCEPT 127.0.0.1:PORT`` line it prints, never
     waiting past ``timeout``; the process is killed and reaped when the block ends.  Raises
     :class:`~handshake_lib.peers.PeerUnavailable` when ``openssl`` is not installed or does not start.
+    ``stdin=True`` lets the caller type to it (:meth:`OpenSSLProcess.write`: without ``-www``, ``r`` on a
+    line of its own sends HelloRequest to the client).
     """
     program = executable or shutil.which("openssl")
     if program is None:
@@ -407,15 +419,55 @@ def s_server(
         program, "s_server", "-accept", f"{LOOPBACK}:0",
         "-cert", str(files.cert_path), "-key", str(files.key_path), *options,
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    with _openssl_process(command, stdin, timeout) as process:
         port, output = _accept_port(process, time.monotonic() + timeout)
         yield OpenSSLProcess(command, LOOPBACK, port, process, output)
+
+
+@contextlib.contextmanager
+def s_client(
+    port: int,
+    *options: str,
+    host: str = LOOPBACK,
+    timeout: float = DEFAULT_TIMEOUT,
+    executable: str | None = None,
+) -> Iterator[OpenSSLProcess]:
+    """``openssl s_client -connect host:port`` with ``options``, its standard input open to the caller.
+
+    >>> with s_client(server.port, "-tls1_2", "-CAfile", ca) as peer:   # doctest: +SKIP
+    ...     peer.write(b"R\n")                         # renegotiate (RFC 5746)
+    ...     peer.read_output(re.compile(rb"RENEGOTIATING"))
+
+    What it prints (stdout and stderr together) comes through :meth:`OpenSSLProcess.read_output`, never
+    waiting past its ``wait``; the process is killed and reaped when the block ends.  Raises
+    :class:`~handshake_lib.peers.PeerUnavailable` when ``openssl`` is not installed.
+    """
+    program = executable or shutil.which("openssl")
+    if program is None:
+        raise PeerUnavailable("the openssl program is not installed (it is on PATH nowhere)")
+    command = [program, "s_client", "-connect", f"{host}:{port}", *options]
+    with _openssl_process(command, True, timeout) as process:
+        yield OpenSSLProcess(command, host, port, process)
+
+
+@contextlib.contextmanager
+def _openssl_process(command: list[str], stdin: bool, timeout: float) -> Iterator[subprocess.Popen[bytes]]:
+    """The program running, killed and reaped (pipes closed) when the block ends, however it ends."""
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
     finally:
         process.kill()
         process.wait(timeout)
-        if process.stdout is not None:
-            process.stdout.close()
+        for pipe in (process.stdout, process.stdin):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 _ACCEPT_LINE = re.compile(rb"^ACCEPT 127\.0\.0\.1:(\d+)\r?\n", re.MULTILINE)

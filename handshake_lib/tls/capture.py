@@ -28,12 +28,22 @@ Each record becomes a :class:`~handshake_lib.tls.connection.TranscriptEntry`, so
 What cannot be decrypted is said per connection in ``problem``: no key log line for this client random;
 a server key that does not match the certificate; an ECDHE or DHE key exchange with only the server's
 key (its pre-master secret came from ephemeral values that were never on the wire or in the key: the
-server's key only signed them: that is forward secrecy); a resumed session with only the server's key;
-TLS 1.3.
+server's key only signed them: that is forward secrecy); a resumed session with only the server's key
+whose full handshake is not in the capture; TLS 1.3.
+
+Resumed sessions.  An abbreviated handshake (RFC 5246 7.4.1.2; RFC 5077) has no key exchange: its master
+secret is the one an earlier full handshake made.  As Wireshark does, :func:`decode_tls_capture` remembers the
+master secret of every connection it decrypted under the session ID the server gave and under each ticket
+it sent (NewSessionTicket), and a later connection whose ServerHello echoes its session ID (a resumption)
+is opened with the secret its ticket or ID names, when the key log has no line for it.
+
+Renegotiations (RFC 5746) are followed with a key log: the new ClientHello and ServerHello arrive inside
+protected records, the key log's line for the new client random gives the new master secret, and each
+direction switches to the new keys after its next ChangeCipherSpec, as a live connection does.  With only the
+server's key a renegotiation's records stay encrypted (the connection says so).
 
 Limits (docs/limits.md): :data:`MAX_CONNECTIONS` connections, :data:`MAX_STREAM_BYTES` per direction,
-:data:`MAX_RECORDS` records per connection; what is cut is said in the connection's ``notes``.  Keys
-are followed through the first handshake only: a renegotiation's new keys are not (noted).
+:data:`MAX_RECORDS` records per connection; what is cut is said in the connection's ``notes``.
 """
 
 from __future__ import annotations
@@ -62,6 +72,7 @@ from .messages import (
     ClientHello,
     ClientKeyExchange,
     HandshakeMessage,
+    NewSessionTicket,
     OpaqueHandshake,
     ServerHello,
     cipher_suite_name,
@@ -87,6 +98,8 @@ MAX_RECORDS = 200_000
 
 KEYLOG = "the key log (CLIENT_RANDOM)"
 KEYLOG_RSA = "the key log (RSA: the pre-master secret)"
+EARLIER_TICKET = "an earlier connection in this capture (the session the client's ticket resumed)"
+EARLIER_ID = "an earlier connection in this capture (the session ID the server resumed)"
 SERVER_KEY = "the server's RSA private key (the pre-master secret decrypted from ClientKeyExchange)"
 
 
@@ -105,10 +118,19 @@ class TLSCaptureConnection:
     client_random: bytes = b""
     server_random: bytes = b""
     extended_master_secret: bool = False
+    # What the key exchange left on the wire (lesson 09's exercise derives the master secret from these):
+    # RSA: the encrypted pre-master secret from ClientKeyExchange; the suite's PRF hash; and, with the
+    # extended master secret, the session hash (ClientHello .. ClientKeyExchange, RFC 7627 section 3).
+    encrypted_pre_master_secret: bytes = field(default=b"", repr=False)
+    prf_hash: str = ""
+    session_hash: bytes = field(default=b"", repr=False)
     key_source: str = ""
     master_secret: bytes = b""
     problem: str = ""
     notes: list[str] = field(default_factory=list)
+    # Renegotiations seen (new hellos inside protected records), and the client randoms whose keys opened them.
+    renegotiations: int = 0
+    renegotiation_randoms: list[bytes] = field(default_factory=list)
 
     @property
     def suite_name(self) -> str:
@@ -218,7 +240,9 @@ class _Reader:
                     return
 
     # -- keys ------------------------------------------------------------------------------------
-    def keys(self, keylog: KeyLog | None, server_key: rsa.RSAPrivateKey | None) -> tuple[RecordProtection, ...] | None:
+    def keys(
+        self, keylog: KeyLog | None, server_key: rsa.RSAPrivateKey | None, sessions: dict[bytes, bytes] | None = None
+    ) -> tuple[RecordProtection, ...] | None:
         connection = self.connection
         client = [_decode_message(raw) for raw in self.sides[CLIENT_TO_SERVER].clear_messages]
         server = [_decode_message(raw) for raw in self.sides[SERVER_TO_CLIENT].clear_messages]
@@ -247,9 +271,18 @@ class _Reader:
         )
         exchange = next((m for m in client if m.handshake_type == HandshakeType.client_key_exchange), None)
         encrypted_pms = exchange.encrypted_pre_master_secret if isinstance(exchange, ClientKeyExchange) else b""
+        if kind == "RSA":
+            connection.encrypted_pre_master_secret = encrypted_pms
+        if params is not None:
+            connection.prf_hash = params.prf_hash
+            if connection.extended_master_secret and exchange is not None:
+                connection.session_hash = self._session_hash(params)
         master = keylog.master_secret(hello.random) if keylog is not None else None
+        earlier = self._resumed_from(sessions or {}, hello, server_hello)
         if master is not None:
             connection.key_source = KEYLOG
+        elif earlier is not None:
+            master, connection.key_source = earlier
         elif keylog is not None and encrypted_pms and keylog.find("RSA", encrypted_pms[:8]) is not None:
             pre_master = keylog.find("RSA", encrypted_pms[:8])
             assert pre_master is not None
@@ -276,6 +309,35 @@ class _Reader:
         options: dict[str, Any] = {"encrypt_then_mac": etm and not params.is_aead}
         return (RecordProtection.client_write(block, params, **options),
                 RecordProtection.server_write(block, params, **options))  # fmt: skip
+
+    @staticmethod
+    def _resumed_from(
+        sessions: dict[bytes, bytes], hello: ClientHello, server_hello: ServerHello
+    ) -> tuple[bytes, str] | None:
+        """The master secret of an earlier connection this one resumed, and how it was found (or None).
+
+        The server resumes by echoing the session ID the client offered; with a ticket that ID is the
+        client's fresh one, and the ticket names the session (RFC 5077 3.4).
+        """
+        if not server_hello.session_id or server_hello.session_id != hello.session_id:
+            return None
+        ticket = getattr(hello.extension(ExtensionType.session_ticket), "ticket", b"")
+        if ticket and b"ticket:" + ticket in sessions:
+            return sessions[b"ticket:" + ticket], EARLIER_TICKET
+        if b"id:" + server_hello.session_id in sessions:
+            return sessions[b"id:" + server_hello.session_id], EARLIER_ID
+        return None
+
+    def remember(self, sessions: dict[bytes, bytes]) -> None:
+        """After a connection was decrypted: its master secret under its session ID and each ticket it got."""
+        connection = self.connection
+        if not connection.decrypted or not connection.master_secret:
+            return
+        for message in map(_decode_message, self.sides[SERVER_TO_CLIENT].clear_messages):
+            if isinstance(message, ServerHello) and message.session_id:
+                sessions[b"id:" + message.session_id] = connection.master_secret
+            elif isinstance(message, NewSessionTicket) and message.ticket:
+                sessions[b"ticket:" + message.ticket] = connection.master_secret
 
     def _master(self, pre_master: bytes, hello: ClientHello, params: SuiteParams | None) -> bytes | None:
         if params is None:
@@ -321,7 +383,7 @@ class _Reader:
         if exchange is None:
             connection.problem = (
                 "no ClientKeyExchange: a resumed session, whose master secret came from an earlier handshake "
-                "(a key log line for it decrypts it)"
+                "that is not in this capture (a key log line for it decrypts it)"
             )
             return None
         certificate = next((m for m in server if isinstance(m, Certificate)), None)
@@ -337,13 +399,48 @@ class _Reader:
         pre_master = decrypt_pre_master_secret(encrypted_pms, server_key, hello.legacy_version)
         return self._master(pre_master, hello, params)
 
+    def _renegotiated_keys(
+        self, hello: ClientHello, server_hello: ServerHello, keylog: KeyLog | None
+    ) -> dict[str, RecordProtection] | None:
+        """Each direction's protection after a renegotiation's ChangeCipherSpec, from the key log's line for
+        the new client random (None, and the problem said, without one)."""
+        connection = self.connection
+        connection.renegotiations += 1
+        master = keylog.master_secret(hello.random) if keylog is not None else None
+        try:
+            params = suite_params(server_hello.cipher_suite)
+        except (HandshakeError, KeyError, ValueError):
+            params = None
+        if master is None or params is None:
+            why = (
+                f"no CLIENT_RANDOM line for its client random {hello.random.hex()}"
+                if keylog is not None
+                else "its keys need a key log line (the server's key alone does not follow it)"
+            )
+            connection.problem = connection.problem or f"renegotiation {connection.renegotiations}: {why}"
+            return None
+        connection.renegotiation_randoms.append(hello.random)
+        etm = (
+            not params.is_aead
+            and hello.extension(ExtensionType.encrypt_then_mac) is not None
+            and server_hello.extension(ExtensionType.encrypt_then_mac) is not None
+        )
+        block = prf_module.key_block(master, server_hello.random, hello.random, params)
+        return {
+            CLIENT_TO_SERVER: RecordProtection.client_write(block, params, encrypt_then_mac=etm),
+            SERVER_TO_CLIENT: RecordProtection.server_write(block, params, encrypt_then_mac=etm),
+        }
+
     # -- the transcript --------------------------------------------------------------------------
-    def transcript(self, protections: tuple[RecordProtection, ...] | None) -> None:
+    def transcript(self, protections: tuple[RecordProtection, ...] | None, keylog: KeyLog | None = None) -> None:
         connection = self.connection
         protection = dict(zip((CLIENT_TO_SERVER, SERVER_TO_CLIENT), protections or (None, None), strict=True))
         changed = {CLIENT_TO_SERVER: False, SERVER_TO_CLIENT: False}
         reassemblers = {CLIENT_TO_SERVER: HandshakeReassembler(), SERVER_TO_CLIENT: HandshakeReassembler()}
         failed: set[str] = set()
+        # A renegotiation: its ClientHello (once seen), then each direction's keys from its next ChangeCipherSpec.
+        renegotiating: ClientHello | None = None
+        pending: dict[str, RecordProtection] = {}
         for direction, record in self.records:
             raw = record.encode()
             if not changed[direction]:
@@ -377,6 +474,15 @@ class _Reader:
             connection.entries.append(
                 TranscriptEntry(direction, record.content_type, raw, plaintext, messages, encrypted=True)
             )
+            for message in messages:
+                if isinstance(message, ClientHello) and direction == CLIENT_TO_SERVER:
+                    renegotiating = message
+                elif isinstance(message, ServerHello) and renegotiating is not None:
+                    pending = self._renegotiated_keys(renegotiating, message, keylog) or {}
+                    renegotiating = None
+            if record.content_type == ContentType.change_cipher_spec and direction in pending:
+                protection[direction] = pending.pop(direction)  # the new keys, from this direction's next record
+                reassemblers[direction] = HandshakeReassembler()
         if not connection.problem and any(isinstance(entry, UndecryptedRecord) for entry in connection.entries):
             connection.problem = "some records were not decrypted"
 
@@ -410,13 +516,21 @@ def decode_tls_streams(
     server: Endpoint = ("server", 0),
     keylog: KeyLog | None = None,
     server_key: rsa.RSAPrivateKey | None = None,
+    sessions: dict[bytes, bytes] | None = None,
 ) -> TLSCaptureConnection:
-    """One TLS connection given as (direction, bytes) chunks in the order they were seen."""
+    """One TLS connection given as (direction, bytes) chunks in the order they were seen.
+
+    ``sessions``: master secrets of earlier connections by session ID and ticket (``decode_tls_capture``
+    keeps one for a whole capture); a resumed connection is opened with the one it names, and a connection
+    that decrypts adds its own.
+    """
     connection = TLSCaptureConnection(client, server)
     reader = _Reader(connection)
     for direction, data in chunks:
         reader.feed(direction, data)
-    reader.transcript(reader.keys(keylog, server_key))
+    reader.transcript(reader.keys(keylog, server_key, sessions), keylog)
+    if sessions is not None:
+        reader.remember(sessions)
     return connection
 
 
@@ -437,14 +551,16 @@ def decode_tls_capture(
         segments, cut = list(source), ""
     conversations, skipped = group_connections(segments, max_connections=MAX_CONNECTIONS, server_ports=(443,))
     connections = []
+    sessions: dict[bytes, bytes] = {}  # at most two entries per connection: MAX_CONNECTIONS bounds it
     for conversation in conversations:
         chunks = list(conversation.chunks(MAX_STREAM_BYTES))
         first = next((data for direction, data in chunks if direction == CLIENT_TO_SERVER), b"")
         if not _looks_like_tls(first):
             continue
         connection = decode_tls_streams(
-            chunks, client=conversation.client, server=conversation.server, keylog=keylog, server_key=server_key
-        )
+            chunks, client=conversation.client, server=conversation.server, keylog=keylog, server_key=server_key,
+            sessions=sessions,
+        )  # fmt: skip
         connection.notes.extend(conversation.notes)
         connections.append(connection)
     if cut:

@@ -61,7 +61,17 @@ else happens) and handled here:
   session's master secret and the new randoms, the server's ChangeCipherSpec and Finished come first and
   ours answer them.  Any other session ID is a full handshake.  :class:`HandshakeComplete` says
   ``resumed`` and carries the ``session`` to keep (None when the server gave no ID).
-* **HelloRequest** once connected: declined with a ``no_renegotiation`` warning (a table row too).
+* **Renegotiation** (RFC 5746): the first ClientHello offers ``renegotiation_info`` (empty) and a server that
+  answers it agrees to secure renegotiation.  Then :meth:`~TLSConnection.renegotiate` sends a new ClientHello
+  over the open connection (encrypted under the current keys), whose ``renegotiation_info`` carries our last
+  Finished verify_data and offers no session (a full handshake: fresh ephemeral keys); the ServerHello's
+  must carry both sides' (``handshake_failure`` otherwise), and the server's certificate must be the one
+  the first handshake validated (``illegal_parameter``, as BoringSSL refuses a changed one since the 2014
+  triple handshake attack).  A **HelloRequest** starts the same, within ``max_renegotiations`` (the
+  table's guarded row); without secure renegotiation, or over the limit, it is declined with a
+  ``no_renegotiation`` warning (the unguarded row).  Application data keeps flowing in both directions until
+  the new ChangeCipherSpec switches each direction's keys; a server that declines our hello with
+  ``no_renegotiation`` leaves the connection as it was (:class:`RenegotiationRefused`).
 * **ChangeCipherSpec**, then the server's **Finished**, whose ``verify_data`` must match ours over
   the whole transcript (``decrypt_error`` otherwise).  Then :class:`HandshakeComplete`.
 
@@ -74,6 +84,7 @@ handshake, exactly as a real peer would.  The client's extension options (``exte
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -89,6 +100,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ..errors import (
     BadCertificate,
     CertificateError,
+    DecryptError,
     HandshakeFailure,
     IllegalParameter,
     ProtocolError,
@@ -100,6 +112,7 @@ from ..pki.report import Purpose, ValidationReport
 from ..pki.revocation import RevocationPolicy
 from .connection import (
     DEFAULT_CLIENT_SUITES,
+    DEFAULT_MAX_RENEGOTIATIONS,
     RUNNABLE_SUITES,
     ConnectionStateError,
     HandshakeComplete,
@@ -110,7 +123,7 @@ from .connection import (
     TLSConnection,
     UnsupportedExtension,
 )
-from .constants import CipherSuite, ECPointFormat, ExtensionType, NamedGroup, ProtocolVersion, name_of
+from .constants import CipherSuite, ECPointFormat, ExtensionType, NamedGroup, ProtocolVersion, SignatureScheme, name_of
 from .extensions import ECPointFormatsExtension, RenegotiationInfoExtension, SignatureAlgorithmsExtension
 from .key_exchange import GROUPS, EphemeralKey, ffdhe_group_for
 from .messages import (
@@ -133,7 +146,7 @@ from .messages import (
 from .negotiation import DEFAULT_GROUPS, DHE_SUITES, client_hello_for, suite_authentication
 from .record import MAX_PLAINTEXT_LENGTH
 from .sessions import Session
-from .signatures import SigningKey, choose_scheme, schemes_for_key, sign, verify_signature
+from .signatures import SigningKey, check_scheme, choose_scheme, schemes_for_key, sign
 from .stages import LIBRARY_STAGES, BuildClientHello, Stages
 from .states import Guard, Input, State
 from .suites import suite_params
@@ -184,6 +197,8 @@ class TLSClient(TLSConnection):
         certificate_checks: CertificateChecks = LIBRARY_CHECKS,  # host name and validity (lesson 04, pki.checks)
         # an earlier handshake's session (HandshakeComplete.session) to resume
         session: Session | None = None,
+        # renegotiations the server may ask for (HelloRequest) on one connection; 0 declines them all
+        max_renegotiations: int = DEFAULT_MAX_RENEGOTIATIONS,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -192,6 +207,7 @@ class TLSClient(TLSConnection):
             encrypt_then_mac=encrypt_then_mac,
             fragment_size=fragment_size,
             stages=stages,
+            max_renegotiations=max_renegotiations,
         )
         if verify and not server_name:
             raise ValueError("verify=True needs the server_name to check the certificate against")
@@ -270,6 +286,24 @@ class TLSClient(TLSConnection):
         self._server_public: bytes = b""
         self._ephemeral_group = None  # the key_exchange.Group the server chose
         self.ephemeral_key: EphemeralKey | None = None
+        # The leaf the first handshake validated: a renegotiation must present the same one.
+        self._first_server_leaf: x509.Certificate | None = None
+
+    def _reset_handshake(self) -> None:
+        # A renegotiation: the new handshake's hellos, the server's messages and what they decided.
+        self.client_hello = None
+        self.server_hello = None
+        self.server_certificates = []
+        self.session_ticket = None
+        self._ticket_agreed = False
+        self._status_acknowledged = False
+        self.server_key_exchange = None
+        self._server_public = b""
+        self._ephemeral_group = None
+        self.ephemeral_key = None
+        self.certificate_request = None
+        self.client_signature_scheme = None
+        # offered_session stays (it says how the connection began); _renegotiating_hello offers none.
 
     # The table's rows for the server's messages, and the messages it sends (``states.CLIENT_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -281,7 +315,7 @@ class TLSClient(TLSConnection):
         Input.server_key_exchange: "_on_server_key_exchange",
         Input.server_hello_done: None,  # nothing to check: the row's flight is our answer
         Input.new_session_ticket: "_on_new_session_ticket",
-        Input.hello_request: None,  # the row's no_renegotiation warning is the whole answer
+        Input.hello_request: "_on_hello_request",
     }
     _SENDERS: ClassVar[dict[str, str]] = {
         "ClientHello": "_send_client_hello",
@@ -302,7 +336,17 @@ class TLSClient(TLSConnection):
             self._move(State.ERROR)
             raise
 
-    def guards(self) -> frozenset[Guard]:
+    def _on_renegotiate(self, _: None) -> None:
+        self._handshake_messages.clear()  # the row's ClientHello follows, the first message of the new hashes
+        self._begin_renegotiation()
+
+    def _on_hello_request(self, _: object) -> None:
+        # Two rows: declined (no_renegotiation, unguarded) or a new ClientHello, when its guards hold.
+        if {Guard.secure_renegotiation, Guard.renegotiation_allowed} <= self.guards():
+            self.peer_renegotiations += 1
+            self._on_renegotiate(None)
+
+    def _handshake_guards(self) -> frozenset[Guard]:
         # RFC 5077: one NewSessionTicket, and only if the server's hello agreed to session_ticket.
         guards: set[Guard] = set()
         if self._ticket_agreed and self.session_ticket is None:
@@ -319,7 +363,8 @@ class TLSClient(TLSConnection):
         return frozenset(guards)
 
     def _send_client_hello(self) -> None:
-        random = self._client_random_option or self._random_bytes(32)
+        fixed = self._client_random_option if not self.handshakes else None  # a renegotiation: fresh randoms
+        random = fixed or self._random_bytes(32)
         try:
             suites = list(self.cipher_suites)
             hello = self._build_client_hello(client_random=random, suites=suites, server_name=self.server_name)
@@ -328,11 +373,30 @@ class TLSClient(TLSConnection):
             sent, _ = decode_handshake(raw, annotate=False)
             if not isinstance(sent, ClientHello):
                 raise TypeError(f"it returned a {type(sent).__name__}, not a ClientHello")
+            if self.handshakes:
+                sent = self._renegotiating_hello(sent)
+                raw = sent.to_bytes()
         except Exception as error:  # a learner's build_client_hello may fail any way; say which stage
             raise InternalError(f"build_client_hello failed: {type(error).__name__}: {error}") from error
         self.client_hello = sent
         self.client_random = self.client_hello.random  # type: ignore[union-attr]
         self._send_handshake(self.client_hello, raw)  # type: ignore[arg-type]
+
+    def _renegotiating_hello(self, hello: ClientHello) -> ClientHello:
+        """``hello`` as a renegotiation sends it (RFC 5746 3.5): renegotiation_info with our last verify_data,
+        no SCSV, and no session or ticket to resume (a full handshake, new keys from a new key exchange)."""
+        kept = [
+            e
+            for e in hello.extensions or ()
+            if e.extension_type != ExtensionType.renegotiation_info
+            and not (e.extension_type == ExtensionType.session_ticket and getattr(e, "ticket", b""))
+        ]
+        return replace(
+            hello,
+            session_id=b"",
+            cipher_suites=[s for s in hello.cipher_suites if s != CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV],
+            extensions=[*kept, RenegotiationInfoExtension(self._renegotiation_info())],
+        )
 
     # -- the server's messages, each reached through the table -----------------------------------
     def _on_server_hello(self, hello: ServerHello) -> None:
@@ -351,15 +415,15 @@ class TLSClient(TLSConnection):
         if hello.compression_method != 0:
             raise IllegalParameter(f"the server chose compression method {hello.compression_method}; we offered null")
         offered_types = {e.extension_type for e in offer.extensions or ()}
+        if CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in offer.cipher_suites:
+            offered_types.add(ExtensionType.renegotiation_info)  # the SCSV asks for it too (RFC 5746 3.4)
         for extension in hello.extensions or ():
             if extension.extension_type not in offered_types:
                 raise UnsupportedExtension(
                     f"the server sent extension {extension.extension_type}, which we never offered"
                 )
         params = suite_params(hello.cipher_suite)
-        renegotiation = hello.extension(ExtensionType.renegotiation_info)
-        if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:
-            raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.4)")
+        self._check_renegotiation_info(hello)
         etm = hello.extension(ExtensionType.encrypt_then_mac)  # decoded strictly: non-empty is a decode_error
         if etm is not None and params.is_aead:
             raise IllegalParameter("encrypt_then_mac may only answer a CBC suite (RFC 7366 section 3)")
@@ -380,6 +444,23 @@ class TLSClient(TLSConnection):
         # Only an answer to our request gets here (an unrequested one is unsupported_extension above), and
         # the server's status_request was decoded strictly (not empty: decode_error, as in OpenSSL).
         self._status_acknowledged = hello.extension(ExtensionType.status_request) is not None
+
+    def _check_renegotiation_info(self, hello: ServerHello) -> None:
+        """RFC 5746: empty on a first handshake (and then secure renegotiation is agreed); on a renegotiation
+        our verify_data then the server's (3.5), which proves the server saw the same first handshake."""
+        extension = hello.extension(ExtensionType.renegotiation_info)
+        carried = extension.renegotiated_connection if isinstance(extension, RenegotiationInfoExtension) else None
+        if not self.handshakes:
+            if carried:
+                raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.4)")
+            self.secure_renegotiation = carried is not None
+            return
+        expected = self.client_verify_data + self.server_verify_data
+        if carried is None or not hmac.compare_digest(carried, expected):
+            raise HandshakeFailure(
+                "the server's renegotiation_info does not carry both Finished messages of our last handshake "
+                "(RFC 5746 section 3.5)"
+            )
 
     @staticmethod
     def _offered_session_id(session: Session | None, random_bytes: RandomBytes) -> bytes:
@@ -464,6 +545,12 @@ class TLSClient(TLSConnection):
         if usage is not None and self.params.key_exchange != "RSA" and not usage.digital_signature:
             # RFC 8422 section 5.3 / RFC 5246 7.4.2: an ephemeral suite's certificate signs ServerKeyExchange.
             raise UnsupportedCertificate("the certificate's keyUsage does not allow digitalSignature")
+        if self._first_server_leaf is None:
+            self._first_server_leaf = leaf
+        elif leaf != self._first_server_leaf:
+            # The triple handshake attack (2014) swaps servers between handshakes; BoringSSL and NSS refuse a
+            # renegotiation that changes the server's certificate (SSL_R_SERVER_CERT_CHANGED).
+            raise IllegalParameter("the server presented another certificate in the renegotiation")
         self.server_certificates = chain
 
     def _on_server_key_exchange(self, message: ServerKeyExchange) -> None:
@@ -489,12 +576,17 @@ class TLSClient(TLSConnection):
                 )
             group = found
         group.check_public(params.public)  # before the signature, as OpenSSL does: a bad point is decode-time
-        offered = self._offered_signature_schemes()
-        signed = self.client_random + self.server_random + message.params_bytes()
-        verify_signature(
-            self.server_certificates[0].public_key(), message.signature_algorithm, message.signature, signed, offered,
-            what="ServerKeyExchange",
+        public_key = self.server_certificates[0].public_key()
+        scheme = message.signature_algorithm
+        check_scheme(public_key, scheme, self._offered_signature_schemes(), what="ServerKeyExchange")
+        verified = self._stages.check_server_key_exchange_signature(
+            public_key, scheme, message.signature, self.client_random, self.server_random, message.params_bytes(),  # type: ignore[arg-type]
         )  # fmt: skip
+        if verified is not True:  # RFC 5246 section 7.2.2 (and OpenSSL): decrypt_error
+            raise DecryptError(
+                f"the server's ServerKeyExchange ({name_of(SignatureScheme, scheme)}) does not verify with its "
+                f"certificate's key (check_server_key_exchange_signature returned {verified!r})"
+            )
         self.server_key_exchange = message
         self._ephemeral_group = group
         self._server_public = params.public
@@ -513,7 +605,9 @@ class TLSClient(TLSConnection):
             group = self._ephemeral_group
             assert group is not None  # the table: ServerKeyExchange came before ServerHelloDone
             self.ephemeral_key = group.generate(self._random_bytes)
-            pre_master = self.ephemeral_key.shared_secret(self._server_public)
+            pre_master = self.ephemeral_key.shared_secret(
+                self._server_public, ecdhe=self._stages.ecdhe_premaster_secret
+            )
             public = self.ephemeral_key.public
             self._send_handshake(
                 ECDHClientKeyExchange(public) if group.kind == "ecdhe" else DHClientKeyExchange(public)

@@ -104,7 +104,19 @@ from .record import (
 from .record import _read_header as read_record_header
 from .sessions import Session
 from .stages import LIBRARY_STAGES, Stages
-from .states import INITIAL_STATE, TABLES, Guard, Input, Role, State, Transition, input_for, refine, transition_for
+from .states import (
+    INITIAL_STATE,
+    TABLES,
+    Guard,
+    Input,
+    Role,
+    State,
+    Transition,
+    allowed_inputs,
+    input_for,
+    refine,
+    transition_for,
+)
 from .suites import SUITES, SuiteParams
 
 __all__ = [
@@ -112,6 +124,7 @@ __all__ = [
     "ApplicationData",
     "AlertReceived",
     "ConnectionClosed",
+    "RenegotiationRefused",
     "Event",
     "TranscriptEntry",
     "TLSConnection",
@@ -127,6 +140,7 @@ __all__ = [
     "MAX_RECORDS_PER_HANDSHAKE_MESSAGE",
     "MAX_WARNING_ALERTS",
     "MAX_EMPTY_RECORDS",
+    "DEFAULT_MAX_RENEGOTIATIONS",
     "DEFAULT_SERVER_SUITES",
     "record_spans",
     "plaintext_spans",
@@ -201,6 +215,10 @@ MAX_EMPTY_RECORDS = 32
 # ``transcript_overflow``.  Twice MAX_RECORDS_PER_HANDSHAKE_MESSAGE, so that a handshake refused for too
 # many records still shows them all and the alert that ended it.
 MAX_TRANSCRIPT_RECORDS = 2 * MAX_RECORDS_PER_HANDSHAKE_MESSAGE
+# Renegotiations the *peer* may start on one connection (RFC 5746); beyond them we decline with the warning
+# no_renegotiation.  Each costs us a full handshake's public-key work, so a peer that renegotiates in a loop
+# is a denial of service (CVE-2011-1473; OpenSSL 3 servers refuse client-initiated ones unless told to).
+DEFAULT_MAX_RENEGOTIATIONS = 3
 
 
 # ConnectionStateError, UnexpectedEOF, UnsupportedExtension and InternalError live in errors.py now;
@@ -234,6 +252,8 @@ class HandshakeComplete:
     # is what a client keeps to resume later (``TLSClient(session=...)``), None when the server offered none.
     resumed: bool = field(default=False, compare=False)
     session: Session | None = field(default=None, repr=False, compare=False)
+    # Renegotiation (RFC 5746): 0 for a connection's first handshake, 1 for the first renegotiation, ...
+    renegotiation: int = field(default=0, compare=False)
 
     @property
     def client_subject(self) -> str | None:
@@ -259,7 +279,12 @@ class ConnectionClosed:
     """The peer closed: close_notify, or the end of the TCP stream after the handshake."""
 
 
-Event = HandshakeComplete | ApplicationData | AlertReceived | ConnectionClosed
+@dataclass(frozen=True)
+class RenegotiationRefused:
+    """The peer declined the renegotiation we asked for (warning ``no_renegotiation``): the keys stay."""
+
+
+Event = HandshakeComplete | ApplicationData | AlertReceived | ConnectionClosed | RenegotiationRefused
 
 
 class TranscriptEntry:
@@ -423,6 +448,8 @@ class TLSConnection:
         Input.finished: "_on_finished",
         Input.application_data: "_on_application_data",
         (State.CLOSED, Input.application_data): None,  # discarded: we closed (RFC 5246 section 7.2.1)
+        Input.renegotiate: "_on_renegotiate",
+        Input.no_renegotiation: "_on_no_renegotiation",
     }
     # A name in a row's ``send`` column -> name of the method that builds the message and queues it.
     _SENDERS: ClassVar[dict[str, str]] = {
@@ -452,7 +479,10 @@ class TLSConnection:
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
         stages: Stages = LIBRARY_STAGES,
         keep_transcript: bool = True,
+        max_renegotiations: int = DEFAULT_MAX_RENEGOTIATIONS,
     ) -> None:
+        if isinstance(max_renegotiations, bool) or not isinstance(max_renegotiations, int) or max_renegotiations < 0:
+            raise ValueError(f"max_renegotiations must be a whole number >= 0, not {max_renegotiations!r}")
         # Framing, both directions' protection and the switch at ChangeCipherSpec live in the record layer;
         # ``fragment_size`` below 2^14 cuts our handshake messages across records (the peer reassembles).
         self._records = RecordLayer(ProtocolVersion.TLS1_2, fragment_size=fragment_size)
@@ -499,6 +529,17 @@ class TLSConnection:
         self._close_received = False
         # Names (as the tables' ``send`` column spells them) of every message we queued, in order.
         self._sent_names: list[str] = []
+        # Renegotiation (RFC 5746).  Every completed handshake, in order (``handshake`` is the last); whether the
+        # first one agreed renegotiation_info; each side's last Finished verify_data, which the next handshake's
+        # renegotiation_info must carry; how many renegotiations the peer started (max_renegotiations bounds it).
+        self.handshakes: list[HandshakeComplete] = []
+        self.secure_renegotiation = False
+        self.client_verify_data = b""
+        self.server_verify_data = b""
+        self.max_renegotiations = max_renegotiations
+        self.peer_renegotiations = 0
+        self._handshake_under_way = True  # until this handshake's Finished messages are both checked
+        self._change_cipher_spec_sent = False  # in this handshake: our records are under its keys
 
     # -- the h11-style public API ----------------------------------------------------------------
     @property
@@ -554,11 +595,36 @@ class TLSConnection:
         return events
 
     def send_application_data(self, data: bytes) -> None:
-        """Queue ``data`` as application data records (the handshake must be complete)."""
-        if self.state is not State.CONNECTED:
+        """Queue ``data`` as application data records (the handshake must be complete).
+
+        During a renegotiation data may still go out under the current keys, until our ChangeCipherSpec.
+        """
+        renegotiating = Guard.renegotiating in self.guards() and not self._change_cipher_spec_sent
+        if self.state is not State.CONNECTED and not renegotiating:
             raise ConnectionStateError(f"cannot send application data in state {self.state.value}")
         if data:  # an empty record is legal but says nothing: send none
             self._send_records(ContentType.application_data, data)
+
+    def renegotiate(self) -> None:
+        """Start a new handshake over the open connection (RFC 5746): a client sends a ClientHello whose
+        renegotiation_info carries its last Finished; a server sends HelloRequest (the client may decline).
+
+        Needs the first handshake to have agreed secure renegotiation, and no handshake under way
+        (ConnectionStateError otherwise: the table has no row for it).  New keys take effect at the new
+        ChangeCipherSpec; application data keeps flowing until then.
+        """
+        if self.state is State.ERROR:
+            raise ConnectionStateError(f"the connection ended with an error: {self.error}")
+        try:
+            row = self._transition(Input.renegotiate)
+        except UnexpectedMessage as refused:
+            why = (
+                "the peer did not agree to secure renegotiation (RFC 5746)"
+                if self.state is State.CONNECTED
+                else f"in state {self.state.value}; it needs an open connection with no handshake under way"
+            )
+            raise ConnectionStateError(f"cannot renegotiate: {why}") from refused
+        self._step(Input.renegotiate, None, [], row)
 
     def close(self) -> None:
         """Queue close_notify (once); the connection then accepts no more application data to send."""
@@ -662,6 +728,8 @@ class TLSConnection:
             )
         row = self._transition(received)
         if received is not Input.hello_request:  # HelloRequest is left out of the handshake hashes (7.4.1.1)
+            if self._state is State.CONNECTED:
+                self._handshake_messages.clear()  # a renegotiating ClientHello: the hashes start anew
             self._messages_before_current = bytes(self._handshake_messages)
             self._handshake_messages += raw
         self._step(received, message, events, row)
@@ -676,6 +744,11 @@ class TLSConnection:
             if self._warning_alerts > MAX_WARNING_ALERTS:
                 # OpenSSL: SSL_R_TOO_MANY_WARN_ALERTS with unexpected_message; BoringSSL the same.
                 raise UnexpectedMessage(f"more than {MAX_WARNING_ALERTS} warning alerts in a row")
+            if alert.description == TLSAlert.no_renegotiation and Input.no_renegotiation in allowed_inputs(
+                self.role, self._state, self.guards()
+            ):
+                self._step(Input.no_renegotiation, alert, events)  # the answer to our renegotiation: a row
+                return
             events.append(AlertReceived(alert.level, alert.description))
             return
         if self.state not in (State.CONNECTED, State.CLOSED):
@@ -690,8 +763,30 @@ class TLSConnection:
 
     # -- the state table drives the code ---------------------------------------------------------
     def guards(self) -> frozenset[Guard]:
-        """The table guards that hold now (see :class:`~handshake_lib.tls.states.Guard`)."""
+        """The table guards that hold now (see :class:`~handshake_lib.tls.states.Guard`).
+
+        The renegotiation guards always; the role's handshake guards (:meth:`_handshake_guards`) only while
+        a handshake is under way: once connected, what the last handshake decided (its suite, a stapled
+        response) must not pick the rows of the next one, which its own ClientHello decides.
+        """
+        guards = set(self._renegotiation_guards())
+        if self._handshake_under_way:
+            guards |= self._handshake_guards()
+        return frozenset(guards)
+
+    def _handshake_guards(self) -> frozenset[Guard]:
         return frozenset()
+
+    def _renegotiation_guards(self) -> set[Guard]:
+        guards: set[Guard] = set()
+        if self.secure_renegotiation:
+            guards.add(Guard.secure_renegotiation)
+        renegotiating = bool(self.handshakes) and self._handshake_under_way
+        if renegotiating:
+            guards.add(Guard.renegotiating)
+        if self.peer_renegotiations < self.max_renegotiations or renegotiating:  # one under way was allowed
+            guards.add(Guard.renegotiation_allowed)
+        return guards
 
     def _transition(self, received: Input) -> Transition:
         return transition_for(self.role, self._state, received, self.guards())
@@ -722,7 +817,7 @@ class TLSConnection:
                 f"the {self.role} table says {row.label!r} sends {list(row.send)}, but the code sent {list(sent)}"
             )
         self._move(row.target, row)
-        if row.target is State.CONNECTED and row.source is not State.CONNECTED:
+        if row.target is State.CONNECTED and row.received is Input.finished:
             events.append(self._handshake_complete())
         return row
 
@@ -747,13 +842,56 @@ class TLSConnection:
         expected = self._finished_verify_data(f"{peer} finished", self._messages_before_current)
         if not hmac.compare_digest(expected, finished.verify_data):
             raise DecryptError(f"the {peer}'s Finished verify_data does not match our transcript")
+        self._keep_verify_data(peer, finished.verify_data)
 
     def _send_finished(self) -> None:
         verify_data = self._finished_verify_data(f"{self.role} finished", bytes(self._handshake_messages))
+        self._keep_verify_data(self.role, verify_data)
         self._send_handshake(Finished(verify_data))
+
+    def _keep_verify_data(self, role: str, verify_data: bytes) -> None:
+        # RFC 5746 section 3.1: the next handshake's renegotiation_info carries this handshake's Finished data.
+        if role == "client":
+            self.client_verify_data = verify_data
+        else:
+            self.server_verify_data = verify_data
 
     def _send_no_renegotiation(self) -> None:
         self._send_alert(AlertLevel.warning, TLSAlert.no_renegotiation)
+
+    # -- renegotiation (RFC 5746) ----------------------------------------------------------------
+    def _on_renegotiate(self, _: None) -> None:
+        """The application asked for a new handshake (the row says what goes out)."""
+
+    def _on_no_renegotiation(self, _: Alert) -> Event:
+        self._handshake_under_way = False  # the client's hello was declined: the old keys go on
+        return RenegotiationRefused()
+
+    def _begin_renegotiation(self) -> None:
+        """Forget the last handshake's per-handshake state; the connection's keys stay until the new CCS.
+
+        The handshake hashes start again with the new hello: a ClientHello received once connected clears
+        them (:meth:`_receive_handshake`), and a client clears them before it sends its own.
+        """
+        self._handshake_under_way = True
+        self._change_cipher_spec_sent = False
+        self.resumed = False
+        self.session = None
+        self.group = None
+        self.stapled_ocsp_response = None
+        self.client_certificates = []
+        self.client_certificate_report = None
+        self._reset_handshake()
+
+    def _reset_handshake(self) -> None:
+        """What each role forgets when a renegotiation begins (its hellos, the peer's messages, its guards)."""
+
+    def _renegotiation_info(self) -> bytes:
+        """What this handshake's renegotiation_info must carry (RFC 5746 3.4-3.7): empty on the first
+        handshake; the client's last verify_data in a renegotiating ClientHello, both in the ServerHello."""
+        if not self.handshakes:
+            return b""
+        return self.client_verify_data + (self.server_verify_data if self.role == "server" else b"")
 
     # -- errors ----------------------------------------------------------------------------------
     def _fail(self, error: ProtocolError, cause: BaseException | None = None) -> None:
@@ -814,6 +952,7 @@ class TLSConnection:
             raise InternalError("ChangeCipherSpec without pending keys")
         self._send_records(ContentType.change_cipher_spec, ChangeCipherSpec().to_bytes(), [ChangeCipherSpec()])
         self._records.activate_pending_write()
+        self._change_cipher_spec_sent = True
 
     def _send_alert(self, level: int, description: int) -> None:
         alert = Alert(level, description)
@@ -886,7 +1025,10 @@ class TLSConnection:
             group=self.group,
             resumed=self.resumed,
             session=self.session,
+            renegotiation=len(self.handshakes),
         )
+        self.handshakes.append(self.handshake)
+        self._handshake_under_way = False
         return self.handshake
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
@@ -54,6 +55,9 @@ from .constants import NamedGroup, name_of
 __all__ = [
     "Group",
     "EphemeralKey",
+    "ECDHPrivateKey",
+    "ECDHESecret",
+    "ecdhe_premaster_secret",
     "GROUPS",
     "EC_GROUPS",
     "FFDHE_GROUPS",
@@ -66,6 +70,8 @@ __all__ = [
 ]
 
 RandomBytes = Callable[[int], bytes]
+ECDHPrivateKey = x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey
+"""A client's ephemeral ECDHE private key, as ``cryptography`` holds it (what the learner's stage is given)."""
 
 # RFC 7919 appendix A.1 (ffdhe2048) and A.2 (ffdhe3072), as printed there; `openssl genpkey -genparam
 # -algorithm DH -pkeyopt group:ffdhe2048` prints the same numbers (tests/test_tls_ecdhe.py checks).
@@ -171,25 +177,53 @@ class EphemeralKey:
     _ec: ec.EllipticCurvePrivateKey | None = field(default=None, repr=False)
     _dh_exponent: int = field(default=0, repr=False)
 
-    def shared_secret(self, peer_public: bytes) -> bytes:
-        """The pre-master secret with the peer's ``peer_public`` (validated first: see the module docstring)."""
+    @property
+    def private_key(self) -> ECDHPrivateKey | None:
+        """The ECDHE private half as a ``cryptography`` key (None for DHE, whose exponent is a number)."""
+        return self._x25519 if self._x25519 is not None else self._ec
+
+    def shared_secret(self, peer_public: bytes, *, ecdhe: ECDHESecret | None = None) -> bytes:
+        """The pre-master secret with the peer's ``peer_public`` (validated first: see the module docstring).
+
+        ``ecdhe`` computes an ECDHE secret in place of :func:`ecdhe_premaster_secret` (the client's
+        replaceable stage); the checks around it (the peer's value before, an all-zero X25519 result
+        after) are the library's whichever function ran.
+        """
         self.group.check_public(peer_public)
-        if self._x25519 is not None:
-            peer = x25519.X25519PublicKey.from_public_bytes(peer_public)
-            try:
-                secret = self._x25519.exchange(peer)
-            except ValueError:  # cryptography refuses the all-zero result itself
-                secret = bytes(32)
-            if secret == bytes(32):
+        private = self.private_key
+        if private is not None:
+            secret = (ecdhe or ecdhe_premaster_secret)(private, peer_public)
+            if not isinstance(secret, bytes):
+                raise TypeError(f"the ECDHE pre-master secret must be bytes, not {type(secret).__name__}")
+            if self._x25519 is not None and secret == bytes(32):
                 raise IllegalParameter("the X25519 shared secret is all zeros: a low-order point (RFC 8422 5.11)")
             return secret
-        if self._ec is not None:
-            assert self.group.curve is not None
-            peer_ec = ec.EllipticCurvePublicKey.from_encoded_point(self.group.curve(), peer_public)
-            return self._ec.exchange(ec.ECDH(), peer_ec)  # the x-coordinate, field-length (RFC 8422 5.10)
         z = pow(int.from_bytes(peer_public, "big"), self._dh_exponent, self.group.p)
         # RFC 5246 section 8.1.2: "Leading bytes of Z that contain all zero bits are stripped".
         return z.to_bytes(self.group.public_length, "big").lstrip(b"\x00")
+
+
+class ECDHESecret(Protocol):
+    """The ECDHE pre-master secret from our private key and the peer's public value (as sent)."""
+
+    def __call__(self, client_private_key: ECDHPrivateKey, server_public: bytes, /) -> bytes: ...
+
+
+def ecdhe_premaster_secret(client_private_key: ECDHPrivateKey, server_public: bytes, /) -> bytes:
+    """The ECDHE pre-master secret: ``client_private_key`` (ours) with the server's public value.
+
+    X25519 (RFC 7748): the 32-byte output of ``X25519(private, public)``, as is.  P-256 and P-384: ECDH's
+    shared point's x-coordinate, as long as the field (RFC 8422 section 5.10).  ``cryptography`` does the
+    curve arithmetic; the same call works for the server with its private key and the client's value.
+    ``server_public`` must already be checked (:meth:`Group.check_public`).
+    """
+    if isinstance(client_private_key, x25519.X25519PrivateKey):
+        try:
+            return client_private_key.exchange(x25519.X25519PublicKey.from_public_bytes(server_public))
+        except ValueError:  # cryptography refuses the all-zero result itself; the caller names it
+            return bytes(32)
+    peer = ec.EllipticCurvePublicKey.from_encoded_point(client_private_key.curve, server_public)
+    return client_private_key.exchange(ec.ECDH(), peer)
 
 
 _ORDERS = {

@@ -90,6 +90,7 @@ __all__ = [
     "CertificateRequest",
     "CertificateStatus",
     "MAX_STAPLED_OCSP_RESPONSE",
+    "HelloRequest",
     "ServerHelloDone",
     "ClientKeyExchange",
     "ECDHClientKeyExchange",
@@ -606,6 +607,24 @@ class ServerKeyExchange(HandshakeMessage):
 
 
 @dataclass
+class HelloRequest(HandshakeMessage):
+    """HelloRequest (RFC 5246 section 7.4.1.1): an empty body; the server asks for a new handshake.
+
+    It is left out of the handshake hashes, and a client may ignore it or decline with the warning
+    ``no_renegotiation`` (RFC 5746 section 4.5).
+    """
+
+    msg_type: ClassVar[int] = HandshakeType.hello_request
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> HelloRequest:
+        return cls()  # the caller's sub-reader rejects a non-empty body
+
+    def encode_body(self, w: Writer) -> None:
+        return None
+
+
+@dataclass
 class ServerHelloDone(HandshakeMessage):
     """ServerHelloDone (RFC 5246 section 7.4.5): an empty body that ends the server's first flight."""
 
@@ -741,6 +760,7 @@ class OpaqueHandshake(HandshakeMessage):
 HANDSHAKE_MESSAGES: dict[int, type[HandshakeMessage]] = {
     cls.msg_type: cls
     for cls in (
+        HelloRequest,
         ClientHello,
         ServerHello,
         Certificate,

@@ -64,7 +64,14 @@ then handled here:
   ChangeCipherSpec (the rows under ``Guard.ticket_to_send``).  A ticket that opens, offered with a session
   ID, resumes as a cached ID does (and gets a renewed ticket); one that does not open is a full handshake.
 
-No renegotiation: a connection has one handshake.
+* **Renegotiation** (RFC 5746): a first ClientHello with ``renegotiation_info`` (empty) or the SCSV gets an
+  empty ``renegotiation_info`` back, and secure renegotiation is agreed.  :meth:`~TLSConnection.renegotiate`
+  then sends HelloRequest (left out of the handshake hashes); a ClientHello over the open connection, asked
+  for or not, must carry the client's last verify_data and no SCSV (``handshake_failure`` otherwise), and
+  starts the same handshake again (the table's CONNECTED rows, made from WAIT_CLIENT_HELLO's), our
+  ServerHello carrying both sides' verify_data.  A client may start at most ``max_renegotiations`` itself
+  (CVE-2011-1473: each costs us a key exchange); past that, or without secure renegotiation, it gets the
+  warning ``no_renegotiation`` and the connection goes on (the unguarded row).
 
 Stages a learner can replace (``choose_cipher_suite``, ``decrypt_pre_master_secret``, the key schedule,
 ``record_mac``, ``verify_data``) come in one :class:`~handshake_lib.tls.stages.Stages` object:
@@ -73,6 +80,7 @@ Stages a learner can replace (``choose_cipher_suite``, ``decrypt_pre_master_secr
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -85,19 +93,22 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ..errors import CertificateError, HandshakeFailure
 from ..pki.report import Purpose
 from .connection import (
+    DEFAULT_MAX_RENEGOTIATIONS,
     DEFAULT_SERVER_SUITES,
     RUNNABLE_SUITES,
+    Event,
     HandshakeComplete,
     KeyLogWriter,
     RandomBytes,
     ReceiverKey,
     TLSConnection,
 )
-from .constants import CipherSuite, ExtensionType, NamedGroup, ProtocolVersion
-from .extensions import RenegotiationInfoExtension
+from .constants import CipherSuite, ContentType, ExtensionType, NamedGroup, ProtocolVersion
+from .extensions import Extension, RenegotiationInfoExtension
 from .key_exchange import GROUPS, EphemeralKey
 from .messages import (
     MAX_STAPLED_OCSP_RESPONSE,
+    Alert,
     Certificate,
     CertificateRequest,
     CertificateStatus,
@@ -106,6 +117,7 @@ from .messages import (
     ClientKeyExchange,
     DHClientKeyExchange,
     ECDHClientKeyExchange,
+    HelloRequest,
     NewSessionTicket,
     ServerDHParams,
     ServerECDHParams,
@@ -126,7 +138,7 @@ from .record import MAX_PLAINTEXT_LENGTH
 from .sessions import Session, SessionCache
 from .signatures import CERTIFICATE_TYPES, SUPPORTED_SCHEMES, SigningKey, choose_scheme, sign, verify_signature
 from .stages import LIBRARY_STAGES, Stages
-from .states import Guard, Input
+from .states import Guard, Input, State
 from .suites import suite_params
 from .tickets import TicketKeys
 from .verify import load_trust_store, validate_peer_chain
@@ -180,6 +192,9 @@ class TLSServer(TLSConnection):
         session_cache: SessionCache | None = None,
         ticket_keys: TicketKeys | None = None,
         clock: Callable[[], float] | None = None,
+        # renegotiations a client may start on one connection (RFC 5746); 0 declines them all.  The ones we
+        # ask for with renegotiate() (HelloRequest) do not count.
+        max_renegotiations: int = DEFAULT_MAX_RENEGOTIATIONS,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -189,6 +204,7 @@ class TLSServer(TLSConnection):
             fragment_size=fragment_size,
             stages=stages,
             keep_transcript=keep_transcript,
+            max_renegotiations=max_renegotiations,
         )
         given = ([(certificate_chain, private_key)] if certificate_chain or private_key is not None else []) + list(
             identities
@@ -267,10 +283,25 @@ class TLSServer(TLSConnection):
         self.new_session_ticket: NewSessionTicket | None = None  # the ticket we sent
         self.resumed_by: str | None = None  # "session ID" or "ticket"
         self._clock = clock
+        self._hello_request_sent = False  # renegotiate() asked; the client has not answered yet
+
+    def _reset_handshake(self) -> None:
+        # A renegotiation: the new ClientHello decides everything again.
+        self.client_hello = None
+        self.server_hello = None
+        self.certificate_request = None
+        self._client_leaf = None
+        self._staple = False
+        self.ephemeral_key = None
+        self.server_key_exchange = None
+        self._ticket_agreed = False
+        self.new_session_ticket = None
+        self.resumed_by = None
 
     # The table's rows for the client's messages, and the messages it sends (``states.SERVER_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
         Input.client_hello: "_on_client_hello",
+        (State.CONNECTED, Input.client_hello): "_on_renegotiation_client_hello",
         Input.client_key_exchange: "_on_client_key_exchange",
         Input.certificate: "_on_client_certificate",
         Input.certificate_verify: "_on_certificate_verify",
@@ -283,9 +314,66 @@ class TLSServer(TLSConnection):
         "CertificateStatus": "_send_certificate_status",
         "ServerKeyExchange": "_send_server_key_exchange",
         "NewSessionTicket": "_send_new_session_ticket",
+        "HelloRequest": "_send_hello_request",
     }
 
-    def guards(self) -> frozenset[Guard]:
+    # -- renegotiation (RFC 5746) ----------------------------------------------------------------
+    def _renegotiation_guards(self) -> set[Guard]:
+        guards = super()._renegotiation_guards()
+        if self._hello_request_sent:
+            guards |= {Guard.hello_request_sent, Guard.renegotiation_allowed}  # we asked: not the client's count
+        return guards
+
+    def _on_renegotiate(self, _: None) -> None:
+        self._hello_request_sent = True  # the row's HelloRequest follows
+
+    def _send_hello_request(self) -> None:
+        # Not a part of the handshake it asks for: left out of the handshake hashes (RFC 5246 7.4.1.1).
+        self._send_records(ContentType.handshake, HelloRequest().to_bytes(), [HelloRequest()])
+
+    def _on_no_renegotiation(self, alert: Alert) -> Event:
+        self._hello_request_sent = False
+        return super()._on_no_renegotiation(alert)
+
+    def _on_renegotiation_client_hello(self, hello: ClientHello) -> None:
+        """A ClientHello over the open connection: two rows, declined (unguarded) or a new handshake."""
+        if not {Guard.secure_renegotiation, Guard.renegotiation_allowed} <= self.guards():
+            return  # the unguarded row: its no_renegotiation warning is the whole answer
+        if not self._hello_request_sent:
+            self.peer_renegotiations += 1
+        self._hello_request_sent = False
+        self._begin_renegotiation()
+        self._on_client_hello(hello)
+
+    def _check_renegotiation_info(self, hello: ClientHello) -> None:
+        """RFC 5746: a first hello with the extension (empty) or the SCSV agrees to secure renegotiation
+        (3.6); a renegotiating one must carry our client's last verify_data and no SCSV (3.7)."""
+        extension = hello.extension(ExtensionType.renegotiation_info)
+        carried = extension.renegotiated_connection if isinstance(extension, RenegotiationInfoExtension) else None
+        scsv = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+        if not self.handshakes:
+            if carried:
+                raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.6)")
+            self.secure_renegotiation = carried is not None or scsv
+            return
+        if scsv:
+            raise HandshakeFailure("a renegotiating ClientHello must not carry the SCSV (RFC 5746 section 3.7)")
+        if carried is None:
+            raise HandshakeFailure("a renegotiating ClientHello without renegotiation_info (RFC 5746 section 3.7)")
+        if not hmac.compare_digest(carried, self.client_verify_data):
+            raise HandshakeFailure(
+                "renegotiation_info does not carry the client's last Finished: not the handshake we had "
+                "(RFC 5746 section 3.7)"
+            )
+
+    def _answer_renegotiation_info(self, extensions: list[Extension]) -> list[Extension]:
+        """Our ServerHello's renegotiation_info: empty first, then both sides' last verify_data (RFC 5746 3.7)."""
+        return [
+            RenegotiationInfoExtension(self._renegotiation_info()) if isinstance(e, RenegotiationInfoExtension) else e
+            for e in extensions
+        ]
+
+    def _handshake_guards(self) -> frozenset[Guard]:
         guards: set[Guard] = set()
         if self._ticket_agreed and self.new_session_ticket is None:
             guards.add(Guard.ticket_to_send)
@@ -335,6 +423,7 @@ class TLSServer(TLSConnection):
     def _on_client_hello(self, hello: ClientHello) -> None:
         self.client_hello = hello
         self.version = choose_version(hello, [ProtocolVersion.TLS1_2])
+        self._check_renegotiation_info(hello)
         self._ticket_agreed = (
             self.ticket_keys is not None and hello.extension(ExtensionType.session_ticket) is not None
         )
@@ -368,9 +457,6 @@ class TLSServer(TLSConnection):
                 # OpenSSL: SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM with handshake_failure.
                 raise HandshakeFailure("no signature scheme the client accepts fits our key for ServerKeyExchange")
             self._server_key_exchange_scheme = scheme
-        renegotiation = hello.extension(ExtensionType.renegotiation_info)
-        if isinstance(renegotiation, RenegotiationInfoExtension) and renegotiation.renegotiated_connection:
-            raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.6)")
         staple = self.ocsp_response is not None and client_asks_for_ocsp(hello)
         extensions = server_extensions(
             hello,
@@ -397,7 +483,7 @@ class TLSServer(TLSConnection):
             session_id=self._random_bytes(32) if self.session_cache is not None else b"",
             cipher_suite=suite,
             compression_method=0,
-            extensions=extensions,
+            extensions=self._answer_renegotiation_info(extensions),
         )
 
     def _resume(self, hello: ClientHello, session: Session) -> None:
@@ -427,7 +513,7 @@ class TLSServer(TLSConnection):
             session_id=session.session_id,
             cipher_suite=suite,
             compression_method=0,
-            extensions=extensions,
+            extensions=self._answer_renegotiation_info(extensions),
         )
         self._install_master_secret(session.master_secret)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .constants import CipherSuite
 
@@ -51,6 +51,9 @@ class Session:
     # RFC 5077: the opaque ticket the server gave us (client side), and how long it said to keep it (s).
     ticket: bytes | None = field(default=None, repr=False)
     ticket_lifetime_hint: int = 0
+    # Server side, from a ticket: when the session was first made (the full handshake), in the clock's
+    # seconds.  A renewed ticket keeps it, so resuming again and again does not make a session immortal.
+    created: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.master_secret) != 48:
@@ -77,9 +80,15 @@ class SessionCache:
         self._entries: OrderedDict[bytes, tuple[float, Session]] = OrderedDict()
 
     def store(self, session: Session, now: float) -> None:
-        """Remember ``session`` from ``now``; the least recently used one goes if the cache is full."""
+        """Remember ``session`` from ``now``; the least recently used one goes if the cache is full.
+
+        The kept session says when it was made (``created``, ``now`` unless it already knew), so a ticket
+        sealed for it on a later resumption by ID dates from its full handshake, not from the resumption.
+        """
         if not session.session_id:
             raise ValueError("a session without an ID cannot be cached")
+        if session.created is None:
+            session = replace(session, created=now)
         self._entries[session.session_id] = (now, session)
         self._entries.move_to_end(session.session_id)
         while len(self._entries) > self.max_entries:

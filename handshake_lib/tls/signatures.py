@@ -37,8 +37,11 @@ __all__ = [
     "SigningKey",
     "SUPPORTED_SCHEMES",
     "CERTIFICATE_TYPES",
+    "check_scheme",
+    "check_server_key_exchange_signature",
     "choose_scheme",
     "schemes_for_key",
+    "server_key_exchange_signed_bytes",
     "sign",
     "verify_signature",
 ]
@@ -121,6 +124,19 @@ def sign(key: SigningKey, scheme: int, messages: bytes) -> bytes:
     return key.sign(messages)
 
 
+def check_scheme(public_key: object, scheme: int, offered: Sequence[int], *, what: str = "CertificateVerify") -> None:
+    """IllegalParameter for a scheme we did not ``offer``, or that the peer's ``public_key`` cannot make
+    (OpenSSL's "wrong signature type"); the first half of :func:`verify_signature`."""
+    name = name_of(SignatureScheme, scheme)
+    signer = "client" if what == "CertificateVerify" else "server"
+    if scheme not in offered:
+        raise IllegalParameter(f"{what} uses {name}, which we did not offer")
+    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        raise IllegalParameter(f"the {signer} certificate's {type(public_key).__name__} cannot sign {what}")
+    if scheme not in schemes_for_key(public_key):
+        raise IllegalParameter(f"{what} uses {name}, which the {signer} certificate's key cannot make")
+
+
 def verify_signature(
     public_key: object,
     scheme: int,
@@ -134,14 +150,14 @@ def verify_signature(
     randoms and its params: RFC 5246 section 7.4.3, the same digitally-signed struct): IllegalParameter
     for a scheme we did not offer or that does not fit the key, DecryptError for a signature that does not
     verify (RFC 5246 section 7.2.2; OpenSSL sends decrypt_error for both)."""
-    name = name_of(SignatureScheme, scheme)
-    signer = "client" if what == "CertificateVerify" else "server"
-    if scheme not in offered:
-        raise IllegalParameter(f"{what} uses {name}, which we did not offer")
-    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
-        raise IllegalParameter(f"the {signer} certificate's {type(public_key).__name__} cannot sign {what}")
-    if scheme not in schemes_for_key(public_key):
-        raise IllegalParameter(f"{what} uses {name}, which the {signer} certificate's key cannot make")
+    check_scheme(public_key, scheme, offered, what=what)
+    if not _verifies(public_key, scheme, signature, messages):  # type: ignore[arg-type]  # checked just above
+        name = name_of(SignatureScheme, scheme)
+        signer = "client" if what == "CertificateVerify" else "server"
+        raise DecryptError(f"the {signer}'s {what} ({name}) does not verify with its certificate's key")
+
+
+def _verifies(public_key: VerifyingKey, scheme: int, signature: bytes, messages: bytes) -> bool:
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
             if scheme in _RSA_PSS:
@@ -155,4 +171,35 @@ def verify_signature(
         else:
             public_key.verify(signature, messages)
     except InvalidSignature:
-        raise DecryptError(f"the {signer}'s {what} ({name}) does not verify with its certificate's key") from None
+        return False
+    return True
+
+
+# -- ServerKeyExchange (ECDHE/DHE suites) ---------------------------------------------------------------
+def server_key_exchange_signed_bytes(client_random: bytes, server_random: bytes, params: bytes) -> bytes:
+    """What the server signs in ServerKeyExchange: ``client_random + server_random + params``.
+
+    RFC 5246 section 7.4.3 (``digitally-signed struct { opaque client_random[32]; opaque
+    server_random[32]; ServerDHParams params; }``) and RFC 8422 section 5.4 (the same with
+    ServerECDHParams).  ``params`` are the encoded parameters exactly as sent (curve type, named curve,
+    the length-prefixed public point): the randoms tie this ephemeral key to *this* handshake, so it
+    cannot be replayed into another one.
+    """
+    return client_random + server_random + params
+
+
+def check_server_key_exchange_signature(
+    server_public_key: VerifyingKey,
+    signature_scheme: int,
+    signature: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    params: bytes,
+    /,
+) -> bool:
+    """Whether ServerKeyExchange's ``signature`` (made with ``signature_scheme``) verifies with the server
+    certificate's key over :func:`server_key_exchange_signed_bytes` (the library's stage
+    ``check_server_key_exchange_signature``; the client has already checked that the scheme was offered
+    and fits the key, with :func:`check_scheme`)."""
+    signed = server_key_exchange_signed_bytes(client_random, server_random, params)
+    return _verifies(server_public_key, signature_scheme, signature, signed)

@@ -8,8 +8,10 @@ replaceable step once, in the order a handshake reaches it::
 
     client                                    server
     build_client_hello            ->          choose_cipher_suite
+    check_server_key_exchange_signature       (ECDHE/DHE suites: the signature over both randoms + params)
     make_pre_master_secret
-    encrypt_pre_master_secret     ->          decrypt_pre_master_secret
+    encrypt_pre_master_secret     ->          decrypt_pre_master_secret        (RSA key exchange)
+    ecdhe_premaster_secret                                                     (ECDHE: ours with theirs)
     master_secret / extended_master_secret    (both sides, over prf, over p_hash)
     key_block                                 (both sides, over prf)
     record_mac                                (both sides, CBC suites)
@@ -41,7 +43,7 @@ from typing import ClassVar, Protocol
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..replaceable import ReplaceableFunctions
-from . import negotiation, rsa_kx
+from . import key_exchange, negotiation, rsa_kx, signatures
 from . import prf as prf_module
 from . import record as record_module
 from .messages import ClientHello
@@ -54,6 +56,8 @@ __all__ = [
     "MakePreMasterSecret",
     "EncryptPreMasterSecret",
     "DecryptPreMasterSecret",
+    "EcdhePremasterSecret",
+    "CheckServerKeyExchangeSignature",
     "PHash",
     "Prf",
     "MasterSecret",
@@ -111,6 +115,33 @@ class DecryptPreMasterSecret(Protocol):
         random_bytes: RandomBytes,
         /,
     ) -> bytes: ...
+
+
+EcdhePremasterSecret = key_exchange.ECDHESecret
+"""``(client_private_key, server_public) -> pre-master secret``: ours (an ``X25519PrivateKey`` or an
+``EllipticCurvePrivateKey``) with the server's public value from ServerKeyExchange, as sent.  The client
+checks the server's value before the call and refuses an all-zero X25519 result after it."""
+
+
+class CheckServerKeyExchangeSignature(Protocol):
+    """Whether ServerKeyExchange's signature verifies with the server certificate's public key.
+
+    ``params`` are the encoded ServerECDHParams/ServerDHParams as sent; the signed bytes are
+    ``client_random + server_random + params`` (RFC 5246 section 7.4.3, RFC 8422 section 5.4).  True: go
+    on; False: the client refuses the handshake with ``decrypt_error``.  The client has checked that
+    ``signature_scheme`` is one it offered and that fits the key before calling.
+    """
+
+    def __call__(
+        self,
+        server_public_key: signatures.VerifyingKey,
+        signature_scheme: int,
+        signature: bytes,
+        client_random: bytes,
+        server_random: bytes,
+        params: bytes,
+        /,
+    ) -> bool: ...
 
 
 class PHash(Protocol):
@@ -172,6 +203,10 @@ class Stages(ReplaceableFunctions):
     make_pre_master_secret: MakePreMasterSecret = rsa_kx.make_pre_master_secret
     encrypt_pre_master_secret: EncryptPreMasterSecret = rsa_kx.encrypt_pre_master_secret
     decrypt_pre_master_secret: DecryptPreMasterSecret = rsa_kx.decrypt_pre_master_secret
+    ecdhe_premaster_secret: EcdhePremasterSecret = key_exchange.ecdhe_premaster_secret
+    check_server_key_exchange_signature: CheckServerKeyExchangeSignature = (
+        signatures.check_server_key_exchange_signature
+    )
     p_hash: PHash = prf_module.p_hash
     prf: Prf = prf_module.prf
     master_secret: MasterSecret = prf_module.master_secret

@@ -132,12 +132,31 @@ a row too, rather than an exception written in code:
   has in :mod:`handshake_lib.tcp.states`: the row applies only while :attr:`Guard.ticket_expected`
   holds (the server agreed to ``session_ticket`` and sent no ticket yet); otherwise the message is
   ``unexpected_message`` like any other missing row.
-* HelloRequest in CONNECTED: a client may decline renegotiation (section 7.4.1.1); we answer with the
-  warning alert ``no_renegotiation`` (RFC 5746 section 4.5), a row with something to send.
 * Application data in CLOSED: after our close_notify, what the peer still sends is discarded (section
   7.2.1).
 
-Alerts are not in the tables: a fatal alert ends the connection in any state, and ``close_notify``
+Renegotiation (RFC 5746) is the same handshake again over the open connection, its messages protected by
+the current keys::
+
+    Client                                               Server
+                                 <--------               HelloRequest      (renegotiate(): asks, optional)
+    ClientHello (renegotiation_info: client's last verify_data)   -------->  (CONNECTED)
+                                 <--------               ServerHello (renegotiation_info: both sides')
+                                                         ... the full handshake's flight, as above
+    Application Data             <------->               Application Data  (until each ChangeCipherSpec)
+
+The application's ``renegotiate()`` is an input, like ``start()``: on a client it sends a ClientHello from
+CONNECTED, on a server a HelloRequest (both under :attr:`Guard.secure_renegotiation`: the first handshake
+agreed renegotiation_info).  The server's ClientHello rows in CONNECTED are made from those of
+WAIT_CLIENT_HELLO by :func:`_renegotiation_rows`, each also needing :attr:`Guard.renegotiation_allowed`
+(within ``max_renegotiations``, or we asked); the unguarded CONNECTED row declines with the warning
+``no_renegotiation`` (RFC 5746 section 4.4), as does the client's unguarded HelloRequest row (RFC 5246
+7.4.1.1).  That warning, in answer to our own request, is the one alert with rows (``Input.no_renegotiation``):
+the connection goes back to, or stays, CONNECTED with its keys.  While a renegotiation runs
+(:attr:`Guard.renegotiating`), application data has a self-loop in every state before the peer's
+ChangeCipherSpec.
+
+Other alerts are not in the tables: a fatal alert ends the connection in any state, and ``close_notify``
 closes it (``CLOSED``).  A connection that detected an error is in ``ERROR`` and refuses further use.
 This module only holds the tables; :mod:`handshake_lib.tls.connection` and its two roles
 (:mod:`~handshake_lib.tls.client`, :mod:`~handshake_lib.tls.server`) follow them, and the notebooks
@@ -198,9 +217,10 @@ class State(Enum):
 
 
 class Input(Enum):
-    """What can happen: the application's ``start``, or a message received from the peer."""
+    """What can happen: the application's ``start`` or ``renegotiate``, or a message received from the peer."""
 
     start = "start()"
+    renegotiate = "renegotiate()"
     hello_request = "HelloRequest"
     client_hello = "ClientHello"
     server_hello = "ServerHello"
@@ -215,6 +235,8 @@ class Input(Enum):
     change_cipher_spec = "ChangeCipherSpec"
     finished = "Finished"
     application_data = "ApplicationData"
+    # The one alert with a row: the peer declining the renegotiation we asked for (RFC 5746 section 4.5).
+    no_renegotiation = "Alert(no_renegotiation)"
 
 
 class Guard(Enum):
@@ -235,6 +257,14 @@ class Guard(Enum):
     # offered.  Exclusive: it replaces the full handshake's flight instead of adding to it (see EXCLUSIVE).
     session_resumed = "session resumed"
     ticket_to_send = "session_ticket agreed, no ticket sent yet"  # server: RFC 5077, we hold ticket keys
+    # Renegotiation (RFC 5746): the first handshake agreed renegotiation_info (or the client sent the SCSV);
+    # the peer may start another one (within max_renegotiations, or the server asked with HelloRequest);
+    # a renegotiation is under way (application data may still arrive under the current keys); the server
+    # sent HelloRequest and the client has not answered yet.
+    secure_renegotiation = "renegotiation_info agreed"
+    renegotiation_allowed = "within the renegotiation limit"
+    renegotiating = "renegotiating"
+    hello_request_sent = "HelloRequest sent, unanswered"  # server
 
 
 # Guards that pick a different handshake rather than add a message to a flight: rows under them are
@@ -410,6 +440,29 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
         ("Alert(no_renegotiation)",),
         note="RFC 5246 7.4.1.1: a client may decline renegotiation; RFC 5746 4.5: with this warning",
     ),
+    Transition(
+        _C.CONNECTED,
+        _I.hello_request,
+        _C.WAIT_SERVER_HELLO,
+        ("ClientHello",),
+        note="the server asks for a new handshake: renegotiation_info carries our last Finished (RFC 5746 3.5)",
+        when=(Guard.secure_renegotiation, Guard.renegotiation_allowed),
+    ),
+    Transition(
+        _C.CONNECTED,
+        _I.renegotiate,
+        _C.WAIT_SERVER_HELLO,
+        ("ClientHello",),
+        note="we ask for a new handshake over the open connection (RFC 5746 3.5)",
+        when=Guard.secure_renegotiation,
+    ),
+    Transition(
+        _C.WAIT_SERVER_HELLO,
+        _I.no_renegotiation,
+        _C.CONNECTED,
+        note="the server declined our renegotiation: the connection goes on with its keys (RFC 5746 4.5)",
+        when=Guard.renegotiating,
+    ),
     Transition(_C.CLOSED, _I.application_data, _C.CLOSED, note="after our close_notify: discarded (7.2.1)"),
 )
 
@@ -543,8 +596,73 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
         when=Guard.session_resumed,
     ),
     Transition(_C.CONNECTED, _I.application_data, _C.CONNECTED),
+    Transition(
+        _C.CONNECTED,
+        _I.renegotiate,
+        _C.CONNECTED,
+        ("HelloRequest",),
+        note="ask the client for a new handshake (RFC 5246 7.4.1.1); it may decline, or ignore us",
+        when=Guard.secure_renegotiation,
+    ),
+    Transition(
+        _C.CONNECTED,
+        _I.client_hello,
+        _C.CONNECTED,
+        ("Alert(no_renegotiation)",),
+        note="a renegotiation we do not allow (no renegotiation_info, or over the limit): declined (RFC 5746 4.4)",
+    ),
+    Transition(
+        _C.CONNECTED,
+        _I.no_renegotiation,
+        _C.CONNECTED,
+        note="the client declined our HelloRequest: the connection goes on with its keys",
+        when=Guard.hello_request_sent,
+    ),
     Transition(_C.CLOSED, _I.application_data, _C.CLOSED, note="after our close_notify: discarded (7.2.1)"),
 )
+
+
+_RENEGOTIATING = Guard.renegotiating
+
+
+def _renegotiation_rows(rows: tuple[Transition, ...], role: Role) -> tuple[Transition, ...]:
+    """The rows a renegotiation adds, made from the table itself so that they cannot drift from it.
+
+    A renegotiation is the same handshake again, over the open connection (RFC 5246 section 7.4.1.1): on
+    the server each ClientHello row of WAIT_CLIENT_HELLO gets a twin in CONNECTED that also needs
+    :attr:`Guard.secure_renegotiation` and :attr:`Guard.renegotiation_allowed` (without them the CONNECTED
+    row above declines).  While it runs, application data may still arrive under the current keys in
+    every state before the peer's ChangeCipherSpec (WAIT_FINISHED is after it: OpenSSL too refuses data
+    between ChangeCipherSpec and Finished).
+    """
+    added: list[Transition] = []
+    if role == "server":
+        renegotiation = (Guard.secure_renegotiation, Guard.renegotiation_allowed)
+        added += [
+            Transition(
+                _C.CONNECTED,
+                _I.client_hello,
+                row.target,
+                row.send,
+                note=f"renegotiation: {row.note}",
+                when=tuple(_ordered(row.needs | set(renegotiation))),
+            )
+            for row in rows
+            if row.source is _C.WAIT_CLIENT_HELLO and row.received is _I.client_hello
+        ]
+    handshake_states = {row.source for row in rows} - {
+        _C.IDLE, _C.WAIT_CLIENT_HELLO, _C.WAIT_FINISHED, _C.CONNECTED, _C.CLOSED, _C.ERROR
+    }  # fmt: skip
+    added += [
+        Transition(state, _I.application_data, state, note="renegotiating: data, current keys", when=_RENEGOTIATING)
+        for state in State
+        if state in handshake_states
+    ]
+    return rows + tuple(added)
+
+
+CLIENT_TRANSITIONS = _renegotiation_rows(CLIENT_TRANSITIONS, "client")
+SERVER_TRANSITIONS = _renegotiation_rows(SERVER_TRANSITIONS, "server")
 
 
 def _index(rows: tuple[Transition, ...]) -> dict[tuple[State, Input], tuple[Transition, ...]]:
@@ -669,35 +787,135 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     :func:`transition_for`; the client's first record sent is its ``start``.  As in a connection,
     a fatal alert in either direction means ``ERROR`` and close_notify ``CLOSED``; an input the table
     refuses means ``ERROR`` too (the connection would have sent unexpected_message).  Messages the
-    table has no input for change nothing.  The guards are what the connection would have known: a
-    NewSessionTicket is expected once the ServerHello agreed to ``session_ticket``, and only once; the
-    server asked for a client certificate if it sent a CertificateRequest, the client had one to send if
-    its Certificate was not empty, and the server received one once the client's Certificate was not empty;
-    the server stapled if it sent a CertificateStatus, and the client expects one once the ServerHello
-    acknowledged ``status_request``; the key exchange is ephemeral if the server sent a ServerKeyExchange,
-    and, for the client, if the ServerHello chose an ECDHE or DHE suite (RSA otherwise).
+    table has no input for change nothing.  The guards are what the connection would have known, read
+    per handshake (a renegotiation is a new one, from its ClientHello): a NewSessionTicket is expected once
+    the ServerHello agreed to ``session_ticket``, and only once; the server asked for a client certificate
+    if it sent a CertificateRequest, the client had one to send if its Certificate was not empty, and the
+    server received one once the client's Certificate was not empty; the server stapled if it sent a
+    CertificateStatus, and the client expects one once the ServerHello acknowledged ``status_request``; the
+    key exchange is ephemeral if the server sent a ServerKeyExchange, and, for the client, if the ServerHello
+    chose an ECDHE or DHE suite (RSA otherwise).  Renegotiation (RFC 5746): secure once the first
+    ServerHello carried ``renegotiation_info``; a renegotiation the role declined (it sent the warning
+    ``no_renegotiation`` in that handshake) was not allowed; a client's ClientHello sent once connected,
+    not asked for by a HelloRequest, is its ``renegotiate()``.
     """
     if role not in INITIAL_STATE:
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
     incoming = "server->client" if role == "client" else "client->server"
     state = INITIAL_STATE[role]
     entries = list(transcript)
+    after: list[State] = []
+    secure = False
+    for number, handshake in enumerate(_handshakes(entries)):
+        known = _known_guards(role, incoming, handshake)
+        if number == 0:
+            secure = _agrees_secure_renegotiation(handshake)
+        if secure:
+            known.add(Guard.secure_renegotiation)
+        ticket_agreed = ticket_received = status_acknowledged = False
+        for entry in handshake:
+            if state is State.IDLE and entry.direction != incoming:
+                state = transition_for(role, state, Input.start).target
+            elif (
+                role == "client"
+                and state is State.CONNECTED
+                and entry.direction != incoming
+                and _has(entry, HandshakeType.client_hello)
+            ):
+                state = _replayed_step(role, state, Input.renegotiate, known)
+            for message in entry.messages:
+                if state in (State.CLOSED, State.ERROR):
+                    break
+                if entry.content_type == ContentType.alert:
+                    if message.level == AlertLevel.fatal:
+                        state = State.ERROR
+                    elif message.description == TLSAlert.close_notify:
+                        state = State.CLOSED
+                    elif entry.direction == incoming and message.description == TLSAlert.no_renegotiation:
+                        guards = known | ({Guard.renegotiating} if number else set())
+                        if Input.no_renegotiation in allowed_inputs(role, state, guards):
+                            state = transition_for(role, state, Input.no_renegotiation, guards).target
+                    continue
+                if entry.direction != incoming:
+                    continue
+                received = input_for(entry.content_type, message)
+                if received is None:
+                    continue
+                if received is Input.server_hello:
+                    ticket_agreed = message.extension(ExtensionType.session_ticket) is not None
+                    status_acknowledged = message.extension(ExtensionType.status_request) is not None
+                    known.add(
+                        Guard.ephemeral_key_exchange
+                        if _is_ephemeral_suite(getattr(message, "cipher_suite", 0))
+                        else Guard.rsa_key_exchange
+                    )
+                guards = set(known)
+                if ticket_agreed and not ticket_received:
+                    guards.add(Guard.ticket_expected)
+                if status_acknowledged:
+                    guards.add(Guard.status_request_acknowledged)
+                if number and state is not State.CONNECTED:
+                    guards.add(Guard.renegotiating)
+                state = _replayed_step(role, state, received, guards)
+                ticket_received = ticket_received or received is Input.new_session_ticket
+                if role == "server" and received is Input.certificate and getattr(message, "certificates", None):
+                    known.add(Guard.client_certificate_sent)
+            after.append(state)
+    return after
+
+
+def _replayed_step(role: Role, state: State, received: Input, guards: Collection[Guard]) -> State:
+    try:
+        return transition_for(role, state, received, guards).target
+    except UnexpectedMessage:
+        return State.ERROR
+
+
+def _has(entry: Any, handshake_type: int) -> bool:
+    return entry.content_type == ContentType.handshake and any(
+        getattr(m, "handshake_type", None) == handshake_type for m in entry.messages
+    )
+
+
+def _handshakes(entries: list[Any]) -> list[list[Any]]:
+    """The transcript cut at each ClientHello after the first: one list of records per handshake."""
+    cuts = [i for i, entry in enumerate(entries) if _has(entry, HandshakeType.client_hello)][1:]
+    bounds = [0, *cuts, len(entries)]
+    return [entries[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a] or [[]]
+
+
+def _agrees_secure_renegotiation(entries: list[Any]) -> bool:
+    server_hello = next(
+        (m for e in entries if _has(e, HandshakeType.server_hello) for m in e.messages
+         if getattr(m, "handshake_type", None) == HandshakeType.server_hello),
+        None,
+    )  # fmt: skip
+    return server_hello is not None and server_hello.extension(ExtensionType.renegotiation_info) is not None
+
+
+def _known_guards(role: Role, incoming: str, entries: list[Any]) -> set[Guard]:
+    """What the endpoint itself knew in one handshake, read back from what it sent."""
     sent = [
         message
         for entry in entries
-        if entry.direction != incoming and entry.content_type == ContentType.handshake
+        if entry.direction != incoming and entry.content_type in (ContentType.handshake, ContentType.alert)
         for message in entry.messages
     ]
-    # What the endpoint itself knew from its configuration, read back from what it sent.
+    types = {getattr(m, "handshake_type", None) for m in sent}
     known: set[Guard] = set()
-    if any(m.handshake_type == HandshakeType.certificate_request for m in sent):
+    if HandshakeType.certificate_request in types:
         known.add(Guard.client_certificate_requested)
-    if any(m.handshake_type == HandshakeType.certificate and getattr(m, "certificates", None) for m in sent):
+    if any(getattr(m, "handshake_type", None) == HandshakeType.certificate and getattr(m, "certificates", None)
+           for m in sent):  # fmt: skip
         known.add(Guard.client_certificate_to_send)
-    if any(m.handshake_type == HandshakeType.certificate_status for m in sent):
+    if HandshakeType.certificate_status in types:
         known.add(Guard.ocsp_response_to_staple)
-    if any(m.handshake_type == HandshakeType.server_key_exchange for m in sent):
+    if HandshakeType.server_key_exchange in types:
         known.add(Guard.ephemeral_key_exchange)
+    if HandshakeType.hello_request in types:
+        known.add(Guard.hello_request_sent)
+    if not any(getattr(m, "description", None) == TLSAlert.no_renegotiation for m in sent):
+        known.add(Guard.renegotiation_allowed)  # it took part in every renegotiation it was asked for
     # Resumed: the ServerHello echoed the (non-empty) session ID of the ClientHello (RFC 5246 7.4.1.3).
     hellos = {
         m.handshake_type: m
@@ -709,49 +927,9 @@ def replay(role: Role, transcript: Iterable[Any]) -> list[State]:
     offered_id = getattr(hellos.get(HandshakeType.client_hello), "session_id", b"")
     if offered_id and getattr(hellos.get(HandshakeType.server_hello), "session_id", b"") == offered_id:
         known.add(Guard.session_resumed)
-    if Guard.session_resumed not in known and any(m.handshake_type == HandshakeType.new_session_ticket for m in sent):
+    if Guard.session_resumed not in known and HandshakeType.new_session_ticket in types:
         known.add(Guard.ticket_to_send)
-    ticket_agreed = ticket_received = status_acknowledged = False
-    after: list[State] = []
-    for entry in entries:
-        if state is State.IDLE and entry.direction != incoming:
-            state = transition_for(role, state, Input.start).target
-        for message in entry.messages:
-            if state in (State.CLOSED, State.ERROR):
-                break
-            if entry.content_type == ContentType.alert:
-                if message.level == AlertLevel.fatal:
-                    state = State.ERROR
-                elif message.description == TLSAlert.close_notify:
-                    state = State.CLOSED
-                continue
-            if entry.direction != incoming:
-                continue
-            received = input_for(entry.content_type, message)
-            if received is None:
-                continue
-            if received is Input.server_hello:
-                ticket_agreed = message.extension(ExtensionType.session_ticket) is not None
-                status_acknowledged = message.extension(ExtensionType.status_request) is not None
-                known.add(
-                    Guard.ephemeral_key_exchange
-                    if _is_ephemeral_suite(getattr(message, "cipher_suite", 0))
-                    else Guard.rsa_key_exchange
-                )
-            guards = set(known)
-            if ticket_agreed and not ticket_received:
-                guards.add(Guard.ticket_expected)
-            if status_acknowledged:
-                guards.add(Guard.status_request_acknowledged)
-            try:
-                state = transition_for(role, state, received, guards).target
-            except UnexpectedMessage:
-                state = State.ERROR
-            ticket_received = ticket_received or received is Input.new_session_ticket
-            if role == "server" and received is Input.certificate and getattr(message, "certificates", None):
-                known.add(Guard.client_certificate_sent)
-        after.append(state)
-    return after
+    return known
 
 
 def _is_ephemeral_suite(suite: int) -> bool:

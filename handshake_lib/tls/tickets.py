@@ -18,6 +18,9 @@ a key only it knows, and sends the result in NewSessionTicket; the client hands 
 seconds, and a key is still accepted for opening for ``lifetime`` seconds after it stopped sealing (so a
 ticket lives at most ``rotate_after + lifetime``; it is also refused once ``lifetime`` has passed since it
 was sealed).  ``ticket_lifetime_hint`` (what NewSessionTicket tells the client) is ``lifetime``.
+A ticket renewed on resumption keeps the time its session was first made (``Session.created``), as
+OpenSSL keeps a TLS 1.2 session's time: a client that resumes every hour still gets a full handshake
+once ``lifetime`` has passed since the one that made the master secret.
 :meth:`TicketKeys.open` never raises on what a client sent: a ticket whose key name is unknown, whose MAC
 does not verify, whose padding or contents are wrong, or that has expired gives None, and the server does
 a full handshake (RFC 5077 section 3.4), never an alert.  The MAC is checked before anything is decrypted.
@@ -109,10 +112,12 @@ class TicketKeys:
         return self.keys[-1]
 
     def seal(self, session: Session, now: float) -> bytes:
-        """The ticket for ``session``, sealed with the current key."""
+        """The ticket for ``session``, sealed with the current key; it dates from ``session.created`` (a
+        renewal) or else from ``now`` (a new session)."""
         key = self.current(now)
+        created = session.created if session.created is not None else now
         state = _STATE.pack(
-            _VERSION, session.cipher_suite, session.extended_master_secret, session.master_secret, int(now)
+            _VERSION, session.cipher_suite, session.extended_master_secret, session.master_secret, int(created)
         )
         padder = padding.PKCS7(128).padder()
         padded = padder.update(state) + padder.finalize()
@@ -129,7 +134,7 @@ class TicketKeys:
         if state is None:
             return None
         version, suite, ems, master, created = _STATE.unpack(state)
-        return Session(session_id, master, CipherSuite(suite), ems)
+        return Session(session_id, master, CipherSuite(suite), ems, created=float(created))
 
     def unseal(self, ticket: bytes, now: float) -> tuple[bytes | None, str]:
         """The decrypted state inside ``ticket`` and "" , or None and why it cannot be used (never raises)."""
@@ -205,7 +210,7 @@ def _state_spans(state: bytes) -> list[Span]:
         Span(2, 2, "state.cipher_suite", name_of(CipherSuite, suite), 1),
         Span(4, 1, "state.extended_master_secret", f"{bool(ems)} (RFC 7627: must match on resumption)", 1),
         Span(5, 48, "state.master_secret", "the session's master secret: why a ticket must be encrypted", 1),
-        Span(53, 8, "state.created", f"sealed at {created} s (the server's clock); expires {created}+lifetime", 1),
+        Span(53, 8, "state.created", f"session made at {created} s (server clock, kept on renewal)", 1),
     ]
 
 
