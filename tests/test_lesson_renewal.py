@@ -279,3 +279,13 @@ def test_our_server_refuses_the_spliced_hello_as_openssl_does() -> None:
     outcome = lesson.splice_against_our_server()
     assert outcome.victim_renegotiation_info == b"" and len(outcome.attacker_finished) == 12
     assert outcome.alert == "handshake_failure" and outcome.fatal and "RFC 5746" in outcome.server_error
+
+
+@pytest.mark.parametrize("target", ["OpenSSL", "our server"])
+def test_a_legacy_attackers_connection_may_not_renegotiate_at_all(target) -> None:
+    # The attacker's own hello leaves RFC 5746 out (as before 2010): there is no Finished to bind a
+    # renegotiation to, and both servers decline any renegotiation on that connection, with a warning.
+    run = lesson.splice_against_openssl if target == "OpenSSL" else lesson.splice_against_our_server
+    outcome = run(legacy_attacker=True)
+    assert not outcome.bound and outcome.alert == "no_renegotiation" and not outcome.fatal
+    assert "bound to nothing" in outcome.summary()

@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,11 @@ from ..tls.client import TLSClient
 from ..tls.connection import AlertReceived, HandshakeComplete, TranscriptEntry
 from ..tls.constants import ContentType, ProtocolVersion
 from ..tls.extensions import RenegotiationInfoExtension
-from ..tls.messages import Finished, decode_handshake
+from ..tls.messages import Finished, ServerHello, decode_handshake
+from ..tls.negotiation import client_hello_for
 from ..tls.record import RECORD_HEADER_LENGTH, RecordProtection
 from ..tls.sessions import ClientSessionStore
+from ..tls.stages import Stages
 from ..tls.suites import suite_params
 from ..tls.tickets import TicketKeys
 from .openssl import PythonSSLServer, server_context
@@ -452,6 +455,7 @@ class SpliceOutcome:
     alert: str  # the alert the server answered with ("" if none)
     fatal: bool = False  # a fatal alert ends the connection; a warning (no_renegotiation) leaves it open
     server_error: str = ""  # the server's own account (OpenSSL's reason), if it gave one
+    bound: bool = True  # the attacker's own handshake agreed RFC 5746 (renegotiation_info in both hellos)
 
     def summary(self) -> str:
         carried = self.victim_renegotiation_info
@@ -459,8 +463,12 @@ class SpliceOutcome:
         return "\n".join(
             [
                 f"{self.target}: the attacker's connection is up and his prefix {ATTACK_PREFIX!r} was sent",
-                f"the server now expects renegotiation_info = the attacker's client verify_data "
-                f"{self.attacker_finished.hex()}",
+                (
+                    f"the server now expects renegotiation_info = the attacker's client verify_data "
+                    f"{self.attacker_finished.hex()}"
+                    if self.bound
+                    else "the attacker's handshake left RFC 5746 out: a renegotiation would be bound to nothing"
+                ),
                 f"the victim's ClientHello (forwarded, encrypted under the attacker's keys) carries: {shown}",
                 f"the server answered: {self.alert or 'nothing'}"
                 + (" (fatal: the connection is over)" if self.fatal else " (a warning: the connection goes on)")
@@ -475,7 +483,13 @@ def _client_verify_data(transcript: Sequence[TranscriptEntry]) -> bytes:
 
 
 def splice_victim_hello(
-    host: str, port: int, cafile: Path, server_name: str = "localhost", *, timeout: float = 5.0
+    host: str,
+    port: int,
+    cafile: Path,
+    server_name: str = "localhost",
+    *,
+    legacy_attacker: bool = False,
+    timeout: float = 5.0,
 ) -> SpliceOutcome:
     """The 2009 renegotiation attack against the server at ``host:port``, as far as RFC 5746 lets it go.
 
@@ -484,7 +498,9 @@ def splice_victim_hello(
     server as a handshake record protected with *his* connection's keys: a renegotiation, for the server.
     A server that follows RFC 5746 finds the victim's empty renegotiation_info where the attacker's
     Finished should be, and aborts (handshake_failure); one that refuses client renegotiation altogether
-    answers no_renegotiation.
+    answers no_renegotiation.  ``legacy_attacker``: the attacker's own handshake leaves RFC 5746 out (a
+    ClientHello without renegotiation_info or the SCSV, as before 2010), so there is no Finished to bind
+    to; a server must then refuse any renegotiation on that connection.
     """
     victim = TLSClient(server_name, cafile=cafile)
     victim.start()
@@ -492,8 +508,13 @@ def splice_victim_hello(
     hello_fragment = victim_records[RECORD_HEADER_LENGTH:]  # one record: the victim's ClientHello
     hello, _spans = decode_handshake(hello_fragment)
     info = next((e for e in hello.extensions if isinstance(e, RenegotiationInfoExtension)), None)
-    stream = open_tls(host, port, server_name, cafile=cafile)
+    options: dict[str, Any] = {}
+    if legacy_attacker:
+        options["stages"] = Stages(build_client_hello=partial(client_hello_for, secure_renegotiation=False))
+    stream = open_tls(host, port, server_name, cafile=cafile, **options)
     try:
+        answer = next(m for e in stream.transcript for m in e.messages if isinstance(m, ServerHello))
+        bound = any(isinstance(e, RenegotiationInfoExtension) for e in answer.extensions)
         stream.send(ATTACK_PREFIX)
         handshake = stream.handshake
         assert handshake.key_block is not None
@@ -511,7 +532,7 @@ def splice_victim_hello(
         # Not stream.close(): its close_notify would carry a sequence number our spliced record already used.
         stream.sock.close()
     carried = None if info is None else info.renegotiated_connection
-    return SpliceOutcome(f"{host}:{port}", attacker_finished, carried, alert, fatal)
+    return SpliceOutcome(f"{host}:{port}", attacker_finished, carried, alert, fatal, bound=bound)
 
 
 def _first_alert(client: TLSClient, sock: Any, deadline: float) -> tuple[str, bool]:
@@ -534,17 +555,19 @@ def _first_alert(client: TLSClient, sock: Any, deadline: float) -> tuple[str, bo
     return "", False
 
 
-def splice_against_openssl(*, allow_client_renegotiation: bool = True) -> SpliceOutcome:
+def splice_against_openssl(*, allow_client_renegotiation: bool = True, legacy_attacker: bool = False) -> SpliceOutcome:
     """:func:`splice_victim_hello` against OpenSSL (which must refuse it), with OpenSSL's own reason."""
     with openssl_resumption_server(allow_client_renegotiation=allow_client_renegotiation) as server:
-        outcome = splice_victim_hello("127.0.0.1", server.server.port, server.cafile)
+        outcome = splice_victim_hello("127.0.0.1", server.server.port, server.cafile, legacy_attacker=legacy_attacker)
         outcome.target = "OpenSSL" + ("" if allow_client_renegotiation else " (its defaults)")
         if outcome.fatal:
             outcome.server_error = server.server.error_of(len(server.server.connections) - 1)
     return outcome
 
 
-def splice_against_our_server(files: ServerFiles | None = None, **server_options: Any) -> SpliceOutcome:
+def splice_against_our_server(
+    files: ServerFiles | None = None, *, legacy_attacker: bool = False, **server_options: Any
+) -> SpliceOutcome:
     """:func:`splice_victim_hello` against our own server (``TLSPageServer``; ``server_options`` go to it)."""
     with contextlib.ExitStack() as stack:
         if files is None:
@@ -552,7 +575,7 @@ def splice_against_our_server(files: ServerFiles | None = None, **server_options
             files = CoursePKI.create().write_server_files(folder, ("localhost", "127.0.0.1"))
         issued = files.issued
         server = stack.enter_context(TLSPageServer([issued.certificate], issued.private_key, **server_options))
-        outcome = splice_victim_hello("127.0.0.1", server.port, files.ca_path)
+        outcome = splice_victim_hello("127.0.0.1", server.port, files.ca_path, legacy_attacker=legacy_attacker)
         outcome.target = "our server"
         if outcome.fatal:
             deadline = time.monotonic() + 1.0
