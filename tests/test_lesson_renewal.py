@@ -110,6 +110,8 @@ def test_the_store_is_used_shown_and_cleared(store_view) -> None:
     first = store_view.visit(tickets=True)
     assert first is not None and not first.resumed and first.openssl_reused is False
     assert "ticket of" in store_view.store_html.value
+    # OpenSSL issues a ticket instead of an ID: its ServerHello's session_id is empty (nothing to look up).
+    assert "ServerHello session_id: empty" in lesson.hello_fields(first.response)
     second = store_view.visit()
     assert second is not None and second.resumed and second.offered == "ticket" and second.openssl_reused is True
     # Without the extension a ticket cannot be offered: a full handshake, and a session ID is kept instead.
