@@ -14,11 +14,11 @@ from pathlib import Path
 # Widgets draw with matplotlib outside a kernel: never let it look for a display.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from . import handshakes, load, notebooks, ssh_handshakes, tls_decode, widgets  # noqa: E402 - after MPLBACKEND on purpose
+from . import handshakes, load, notebooks, ssh_handshakes, tls12, tls_decode, widgets  # noqa: E402 - after MPLBACKEND on purpose
 from .report import ERROR, Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-GROUPS = ("notebooks", "widgets", "handshakes", "ssh", "load", "decode")
+GROUPS = ("notebooks", "widgets", "handshakes", "suites", "resumption", "ssh", "load", "decode")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -26,8 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=GROUPS, action="append", help="run only this group (repeatable)")
     parser.add_argument("--repeat", type=int, default=widgets.DEFAULT_REPEAT, help="timed calls per widget callback")
     parser.add_argument(
-        "--handshakes", type=int, default=handshakes.DEFAULT_COUNT, metavar="N",
-        help=f"timed handshakes per side per suite (default {handshakes.DEFAULT_COUNT})",
+        "--handshakes", type=int, default=None, metavar="N",
+        help=f"timed handshakes per side per row in the handshakes, suites and resumption groups (default "
+        f"{handshakes.DEFAULT_COUNT}, {tls12.DEFAULT_SUITE_COUNT} and {tls12.DEFAULT_RESUMPTION_COUNT})",
     )
     parser.add_argument(
         "--ssh-handshakes", type=int, default=ssh_handshakes.DEFAULT_COUNT, metavar="N",
@@ -61,8 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(widget_rows)
         notes.extend(widget_notes)
     if "handshakes" in groups:
-        print(f"timing TLS handshakes ({args.handshakes} per side per suite) ...", file=sys.stderr, flush=True)
-        rows.extend(handshakes.measure(count=args.handshakes))
+        count = args.handshakes or handshakes.DEFAULT_COUNT
+        print(f"timing TLS handshakes ({count} per side per suite) ...", file=sys.stderr, flush=True)
+        rows.extend(handshakes.measure(count=count))
+    if "suites" in groups:
+        count = args.handshakes or tls12.DEFAULT_SUITE_COUNT
+        print(f"timing ECDHE and DHE handshakes ({count} per side per suite) ...", file=sys.stderr, flush=True)
+        rows.extend(tls12.measure_suites(count=count))
+    if "resumption" in groups:
+        count = args.handshakes or tls12.DEFAULT_RESUMPTION_COUNT
+        print(f"timing resumed and full handshakes ({count} per side per row) ...", file=sys.stderr, flush=True)
+        rows.extend(tls12.measure_resumption(count=count))
     if "ssh" in groups:
         print(f"timing SSH probes ({args.ssh_handshakes} per client) ...", file=sys.stderr, flush=True)
         rows.extend(ssh_handshakes.measure(count=args.ssh_handshakes))

@@ -503,3 +503,23 @@ def test_replay_walks_a_renegotiated_transcript_through_the_tables(pki, identiti
         # The renegotiation left CONNECTED and came back (a declined one never left it on the server).
         left = [s for s in states[states.index(State.CONNECTED) :] if s is not State.CONNECTED]
         assert bool(left) == (who != "declined" or role == "client")
+
+
+def test_sending_between_our_change_cipher_spec_and_the_end_waits_for_the_handshake(server_files) -> None:
+    """RFC 5246 7.4.9: no data between ChangeCipherSpec and Finished; TLSStream.send finishes the handshake."""
+    require("openssl")
+    with (
+        s_server(server_files, "-tls1_2", "-www", "-client_renegotiation") as peer,
+        open_tls(peer.host, peer.port, "localhost", cafile=server_files.ca_path, timeout=TIMEOUT) as stream,
+    ):
+        stream.client.renegotiate()  # the core, not stream.renegotiate(): we stop half way
+        deadline = time.monotonic() + TIMEOUT
+        while stream.client.state is not State.WAIT_CHANGE_CIPHER_SPEC:  # our CCS and Finished are out
+            stream._driver.receive(deadline)
+        assert not stream.client.can_send_application_data
+        with pytest.raises(ConnectionStateError):
+            stream.client.send_application_data(b"too early")  # the core refuses
+        stream.send(b"GET / HTTP/1.0\r\n\r\n")  # the stream finishes the handshake first
+        page = stream.recv()
+        assert stream.handshake.renegotiation == 1
+    assert page.lower().startswith(b"http/1.0 200 ok")

@@ -176,7 +176,15 @@ class TLSStream:
 
     def send(self, data: bytes, *, deadline: float | None = None) -> None:
         """Send ``data`` as application data; with a ``deadline`` (a time.monotonic() value), writing must
-        end by then (:class:`~handshake_lib.errors.ConnectionTimeout`), else each write may take ``timeout``."""
+        end by then (:class:`~handshake_lib.errors.ConnectionTimeout`), else each write may take ``timeout``.
+
+        In the middle of a renegotiation, after our ChangeCipherSpec (when data must wait for the new
+        handshake to end), the handshake is run to its end first; data that arrives meanwhile is kept."""
+        if not self.client.can_send_application_data and self.client.renegotiating:
+            wait_until = deadline if deadline is not None else time.monotonic() + self.timeout
+            while not self.client.can_send_application_data and self.client.renegotiating:
+                for event in self._driver.receive(wait_until):
+                    self._keep(event)
         self.client.send_application_data(data)
         if deadline is None:
             self._driver.flush()

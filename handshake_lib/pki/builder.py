@@ -49,7 +49,9 @@ def _new_key(key_type: str) -> PrivateKey:
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if key_type == "ecdsa-p256":
         return ec.generate_private_key(ec.SECP256R1())
-    raise ValueError(f"unknown key type {key_type!r} (use 'rsa2048' or 'ecdsa-p256')")
+    if key_type == "ecdsa-p384":  # a TLS server identity on the other curve we sign ServerKeyExchange with
+        return ec.generate_private_key(ec.SECP384R1())
+    raise ValueError(f"unknown key type {key_type!r} (use 'rsa2048', 'ecdsa-p256' or 'ecdsa-p384')")
 
 
 # RFC 5280's upper bound for a commonName (ub-common-name); a DNS name may be up to 253 characters.

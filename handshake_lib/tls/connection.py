@@ -599,11 +599,21 @@ class TLSConnection:
 
         During a renegotiation data may still go out under the current keys, until our ChangeCipherSpec.
         """
-        renegotiating = Guard.renegotiating in self.guards() and not self._change_cipher_spec_sent
-        if self.state is not State.CONNECTED and not renegotiating:
+        if not self.can_send_application_data:
             raise ConnectionStateError(f"cannot send application data in state {self.state.value}")
         if data:  # an empty record is legal but says nothing: send none
             self._send_records(ContentType.application_data, data)
+
+    @property
+    def renegotiating(self) -> bool:
+        """A renegotiation is under way (the connection had a handshake and is in another one)."""
+        return bool(self.handshakes) and self._handshake_under_way and self._state is not State.ERROR
+
+    @property
+    def can_send_application_data(self) -> bool:
+        """Connected, or renegotiating and our ChangeCipherSpec not sent yet (data goes under the current keys;
+        between our ChangeCipherSpec and the end of the handshake it must wait: RFC 5246 7.4.9)."""
+        return self._state is State.CONNECTED or (self.renegotiating and not self._change_cipher_spec_sent)
 
     def renegotiate(self) -> None:
         """Start a new handshake over the open connection (RFC 5746): a client sends a ClientHello whose
@@ -781,7 +791,7 @@ class TLSConnection:
         guards: set[Guard] = set()
         if self.secure_renegotiation:
             guards.add(Guard.secure_renegotiation)
-        renegotiating = bool(self.handshakes) and self._handshake_under_way
+        renegotiating = self.renegotiating
         if renegotiating:
             guards.add(Guard.renegotiating)
         if self.peer_renegotiations < self.max_renegotiations or renegotiating:  # one under way was allowed

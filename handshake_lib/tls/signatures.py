@@ -14,7 +14,8 @@ signer hashes it), not a hash of it.  The server lists the schemes it accepts in
 the client picks one that its key can make (:func:`choose_scheme`), in our order of preference: RSA-PSS
 first for an RSA key (what TLS 1.3 requires, and OpenSSL 3 prefers), PKCS#1 v1.5 when the server
 offers no PSS.  ``ecdsa_secp256r1_sha256`` reads in TLS 1.2 as "ECDSA with SHA-256", on any curve: we
-only use it with P-256 keys (as TLS 1.3 does), and Ed25519 as RFC 8422 adds it to TLS 1.2.
+sign with it using P-256 keys only, and ``ecdsa_secp384r1_sha384`` using P-384 keys (as TLS 1.3 pairs them),
+and Ed25519 as RFC 8422 adds it to TLS 1.2; we accept either from any ECDSA key, as TLS 1.2 reads them.
 
 The server checks the signature with the public key of the client's certificate
 (:func:`verify_signature`): a scheme it did not offer or that does not fit the key is
@@ -59,11 +60,15 @@ _RSA_PKCS1 = {
     SignatureScheme.rsa_pkcs1_sha384: hashes.SHA384,
     SignatureScheme.rsa_pkcs1_sha512: hashes.SHA512,
 }
-_ECDSA = {SignatureScheme.ecdsa_secp256r1_sha256: (ec.SECP256R1, hashes.SHA256)}
+_ECDSA = {
+    SignatureScheme.ecdsa_secp256r1_sha256: (ec.SECP256R1, hashes.SHA256),
+    SignatureScheme.ecdsa_secp384r1_sha384: (ec.SECP384R1, hashes.SHA384),
+}
 
 # What we sign and accept, in our order of preference (the server's CertificateRequest lists them so).
 SUPPORTED_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.ecdsa_secp256r1_sha256,
+    SignatureScheme.ecdsa_secp384r1_sha384,
     SignatureScheme.ed25519,
     SignatureScheme.rsa_pss_rsae_sha256,
     SignatureScheme.rsa_pss_rsae_sha384,
@@ -133,8 +138,20 @@ def check_scheme(public_key: object, scheme: int, offered: Sequence[int], *, wha
         raise IllegalParameter(f"{what} uses {name}, which we did not offer")
     if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
         raise IllegalParameter(f"the {signer} certificate's {type(public_key).__name__} cannot sign {what}")
-    if scheme not in schemes_for_key(public_key):
+    if not _fits(public_key, scheme):
         raise IllegalParameter(f"{what} uses {name}, which the {signer} certificate's key cannot make")
+
+
+def _fits(public_key: VerifyingKey, scheme: int) -> bool:
+    """Whether a signature under ``scheme`` can come from ``public_key``, as TLS 1.2 reads the schemes: an
+    ``ecdsa_*`` scheme names ECDSA with its hash, on any curve (RFC 5246's SignatureAndHashAlgorithm:
+    OpenSSL 3.0 signs with ``ecdsa_secp256r1_sha256`` on a P-384 key when the client lists it first).  We
+    sign more strictly (each curve with its own hash, :func:`schemes_for_key`), as TLS 1.3 requires."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return scheme in _RSA_PSS or scheme in _RSA_PKCS1
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return scheme in _ECDSA
+    return scheme == SignatureScheme.ed25519
 
 
 def verify_signature(
