@@ -27,6 +27,11 @@ a full handshake (RFC 5077 section 3.4), never an alert.  The MAC is checked bef
 
 No clock here either (``tests/test_layers.py``): every call takes ``now`` in seconds.  Fresh keys and IVs
 come from ``random_bytes`` (``os.urandom`` unless a test fixes it).
+
+:func:`explain_ticket` shows a ticket both ways, with spans for the hex view: to a client it is opaque
+bytes (nothing in the protocol says how a server lays a ticket out: OpenSSL's own has no length field
+before its encrypted state, and seals an ASN.1 session with AES-256-CBC); to the server that sealed it,
+given its :class:`TicketKeys`, every field above, the MAC checked and the state decrypted and annotated.
 """
 
 from __future__ import annotations
@@ -40,10 +45,18 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .constants import CipherSuite
+from ..wire import Span
+from .constants import CipherSuite, name_of
 from .sessions import Session
 
-__all__ = ["TicketKey", "TicketKeys", "DEFAULT_TICKET_LIFETIME", "DEFAULT_ROTATE_AFTER"]
+__all__ = [
+    "TicketKey",
+    "TicketKeys",
+    "TicketExplanation",
+    "explain_ticket",
+    "DEFAULT_TICKET_LIFETIME",
+    "DEFAULT_ROTATE_AFTER",
+]
 
 DEFAULT_TICKET_LIFETIME = 7200  # seconds; OpenSSL's server hints 7200 for TLS 1.2 tickets (SSL_CTX timeout)
 DEFAULT_ROTATE_AFTER = 3600.0  # a new sealing key every hour
@@ -117,28 +130,103 @@ class TicketKeys:
     def open(self, ticket: bytes, session_id: bytes, now: float) -> Session | None:
         """The session inside ``ticket`` (with ``session_id``, the ID the client offered), or None if it
         is not one of ours, was altered, or has expired: the caller then does a full handshake."""
-        if len(ticket) < 16 + 16 + 2 + 32:
+        state, _why = self.unseal(ticket, now)
+        if state is None:
             return None
+        version, suite, ems, master, created = _STATE.unpack(state)
+        return Session(session_id, master, CipherSuite(suite), ems, created=float(created))
+
+    def unseal(self, ticket: bytes, now: float) -> tuple[bytes | None, str]:
+        """The decrypted state inside ``ticket`` and "" , or None and why it cannot be used (never raises)."""
+        if len(ticket) < 16 + 16 + 2 + 32:
+            return None, "too short to be one of our tickets"
         body, mac = ticket[:-32], ticket[-32:]
         name, iv = body[:16], body[16:32]
         (length,) = struct.unpack("!H", body[32:34])
         encrypted = body[34:]
         if length != len(encrypted) or not encrypted or len(encrypted) % 16:
-            return None
+            return None, "not laid out as our tickets are (the state's length does not match)"
         self.current(now)  # drop keys that can no longer open anything
         key = next((k for k in self.keys if hmac.compare_digest(k.name, name)), None)
-        if key is None or not hmac.compare_digest(key.mac(body), mac):
-            return None
+        if key is None:
+            return None, "sealed with a key we do not have (another server's, or one rotated out)"
+        if not hmac.compare_digest(key.mac(body), mac):
+            return None, "the MAC does not verify: the ticket was altered"
         decryptor = Cipher(algorithms.AES(key.aes_key), modes.CBC(iv)).decryptor()
         padded = decryptor.update(encrypted) + decryptor.finalize()
         unpadder = padding.PKCS7(128).unpadder()
         try:
             state = unpadder.update(padded) + unpadder.finalize()
-            version, suite, ems, master, created = _STATE.unpack(state)
-            suite = CipherSuite(suite)
+            version, suite, _ems, _master, created = _STATE.unpack(state)
+            CipherSuite(suite)
         except (ValueError, struct.error):  # our own MAC verified: only a bug gets here; still not an error
-            return None
-        if version != _VERSION or not created <= now < created + self.lifetime:
-            return None
-        return Session(session_id, master, suite, ems, created=float(created))
+            return None, "the state inside is not one we wrote"
+        if version != _VERSION:
+            return None, "the state inside is not TLS 1.2's"
+        if not created <= now < created + self.lifetime:
+            return None, "expired"
+        return state, ""
 
+
+@dataclass(frozen=True)
+class TicketExplanation:
+    """A ticket as one side sees it: ``spans`` over ``ticket``; when the server's keys opened it, the
+    decrypted ``state`` with its own ``state_spans`` and the ``session`` it resumes."""
+
+    ticket: bytes
+    spans: list[Span]
+    state: bytes = b""
+    state_spans: list[Span] = field(default_factory=list)
+    session: Session | None = field(default=None, repr=False)
+    reason: str = ""  # why it was not opened ("" when it was, or when no keys were given)
+
+    @property
+    def opened(self) -> bool:
+        return self.session is not None
+
+
+def _layout_spans(ticket: bytes) -> list[Span] | None:
+    """RFC 5077 section 4's fields, if ``ticket`` is laid out that way (its length field agrees)."""
+    if len(ticket) < 16 + 16 + 2 + 32:
+        return None
+    (length,) = struct.unpack("!H", ticket[32:34])
+    if length != len(ticket) - 34 - 32:
+        return None
+    return [
+        Span(0, len(ticket), "ticket", "RFC 5077 section 4: what the server sealed", 0, True),
+        Span(0, 16, "ticket.key_name", "which ticket key sealed it (public, so the server can pick the key)", 1),
+        Span(16, 16, "ticket.iv", "AES-CBC IV, fresh for every ticket", 1),
+        Span(32, 2, "ticket.encrypted_state.length", f"{length} bytes of encrypted state", 1),
+        Span(34, length, "ticket.encrypted_state", "AES-128-CBC of the session state, PKCS#7 padded", 1),
+        Span(34 + length, 32, "ticket.mac", "HMAC-SHA256 over key_name .. encrypted_state", 1),
+    ]
+
+
+def _state_spans(state: bytes) -> list[Span]:
+    version, suite, ems, _master, created = _STATE.unpack(state)
+    return [
+        Span(0, len(state), "state", "what a resumption needs, as our server seals it", 0, True),
+        Span(0, 2, "state.version", f"0x{version:04x} (TLS 1.2)", 1),
+        Span(2, 2, "state.cipher_suite", name_of(CipherSuite, suite), 1),
+        Span(4, 1, "state.extended_master_secret", f"{bool(ems)} (RFC 7627: must match on resumption)", 1),
+        Span(5, 48, "state.master_secret", "the session's master secret: why a ticket must be encrypted", 1),
+        Span(53, 8, "state.created", f"session made at {created} s (server clock, kept on renewal)", 1),
+    ]
+
+
+def explain_ticket(ticket: bytes, keys: TicketKeys | None = None, now: float | None = None) -> TicketExplanation:
+    """``ticket`` as a client sees it (``keys`` None: opaque bytes, annotated only if laid out as RFC 5077
+    recommends) or as the server holding ``keys`` sees it at ``now`` (opened, the state annotated)."""
+    ticket = bytes(ticket)
+    layout = _layout_spans(ticket)
+    if keys is None:
+        opaque = Span(0, len(ticket), "ticket", "opaque to the client: it stores it and sends it back unread")
+        return TicketExplanation(ticket, [opaque])
+    if now is None:
+        raise ValueError("opening a ticket needs the server's clock: pass now")
+    spans = layout or [Span(0, len(ticket), "ticket", "not in the layout our server seals")]
+    state, reason = keys.unseal(ticket, now)
+    if state is None:
+        return TicketExplanation(ticket, spans, reason=reason)
+    session = keys.open(ticket, b"", now)
+    return TicketExplanation(ticket, spans, state, _state_spans(state), session)
