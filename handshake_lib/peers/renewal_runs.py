@@ -28,11 +28,12 @@ This module drives peers over sockets, so it sits in ``peers`` above the sans-I/
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -46,6 +47,7 @@ from ..tls.client import TLSClient
 from ..tls.connection import AlertReceived, HandshakeComplete, TranscriptEntry
 from ..tls.constants import ContentType, ProtocolVersion
 from ..tls.extensions import RenegotiationInfoExtension
+from ..tls.keylog import parse_keylog
 from ..tls.messages import Finished, ServerHello, decode_handshake
 from ..tls.negotiation import client_hello_for
 from ..tls.record import RECORD_HEADER_LENGTH, RecordProtection
@@ -53,7 +55,7 @@ from ..tls.sessions import ClientSessionStore
 from ..tls.stages import Stages
 from ..tls.suites import suite_params
 from ..tls.tickets import TicketKeys
-from .openssl import PythonSSLServer, server_context
+from .openssl import PythonSSLServer, s_client, server_context
 
 __all__ = [
     "OP_ALLOW_CLIENT_RENEGOTIATION",
@@ -131,19 +133,25 @@ class ResumptionServer:
 
 @contextlib.contextmanager
 def openssl_resumption_server(
-    ciphers: str = RESUMPTION_CIPHERS, *, allow_client_renegotiation: bool = False, files: ServerFiles | None = None
+    ciphers: str = RESUMPTION_CIPHERS,
+    *,
+    allow_client_renegotiation: bool = False,
+    files: ServerFiles | None = None,
+    keylog_path: Path | None = None,
 ) -> Iterator[ResumptionServer]:
     """OpenSSL (Python ``ssl``), TLS 1.2 only, with a session cache and tickets, on loopback while the block runs.
 
     Each connection is answered as a keep-alive HTTP/1.1 server would (several requests on one
-    connection); ``allow_client_renegotiation`` sets OpenSSL's option for client-initiated renegotiation.
+    connection); ``allow_client_renegotiation`` sets OpenSSL's option for client-initiated renegotiation;
+    ``keylog_path``: OpenSSL appends a key log line per handshake there.
     """
     with tempfile.TemporaryDirectory(prefix="handshakes-renewal-") as folder:
         if files is None:
             files = CoursePKI.create().write_server_files(Path(folder), ("localhost", "127.0.0.1"))
         context = server_context(
-            files.cert_path, files.key_path, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2
-        )
+            files.cert_path, files.key_path, ciphers=ciphers, maximum_version=ssl.TLSVersion.TLSv1_2,
+            keylog_path=keylog_path,
+        )  # fmt: skip
         if allow_client_renegotiation:
             context.options |= OP_ALLOW_CLIENT_RENEGOTIATION
         reused: list[bool] = []
@@ -584,3 +592,153 @@ def splice_against_our_server(
             if server.connections and server.connections[-1].error:
                 outcome.server_error = str(server.connections[-1].error)
     return outcome
+
+
+# -- exercise 11's live steps: the learner's functions in our client and our server -------------------
+RenegotiationInfoFunction = Callable[[str, bytes, bytes], bytes]
+"""Exercise 11's q1: ``(sender, client_verify_data, server_verify_data) -> renegotiation_info``."""
+
+
+@dataclass
+class LearnerRenegotiationRun:
+    """One connection with OpenSSL that renegotiated (or tried to) with the learner's renegotiation_info.
+
+    ``handshakes``: how many handshakes completed on our side (2: the first and the renegotiation);
+    ``openssl_logged``: how many of them OpenSSL's key log holds with our master secret.
+    """
+
+    setup: str
+    handshakes: int = 0
+    page: bytes = b""  # what came after the renegotiation
+    error: str = ""  # our side's error, if the renegotiation failed
+    openssl_error: str = ""  # what OpenSSL said about it
+    openssl_logged: int = 0
+
+    @property
+    def renegotiated(self) -> bool:
+        return self.handshakes == 2 and self.openssl_logged == 2 and bool(self.page)
+
+    def line(self) -> str:
+        """The summary on one line (a grader's feedback has one line per test)."""
+        return "; ".join(part.strip() for part in self.summary().splitlines())
+
+    def summary(self) -> str:
+        lines = [f"{self.setup}:"]
+        if self.renegotiated:
+            lines.append(f"  renegotiated; after it: {self.page[:70]!r}")
+            lines.append("  OpenSSL's key log holds both handshakes, with our master secrets")
+        else:
+            lines.append(f"  handshakes completed on our side: {self.handshakes}")
+            if self.error:
+                lines.append(f"  ours: {self.error}")
+            lines.append(f"  OpenSSL: {self.openssl_error or 'no error reported'}")
+        return "\n".join(lines)
+
+
+def _logged(keylog: Path, handshakes: Sequence[HandshakeComplete]) -> int:
+    log = parse_keylog(keylog.read_text()) if keylog.exists() else parse_keylog("")
+    return sum(1 for h in handshakes if log.master_secret(h.client_random) == h.master_secret)
+
+
+def learner_client_renegotiates(
+    renegotiation_info: RenegotiationInfoFunction | None, *, timeout: float = 5.0
+) -> LearnerRenegotiationRun:
+    """Our client (the learner's ``renegotiation_info`` builds its renegotiating ClientHello and checks the
+    ServerHello) renegotiates with OpenSSL (client renegotiation allowed, as ``s_server
+    -client_renegotiation``): GET, renegotiate, GET.  Reported, never raised."""
+    run = LearnerRenegotiationRun("our client renegotiates with OpenSSL's server")
+    stages = Stages() if renegotiation_info is None else Stages(renegotiation_info=renegotiation_info)
+    with tempfile.TemporaryDirectory(prefix="handshakes-ex11-") as folder:
+        keylog = Path(folder) / "openssl.keys"
+        with openssl_resumption_server(allow_client_renegotiation=True, keylog_path=keylog) as server:
+            try:
+                with open_tls(
+                    "127.0.0.1", server.server.port, "localhost", cafile=server.cafile, stages=stages, timeout=timeout
+                ) as stream:
+                    try:
+                        _get(stream, "/before")
+                        if stream.renegotiate() is None:
+                            run.error = "OpenSSL declined to renegotiate"
+                        else:
+                            run.page = _get(stream, "/after")
+                    finally:
+                        handshakes = list(stream.client.handshakes)
+                        run.handshakes = len(handshakes)
+            except (HandshakeError, OSError) as error:
+                run.error = f"{type(error).__name__}: {error}"
+                run.openssl_error = server.server.error_of(0, wait=1.0)
+            else:
+                run.openssl_logged = _logged(keylog, handshakes)
+    return run
+
+
+_S_CLIENT_ENDED = re.compile(rb"</html>|alert|error|errno", re.IGNORECASE)
+
+
+def s_client_renegotiates_with_learner_server(
+    renegotiation_info: RenegotiationInfoFunction | None, *, timeout: float = 5.0
+) -> LearnerRenegotiationRun:
+    """``openssl s_client`` connects to our server (the learner's ``renegotiation_info`` checks its
+    renegotiating ClientHello and builds our ServerHello's), types ``R`` (renegotiate) then a GET.
+    Reported, never raised."""
+    run = LearnerRenegotiationRun("openssl s_client types R to our server")
+    stages = Stages() if renegotiation_info is None else Stages(renegotiation_info=renegotiation_info)
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="handshakes-ex11-")))
+        files = CoursePKI.create().write_server_files(folder, ("localhost", "127.0.0.1"))
+        keylog = folder / "s_client.keys"
+        issued = files.issued
+        server = stack.enter_context(
+            TLSPageServer([issued.certificate], issued.private_key, timeout=timeout, stages=stages)
+        )
+        peer = stack.enter_context(
+            s_client(
+                server.port, "-tls1_2", "-CAfile", str(files.ca_path), "-verify_return_error",
+                "-servername", "localhost", "-keylogfile", str(keylog), timeout=timeout,
+            )
+        )  # fmt: skip
+        peer.read_output(re.compile(rb"Verify return code: 0"), wait=timeout)
+        peer.write(b"R\n")  # s_client: SSL_renegotiate (client-initiated, RFC 5746)
+        peer.read_output(re.compile(rb"RENEGOTIATING"), wait=timeout)
+        peer.write(b"GET /after HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        printed = peer.read_output(_S_CLIENT_ENDED, wait=timeout)
+        deadline = time.monotonic() + timeout
+        while not (server.connections and server.connections[-1].finished) and time.monotonic() < deadline:
+            peer.read_output(_S_CLIENT_ENDED, wait=0.05)
+        record = server.connections[-1] if server.connections else None
+        handshakes = [] if record is None or record.handshake is None else [record.handshake]
+        if record is not None and record.handshake is not None and record.handshake.renegotiation == 1:
+            run.handshakes = 2
+            run.page = printed[printed.find(b"<!doctype") :] if b"<!doctype" in printed else printed
+            run.openssl_logged = _s_client_logged(keylog, record.handshake)
+        else:
+            run.handshakes = len(handshakes)
+            run.error = str(record.error) if record is not None and record.error else "no renegotiation"
+            run.openssl_error = _openssl_complaint(peer.output)
+    return run
+
+
+def _s_client_logged(keylog: Path, last: HandshakeComplete) -> int:
+    """How many handshakes s_client logged, if the last one carries our server's master secret (else 0)."""
+    log = parse_keylog(keylog.read_text()) if keylog.exists() else parse_keylog("")
+    return len(log.entries) if log.master_secret(last.client_random) == last.master_secret else 0
+
+
+def _openssl_complaint(output: bytes) -> str:
+    """The lines where an openssl program said what went wrong (its error queue, its alerts)."""
+    lines = [
+        line.strip() for line in output.decode("utf-8", "replace").splitlines()
+        if re.search(r"error|alert|mismatch", line, re.IGNORECASE) and "Verify return code" not in line
+    ]  # fmt: skip
+    return " / ".join(lines[:3])
+
+
+def run_learner_renegotiation(
+    renegotiation_info: RenegotiationInfoFunction | None, *, timeout: float = 5.0
+) -> list[LearnerRenegotiationRun]:
+    """The learner's ``renegotiation_info`` in both roles: our client renegotiating with OpenSSL's server,
+    then ``openssl s_client`` renegotiating with our server.  Reported, never raised."""
+    return [
+        learner_client_renegotiates(renegotiation_info, timeout=timeout),
+        s_client_renegotiates_with_learner_server(renegotiation_info, timeout=timeout),
+    ]

@@ -378,11 +378,11 @@ class TLSClient(TLSConnection):
                 sent, _ = decode_handshake(raw, annotate=False)
             if not isinstance(sent, ClientHello):
                 raise TypeError(f"it returned a {type(sent).__name__}, not a ClientHello")
-            if self.handshakes:
-                sent = self._renegotiating_hello(sent)
-                raw = sent.to_bytes()
         except Exception as error:  # a learner's build_client_hello may fail any way; say which stage
             raise InternalError(f"build_client_hello failed: {type(error).__name__}: {error}") from error
+        if self.handshakes:
+            sent = self._renegotiating_hello(sent)
+            raw = sent.to_bytes()
         self.client_hello = sent
         self.client_random = self.client_hello.random  # type: ignore[union-attr]
         self._send_handshake(self.client_hello, raw)  # type: ignore[arg-type]
@@ -460,7 +460,7 @@ class TLSClient(TLSConnection):
                 raise HandshakeFailure("renegotiation_info must be empty on a first handshake (RFC 5746 section 3.4)")
             self.secure_renegotiation = carried is not None
             return
-        expected = self.client_verify_data + self.server_verify_data
+        expected = self._renegotiation_info("server")
         if carried is None or not hmac.compare_digest(carried, expected):
             raise HandshakeFailure(
                 "the server's renegotiation_info does not carry both Finished messages of our last handshake "

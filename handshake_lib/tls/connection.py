@@ -896,12 +896,21 @@ class TLSConnection:
     def _reset_handshake(self) -> None:
         """What each role forgets when a renegotiation begins (its hellos, the peer's messages, its guards)."""
 
-    def _renegotiation_info(self) -> bytes:
-        """What this handshake's renegotiation_info must carry (RFC 5746 3.4-3.7): empty on the first
-        handshake; the client's last verify_data in a renegotiating ClientHello, both in the ServerHello."""
+    def _renegotiation_info(self, sender: str | None = None) -> bytes:
+        """What ``sender``'s (default: our) hello carries in renegotiation_info in this handshake (RFC 5746
+        3.4-3.7): empty on the first handshake, then what the ``renegotiation_info`` stage says (the library's:
+        the client's last verify_data in ClientHello, both sides' in ServerHello)."""
         if not self.handshakes:
             return b""
-        return self.client_verify_data + (self.server_verify_data if self.role == "server" else b"")
+        try:
+            info = self._stages.renegotiation_info(
+                sender or self.role, self.client_verify_data, self.server_verify_data
+            )
+        except Exception as error:  # a learner's stage may fail any way; say which stage
+            raise InternalError(f"renegotiation_info failed: {type(error).__name__}: {error}") from error
+        if not isinstance(info, bytes | bytearray):
+            raise InternalError(f"renegotiation_info returned a {type(info).__name__}, not bytes")
+        return bytes(info)
 
     # -- errors ----------------------------------------------------------------------------------
     def _fail(self, error: ProtocolError, cause: BaseException | None = None) -> None:

@@ -72,6 +72,7 @@ __all__ = [
     "client_hello_for",
     "client_asks_for_ocsp",
     "suite_allowed_in",
+    "renegotiation_info",
 ]
 
 TLS13_SUITES = frozenset(
@@ -338,3 +339,15 @@ def choose_group(client_hello: ClientHello, suite: int, server_groups: Sequence[
         available = offered if offered is not None else [NamedGroup.secp256r1]
         return next((g for g in curves if g in available), None)
     return None
+
+
+def renegotiation_info(
+    sender: Literal["client", "server"], client_verify_data: bytes, server_verify_data: bytes
+) -> bytes:
+    """What the renegotiation_info in ``sender``'s hello carries on a renegotiation (RFC 5746 section 3.1):
+    the client's last Finished verify_data in ClientHello (3.5), the client's then the server's in ServerHello
+    (3.6, 3.7).  Each side builds its own hello's value and checks the peer's against the same function
+    (on a first handshake both verify_data are still empty, and so is the extension)."""
+    if sender == "client":
+        return client_verify_data
+    return client_verify_data + server_verify_data

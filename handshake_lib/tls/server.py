@@ -360,7 +360,7 @@ class TLSServer(TLSConnection):
             raise HandshakeFailure("a renegotiating ClientHello must not carry the SCSV (RFC 5746 section 3.7)")
         if carried is None:
             raise HandshakeFailure("a renegotiating ClientHello without renegotiation_info (RFC 5746 section 3.7)")
-        if not hmac.compare_digest(carried, self.client_verify_data):
+        if not hmac.compare_digest(carried, self._renegotiation_info("client")):
             raise HandshakeFailure(
                 "renegotiation_info does not carry the client's last Finished: not the handshake we had "
                 "(RFC 5746 section 3.7)"

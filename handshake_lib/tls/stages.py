@@ -16,6 +16,7 @@ replaceable step once, in the order a handshake reaches it::
     key_block                                 (both sides, over prf)
     record_mac                                (both sides, CBC suites)
     verify_data                               (both sides, each Finished)
+    renegotiation_info                        (both sides, RFC 5746: what a renegotiating hello carries)
 
 Each field is typed by a :class:`typing.Protocol` whose ``__call__`` is exactly how the core calls the
 stage, and defaults to the library's own function, so ``Stages()`` is the library and
@@ -65,6 +66,7 @@ __all__ = [
     "KeyBlock",
     "VerifyData",
     "RecordMac",
+    "RenegotiationInfo",
 ]
 
 
@@ -192,6 +194,19 @@ class RecordMac(Protocol):
     ) -> bytes: ...
 
 
+class RenegotiationInfo(Protocol):
+    """What ``sender``'s ("client" or "server") hello carries in renegotiation_info on a renegotiation.
+
+    Called with the last handshake's Finished verify_data of both sides (RFC 5746 section 3.1): by a client
+    to build its renegotiating ClientHello (``"client"``) and to check the ServerHello (``"server"``), by a
+    server to check the ClientHello (``"client"``) and to build its ServerHello (``"server"``).  A hello
+    that does not carry it is refused with ``handshake_failure``.  Not called on a first handshake (the
+    extension is empty then, and the library checks that).
+    """
+
+    def __call__(self, sender: str, client_verify_data: bytes, server_verify_data: bytes, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Stages(ReplaceableFunctions):
     """One function per replaceable stage of the handshake; the defaults are the library's own."""
@@ -214,6 +229,7 @@ class Stages(ReplaceableFunctions):
     key_block: KeyBlock = prf_module.key_block
     verify_data: VerifyData = prf_module.verify_data
     record_mac: RecordMac = record_module.record_mac
+    renegotiation_info: RenegotiationInfo = negotiation.renegotiation_info
 
     def resolved(self) -> Stages:
         """These stages as a connection runs them: each library default wired to the stages below it here."""
