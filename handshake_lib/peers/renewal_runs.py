@@ -27,10 +27,13 @@ This module drives peers over sockets, so it sits in ``peers`` above the sans-I/
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
+import shutil
 import ssl
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -51,10 +54,11 @@ from ..tls.keylog import parse_keylog
 from ..tls.messages import Finished, ServerHello, decode_handshake
 from ..tls.negotiation import client_hello_for
 from ..tls.record import RECORD_HEADER_LENGTH, RecordProtection
-from ..tls.sessions import ClientSessionStore
+from ..tls.sessions import ClientSessionStore, Session, SessionCache
 from ..tls.stages import Stages
 from ..tls.suites import suite_params
 from ..tls.tickets import TicketKeys
+from . import PeerUnavailable
 from .openssl import PythonSSLServer, s_client, server_context
 
 __all__ = [
@@ -742,3 +746,126 @@ def run_learner_renegotiation(
         learner_client_renegotiates(renegotiation_info, timeout=timeout),
         s_client_renegotiates_with_learner_server(renegotiation_info, timeout=timeout),
     ]
+
+
+OpenTicketFunction = Callable[[bytes, bytes, bytes, float, int], "bytes | None"]
+"""Exercise 11's q2: ``(ticket, aes_key, hmac_key, now, lifetime) -> state or None``."""
+
+_S_CLIENT_OUTCOME = re.compile(rb"^(New|Reused), ", re.MULTILINE)
+
+
+@dataclass
+class LearnerTicketRun:
+    """``openssl s_client`` against our server, whose ``open_ticket`` stage is the learner's function.
+
+    ``outcomes``: s_client's word for each connection of ``-reconnect`` (``New`` or ``Reused``; six
+    connections, the first must be New); ``tampered``: what s_client said when it offered, with
+    ``-sess_in``, a ticket of ours with one bit flipped (right: New, a full handshake), and how it ended.
+    """
+
+    outcomes: list[str] = field(default_factory=list)
+    resumed_by: list[str | None] = field(default_factory=list)  # our server's record of each connection
+    tampered: str = ""
+    tampered_error: str = ""  # s_client's complaint on the tampered run, if it failed
+    server_error: str = ""  # our server's error on the tampered run, if any
+
+    @property
+    def reused_five_times(self) -> bool:
+        return self.outcomes == ["New"] + ["Reused"] * 5
+
+    @property
+    def tampered_refused(self) -> bool:
+        return self.tampered == "New" and not self.tampered_error
+
+    def line(self) -> str:
+        return "; ".join(part.strip() for part in self.summary().splitlines())
+
+    def summary(self) -> str:
+        lines = [
+            "openssl s_client -reconnect against our server: " + (", ".join(self.outcomes) or "no handshake"),
+            "  a ticket with one bit flipped (-sess_in): "
+            + (self.tampered or "no handshake")
+            + (f" ({self.tampered_error})" if self.tampered_error else "")
+            + (f"; our server: {self.server_error}" if self.server_error else ""),
+        ]
+        return "\n".join(lines)
+
+
+class _TicketsOnly(SessionCache):
+    """A session cache that finds nothing: s_client offers its ticket *and* a session ID, and the exercise's
+    server must resume by the ticket alone (the learner's ``open_ticket``), never by ID."""
+
+    def get(self, session_id: bytes, now: float) -> Session | None:
+        return None
+
+
+def _flip_ticket_bit(session_pem: bytes, key_name: bytes, offset: int) -> bytes | None:
+    """s_client's saved session (PEM) with one bit of our ticket flipped at ``offset`` from its start."""
+    lines = session_pem.strip().splitlines()
+    der = bytearray(base64.b64decode(b"".join(lines[1:-1])))
+    at = der.find(key_name)
+    if at < 0:
+        return None
+    der[at + offset] ^= 0x01
+    body = base64.encodebytes(bytes(der)).replace(b"\n", b"")
+    wrapped = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return b"\n".join([lines[0], *wrapped, lines[-1]]) + b"\n"
+
+
+def _s_client_run(port: int, cafile: Path, *options: str, timeout: float) -> str:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise PeerUnavailable("the openssl program is not installed (it is on PATH nowhere)")
+    result = subprocess.run(
+        [openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2", "-CAfile", str(cafile),
+         "-verify_return_error", "-servername", "localhost", "-ign_eof", *options],
+        input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", capture_output=True,
+        timeout=timeout * 4,
+    )  # fmt: skip
+    return (result.stdout + result.stderr).decode("utf-8", "replace")
+
+
+def run_learner_ticket(
+    open_ticket: OpenTicketFunction | None, *, files: ServerFiles | None = None, timeout: float = 5.0
+) -> LearnerTicketRun:
+    """Our server (``TicketKeys``; the learner's ``open_ticket`` opens what clients bring back) and
+    ``openssl s_client -reconnect`` (one full handshake, five resumptions), then s_client offering a ticket
+    of ours with one bit of its IV flipped (which moves a bit of the master secret inside, if it is
+    decrypted without its MAC checked).  Reported, never raised."""
+    run = LearnerTicketRun()
+    stages = Stages() if open_ticket is None else Stages(open_ticket=open_ticket)
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="handshakes-ex11-")))
+        if files is None:
+            files = CoursePKI.create().write_server_files(folder, ("localhost", "127.0.0.1"))
+        issued = files.issued
+        keys = TicketKeys()
+        server = stack.enter_context(
+            TLSPageServer(
+                [issued.certificate], issued.private_key, timeout=timeout, ticket_keys=keys,
+                session_cache=_TicketsOnly(), stages=stages,
+            )
+        )  # fmt: skip
+        output = _s_client_run(server.port, files.ca_path, "-reconnect", timeout=timeout)
+        run.outcomes = [m.group(1).decode() for m in _S_CLIENT_OUTCOME.finditer(output.encode())]
+        saved = folder / "session.pem"
+        _s_client_run(server.port, files.ca_path, "-sess_out", str(saved), timeout=timeout)
+        flipped = _flip_ticket_bit(saved.read_bytes(), keys.keys[-1].name, 16 + 5) if saved.exists() else None
+        if flipped is None:
+            run.tampered_error = "s_client saved no session with one of our tickets"
+            return run
+        tampered = folder / "tampered.pem"
+        tampered.write_bytes(flipped)
+        before = server.accepted
+        output = _s_client_run(server.port, files.ca_path, "-sess_in", str(tampered), timeout=timeout)
+        found = _S_CLIENT_OUTCOME.search(output.encode())
+        run.tampered = found.group(1).decode() if found else ""
+        if "Hello from the Handshakes TLS server" not in output:
+            run.tampered_error = _openssl_complaint(output.encode()) or "no page"
+        deadline = time.monotonic() + timeout
+        while server.accepted > before and not server.connections[-1].finished and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if server.connections and server.connections[-1].error:
+            run.server_error = str(server.connections[-1].error)
+        run.resumed_by = [record.resumed_by for record in list(server.connections)[:6]]
+    return run

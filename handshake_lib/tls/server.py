@@ -90,7 +90,7 @@ from typing import ClassVar, Literal
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..errors import CertificateError, HandshakeFailure
+from ..errors import CertificateError, HandshakeFailure, InternalError
 from ..pki.report import Purpose
 from .connection import (
     DEFAULT_MAX_RENEGOTIATIONS,
@@ -403,7 +403,12 @@ class TLSServer(TLSConnection):
         ticket = getattr(offered, "ticket", b"")
         if self.ticket_keys is not None and ticket:
             assert self._clock is not None
-            session = self.ticket_keys.open(ticket, hello.session_id, self._clock())
+            try:
+                session = self.ticket_keys.open(
+                    ticket, hello.session_id, self._clock(), open_ticket=self._stages.open_ticket
+                )
+            except Exception as error:  # a learner's stage may fail any way; say which stage
+                raise InternalError(f"open_ticket failed: {type(error).__name__}: {error}") from error
             self.resumed_by = "ticket" if session is not None else None
         if session is None and self.session_cache is not None:
             assert self._clock is not None

@@ -17,6 +17,7 @@ replaceable step once, in the order a handshake reaches it::
     record_mac                                (both sides, CBC suites)
     verify_data                               (both sides, each Finished)
     renegotiation_info                        (both sides, RFC 5746: what a renegotiating hello carries)
+    (a resumption)                ->          open_ticket                      (RFC 5077: the state in a ticket)
 
 Each field is typed by a :class:`typing.Protocol` whose ``__call__`` is exactly how the core calls the
 stage, and defaults to the library's own function, so ``Stages()`` is the library and
@@ -44,7 +45,7 @@ from typing import ClassVar, Protocol
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..replaceable import ReplaceableFunctions
-from . import key_exchange, negotiation, rsa_kx, signatures
+from . import key_exchange, negotiation, rsa_kx, signatures, tickets
 from . import prf as prf_module
 from . import record as record_module
 from .messages import ClientHello
@@ -67,6 +68,7 @@ __all__ = [
     "VerifyData",
     "RecordMac",
     "RenegotiationInfo",
+    "OpenTicket",
 ]
 
 
@@ -207,6 +209,20 @@ class RenegotiationInfo(Protocol):
     def __call__(self, sender: str, client_verify_data: bytes, server_verify_data: bytes, /) -> bytes: ...
 
 
+class OpenTicket(Protocol):
+    """The session state sealed in a ticket (RFC 5077 section 4's layout), or None to refuse it.
+
+    Called by a server holding :class:`~handshake_lib.tls.tickets.TicketKeys` with the ticket a client
+    offered and the AES and HMAC keys of the ticket key its ``key_name`` names (a ticket naming no key we
+    have is refused before the call), the server's clock ``now`` and the tickets' ``lifetime`` in seconds.
+    None: a full handshake (RFC 5077 section 3.4); a state: the session it holds is resumed.
+    """
+
+    def __call__(
+        self, ticket: bytes, aes_key: bytes, hmac_key: bytes, now: float, lifetime: int, /
+    ) -> bytes | None: ...
+
+
 @dataclass(frozen=True)
 class Stages(ReplaceableFunctions):
     """One function per replaceable stage of the handshake; the defaults are the library's own."""
@@ -230,6 +246,7 @@ class Stages(ReplaceableFunctions):
     verify_data: VerifyData = prf_module.verify_data
     record_mac: RecordMac = record_module.record_mac
     renegotiation_info: RenegotiationInfo = negotiation.renegotiation_info
+    open_ticket: OpenTicket = tickets.open_ticket
 
     def resolved(self) -> Stages:
         """These stages as a connection runs them: each library default wired to the stages below it here."""

@@ -21,7 +21,9 @@ was sealed).  ``ticket_lifetime_hint`` (what NewSessionTicket tells the client) 
 A ticket renewed on resumption keeps the time its session was first made (``Session.created``), as
 OpenSSL keeps a TLS 1.2 session's time: a client that resumes every hour still gets a full handshake
 once ``lifetime`` has passed since the one that made the master secret.
-:meth:`TicketKeys.open` never raises on what a client sent: a ticket whose key name is unknown, whose MAC
+:func:`open_ticket` (the server's ``open_ticket`` stage, :mod:`handshake_lib.tls.stages`, which exercise 11
+replaces) opens one ticket with the key its ``key_name`` picks.  :meth:`TicketKeys.open` never raises on
+what a client sent: a ticket whose key name is unknown, whose MAC
 does not verify, whose padding or contents are wrong, or that has expired gives None, and the server does
 a full handshake (RFC 5077 section 3.4), never an alert.  The MAC is checked before anything is decrypted.
 
@@ -56,6 +58,8 @@ __all__ = [
     "explain_ticket",
     "DEFAULT_TICKET_LIFETIME",
     "DEFAULT_ROTATE_AFTER",
+    "OpenTicket",
+    "open_ticket",
 ]
 
 DEFAULT_TICKET_LIFETIME = 7200  # seconds; OpenSSL's server hints 7200 for TLS 1.2 tickets (SSL_CTX timeout)
@@ -127,45 +131,108 @@ class TicketKeys:
         body = key.name + iv + struct.pack("!H", len(encrypted)) + encrypted
         return body + key.mac(body)
 
-    def open(self, ticket: bytes, session_id: bytes, now: float) -> Session | None:
+    def open(
+        self, ticket: bytes, session_id: bytes, now: float, *, open_ticket: OpenTicket | None = None
+    ) -> Session | None:
         """The session inside ``ticket`` (with ``session_id``, the ID the client offered), or None if it
-        is not one of ours, was altered, or has expired: the caller then does a full handshake."""
-        state, _why = self.unseal(ticket, now)
+        is not one of ours, was altered, or has expired: the caller then does a full handshake.
+
+        ``open_ticket`` (the server's stage; default :func:`open_ticket`) checks and decrypts the ticket with
+        the key its name picks; what it returns is used only if it is a state as our server seals it."""
+        key = self.key_for(ticket, now)
+        if key is None:
+            return None
+        opener = open_ticket if open_ticket is not None else _library_open_ticket
+        state = opener(ticket, key.aes_key, key.hmac_key, now, self.lifetime)
         if state is None:
+            return None
+        if not isinstance(state, bytes | bytearray):
+            raise TypeError(f"open_ticket returned a {type(state).__name__}, not bytes or None")
+        if _state_problem(bytes(state)):
             return None
         version, suite, ems, master, created = _STATE.unpack(state)
         return Session(session_id, master, CipherSuite(suite), ems, created=float(created))
 
+    def key_for(self, ticket: bytes, now: float) -> TicketKey | None:
+        """The key whose name starts ``ticket`` (RFC 5077 section 4: ``key_name``), if we still have it."""
+        self.current(now)  # drop keys that can no longer open anything
+        name = bytes(ticket[:16])
+        return next((k for k in self.keys if len(name) == 16 and hmac.compare_digest(k.name, name)), None)
+
     def unseal(self, ticket: bytes, now: float) -> tuple[bytes | None, str]:
         """The decrypted state inside ``ticket`` and "" , or None and why it cannot be used (never raises)."""
-        if len(ticket) < 16 + 16 + 2 + 32:
+        if len(ticket) < _SMALLEST:
             return None, "too short to be one of our tickets"
-        body, mac = ticket[:-32], ticket[-32:]
-        name, iv = body[:16], body[16:32]
-        (length,) = struct.unpack("!H", body[32:34])
-        encrypted = body[34:]
-        if length != len(encrypted) or not encrypted or len(encrypted) % 16:
-            return None, "not laid out as our tickets are (the state's length does not match)"
-        self.current(now)  # drop keys that can no longer open anything
-        key = next((k for k in self.keys if hmac.compare_digest(k.name, name)), None)
+        if _layout_problem(ticket):
+            return None, _layout_problem(ticket)
+        key = self.key_for(ticket, now)
         if key is None:
             return None, "sealed with a key we do not have (another server's, or one rotated out)"
-        if not hmac.compare_digest(key.mac(body), mac):
-            return None, "the MAC does not verify: the ticket was altered"
-        decryptor = Cipher(algorithms.AES(key.aes_key), modes.CBC(iv)).decryptor()
-        padded = decryptor.update(encrypted) + decryptor.finalize()
-        unpadder = padding.PKCS7(128).unpadder()
-        try:
-            state = unpadder.update(padded) + unpadder.finalize()
-            version, suite, _ems, _master, created = _STATE.unpack(state)
-            CipherSuite(suite)
-        except (ValueError, struct.error):  # our own MAC verified: only a bug gets here; still not an error
-            return None, "the state inside is not one we wrote"
-        if version != _VERSION:
-            return None, "the state inside is not TLS 1.2's"
-        if not created <= now < created + self.lifetime:
-            return None, "expired"
-        return state, ""
+        return _unseal(ticket, key.aes_key, key.hmac_key, now, self.lifetime)
+
+
+_SMALLEST = 16 + 16 + 2 + 32
+
+
+def _layout_problem(ticket: bytes) -> str:
+    (length,) = struct.unpack("!H", ticket[32:34])
+    encrypted = ticket[34:-32]
+    if length != len(encrypted) or not encrypted or len(encrypted) % 16:
+        return "not laid out as our tickets are (the state's length does not match)"
+    return ""
+
+
+def _state_problem(state: bytes) -> str:
+    try:
+        version, suite, _ems, _master, _created = _STATE.unpack(state)
+        CipherSuite(suite)
+    except (ValueError, struct.error):  # our own MAC verified: only a bug gets here; still not an error
+        return "the state inside is not one we wrote"
+    if version != _VERSION:
+        return "the state inside is not TLS 1.2's"
+    return ""
+
+
+def _unseal(ticket: bytes, aes_key: bytes, hmac_key: bytes, now: float, lifetime: int) -> tuple[bytes | None, str]:
+    if len(ticket) < _SMALLEST:
+        return None, "too short to be one of our tickets"
+    if problem := _layout_problem(ticket):
+        return None, problem
+    body, mac = ticket[:-32], ticket[-32:]
+    if not hmac.compare_digest(hmac.new(hmac_key, body, "sha256").digest(), mac):
+        return None, "the MAC does not verify: the ticket was altered"
+    iv, encrypted = body[16:32], body[34:]
+    decryptor = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).decryptor()
+    padded = decryptor.update(encrypted) + decryptor.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    try:
+        state = unpadder.update(padded) + unpadder.finalize()
+    except ValueError:
+        return None, "the state inside is not one we wrote"
+    if problem := _state_problem(state):
+        return None, problem
+    (created,) = struct.unpack("!Q", state[-8:])
+    if not created <= now < created + lifetime:
+        return None, "expired"
+    return state, ""
+
+
+def open_ticket(ticket: bytes, aes_key: bytes, hmac_key: bytes, now: float, lifetime: int) -> bytes | None:
+    """The session state sealed in ``ticket`` (RFC 5077 section 4's layout), or None.
+
+    The MAC (HMAC-SHA256 with ``hmac_key`` over everything before it) is checked first, in constant time;
+    only then is ``encrypted_state`` decrypted (AES-128-CBC with ``aes_key`` and the ticket's IV) and
+    unpadded (PKCS#7).  The state's last 8 bytes say when its session was made (seconds, big-endian): a
+    ticket is good from then for ``lifetime`` seconds.  Anything wrong gives None, never an exception: the
+    server then does a full handshake (RFC 5077 section 3.4).
+    """
+    return _unseal(ticket, aes_key, hmac_key, now, lifetime)[0]
+
+
+_library_open_ticket = open_ticket  # TicketKeys.open's default (its parameter has the same name)
+
+OpenTicket = Callable[[bytes, bytes, bytes, float, int], "bytes | None"]
+"""``(ticket, aes_key, hmac_key, now, lifetime) -> state or None``: the server's ``open_ticket`` stage."""
 
 
 @dataclass(frozen=True)
