@@ -491,3 +491,40 @@ def test_exercise_09_wrong_ecdhe_stages_fail_the_way_openssl_makes_them_fail(tmp
     assert "TLSV1_ALERT_DECRYPT_ERROR" in q2, q2  # OpenSSL received our decrypt_error
     assert "test_a_session_without_extended_master_secret (hidden): passed" in q3, q3
     assert "the client's first protected record (Finished) does not open" in q3, q3
+
+
+def test_exercise_11_wrong_binding_and_ticket_check_fail_the_way_openssl_makes_them_fail(tmp_path: Path) -> None:
+    """Exercise 11's hidden live tests, graded in the sandbox: both verify_data in every hello makes OpenSSL's
+    server abort our client's renegotiation (RENEGOTIATION_MISMATCH) and our server abort s_client's; a ticket
+    opened without its MAC checked resumes honest tickets but also a tampered one, and s_client then
+    cannot open our Finished (bad record mac)."""
+    require_sandbox()
+    name = "11_resumption_and_renewal"
+    answers = answer_cell_sources(SOLUTIONS_DIR / f"{name}.ipynb")
+    edits = {
+        "def renegotiation_info": ('    if sender == "client":\n        return client_verify_data\n', ""),
+        "def open_ticket": (
+            '    if not hmac.compare_digest(hmac.new(hmac_key, body, "sha256").digest(), mac):\n        return None\n',
+            "",
+        ),
+    }
+    wrong = {}
+    for first_line, source in answers.items():
+        for start, (old, new) in edits.items():
+            if first_line.startswith(start):
+                assert old in source, "the master's answer cells changed; update this test"
+                wrong[first_line] = source.replace(old, new)
+    assert len(wrong) == 2, "the master's answer cells changed; update this test"
+    submission = fill_answers(EXERCISES_DIR / f"{name}.ipynb", wrong, tmp_path / f"{name}.ipynb")
+    score = grade_submission(submission, read_assignment(SOLUTIONS_DIR / f"{name}.ipynb"), strict=True)
+    assert score.error == "", score.feedback
+    # q1: 4 tests, the ServerHello's value still right; q2: 5 tests, expiry and padding still right.
+    assert score.scores == {"q1": pytest.approx(1.0), "q2": pytest.approx(2.4)}, score.feedback
+    q1, q2 = score.feedback["q1"], score.feedback["q2"]
+    assert "test_a_renegotiating_server_hello: passed" in q1, q1
+    assert "a renegotiating ClientHello carries the client's verify_data" in q1, q1
+    assert "RENEGOTIATION_MISMATCH" in q1, q1  # OpenSSL's server, on our client's ClientHello
+    assert "sslv3 alert handshake failure" in q1, q1  # s_client, refused by our server with the same check
+    assert "one bit of the MAC changed: expected None" in q2, q2
+    assert "test_an_expired_ticket_is_refused (hidden): passed" in q2, q2
+    assert "a ticket with one bit flipped (-sess_in): Reused" in q2 and "bad record mac" in q2, q2
