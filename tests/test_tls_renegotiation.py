@@ -47,7 +47,15 @@ from handshake_lib.tls.messages import Alert, ClientHello
 from handshake_lib.tls.negotiation import client_hello_for
 from handshake_lib.tls.server import TLSServer
 from handshake_lib.tls.stages import Stages
-from handshake_lib.tls.states import CLIENT_TRANSITIONS, SERVER_TRANSITIONS, Guard, Input, State, replay
+from handshake_lib.tls.states import (
+    CLIENT_TRANSITIONS,
+    SERVER_TRANSITIONS,
+    Guard,
+    Input,
+    State,
+    diagram_rows,
+    replay,
+)
 
 TIMEOUT = 10
 
@@ -523,3 +531,15 @@ def test_sending_between_our_change_cipher_spec_and_the_end_waits_for_the_handsh
         page = stream.recv()
         assert stream.handshake.renegotiation == 1
     assert page.lower().startswith(b"http/1.0 200 ok")
+
+
+def test_the_diagrams_draw_renegotiation_only_when_asked() -> None:
+    """Lessons 06 and 08 draw one handshake; the renegotiation arrows would crowd it (and overlapped)."""
+    assert not [row for row in diagram_rows("client") if row[0] == "CONNECTED"]
+    [(_, label, _)] = [row for row in diagram_rows("client", renegotiation=True) if row[0] == "CONNECTED"]
+    assert "renegotiate() [renegotiation_info agreed] / ClientHello" in label.splitlines()
+    assert "HelloRequest [renegotiation_info agreed; within the renegotiation limit] / ClientHello" in label
+    rows = diagram_rows("server", renegotiation=True)
+    server_targets = {target for source, _, target in rows if source == "CONNECTED"}
+    assert server_targets == {"WAIT_CLIENT_KEY_EXCHANGE", "WAIT_CLIENT_CERTIFICATE", "WAIT_CHANGE_CIPHER_SPEC"}
+    assert not [row for row in diagram_rows("server") if row[0] == "CONNECTED"]

@@ -155,16 +155,9 @@ class TLSStream:
 
     @property
     def resumed_by(self) -> str | None:
-        """How this handshake resumed an earlier session: ``"ticket"``, ``"session ID"``, or None (full).
-
-        The client knows from what it offered: with a ticket its session ID is fresh and random, so a
-        server that echoes it accepted the ticket (RFC 5077 section 3.4); without one the ID itself.
-        """
-        offered = self.client.offered_session
-        first = self.client.handshakes[0]  # the connection's own handshake, not a later renegotiation
-        if not first.resumed or offered is None:
-            return None
-        return offered.resumable_by
+        """How the connection's handshake resumed an earlier session: ``"ticket"``, ``"session ID"``, or None
+        (full); a later renegotiation does not change it (:attr:`HandshakeComplete.resumed_by`)."""
+        return self.client.handshakes[0].resumed_by
 
     @property
     def transcript(self) -> list[TranscriptEntry]:
@@ -749,7 +742,7 @@ class _PageConnection:
             if isinstance(event, HandshakeComplete):
                 self.record.handshake = event
                 if not event.renegotiation:  # how the connection began; a renegotiation is always full
-                    self.record.resumed_by = self.tls.resumed_by if event.resumed else None
+                    self.record.resumed_by = event.resumed_by
                 if event.renegotiation and self.waiting is not None:
                     self._respond(*self.waiting)  # renegotiated, as we asked: now the answer
             elif isinstance(event, RenegotiationRefused) and self.waiting is not None:

@@ -270,15 +270,23 @@ class TLSClient(TLSConnection):
                 raise ValueError("the client private key does not match the client certificate")
         self.client_certificate_chain = list(client_certificate_chain)
         self._client_private_key = client_private_key
-        self.certificate_request: CertificateRequest | None = None
-        self.client_signature_scheme: int | None = None  # chosen at CertificateRequest; None: nothing to sign
         self._now = now
+        self._reset_handshake()
+        # The leaf the first handshake validated: a renegotiation must present the same one.
+        self._first_server_leaf: x509.Certificate | None = None
+
+    def _reset_handshake(self) -> None:
+        """What one handshake learns, from its hellos to the server's messages: set up empty, and again when
+        a renegotiation begins (``offered_session`` stays: it says how the connection began, and a
+        renegotiating hello offers none)."""
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
         self.server_certificates: list[x509.Certificate] = []
         self.verified_chain: list[x509.Certificate] = []
         # The validator's report on the server's chain (every check, pass or fail): set when verify=True.
         self.certificate_report: ValidationReport | None = None
+        self.certificate_request: CertificateRequest | None = None
+        self.client_signature_scheme: int | None = None  # chosen at CertificateRequest; None: nothing to sign
         self.session_ticket: NewSessionTicket | None = None
         self._ticket_agreed = False
         self._status_acknowledged = False  # the ServerHello answered status_request
@@ -287,24 +295,6 @@ class TLSClient(TLSConnection):
         self._server_public: bytes = b""
         self._ephemeral_group = None  # the key_exchange.Group the server chose
         self.ephemeral_key: EphemeralKey | None = None
-        # The leaf the first handshake validated: a renegotiation must present the same one.
-        self._first_server_leaf: x509.Certificate | None = None
-
-    def _reset_handshake(self) -> None:
-        # A renegotiation: the new handshake's hellos, the server's messages and what they decided.
-        self.client_hello = None
-        self.server_hello = None
-        self.server_certificates = []
-        self.session_ticket = None
-        self._ticket_agreed = False
-        self._status_acknowledged = False
-        self.server_key_exchange = None
-        self._server_public = b""
-        self._ephemeral_group = None
-        self.ephemeral_key = None
-        self.certificate_request = None
-        self.client_signature_scheme = None
-        # offered_session stays (it says how the connection began); _renegotiating_hello offers none.
 
     # The table's rows for the server's messages, and the messages it sends (``states.CLIENT_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -493,6 +483,12 @@ class TLSClient(TLSConnection):
         self.resumed = True  # the table's ServerHello row is refined to the abbreviated handshake's
         self.session = session
         self._install_master_secret(session.master_secret)
+
+    def _resumed_by(self) -> str | None:
+        # With a ticket our session ID was fresh and random, so a server that echoed it accepted the ticket
+        # (RFC 5077 section 3.4); without one, the ID itself.
+        offered = self.offered_session
+        return offered.resumable_by if self.resumed and offered is not None else None
 
     def _handshake_complete(self) -> HandshakeComplete:
         assert self.params is not None and self.server_hello is not None

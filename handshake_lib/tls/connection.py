@@ -252,6 +252,8 @@ class HandshakeComplete:
     # is what a client keeps to resume later (``TLSClient(session=...)``), None when the server offered none.
     resumed: bool = field(default=False, compare=False)
     session: Session | None = field(default=None, repr=False, compare=False)
+    # How a resumed handshake found its session: "ticket" or "session ID" (None for a full handshake).
+    resumed_by: str | None = field(default=None, compare=False)
     # Renegotiation (RFC 5746): 0 for a connection's first handshake, 1 for the first renegotiation, ...
     renegotiation: int = field(default=0, compare=False)
 
@@ -499,13 +501,7 @@ class TLSConnection:
         self.master_secret: bytes = b""
         self.key_block: prf_module.KeyBlock | None = None  # set with the master secret
         self.handshake: HandshakeComplete | None = None
-        self.client_certificates: list[x509.Certificate] = []  # see HandshakeComplete.client_certificates
-        # The validator's report on the client's chain (mutual TLS), kept by a server that asked for one.
-        self.client_certificate_report: Any = None
-        self.stapled_ocsp_response: bytes | None = None  # see HandshakeComplete.stapled_ocsp_response
-        self.group: int | None = None  # see HandshakeComplete.group
-        self.resumed = False  # see HandshakeComplete.resumed
-        self.session: Session | None = None  # see HandshakeComplete.session
+        self._reset_handshake_outcome()
         # What we asked for; ``use_*`` say what was agreed once the hellos are exchanged.
         self.offer_extended_master_secret = extended_master_secret
         self.offer_encrypt_then_mac = encrypt_then_mac
@@ -885,13 +881,19 @@ class TLSConnection:
         """
         self._handshake_under_way = True
         self._change_cipher_spec_sent = False
-        self.resumed = False
-        self.session = None
-        self.group = None
-        self.stapled_ocsp_response = None
-        self.client_certificates = []
-        self.client_certificate_report = None
+        self._reset_handshake_outcome()
         self._reset_handshake()
+
+    def _reset_handshake_outcome(self) -> None:
+        """What a handshake ends with besides its keys (HandshakeComplete's fields): empty at first and
+        again when a renegotiation begins."""
+        self.client_certificates: list[x509.Certificate] = []  # see HandshakeComplete.client_certificates
+        # The validator's report on the client's chain (mutual TLS), kept by a server that asked for one.
+        self.client_certificate_report: Any = None
+        self.stapled_ocsp_response: bytes | None = None  # see HandshakeComplete.stapled_ocsp_response
+        self.group: int | None = None  # see HandshakeComplete.group
+        self.resumed = False  # see HandshakeComplete.resumed
+        self.session: Session | None = None  # see HandshakeComplete.session
 
     def _reset_handshake(self) -> None:
         """What each role forgets when a renegotiation begins (its hellos, the peer's messages, its guards)."""
@@ -1023,6 +1025,10 @@ class TLSConnection:
         if self._keylog is not None:
             self._keylog(client_random_line(self.client_random, master))
 
+    def _resumed_by(self) -> str | None:
+        """``"ticket"`` or ``"session ID"`` when this handshake resumed a session (each role knows how)."""
+        return None
+
     def _finished_verify_data(self, label: str, messages: bytes) -> bytes:
         """verify_data for ``label`` over the handshake ``messages`` (headers included, in order)."""
         assert self.params is not None
@@ -1044,6 +1050,7 @@ class TLSConnection:
             group=self.group,
             resumed=self.resumed,
             session=self.session,
+            resumed_by=self._resumed_by(),
             renegotiation=len(self.handshakes),
         )
         self.handshakes.append(self.handshake)

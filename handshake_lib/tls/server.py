@@ -266,37 +266,29 @@ class TLSServer(TLSConnection):
                 )
             ocsp_response = bytes(ocsp_response)
         self.ocsp_response = ocsp_response
-        self._staple = False  # the client asked for status and we have a response: CertificateStatus goes out
         self._now = now
-        self.certificate_request: CertificateRequest | None = None
-        self._client_leaf: x509.Certificate | None = None  # the client's certificate, once validated
-        self.client_hello: ClientHello | None = None
-        self.server_hello: ServerHello | None = None
-        # ECDHE/DHE: our ephemeral key for this handshake and the ServerKeyExchange that carried it.
-        self.ephemeral_key: EphemeralKey | None = None
-        self.server_key_exchange: ServerKeyExchange | None = None
         if (session_cache is not None or ticket_keys is not None) and clock is None:
             raise ValueError("session_cache and ticket_keys need clock= (seconds): the core reads no clock itself")
         self.session_cache = session_cache
         self.ticket_keys = ticket_keys
+        self._clock = clock
+        self._hello_request_sent = False  # renegotiate() asked; the client has not answered yet
+        self._reset_handshake()
+
+    def _reset_handshake(self) -> None:
+        """What one handshake decides, from the ClientHello on: set up empty, and again when a renegotiation's
+        ClientHello arrives (it decides everything again)."""
+        self.client_hello: ClientHello | None = None
+        self.server_hello: ServerHello | None = None
+        self.certificate_request: CertificateRequest | None = None
+        self._client_leaf: x509.Certificate | None = None  # the client's certificate, once validated
+        self._staple = False  # the client asked for status and we have a response: CertificateStatus goes out
+        # ECDHE/DHE: our ephemeral key for this handshake and the ServerKeyExchange that carried it.
+        self.ephemeral_key: EphemeralKey | None = None
+        self.server_key_exchange: ServerKeyExchange | None = None
         self._ticket_agreed = False  # the client sent session_ticket and we hold ticket keys
         self.new_session_ticket: NewSessionTicket | None = None  # the ticket we sent
         self.resumed_by: str | None = None  # "session ID" or "ticket"
-        self._clock = clock
-        self._hello_request_sent = False  # renegotiate() asked; the client has not answered yet
-
-    def _reset_handshake(self) -> None:
-        # A renegotiation: the new ClientHello decides everything again.
-        self.client_hello = None
-        self.server_hello = None
-        self.certificate_request = None
-        self._client_leaf = None
-        self._staple = False
-        self.ephemeral_key = None
-        self.server_key_exchange = None
-        self._ticket_agreed = False
-        self.new_session_ticket = None
-        self.resumed_by = None
 
     # The table's rows for the client's messages, and the messages it sends (``states.SERVER_TRANSITIONS``).
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -534,6 +526,9 @@ class TLSServer(TLSConnection):
         ticket = self.ticket_keys.seal(self.session or self._this_session(), self._clock())
         self.new_session_ticket = NewSessionTicket(self.ticket_keys.ticket_lifetime_hint, ticket)
         self._send_handshake(self.new_session_ticket)
+
+    def _resumed_by(self) -> str | None:
+        return self.resumed_by if self.resumed else None
 
     def _handshake_complete(self) -> HandshakeComplete:
         if not self.resumed and self.server_hello is not None and self.server_hello.session_id:

@@ -734,11 +734,13 @@ def allowed_inputs(role: Role, state: State, guards: Collection[Guard] | None = 
     ]
 
 
-def diagram_rows(role: Role, *, complete: bool = False) -> list[tuple[str, str, str]]:
+def diagram_rows(role: Role, *, complete: bool = False, renegotiation: bool = False) -> list[tuple[str, str, str]]:
     """(source, label, target) rows for a state diagram of ``role``'s table.
 
     Rows whose source and target are the same state (application data, NewSessionTicket, HelloRequest)
-    do not draw as arrows and are left out unless ``complete``.  Rows that join the same two states on
+    do not draw as arrows and are left out unless ``complete``; so are the rows only a renegotiation takes
+    (from CONNECTED into a new handshake, and back when the peer declines) unless ``renegotiation`` or
+    ``complete``: the diagram of one handshake is what most lessons draw.  Rows that join the same two states on
     the same input (the client's ServerHelloDone with and without a certificate to send) are one arrow,
     labelled as RFC 5246 draws its flights: a message only some of them send is starred
     (``CertificateVerify*``).
@@ -748,9 +750,16 @@ def diagram_rows(role: Role, *, complete: bool = False) -> list[tuple[str, str, 
         raise ValueError(f"role must be 'client' or 'server', not {role!r}")
     arrows: dict[tuple[State, State], list[Transition]] = {}
     for row in rows:
-        if complete or row.source is not row.target:
-            arrows.setdefault((row.source, row.target), []).append(row)
+        if not complete and (row.source is row.target or (_renegotiation_only(row) and not renegotiation)):
+            continue
+        arrows.setdefault((row.source, row.target), []).append(row)
     return [(source.value, _merged_label(twins), target.value) for (source, target), twins in arrows.items()]
+
+
+def _renegotiation_only(row: Transition) -> bool:
+    """A row that only a renegotiation takes: out of CONNECTED into a handshake, or back on a refusal."""
+    leaves_connected = row.source is State.CONNECTED and row.target is not State.CONNECTED
+    return leaves_connected or row.received is Input.no_renegotiation or Guard.renegotiating in row.needs
 
 
 def _merged_label(rows: list[Transition]) -> str:
