@@ -22,6 +22,20 @@ leaving, on our client's clock (``TLSResponse.timings``), and the round trips in
 says, record by record, which handshake's keys protect it, and opens each protected record with those keys
 and with the previous handshake's (which must fail after the new ChangeCipherSpec).
 
+Exercise 11's live steps report instead of raising (the learner's function may fail any way):
+
+* :func:`run_learner_renegotiation` plugs the learner's ``renegotiation_info`` (a
+  :class:`~handshake_lib.tls.stages.Stages` field) into our client, which renegotiates with OpenSSL
+  (:func:`learner_client_renegotiates`: right, OpenSSL's key log holds both handshakes; wrong, OpenSSL
+  aborts with ``handshake_failure`` and says ``RENEGOTIATION_MISMATCH``), and into our server, to which
+  ``openssl s_client`` types ``R`` (:func:`s_client_renegotiates_with_learner_server`: wrong, our server
+  aborts s_client's hello, or s_client ours with ``illegal_parameter``);
+* :func:`run_learner_ticket` plugs the learner's ``open_ticket`` into our server (its session-ID cache
+  finds nothing, so only a ticket resumes): ``openssl s_client -reconnect`` must print ``Reused`` five
+  times, and a session saved with ``-sess_out`` whose ticket has one IV bit flipped must get a full
+  handshake (a server that skips the MAC resumes it with a wrong master secret: s_client's ``bad record
+  mac``).
+
 This module drives peers over sockets, so it sits in ``peers`` above the sans-I/O ``tls`` package.
 """
 
@@ -83,6 +97,14 @@ __all__ = [
     "splice_victim_hello",
     "splice_against_openssl",
     "splice_against_our_server",
+    "LearnerRenegotiationRun",
+    "LearnerTicketRun",
+    "RenegotiationBinding",
+    "learner_client_renegotiates",
+    "s_client_renegotiates_with_learner_server",
+    "run_learner_renegotiation",
+    "run_learner_ticket",
+    "renegotiation_binding",
 ]
 
 # OpenSSL 3.0 refuses a client's renegotiation unless the server sets SSL_OP_ALLOW_CLIENT_RENEGOTIATION
