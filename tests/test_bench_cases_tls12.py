@@ -132,9 +132,13 @@ def test_the_ffdhe2048_parameters_are_rfc_7919s(tmp_path) -> None:
     assert "GROUP: ffdhe2048" in result.stdout  # OpenSSL recognises the prime as the named group
 
 
-def test_python_m_bench_only_resumption_writes_its_rows(tmp_path, capsys) -> None:
+def test_python_m_bench_only_resumption_writes_its_rows(tmp_path, capsys, monkeypatch) -> None:
     import json
 
+    # bench.__main__ sets MPLBACKEND=Agg when imported; set it through monkeypatch first, so that it is gone
+    # again afterwards: a Jupyter kernel started later by this process (tests/test_browser.py) would inherit
+    # it and draw no inline figure.
+    monkeypatch.setenv("MPLBACKEND", "Agg")
     from bench.__main__ import main
 
     path = tmp_path / "latest.json"

@@ -122,6 +122,8 @@ def private_lab_environment(workdir: Path) -> dict[str, str]:
     env = {**os.environ, **{name: str(path) for name, path in dirs.items()}}
     env["JUPYTER_PLATFORM_DIRS"] = "1"
     env.pop("JUPYTER_PATH", None)
+    # A learner's kernel draws inline; a backend some test set for itself (Agg) would leave every figure out.
+    env.pop("MPLBACKEND", None)
     return env
 
 
