@@ -630,16 +630,7 @@ class Peers:
         expect(counted is not None and int(counted.group(1)) >= 1, "s_server's page counts no renegotiation")
         state = "Reused" if second.resumed else "New"
         page_key = self._page_master_key(row, text, state)  # the session now in use: the renegotiated one
-        logged = read_keylog(keylog)
-        for handshake in (first, second):
-            ours, theirs = (
-                self.keylog.master_secret(handshake.client_random),
-                logged.master_secret(handshake.client_random),
-            )
-            expect(
-                ours == theirs == handshake.master_secret,
-                f"handshake {handshake.renegotiation}: ours {_short(ours)}, s_server's key log {_short(theirs)}",
-            )
+        self._compare_key_logs((first, second), read_keylog(keylog), "s_server")
         expect(page_key == second.master_secret, "s_server's page shows another master secret than our second")
         how = "resumed" if second.resumed else "full"
         return (
