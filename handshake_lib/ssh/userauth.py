@@ -31,6 +31,7 @@ Sans-I/O: bytes in, dataclasses out; no sockets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import BadHostKeySignature, DecodeError, EncodeError
@@ -125,7 +126,7 @@ class KeyboardInteractiveFields:
 MethodFields = PublickeyFields | PasswordFields | KeyboardInteractiveFields
 
 
-def _masked(what: str):  # a meaning function that tells the length and nothing else
+def _masked(what: str) -> Callable[[bytes], str]:  # a meaning that tells the length and nothing else
     return lambda raw: f"{what}: {len(raw)} bytes, masked (never shown)"
 
 
@@ -138,7 +139,6 @@ def decode_method_fields(method: str, data: bytes, *, base_offset: int = 0) -> M
     if len(data) > MAX_METHOD_DATA:
         raise DecodeError(f"method fields of {len(data)} bytes, more than {MAX_METHOD_DATA}", field=method)
     r = Reader(data, base_offset=base_offset)
-    result: MethodFields
     if method == "publickey":
         with r.group("publickey", "RFC 4252 section 7"):
             signed = r.ssh_boolean(
@@ -148,27 +148,22 @@ def decode_method_fields(method: str, data: bytes, *, base_offset: int = 0) -> M
             algorithm = r.ssh_text("algorithm", "the public key algorithm (the signature's, for RSA rsa-sha2-*)")
             key = r.ssh_string("public_key", "the public key blob, as in a .pub file (base64-decoded)")
             signature = r.ssh_string("signature", "signature over the RFC 4252 section 7 blob") if signed else None
-        result = PublickeyFields(signed, algorithm, key, signature, ())
-    elif method == "password":
+        r.expect_end("the publickey fields")
+        return PublickeyFields(signed, algorithm, key, signature, tuple(r.spans))
+    if method == "password":
         with r.group("password", "RFC 4252 section 8"):
             change = r.ssh_boolean("change", lambda v: "TRUE: change the password" if v else "FALSE: plain login")
             password = r.ssh_text("password", _masked("the (old) password"))
             new = r.ssh_text("new_password", _masked("the new password")) if change else None
-        result = PasswordFields(change, password, new, ())
-    elif method == "keyboard-interactive":
+        r.expect_end("the password fields")
+        return PasswordFields(change, password, new, tuple(r.spans))
+    if method == "keyboard-interactive":
         with r.group("keyboard_interactive", "RFC 4256 section 3.1"):
             language = r.ssh_text("language", "language tag, deprecated (normally empty)")
             submethods = r.ssh_text("submethods", "hints for the server (e.g. pam), comma-separated")
-        result = KeyboardInteractiveFields(language, submethods, ())
-    else:
-        raise DecodeError(f"method {method!r} has no decoder here", field="method_name", offset=base_offset)
-    r.expect_end(f"the {method} fields")
-    return _with_spans(result, tuple(r.spans))
-
-
-def _with_spans(result: MethodFields, spans: tuple[Span, ...]) -> MethodFields:
-    object.__setattr__(result, "spans", spans)  # frozen; set once, right after building
-    return result
+        r.expect_end("the keyboard-interactive fields")
+        return KeyboardInteractiveFields(language, submethods, tuple(r.spans))
+    raise DecodeError(f"method {method!r} has no decoder here", field="method_name", offset=base_offset)
 
 
 def request_fields(request: UserauthRequest) -> MethodFields:
