@@ -201,3 +201,59 @@ def test_unsupported_and_garbage_private_keys(tmp_path: Path) -> None:
         load_private_key(b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n")
     with pytest.raises(PrivateKeyError, match="64 KiB"):
         load_private_key(b"x" * (64 * 1024 + 1))
+
+
+def test_sshd_verdicts_match_ours(keys: dict[str, Path], tmp_path: Path) -> None:
+    """A real sshd reads our file: it admits and refuses each key from 127.0.0.1 as our parse says.
+
+    ``from="10.0.0.1"`` refuses the loopback client, ``from="127.0.0.1"`` admits it, an unknown option
+    makes sshd ignore the line ("bad options"), and ``command=`` replaces what the client asked to run.
+    """
+    from test_peers_ssh import known_hosts_file, require_sshd, started
+
+    from handshake_lib.peers.openssh import openssh_client, openssh_server
+
+    require_sshd()
+    extra = tmp_path / "extra"
+    assert keygen("-q", "-t", "ed25519", "-N", "", "-f", str(extra)).returncode == 0
+    lines = [
+        f'from="10.0.0.1" {pub(keys["ed25519"])}',
+        f'from="127.0.0.1",no-pty {pub(keys["ecdsa"])}',
+        f'restrict,command="echo forced \\"quoted\\"" {pub(keys["rsa"])}',
+        f"bogus-option {pub(extra)}",
+    ]
+    parsed = AuthorizedKeys.parse("\n".join(lines))
+    assert parsed.bad_lines == ()
+    admitted_by_us = {entry.line_number for entry in parsed.for_client("127.0.0.1")}
+    assert admitted_by_us == {2, 3}
+    assert parsed.keys[2].command == 'echo forced "quoted"'
+
+    server, context = started(openssh_server(authorized_keys=lines))
+    try:
+        known_hosts = known_hosts_file(tmp_path, server)
+        verdicts = {}
+        for number, identity in enumerate([keys["ed25519"], keys["ecdsa"], keys["rsa"], extra], start=1):
+            run = openssh_client(
+                server.host, server.port, user=server.user, known_hosts_file=known_hosts, identity=identity,
+                command="echo asked",
+            )  # fmt: skip
+            assert not run.timed_out
+            verdicts[number] = run.returncode == 0
+            if number == 3:
+                # sshd's shell ran the dequoted command, echo forced "quoted", instead of ours
+                assert run.stdout.strip() == "forced quoted"
+            if number == 2:
+                assert run.stdout.strip() == "asked"
+        assert {number for number, ok in verdicts.items() if ok} == admitted_by_us
+        log = server.log
+        # sshd says why, line by line, as our parse does
+        assert (
+            "authorized_keys:1: Authentication tried for "
+            + server.user
+            + " with correct key but not from a permitted host"
+            in log
+        )
+        assert "required=10.0.0.1" in log
+        assert "authorized_keys:4: bad key options: unknown key option" in log
+    finally:
+        context.__exit__(None, None, None)
