@@ -187,7 +187,8 @@ def test_wrong_or_missing_passphrase(keys: dict[str, Path]) -> None:
         load_private_key(data)
     with pytest.raises(PassphraseRequired):
         HostKeyPair.load(data)
-    assert load_private_key(keys["ed25519"].read_bytes(), "ignored") is not None  # as ssh-keygen -P ignores it
+    # a passphrase for a plain key is ignored, as ssh-keygen -P ignores it
+    assert UserKey.load(keys["ed25519"].read_bytes(), b"ignored").comment == "ed25519 key"
     assert keygen("-y", "-P", "ignored", "-f", str(keys["ed25519"])).returncode == 0
 
 
@@ -214,25 +215,31 @@ def test_sshd_verdicts_match_ours(keys: dict[str, Path], tmp_path: Path) -> None
     from handshake_lib.peers.openssh import openssh_client, openssh_server
 
     require_sshd()
-    extra = tmp_path / "extra"
-    assert keygen("-q", "-t", "ed25519", "-N", "", "-f", str(extra)).returncode == 0
+    extras = []
+    for index in range(5):
+        extras.append(tmp_path / f"extra{index}")
+        assert keygen("-q", "-t", "ed25519", "-N", "", "-f", str(extras[-1])).returncode == 0
     lines = [
         f'from="10.0.0.1" {pub(keys["ed25519"])}',
         f'from="127.0.0.1",no-pty {pub(keys["ecdsa"])}',
         f'restrict,command="echo forced \\"quoted\\"" {pub(keys["rsa"])}',
-        f"bogus-option {pub(extra)}",
+        f"bogus-option {pub(extras[0])}",
+        f'from="!127.0.0.1,*" {pub(extras[1])}',  # a negated match refuses though * matches
+        f'FROM="10.0.0.0/8,127.0.0.0/8" {pub(extras[2])}',  # CIDR, option name in capitals
+        f'from="127.0.0.1/8" {pub(extras[3])}',  # host bits under the mask: the list is refused
+        f'from="127.0.0.?" {pub(extras[4])}',  # a wildcard on the address
     ]
     parsed = AuthorizedKeys.parse("\n".join(lines))
     assert parsed.bad_lines == ()
     admitted_by_us = {entry.line_number for entry in parsed.for_client("127.0.0.1")}
-    assert admitted_by_us == {2, 3}
+    assert admitted_by_us == {2, 3, 6, 8}
     assert parsed.keys[2].command == 'echo forced "quoted"'
 
     server, context = started(openssh_server(authorized_keys=lines))
     try:
         known_hosts = known_hosts_file(tmp_path, server)
         verdicts = {}
-        for number, identity in enumerate([keys["ed25519"], keys["ecdsa"], keys["rsa"], extra], start=1):
+        for number, identity in enumerate([keys["ed25519"], keys["ecdsa"], keys["rsa"], *extras], start=1):
             run = openssh_client(
                 server.host, server.port, user=server.user, known_hosts_file=known_hosts, identity=identity,
                 command="echo asked",

@@ -445,7 +445,8 @@ class HostKeyPair:
         """
         data = bytes(data)
         private_key = load_private_key(data, password)
-        return cls.from_private_key(private_key, _openssh_comment(data, password))
+        # The comment is readable only when the file is not encrypted (_openssh_comment checks the cipher).
+        return cls.from_private_key(private_key, _openssh_comment(data))
 
     def private_bytes(self) -> bytes:
         """The private key in OpenSSH's format, unencrypted (what ``sshd``'s ``HostKey`` file holds)."""
@@ -537,14 +538,12 @@ def load_private_key(data: bytes, password: bytes | str | None = None) -> Privat
     return private_key
 
 
-def _openssh_comment(data: bytes, password: bytes | None) -> str:
+def _openssh_comment(data: bytes) -> str:
     """The comment stored inside an unencrypted OpenSSH private key (PROTOCOL.key); "" when there is none.
 
     ``cryptography`` does not return it.  The format: "openssh-key-v1\\0", cipher, kdf, kdf options,
     number of keys, public keys, then a string with two check ints, each key's type, fields and comment.
     """
-    if password is not None:
-        return ""
     try:
         lines = [line for line in data.decode("ascii").splitlines() if line and not line.startswith("-----")]
         body = base64.b64decode("".join(lines))
