@@ -295,6 +295,22 @@ class BadHostKeySignature(KeyExchangeFailed):
     """The server's signature over the exchange hash H does not verify with its host key."""
 
 
+class PrivateKeyError(DecodeError):
+    """A private key file we cannot load; the subclasses say why (``field`` is ``private_key``)."""
+
+
+class PassphraseRequired(PrivateKeyError):
+    """The private key file is encrypted and no passphrase was given."""
+
+
+class WrongPassphrase(PrivateKeyError):
+    """The passphrase does not decrypt the private key (its two check integers differ, PROTOCOL.key)."""
+
+
+class UnsupportedPrivateKey(PrivateKeyError):
+    """A private key file that parses but holds a key type we do not use (DSA, security keys, ...)."""
+
+
 class ServiceNotAvailable(ProtocolError):
     """The SSH peer asked for a service we do not run (only ``ssh-userauth`` is offered)."""
 

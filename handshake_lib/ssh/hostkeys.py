@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -44,7 +45,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from ..errors import BadHostKeySignature, DecodeError, EncodeError
+from ..errors import (
+    BadHostKeySignature,
+    DecodeError,
+    EncodeError,
+    PassphraseRequired,
+    PrivateKeyError,
+    UnsupportedPrivateKey,
+    WrongPassphrase,
+)
 from ..wire import Reader, Span, Writer
 from .fingerprints import fingerprint_md5, fingerprint_sha256, key_type_label, randomart
 
@@ -55,6 +64,9 @@ __all__ = [
     "HostKey",
     "HostKeySignature",
     "HostKeyPair",
+    "UserKey",
+    "MAX_PRIVATE_KEY_FILE",
+    "load_private_key",
     "PublicKey",
     "PrivateKey",
     "decode_host_key",
@@ -428,22 +440,13 @@ class HostKeyPair:
     def load(cls, data: bytes, password: bytes | None = None) -> HostKeyPair:
         """Load a private key file's bytes: OpenSSH's format (``ssh-keygen``'s default) or PEM (``-m PEM``).
 
-        The OpenSSH format carries the comment, which we keep.  A file that is neither, or holds a
-        key type we do not support, is a DecodeError.
+        The OpenSSH format carries the comment, which we keep.  Errors are :func:`load_private_key`'s
+        (each a DecodeError).  A user's key pair (``ssh -i``) is the same thing: :data:`UserKey`.
         """
         data = bytes(data)
-        if len(data) > 64 * 1024:
-            raise DecodeError("private key file larger than 64 KiB", field="private_key")
-        try:
-            if b"BEGIN OPENSSH PRIVATE KEY" in data:
-                private_key = serialization.load_ssh_private_key(data, password)
-            else:
-                private_key = serialization.load_pem_private_key(data, password)
-        except (ValueError, TypeError, UnsupportedAlgorithm) as error:
-            raise DecodeError(f"not a private key we can load: {error}", field="private_key") from None
-        if not isinstance(private_key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise DecodeError(f"{type(private_key).__name__} is not a host key type we support", field="private_key")
-        return cls.from_private_key(private_key, _openssh_comment(data, password))
+        private_key = load_private_key(data, password)
+        # The comment is readable only when the file is not encrypted (_openssh_comment checks the cipher).
+        return cls.from_private_key(private_key, _openssh_comment(data))
 
     def private_bytes(self) -> bytes:
         """The private key in OpenSSH's format, unencrypted (what ``sshd``'s ``HostKey`` file holds)."""
@@ -479,14 +482,68 @@ class HostKeyPair:
         return Writer().ssh_string(algorithm).ssh_string(raw).getvalue()
 
 
-def _openssh_comment(data: bytes, password: bytes | None) -> str:
+UserKey = HostKeyPair
+"""A user's key pair (``ssh -i KEY``): the same private key, public blob and comment as a host key's."""
+
+MAX_PRIVATE_KEY_FILE = 64 * 1024  # a 16384-bit RSA key in OpenSSH's format is about 12 KiB
+
+
+def load_private_key(data: bytes, password: bytes | str | None = None) -> PrivateKey:
+    """Load a private key file's bytes (OpenSSH's format, or PEM), decrypting it with ``password``.
+
+    Each failure has its own type (all :class:`~handshake_lib.errors.PrivateKeyError`, a DecodeError):
+    :class:`PassphraseRequired` for an encrypted file and no passphrase, :class:`WrongPassphrase` when
+    the passphrase does not decrypt it (OpenSSH's "incorrect passphrase supplied to decrypt private
+    key"), :class:`UnsupportedPrivateKey` for a key type we do not use (DSA, ``sk-*`` security keys);
+    anything else that does not parse is a plain PrivateKeyError.  A passphrase given for a file that
+    is not encrypted is ignored, as ``ssh-keygen -y -P x`` ignores it.
+    """
+    data = bytes(data)
+    if len(data) > MAX_PRIVATE_KEY_FILE:
+        raise PrivateKeyError("private key file larger than 64 KiB", field="private_key")
+    secret = password.encode() if isinstance(password, str) else password
+    openssh = b"BEGIN OPENSSH PRIVATE KEY" in data
+    loader = serialization.load_ssh_private_key if openssh else serialization.load_pem_private_key
+    try:
+        try:
+            with warnings.catch_warnings():  # cryptography warns on DSA before we refuse it below
+                warnings.simplefilter("ignore")
+                private_key = loader(data, secret or None)
+        except TypeError as error:
+            if "not encrypted" in str(error):  # a passphrase for a plain key: ignored, as OpenSSH does
+                private_key = loader(data, None)
+            elif secret:
+                raise
+            else:
+                raise PassphraseRequired(
+                    "the private key is encrypted: a passphrase is needed", field="private_key"
+                ) from None
+    except PrivateKeyError:
+        raise
+    except UnsupportedAlgorithm as error:
+        raise UnsupportedPrivateKey(f"a key type we do not support: {error}", field="private_key") from None
+    except (ValueError, TypeError) as error:
+        text = str(error)
+        # cryptography says "Corrupt data: broken checksum" when the decrypted check integers differ
+        # (OpenSSH format) and "Bad decrypt" / "Could not deserialize" for PEM with a wrong passphrase.
+        if secret and ("checksum" in text or "decrypt" in text.lower() or (not openssh and "deserialize" in text)):
+            raise WrongPassphrase("incorrect passphrase supplied to decrypt private key", field="private_key") from None
+        if "Unsupported key type" in text or "unsupported" in text.lower():
+            raise UnsupportedPrivateKey(f"a key type we do not support: {text}", field="private_key") from None
+        raise PrivateKeyError(f"not a private key we can load: {text}", field="private_key") from None
+    if not isinstance(private_key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise UnsupportedPrivateKey(
+            f"{type(private_key).__name__} is not a key type we support (Ed25519, ECDSA, RSA)", field="private_key"
+        )
+    return private_key
+
+
+def _openssh_comment(data: bytes) -> str:
     """The comment stored inside an unencrypted OpenSSH private key (PROTOCOL.key); "" when there is none.
 
     ``cryptography`` does not return it.  The format: "openssh-key-v1\\0", cipher, kdf, kdf options,
     number of keys, public keys, then a string with two check ints, each key's type, fields and comment.
     """
-    if password is not None:
-        return ""
     try:
         lines = [line for line in data.decode("ascii").splitlines() if line and not line.startswith("-----")]
         body = base64.b64decode("".join(lines))
