@@ -24,7 +24,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import select
 import shutil
+import subprocess
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -36,6 +39,26 @@ from handshake_lib.pki.builder import ServerFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
+
+
+def cli_environment() -> dict[str, str]:
+    """The environment a ``python -m handshake_lib`` child process runs in: this checkout first on its path."""
+    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def read_line(process: subprocess.Popen, timeout: float) -> str:
+    """The next line a child process prints (``tls serve`` logs one per finished connection), or what came if
+    none ends within ``timeout`` s.  Read a byte at a time from an unbuffered pipe (``bufsize=0``), so select
+    never misses a line already buffered."""
+    line = b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        byte = process.stdout.read(1) if ready else b""
+        if not byte:
+            break
+        line += byte
+    return line.decode()
 
 
 def peers_required() -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import re
 import signal
 import ssl
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
+from conftest import ROOT, cli_environment, require
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -340,18 +339,12 @@ def test_tls_get_when_openssl_and_we_share_no_suite(
 
 
 # -- as real processes ----------------------------------------------------------------------------------
-def _environment() -> dict[str, str]:
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = str(ROOT) + os.pathsep + environment.get("PYTHONPATH", "")
-    return environment
-
-
 def test_python_dash_m_runs_tls_get(server_files: ServerFiles, python_ssl_server: tuple[PythonSSLServer, Path]) -> None:
     server, _ = python_ssl_server
     url = f"https://localhost:{server.port}/"
     completed = subprocess.run(
         [PYTHON, "-m", "handshake_lib", "tls", "get", url, "--cafile", str(server_files.ca_path)],
-        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S, env=_environment(), cwd=ROOT,
+        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S, env=cli_environment(), cwd=ROOT,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     assert "Hello from OpenSSL" in completed.stdout
@@ -366,7 +359,7 @@ def test_tls_serve_answers_curl_and_stops_on_sigterm(server_files: ServerFiles, 
         "--key", str(server_files.key_path), "--cipher", "AES128-GCM-SHA256", "--keylog", str(keylog),
     ]  # fmt: skip
     server = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(), cwd=ROOT
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_environment(), cwd=ROOT
     )
     try:
         banner = _read_line_with_timeout(server, SUBPROCESS_TIMEOUT_S)

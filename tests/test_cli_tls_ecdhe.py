@@ -16,15 +16,12 @@ Judged by peers nobody here wrote:
 
 from __future__ import annotations
 
-import os
-import select
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import ROOT, require
+from conftest import ROOT, cli_environment, read_line, require
 
 from handshake_lib.__main__ import main
 from handshake_lib.peers.openssl import s_server
@@ -43,22 +40,8 @@ def ecdsa_files(server_files: ServerFiles, tmp_path_factory: pytest.TempPathFact
     return ServerFiles(server_files.ca_path, cert_path, key_path, issued, server_files.pki)
 
 
-def _environment() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-
 def _log_line(process: subprocess.Popen) -> str:
-    """The next line ``tls serve`` logs (one per finished connection); what came if none ends within
-    TIMEOUT_S.  Read a byte at a time from the unbuffered pipe, so select never misses a buffered line."""
-    line = b""
-    deadline = time.monotonic() + TIMEOUT_S
-    while not line.endswith(b"\n"):
-        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        byte = process.stdout.read(1) if ready else b""
-        if not byte:
-            break
-        line += byte
-    return line.decode()
+    return read_line(process, TIMEOUT_S)
 
 
 # -- tls get against openssl s_server ------------------------------------------------------------------
@@ -140,7 +123,7 @@ def served(server_files, ecdsa_files, tmp_path_factory):
          "--cert", str(server_files.cert_path), "--key", str(server_files.key_path),
          "--cert", str(ecdsa_files.cert_path), "--key", str(ecdsa_files.key_path),
          "--groups", "secp384r1", "--keylog", str(keylog)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=_environment(), cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=cli_environment(), cwd=ROOT,
     )  # fmt: skip
     try:
         first = _log_line(process)

@@ -14,16 +14,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import ROOT, require
+from conftest import ROOT, cli_environment, read_line, require
 
 from handshake_lib.__main__ import main
 from handshake_lib.cli.tls import MAX_RECONNECT
@@ -73,28 +70,16 @@ def test_get_reconnect_3_against_s_server(server_files, tmp_path, capsys, server
 
 
 # -- tls serve against s_client, curl and our own tls get ------------------------------------------------
-def _environment() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-
 def _line(process: subprocess.Popen) -> str:
     """The next line ``tls serve`` prints, or what came if none ends within TIMEOUT_S."""
-    line = b""
-    deadline = time.monotonic() + TIMEOUT_S
-    while not line.endswith(b"\n"):
-        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        byte = process.stdout.read(1) if ready else b""
-        if not byte:
-            break
-        line += byte
-    return line.decode()
+    return read_line(process, TIMEOUT_S)
 
 
 def _serve(server_files, *options: str):
     process = subprocess.Popen(
         [sys.executable, "-m", "handshake_lib", "tls", "serve", "--port", "0",
          "--cert", str(server_files.cert_path), "--key", str(server_files.key_path), *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=_environment(), cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=cli_environment(), cwd=ROOT,
     )  # fmt: skip
     banner = _line(process)
     match = re.search(r"https://localhost:(\d+)/", banner)
