@@ -317,6 +317,29 @@ class ServiceNotAvailable(ProtocolError):
     ssh_disconnect = SSHDisconnect.SERVICE_NOT_AVAILABLE
 
 
+class PasswordChangeRequired(ProtocolError):
+    """The SSH server answered our password with SSH_MSG_USERAUTH_PASSWD_CHANGEREQ: it has expired.
+
+    We do not change passwords (RFC 4252 section 8 allows it, the course does not teach it), so the
+    login ends here with a clear message, as a cancelled authentication.
+    """
+
+    ssh_disconnect = SSHDisconnect.AUTH_CANCELLED_BY_USER
+
+
+class AuthenticationFailed(HandshakeError):
+    """No method we could try logged us in (OpenSSH's "Permission denied (publickey,password)").
+
+    ``methods``: what the server last said can continue.
+    """
+
+    def __init__(self, user: str, methods: tuple[str, ...], detail: str = "") -> None:
+        listed = ",".join(methods) if methods else "none left"
+        super().__init__(f"{user}: permission denied ({listed})" + (f": {detail}" if detail else ""))
+        self.user = user
+        self.methods = methods
+
+
 class TooManyAuthenticationAttempts(ProtocolError):
     """The SSH client went on asking to authenticate past the server's limit."""
 

@@ -137,3 +137,36 @@ def test_diagram_rows_label_the_flights():
     assert any(source == target for source, _, target in s.diagram_rows("client", "service", complete=True))
     with pytest.raises(ValueError):
         s.diagram_rows("router")
+
+
+# -- user authentication ---------------------------------------------------------------------------------------
+LOGIN = CLIENT_PROBE + [("sent", 50), ("received", "SSH_MSG_USERAUTH_PK_OK"), ("sent", 50), ("received", 52)]
+
+
+def test_a_client_login_by_key_walks_query_pk_ok_signature_success():
+    states = s.replay("client", LOGIN)
+    assert states[len(CLIENT_PROBE) - 1] == (S.ENCRYPTED, S.WAIT_USERAUTH)  # the failure was followed by a request
+    assert states[-1] == (S.ENCRYPTED, S.AUTHENTICATED)
+    # without a next request the failure is the end: a PK_OK then has no row
+    assert s.replay("client", CLIENT_PROBE + [("received", 60)])[-1] == (S.ERROR, S.ERROR)
+
+
+def test_a_server_keyboard_interactive_login_in_two_rounds():
+    head = [("sent", ID), ("received", ID), ("sent", 20), ("received", 20), ("received", 30), ("sent", 31),
+            ("sent", 21), ("received", 21), ("received", 5), ("sent", 6), ("sent", 53)]  # fmt: skip
+    rounds = [("received", 50), ("sent", "SSH_MSG_USERAUTH_INFO_REQUEST"), ("received", 61),
+              ("sent", "SSH_MSG_USERAUTH_INFO_REQUEST"), ("received", 61), ("sent", 52)]  # fmt: skip
+    states = s.replay("server", head + rounds)
+    assert [service for _, service in states[-6:]] == [
+        S.WAIT_INFO_RESPONSE, S.WAIT_INFO_RESPONSE, S.WAIT_INFO_RESPONSE, S.WAIT_INFO_RESPONSE, S.AUTHENTICATED,
+        S.AUTHENTICATED,
+    ]  # fmt: skip
+    # an answer nobody asked for
+    assert s.replay("server", head + [("received", 50), ("sent", 51), ("received", 61)])[-1] == (S.ERROR, S.ERROR)
+
+
+def test_message_60_is_named_by_the_method():
+    assert s.input_for(60, "SSH_MSG_USERAUTH_INFO_REQUEST") is Input.userauth_info_request
+    assert s.input_for(60, "SSH_MSG_USERAUTH_PASSWD_CHANGEREQ") is Input.userauth_passwd_changereq
+    assert s.input_for(60) is Input.userauth_pk_ok
+    assert s.transition_for("server", "service", S.AUTHENTICATED, Input.userauth_request).target is S.AUTHENTICATED

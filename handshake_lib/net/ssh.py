@@ -1,4 +1,4 @@
-"""Our SSH client and server over real sockets: the transport up to user authentication.
+"""Our SSH client and server over real sockets: the transport, user authentication, and (next) channels.
 
 Theory of operation
 -------------------
@@ -10,9 +10,15 @@ host key and its fingerprint, the methods it offers, the transcript with its tim
 fails, the typed error (``HostKeyChanged``, ``NoCommonAlgorithm``, ``PeerDisconnect``,
 ``ConnectionTimeout``...) is raised with ``error.exchange`` set to what crossed the wire.
 
+:func:`ssh_connect` goes on past the methods: it logs in with a
+:class:`~handshake_lib.ssh.authentication.ClientAuth` (keys, password, keyboard-interactive answers) and
+returns an open :class:`SSHSession`; every method refused is :class:`~handshake_lib.errors.AuthenticationFailed`.
+
 :class:`SSHProbeServer` runs :class:`~handshake_lib.ssh.server.SSHServer` on loopback for as long as its
 ``with`` block runs, one thread per connection (``net.LoopbackServer``): enough for OpenSSH's ``ssh``,
-asyncssh or paramiko to reach user authentication against it, and for the lessons' live runs.
+asyncssh or paramiko to reach user authentication against it, and for the lessons' live runs.  Given a
+:class:`~handshake_lib.ssh.authentication.ServerAuthPolicy` it lets users in as the policy says; a client
+that has not logged in within ``login_grace`` seconds is told goodbye (sshd's LoginGraceTime).
 """
 
 from __future__ import annotations
@@ -23,17 +29,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import ConnectionLost, ConnectionTimeout, Exchange, HandshakeError, UnexpectedEOF
+from ..errors import (
+    AuthenticationFailed,
+    ConnectionLost,
+    ConnectionTimeout,
+    Exchange,
+    HandshakeError,
+    SSHDisconnect,
+    UnexpectedEOF,
+)
+from ..ssh.authentication import AuthenticatedUser, ClientAuth, ServerAuthPolicy
 from ..ssh.client import AuthenticationMethods, AuthenticationSucceeded, BannerReceived, HostKeyTrusted, SSHClient
 from ..ssh.connection import Algorithms, KeyExchangeComplete, TranscriptEntry
 from ..ssh.exchange_hash import ExchangeHash
 from ..ssh.hostkeys import HostKey, HostKeyPair
 from ..ssh.kex import SharedSecret
 from ..ssh.known_hosts import HostKeyDecision, HostKeyPolicy, HostKeyQuestion, KnownHosts
-from ..ssh.server import AuthenticationRequested, SSHServer
+from ..ssh.server import AuthenticationAnswered, AuthenticationRequested, SSHServer, UserAuthenticated
 from . import DEFAULT_TIMEOUT, LoopbackServer, SocketDriver, Timing, connect
 
-__all__ = ["ProbeResult", "ssh_probe", "SSHProbeServer", "ServedConnection"]
+__all__ = ["ProbeResult", "ssh_probe", "ssh_connect", "SSHSession", "SSHProbeServer", "ServedConnection"]
 
 Secrets = Callable[[bytes, SharedSecret, ExchangeHash], None]
 
@@ -87,17 +102,7 @@ def ssh_probe(
     the time ``ask`` takes (a person answering the host key question).
     """
     paused = [0.0]  # seconds spent in ``ask``: a person's thinking time is not the network's
-    timed_ask: Callable[[HostKeyQuestion], bool] | None = None
-    if ask is not None:
-        answer = ask
-
-        def timed_ask(question: HostKeyQuestion) -> bool:
-            started = time.monotonic()
-            try:
-                return answer(question)
-            finally:
-                paused[0] += time.monotonic() - started
-
+    timed_ask = _timed(ask, paused)
     if client is None:
         client = SSHClient(
             host, port, user=user, known_hosts=known_hosts, host_key_policy=host_key_policy, ask=timed_ask,
@@ -126,9 +131,31 @@ def ssh_probe(
         lost = ConnectionLost(error.errno, error.strerror or str(error))
         _attach(lost, client, driver)
         raise lost from error
+    return _result(host, port, client, driver, events)
+
+
+def _timed(
+    ask: Callable[[HostKeyQuestion], bool] | None, paused: list[float]
+) -> Callable[[HostKeyQuestion], bool] | None:
+    """``ask``, adding the time a person spends answering to ``paused[0]`` (it is not the network's time)."""
+    if ask is None:
+        return None
+    answer = ask
+
+    def timed_ask(question: HostKeyQuestion) -> bool:
+        started = time.monotonic()
+        try:
+            return answer(question)
+        finally:
+            paused[0] += time.monotonic() - started
+
+    return timed_ask
+
+
+def _result(host: str, port: int, client: SSHClient, driver: SocketDriver | None, events: list[object]) -> ProbeResult:
     completed = next(e for e in events if isinstance(e, KeyExchangeComplete))
     trusted = next(e for e in events if isinstance(e, HostKeyTrusted))
-    methods = next((e.methods for e in events if isinstance(e, AuthenticationMethods)), ())
+    methods = next((e.methods for e in reversed(events) if isinstance(e, AuthenticationMethods)), ())
     assert client.peer_identification is not None
     return ProbeResult(
         host=host,
@@ -138,12 +165,99 @@ def ssh_probe(
         host_key=trusted.host_key,
         host_key_decision=trusted.decision,
         methods=tuple(methods),
-        authenticated=any(isinstance(e, AuthenticationSucceeded) for e in events),
+        authenticated=client.authenticated,
         banner="".join(e.message for e in events if isinstance(e, BannerReceived)),
         server_sig_algs=client.server_sig_algs,
         transcript=client.transcript,
         timings=driver.timings if driver is not None else [],
     )
+
+
+class SSHSession:
+    """A logged-in connection from :func:`ssh_connect`: the client core, its socket, how the login went.
+
+    Use it in a ``with`` block (or call :meth:`close`): it says goodbye and closes the socket.
+    """
+
+    def __init__(self, client: SSHClient, sock: socket.socket, driver: SocketDriver, login: ProbeResult) -> None:
+        self.client = client
+        self.sock = sock
+        self.driver = driver
+        self.login = login
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods that logged us in, in order (two for a partial success then a success)."""
+        return tuple(self.client.authenticator.succeeded)
+
+    def close(self) -> None:
+        if not self.client.closed:
+            self.client.disconnect()
+            self.driver.flush_quietly()
+        self.sock.close()
+
+    def __enter__(self) -> SSHSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def ssh_connect(
+    host: str,
+    port: int = 22,
+    *,
+    user: str,
+    auth: ClientAuth,
+    known_hosts: KnownHosts | None = None,
+    host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT,
+    ask: Callable[[HostKeyQuestion], bool] | None = None,
+    algorithms: Algorithms | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_secrets: Secrets | None = None,
+    client: SSHClient | None = None,
+) -> SSHSession:
+    """Connect, check the host key, and log in as ``user`` with ``auth``; an open :class:`SSHSession`.
+
+    Every method refused: :class:`~handshake_lib.errors.AuthenticationFailed` (the server's last list of
+    methods in ``error.methods``), after telling the server NO_MORE_AUTH_METHODS_AVAILABLE.  Other
+    failures as :func:`ssh_probe`'s, with ``error.exchange`` set.  ``timeout`` bounds the whole login.
+    """
+    paused = [0.0]
+    if client is None:
+        client = SSHClient(
+            host, port, user=user, auth=auth, known_hosts=known_hosts, host_key_policy=host_key_policy,
+            ask=_timed(ask, paused), algorithms=algorithms, on_secrets=on_secrets,
+        )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    driver: SocketDriver | None = None
+    events: list[object] = []
+    sock = None
+    try:
+        sock = connect(host, port, timeout=timeout)
+        driver = SocketDriver(client, sock)
+        client.start()
+        while not client.authenticated and not client.authentication_failed:
+            events += driver.receive(deadline + paused[0])
+            if driver.peer_closed or client.closed:
+                raise UnexpectedEOF("the server closed the connection during user authentication")
+        if client.authentication_failed:
+            client.disconnect(SSHDisconnect.NO_MORE_AUTH_METHODS_AVAILABLE, "no more authentication methods to try")
+            driver.flush_quietly()
+            raise AuthenticationFailed(user, client.methods or ())
+    except HandshakeError as error:
+        _attach(error, client, driver)
+        if sock is not None:
+            sock.close()
+        raise
+    except OSError as error:
+        lost = ConnectionLost(error.errno, error.strerror or str(error))
+        _attach(lost, client, driver)
+        if sock is not None:
+            sock.close()
+        raise lost from error
+    assert driver is not None
+    return SSHSession(client, sock, driver, _result(host, port, client, driver, events))
 
 
 @dataclass
@@ -153,6 +267,8 @@ class ServedConnection:
     server: SSHServer
     key_exchanges: list[KeyExchangeComplete] = field(default_factory=list)
     auth_requests: list[AuthenticationRequested] = field(default_factory=list)
+    verdicts: list[AuthenticationAnswered] = field(default_factory=list)
+    user: AuthenticatedUser | None = None  # who logged in
     error: HandshakeError | None = None
 
     @property
@@ -161,8 +277,8 @@ class ServedConnection:
 
 
 class SSHProbeServer(LoopbackServer):
-    """Our SSH server on loopback: key exchange with ``host_keys``, then every authentication refused with
-    the list of ``auth_methods`` (this issue authenticates nobody).  ``connections`` records each one."""
+    """Our SSH server on loopback: key exchange with ``host_keys``, then user authentication as ``auth``
+    says (None: everyone refused, with the list of ``auth_methods``).  ``connections`` records each one."""
 
     name = "SSHProbeServer"
 
@@ -171,6 +287,8 @@ class SSHProbeServer(LoopbackServer):
         host_keys: Sequence[HostKeyPair],
         *,
         auth_methods: Sequence[str] = ("publickey", "password"),
+        auth: ServerAuthPolicy | None = None,
+        login_grace: float = 30.0,
         algorithms: Algorithms | None = None,
         on_secrets: Secrets | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -179,18 +297,25 @@ class SSHProbeServer(LoopbackServer):
     ) -> None:
         """``strict_kex=False`` exists only to demonstrate the Terrapin attack (see ``SSHConnection``)."""
         super().__init__(timeout=timeout, max_connections=max_connections)
-        SSHServer(host_keys, auth_methods=auth_methods, algorithms=algorithms)  # refuse bad settings now
+        SSHServer(host_keys, auth_methods=auth_methods, auth=auth, algorithms=algorithms)  # refuse bad settings now
+        if login_grace <= 0:
+            raise ValueError("login_grace must be positive")
         self.host_keys = tuple(host_keys)
         self.auth_methods = tuple(auth_methods)
+        self.auth = auth
+        self.login_grace = login_grace
         self.algorithms = algorithms
         self.on_secrets = on_secrets
         self.strict_kex = strict_kex
         self.connections: list[ServedConnection] = []
 
     def serve(self, conn: socket.socket) -> None:
+        address = conn.getpeername()[0]
         server = SSHServer(
             self.host_keys,
             auth_methods=self.auth_methods,
+            auth=self.auth,
+            client_address=address,
             algorithms=self.algorithms,
             on_secrets=self.on_secrets,
             strict_kex=self.strict_kex,
@@ -198,15 +323,29 @@ class SSHProbeServer(LoopbackServer):
         served = ServedConnection(server)
         self.connections.append(served)
         driver = SocketDriver(server, conn)
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline = started + self.timeout
+        grace = started + min(self.login_grace, self.timeout)
         try:
             server.start()
             while not server.closed and not driver.peer_closed:
-                for event in driver.receive(deadline):
+                try:
+                    events = driver.receive(grace if server.authenticated_user is None else deadline)
+                except ConnectionTimeout:
+                    if server.authenticated_user is not None or time.monotonic() >= deadline:
+                        raise
+                    # sshd's LoginGraceTime: no login within the grace time, goodbye.
+                    server.disconnect(SSHDisconnect.BY_APPLICATION, f"no login within {self.login_grace:g} s")
+                    raise
+                for event in events:
                     if isinstance(event, KeyExchangeComplete):
                         served.key_exchanges.append(event)
                     elif isinstance(event, AuthenticationRequested):
                         served.auth_requests.append(event)
+                    elif isinstance(event, AuthenticationAnswered):
+                        served.verdicts.append(event)
+                    elif isinstance(event, UserAuthenticated):
+                        served.user = event.user
         except (HandshakeError, ConnectionTimeout) as error:
             served.error = error
         except OSError as error:

@@ -165,12 +165,16 @@ def asyncssh_server(
     server_host_key_algs: str | Sequence[str] | None = None,
     passwords: Mapping[str, str] | None = None,
     authorized_keys: Mapping[str, Sequence[str]] | None = None,
+    keyboard_interactive: Mapping[str, Sequence[Sequence[tuple[str, str]]]] | None = None,
+    expired_passwords: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Iterator[AsyncSSHServer]:
     """An asyncssh server on 127.0.0.1 (a port the kernel picks) for as long as the ``with`` block runs.
 
     ``passwords`` maps user -> password; ``authorized_keys`` maps user -> OpenSSH public key lines; a user
-    in neither table cannot log in (the server still lists its methods).  ``server_host_key_algs``
+    in neither table cannot log in (the server still lists its methods).  ``keyboard_interactive``: user ->
+    rounds of (prompt, expected answer); ``expired_passwords``: users whose right password is answered with
+    PASSWD_CHANGEREQ (asyncssh's ``PasswordChangeRequired``).  ``server_host_key_algs``
     narrows what the host keys are offered for (``rsa-sha2-256`` only, say).  Waits at most ``timeout``
     s to start and to stop.
     """
@@ -181,7 +185,7 @@ def asyncssh_server(
         keys[key_type] = asyncssh.generate_private_key(algorithm, **options)
     passwords = dict(passwords or {})
     accepted = {
-        user: {asyncssh.import_public_key(line).export_public_key() for line in lines}
+        user: {asyncssh.import_public_key(line).public_data for line in lines}  # the blob: comments do not count
         for user, lines in (authorized_keys or {}).items()
     }
     handle = AsyncSSHServer(
@@ -218,13 +222,42 @@ def asyncssh_server(
 
         def validate_password(self, username: str, password: str) -> bool:
             self.record.authenticated = username in passwords and passwords[username] == password
+            if self.record.authenticated and username in expired_passwords:
+                self.record.authenticated = False
+                raise asyncssh.PasswordChangeRequired("your password has expired")
             return self.record.authenticated
+
+        def kbdint_auth_supported(self) -> bool:
+            # asyncssh's own default offers keyboard-interactive as a password prompt when passwords are set
+            return bool(keyboard_interactive) or super().kbdint_auth_supported()
+
+        def _challenge(self, username: str) -> Any:
+            questions = (keyboard_interactive or {})[username][self.round]
+            return (f"round {self.round + 1}", "", "", [(prompt, False) for prompt, _ in questions])
+
+        def get_kbdint_challenge(self, username: str, lang: str, submethods: str) -> Any:
+            if username not in (keyboard_interactive or {}):
+                return super().get_kbdint_challenge(username, lang, submethods)
+            self.round = 0
+            return self._challenge(username)
+
+        def validate_kbdint_response(self, username: str, responses: Sequence[str]) -> Any:
+            if username not in (keyboard_interactive or {}):
+                return super().validate_kbdint_response(username, responses)
+            rounds = (keyboard_interactive or {})[username]
+            if list(responses) != [answer for _, answer in rounds[self.round]]:
+                return False
+            self.round += 1
+            if self.round < len(rounds):
+                return self._challenge(username)
+            self.record.authenticated = True
+            return True
 
         def public_key_auth_supported(self) -> bool:
             return bool(accepted)
 
         def validate_public_key(self, username: str, key: Any) -> bool:
-            self.record.authenticated = key.export_public_key() in accepted.get(username, set())
+            self.record.authenticated = key.public_data in accepted.get(username, set())
             return self.record.authenticated
 
     def session(process: Any) -> None:

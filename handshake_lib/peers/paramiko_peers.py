@@ -192,6 +192,7 @@ class ParamikoServerConnection:
     client_version: str | None = None
     username: str | None = None
     authenticated: bool = False
+    methods: list[str] = field(default_factory=list)  # what paramiko accepted, in order
     command: str | None = None
     error: str | None = None  # paramiko's exception ("Incompatible ssh peer (no acceptable kex algorithm)")
     log: list[str] = field(default_factory=list, repr=False)  # paramiko's debug log for this connection
@@ -217,21 +218,50 @@ class _ParamikoListener(LoopbackServer):
         deadline = time.monotonic() + self.timeout
         passwords: dict[str, str] = self.settings["passwords"]
         accepted: dict[str, set[str]] = self.settings["authorized_keys"]
+        rounds: dict[str, list[list[tuple[str, str]]]] = self.settings["keyboard_interactive"]
         exec_requested = threading.Event()
 
         class Interface(paramiko.ServerInterface):  # type: ignore[misc]
+            round = 0
+
             def get_allowed_auths(self, username: str) -> str:
                 record.username = username
                 methods = (["publickey"] if accepted else []) + (["password"] if passwords else [])
+                methods += ["keyboard-interactive"] if rounds else []
                 return ",".join(methods) or "publickey"
 
+            def _verdict(self, method: str, ok: bool) -> int:
+                record.authenticated = ok
+                if ok:
+                    record.methods.append(method)
+                return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
             def check_auth_password(self, username: str, password: str) -> int:
-                record.authenticated = username in passwords and passwords[username] == password
-                return paramiko.AUTH_SUCCESSFUL if record.authenticated else paramiko.AUTH_FAILED
+                return self._verdict("password", username in passwords and passwords[username] == password)
 
             def check_auth_publickey(self, username: str, key: Any) -> int:
-                record.authenticated = _public_line(key) in accepted.get(username, set())
-                return paramiko.AUTH_SUCCESSFUL if record.authenticated else paramiko.AUTH_FAILED
+                return self._verdict("publickey", _public_line(key) in accepted.get(username, set()))
+
+            def _query(self) -> Any:
+                questions = rounds[record.username or ""][self.round]
+                return paramiko.server.InteractiveQuery(
+                    f"round {self.round + 1}", "", *((prompt, False) for prompt, _ in questions)
+                )
+
+            def check_auth_interactive(self, username: str, submethods: str) -> Any:
+                if username not in rounds:
+                    return paramiko.AUTH_FAILED
+                self.round = 0
+                return self._query()
+
+            def check_auth_interactive_response(self, responses: Sequence[str]) -> Any:
+                questions = rounds[record.username or ""][self.round]
+                if list(responses) != [answer for _, answer in questions]:
+                    return self._verdict("keyboard-interactive", False)
+                self.round += 1
+                if self.round < len(rounds[record.username or ""]):
+                    return self._query()
+                return self._verdict("keyboard-interactive", True)
 
             def check_channel_request(self, kind: str, chanid: int) -> int:
                 if kind == "session":
@@ -301,13 +331,15 @@ def paramiko_server(
     host_key_algorithms: str | Sequence[str] | None = None,
     passwords: Mapping[str, str] | None = None,
     authorized_keys: Mapping[str, Sequence[str]] | None = None,
+    keyboard_interactive: Mapping[str, Sequence[Sequence[tuple[str, str]]]] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Iterator[ParamikoServer]:
     """A paramiko server on 127.0.0.1 (a port the kernel picks) for as long as the ``with`` block runs.
 
     Algorithm lists use paramiko's names (``curve25519-sha256@libssh.org``, not ``curve25519-sha256``);
     an unknown name raises ValueError at the first connection.  ``passwords``: user -> password;
-    ``authorized_keys``: user -> OpenSSH public key lines.  Every connection ends ``timeout`` s after
+    ``authorized_keys``: user -> OpenSSH public key lines; ``keyboard_interactive``: user -> rounds, each a list
+    of (prompt, expected answer), asked one round after another.  Every connection ends ``timeout`` s after
     its accept at the latest.
     """
     _paramiko()
@@ -320,6 +352,7 @@ def paramiko_server(
         "host_keys": keys,
         "algorithms": (kex, ciphers, macs, host_key_algorithms),
         "passwords": dict(passwords or {}),
+        "keyboard_interactive": {user: [list(r) for r in rs] for user, rs in (keyboard_interactive or {}).items()},
         "authorized_keys": {
             user: {" ".join(line.split()[:2]) for line in lines} for user, lines in (authorized_keys or {}).items()
         },

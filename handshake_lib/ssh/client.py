@@ -13,8 +13,12 @@ A later key exchange must present the same host key.  When ``accept-new`` (or a 
 :class:`HostKeyTrusted` carries the new known_hosts text for the caller to write: the core writes no file.
 
 After NEWKEYS the client asks for ``ssh-userauth`` and sends the ``none`` request as ``user``; the
-server's USERAUTH_FAILURE lists the methods that can continue (:class:`AuthenticationMethods`), which is
-where this issue's probe ends.
+server's USERAUTH_FAILURE lists the methods that can continue (:class:`AuthenticationMethods`).  Without
+credentials (``auth=None``) that is where a probe ends.  With a :class:`~handshake_lib.ssh.authentication.ClientAuth`
+the client goes on (``ssh.authentication.ClientAuthenticator`` picks each next request): keys queried then
+signed after PK_OK, keyboard-interactive rounds answered, the password, until USERAUTH_SUCCESS
+(:class:`AuthenticationSucceeded`, service state AUTHENTICATED) or nothing is left to try (service state
+AUTH_METHODS_KNOWN, :attr:`SSHClient.authentication_failed`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import HostKeyChanged, InternalError, KeyExchangeFailed, ProtocolError
+from .authentication import ClientAuth, ClientAuthenticator
 from .connection import Algorithms, ExtInfoReceived, SSHConnection
 from .constants import EXT_INFO_C
 from .exchange_hash import ExchangeHash
@@ -40,6 +45,10 @@ from .messages import (
     ServiceRequest,
     UserauthBanner,
     UserauthFailure,
+    UserauthInfoRequest,
+    UserauthInfoResponse,
+    UserauthPasswdChangereq,
+    UserauthPkOk,
     UserauthRequest,
     UserauthSuccess,
 )
@@ -54,6 +63,8 @@ __all__ = [
     "AuthenticationMethods",
     "AuthenticationSucceeded",
     "BannerReceived",
+    "KeyAccepted",
+    "QuestionsAsked",
 ]
 
 
@@ -80,7 +91,24 @@ class AuthenticationMethods:
 
 @dataclass(frozen=True)
 class AuthenticationSucceeded:
-    """USERAUTH_SUCCESS: the server let us in without authentication."""
+    """USERAUTH_SUCCESS: we are in, by ``methods`` (in order; empty: the server wanted no authentication)."""
+
+    methods: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeyAccepted:
+    """USERAUTH_PK_OK: the server would accept a signature from this key; the signed request follows."""
+
+    algorithm: str
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class QuestionsAsked:
+    """A keyboard-interactive round (its answers went back, masked in the transcript)."""
+
+    request: UserauthInfoRequest
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,7 @@ class SSHClient(SSHConnection):
         port: int = 22,
         *,
         user: str = "handshakes",
+        auth: ClientAuth | None = None,
         known_hosts: KnownHosts | None = None,
         host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT,
         ask: Callable[[HostKeyQuestion], bool] | None = None,
@@ -138,6 +167,9 @@ class SSHClient(SSHConnection):
         self.host_key_decision: HostKeyDecision | None = None
         self.server_sig_algs: tuple[str, ...] | None = None
         self.methods: tuple[str, ...] | None = None
+        self.authenticator = ClientAuthenticator(auth, user)
+        self._next_request: UserauthRequest | None = None
+        self._info_response = UserauthInfoResponse(())
         self._ext_info_pending = False
 
     def _guards(self) -> set[Guard]:
@@ -230,20 +262,64 @@ class SSHClient(SSHConnection):
         if message.service != "ssh-userauth":
             raise ProtocolError(f"the server accepted service {message.service!r}; we asked for ssh-userauth")
         events.append(ServiceAccepted(message.service))
+        self._next_request = self.authenticator.first()
 
     def _send_userauth_request(self) -> None:
         self._flight.append("USERAUTH_REQUEST")
-        self._send_service_message(UserauthRequest(self.user, "ssh-connection", "none"))
+        assert self._next_request is not None
+        self._send_service_message(self._next_request)
+
+    def _auth_method(self) -> str | None:
+        return self.authenticator.method_in_flight
 
     def _on_userauth_banner(self, message: UserauthBanner, events: list[object], packet: Packet | None) -> None:
         events.append(BannerReceived(message.message))
 
-    def _on_userauth_failure(self, message: UserauthFailure, events: list[object], packet: Packet | None) -> None:
+    def _on_userauth_failure(
+        self, message: UserauthFailure, events: list[object], packet: Packet | None
+    ) -> set[Guard] | None:
         self.methods = message.methods
         events.append(AuthenticationMethods(message.methods, message.partial_success))
+        self._next_request = self.authenticator.after_failure(
+            message.methods, message.partial_success, self.server_sig_algs
+        )
+        return {Guard.another_request} if self._next_request is not None else None
+
+    def _on_userauth_pk_ok(self, message: UserauthPkOk, events: list[object], packet: Packet | None) -> None:
+        events.append(KeyAccepted(message.algorithm, message.public_key))
+        assert self.session_id is not None
+        self._next_request = self.authenticator.after_pk_ok(
+            message.algorithm, message.public_key, self.session_id,
+            lambda *args: call_stage(self.stages, "userauth_signed_data", *args),
+        )  # fmt: skip
+
+    def _on_userauth_info_request(
+        self, message: UserauthInfoRequest, events: list[object], packet: Packet | None
+    ) -> None:
+        events.append(QuestionsAsked(message))
+        self._info_response = self.authenticator.after_info_request(message)
+
+    def _send_userauth_info_response(self) -> None:
+        self._flight.append("USERAUTH_INFO_RESPONSE")
+        self._send_service_message(self._info_response)
+
+    def _on_userauth_passwd_changereq(
+        self, message: UserauthPasswdChangereq, events: list[object], packet: Packet | None
+    ) -> None:
+        self.authenticator.after_passwd_changereq(message.prompt)
 
     def _on_userauth_success(self, message: UserauthSuccess, events: list[object], packet: Packet | None) -> None:
-        events.append(AuthenticationSucceeded())
+        self.authenticator.after_success()
+        events.append(AuthenticationSucceeded(tuple(self.authenticator.succeeded)))
+
+    @property
+    def authenticated(self) -> bool:
+        return self.service_state is State.AUTHENTICATED
+
+    @property
+    def authentication_failed(self) -> bool:
+        """Credentials were given, and the server refused every one we could try."""
+        return self.authenticator.auth is not None and self.service_state is State.AUTH_METHODS_KNOWN
 
     @property
     def reached_user_authentication(self) -> bool:

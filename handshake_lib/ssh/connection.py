@@ -64,6 +64,7 @@ from .hostkeys import HostKey
 from .kdf import DerivedKeys
 from .kex import KexMethod, SharedSecret, kex_method
 from .messages import (
+    AUTH_METHOD_MESSAGES,
     Debug,
     Disconnect,
     Ignore,
@@ -169,7 +170,7 @@ class TranscriptEntry:
 
         A connection reads packets without recording spans (it costs a tenth of a probe's time, and only a
         trace or a lesson looks), and a message we built has none: either way the payload is decoded again
-        here, annotated, by the same decoder.  Messages 30 and 31 are read as the message's own class says.
+        here, annotated, by the same decoder.  Messages 30, 31 and 60 are read as the message's own class says.
         """
         if isinstance(self.message, Identification):
             return self.message.spans
@@ -177,7 +178,8 @@ class TranscriptEntry:
             return tuple(self.message.spans)
         family = "dh" if isinstance(self.message, KexDHInit | KexDHReply) else "ecdh"
         try:
-            return decode_message(self.packet.payload, kex_family=family).spans
+            method = next((m for m, cls in AUTH_METHOD_MESSAGES.items() if isinstance(self.message, cls)), None)
+            return decode_message(self.packet.payload, kex_family=family, auth_method=method).spans
         except HandshakeError:  # it crossed the wire, so it decodes; if not, the packet's own spans still show it
             return ()
 
@@ -428,12 +430,13 @@ class SSHConnection:
             )
         kex = self._kex
         family = kex.negotiated.kex_family if kex is not None and kex.negotiated is not None else None
-        message = decode_message(packet.payload, kex_family=family, annotate=False)  # spans: on demand
+        # spans: on demand; 60 is read as the reply to our outstanding authentication request's method
+        message = decode_message(packet.payload, kex_family=family, auth_method=self._auth_method(), annotate=False)
         self._keep(TranscriptEntry(self.incoming_direction, message, packet))
         if number in states.GENERIC_MESSAGES:
             self._on_generic(message, events)
             return
-        received = states.input_for(number)
+        received = states.input_for(number, message.name)
         if received is None or isinstance(message, UnknownMessage):
             self._send_message(Unimplemented(packet.sequence_number))  # RFC 4253 section 11.4
             return
@@ -461,6 +464,10 @@ class SSHConnection:
     def _guards(self) -> set[Guard]:
         """The guards that hold now (a role adds its own)."""
         return set()
+
+    def _auth_method(self) -> str | None:
+        """The method of our authentication request in flight (a client's), which says what message 60 is."""
+        return None
 
     def _step(
         self, machine: Machine, received: Input, message: object, events: list[object], packet: Packet | None = None

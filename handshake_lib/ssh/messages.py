@@ -63,6 +63,13 @@ __all__ = [
     "UserauthFailure",
     "UserauthSuccess",
     "UserauthBanner",
+    "MAX_PROMPTS",
+    "Prompt",
+    "UserauthPkOk",
+    "UserauthPasswdChangereq",
+    "UserauthInfoRequest",
+    "UserauthInfoResponse",
+    "AUTH_METHOD_MESSAGES",
     "UnknownMessage",
     "MESSAGES",
     "decode_message",
@@ -592,6 +599,121 @@ class UserauthBanner(Message):
         w.ssh_string(self.message).ssh_string(self.language)
 
 
+# -- method-specific user authentication messages (RFC 4252 sections 7 and 8, RFC 4256) ------------------
+# Number 60 means a different message for each method, as 30 and 31 do for each key exchange family: what
+# the client's outstanding request asked for decides (``decode_message(..., auth_method=...)``).
+MAX_PROMPTS = 32  # prompts in one SSH_MSG_USERAUTH_INFO_REQUEST or responses in one INFO_RESPONSE
+
+
+def _masked_answer(raw: bytes) -> str:  # an answer may be a password or a one-time code: its length only
+    return f"{len(raw)} bytes, masked (never shown)"
+
+
+@dataclass(frozen=True)
+class UserauthPkOk(Message):
+    """SSH_MSG_USERAUTH_PK_OK (RFC 4252 section 7): "I would accept a signature from this key"."""
+
+    NUMBER: ClassVar[int] = MessageNumber.USERAUTH_PK_OK
+    GROUP: ClassVar[str] = "userauth_pk_ok"
+    algorithm: str = ""
+    public_key: bytes = field(default=b"", repr=False)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> UserauthPkOk:
+        algorithm = r.ssh_text("algorithm", "the algorithm of the query, echoed")
+        return cls(algorithm, r.ssh_string("public_key", "the key of the query, echoed: sign with it now"))
+
+    def encode_body(self, w: Writer) -> None:
+        w.ssh_string(self.algorithm).ssh_string(self.public_key)
+
+
+@dataclass(frozen=True)
+class UserauthPasswdChangereq(Message):
+    """SSH_MSG_USERAUTH_PASSWD_CHANGEREQ (RFC 4252 section 8): the password has expired, choose a new one."""
+
+    NUMBER: ClassVar[int] = MessageNumber.USERAUTH_PASSWD_CHANGEREQ
+    GROUP: ClassVar[str] = "userauth_passwd_changereq"
+    prompt: str = ""
+    language: str = ""
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> UserauthPasswdChangereq:
+        prompt = r.ssh_text("prompt", "why a new password is needed (UTF-8)")
+        return cls(prompt, r.ssh_text("language_tag", "language of the prompt, usually empty"))
+
+    def encode_body(self, w: Writer) -> None:
+        w.ssh_string(self.prompt).ssh_string(self.language)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One question of a keyboard-interactive round: its text, and whether the answer may be echoed."""
+
+    text: str
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class UserauthInfoRequest(Message):
+    """SSH_MSG_USERAUTH_INFO_REQUEST (RFC 4256 section 3.2): one round of questions for the user."""
+
+    NUMBER: ClassVar[int] = MessageNumber.USERAUTH_INFO_REQUEST
+    GROUP: ClassVar[str] = "userauth_info_request"
+    title: str = ""  # the RFC's "name": shown as a heading
+    instruction: str = ""
+    prompts: tuple[Prompt, ...] = ()
+    language: str = ""
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> UserauthInfoRequest:
+        title = r.ssh_text("name", "a title for the round (may be empty)")
+        instruction = r.ssh_text("instruction", "what to do (may be empty)")
+        language = r.ssh_text("language_tag", "deprecated, normally empty")
+        count = r.u32("num_prompts", lambda v: f"{v} question(s); 0: the server only shows the texts")
+        if count > MAX_PROMPTS:
+            raise DecodeError(f"{count} prompts, more than {MAX_PROMPTS}", field="num_prompts")
+        prompts = []
+        for index in range(count):
+            with r.group(f"prompt_{index + 1}", f"question {index + 1}") as g:
+                text = g.ssh_text("prompt", "the question shown to the user")
+                echo = g.ssh_boolean("echo", lambda v: "show what is typed" if v else "hide what is typed")
+            prompts.append(Prompt(text, echo))
+        return cls(title, instruction, tuple(prompts), language)
+
+    def encode_body(self, w: Writer) -> None:
+        if len(self.prompts) > MAX_PROMPTS:
+            raise EncodeError(f"{len(self.prompts)} prompts, more than {MAX_PROMPTS}")
+        w.ssh_string(self.title).ssh_string(self.instruction).ssh_string(self.language).u32(len(self.prompts))
+        for prompt in self.prompts:
+            w.ssh_string(prompt.text).ssh_boolean(prompt.echo)
+
+
+@dataclass(frozen=True)
+class UserauthInfoResponse(Message):
+    """SSH_MSG_USERAUTH_INFO_RESPONSE (RFC 4256 section 3.4): one answer per prompt, in order (masked in spans)."""
+
+    NUMBER: ClassVar[int] = MessageNumber.USERAUTH_INFO_RESPONSE
+    GROUP: ClassVar[str] = "userauth_info_response"
+    responses: tuple[str, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:  # never the answers themselves
+        return f"UserauthInfoResponse(<{len(self.responses)} answer(s), masked>)"
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> UserauthInfoResponse:
+        count = r.u32("num_responses", "one answer per prompt of the request")
+        if count > MAX_PROMPTS:
+            raise DecodeError(f"{count} responses, more than {MAX_PROMPTS}", field="num_responses")
+        return cls(tuple(r.ssh_text(f"response_{index + 1}", _masked_answer) for index in range(count)))
+
+    def encode_body(self, w: Writer) -> None:
+        if len(self.responses) > MAX_PROMPTS:
+            raise EncodeError(f"{len(self.responses)} responses, more than {MAX_PROMPTS}")
+        w.u32(len(self.responses))
+        for response in self.responses:
+            w.ssh_string(response)
+
+
 # -- everything else ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UnknownMessage(Message):
@@ -642,7 +764,14 @@ MESSAGES: dict[int, type[Message]] = {
         UserauthFailure,
         UserauthSuccess,
         UserauthBanner,
+        UserauthInfoResponse,
     )
+}
+# What 60 is, by the method of the request it answers.
+AUTH_METHOD_MESSAGES: dict[str, type[Message]] = {
+    "publickey": UserauthPkOk,
+    "password": UserauthPasswdChangereq,
+    "keyboard-interactive": UserauthInfoRequest,
 }
 _KEX_MESSAGES: dict[str, dict[int, type[Message]]] = {
     "ecdh": {MessageNumber.KEX_ECDH_INIT: KexECDHInit, MessageNumber.KEX_ECDH_REPLY: KexECDHReply},
@@ -650,11 +779,15 @@ _KEX_MESSAGES: dict[str, dict[int, type[Message]]] = {
 }
 
 
-def decode_message(payload: bytes, *, kex_family: KexFamily | None = None, annotate: bool = True) -> Message:
+def decode_message(
+    payload: bytes, *, kex_family: KexFamily | None = None, auth_method: str | None = None, annotate: bool = True
+) -> Message:
     """Decode one packet payload into its message; the spans are in ``message.spans``.
 
     ``kex_family``: ``"ecdh"`` or ``"dh"`` while a key exchange of that family runs (it decides what 30
-    and 31 are, see the module docstring), None otherwise.  Unknown numbers give :class:`UnknownMessage`.
+    and 31 are, see the module docstring), None otherwise.  ``auth_method``: the method of the client's
+    outstanding authentication request, which decides what 60 is (PK_OK, PASSWD_CHANGEREQ or
+    INFO_REQUEST); without one a 60 is kept whole as :class:`UnknownMessage`, as unknown numbers are.
     """
     if kex_family is not None and kex_family not in _KEX_MESSAGES:
         raise ValueError(f"kex_family must be 'ecdh', 'dh' or None, not {kex_family!r}")
@@ -670,6 +803,8 @@ def decode_message(payload: bytes, *, kex_family: KexFamily | None = None, annot
                 "and no key exchange is in progress"
             )
         cls = _KEX_MESSAGES[kex_family][number]
+    elif number == MessageNumber.USERAUTH_PK_OK:
+        cls = AUTH_METHOD_MESSAGES.get(auth_method or "", UnknownMessage)
     else:
         cls = MESSAGES.get(number, UnknownMessage)
     message = cls.decode(r)

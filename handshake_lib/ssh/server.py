@@ -9,8 +9,11 @@ value with its own, K, and H signed by the negotiated host key, then NEWKEYS, an
 ``server-sig-algs`` when the client's first KEXINIT said ``ext-info-c``.  A client that guessed the key
 exchange method wrong (``first_kex_packet_follows``) has its guessed packet dropped, as RFC 4253 section
 7 says.  After NEWKEYS it accepts the ``ssh-userauth`` service only (anything else:
-SERVICE_NOT_AVAILABLE) and, in this issue, answers every authentication request with the list of
-methods it would take (USERAUTH_FAILURE), at most :data:`MAX_AUTH_REQUESTS` times.
+SERVICE_NOT_AVAILABLE), sends the policy's banner, and judges every authentication request by its
+:class:`~handshake_lib.ssh.authentication.ServerAuthPolicy` (``ssh.authentication.ServerAuthenticator``):
+the verdict picks the row (FAILURE, PK_OK, INFO_REQUEST, SUCCESS).  Without a policy nobody is let in
+and every request is answered with the methods in ``auth_methods`` (what a probe needs).  Besides the
+policy's MaxAuthTries, at most :data:`MAX_AUTH_REQUESTS` requests of any kind are read.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import KeyExchangeFailed, ServiceNotAvailable, TooManyAuthenticationAttempts
+from .authentication import SERVER_SIG_ALGS, AuthenticatedUser, Outcome, ServerAuthenticator, ServerAuthPolicy, Verdict
 from .connection import Algorithms, ExtInfoReceived, SSHConnection
 from .constants import EXT_INFO_S
 from .exchange_hash import ExchangeHash
@@ -34,19 +38,28 @@ from .messages import (
     KexInit,
     ServiceAccept,
     ServiceRequest,
+    UserauthBanner,
     UserauthFailure,
+    UserauthInfoResponse,
+    UserauthPkOk,
     UserauthRequest,
+    UserauthSuccess,
 )
 from .negotiation import guess_is_right, wants_ext_info
 from .packet import MAX_PACKET_SIZE, Packet
 from .stages import LIBRARY_STAGES, SSHStages, call_stage
 from .states import Guard, State
 
-__all__ = ["SSHServer", "AuthenticationRequested", "MAX_AUTH_REQUESTS", "SERVER_SIG_ALGS"]
+__all__ = [
+    "SSHServer",
+    "AuthenticationRequested",
+    "AuthenticationAnswered",
+    "UserAuthenticated",
+    "MAX_AUTH_REQUESTS",
+    "SERVER_SIG_ALGS",
+]
 
-# What we accept for user keys (RFC 8308 server-sig-algs): the signature algorithms we can verify.
-SERVER_SIG_ALGS: tuple[str, ...] = ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256")
-# OpenSSH's MaxAuthTries is 6 failures; a probe needs one.  Past this many requests the client is told goodbye.
+# Requests of any kind (none, queries, rounds included); failures alone are bounded by the policy's max_failures.
 MAX_AUTH_REQUESTS = 20
 
 
@@ -55,6 +68,22 @@ class AuthenticationRequested:
     user: str
     service: str
     method: str
+
+
+@dataclass(frozen=True)
+class AuthenticationAnswered:
+    """Our verdict on a request or a keyboard-interactive answer, and why (never a password)."""
+
+    user: str
+    method: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class UserAuthenticated:
+    """USERAUTH_SUCCESS sent: who, by which methods, with which authorized_keys options."""
+
+    user: AuthenticatedUser
 
 
 class SSHServer(SSHConnection):
@@ -67,6 +96,8 @@ class SSHServer(SSHConnection):
         host_keys: Sequence[HostKeyPair],
         *,
         auth_methods: Sequence[str] = ("publickey", "password"),
+        auth: ServerAuthPolicy | None = None,
+        client_address: str = "127.0.0.1",
         algorithms: Algorithms | None = None,
         software_version: str | None = None,
         random: Callable[[int], bytes] = os.urandom,
@@ -91,8 +122,11 @@ class SSHServer(SSHConnection):
             raise ValueError(
                 f"none of the host keys can sign any of {', '.join(self.algorithms.host_key)}"
             )
-        self.auth_methods = tuple(auth_methods)
+        self.auth_policy = auth if auth is not None else ServerAuthPolicy(offered=tuple(auth_methods))
+        self.auth_methods = self.auth_policy.offered_methods
+        self.authenticator = ServerAuthenticator(self.auth_policy, client_address=client_address)
         self.auth_requests = 0
+        self._outcome: Outcome | None = None
         self._ext_info_wanted = False
         self._client_ext_info_pending = False
         self.client_extensions: tuple[tuple[str, bytes], ...] | None = None  # the client's EXT_INFO, if it sent one
@@ -109,6 +143,8 @@ class SSHServer(SSHConnection):
 
     def _guards(self) -> set[Guard]:
         guards = {Guard.ext_info_wanted} if self._ext_info_wanted else set()
+        if self.auth_policy.banner and self.service_state is State.WAIT_SERVICE_REQUEST:
+            guards.add(Guard.banner)
         return guards | ({Guard.client_ext_info_expected} if self._client_ext_info_pending else set())
 
     # -- transport ---------------------------------------------------------------------------------
@@ -188,12 +224,60 @@ class SSHServer(SSHConnection):
         self._flight.append("SERVICE_ACCEPT")
         self._send_service_message(ServiceAccept("ssh-userauth"))
 
-    def _on_userauth_request(self, message: UserauthRequest, events: list[object], packet: Packet | None) -> None:
+    def _send_userauth_banner(self) -> None:
+        self._flight.append("USERAUTH_BANNER")
+        self._send_service_message(UserauthBanner(self.auth_policy.banner))
+
+    @property
+    def authenticated_user(self) -> AuthenticatedUser | None:
+        return self.authenticator.authenticated
+
+    def _on_userauth_request(
+        self, message: UserauthRequest, events: list[object], packet: Packet | None
+    ) -> set[Guard] | None:
+        if self.service_state is State.AUTHENTICATED:
+            return None  # RFC 4252 5.1: a request after success is ignored
         self.auth_requests += 1
         if self.auth_requests > MAX_AUTH_REQUESTS:
             raise TooManyAuthenticationAttempts(f"more than {MAX_AUTH_REQUESTS} authentication requests")
         events.append(AuthenticationRequested(message.user, message.service, message.method))
+        assert self.session_id is not None
+        outcome = self.authenticator.on_request(message, self.session_id)
+        return self._judged(message.user, message.method, outcome, events)
+
+    def _on_userauth_info_response(
+        self, message: UserauthInfoResponse, events: list[object], packet: Packet | None
+    ) -> set[Guard] | None:
+        outcome = self.authenticator.on_info_response(message)
+        return self._judged(self.authenticator.user or "", "keyboard-interactive", outcome, events)
+
+    def _judged(self, user: str, method: str, outcome: Outcome, events: list[object]) -> set[Guard] | None:
+        self._outcome = outcome
+        events.append(AuthenticationAnswered(user, method, outcome))
+        if outcome.user is not None:
+            events.append(UserAuthenticated(outcome.user))
+        return {
+            Verdict.PK_OK: {Guard.key_acceptable},
+            Verdict.INFO_REQUEST: {Guard.questions},
+            Verdict.SUCCESS: {Guard.authenticated},
+        }.get(outcome.verdict)
 
     def _send_userauth_failure(self) -> None:
         self._flight.append("USERAUTH_FAILURE")
-        self._send_service_message(UserauthFailure(self.auth_methods, False))
+        outcome = self._outcome
+        assert outcome is not None
+        self._send_service_message(UserauthFailure(outcome.methods, outcome.verdict is Verdict.PARTIAL))
+
+    def _send_userauth_pk_ok(self) -> None:
+        self._flight.append("USERAUTH_PK_OK")
+        assert self._outcome is not None and self._outcome.pk_ok is not None
+        self._send_service_message(UserauthPkOk(*self._outcome.pk_ok))
+
+    def _send_userauth_info_request(self) -> None:
+        self._flight.append("USERAUTH_INFO_REQUEST")
+        assert self._outcome is not None and self._outcome.info_request is not None
+        self._send_service_message(self._outcome.info_request)
+
+    def _send_userauth_success(self) -> None:
+        self._flight.append("USERAUTH_SUCCESS")
+        self._send_service_message(UserauthSuccess())

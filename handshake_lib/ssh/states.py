@@ -7,9 +7,12 @@ An SSH connection runs two machines at once, each one table per role:
 * the **transport** (:data:`TRANSPORT_TABLES`): the identification strings, the key exchange, NEWKEYS,
   and every later key exchange (rekeying, section 9), which either side may start at any time after
   the first one;
-* the **service** (:data:`SERVICE_TABLES`): what the encrypted transport carries, here the request for
-  ``ssh-userauth`` and the ``none`` authentication request that asks a server which methods it takes
-  (RFC 4252 section 5.2).  User authentication and channels add their rows with the next issue.
+* the **service** (:data:`SERVICE_TABLES`): what the encrypted transport carries: the request for
+  ``ssh-userauth``, the ``none`` request that asks a server which methods it takes (RFC 4252 section
+  5.2), then user authentication (publickey query, PK_OK and signed request; password;
+  keyboard-interactive rounds, RFC 4256; partial success; the banner).  Which row of a request's twins
+  runs is decided by the handler from the message (``ssh.authentication`` judges it): the guards
+  ``key_acceptable``, ``questions``, ``authenticated`` on the server, ``another_request`` on the client.
 
 Something arrives (a message, the peer's identification line) or the application asks for something
 (``start``, ``rekey``); the connection looks up ``(state, input)`` in the table of that machine, runs
@@ -32,6 +35,10 @@ anything reads the message.  The first key exchange, as the client table encodes
                           <-------------------------     SERVICE_ACCEPT
     USERAUTH_REQUEST none ------------------------->
                           <-------------------------     USERAUTH_FAILURE: the methods that can continue
+    USERAUTH_REQUEST      ------------------------->     (publickey, unsigned: would this key do?)
+                          <-------------------------     USERAUTH_PK_OK
+    USERAUTH_REQUEST      ------------------------->     (publickey, signed over session id + request)
+                          <-------------------------     USERAUTH_SUCCESS   (AUTHENTICATED: channels)
 
 The client sends its KEXINIT with its identification line, without waiting for the server's (RFC 4253
 section 7 lets each side begin; paramiko and asyncssh do the same, OpenSSH's client waits), which saves
@@ -76,6 +83,7 @@ from enum import Enum
 from typing import Literal
 
 from ..errors import UnexpectedMessage
+from .constants import MessageNumber
 
 __all__ = [
     "Role",
@@ -124,9 +132,10 @@ class State(Enum):
     NO_SERVICE = "NO_SERVICE"  # before the first NEWKEYS
     WAIT_SERVICE_ACCEPT = "WAIT_SERVICE_ACCEPT"  # client: SERVICE_REQUEST ssh-userauth sent
     WAIT_SERVICE_REQUEST = "WAIT_SERVICE_REQUEST"  # server: encrypted, nothing asked yet
-    WAIT_USERAUTH = "WAIT_USERAUTH"  # client: the none request sent; server: the service accepted
-    AUTH_METHODS_KNOWN = "AUTH_METHODS_KNOWN"  # client: the server listed its methods (the probe's end)
-    AUTHENTICATED = "AUTHENTICATED"  # client: the server accepted the none request (it wants no authentication)
+    WAIT_USERAUTH = "WAIT_USERAUTH"  # client: a request sent; server: the service accepted, requests may come
+    WAIT_INFO_RESPONSE = "WAIT_INFO_RESPONSE"  # server: keyboard-interactive questions sent
+    AUTH_METHODS_KNOWN = "AUTH_METHODS_KNOWN"  # client: nothing (more) to try: the probe's end, or a failed login
+    AUTHENTICATED = "AUTHENTICATED"  # USERAUTH_SUCCESS crossed: the connection protocol runs
     # both
     CLOSED = "CLOSED"  # DISCONNECT sent or received
     ERROR = "ERROR"
@@ -151,6 +160,10 @@ class Input(Enum):
     userauth_failure = "USERAUTH_FAILURE"
     userauth_success = "USERAUTH_SUCCESS"
     userauth_banner = "USERAUTH_BANNER"
+    userauth_pk_ok = "USERAUTH_PK_OK"
+    userauth_passwd_changereq = "USERAUTH_PASSWD_CHANGEREQ"
+    userauth_info_request = "USERAUTH_INFO_REQUEST"
+    userauth_info_response = "USERAUTH_INFO_RESPONSE"
 
 
 # Message numbers (RFC 4250 section 4.1.2, RFC 8308) of the inputs that are messages; the connection maps a
@@ -167,6 +180,13 @@ _MESSAGE_INPUTS: dict[int, Input] = {
     51: Input.userauth_failure,
     52: Input.userauth_success,
     53: Input.userauth_banner,
+    61: Input.userauth_info_response,
+}
+# Message 60 is a different message per authentication method (RFC 4250 4.1.2): the decoded message's name decides.
+_METHOD_SPECIFIC_INPUTS: dict[str, Input] = {
+    "SSH_MSG_USERAUTH_PK_OK": Input.userauth_pk_ok,
+    "SSH_MSG_USERAUTH_PASSWD_CHANGEREQ": Input.userauth_passwd_changereq,
+    "SSH_MSG_USERAUTH_INFO_REQUEST": Input.userauth_info_request,
 }
 # DISCONNECT, IGNORE, UNIMPLEMENTED, DEBUG: outside the tables (see the module's docstring).
 GENERIC_MESSAGES: frozenset[int] = frozenset({1, 2, 3, 4})
@@ -179,6 +199,12 @@ class Guard(Enum):
     ext_info_wanted = "ext-info-c offered, first kex"  # server: send EXT_INFO after NEWKEYS
     ext_info_expected = "ext-info-c sent, first message after NEWKEYS"  # client
     client_ext_info_expected = "ext-info-s sent, first message after NEWKEYS"  # server
+    # user authentication: what the handler decided about the message just read
+    banner = "a banner is configured"  # server
+    another_request = "something left to try"  # client: the next key, method or round
+    key_acceptable = "a query for an authorized key"  # server
+    questions = "keyboard-interactive: a round of questions"  # server
+    authenticated = "the request completes a required chain of methods"  # server
 
 
 @dataclass(frozen=True)
@@ -288,8 +314,30 @@ CLIENT_SERVICE: tuple[Transition, ...] = (
         note="method none: which methods can continue? (RFC 4252 5.2)",
     ),
     Transition(_S.WAIT_USERAUTH, _I.userauth_banner, _S.WAIT_USERAUTH, note="shown to the user (RFC 4252 5.4)"),
-    Transition(_S.WAIT_USERAUTH, _I.userauth_failure, _S.AUTH_METHODS_KNOWN, note="the list of methods"),
-    Transition(_S.WAIT_USERAUTH, _I.userauth_success, _S.AUTHENTICATED, note="the server wants no authentication"),
+    Transition(
+        _S.WAIT_USERAUTH, _I.userauth_failure, _S.AUTH_METHODS_KNOWN,
+        note="the methods that can continue, and nothing left to try with them: a probe's end, or permission denied",
+    ),
+    Transition(
+        _S.WAIT_USERAUTH, _I.userauth_failure, _S.WAIT_USERAUTH, ("USERAUTH_REQUEST",),
+        note="the next key (a query, unsigned), keyboard-interactive or the password; partial success: the next method",
+        when=Guard.another_request,
+    ),
+    Transition(
+        _S.WAIT_USERAUTH, _I.userauth_pk_ok, _S.WAIT_USERAUTH, ("USERAUTH_REQUEST",),
+        note="the key would do: the same request, signed over session id + request (RFC 4252 7)",
+    ),
+    Transition(
+        _S.WAIT_USERAUTH, _I.userauth_info_request, _S.WAIT_USERAUTH, ("USERAUTH_INFO_RESPONSE",),
+        note="one answer per prompt (RFC 4256 3.4)",
+    ),
+    Transition(
+        _S.WAIT_USERAUTH, _I.userauth_passwd_changereq, _S.WAIT_USERAUTH,
+        note="the password expired: PasswordChangeRequired, a clear error (changing passwords is not taught)",
+    ),
+    Transition(
+        _S.WAIT_USERAUTH, _I.userauth_success, _S.AUTHENTICATED, note="logged in: the connection protocol starts",
+    ),
 )  # fmt: skip
 
 SERVER_SERVICE: tuple[Transition, ...] = (
@@ -304,8 +352,47 @@ SERVER_SERVICE: tuple[Transition, ...] = (
         note="ssh-userauth only; any other: DISCONNECT SERVICE_NOT_AVAILABLE",
     ),
     Transition(
-        _S.WAIT_USERAUTH, _I.userauth_request, _S.WAIT_USERAUTH, ("USERAUTH_FAILURE",),
-        note="the methods that can continue (this issue authenticates nobody)",
+        _S.WAIT_SERVICE_REQUEST, _I.service_request, _S.WAIT_USERAUTH, ("SERVICE_ACCEPT", "USERAUTH_BANNER"),
+        note="and the banner, before any request (RFC 4252 5.4)",
+        when=Guard.banner,
+    ),
+    *(
+        row
+        for source in (_S.WAIT_USERAUTH, _S.WAIT_INFO_RESPONSE)  # a client may drop a keyboard-interactive round
+        for row in (
+            Transition(
+                source, _I.userauth_request, _S.WAIT_USERAUTH, ("USERAUTH_FAILURE",),
+                note="refused (or none, or a partial success): the methods that can continue; MaxAuthTries",
+            ),
+            Transition(
+                source, _I.userauth_request, _S.WAIT_USERAUTH, ("USERAUTH_PK_OK",),
+                note="an unsigned query for a key in authorized_keys", when=Guard.key_acceptable,
+            ),
+            Transition(
+                source, _I.userauth_request, _S.WAIT_INFO_RESPONSE, ("USERAUTH_INFO_REQUEST",),
+                note="keyboard-interactive: the first round of questions", when=Guard.questions,
+            ),
+            Transition(
+                source, _I.userauth_request, _S.AUTHENTICATED, ("USERAUTH_SUCCESS",),
+                note="a signature that verifies, the right password", when=Guard.authenticated,
+            ),
+        )
+    ),
+    Transition(
+        _S.WAIT_INFO_RESPONSE, _I.userauth_info_response, _S.WAIT_USERAUTH, ("USERAUTH_FAILURE",),
+        note="a wrong answer (or partial success)",
+    ),
+    Transition(
+        _S.WAIT_INFO_RESPONSE, _I.userauth_info_response, _S.WAIT_INFO_RESPONSE, ("USERAUTH_INFO_REQUEST",),
+        note="the next round (a one-time code after the password)", when=Guard.questions,
+    ),
+    Transition(
+        _S.WAIT_INFO_RESPONSE, _I.userauth_info_response, _S.AUTHENTICATED, ("USERAUTH_SUCCESS",),
+        note="every round answered right", when=Guard.authenticated,
+    ),
+    Transition(
+        _S.AUTHENTICATED, _I.userauth_request, _S.AUTHENTICATED,
+        note="after success: silently ignored (RFC 4252 5.1)",
     ),
 )  # fmt: skip
 
@@ -380,8 +467,14 @@ def refine(role: Role, machine: Machine, row: Transition, guards: Collection[Gua
     return max(better, key=lambda twin: len(twin.needs)) if better else row
 
 
-def input_for(message_number: int) -> Input | None:
-    """The table input for a received message number (RFC 4250); None for one the tables do not know."""
+def input_for(message_number: int, message_name: str | None = None) -> Input | None:
+    """The table input for a received message number (RFC 4250); None for one the tables do not know.
+
+    Number 60 needs the decoded message's name (``SSH_MSG_USERAUTH_PK_OK``...): it means a different message
+    for each authentication method; without the name it is taken as PK_OK.
+    """
+    if message_number == 60:
+        return _METHOD_SPECIFIC_INPUTS.get(message_name or "SSH_MSG_USERAUTH_PK_OK")
     return _MESSAGE_INPUTS.get(message_number)
 
 
@@ -415,18 +508,26 @@ def replay(role: Role, events: Iterable[tuple[str, int | str]]) -> list[tuple[St
     """Both machines' states after each event of a recorded connection, by walking the tables.
 
     ``events`` are ``(direction, what)``: direction ``"sent"`` or ``"received"``; ``what`` a message number,
-    or ``"identification"`` for a version line.  The first thing sent starts the transport; a NEWKEYS
+    a message name (``"SSH_MSG_USERAUTH_INFO_REQUEST"``: number 60 means three messages), or
+    ``"identification"`` for a version line.  The first thing sent starts the transport; a NEWKEYS
     received that reaches ENCRYPTED for the first time starts the service (``keys_on``); a KEXINIT sent
     from ENCRYPTED is a ``rekey``.  DISCONNECT in either direction means CLOSED; an input a table refuses
     means ERROR (the connection would have disconnected).  Guards are read from the record: a server saw
     the client's guess go wrong if it received a KEX_ECDH_INIT right after KEXINIT and before sending its
     reply, which it discarded (not representable here: replay assumes right guesses); EXT_INFO is accepted
-    once by either side, right after the first NEWKEYS.
+    once by either side, right after the first NEWKEYS.  Which of a service row's twins ran (PK_OK or
+    FAILURE, a next request or the end) is read from what was sent right after the message.
     """
     transport, service = State.IDLE, State.NO_SERVICE
     after: list[tuple[State, State]] = []
     ext_info_pending = False
-    for direction, what in events:
+    events = list(events)
+    for index, (direction, what) in enumerate(events):
+        if isinstance(what, str) and what.startswith("SSH_MSG_"):
+            name: str | None = what
+            what = _number_of(what.removeprefix("SSH_MSG_"))
+        else:
+            name = None
         if State.ERROR in (transport, service) or State.CLOSED in (transport, service):
             after.append((transport, service))
             continue
@@ -438,7 +539,7 @@ def replay(role: Role, events: Iterable[tuple[str, int | str]]) -> list[tuple[St
             elif what == 20 and transport is State.ENCRYPTED:
                 transport = transition_for(role, "transport", transport, Input.rekey).target
         else:
-            received = Input.identification if what == "identification" else input_for(int(what))
+            received = Input.identification if what == "identification" else input_for(int(what), name)
             if received is not None:
                 machine = machine_for(received)
                 expected = Guard.ext_info_expected if role == "client" else Guard.client_ext_info_expected
@@ -453,9 +554,52 @@ def replay(role: Role, events: Iterable[tuple[str, int | str]]) -> list[tuple[St
                     else:
                         if transport not in SERVICE_STATES:
                             raise UnexpectedMessage(f"{received.value} during a key exchange")
-                        service = transition_for(role, machine, service, received, guards).target
+                        row = transition_for(role, machine, service, received, guards)
+                        service = _twin_that_sent(role, row, guards, _sent_after(events, index)).target
                         ext_info_pending = False
                 except UnexpectedMessage:
                     transport = service = State.ERROR
         after.append((transport, service))
     return after
+
+
+# What a service row's handler decides from the message itself (replay reads it from what was sent next).
+_DECIDED_GUARDS = frozenset({Guard.banner, Guard.another_request, Guard.key_acceptable, Guard.questions,
+                             Guard.authenticated})  # fmt: skip
+
+
+def _number_of(name: str) -> int:
+    """``"USERAUTH_PK_OK"`` -> 60 (a send column's name, or a message name without ``SSH_MSG_``)."""
+    return int(MessageNumber[name])
+
+
+def _sent_after(events: list[tuple[str, int | str]], index: int) -> list[int | str]:
+    """What was sent right after event ``index``, up to the next thing received."""
+    sent: list[int | str] = []
+    for direction, what in events[index + 1 :]:
+        if direction != "sent":
+            break
+        sent.append(what)
+    return sent
+
+
+def _sends_match(send: tuple[str, ...], sent: list[int | str]) -> bool:
+    if len(sent) < len(send):
+        return False
+    for name, what in zip(send, sent, strict=False):
+        if isinstance(what, str):
+            if what.removeprefix("SSH_MSG_") != name:
+                return False
+        elif _number_of(name) != what:
+            return False
+    return True
+
+
+def _twin_that_sent(role: Role, row: Transition, guards: Collection[Guard], sent: list[int | str]) -> Transition:
+    """Among ``row``'s twins a handler could have chosen, the one whose flight is what was sent next."""
+    twins = _rows(role, "service")[(row.source, row.received)]
+    possible = [twin for twin in twins if twin.needs <= set(guards) | _DECIDED_GUARDS]
+    matching = [twin for twin in possible if twin.send and _sends_match(twin.send, sent)]
+    if matching:
+        return max(matching, key=lambda twin: len(twin.send))
+    return row
