@@ -625,7 +625,8 @@ class SSHConnection:
             key_lengths(negotiated),
         )  # fmt: skip
         kex.keys = keys
-        client_to_server, server_to_client = protections_for(negotiated, keys)
+        mac_function = self._learner_mac if "packet_mac" in self.stages.replaced() else None  # else inlined
+        client_to_server, server_to_client = protections_for(negotiated, keys, mac_function=mac_function)
         kex.outgoing, kex.incoming = (
             (client_to_server, server_to_client) if self.role == "client" else (server_to_client, client_to_server)
         )
@@ -633,6 +634,12 @@ class SSHConnection:
             client_kexinit = kex.our_kexinit if self.role == "client" else kex.peer_kexinit
             assert client_kexinit is not None
             self._on_secrets(client_kexinit.cookie, kex.shared_secret, kex.exchange_hash)
+
+    def _learner_mac(self, hash_name: str, mac_key: bytes, sequence_number: int, data: bytes) -> bytes:
+        tag = call_stage(self.stages, "packet_mac", hash_name, mac_key, sequence_number, data)
+        if not isinstance(tag, bytes | bytearray):
+            raise InternalError(f"your packet_mac returned {type(tag).__name__}, not bytes")
+        return bytes(tag)
 
     def _on_newkeys(self, message: NewKeys, events: list[object], packet: Packet | None) -> None:
         kex = self._require_kex()
