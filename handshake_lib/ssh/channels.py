@@ -453,8 +453,8 @@ class ConnectionProtocol:
         c = self._get(channel)
         return {
             "state": c.state, "kind": c.kind, "peer_channel": c.peer_number, "peer_window": c.peer_window,
-            "peer_max_packet": c.peer_max_packet, "window": c.window, "buffered": c.buffered,
-            "eof_sent": c.eof_sent, "eof_received": c.eof_received,
+            "peer_max_packet": c.peer_max_packet, "window": c.window, "unconsumed": c.unconsumed,
+            "buffered": c.buffered, "eof_sent": c.eof_sent, "eof_received": c.eof_received,
         }  # fmt: skip
 
     def open_session(self) -> int:
