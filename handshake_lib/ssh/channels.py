@@ -637,7 +637,7 @@ class ConnectionProtocol:
         elif len(self._channels) >= self.max_channels:
             refusal = (ChannelOpenFailureReason.RESOURCE_SHORTAGE, f"{self.max_channels} channels open already")
         fields = cm.open_fields(message) if refusal is None else None  # malformed fields: DecodeError
-        if message.max_packet == 0:
+        if refusal is None and message.max_packet == 0:
             raise ChannelError("CHANNEL_OPEN with a maximum packet size of 0: no data could ever be sent")
         if refusal is not None or fields is None:
             assert refusal is not None
