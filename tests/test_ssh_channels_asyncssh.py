@@ -1,9 +1,8 @@
 """ConnectionProtocol (client role) against a real asyncssh server, over our own SSH transport.
 
 asyncssh's server asks for no authentication here (``begin_auth`` returns False), so our SSHClient's
-``none`` request succeeds and the connection protocol starts.  Until the lead wires ConnectionProtocol into
-SSHClient, a small shim in this module does it: packets 80-100 go to the ConnectionProtocol instead of the
-service table, and what it queues goes out through the connection's encrypted path.  Everything else is
+``none`` request succeeds and the connection protocol starts: packets 80-100 go to the ConnectionProtocol
+given to SSHClient, and what it queues goes out through the connection's encrypted path.  Everything is
 real: asyncssh's channel code enforces its windows (a packet over its window or maximum packet size ends
 the connection) and our core enforces ours (WindowExceeded), so a transfer that completes proves both
 sides kept to the other's flow control.
@@ -33,9 +32,7 @@ from handshake_lib.ssh.channels import (
     WindowAdjusted,
 )
 from handshake_lib.ssh.client import AuthenticationSucceeded, SSHClient
-from handshake_lib.ssh.connection import TranscriptEntry
 from handshake_lib.ssh.known_hosts import HostKeyPolicy
-from handshake_lib.ssh.messages import decode_message
 
 DEADLINE = 20.0
 MiB = 1024 * 1024
@@ -96,37 +93,23 @@ def asyncssh_server() -> Iterator[AsyncsshServer]:
 
 
 class Session:
-    """Our SSHClient, authenticated, with a ConnectionProtocol plugged in by the shim."""
+    """Our SSHClient, authenticated, running the ConnectionProtocol it was given."""
 
     def __init__(self, port: int, protocol: ConnectionProtocol) -> None:
         self.protocol = protocol
-        self.client = SSHClient("127.0.0.1", port, user="alice", host_key_policy=HostKeyPolicy.ACCEPT_NEW)
+        self.client = SSHClient(
+            "127.0.0.1", port, user="alice", host_key_policy=HostKeyPolicy.ACCEPT_NEW, channels=protocol
+        )
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
         self.driver = SocketDriver(self.client, self.sock)
         self.deadline = time.monotonic() + DEADLINE
-        original = self.client._on_packet
-
-        def on_packet(packet: Any, events: list[object]) -> None:  # the shim
-            if 80 <= packet.payload[0] <= 100:
-                message = decode_message(packet.payload)
-                self.client._keep(TranscriptEntry(self.client.incoming_direction, message, packet))
-                events.extend(self.protocol.receive(message))
-                self.push()
-            else:
-                original(packet, events)
-
-        self.client._on_packet = on_packet  # type: ignore[method-assign]
         self.client.start()
         self.events: list[object] = []
         self.until(lambda e: isinstance(e, AuthenticationSucceeded))
-
-    def push(self) -> None:
-        for message in self.protocol.messages_to_send():
-            self.client._send_service_message(message)
+        assert self.client.channels is self.protocol  # authenticated: the connection protocol runs
 
     def until(self, done: Any) -> list[object]:
         """Carry bytes until an event satisfies ``done``; the events since the last call."""
-        self.push()
         start = len(self.events)
         while not any(done(e) for e in self.events[start:]):
             self.events += self.driver.receive(self.deadline)
