@@ -105,10 +105,14 @@ class SFTPPipeClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_in_flight: int = 64,
         stderr: int | None = subprocess.DEVNULL,
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.timeout = timeout
         self.client = SFTPClient(max_in_flight=max_in_flight)
-        self.process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        self.process = subprocess.Popen(
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, env=env
+        )
         assert self.process.stdin is not None and self.process.stdout is not None
         self._stdin = self.process.stdin.fileno()
         self._stdout = self.process.stdout.fileno()

@@ -28,12 +28,15 @@ flight (that is how ``sftp`` reads a file fast: 64 READs of 32 KiB outstanding).
   arrive, before buffering any of the body: :class:`~handshake_lib.errors.SFTPPacketTooLarge`.
 * :class:`SFTPServer` (sans-I/O: ``receive_data(bytes)``, ``data_to_send()``) answers requests from a
   :class:`FileSystem` (a Protocol; ``net.sftp_root.ConfinedRoot`` is the one we ship).  What it does with a
-  broken peer follows ``sftp-server.c``: a first packet other than INIT, a second INIT, an oversized
-  packet or a packet that does not parse end the session (OpenSSH's server exits; ours sets ``closed``
-  and raises the typed error); an unknown request type is answered OP_UNSUPPORTED and the session goes
-  on.  Output is bounded like OpenSSH's (it processes a request only while its outgoing queue has room
-  for a maximal answer): requests queue in the input buffer, and ``wants_input`` tells the driver when to
-  stop reading.
+  broken peer follows ``sftp-server.c`` (OpenSSH 9.2, checked in ``tests/test_net_sftp.py``): a first
+  packet other than INIT, an oversized packet or a packet too short for its fields end the session
+  (OpenSSH's server exits; ours sets ``closed`` and raises the typed error); bytes left over after the
+  fields are skipped; a second INIT is answered with VERSION again.  One deliberate difference: a
+  request type we do not serve is answered OP_UNSUPPORTED (draft-02 section 7) where ``sftp-server``
+  logs "Unknown message" and answers nothing, leaving its client waiting; an unknown EXTENDED request
+  is answered OP_UNSUPPORTED by both.  Output is bounded as in OpenSSH's server: a request is taken
+  only while the outgoing queue has room for a maximal answer; the others wait in the input buffer, and
+  ``wants_input`` tells the driver when to stop reading.
 * :class:`SFTPClient` (sans-I/O) sends INIT, then requests: each method queues one request and returns
   its id; ``receive_data(bytes)`` returns events (:class:`VersionReceived`, :class:`ResponseReceived`,
   :class:`ReadFinished`).  A response whose id matches no outstanding request is an
@@ -802,10 +805,14 @@ PACKETS: dict[int, type[SFTPPacket]] = {
 _RESPONSES = (Status, Handle, Data, NameReply, AttrsReply)
 
 
-def decode_packet(payload: bytes, *, base_offset: int = 0, annotate: bool = True) -> SFTPPacket:
+def decode_packet(
+    payload: bytes, *, base_offset: int = 0, annotate: bool = True, allow_trailing: bool = False
+) -> SFTPPacket:
     """Decode one packet's payload (type byte and body, without the length field); spans in ``.spans``.
 
     ``base_offset``: where the payload starts in the buffer the spans describe (4 for a framed packet).
+    ``allow_trailing``: bytes after the last field are skipped (as ``sftp-server`` does, "bytes left
+    over") instead of being a DecodeError.
     """
     if not payload:
         raise DecodeError("an empty SFTP packet has no type", field="type", offset=base_offset)
@@ -815,7 +822,8 @@ def decode_packet(payload: bytes, *, base_offset: int = 0, annotate: bool = True
     with r.group("sftp_packet", cls.__name__) as p:
         p.u8("type", _name(PacketType, "SSH_FXP_"))
         packet = cls.decode_body(p, packet_type)
-    r.expect_end(getattr(packet, "type_name", "the packet"))
+    if not allow_trailing:
+        r.expect_end(getattr(packet, "type_name", "the packet"))
     if annotate:
         object.__setattr__(packet, "spans", tuple(r.spans))  # frozen: set once, right after decoding
     return packet
@@ -999,7 +1007,7 @@ class SFTPServer:
             payload = self._pending.popleft()
             self._pending_bytes -= len(payload)
             try:
-                packet = decode_packet(payload, annotate=False)
+                packet = decode_packet(payload, annotate=False, allow_trailing=True)
             except DecodeError as error:
                 self._fail(error)  # sftp-server: a request that does not parse is fatal
                 return
@@ -1021,8 +1029,10 @@ class SFTPServer:
             self.version = min(packet.version, SFTP_VERSION)
             self._send(Version(self.version))
             return
-        if isinstance(packet, (Init, Version)):
-            self._fail(SFTPProtocolError(f"unexpected {packet.type_name} during the session"))
+        if isinstance(packet, Init):
+            # OpenSSH 9.2's sftp-server runs process_init again and answers a second VERSION; so do we.
+            self._send(Version(self.version))
+            return
         request_id: int = packet.request_id  # type: ignore[attr-defined]
         handler = self._HANDLERS.get(type(packet))
         if handler is None:  # responses sent to a server, SYMLINK, EXTENDED, unknown types
