@@ -104,7 +104,9 @@ class ConfinedRoot:
                 try:
                     next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as error:
-                    if error.errno == errno.ELOOP:
+                    # Linux says ENOTDIR (O_DIRECTORY wins) or ELOOP for a link opened with O_NOFOLLOW;
+                    # tell a link apart from a plain file, so that the refusal says why.
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR) and self._is_link(fd, part):
                         raise _refused(f"{part!r} is a symbolic link; links are not followed") from None
                     raise
                 os.close(fd)
@@ -120,6 +122,12 @@ class ConfinedRoot:
         if not parts:
             return self._open_dir(()), "."
         return self._open_dir(parts[:-1]), parts[-1]
+
+    def _is_link(self, fd: int, name: str) -> bool:
+        try:
+            return stat.S_ISLNK(self._lstat_at(fd, name).st_mode)
+        except OSError:
+            return False
 
     def _lstat_at(self, fd: int, name: str) -> os.stat_result:
         return os.stat(name, dir_fd=fd, follow_symlinks=False)
