@@ -151,6 +151,23 @@ def test_write_mkdir_rename_remove(peers: dict[str, SFTPPipeClient], peer: str, 
 
 
 @BOTH
+def test_setstat_and_fstat(peers: dict[str, SFTPPipeClient], peer: str, roots: dict[str, Path]) -> None:
+    client, root = peers[peer], roots[peer]
+    client.write_file("attrs.txt", b"0123456789")
+    client._ok(client.client.setstat("attrs.txt", Attributes(permissions=0o600, atime=1_000_000, mtime=2_000_000)))
+    st = (root / "attrs.txt").stat()
+    assert st.st_mode & 0o777 == 0o600 and int(st.st_mtime) == 2_000_000
+    client._ok(client.client.setstat("attrs.txt", Attributes(size=4)))
+    handle = client.open("attrs.txt")
+    try:
+        answer = client._ok(client.client.fstat(handle))
+        assert answer.attrs.size == 4 and answer.attrs.mtime is not None  # type: ignore[attr-defined]
+    finally:
+        client.close_handle(handle)
+    client.remove("attrs.txt")
+
+
+@BOTH
 def test_open_flags(peers: dict[str, SFTPPipeClient], peer: str) -> None:
     client = peers[peer]
     exclusive = OpenFlags.WRITE | OpenFlags.CREAT | OpenFlags.EXCL

@@ -317,3 +317,31 @@ def test_server_closes_handles_at_the_end() -> None:
     assert server.open_handles == 2
     server.close()
     assert fs.closed == 2
+
+
+def test_server_bounds_open_handles() -> None:
+    client = SFTPClient(max_in_flight=8)
+    server = SFTPServer(MemoryFS(b"x"), max_handles=3)  # type: ignore[arg-type]
+    pump(client, server)
+    ids = [client.open("/f") for _ in range(4)]
+    answers = {e.request_id: e.response for e in pump(client, server)}
+    assert [type(answers[i]).__name__ for i in ids] == ["Handle", "Handle", "Handle", "Status"]
+    assert answers[ids[3]].code == StatusCode.FAILURE and server.open_handles == 3
+    close = client.close(answers[ids[0]].handle)
+    again = client.open("/f")
+    answers = {e.request_id: e.response for e in pump(client, server)}
+    assert answers[close].code == StatusCode.OK and isinstance(answers[again], Handle)
+    unknown = client.close(b"no such handle")
+    (event,) = pump(client, server)
+    assert event.response.code == StatusCode.FAILURE and event.request_id == unknown
+
+
+def test_an_answer_too_large_to_send_is_failure() -> None:
+    class HugeNames(MemoryFS):
+        def realpath(self, path: str) -> str:
+            return "/" + "x" * MAX_PACKET_LENGTH
+
+    client, server, _ = pair(HugeNames(b""))
+    request = client.realpath(".")
+    (event,) = pump(client, server)
+    assert event.request_id == request and event.response.code == StatusCode.FAILURE

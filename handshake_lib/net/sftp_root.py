@@ -153,7 +153,9 @@ class ConfinedRoot:
         fd, name = self._parent(path)
         try:
             self._no_link(fd, name)
-            target = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+            # ftruncate needs a descriptor open for writing; the rest work on a read-only one (a directory).
+            access = os.O_WRONLY if attrs.size is not None else os.O_RDONLY
+            target = os.open(name, access | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
         finally:
             os.close(fd)
         try:

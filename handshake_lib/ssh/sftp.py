@@ -1043,8 +1043,9 @@ class SFTPServer:
         except SFTPStatusError as error:
             self._status(request_id, error.code, error.message)
         except OSError as error:
-            code = status_for_errno(error)
-            self._status(request_id, code)
+            self._status(request_id, status_for_errno(error))
+        except EncodeError as error:  # an answer that cannot be sent (a file system's too-long names)
+            self._status(request_id, StatusCode.FAILURE, str(error))
 
     # -- handles --------------------------------------------------------------------------------------
     def _new_handle(self, kind: str, target: object) -> bytes:
@@ -1131,8 +1132,8 @@ class SFTPServer:
         if not names:
             self._status(p.request_id, StatusCode.EOF)
             return
-        # A NAME must fit in one packet: drop entries from the end until it does (they come next time
-        # only if the file system keeps them; ours reads at most MAX_NAMES_PER_READDIR small entries).
+        # At most MAX_NAMES_PER_READDIR entries, as sftp-server: 100 names of 255 bytes with their ls -l
+        # lines and ATTRS stay far below one packet's 256 KiB.
         self._send(NameReply(p.request_id, tuple(names[:MAX_NAMES_PER_READDIR])))
 
     def _remove(self, p: Remove) -> None:
