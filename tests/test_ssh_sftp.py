@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from handshake_lib.errors import DecodeError, EncodeError, SFTPError, SFTPPacketTooLarge, SFTPProtocolError
+from handshake_lib.errors import (
+    ConnectionStateError,
+    DecodeError,
+    EncodeError,
+    SFTPError,
+    SFTPPacketTooLarge,
+    SFTPProtocolError,
+)
 from handshake_lib.ssh import sftp
 from handshake_lib.ssh.sftp import (
     MAX_PACKET_LENGTH,
@@ -244,6 +251,12 @@ def test_read_file_is_bounded() -> None:
     client.read_file(opened.response.handle, chunk=8192, max_size=20_000)
     (finished,) = [e for e in pump(client, server) if isinstance(e, ReadFinished)]
     assert finished.error is not None and finished.error.code == StatusCode.FAILURE and finished.data == b""
+    client, server, _ = pair(MemoryFS(bytes(20_000), short=10**6))  # exactly max_size: fine
+    client.open("/f")
+    (opened,) = pump(client, server)
+    client.read_file(opened.response.handle, chunk=5000, max_size=20_000)
+    (finished,) = [e for e in pump(client, server) if isinstance(e, ReadFinished)]
+    assert finished.error is None and finished.data == bytes(20_000)
 
 
 def test_client_bounds_requests_in_flight() -> None:
@@ -281,7 +294,7 @@ def test_server_refuses_requests_before_init_and_closes() -> None:
     with pytest.raises(SFTPProtocolError):
         server.receive_data(Stat(1, "/").to_bytes())
     assert server.closed and server.data_to_send() == b""
-    with pytest.raises(SFTPProtocolError):
+    with pytest.raises(ConnectionStateError):
         server.receive_data(Init(3).to_bytes())
 
 

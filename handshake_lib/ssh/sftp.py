@@ -51,6 +51,7 @@ them as UTF-8 with ``surrogateescape``, so any byte string survives a round trip
 
 from __future__ import annotations
 
+import errno
 import stat as stat_module
 import time
 from collections import deque
@@ -59,7 +60,15 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 from typing import Any, ClassVar, Protocol
 
-from ..errors import DecodeError, EncodeError, SFTPError, SFTPPacketTooLarge, SFTPProtocolError, SFTPStatusError
+from ..errors import (
+    ConnectionStateError,
+    DecodeError,
+    EncodeError,
+    SFTPError,
+    SFTPPacketTooLarge,
+    SFTPProtocolError,
+    SFTPStatusError,
+)
 from ..wire import Reader, Span, Writer
 
 __all__ = [
@@ -918,8 +927,6 @@ _ERRNO_STATUS = {  # sftp-server.c's errno_to_portable, by errno name (values di
 
 def status_for_errno(error: OSError) -> StatusCode:
     """The status ``sftp-server`` answers for an ``OSError`` (FAILURE for anything it does not map)."""
-    import errno
-
     name = errno.errorcode.get(error.errno or 0, "")
     return _ERRNO_STATUS.get(name, StatusCode.FAILURE)
 
@@ -973,7 +980,7 @@ class SFTPServer:
 
     def receive_data(self, data: bytes) -> None:
         if self.closed:
-            raise SFTPProtocolError("the SFTP session is closed")
+            raise ConnectionStateError("the SFTP session is closed")
         try:
             for payload in self._reader.feed(data):
                 self._pending.append(payload)
@@ -1334,7 +1341,7 @@ class SFTPClient:
             t.error is None
             and self.can_send
             and t.eof_at is None  # past the end every READ is answered EOF: ask no more
-            and t.next_offset <= t.max_size
+            and t.next_offset <= t.max_size  # one READ at max_size itself: it must say EOF
         ):
             request_id = self.read(t.handle, t.next_offset, t.chunk)
             t.outstanding.add(request_id)
@@ -1346,7 +1353,9 @@ class SFTPClient:
         if isinstance(response, Data):
             if len(response.data) > request.length:
                 raise SFTPProtocolError(f"DATA of {len(response.data)} bytes for a READ of {request.length}")
-            if response.data:
+            if request.offset + len(response.data) > t.max_size:
+                t.error = t.error or SFTPStatusError(StatusCode.FAILURE, f"file longer than {t.max_size} bytes")
+            elif response.data:
                 t.received[request.offset] = response.data
             if len(response.data) < request.length and t.error is None:
                 # A short read: ask for the rest of this range (sftp does the same).
@@ -1360,8 +1369,6 @@ class SFTPClient:
             t.error = t.error or SFTPStatusError(response.code, response.message)
         else:
             raise SFTPProtocolError(f"{response.type_name} in answer to SSH_FXP_READ")
-        if t.eof_at is None and t.next_offset > t.max_size:
-            t.error = t.error or SFTPStatusError(StatusCode.FAILURE, f"file longer than {t.max_size} bytes")
         self._top_up(t)
         if t.outstanding:
             return None
