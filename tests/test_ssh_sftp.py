@@ -8,6 +8,9 @@ bytes we wrote by hand from draft-02, or (as extra checks only) our own server.
 
 from __future__ import annotations
 
+import contextlib
+import random
+
 import pytest
 
 from handshake_lib.errors import (
@@ -358,3 +361,51 @@ def test_an_answer_too_large_to_send_is_failure() -> None:
     request = client.realpath(".")
     (event,) = pump(client, server)
     assert event.request_id == request and event.response.code == StatusCode.FAILURE
+
+
+def mutations(seed: int, count: int) -> list[bytes]:
+    """Valid packets with a few bytes changed, cut short or grown: what a broken peer sends."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        payload = bytearray(rng.choice(PACKETS).payload())
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.random()
+            if kind < 0.6 and payload:
+                payload[rng.randrange(len(payload))] = rng.randrange(256)
+            elif kind < 0.8:
+                del payload[rng.randrange(len(payload) + 1) :]
+            else:
+                payload += rng.randbytes(rng.randint(1, 8))
+        out.append(bytes(payload))
+    return out
+
+
+def test_mutated_requests_end_in_answers_or_typed_errors(tmp_path) -> None:
+    from handshake_lib.net.sftp_root import ConfinedRoot
+
+    (tmp_path / "f").write_bytes(b"content")
+    (tmp_path / "d").mkdir()
+    for payload in mutations(7, 400):
+        server = SFTPServer(ConfinedRoot(tmp_path))
+        server.receive_data(Init(3).to_bytes())
+        server.data_to_send()
+        try:
+            server.receive_data(len(payload).to_bytes(4, "big") + payload)
+        except (SFTPError, DecodeError):
+            assert server.closed
+            continue
+        answer = server.data_to_send()
+        if answer:  # anything answered is one well-formed packet
+            decode_packet(answer[4:])
+        server.close()
+
+
+def test_mutated_answers_are_typed_errors_in_the_client() -> None:
+    for payload in mutations(8, 400):
+        client = SFTPClient()
+        client.receive_data(Version(3).to_bytes())
+        for path in ("a", "b", "c"):
+            client.stat(path)
+        with contextlib.suppress(SFTPError, DecodeError):
+            client.receive_data(len(payload).to_bytes(4, "big") + payload)

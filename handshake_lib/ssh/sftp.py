@@ -1040,7 +1040,9 @@ class SFTPServer:
             # OpenSSH 9.2's sftp-server runs process_init again and answers a second VERSION; so do we.
             self._send(Version(self.version))
             return
-        request_id: int = packet.request_id  # type: ignore[attr-defined]
+        # A VERSION sent to a server: its first uint32 is where a request id would be (sftp-server reads
+        # it as one, then finds no handler for type 2).
+        request_id: int = packet.version if isinstance(packet, Version) else packet.request_id  # type: ignore[attr-defined]
         handler = self._HANDLERS.get(type(packet))
         if handler is None:  # responses sent to a server, SYMLINK, EXTENDED, unknown types
             self._status(request_id, StatusCode.OP_UNSUPPORTED)
