@@ -198,10 +198,10 @@ def test_unknown_packet_type(peers: dict[str, SFTPPipeClient], peer: str) -> Non
     third = client.client.write(b"no such handle", 0, bytes(200_000))
     answer = client.request(third)
     assert isinstance(answer, Status) and answer.code == StatusCode.FAILURE
-    assert second in client._answers  # answered in order, before the third
+    assert client.answered(second)  # answered in order, before the third
     if peer == "openssh":
-        assert unknown not in client._answers
-        client.client._outstanding.pop(unknown)  # forget it, or it would hold a slot for ever
+        assert not client.answered(unknown)
+        client.client.abandon(unknown)  # or it would hold a slot for ever
     else:
         answer = client.request(unknown)
         assert isinstance(answer, Status) and answer.code == StatusCode.OP_UNSUPPORTED

@@ -183,6 +183,10 @@ class SFTPPipeClient:
         self._pump(lambda: request_id in self._answers)
         return self._answers.pop(request_id)
 
+    def answered(self, request_id: int) -> bool:
+        """Whether the answer to ``request_id`` has arrived (and not been taken by :meth:`request`)."""
+        return request_id in self._answers
+
     def _ok(self, request_id: int) -> SFTPPacket:
         answer = self.request(request_id)
         if isinstance(answer, Status) and answer.code != StatusCode.OK:

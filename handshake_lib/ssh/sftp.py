@@ -1320,6 +1320,16 @@ class SFTPClient:
     def rename(self, old_path: str, new_path: str) -> int:
         return self._queue(lambda i: Rename(i, old_path, new_path))
 
+    def abandon(self, request_id: int) -> None:
+        """Stop waiting for an answer (OpenSSH's sftp-server never answers an unknown type): frees its slot.
+
+        An answer that comes later is then an answer to no request, an SFTPProtocolError.
+        """
+        self._outstanding.pop(request_id, None)
+        transfer = self._reads.pop(request_id, None)
+        if transfer is not None:
+            transfer.outstanding.discard(request_id)
+
     def send_request(self, build: Callable[[int], SFTPPacket]) -> int:
         """Any request, built from its id (for experiments: an unknown type, a READLINK, ...)."""
         return self._queue(build)
