@@ -371,6 +371,32 @@ class PeerDisconnect(HandshakeError):
         self.description = description
 
 
+class SFTPError(HandshakeError):
+    """Base of the SFTP errors (``ssh/sftp.py``): the file transfer protocol inside an SSH channel."""
+
+
+class SFTPStatusError(SFTPError):
+    """An SFTP request answered with a STATUS other than SSH_FX_OK (or refused by a file system).
+
+    ``code`` is the status code (``ssh.sftp.StatusCode``, a plain int for a code draft-02 does not
+    define) and ``message`` the peer's text; a :class:`~handshake_lib.ssh.sftp.FileSystem` raises it to
+    refuse a request, and the server answers with exactly that code and text.
+    """
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(f"SFTP status {code}" + (f": {message}" if message else ""))
+        self.code = code
+        self.message = message
+
+
+class SFTPProtocolError(SFTPError, ProtocolError):
+    """The SFTP peer broke the protocol: a packet before INIT, a second INIT, a reply to no request, ..."""
+
+
+class SFTPPacketTooLarge(SFTPProtocolError):
+    """An SFTP packet announces more bytes than we accept (OpenSSH: 256 KiB); refused before buffering them."""
+
+
 class UnexpectedEOF(ProtocolError):
     """The peer closed the TCP connection in the middle of the handshake or of a record.
 
