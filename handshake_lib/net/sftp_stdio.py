@@ -46,7 +46,6 @@ from ..ssh.sftp import (
     SFTPServer,
     Status,
     StatusCode,
-    VersionReceived,
 )
 from . import DEFAULT_TIMEOUT
 from .sftp_root import ConfinedRoot
@@ -95,88 +94,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve_stdio(args[0])
 
 
-class SFTPPipeClient:
-    """Our :class:`SFTPClient` over a child process's pipes; see the module docstring."""
+class SFTPOperations:
+    """The file operations on top of an :class:`SFTPClient`, whatever carries its bytes.
 
-    def __init__(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_in_flight: int = 64,
-        stderr: int | None = subprocess.DEVNULL,
-        cwd: str | os.PathLike[str] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.timeout = timeout
-        self.client = SFTPClient(max_in_flight=max_in_flight)
-        self.process = subprocess.Popen(
-            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, env=env
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._stdin = self.process.stdin.fileno()
-        self._stdout = self.process.stdout.fileno()
-        os.set_blocking(self._stdin, False)
-        os.set_blocking(self._stdout, False)
-        self._selector = selectors.DefaultSelector()
-        self._pending_out = bytearray()
-        self._answers: dict[int, SFTPPacket] = {}
-        self._finished_reads: list[ReadFinished] = []
-        try:
-            self.version = self._pump(lambda: self.client.version is not None)
-        except BaseException:
-            self.close()
-            raise
+    A subclass moves bytes (:meth:`_pump`: until ``done()``, with a deadline) and hands the client's events
+    to :meth:`_absorb`: over a child's pipes (:class:`SFTPPipeClient`), or over an SSH channel
+    (``net.ssh_session.SFTPChannelClient``).
+    """
 
-    def __enter__(self) -> SFTPPipeClient:
-        return self
+    client: SFTPClient
+    _answers: dict[int, SFTPPacket]
+    _finished_reads: list[ReadFinished]
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    # -- the loop -------------------------------------------------------------------------------------
     def _pump(self, done: Callable[[], bool]) -> int | None:
-        """Move bytes both ways until ``done()``; the deadline is ``timeout`` from now."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            self._pending_out += self.client.data_to_send()
-            if done() and not self._pending_out:
-                return self.client.version
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ConnectionTimeout(f"the SFTP peer did not answer within {self.timeout} s")
-            self._selector.register(self._stdout, selectors.EVENT_READ)
-            if self._pending_out:
-                self._selector.register(self._stdin, selectors.EVENT_WRITE)
-            try:
-                ready = self._selector.select(remaining)
-            finally:
-                self._selector.unregister(self._stdout)
-                if self._pending_out:
-                    self._selector.unregister(self._stdin)
-            for key, _ in ready:
-                if key.fd == self._stdin:
-                    try:
-                        written = os.write(self._stdin, self._pending_out)
-                    except BlockingIOError:
-                        continue
-                    except BrokenPipeError:
-                        raise UnexpectedEOF("the SFTP peer closed its input") from None
-                    del self._pending_out[:written]
-                else:
-                    try:
-                        data = os.read(self._stdout, READ_SIZE)
-                    except BlockingIOError:
-                        continue
-                    if not data:
-                        raise UnexpectedEOF("the SFTP peer closed its output")
-                    for event in self.client.receive_data(data):
-                        if isinstance(event, ResponseReceived):
-                            self._answers[event.request_id] = event.response
-                        elif isinstance(event, ReadFinished):
-                            self._finished_reads.append(event)
-                        elif isinstance(event, VersionReceived):
-                            pass
+        raise NotImplementedError
+
+    def _absorb(self, events: Sequence[object]) -> None:
+        for event in events:
+            if isinstance(event, ResponseReceived):
+                self._answers[event.request_id] = event.response
+            elif isinstance(event, ReadFinished):
+                self._finished_reads.append(event)
 
     def request(self, request_id: int) -> SFTPPacket:
         """Wait for the answer to ``request_id`` (queued with ``self.client``) and return it."""
@@ -199,7 +137,7 @@ class SFTPPipeClient:
             raise SFTPError(f"expected {kind.__name__}, got {answer.type_name}")
         return answer
 
-    # -- operations -----------------------------------------------------------------------------------
+    # -- operations (shared) -----------------------------------------------------------------------------------
     def realpath(self, path: str) -> str:
         answer = self._expect(self.client.realpath(path), NameReply)
         assert isinstance(answer, NameReply)
@@ -293,6 +231,85 @@ class SFTPPipeClient:
         if not isinstance(answer, Data):
             raise SFTPError(f"READ answered {answer.type_name}")
         return answer.data
+
+
+class SFTPPipeClient(SFTPOperations):
+    """Our :class:`SFTPClient` over a child process's pipes; see the module docstring."""
+
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_in_flight: int = 64,
+        stderr: int | None = subprocess.DEVNULL,
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.client = SFTPClient(max_in_flight=max_in_flight)
+        self.process = subprocess.Popen(
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, env=env
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._stdin = self.process.stdin.fileno()
+        self._stdout = self.process.stdout.fileno()
+        os.set_blocking(self._stdin, False)
+        os.set_blocking(self._stdout, False)
+        self._selector = selectors.DefaultSelector()
+        self._pending_out = bytearray()
+        self._answers: dict[int, SFTPPacket] = {}
+        self._finished_reads: list[ReadFinished] = []
+        try:
+            self.version = self._pump(lambda: self.client.version is not None)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> SFTPPipeClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def _pump(self, done: Callable[[], bool]) -> int | None:
+        """Move bytes both ways until ``done()``; the deadline is ``timeout`` from now."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self._pending_out += self.client.data_to_send()
+            if done() and not self._pending_out:
+                return self.client.version
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConnectionTimeout(f"the SFTP peer did not answer within {self.timeout} s")
+            self._selector.register(self._stdout, selectors.EVENT_READ)
+            if self._pending_out:
+                self._selector.register(self._stdin, selectors.EVENT_WRITE)
+            try:
+                ready = self._selector.select(remaining)
+            finally:
+                self._selector.unregister(self._stdout)
+                if self._pending_out:
+                    self._selector.unregister(self._stdin)
+            for key, _ in ready:
+                if key.fd == self._stdin:
+                    try:
+                        written = os.write(self._stdin, self._pending_out)
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:
+                        raise UnexpectedEOF("the SFTP peer closed its input") from None
+                    del self._pending_out[:written]
+                else:
+                    try:
+                        data = os.read(self._stdout, READ_SIZE)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        raise UnexpectedEOF("the SFTP peer closed its output")
+                    self._absorb(self.client.receive_data(data))
 
     def send_raw(self, data: bytes) -> None:
         """Bytes straight to the peer (for experiments: an oversized length, garbage)."""
