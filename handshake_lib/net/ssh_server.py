@@ -17,8 +17,11 @@ it with calls on the core's :class:`~handshake_lib.ssh.channels.ConnectionProtoc
   target is on loopback, and the key's authorized_keys line does not say ``restrict`` or
   ``no-port-forwarding``; the TCP connection's bytes and the channel's are then copied both ways.  The
   connection's thread waits on the SSH socket and every forwarded socket at once (``selectors``).
-* global requests with want_reply (``tcpip-forward``, keepalives) are refused: remote forwarding is not
-  offered by this server.
+* ``tcpip-forward`` (``ssh -R``): when forwarding is allowed, a listener on the loopback address asked for
+  (port 0: one the kernel picks, answered in REQUEST_SUCCESS); each connection to it becomes a
+  ``forwarded-tcpip`` channel to the client, copied both ways like ``direct-tcpip``;
+  ``cancel-tcpip-forward`` closes it.  At most :data:`MAX_LISTENERS` per connection.  Other global
+  requests with want_reply (keepalives) are answered with failure, as sshd answers unknown ones.
 
 Every command and every forwarded connection ends with its channel; every socket is closed when the
 SSH connection ends.
@@ -36,11 +39,20 @@ from pathlib import Path
 
 from ..errors import HandshakeError
 from ..ssh.authentication import AuthenticatedUser
-from ..ssh.channel_messages import ChannelOpenFailureReason, DirectTcpipOpen, ExecRequest, SubsystemRequest
+from ..ssh.channel_messages import (
+    CancelTcpipForwardRequest,
+    ChannelOpenFailureReason,
+    DirectTcpipOpen,
+    ExecRequest,
+    SubsystemRequest,
+    TcpipForwardRequest,
+)
 from ..ssh.channels import (
     ChannelClosed,
     ChannelData,
     ChannelEOF,
+    ChannelOpened,
+    ChannelOpenRefused,
     ChannelOpenRequested,
     ChannelRequestReceived,
     ConnectionProtocol,
@@ -50,12 +62,13 @@ from ..ssh.sftp import SFTPServer
 from .sftp_root import ConfinedRoot
 from .ssh_commands import CommandRun, start_command
 
-__all__ = ["SessionHandler", "ServedChannel", "OUTPUT_HIGH_WATER", "FORWARD_CONNECT_TIMEOUT"]
+__all__ = ["SessionHandler", "ServedChannel", "OUTPUT_HIGH_WATER", "FORWARD_CONNECT_TIMEOUT", "MAX_LISTENERS"]
 
 # Data queued per channel beyond which we stop producing (bytes N) or reading (a forwarded socket): the
 # channel's window decides when the peer gets it, this decides how much waits in our memory meanwhile.
 OUTPUT_HIGH_WATER = 1024 * 1024
 FORWARD_CONNECT_TIMEOUT = 2.0
+MAX_LISTENERS = 8  # tcpip-forward listeners per connection
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
@@ -114,6 +127,7 @@ class SessionHandler:
         self.allow_forwarding = allow_forwarding
         self.served: list[ServedChannel] = []
         self._live: dict[int, _Live] = {}
+        self._listeners: dict[tuple[str, int], socket.socket] = {}  # (address asked for, bound port)
 
     # -- events from the core --------------------------------------------------------------------------
     def handle(self, event: object) -> None:
@@ -127,8 +141,71 @@ class SessionHandler:
             self._eof(event.channel)
         elif isinstance(event, ChannelClosed):
             self._closed(event.channel)
-        elif isinstance(event, GlobalRequestReceived) and event.want_reply:
-            self.channels.reply_global(False)
+        elif isinstance(event, ChannelOpened):
+            live = self._live.get(event.channel)
+            if live is not None and live.sock is not None:  # our forwarded-tcpip: the client took it
+                self.selector.register(live.sock, selectors.EVENT_READ, event.channel)
+        elif isinstance(event, ChannelOpenRefused):
+            live = self._live.pop(event.channel, None)
+            if live is not None:
+                live.record.refused = f"the client refused it: {event.description}"
+                live.reading = False
+                self._drop_socket(live)
+        elif isinstance(event, GlobalRequestReceived):
+            self._global(event)
+
+    def _forwarding_forbidden(self) -> str:
+        key = self.user.key
+        if not self.allow_forwarding:
+            return "port forwarding is not allowed"
+        refused = key is not None and (key.restricted or "no-port-forwarding" in key.flags)
+        if refused and "port-forwarding" not in key.flags:  # restrict,port-forwarding turns it back on
+            return "port forwarding is not allowed for this key (authorized_keys)"
+        return ""
+
+    def _global(self, event: GlobalRequestReceived) -> None:
+        success, data = False, b""
+        if isinstance(event.fields, TcpipForwardRequest):
+            address, port = event.fields.address, event.fields.port
+            if not self._forwarding_forbidden() and len(self._listeners) < MAX_LISTENERS:
+                host = "127.0.0.1" if address in ("", "localhost", "0.0.0.0", "*") else address
+                if _is_loopback(host):
+                    try:
+                        listener = socket.create_server((host, port))
+                    except OSError:
+                        listener = None
+                    if listener is not None:
+                        listener.setblocking(False)
+                        bound = listener.getsockname()[1]
+                        self._listeners[(address, bound)] = listener
+                        self.selector.register(listener, selectors.EVENT_READ, ("listener", (address, bound)))
+                        success, data = True, (bound.to_bytes(4, "big") if port == 0 else b"")
+        elif isinstance(event.fields, CancelTcpipForwardRequest):
+            listener = self._listeners.pop((event.fields.address, event.fields.port), None)
+            if listener is not None:
+                self.selector.unregister(listener)
+                listener.close()
+                success = True
+        if event.want_reply:
+            self.channels.reply_global(success, data)
+
+    def _accept_forwarded(self, key: tuple[str, int]) -> None:
+        listener = self._listeners.get(key)
+        if listener is None:
+            return
+        try:
+            sock, peer = listener.accept()
+        except OSError:
+            return
+        sock.setblocking(False)
+        try:
+            number = self.channels.open_forwarded_tcpip(key[0], key[1], peer[0], peer[1])
+        except HandshakeError:
+            sock.close()  # too many channels: the connection to the forwarded port is refused
+            return
+        record = ServedChannel(number, "forwarded-tcpip", target=key)
+        self.served.append(record)
+        self._live[number] = _Live(record, sock=sock)  # read once the client confirms (ChannelOpened)
 
     def _open(self, event: ChannelOpenRequested) -> None:
         record = ServedChannel(event.channel, event.kind)
@@ -140,12 +217,9 @@ class SessionHandler:
         assert isinstance(event.fields, DirectTcpipOpen)
         target = (event.fields.host, event.fields.port)
         record.target = target
-        key = self.user.key
-        forbidden = key is not None and (key.restricted or "no-port-forwarding" in key.flags) and (
-            "port-forwarding" not in key.flags
-        )
-        if not self.allow_forwarding or forbidden:
-            record.refused = "port forwarding is not allowed"
+        forbidden = self._forwarding_forbidden()
+        if forbidden:
+            record.refused = forbidden
             self.channels.reject(event.channel, ChannelOpenFailureReason.ADMINISTRATIVELY_PROHIBITED, record.refused)
             return
         if not _is_loopback(target[0]):
@@ -292,8 +366,11 @@ class SessionHandler:
                 live.reading = True
                 self.selector.register(live.sock, selectors.EVENT_READ, channel)
 
-    def on_socket_readable(self, channel: int) -> None:
-        """A forwarded TCP connection has bytes (or closed): into its channel."""
+    def on_socket_readable(self, channel: int | tuple[str, tuple[str, int]]) -> None:
+        """A forwarded TCP connection has bytes (or closed): into its channel; a listener: a new connection."""
+        if isinstance(channel, tuple):
+            self._accept_forwarded(channel[1])
+            return
         live = self._live.get(channel)
         if live is None or live.sock is None:
             return
@@ -329,7 +406,12 @@ class SessionHandler:
         live.sock = None
 
     def close(self) -> None:
-        """The SSH connection ended: close every forwarded socket."""
+        """The SSH connection ended: close every forwarded socket and listener."""
         for live in self._live.values():
             self._drop_socket(live)
         self._live.clear()
+        for listener in self._listeners.values():
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(listener)
+            listener.close()
+        self._listeners.clear()

@@ -16,8 +16,12 @@ loop (:meth:`SSHSession.pump`) with one deadline per wait, and records every eve
 * :meth:`~SSHSession.sftp`: the ``sftp`` subsystem on a channel, driven by
   :class:`~handshake_lib.ssh.sftp.SFTPClient` (list, stat, read, write, mkdir...);
 * :meth:`~SSHSession.forward_local`: ``ssh -L``: a listener on loopback whose every connection becomes a
-  ``direct-tcpip`` channel to the target, bytes copied both ways (a thread drives the session while the
-  ``with`` block runs; the session must not be used otherwise meanwhile).
+  ``direct-tcpip`` channel to the target, bytes copied both ways;
+* :meth:`~SSHSession.forward_remote`: ``ssh -R``: ``tcpip-forward`` asks the server to listen; each
+  connection there arrives as a ``forwarded-tcpip`` channel, which we connect to a loopback target.
+
+While a forwarding ``with`` block runs, a thread drives the session (one loop over the SSH socket, the
+listener and every forwarded connection); the session must not be used otherwise meanwhile.
 """
 
 from __future__ import annotations
@@ -32,16 +36,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ConnectionStateError, ConnectionTimeout, HandshakeError, SFTPError, UnexpectedEOF
+from ..ssh.channel_messages import CancelTcpipForwardRequest, ChannelOpenFailureReason
 from ..ssh.channels import (
     ChannelClosed,
     ChannelData,
     ChannelEOF,
     ChannelOpened,
     ChannelOpenRefused,
+    ChannelOpenRequested,
     ChannelRequestAnswered,
     ConnectionProtocol,
     ExitSignal,
     ExitStatus,
+    GlobalRequestAnswered,
 )
 from ..ssh.sftp import SFTPClient
 from . import DEFAULT_TIMEOUT, SocketDriver
@@ -193,7 +200,7 @@ class SSHSession:
         stop = threading.Event()
         errors: list[BaseException] = []
         worker = threading.Thread(
-            target=self._forward_loop, args=(listener, host, port, stop, errors), name="ssh-forward", daemon=True
+            target=self._forward_loop, args=(listener, (host, port), stop, errors), name="ssh-forward", daemon=True
         )
         worker.start()
         try:
@@ -205,12 +212,56 @@ class SSHSession:
         if errors:
             raise errors[0]
 
+    @contextlib.contextmanager
+    def forward_remote(self, host: str, port: int, *, remote_port: int = 0) -> Iterator[int]:
+        """``ssh -R remote_port:host:port``: yields the port the server listens on (on its loopback)."""
+        protocol = self.channels
+        self._new = []
+        protocol.tcpip_forward("127.0.0.1", remote_port)
+        answer: list[GlobalRequestAnswered] = []
+
+        def answered() -> bool:
+            answer.extend(e for e in self._collect() if isinstance(e, GlobalRequestAnswered))
+            return bool(answer)
+
+        self.pump(answered)
+        if not answer[0].success:
+            raise ConnectionStateError("the server refused the remote forwarding (tcpip-forward)")
+        bound = int.from_bytes(answer[0].data, "big") if len(answer[0].data) == 4 else remote_port
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        worker = threading.Thread(
+            target=self._forward_loop, args=(None, (host, port), stop, errors), name="ssh-forward-remote", daemon=True
+        )
+        worker.start()
+        try:
+            yield bound
+        finally:
+            stop.set()
+            worker.join(self.timeout + 1)
+            if not self.client.closed:
+                protocol.global_request(
+                    "cancel-tcpip-forward", CancelTcpipForwardRequest("127.0.0.1", bound).encode(), want_reply=False
+                )
+                with contextlib.suppress(OSError):
+                    self.driver.flush()
+        if errors:
+            raise errors[0]
+
     def _forward_loop(
-        self, listener: socket.socket, host: str, port: int, stop: threading.Event, errors: list[BaseException]
+        self,
+        listener: socket.socket | None,
+        target: tuple[str, int],
+        stop: threading.Event,
+        errors: list[BaseException],
     ) -> None:
+        """``listener``: ssh -L (each local connection opens a channel to ``target`` on the server's side);
+        None: ssh -R (each forwarded-tcpip channel the server opens is connected to ``target`` here)."""
+        host, port = target
         protocol = self.channels
         selector = selectors.DefaultSelector()
-        selector.register(listener, selectors.EVENT_READ, "listener")
+        if listener is not None:
+            selector.register(listener, selectors.EVENT_READ, "listener")
         selector.register(self.sock, selectors.EVENT_READ, "ssh")
         local: dict[int, socket.socket] = {}  # channel -> the local connection
         self._new = []
@@ -226,6 +277,17 @@ class SSHSession:
             # an old channel's ChannelClosed must be handled before a new connection can be given its number.
             for event in self._collect():
                 number = getattr(event, "channel", None)
+                if isinstance(event, ChannelOpenRequested) and listener is None and number is not None:
+                    try:  # ssh -R: the server's forwarded connection, to our loopback target
+                        conn = socket.create_connection((host, port), timeout=self.timeout)
+                    except OSError as error:
+                        protocol.reject(number, ChannelOpenFailureReason.CONNECT_FAILED, str(error))
+                        continue
+                    conn.setblocking(False)
+                    protocol.accept(number)
+                    local[number] = conn
+                    selector.register(conn, selectors.EVENT_READ, number)
+                    continue
                 conn = local.get(number) if number is not None else None
                 if conn is None:
                     continue
