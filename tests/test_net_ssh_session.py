@@ -198,3 +198,22 @@ def test_restrict_forbids_forwarding_as_sshd_does(ours: SSHProbeServer, web: int
         with session.forward_local("127.0.0.1", web) as port, pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5).read()
     assert ours.connections[-1].channels[-1].refused.startswith("port forwarding is not allowed")
+
+
+def test_a_large_upload_rekeys_midway_with_sshd_and_our_server(ours: SSHProbeServer, sshd: object) -> None:
+    """5 MB of standard input, fed as the server's window allows, with our client rekeying every MiB sent."""
+    data = bytes(range(256)) * (5_000_000 // 256)
+    before = sshd.log.count("SSH2_MSG_KEXINIT received")
+    for peer, user, known in (
+        (ours, "alice", KnownHosts.parse(f"[{ours.host}]:{ours.port} {HOST_KEY.public_line()}\n")),
+        (sshd, sshd.user, KnownHosts.parse(sshd.known_hosts)),
+    ):
+        client = SSHClient(
+            peer.host, peer.port, user=user, auth=ClientAuth(identities=(USER,)), known_hosts=known,
+            rekey_after_bytes=1 << 20,
+        )  # fmt: skip
+        with ssh_connect(peer.host, peer.port, user=user, auth=ClientAuth(), client=client) as session:
+            result = session.exec("wc -c", stdin=data)
+            assert (result.stdout, result.exit_status) == (f"{len(data)}\n".encode(), 0)
+            assert client.exchanges >= 5  # the first key exchange and at least four more, in the middle of the data
+    assert sshd.log.count("SSH2_MSG_KEXINIT received") - before >= 5  # sshd saw every one of them

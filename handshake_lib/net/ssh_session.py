@@ -62,6 +62,7 @@ __all__ = ["SSHSession", "ExecResult", "SFTPChannelClient", "MAX_EVENTS", "MAX_O
 
 MAX_EVENTS = 100_000  # events kept in SSHSession.events (a 16 MiB transfer is about 600 data events)
 MAX_OUTPUT = 64 * 1024 * 1024  # bytes of stdout plus stderr one exec keeps
+STDIN_AHEAD = 1024 * 1024  # standard input queued ahead of the server's window
 
 
 @dataclass
@@ -144,7 +145,10 @@ class SSHSession:
         results = {protocol.open_session(): ExecResult(command, 0) for command in commands}
         for number, result in results.items():
             result.channel = number
-        stdin_for = dict(zip(results, inputs, strict=True))
+        # Standard input goes in as the server's window allows: at most STDIN_AHEAD queued at a time, then EOF.
+        stdin_for = {
+            number: memoryview(data) if data is not None else None for number, data in zip(results, inputs, strict=True)
+        }
         closed: set[int] = set()
         opened: set[int] = set()
 
@@ -157,10 +161,6 @@ class SSHSession:
                 if isinstance(event, ChannelOpened):
                     opened.add(number)
                     protocol.exec(number, result.command)
-                    data = stdin_for[number]
-                    if data is not None:
-                        protocol.send_data(number, data)
-                        protocol.send_eof(number)
                 elif isinstance(event, ChannelOpenRefused):
                     result.refused = f"channel refused: {event.description or event.reason}"
                     closed.add(number)
@@ -181,6 +181,18 @@ class SSHSession:
                     result.exit_signal = event.signal
                 elif isinstance(event, ChannelClosed):
                     closed.add(number)
+                    stdin_for[number] = None
+            for number in opened - closed:
+                left = stdin_for[number]
+                if left is None or number not in protocol.channels:
+                    continue
+                room = STDIN_AHEAD - int(protocol.channel_info(number)["buffered"])
+                if room > 0 and len(left):
+                    protocol.send_data(number, bytes(left[:room]))
+                    stdin_for[number] = left = left[room:]
+                if not len(left):
+                    protocol.send_eof(number)
+                    stdin_for[number] = None
             return len(closed) == len(results)
 
         self.pump(step, timeout=timeout)
@@ -430,4 +442,3 @@ class SFTPChannelClient(SFTPOperations):
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
