@@ -215,5 +215,7 @@ def test_a_large_upload_rekeys_midway_with_sshd_and_our_server(ours: SSHProbeSer
         with ssh_connect(peer.host, peer.port, user=user, auth=ClientAuth(), client=client) as session:
             result = session.exec("wc -c", stdin=data)
             assert (result.stdout, result.exit_status) == (f"{len(data)}\n".encode(), 0)
-            assert client.exchanges >= 5  # the first key exchange and at least four more, in the middle of the data
-    assert sshd.log.count("SSH2_MSG_KEXINIT received") - before >= 5  # sshd saw every one of them
+            # the first key exchange and more in the middle of the data (when the limit is checked depends on
+            # how the window adjustments arrive: three at least for 5 MB at 1 MiB)
+            assert client.exchanges >= 4
+    assert sshd.log.count("SSH2_MSG_KEXINIT received") - before >= 4  # sshd saw them too
