@@ -219,3 +219,13 @@ def test_a_large_upload_rekeys_midway_with_sshd_and_our_server(ours: SSHProbeSer
             # how the window adjustments arrive: three at least for 5 MB at 1 MiB)
             assert client.exchanges >= 4
     assert sshd.log.count("SSH2_MSG_KEXINIT received") - before >= 4  # sshd saw them too
+
+
+def test_keepalive_is_answered_by_sshd_and_our_server_with_failure(ours: SSHProbeServer, sshd: object) -> None:
+    # neither knows keepalive@openssh.com: RFC 4254 section 4 has them answer failure, which proves they live
+    with _connect(ours) as session:
+        assert session.keepalive() is False
+        assert session.exec("echo alive").stdout == b"alive\n"
+    with _sshd_session(sshd) as session:
+        assert session.keepalive() is False
+    assert "keepalive@openssh.com" in sshd.log

@@ -15,6 +15,7 @@ loop (:meth:`SSHSession.pump`) with one deadline per wait, and records every eve
   connection; each result keeps its own output;
 * :meth:`~SSHSession.sftp`: the ``sftp`` subsystem on a channel, driven by
   :class:`~handshake_lib.ssh.sftp.SFTPClient` (list, stat, read, write, mkdir...);
+* :meth:`~SSHSession.keepalive`: ``keepalive@openssh.com``, a global request any live server answers;
 * :meth:`~SSHSession.forward_local`: ``ssh -L``: a listener on loopback whose every connection becomes a
   ``direct-tcpip`` channel to the target, bytes copied both ways;
 * :meth:`~SSHSession.forward_remote`: ``ssh -R``: ``tcpip-forward`` asks the server to listen; each
@@ -197,6 +198,25 @@ class SSHSession:
 
         self.pump(step, timeout=timeout)
         return [results[number] for number in results]
+
+    # -- keepalive ----------------------------------------------------------------------------------------------
+    def keepalive(self, *, timeout: float | None = None) -> bool:
+        """OpenSSH's ``ServerAliveInterval`` probe: ``keepalive@openssh.com`` with want_reply.
+
+        Any answer proves the server is alive (sshd answers failure: it does not know the request, and RFC 4254
+        section 4 says an unknown request with want_reply is answered with failure); returns that answer's
+        success.  No answer within ``timeout``: ConnectionTimeout, as ``ssh`` gives up after ServerAliveCountMax.
+        """
+        self._new = []
+        self.channels.global_request("keepalive@openssh.com", want_reply=True)
+        answers: list[GlobalRequestAnswered] = []
+
+        def answered() -> bool:
+            answers.extend(e for e in self._collect() if isinstance(e, GlobalRequestAnswered))
+            return bool(answers)
+
+        self.pump(answered, timeout=timeout)
+        return answers[0].success
 
     # -- SFTP -------------------------------------------------------------------------------------------------
     def sftp(self, *, timeout: float | None = None) -> SFTPChannelClient:
