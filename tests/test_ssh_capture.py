@@ -227,3 +227,43 @@ def test_a_pcap_of_segments_read_back_matches_the_segments_given_directly():
     [from_file] = decode_ssh_capture(PCAP, keylog)
     [from_segments] = decode_ssh_capture(segments, keylog)
     assert [p.wire for p in from_file.packets] == [p.wire for p in from_segments.packets]
+
+
+def test_message_60_is_named_by_the_method_the_client_asked_for(tmp_path):
+    """A publickey login, then keyboard-interactive: PK_OK and INFO_REQUEST share number 60 (RFC 4250)."""
+    from handshake_lib.ssh.authentication import ClientAuth, KeyboardInteractiveRound, ServerAuthPolicy
+    from handshake_lib.ssh.authorized_keys import AuthorizedKeys
+    from handshake_lib.ssh.hostkeys import HostKeyPair
+    from handshake_lib.ssh.messages import Prompt
+
+    user = HostKeyPair.generate()
+    known = KnownHosts.parse(known_hosts_line("127.0.0.1", 22, ED25519.host_key) + "\n")
+    keylog = tmp_path / "keys.log"
+    rounds = (KeyboardInteractiveRound((Prompt("Code: "),), lambda u, a: a == ("1",)),)
+    policy = ServerAuthPolicy(
+        authorized_keys=AuthorizedKeys.parse(user.public_line()), keyboard_interactive=rounds,
+        required=(("publickey", "keyboard-interactive"),),
+    )  # fmt: skip
+    client = SSHClient(
+        "127.0.0.1", 22, known_hosts=known, on_secrets=KeyLogWriter(keylog),
+        auth=ClientAuth(identities=(user,), answer=lambda request: ["1"]),
+    )  # fmt: skip
+    server = SSHServer([ED25519], auth=policy)
+    client.start()
+    server.start()
+    flights: list[tuple[str, bytes]] = []
+    for _ in range(30):
+        to_server, to_client = client.data_to_send(), server.data_to_send()
+        if to_server:
+            flights.append((CLIENT_TO_SERVER, to_server))
+            server.receive_data(to_server)
+        if to_client:
+            flights.append((SERVER_TO_CLIENT, to_client))
+            client.receive_data(to_client)
+    assert client.authenticated and client.authenticator.succeeded == ["publickey", "keyboard-interactive"]
+    [connection] = decode_ssh_capture(_segments(flights), read_keylog(keylog))
+    decoded = names(connection, decrypted_only=True)
+    assert "SSH_MSG_USERAUTH_PK_OK" in decoded and "SSH_MSG_USERAUTH_INFO_REQUEST" in decoded
+    for direction in (CLIENT_TO_SERVER, SERVER_TO_CLIENT):  # each direction exactly as the client recorded it
+        ours = [(e.name, e.wire) for e in client.transcript if e.direction == direction]
+        assert [(p.name, p.wire) for p in connection.packets if p.direction == direction] == ours

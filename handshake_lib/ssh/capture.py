@@ -51,7 +51,17 @@ from .hostkeys import decode_host_key
 from .kdf import derive_all
 from .kex import KexMethod, kex_method
 from .keylog import PRIVATE_KEY, SSHKeyLog
-from .messages import KexDHInit, KexDHReply, KexECDHInit, KexECDHReply, KexInit, Message, NewKeys, decode_message
+from .messages import (
+    KexDHInit,
+    KexDHReply,
+    KexECDHInit,
+    KexECDHReply,
+    KexInit,
+    Message,
+    NewKeys,
+    UserauthRequest,
+    decode_message,
+)
 from .negotiation import NegotiatedAlgorithms, negotiate, strict_kex
 from .packet import MAX_PACKET_SIZE, Packet, PacketDecoder
 from .protection import PacketProtection, key_lengths, protections_for
@@ -165,6 +175,7 @@ class _Walker:
         self.kex: _Kex | None = None
         self.strict = False
         self.is_ssh = False
+        self.auth_method: str | None = None  # the client's last USERAUTH_REQUEST method: what message 60 is
 
     def _add(self, packet: DecodedPacket) -> None:
         if len(self.connection.packets) >= MAX_PACKETS:
@@ -221,11 +232,17 @@ class _Walker:
 
     def _packet(self, direction: str, packet: Packet, encrypted: bool) -> None:
         try:
-            message: Message | None = decode_message(packet.payload, kex_family=self._kex_family())  # type: ignore[arg-type]
+            message: Message | None = decode_message(
+                packet.payload,
+                kex_family=self._kex_family(),  # type: ignore[arg-type]
+                auth_method=self.auth_method if direction == SERVER_TO_CLIENT else None,
+            )
             note = ""
         except HandshakeError as error:
             message, note = None, f"the payload does not decode: {error}"
         self._add(DecodedPacket(direction, packet.wire, message, packet, encrypted, encrypted, note))
+        if isinstance(message, UserauthRequest) and direction == CLIENT_TO_SERVER:
+            self.auth_method = message.method if message.method != "none" else None
         if isinstance(message, KexInit):
             self._on_kexinit(direction, message, packet.payload)
         elif isinstance(message, KexECDHInit | KexDHInit) and self.kex is not None:
