@@ -271,6 +271,7 @@ class SSHProbeServer(LoopbackServer):
         on_secrets: Secrets | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
+        max_session: float = 300.0,
         strict_kex: bool = True,
         sftp_root: Path | None = None,
         allow_forwarding: bool = True,
@@ -279,10 +280,15 @@ class SSHProbeServer(LoopbackServer):
     ) -> None:
         """Once a client has logged in, its channels are served by ``net.ssh_server.SessionHandler``: the fixed
         command set, SFTP inside ``sftp_root`` (None: no SFTP), forwarding to loopback (``allow_forwarding``).
-        ``timeout`` bounds each wait for the client (an idle connection ends after it), ``login_grace`` the
-        time to log in.  ``strict_kex=False`` exists only to demonstrate the Terrapin attack (see
-        ``SSHConnection``)."""
-        super().__init__(timeout=timeout, max_connections=max_connections)
+        ``timeout`` bounds each wait for the client (an idle connection ends after it; logging in must be done
+        within the smaller of it and ``login_grace``); ``max_session`` bounds a whole connection.  Leaving the
+        ``with`` block ends every connection still open.  ``strict_kex=False`` exists only to demonstrate the
+        Terrapin attack (see ``SSHConnection``)."""
+        if not 0 < timeout <= max_session:
+            raise ValueError("timeout must be positive and at most max_session")
+        # LoopbackServer's timeout is its whole-connection limit; ours, the idle one, is kept apart.
+        super().__init__(timeout=max_session, max_connections=max_connections)
+        self.idle_timeout = timeout
         SSHServer(host_keys, auth_methods=auth_methods, auth=auth, algorithms=algorithms)  # refuse bad settings now
         if login_grace <= 0:
             raise ValueError("login_grace must be positive")
@@ -302,6 +308,16 @@ class SSHProbeServer(LoopbackServer):
         self.channel_max_packet = channel_max_packet
         self.connections: list[ServedConnection] = []
 
+    def close(self) -> None:
+        """Stop accepting and end every connection still open (an SSH session may last ``max_session``)."""
+        self._stop.set()
+        with self._workers_lock:
+            watches = list(self._deadlines)
+        for watch in watches:
+            with contextlib.suppress(OSError):
+                watch.shutdown(socket.SHUT_RDWR)
+        super().close()
+
     def serve(self, conn: socket.socket) -> None:
         address = conn.getpeername()[0]
         server = SSHServer(
@@ -317,7 +333,8 @@ class SSHProbeServer(LoopbackServer):
         served = ServedConnection(server)
         self.connections.append(served)
         driver = SocketDriver(server, conn)
-        grace = time.monotonic() + min(self.login_grace, self.timeout)
+        idle = self.idle_timeout
+        grace = time.monotonic() + min(self.login_grace, idle)
         selector = selectors.DefaultSelector()
         selector.register(conn, selectors.EVENT_READ, None)
         handler: SessionHandler | None = None
@@ -328,20 +345,20 @@ class SSHProbeServer(LoopbackServer):
                     handler.pump()
                 driver.flush()
                 # each wait has its deadline: the login grace time first, then an idle timeout
-                deadline = grace if server.authenticated_user is None else time.monotonic() + self.timeout
+                deadline = grace if server.authenticated_user is None else time.monotonic() + idle
                 ready = selector.select(max(deadline - time.monotonic(), 0))
                 if not ready:
                     # sshd's LoginGraceTime too ends the connection without a DISCONNECT ("Timeout before
                     # authentication"): the client may not even have finished the key exchange.
                     if server.authenticated_user is None:
-                        raise ConnectionTimeout(f"no login within {min(self.login_grace, self.timeout):g} s")
-                    raise ConnectionTimeout(f"the client sent nothing within {self.timeout:g} s")
+                        raise ConnectionTimeout(f"no login within {min(self.login_grace, idle):g} s")
+                    raise ConnectionTimeout(f"the client sent nothing within {idle:g} s")
                 for key, _ in ready:
                     if key.data is not None:
                         if handler is not None:
                             handler.on_socket_readable(key.data)
                         continue
-                    for event in driver.receive(time.monotonic() + self.timeout):
+                    for event in driver.receive(time.monotonic() + idle):
                         if isinstance(event, KeyExchangeComplete):
                             served.key_exchanges.append(event)
                         elif isinstance(event, AuthenticationRequested):
