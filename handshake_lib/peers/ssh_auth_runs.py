@@ -123,9 +123,7 @@ def lesson_keys() -> LessonKeys:
 def lesson_auth_sshd(keys: LessonKeys | None = None) -> BackgroundPeer[OpenSSHServer]:
     """One sshd for a notebook, knowing ``keys``' two authorized keys; stopped with the kernel (or ``.stop()``)."""
     keys = keys or lesson_keys()
-    return BackgroundPeer(
-        lambda: openssh_server(host_key_types=("ed25519",), authorized_keys=keys.authorized_lines)
-    )
+    return BackgroundPeer(lambda: openssh_server(host_key_types=("ed25519",), authorized_keys=keys.authorized_lines))
 
 
 def sshd_auth_lines(log: str) -> list[str]:
@@ -223,7 +221,9 @@ class PublickeyLogin:
         request = entry.message
         fields = request_fields(request)
         assert isinstance(fields, PublickeyFields)
-        return publickey_signed_data(self.session_id, request.user, request.service, fields.algorithm, fields.public_key)
+        return publickey_signed_data(
+            self.session_id, request.user, request.service, fields.algorithm, fields.public_key
+        )
 
     def _publickey_requests(self) -> list[tuple[TranscriptEntry, PublickeyFields]]:
         pairs = []
@@ -235,9 +235,7 @@ class PublickeyLogin:
         return pairs
 
 
-def _login(
-    sshd: OpenSSHServer, key: HostKeyPair, stages: SSHStages, timeout: float
-) -> PublickeyLogin:
+def _login(sshd: OpenSSHServer, key: HostKeyPair, stages: SSHStages, timeout: float) -> PublickeyLogin:
     offset = len(sshd.log)
     client = SSHClient(
         sshd.host, sshd.port, user=sshd.user, auth=ClientAuth(identities=(key,)), known_hosts=_known(sshd),
@@ -294,9 +292,7 @@ def replay_signature(sshd: OpenSSHServer, first: PublickeyLogin, *, timeout: flo
 
     def valid(login: PublickeyLogin) -> bool:
         request = first.signed_request.message  # type: ignore[union-attr]
-        data = publickey_signed_data(
-            login.session_id, request.user, request.service, algorithm, key.host_key.encode()
-        )
+        data = publickey_signed_data(login.session_id, request.user, request.service, algorithm, key.host_key.encode())
         try:
             key.host_key.verify(first.signature or b"", data, [algorithm])
         except HandshakeError:
@@ -558,7 +554,7 @@ _FIELD_NAMES = ("session_id", "message_number", "user", "service", "method", "ha
 
 
 def signed_data_difference(yours: object, expected: bytes) -> str:
-    """"" when ``yours`` is ``expected``; otherwise the first field that differs, in words."""
+    """ "" when ``yours`` is ``expected``; otherwise the first field that differs, in words."""
     if not isinstance(yours, bytes | bytearray):
         return f"signed_data must return bytes, not {type(yours).__name__}"
     yours = bytes(yours)
@@ -575,7 +571,7 @@ def signed_data_difference(yours: object, expected: bytes) -> str:
     for name in _FIELD_NAMES:
         mine, theirs = getattr(got, name), getattr(want, name)
         if mine != theirs:
-            show = (lambda v: v.hex() if isinstance(v, bytes) else repr(v))  # noqa: E731
+            show = lambda v: v.hex() if isinstance(v, bytes) else repr(v)  # noqa: E731
             return f"field {name}: yours is {show(mine)[:80]}, expected {show(theirs)[:80]}"
     return "the fields are right but the bytes differ (a length prefix?)"
 

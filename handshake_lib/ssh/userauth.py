@@ -217,9 +217,7 @@ def decode_publickey_signed_data(blob: bytes) -> SignedData:
         raise DecodeError(f"signed data of {len(blob)} bytes, more than {MAX_METHOD_DATA}", field="signed_data")
     r = Reader(blob)
     with r.group("signed_data", "RFC 4252 section 7: what the publickey signature covers"):
-        session_id = r.ssh_string(
-            "session_id", "the session identifier: the first exchange hash H of this connection"
-        )
+        session_id = r.ssh_string("session_id", "the session identifier: the first exchange hash H of this connection")
         number = r.u8(
             "message_number",
             lambda v: "SSH_MSG_USERAUTH_REQUEST (50)" if v == MessageNumber.USERAUTH_REQUEST else "not 50!",
