@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from ..errors import AuthenticationFailed, DecodeError, HandshakeError
 from ..net import DEFAULT_TIMEOUT
 from ..net.ssh import ProbeResult, SSHProbeServer, ssh_connect, ssh_probe
-from ..ssh.authentication import ClientAuth, KeyboardInteractiveRound, ServerAuthPolicy
+from ..ssh.authentication import ClientAuth, KeyboardInteractiveRound, ServerAuthPolicy, Verdict
 from ..ssh.authorized_keys import AuthorizedKey, AuthorizedKeys, parse_line
 from ..ssh.client import SSHClient
 from ..ssh.connection import Algorithms, TranscriptEntry
@@ -410,12 +410,20 @@ def otp_login(
                 break
         time.sleep(0.005)
     verdicts = []
+    rounds = 0
     for verdict in served.verdicts if served is not None else ():
         outcome = verdict.outcome
         what = outcome.verdict.value
         if outcome.methods:
             what += f" (can continue: {', '.join(outcome.methods)})"
-        verdicts.append((verdict.method, what, outcome.reason))
+        sent = verdict.method
+        if sent == "publickey":  # a query is answered PK_OK, or refused before any signature is asked for
+            query = outcome.verdict is Verdict.PK_OK or "authorized_keys" in outcome.reason
+            sent = "publickey query" if query else "publickey, signed"
+        elif sent == "keyboard-interactive":
+            sent = "keyboard-interactive" if rounds == 0 else f"answer to round {rounds}"
+            rounds += 1
+        verdicts.append((sent, what, outcome.reason))
     return OTPLogin(authenticated, tuple(verdicts), client.transcript, error, banner)
 
 
