@@ -579,7 +579,7 @@ def signed_data_difference(yours: object, expected: bytes) -> str:
     for name in _FIELD_NAMES:
         mine, theirs = getattr(got, name), getattr(want, name)
         if mine != theirs:
-            show = lambda v: v.hex() if isinstance(v, bytes) else repr(v)  # noqa: E731
+            show = lambda v: (v.hex() or "(empty)") if isinstance(v, bytes) else repr(v)  # noqa: E731
             return f"field {name}: yours is {show(mine)[:80]}, expected {show(theirs)[:80]}"
     return "the fields are right but the bytes differ (a length prefix?)"
 
@@ -602,7 +602,8 @@ class LearnerLoginRun:
                  f"  {'identical' if not self.difference else self.difference}"]  # fmt: skip
         if self.error:
             lines.append(f"  our client: {self.error}")
-        lines += ["  sshd's log:"] + [f"    {line}" for line in self.sshd_says if re.search("publickey", line)]
+        said = [line for line in self.sshd_says if re.search("publickey for|pkalg", line)]
+        lines += ["  sshd's log:"] + [f"    {line}" for line in said]
         return "\n".join(lines)
 
 
