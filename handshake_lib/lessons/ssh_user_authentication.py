@@ -53,6 +53,7 @@ from ..viz.widget import ControlledWidget, check_choice, check_text
 
 __all__ = [
     "DEFAULT_OPTION_LINES",
+    "PARTS",
     "OneTimeCodeLogin",
     "PublickeyLoginView",
     "compare_authorized_keys",
