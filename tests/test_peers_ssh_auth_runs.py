@@ -56,6 +56,7 @@ def test_the_none_request_lists_what_sshd_offers_and_sshd_logs_it(sshd):
     assert probe.none_request.message.method == "none" and probe.none_request.message.user == sshd.user
     assert f"userauth-request for user {sshd.user} service ssh-connection method none" in probe.sshd_says
     assert 'userauth_finish: failure partial=0 next methods="publickey"' in probe.sshd_says
+    assert "attempt 0 failures 0" in probe.sshd_says  # sshd does not count the first none request
 
 
 def test_a_key_login_is_query_pk_ok_signature_and_the_blob_is_what_sshd_verified(sshd):

@@ -91,7 +91,8 @@ __all__ = [
 ALGORITHMS = Algorithms(kex=("curve25519-sha256",), host_key=("ssh-ed25519",))
 # sshd's log lines about user authentication (LogLevel DEBUG3 writes a hundred others per connection).
 _AUTH_LINE = re.compile(
-    r"userauth-request for|userauth_finish|publickey test pkalg|Accepted |Failed |Partial |Postponed |"
+    r"userauth-request for|attempt \d+ failures|userauth_finish|publickey test pkalg|Accepted |Failed |Partial |"
+    r"Postponed |"
     r"not from a permitted host|key options:|bad key options|Received disconnect"
 )
 # The line a connection ends with in sshd's log (after a login, the audit event of a pipe we closed first).
@@ -584,6 +585,9 @@ def signed_data_difference(yours: object, expected: bytes) -> str:
     return "the fields are right but the bytes differ (a length prefix?)"
 
 
+_RAISED = object()
+
+
 @dataclass(frozen=True)
 class LearnerLoginRun:
     """Exercise 14's live step: the learner's blob signed in a login to sshd, and sshd's verdict."""
@@ -625,7 +629,7 @@ def run_learner_signed_data(
 
     def stage(session_id: bytes, user: str, service: str, algorithm: str, public_key: bytes) -> Any:
         expected = publickey_signed_data(session_id, user, service, algorithm, public_key)
-        seen.append((None, expected))
+        seen.append((_RAISED, expected))  # replaced by the result if the function returns
         blob = signed_data(session_id, user, service, algorithm, public_key)
         seen[-1] = (blob, expected)
         return blob
@@ -634,6 +638,6 @@ def run_learner_signed_data(
     if not seen:
         return LearnerLoginRun(login.accepted, b"", b"", "your function was not called", login.sshd_says, login.error)
     blob, expected = seen[0]
-    difference = signed_data_difference(blob, expected) if blob is not None else "your function raised an error"
+    difference = "your function raised an error" if blob is _RAISED else signed_data_difference(blob, expected)
     yours = bytes(blob) if isinstance(blob, bytes | bytearray) else b""
     return LearnerLoginRun(login.accepted, yours, expected, difference, login.sshd_says, login.error)
