@@ -24,7 +24,6 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
-from ..peers import BackgroundPeer
 from ..peers.ssh_auth_runs import (
     DEFAULT_OPTION_LINES,
     LessonKeys,
@@ -32,6 +31,7 @@ from ..peers.ssh_auth_runs import (
     OneTimeCodes,
     OptionVerdict,
     OTPLogin,
+    OTPServerPeer,
     PartialSuccessRun,
     PublickeyLogin,
     ReplayRun,
@@ -188,10 +188,10 @@ class OneTimeCodeLogin(ControlledWidget, widgets.VBox):
 
     KEYS = ("my key (learner@laptop)", "someone else's key", "no key")
 
-    def __init__(self, server: BackgroundPeer, keys: LessonKeys | None = None) -> None:
+    def __init__(self, server: OTPServerPeer) -> None:
         self.server = server
-        self.user_keys = keys or lesson_keys()
-        self.codes: OneTimeCodes = server.codes  # type: ignore[attr-defined]
+        self.user_keys: LessonKeys = server.keys
+        self.codes: OneTimeCodes = server.codes
         self.key_choice = widgets.Dropdown(options=list(self.KEYS), description="key")
         self.password_box = widgets.Password(description="password")
         self.code_box = widgets.Text(description="code", placeholder="6 digits")

@@ -67,6 +67,7 @@ __all__ = [
     "LearnerLoginRun",
     "MethodsProbe",
     "OTPLogin",
+    "OTPServerPeer",
     "OneTimeCodes",
     "OptionVerdict",
     "PartialSuccessRun",
@@ -349,16 +350,24 @@ def otp_policy(keys: LessonKeys, password: str, codes: OneTimeCodes) -> ServerAu
     )
 
 
+class OTPServerPeer(BackgroundPeer[SSHProbeServer]):
+    """Our one-time-code server for a notebook, with what a learner needs to log in: the app's codes, the password."""
+
+    def __init__(self, keys: LessonKeys, password: str, codes: OneTimeCodes) -> None:
+        self.keys, self.password, self.codes = keys, password, codes
+        self.host_key = HostKeyPair.generate("ssh-ed25519")
+        policy = otp_policy(keys, password, codes)
+        super().__init__(lambda: SSHProbeServer([self.host_key], auth=policy))
+
+
 def lesson_otp_server(
     keys: LessonKeys | None = None, password: str = "correct horse", codes: OneTimeCodes | None = None
-) -> BackgroundPeer[SSHProbeServer]:
-    """Our server on loopback with :func:`otp_policy`, for a notebook (stopped with the kernel or ``.stop()``)."""
-    keys = keys or lesson_keys()
-    codes = codes or OneTimeCodes(b"handshakes lesson 14 demo secret")
-    host_key = HostKeyPair.generate("ssh-ed25519")
-    server = BackgroundPeer(lambda: SSHProbeServer([host_key], auth=otp_policy(keys, password, codes)))
-    server.codes, server.password, server.host_key = codes, password, host_key  # type: ignore[attr-defined]
-    return server
+) -> OTPServerPeer:
+    """Our server on loopback with :func:`otp_policy`, for a notebook (stopped with the kernel or ``.stop()``).
+
+    The password and the TOTP secret are published demo values: loopback only.
+    """
+    return OTPServerPeer(keys or lesson_keys(), password, codes or OneTimeCodes(b"handshakes lesson 14 demo secret"))
 
 
 @dataclass(frozen=True)
