@@ -346,6 +346,18 @@ class TooManyAuthenticationAttempts(ProtocolError):
     ssh_disconnect = SSHDisconnect.NO_MORE_AUTH_METHODS_AVAILABLE
 
 
+class ChannelError(ProtocolError):
+    """The SSH peer broke the connection protocol (RFC 4254) on a channel: data on an unknown or closed
+    channel, data after its EOF, a reply to no request.  Ends the connection with PROTOCOL_ERROR."""
+
+    ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
+
+
+class WindowExceeded(ChannelError):
+    """The SSH peer sent more channel data than our window allows, or a data packet larger than our
+    maximum packet size (RFC 4254 section 5.2), or grew its own window past 2^32 - 1."""
+
+
 class PeerDisconnect(HandshakeError):
     """The SSH peer sent SSH_MSG_DISCONNECT (``reason``: the code, ``description``: its text)."""
 
@@ -357,6 +369,32 @@ class PeerDisconnect(HandshakeError):
         super().__init__(f"peer disconnected: {name} ({reason})" + (f": {description}" if description else ""))
         self.reason = reason
         self.description = description
+
+
+class SFTPError(HandshakeError):
+    """Base of the SFTP errors (``ssh/sftp.py``): the file transfer protocol inside an SSH channel."""
+
+
+class SFTPStatusError(SFTPError):
+    """An SFTP request answered with a STATUS other than SSH_FX_OK (or refused by a file system).
+
+    ``code`` is the status code (``ssh.sftp.StatusCode``, a plain int for a code draft-02 does not
+    define) and ``message`` the peer's text; a :class:`~handshake_lib.ssh.sftp.FileSystem` raises it to
+    refuse a request, and the server answers with exactly that code and text.
+    """
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(f"SFTP status {code}" + (f": {message}" if message else ""))
+        self.code = code
+        self.message = message
+
+
+class SFTPProtocolError(SFTPError, ProtocolError):
+    """The SFTP peer broke the protocol: a packet before INIT, a second INIT, a reply to no request, ..."""
+
+
+class SFTPPacketTooLarge(SFTPProtocolError):
+    """An SFTP packet announces more bytes than we accept (OpenSSH: 256 KiB); refused before buffering them."""
 
 
 class UnexpectedEOF(ProtocolError):
@@ -395,6 +433,16 @@ class ConnectionStateError(HandshakeError, RuntimeError):
 
     A caller's mistake, not the peer's: nothing is sent, and the connection's state does not change.
     """
+
+
+class ChannelStateError(ConnectionStateError):
+    """Our own use of a channel is wrong: data after our EOF or CLOSE, a reply to no request, a channel
+    number that is not open.  Nothing is sent."""
+
+
+class SendBufferFull(ChannelStateError):
+    """``send_data`` would queue more than the channel's bound while the peer's window is shut; nothing
+    was queued (wait for WindowAdjusted, then send the rest)."""
 
 
 class HTTPResponseError(HandshakeError, ValueError):

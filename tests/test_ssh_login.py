@@ -479,3 +479,41 @@ def test_a_client_that_never_logs_in_is_dropped_after_the_grace_time_and_the_ser
         ) as session:
             assert session.client.authenticated
         assert type(server.connections[0].error).__name__ == "ConnectionTimeout"
+
+
+def test_a_learner_packet_mac_decides_whether_sshd_reads_our_packets(sshd: object) -> None:
+    from handshake_lib.errors import BadPacketMac, PeerDisconnect, UnexpectedEOF
+    from handshake_lib.ssh.client import SSHClient
+    from handshake_lib.ssh.connection import Algorithms
+    from handshake_lib.ssh.protection import packet_mac
+
+    def right(hash_name: str, key: bytes, sequence_number: int, data: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        return hmac.new(key, sequence_number.to_bytes(4, "big") + data, getattr(hashlib, hash_name)).digest()
+
+    def wrong(hash_name: str, key: bytes, sequence_number: int, data: bytes) -> bytes:
+        # MACs the packet without its length field.  (Forgetting the sequence number would pass sshd's check of
+        # our first packet: strict kex restarts numbering at 0 after NEWKEYS; our check of sshd's second fails.)
+        return packet_mac(hash_name, key, sequence_number, data[4:])
+
+    algorithms = Algorithms(ciphers=("aes128-ctr",), macs=("hmac-sha2-256",))
+    known = KnownHosts.parse(sshd.known_hosts)
+    auth = ClientAuth(identities=(KEYS["ssh-ed25519"],))
+    for learner, admitted in ((right, True), (wrong, False)):
+        stages = LIBRARY_STAGES.replace(packet_mac=learner)
+        client = SSHClient(
+            sshd.host, sshd.port, user=sshd.user, auth=auth, known_hosts=known, algorithms=algorithms, stages=stages
+        )
+        if admitted:
+            with ssh_connect(sshd.host, sshd.port, user=sshd.user, auth=auth, client=client) as session:
+                assert session.client.negotiated.mac_client_to_server == "hmac-sha2-256"
+        else:
+            # sshd finds our first encrypted packet's MAC wrong and hangs up (or our check of its EXT_INFO fails first)
+            with pytest.raises((BadPacketMac, PeerDisconnect, UnexpectedEOF)):
+                ssh_connect(sshd.host, sshd.port, user=sshd.user, auth=auth, client=client)
+    deadline = time.monotonic() + 5  # sshd writes its log line as it disconnects, a moment after we gave up
+    while "Corrupted MAC on input" not in sshd.log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "Corrupted MAC on input" in sshd.log

@@ -164,7 +164,7 @@ def test_messages_30_and_31_need_the_key_exchange_family() -> None:
         decode_message(init, kex_family="gex")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("number", [0, 8, 32, 60, 80, 94, 100, 192, 255])
+@pytest.mark.parametrize("number", [0, 8, 32, 60, 101, 127, 192, 255])
 def test_unmodelled_numbers_decode_to_unknown_message(number: int) -> None:
     payload = bytes([number]) + b"\x00\x01body"
     message = decode_message(payload)
@@ -279,7 +279,7 @@ MESSAGE_STRATEGY = st.one_of(
     st.builds(UserauthFailure, _names, st.booleans()),
     st.builds(UserauthSuccess),
     st.builds(UserauthBanner, _text, _text),
-    st.builds(UnknownMessage, st.sampled_from([0, 8, 33, 60, 80, 94, 98, 150, 255]), _bytes),  # 60: no method given
+    st.builds(UnknownMessage, st.sampled_from([0, 8, 33, 60, 101, 127, 150, 255]), _bytes),  # 60: no method given
 )
 KEX_STRATEGY = st.one_of(
     st.tuples(st.just("ecdh"), st.builds(KexECDHInit, _bytes)),

@@ -125,7 +125,8 @@ def test_every_state_of_a_table_is_reachable_from_its_start(role, machine):
 
 
 def test_inputs_map_from_message_numbers_and_to_one_machine():
-    assert s.input_for(31) is Input.kex_ecdh_reply and s.input_for(2) is None and s.input_for(99) is None
+    assert s.input_for(31) is Input.kex_ecdh_reply and s.input_for(2) is None and s.input_for(101) is None
+    assert s.input_for(99) is Input.channel_success and s.machine_for(Input.channel_data) == "service"
     assert s.machine_for(Input.newkeys) == "transport" and s.machine_for(Input.ext_info) == "service"
 
 

@@ -24,10 +24,12 @@ that has not logged in within ``login_grace`` seconds is told goodbye (sshd's Lo
 from __future__ import annotations
 
 import contextlib
+import selectors
 import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import (
     AuthenticationFailed,
@@ -39,6 +41,7 @@ from ..errors import (
     UnexpectedEOF,
 )
 from ..ssh.authentication import AuthenticatedUser, ClientAuth, ServerAuthPolicy
+from ..ssh.channels import DEFAULT_MAX_PACKET, DEFAULT_WINDOW, ConnectionProtocol
 from ..ssh.client import AuthenticationMethods, AuthenticationSucceeded, BannerReceived, HostKeyTrusted, SSHClient
 from ..ssh.connection import Algorithms, KeyExchangeComplete, TranscriptEntry
 from ..ssh.exchange_hash import ExchangeHash
@@ -47,8 +50,12 @@ from ..ssh.kex import SharedSecret
 from ..ssh.known_hosts import HostKeyDecision, HostKeyPolicy, HostKeyQuestion, KnownHosts
 from ..ssh.server import AuthenticationAnswered, AuthenticationRequested, SSHServer, UserAuthenticated
 from . import DEFAULT_TIMEOUT, LoopbackServer, SocketDriver, Timing, connect
+from .ssh_server import ServedChannel, SessionHandler
+from .ssh_session import ExecResult, SSHSession
 
-__all__ = ["ProbeResult", "ssh_probe", "ssh_connect", "SSHSession", "SSHProbeServer", "ServedConnection"]
+__all__ = [
+    "ProbeResult", "ssh_probe", "ssh_connect", "SSHSession", "ExecResult", "SSHProbeServer", "ServedConnection",
+]  # fmt: skip
 
 Secrets = Callable[[bytes, SharedSecret, ExchangeHash], None]
 
@@ -173,36 +180,6 @@ def _result(host: str, port: int, client: SSHClient, driver: SocketDriver | None
     )
 
 
-class SSHSession:
-    """A logged-in connection from :func:`ssh_connect`: the client core, its socket, how the login went.
-
-    Use it in a ``with`` block (or call :meth:`close`): it says goodbye and closes the socket.
-    """
-
-    def __init__(self, client: SSHClient, sock: socket.socket, driver: SocketDriver, login: ProbeResult) -> None:
-        self.client = client
-        self.sock = sock
-        self.driver = driver
-        self.login = login
-
-    @property
-    def methods(self) -> tuple[str, ...]:
-        """The methods that logged us in, in order (two for a partial success then a success)."""
-        return tuple(self.client.authenticator.succeeded)
-
-    def close(self) -> None:
-        if not self.client.closed:
-            self.client.disconnect()
-            self.driver.flush_quietly()
-        self.sock.close()
-
-    def __enter__(self) -> SSHSession:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
 def ssh_connect(
     host: str,
     port: int = 22,
@@ -257,7 +234,7 @@ def ssh_connect(
             sock.close()
         raise lost from error
     assert driver is not None
-    return SSHSession(client, sock, driver, _result(host, port, client, driver, events))
+    return SSHSession(client, sock, driver, _result(host, port, client, driver, events), timeout=timeout)
 
 
 @dataclass
@@ -269,6 +246,7 @@ class ServedConnection:
     auth_requests: list[AuthenticationRequested] = field(default_factory=list)
     verdicts: list[AuthenticationAnswered] = field(default_factory=list)
     user: AuthenticatedUser | None = None  # who logged in
+    channels: list[ServedChannel] = field(default_factory=list)  # what each channel did
     error: HandshakeError | None = None
 
     @property
@@ -294,8 +272,16 @@ class SSHProbeServer(LoopbackServer):
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
         strict_kex: bool = True,
+        sftp_root: Path | None = None,
+        allow_forwarding: bool = True,
+        channel_window: int = DEFAULT_WINDOW,
+        channel_max_packet: int = DEFAULT_MAX_PACKET,
     ) -> None:
-        """``strict_kex=False`` exists only to demonstrate the Terrapin attack (see ``SSHConnection``)."""
+        """Once a client has logged in, its channels are served by ``net.ssh_server.SessionHandler``: the fixed
+        command set, SFTP inside ``sftp_root`` (None: no SFTP), forwarding to loopback (``allow_forwarding``).
+        ``timeout`` bounds each wait for the client (an idle connection ends after it), ``login_grace`` the
+        time to log in.  ``strict_kex=False`` exists only to demonstrate the Terrapin attack (see
+        ``SSHConnection``)."""
         super().__init__(timeout=timeout, max_connections=max_connections)
         SSHServer(host_keys, auth_methods=auth_methods, auth=auth, algorithms=algorithms)  # refuse bad settings now
         if login_grace <= 0:
@@ -307,6 +293,13 @@ class SSHProbeServer(LoopbackServer):
         self.algorithms = algorithms
         self.on_secrets = on_secrets
         self.strict_kex = strict_kex
+        self.sftp_root = Path(sftp_root) if sftp_root is not None else None
+        if self.sftp_root is not None and not self.sftp_root.is_dir():
+            raise ValueError(f"sftp_root {self.sftp_root} is not a folder")
+        self.allow_forwarding = allow_forwarding
+        ConnectionProtocol("server", window=channel_window, max_packet=channel_max_packet)  # refuse bad sizes now
+        self.channel_window = channel_window
+        self.channel_max_packet = channel_max_packet
         self.connections: list[ServedConnection] = []
 
     def serve(self, conn: socket.socket) -> None:
@@ -319,36 +312,59 @@ class SSHProbeServer(LoopbackServer):
             algorithms=self.algorithms,
             on_secrets=self.on_secrets,
             strict_kex=self.strict_kex,
+            channels=ConnectionProtocol("server", window=self.channel_window, max_packet=self.channel_max_packet),
         )
         served = ServedConnection(server)
         self.connections.append(served)
         driver = SocketDriver(server, conn)
-        started = time.monotonic()
-        deadline = started + self.timeout
-        grace = started + min(self.login_grace, self.timeout)
+        grace = time.monotonic() + min(self.login_grace, self.timeout)
+        selector = selectors.DefaultSelector()
+        selector.register(conn, selectors.EVENT_READ, None)
+        handler: SessionHandler | None = None
         try:
             server.start()
             while not server.closed and not driver.peer_closed:
-                try:
-                    events = driver.receive(grace if server.authenticated_user is None else deadline)
-                except ConnectionTimeout:
-                    if server.authenticated_user is not None or time.monotonic() >= deadline:
-                        raise
-                    # sshd's LoginGraceTime: no login within the grace time, goodbye.
-                    server.disconnect(SSHDisconnect.BY_APPLICATION, f"no login within {self.login_grace:g} s")
-                    raise
-                for event in events:
-                    if isinstance(event, KeyExchangeComplete):
-                        served.key_exchanges.append(event)
-                    elif isinstance(event, AuthenticationRequested):
-                        served.auth_requests.append(event)
-                    elif isinstance(event, AuthenticationAnswered):
-                        served.verdicts.append(event)
-                    elif isinstance(event, UserAuthenticated):
-                        served.user = event.user
+                if handler is not None:
+                    handler.pump()
+                driver.flush()
+                # each wait has its deadline: the login grace time first, then an idle timeout
+                deadline = grace if server.authenticated_user is None else time.monotonic() + self.timeout
+                ready = selector.select(max(deadline - time.monotonic(), 0))
+                if not ready:
+                    # sshd's LoginGraceTime too ends the connection without a DISCONNECT ("Timeout before
+                    # authentication"): the client may not even have finished the key exchange.
+                    if server.authenticated_user is None:
+                        raise ConnectionTimeout(f"no login within {min(self.login_grace, self.timeout):g} s")
+                    raise ConnectionTimeout(f"the client sent nothing within {self.timeout:g} s")
+                for key, _ in ready:
+                    if key.data is not None:
+                        if handler is not None:
+                            handler.on_socket_readable(key.data)
+                        continue
+                    for event in driver.receive(time.monotonic() + self.timeout):
+                        if isinstance(event, KeyExchangeComplete):
+                            served.key_exchanges.append(event)
+                        elif isinstance(event, AuthenticationRequested):
+                            served.auth_requests.append(event)
+                        elif isinstance(event, AuthenticationAnswered):
+                            served.verdicts.append(event)
+                        elif isinstance(event, UserAuthenticated):
+                            served.user = event.user
+                            assert server.channels is not None
+                            handler = SessionHandler(
+                                server.channels, event.user, selector,
+                                sftp_root=self.sftp_root, allow_forwarding=self.allow_forwarding,
+                            )  # fmt: skip
+                            served.channels = handler.served
+                        elif handler is not None:
+                            handler.handle(event)
         except (HandshakeError, ConnectionTimeout) as error:
             served.error = error
         except OSError as error:
             served.error = ConnectionLost(error.errno, error.strerror or str(error))
+        finally:
+            if handler is not None:
+                handler.close()
+            selector.close()
         with contextlib.suppress(OSError):
             driver.flush()

@@ -218,6 +218,9 @@ def _config(
     ):  # fmt: skip
         if value is not None:
             lines.append(f"{option} {value}")
+    # sshd takes the first value of an option: an extra option replaces ours rather than follow it.
+    overridden = {option.lower() for option in extra_options or {}}
+    lines = [line for line in lines if line.split()[0].lower() not in overridden]
     for option, value in (extra_options or {}).items():
         lines.append(f"{option} {value}")
     return "\n".join(lines) + "\n"
@@ -247,7 +250,8 @@ def openssh_server(
 
     Algorithm lists are OpenSSH's option values (a comma-separated string or a sequence of names).
     ``authorized_keys`` are OpenSSH public key lines accepted for the user (one file for every user);
-    ``extra_options`` are added to the config as ``Option value`` lines.  Waits at most ``timeout`` s for
+    ``extra_options`` are added to the config as ``Option value`` lines, replacing ours for the same option
+    (``AllowTcpForwarding yes``, ``Subsystem sftp /usr/lib/openssh/sftp-server``...).  Waits at most ``timeout`` s for
     sshd to listen (retrying once on a port taken meanwhile); raises
     :class:`~handshake_lib.peers.PeerUnavailable` when sshd is missing or will not start.
     """

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from ..errors import HostKeyChanged, InternalError, KeyExchangeFailed, ProtocolError
 from .authentication import ClientAuth, ClientAuthenticator
+from .channels import ConnectionProtocol
 from .connection import Algorithms, ExtInfoReceived, SSHConnection
 from .constants import EXT_INFO_C
 from .exchange_hash import ExchangeHash
@@ -140,6 +141,7 @@ class SSHClient(SSHConnection):
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
         stages: SSHStages = LIBRARY_STAGES,
         strict_kex: bool = True,
+        channels: ConnectionProtocol | None = None,
     ) -> None:
         limits = {}
         if rekey_after_bytes is not None:
@@ -154,6 +156,7 @@ class SSHClient(SSHConnection):
             on_secrets=on_secrets,
             stages=stages,
             strict_kex=strict_kex,
+            channels=channels,
             **limits,
         )
         self.host = host

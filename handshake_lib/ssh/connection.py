@@ -28,6 +28,13 @@ error's reason, puts the connection in ERROR and is re-raised to the caller; the
 :class:`~handshake_lib.errors.PeerDisconnect`, except ``BY_APPLICATION``, the normal goodbye, which is a
 :class:`ConnectionClosed` event.
 
+Channels.  Once user authentication succeeds (service state AUTHENTICATED) the connection protocol
+starts: :attr:`SSHConnection.channels` is a :class:`~handshake_lib.ssh.channels.ConnectionProtocol` (the
+one given at construction, or one with its defaults).  Messages 80-100 pass the service table (a row that
+admits them only when AUTHENTICATED) and go to it; its events are returned with the others, and what it
+queues (answers, data the application wrote with ``connection.channels.send_data(...)``) is encrypted
+and sent on the next :meth:`data_to_send`, held like any service message during our key exchange.
+
 Keys.  After both KEXINITs the negotiated method runs (``ssh.kex``); the exchange hash H
 (``ssh.exchange_hash``) is signed by the server's host key and checked by the client; keys A..F
 (``ssh.kdf``) make each direction's protection (``ssh.protection``), switched on for our packets right
@@ -58,6 +65,7 @@ from ..errors import (
 )
 from ..wire import Span
 from . import states
+from .channels import ConnectionProtocol
 from .constants import CIPHERS, HOST_KEY_ALGORITHMS, KEX_ALGORITHMS, MACS
 from .exchange_hash import ExchangeHash
 from .hostkeys import HostKey
@@ -280,8 +288,11 @@ class SSHConnection:
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
         stages: SSHStages = LIBRARY_STAGES,
         strict_kex: bool = True,
+        channels: ConnectionProtocol | None = None,
     ) -> None:
-        """``strict_kex=False`` leaves ``kex-strict-*-v00@openssh.com`` out of our first KEXINIT.  It exists
+        """``channels``: the connection protocol to run once authenticated, built with the caller's window,
+        packet size and limits (default: ``ConnectionProtocol(role)``).  ``strict_kex=False`` leaves
+        ``kex-strict-*-v00@openssh.com`` out of our first KEXINIT.  It exists
         only to demonstrate the Terrapin attack (CVE-2023-48795) that strict key exchange prevents: never
         turn it off for a real connection."""
         if rekey_after_bytes < 1 or rekey_after_packets < 1:
@@ -314,6 +325,10 @@ class SSHConnection:
         self._held: list[Message] = []  # service messages waiting for our NEWKEYS
         self._sent_since_keys = [0, 0]  # bytes, packets under the current keys
         self._error: HandshakeError | None = None
+        if channels is not None and channels.role != self.role:
+            raise ValueError(f"a {channels.role} ConnectionProtocol cannot run in an SSH {self.role}")
+        self._channels_given = channels
+        self.channels: ConnectionProtocol | None = None  # set once authenticated
 
     # -- the caller's side ---------------------------------------------------------------------------
     @property
@@ -348,7 +363,9 @@ class SSHConnection:
         self.transport_state = self.service_state = State.CLOSED
 
     def data_to_send(self) -> bytes:
-        """Bytes to write to the peer (and forget)."""
+        """Bytes to write to the peer (and forget), the channels' queued messages included."""
+        if self.channels is not None and not self.closed:
+            self._guarded(self._flush_channels)
         data = bytes(self._out)
         self._out.clear()
         return data
@@ -417,6 +434,7 @@ class SSHConnection:
             if packet is None:
                 break
             self._on_packet(packet, events)
+        self._flush_channels()
         self._flush_held()
         self._maybe_rekey()
 
@@ -490,6 +508,8 @@ class SSHConnection:
                 self._step("service", Input.keys_on, None, events)
         else:
             self.service_state = row.target
+            if row.target is State.AUTHENTICATED and self.channels is None:
+                self.channels = self._channels_given or ConnectionProtocol(self.role)
 
     # -- sending ------------------------------------------------------------------------------------
     def _keep(self, entry: TranscriptEntry) -> None:
@@ -516,6 +536,13 @@ class SSHConnection:
             self._send_message(message)
         else:
             self._held.append(message)
+
+    def _flush_channels(self) -> None:
+        if self.channels is None:
+            return
+        for message in self.channels.messages_to_send():
+            self._send_service_message(message)
+        self._maybe_rekey()
 
     def _flush_held(self) -> None:
         while self._held and self.transport_state is State.ENCRYPTED:
@@ -625,7 +652,8 @@ class SSHConnection:
             key_lengths(negotiated),
         )  # fmt: skip
         kex.keys = keys
-        client_to_server, server_to_client = protections_for(negotiated, keys)
+        mac_function = self._learner_mac if "packet_mac" in self.stages.replaced() else None  # else inlined
+        client_to_server, server_to_client = protections_for(negotiated, keys, mac_function=mac_function)
         kex.outgoing, kex.incoming = (
             (client_to_server, server_to_client) if self.role == "client" else (server_to_client, client_to_server)
         )
@@ -633,6 +661,12 @@ class SSHConnection:
             client_kexinit = kex.our_kexinit if self.role == "client" else kex.peer_kexinit
             assert client_kexinit is not None
             self._on_secrets(client_kexinit.cookie, kex.shared_secret, kex.exchange_hash)
+
+    def _learner_mac(self, hash_name: str, mac_key: bytes, sequence_number: int, data: bytes) -> bytes:
+        tag = call_stage(self.stages, "packet_mac", hash_name, mac_key, sequence_number, data)
+        if not isinstance(tag, bytes | bytearray):
+            raise InternalError(f"your packet_mac returned {type(tag).__name__}, not bytes")
+        return bytes(tag)
 
     def _on_newkeys(self, message: NewKeys, events: list[object], packet: Packet | None) -> None:
         kex = self._require_kex()
@@ -653,7 +687,18 @@ class SSHConnection:
     def _on_keys_on(self, message: object, events: list[object], packet: Packet | None) -> None:
         return None
 
+    def _on_connection_message(self, message: Message, events: list[object], packet: Packet | None) -> None:
+        """Messages 80-100, admitted by the service table once AUTHENTICATED: the channel tables judge them."""
+        if self.channels is None:
+            raise InternalError("a connection protocol message was admitted before authentication")
+        events.extend(self.channels.receive(message))
+
     def _require_kex(self) -> _KeyExchange:
         if self._kex is None:
             raise InternalError("no key exchange is running")
         return self._kex
+
+
+# Every connection protocol input has the same handler: the channel layer (ssh/channels.py) has its own table.
+for _input in states.CONNECTION_INPUTS:
+    setattr(SSHConnection, f"_on_{_input.name}", SSHConnection._on_connection_message)

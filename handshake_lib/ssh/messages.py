@@ -816,3 +816,7 @@ def decode_message(
 def _with_spans(message: Message, spans: list[Span]) -> Message:
     object.__setattr__(message, "spans", tuple(spans))  # frozen: set once, right after decoding
     return message
+
+
+# The connection protocol's messages (80-100) live in channel_messages.py, which adds them to MESSAGES.
+from . import channel_messages as _channel_messages  # noqa: E402,F401  (after MESSAGES exists: no cycle)

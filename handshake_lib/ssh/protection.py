@@ -57,6 +57,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,8 @@ if TYPE_CHECKING:
     from .negotiation import NegotiatedAlgorithms
 
 __all__ = [
+    "packet_mac",
+    "MacFunction",
     "CipherSpec",
     "MacSpec",
     "CIPHERS",
@@ -240,6 +243,15 @@ class NoProtection(PacketProtection):
         return bytes(wire), b"", b""
 
 
+def packet_mac(hash_name: str, mac_key: bytes, sequence_number: int, data: bytes) -> bytes:
+    """RFC 4253 section 6.4: HMAC(mac_key, uint32(sequence_number) || data); ``data`` is the clear packet
+    (encrypt-and-MAC) or the length and ciphertext (encrypt-then-MAC).  What a learner's MAC replaces."""
+    return hmac.new(mac_key, _seq(sequence_number) + data, getattr(hashlib, hash_name)).digest()
+
+
+MacFunction = Callable[[str, bytes, int, bytes], bytes]
+
+
 def _seq(sequence_number: int) -> bytes:
     return (sequence_number & 0xFFFFFFFF).to_bytes(4, "big")
 
@@ -247,8 +259,11 @@ def _seq(sequence_number: int) -> bytes:
 class CtrHmacProtection(PacketProtection):
     """AES-CTR with an HMAC-SHA2, encrypt-and-MAC or encrypt-then-MAC (see the module docstring)."""
 
-    def __init__(self, cipher: CipherSpec, mac: MacSpec, keys: DirectionKeys) -> None:
+    def __init__(
+        self, cipher: CipherSpec, mac: MacSpec, keys: DirectionKeys, mac_function: MacFunction | None = None
+    ) -> None:
         self.cipher, self.mac = cipher, mac
+        self._mac_function = mac_function  # a learner's packet_mac; None: the library's, inlined below
         self.name = f"{cipher.name} + {mac.name}"
         self.block_size = cipher.block_size
         self.tag_length = mac.tag_length
@@ -265,6 +280,8 @@ class CtrHmacProtection(PacketProtection):
         return worker.update(data) + worker.finalize()
 
     def _tag(self, sequence_number: int, data: bytes) -> bytes:
+        if self._mac_function is not None:
+            return self._mac_function(self.mac.hash_name, self._mac_key, sequence_number, data)
         return hmac.new(self._mac_key, _seq(sequence_number) + data, self._digest).digest()
 
     def packet_length(self, sequence_number: int, header: bytes) -> int:
@@ -390,8 +407,11 @@ class ChaChaPolyProtection(PacketProtection):
         return packet, received, expected
 
 
-def protection_for(cipher: str, mac: str | None, keys: DirectionKeys) -> PacketProtection:
-    """The protection that ``cipher`` and ``mac`` name, keyed with ``keys``.
+def protection_for(
+    cipher: str, mac: str | None, keys: DirectionKeys, *, mac_function: MacFunction | None = None
+) -> PacketProtection:
+    """The protection that ``cipher`` and ``mac`` name, keyed with ``keys``; ``mac_function`` replaces
+    :func:`packet_mac` for an HMAC (a learner's, in a live connection).
 
     The MAC is ignored for an AEAD cipher (as OpenSSH does); ``none`` for both gives
     :class:`NoProtection`.  Keys of the wrong length are a caller's mistake: ValueError.
@@ -418,7 +438,7 @@ def protection_for(cipher: str, mac: str | None, keys: DirectionKeys) -> PacketP
     if len(keys.mac_key) < mspec.key_length:
         raise ValueError(f"{mspec.name} needs a {mspec.key_length}-byte key, got {len(keys.mac_key)}")
     keys = DirectionKeys(keys.iv, keys.key, keys.mac_key[: mspec.key_length])
-    return CtrHmacProtection(spec, mspec, keys)
+    return CtrHmacProtection(spec, mspec, keys, mac_function)
 
 
 def key_lengths(negotiated: NegotiatedAlgorithms) -> dict[str, int]:
@@ -433,17 +453,19 @@ def key_lengths(negotiated: NegotiatedAlgorithms) -> dict[str, int]:
 
 
 def protections_for(
-    negotiated: NegotiatedAlgorithms, keys: DerivedKeys
+    negotiated: NegotiatedAlgorithms, keys: DerivedKeys, *, mac_function: MacFunction | None = None
 ) -> tuple[PacketProtection, PacketProtection]:
     """(client to server, server to client): each direction's protection from keys A..F."""
     client_to_server = protection_for(
         negotiated.cipher_client_to_server,
         negotiated.mac_client_to_server,
         DirectionKeys(keys.iv_client_to_server, keys.key_client_to_server, keys.mac_client_to_server),
+        mac_function=mac_function,
     )
     server_to_client = protection_for(
         negotiated.cipher_server_to_client,
         negotiated.mac_server_to_client,
         DirectionKeys(keys.iv_server_to_client, keys.key_server_to_client, keys.mac_server_to_client),
+        mac_function=mac_function,
     )
     return client_to_server, server_to_client

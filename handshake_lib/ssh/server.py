@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import KeyExchangeFailed, ServiceNotAvailable, TooManyAuthenticationAttempts
 from .authentication import SERVER_SIG_ALGS, AuthenticatedUser, Outcome, ServerAuthenticator, ServerAuthPolicy, Verdict
+from .channels import ConnectionProtocol
 from .connection import Algorithms, ExtInfoReceived, SSHConnection
 from .constants import EXT_INFO_S
 from .exchange_hash import ExchangeHash
@@ -105,6 +106,7 @@ class SSHServer(SSHConnection):
         on_secrets: Callable[[bytes, SharedSecret, ExchangeHash], None] | None = None,
         stages: SSHStages = LIBRARY_STAGES,
         strict_kex: bool = True,
+        channels: ConnectionProtocol | None = None,
     ) -> None:
         super().__init__(
             algorithms=algorithms,
@@ -114,6 +116,7 @@ class SSHServer(SSHConnection):
             on_secrets=on_secrets,
             stages=stages,
             strict_kex=strict_kex,
+            channels=channels,
         )
         self.host_keys = tuple(host_keys)
         if not self.host_keys:

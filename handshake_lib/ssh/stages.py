@@ -28,6 +28,7 @@ from .exchange_hash import exchange_hash
 from .kdf import derive_all
 from .known_hosts import check_host_key
 from .negotiation import negotiate
+from .protection import packet_mac
 from .userauth import publickey_signed_data
 
 __all__ = ["SSHStages", "LIBRARY_STAGES", "call_stage"]
@@ -38,7 +39,8 @@ class SSHStages(ReplaceableFunctions):
     """``negotiate(client_kexinit, server_kexinit)``, ``exchange_hash(method, *, client_version, ...)``,
     ``derive_keys(hash_name, encoded_k, exchange_hash, session_id, lengths)``, ``check_host_key(known_hosts,
     host, port, key, policy, *, ask, random)``, ``userauth_signed_data(session_id, user, service, algorithm,
-    public_key) -> bytes`` (the blob a publickey signature covers, RFC 4252 section 7): the library's
+    public_key) -> bytes`` (the blob a publickey signature covers, RFC 4252 section 7), ``packet_mac(hash_name,
+    mac_key, sequence_number, data) -> bytes`` (an HMAC-SHA2 packet's MAC, both directions): the library's
     signatures (see each function's docstring)."""
 
     kind: ClassVar[str] = "stage"
@@ -48,6 +50,7 @@ class SSHStages(ReplaceableFunctions):
     derive_keys: Callable[..., Any] = derive_all
     check_host_key: Callable[..., Any] = check_host_key
     userauth_signed_data: Callable[..., Any] = publickey_signed_data
+    packet_mac: Callable[..., Any] = packet_mac
 
 
 LIBRARY_STAGES = SSHStages()

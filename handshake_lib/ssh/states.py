@@ -13,6 +13,8 @@ An SSH connection runs two machines at once, each one table per role:
   keyboard-interactive rounds, RFC 4256; partial success; the banner).  Which row of a request's twins
   runs is decided by the handler from the message (``ssh.authentication`` judges it): the guards
   ``key_acceptable``, ``questions``, ``authenticated`` on the server, ``another_request`` on the client.
+  Once AUTHENTICATED, the connection protocol's messages (RFC 4254, 80-100) each have a row that stays
+  there: the service table only admits them; each channel's own table (``ssh.channels``) judges them.
 
 Something arrives (a message, the peer's identification line) or the application asks for something
 (``start``, ``rekey``); the connection looks up ``(state, input)`` in the table of that machine, runs
@@ -100,6 +102,7 @@ __all__ = [
     "SERVICE_TABLES",
     "INITIAL_STATE",
     "SERVICE_STATES",
+    "CONNECTION_INPUTS",
     "GENERIC_MESSAGES",
     "transition_for",
     "refine",
@@ -164,6 +167,21 @@ class Input(Enum):
     userauth_passwd_changereq = "USERAUTH_PASSWD_CHANGEREQ"
     userauth_info_request = "USERAUTH_INFO_REQUEST"
     userauth_info_response = "USERAUTH_INFO_RESPONSE"
+    # the connection protocol (RFC 4254): once authenticated, handed to ssh.channels' per-channel table
+    global_request = "GLOBAL_REQUEST"
+    request_success = "REQUEST_SUCCESS"
+    request_failure = "REQUEST_FAILURE"
+    channel_open = "CHANNEL_OPEN"
+    channel_open_confirmation = "CHANNEL_OPEN_CONFIRMATION"
+    channel_open_failure = "CHANNEL_OPEN_FAILURE"
+    channel_window_adjust = "CHANNEL_WINDOW_ADJUST"
+    channel_data = "CHANNEL_DATA"
+    channel_extended_data = "CHANNEL_EXTENDED_DATA"
+    channel_eof = "CHANNEL_EOF"
+    channel_close = "CHANNEL_CLOSE"
+    channel_request = "CHANNEL_REQUEST"
+    channel_success = "CHANNEL_SUCCESS"
+    channel_failure = "CHANNEL_FAILURE"
 
 
 # Message numbers (RFC 4250 section 4.1.2, RFC 8308) of the inputs that are messages; the connection maps a
@@ -181,7 +199,10 @@ _MESSAGE_INPUTS: dict[int, Input] = {
     52: Input.userauth_success,
     53: Input.userauth_banner,
     61: Input.userauth_info_response,
+    **{int(MessageNumber[i.name.upper()]): i for i in Input if i.name.startswith(("global_", "request_", "channel_"))},
 }
+# What the connection protocol reads (RFC 4254, messages 80-100): one row each in AUTHENTICATED, below.
+CONNECTION_INPUTS: tuple[Input, ...] = tuple(i for i in Input if i.name.startswith(("global_", "request_", "channel_")))
 # Message 60 is a different message per authentication method (RFC 4250 4.1.2): the decoded message's name decides.
 _METHOD_SPECIFIC_INPUTS: dict[str, Input] = {
     "SSH_MSG_USERAUTH_PK_OK": Input.userauth_pk_ok,
@@ -338,6 +359,10 @@ CLIENT_SERVICE: tuple[Transition, ...] = (
     Transition(
         _S.WAIT_USERAUTH, _I.userauth_success, _S.AUTHENTICATED, note="logged in: the connection protocol starts",
     ),
+    *(
+        Transition(_S.AUTHENTICATED, received, _S.AUTHENTICATED, note="to the channel's own table (ssh/channels.py)")
+        for received in CONNECTION_INPUTS
+    ),
 )  # fmt: skip
 
 SERVER_SERVICE: tuple[Transition, ...] = (
@@ -393,6 +418,10 @@ SERVER_SERVICE: tuple[Transition, ...] = (
     Transition(
         _S.AUTHENTICATED, _I.userauth_request, _S.AUTHENTICATED,
         note="after success: silently ignored (RFC 4252 5.1)",
+    ),
+    *(
+        Transition(_S.AUTHENTICATED, received, _S.AUTHENTICATED, note="to the channel's own table (ssh/channels.py)")
+        for received in CONNECTION_INPUTS
     ),
 )  # fmt: skip
 
