@@ -528,3 +528,22 @@ def test_exercise_11_wrong_binding_and_ticket_check_fail_the_way_openssl_makes_t
     assert "one bit of the MAC changed: expected None" in q2, q2
     assert "test_an_expired_ticket_is_refused (hidden): passed" in q2, q2
     assert "a ticket with one bit flipped (-sess_in): Reused" in q2 and "bad record mac" in q2, q2
+
+
+def test_exercise_14_a_blob_without_the_session_id_is_refused_by_sshd(tmp_path: Path) -> None:
+    """Exercise 14's hidden live test, graded in the sandbox: a blob that leaves out the session identifier
+    (the learner's function runs in the sandbox, the login to sshd here) is refused by sshd, which logs
+    "Failed publickey", and the feedback names the first field that differs; q1 (ssh_string) keeps its points."""
+    require_sandbox()
+    name = "14_ssh_user_authentication"
+    answers = answer_cell_sources(SOLUTIONS_DIR / f"{name}.ipynb")
+    old, new = "        ssh_string(session_id)\n", '        ssh_string(b"")\n'
+    wrong = {line: source.replace(old, new) for line, source in answers.items()}  # ssh_string stays right
+    assert sum(old in source for source in answers.values()) == 1, "the master's answer cells changed; update this"
+    submission = fill_answers(EXERCISES_DIR / f"{name}.ipynb", wrong, tmp_path / f"{name}.ipynb")
+    score = grade_submission(submission, read_assignment(SOLUTIONS_DIR / f"{name}.ipynb"), strict=True)
+    assert score.error == "", score.feedback
+    assert score.scores == {"q1": pytest.approx(3.0), "q2": 0.0}, score.feedback
+    q2 = score.feedback["q2"]
+    assert "field session_id: yours is (empty)" in q2, q2
+    assert "sshd refused the login with a signature over your blob" in q2 and "Failed publickey for" in q2, q2

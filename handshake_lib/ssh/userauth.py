@@ -45,6 +45,8 @@ __all__ = [
     "KeyboardInteractiveFields",
     "MethodFields",
     "PasswordFields",
+    "SignedData",
+    "decode_publickey_signed_data",
     "PublickeyFields",
     "decode_method_fields",
     "publickey_signed_data",
@@ -185,6 +187,49 @@ def publickey_signed_data(session_id: bytes, user: str, service: str, algorithm:
         .ssh_string(public_key)
         .getvalue()
     )
+
+
+@dataclass(frozen=True)
+class SignedData:
+    """The RFC 4252 section 7 blob, taken apart: what a publickey signature covers, field by field."""
+
+    session_id: bytes
+    message_number: int
+    user: str
+    service: str
+    method: str
+    has_signature: bool
+    algorithm: str
+    public_key: bytes = field(repr=False)
+    spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+
+
+def decode_publickey_signed_data(blob: bytes) -> SignedData:
+    """Read a blob built as :func:`publickey_signed_data` builds it, recording a span for every field.
+
+    Used to show the blob in a hex view and to compare a learner's blob with the library's field by
+    field.  It reads what is there and does not judge it (a wrong message number or FALSE flag is
+    returned as read, for the caller to point at); a blob that does not have the eight fields, or has
+    bytes after them, is a DecodeError.
+    """
+    blob = bytes(blob)
+    if len(blob) > MAX_METHOD_DATA:
+        raise DecodeError(f"signed data of {len(blob)} bytes, more than {MAX_METHOD_DATA}", field="signed_data")
+    r = Reader(blob)
+    with r.group("signed_data", "RFC 4252 section 7: what the publickey signature covers"):
+        session_id = r.ssh_string("session_id", "the session identifier: the first exchange hash H of this connection")
+        number = r.u8(
+            "message_number",
+            lambda v: "SSH_MSG_USERAUTH_REQUEST (50)" if v == MessageNumber.USERAUTH_REQUEST else "not 50!",
+        )
+        user = r.ssh_text("user_name", "the user to log in as")
+        service = r.ssh_text("service_name", "the service to start (ssh-connection)")
+        method = r.ssh_text("method_name", "the method: publickey")
+        signed = r.ssh_boolean("has_signature", lambda v: "TRUE, as in the signed request" if v else "FALSE!")
+        algorithm = r.ssh_text("algorithm", "the signature algorithm named in the request")
+        key = r.ssh_string("public_key", "the public key blob named in the request")
+    r.expect_end("the signed data")
+    return SignedData(session_id, number, user, service, method, signed, algorithm, key, tuple(r.spans))
 
 
 def verify_publickey_request(session_id: bytes, request: UserauthRequest) -> bool:
