@@ -248,6 +248,7 @@ class ServedConnection:
     user: AuthenticatedUser | None = None  # who logged in
     channels: list[ServedChannel] = field(default_factory=list)  # what each channel did
     error: HandshakeError | None = None
+    peer: tuple[str, int] = ("", 0)  # the client's address and port
 
     @property
     def reached_user_authentication(self) -> bool:
@@ -276,12 +277,14 @@ class SSHProbeServer(LoopbackServer):
         allow_forwarding: bool = True,
         channel_window: int = DEFAULT_WINDOW,
         channel_max_packet: int = DEFAULT_MAX_PACKET,
+        on_finished: Callable[[ServedConnection], None] | None = None,
     ) -> None:
         """Once a client has logged in, its channels are served by ``net.ssh_server.SessionHandler``: the fixed
         command set, SFTP inside ``sftp_root`` (None: no SFTP), forwarding to loopback (``allow_forwarding``).
         ``timeout`` bounds each wait for the client (an idle connection ends after it), ``login_grace`` the
-        time to log in.  ``strict_kex=False`` exists only to demonstrate the Terrapin attack (see
-        ``SSHConnection``)."""
+        time to log in.  ``on_finished(connection)`` is called from the connection's thread once it has ended
+        (``ssh serve`` logs it, then drops it from ``connections``).  ``strict_kex=False`` exists only to
+        demonstrate the Terrapin attack (see ``SSHConnection``)."""
         super().__init__(timeout=timeout, max_connections=max_connections)
         SSHServer(host_keys, auth_methods=auth_methods, auth=auth, algorithms=algorithms)  # refuse bad settings now
         if login_grace <= 0:
@@ -300,10 +303,12 @@ class SSHProbeServer(LoopbackServer):
         ConnectionProtocol("server", window=channel_window, max_packet=channel_max_packet)  # refuse bad sizes now
         self.channel_window = channel_window
         self.channel_max_packet = channel_max_packet
+        self.on_finished = on_finished
         self.connections: list[ServedConnection] = []
 
     def serve(self, conn: socket.socket) -> None:
-        address = conn.getpeername()[0]
+        peer = conn.getpeername()
+        address = peer[0]
         server = SSHServer(
             self.host_keys,
             auth_methods=self.auth_methods,
@@ -314,7 +319,7 @@ class SSHProbeServer(LoopbackServer):
             strict_kex=self.strict_kex,
             channels=ConnectionProtocol("server", window=self.channel_window, max_packet=self.channel_max_packet),
         )
-        served = ServedConnection(server)
+        served = ServedConnection(server, peer=(address, peer[1]))
         self.connections.append(served)
         driver = SocketDriver(server, conn)
         grace = time.monotonic() + min(self.login_grace, self.timeout)
@@ -368,3 +373,5 @@ class SSHProbeServer(LoopbackServer):
             selector.close()
         with contextlib.suppress(OSError):
             driver.flush()
+        if self.on_finished is not None:
+            self.on_finished(served)
