@@ -285,8 +285,9 @@ def run_serve(args: argparse.Namespace) -> int:
         server.port = args.port
         with server:
             methods = ",".join(policy.offered_methods) or "none: nobody can log in"
+            fingerprint = host_key.host_key.fingerprint_line(host_key.comment)
             print(
-                f"listening on {server.host}:{server.port} (host key {host_key.host_key.fingerprint_line(host_key.comment)}; "
+                f"listening on {server.host}:{server.port} (host key {fingerprint}; "
                 f"methods {methods}; Ctrl-C to stop)",
                 flush=True,
             )
