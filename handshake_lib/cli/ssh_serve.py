@@ -287,8 +287,7 @@ def run_serve(args: argparse.Namespace) -> int:
             methods = ",".join(policy.offered_methods) or "none: nobody can log in"
             fingerprint = host_key.host_key.fingerprint_line(host_key.comment)
             print(
-                f"listening on {server.host}:{server.port} (host key {fingerprint}; "
-                f"methods {methods}; Ctrl-C to stop)",
+                f"listening on {server.host}:{server.port} (host key {fingerprint}; methods {methods}; Ctrl-C to stop)",
                 flush=True,
             )
             while not stop.wait(0.2):
