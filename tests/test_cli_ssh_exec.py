@@ -278,10 +278,14 @@ def _bad_input_cases(keys: dict[str, Path], tmp: Path) -> list[tuple[list[str], 
         (["root@h", "--identity", key, "--known-hosts", str(tmp), "--", "true"], "is a folder"),
         (["root@h", "--identity", key, "--known-hosts", kh, "--timeout", "0", "--", "true"], "expected seconds"),
         (["root@h", "--identity", key, "--known-hosts", kh, "--timeout", "nan", "--", "true"], "expected seconds"),
-        (["root@h", "--identity", key, "--known-hosts", kh, "--keylog", str(tmp / "no" / "k"), "--", "true"],
-         "does not exist"),  # fmt: skip
-        (["root@h", "--identity", key, "--known-hosts", str(tmp / "no" / "kh"), "--accept-new", "--", "true"],
-         "cannot write"),  # fmt: skip
+        (
+            ["root@h", "--identity", key, "--known-hosts", kh, "--keylog", str(tmp / "no" / "k"), "--", "true"],
+            "does not exist",
+        ),  # fmt: skip
+        (
+            ["root@h", "--identity", key, "--known-hosts", str(tmp / "no" / "kh"), "--accept-new", "--", "true"],
+            "cannot write",
+        ),  # fmt: skip
         (["root@h", "--identity", key, "--known-hosts", kh, "--", "x" * 300_000], "longer than"),
     ]
 
