@@ -338,7 +338,7 @@ def _run_command(session: SSHSession, command: str) -> _Run:
                 raise ConnectionTimeout(f"the server sent nothing for {COMMAND_SILENCE:g} s")
             for key, _ in ready:
                 if key.data == "stdin":
-                    _copy_stdin_once(protocol, run, stdin_fd)
+                    _copy_stdin_once(protocol, run, stdin_fd)  # after the socket's events of this wake-up
                     if run.stdin_done:
                         selector.unregister(stdin_fd)
                         reading = False
@@ -374,6 +374,9 @@ def _copy_stdin_once(protocol: object, run: _Run, fd: int | None) -> None:
     from ..ssh.channels import ConnectionProtocol
 
     assert isinstance(protocol, ConnectionProtocol) and fd is not None
+    if run.closed or run.channel not in protocol.channels:
+        run.stdin_done = True  # the command has ended (its CLOSE came in the same wake-up): nobody reads more
+        return
     try:
         data = os.read(fd, READ_SIZE)
     except BlockingIOError:
