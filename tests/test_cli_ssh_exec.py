@@ -126,6 +126,21 @@ def test_standard_input_is_forwarded_then_eof(sshd, keys, known_hosts):
 
 
 @pytest.mark.peer
+def test_standard_input_from_a_file_or_dev_null_which_cannot_be_polled(sshd, keys, known_hosts, tmp_path):
+    data = os.urandom(1_500_000)  # more than STDIN_HIGH_WATER: read in turns as the window opens
+    (tmp_path / "input").write_bytes(data)
+    argv = [sys.executable, "-m", "handshake_lib", "ssh", "exec", f"{sshd.user}@127.0.0.1:{sshd.port}",
+            "--identity", str(keys["id"]), "--known-hosts", str(known_hosts), "--"]  # fmt: skip
+    with (tmp_path / "input").open("rb") as stdin:
+        counted = subprocess.run([*argv, "wc -c"], stdin=stdin, capture_output=True, env=cli_environment(), timeout=60)
+    assert (counted.returncode, counted.stdout.strip()) == (0, str(len(data)).encode())
+    nothing = subprocess.run(
+        [*argv, "cat; echo end"], stdin=subprocess.DEVNULL, capture_output=True, env=cli_environment(), timeout=60
+    )
+    assert (nothing.returncode, nothing.stdout) == (0, b"end\n")
+
+
+@pytest.mark.peer
 def test_the_words_after_dashes_are_joined_with_spaces_as_ssh_joins_them(sshd, keys, known_hosts):
     argv = [f"{sshd.user}@127.0.0.1:{sshd.port}", "--identity", str(keys["id"]), "--known-hosts", str(known_hosts),
             "--", "printf", "%s,", "a", "b c"]  # fmt: skip

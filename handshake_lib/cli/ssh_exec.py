@@ -51,6 +51,7 @@ import selectors
 import sys
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,6 +88,7 @@ from .ssh_probe import (
 
 if TYPE_CHECKING:
     from ..net.ssh_session import SSHSession
+    from ..ssh.channels import ConnectionProtocol
     from ..ssh.messages import UserauthInfoRequest
 
 __all__ = [
@@ -250,7 +252,7 @@ def load_identity(path: Path) -> HostKeyPair:
     raise CommandError(f"{path}: incorrect passphrase supplied to decrypt private key", EXIT_SSH_FAILURE)
 
 
-def _password_answers(password: str):  # noqa: ANN202 - a closure for ClientAuth.answer
+def _password_answers(password: str) -> Callable[[UserauthInfoRequest], list[str]]:
     def answer(request: UserauthInfoRequest) -> list[str]:
         # sshd+PAM's "Password:" does not echo; a question that echoes is not asking for the password
         return [("" if prompt.echo else password) for prompt in request.prompts]
@@ -313,24 +315,28 @@ def _run_command(session: SSHSession, command: str) -> _Run:
     except (AttributeError, OSError, ValueError):
         stdin_fd = None  # no standard input at all: the command gets EOF at once
     stdout_fd, stderr_fd = sys.stdout.fileno(), sys.stderr.fileno()
-    reading = False
+    reading = False  # stdin is registered with the selector
+    direct = False  # stdin cannot be polled (a regular file, /dev/null: epoll refuses them): read it in turn
     try:
         while not run.closed:
-            if run.opened and not run.stdin_done and protocol.channels.get(run.channel) is not None:
+            if run.opened and not run.stdin_done and run.channel in protocol.channels:
                 if stdin_fd is None:
                     run.stdin_done = True
                     protocol.send_eof(run.channel)
+                elif direct:
+                    while not run.stdin_done and _room(protocol, run):
+                        _copy_stdin_once(protocol, run, stdin_fd)
                 else:
-                    room = int(protocol.channel_info(run.channel)["buffered"]) < STDIN_HIGH_WATER
+                    room = _room(protocol, run)
                     if room and not reading:
                         try:
                             selector.register(stdin_fd, selectors.EVENT_READ, "stdin")
                             reading = True
                         except (PermissionError, ValueError):
-                            # a regular file or /dev/null cannot be polled (epoll): read it straight away
-                            _copy_stdin_once(protocol, run, stdin_fd)
+                            direct = True
+                            continue
                     elif not room and reading:
-                        selector.unregister(stdin_fd)
+                        selector.unregister(stdin_fd)  # the server's window is shut: wait for WINDOW_ADJUST
                         reading = False
             session.driver.flush()
             ready = selector.select(COMMAND_SILENCE)
@@ -370,10 +376,14 @@ def _run_command(session: SSHSession, command: str) -> _Run:
     return run
 
 
-def _copy_stdin_once(protocol: object, run: _Run, fd: int | None) -> None:
-    from ..ssh.channels import ConnectionProtocol
+def _room(protocol: ConnectionProtocol, run: _Run) -> bool:
+    """Whether less than STDIN_HIGH_WATER of our input waits behind the server's window (read more)."""
+    return int(protocol.channel_info(run.channel)["buffered"]) < STDIN_HIGH_WATER
 
-    assert isinstance(protocol, ConnectionProtocol) and fd is not None
+
+def _copy_stdin_once(protocol: ConnectionProtocol, run: _Run, fd: int | None) -> None:
+    """One read of our stdin into the channel; at its end, EOF."""
+    assert fd is not None
     if run.closed or run.channel not in protocol.channels:
         run.stdin_done = True  # the command has ended (its CLOSE came in the same wake-up): nobody reads more
         return
