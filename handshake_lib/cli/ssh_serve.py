@@ -225,14 +225,16 @@ def describe_connection(served: ServedConnection) -> list[str]:
 
 def _stoppable(base: type[SSHProbeServer]) -> type[SSHProbeServer]:
     class StoppableServer(base):  # type: ignore[misc,valid-type]
-        """SSHProbeServer whose open connections can be ended at once (Ctrl-C should not wait ten minutes)."""
+        """SSHProbeServer whose open connections end as soon as it stops (Ctrl-C should not wait ten minutes)."""
 
-        def end_connections(self) -> None:
-            # LoopbackServer's accept thread shuts down each connection whose deadline has passed: make every
-            # deadline now, and the connection threads' next read ends (their clients see the socket close).
-            with self._workers_lock:
-                for watch in self._deadlines:
-                    self._deadlines[watch] = 0.0
+        def _end_overdue_connections(self) -> None:
+            # LoopbackServer's accept thread calls this while it runs and, once stopping, until every connection
+            # thread has ended: then every connection is overdue, even one accepted a moment before the stop.
+            if self._stop.is_set():
+                with self._workers_lock:
+                    for watch in self._deadlines:
+                        self._deadlines[watch] = 0.0
+            super()._end_overdue_connections()
 
     return StoppableServer
 
@@ -292,7 +294,6 @@ def run_serve(args: argparse.Namespace) -> int:
             )
             while not stop.wait(0.2):
                 pass
-            server.end_connections()
     except ValueError as error:
         raise CommandError(f"cannot serve: {error}", EXIT_USAGE) from None
     except OSError as error:
