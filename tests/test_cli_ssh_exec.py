@@ -187,11 +187,18 @@ def test_accept_new_adds_the_key_and_runs(sshd, keys, tmp_path):
     assert again.returncode == 0 and again.stdout == b"ok\n"
 
 
-def test_a_refused_connection_is_255_with_ssh_line(tmp_path, keys):
-    ours = _exec(["root@127.0.0.1:1", "--identity", str(keys["id"]), "--known-hosts", str(tmp_path / "kh"),
-                  "--", "true"])  # fmt: skip
-    assert ours.returncode == 255
-    assert ours.stderr.decode() == "handshakes: connect to host 127.0.0.1 port 1: Connection refused\n"
+@pytest.mark.parametrize("destination", ["root@127.0.0.1:1", "root@nosuch.invalid"])
+def test_a_refused_or_unresolvable_server_is_255_with_the_line_ssh_prints(tmp_path, keys, destination):
+    require("ssh", "OpenSSH's client (Debian package openssh-client)")
+    ours = _exec([destination, "--identity", str(keys["id"]), "--known-hosts", str(tmp_path / "kh"), "--", "true"])
+    host, _, port = destination.partition("@")[2].partition(":")
+    theirs = subprocess.run(
+        ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-p", port or "22", f"root@{host}", "true"],
+        capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    assert ours.returncode == theirs.returncode == 255
+    # ssh's line, with our program's name where ssh writes its own
+    assert ours.stderr.decode() == theirs.stderr.decode().replace("ssh: ", "handshakes: ", 1).replace("\r\n", "\n")
 
 
 @pytest.mark.peer
@@ -280,6 +287,8 @@ def _bad_input_cases(keys: dict[str, Path], tmp: Path) -> list[tuple[list[str], 
         (["root@h", "--identity", key, "--password-file", key, "--known-hosts", kh, "--", "true"], "not allowed with"),
         (["root@h", "--identity", key, "--", "true"], "--known-hosts"),
         (["root@h", "--identity", key, "--known-hosts", kh], "no command after '--'"),
+        (["root@h", "--identity", key, "--known-hosts", kh, "echo", "hi"], "put the command after '--'"),
+        (["root@h", "--identity", key, "--known-hosts", kh, "--bogus", "--", "true"], "unrecognized arguments"),
         (["root@h", "--identity", key, "--known-hosts", kh, "--"], "no command after '--'"),
         (["root@h:99999", "--identity", key, "--known-hosts", kh, "--", "true"], "bad port"),
         (["@h", "--identity", key, "--known-hosts", kh, "--", "true"], "empty user name"),

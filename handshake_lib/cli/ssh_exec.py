@@ -48,6 +48,7 @@ import argparse
 import os
 import select
 import selectors
+import socket
 import sys
 import termios
 import time
@@ -157,7 +158,11 @@ class _CommandAfterDashes(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
         args = list(sys.argv[1:] if args is None else args)
         if "--" not in args:
-            return super().parse_known_args(args, namespace)
+            parsed, extras = super().parse_known_args(args, namespace)
+            if extras and not any(word.startswith("-") for word in extras):
+                shown = " ".join(extras)
+                self.error(f"put the command after '--' (found {shown[:60] + '...' if len(shown) > 60 else shown!r})")
+            return parsed, extras
         split = args.index("--")
         parsed, extras = super().parse_known_args(args[:split], namespace)
         parsed.words = [*parsed.words, *args[split + 1 :]]
@@ -494,6 +499,8 @@ def _login_failure(error: BaseException, user: str, host: str, port: int, policy
     cause = error.__cause__ if isinstance(error, ConnectionLost) and error.__cause__ is not None else error
     if isinstance(cause, ConnectionRefusedError):
         return _fail(f"connect to host {host} port {port}: Connection refused")
+    if isinstance(cause, socket.gaierror):
+        return _fail(f"Could not resolve hostname {host}: {cause.strerror or cause}")
     if isinstance(error, ConnectionTimeout):
         return _fail(f"connect to host {host} port {port}: {explain_ssh_failure(error)}")
     return _fail(explain_ssh_failure(error))
