@@ -57,6 +57,7 @@ skips anyway when HOST is an address).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import ipaddress
 import os
@@ -399,17 +400,84 @@ def describe_ssh_message(message: object) -> str:
         return f"{name}: {message.message[:60]!r}"
     if isinstance(message, Disconnect):
         return f"{name}: {message.reason_name}: {message.description[:100]!r}"
-    return str(name)
+    return _describe_channel_message(message, str(name))
+
+
+def _describe_channel_message(message: object, name: str) -> str:
+    """Messages 80-100 (RFC 4254): which channel, and what each says in a few words."""
+    from ..ssh import channel_messages as cm
+
+    if isinstance(message, cm.ChannelOpen):
+        return f"{name}: {message.channel_type}, our channel {message.sender_channel}, window {message.initial_window}"
+    if isinstance(message, cm.ChannelOpenConfirmation):
+        return (
+            f"{name}: channel {message.recipient_channel} is the peer's {message.sender_channel}, "
+            f"window {message.initial_window}"
+        )
+    if isinstance(message, cm.ChannelOpenFailure):
+        return f"{name}: channel {message.recipient_channel}: {message.description[:100]!r}"
+    if isinstance(message, cm.ChannelRequest):
+        fields = ""
+        with contextlib.suppress(DecodeError):
+            typed = cm.request_fields(message)
+            if typed is not None:
+                fields = " " + ", ".join(f"{key}={value!r}"[:80] for key, value in typed.describe().items())
+        return f"{name}: channel {message.recipient_channel}, {message.request_type}{fields}"
+    if isinstance(message, cm.ChannelData | cm.ChannelExtendedData):
+        stream = " (stderr)" if isinstance(message, cm.ChannelExtendedData) else ""
+        return f"{name}: channel {message.recipient_channel}, {len(message.data)} bytes{stream}"
+    if isinstance(message, cm.ChannelWindowAdjust):
+        return f"{name}: channel {message.recipient_channel}, {message.bytes_to_add} more bytes may come"
+    if isinstance(message, cm.ChannelEOF | cm.ChannelClose | cm.ChannelSuccess | cm.ChannelFailure):
+        return f"{name}: channel {message.recipient_channel}"
+    if isinstance(message, cm.GlobalRequest):
+        return f"{name}: {message.request_name}"
+    return name
+
+
+def _typed_field_spans(message: object) -> list[Span]:
+    """A channel open or request's type-specific fields (``exec``'s command...), offsets into the payload;
+    none for a type ``ssh.channel_messages`` does not decode or bytes that do not parse."""
+    from ..ssh import channel_messages as cm
+
+    decoders = {
+        cm.ChannelOpen: cm.open_fields,
+        cm.ChannelRequest: cm.request_fields,
+        cm.GlobalRequest: cm.global_fields,
+    }
+    decoder = decoders.get(type(message))
+    if decoder is None:
+        return []
+    try:
+        fields = decoder(message)  # type: ignore[operator]
+    except DecodeError:
+        return []
+    return list(fields.spans) if fields is not None else []
 
 
 def packet_spans(entry: TranscriptEntry) -> list[Span]:
-    """The clear packet's spans with the message's fields nested inside ``payload`` (offsets into the packet)."""
+    """The clear packet's spans with the message's fields nested inside ``payload`` (offsets into the packet);
+    a channel open or request's ``type_data`` has its own fields nested inside it in turn."""
     packet = entry.packet
     assert packet is not None
-    message_spans = [
-        replace(span, offset=span.offset + _PAYLOAD_OFFSET, depth=span.depth + 1)
-        for span in entry.message_spans
-    ]
+    message_spans: list[Span] = []
+    typed = _typed_field_spans(entry.message)
+    for span in entry.message_spans:
+        is_raw_fields = typed and span.field.rsplit(".", 1)[-1] in ("type_data", "data") and not span.is_group
+        message_spans.append(
+            replace(
+                span,
+                offset=span.offset + _PAYLOAD_OFFSET,
+                depth=span.depth + 1,
+                is_group=span.is_group or bool(is_raw_fields),
+            )
+        )
+        if is_raw_fields:
+            message_spans.extend(
+                replace(inner, offset=inner.offset + _PAYLOAD_OFFSET, depth=span.depth + 2 + inner.depth)
+                for inner in typed
+            )
+            typed = []
     spans: list[Span] = []
     for span in packet.spans:
         if span.field == "packet.payload":

@@ -248,6 +248,7 @@ class ServedConnection:
     user: AuthenticatedUser | None = None  # who logged in
     channels: list[ServedChannel] = field(default_factory=list)  # what each channel did
     error: HandshakeError | None = None
+    peer: tuple[str, int] = ("", 0)  # the client's address and port
 
     @property
     def reached_user_authentication(self) -> bool:
@@ -277,13 +278,15 @@ class SSHProbeServer(LoopbackServer):
         allow_forwarding: bool = True,
         channel_window: int = DEFAULT_WINDOW,
         channel_max_packet: int = DEFAULT_MAX_PACKET,
+        on_finished: Callable[[ServedConnection], None] | None = None,
     ) -> None:
         """Once a client has logged in, its channels are served by ``net.ssh_server.SessionHandler``: the fixed
         command set, SFTP inside ``sftp_root`` (None: no SFTP), forwarding to loopback (``allow_forwarding``).
         ``timeout`` bounds each wait for the client (an idle connection ends after it; logging in must be done
         within the smaller of it and ``login_grace``); ``max_session`` bounds a whole connection.  Leaving the
-        ``with`` block ends every connection still open.  ``strict_kex=False`` exists only to demonstrate the
-        Terrapin attack (see ``SSHConnection``)."""
+        ``with`` block ends every connection still open.  ``on_finished(connection)`` is called from the
+        connection's thread once it has ended (``ssh serve`` logs it, then drops it from ``connections``).
+        ``strict_kex=False`` exists only to demonstrate the Terrapin attack (see ``SSHConnection``)."""
         if not 0 < timeout <= max_session:
             raise ValueError("timeout must be positive and at most max_session")
         # LoopbackServer's timeout is its whole-connection limit; ours, the idle one, is kept apart.
@@ -306,6 +309,7 @@ class SSHProbeServer(LoopbackServer):
         ConnectionProtocol("server", window=channel_window, max_packet=channel_max_packet)  # refuse bad sizes now
         self.channel_window = channel_window
         self.channel_max_packet = channel_max_packet
+        self.on_finished = on_finished
         self.connections: list[ServedConnection] = []
 
     def close(self) -> None:
@@ -319,7 +323,8 @@ class SSHProbeServer(LoopbackServer):
         super().close()
 
     def serve(self, conn: socket.socket) -> None:
-        address = conn.getpeername()[0]
+        peer = conn.getpeername()
+        address = peer[0]
         server = SSHServer(
             self.host_keys,
             auth_methods=self.auth_methods,
@@ -330,7 +335,7 @@ class SSHProbeServer(LoopbackServer):
             strict_kex=self.strict_kex,
             channels=ConnectionProtocol("server", window=self.channel_window, max_packet=self.channel_max_packet),
         )
-        served = ServedConnection(server)
+        served = ServedConnection(server, peer=(address, peer[1]))
         self.connections.append(served)
         driver = SocketDriver(server, conn)
         idle = self.idle_timeout
@@ -385,3 +390,5 @@ class SSHProbeServer(LoopbackServer):
             selector.close()
         with contextlib.suppress(OSError):
             driver.flush()
+        if self.on_finished is not None:
+            self.on_finished(served)

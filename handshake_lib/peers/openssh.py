@@ -218,8 +218,9 @@ def _config(
     ):  # fmt: skip
         if value is not None:
             lines.append(f"{option} {value}")
-    # sshd takes the first value of an option: an extra option replaces ours rather than follow it.
-    overridden = {option.lower() for option in extra_options or {}}
+    # sshd takes the first value of an option: an extra option replaces ours rather than follow it.  Except
+    # ListenAddress, which sshd adds up: an extra one (::1) listens besides ours, which _listening waits for.
+    overridden = {option.lower() for option in extra_options or {}} - {"listenaddress"}
     lines = [line for line in lines if line.split()[0].lower() not in overridden]
     for option, value in (extra_options or {}).items():
         lines.append(f"{option} {value}")
