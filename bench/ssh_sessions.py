@@ -13,7 +13,11 @@ so that no client shares a GIL with it.
   ``open_session``, ``exec_command``, stdout to EOF, ``recv_exit_status``) and asyncssh's
   (``connect(client_keys=...)`` + ``run``, one event loop for the whole run).  Each call checks stdout
   and the exit status.  The row is ours/paramiko's ratio of medians, target < 1 (the issue's "no slower
-  than paramiko"); asyncssh's median is in the detail.
+  than paramiko"); asyncssh's median is in the detail.  Our client logs in as OpenSSH's ``ssh`` does:
+  ``none`` (for the list of methods), an unsigned publickey query, then the signed request; paramiko
+  signs in its first request.  That is two round trips more (six after NEWKEYS against four), each
+  waiting on asyncssh's event loop in its process, so the ratio moves with the machine's load more
+  than the CPU each client spends (about 3-4 ms a session for ours, 2.6-2.9 ms for paramiko's, here).
 * **SFTP read** of a 16 MiB file of random bytes, from OpenSSH's ``sshd`` (``Subsystem sftp
   /usr/lib/openssh/sftp-server``) and from our server (``SSHProbeServer(sftp_root=...)``): our client
   (``ssh_connect`` + ``SSHSession.sftp().read_file``, 64 READs of 32 KiB in flight) beside OpenSSH's
