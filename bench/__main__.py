@@ -14,11 +14,11 @@ from pathlib import Path
 # Widgets draw with matplotlib outside a kernel: never let it look for a display.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from . import handshakes, load, notebooks, ssh_handshakes, tls12, tls_decode, widgets  # noqa: E402 - after MPLBACKEND on purpose
+from . import handshakes, load, notebooks, ssh_handshakes, ssh_sessions, tls12, tls_decode, widgets  # noqa: E402 - after MPLBACKEND on purpose
 from .report import ERROR, Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-GROUPS = ("notebooks", "widgets", "handshakes", "suites", "resumption", "ssh", "load", "decode")
+GROUPS = ("notebooks", "widgets", "handshakes", "suites", "resumption", "ssh", "sessions", "load", "decode")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,6 +33,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ssh-handshakes", type=int, default=ssh_handshakes.DEFAULT_COUNT, metavar="N",
         help=f"timed SSH probes per client (default {ssh_handshakes.DEFAULT_COUNT}; half of that against sshd)",
+    )
+    parser.add_argument(
+        "--ssh-sessions", type=int, default=ssh_sessions.DEFAULT_EXEC_COUNT, metavar="N",
+        help=f"timed logins + exec per client in the sessions group (default {ssh_sessions.DEFAULT_EXEC_COUNT})",
+    )
+    parser.add_argument(
+        "--sftp-reads", type=int, default=ssh_sessions.DEFAULT_SFTP_COUNT, metavar="N",
+        help=f"timed SFTP sessions per client per server (default {ssh_sessions.DEFAULT_SFTP_COUNT})",
+    )
+    parser.add_argument(
+        "--sftp-bytes", type=int, default=ssh_sessions.SFTP_SIZE, metavar="N",
+        help=f"size of the file the SFTP sessions read (default {ssh_sessions.SFTP_SIZE}, 16 MiB)",
     )
     parser.add_argument(
         "--load-quick", action="store_true",
@@ -76,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     if "ssh" in groups:
         print(f"timing SSH probes ({args.ssh_handshakes} per client) ...", file=sys.stderr, flush=True)
         rows.extend(ssh_handshakes.measure(count=args.ssh_handshakes))
+    if "sessions" in groups:
+        print(
+            f"timing SSH sessions ({args.ssh_sessions} logins + exec per client, {args.sftp_reads} SFTP reads of "
+            f"{args.sftp_bytes} bytes per client per server) ...",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+        rows.extend(ssh_sessions.measure(args.ssh_sessions, args.sftp_reads, args.sftp_bytes))
     if "load" in groups:
         print("loading our TLS server (bursts, many connections, slow clients) ...", file=sys.stderr, flush=True)
         rows.extend(load.measure(quick=args.load_quick))

@@ -46,13 +46,14 @@ KEX, CIPHER, HOST_KEY = "curve25519-sha256", "aes128-gcm@openssh.com", "ssh-ed25
 USER = "bench"
 
 
-def time_clients(clients: dict[str, Callable[[], object]], count: int) -> dict[str, list[float]]:
-    """Time ``count`` calls of each client (milliseconds), interleaved; each call must return something true.
+def time_clients(clients: dict[str, Callable[[], object]], count: int, warmup: int = WARMUP) -> dict[str, list[float]]:
+    """Time ``count`` calls of each client (milliseconds), interleaved, after ``warmup`` untimed rounds; each call
+    must return something true.
 
     The order rotates every round: paramiko's transport thread and asyncssh's event loop finish closing
     while the next client runs, so whoever always came next would always pay for it.
     """
-    for _ in range(WARMUP):
+    for _ in range(warmup):
         for call in clients.values():
             call()
     samples: dict[str, list[float]] = {name: [] for name in clients}

@@ -354,6 +354,8 @@ def test_a_5_mib_transfer_stalls_at_the_window_and_resumes_on_window_adjust() ->
     assert got == payload and adjusts == 2  # 2 MiB at first, then 2 MiB per adjust: 2 + 2 + 1
     sizes = [len(m.data) for s, m in wire.log if isinstance(m, cm.ChannelData)]
     assert max(sizes) == 32768 and sum(sizes) == 5 * MiB  # cut at the peer's maximum packet
+    # each piece is bytes of its own (the outbox slices a memoryview, so as not to copy the rest each time)
+    assert all(type(m.data) is bytes for _, m in wire.log if isinstance(m, cm.ChannelData))
 
 
 def test_auto_window_reopens_at_half() -> None:

@@ -361,7 +361,7 @@ class _Channel:
     eof_received: bool = False
     eof_sent: bool = False  # send_eof() called (the EOF may still be queued behind data)
     close_sent: bool = False  # our CLOSE is on the wire (not merely queued)
-    # the outbox: ("data", data_type or None, bytes) or ("message", Message), in order
+    # the outbox: ("data", data_type or None, memoryview of bytes) or ("message", Message), in order
     outbox: deque[tuple[Any, ...]] = field(default_factory=deque)
     buffered: int = 0  # data bytes in the outbox
     our_requests: deque[str] = field(default_factory=deque)  # our want_reply requests, oldest first
@@ -514,7 +514,8 @@ class ConnectionProtocol:
                 f"({self.max_buffered}) while the peer's window is {c.peer_window}"
             )
         if data:
-            c.outbox.append(("data", cm.EXTENDED_DATA_STDERR if stderr else None, bytes(data)))
+            # a memoryview, so that sending it a packet at a time copies each byte once, not the rest each time
+            c.outbox.append(("data", cm.EXTENDED_DATA_STDERR if stderr else None, memoryview(bytes(data))))
             c.buffered += len(data)
         self._move(c, row)
         self._flush(c)
@@ -783,7 +784,7 @@ class ConnectionProtocol:
                 chunk = min(len(data), c.peer_window, c.peer_max_packet, MAX_SEND_PACKET)
                 if chunk == 0:
                     return  # the window is shut: wait for WINDOW_ADJUST
-                piece, rest = data[:chunk], data[chunk:]
+                piece, rest = bytes(data[:chunk]), data[chunk:]
                 if data_type is None:
                     self._outgoing.append(cm.ChannelData(c.peer_number, piece))
                 else:

@@ -966,7 +966,8 @@ class SFTPServer:
         self._reader = PacketReader()
         self._pending: deque[bytes] = deque()  # complete payloads not yet processed
         self._pending_bytes = 0
-        self._out = bytearray()
+        self._out: list[bytes] = []  # answers, joined once by data_to_send (see SSHConnection._out for why)
+        self._out_bytes = 0
         self._handles: dict[bytes, _OpenHandle] = {}
         self._next_handle = 0
 
@@ -977,6 +978,11 @@ class SFTPServer:
     @property
     def open_handles(self) -> int:
         return len(self._handles)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of answers made and not yet taken by :meth:`data_to_send` (at most MAX_SERVER_OUTPUT)."""
+        return self._out_bytes
 
     def receive_data(self, data: bytes) -> None:
         if self.closed:
@@ -990,8 +996,9 @@ class SFTPServer:
         self._process()
 
     def data_to_send(self) -> bytes:
-        out = bytes(self._out)
+        out = b"".join(self._out)
         self._out.clear()
+        self._out_bytes = 0
         if not self.closed:
             self._process()
         return out
@@ -1010,7 +1017,7 @@ class SFTPServer:
 
     def _process(self) -> None:
         # Like sftp-server: take a request only while the output queue has room for a maximal answer.
-        while self._pending and len(self._out) + MAX_PACKET_LENGTH + 4 <= MAX_SERVER_OUTPUT:
+        while self._pending and self._out_bytes + MAX_PACKET_LENGTH + 4 <= MAX_SERVER_OUTPUT:
             payload = self._pending.popleft()
             self._pending_bytes -= len(payload)
             try:
@@ -1021,7 +1028,9 @@ class SFTPServer:
             self._handle_packet(packet)
 
     def _send(self, packet: SFTPPacket) -> None:
-        self._out += packet.to_bytes()
+        encoded = packet.to_bytes()
+        self._out.append(encoded)
+        self._out_bytes += len(encoded)
 
     def _status(self, request_id: int, code: int, message: str = "") -> None:
         text = message or STATUS_MESSAGES.get(code, "")  # type: ignore[call-overload]
@@ -1386,12 +1395,13 @@ class SFTPClient:
             return None
         if t.error is not None:
             return ReadFinished(t.handle, b"", t.error)
-        data = bytearray()
+        pieces, position = [], 0  # joined once at the end: growing one buffer would copy it again and again
         for offset in sorted(t.received):
-            if offset != len(data):
-                raise SFTPProtocolError(f"hole at offset {len(data)} in a file that ended at {t.eof_at}")
-            data += t.received[offset]
-        return ReadFinished(t.handle, bytes(data))
+            if offset != position:
+                raise SFTPProtocolError(f"hole at offset {position} in a file that ended at {t.eof_at}")
+            pieces.append(t.received[offset])
+            position += len(pieces[-1])
+        return ReadFinished(t.handle, b"".join(pieces))
 
     # -- answers --------------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[VersionReceived | ResponseReceived | ReadFinished]:
