@@ -248,6 +248,7 @@ class ServedConnection:
     user: AuthenticatedUser | None = None  # who logged in
     channels: list[ServedChannel] = field(default_factory=list)  # what each channel did
     error: HandshakeError | None = None
+    finished: bool = False  # the connection's thread is done: this record is final
 
     @property
     def reached_user_authentication(self) -> bool:
@@ -276,13 +277,15 @@ class SSHProbeServer(LoopbackServer):
         allow_forwarding: bool = True,
         channel_window: int = DEFAULT_WINDOW,
         channel_max_packet: int = DEFAULT_MAX_PACKET,
+        max_session: float = 3600.0,
     ) -> None:
         """Once a client has logged in, its channels are served by ``net.ssh_server.SessionHandler``: the fixed
         command set, SFTP inside ``sftp_root`` (None: no SFTP), forwarding to loopback (``allow_forwarding``).
         ``timeout`` bounds each wait for the client (an idle connection ends after it), ``login_grace`` the
-        time to log in.  ``strict_kex=False`` exists only to demonstrate the Terrapin attack (see
+        time to log in, ``max_session`` a whole connection, however busy.  ``strict_kex=False`` exists only to demonstrate the Terrapin attack (see
         ``SSHConnection``)."""
-        super().__init__(timeout=timeout, max_connections=max_connections)
+        # LoopbackServer's whole-connection bound would otherwise be ``timeout``: every session cut after it
+        super().__init__(timeout=timeout, max_connections=max_connections, lifetime=max_session)
         SSHServer(host_keys, auth_methods=auth_methods, auth=auth, algorithms=algorithms)  # refuse bad settings now
         if login_grace <= 0:
             raise ValueError("login_grace must be positive")
@@ -368,3 +371,4 @@ class SSHProbeServer(LoopbackServer):
             selector.close()
         with contextlib.suppress(OSError):
             driver.flush()
+        served.finished = True
