@@ -215,23 +215,22 @@ def test_sftp_server_ends_its_channel_on_the_same_oversized_request() -> None:
 
     key = HostKeyPair.generate("ssh-ed25519")
     options = {"Subsystem": "sftp /usr/lib/openssh/sftp-server", "AuthenticationMethods": "publickey"}
-    with openssh_server(authorized_keys=[key.public_line()], extra_options=options) as sshd:
-        with ssh_connect(
-            sshd.host, sshd.port, user=sshd.user, auth=ClientAuth(identities=(key,)),
-            known_hosts=KnownHosts.parse(sshd.known_hosts), timeout=5,
-        ) as session:  # fmt: skip
-            sftp = session.sftp()
-            session.channels.send_data(sftp.channel, OVERSIZED)
-            seen: list[object] = []
+    with openssh_server(authorized_keys=[key.public_line()], extra_options=options) as sshd, ssh_connect(
+        sshd.host, sshd.port, user=sshd.user, auth=ClientAuth(identities=(key,)),
+        known_hosts=KnownHosts.parse(sshd.known_hosts), timeout=5,
+    ) as session:  # fmt: skip
+        sftp = session.sftp()
+        session.channels.send_data(sftp.channel, OVERSIZED)
+        seen: list[object] = []
 
-            def closed() -> bool:
-                seen.extend(e for e in session._collect() if getattr(e, "channel", None) == sftp.channel)
-                return any(isinstance(e, ChannelClosed) for e in seen)
+        def closed() -> bool:
+            seen.extend(e for e in session._collect() if getattr(e, "channel", None) == sftp.channel)
+            return any(isinstance(e, ChannelClosed) for e in seen)
 
-            session.pump(closed)
-            statuses = [e.status for e in seen if isinstance(e, ExitStatus)]
-            assert statuses == [11]  # sftp-server: error("bad message ..."); sftp_server_cleanup_exit(11)
-            assert session.exec("echo alive").stdout == b"alive\n"  # sshd keeps the connection
+        session.pump(closed)
+        statuses = [e.status for e in seen if isinstance(e, ExitStatus)]
+        assert statuses == [11]  # sftp-server: error("bad message ..."); sftp_server_cleanup_exit(11)
+        assert session.exec("echo alive").stdout == b"alive\n"  # sshd keeps the connection
 
 
 # -- an idle client -------------------------------------------------------------------------------------------

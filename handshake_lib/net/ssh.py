@@ -282,8 +282,8 @@ class SSHProbeServer(LoopbackServer):
         """Once a client has logged in, its channels are served by ``net.ssh_server.SessionHandler``: the fixed
         command set, SFTP inside ``sftp_root`` (None: no SFTP), forwarding to loopback (``allow_forwarding``).
         ``timeout`` bounds each wait for the client (an idle connection ends after it), ``login_grace`` the
-        time to log in, ``max_session`` a whole connection, however busy.  ``strict_kex=False`` exists only to demonstrate the Terrapin attack (see
-        ``SSHConnection``)."""
+        time to log in, ``max_session`` a whole connection, however busy.  ``strict_kex=False`` exists only
+        to demonstrate the Terrapin attack (see ``SSHConnection``)."""
         # LoopbackServer's whole-connection bound would otherwise be ``timeout``: every session cut after it
         super().__init__(timeout=timeout, max_connections=max_connections, lifetime=max_session)
         SSHServer(host_keys, auth_methods=auth_methods, auth=auth, algorithms=algorithms)  # refuse bad settings now
