@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
 from handshake_lib.net.ssh import SSHProbeServer, ssh_connect  # noqa: E402
 from handshake_lib.ssh.authentication import ClientAuth, KeyboardInteractiveRound, ServerAuthPolicy  # noqa: E402
 from handshake_lib.ssh.authorized_keys import AuthorizedKeys  # noqa: E402
-from handshake_lib.ssh.channels import ChannelClosed, ChannelOpened  # noqa: E402
+from handshake_lib.ssh.channels import ChannelClosed, ChannelOpened, LateReplyIgnored  # noqa: E402
 from handshake_lib.ssh.client import SSHClient  # noqa: E402
 from handshake_lib.ssh.hostkeys import HostKeyPair  # noqa: E402
 from handshake_lib.ssh.known_hosts import KnownHosts  # noqa: E402
@@ -367,6 +367,7 @@ class Peers:
         commands = ["echo one", "echo two"]
         with self._connect(cell) as session:
             results = session.exec_many(commands)
+            late = sum(isinstance(e, LateReplyIgnored) for e in session.events)  # paramiko: a reply after CLOSE
             order = [
                 (type(e).__name__, e.channel) for e in session.events if isinstance(e, ChannelOpened | ChannelClosed)
             ]
@@ -385,7 +386,8 @@ class Peers:
             record = f"paramiko record: commands {self.paramiko.connections[-1].commands}"
         else:
             record = self._peer_record(cell)
-        return f"channels {[r.channel for r in results]} both open before either closed; {record}"
+        ignored = f" ({late} reply after the CLOSE ignored, as OpenSSH does)" if late else ""
+        return f"channels {[r.channel for r in results]} both open before either closed{ignored}; {record}"
 
     def _fetch_through(self, port: int) -> bytes:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello.txt", timeout=TIMEOUT) as answer:
@@ -397,7 +399,7 @@ class Peers:
             body = self._fetch_through(port)
         check(body == HELLO, f"the HTTP answer was {body!r}")
         check(len(self.http_requests) > before, "the HTTP server logged no request")
-        served = f'HTTP server: "{self.http_requests[-1]}"'
+        served = f"HTTP server logged {self.http_requests[-1]}"
         if cell.peer == "openssh":
             lines = re.findall(
                 r"server_request_direct_tcpip: originator \S+ port \d+, target \S+ port \d+", self.sshd.log
@@ -475,6 +477,10 @@ class Peers:
             options += ["-o", f"IdentityFile={identity or self.key_file}"]
         else:
             options += ["-o", "IdentityFile=/dev/null", "-o", "PubkeyAuthentication=no"]
+        if program == "sftp" and not auth.startswith("publickey"):
+            # sftp -b implies BatchMode=yes (no password prompt, not even through SSH_ASKPASS); ssh takes an
+            # option's first value, so ours, given before sftp adds its own, wins
+            options = ["-o", "BatchMode=no", *options]
         environment = dict(os.environ, SSH_ASKPASS=str(self.askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
         return [program, *options, *arguments], environment
 
@@ -533,7 +539,7 @@ class Peers:
         check(len(self.http_requests) > requests, "the HTTP server logged nothing")
         channel = forwarded[-1]
         return (
-            f'HTTP server: "{self.http_requests[-1]}"; {login}, direct-tcpip to {channel.target[0]}:port, '
+            f"HTTP server logged {self.http_requests[-1]}; {login}, direct-tcpip to {channel.target[0]}:port, "
             f"{channel.bytes_in} B in, {channel.bytes_out} B out"
         )
 

@@ -83,3 +83,17 @@ def test_a_cell_that_fails_is_reported_not_raised(peers):
     finally:
         peers.sshd.port = port
     assert not outcome.ok and outcome.evidence.startswith("FAILED: ConnectionLost")
+
+
+def test_a_reply_after_the_close_is_ignored_as_openssh_does_but_data_is_not():
+    """paramiko's server answers ``exec`` after its handler returns; a thread that ran the command at once
+    may have closed the channel first (seen in the two-channel cell).  OpenSSH logs "unknown" and goes on."""
+    from handshake_lib.errors import ChannelError
+    from handshake_lib.ssh import channel_messages as cm
+    from handshake_lib.ssh.channels import ConnectionProtocol, LateReplyIgnored
+
+    client = ConnectionProtocol("client")
+    assert client.receive(cm.ChannelSuccess(3)) == [LateReplyIgnored(3, "SSH_MSG_CHANNEL_SUCCESS")]
+    assert client.receive(cm.ChannelFailure(3)) == [LateReplyIgnored(3, "SSH_MSG_CHANNEL_FAILURE")]
+    with pytest.raises(ChannelError, match="not open"):
+        client.receive(cm.ChannelData(3, b"late"))
