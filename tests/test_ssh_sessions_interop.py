@@ -97,3 +97,19 @@ def test_a_reply_after_the_close_is_ignored_as_openssh_does_but_data_is_not():
     assert client.receive(cm.ChannelFailure(3)) == [LateReplyIgnored(3, "SSH_MSG_CHANNEL_FAILURE")]
     with pytest.raises(ChannelError, match="not open"):
         client.receive(cm.ChannelData(3, b"late"))
+
+
+def test_the_committed_document_has_every_cell_of_the_full_matrix_and_each_passed():
+    """docs/ssh_session_matrix.md is the script's output: a new cell without its row fails here."""
+    text = (ROOT / "docs" / "ssh_session_matrix.md").read_text()
+    labels = {label: key for key, label in matrix.PEER_LABELS.items()}
+    directions = {label: key for key, label in matrix.DIRECTION_LABELS.items()}
+    features = {label: key for key, label in matrix.FEATURES.items()}
+    rows = []
+    for line in text.splitlines()[2:]:
+        if line.startswith("| ") and not line.startswith("| peer ") and not line.startswith("|---"):
+            peer, direction, auth, feature, evidence = (cell.strip() for cell in line.strip("|").split(" | ", 4))
+            rows.append((matrix.Cell(labels[peer], directions[direction], auth, features[feature]), evidence))
+    assert [cell for cell, _ in rows] == matrix.full_matrix()
+    assert not [cell for cell, evidence in rows if evidence.startswith("FAILED")]
+    assert f"**{len(rows)} of {len(rows)} cells passed**" in text
