@@ -8,9 +8,10 @@ Theory of operation
 -------------------
 :class:`Peers` starts, once, every server a cell needs: OpenSSH's ``sshd`` (``AllowTcpForwarding yes``,
 ``Subsystem sftp`` with Debian's ``sftp-server``), asyncssh's server (with its own SFTP server in a folder),
-paramiko's server, and ours (:class:`~handshake_lib.net.ssh.SSHProbeServer`: one that offers publickey,
-password and two-round keyboard-interactive, one that requires a key *and* keyboard-interactive), plus a
-loopback HTTP server (``http.server.ThreadingHTTPServer``) for the forwarding cells.  Each cell
+paramiko's server (its ``SFTPServer`` over a folder too), and ours
+(:class:`~handshake_lib.net.ssh.SSHProbeServer`: one that offers publickey, password and two-round
+keyboard-interactive, one that requires a key *and* keyboard-interactive), plus a loopback HTTP server
+(``http.server.ThreadingHTTPServer``) for the forwarding cells.  Each cell
 (:class:`Cell`: peer, direction, auth method, feature) is one function that makes one real connection, checks
 what happened (an :class:`AssertionError` names what differed) and returns its *evidence*: what the peer
 itself recorded (sshd's debug log, the asyncssh/paramiko server's connection record, OpenSSH ``ssh``'s exit
@@ -111,7 +112,7 @@ def full_matrix() -> list[Cell]:
         add(Cell("openssh", "client", "publickey", feature))
     for peer, features in (
         ("asyncssh", ("exec", "two-channels", "forward", "sftp")),
-        ("paramiko", ("exec", "two-channels", "forward")),
+        ("paramiko", ("exec", "two-channels", "forward", "sftp")),
     ):
         for auth in ("publickey", "password", "keyboard-interactive"):
             for feature in features:
@@ -219,10 +220,10 @@ class Peers:
         stack = self._stack.__enter__()
         try:
             self.folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="handshakes-matrix-")))
-            for name in ("www", "ours", "asyncssh", "sshd", "local"):
+            for name in ("www", "ours", "asyncssh", "paramiko", "sshd", "local"):
                 (self.folder / name).mkdir()
             (self.folder / "www" / "hello.txt").write_bytes(HELLO)
-            for name in ("ours", "asyncssh", "sshd"):
+            for name in ("ours", "asyncssh", "paramiko", "sshd"):
                 (self.folder / name / "hello.txt").write_bytes(HELLO)
             self.key_file = self.folder / "id_ed25519"
             self.key_file.write_bytes(KEY.private_bytes())
@@ -263,7 +264,7 @@ class Peers:
             self.paramiko = stack.enter_context(
                 paramiko_server(
                     passwords={USER: PASSWORD}, authorized_keys=lines, keyboard_interactive={USER: ROUNDS},
-                    timeout=TIMEOUT,
+                    sftp_root=self.folder / "paramiko", timeout=TIMEOUT,
                 )
             )  # fmt: skip
             keys = AuthorizedKeys.parse(KEY.public_line())
@@ -409,8 +410,8 @@ class Peers:
         return f"{served}; {self._peer_record(cell)}"
 
     def _client_sftp(self, cell: Cell) -> str:
-        folder = self.folder / ("sshd" if cell.peer == "openssh" else "asyncssh")
-        base = str(folder) if cell.peer == "openssh" else ""  # asyncssh's chroot: paths inside its folder
+        folder = self.folder / ("sshd" if cell.peer == "openssh" else cell.peer)
+        base = str(folder) if cell.peer == "openssh" else ""  # asyncssh's and paramiko's: paths inside the folder
         name = f"up-{cell.auth}.txt"
         with self._connect(cell) as session, session.sftp() as sftp:
             listed = sorted(n.filename for n in sftp.listdir(base or "/"))

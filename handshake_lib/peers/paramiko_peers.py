@@ -9,7 +9,8 @@ Theory of operation
   that allows password and/or public key logins from the tables given, and sessions that answer an
   exec request with the command's text and exit status 0 (``exit N``: N, and the command on stderr), each
   channel in a thread of its own so several run at once; a ``direct-tcpip`` channel to loopback is
-  connected and its bytes copied both ways (paramiko's server leaves both to the application).
+  connected and its bytes copied both ways (paramiko's server leaves both to the application); with
+  ``sftp_root``, paramiko's ``SFTPServer`` serves that folder to the ``sftp`` subsystem.
   What paramiko saw of each connection is kept in :class:`ParamikoServerConnection` (negotiated
   algorithms, user, result, error, paramiko's log).
 * :func:`paramiko_client` runs paramiko's client ``Transport``: key exchange, the server's host key
@@ -37,13 +38,16 @@ as OpenSSH does.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import select
 import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..net import DEFAULT_TIMEOUT, LOOPBACK, LoopbackServer, connect
@@ -224,7 +228,7 @@ class _ParamikoListener(LoopbackServer):
         passwords: dict[str, str] = self.settings["passwords"]
         accepted: dict[str, set[str]] = self.settings["authorized_keys"]
         rounds: dict[str, list[list[tuple[str, str]]]] = self.settings["keyboard_interactive"]
-        commands: dict[int, str] = {}  # channel id -> its exec'd command
+        commands: dict[int, str | None] = {}  # channel id -> its exec'd command (None: a subsystem)
         forwards: dict[int, tuple[str, int]] = {}  # channel id -> the direct-tcpip target
         exec_requested = threading.Condition()
 
@@ -281,6 +285,13 @@ class _ParamikoListener(LoopbackServer):
                 forwards[chanid] = (destination[0], int(destination[1]))
                 return paramiko.OPEN_SUCCEEDED
 
+            def check_channel_subsystem_request(self, channel: Any, name: str) -> bool:
+                started = super().check_channel_subsystem_request(channel, name)  # paramiko runs the handler
+                with exec_requested:
+                    commands[channel.get_id()] = None  # not an exec: its thread leaves it to the subsystem
+                    exec_requested.notify_all()
+                return bool(started)
+
             def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
                 with exec_requested:
                     record.command = command.decode(errors="replace")
@@ -296,6 +307,10 @@ class _ParamikoListener(LoopbackServer):
                 for key in self.settings["host_keys"].values():
                     transport.add_server_key(key)
                 _narrow(transport, *self.settings["algorithms"])
+                if self.settings["sftp_root"] is not None:
+                    transport.set_subsystem_handler(
+                        "sftp", paramiko.SFTPServer, _sftp_interface(self.settings["sftp_root"])
+                    )
                 transport.start_server(server=Interface())
                 record.client_version = transport.remote_version or None
                 # accept() returns each channel the client opens (after a login); each is served by a thread
@@ -325,11 +340,14 @@ class _ParamikoListener(LoopbackServer):
                 record.finished = True
 
 
-def _run_exec(channel: Any, waiting: tuple[dict[int, str], threading.Condition], deadline: float) -> None:
+def _run_exec(channel: Any, waiting: tuple[dict[int, str | None], threading.Condition], deadline: float) -> None:
     """A session channel: wait for its exec, answer with the command's text (``exit N``: N, and stderr)."""
     commands, condition = waiting
-    with condition:
-        condition.wait_for(lambda: channel.get_id() in commands, max(deadline - time.monotonic(), 0.01))
+    with condition:  # in slices: a channel closed without a request wakes nobody
+        while channel.get_id() not in commands and not channel.closed and time.monotonic() < deadline:
+            condition.wait(0.05)
+    if channel.get_id() in commands and commands[channel.get_id()] is None:
+        return  # the sftp subsystem: paramiko's SFTPServer thread serves the channel
     command = commands.get(channel.get_id())
     if command is None:
         channel.close()
@@ -342,6 +360,72 @@ def _run_exec(channel: Any, waiting: tuple[dict[int, str], threading.Condition],
             channel.sendall_stderr(f"{command}\n".encode())
         channel.send_exit_status(status)
     channel.close()
+
+
+def _sftp_interface(root: Path) -> Any:
+    """A paramiko ``SFTPServerInterface`` over ``root``: list, stat, open, mkdir, remove, rename, inside it only."""
+    paramiko = _paramiko()
+
+    class Folder(paramiko.SFTPServerInterface):  # type: ignore[misc]
+        def _path(self, path: str) -> Path:
+            full = (root / path.lstrip("/")).resolve()
+            if full != root and root not in full.parents:
+                raise PermissionError(errno.EACCES, "outside the SFTP root")
+            return full
+
+        def _guard(self, action: Any) -> Any:
+            try:
+                return action()
+            except OSError as error:
+                return paramiko.SFTPServer.convert_errno(error.errno or errno.EIO)
+
+        def canonicalize(self, path: str) -> str:
+            inside = self._path(path).relative_to(root).as_posix()
+            return "/" if inside == "." else f"/{inside}"
+
+        def list_folder(self, path: str) -> Any:
+            def listing() -> list[Any]:
+                folder = self._path(path)
+                names = []
+                for name in sorted(os.listdir(folder)):
+                    attributes = paramiko.SFTPAttributes.from_stat(os.lstat(folder / name))
+                    attributes.filename = name
+                    names.append(attributes)
+                return names
+
+            return self._guard(listing)
+
+        def stat(self, path: str) -> Any:
+            return self._guard(lambda: paramiko.SFTPAttributes.from_stat(os.stat(self._path(path))))
+
+        def lstat(self, path: str) -> Any:
+            return self._guard(lambda: paramiko.SFTPAttributes.from_stat(os.lstat(self._path(path))))
+
+        def open(self, path: str, flags: int, attr: Any) -> Any:
+            def opened() -> Any:
+                fd = os.open(self._path(path), flags, 0o644)
+                writing = flags & (os.O_WRONLY | os.O_RDWR)
+                mode = ("ab" if flags & os.O_APPEND else "r+b" if flags & os.O_RDWR else "wb") if writing else "rb"
+                handle = paramiko.SFTPHandle(flags)
+                handle.filename = str(self._path(path))
+                handle.readfile = handle.writefile = os.fdopen(fd, mode)
+                return handle
+
+            return self._guard(opened)
+
+        def mkdir(self, path: str, attr: Any) -> Any:
+            return self._guard(lambda: os.mkdir(self._path(path)) or paramiko.SFTP_OK)
+
+        def rmdir(self, path: str) -> Any:
+            return self._guard(lambda: os.rmdir(self._path(path)) or paramiko.SFTP_OK)
+
+        def remove(self, path: str) -> Any:
+            return self._guard(lambda: os.remove(self._path(path)) or paramiko.SFTP_OK)
+
+        def rename(self, oldpath: str, newpath: str) -> Any:
+            return self._guard(lambda: os.rename(self._path(oldpath), self._path(newpath)) or paramiko.SFTP_OK)
+
+    return Folder
 
 
 def _relay(channel: Any, target: tuple[str, int], deadline: float) -> None:
@@ -403,6 +487,7 @@ def paramiko_server(
     passwords: Mapping[str, str] | None = None,
     authorized_keys: Mapping[str, Sequence[str]] | None = None,
     keyboard_interactive: Mapping[str, Sequence[Sequence[tuple[str, str]]]] | None = None,
+    sftp_root: str | os.PathLike[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Iterator[ParamikoServer]:
     """A paramiko server on 127.0.0.1 (a port the kernel picks) for as long as the ``with`` block runs.
@@ -410,8 +495,9 @@ def paramiko_server(
     Algorithm lists use paramiko's names (``curve25519-sha256@libssh.org``, not ``curve25519-sha256``);
     an unknown name raises ValueError at the first connection.  ``passwords``: user -> password;
     ``authorized_keys``: user -> OpenSSH public key lines; ``keyboard_interactive``: user -> rounds, each a list
-    of (prompt, expected answer), asked one round after another.  Every connection ends ``timeout`` s after
-    its accept at the latest.
+    of (prompt, expected answer), asked one round after another.  ``sftp_root``: paramiko's ``SFTPServer``
+    serves that folder to the ``sftp`` subsystem (through :func:`_sftp_interface`, confined to it).  Every
+    connection ends ``timeout`` s after its accept at the latest.
     """
     _paramiko()
     keys = {}
@@ -420,6 +506,7 @@ def paramiko_server(
             _SERVER_KEYS[key_type] = _make_host_key(key_type)
         keys[key_type] = _SERVER_KEYS[key_type]
     settings = {
+        "sftp_root": Path(sftp_root).resolve() if sftp_root is not None else None,
         "host_keys": keys,
         "algorithms": (kex, ciphers, macs, host_key_algorithms),
         "passwords": dict(passwords or {}),
