@@ -279,6 +279,10 @@ class LoopbackServer:
     outlives the notebook cell or the test that started it.
     After ``__enter__``, ``host`` and ``port`` hold the bound address.
 
+    ``lifetime`` (default: ``timeout``) replaces that whole-connection bound for a server whose
+    connections legitimately last longer than one wait (an SSH session: its handler has its own idle
+    timeout); when the block ends every connection still gets at most ``timeout`` more seconds.
+
     Limits (documented in ``docs/limits.md``): at most ``max_connections`` connections (default
     :data:`DEFAULT_MAX_THREADS`, one thread each) are served at once.  While they are all busy the
     server does not accept: new clients wait in the kernel's accept queue, which is as long as the
@@ -298,6 +302,7 @@ class LoopbackServer:
         allow_public: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_THREADS,
+        lifetime: float | None = None,
     ) -> None:
         # Refuse a bad address now, in the caller's thread, not later in __enter__.
         if not is_loopback(host) and not allow_public:
@@ -311,6 +316,9 @@ class LoopbackServer:
         self.allow_public = allow_public
         self.timeout = timeout
         self.max_connections = max_connections
+        if lifetime is not None and lifetime <= 0:
+            raise ValueError("lifetime must be positive")
+        self.lifetime = timeout if lifetime is None else lifetime
         self._listener: socket.socket | None = None
         self._loop_thread: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()  # live connection threads only
@@ -382,11 +390,14 @@ class LoopbackServer:
             )
             with self._workers_lock:
                 self._workers.add(worker)
-                self._deadlines[watch] = time.monotonic() + self.timeout
+                self._deadlines[watch] = time.monotonic() + self.lifetime
             worker.start()
         # Stopping: connections still running get what is left of their own deadlines (a handler
         # that ignores its socket being shut down is left to close(), which stops waiting for it too).
         give_up = time.monotonic() + self.timeout + 1
+        with self._workers_lock:  # a long lifetime ends here: what is left of the timeout at most
+            for watch, deadline in self._deadlines.items():
+                self._deadlines[watch] = min(deadline, give_up - 1)
         while self.live_threads and time.monotonic() < give_up:
             self._end_overdue_connections()
             time.sleep(0.05)

@@ -249,6 +249,7 @@ class ServedConnection:
     channels: list[ServedChannel] = field(default_factory=list)  # what each channel did
     error: HandshakeError | None = None
     peer: tuple[str, int] = ("", 0)  # the client's address and port
+    finished: bool = False  # the connection's thread is done: this record is final
 
     @property
     def reached_user_authentication(self) -> bool:
@@ -272,7 +273,7 @@ class SSHProbeServer(LoopbackServer):
         on_secrets: Secrets | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
-        max_session: float = 300.0,
+        max_session: float = 3600.0,
         strict_kex: bool = True,
         sftp_root: Path | None = None,
         allow_forwarding: bool = True,
@@ -289,8 +290,8 @@ class SSHProbeServer(LoopbackServer):
         ``strict_kex=False`` exists only to demonstrate the Terrapin attack (see ``SSHConnection``)."""
         if not 0 < timeout <= max_session:
             raise ValueError("timeout must be positive and at most max_session")
-        # LoopbackServer's timeout is its whole-connection limit; ours, the idle one, is kept apart.
-        super().__init__(timeout=max_session, max_connections=max_connections)
+        # LoopbackServer's whole-connection bound would otherwise be ``timeout``: every session cut after it
+        super().__init__(timeout=timeout, max_connections=max_connections, lifetime=max_session)
         self.idle_timeout = timeout
         SSHServer(host_keys, auth_methods=auth_methods, auth=auth, algorithms=algorithms)  # refuse bad settings now
         if login_grace <= 0:
@@ -390,5 +391,6 @@ class SSHProbeServer(LoopbackServer):
             selector.close()
         with contextlib.suppress(OSError):
             driver.flush()
+        served.finished = True
         if self.on_finished is not None:
             self.on_finished(served)

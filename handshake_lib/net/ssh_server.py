@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HandshakeError
+from ..errors import HandshakeError, SFTPPacketTooLarge
 from ..ssh.authentication import AuthenticatedUser
 from ..ssh.channel_messages import (
     CancelTcpipForwardRequest,
@@ -69,6 +69,9 @@ __all__ = ["SessionHandler", "ServedChannel", "OUTPUT_HIGH_WATER", "FORWARD_CONN
 OUTPUT_HIGH_WATER = 1024 * 1024
 FORWARD_CONNECT_TIMEOUT = 2.0
 MAX_LISTENERS = 8  # tcpip-forward listeners per connection
+# OpenSSH's sftp-server exits with 11 on a request longer than SFTP_MAX_MSG_LENGTH (sftp_server_cleanup_exit(11)
+# after "bad message"); the subsystem's exit status says the same here.  Other broken sessions exit 1.
+SFTP_TOO_LONG_EXIT = 11
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
@@ -280,8 +283,12 @@ class SessionHandler:
             if out:
                 self._send(live, out)
         elif live.sftp is not None and not live.sftp.closed:
-            with contextlib.suppress(HandshakeError):  # a broken SFTP session ends (sftp-server exits too)
+            try:
                 live.sftp.receive_data(event.data)
+            except SFTPPacketTooLarge:
+                live.extra["exit_status"] = SFTP_TOO_LONG_EXIT  # sftp-server's "bad message": exit 11
+            except HandshakeError:
+                pass  # a broken SFTP session ends (sftp-server exits too)
             self._drain_sftp(live)
         elif live.sock is not None:
             try:
@@ -340,7 +347,7 @@ class SessionHandler:
                 break
             self._send(live, out)
         if live.sftp.closed:
-            self._finish(live, status=1)
+            self._finish(live, status=int(live.extra.get("exit_status", 1)))
 
     def _buffered(self, channel: int) -> int:
         try:

@@ -6,7 +6,10 @@ Theory of operation
   background thread running its own event loop (so it works under Jupyter's running loop too).  Host
   keys are made in memory (ed25519 always; ecdsa P-256 and RSA when asked), algorithm lists can be
   narrowed, users log in by password and/or public key from the tables given, and a session runs a
-  trivial handler: the text of the exec'd command comes back on stdout, exit status 0.  The yielded
+  trivial handler: the text of the exec'd command comes back on stdout, exit status 0 (``exit N``: the
+  text on stdout, ``exit N`` on stderr, exit status N).  ``direct-tcpip`` channels (``ssh -L``) to a
+  loopback address are forwarded by asyncssh itself; with ``sftp_root`` asyncssh's own SFTP server
+  serves that folder (``chroot``) to the ``sftp`` subsystem.  The yielded
   :class:`AsyncSSHServer` says where it listens, its host keys and a known_hosts text, and what asyncssh
   saw of each connection (:class:`AsyncSSHServerConnection`: negotiated algorithms, user, method,
   error).  Leaving the block closes the listener and every connection and joins the thread.
@@ -31,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -167,6 +171,7 @@ def asyncssh_server(
     authorized_keys: Mapping[str, Sequence[str]] | None = None,
     keyboard_interactive: Mapping[str, Sequence[Sequence[tuple[str, str]]]] | None = None,
     expired_passwords: Sequence[str] = (),
+    sftp_root: str | os.PathLike[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Iterator[AsyncSSHServer]:
     """An asyncssh server on 127.0.0.1 (a port the kernel picks) for as long as the ``with`` block runs.
@@ -260,9 +265,22 @@ def asyncssh_server(
             self.record.authenticated = key.public_data in accepted.get(username, set())
             return self.record.authenticated
 
+        def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
+            # True: asyncssh connects to the target itself and copies the bytes both ways; loopback only
+            return dest_host in (LOOPBACK, "localhost")
+
     def session(process: Any) -> None:
-        process.stdout.write(process.command or "")
-        process.exit(0)
+        command = process.command or ""
+        process.stdout.write(command)
+        words = command.split()
+        if len(words) == 2 and words[0] == "exit" and words[1].isdigit():
+            process.stderr.write(f"{command}\n")
+            process.exit(int(words[1]))
+        else:
+            process.exit(0)
+
+    def sftp_factory(channel: Any) -> Any:
+        return asyncssh.SFTPServer(channel, chroot=os.fsencode(sftp_root))
 
     options = asyncssh.SSHServerConnectionOptions(
         server_host_keys=list(keys.values()),
@@ -286,7 +304,10 @@ def asyncssh_server(
         asyncio.set_event_loop(loop)
         try:
             listener = loop.run_until_complete(
-                asyncssh.create_server(Server, LOOPBACK, 0, options=options, process_factory=session)
+                asyncssh.create_server(
+                    Server, LOOPBACK, 0, options=options, process_factory=session,
+                    sftp_factory=sftp_factory if sftp_root is not None else None,
+                )  # fmt: skip
             )
         except BaseException as error:  # noqa: BLE001 - handed to the starting thread
             started.set_exception(error)

@@ -6,9 +6,13 @@ Theory of operation
   :class:`~handshake_lib.net.LoopbackServer`: each connection gets a thread running a paramiko
   ``Transport`` in server mode, host keys made in memory (ed25519 always; ecdsa P-256 and RSA when
   asked), algorithm lists narrowed through ``Transport.get_security_options()``, a ``ServerInterface``
-  that allows password and/or public key logins from the tables given, and a session that answers an
-  exec request with the command's text and exit status 0.  What paramiko saw of each connection is
-  kept in :class:`ParamikoServerConnection` (negotiated algorithms, user, result, error, paramiko's log).
+  that allows password and/or public key logins from the tables given, and sessions that answer an
+  exec request with the command's text and exit status 0 (``exit N``: N, and the command on stderr), each
+  channel in a thread of its own so several run at once; a ``direct-tcpip`` channel to loopback is
+  connected and its bytes copied both ways (paramiko's server leaves both to the application); with
+  ``sftp_root``, paramiko's ``SFTPServer`` serves that folder to the ``sftp`` subsystem.
+  What paramiko saw of each connection is kept in :class:`ParamikoServerConnection` (negotiated
+  algorithms, user, result, error, paramiko's log).
 * :func:`paramiko_client` runs paramiko's client ``Transport``: key exchange, the server's host key
   checked against a known_hosts text, a ``none`` request (which returns the server's methods), then a
   password or public key login when given, then the command; all within one deadline, reported in a
@@ -34,12 +38,16 @@ as OpenSSH does.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
+import select
 import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..net import DEFAULT_TIMEOUT, LOOPBACK, LoopbackServer, connect
@@ -193,7 +201,8 @@ class ParamikoServerConnection:
     username: str | None = None
     authenticated: bool = False
     methods: list[str] = field(default_factory=list)  # what paramiko accepted, in order
-    command: str | None = None
+    command: str | None = None  # the last exec'd command
+    commands: list[str] = field(default_factory=list)  # every exec'd command, in order
     error: str | None = None  # paramiko's exception ("Incompatible ssh peer (no acceptable kex algorithm)")
     log: list[str] = field(default_factory=list, repr=False)  # paramiko's debug log for this connection
     finished: bool = False  # the connection is over and this record final
@@ -219,7 +228,9 @@ class _ParamikoListener(LoopbackServer):
         passwords: dict[str, str] = self.settings["passwords"]
         accepted: dict[str, set[str]] = self.settings["authorized_keys"]
         rounds: dict[str, list[list[tuple[str, str]]]] = self.settings["keyboard_interactive"]
-        exec_requested = threading.Event()
+        commands: dict[int, str | None] = {}  # channel id -> its exec'd command (None: a subsystem)
+        forwards: dict[int, tuple[str, int]] = {}  # channel id -> the direct-tcpip target
+        exec_requested = threading.Condition()
 
         class Interface(paramiko.ServerInterface):  # type: ignore[misc]
             round = 0
@@ -268,9 +279,25 @@ class _ParamikoListener(LoopbackServer):
                     return paramiko.OPEN_SUCCEEDED
                 return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
+            def check_channel_direct_tcpip_request(self, chanid: int, origin: Any, destination: Any) -> int:
+                if destination[0] not in (LOOPBACK, "localhost"):
+                    return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+                forwards[chanid] = (destination[0], int(destination[1]))
+                return paramiko.OPEN_SUCCEEDED
+
+            def check_channel_subsystem_request(self, channel: Any, name: str) -> bool:
+                started = super().check_channel_subsystem_request(channel, name)  # paramiko runs the handler
+                with exec_requested:
+                    commands[channel.get_id()] = None  # not an exec: its thread leaves it to the subsystem
+                    exec_requested.notify_all()
+                return bool(started)
+
             def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
-                record.command = command.decode(errors="replace")
-                exec_requested.set()
+                with exec_requested:
+                    record.command = command.decode(errors="replace")
+                    record.commands.append(record.command)
+                    commands[channel.get_id()] = record.command
+                    exec_requested.notify_all()
                 return True
 
         transport = paramiko.Transport(conn)
@@ -280,20 +307,30 @@ class _ParamikoListener(LoopbackServer):
                 for key in self.settings["host_keys"].values():
                     transport.add_server_key(key)
                 _narrow(transport, *self.settings["algorithms"])
+                if self.settings["sftp_root"] is not None:
+                    transport.set_subsystem_handler(
+                        "sftp", paramiko.SFTPServer, _sftp_interface(self.settings["sftp_root"])
+                    )
                 transport.start_server(server=Interface())
                 record.client_version = transport.remote_version or None
-                # accept() returns the session channel once the client opened one (after a login).
-                channel = None
-                while channel is None and transport.is_active() and time.monotonic() < deadline:
+                # accept() returns each channel the client opens (after a login); each is served by a thread
+                # of its own, so two channels run at once, until the client hangs up or the deadline.
+                workers: list[threading.Thread] = []
+                while transport.is_active() and time.monotonic() < deadline:
                     # accept() is not woken when the client hangs up: wait in short slices
                     channel = transport.accept(min(0.05, max(deadline - time.monotonic(), 0.001)))
-                record.negotiated = _negotiated(transport, log.lines, server=True)
-                if channel is not None and exec_requested.wait(max(deadline - time.monotonic(), 0.01)):
-                    channel.sendall((record.command or "").encode())
-                    channel.send_exit_status(0)
-                    channel.close()
-                    while transport.is_active() and time.monotonic() < deadline:  # let the client hang up first
-                        time.sleep(0.005)
+                    if not record.negotiated and transport.is_authenticated():
+                        record.negotiated = _negotiated(transport, log.lines, server=True)
+                    if channel is not None:
+                        target = forwards.get(channel.get_id())
+                        work = _relay if target is not None else _run_exec
+                        argument = target if target is not None else (commands, exec_requested)
+                        worker = threading.Thread(target=work, args=(channel, argument, deadline), daemon=True)
+                        worker.start()
+                        workers.append(worker)
+                for worker in workers:
+                    worker.join(max(deadline - time.monotonic(), 0.01))
+                record.negotiated = record.negotiated or _negotiated(transport, log.lines, server=True)
             except (paramiko.SSHException, OSError, EOFError) as error:
                 record.error = str(error) or type(error).__name__
             finally:
@@ -301,6 +338,124 @@ class _ParamikoListener(LoopbackServer):
                     record.negotiated = _negotiated(transport, log.lines, server=True)
                 transport.close()
                 record.finished = True
+
+
+def _run_exec(channel: Any, waiting: tuple[dict[int, str | None], threading.Condition], deadline: float) -> None:
+    """A session channel: wait for its exec, answer with the command's text (``exit N``: N, and stderr)."""
+    commands, condition = waiting
+    with condition:  # in slices: a channel closed without a request wakes nobody
+        while channel.get_id() not in commands and not channel.closed and time.monotonic() < deadline:
+            condition.wait(0.05)
+    if channel.get_id() in commands and commands[channel.get_id()] is None:
+        return  # the sftp subsystem: paramiko's SFTPServer thread serves the channel
+    command = commands.get(channel.get_id())
+    if command is None:
+        channel.close()
+        return
+    with contextlib.suppress(OSError, EOFError):
+        channel.sendall(command.encode())
+        words = command.split()
+        status = int(words[1]) if len(words) == 2 and words[0] == "exit" and words[1].isdigit() else 0
+        if status:
+            channel.sendall_stderr(f"{command}\n".encode())
+        channel.send_exit_status(status)
+    channel.close()
+
+
+def _sftp_interface(root: Path) -> Any:
+    """A paramiko ``SFTPServerInterface`` over ``root``: list, stat, open, mkdir, remove, rename, inside it only."""
+    paramiko = _paramiko()
+
+    class Folder(paramiko.SFTPServerInterface):  # type: ignore[misc]
+        def _path(self, path: str) -> Path:
+            full = (root / path.lstrip("/")).resolve()
+            if full != root and root not in full.parents:
+                raise PermissionError(errno.EACCES, "outside the SFTP root")
+            return full
+
+        def _guard(self, action: Any) -> Any:
+            try:
+                return action()
+            except OSError as error:
+                return paramiko.SFTPServer.convert_errno(error.errno or errno.EIO)
+
+        def canonicalize(self, path: str) -> str:
+            inside = self._path(path).relative_to(root).as_posix()
+            return "/" if inside == "." else f"/{inside}"
+
+        def list_folder(self, path: str) -> Any:
+            def listing() -> list[Any]:
+                folder = self._path(path)
+                names = []
+                for name in sorted(os.listdir(folder)):
+                    attributes = paramiko.SFTPAttributes.from_stat(os.lstat(folder / name))
+                    attributes.filename = name
+                    names.append(attributes)
+                return names
+
+            return self._guard(listing)
+
+        def stat(self, path: str) -> Any:
+            return self._guard(lambda: paramiko.SFTPAttributes.from_stat(os.stat(self._path(path))))
+
+        def lstat(self, path: str) -> Any:
+            return self._guard(lambda: paramiko.SFTPAttributes.from_stat(os.lstat(self._path(path))))
+
+        def open(self, path: str, flags: int, attr: Any) -> Any:
+            def opened() -> Any:
+                fd = os.open(self._path(path), flags, 0o644)
+                writing = flags & (os.O_WRONLY | os.O_RDWR)
+                mode = ("ab" if flags & os.O_APPEND else "r+b" if flags & os.O_RDWR else "wb") if writing else "rb"
+                handle = paramiko.SFTPHandle(flags)
+                handle.filename = str(self._path(path))
+                handle.readfile = handle.writefile = os.fdopen(fd, mode)
+                return handle
+
+            return self._guard(opened)
+
+        def mkdir(self, path: str, attr: Any) -> Any:
+            return self._guard(lambda: os.mkdir(self._path(path)) or paramiko.SFTP_OK)
+
+        def rmdir(self, path: str) -> Any:
+            return self._guard(lambda: os.rmdir(self._path(path)) or paramiko.SFTP_OK)
+
+        def remove(self, path: str) -> Any:
+            return self._guard(lambda: os.remove(self._path(path)) or paramiko.SFTP_OK)
+
+        def rename(self, oldpath: str, newpath: str) -> Any:
+            return self._guard(lambda: os.rename(self._path(oldpath), self._path(newpath)) or paramiko.SFTP_OK)
+
+    return Folder
+
+
+def _relay(channel: Any, target: tuple[str, int], deadline: float) -> None:
+    """A direct-tcpip channel: connect to ``target`` and copy bytes both ways until either side ends."""
+    try:
+        sock = socket.create_connection(target, timeout=max(deadline - time.monotonic(), 0.01))
+    except OSError:
+        channel.close()
+        return
+    with sock:
+        ends = {channel: sock, sock: channel}
+        while time.monotonic() < deadline and ends:
+            ready, _, _ = select.select(list(ends), [], [], 0.05)
+            for source in ready:
+                data = source.recv(32768)
+                if not data:
+                    with contextlib.suppress(OSError):
+                        if source is sock:
+                            channel.shutdown_write()
+                        else:
+                            sock.shutdown(socket.SHUT_WR)
+                    ends.pop(source)
+                    continue
+                if source is sock:
+                    channel.sendall(data)
+                else:
+                    sock.sendall(data)
+            if channel.closed:
+                break
+    channel.close()
 
 
 @dataclass
@@ -332,6 +487,7 @@ def paramiko_server(
     passwords: Mapping[str, str] | None = None,
     authorized_keys: Mapping[str, Sequence[str]] | None = None,
     keyboard_interactive: Mapping[str, Sequence[Sequence[tuple[str, str]]]] | None = None,
+    sftp_root: str | os.PathLike[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Iterator[ParamikoServer]:
     """A paramiko server on 127.0.0.1 (a port the kernel picks) for as long as the ``with`` block runs.
@@ -339,8 +495,9 @@ def paramiko_server(
     Algorithm lists use paramiko's names (``curve25519-sha256@libssh.org``, not ``curve25519-sha256``);
     an unknown name raises ValueError at the first connection.  ``passwords``: user -> password;
     ``authorized_keys``: user -> OpenSSH public key lines; ``keyboard_interactive``: user -> rounds, each a list
-    of (prompt, expected answer), asked one round after another.  Every connection ends ``timeout`` s after
-    its accept at the latest.
+    of (prompt, expected answer), asked one round after another.  ``sftp_root``: paramiko's ``SFTPServer``
+    serves that folder to the ``sftp`` subsystem (through :func:`_sftp_interface`, confined to it).  Every
+    connection ends ``timeout`` s after its accept at the latest.
     """
     _paramiko()
     keys = {}
@@ -349,6 +506,7 @@ def paramiko_server(
             _SERVER_KEYS[key_type] = _make_host_key(key_type)
         keys[key_type] = _SERVER_KEYS[key_type]
     settings = {
+        "sftp_root": Path(sftp_root).resolve() if sftp_root is not None else None,
         "host_keys": keys,
         "algorithms": (kex, ciphers, macs, host_key_algorithms),
         "passwords": dict(passwords or {}),

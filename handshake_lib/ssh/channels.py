@@ -51,7 +51,8 @@ sender: the lesson's way to *see* flow control.
 **Replies in order** (sections 4 and 5.4).  SUCCESS/FAILURE carry no request identifier: they answer the
 oldest unanswered request.  So both directions keep a FIFO, per channel and for global requests: ours
 (which request does this reply answer?) and the peer's (our replies leave in the order its requests came,
-whatever order the application decides them in).
+whatever order the application decides them in).  A reply for a channel no longer in the table is
+ignored (the :class:`LateReplyIgnored` event), as OpenSSH does: paramiko's server can reply after CLOSE.
 
 **Limits**: ``max_channels`` channels at a time (an open past it is refused with RESOURCE_SHORTAGE, the
 connection lives), ``max_buffered`` bytes queued per channel, :data:`MAX_PENDING_REQUESTS` unanswered
@@ -91,6 +92,7 @@ __all__ = [
     "ChannelData",
     "ChannelEOF",
     "ChannelClosed",
+    "LateReplyIgnored",
     "ChannelRequestReceived",
     "ChannelRequestAnswered",
     "ExitStatus",
@@ -279,6 +281,18 @@ class ChannelClosed:
 
 
 @dataclass(frozen=True)
+class LateReplyIgnored:
+    """A CHANNEL_SUCCESS/FAILURE for a channel no longer open, ignored as OpenSSH does ("unknown" logged).
+
+    paramiko's server sends its reply to ``exec`` after its ``check_channel_exec_request`` returns, so a
+    thread that runs the command at once can send the output, exit-status and CLOSE first: both CLOSEs
+    cross, the number is free, and the reply comes after.  Data for such a channel stays a ChannelError."""
+
+    channel: int
+    name: str
+
+
+@dataclass(frozen=True)
 class ChannelRequestReceived:
     """A CHANNEL_REQUEST (not exit-status/exit-signal); ``fields`` None for a type we do not decode.
     With ``want_reply`` the application must call reply(); replies leave in request order."""
@@ -435,6 +449,9 @@ class ConnectionProtocol:
             if received is None:
                 raise UnexpectedMessage(f"{message.name} is not a connection protocol message")
             channel = self._channels.get(message.recipient_channel)  # type: ignore[attr-defined]
+            if channel is None and isinstance(message, (cm.ChannelSuccess, cm.ChannelFailure)):
+                events.append(LateReplyIgnored(message.recipient_channel, message.name))
+                return events
             if channel is None:
                 raise ChannelError(f"{message.name} for channel {message.recipient_channel}, which is not open")  # type: ignore[attr-defined]
             row = transition_for(channel.state, received)

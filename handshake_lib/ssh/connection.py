@@ -544,7 +544,9 @@ class SSHConnection:
             return
         for message in self.channels.messages_to_send():
             self._send_service_message(message)
-        self._maybe_rekey()
+            # per message, not per flush: one flush can carry a whole window (2 MiB), which would overshoot
+            # rekey_after_bytes by that much; once our KEXINIT is out the rest waits in _held until NEWKEYS
+            self._maybe_rekey()
 
     def _flush_held(self) -> None:
         while self._held and self.transport_state is State.ENCRYPTED:
