@@ -540,8 +540,11 @@ class SSHConnection:
     def _flush_channels(self) -> None:
         if self.channels is None:
             return
+        # The limit is checked after every message, not once per batch: a megabyte written at once must not
+        # all go out under the old keys; what follows our KEXINIT waits for our NEWKEYS (_send_service_message).
         for message in self.channels.messages_to_send():
             self._send_service_message(message)
+            self._maybe_rekey()
         self._maybe_rekey()
 
     def _flush_held(self) -> None:
