@@ -62,6 +62,7 @@ LESSONS = {
     "notebooks/12_ssh_version_and_key_exchange.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/13_ssh_host_keys.ipynb": LessonExpects(widgets=True, figures=False),
     "notebooks/14_ssh_user_authentication.ipynb": LessonExpects(widgets=True, figures=False),
+    "notebooks/15_ssh_session_and_channels.ipynb": LessonExpects(widgets=True, figures=True),
 }
 
 LAB_START_TIMEOUT_S = 90

@@ -542,10 +542,10 @@ class SSHConnection:
     def _flush_channels(self) -> None:
         if self.channels is None:
             return
+        # The limit is checked after every message, not once per batch: a megabyte written at once must not
+        # all go out under the old keys; what follows our KEXINIT waits for our NEWKEYS (_send_service_message).
         for message in self.channels.messages_to_send():
             self._send_service_message(message)
-            # per message, not per flush: one flush can carry a whole window (2 MiB), which would overshoot
-            # rekey_after_bytes by that much; once our KEXINIT is out the rest waits in _held until NEWKEYS
             self._maybe_rekey()
 
     def _flush_held(self) -> None:
