@@ -416,6 +416,13 @@ class UnsupportedExtension(ProtocolError):
     ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
 
 
+class MissingExtension(ProtocolError):
+    """A TLS 1.3 message lacks an extension it must carry (RFC 8446 section 4.2: ``missing_extension``)."""
+
+    tls_alert = TLSAlert.missing_extension
+    ssh_disconnect = SSHDisconnect.PROTOCOL_ERROR
+
+
 class InternalError(ProtocolError):
     """Something failed on *our* side while handling the peer's bytes: a bug, or a learner's stage.
 

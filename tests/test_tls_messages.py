@@ -39,12 +39,14 @@ from handshake_lib.tls.constants import (
     ContentType,
     ExtensionType,
     HandshakeType,
+    NamedGroup,
     ProtocolVersion,
 )
 from handshake_lib.tls.extensions import (
     CLIENT_HELLO_EXTENSIONS,
     SERVER_HELLO_EXTENSIONS,
     ExtendedMasterSecretExtension,
+    KeyShareClientHelloExtension,
     ServerName,
     ServerNameExtension,
     SupportedVersionsExtension,
@@ -156,9 +158,10 @@ def test_captured_tls13_client_hello_fields() -> None:
     assert isinstance(versions, SupportedVersionsExtension)
     assert versions.versions[:2] == [ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2]
     assert len(hello.session_id) == 32  # middlebox compatibility mode
-    # key_share is not modelled: kept raw, and the message still re-encodes identically (tested above).
+    # key_share is modelled since issue 13 (tls/extensions.py): OpenSSL 3.0 offers one X25519 share.
     key_share = hello.extension(ExtensionType.key_share)
-    assert isinstance(key_share, UnknownExtension) and key_share.data
+    assert isinstance(key_share, KeyShareClientHelloExtension)
+    assert [(share.group, len(share.key_exchange)) for share in key_share.client_shares] == [(NamedGroup.x25519, 32)]
 
 
 def test_spans_name_fields_and_meanings() -> None:

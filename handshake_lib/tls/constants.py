@@ -124,18 +124,31 @@ OPENSSL_NAMES: dict[str, CipherSuite] = {
 
 class ExtensionType(IntEnum):
     server_name = 0
+    max_fragment_length = 1
     status_request = 5
     supported_groups = 10
     ec_point_formats = 11
     signature_algorithms = 13
+    use_srtp = 14
+    heartbeat = 15
     application_layer_protocol_negotiation = 16
+    signed_certificate_timestamp = 18
+    client_certificate_type = 19
+    server_certificate_type = 20
+    padding = 21
     encrypt_then_mac = 22
     extended_master_secret = 23
+    record_size_limit = 28  # RFC 8449
     session_ticket = 35
     pre_shared_key = 41
     early_data = 42
     supported_versions = 43
+    cookie = 44
     psk_key_exchange_modes = 45
+    certificate_authorities = 47
+    oid_filters = 48
+    post_handshake_auth = 49
+    signature_algorithms_cert = 50
     key_share = 51
     renegotiation_info = 0xFF01
 
@@ -148,6 +161,24 @@ class NamedGroup(IntEnum):
     x448 = 30
     ffdhe2048 = 256
     ffdhe3072 = 257
+    ffdhe4096 = 258
+    # Post-quantum hybrids (draft-ietf-tls-ecdhe-mlkem): what Chromium and OpenSSL 3.5 offer first.
+    SecP256r1MLKEM768 = 0x11EB
+    X25519MLKEM768 = 0x11EC
+
+
+class PskKeyExchangeMode(IntEnum):
+    """How a PSK may be used (RFC 8446 section 4.2.9): alone, or together with a fresh (EC)DHE."""
+
+    psk_ke = 0
+    psk_dhe_ke = 1
+
+
+class KeyUpdateRequest(IntEnum):
+    """KeyUpdate.request_update (RFC 8446 section 4.6.3): whether the peer must answer with its own."""
+
+    update_not_requested = 0
+    update_requested = 1
 
 
 class ECPointFormat(IntEnum):

@@ -45,8 +45,9 @@ cipher suite list: OpenSSL says ``illegal_parameter``).
 ServerKeyExchange and ClientKeyExchange have one body per key exchange (RSA, ECDHE, DHE), which the
 bytes do not name: :func:`decode_handshake` takes the suite's ``key_exchange`` to choose.
 
-Known handshake types that this module does not model (TLS 1.3 messages...)
-decode as :class:`OpaqueHandshake`, which keeps the body.
+Known handshake types that this module does not model (TLS 1.3's EncryptedExtensions, KeyUpdate...)
+decode as :class:`OpaqueHandshake`, which keeps the body; :mod:`.messages13` decodes a TLS 1.3 flight
+with TLS 1.3's table of types, reusing ClientHello, ServerHello, CertificateVerify and Finished from here.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from .constants import (
     CertificateStatusType,
     CipherSuite,
     ClientCertificateType,
+    ExtensionType,
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
@@ -70,6 +72,8 @@ from .constants import (
 from .extensions import (
     Context,
     Extension,
+    SelectedVersionExtension,
+    check_extensions_allowed,
     decode_extensions,
     encode_extensions,
     find_extension,
@@ -83,6 +87,10 @@ if TYPE_CHECKING:
 __all__ = [
     "VERIFY_DATA_LENGTH",
     "HELLO_RETRY_REQUEST_RANDOM",
+    "DOWNGRADE_TLS12",
+    "DOWNGRADE_TLS11",
+    "downgrade_sentinel",
+    "check_downgrade",
     "HandshakeMessage",
     "ClientHello",
     "ServerHello",
@@ -114,11 +122,44 @@ VERIFY_DATA_LENGTH = 12  # RFC 5246 section 7.4.9, for every cipher suite this c
 
 # A ServerHello with this random is a TLS 1.3 HelloRetryRequest (RFC 8446 section 4.1.3).
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
-# The last 8 bytes of a server random that signal a downgrade (RFC 8446 section 4.1.3).
+# The last 8 bytes of a server random that signal a downgrade (RFC 8446 section 4.1.3): a server that can
+# do TLS 1.3 but negotiates 1.2 (or 1.1 and below) says so inside the random, which the signatures of
+# ServerKeyExchange (1.2) cover, so an attacker who strips supported_versions cannot hide it.
+DOWNGRADE_TLS12 = b"DOWNGRD\x01"
+DOWNGRADE_TLS11 = b"DOWNGRD\x00"
 _DOWNGRADE_SENTINELS = {
-    b"DOWNGRD\x01": "downgrade to TLS 1.2 signalled",
-    b"DOWNGRD\x00": "downgrade to TLS 1.1 or below signalled",
+    DOWNGRADE_TLS12: "downgrade to TLS 1.2 signalled",
+    DOWNGRADE_TLS11: "downgrade to TLS 1.1 or below signalled",
 }
+
+
+def downgrade_sentinel(server_random: bytes) -> int | None:
+    """The version a server random's downgrade sentinel signals (TLS1_2 or TLS1_1), or None when there is none."""
+    tail = server_random[-8:]
+    if tail == DOWNGRADE_TLS12:
+        return ProtocolVersion.TLS1_2
+    if tail == DOWNGRADE_TLS11:
+        return ProtocolVersion.TLS1_1
+    return None
+
+
+def check_downgrade(server_random: bytes, negotiated_version: int, client_max_version: int) -> None:
+    """A client's check of RFC 8446 section 4.1.3: ``illegal_parameter`` if the server random signals a downgrade.
+
+    A client that offered TLS 1.3 (``client_max_version``) and got 1.2 or below must refuse either
+    sentinel; a TLS 1.2 client that got 1.1 or below should refuse ``DOWNGRD\\x00``.  A server that
+    negotiates its own highest version never sets one, so the check costs a genuine connection nothing.
+    """
+    signalled = downgrade_sentinel(server_random)
+    if signalled is None or negotiated_version >= ProtocolVersion.TLS1_3:
+        return
+    if client_max_version >= ProtocolVersion.TLS1_3 or (
+        client_max_version == ProtocolVersion.TLS1_2 and signalled == ProtocolVersion.TLS1_1
+    ):
+        raise IllegalParameter(
+            f"the server random ends in {server_random[-8:]!r}: a downgrade from the version we offered "
+            f"(RFC 8446 section 4.1.3)"
+        )
 
 
 _HANDSHAKE_TYPES = frozenset(int(t) for t in HandshakeType)
@@ -252,14 +293,31 @@ class ServerHello(HandshakeMessage):
         )
         cipher_suite = r.u16("cipher_suite", cipher_suite_name)
         compression_method = r.u8("compression_method", lambda v: "null" if v == 0 else f"method {v}")
-        extensions = None if r.at_end else decode_extensions(r, "server_hello")
-        return cls(legacy_version, random, session_id, cipher_suite, compression_method, extensions)
+        # A HelloRetryRequest is a ServerHello with a special random, and its extensions have their own
+        # bodies (key_share holds only a group): the random, read first, picks the context.
+        context: Context = "hello_retry_request" if random == HELLO_RETRY_REQUEST_RANDOM else "server_hello"
+        extensions = None if r.at_end else decode_extensions(r, context)
+        hello = cls(legacy_version, random, session_id, cipher_suite, compression_method, extensions)
+        if hello.selected_version == ProtocolVersion.TLS1_3:
+            # RFC 8446 section 4.2: a TLS 1.3 ServerHello carries only key_share, pre_shared_key and
+            # supported_versions; a TLS 1.2 one keeps the TLS 1.2 rules (module docstring of extensions).
+            check_extensions_allowed(extensions, context)
+        return hello
 
     def encode_body(self, w: Writer) -> None:
         w.u16(self.legacy_version).raw(_exactly(self.random, 32, "random")).vector(1, self.session_id)
         w.u16(self.cipher_suite).u8(self.compression_method)
         if self.extensions is not None:
-            encode_extensions(w, self.extensions, "server_hello")
+            context: Context = "hello_retry_request" if self.is_hello_retry_request else "server_hello"
+            encode_extensions(w, self.extensions, context)
+
+    @property
+    def selected_version(self) -> int:
+        """The version this ServerHello chose: supported_versions' if present (TLS 1.3), else legacy_version."""
+        selected = find_extension(self.extensions, ExtensionType.supported_versions)
+        if isinstance(selected, SelectedVersionExtension):
+            return selected.selected_version
+        return self.legacy_version
 
     def extension(self, extension_type: int) -> Extension | None:
         return find_extension(self.extensions, extension_type)
