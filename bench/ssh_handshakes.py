@@ -186,12 +186,16 @@ with asyncssh_server(host_key_types=("ed25519",), passwords={"someone": "secret"
 
 
 @contextlib.contextmanager
-def asyncssh_server_process() -> Iterator[tuple[str, int, str]]:
-    """(host, port, known_hosts text) of an asyncssh server in a child process, for the ``with`` block."""
+def server_process(script: str, *arguments: str, what: str = "the server") -> Iterator[tuple[str, int, str]]:
+    """(host, port, known_hosts text) of the server ``script`` starts in a child process, for the ``with`` block.
+
+    The script prints its port and its known_hosts line, then serves until its standard input closes; a
+    server in its own process keeps its CPU off the client's measurements.
+    """
     root = Path(__file__).resolve().parent.parent
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", _SERVER_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, "-W", "ignore", "-c", script, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         env=environment, text=True,
     )  # fmt: skip
     try:
@@ -201,7 +205,7 @@ def asyncssh_server_process() -> Iterator[tuple[str, int, str]]:
         port_line, known_hosts = process.stdout.readline(), process.stdout.readline()
         timer.cancel()
         if not port_line.strip().isdigit():
-            raise RuntimeError(f"the asyncssh server process did not start (exit status {process.poll()})")
+            raise RuntimeError(f"{what} process did not start (exit status {process.poll()})")
         yield net.LOOPBACK, int(port_line), known_hosts
     finally:
         with contextlib.suppress(OSError):
@@ -212,6 +216,11 @@ def asyncssh_server_process() -> Iterator[tuple[str, int, str]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def asyncssh_server_process() -> contextlib.AbstractContextManager[tuple[str, int, str]]:
+    """(host, port, known_hosts text) of an asyncssh server in a child process, for the ``with`` block."""
+    return server_process(_SERVER_SCRIPT, what="the asyncssh server")
 
 
 def measure_asyncssh_server(count: int) -> list[Measurement]:

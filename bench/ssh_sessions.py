@@ -38,13 +38,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +50,7 @@ from handshake_lib import net
 
 from .report import Measurement
 from .ssh_handshakes import CIPHER, HOST_KEY, KEX, KEX_PARAMIKO, TIMEOUT_S, _Loop, time_clients
+from .ssh_handshakes import server_process as child_server
 
 GROUP = "session"
 DEFAULT_EXEC_COUNT = 100  # sessions per client: about 10 s for the three clients
@@ -122,31 +120,9 @@ with SSHProbeServer([host_key], auth=policy, sftp_root=Path(sys.argv[1]), timeou
 
 @contextlib.contextmanager
 def server_process(script: str, *arguments: str) -> Iterator[Endpoint]:
-    """The server ``script`` starts, in a child process, for the ``with`` block."""
-    root = Path(__file__).resolve().parent.parent
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", script, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        env=environment, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        timer = threading.Timer(TIMEOUT_S, process.kill)  # a server that never says its port is killed
-        timer.start()
-        port_line, known_hosts = process.stdout.readline(), process.stdout.readline()
-        timer.cancel()
-        if not port_line.strip().isdigit():
-            raise RuntimeError(f"the server process did not start (exit status {process.poll()})")
-        yield Endpoint(net.LOOPBACK, int(port_line), known_hosts)
-    finally:
-        with contextlib.suppress(OSError):
-            assert process.stdin is not None
-            process.stdin.close()
-        try:
-            process.wait(TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """The server ``script`` starts, in a child process, for the ``with`` block (``ssh_handshakes.server_process``)."""
+    with child_server(script, *arguments) as (host, port, known_hosts):
+        yield Endpoint(host, port, known_hosts)
 
 
 # -- exec: the clients -----------------------------------------------------------------------------------------
