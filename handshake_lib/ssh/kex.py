@@ -76,6 +76,9 @@ __all__ = [
     "decode_mpint_body",
     "MODP_GROUP14",
     "MODP_GROUP16",
+    "mlkem768_keypair",
+    "mlkem768_encapsulate",
+    "mlkem768_decapsulate",
 ]
 
 Random = Callable[[int], bytes]
@@ -473,27 +476,51 @@ class MlKem768X25519Sha256(_HybridX25519):
     description = "ML-KEM-768 + X25519 hybrid (post-quantum)"
 
     def _kem_keypair(self, random: Random) -> tuple[bytes, object]:
-        # FIPS 203 key generation from its 64-byte seed (d || z), so the key pair is injectable.
-        private = mlkem.MLKEM768PrivateKey.from_seed_bytes(_take_random(random, 64))
-        return private.public_key().public_bytes_raw(), private
+        return mlkem768_keypair(_take_random(random, 64))
 
     def _kem_private_from_bytes(self, private: bytes) -> object:
         return mlkem.MLKEM768PrivateKey.from_seed_bytes(private)
 
     def _kem_encapsulate(self, kem_public: bytes) -> tuple[bytes, bytes]:
         try:
-            public = mlkem.MLKEM768PublicKey.from_public_bytes(kem_public)
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            # FIPS 203 7.2's modulus check: every coefficient of the key must be below q = 3329.
+            return mlkem768_encapsulate(kem_public)
+        except ValueError as exc:
             raise KeyExchangeFailed(f"{self.name}: the client's ML-KEM-768 key is invalid: {exc}") from None
-        shared, ciphertext = public.encapsulate()
-        return ciphertext, shared
 
     def _kem_decapsulate(self, private: object, ciphertext: bytes) -> bytes:
         assert isinstance(private, mlkem.MLKEM768PrivateKey)
-        # Implicit rejection (FIPS 203): a forged ciphertext gives a pseudo-random secret, never an
-        # error, so the failure shows up as a signature over H that does not verify.
-        return private.decapsulate(ciphertext)
+        return mlkem768_decapsulate(private, ciphertext)
+
+
+# ML-KEM-768 (FIPS 203) as both hybrids that use it need it: SSH's mlkem768x25519-sha256 here and TLS's
+# X25519MLKEM768 (tls/key_share13.py), which differ only in how the two secrets are combined.
+def mlkem768_keypair(seed: bytes) -> tuple[bytes, mlkem.MLKEM768PrivateKey]:
+    """(encapsulation key, private key) from FIPS 203's 64-byte seed (d || z): injectable key generation."""
+    private = mlkem.MLKEM768PrivateKey.from_seed_bytes(seed)
+    return private.public_key().public_bytes_raw(), private
+
+
+def mlkem768_encapsulate(kem_public: bytes) -> tuple[bytes, bytes]:
+    """(ciphertext, shared secret) for a peer's encapsulation key; ValueError for an invalid key.
+
+    ``cryptography`` runs FIPS 203 7.2's input check (the length, and every coefficient below q = 3329)
+    and takes the encapsulation's randomness itself: the one non-injectable random input of a hybrid.
+    """
+    try:
+        public = mlkem.MLKEM768PublicKey.from_public_bytes(kem_public)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ValueError(str(exc)) from None
+    shared, ciphertext = public.encapsulate()
+    return ciphertext, shared
+
+
+def mlkem768_decapsulate(private: mlkem.MLKEM768PrivateKey, ciphertext: bytes) -> bytes:
+    """The shared secret from a ciphertext (1088 bytes: the caller checks the length).
+
+    Implicit rejection (FIPS 203): a forged ciphertext gives a pseudo-random secret, never an error, so
+    the failure shows up later (SSH: a signature over H that does not verify; TLS: the Finished MACs).
+    """
+    return private.decapsulate(ciphertext)
 
 
 class Sntrup761X25519Sha512(_HybridX25519):
