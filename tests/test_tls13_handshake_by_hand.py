@@ -8,9 +8,10 @@ server's own key log.  Then record13.py opens the server's encrypted flight, our
 must equal its Finished, our sealed Finished must make OpenSSL's ``do_handshake()`` succeed, and the
 tickets and data it sends afterwards must open with our application traffic keys.
 
-X25519MLKEM768 needs OpenSSL 3.5; Debian's 3.0 has none, so the hybrid is checked by its own round trip,
-ML-KEM's decapsulation of an encapsulation made apart from it, X25519 against ``cryptography``, and its
-sizes.  The handshake secrets of a hybrid handshake against a real peer remain to be checked.
+X25519MLKEM768 needs OpenSSL 3.5 or later; Debian's 3.0 has none.  The OpenSSL inside ``cryptography``'s
+wheel (4.0) has it, so the same hand-driven handshake runs against that one through ``cryptography``'s
+cffi bindings; the hybrid is also checked apart: its round trip, ML-KEM's decapsulation of an
+encapsulation made by ``cryptography`` alone, X25519 against ``cryptography``, and its sizes.
 """
 
 from __future__ import annotations
@@ -107,8 +108,71 @@ class OpenSSLServer:
         with contextlib.suppress(ssl.SSLWantReadError):
             self.server.do_handshake()
             self.handshake_done = True
-        records = self.reader.feed(self.outgoing.read())
-        return [(r.content_type, encode_record(r.content_type, r.version, r.fragment)) for r in records]
+        return self._records(self.outgoing.read())
+
+    def _records(self, data: bytes) -> list[tuple[int, bytes]]:
+        return [(r.content_type, encode_record(r.content_type, r.version, r.fragment)) for r in self.reader.feed(data)]
+
+    def write(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Application data through it; the records it sends (with any it had not yet flushed)."""
+        self.server.write(data)
+        return self._records(self.outgoing.read())
+
+    def version(self) -> str | None:
+        return self.server.version()
+
+
+class BundledOpenSSLServer(OpenSSLServer):
+    """OpenSSL 4 (the one inside ``cryptography``'s wheel, which has ML-KEM) driven through its bindings.
+
+    Debian's OpenSSL 3.0, behind Python's ``ssl``, has no X25519MLKEM768; the copy ``cryptography`` links
+    has it among its default groups.  Its cffi bindings keep the SSL calls pyOpenSSL uses: enough for a
+    server over memory BIOs with a key log callback.
+    """
+
+    def __init__(self, files, keylog: Path) -> None:  # type: ignore[no-untyped-def]
+        from cryptography.hazmat.bindings.openssl.binding import Binding
+
+        lib, ffi = Binding.lib, Binding.ffi
+        self.lib, self.ffi, self.keylog, self.handshake_done = lib, ffi, keylog, False
+        self.reader = RecordReader(protected=True)
+        self._ctx = ffi.gc(lib.SSL_CTX_new(lib.TLS_server_method()), lib.SSL_CTX_free)
+        assert lib.SSL_CTX_use_certificate_chain_file(self._ctx, str(files.cert_path).encode()) == 1
+        assert lib.SSL_CTX_use_PrivateKey_file(self._ctx, str(files.key_path).encode(), lib.SSL_FILETYPE_PEM) == 1
+        assert lib.SSL_CTX_set_min_proto_version(self._ctx, lib.TLS1_3_VERSION) == 1
+
+        def log_line(_ssl, line) -> None:  # type: ignore[no-untyped-def]
+            with keylog.open("a") as out:
+                out.write(ffi.string(line).decode() + "\n")
+
+        self._keylog_callback = ffi.callback(ffi.typeof(lib.SSL_CTX_set_keylog_callback).args[1], log_line)
+        lib.SSL_CTX_set_keylog_callback(self._ctx, self._keylog_callback)
+        self._ssl = ffi.gc(lib.SSL_new(self._ctx), lib.SSL_free)
+        self._in, self._out = lib.BIO_new(lib.BIO_s_mem()), lib.BIO_new(lib.BIO_s_mem())
+        lib.SSL_set_bio(self._ssl, self._in, self._out)  # the SSL owns both BIOs now
+        lib.SSL_set_accept_state(self._ssl)
+
+    def _drain(self) -> bytes:
+        buffer, chunks = self.ffi.new("char[]", 65536), []
+        while (n := self.lib.BIO_read(self._out, buffer, 65536)) > 0:
+            chunks.append(self.ffi.buffer(buffer, n)[:])
+        return b"".join(chunks)
+
+    def send(self, data: bytes) -> list[tuple[int, bytes]]:
+        assert self.lib.BIO_write(self._in, data, len(data)) == len(data)
+        result = self.lib.SSL_do_handshake(self._ssl)
+        if result == 1:
+            self.handshake_done = True
+        else:
+            assert self.lib.SSL_get_error(self._ssl, result) == self.lib.SSL_ERROR_WANT_READ, "OpenSSL 4 failed"
+        return self._records(self._drain())
+
+    def write(self, data: bytes) -> list[tuple[int, bytes]]:
+        assert self.lib.SSL_write(self._ssl, data, len(data)) == len(data)
+        return self._records(self._drain())
+
+    def version(self) -> str | None:
+        return self.ffi.string(self.lib.SSL_get_version(self._ssl)).decode()
 
 
 def _server(files, folder: Path, curve: str) -> OpenSSLServer:  # type: ignore[no-untyped-def]
@@ -220,15 +284,11 @@ def _finish(
     sealer = RecordSealer13.from_secret(suite, client_hs)
     assert not peer.handshake_done
     after = peer.send(sealer.seal(ours, ContentType.handshake))
-    assert peer.handshake_done and peer.server.version() == "TLSv1.3"
+    assert peer.handshake_done and peer.version() == "TLSv1.3"
     logged = read_keylog(peer.keylog)  # OpenSSL logs the application secrets only now
     assert logged.find("CLIENT_TRAFFIC_SECRET_0", client_hello.random) == client_ap
     assert logged.find("SERVER_TRAFFIC_SECRET_0", client_hello.random) == server_ap
-    peer.server.write(b"hello from OpenSSL")
-    after += [
-        (r.content_type, encode_record(r.content_type, r.version, r.fragment))
-        for r in peer.reader.feed(peer.outgoing.read())
-    ]
+    after += peer.write(b"hello from OpenSSL")
 
     # Its tickets and data, opened with our server application traffic keys.
     app_opener = RecordOpener13.from_secret(suite, server_ap)
@@ -274,6 +334,17 @@ def test_hello_retry_request_to_p256_then_the_same_handshake(server_files, tmp_p
     hello2_bytes = hello2.to_bytes()
     answer = peer.send(encode_record(ContentType.handshake, ProtocolVersion.TLS1_0, hello2_bytes))
     _finish(peer, [hello1_bytes, retry_bytes, hello2_bytes], hello2, second_share, 0x1301, answer, after_retry=True)
+
+
+def test_x25519mlkem768_with_openssl_4_inside_cryptography(server_files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The hybrid on a real peer: OpenSSL 4's handshake secrets equal ours from ML-KEM secret || X25519 secret."""
+    peer = BundledOpenSSLServer(server_files, tmp_path / "server.keys")
+    random_bytes = _seeded(0x11EC)
+    share = key_share_group13(NamedGroup.X25519MLKEM768).client_share(random_bytes)
+    hello = _client_hello(random_bytes(32), 0x1301, [NamedGroup.X25519MLKEM768], [share])
+    hello_bytes = hello.to_bytes()
+    answer = peer.send(encode_record(ContentType.handshake, ProtocolVersion.TLS1_0, hello_bytes))
+    _finish(peer, [hello_bytes], hello, share, 0x1301, answer)
 
 
 # -- the checks, and the hybrid OpenSSL 3.0 cannot run ---------------------------------------------------
