@@ -388,6 +388,12 @@ def test_point_and_value_checks() -> None:
     x = KEY_SHARE_GROUPS13[NamedGroup.x25519]
     with pytest.raises(IllegalParameter, match="all zeros"):  # a low-order point (RFC 8446 7.4.2)
         x.server_share(bytes(32), os.urandom)
+    hybrid = KEY_SHARE_GROUPS13[NamedGroup.X25519MLKEM768]
+    client = hybrid.client_share(_seeded(3))
+    with pytest.raises(IllegalParameter, match="all zeros"):  # the hybrid's X25519 half gets the same check
+        hybrid.server_share(client.public[:1184] + bytes(32), os.urandom)
+    with pytest.raises(IllegalParameter, match="all zeros"):
+        client.shared_secret(bytes(1088) + bytes(32))
     p256 = KEY_SHARE_GROUPS13[NamedGroup.secp256r1]
     with pytest.raises(IllegalParameter, match="not on the curve"):
         p256.server_share(b"\x04" + bytes(64), os.urandom)

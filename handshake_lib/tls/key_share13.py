@@ -51,6 +51,10 @@ random secret, and the Finished MACs then fail (decrypt_error).  The key generat
 classic groups are tls/key_exchange.py's (one implementation for both versions); this module adds the 1.3
 sizes, the padded FFDHE secret and the hybrid.  Sans-I/O: randomness is a ``random_bytes(n)`` argument,
 except ML-KEM encapsulation, whose randomness ``cryptography`` draws itself.
+
+tests/test_tls13_handshake_by_hand.py checks every group on a real peer: a hand-driven handshake whose
+handshake and application secrets must equal the server's key log (OpenSSL 3.0 for the classic groups,
+OpenSSL 4.0 from ``cryptography``'s wheel for X25519MLKEM768, which Debian's 3.0 lacks).
 """
 
 from __future__ import annotations
