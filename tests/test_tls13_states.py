@@ -1,10 +1,12 @@
 """The TLS 1.3 state tables (tls/states13.py): shape, guards, and replays of real OpenSSL flows.
 
-The flows are recorded from a real Python ``ssl`` client and server (OpenSSL 3.0) talking over memory BIOs.
-OpenSSL's message callback (``SSLContext._msg_callback``, the hook behind ``openssl s_client -msg``)
-hands us each handshake message after the record layer decrypted it, so no key log is needed here;
-tests/test_tls13_handshake_by_hand.py decrypts the same flights itself.  KeyUpdate is a synthetic
-sequence (``SSLObject`` has no key_update in Python 3.11).
+The flows are recorded from a real Python ``ssl`` client and server (OpenSSL 3.0) talking over memory
+BIOs, each end's sequence as that end saw it (the client reads the tickets after it sent its request;
+the server sent them before reading it).  OpenSSL's message callback (``SSLContext._msg_callback``, the
+hook behind ``openssl s_client -msg``) hands us each handshake message after the record layer decrypted
+it, so no key log is needed here; tests/test_tls13_handshake_by_hand.py decrypts the same flights
+itself.  Each replay also checks that what the role really sent is, flight by flight, the send column
+of the row it took.  KeyUpdate is a synthetic sequence (``SSLObject`` has no key_update in Python 3.11).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from handshake_lib.tls.states13 import (
     diagram_rows,
     refine,
     replay,
+    replay_rows,
     transition_for,
 )
 
@@ -178,12 +181,17 @@ def _contexts(pki_files: Any) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return client, server
 
 
-def _record(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, session: Any = None) -> tuple[list[Recorded], Any]:
-    """One real handshake plus one request and answer; the messages in the order the client saw them."""
-    recorded: list[Recorded] = []
+Views = dict[str, list[Recorded]]  # role -> the messages in the order that role sent and received them
+
+
+def _record(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, session: Any = None) -> tuple[Views, Any]:
+    """One real handshake plus one request and answer, as each end saw it (its own message callback)."""
+    views: Views = {"client": [], "server": []}
 
     def on_message(conn, direction, version, content_type, msg_type, data) -> None:  # type: ignore[no-untyped-def]
-        sender = "client" if direction == "write" else "server"
+        me = "server" if conn.server_side else "client"
+        sender = me if direction == "write" else ("client" if me == "server" else "server")
+        recorded = views[me]
         if content_type == 256:  # a record header: a ChangeCipherSpec shows only as one when received
             if data[0] == ContentType.change_cipher_spec:
                 recorded.append(Recorded(sender, ContentType.change_cipher_spec))
@@ -192,7 +200,7 @@ def _record(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, session: Any
         elif content_type == 257 and data == bytes([ContentType.application_data]):  # the inner content type
             recorded.append(Recorded(sender, ContentType.application_data))
 
-    client_ctx._msg_callback = on_message  # type: ignore[attr-defined]
+    client_ctx._msg_callback = server_ctx._msg_callback = on_message  # type: ignore[attr-defined]
     to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
     server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = client_ctx.wrap_bio(to_client, to_server, server_hostname="localhost", session=session)
@@ -210,7 +218,7 @@ def _record(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, session: Any
     to_client.write(server_out.read())
     assert client.read(100) == b"HTTP/1.0 200 OK\r\n\r\n"
     assert client.version() == "TLSv1.3"
-    return recorded, client.session
+    return views, client.session
 
 
 def _names(flow: list[Recorded]) -> list[str]:
@@ -220,17 +228,50 @@ def _names(flow: list[Recorded]) -> list[str]:
     ]
 
 
-def _ends_connected(flow: list[Recorded]) -> None:
-    for role in ROLES:
+def _ends_connected(views: Views) -> None:
+    """Both roles' replays end in CONNECTED with no refusal, and each role really sent what its rows say."""
+    for role, flow in views.items():
         states = replay(role, flow)  # type: ignore[arg-type]
         assert len(states) == len(flow), (role, _names(flow), states)
         assert State.ERROR not in states
         assert states[-1] is State.CONNECTED
+        _check_flights(role, flow)
+
+
+def _check_flights(role: str, flow: list[Recorded]) -> None:
+    """Each row's ``send`` column is exactly the handshake messages ``role`` sent next (from the row's
+    message, up to the next message it received).  Its own ChangeCipherSpec (the record layer's, for
+    middleboxes) and application data are in no send column; OpenSSL's two tickets in a row are the one
+    NewSessionTicket of the server's Finished row."""
+    current: Transition | None = None
+    sent: list[str] = []
+    checked = 0
+    for item, row in [*zip(flow, replay_rows(role, flow), strict=True), (None, None)]:  # type: ignore[arg-type]
+        if item is None or item.sender != role or row is not None:
+            assert sent == list(current.send if current is not None else ()), (role, current, sent)
+            checked += bool(sent)
+            current, sent = row, []
+        if item is not None and item.sender == role and item.content_type == ContentType.handshake:
+            name = _input_name(item)
+            if not sent or sent[-1] != name:
+                sent.append(name)
+    assert checked >= 2  # at least the first flight and the Finished flight
+
+
+def _input_name(item: Recorded) -> str:
+    from handshake_lib.tls.messages13 import is_hello_retry_request
+
+    if is_hello_retry_request(item.message):
+        return "HelloRetryRequest"
+    return {"Certificate13": "Certificate", "CertificateRequest13": "CertificateRequest"}.get(
+        type(item.message).__name__, type(item.message).__name__.removesuffix("13")
+    )
 
 
 def test_replay_full_handshake(pki_files: Any) -> None:
-    flow, _ = _record(*_contexts(pki_files))
-    _ends_connected(flow)
+    views, _ = _record(*_contexts(pki_files))
+    _ends_connected(views)
+    flow = views["client"]
     assert _names(flow)[:3] == ["ClientHello", "ServerHello", "change_cipher_spec"]  # OpenSSL's middlebox mode
     assert replay("client", flow)[1:3] == [State.WAIT_ENCRYPTED_EXTENSIONS, State.WAIT_ENCRYPTED_EXTENSIONS]
 
@@ -238,10 +279,10 @@ def test_replay_full_handshake(pki_files: Any) -> None:
 def test_replay_hello_retry_request(pki_files: Any) -> None:
     client, server = _contexts(pki_files)
     server.set_ecdh_curve("prime256v1")  # the server wants P-256; OpenSSL's client sends an x25519 share first
-    flow, _ = _record(client, server)
-    _ends_connected(flow)
-    assert replay("client", flow)[1] is State.WAIT_SERVER_HELLO_AFTER_RETRY
-    assert replay("server", flow)[0] is State.WAIT_SECOND_CLIENT_HELLO
+    views, _ = _record(client, server)
+    _ends_connected(views)
+    assert replay("client", views["client"])[1] is State.WAIT_SERVER_HELLO_AFTER_RETRY
+    assert replay("server", views["server"])[0] is State.WAIT_SECOND_CLIENT_HELLO
 
 
 def test_replay_client_certificate_and_a_moved_message_refused(pki_files: Any) -> None:
@@ -250,8 +291,9 @@ def test_replay_client_certificate_and_a_moved_message_refused(pki_files: Any) -
     server.verify_mode = ssl.CERT_REQUIRED
     server.load_verify_locations(files.ca_path)
     client.load_cert_chain(cert, key)
-    flow, _ = _record(client, server)
-    _ends_connected(flow)
+    views, _ = _record(client, server)
+    _ends_connected(views)
+    flow = views["server"]
     assert "CertificateRequest13" in _names(flow)
     assert State.WAIT_CERTIFICATE_VERIFY in replay("server", flow)
     # The client's Certificate moved after its CertificateVerify: the server refuses the CertificateVerify.
@@ -263,8 +305,9 @@ def test_replay_client_certificate_and_a_moved_message_refused(pki_files: Any) -
 def test_replay_psk_resumption(pki_files: Any) -> None:
     client, server = _contexts(pki_files)
     _, session = _record(client, server)
-    flow, _ = _record(client, server, session=session)
-    _ends_connected(flow)
+    views, _ = _record(client, server, session=session)
+    _ends_connected(views)
+    flow = views["client"]
     server_hello = next(item.message for item in flow if type(item.message).__name__ == "ServerHello")
     assert server_hello.extension(ExtensionType.pre_shared_key) is not None
     assert "Certificate13" not in _names(flow)
@@ -275,18 +318,24 @@ def test_replay_psk_resumption(pki_files: Any) -> None:
 
 
 def test_replay_key_update_synthetic_after_a_real_handshake(pki_files: Any) -> None:
-    flow, _ = _record(*_contexts(pki_files))
+    views, _ = _record(*_contexts(pki_files))
     asked = KeyUpdate(KeyUpdateRequest.update_requested)
     answer = KeyUpdate(KeyUpdateRequest.update_not_requested)
     ku = ContentType.handshake
-    both = [*flow, Recorded("client", ku, asked), Recorded("server", ku, answer), Recorded("server", ku, asked)]
+    after = [
+        Recorded("client", ku, asked),  # the client's update_keys(), asking for the server's
+        Recorded("server", ku, answer),
+        Recorded("server", ku, asked),  # the server's own, later, asking again
+        Recorded("client", ku, answer),
+    ]
+    both = {role: [*flow, *after] for role, flow in views.items()}
     _ends_connected(both)
     row = transition_for("server", State.CONNECTED, Input.key_update, {Guard.update_requested})
     assert isinstance(row, Transition) and row.send == ("KeyUpdate",)
 
 
 def test_replay_refuses_a_second_change_cipher_spec(pki_files: Any) -> None:
-    flow, _ = _record(*_contexts(pki_files))
+    flow = _record(*_contexts(pki_files))[0]["client"]
     ccs = next(i for i, item in enumerate(flow) if item.content_type == ContentType.change_cipher_spec)
     twice = [*flow[: ccs + 1], flow[ccs], *flow[ccs + 1 :]]
     assert replay("client", twice)[-1] is State.ERROR

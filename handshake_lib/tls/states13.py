@@ -54,7 +54,8 @@ The guards (a row that needs one applies only while it holds; the most specific 
   loops until EndOfEarlyData.  A server that declines skips the undecryptable early records: that is the
   record layer's business (RFC 8446 4.2.10, bounded by max_early_data_size), not a row.
 * After the handshake, in CONNECTED: the client takes NewSessionTicket (a self-loop); either side takes
-  KeyUpdate, and answers with its own under :attr:`Guard.update_requested` (4.6.3).  Post-handshake client
+  KeyUpdate, and answers with its own under :attr:`Guard.update_requested` (4.6.3); the application's
+  ``update_keys`` (an input, like ``start``) sends one of its own.  Post-handshake client
   authentication (4.6.2) has no row: our client does not offer ``post_handshake_auth``.
 * ChangeCipherSpec (RFC 8446 5, D.4 middlebox compatibility mode): "An implementation may receive an
   unencrypted record of type change_cipher_spec consisting of the single byte value 0x01 at any time
@@ -97,6 +98,7 @@ __all__ = [
     "diagram_rows",
     "Recorded",
     "replay",
+    "replay_rows",
 ]
 
 Role = Literal["client", "server"]
@@ -126,6 +128,7 @@ class Input(Enum):
     """What can happen: ``start`` or a message from the peer."""
 
     start = "start()"
+    update_keys = "update_keys()"  # the application asks for fresh sending keys (RFC 8446 4.6.3)
     client_hello = "ClientHello"
     server_hello = "ServerHello"
     hello_retry_request = "HelloRetryRequest"  # a ServerHello with RFC 8446's fixed random
@@ -216,6 +219,8 @@ def _ccs_rows(role: Role) -> tuple[Transition, ...]:
 
 def _key_update_rows() -> tuple[Transition, ...]:
     return (
+        Transition(_S.CONNECTED, _I.update_keys, _S.CONNECTED, ("KeyUpdate",),
+                   note="update_requested when we want the peer's keys fresh too"),
         Transition(_S.CONNECTED, _I.key_update, _S.CONNECTED, note="next receiving key"),
         Transition(_S.CONNECTED, _I.key_update, _S.CONNECTED, ("KeyUpdate",),
                    note="next receiving key; ours answers, then our next sending key", when=_G.update_requested),
@@ -400,9 +405,22 @@ def replay(role: Role, messages: Iterable[Recorded]) -> list[State]:
     learned from the peer counts from that message on: the ServerHello's pre_shared_key, the
     EncryptedExtensions' early_data, a CertificateRequest, a non-empty client Certificate, a KeyUpdate's
     update_requested, a ChangeCipherSpec already dropped.  Messages the role sent change nothing, except
-    the client's first (its ``start``).  The first refused input ends the list with ERROR (the connection
-    would have sent unexpected_message there).
+    the client's first (its ``start``) and a KeyUpdate that answers nothing (its ``update_keys``).
+    The first refused input ends the list with ERROR (the connection would have sent unexpected_message).
     """
+    return [State.ERROR if row is None else state for state, row in _walk(role, messages)]
+
+
+def replay_rows(role: Role, messages: Iterable[Recorded]) -> list[Transition | None]:
+    """The row :func:`replay` took at each message of the sequence (the client's ``start`` row at its
+    first message, None at the other messages ``role`` sent); like :func:`replay` it stops at a refusal,
+    whose place holds None.  Lets a check compare what the role really sent with each row's ``send``."""
+    return [None if row is _SENT else row for _, row in _walk(role, messages)]
+
+
+def _walk(role: Role, messages: Iterable[Recorded]) -> list[tuple[State, Transition | None]]:
+    """(state, row) after each message: the row taken, ``_SENT`` for a message the role sent, None where
+    the table refused (the walk stops there)."""
     _check_role(role)
     items = list(messages)
     known: set[Guard] = {Guard.change_cipher_spec_droppable}
@@ -410,27 +428,39 @@ def replay(role: Role, messages: Iterable[Recorded]) -> list[State]:
         if item.sender == role:
             known |= _learned(role, item)
     state = INITIAL_STATE[role]
-    after: list[State] = []
+    steps: list[tuple[State, Transition | None]] = []
+    answering = False  # a KeyUpdate we send now answers the peer's update_requested
     for item in items:
         received = _input(item)
         if item.sender == role:
+            row = None
             if state is State.IDLE:
-                state = transition_for(role, state, Input.start, known).target
-            after.append(state)
+                row = transition_for(role, state, Input.start, known)
+            elif received is Input.key_update and not answering:
+                row = transition_for(role, state, Input.update_keys, known)  # ours, not an answer
+            answering = answering and received is not Input.key_update
+            state = row.target if row is not None else state
+            steps.append((state, row if row is not None else _SENT))
             continue
         known |= _learned(role, item)
         guards = set(known)
         if received is Input.key_update and item.message.request_update:
             guards.add(Guard.update_requested)
         try:
-            state = transition_for(role, state, received, guards).target
+            row = transition_for(role, state, received, guards)
         except UnexpectedMessage:
-            after.append(State.ERROR)
-            return after
+            steps.append((State.ERROR, None))
+            break
+        state = row.target
+        answering = answering or "KeyUpdate" in row.send
         if received is Input.change_cipher_spec:
             known.discard(Guard.change_cipher_spec_droppable)
-        after.append(state)
-    return after
+        steps.append((state, row))
+    return steps
+
+
+# A marker for "a message the role sent" inside _walk, told apart from a refusal (None).
+_SENT = Transition(State.IDLE, Input.start, State.IDLE, note="sent")
 
 
 def _learned(role: Role, item: Recorded) -> set[Guard]:
