@@ -80,6 +80,10 @@ def test_server_client_hello_rows_refined_by_what_the_client_hello_decided() -> 
     assert early.target is State.WAIT_END_OF_EARLY_DATA
     asked = refine("server", first, {Guard.client_certificate_requested})
     assert "CertificateRequest" in asked.send
+    # A PSK handshake never asks for a certificate (RFC 8446 4.3.2), whatever the server was configured to do.
+    both = {Guard.client_certificate_requested, Guard.psk_accepted}
+    assert refine("server", asked, both).send == ("ServerHello", "EncryptedExtensions", "Finished")
+    assert transition_for("server", State.WAIT_CLIENT_HELLO, Input.client_hello, both) == psk
     # The second ClientHello never retries again, whatever the guards say.
     again = transition_for("server", State.WAIT_SECOND_CLIENT_HELLO, Input.client_hello, {Guard.retry_needed})
     assert again.target is State.WAIT_FLIGHT2

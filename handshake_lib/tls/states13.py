@@ -329,15 +329,26 @@ def transition_for(role: Role, state: State, received: Input, guards: Collection
         raise UnexpectedMessage(
             f"{received.value} is not allowed in TLS 1.3 {role} state {state.value} (expected {expected})"
         )
-    return max(fits, key=lambda row: len(row.needs))
+    return _most_specific(fits)
+
+
+def _most_specific(rows: list[Transition]) -> Transition:
+    """The row needing the most guards; rows under an exclusive guard (PSK accepted) beat every other,
+    so a server configured to ask for client certificates still sends none on a PSK handshake (4.3.2)."""
+    exclusive = [row for row in rows if row.needs & EXCLUSIVE]
+    return max(exclusive or rows, key=lambda row: len(row.needs))
 
 
 def refine(role: Role, row: Transition, guards: Collection[Guard]) -> Transition:
     """``row``, or its twin needing more guards that all hold now (the ClientHello decided HRR or PSK)."""
     holding = set(guards)
     twins = TABLES[role][(row.source, row.received)]
-    better = [twin for twin in twins if twin.needs <= holding and row.needs < twin.needs]
-    return max(better, key=lambda twin: len(twin.needs)) if better else row
+    better = [
+        twin
+        for twin in twins
+        if twin.needs <= holding and (row.needs < twin.needs or (twin.needs & EXCLUSIVE and not row.needs & EXCLUSIVE))
+    ]
+    return _most_specific(better) if better else row
 
 
 def allowed_inputs(role: Role, state: State, guards: Collection[Guard] | None = None) -> list[Input]:
