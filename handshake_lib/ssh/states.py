@@ -80,11 +80,11 @@ only holds the tables; the connection follows them and the notebooks draw them.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
 from ..errors import UnexpectedMessage
+from ..tables import Transition
 from .constants import MessageNumber
 
 __all__ = [
@@ -227,31 +227,6 @@ class Guard(Enum):
     questions = "keyboard-interactive: a round of questions"  # server
     authenticated = "the request completes a required chain of methods"  # server
 
-
-@dataclass(frozen=True)
-class Transition:
-    """One row: in ``source``, on ``received`` (if ``when`` holds), send ``send`` in order, go to ``target``."""
-
-    source: State
-    received: Input
-    target: State
-    send: tuple[str, ...] = ()
-    note: str = ""
-    when: Guard | tuple[Guard, ...] | None = None
-
-    @property
-    def needs(self) -> frozenset[Guard]:
-        """The guards this row needs (empty for an unguarded row)."""
-        if self.when is None:
-            return frozenset()
-        return frozenset(self.when) if isinstance(self.when, tuple) else frozenset((self.when,))
-
-    @property
-    def label(self) -> str:
-        """``KEX_ECDH_REPLY / NEWKEYS``: the arrow's text."""
-        guards = [guard.value for guard in Guard if guard in self.needs]
-        event = f"{self.received.value} [{'; '.join(guards)}]" if guards else self.received.value
-        return f"{event} / {', '.join(self.send)}" if self.send else event
 
 
 _S, _I = State, Input

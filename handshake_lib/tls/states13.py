@@ -79,6 +79,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from ..errors import UnexpectedMessage
+from ..tables import Transition
 from .constants import ContentType, ExtensionType, HandshakeType
 
 __all__ = [
@@ -162,31 +163,6 @@ class Guard(Enum):
 
 EXCLUSIVE: frozenset[Guard] = frozenset({Guard.psk_accepted})
 
-
-@dataclass(frozen=True)
-class Transition:
-    """One row: in ``source``, on ``received`` (if ``when`` holds), send ``send`` in order, go to ``target``."""
-
-    source: State
-    received: Input
-    target: State
-    send: tuple[str, ...] = ()
-    note: str = ""
-    when: Guard | tuple[Guard, ...] | None = None
-
-    @property
-    def needs(self) -> frozenset[Guard]:
-        """The guards this row needs (empty for an unguarded row)."""
-        if self.when is None:
-            return frozenset()
-        return frozenset(self.when) if isinstance(self.when, tuple) else frozenset((self.when,))
-
-    @property
-    def label(self) -> str:
-        """``Finished [tickets to issue] / NewSessionTicket``: the arrow's text."""
-        texts = [guard.value for guard in Guard if guard in self.needs]
-        event = f"{self.received.value} [{'; '.join(texts)}]" if texts else self.received.value
-        return f"{event} / {', '.join(self.send)}" if self.send else event
 
 
 _S, _I, _G = State, Input, Guard
