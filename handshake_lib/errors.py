@@ -39,6 +39,7 @@ class TLSAlert(IntEnum):
     missing_extension = 109
     unsupported_extension = 110
     unrecognized_name = 112
+    certificate_required = 116
     no_application_protocol = 120
 
 
@@ -190,6 +191,12 @@ class CertificateError(ProtocolError):
     # The validator's report (handshake_lib.pki.validate.ValidationReport) when the error comes from one
     # (``report.error()`` sets it): every check, not only the one that failed.
     report: Any = None
+
+
+class CertificateRequired(CertificateError):
+    """A TLS 1.3 server requires a client certificate and got an empty Certificate (RFC 8446 4.4.2.4)."""
+
+    tls_alert = TLSAlert.certificate_required
 
 
 class BadCertificate(CertificateError):

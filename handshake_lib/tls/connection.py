@@ -256,6 +256,15 @@ class HandshakeComplete:
     resumed_by: str | None = field(default=None, compare=False)
     # Renegotiation (RFC 5746): 0 for a connection's first handshake, 1 for the first renegotiation, ...
     renegotiation: int = field(default=0, compare=False)
+    # TLS 1.3 only (tls/client13.py, tls/server13.py): the server asked for another key share first
+    # (HelloRetryRequest); what became of 0-RTT data ("accepted", "rejected", None: none offered); how a PSK
+    # was used ("psk_dhe_ke", "psk_ke", None: a full handshake); every secret of the key schedule.
+    hello_retry_request: bool = field(default=False, compare=False)
+    early_data: str | None = field(default=None, compare=False)
+    psk_mode: str | None = field(default=None, compare=False)
+    key_schedule: Any = field(default=None, repr=False, compare=False)
+    # The server's signature scheme in CertificateVerify (TLS 1.3) or ServerKeyExchange; None for RSA/PSK.
+    signature_scheme: int | None = field(default=None, compare=False)
 
     @property
     def client_subject(self) -> str | None:
@@ -309,9 +318,12 @@ class TranscriptEntry:
         messages: list[Any] | None = None,
         spans: list[Span] | None = None,
         encrypted: bool = False,
+        inner_content_type: int | None = None,
     ) -> None:
         self.direction = direction
         self.content_type = content_type
+        # A TLS 1.3 protected record says application_data outside; the real type travels encrypted.
+        self.inner_content_type = inner_content_type
         self.record = record
         self.plaintext = plaintext
         self.messages: list[Any] = [] if messages is None else messages
@@ -352,7 +364,9 @@ class TranscriptEntry:
         """``server->client handshake: ServerHello`` - one line for listings."""
         names = ", ".join(type(m).__name__ for m in self.messages) or f"{len(self.plaintext)} bytes"
         lock = " (encrypted)" if self.encrypted else ""
-        return f"{self.direction} {self.content_type_name}{lock}: {names}"
+        inner = self.inner_content_type
+        kind = self.content_type_name if inner in (None, self.content_type) else name_of(ContentType, inner)
+        return f"{self.direction} {kind}{lock}: {names}"
 
 
 def plaintext_spans(content_type: int, plaintext: bytes) -> list[Span]:

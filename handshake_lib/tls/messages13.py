@@ -130,6 +130,7 @@ class CertificateRequest13(Handshake13Message):
     """
 
     msg_type: ClassVar[int] = HandshakeType.certificate_request
+    table_name: ClassVar[str] = "CertificateRequest"  # as the state tables name it
     certificate_request_context: bytes = b""
     extensions: list[Extension] = field(default_factory=list)
 
@@ -171,6 +172,7 @@ class Certificate13(Handshake13Message):
     """
 
     msg_type: ClassVar[int] = HandshakeType.certificate
+    table_name: ClassVar[str] = "Certificate"  # as the state tables name it
     certificate_request_context: bytes = b""
     entries: list[CertificateEntry] = field(default_factory=list)
 
@@ -213,6 +215,7 @@ class NewSessionTicket13(Handshake13Message):
     """
 
     msg_type: ClassVar[int] = HandshakeType.new_session_ticket
+    table_name: ClassVar[str] = "NewSessionTicket"  # as the state tables name it
     ticket_lifetime: int = 0
     ticket_age_add: int = 0
     ticket_nonce: bytes = b""

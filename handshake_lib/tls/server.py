@@ -107,6 +107,7 @@ from .constants import CipherSuite, ContentType, ExtensionType, NamedGroup, Prot
 from .extensions import Extension, RenegotiationInfoExtension
 from .key_exchange import GROUPS, EphemeralKey
 from .messages import (
+    DOWNGRADE_TLS12,
     MAX_STAPLED_OCSP_RESPONSE,
     Alert,
     Certificate,
@@ -195,6 +196,9 @@ class TLSServer(TLSConnection):
         # renegotiations a client may start on one connection (RFC 5746); 0 declines them all.  The ones we
         # ask for with renegotiate() (HelloRequest) do not count.
         max_renegotiations: int = DEFAULT_MAX_RENEGOTIATIONS,
+        # this server also speaks TLS 1.3 (tls/negotiate_version.py): RFC 8446 4.1.3's downgrade sentinel goes
+        # in the last 8 bytes of our random whenever we negotiate 1.2
+        downgrade_sentinel: bool = False,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes,
@@ -241,6 +245,7 @@ class TLSServer(TLSConnection):
         self.cipher_suites = [CipherSuite(s) for s in cipher_suites]
         self.prefer = prefer
         self._server_random_option = server_random
+        self.downgrade_sentinel = downgrade_sentinel
         if require_client_certificate and client_ca is None:
             raise ValueError("require_client_certificate needs client_ca: the CAs a client certificate must come from")
         if client_ca is None:
@@ -465,7 +470,7 @@ class TLSServer(TLSConnection):
         )
         self.params = params
         self.client_random = hello.random
-        self.server_random = self._server_random_option or self._random_bytes(32)
+        self.server_random = self._new_server_random()
         self.use_extended_master_secret = any(
             e.extension_type == ExtensionType.extended_master_secret for e in extensions
         )
@@ -497,7 +502,7 @@ class TLSServer(TLSConnection):
         )
         self.params = params
         self.client_random = hello.random
-        self.server_random = self._server_random_option or self._random_bytes(32)
+        self.server_random = self._new_server_random()
         self.use_extended_master_secret = session.extended_master_secret
         self.use_encrypt_then_mac = not params.is_aead and any(
             e.extension_type == ExtensionType.encrypt_then_mac for e in extensions
@@ -548,6 +553,12 @@ class TLSServer(TLSConnection):
         assert self.ocsp_response is not None
         self.stapled_ocsp_response = self.ocsp_response
         self._send_handshake(CertificateStatus(self.ocsp_response))
+
+    def _new_server_random(self) -> bytes:
+        random = self._server_random_option or self._random_bytes(32)
+        # RFC 8446 4.1.3: signed by ServerKeyExchange (or proven by Finished), so stripping the client's 1.3
+        # offer on the way cannot hide that we could have spoken 1.3.
+        return random[:24] + DOWNGRADE_TLS12 if self.downgrade_sentinel else random
 
     def _can_serve(self, suite: int, hello: ClientHello) -> bool:
         # Not filtered by the client's offer: the chooser (a learner's, in exercise 03) must do that itself.

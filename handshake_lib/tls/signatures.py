@@ -39,6 +39,8 @@ __all__ = [
     "SUPPORTED_SCHEMES",
     "CERTIFICATE_TYPES",
     "check_scheme",
+    "check_scheme13",
+    "schemes_for_key13",
     "check_server_key_exchange_signature",
     "choose_scheme",
     "schemes_for_key",
@@ -93,6 +95,28 @@ def schemes_for_key(key: SigningKey | VerifyingKey) -> tuple[SignatureScheme, ..
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return (SignatureScheme.ed25519,)
     return ()
+
+
+def schemes_for_key13(key: SigningKey | VerifyingKey) -> tuple[SignatureScheme, ...]:
+    """The schemes ``key`` may sign a TLS 1.3 CertificateVerify with (RFC 8446 section 4.2.3 and 4.4.3).
+
+    Stricter than TLS 1.2: RSA only as RSASSA-PSS ("RSA signatures MUST use an RSASSA-PSS algorithm"), and
+    each ECDSA scheme names its curve (ecdsa_secp256r1_sha256 only with a P-256 key).
+    """
+    return tuple(s for s in schemes_for_key(key) if s not in _RSA_PKCS1)
+
+
+def check_scheme13(public_key: object, scheme: int, offered: Sequence[int], *, signer: str) -> None:
+    """IllegalParameter for a TLS 1.3 CertificateVerify scheme we did not offer or that ``public_key`` cannot
+    make under 1.3's rules (:func:`schemes_for_key13`): OpenSSL's "wrong signature type"."""
+    name = name_of(SignatureScheme, scheme)
+    if scheme not in offered:
+        raise IllegalParameter(f"the {signer}'s CertificateVerify uses {name}, which we did not offer")
+    fits = isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey)
+    if not fits or scheme not in schemes_for_key13(public_key):  # type: ignore[arg-type]
+        raise IllegalParameter(
+            f"the {signer}'s CertificateVerify uses {name}, which its {type(public_key).__name__} cannot make in 1.3"
+        )
 
 
 def _certificate_type(key: SigningKey) -> ClientCertificateType:

@@ -161,7 +161,9 @@ class Guard(Enum):
     change_cipher_spec_droppable = "no ChangeCipherSpec yet"  # RFC 8446 section 5: drop one
 
 
-EXCLUSIVE: frozenset[Guard] = frozenset({Guard.psk_accepted})
+# Rows under these guards replace the whole flight, so they beat every other twin: the PSK's short handshake,
+# and HelloRetryRequest (a server configured to ask for client certificates still just retries).
+EXCLUSIVE: frozenset[Guard] = frozenset({Guard.psk_accepted, Guard.retry_needed})
 
 
 
