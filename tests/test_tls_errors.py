@@ -641,9 +641,11 @@ def test_every_alert_class_has_a_condition_and_its_own_code() -> None:
     }
     # ProtocolError and CertificateError are bases (never raised as such); the rest each name one alert.
     raised = classes - {errors.ProtocolError, errors.CertificateError}
-    # MissingExtension is raised by TLS 1.3's decoders (tls/messages13.py, tests/test_tls13_messages.py
-    # checks its alert against OpenSSL's), which no core runs yet: the TLS 1.3 client brings its condition.
-    assert {name for _, name in ALERT_CONDITIONS} | {"MissingExtension"} == {cls.__name__ for cls in raised}
+    # MissingExtension and CertificateRequired exist only in TLS 1.3: tests/test_tls13_core.py raises each
+    # through the 1.3 cores and checks its alert on the wire.
+    assert {name for _, name in ALERT_CONDITIONS} | {"MissingExtension", "CertificateRequired"} == {
+        cls.__name__ for cls in raised
+    }
     by_alert: dict[TLSAlert, list[str]] = {}
     for cls in raised:
         by_alert.setdefault(cls.tls_alert, []).append(cls.__name__)

@@ -50,6 +50,7 @@ what ``tcpdump`` would have seen, without needing root, ready for ``handshakes t
 from __future__ import annotations
 
 import contextlib
+import inspect
 import selectors
 import socket
 import time
@@ -58,7 +59,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import h11
@@ -79,7 +80,9 @@ from ..errors import (
 )
 from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT, write_pcap
 from ..tls.client import TLSClient
+from ..tls.client13 import DEFAULT_KEY_SHARES13, TLS13Client
 from ..tls.connection import (
+    DEFAULT_CLIENT_SUITES,
     ApplicationData,
     ConnectionClosed,
     HandshakeComplete,
@@ -87,11 +90,20 @@ from ..tls.connection import (
     TLSConnection,
     TranscriptEntry,
 )
+from ..tls.connection13 import TicketReceived
+from ..tls.constants import ProtocolVersion
 from ..tls.flight import MAX_ANSWER_BYTES, FirstFlightReader, ServerAnswer, handshake_records
+from ..tls.key_exchange import GROUPS
 from ..tls.keylog import append_line
+from ..tls.messages import ClientHello
+from ..tls.negotiate_version import NegotiatingClient, NegotiatingServer
+from ..tls.negotiation import DEFAULT_GROUPS
 from ..tls.server import TLSServer
+from ..tls.server13 import TLS13Server
 from ..tls.sessions import ClientSessionStore, Session, SessionCache
+from ..tls.stages import Stages
 from ..tls.tickets import TicketKeys
+from ..tls.tickets13 import ReplayWindow, ResumptionTicket
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -106,7 +118,14 @@ __all__ = [
     "ServedConnection",
     "PAGE",
     "send_client_hello",
+    "TLSVersionChoice",
+    "TLS_VERSION_CHOICES",
 ]
+
+# Which TLS our client speaks: "1.2" (TLSClient, lessons 02-09), "1.3" (TLS13Client), or "auto": one ClientHello
+# offering both, the server's choice wins (tls/negotiate_version.py), as browsers and curl connect.
+TLSVersionChoice = Literal["1.2", "1.3", "auto"]
+TLS_VERSION_CHOICES: tuple[str, ...] = ("1.2", "1.3", "auto")
 
 PAGE = (
     b"<!doctype html><html><head><title>Handshakes</title></head>"
@@ -143,8 +162,16 @@ def _with_exchange(
 class TLSStream:
     """A connected TLS client: ``send`` and ``recv`` application data; a context manager."""
 
-    def __init__(self, client: TLSClient, sock: socket.socket, driver: net.SocketDriver, timeout: float) -> None:
-        self.client = client
+    def __init__(
+        self,
+        client: TLSClient | TLS13Client | NegotiatingClient,
+        sock: socket.socket,
+        driver: net.SocketDriver,
+        timeout: float,
+        on_ticket: Callable[[ResumptionTicket], None] | None = None,
+    ) -> None:
+        self.client: Any = client
+        self._on_ticket = on_ticket
         self.sock = sock
         self.timeout = timeout
         self._driver = driver
@@ -231,6 +258,15 @@ class TLSStream:
             self._peer_closed = True
         elif isinstance(event, HandshakeComplete):
             self.handshake = event
+        elif isinstance(event, TicketReceived) and self._on_ticket is not None:
+            self._on_ticket(event.ticket)  # TLS 1.3: tickets come after the handshake
+
+    def update_keys(self, *, request_peer: bool = True, deadline: float | None = None) -> None:
+        """TLS 1.3: send KeyUpdate (``request_peer``: update_requested, so the server moves its keys on too)."""
+        self.client.update_keys(request_peer=request_peer)
+        if deadline is not None:
+            self.sock.settimeout(_remaining(deadline))
+        self._driver.flush()
 
     def recv(self, *, deadline: float | None = None) -> bytes:
         """The next application data; ``b""`` once the server has closed.
@@ -323,10 +359,17 @@ def open_tls(
     keylog_path: str | Path | None = None,
     record_to: str | Path | None = None,
     session_store: ClientSessionStore | None = None,
-    session: Session | None = None,
+    session: Session | ResumptionTicket | None = None,
+    tls_version: TLSVersionChoice = "1.2",
     **client_options: Any,
 ) -> TLSStream:
-    """Connect to ``host:port``, run our TLS 1.2 client's handshake, return the open stream.
+    """Connect to ``host:port``, run our client's handshake, return the open stream.
+
+    ``tls_version``: "1.2" (:class:`~handshake_lib.tls.client.TLSClient`, the default: lessons 02-09), "1.3"
+    (:class:`~handshake_lib.tls.client13.TLS13Client`), or "auto" (one hello offering both; the server's
+    choice wins and the downgrade sentinel is checked: :mod:`handshake_lib.tls.negotiate_version`).  With TLS
+    1.3 a ``session_store`` keeps the newest ticket the server sent for ``server_name:port`` and the next
+    connection offers it (PSK resumption); each ticket is offered once.
 
     ``server_name`` (default: ``host``) is sent in SNI and checked against the certificate;
     ``client_options`` go to :class:`~handshake_lib.tls.client.TLSClient` (``cafile``, ``verify``,
@@ -346,15 +389,21 @@ def open_tls(
     alert must not be resumed).  ``stream.resumed_by`` says how it went.
     """
     timeout = net.check_timeout(timeout)
+    if tls_version not in TLS_VERSION_CHOICES:
+        raise ValueError(f"tls_version must be one of {TLS_VERSION_CHOICES}, not {tls_version!r}")
     if keylog_path is not None:
         client_options.setdefault("keylog", _keylog_writer(keylog_path))
     name = server_name or host
     store_key = session_key(name, port)
     if session is None and session_store is not None:
         session = session_store.get(store_key)
-    if session is not None:
+    ticket = session if isinstance(session, ResumptionTicket) else None
+    if isinstance(session, Session) and tls_version == "1.2":
         client_options["session"] = session
-    client = TLSClient(name, **client_options)
+    else:
+        session = ticket
+    on_ticket = (lambda t: session_store.store(store_key, t)) if session_store is not None else None  # type: ignore[arg-type]
+    client = _make_client(name, tls_version, ticket, client_options)
     started = time.perf_counter()
     if deadline is None:
         deadline = time.monotonic() + timeout
@@ -383,9 +432,51 @@ def open_tls(
             if failure is not error:
                 raise failure from error
         raise
-    if session_store is not None:
+    if session_store is not None and client.handshake.version != ProtocolVersion.TLS1_3:
         session_store.store(store_key, client.handshake.session)
-    return TLSStream(client, sock, driver, timeout)
+    elif session_store is not None and session is not None:
+        session_store.forget(store_key)  # a TLS 1.3 ticket is used once (RFC 8446 C.4); new ones replace it
+    return TLSStream(client, sock, driver, timeout, on_ticket)
+
+
+def _make_client(
+    name: str, tls_version: str, ticket: ResumptionTicket | None, options: dict[str, Any]
+) -> TLSClient | TLS13Client | NegotiatingClient:
+    """The core for ``tls_version``: options go to it as they are; for "auto", each goes to the core(s) that
+    take it (``cipher_suites`` are TLS 1.2's there, ``tls13_cipher_suites`` TLS 1.3's)."""
+    if tls_version == "1.2":
+        return TLSClient(name, **options)
+    options = dict(options)
+    options.setdefault("clock", time.time)  # ticket ages (the core reads no clock)
+    if ticket is not None:
+        options["ticket"] = ticket
+    if tls_version == "1.3":
+        return TLS13Client(name, **options)
+    takes13 = set(inspect.signature(TLS13Client).parameters) - {"server_name"}
+    takes12 = set(inspect.signature(TLSClient).parameters) - {"server_name"}
+    suites12 = options.pop("cipher_suites", DEFAULT_CLIENT_SUITES)
+    suites13 = options.pop("tls13_cipher_suites", None)
+    groups = options.pop("groups", None)
+    unknown = set(options) - takes13 - takes12
+    if unknown:
+        raise TypeError(f"unknown client options: {sorted(unknown)}")
+    options13 = {k: v for k, v in options.items() if k in takes13}
+    options12 = {k: v for k, v in options.items() if k in takes12 and k not in ("clock",)}
+    if suites13 is not None:
+        options13["cipher_suites"] = suites13
+    if groups is not None:
+        options13["groups"] = groups
+        options13.setdefault("key_share_groups", [g for g in DEFAULT_KEY_SHARES13 if g in groups] or list(groups)[:1])
+    groups12 = [g for g in (groups or GROUPS) if g in GROUPS and GROUPS[g].kind == "ecdhe"] or list(DEFAULT_GROUPS)
+    client13 = TLS13Client(name, offer_tls12=True, tls12_cipher_suites=suites12, **options13)
+
+    def fallback(hello: ClientHello) -> TLSClient:
+        # The TLS 1.2 client takes over as if it had sent this very hello (negotiate_version.py checks it did).
+        stages = Stages(build_client_hello=lambda **_: hello)
+        return TLSClient(name, cipher_suites=suites12, groups=groups12, client_random=hello.random, stages=stages,
+                         **options12)  # fmt: skip
+
+    return NegotiatingClient(client13, fallback)
 
 
 @dataclass
@@ -424,8 +515,11 @@ def tls_get(
     timeout: float = net.DEFAULT_TIMEOUT,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     session_store: ClientSessionStore | None = None,
-    session: Session | None = None,
+    session: Session | ResumptionTicket | None = None,
     renegotiate: bool = False,
+    tls_version: TLSVersionChoice = "1.2",
+    early_data: bool = False,
+    key_update: bool = False,
     **client_options: Any,
 ) -> TLSResponse:
     """GET ``https://host[:port]/path`` with our TLS 1.2 client and read the response with h11.
@@ -455,6 +549,11 @@ def tls_get(
     (a server that answers one request per connection, as ``s_server -www`` and our own do, could not be
     asked again after it), within the same deadline; ``response.renegotiated`` says whether the server
     took part, and ``response.handshakes`` lists both handshakes.
+
+    TLS 1.3 (``tls_version="1.3"`` or ``"auto"``, see :func:`open_tls`): ``early_data=True`` sends the request
+    as 0-RTT data when resuming with a ticket that allows it (``response.handshake.early_data`` says whether
+    the server took it; if not, the request goes again after the handshake, as RFC 8446 4.2.10 says);
+    ``key_update=True`` sends KeyUpdate with update_requested before the request.
     """
     timeout = net.check_timeout(timeout)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
@@ -468,11 +567,17 @@ def tls_get(
     if cipher_suites is not None:
         client_options["cipher_suites"] = cipher_suites
     deadline = time.monotonic() + timeout  # one deadline, computed once, for everything below
+    if early_data and tls_version != "1.2":
+        offered = session if session is not None else (
+            session_store.get(session_key(host, port)) if session_store is not None else None
+        )
+        if isinstance(offered, ResumptionTicket) and offered.max_early_data_size >= len(request):
+            client_options["early_data"] = request
     try:
         stream = open_tls(
             host, port, host, timeout=timeout, deadline=deadline, cafile=cafile, verify=verify,
             keylog_path=keylog_path, record_to=record_to, session_store=session_store, session=session,
-            **client_options,
+            tls_version=tls_version, **client_options,
         )  # fmt: skip
     except ConnectionTimeout as error:
         raise _timed_out(error, f"{host}:{port}", timeout, "connecting or in the handshake") from error
@@ -481,7 +586,10 @@ def tls_get(
         with stream:
             if renegotiate:
                 renegotiated = stream.renegotiate(deadline=deadline) is not None
-            stream.send(request, deadline=deadline)
+            if key_update:
+                stream.update_keys(request_peer=True, deadline=deadline)
+            if stream.handshake.early_data != "accepted":
+                stream.send(request, deadline=deadline)
             reader.read(stream, deadline)
     except ConnectionTimeout as error:
         failure = _timed_out(error, f"{host}:{port}", timeout, reader.progress())
@@ -658,16 +766,14 @@ class _PageConnection:
         self.fileno = sock.fileno()
         self.record = record
         self.deadline = now + server.timeout
-        self.tls = TLSServer(
-            server.certificate_chain, server.private_key, keep_transcript=server.keep_transcripts,
-            **server.server_options,
-        )
-        if server.keep_transcripts:
-            record.transcript = self.tls.transcript
+        self.tls = server._new_core()
+        if server.keep_transcripts and not isinstance(self.tls, NegotiatingServer):
+            record.transcript = self.tls.transcript  # (a negotiating core's is known once it has decided)
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
         self.outbox = bytearray()
         self.answered = False  # our response and close_notify are queued
         self.waiting: tuple[int, str] | None = None  # a whole request, held while the client renegotiates
+        self.early_answer: tuple[int, str] | None = None  # a 0-RTT request's answer, held until the handshake ends
         self.ending = False  # nothing more to read: close once the outbox is written
         self.closed = False
         self.received = False  # any byte from the client yet
@@ -741,10 +847,14 @@ class _PageConnection:
         for event in events:
             if isinstance(event, HandshakeComplete):
                 self.record.handshake = event
+                if self.server.keep_transcripts and not self.record.transcript:
+                    self.record.transcript = self.tls.transcript  # a negotiating core's, now that it has one
                 if not event.renegotiation:  # how the connection began; a renegotiation is always full
                     self.record.resumed_by = event.resumed_by
                 if event.renegotiation and self.waiting is not None:
                     self._respond(*self.waiting)  # renegotiated, as we asked: now the answer
+                elif self.early_answer is not None:
+                    self._respond(*self.early_answer)  # a 0-RTT request, answered once the handshake is done
             elif isinstance(event, RenegotiationRefused) and self.waiting is not None:
                 status, what = self.waiting
                 self._respond(status, f"{what} (the client declined to renegotiate)")
@@ -798,6 +908,10 @@ class _PageConnection:
 
     def _respond(self, status: int, what: str) -> None:
         if self.answered:
+            return
+        if self.record.handshake is None:
+            # TLS 1.3 0-RTT: the request came as early data; the answer waits for the client's Finished.
+            self.early_answer = (status, what)
             return
         if status == 200:
             body, content_type = self.server.page, "text/html; charset=utf-8"
@@ -902,8 +1016,16 @@ class TLSPageServer(net.LoopbackServer):
         session_cache: SessionCache | None = None,
         ticket_keys: TicketKeys | None = None,
         renegotiate: bool = False,
+        tls_versions: Sequence[str] = ("1.2",),
+        max_early_data_size: int = 0,
         **server_options: Any,
     ) -> None:
+        versions = tuple(tls_versions)
+        if not versions or any(v not in ("1.2", "1.3") for v in versions):
+            raise ValueError(f"tls_versions must name '1.2' and/or '1.3', not {versions!r}")
+        if max_early_data_size and "1.3" not in versions:
+            raise ValueError("max_early_data_size is TLS 1.3's 0-RTT: add '1.3' to tls_versions")
+        self.tls_versions = versions
         self.certificate_chain = [
             c.public_bytes(Encoding.DER) if isinstance(c, x509.Certificate) else bytes(c) for c in certificate_chain
         ]
@@ -929,8 +1051,25 @@ class TLSPageServer(net.LoopbackServer):
             server_options["ticket_keys"] = self.ticket_keys
             server_options.setdefault("clock", time.monotonic)
         self.server_options = server_options
+        # TLS 1.3 takes the options it knows (identities, keylog, client_ca, clock...); 0-RTT only with a replay
+        # window shared by every connection (RFC 8446 8.2), and its tickets from the same rotating keys.
+        takes13 = set(inspect.signature(TLS13Server).parameters)
+        self.server_options13 = {k: v for k, v in server_options.items() if k in takes13 and k != "cipher_suites"}
+        if "tls13_cipher_suites" in server_options:
+            self.server_options13["cipher_suites"] = server_options.pop("tls13_cipher_suites")
+        if "groups13" in server_options:
+            self.server_options13["groups"] = server_options.pop("groups13")
+        else:
+            self.server_options13.pop("groups", None)  # TLS 1.2's ECDHE groups; 1.3 has its own default
+        self.anti_replay = ReplayWindow() if max_early_data_size else None
+        if max_early_data_size:
+            if not resumption:
+                raise ValueError("0-RTT needs resumption (tickets)")
+            self.server_options13.update(max_early_data_size=max_early_data_size, anti_replay=self.anti_replay)
+        if resumption:
+            self.server_options13.setdefault("clock", time.monotonic)
         # Fail now, in the caller's thread, if the options are wrong (not in the loop later).
-        TLSServer(self.certificate_chain, private_key, **server_options)
+        self._new_core()
         self.keep_transcripts = keep_transcripts
         self.on_finished = on_finished
         self.renegotiate = renegotiate
@@ -938,6 +1077,23 @@ class TLSPageServer(net.LoopbackServer):
         self.accepted = 0
         self._clients: dict[int, _PageConnection] = {}  # file descriptor -> connection
         self._selector: selectors.BaseSelector | None = None
+
+    def _new_core(self) -> TLSServer | TLS13Server | NegotiatingServer:
+        """One connection's TLS core: TLS 1.2, TLS 1.3, or both (the ClientHello decides)."""
+        keep = self.keep_transcripts if hasattr(self, "keep_transcripts") else False
+
+        def tls12() -> TLSServer:
+            return TLSServer(self.certificate_chain, self.private_key, keep_transcript=keep,
+                             downgrade_sentinel="1.3" in self.tls_versions, **self.server_options)  # fmt: skip
+
+        def tls13() -> TLS13Server:
+            return TLS13Server(self.certificate_chain, self.private_key, keep_transcript=keep, **self.server_options13)
+
+        if self.tls_versions == ("1.2",):
+            return tls12()
+        if self.tls_versions == ("1.3",):
+            return tls13()
+        return NegotiatingServer(tls13, tls12)
 
     @property
     def live_connections(self) -> int:

@@ -247,6 +247,14 @@ class TLS13Connection:
     def renegotiating(self) -> bool:
         return False  # TLS 1.3 has no renegotiation: KeyUpdate renews the keys (RFC 8446 4.6.3)
 
+    @property
+    def handshakes(self) -> list[HandshakeComplete]:
+        """The connection's handshakes: one at most (TLS 1.3 has no renegotiation)."""
+        return [self.handshake] if self.handshake is not None else []
+
+    def renegotiate(self) -> None:
+        raise ConnectionStateError("TLS 1.3 has no renegotiation: KeyUpdate renews the keys (update_keys)")
+
     def guards(self) -> frozenset[Guard]:
         return frozenset(self._guards)
 

@@ -160,7 +160,7 @@ class NegotiatingServer(_Delegating):
         return events
 
     def _choose(self, data: bytes) -> str | None:
-        """"1.3", "1.2", or None while the ClientHello is incomplete; never raises (the core will)."""
+        """ "1.3", "1.2", or None while the ClientHello is incomplete; never raises (the core will)."""
         try:
             for record in self._records.feed(data):
                 if record.content_type != ContentType.handshake:

@@ -166,7 +166,6 @@ class Guard(Enum):
 EXCLUSIVE: frozenset[Guard] = frozenset({Guard.psk_accepted, Guard.retry_needed})
 
 
-
 _S, _I, _G = State, Input, Guard
 _CERT_REQ = _G.client_certificate_requested
 _FLIGHT = ("ServerHello", "EncryptedExtensions", "Certificate", "CertificateVerify", "Finished")
