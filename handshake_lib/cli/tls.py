@@ -751,7 +751,10 @@ def _decode_keylog(path: Path) -> KeyLog:
         more = f" (and {len(log.skipped) - 1} more)" if len(log.skipped) > 1 else ""
         print(f"handshakes: {path}: line {first_line} skipped: {reason}{more}", file=sys.stderr)
     if not log.entries:
-        raise CommandError(f"{path} holds no key log line we can read (expected CLIENT_RANDOM <hex> <hex>)")
+        raise CommandError(
+            f"{path} holds no key log line we can read (expected CLIENT_RANDOM <hex> <hex>, or a TLS 1.3 label "
+            "such as CLIENT_HANDSHAKE_TRAFFIC_SECRET <hex> <hex>)"
+        )
     return log
 
 
@@ -760,7 +763,10 @@ def render_capture_connection(index: int, connection: TLSCaptureConnection) -> s
     client, server = connection.client, connection.server
     lines = [f"connection {index}: client {client[0]}:{client[1]} -> server {server[0]}:{server[1]}, "
              f"{connection.suite_name}"]  # fmt: skip
-    if connection.decrypted:
+    if connection.decrypted and connection.tls13:
+        hrr = ", after a HelloRetryRequest" if connection.hello_retry_request else ""
+        lines.append(f"  decrypted: TLS 1.3{hrr}, with {', '.join(connection.secrets_used)} from the key log")
+    elif connection.decrypted:
         ems = ", extended master secret" if connection.extended_master_secret else ""
         lines.append(f"  decrypted: master secret from {connection.key_source}{ems}")
     else:
