@@ -10,6 +10,7 @@ pcap with :func:`handshake_lib.tcp.streams.write_pcap`.  The peers are OpenSSL 3
 from __future__ import annotations
 
 import contextlib
+import re
 import select
 import socket
 import ssl
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handshake_lib import net
+from handshake_lib.peers.openssl import s_client, s_server
+from handshake_lib.pki.builder import ServerFiles
 from handshake_lib.tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT, write_pcap
 
 RELAY_LIFETIME_S = 20.0
@@ -158,3 +161,61 @@ def python_ssl_session(
     pcap = directory / f"{name}.pcap"
     pcap.write_bytes(relay.pcap())
     return Session(pcap, keylog, relay.target_port, received=received)
+
+
+def openssl_key_update_session(directory: Path, files: ServerFiles, name: str = "key_update") -> Session:
+    """``openssl s_client`` -> relay -> ``openssl s_server -www``: the client sends KeyUpdate with
+    update_requested (``K``), so the server answers with its own before its next record, then a GET."""
+    keylog = directory / f"{name}.keys"
+    options = ["-tls1_3", "-CAfile", str(files.ca_path), "-keylogfile", str(keylog), "-servername", "localhost"]
+    with (
+        s_server(files, "-tls1_3", "-www") as server,
+        RecordingRelay(server.port) as relay,
+        s_client(relay.port, *options) as client,
+    ):
+        client.read_output(re.compile(rb"Verify return code"), wait=20)
+        client.write(b"K\n")  # KeyUpdate, update_requested (RFC 8446 section 4.6.3)
+        client.read_output(re.compile(rb"KEYUPDATE"), wait=20)
+        client.write(b"GET / HTTP/1.0\r\n\r\n")
+        received = client.read_output(re.compile(rb"</HTML>|</html>|closed", re.IGNORECASE), wait=20)
+        assert client.process.stdin is not None
+        client.process.stdin.close()
+        client.process.wait(20)
+    pcap = directory / f"{name}.pcap"
+    pcap.write_bytes(relay.pcap())
+    return Session(pcap, keylog, relay.target_port, request=b"GET / HTTP/1.0", received=received)
+
+
+EARLY_DATA = b"GET /early HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+
+def openssl_early_data_session(directory: Path, files: ServerFiles, name: str = "early_data") -> Session:
+    """Two ``openssl s_client`` connections to ``openssl s_server -early_data``: the first keeps its ticket
+    (``-sess_out``), the second resumes with it and sends a request as 0-RTT data (``-early_data``).
+    The pcap and key log are the second connection's."""
+    keylog, session_file, early = (directory / f"{name}{suffix}" for suffix in (".keys", ".session", ".early"))
+    early.write_bytes(EARLY_DATA)
+    common = ["-tls1_3", "-CAfile", str(files.ca_path), "-servername", "localhost"]
+    with s_server(files, "-tls1_3", "-early_data", stdin=True) as server:
+        with s_client(server.port, *common, "-sess_out", str(session_file)) as first:
+            first.read_output(re.compile(rb"Verify return code"), wait=20)
+            # s_client writes -sess_out when a NewSessionTicket arrives, right after the handshake.
+            deadline = time.monotonic() + 10
+            while not (session_file.exists() and session_file.stat().st_size) and time.monotonic() < deadline:
+                first.read_output(re.compile(rb"$^"), wait=0.1)
+            assert first.process.stdin is not None
+            first.process.stdin.close()
+            first.process.wait(20)
+        with (
+            RecordingRelay(server.port) as relay,
+            s_client(relay.port, *common, "-sess_in", str(session_file), "-early_data", str(early),
+                     "-keylogfile", str(keylog)) as second,
+        ):  # fmt: skip
+            received = second.read_output(re.compile(rb"Early data was accepted|Early data was rejected"), wait=20)
+            server.read_output(re.compile(rb"END EARLY DATA|Early data"), wait=5)
+            assert second.process.stdin is not None
+            second.process.stdin.close()
+            second.process.wait(20)
+    pcap = directory / f"{name}.pcap"
+    pcap.write_bytes(relay.pcap())
+    return Session(pcap, keylog, relay.target_port, request=EARLY_DATA, received=received)
