@@ -57,13 +57,15 @@ loopback unless ``--public`` is given: a teaching server has no business on a ne
 Exit status: 0 success; 1 the handshake or the connection failed (the message names the cause and the
 alert); 2 the command line was wrong (including an unknown cipher suite name).
 
-``tls decode CAPTURE.pcap (--keylog FILE | --server-key KEY.pem)`` reads every TLS 1.2 connection of a
-classic pcap (``tcpdump -w``, or ``tls_get(record_to=...)``) with :func:`handshake_lib.tls.capture.decode_tls_capture`
-and prints, as Wireshark does with a key log, each connection's records annotated (``--trace``'s
-renderer: the handshake messages decoded, every protected record decrypted), then the application data of
-each direction as text.  With ``--server-key`` it decrypts RSA key-exchange sessions and says why it
-cannot decrypt an ECDHE or DHE one.  Exit 0 when every TLS connection was decrypted, 1 when one was not
-(the reason is printed for each) or the capture holds none or cannot be read, 2 for a usage error.
+``tls decode CAPTURE.pcap (--keylog FILE | --server-key KEY.pem)`` reads every TLS 1.2 and TLS 1.3
+connection of a classic pcap (``tcpdump -w``, or ``tls_get(record_to=...)``) with
+:func:`handshake_lib.tls.capture.decode_tls_capture` and prints, as Wireshark does with a key log, each
+connection's records annotated (``--trace``'s renderer: the handshake messages decoded, every protected
+record decrypted: for TLS 1.3 the encrypted handshake too, with the key log's traffic secrets), then the
+application data of each direction as text.  With ``--server-key`` it decrypts RSA key-exchange sessions
+and says why it cannot decrypt an ECDHE, DHE or TLS 1.3 one.  Exit 0 when every TLS connection was
+decrypted, 1 when one was not (the reason is printed for each) or the capture holds none or cannot be read,
+2 for a usage error.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.set_defaults(command=run_serve)
 
     decode = commands.add_parser(
-        "decode", help="the TLS 1.2 records of a pcap file, decrypted with a key log or the server's RSA key",
+        "decode", help="the TLS records of a pcap file, decrypted with a key log (1.2 and 1.3) or the server's RSA key",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     decode.add_argument("capture", type=input_file, help="a classic pcap file (tcpdump -w)")

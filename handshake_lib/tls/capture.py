@@ -1,4 +1,4 @@
-"""TLS 1.2 connections read back from a capture, decrypted with a key log or the server's RSA key.
+"""TLS connections read back from a capture: TLS 1.2 with a key log or the server's RSA key, TLS 1.3 with a key log.
 
 Theory of operation
 -------------------
@@ -29,7 +29,32 @@ What cannot be decrypted is said per connection in ``problem``: no key log line 
 a server key that does not match the certificate; an ECDHE or DHE key exchange with only the server's
 key (its pre-master secret came from ephemeral values that were never on the wire or in the key: the
 server's key only signed them: that is forward secrecy); a resumed session with only the server's key
-whose full handshake is not in the capture; TLS 1.3.
+whose full handshake is not in the capture.
+
+TLS 1.3 (the ServerHello, or a HelloRetryRequest, says so in supported_versions) is read as Wireshark reads
+it with an NSS key log: there is no master secret to share, so the key log carries one traffic secret per
+direction and stage for the client random, and each record is opened with the secret of its stage
+(:meth:`_Reader.transcript13`, :class:`~handshake_lib.tls.record13.RecordOpener13`):
+
+* the hellos, the middlebox ChangeCipherSpec records (one byte, shown and skipped) and an alert sent
+  before the keys travel in the clear; a HelloRetryRequest (a ServerHello with the special random) and
+  the second ClientHello are listed like any hello;
+* after the ServerHello, protected records (type 23 on the wire, the real type inside) open with
+  ``SERVER_HANDSHAKE_TRAFFIC_SECRET`` and ``CLIENT_HANDSHAKE_TRAFFIC_SECRET``; each direction moves to
+  ``SERVER_TRAFFIC_SECRET_0`` / ``CLIENT_TRAFFIC_SECRET_0`` after its own decrypted Finished, and to the
+  next generation after each KeyUpdate it sends (:func:`~handshake_lib.tls.key_schedule13.next_application_secret`:
+  later generations are never logged);
+* a client that offered early data: its records after the ClientHello open with
+  ``CLIENT_EARLY_TRAFFIC_SECRET`` until EndOfEarlyData, or until one opens with its handshake secret
+  instead (the server refused the 0-RTT data, so no EndOfEarlyData comes).
+
+Decrypted handshake messages are decoded with TLS 1.3's table of types
+(:func:`~handshake_lib.tls.messages13.decode_handshake13`) and each record becomes a
+:class:`TranscriptEntry13` carrying the real content type, so ``--trace`` shows a captured 1.3 session as
+it shows a 1.2 one.  What stays encrypted is said in ``problem``: no key log (the server's key cannot open
+TLS 1.3: every key exchange is ephemeral), no 1.3 line for this client random, a line missing (that stage's
+records stay encrypted), or a wrong secret (its first record does not open, and the direction stops there:
+never garbage).
 
 Resumed sessions.  An abbreviated handshake (RFC 5246 7.4.1.2; RFC 5077) has no key exchange: its master
 secret is the one an earlier full handshake made.  As Wireshark does, :func:`decode_tls_capture` remembers the
