@@ -116,7 +116,10 @@ def test_a_key_log_of_garbage(files, capsys, tmp_path):
     assert run(["tls", "decode", str(files["rsa"]), "--keylog", str(garbage)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.splitlines()[-1].endswith("holds no key log line we can read (expected CLIENT_RANDOM <hex> <hex>)")
+    assert err.splitlines()[-1].endswith(
+        "holds no key log line we can read (expected CLIENT_RANDOM <hex> <hex>, or a TLS 1.3 label such as "
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET <hex> <hex>)"
+    )
 
 
 @pytest.mark.peer

@@ -57,13 +57,15 @@ loopback unless ``--public`` is given: a teaching server has no business on a ne
 Exit status: 0 success; 1 the handshake or the connection failed (the message names the cause and the
 alert); 2 the command line was wrong (including an unknown cipher suite name).
 
-``tls decode CAPTURE.pcap (--keylog FILE | --server-key KEY.pem)`` reads every TLS 1.2 connection of a
-classic pcap (``tcpdump -w``, or ``tls_get(record_to=...)``) with :func:`handshake_lib.tls.capture.decode_tls_capture`
-and prints, as Wireshark does with a key log, each connection's records annotated (``--trace``'s
-renderer: the handshake messages decoded, every protected record decrypted), then the application data of
-each direction as text.  With ``--server-key`` it decrypts RSA key-exchange sessions and says why it
-cannot decrypt an ECDHE or DHE one.  Exit 0 when every TLS connection was decrypted, 1 when one was not
-(the reason is printed for each) or the capture holds none or cannot be read, 2 for a usage error.
+``tls decode CAPTURE.pcap (--keylog FILE | --server-key KEY.pem)`` reads every TLS 1.2 and TLS 1.3
+connection of a classic pcap (``tcpdump -w``, or ``tls_get(record_to=...)``) with
+:func:`handshake_lib.tls.capture.decode_tls_capture` and prints, as Wireshark does with a key log, each
+connection's records annotated (``--trace``'s renderer: the handshake messages decoded, every protected
+record decrypted: for TLS 1.3 the encrypted handshake too, with the key log's traffic secrets), then the
+application data of each direction as text.  With ``--server-key`` it decrypts RSA key-exchange sessions
+and says why it cannot decrypt an ECDHE, DHE or TLS 1.3 one.  Exit 0 when every TLS connection was
+decrypted, 1 when one was not (the reason is printed for each) or the capture holds none or cannot be read,
+2 for a usage error.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.set_defaults(command=run_serve)
 
     decode = commands.add_parser(
-        "decode", help="the TLS 1.2 records of a pcap file, decrypted with a key log or the server's RSA key",
+        "decode", help="the TLS records of a pcap file, decrypted with a key log (1.2 and 1.3) or the server's RSA key",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     decode.add_argument("capture", type=input_file, help="a classic pcap file (tcpdump -w)")
@@ -751,7 +753,10 @@ def _decode_keylog(path: Path) -> KeyLog:
         more = f" (and {len(log.skipped) - 1} more)" if len(log.skipped) > 1 else ""
         print(f"handshakes: {path}: line {first_line} skipped: {reason}{more}", file=sys.stderr)
     if not log.entries:
-        raise CommandError(f"{path} holds no key log line we can read (expected CLIENT_RANDOM <hex> <hex>)")
+        raise CommandError(
+            f"{path} holds no key log line we can read (expected CLIENT_RANDOM <hex> <hex>, or a TLS 1.3 label "
+            "such as CLIENT_HANDSHAKE_TRAFFIC_SECRET <hex> <hex>)"
+        )
     return log
 
 
@@ -760,7 +765,10 @@ def render_capture_connection(index: int, connection: TLSCaptureConnection) -> s
     client, server = connection.client, connection.server
     lines = [f"connection {index}: client {client[0]}:{client[1]} -> server {server[0]}:{server[1]}, "
              f"{connection.suite_name}"]  # fmt: skip
-    if connection.decrypted:
+    if connection.decrypted and connection.tls13:
+        hrr = ", after a HelloRetryRequest" if connection.hello_retry_request else ""
+        lines.append(f"  decrypted: TLS 1.3{hrr}, with {', '.join(connection.secrets_used)} from the key log")
+    elif connection.decrypted:
         ems = ", extended master secret" if connection.extended_master_secret else ""
         lines.append(f"  decrypted: master secret from {connection.key_source}{ems}")
     else:

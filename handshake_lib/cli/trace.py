@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..tls.connection import ApplicationData, TranscriptEntry, plaintext_spans
+from ..tls.constants import ExtensionType, KeyUpdateRequest, NamedGroup, ProtocolVersion, name_of
 from ..tls.messages import Alert, Certificate, ClientHello, ClientKeyExchange, Finished, ServerHello, cipher_suite_name
+from ..tls.messages13 import Certificate13, EncryptedExtensions, KeyUpdate, NewSessionTicket13
 from ..wire import Span
 
 __all__ = ["describe_message", "render_entry", "render_transcript"]
@@ -27,13 +29,16 @@ def describe_message(message: object) -> str:
         suites = ", ".join(cipher_suite_name(suite) for suite in message.cipher_suites)
         return f"ClientHello: {len(message.cipher_suites)} cipher_suites offered: {suites}"
     if isinstance(message, ServerHello):
-        return f"ServerHello: cipher_suite {cipher_suite_name(message.cipher_suite)}"
-    if isinstance(message, Certificate):
-        try:
-            subjects = [certificate.subject.rfc4514_string() for certificate in message.x509()]
-        except Exception:  # noqa: BLE001 - a certificate cryptography cannot parse: the hex dump still shows it
-            subjects = [f"{len(message.certificates)} certificate(s), not parseable"]
-        return f"Certificate: {'; '.join(subjects)}"
+        return _describe_server_hello(message)
+    if isinstance(message, Certificate | Certificate13):
+        return f"Certificate: {'; '.join(_subjects(message.certificates))}"
+    if isinstance(message, EncryptedExtensions):
+        names = ", ".join(name_of(ExtensionType, e.extension_type) for e in message.extensions) or "none"
+        return f"EncryptedExtensions: {names}"
+    if isinstance(message, NewSessionTicket13):
+        return f"NewSessionTicket: lifetime {message.ticket_lifetime} s, ticket of {len(message.ticket)} bytes"
+    if isinstance(message, KeyUpdate):
+        return f"KeyUpdate: {name_of(KeyUpdateRequest, message.request_update)}"
     if isinstance(message, ClientKeyExchange):
         return "ClientKeyExchange: the pre-master secret, RSA-encrypted to the server's key"
     if isinstance(message, Finished):
@@ -44,6 +49,27 @@ def describe_message(message: object) -> str:
         first_line = message.data.split(b"\r\n", 1)[0][:60].decode("ascii", errors="replace")
         return f"ApplicationData: {len(message.data)} bytes, starting {first_line!r}"
     return type(message).__name__
+
+
+def _describe_server_hello(message: ServerHello) -> str:
+    suite = cipher_suite_name(message.cipher_suite)
+    if message.selected_version != ProtocolVersion.TLS1_3:
+        return f"ServerHello: cipher_suite {suite}"
+    share = message.extension(ExtensionType.key_share)
+    if message.is_hello_retry_request:
+        group = getattr(share, "selected_group", None)
+        wanted = f", send a key share for {name_of(NamedGroup, group)}" if group is not None else ""
+        return f"HelloRetryRequest (TLS 1.3): cipher_suite {suite}{wanted}"
+    entry = getattr(share, "server_share", None)
+    group = f", key share {name_of(NamedGroup, entry.group)}" if entry is not None else ""
+    return f"ServerHello (TLS 1.3): cipher_suite {suite}{group}"
+
+
+def _subjects(certificates: list[bytes]) -> list[str]:
+    try:  # TLS 1.2's Certificate parses the chain; a TLS 1.3 one's entries hold the same DER
+        return [certificate.subject.rfc4514_string() for certificate in Certificate(certificates).x509()]
+    except Exception:  # noqa: BLE001 - a certificate cryptography cannot parse: the hex dump still shows it
+        return [f"{len(certificates)} certificate(s), not parseable"]
 
 
 def _dump(data: bytes, spans: Sequence[Span]) -> str:
@@ -64,7 +90,10 @@ def render_entry(number: int, entry: TranscriptEntry) -> str:
     if entry.encrypted:
         plaintext = bytes(entry.plaintext)
         lines.append(f"--- decrypted with this session's keys, the fragment's plaintext ({len(plaintext)} bytes):")
-        lines.append(_dump(plaintext, plaintext_spans(entry.content_type, plaintext)))
+        # A TLS 1.3 entry annotates its own content (its handshake messages have 1.3's table of types).
+        own = getattr(entry, "plaintext_spans", None)
+        spans = own() if callable(own) else plaintext_spans(entry.content_type, plaintext)
+        lines.append(_dump(plaintext, spans))
     return "\n".join(lines)
 
 

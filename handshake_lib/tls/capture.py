@@ -1,4 +1,4 @@
-"""TLS 1.2 connections read back from a capture, decrypted with a key log or the server's RSA key.
+"""TLS connections read back from a capture: TLS 1.2 with a key log or the server's RSA key, TLS 1.3 with a key log.
 
 Theory of operation
 -------------------
@@ -29,7 +29,32 @@ What cannot be decrypted is said per connection in ``problem``: no key log line 
 a server key that does not match the certificate; an ECDHE or DHE key exchange with only the server's
 key (its pre-master secret came from ephemeral values that were never on the wire or in the key: the
 server's key only signed them: that is forward secrecy); a resumed session with only the server's key
-whose full handshake is not in the capture; TLS 1.3.
+whose full handshake is not in the capture.
+
+TLS 1.3 (the ServerHello, or a HelloRetryRequest, says so in supported_versions) is read as Wireshark reads
+it with an NSS key log: there is no master secret to share, so the key log carries one traffic secret per
+direction and stage for the client random, and each record is opened with the secret of its stage
+(:meth:`_Reader.transcript13`, :class:`~handshake_lib.tls.record13.RecordOpener13`):
+
+* the hellos, the middlebox ChangeCipherSpec records (one byte, shown and skipped) and an alert sent
+  before the keys travel in the clear; a HelloRetryRequest (a ServerHello with the special random) and
+  the second ClientHello are listed like any hello;
+* after the ServerHello, protected records (type 23 on the wire, the real type inside) open with
+  ``SERVER_HANDSHAKE_TRAFFIC_SECRET`` and ``CLIENT_HANDSHAKE_TRAFFIC_SECRET``; each direction moves to
+  ``SERVER_TRAFFIC_SECRET_0`` / ``CLIENT_TRAFFIC_SECRET_0`` after its own decrypted Finished, and to the
+  next generation after each KeyUpdate it sends (:func:`~handshake_lib.tls.key_schedule13.next_application_secret`:
+  later generations are never logged);
+* a client that offered early data: its records after the ClientHello open with
+  ``CLIENT_EARLY_TRAFFIC_SECRET`` until EndOfEarlyData, or until one opens with its handshake secret
+  instead (the server refused the 0-RTT data, so no EndOfEarlyData comes).
+
+Decrypted handshake messages are decoded with TLS 1.3's table of types
+(:func:`~handshake_lib.tls.messages13.decode_handshake13`) and each record becomes a
+:class:`TranscriptEntry13` carrying the real content type, so ``--trace`` shows a captured 1.3 session as
+it shows a 1.2 one.  What stays encrypted is said in ``problem``: no key log (the server's key cannot open
+TLS 1.3: every key exchange is ephemeral), no 1.3 line for this client random, a line missing (that stage's
+records stay encrypted), or a wrong secret (its first record does not open, and the direction stops there:
+never garbage).
 
 Resumed sessions.  An abbreviated handshake (RFC 5246 7.4.1.2; RFC 5077) has no key exchange: its master
 secret is the one an earlier full handshake made.  As Wireshark does, :func:`decode_tls_capture` remembers the
@@ -49,8 +74,9 @@ Limits (docs/limits.md): :data:`MAX_CONNECTIONS` connections, :data:`MAX_STREAM_
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +86,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ..errors import HandshakeError
 from ..tcp.pcap import CapturedSegment
 from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Endpoint, group_connections, read_segments
-from ..wire import Reader
+from ..wire import Reader, Span
 from . import prf as prf_module
-from .connection import ApplicationData, TranscriptEntry
-from .constants import ContentType, ExtensionType, HandshakeType
-from .keylog import KeyLog
+from .connection import ApplicationData, TranscriptEntry, plaintext_spans, record_spans
+from .constants import ContentType, ExtensionType, HandshakeType, ProtocolVersion
+from .key_schedule13 import next_application_secret
+from .keylog import TLS13_LABELS, TLS13_TRAFFIC_LABELS, KeyLog
 from .messages import (
     Alert,
     Certificate,
     ChangeCipherSpec,
     ClientHello,
     ClientKeyExchange,
+    Finished,
     HandshakeMessage,
     NewSessionTicket,
     OpaqueHandshake,
@@ -78,7 +106,9 @@ from .messages import (
     cipher_suite_name,
     decode_handshake,
 )
-from .record import HandshakeReassembler, Record, RecordProtection, RecordReader
+from .messages13 import EndOfEarlyData, KeyUpdate, decode_handshake13
+from .record import RECORD_HEADER_LENGTH, HandshakeReassembler, Record, RecordProtection, RecordReader
+from .record13 import OpenedRecord13, RecordOpener13, Suite13, suite13
 from .rsa_kx import decrypt_pre_master_secret
 from .suites import SuiteParams, suite_params
 
@@ -101,6 +131,15 @@ KEYLOG_RSA = "the key log (RSA: the pre-master secret)"
 EARLIER_TICKET = "an earlier connection in this capture (the session the client's ticket resumed)"
 EARLIER_ID = "an earlier connection in this capture (the session ID the server resumed)"
 SERVER_KEY = "the server's RSA private key (the pre-master secret decrypted from ClientKeyExchange)"
+KEYLOG13 = "the key log (TLS 1.3 traffic secrets)"
+
+# TLS 1.3's key log labels (NSS), by what they open.
+EARLY_LABEL = "CLIENT_EARLY_TRAFFIC_SECRET"
+HANDSHAKE_LABELS = {
+    CLIENT_TO_SERVER: "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    SERVER_TO_CLIENT: "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+}
+APPLICATION_LABELS = {CLIENT_TO_SERVER: "CLIENT_TRAFFIC_SECRET_0", SERVER_TO_CLIENT: "SERVER_TRAFFIC_SECRET_0"}
 
 
 @dataclass
@@ -131,6 +170,11 @@ class TLSCaptureConnection:
     # Renegotiations seen (new hellos inside protected records), and the client randoms whose keys opened them.
     renegotiations: int = 0
     renegotiation_randoms: list[bytes] = field(default_factory=list)
+    # TLS 1.3: the ServerHello chose it; the key log labels whose secrets opened records, in the order first used
+    # (with a KeyUpdate's next generations as ``CLIENT_TRAFFIC_SECRET_1``... though no key log has such lines).
+    tls13: bool = False
+    hello_retry_request: bool = False
+    secrets_used: list[str] = field(default_factory=list)
 
     @property
     def suite_name(self) -> str:
@@ -165,6 +209,14 @@ def _decode_message(raw: bytes) -> HandshakeMessage:
     try:
         message, _ = decode_handshake(raw, verify_data_length=None, annotate=False)
     except HandshakeError:  # a body this library reads only in another context (ECDHE ClientKeyExchange...)
+        message = OpaqueHandshake(raw[0], raw[4:])
+    return message
+
+
+def _decode_message13(raw: bytes) -> HandshakeMessage:
+    try:
+        message, _ = decode_handshake13(raw, annotate=False)
+    except HandshakeError:  # not a TLS 1.3 message, or one that does not decode: the hex dump still shows it
         message = OpaqueHandshake(raw[0], raw[4:])
     return message
 
@@ -233,11 +285,26 @@ class _Reader:
                 side.reader.protected = True
             elif record.content_type == ContentType.handshake and not side.changed_cipher:
                 try:
-                    side.clear_messages += [m.raw for m in side.reassembler.feed(record.fragment)]
+                    messages = [m.raw for m in side.reassembler.feed(record.fragment)]
                 except HandshakeError as error:
                     side.stopped = f"{direction}: a handshake message cannot be read ({error})"
                     self.connection.notes.append(side.stopped)
                     return
+                side.clear_messages += messages
+                self._expect_protected_records(direction, messages)
+
+    def _expect_protected_records(self, direction: str, messages: list[bytes]) -> None:
+        """TLS 1.3 sends protected records (up to 2^14 + 256 bytes) without a ChangeCipherSpec before them:
+        after a 1.3 ServerHello both directions, after a ClientHello offering 0-RTT the client's."""
+        for raw in messages:
+            if raw[0] not in (HandshakeType.client_hello, HandshakeType.server_hello):
+                continue
+            message = _decode_message(raw)
+            if isinstance(message, ServerHello) and message.selected_version == ProtocolVersion.TLS1_3:
+                for side in self.sides.values():
+                    side.reader.protected = True
+            elif isinstance(message, ClientHello) and message.extension(ExtensionType.early_data) is not None:
+                self.sides[CLIENT_TO_SERVER].reader.protected = True
 
     # -- keys ------------------------------------------------------------------------------------
     def keys(
@@ -254,7 +321,8 @@ class _Reader:
         connection.client_random, connection.server_random = hello.random, server_hello.random
         connection.suite = server_hello.cipher_suite
         if server_hello.extension(ExtensionType.supported_versions) is not None:
-            connection.problem = "TLS 1.3 (the ServerHello chose it in supported_versions): only TLS 1.2 is decoded"
+            # TLS 1.3 (a HelloRetryRequest says so too): traffic secrets from the key log, read by transcript13.
+            connection.tls13 = True
             return None
         try:
             params: SuiteParams | None = suite_params(server_hello.cipher_suite)
@@ -487,10 +555,15 @@ class _Reader:
             connection.problem = "some records were not decrypted"
 
     @staticmethod
-    def _messages(content_type: int, data: bytes, reassembler: HandshakeReassembler) -> list[Any]:
+    def _messages(
+        content_type: int,
+        data: bytes,
+        reassembler: HandshakeReassembler,
+        decode: Callable[[bytes], HandshakeMessage] = _decode_message,
+    ) -> list[Any]:
         try:
             if content_type == ContentType.handshake:
-                return [_decode_message(m.raw) for m in reassembler.feed(data)]
+                return [decode(m.raw) for m in reassembler.feed(data)]
             if content_type == ContentType.application_data:
                 return [ApplicationData(data)]
             if content_type == ContentType.alert:
@@ -500,6 +573,202 @@ class _Reader:
         except HandshakeError:
             pass  # the hex dump still shows the bytes; the record's spans say what does not decode
         return []
+
+    # -- TLS 1.3 ---------------------------------------------------------------------------------
+    def transcript13(self, keylog: KeyLog | None, server_key: rsa.RSAPrivateKey | None = None) -> None:
+        """Every record of a TLS 1.3 connection, the protected ones opened with the key log's traffic secrets.
+
+        Each direction moves through its secrets as the messages it sends say: the server's handshake
+        secret from its ServerHello (not a HelloRetryRequest), the client's from the same moment (its
+        0-RTT records, if it offered early data, are tried with CLIENT_EARLY_TRAFFIC_SECRET first, until
+        EndOfEarlyData or until its handshake secret opens one: the server refused them); each
+        application secret from that direction's own decrypted Finished; the next generation from each
+        KeyUpdate (:func:`~handshake_lib.tls.key_schedule13.next_application_secret`).  Plaintext records
+        (the hellos, the middlebox ChangeCipherSpec, an alert before the keys) are shown as they are.
+        """
+        connection = self.connection
+        hello = next(m for m in map(_decode_message13, self.sides[CLIENT_TO_SERVER].clear_messages)
+                     if isinstance(m, ClientHello))  # fmt: skip  # keys() found it before saying TLS 1.3
+        client_random = hello.random
+        try:
+            suite: Suite13 | None = suite13(connection.suite if connection.suite is not None else -1)
+        except ValueError:
+            suite = None
+
+        def find(label: str) -> bytes | None:
+            return keylog.find(label, client_random) if keylog is not None else None
+
+        if keylog is None:
+            connection.problem = "TLS 1.3 is decrypted only with its traffic secrets, from a key log" + (
+                " (the server's RSA key cannot: every TLS 1.3 key exchange is ephemeral, the key only signs)"
+                if server_key is not None
+                else ""
+            )
+        elif not any(find(label) is not None for label in TLS13_LABELS):
+            connection.problem = (
+                f"no TLS 1.3 secret lines ({', '.join(TLS13_TRAFFIC_LABELS)}) in the key log for client random "
+                f"{client_random.hex()}"
+            )
+        elif suite is None:
+            connection.problem = f"{connection.suite_name} is not a TLS 1.3 suite this library decrypts"
+        usable = suite is not None and not connection.problem
+        if usable:
+            connection.key_source = KEYLOG13
+        missing: list[str] = []
+
+        def start(state: _Direction13, label: str, secret: bytes | None = None, *, logged: bool = True) -> None:
+            if usable and suite is not None:
+                state.use(suite, label, find(label) if logged else secret)
+
+        sides = {CLIENT_TO_SERVER: _Direction13(), SERVER_TO_CLIENT: _Direction13()}
+        early = _Direction13()  # the client's 0-RTT records, between its ClientHello and EndOfEarlyData
+        early_pending = False
+        clear = {CLIENT_TO_SERVER: HandshakeReassembler(), SERVER_TO_CLIENT: HandshakeReassembler()}
+        for direction, record in self.records:
+            raw = record.encode()
+            if record.content_type != ContentType.application_data:  # in the clear in TLS 1.3
+                messages = self._messages(record.content_type, record.fragment, clear[direction], _decode_message13)
+                connection.entries.append(
+                    TranscriptEntry13(direction, record.content_type, raw, record.fragment, messages)
+                )
+                for message in messages:
+                    if isinstance(message, ClientHello) and direction == CLIENT_TO_SERVER:
+                        if message.extension(ExtensionType.early_data) is not None and not early.label:
+                            early_pending = True
+                            start(early, EARLY_LABEL)
+                    elif isinstance(message, ServerHello) and direction == SERVER_TO_CLIENT:
+                        if message.is_hello_retry_request:
+                            connection.hello_retry_request = True
+                            continue
+                        connection.server_random, connection.suite = message.random, message.cipher_suite
+                        for side, state in sides.items():
+                            if not state.label:
+                                start(state, HANDSHAKE_LABELS[side])
+                continue
+            state = sides[direction]
+            if direction == CLIENT_TO_SERVER and early_pending:
+                # 0-RTT: the early secret, else the handshake secret (the early data ended, or was refused).
+                if (opened := early.open(record)) is not None:
+                    state = early
+                elif (opened := state.open(record, trial=True)) is not None:
+                    early_pending = False
+                else:
+                    state = early  # 0-RTT data that did not open
+            else:
+                opened = state.open(record)
+            if opened is None:
+                if usable and not connection.problem:
+                    self._not_opened13(direction, state, missing)
+                connection.entries.append(UndecryptedRecord(direction, record.content_type, raw))
+                continue
+            if state.label not in connection.secrets_used:
+                connection.secrets_used.append(state.label)
+            messages = self._messages(opened.content_type, opened.content, state.reassembler, _decode_message13)
+            connection.entries.append(
+                TranscriptEntry13(direction, opened.content_type, raw, opened.content, messages, encrypted=True)
+            )
+            for message in messages:
+                if isinstance(message, EndOfEarlyData):
+                    early_pending = False
+                elif isinstance(message, Finished) and state.label == HANDSHAKE_LABELS[direction]:
+                    start(state, APPLICATION_LABELS[direction])  # this direction's next record
+                elif isinstance(message, KeyUpdate) and state.secret is not None and suite is not None:
+                    generation = state.generation + 1
+                    label = f"{APPLICATION_LABELS[direction][:-2]}_{generation}"
+                    start(state, label, next_application_secret(suite.hash_name, state.secret), logged=False)
+                    state.generation = generation
+        if missing and not connection.problem:
+            connection.problem = (
+                f"the key log has no {', '.join(missing)} line for client random {client_random.hex()}: "
+                "those records stay encrypted"
+            )
+        if not connection.problem and any(isinstance(entry, UndecryptedRecord) for entry in connection.entries):
+            connection.problem = "some records were not decrypted"
+
+    def _not_opened13(self, direction: str, state: _Direction13, missing: list[str]) -> None:
+        """Say why a protected record stays encrypted: its secret is not in the key log, or is wrong."""
+        if state.opener is None:
+            if state.label and state.label not in missing:
+                missing.append(state.label)
+            return
+        who = "client's" if direction == CLIENT_TO_SERVER else "server's"
+        number = state.opener.sequence_number
+        self.connection.problem = (
+            f"the {who} first record under {state.label} does not open: the key log's secret is wrong ({state.error})"
+            if number == 0
+            else f"the {who} record {number} under {state.label} does not open ({state.error})"
+        )
+
+
+@dataclass
+class _Direction13:
+    """One direction of a TLS 1.3 capture: the secret in use (its key log label), its opener and reassembler."""
+
+    label: str = ""
+    secret: bytes | None = None
+    opener: RecordOpener13 | None = None
+    generation: int = 0
+    error: str = ""  # why the first record that did not open did not; the direction then stops trying
+    reassembler: HandshakeReassembler = field(default_factory=HandshakeReassembler)
+
+    def use(self, suite: Suite13, label: str, secret: bytes | None) -> None:
+        # A handshake message never spans a change of keys (RFC 8446 section 5.1): a fresh reassembler.
+        self.label, self.secret, self.error = label, secret, ""
+        self.opener = RecordOpener13.from_secret(suite, secret) if secret is not None else None
+        self.reassembler = HandshakeReassembler()
+
+    def open(self, record: Record, *, trial: bool = False) -> OpenedRecord13 | None:
+        """The record opened, or None: no secret, or it does not open (``error`` says why, and this direction
+        stops trying, unless it was only a ``trial``: a 0-RTT record tried with the handshake secret)."""
+        if self.opener is None or self.error:
+            return None
+        try:
+            return self.opener.open(record.encode())
+        except HandshakeError as error:
+            if not trial:
+                self.error = str(error)
+            return None
+
+
+class TranscriptEntry13(TranscriptEntry):
+    """A record of a TLS 1.3 capture.  ``content_type`` is the real (inner) type of a protected record and
+    ``plaintext`` its content without the type byte and padding; handshake messages are read with TLS 1.3's
+    table of types (EncryptedExtensions, its Certificate, KeyUpdate...)."""
+
+    @cached_property
+    def spans(self) -> list[Span]:
+        if self.encrypted or self.content_type != ContentType.handshake:
+            return record_spans(self.record, encrypted=self.encrypted)
+        header = [span for span in record_spans(self.record, encrypted=True) if span.offset < RECORD_HEADER_LENGTH]
+        body = plaintext_spans13(self.content_type, self.record[RECORD_HEADER_LENGTH:])
+        return header + [replace(s, offset=s.offset + RECORD_HEADER_LENGTH, depth=s.depth + 1) for s in body]
+
+    def plaintext_spans(self) -> list[Span]:
+        """Spans over ``plaintext`` (offsets from its first byte), for ``--trace``'s decrypted dump."""
+        return plaintext_spans13(self.content_type, bytes(self.plaintext))
+
+
+def plaintext_spans13(content_type: int, plaintext: bytes) -> list[Span]:
+    """Spans over the content of a TLS 1.3 record: handshake messages decoded with TLS 1.3's table
+    (:func:`~handshake_lib.tls.messages13.decode_handshake13`), anything else as TLS 1.2 annotates it."""
+    if content_type != ContentType.handshake:
+        return plaintext_spans(content_type, plaintext)
+    spans: list[Span] = []
+    try:
+        whole = [message.raw for message in HandshakeReassembler().feed(plaintext)]
+    except HandshakeError:
+        whole = []
+    position = 0
+    for raw in whole:
+        try:
+            _, inner = decode_handshake13(raw)
+        except HandshakeError:
+            inner = [Span(0, len(raw), "handshake", "a handshake message this library does not decode", 0)]
+        spans.extend(replace(span, offset=span.offset + position) for span in inner)
+        position += len(raw)
+    if position < len(plaintext):
+        spans.append(Span(position, len(plaintext) - position, "fragment", "part of a message continued elsewhere"))
+    return spans
 
 
 class UndecryptedRecord(TranscriptEntry):
@@ -528,7 +797,11 @@ def decode_tls_streams(
     reader = _Reader(connection)
     for direction, data in chunks:
         reader.feed(direction, data)
-    reader.transcript(reader.keys(keylog, server_key, sessions), keylog)
+    protections = reader.keys(keylog, server_key, sessions)
+    if connection.tls13:
+        reader.transcript13(keylog, server_key)
+    else:
+        reader.transcript(protections, keylog)
     if sessions is not None:
         reader.remember(sessions)
     return connection

@@ -9,8 +9,12 @@ ClientHello) names the connection; the label names the secret:
 * TLS 1.2: ``CLIENT_RANDOM`` followed by the 48-byte master secret.  That is enough to derive the key
   block and decrypt the whole connection.  (``RSA <first 8 bytes of the encrypted pre-master, hex>
   <pre-master secret>`` is an older form, keyed by the ClientKeyExchange instead.)
-* TLS 1.3: one line per traffic secret (``CLIENT_HANDSHAKE_TRAFFIC_SECRET``,
-  ``SERVER_TRAFFIC_SECRET_0``, ``EXPORTER_SECRET`` ...).
+* TLS 1.3: one line per secret of the key schedule (RFC 8446 section 7.1), each as long as the suite's
+  hash (32 bytes for SHA-256 suites, 48 for SHA-384): ``CLIENT_HANDSHAKE_TRAFFIC_SECRET`` and
+  ``SERVER_HANDSHAKE_TRAFFIC_SECRET`` open the encrypted handshake, ``CLIENT_TRAFFIC_SECRET_0`` and
+  ``SERVER_TRAFFIC_SECRET_0`` the application data (later generations, after a KeyUpdate, are derived
+  from them and never logged), ``CLIENT_EARLY_TRAFFIC_SECRET`` 0-RTT data, and ``EXPORTER_SECRET``
+  (``EARLY_EXPORTER_SECRET``) the exporter.  :func:`secret_line` writes any of them.
 
 Lines starting with ``#`` and blank lines are comments.  Like Wireshark, the parser skips lines it
 cannot read instead of failing, but it keeps them in :attr:`KeyLog.skipped` with the reason, so a
@@ -24,7 +28,31 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["KeyLogEntry", "KeyLog", "KNOWN_LABELS", "client_random_line", "parse_keylog", "read_keylog", "append_line"]
+__all__ = [
+    "KeyLogEntry",
+    "KeyLog",
+    "KNOWN_LABELS",
+    "TLS13_LABELS",
+    "TLS13_TRAFFIC_LABELS",
+    "TLS13_SECRET_LENGTHS",
+    "client_random_line",
+    "secret_line",
+    "parse_keylog",
+    "read_keylog",
+    "append_line",
+]
+
+# The record-opening secrets of TLS 1.3, in the order a handshake makes them; then every 1.3 label.
+TLS13_TRAFFIC_LABELS = (
+    "CLIENT_EARLY_TRAFFIC_SECRET",
+    "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    "CLIENT_TRAFFIC_SECRET_0",
+    "SERVER_TRAFFIC_SECRET_0",
+)
+TLS13_LABELS = (*TLS13_TRAFFIC_LABELS, "EARLY_EXPORTER_SECRET", "EXPORTER_SECRET")
+# A TLS 1.3 secret is one output of the suite's hash: SHA-256 or SHA-384 (RFC 8446 appendix B.4).
+TLS13_SECRET_LENGTHS = (32, 48)
 
 KNOWN_LABELS = frozenset(
     {
@@ -60,6 +88,24 @@ def client_random_line(client_random: bytes, master_secret: bytes) -> str:
     if len(master_secret) != 48:
         raise ValueError("a TLS 1.2 master secret has 48 bytes")
     return KeyLogEntry("CLIENT_RANDOM", client_random, master_secret).line()
+
+
+def secret_line(label: str, client_random: bytes, secret: bytes) -> str:
+    """One key log line for ``client_random``: ``CLIENT_RANDOM`` (a 48-byte master secret) or a TLS 1.3 label
+    (:data:`TLS13_LABELS`, a 32- or 48-byte secret), as OpenSSL's ``SSL_CTX_set_keylog_callback`` writes it.
+
+    >>> secret_line("SERVER_TRAFFIC_SECRET_0", bytes(32), bytes(32))[:24]
+    'SERVER_TRAFFIC_SECRET_0 '
+    """
+    if label == "CLIENT_RANDOM":
+        return client_random_line(client_random, secret)
+    if label not in TLS13_LABELS:
+        raise ValueError(f"{label!r} is not a TLS 1.3 key log label ({', '.join(TLS13_LABELS)})")
+    if len(client_random) != 32:
+        raise ValueError("a client random has 32 bytes")
+    if len(secret) not in TLS13_SECRET_LENGTHS:
+        raise ValueError(f"a TLS 1.3 secret has 32 or 48 bytes (its suite's hash), not {len(secret)}")
+    return KeyLogEntry(label, client_random, secret).line()
 
 
 @dataclass
@@ -112,6 +158,9 @@ def parse_keylog(text: str) -> KeyLog:
             continue
         if label == "CLIENT_RANDOM" and len(secret) != 48:
             log.skipped.append((number, "CLIENT_RANDOM needs a 48-byte master secret"))
+            continue
+        if label in TLS13_LABELS and len(secret) not in TLS13_SECRET_LENGTHS:
+            log.skipped.append((number, f"{label} needs a 32- or 48-byte secret (a SHA-256 or SHA-384 output)"))
             continue
         log.entries.append(KeyLogEntry(label, identifier, secret))
     return log
