@@ -75,8 +75,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +85,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ..errors import HandshakeError
 from ..tcp.pcap import CapturedSegment
 from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Endpoint, group_connections, read_segments
-from ..wire import Reader, Span
+from ..wire import Reader
 from . import prf as prf_module
-from .connection import ApplicationData, TranscriptEntry, plaintext_spans, record_spans
+from .connection import ApplicationData, TranscriptEntry
+from .connection13 import TranscriptEntry13
 from .constants import ContentType, ExtensionType, HandshakeType, ProtocolVersion
 from .key_schedule13 import next_application_secret
 from .keylog import TLS13_LABELS, TLS13_TRAFFIC_LABELS, KeyLog
@@ -107,7 +107,7 @@ from .messages import (
     decode_handshake,
 )
 from .messages13 import EndOfEarlyData, KeyUpdate, decode_handshake13
-from .record import RECORD_HEADER_LENGTH, HandshakeReassembler, Record, RecordProtection, RecordReader
+from .record import HandshakeReassembler, Record, RecordProtection, RecordReader
 from .record13 import OpenedRecord13, RecordOpener13, Suite13, suite13
 from .rsa_kx import decrypt_pre_master_secret
 from .suites import SuiteParams, suite_params
@@ -728,47 +728,6 @@ class _Direction13:
             if not trial:
                 self.error = str(error)
             return None
-
-
-class TranscriptEntry13(TranscriptEntry):
-    """A record of a TLS 1.3 capture.  ``content_type`` is the real (inner) type of a protected record and
-    ``plaintext`` its content without the type byte and padding; handshake messages are read with TLS 1.3's
-    table of types (EncryptedExtensions, its Certificate, KeyUpdate...)."""
-
-    @cached_property
-    def spans(self) -> list[Span]:
-        if self.encrypted or self.content_type != ContentType.handshake:
-            return record_spans(self.record, encrypted=self.encrypted)
-        header = [span for span in record_spans(self.record, encrypted=True) if span.offset < RECORD_HEADER_LENGTH]
-        body = plaintext_spans13(self.content_type, self.record[RECORD_HEADER_LENGTH:])
-        return header + [replace(s, offset=s.offset + RECORD_HEADER_LENGTH, depth=s.depth + 1) for s in body]
-
-    def plaintext_spans(self) -> list[Span]:
-        """Spans over ``plaintext`` (offsets from its first byte), for ``--trace``'s decrypted dump."""
-        return plaintext_spans13(self.content_type, bytes(self.plaintext))
-
-
-def plaintext_spans13(content_type: int, plaintext: bytes) -> list[Span]:
-    """Spans over the content of a TLS 1.3 record: handshake messages decoded with TLS 1.3's table
-    (:func:`~handshake_lib.tls.messages13.decode_handshake13`), anything else as TLS 1.2 annotates it."""
-    if content_type != ContentType.handshake:
-        return plaintext_spans(content_type, plaintext)
-    spans: list[Span] = []
-    try:
-        whole = [message.raw for message in HandshakeReassembler().feed(plaintext)]
-    except HandshakeError:
-        whole = []
-    position = 0
-    for raw in whole:
-        try:
-            _, inner = decode_handshake13(raw)
-        except HandshakeError:
-            inner = [Span(0, len(raw), "handshake", "a handshake message this library does not decode", 0)]
-        spans.extend(replace(span, offset=span.offset + position) for span in inner)
-        position += len(raw)
-    if position < len(plaintext):
-        spans.append(Span(position, len(plaintext) - position, "fragment", "part of a message continued elsewhere"))
-    return spans
 
 
 class UndecryptedRecord(TranscriptEntry):

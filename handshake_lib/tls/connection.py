@@ -318,12 +318,9 @@ class TranscriptEntry:
         messages: list[Any] | None = None,
         spans: list[Span] | None = None,
         encrypted: bool = False,
-        inner_content_type: int | None = None,
     ) -> None:
         self.direction = direction
         self.content_type = content_type
-        # A TLS 1.3 protected record says application_data outside; the real type travels encrypted.
-        self.inner_content_type = inner_content_type
         self.record = record
         self.plaintext = plaintext
         self.messages: list[Any] = [] if messages is None else messages
@@ -364,9 +361,7 @@ class TranscriptEntry:
         """``server->client handshake: ServerHello`` - one line for listings."""
         names = ", ".join(type(m).__name__ for m in self.messages) or f"{len(self.plaintext)} bytes"
         lock = " (encrypted)" if self.encrypted else ""
-        inner = self.inner_content_type
-        kind = self.content_type_name if inner in (None, self.content_type) else name_of(ContentType, inner)
-        return f"{self.direction} {kind}{lock}: {names}"
+        return f"{self.direction} {self.content_type_name}{lock}: {names}"
 
 
 def plaintext_spans(content_type: int, plaintext: bytes) -> list[Span]:

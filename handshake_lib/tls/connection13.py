@@ -31,7 +31,7 @@ The transcript hash covers every handshake message from the ClientHello (RFC 844
 sees it *without* the message it handles (:attr:`_messages`), which joins it right after, before the row's
 replies are built.  After a HelloRetryRequest the first ClientHello is replaced by its ``message_hash``.
 
-Every record, both ways, becomes a :class:`~handshake_lib.tls.connection.TranscriptEntry` with its inner
+Every record, both ways, becomes a :class:`TranscriptEntry13` with its inner
 content type, and every secret goes to the NSS key log (``keylog=``) under its 1.3 label, as OpenSSL writes
 them (``CLIENT_HANDSHAKE_TRAFFIC_SECRET`` ... ``EXPORTER_SECRET``), so Wireshark opens our captures.
 
@@ -47,7 +47,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, ClassVar
 
 from ..errors import (
@@ -63,7 +64,7 @@ from ..errors import (
     UnexpectedMessage,
 )
 from ..tables import Transition
-from ..wire import Reader
+from ..wire import Reader, Span
 from .connection import (
     MAX_EMPTY_RECORDS,
     MAX_RECORDS_PER_HANDSHAKE_MESSAGE,
@@ -74,6 +75,8 @@ from .connection import (
     ConnectionClosed,
     HandshakeComplete,
     TranscriptEntry,
+    plaintext_spans,
+    record_spans,
     sent_name,
 )
 from .constants import AlertLevel, ContentType, HandshakeType, KeyUpdateRequest, ProtocolVersion, name_of
@@ -84,15 +87,24 @@ from .key_schedule13 import (
     next_application_secret,
     transcript_hash,
 )
-from .keylog import KeyLogEntry
+from .keylog import secret_line
 from .messages import Alert, ChangeCipherSpec, Finished, HandshakeMessage
 from .messages13 import KeyUpdate, decode_handshake13, is_hello_retry_request
-from .record import MAX_PLAINTEXT_LENGTH, HandshakeReassembler, Record, RecordReader, encode_record
+from .record import (
+    MAX_PLAINTEXT_LENGTH,
+    RECORD_HEADER_LENGTH,
+    HandshakeReassembler,
+    Record,
+    RecordReader,
+    encode_record,
+)
 from .record13 import RecordOpener13, RecordSealer13, Suite13
 from .states13 import INITIAL_STATE, TABLES, Guard, Input, Role, State, refine, transition_for
 
 __all__ = [
     "TLS13Connection",
+    "TranscriptEntry13",
+    "plaintext_spans13",
     "KeyUpdated",
     "TicketReceived",
     "Event13",
@@ -128,6 +140,47 @@ class TicketReceived:
 Event13 = HandshakeComplete | ApplicationData | AlertReceived | ConnectionClosed | KeyUpdated | TicketReceived
 
 ReceiverKey = Input | tuple[State, Input]
+
+
+class TranscriptEntry13(TranscriptEntry):
+    """A record of a TLS 1.3 capture.  ``content_type`` is the real (inner) type of a protected record and
+    ``plaintext`` its content without the type byte and padding; handshake messages are read with TLS 1.3's
+    table of types (EncryptedExtensions, its Certificate, KeyUpdate...)."""
+
+    @cached_property
+    def spans(self) -> list[Span]:
+        if self.encrypted or self.content_type != ContentType.handshake:
+            return record_spans(self.record, encrypted=self.encrypted)
+        header = [span for span in record_spans(self.record, encrypted=True) if span.offset < RECORD_HEADER_LENGTH]
+        body = plaintext_spans13(self.content_type, self.record[RECORD_HEADER_LENGTH:])
+        return header + [replace(s, offset=s.offset + RECORD_HEADER_LENGTH, depth=s.depth + 1) for s in body]
+
+    def plaintext_spans(self) -> list[Span]:
+        """Spans over ``plaintext`` (offsets from its first byte), for ``--trace``'s decrypted dump."""
+        return plaintext_spans13(self.content_type, bytes(self.plaintext))
+
+
+def plaintext_spans13(content_type: int, plaintext: bytes) -> list[Span]:
+    """Spans over the content of a TLS 1.3 record: handshake messages decoded with TLS 1.3's table
+    (:func:`~handshake_lib.tls.messages13.decode_handshake13`), anything else as TLS 1.2 annotates it."""
+    if content_type != ContentType.handshake:
+        return plaintext_spans(content_type, plaintext)
+    spans: list[Span] = []
+    try:
+        whole = [message.raw for message in HandshakeReassembler().feed(plaintext)]
+    except HandshakeError:
+        whole = []
+    position = 0
+    for raw in whole:
+        try:
+            _, inner = decode_handshake13(raw)
+        except HandshakeError:
+            inner = [Span(0, len(raw), "handshake", "a handshake message this library does not decode", 0)]
+        spans.extend(replace(span, offset=span.offset + position) for span in inner)
+        position += len(raw)
+    if position < len(plaintext):
+        spans.append(Span(position, len(plaintext) - position, "fragment", "part of a message continued elsewhere"))
+    return spans
 
 
 def _input_for(message: HandshakeMessage) -> Input:
@@ -336,7 +389,7 @@ class TLS13Connection:
         raw = record.encode()
         outer = record.content_type
         protected = self._opener is not None and outer == ContentType.application_data
-        entry = TranscriptEntry(self.incoming_direction, outer, raw, b"", [], encrypted=protected)
+        entry = TranscriptEntry13(self.incoming_direction, outer, raw, b"", [], encrypted=protected)
         self._keep(entry)
         if outer == ContentType.change_cipher_spec:
             # Never protected, exactly the byte 1 (RFC 8446 section 5), and never inside a handshake message.
@@ -374,7 +427,7 @@ class TLS13Connection:
                 raise UnexpectedMessage(f"a {name_of(ContentType, outer)} record in TLS 1.3")
             content_type, plaintext = outer, record.fragment
         entry.plaintext = plaintext
-        entry.inner_content_type = content_type
+        entry.content_type = content_type  # the real type (a protected record says application_data outside)
         if content_type != ContentType.handshake and self._reassembler.buffered:
             raise UnexpectedMessage(
                 f"{name_of(ContentType, content_type)} in the middle of a fragmented handshake message"
@@ -556,7 +609,7 @@ class TLS13Connection:
     # -- keys ---------------------------------------------------------------------------------------
     def _log_secret(self, label: str, secret: bytes) -> None:
         if self._keylog is not None:
-            self._keylog(KeyLogEntry(label, self.client_random, secret).line())
+            self._keylog(secret_line(label, self.client_random, secret))
 
     def _set_read_secret(self, secret: bytes, label: str | None = None) -> None:
         assert self.suite is not None
@@ -589,7 +642,7 @@ class TLS13Connection:
             self._compatibility_ccs_due = False
             ccs = encode_record(ContentType.change_cipher_spec, LEGACY_RECORD_VERSION, b"\x01")
             self._outgoing += ccs
-            self._keep(TranscriptEntry(self.outgoing_direction, ContentType.change_cipher_spec, ccs, b"\x01",
+            self._keep(TranscriptEntry13(self.outgoing_direction, ContentType.change_cipher_spec, ccs, b"\x01",
                                        [ChangeCipherSpec()]))  # fmt: skip
         for number, chunk in enumerate(chunks, start=1):
             last = number == len(chunks)
@@ -606,9 +659,7 @@ class TLS13Connection:
                 carried = list(messages) if last else []
                 if last:
                     self._sent_names += (_table_name(message) for message in messages)
-            outer = ContentType.application_data if encrypted else content_type
-            self._keep(TranscriptEntry(self.outgoing_direction, outer, wire, chunk, carried, encrypted=encrypted,
-                                       inner_content_type=content_type))  # fmt: skip
+            self._keep(TranscriptEntry13(self.outgoing_direction, content_type, wire, chunk, carried, encrypted))
 
     def _plaintext_record_version(self) -> int:
         return LEGACY_RECORD_VERSION

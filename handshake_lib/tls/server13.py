@@ -422,9 +422,9 @@ class TLS13Server(TLS13Connection):
         self._ccs_sent = True
         record = encode_record(ContentType.change_cipher_spec, ProtocolVersion.TLS1_2, b"\x01")
         self._outgoing += record
-        from .connection import TranscriptEntry
+        from .connection13 import TranscriptEntry13
 
-        self._keep(TranscriptEntry(self.outgoing_direction, ContentType.change_cipher_spec, record, b"\x01",
+        self._keep(TranscriptEntry13(self.outgoing_direction, ContentType.change_cipher_spec, record, b"\x01",
                                    [ChangeCipherSpec()]))  # fmt: skip
 
     def _server_random(self) -> bytes:
