@@ -93,7 +93,7 @@ from .extensions import (
     check_extensions_allowed,
     check_solicited,
 )
-from .key_schedule13 import KeySchedule13, message_hash, resumption_psk, transcript_hash
+from .key_schedule13 import KeySchedule13, message_hash, transcript_hash
 from .key_share13 import KEY_SHARE_GROUPS13, ClientKeyShare13
 from .messages import (
     DOWNGRADE_TLS11,
@@ -116,6 +116,7 @@ from .messages13 import (
 from .record import MAX_PLAINTEXT_LENGTH
 from .record13 import SUITES13, suite13
 from .signatures import SUPPORTED_SCHEMES, SigningKey, check_scheme13, schemes_for_key13, sign, verify_signature
+from .stages13 import LIBRARY_STAGES13, Stages13
 from .states13 import Guard, Input, State
 from .tickets13 import ResumptionTicket
 from .verify import load_trust_store, validate_peer_chain
@@ -184,10 +185,12 @@ class TLS13Client(TLS13Connection):
         clock: Any = None,
         middlebox_compatibility: bool = True,
         keep_transcript: bool = True,
+        # the learner's key schedule (lesson 10's exercise): Stages13(hkdf_expand_label=..., ...)
+        stages: Stages13 = LIBRARY_STAGES13,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes, keylog=keylog, fragment_size=fragment_size, keep_transcript=keep_transcript,
-            clock=clock,
+            clock=clock, stages=stages,
         )  # fmt: skip
         if verify and not server_name:
             raise ValueError("verify=True needs the server_name to check the certificate against")
@@ -353,7 +356,7 @@ class TLS13Client(TLS13Connection):
             random=hello.random, session_id=hello.session_id, cipher_suites=hello.cipher_suites,
             extensions=[*(hello.extensions or []), placeholder],
         )  # fmt: skip
-        schedule = KeySchedule13(psk_suite.hash_name, psk=ticket.psk)
+        schedule = self._stages.schedule(psk_suite.hash_name, ticket.psk)
         # After a HelloRetryRequest the binder covers message_hash(ClientHello1) and the HRR too (4.2.11.2).
         hashed = transcript_hash(psk_suite.hash_name, [*self._messages, truncated_client_hello(draft)])
         binder = schedule.psk_binder(hashed)
@@ -488,7 +491,7 @@ class TLS13Client(TLS13Connection):
             shared = self._key_shares[group].shared_secret(share.server_share.key_exchange)
             self.group = group
         self._shared_secret = shared
-        self.schedule = KeySchedule13(suite.hash_name, psk=psk_secret)
+        self.schedule = self._stages.schedule(suite.hash_name, psk_secret)
 
     def _after_transcript(self, received: Input) -> None:
         assert self.suite is not None
@@ -563,9 +566,7 @@ class TLS13Client(TLS13Connection):
         early = message.extension(ExtensionType.early_data)
         ticket = ResumptionTicket(
             ticket=message.ticket,
-            psk=resumption_psk(
-                self.suite.hash_name, self.schedule.value("resumption_master_secret"), message.ticket_nonce
-            ),
+            psk=self.schedule.resumption_psk(message.ticket_nonce),
             cipher_suite=self.suite.code,
             ticket_age_add=message.ticket_age_add,
             lifetime=min(message.ticket_lifetime, 604_800),

@@ -83,8 +83,6 @@ from .constants import AlertLevel, ContentType, HandshakeType, KeyUpdateRequest,
 from .key_schedule13 import (
     KeySchedule13,
     exporter,
-    finished_verify_data,
-    next_application_secret,
     transcript_hash,
 )
 from .keylog import secret_line
@@ -99,6 +97,7 @@ from .record import (
     encode_record,
 )
 from .record13 import RecordOpener13, RecordSealer13, Suite13
+from .stages13 import LIBRARY_STAGES13, Stages13
 from .states13 import INITIAL_STATE, TABLES, Guard, Input, Role, State, refine, transition_for
 
 __all__ = [
@@ -232,9 +231,14 @@ class TLS13Connection:
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
         keep_transcript: bool = True,
         clock: Callable[[], float] | None = None,
+        stages: Stages13 = LIBRARY_STAGES13,
     ) -> None:
         if not 1 <= fragment_size <= MAX_PLAINTEXT_LENGTH:
             raise ValueError(f"fragment_size must be 1 .. {MAX_PLAINTEXT_LENGTH}, not {fragment_size!r}")
+        if not isinstance(stages, Stages13):
+            raise TypeError(f"stages must be a Stages13 object, not {type(stages).__name__}")
+        self.stages = stages  # as given; ``_stages`` has the library's defaults wired to replaced ones
+        self._stages = stages.resolved()
         self._random_bytes = random_bytes
         self._keylog = keylog
         self._fragment_size = fragment_size
@@ -567,15 +571,15 @@ class TLS13Connection:
 
         assert self.suite is not None
         peer = self._peer()
-        expected = finished_verify_data(self.suite.hash_name, self._handshake_secrets[peer], self._transcript_hash())
+        assert self.schedule is not None
+        expected = self.schedule.finished_verify_data(self._handshake_secrets[peer], self._transcript_hash())
         if not hmac.compare_digest(expected, finished.verify_data):
             raise DecryptError(f"the {peer}'s Finished verify_data does not match our transcript")
 
     def _send_finished(self) -> None:
         assert self.suite is not None
-        verify_data = finished_verify_data(
-            self.suite.hash_name, self._handshake_secrets[self.role], self._transcript_hash()
-        )
+        assert self.schedule is not None
+        verify_data = self.schedule.finished_verify_data(self._handshake_secrets[self.role], self._transcript_hash())
         self._send_handshake(Finished(verify_data))
 
     def _on_key_update(self, update: KeyUpdate) -> KeyUpdated:
@@ -596,8 +600,8 @@ class TLS13Connection:
         return KeyUpdated("receiving", self.key_generations["receiving"])
 
     def _next_secret(self, sender: str) -> bytes:
-        assert self.suite is not None
-        return next_application_secret(self.suite.hash_name, self._application_secrets[sender])
+        assert self.schedule is not None
+        return self.schedule.next_application_secret(self._application_secrets[sender])
 
     def _send_key_update(self) -> None:
         self._guards.discard(Guard.update_requested)
@@ -616,14 +620,16 @@ class TLS13Connection:
         if self._reassembler.buffered:
             # RFC 8446 5.1: "Handshake messages MUST NOT span key changes".
             raise UnexpectedMessage("a handshake message continues across a change of keys (RFC 8446 section 5.1)")
-        self._opener = RecordOpener13.from_secret(self.suite, secret)
+        keys = self._stages.keys(self.suite.hash_name, secret, self.suite.key_length, self.suite.iv_length)
+        self._opener = RecordOpener13(self.suite, keys.key, keys.iv)
         self._reader.protected = True
         if label:
             self._log_secret(label, secret)
 
     def _set_write_secret(self, secret: bytes, label: str | None = None) -> None:
         assert self.suite is not None
-        self._sealer = RecordSealer13.from_secret(self.suite, secret)
+        keys = self._stages.keys(self.suite.hash_name, secret, self.suite.key_length, self.suite.iv_length)
+        self._sealer = RecordSealer13(self.suite, keys.key, keys.iv)
         if label:
             self._log_secret(label, secret)
 

@@ -44,12 +44,12 @@ messages, a HelloRetryRequest's included (``tests/test_tls13_key_schedule.py``, 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes, hmac
 
-from ..errors import DecodeError, EncodeError
+from ..errors import DecodeError, EncodeError, InternalError
 from ..wire import Reader, Span, Writer
 
 __all__ = [
@@ -393,6 +393,10 @@ class KeySchedule13:
     :meth:`handshake` with the (EC)DHE shared secret and the ClientHello..ServerHello hash,
     :meth:`application` with the hash up to the server's Finished, :meth:`resumption` with the hash up to
     the client's.  Each returns the secrets it made and all are in :attr:`steps`.
+
+    ``expand_label`` and ``derive`` are the two functions every rung goes through (HKDF-Expand-Label, and
+    Derive-Secret taking the transcript *hash*); the cores pass a learner's from
+    :class:`~handshake_lib.tls.stages13.Stages13`, so lesson 10's exercise carries a real handshake.
     """
 
     hash_name: str
@@ -402,6 +406,10 @@ class KeySchedule13:
     early_secret: bytes = b""
     handshake_secret: bytes = b""
     master_secret: bytes = b""
+    expand_label: Callable[[str, bytes, str | bytes, bytes, int], bytes] = field(
+        default=hkdf_expand_label, repr=False, compare=False
+    )
+    derive: Callable[[str, bytes, str | bytes, bytes], bytes] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         size = hash_length(self.hash_name)
@@ -411,6 +419,15 @@ class KeySchedule13:
     def _step(self, name: str, operation: str, inputs: Iterable[tuple[str, bytes]], value: bytes) -> bytes:
         self.steps.append(ScheduleStep(name, operation, tuple(inputs), value))
         return value
+
+    def _derive(self, secret: bytes, label: str, transcript: bytes | None = None) -> bytes:
+        """Derive-Secret through this schedule's functions (the empty transcript's hash when none is given)."""
+        context = transcript if transcript is not None else transcript_hash(self.hash_name, [])
+        if self.derive is not None:
+            value = self.derive(self.hash_name, secret, label, context)
+        else:
+            value = self.expand_label(self.hash_name, secret, label, context, self.hash_length)
+        return _checked(value, self.hash_length, f"Derive-Secret({label!r})")
 
     def value(self, name: str) -> bytes:
         """The last value computed under ``name`` (``"client_handshake_traffic_secret"``); KeyError if none."""
@@ -423,36 +440,44 @@ class KeySchedule13:
     def hash_length(self) -> int:
         return hash_length(self.hash_name)
 
+    def finished_verify_data(self, base_key: bytes, transcript: bytes) -> bytes:
+        """HMAC(finished_key, transcript), the finished key from ``base_key`` through ``expand_label`` (4.4.4)."""
+        key = _checked(
+            self.expand_label(self.hash_name, base_key, "finished", b"", self.hash_length), self.hash_length,
+            "HKDF-Expand-Label('finished')",
+        )  # fmt: skip
+        return _hmac(self.hash_name, key, transcript)
+
     def binder_key(self) -> bytes:
-        value = binder_key(self.hash_name, self.early_secret, external=self.external_psk)
         label = "ext binder" if self.external_psk else "res binder"
+        value = self._derive(self.early_secret, label)
         return self._step(
             "binder_key", "Derive-Secret", [("secret", self.early_secret), ("label", label.encode())], value
         )
 
     def psk_binder(self, truncated_client_hello_hash: bytes) -> bytes:
-        value = psk_binder(self.hash_name, self.binder_key(), truncated_client_hello_hash)
+        value = self.finished_verify_data(self.binder_key(), truncated_client_hello_hash)
         return self._step("psk_binder", "HMAC", [("transcript", truncated_client_hello_hash)], value)
 
     def early(self, client_hello_hash: bytes) -> tuple[bytes, bytes]:
         """(client_early_traffic_secret, early_exporter_master_secret) for 0-RTT."""
         inputs = [("secret", self.early_secret), ("transcript", client_hello_hash)]
-        client = client_early_traffic_secret(self.hash_name, self.early_secret, client_hello_hash)
-        exporter_secret = early_exporter_master_secret(self.hash_name, self.early_secret, client_hello_hash)
+        client = self._derive(self.early_secret, "c e traffic", client_hello_hash)
+        exporter_secret = self._derive(self.early_secret, "e exp master", client_hello_hash)
         self._step("client_early_traffic_secret", "Derive-Secret", inputs, client)
         self._step("early_exporter_master_secret", "Derive-Secret", inputs, exporter_secret)
         return client, exporter_secret
 
     def handshake(self, shared_secret: bytes | None, hello_hash: bytes) -> tuple[bytes, bytes]:
         """(client, server) handshake traffic secrets, after extracting the handshake secret."""
-        derived = derive_secret(self.hash_name, self.early_secret, "derived")
+        derived = self._derive(self.early_secret, "derived")
         self._step("derived_for_handshake", "Derive-Secret", [("secret", self.early_secret)], derived)
         ikm = shared_secret if shared_secret is not None else bytes(self.hash_length)
         self.handshake_secret = hkdf_extract(self.hash_name, derived, ikm)
         self._step("handshake_secret", "HKDF-Extract", [("salt", derived), ("ikm", ikm)], self.handshake_secret)
         inputs = [("secret", self.handshake_secret), ("transcript", hello_hash)]
-        client = client_handshake_traffic_secret(self.hash_name, self.handshake_secret, hello_hash)
-        server = server_handshake_traffic_secret(self.hash_name, self.handshake_secret, hello_hash)
+        client = self._derive(self.handshake_secret, "c hs traffic", hello_hash)
+        server = self._derive(self.handshake_secret, "s hs traffic", hello_hash)
         self._step("client_handshake_traffic_secret", "Derive-Secret", inputs, client)
         self._step("server_handshake_traffic_secret", "Derive-Secret", inputs, server)
         return client, server
@@ -461,16 +486,16 @@ class KeySchedule13:
         """(client, server) application traffic secrets _0 and the exporter master secret."""
         if not self.handshake_secret:
             raise ValueError("the handshake secret comes first: call handshake()")
-        derived = derive_secret(self.hash_name, self.handshake_secret, "derived")
+        derived = self._derive(self.handshake_secret, "derived")
         self._step("derived_for_master", "Derive-Secret", [("secret", self.handshake_secret)], derived)
         self.master_secret = hkdf_extract(self.hash_name, derived, bytes(self.hash_length))
         self._step(
             "master_secret", "HKDF-Extract", [("salt", derived), ("ikm", bytes(self.hash_length))], self.master_secret
         )
         inputs = [("secret", self.master_secret), ("transcript", server_finished_hash)]
-        client = client_application_traffic_secret_0(self.hash_name, self.master_secret, server_finished_hash)
-        server = server_application_traffic_secret_0(self.hash_name, self.master_secret, server_finished_hash)
-        exporter_secret = exporter_master_secret(self.hash_name, self.master_secret, server_finished_hash)
+        client = self._derive(self.master_secret, "c ap traffic", server_finished_hash)
+        server = self._derive(self.master_secret, "s ap traffic", server_finished_hash)
+        exporter_secret = self._derive(self.master_secret, "exp master", server_finished_hash)
         self._step("client_application_traffic_secret_0", "Derive-Secret", inputs, client)
         self._step("server_application_traffic_secret_0", "Derive-Secret", inputs, server)
         self._step("exporter_master_secret", "Derive-Secret", inputs, exporter_secret)
@@ -480,6 +505,25 @@ class KeySchedule13:
         """The resumption master secret, from which each ticket's PSK comes."""
         if not self.master_secret:
             raise ValueError("the master secret comes first: call application()")
-        value = resumption_master_secret(self.hash_name, self.master_secret, client_finished_hash)
+        value = self._derive(self.master_secret, "res master", client_finished_hash)
         inputs = [("secret", self.master_secret), ("transcript", client_finished_hash)]
         return self._step("resumption_master_secret", "Derive-Secret", inputs, value)
+
+    def next_application_secret(self, secret: bytes) -> bytes:
+        """KeyUpdate's next generation (7.2), through ``expand_label``."""
+        value = self.expand_label(self.hash_name, secret, "traffic upd", b"", self.hash_length)
+        return _checked(value, self.hash_length, "HKDF-Expand-Label('traffic upd')")
+
+    def resumption_psk(self, ticket_nonce: bytes) -> bytes:
+        """A ticket's PSK from the resumption master secret and its nonce (4.6.1), through ``expand_label``."""
+        value = self.expand_label(
+            self.hash_name, self.value("resumption_master_secret"), "resumption", ticket_nonce, self.hash_length
+        )
+        return _checked(value, self.hash_length, "HKDF-Expand-Label('resumption')")
+
+
+def _checked(value: object, length: int, what: str) -> bytes:
+    """A stage's result must be ``length`` bytes; a learner's function that returns anything else is named."""
+    if not isinstance(value, bytes | bytearray) or len(value) != length:
+        raise InternalError(f"{what} returned {value!r:.40}, not {length} bytes")
+    return bytes(value)

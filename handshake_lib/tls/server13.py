@@ -85,7 +85,7 @@ from .extensions import (
     SupportedGroupsExtension,
     SupportedVersionsExtension,
 )
-from .key_schedule13 import KeySchedule13, message_hash, resumption_psk, transcript_hash
+from .key_schedule13 import message_hash, transcript_hash
 from .key_share13 import KEY_SHARE_GROUPS13
 from .messages import HELLO_RETRY_REQUEST_RANDOM, CertificateVerify, ClientHello, ServerHello
 from .messages13 import (
@@ -102,6 +102,7 @@ from .messages13 import (
 from .record import MAX_PLAINTEXT_LENGTH
 from .record13 import suite13
 from .signatures import SUPPORTED_SCHEMES, SigningKey, check_scheme13, schemes_for_key13, sign, verify_signature
+from .stages13 import LIBRARY_STAGES13, Stages13
 from .states13 import Guard, Input, State
 from .tickets import TicketKeys
 from .tickets13 import ReplayWindow, TicketState13, open_ticket13, seal_ticket13
@@ -158,10 +159,11 @@ class TLS13Server(TLS13Connection):
         keylog: Callable[[str], None] | None = None,
         fragment_size: int = MAX_PLAINTEXT_LENGTH,
         keep_transcript: bool = True,
+        stages: Stages13 = LIBRARY_STAGES13,
     ) -> None:
         super().__init__(
             random_bytes=random_bytes, keylog=keylog, fragment_size=fragment_size, keep_transcript=keep_transcript,
-            clock=clock,
+            clock=clock, stages=stages,
         )  # fmt: skip
         given = ([(certificate_chain, private_key)] if certificate_chain or private_key is not None else []) + list(
             identities
@@ -366,7 +368,7 @@ class TLS13Server(TLS13Connection):
                 mode = "psk_ke"
             else:
                 continue
-            schedule = KeySchedule13(self.suite.hash_name, psk=state.psk)
+            schedule = self._stages.schedule(self.suite.hash_name, state.psk)
             # Before the hello joins the transcript: empty, or message_hash(ClientHello1) and our HRR (4.2.11.2).
             hashed = transcript_hash(self.suite.hash_name, [*self._messages, truncated_client_hello(hello)])
             if not hmac.compare_digest(schedule.psk_binder(hashed), offer.binders[index]):
@@ -476,7 +478,7 @@ class TLS13Server(TLS13Connection):
         )
         self.server_hello = hello
         self._send_handshake(hello)
-        self.schedule = KeySchedule13(self.suite.hash_name, psk=self._psk)
+        self.schedule = self._stages.schedule(self.suite.hash_name, self._psk)
         if Guard.early_data_accepted in self._guards:
             early, _ = self.schedule.early(transcript_hash(self.suite.hash_name, self._messages[:-1]))
             self._log_secret("CLIENT_EARLY_TRAFFIC_SECRET", early)
@@ -520,7 +522,7 @@ class TLS13Server(TLS13Connection):
         assert self.suite is not None and self.schedule is not None and self.ticket_keys is not None
         assert self._clock is not None
         nonce = bytes(8)  # one ticket per connection: its resumption PSK needs no other nonce
-        psk = resumption_psk(self.suite.hash_name, self.schedule.value("resumption_master_secret"), nonce)
+        psk = self.schedule.resumption_psk(nonce)
         age_add = int.from_bytes(self._random_bytes(4), "big")
         now = self._clock()
         max_early = self.max_early_data_size
