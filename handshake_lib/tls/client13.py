@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import (
     BadCertificate,
+    ConnectionStateError,
     DecodeError,
     IllegalParameter,
     MissingExtension,
@@ -61,9 +62,11 @@ from ..errors import (
 from ..pki.checks import LIBRARY_CHECKS, CertificateChecks
 from ..pki.report import Purpose, ValidationReport
 from ..pki.revocation import RevocationPolicy
+from .connection import ApplicationData
 from .connection13 import ReceiverKey, TicketReceived, TLS13Connection
 from .constants import (
     CipherSuite,
+    ContentType,
     ExtensionType,
     NamedGroup,
     ProtocolVersion,
@@ -283,8 +286,6 @@ class TLS13Client(TLS13Connection):
     def start(self) -> None:
         """Queue the ClientHello (and 0-RTT data, when resuming with ``early_data``)."""
         if self.client_hello is not None:
-            from ..errors import ConnectionStateError
-
             raise ConnectionStateError("start() was already called")
         self._step(Input.start, None, [])
 
@@ -372,9 +373,6 @@ class TLS13Client(TLS13Connection):
         self.suite = suite13(self.offered_ticket.cipher_suite)
         early_secret, _ = self._early_schedule.early(transcript_hash(self.suite.hash_name, self._messages))
         self._set_write_secret(early_secret, "CLIENT_EARLY_TRAFFIC_SECRET")
-        from .connection import ApplicationData
-        from .constants import ContentType
-
         self._send_content(ContentType.application_data, self.early_data, [ApplicationData(self.early_data)])
 
     # -- the server's messages ------------------------------------------------------------------------
@@ -516,6 +514,10 @@ class TLS13Client(TLS13Connection):
         if message.extension(ExtensionType.early_data) is not None:
             if Guard.psk_accepted not in self._guards or Guard.early_data_offered not in self._guards:
                 raise IllegalParameter("the server accepted early data we did not send")
+            assert self.offered_ticket is not None and self.suite is not None
+            if self.suite.code != self.offered_ticket.cipher_suite:
+                # RFC 8446 4.2.10: 0-RTT is accepted only under the ticket's own suite.
+                raise IllegalParameter("the server accepted our early data under another cipher suite")
             self._guards.add(Guard.early_data_accepted)
             self.early_data_status = "accepted"
         elif Guard.early_data_offered in self._guards:

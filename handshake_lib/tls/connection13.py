@@ -45,6 +45,7 @@ peer cannot make us re-key forever.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -59,6 +60,7 @@ from ..errors import (
     InternalError,
     PeerAlert,
     ProtocolError,
+    RecordOverflow,
     TLSAlert,
     UnexpectedEOF,
     UnexpectedMessage,
@@ -79,7 +81,7 @@ from .connection import (
     record_spans,
     sent_name,
 )
-from .constants import AlertLevel, ContentType, HandshakeType, KeyUpdateRequest, ProtocolVersion, name_of
+from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, KeyUpdateRequest, ProtocolVersion, name_of
 from .key_schedule13 import (
     KeySchedule13,
     exporter,
@@ -406,8 +408,6 @@ class TLS13Connection:
             return
         if protected:
             if len(record.fragment) > (1 << 14) + 256:
-                from ..errors import RecordOverflow
-
                 raise RecordOverflow(f"a protected record of {len(record.fragment)} bytes; the limit is 2^14 + 256")
             assert self._opener is not None
             try:
@@ -567,8 +567,6 @@ class TLS13Connection:
 
     def _on_finished(self, finished: Finished) -> None:
         """The peer's verify_data: HMAC over the transcript with its handshake traffic secret's finished key."""
-        import hmac
-
         assert self.suite is not None
         peer = self._peer()
         assert self.schedule is not None
@@ -646,10 +644,7 @@ class TLS13Connection:
         chunks = [data[i : i + self._fragment_size] for i in range(0, len(data), self._fragment_size)] or [b""]
         if self._sealer is not None and self._compatibility_ccs_due:
             self._compatibility_ccs_due = False
-            ccs = encode_record(ContentType.change_cipher_spec, LEGACY_RECORD_VERSION, b"\x01")
-            self._outgoing += ccs
-            self._keep(TranscriptEntry13(self.outgoing_direction, ContentType.change_cipher_spec, ccs, b"\x01",
-                                       [ChangeCipherSpec()]))  # fmt: skip
+            self._send_compatibility_ccs()
         for number, chunk in enumerate(chunks, start=1):
             last = number == len(chunks)
             if self._sealer is None:
@@ -666,6 +661,13 @@ class TLS13Connection:
                 if last:
                     self._sent_names += (_table_name(message) for message in messages)
             self._keep(TranscriptEntry13(self.outgoing_direction, content_type, wire, chunk, carried, encrypted))
+
+    def _send_compatibility_ccs(self) -> None:
+        """RFC 8446 D.4's dummy ChangeCipherSpec: one plaintext record holding the byte 01, for middleboxes."""
+        ccs = encode_record(ContentType.change_cipher_spec, LEGACY_RECORD_VERSION, b"\x01")
+        self._outgoing += ccs
+        self._keep(TranscriptEntry13(self.outgoing_direction, ContentType.change_cipher_spec, ccs, b"\x01",
+                                     [ChangeCipherSpec()]))  # fmt: skip
 
     def _plaintext_record_version(self) -> int:
         return LEGACY_RECORD_VERSION
@@ -707,8 +709,6 @@ class TLS13Connection:
         return self.handshake
 
     def _completion(self, **fields: Any) -> HandshakeComplete:
-        from .constants import CipherSuite
-
         assert self.suite is not None and self.schedule is not None
         return HandshakeComplete(
             version=ProtocolVersion.TLS1_3,

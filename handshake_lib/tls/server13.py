@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ..errors import (
     BadCertificate,
+    BadRecordMac,
     CertificateRequired,
     DecryptError,
     HandshakeFailure,
@@ -64,10 +65,11 @@ from ..errors import (
     UnexpectedMessage,
 )
 from ..pki.report import Purpose, ValidationReport
+from ..wire import Writer
 from .client13 import DEFAULT_SUITES13
 from .connection import ApplicationData
 from .connection13 import ReceiverKey, TLS13Connection
-from .constants import ContentType, ExtensionType, NamedGroup, ProtocolVersion, PskKeyExchangeMode, name_of
+from .constants import ExtensionType, NamedGroup, ProtocolVersion, PskKeyExchangeMode, name_of
 from .extensions import (
     CookieExtension,
     EarlyDataExtension,
@@ -84,6 +86,7 @@ from .extensions import (
     SignatureAlgorithmsExtension,
     SupportedGroupsExtension,
     SupportedVersionsExtension,
+    encode_extensions,
 )
 from .key_schedule13 import message_hash, transcript_hash
 from .key_share13 import KEY_SHARE_GROUPS13
@@ -320,14 +323,13 @@ class TLS13Server(TLS13Connection):
         changeable = {ExtensionType.key_share, ExtensionType.cookie, ExtensionType.early_data,
                       ExtensionType.pre_shared_key, ExtensionType.padding}  # fmt: skip
 
-        def rest(h: ClientHello) -> list[bytes]:
-            from ..wire import Writer
-            from .extensions import encode_extensions
-
-            kept = [e for e in h.extensions or () if e.extension_type not in changeable]
+        def rest(h: ClientHello) -> bytes:
+            """The extensions a retry must not change, as encoded (order included)."""
             writer = Writer()
-            encode_extensions(writer, kept, "client_hello")
-            return [writer.getvalue()]
+            encode_extensions(
+                writer, [e for e in h.extensions or () if e.extension_type not in changeable], "client_hello"
+            )
+            return writer.getvalue()
 
         if rest(hello) != rest(first):
             raise IllegalParameter("the second ClientHello changes extensions the HelloRetryRequest did not ask for")
@@ -415,19 +417,11 @@ class TLS13Server(TLS13Connection):
     # -- our flight --------------------------------------------------------------------------------------
     def _compatibility_ccs(self) -> None:
         """RFC 8446 D.4: right after our first handshake message, when the client is in compatibility mode."""
-        from .messages import ChangeCipherSpec
-        from .record import encode_record
-
         assert self.client_hello is not None
         if self._ccs_sent or not self.client_hello.session_id:
             return
         self._ccs_sent = True
-        record = encode_record(ContentType.change_cipher_spec, ProtocolVersion.TLS1_2, b"\x01")
-        self._outgoing += record
-        from .connection13 import TranscriptEntry13
-
-        self._keep(TranscriptEntry13(self.outgoing_direction, ContentType.change_cipher_spec, record, b"\x01",
-                                   [ChangeCipherSpec()]))  # fmt: skip
+        self._send_compatibility_ccs()
 
     def _server_random(self) -> bytes:
         if not self.server_random:
@@ -548,12 +542,13 @@ class TLS13Server(TLS13Connection):
         if error is None and self._skipping_until_second_hello and self._state is State.WAIT_SECOND_CLIENT_HELLO:
             self._skip_budget -= length
             return True
-        if error is not None and self.early_data_status == "rejected" and self._state is State.WAIT_FLIGHT2:
-            from ..errors import BadRecordMac
-
-            if isinstance(error, BadRecordMac):
-                self._skip_budget -= length
-                return True
+        if (
+            isinstance(error, BadRecordMac)
+            and self.early_data_status == "rejected"
+            and self._state is State.WAIT_FLIGHT2
+        ):
+            self._skip_budget -= length  # 0-RTT data we refused: it does not open under the handshake key (4.2.10)
+            return True
         return False
 
     def _after_transcript(self, received: Input) -> None:
