@@ -242,7 +242,9 @@ def our_fetch(url: str, ca_path: Path, **options: Any) -> Fetch13:
 
 def tlslite_fetch(port: int) -> Fetch13:
     """One GET with tlslite-ng's client, TLS 1.3 only, one key share (x25519); no certificate validation."""
-    from tlslite.api import HandshakeSettings, TLSConnection
+    # Not tlslite.api: it imports tlslite's asyncore integration, which warns on Python 3.11.
+    from tlslite.handshakesettings import HandshakeSettings
+    from tlslite.tlsconnection import TLSConnection
 
     settings = HandshakeSettings()
     settings.minVersion = settings.maxVersion = (3, 4)
