@@ -42,6 +42,7 @@ import ssl
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,9 +243,10 @@ def our_fetch(url: str, ca_path: Path, **options: Any) -> Fetch13:
 
 def tlslite_fetch(port: int) -> Fetch13:
     """One GET with tlslite-ng's client, TLS 1.3 only, one key share (x25519); no certificate validation."""
-    # Not tlslite.api: it imports tlslite's asyncore integration, which warns on Python 3.11.
-    from tlslite.handshakesettings import HandshakeSettings
-    from tlslite.tlsconnection import TLSConnection
+    with warnings.catch_warnings():  # tlslite/__init__ imports its asyncore integration, deprecated in 3.11
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from tlslite.handshakesettings import HandshakeSettings
+        from tlslite.tlsconnection import TLSConnection
 
     settings = HandshakeSettings()
     settings.minVersion = settings.maxVersion = (3, 4)
