@@ -14,11 +14,11 @@ from pathlib import Path
 # Widgets draw with matplotlib outside a kernel: never let it look for a display.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from . import handshakes, load, notebooks, ssh_handshakes, ssh_sessions, tls12, tls_decode, widgets  # noqa: E402 - after MPLBACKEND on purpose
+from . import handshakes, load, notebooks, ssh_handshakes, ssh_sessions, tls12, tls13, tls_decode, widgets  # noqa: E402 - after MPLBACKEND on purpose
 from .report import ERROR, Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-GROUPS = ("notebooks", "widgets", "handshakes", "suites", "resumption", "ssh", "sessions", "load", "decode")
+GROUPS = ("notebooks", "widgets", "handshakes", "suites", "resumption", "tls13", "ssh", "sessions", "load", "decode")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,8 +27,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=widgets.DEFAULT_REPEAT, help="timed calls per widget callback")
     parser.add_argument(
         "--handshakes", type=int, default=None, metavar="N",
-        help=f"timed handshakes per side per row in the handshakes, suites and resumption groups (default "
-        f"{handshakes.DEFAULT_COUNT}, {tls12.DEFAULT_SUITE_COUNT} and {tls12.DEFAULT_RESUMPTION_COUNT})",
+        help=f"timed handshakes per side per row in the handshakes, suites, resumption and tls13 groups (default "
+        f"{handshakes.DEFAULT_COUNT}, {tls12.DEFAULT_SUITE_COUNT}, {tls12.DEFAULT_RESUMPTION_COUNT} and "
+        f"{tls13.DEFAULT_COUNT}; the tls13 group's in-memory handshakes per group too, default "
+        f"{tls13.DEFAULT_GROUP_COUNT})",
     )
     parser.add_argument(
         "--ssh-handshakes", type=int, default=ssh_handshakes.DEFAULT_COUNT, metavar="N",
@@ -85,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         count = args.handshakes or tls12.DEFAULT_RESUMPTION_COUNT
         print(f"timing resumed and full handshakes ({count} per side per row) ...", file=sys.stderr, flush=True)
         rows.extend(tls12.measure_resumption(count=count))
+    if "tls13" in groups:
+        count = args.handshakes or tls13.DEFAULT_COUNT
+        group_count = args.handshakes or tls13.DEFAULT_GROUP_COUNT
+        print(
+            f"timing TLS 1.3 handshakes ({count} per side per row, {group_count} in memory per group) ...",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+        rows.extend(tls13.measure(count=count, group_count=group_count))
     if "ssh" in groups:
         print(f"timing SSH probes ({args.ssh_handshakes} per client) ...", file=sys.stderr, flush=True)
         rows.extend(ssh_handshakes.measure(count=args.ssh_handshakes))
