@@ -87,6 +87,7 @@ class CipherSuite(IntEnum):
     TLS_AES_128_GCM_SHA256 = 0x1301
     TLS_AES_256_GCM_SHA384 = 0x1302
     TLS_CHACHA20_POLY1305_SHA256 = 0x1303
+    TLS_AES_128_CCM_SHA256 = 0x1304
     # Signalling value: "I support secure renegotiation" without an extension (RFC 5746).
     TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 

@@ -76,7 +76,12 @@ __all__ = [
 ]
 
 TLS13_SUITES = frozenset(
-    {CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384, CipherSuite.TLS_CHACHA20_POLY1305_SHA256}
+    {
+        CipherSuite.TLS_AES_128_GCM_SHA256,
+        CipherSuite.TLS_AES_256_GCM_SHA384,
+        CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+        CipherSuite.TLS_AES_128_CCM_SHA256,
+    }
 )
 # Suites with SHA-256/384 PRFs or AEADs did not exist before TLS 1.2 (RFC 5246 section 1.2): read from the
 # suite table, so a suite added there is never allowed in TLS 1.0 or 1.1 by omission.
