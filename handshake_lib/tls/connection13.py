@@ -660,7 +660,9 @@ class TLS13Connection:
                 carried = list(messages) if last else []
                 if last:
                     self._sent_names += (_table_name(message) for message in messages)
-            self._keep(TranscriptEntry13(self.outgoing_direction, content_type, wire, chunk, carried, encrypted))
+            self._keep(
+                TranscriptEntry13(self.outgoing_direction, content_type, wire, chunk, carried, encrypted=encrypted)
+            )
 
     def _send_compatibility_ccs(self) -> None:
         """RFC 8446 D.4's dummy ChangeCipherSpec: one plaintext record holding the byte 01, for middleboxes."""
