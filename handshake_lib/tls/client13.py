@@ -371,8 +371,9 @@ class TLS13Client(TLS13Connection):
         """0-RTT: the client_early_traffic_secret over the ClientHello, then the data under it (RFC 8446 2.3)."""
         assert self.offered_ticket is not None and self._early_schedule is not None and self.early_data is not None
         self.suite = suite13(self.offered_ticket.cipher_suite)
-        early_secret, _ = self._early_schedule.early(transcript_hash(self.suite.hash_name, self._messages))
+        early_secret, early_exporter = self._early_schedule.early(transcript_hash(self.suite.hash_name, self._messages))
         self._set_write_secret(early_secret, "CLIENT_EARLY_TRAFFIC_SECRET")
+        self._log_secret("EARLY_EXPORTER_SECRET", early_exporter)  # as OpenSSL logs it
         self._send_content(ContentType.application_data, self.early_data, [ApplicationData(self.early_data)])
 
     # -- the server's messages ------------------------------------------------------------------------

@@ -474,8 +474,9 @@ class TLS13Server(TLS13Connection):
         self._send_handshake(hello)
         self.schedule = self._stages.schedule(self.suite.hash_name, self._psk)
         if Guard.early_data_accepted in self._guards:
-            early, _ = self.schedule.early(transcript_hash(self.suite.hash_name, self._messages[:-1]))
+            early, early_exporter = self.schedule.early(transcript_hash(self.suite.hash_name, self._messages[:-1]))
             self._log_secret("CLIENT_EARLY_TRAFFIC_SECRET", early)
+            self._log_secret("EARLY_EXPORTER_SECRET", early_exporter)  # as OpenSSL logs it
         client, server = self.schedule.handshake(shared, self._transcript_hash())
         self._handshake_secrets = {"client": client, "server": server}
         self._log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", client)
