@@ -438,7 +438,7 @@ def test_s_client_renegotiates_with_our_server(server_files, tmp_path) -> None:
             output = peer.read_output(re.compile(rb"</html>"), wait=TIMEOUT)
         wait_until_finished(server)
         record = server.connections[-1]
-    assert b"This page came over a TLS 1.2 connection" in output
+    assert b"This page came over a TLS connection" in output
     assert record.status == 200 and record.handshake is not None and record.handshake.renegotiation == 1
     assert len(keylog_secrets(keylog)) == 2  # s_client logged both handshakes
     assert keylog_secrets(keylog)[record.handshake.client_random] == record.handshake.master_secret
@@ -456,7 +456,7 @@ def test_our_hello_request_to_s_client(server_files, tmp_path, declines) -> None
             output = peer.read_output(re.compile(rb"</html>"), wait=TIMEOUT)
         wait_until_finished(server)
         record = server.connections[-1]
-    assert b"This page came over a TLS 1.2 connection" in output and record.status == 200
+    assert b"This page came over a TLS connection" in output and record.status == 200
     assert record.handshake is not None
     if declines:
         assert record.handshake.renegotiation == 0 and "declined to renegotiate" in record.outcome

@@ -130,7 +130,7 @@ TLS_VERSION_CHOICES: tuple[str, ...] = ("1.2", "1.3", "auto")
 PAGE = (
     b"<!doctype html><html><head><title>Handshakes</title></head>"
     b"<body><h1>Hello from the Handshakes TLS server</h1>"
-    b"<p>This page came over a TLS 1.2 connection run by the course's own server code.</p></body></html>"
+    b"<p>This page came over a TLS connection run by the course's own server code.</p></body></html>"
 )
 
 Timing = net.Timing  # (seconds since the connection started, direction, transcript index)
