@@ -1,7 +1,9 @@
 """TLS 1.2 / 1.3 version matrix: our client and server in each version configuration against OpenSSL's.
 
 Run ``python scripts/tls_version_matrix.py > docs/tls_version_matrix.md`` to regenerate the document (a few
-seconds); ``--subset`` runs only the covering subset that ``tests/test_tls_version_matrix.py`` runs.
+seconds); ``--subset`` runs only the covering subset (every way a pair can end).
+``tests/test_tls_version_matrix.py`` runs every cell (the whole matrix takes about a second) and compares
+each row with the committed document.
 
 Theory of operation
 -------------------
@@ -334,8 +336,7 @@ def header(subset: bool) -> str:
         "auto client falls back to 1.2 with it, and our 1.2-only client, which does not check the sentinel "
         "(RFC 8446 4.1.3 asks it of 1.3-capable clients only), sees OpenSSL's on a default s_server.  The last "
         "row is the sentinel checked by a real peer: s_client refuses our 1.2-only server that sends it.  "
-        "`tests/test_tls_version_matrix.py` runs the covering subset (`--subset`) and compares its rows with "
-        "this document.\n\n"
+        "`tests/test_tls_version_matrix.py` runs every cell again and compares its rows with this document.\n\n"
     )
 
 
