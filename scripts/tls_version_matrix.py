@@ -27,8 +27,11 @@ The sentinel (RFC 8446 4.1.3): a server that can speak TLS 1.3 and settles on 1.
 (illegal_parameter).  Each cell states whether the random ended so (``sentinel``) and :func:`expected` says
 where it must: OpenSSL sets it when it could have spoken 1.3 (no ``-tls1_2``) and settles on 1.2 because the
 client offered no more; a capped ``s_server -tls1_2`` does not set it (its maximum is 1.2, so nothing was
-downgraded).  The last cell is the real-peer proof of the check on OpenSSL's side: s_client, able to speak
-1.3, refuses our 1.2-only server that sends the sentinel ("inappropriate fallback", alert illegal_parameter).
+downgraded).  The last two cells prove the check across real peers.  On OpenSSL's side: s_client, able to
+speak 1.3, refuses our 1.2-only server that sends the sentinel ("inappropriate fallback", alert
+illegal_parameter).  On ours: :class:`StrippingRelay`, a downgrade attacker, removes supported_versions from
+our auto client's hello, so a default s_server (1.3-capable) reads a 1.2-only offer, settles on 1.2 and sends
+the sentinel; our client refuses it (illegal_parameter, which s_server reports).
 
 Nothing in a row depends on the run (no ports, randoms or times), so the test regenerates its subset and
 compares the rows with the committed document.
@@ -39,9 +42,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import select
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,18 +57,25 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from handshake_lib.errors import HandshakeError, PeerAlert, TLSAlert  # noqa: E402
+from handshake_lib import net  # noqa: E402
+from handshake_lib.errors import HandshakeError, PeerAlert, ProtocolError, TLSAlert  # noqa: E402
 from handshake_lib.net.tls import ServedConnection, TLSPageServer, tls_get  # noqa: E402
-from handshake_lib.peers.openssl import s_server  # noqa: E402
+from handshake_lib.peers.openssl import OpenSSLProcess, s_server  # noqa: E402
 from handshake_lib.pki.builder import CoursePKI, ServerFiles  # noqa: E402
-from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite, ProtocolVersion  # noqa: E402
-from handshake_lib.tls.messages import DOWNGRADE_TLS12  # noqa: E402
+from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite, ExtensionType, ProtocolVersion  # noqa: E402
+from handshake_lib.tls.messages import DOWNGRADE_TLS12, ClientHello  # noqa: E402
 from handshake_lib.tls.server import TLSServer  # noqa: E402
+from handshake_lib.wire import Reader  # noqa: E402
 
 TIMEOUT = 10.0
 SENTINEL = DOWNGRADE_TLS12  # b"DOWNGRD\x01"
 OUR_CLIENTS = {"1.2": "1.2-only", "1.3": "1.3-only", "auto": "auto (1.3 and 1.2)"}
-OPENSSL_FLAGS = {"-tls1_2": "-tls1_2", "-tls1_3": "-tls1_3", "both": "both (no flag)"}
+OPENSSL_FLAGS = {
+    "-tls1_2": "-tls1_2",
+    "-tls1_3": "-tls1_3",
+    "both": "both (no flag)",
+    "both, stripped": "both, our hello's supported_versions stripped on the way",
+}
 OUR_SERVERS = {
     "1.2": '("1.2",)',
     "1.3": '("1.3",)',
@@ -96,9 +109,11 @@ class Outcome:
 
 
 def full_matrix() -> list[Cell]:
-    cells = [Cell("client", ours, theirs) for ours in OUR_CLIENTS for theirs in OPENSSL_FLAGS]
-    cells += [Cell("server", ours, theirs) for ours in SERVER_VERSIONS for theirs in OPENSSL_FLAGS]
-    return [*cells, Cell("server", "1.2+sentinel", "both")]
+    plain = [flag for flag in OPENSSL_FLAGS if flag != "both, stripped"]
+    cells = [Cell("client", ours, theirs) for ours in OUR_CLIENTS for theirs in plain]
+    cells += [Cell("server", ours, theirs) for ours in SERVER_VERSIONS for theirs in plain]
+    # the two sentinel proofs: OpenSSL's check refuses ours, ours refuses OpenSSL's (a downgrading relay)
+    return [*cells, Cell("server", "1.2+sentinel", "both"), Cell("client", "auto", "both, stripped")]
 
 
 def covering_subset() -> list[Cell]:
@@ -113,6 +128,7 @@ def covering_subset() -> list[Cell]:
         Cell("server", "both", "both"),
         Cell("server", "1.3", "-tls1_2"),
         Cell("server", "1.2+sentinel", "both"),
+        Cell("client", "auto", "both, stripped"),
     ]
 
 
@@ -121,8 +137,11 @@ def expected(cell: Cell) -> tuple[str, bool]:
     sentinel).  The sentinel goes with a 1.3-capable server on a 1.2 connection."""
     if cell.side == "client":
         client = {"1.2": {"1.2"}, "1.3": {"1.3"}, "auto": {"1.2", "1.3"}}[cell.ours]
-        server = {"-tls1_2": {"1.2"}, "-tls1_3": {"1.3"}, "both": {"1.2", "1.3"}}[cell.openssl]
+        server = {"-tls1_2": {"1.2"}, "-tls1_3": {"1.3"}, "both": {"1.2", "1.3"}}[cell.openssl.split(",")[0]]
         server_can_13 = "1.3" in server
+        if cell.openssl == "both, stripped":  # the server reads a hello that offers 1.2 alone
+            version = max(client & {"1.2"} & server, default="refused")
+            return ("refused" if "1.3" in client else version), version == "1.2"
     else:
         client = {"-tls1_2": {"1.2"}, "-tls1_3": {"1.3"}, "both": {"1.2", "1.3"}}[cell.openssl]
         server = {"1.2": {"1.2"}, "1.3": {"1.3"}, "both": {"1.2", "1.3"}, "1.2+sentinel": {"1.2"}}[cell.ours]
@@ -151,7 +170,74 @@ class SentinelPageServer(TLSPageServer):
 def _alert(error: BaseException) -> str:
     if isinstance(error, PeerAlert):
         return f"refused: their alert {TLSAlert(error.description).name}"
+    if isinstance(error, ProtocolError):
+        return f"refused: our alert {error.tls_alert.name} ({type(error).__name__})"
     return f"refused: our {type(error).__name__}"
+
+
+class StrippingRelay:
+    """A downgrade attacker on loopback: forwards one connection to ``target_port``, but first rewrites the
+    client's ClientHello without its supported_versions extension, so the server reads a TLS 1.2-only offer.
+
+    A 1.3-capable server then settles on 1.2 and ends its random with the sentinel; the client, which did
+    offer 1.3, must refuse (and would fail at Finished anyway, the transcripts differing).  The first record
+    must hold the whole ClientHello (ours does).  Stops on its own after ``TIMEOUT``.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = net.listen_loopback()
+        self.port = self.listener.getsockname()[1]
+        self.stripped = 0  # bytes removed from the hello
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        self.listener.settimeout(TIMEOUT)
+        with contextlib.suppress(OSError), contextlib.ExitStack() as sockets:
+            client = sockets.enter_context(self.listener.accept()[0])
+            upstream = sockets.enter_context(net.connect("127.0.0.1", self.target_port))
+            client.settimeout(TIMEOUT)
+            first = b""
+            while len(first) < 5 or len(first) < 5 + int.from_bytes(first[3:5], "big"):
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                first += chunk
+            end = 5 + int.from_bytes(first[3:5], "big")
+            upstream.sendall(self._strip(first[:end]) + first[end:])
+            self._relay(client, upstream, deadline)
+
+    def _strip(self, record: bytes) -> bytes:
+        hello = ClientHello.decode(Reader(record[5:]))
+        assert isinstance(hello, ClientHello) and hello.extensions is not None
+        hello.extensions = [e for e in hello.extensions if e.extension_type != ExtensionType.supported_versions]
+        body = hello.to_bytes()
+        self.stripped = len(record) - 5 - len(body)
+        return record[:3] + len(body).to_bytes(2, "big") + body
+
+    @staticmethod
+    def _relay(client: socket.socket, upstream: socket.socket, deadline: float) -> None:
+        open_sides = {client, upstream}
+        while open_sides and time.monotonic() < deadline:
+            readable, _, _ = select.select(list(open_sides), [], [], 0.05)
+            for sock in readable:
+                other = upstream if sock is client else client
+                data = b""
+                with contextlib.suppress(OSError):
+                    data = sock.recv(65536)
+                if not data:
+                    open_sides.discard(sock)
+                    with contextlib.suppress(OSError):
+                        other.shutdown(socket.SHUT_WR)
+                    continue
+                with contextlib.suppress(OSError):
+                    other.sendall(data)
+
+    def close(self) -> None:
+        self.thread.join(TIMEOUT + 1)
+        self.listener.close()
 
 
 def _sentinel(random: bytes | None) -> str:
@@ -166,14 +252,16 @@ class Peers:
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
         self.s_servers: dict[str, int] = {}
+        self.s_servers_run: dict[str, OpenSSLProcess] = {}
         self.ours: dict[str, TLSPageServer] = {}
 
     def __enter__(self) -> Peers:
         folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="tls-version-matrix-")))
         self.files: ServerFiles = CoursePKI.create().write_server_files(folder, ("localhost", "127.0.0.1"))
-        for flag in OPENSSL_FLAGS:
+        for flag in ("-tls1_2", "-tls1_3", "both"):
             options = ("-www",) if flag == "both" else (flag, "-www")
-            self.s_servers[flag] = self._stack.enter_context(s_server(self.files, *options)).port
+            self.s_servers_run[flag] = self._stack.enter_context(s_server(self.files, *options))
+            self.s_servers[flag] = self.s_servers_run[flag].port
         chain, key = [self.files.issued.der], self.files.issued.private_key
         for name, versions in SERVER_VERSIONS.items():
             self.ours[name] = self._stack.enter_context(TLSPageServer(chain, key, tls_versions=versions))
@@ -197,12 +285,24 @@ class Peers:
 
     # -- our client against s_server ------------------------------------------------------------------
     def _client(self, cell: Cell) -> Outcome:
-        url = f"https://localhost:{self.s_servers[cell.openssl]}/"
+        port = self.s_servers[cell.openssl.split(",")[0]]
+        relay = StrippingRelay(port) if cell.openssl == "both, stripped" else None
+        url = f"https://localhost:{relay.port if relay is not None else port}/"
         try:
             response = tls_get(url, cafile=self.files.ca_path, tls_version=cell.ours, timeout=TIMEOUT)  # type: ignore[arg-type]
         except HandshakeError as error:
             hello = _server_hello_random(error)
-            return Outcome(cell, _alert(error), _sentinel(hello), "s_server: no page (the handshake failed)")
+            said = "s_server: no page (the handshake failed)"
+            if relay is not None:
+                printed = self.s_servers_run["both"].read_output(re.compile(rb"SSL alert number \d+"), wait=TIMEOUT)
+                reasons = re.findall(rb"SSL routines:\w+:([^:]+):", printed)  # the last is this connection's
+                heard = reasons[-1].decode() if reasons else "nothing"
+                said = f'the relay removed supported_versions ({relay.stripped} B); s_server: "{heard}"'
+
+            return Outcome(cell, _alert(error), _sentinel(hello), said)
+        finally:
+            if relay is not None:
+                relay.close()
         handshake = response.handshake
         page = re.search(rb"(New|Reused), (TLSv1\.[23]), Cipher is (\S+)", response.body)
         account = page.group(0).decode() if page else "no account on its page"
@@ -335,7 +435,9 @@ def header(subset: bool) -> str:
         "sets the sentinel; `s_server -tls1_2` does not (its maximum is 1.2: nothing was downgraded), so our "
         "auto client falls back to 1.2 with it, and our 1.2-only client, which does not check the sentinel "
         "(RFC 8446 4.1.3 asks it of 1.3-capable clients only), sees OpenSSL's on a default s_server.  The last "
-        "row is the sentinel checked by a real peer: s_client refuses our 1.2-only server that sends it.  "
+        "row of each table checks the sentinel across real peers: s_client refuses our 1.2-only server that sends "
+        "it, and our auto client refuses OpenSSL's when a relay (a downgrade attacker) strips supported_versions "
+        "from our hello, so that s_server, able to speak 1.3, reads a 1.2-only offer.  "
         "`tests/test_tls_version_matrix.py` runs every cell again and compares its rows with this document.\n\n"
     )
 

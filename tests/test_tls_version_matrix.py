@@ -1,6 +1,6 @@
 """The TLS 1.2 / 1.3 version matrix (``scripts/tls_version_matrix.py``, ``docs/tls_version_matrix.md``).
 
-The whole matrix is 19 connections (about a second), so every cell runs here against real OpenSSL
+The whole matrix is 20 connections (about a second), so every cell runs here against real OpenSSL
 (``openssl s_server`` and ``s_client``, started once for the module), not only the covering subset
 (``--subset``: every way a pair can end, 1.3; 1.2 with the downgrade sentinel and without; refused for the
 version on either side; refused for the sentinel by OpenSSL's own check).  Each cell must match what
@@ -71,7 +71,8 @@ def test_the_subset_covers_every_ending_and_the_document_has_every_cell() -> Non
 
 def test_the_sentinel_rows_say_what_each_side_saw() -> None:
     """OpenSSL sets the sentinel only when it could have spoken 1.3; a capped s_server -tls1_2 does not; our
-    1.3-capable server sets it on 1.2; and s_client refuses it from a 1.2-only server of ours."""
+    1.3-capable server sets it on 1.2; s_client refuses it from a 1.2-only server of ours, and our auto client
+    refuses OpenSSL's when a relay strips supported_versions from its hello."""
     documented = matrix.rows(DOCUMENT)
     assert documented[("client", "1.2-only", "both (no flag)")][:2] == (
         "TLS 1.2 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "DOWNGRD\\x01",
@@ -81,3 +82,6 @@ def test_the_sentinel_rows_say_what_each_side_saw() -> None:
     refused = documented[("server", "1.2-only TLSServer(downgrade_sentinel=True)", "both (no flag)")]
     assert refused[:2] == ("refused: their alert illegal_parameter", "DOWNGRD\\x01")
     assert "inappropriate fallback" in refused[2]
+    attacked = documented[("client", "auto (1.3 and 1.2)", "both, our hello's supported_versions stripped on the way")]
+    assert attacked[:2] == ("refused: our alert illegal_parameter (IllegalParameter)", "DOWNGRD\\x01")
+    assert 's_server: "sslv3 alert illegal parameter"' in attacked[2]
