@@ -64,7 +64,6 @@ from handshake_lib.peers.openssl import OpenSSLProcess, s_server  # noqa: E402
 from handshake_lib.pki.builder import CoursePKI, ServerFiles  # noqa: E402
 from handshake_lib.tls.constants import OPENSSL_NAMES, CipherSuite, ExtensionType, ProtocolVersion  # noqa: E402
 from handshake_lib.tls.messages import DOWNGRADE_TLS12, ClientHello  # noqa: E402
-from handshake_lib.tls.server import TLSServer  # noqa: E402
 from handshake_lib.wire import Reader  # noqa: E402
 
 TIMEOUT = 10.0
@@ -152,19 +151,6 @@ def expected(cell: Cell) -> tuple[str, bool]:
     if sentinel and "1.3" in client:
         version = "refused"  # the 1.3-capable client sees the sentinel and refuses
     return version, sentinel
-
-
-class SentinelPageServer(TLSPageServer):
-    """Our page server as a 1.2-only TLSServer that puts the downgrade sentinel in its random anyway: what a
-    1.3-capable server that settled on 1.2 sends.  (TLSPageServer sets ``downgrade_sentinel`` itself, from
-    its ``tls_versions``: this overrides the one method that makes each connection's core.)"""
-
-    def _new_core(self) -> TLSServer:  # type: ignore[override]
-        keep = getattr(self, "keep_transcripts", False)
-        return TLSServer(
-            self.certificate_chain, self.private_key, keep_transcript=keep, downgrade_sentinel=True,
-            **self.server_options,
-        )  # fmt: skip
 
 
 def _alert(error: BaseException) -> str:
@@ -265,7 +251,7 @@ class Peers:
         chain, key = [self.files.issued.der], self.files.issued.private_key
         for name, versions in SERVER_VERSIONS.items():
             self.ours[name] = self._stack.enter_context(TLSPageServer(chain, key, tls_versions=versions))
-        self.ours["1.2+sentinel"] = self._stack.enter_context(SentinelPageServer(chain, key))
+        self.ours["1.2+sentinel"] = self._stack.enter_context(TLSPageServer(chain, key, downgrade_sentinel=True))
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -1083,8 +1083,10 @@ class TLSPageServer(net.LoopbackServer):
         keep = self.keep_transcripts if hasattr(self, "keep_transcripts") else False
 
         def tls12() -> TLSServer:
-            return TLSServer(self.certificate_chain, self.private_key, keep_transcript=keep,
-                             downgrade_sentinel="1.3" in self.tls_versions, **self.server_options)  # fmt: skip
+            # RFC 8446 4.1.3: a server that could speak 1.3 marks its 1.2 random (``downgrade_sentinel=`` overrides,
+            # e.g. to show what a 1.3-capable server says to a client that stripped its 1.3 offer).
+            options = {"downgrade_sentinel": "1.3" in self.tls_versions, **self.server_options}
+            return TLSServer(self.certificate_chain, self.private_key, keep_transcript=keep, **options)
 
         def tls13() -> TLS13Server:
             return TLS13Server(self.certificate_chain, self.private_key, keep_transcript=keep, **self.server_options13)
