@@ -52,7 +52,11 @@ from tests.tls13_core_pair import (
 SUITES = (0x1301, 0x1302, 0x1303, 0x1304)
 GROUPS = (NamedGroup.X25519MLKEM768, NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1,
           NamedGroup.ffdhe2048)  # fmt: skip
-OPENSSL_SUITES = {0x1301: "TLS_AES_128_GCM_SHA256", 0x1302: "TLS_AES_256_GCM_SHA384", 0x1303: "TLS_CHACHA20_POLY1305_SHA256"}
+OPENSSL_SUITES = {
+    0x1301: "TLS_AES_128_GCM_SHA256",
+    0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+}
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +348,9 @@ def _drive(ours: Any, theirs: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: 
 
 @pytest.mark.parametrize("suite", sorted(OPENSSL_SUITES), ids=hex)
 @pytest.mark.parametrize("curve", [None, "prime256v1", "ffdhe2048"])
-def test_our_client_against_openssl_key_logs_equal(world: World, files: dict[str, Path], suite: int, curve: Any) -> None:
+def test_our_client_against_openssl_key_logs_equal(
+    world: World, files: dict[str, Path], suite: int, curve: Any
+) -> None:
     keylog = files["folder"] / f"server-{suite:x}-{curve}.keys"
     context = _context(ssl.PROTOCOL_TLS_SERVER, files, keylog)
     context.load_cert_chain(files["cert"], files["key"])
