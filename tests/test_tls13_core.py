@@ -111,7 +111,8 @@ def _check_pair(client: Any, server: Any, client_log: list[str], server_log: lis
     client.send_application_data(b"ping")
     server.send_application_data(b"pong")
     client_events, server_events = pump(client, server)
-    assert ApplicationData(b"pong") in client_events and ApplicationData(b"ping") in server_events
+    assert b"".join(e.data for e in client_events if isinstance(e, ApplicationData)) == b"pong"
+    assert b"".join(e.data for e in server_events if isinstance(e, ApplicationData)) == b"ping"
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=lambda g: NamedGroup(g).name)
@@ -509,3 +510,115 @@ def test_negotiating_server_holds_a_bounded_undecided_prefix(world: World) -> No
     with pytest.raises(ProtocolError):  # whole, it is no ClientHello: the TLS 1.2 core refuses it
         server.receive_data(bytes([22, 3, 3]) + len(last).to_bytes(2, "big") + last)
     assert server.decided and type(server.core).__name__ == "TLSServer" and not server._received
+
+
+def test_psk_after_a_hello_retry_request(world: World) -> None:
+    """The binder of the second ClientHello covers message_hash(ClientHello1) and the HRR (RFC 8446 4.2.11.2)."""
+    ticket = _ticket(world)
+    client, server, client_log, server_log = _keylogs(world, {"ticket": ticket}, {"groups": [NamedGroup.secp256r1]})
+    connect(client, server)
+    assert client.handshake.hello_retry_request and client.handshake.psk_mode == "psk_dhe_ke"
+    assert client.handshake.group == NamedGroup.secp256r1
+    _check_pair(client, server, client_log, server_log)
+
+
+def test_zero_rtt_abandoned_by_a_hello_retry_request(world: World) -> None:
+    """The server retries: the 0-RTT records before the second ClientHello are skipped, the PSK still taken."""
+    window = ReplayWindow()
+    ticket = _ticket(world, max_early_data_size=1024, anti_replay=window)
+    client = world.client(ticket=ticket, early_data=b"GET /early")
+    server = window_server(world, window=window, groups=[NamedGroup.secp256r1])
+    client.start()
+    _, server_events = pump(client, server)
+    assert not any(isinstance(e, EarlyData) for e in server_events)
+    assert client.handshake.early_data == server.handshake.early_data == "rejected"
+    assert client.handshake.hello_retry_request and client.handshake.resumed
+    for core in (client, server):
+        assert_replays_to_own_state(core)
+
+
+def test_no_certificate_request_on_a_psk_handshake(world: World) -> None:
+    ticket = _ticket(world)
+    issued = world.clients["ecdsa"]
+    client = world.client(
+        ticket=ticket, client_certificate_chain=[issued.certificate], client_private_key=issued.private_key
+    )
+    server = world.server(client_ca=[world.pki.root.certificate])
+    connect(client, server)
+    assert client.handshake.resumed and client.certificate_request is None
+    assert server.handshake.client_certificates == ()
+    assert_replays_to_own_state(server)
+
+
+@pytest.mark.parametrize("fragment_size", [1, 64, 1000])
+def test_small_records_both_ways(world: World, fragment_size: int) -> None:
+    issued = world.clients["rsa"]
+    client, server, client_log, server_log = _keylogs(
+        world,
+        {
+            "fragment_size": fragment_size,
+            "client_certificate_chain": [issued.certificate],
+            "client_private_key": issued.private_key,
+        },
+        {"fragment_size": fragment_size, "client_ca": [world.pki.root.certificate], "key_type": "rsa2048"},
+    )
+    connect(client, server)
+    assert server.handshake.client_certificates
+    _check_pair(client, server, client_log, server_log)
+
+
+def _openssl_server(files: dict[str, Path], keylog: Path) -> ssl.SSLContext:
+    context = _context(ssl.PROTOCOL_TLS_SERVER, files, keylog)
+    context.load_cert_chain(files["cert"], files["key"])
+    return context
+
+
+def _our_client_with_openssl(world: World, context: ssl.SSLContext, **options: Any) -> tuple[Any, Any, Any, Any]:
+    lines: list[str] = []
+    client = world.client(keylog=lines.append, **options)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    theirs = context.wrap_bio(incoming, outgoing, server_side=True)
+    client.start()
+    incoming.write(client.data_to_send())
+    _drive(client, theirs, incoming, outgoing)
+    theirs.write(b"tickets first")  # OpenSSL sends its tickets with the first write
+    client.receive_data(outgoing.read())
+    return client, theirs, (incoming, outgoing), lines
+
+
+def test_our_client_resumes_with_openssl_and_updates_keys(world: World, files: dict[str, Path]) -> None:
+    keylog = files["folder"] / "resume.keys"
+    context = _openssl_server(files, keylog)
+    first, _, _, first_lines = _our_client_with_openssl(world, context)
+    assert len(first.tickets) == 2  # OpenSSL's default num_tickets
+    client, theirs, (incoming, outgoing), lines = _our_client_with_openssl(world, context, ticket=first.tickets[0])
+    assert theirs.session_reused and client.handshake.psk_mode == "psk_dhe_ke"
+    assert _openssl_lines(keylog) == set(first_lines) | set(lines)
+    client.update_keys(request_peer=True)
+    client.send_application_data(b"after the update")
+    incoming.write(client.data_to_send())
+    assert theirs.read(100) == b"after the update"
+    theirs.write(b"openssl answered the update")
+    events = client.receive_data(outgoing.read())
+    assert KeyUpdated("receiving", 1) in events and ApplicationData(b"openssl answered the update") in events
+    assert client.key_generations == {"sending": 1, "receiving": 1}
+    assert_replays_to_own_state(client)
+
+
+def test_openssl_client_resumes_with_our_server(world: World, files: dict[str, Path]) -> None:
+    keylog = files["folder"] / "client-resume.keys"
+    context = _context(ssl.PROTOCOL_TLS_CLIENT, files, keylog)
+    context.load_verify_locations(files["ca"])
+    session = None
+    for round_ in range(2):
+        lines: list[str] = []
+        server = world.server(keylog=lines.append)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        theirs = context.wrap_bio(incoming, outgoing, server_hostname="localhost", session=session)
+        _drive(server, theirs, incoming, outgoing)
+        server.send_application_data(b"page")
+        incoming.write(server.data_to_send())
+        assert theirs.read(10) == b"page"
+        assert set(lines) <= _openssl_lines(keylog)
+        assert theirs.session_reused == bool(round_) and (server.psk_mode == "psk_dhe_ke") == bool(round_)
+        session = theirs.session

@@ -302,6 +302,7 @@ class TLS13Server(TLS13Connection):
             self._guards.discard(Guard.psk_accepted)
             self._guards.add(Guard.retry_needed)
             if hello.extension(ExtensionType.early_data) is not None:
+                self.early_data_status = "rejected"  # a retry abandons 0-RTT (4.2.10), as the client reports too
                 self._skipping_until_second_hello = True  # 4.2.10: skip its 0-RTT records until ClientHello2
                 self._skip_budget = max(self.max_early_data_size, _DEFAULT_SKIP)
             return
