@@ -360,6 +360,16 @@ def test_server_refuses_client_hello_extensions(world: World, change: Any, error
     expect_failure(r.server, plain(bad), error, alert, peer=r.client)
 
 
+def test_server_refuses_a_psk_without_psk_key_exchange_modes(world: World) -> None:
+    ticket_run = run(world)
+    connect(ticket_run.client, ticket_run.server)
+    r = run(world, client={"ticket": ticket_run.client.tickets[0]})
+    r.client.start()
+    hello = hello_of(records(r.client.data_to_send())[0])
+    bad = dataclasses.replace(hello, extensions=_extensions_without(hello, ExtensionType.psk_key_exchange_modes))
+    expect_failure(r.server, plain(bad), MissingExtension, TLSAlert.missing_extension, peer=r.client)
+
+
 def _server_hello_changed(world: World, change: Any) -> tuple[Run, bytes]:
     r = run(world)
     _, flight = first_flights(r)

@@ -300,12 +300,34 @@ def test_no_renegotiation_and_no_exporter_before_the_end(world: World) -> None:
     assert_replays_to_own_state(client)
 
 
-def test_missing_extension_and_certificate_required_have_their_alerts() -> None:
-    # tests/test_tls_errors.py leaves these two 1.3-only classes to this module: they are raised through the
-    # cores in test_client_certificate_required_and_missing and tests/test_tls13_bad_input.py; here, their codes.
-    assert MissingExtension.tls_alert == TLSAlert.missing_extension == 109
+def test_missing_extension_through_both_cores(world: World) -> None:
+    """tests/test_tls_errors.py leaves the 1.3-only alert classes to this module: MissingExtension here (each
+    core raising it, missing_extension on the wire, the other core receiving it), CertificateRequired in
+    test_client_certificate_required_and_missing."""
+    import dataclasses
+
+    from handshake_lib.errors import PeerAlert
+    from handshake_lib.tls.constants import ExtensionType
+    from handshake_lib.tls.messages13 import decode_handshake13
+    from handshake_lib.tls.record import encode_record
+
+    def without(record: bytes, extension_type: int) -> bytes:
+        message = decode_handshake13(record[5:], annotate=False)[0]
+        kept = [e for e in message.extensions if e.extension_type != extension_type]
+        return encode_record(ContentType.handshake, 0x0303, dataclasses.replace(message, extensions=kept).to_bytes())
+
+    client, server = world.client(), world.server()
+    client.start()
+    hello = client.data_to_send()
+    expect_failure(server, without(hello, ExtensionType.signature_algorithms), MissingExtension, 109, peer=client)
+    client, server = world.client(), world.server()
+    client.start()
+    server.receive_data(client.data_to_send())
+    server_hello = server.data_to_send()
+    length = 5 + int.from_bytes(server_hello[3:5], "big")
+    expect_failure(client, without(server_hello[:length], ExtensionType.key_share), MissingExtension, 109, peer=server)
+    assert isinstance(server.error, PeerAlert) and server.error.description == TLSAlert.missing_extension
     assert CertificateRequired.tls_alert == TLSAlert.certificate_required == 116
-    assert IllegalParameter.tls_alert == 47
 
 
 # -- against OpenSSL 3.0 (Python ssl over memory BIOs) --------------------------------------------------
