@@ -227,6 +227,40 @@ def test_server_refuses_anything_but_a_client_hello_first(world: World, name: st
     expect_failure(r.server, plain(messages[name]), UnexpectedMessage, UNEXPECTED)
 
 
+def test_server_refuses_out_of_order_in_its_other_waiting_states(world: World) -> None:
+    finished = Finished(bytes(48)).to_bytes()
+    # WAIT_SECOND_CLIENT_HELLO: anything but the second ClientHello.
+    r, _ = _retry(world)
+    expect_failure(r.server, encode_record(22, 0x0303, finished), UnexpectedMessage, UNEXPECTED, peer=r.client)
+    # WAIT_CERTIFICATE_VERIFY: the client's Finished right after its non-empty Certificate.
+    issued = world.clients["ecdsa"]
+    r = run(world, client={"client_certificate_chain": [issued.certificate], "client_private_key": issued.private_key},
+            server={"client_ca": [world.pki.root.certificate]})  # fmt: skip
+    _, flight = first_flights(r)
+    r.client.receive_data(b"".join(flight))
+    r.server.receive_data(b"".join(records(r.client.data_to_send())[:2]))  # ChangeCipherSpec, Certificate
+    assert r.server.state is State.WAIT_CERTIFICATE_VERIFY
+    sealer = r.sealer("CLIENT_HANDSHAKE_TRAFFIC_SECRET")
+    sealer.sequence_number = 1
+    expect_failure(r.server, sealer.seal(finished, ContentType.handshake), UnexpectedMessage, UNEXPECTED,
+                   peer=r.client)  # fmt: skip
+    # WAIT_END_OF_EARLY_DATA: a Finished under the early keys instead of EndOfEarlyData.
+    window = ReplayWindow()
+    first = run(world, server={"max_early_data_size": 1024, "anti_replay": window})
+    connect(first.client, first.server)
+    world.clock.now += 1
+    client_log: list[str] = []
+    client = world.client(ticket=first.client.tickets[0], early_data=b"early", keylog=client_log.append)
+    server = window_server(world, window=window)
+    client.start()
+    server.receive_data(client.data_to_send())
+    assert server.state is State.WAIT_END_OF_EARLY_DATA
+    client.receive_data(server.data_to_send())
+    sealer = Run(client, server, client_log, []).sealer("CLIENT_EARLY_TRAFFIC_SECRET")
+    sealer.sequence_number = 1
+    expect_failure(server, sealer.seal(finished, ContentType.handshake), UnexpectedMessage, UNEXPECTED, peer=client)
+
+
 def test_server_refuses_finished_when_its_certificate_request_got_no_certificate(world: World) -> None:
     """RFC 8446 4.4.2: a client asked for a certificate MUST send a Certificate (empty if it has none)."""
     r = run(world, server={"client_ca": [world.pki.root.certificate], "require_client_certificate": True})
