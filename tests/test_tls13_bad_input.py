@@ -656,20 +656,30 @@ def _mutate(data: bytes, how: str, position: int, value: bytes) -> bytes:
     how=st.sampled_from(["flip", "truncate", "insert", "replace"]),
     position=st.integers(0, 1 << 16),
     value=st.binary(min_size=0, max_size=64),
-    resume=st.booleans(),
+    shape=st.sampled_from(["full", "client certificate", "retry", "resumed", "0-RTT"]),
 )
 def test_mutated_bytes_at_every_step_give_only_protocol_errors(
-    target: str, step: int, how: str, position: int, value: bytes, resume: bool
+    target: str, step: int, how: str, position: int, value: bytes, shape: str
 ) -> None:
     world = _fuzz_world()
     options: dict[str, Any] = {"key_share_groups": [NamedGroup.x25519]}
-    if resume:
+    server_options: dict[str, Any] = {}
+    if shape in ("resumed", "0-RTT"):
         if not hasattr(world, "fuzz_ticket"):
-            c, s = world.client(**options), world.server()
-            connect(c, s)
+            c = world.client(**options)
+            connect(c, window_server(world))
             world.fuzz_ticket = c.tickets[0]  # type: ignore[attr-defined]
         options["ticket"] = world.fuzz_ticket  # type: ignore[attr-defined]
-    client, server = world.client(**options), world.server(client_ca=[world.pki.root.certificate])
+    if shape == "0-RTT":
+        options["early_data"] = b"GET / HTTP/1.1\r\n\r\n"
+        server_options = {"max_early_data_size": 1024, "anti_replay": ReplayWindow()}
+    elif shape == "client certificate":
+        issued = world.clients["ed25519"]
+        options.update(client_certificate_chain=[issued.certificate], client_private_key=issued.private_key)
+        server_options = {"client_ca": [world.pki.root.certificate], "require_client_certificate": True}
+    elif shape == "retry":
+        server_options = {"groups": [NamedGroup.secp256r1]}
+    client, server = world.client(**options), world.server(**server_options)
     client.start()
     deliveries = {"client": 0, "server": 0}
     receiver: Any = None

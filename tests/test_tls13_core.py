@@ -78,6 +78,7 @@ def _check_transcript(core: Any) -> None:
     for entry in core.transcript:
         assert isinstance(entry, TranscriptEntry13)
         assert entry.record[0] == (ContentType.application_data if entry.encrypted else entry.content_type)
+        assert isinstance(entry.spans, list) and entry.spans[0].offset == 0  # the record annotated, not a flag
         for message in entry.messages:
             expected = {
                 ChangeCipherSpec: ContentType.change_cipher_spec, Alert: ContentType.alert,
