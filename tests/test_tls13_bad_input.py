@@ -347,6 +347,15 @@ def test_the_unchanged_second_client_hello_is_taken(world: World) -> None:
     assert r.server.state is State.WAIT_FLIGHT2
 
 
+def test_client_refuses_a_server_hello_that_changes_the_retry_suite(world: World) -> None:
+    r, second = _retry(world)
+    r.server.receive_data(plain(second))
+    hello = hello_of(records(r.server.data_to_send())[0])
+    other = next(suite for suite in r.client.cipher_suites if suite != hello.cipher_suite)
+    changed = plain(dataclasses.replace(hello, cipher_suite=other))
+    expect_failure(r.client, changed, IllegalParameter, ILLEGAL, peer=r.server)
+
+
 def test_client_refuses_a_second_hello_retry_request(world: World) -> None:
     r = run(world, server={"groups": [NamedGroup.secp256r1]})
     r.client.start()
