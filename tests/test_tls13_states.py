@@ -114,9 +114,15 @@ def test_server_client_certificate_and_ticket_guards() -> None:
     with pytest.raises(UnexpectedMessage, match="Certificate"):
         transition_for("server", State.WAIT_FLIGHT2, Input.certificate)  # not asked for
     asked = {Guard.client_certificate_requested}
-    assert transition_for("server", State.WAIT_FLIGHT2, Input.certificate, asked).target is State.WAIT_FINISHED
+    # A server that asked waits in WAIT_CERTIFICATE: the certificate (perhaps empty) comes first (4.4.2).
+    flight = transition_for("server", State.WAIT_CLIENT_HELLO, Input.client_hello, asked)
+    assert (flight.target, "CertificateRequest" in flight.send) == (State.WAIT_CERTIFICATE, True)
+    with pytest.raises(UnexpectedMessage, match="Finished"):
+        transition_for("server", State.WAIT_CERTIFICATE, Input.finished, asked)  # skipping the Certificate
+    assert transition_for("server", State.WAIT_CERTIFICATE, Input.certificate, asked).target is State.WAIT_FINISHED
     sent = asked | {Guard.client_certificate_sent}
-    assert transition_for("server", State.WAIT_FLIGHT2, Input.certificate, sent).target is State.WAIT_CERTIFICATE_VERIFY
+    verify = transition_for("server", State.WAIT_CERTIFICATE, Input.certificate, sent)
+    assert verify.target is State.WAIT_CERTIFICATE_VERIFY
     tickets = transition_for("server", State.WAIT_FLIGHT2, Input.finished, {Guard.tickets_to_send})
     assert tickets.send == ("NewSessionTicket",)
     with pytest.raises(UnexpectedMessage):

@@ -234,7 +234,6 @@ class TLS13Server(TLS13Connection):
         Input.certificate: "_on_client_certificate",
         Input.certificate_verify: "_on_certificate_verify",
         (State.WAIT_END_OF_EARLY_DATA, Input.application_data): "_on_early_data",
-        (State.WAIT_FLIGHT2, Input.finished): "_on_flight2_finished",
     }
     _SENDERS: ClassVar[dict[str, str]] = {
         "HelloRetryRequest": "_send_hello_retry_request",
@@ -535,16 +534,6 @@ class TLS13Server(TLS13Connection):
             raise UnexpectedMessage(f"more than max_early_data_size ({self.max_early_data_size}) bytes of 0-RTT data")
         return EarlyData(data.data) if data.data else None
 
-    def _on_flight2_finished(self, finished: Any) -> None:
-        # The table's guards only add rows, so its Finished row in WAIT_FLIGHT2 also fits after a CertificateRequest:
-        # a client asked for a certificate MUST answer with a Certificate, empty if it has none (RFC 8446 4.4.2).
-        # Skipping it would pass require_client_certificate.
-        if "CertificateRequest" in self._sent_names:
-            raise UnexpectedMessage(
-                "Finished without the Certificate our CertificateRequest asked for (RFC 8446 4.4.2)"
-            )
-        self._on_finished(finished)
-
     def _on_end_of_early_data(self, _: EndOfEarlyData) -> None:
         self._set_read_secret(self._handshake_secrets["client"])
 
@@ -558,7 +547,7 @@ class TLS13Server(TLS13Connection):
         if (
             isinstance(error, BadRecordMac)
             and self.early_data_status == "rejected"
-            and self._state is State.WAIT_FLIGHT2
+            and self._state in (State.WAIT_FLIGHT2, State.WAIT_CERTIFICATE)
         ):
             self._skip_budget -= length  # 0-RTT data we refused: it does not open under the handshake key (4.2.10)
             return True

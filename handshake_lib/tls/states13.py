@@ -26,8 +26,9 @@ message.  The states are RFC 8446's own (A.1 client, A.2 server), spelled out::
     [Application Data]           <------->               [Application Data] (CONNECTED)
 
 ``{}`` is protected with handshake keys, ``[]`` with application keys.  A.2's WAIT_FLIGHT2 is where the
-server waits for the client's second flight; with a client certificate it goes WAIT_CERTIFICATE (server),
-WAIT_CERTIFICATE_VERIFY (only when the Certificate was not empty), WAIT_FINISHED.
+server waits for the client's second flight; a server that sent CertificateRequest waits in WAIT_CERTIFICATE
+instead (A.2's WAIT_CERT: a Finished there, skipping the Certificate it asked for, has no row, RFC 8446
+4.4.2), then WAIT_CERTIFICATE_VERIFY (only when the Certificate was not empty), WAIT_FINISHED.
 
 The guards (a row that needs one applies only while it holds; the most specific row wins, see
 :func:`transition_for`):
@@ -180,7 +181,7 @@ _CCS_WINDOW = {
         _S.WAIT_CERTIFICATE_OR_REQUEST, _S.WAIT_CERTIFICATE, _S.WAIT_CERTIFICATE_VERIFY, _S.WAIT_FINISHED,
     ),
     "server": (
-        _S.WAIT_SECOND_CLIENT_HELLO, _S.WAIT_END_OF_EARLY_DATA, _S.WAIT_FLIGHT2,
+        _S.WAIT_SECOND_CLIENT_HELLO, _S.WAIT_END_OF_EARLY_DATA, _S.WAIT_FLIGHT2, _S.WAIT_CERTIFICATE,
         _S.WAIT_CERTIFICATE_VERIFY, _S.WAIT_FINISHED,
     ),
 }  # fmt: skip
@@ -237,7 +238,7 @@ CLIENT_TRANSITIONS: tuple[Transition, ...] = (
 
 SERVER_TRANSITIONS: tuple[Transition, ...] = (
     Transition(_S.WAIT_CLIENT_HELLO, _I.client_hello, _S.WAIT_FLIGHT2, _FLIGHT),
-    Transition(_S.WAIT_CLIENT_HELLO, _I.client_hello, _S.WAIT_FLIGHT2, _FLIGHT_CR, when=_CERT_REQ),
+    Transition(_S.WAIT_CLIENT_HELLO, _I.client_hello, _S.WAIT_CERTIFICATE, _FLIGHT_CR, when=_CERT_REQ),
     Transition(_S.WAIT_CLIENT_HELLO, _I.client_hello, _S.WAIT_SECOND_CLIENT_HELLO, ("HelloRetryRequest",),
                note="cookie; the group we want", when=_G.retry_needed),
     Transition(_S.WAIT_CLIENT_HELLO, _I.client_hello, _S.WAIT_FLIGHT2, _FLIGHT_PSK, when=_G.psk_accepted),
@@ -245,16 +246,16 @@ SERVER_TRANSITIONS: tuple[Transition, ...] = (
                note="early data accepted", when=(_G.psk_accepted, _G.early_data_accepted)),
     Transition(_S.WAIT_SECOND_CLIENT_HELLO, _I.client_hello, _S.WAIT_FLIGHT2, _FLIGHT,
                note="only the changes HRR allows"),
-    Transition(_S.WAIT_SECOND_CLIENT_HELLO, _I.client_hello, _S.WAIT_FLIGHT2, _FLIGHT_CR, when=_CERT_REQ),
+    Transition(_S.WAIT_SECOND_CLIENT_HELLO, _I.client_hello, _S.WAIT_CERTIFICATE, _FLIGHT_CR, when=_CERT_REQ),
     Transition(_S.WAIT_SECOND_CLIENT_HELLO, _I.client_hello, _S.WAIT_FLIGHT2, _FLIGHT_PSK, when=_G.psk_accepted),
     Transition(_S.WAIT_END_OF_EARLY_DATA, _I.application_data, _S.WAIT_END_OF_EARLY_DATA,
                note="0-RTT data, within max_early_data_size"),
     Transition(_S.WAIT_END_OF_EARLY_DATA, _I.end_of_early_data, _S.WAIT_FLIGHT2, note="client handshake keys"),
     Transition(_S.WAIT_FLIGHT2, _I.finished, _S.CONNECTED, note="no client authentication"),
     Transition(_S.WAIT_FLIGHT2, _I.finished, _S.CONNECTED, ("NewSessionTicket",), when=_G.tickets_to_send),
-    Transition(_S.WAIT_FLIGHT2, _I.certificate, _S.WAIT_FINISHED, note="empty: the client has none",
+    Transition(_S.WAIT_CERTIFICATE, _I.certificate, _S.WAIT_FINISHED, note="empty: the client has none",
                when=_CERT_REQ),
-    Transition(_S.WAIT_FLIGHT2, _I.certificate, _S.WAIT_CERTIFICATE_VERIFY, note="validate the client's chain",
+    Transition(_S.WAIT_CERTIFICATE, _I.certificate, _S.WAIT_CERTIFICATE_VERIFY, note="validate the client's chain",
                when=(_CERT_REQ, _G.client_certificate_sent)),
     Transition(_S.WAIT_CERTIFICATE_VERIFY, _I.certificate_verify, _S.WAIT_FINISHED),
     Transition(_S.WAIT_FINISHED, _I.finished, _S.CONNECTED, when=_CERT_REQ),
