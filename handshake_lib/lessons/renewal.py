@@ -58,12 +58,13 @@ from ..peers.renewal_runs import (
     fetch_with_store,
     openssl_resumption_server,
     renegotiate_with_openssl,
+    round_trips,
     splice_against_openssl,
     splice_against_our_server,
     ticket_from_our_server,
 )
 from ..tls.connection import TranscriptEntry
-from ..tls.constants import CipherSuite, name_of
+from ..tls.constants import CipherSuite, ContentType, name_of
 from ..tls.extensions import RenegotiationInfoExtension, SessionTicketExtension
 from ..tls.messages import ClientHello, Finished, ServerHello
 from ..tls.messages13 import decode_handshake13
@@ -389,13 +390,28 @@ def _ladders(responses: Sequence[tuple[str, TLSResponse]], *, width: float = 16)
     """Handshakes as ladders side by side on one clock (0 = our ClientHello leaves), up to the page."""
     figure, axes = _figure(width, 7.5, len(responses))
     for ax, (title, response) in zip(axes, responses, strict=True):
-        arrows = _from_hello(handshake_arrows(response.transcript, response.timings))
+        arrows = _one_flight_per_turn(_from_hello(handshake_arrows(response.transcript, response.timings)))
         draw_sequence(arrows, title=title, ax=ax, resize=False, compress_idle=False, xlim=(-0.45, 1.45))
     bottom = max(ax.get_ylim()[0] for ax in axes)
     top = min(ax.get_ylim()[1] for ax in axes)
     for ax in axes:  # one time scale for all, so the shorter handshakes look shorter
         ax.set_ylim(bottom, top)
     return figure
+
+
+def _one_flight_per_turn(arrows: list[Arrow]) -> list[Arrow]:
+    """Arrows of one side sent one after the other without waiting for the peer, as one: a TLS 1.3 client
+    writes its Finished, then its request, in two writes but in one turn."""
+    merged: list[Arrow] = []
+    for arrow in arrows:
+        if merged and merged[-1].sender == arrow.sender:
+            last = merged[-1]
+            ends = [t for t in (last.received_at, arrow.received_at) if t is not None]
+            merged[-1] = Arrow(last.sender, last.receiver, f"{last.label}, {arrow.label}", last.sent_at,
+                               max(ends) if ends else None)  # fmt: skip
+        else:
+            merged.append(arrow)
+    return merged
 
 
 def psk_sequences(comparison: PSKComparison) -> Figure:
@@ -445,15 +461,40 @@ class TicketView(widgets.VBox):
 
 
 # -- 5. TLS 1.3: 0-RTT ---------------------------------------------------------------------------------
+def _early(response: TLSResponse) -> list[TranscriptEntry]:
+    """The application data records of the client's first flight (its 0-RTT data)."""
+    early = []
+    for entry in response.transcript:
+        if entry.direction != "client->server":
+            break
+        if entry.content_type == ContentType.application_data:
+            early.append(entry)
+    return early
+
+
 def zero_rtt_sequences(run: ZeroRTTRun) -> Figure:
-    """Our server: the full handshake that brought the ticket, and the resumption with the request as 0-RTT."""
-    return _ladders(
-        [
-            ("full handshake (the ticket comes after it)", run.full),
-            (f"resumed, the request as early data ({run.accepted.handshake.early_data})", run.accepted),
-        ],
-        width=12,
-    )
+    """Our server, two resumptions, one flight per step: the request as accepted 0-RTT data, and the real
+    client whose 0-RTT was refused (the attacker's copy came first), which sends its request again after
+    the handshake.  Steps, not times: our server runs in this process, and its thread and our client's
+    share one interpreter, so sub-millisecond times here would say more about Python's scheduling."""
+    figure, axes = _figure(13, 5.5, 2)
+    for ax, response in zip(axes, (run.accepted, run.retried), strict=True):
+        arrows = _one_flight_per_turn(_from_hello(handshake_arrows(response.transcript, response.timings)))
+        accepted = response.handshake.early_data == "accepted"
+        if not accepted:  # the early data in the first flight was skipped by the server: say so
+            arrows[0] = Arrow("client", "server", arrows[0].label.replace("ApplicationData (", "early data, skipped ("),
+                              arrows[0].sent_at, arrows[0].received_at)  # fmt: skip
+        steps = [Arrow(a.sender, a.receiver, a.label, index, index + 0.8) for index, a in enumerate(arrows)]
+        waits = 0 if accepted else round_trips([e for e in response.transcript if e not in _early(response)])
+        title = f"0-RTT {response.handshake.early_data}: {waits} round trip(s) before the request is read"
+        draw_sequence(steps, title=title, ax=ax, resize=False, xlim=(-0.45, 1.45), time_scale=1)
+        ax.set_yticks([])
+        ax.set_ylabel("one flight per step")
+    bottom = max(ax.get_ylim()[0] for ax in axes)
+    top = min(ax.get_ylim()[1] for ax in axes)
+    for ax in axes:
+        ax.set_ylim(bottom, top)
+    return figure
 
 
 # -- 6. TLS 1.3: KeyUpdate beside renegotiation --------------------------------------------------------
