@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from handshake_lib.lessons import renewal as lesson  # noqa: E402
+from handshake_lib.lessons import renewal13 as lesson  # noqa: E402
 from handshake_lib.peers import renewal13_runs as runs  # noqa: E402
 from handshake_lib.peers.renewal_runs import renegotiate_with_openssl  # noqa: E402
 from handshake_lib.tls.constants import ContentType  # noqa: E402
