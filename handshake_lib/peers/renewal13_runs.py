@@ -29,7 +29,6 @@ This module drives peers over sockets, so it sits in ``peers`` above the sans-I/
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
 import statistics
 import tempfile
@@ -319,10 +318,9 @@ class ZeroRTTRun:
         )
 
 
-def _send_raw(host: str, port: int, flight: bytes, *, wait: float = 0.3) -> int:
+def _send_raw(host: str, port: int, flight: bytes, *, wait: float = 0.15) -> int:
     """Send ``flight`` on a new connection, read what comes back for ``wait`` seconds, close: byte count."""
-    with socket.create_connection((host, port), timeout=net.DEFAULT_TIMEOUT) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with net.connect(host, port, timeout=net.DEFAULT_TIMEOUT) as sock:
         sock.sendall(flight)
         received = 0
         deadline = time.monotonic() + wait
@@ -343,6 +341,8 @@ def _served(server: TLSPageServer, index: int, *, wait: float = 2.0) -> tuple[by
         if len(server.connections) > index and server.connections[index].finished:
             break
         time.sleep(0.005)
+    if len(server.connections) <= index:
+        return b"", "(the server never saw this connection)"
     record = server.connections[index]
     return record.request, record.outcome
 
@@ -353,9 +353,13 @@ def _finish_resumption(host: str, port: int, client: TLS13Client, request: bytes
     deadline = time.monotonic() + timeout
     sock = net.connect(host, port, timeout=timeout)
     driver = net.SocketDriver(client, sock)
-    driver.flush()
-    while client.handshake is None:
-        driver.receive(deadline)
+    try:
+        driver.flush()
+        while client.handshake is None:
+            driver.receive(deadline)
+    except BaseException:
+        sock.close()
+        raise
     body = b""
     with TLSStream(client, sock, driver, timeout) as stream:
         if client.handshake.early_data != "accepted":
