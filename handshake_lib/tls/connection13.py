@@ -659,7 +659,7 @@ class TLS13Connection:
                 carried = list(messages) if last else []
                 if last:
                     self._sent_names += (_table_name(message) for message in messages)
-            self._keep(TranscriptEntry13(self.outgoing_direction, content_type, wire, chunk, carried, encrypted))
+            self._keep(TranscriptEntry13(self.outgoing_direction, content_type, wire, chunk, carried, encrypted=encrypted))
 
     def _plaintext_record_version(self) -> int:
         return LEGACY_RECORD_VERSION
