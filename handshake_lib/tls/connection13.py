@@ -659,7 +659,8 @@ class TLS13Connection:
                 carried = list(messages) if last else []
                 if last:
                     self._sent_names += (_table_name(message) for message in messages)
-            self._keep(TranscriptEntry13(self.outgoing_direction, content_type, wire, chunk, carried, encrypted=encrypted))
+            entry = TranscriptEntry13(self.outgoing_direction, content_type, wire, chunk, carried, encrypted=encrypted)
+            self._keep(entry)
 
     def _plaintext_record_version(self) -> int:
         return LEGACY_RECORD_VERSION
