@@ -2,7 +2,7 @@
 
 ::
 
-    handshakes tls get https://localhost:8443/ --cafile ca.pem --trace     # an annotated TLS 1.2 handshake
+    handshakes tls get https://localhost:8443/ --cafile ca.pem --trace     # an annotated TLS 1.3 handshake
     handshakes tls serve --port 8443 --cert server.pem --key server.key  # our TLS server on loopback
     handshakes tcp decode capture.pcap --trace                           # TCP segments of a capture
     handshakes tcp observe                                               # TCP_INFO of a live connection

@@ -52,7 +52,7 @@ def test_get_ecdsa_chacha20_x25519_against_s_server(ecdsa_files, tmp_path, capsy
         status = main([
             "tls", "get", f"https://localhost:{peer.port}/", "--cafile", str(ecdsa_files.ca_path),
             "--cipher", "ECDHE-ECDSA-CHACHA20-POLY1305", "--groups", "x25519,secp256r1",
-            "--keylog", str(our_log), "--trace",
+            "--keylog", str(our_log), "--trace", "--tls", "1.2",
         ])  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err
@@ -79,7 +79,7 @@ def test_get_groups_in_preference_order_reach_s_server(server_files, capsys) -> 
     with s_server(server_files, "-tls1_2", "-www") as peer:
         status = main([
             "tls", "get", f"https://localhost:{peer.port}/", "--cafile", str(server_files.ca_path),
-            "--cipher", "ECDHE-RSA-AES128-GCM-SHA256", "--groups", "P-384,x25519",
+            "--cipher", "ECDHE-RSA-AES128-GCM-SHA256", "--groups", "P-384,x25519", "--tls", "1.2",
         ])  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err

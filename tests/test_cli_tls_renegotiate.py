@@ -27,7 +27,7 @@ def test_get_renegotiate_against_s_server(server_files, tmp_path, capsys) -> Non
     with s_server(server_files, "-tls1_2", "-www", "-client_renegotiation") as peer:
         status = main([
             "tls", "get", f"https://localhost:{peer.port}/", "--cafile", str(server_files.ca_path),
-            "--renegotiate", "--keylog", str(keylog),
+            "--renegotiate", "--keylog", str(keylog), "--tls", "1.2",
         ])  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err
@@ -44,6 +44,7 @@ def test_get_renegotiate_declined_by_a_default_openssl_3_server(server_files, ca
     with s_server(server_files, "-tls1_2", "-www") as peer:
         status = main([
             "tls", "get", f"https://localhost:{peer.port}/", "--cafile", str(server_files.ca_path), "--renegotiate",
+            "--tls", "1.2",
         ])  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err
@@ -54,7 +55,7 @@ def test_get_renegotiate_declined_by_a_default_openssl_3_server(server_files, ca
 
 def test_serve_renegotiate_with_s_client(server_files, tmp_path) -> None:
     keylog, theirs = tmp_path / "serve.log", tmp_path / "s_client.log"
-    process, port, _ = _serve(server_files, "--renegotiate", "--keylog", str(keylog), "--no-resumption")
+    process, port, _ = _serve(server_files, "--tls", "1.2", "--renegotiate", "--keylog", str(keylog), "--no-resumption")
     try:
         output = _s_client(server_files, port, "-keylogfile", str(theirs))
         log = _line(process)
@@ -71,11 +72,11 @@ def test_serve_renegotiate_with_s_client(server_files, tmp_path) -> None:
 
 
 def test_get_reconnect_and_renegotiate_number_every_handshake(server_files, capsys) -> None:
-    process, port, _ = _serve(server_files, "--renegotiate")  # it asks too; our client takes part
+    process, port, _ = _serve(server_files, "--tls", "1.2", "--renegotiate")  # it asks too; our client takes part
     try:
         status = main([
             "tls", "get", f"https://localhost:{port}/", "--cafile", str(server_files.ca_path),
-            "--reconnect", "1", "--renegotiate",
+            "--reconnect", "1", "--renegotiate", "--tls", "1.2",
         ])  # fmt: skip
         log = [_line(process), _line(process)]
     finally:

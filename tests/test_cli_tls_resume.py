@@ -51,7 +51,7 @@ def test_get_reconnect_3_against_s_server(server_files, tmp_path, capsys, server
     with s_server(server_files, "-tls1_2", "-www", *server_options) as peer:
         status = main([
             "tls", "get", f"https://localhost:{peer.port}/", "--cafile", str(server_files.ca_path),
-            "--reconnect", "3", "--keylog", str(keylog), *get_options,
+            "--reconnect", "3", "--keylog", str(keylog), "--tls", "1.2", *get_options,
         ])  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err

@@ -519,10 +519,10 @@ def test_cli_get_status_prints_what_openssl_stapled(server_files, response_files
     options = ("-tls1_2", "-www", "-cipher", CIPHER, "-status_file", str(response_files[status]))
     with s_server(server_files, *options) as peer:
         url = f"https://localhost:{peer.port}/"
-        result = run_cli("tls", "get", url, "--cafile", str(server_files.ca_path), "--status")
+        result = run_cli("tls", "get", url, "--cafile", str(server_files.ca_path), "--status", "--tls", "1.2")
         if status == "revoked":  # refused by our validator; --insecure shows what was stapled anyway
             assert result.returncode == 1 and "we sent alert certificate_revoked" in result.stderr, result.stderr
-            result = run_cli("tls", "get", url, "--insecure", "--status")
+            result = run_cli("tls", "get", url, "--insecure", "--status", "--tls", "1.2")
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("* OCSP")]
     assert "a response was stapled" in line and "OCSP Response Status successful" in line
@@ -534,7 +534,7 @@ def test_cli_get_status_says_when_nothing_was_stapled(server_files) -> None:
     require("openssl")
     with s_server(server_files, "-tls1_2", "-www", "-cipher", CIPHER) as peer:
         url = f"https://localhost:{peer.port}/"
-        result = run_cli("tls", "get", url, "--cafile", str(server_files.ca_path), "--status")
+        result = run_cli("tls", "get", url, "--cafile", str(server_files.ca_path), "--status", "--tls", "1.2")
     assert result.returncode == 0, result.stderr
     assert "* OCSP: no response stapled" in result.stderr.splitlines()
 
@@ -542,7 +542,7 @@ def test_cli_get_status_says_when_nothing_was_stapled(server_files) -> None:
 def test_cli_serve_staples_for_openssl_s_client(server_files, response_files) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "handshake_lib", "tls", "serve", "--port", "0", "--cert", str(server_files.cert_path),
-         "--key", str(server_files.key_path), "--ocsp-response", str(response_files["revoked"])],
+         "--key", str(server_files.key_path), "--ocsp-response", str(response_files["revoked"]), "--tls", "1.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -572,7 +572,7 @@ def test_cli_serve_staples_for_openssl_s_client(server_files, response_files) ->
 def test_cli_serve_refuses_a_bad_ocsp_response_in_one_line(server_files, tmp_path, make, message) -> None:
     path = make(tmp_path)
     result = run_cli("tls", "serve", "--port", "0", "--cert", str(server_files.cert_path), "--key",
-                     str(server_files.key_path), "--ocsp-response", str(path))  # fmt: skip
+                     str(server_files.key_path), "--ocsp-response", str(path), "--tls", "1.2")  # fmt: skip
     assert result.returncode == 2
     # One line that says why: the command's own, or argparse's after its usage (the file's argument type).
     (line,) = [line for line in result.stderr.splitlines() if "error" in line]

@@ -1,10 +1,25 @@
-"""``handshakes tls get`` and ``handshakes tls serve``: our TLS 1.2 client and server on the command line.
+"""``handshakes tls get`` and ``handshakes tls serve``: our TLS 1.2 and 1.3 client and server on the command line.
 
 ``tls get URL`` fetches one page with our client (:func:`handshake_lib.net.tls.tls_get`) and
 writes the response body to **stdout**.  Everything else goes to **stderr**: the one-line summary
 (version, cipher suite, HTTP status), warnings, errors, and with ``--trace`` the annotated handshake
 record by record.  So ``handshakes tls get ... --trace > page.html`` keeps the page clean, as
 ``curl -v`` does.
+
+TLS versions: ``tls get --tls auto`` (the default) offers TLS 1.3 and 1.2 in one ClientHello and the
+server's answer decides (:mod:`handshake_lib.tls.negotiate_version`, the downgrade sentinel checked);
+``--tls 1.3`` or ``--tls 1.2`` pins one.  ``tls serve --tls both`` (the default) answers either; its log
+names each connection's version.  TLS 1.3 on ``tls get``: ``--reconnect N`` resumes with the tickets the
+server sent (one ClientSessionStore across the connections, each ticket offered once) and prints a
+``connection K: TLS 1.3, <suite>, group <g>, resumed yes|no, HRR yes|no`` line each; ``--early-data`` sends
+the request as 0-RTT data on the resumed ones (``early data accepted|rejected``); ``--key-update`` sends
+KeyUpdate (update_requested) before the request; ``--ciphersuites`` names 1.3's suites (``--cipher`` stays
+1.2's, as in OpenSSL); our first ClientHello carries key shares for X25519MLKEM768 and x25519, so a server
+wanting P-256 answers with HelloRetryRequest (the summary and ``--trace`` say so), and ``--groups`` puts the
+first group listed in the first hello instead.  ``tls serve --early-data BYTES`` accepts 0-RTT data behind
+a replay window.  An option of one version only given with the other (``--renegotiate``, ``--status``,
+``--no-tickets``, ``--ocsp-response`` need ``--tls 1.2``; ``--early-data``, ``--key-update`` TLS 1.3): one
+line, exit 2.
 
 ``--cipher`` takes IANA names (``TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256``) or OpenSSL's
 (``ECDHE-ECDSA-CHACHA20-POLY1305``) of every suite the library runs (RSA, ECDHE and DHE key exchange),
@@ -92,11 +107,13 @@ from ..net import is_loopback
 from ..tcp.streams import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 from ..tls.capture import TLSCaptureConnection, UndecryptedRecord, decode_tls_capture
 from ..tls.connection import RUNNABLE_SUITES, TranscriptEntry
-from ..tls.constants import CipherSuite, NamedGroup, name_of
-from ..tls.key_exchange import GROUPS, ffdhe_group_for, parse_group_names
+from ..tls.constants import CipherSuite, ExtensionType, NamedGroup, ProtocolVersion, name_of
+from ..tls.key_exchange import GROUPS, ffdhe_group_for
+from ..tls.key_share13 import KEY_SHARE_GROUPS13
 from ..tls.keylog import KeyLog, parse_keylog
-from ..tls.messages import ServerDHParams, ServerKeyExchange
+from ..tls.messages import ClientHello, ServerDHParams, ServerKeyExchange, cipher_suite_name
 from ..tls.record import MAX_PLAINTEXT_LENGTH
+from ..tls.record13 import SUITES13
 from ..tls.sessions import ClientSessionStore
 from ..tls.suites import openssl_name, parse_suite_name
 from .arguments import MAX_SECONDS, append_file, host, input_file, pem_file, port, seconds
@@ -109,10 +126,20 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 5.0
 MAX_RECONNECT = 100  # tls get --reconnect: enough to measure resumption, too few to hammer a server
 MAX_PEM_BYTES = 1 << 20  # the most of a --cafile, --cert or --key read (docs/limits.md); a chain is kilobytes
+MAX_EARLY_DATA = 1 << 20  # tls serve --early-data: a request fits in far less; the record layer bounds each record
+# tls serve's page: net.tls.PAGE's heading, without its claim that the connection was TLS 1.2.
+SERVE_PAGE = (
+    b"<!doctype html><html><head><title>Handshakes</title></head>"
+    b"<body><h1>Hello from the Handshakes TLS server</h1>"
+    b"<p>This page came over a TLS connection run by the course's own server code (its log says which version)."
+    b"</p></body></html>"
+)
+TLS_GET_VERSIONS = ("1.2", "1.3", "auto")
+TLS_SERVE_VERSIONS = ("1.2", "1.3", "both")
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("tls", help="TLS 1.2 with our client and server")
+    parser = groups.add_parser("tls", help="TLS 1.2 and 1.3 with our client and server")
     commands = parser.add_subparsers(title="commands", metavar="{get,serve,decode}", required=True)
 
     get = commands.add_parser(
@@ -121,10 +148,17 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     get.add_argument("url", help="https://HOST[:PORT]/PATH")
     get.add_argument("--cafile", type=pem_file, help="PEM file of the CA(s) to trust")
-    get.add_argument("--tls", choices=("1.2",), default="1.2", help="protocol version (only 1.2 for now)")
+    get.add_argument(
+        "--tls", choices=TLS_GET_VERSIONS, default="auto",
+        help="protocol version: 1.2, 1.3, or auto (the default: offer 1.3, accept 1.2 if the server wants it)",
+    )
     get.add_argument(
         "--cipher", action="append", default=[], metavar="NAME",
-        help="cipher suite to offer, IANA or OpenSSL name (repeatable or comma-separated)",
+        help="TLS 1.2 cipher suite to offer, IANA or OpenSSL name (repeatable or comma-separated)",
+    )
+    get.add_argument(
+        "--ciphersuites", action="append", default=[], metavar="NAME",
+        help="TLS 1.3 cipher suite to offer, as OpenSSL's -ciphersuites names them (TLS_AES_128_GCM_SHA256...)",
     )
     _add_groups(get, "offer")
     get.add_argument(
@@ -154,8 +188,18 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     get.add_argument(
         "--reconnect", type=_reconnect, default=0, metavar="N",
-        help="after the first fetch, fetch N more times resuming the session (by ticket if the server gave one, "
-        "else by session ID); prints 'handshake K: full' or 'resumed (ticket|session ID)' for each on stderr",
+        help="after the first fetch, fetch N more times resuming the session (TLS 1.3: with a ticket the server "
+        "sent; TLS 1.2: by ticket if the server gave one, else by session ID); prints one line per connection "
+        "on stderr (version, suite, group, resumed, HelloRetryRequest)",
+    )
+    get.add_argument(
+        "--early-data", action="store_true",
+        help="TLS 1.3, with --reconnect: send the request as 0-RTT early data on the resumed connections "
+        "(prints whether the server accepted it)",
+    )
+    get.add_argument(
+        "--key-update", action="store_true",
+        help="TLS 1.3: send KeyUpdate (update_requested) before the request, so both directions change keys",
     )
     get.add_argument(
         "--no-tickets", action="store_true",
@@ -182,8 +226,21 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", type=host, default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--public", action="store_true", help="allow binding an address that is not loopback")
     serve.add_argument(
+        "--tls", choices=TLS_SERVE_VERSIONS, default="both",
+        help="protocol versions to answer: 1.2, 1.3, or both (the default: the client's hello decides)",
+    )
+    serve.add_argument(
+        "--early-data", type=_early_data_size, default=0, metavar="BYTES",
+        help="TLS 1.3: accept up to BYTES of 0-RTT early data on resumed connections (with a replay window "
+        "that refuses a ClientHello seen before)",
+    )
+    serve.add_argument(
         "--cipher", action="append", default=[], metavar="NAME",
-        help="cipher suite to accept, IANA or OpenSSL name (repeatable or comma-separated)",
+        help="TLS 1.2 cipher suite to accept, IANA or OpenSSL name (repeatable or comma-separated)",
+    )
+    serve.add_argument(
+        "--ciphersuites", action="append", default=[], metavar="NAME",
+        help="TLS 1.3 cipher suite to accept (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, ...)",
     )
     _add_groups(serve, "accept")
     serve.add_argument(
@@ -289,23 +346,73 @@ def parse_cipher_options(values: list[str]) -> list[CipherSuite]:
     return suites
 
 
+# Every group name --groups takes, as OpenSSL spells them (its -groups and -curves lists), lower-cased.
+_GROUP_ALIASES = {"p-256": "secp256r1", "prime256v1": "secp256r1", "p-384": "secp384r1"}
+GROUP_NAMES: dict[str, NamedGroup] = {
+    code.name.lower(): code for code in (*GROUPS, *(g for g in KEY_SHARE_GROUPS13 if g not in GROUPS))
+}
+
+
 def _groups(text: str) -> tuple[NamedGroup, ...]:
-    """``--groups x25519,secp256r1`` (OpenSSL's ``X25519``, ``P-256`` too), in preference order."""
-    try:
-        groups = parse_group_names(text)
-    except ValueError as error:  # "unknown group 'x448': use x25519, secp256r1, ..."
-        raise argparse.ArgumentTypeError(str(error)) from None
-    if len(set(groups)) != len(groups):
-        raise argparse.ArgumentTypeError(f"a group appears twice in {text!r}")
+    """``--groups X25519MLKEM768,x25519,P-256`` (OpenSSL's spellings, any case), in preference order.
+
+    Which version can use which group is checked later, once ``--tls`` is known (:func:`groups_for`)."""
+    groups: list[NamedGroup] = []
+    for raw in text.split(","):
+        name = raw.strip().lower()
+        code = GROUP_NAMES.get(_GROUP_ALIASES.get(name, name))
+        if code is None:
+            known = ", ".join(g.name for g in GROUP_NAMES.values())
+            raise argparse.ArgumentTypeError(f"unknown group {raw.strip()!r}: use {known}")
+        if code in groups:
+            raise argparse.ArgumentTypeError(f"a group appears twice in {text!r}")
+        groups.append(code)
+    return tuple(groups)
+
+
+def groups_for(groups: tuple[NamedGroup, ...], version: str) -> tuple[NamedGroup, ...]:
+    """The ``--groups`` a ``--tls`` version can use; CommandError (exit 2) for one it cannot.
+
+    TLS 1.2's table (ECDHE and DHE, tls/key_exchange.py) and TLS 1.3's (key shares, tls/key_share13.py)
+    overlap but differ: the post-quantum hybrid is 1.3's only, ffdhe3072 1.2's only.  With ``auto`` every
+    group must be one of either, and each version takes the ones it knows (net.tls._make_client)."""
+    for code in groups:
+        in12, in13 = code in GROUPS, code in KEY_SHARE_GROUPS13
+        if version == "1.2" and not in12:
+            raise CommandError(f"{code.name} is a TLS 1.3 group: use it with --tls 1.3 or auto", EXIT_USAGE)
+        if version == "1.3" and not in13:
+            known = ", ".join(g.name for g in KEY_SHARE_GROUPS13)
+            raise CommandError(f"{code.name} is not a TLS 1.3 group we run: use {known}", EXIT_USAGE)
     return groups
 
 
 def _add_groups(parser: argparse.ArgumentParser, role: str) -> None:
     parser.add_argument(
         "--groups", type=_groups, metavar="LIST",
-        help=f"ECDHE/DHE groups to {role}, comma-separated in preference order "
-        f"(from {', '.join(g.name for g in GROUPS)})",
+        help=f"key exchange groups to {role}, comma-separated in preference order, as OpenSSL names them "
+        f"(from {', '.join(g.name for g in GROUP_NAMES.values())}; P-256, P-384 too)",
     )
+
+
+def parse_ciphersuites13(values: list[str]) -> list[int]:
+    """``--ciphersuites TLS_AES_128_GCM_SHA256,...`` -> TLS 1.3 suite codes in order; CommandError (exit 2)."""
+    by_name = {suite.name.lower(): code for code, suite in SUITES13.items()}
+    suites: list[int] = []
+    for value in values:
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            code = by_name.get(name.lower())
+            if code is None:
+                known = ", ".join(suite.name for suite in SUITES13.values())
+                raise CommandError(f"unknown TLS 1.3 cipher suite {name!r}; known: {known}", EXIT_USAGE)
+            if code not in suites:
+                suites.append(code)
+    return suites
+
+
+def _early_data_size(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_EARLY_DATA:
+        raise argparse.ArgumentTypeError(f"expected a whole number of bytes from 1 to {MAX_EARLY_DATA}, not {text!r}")
+    return int(text)
 
 
 def explain_failure(error: BaseException, peer: str = "server") -> str:
@@ -351,9 +458,43 @@ def _check_url(url: str) -> None:
             raise CommandError(f"bad host in the URL: {error}", EXIT_USAGE) from None
 
 
+def _check_version_options(args: argparse.Namespace) -> None:
+    """Refuse, in one line (exit 2), an option the chosen ``--tls`` cannot honour, before connecting.
+
+    TLS 1.2's own features (renegotiation, OCSP stapling as we run it, session IDs, its cipher suite names)
+    do not exist in TLS 1.3, and 1.3's (KeyUpdate, 0-RTT) not in 1.2.  With ``auto`` the server picks the
+    version: TLS 1.2's options are refused (name the version you mean), TLS 1.3's are kept (0-RTT needs a 1.3
+    ticket anyway; KeyUpdate on a connection the server made 1.2 fails in one line, exit 1)."""
+    only12 = [flag for flag, given in (
+        ("--renegotiate", args.renegotiate), ("--status", args.status), ("--no-tickets", args.no_tickets),
+    ) if given]  # fmt: skip
+    if only12 and args.tls != "1.2":
+        raise CommandError(f"{only12[0]} is TLS 1.2's (TLS 1.3 has no such thing{_instead(only12[0])}): "
+                           f"add --tls 1.2", EXIT_USAGE)  # fmt: skip
+    if args.cipher and args.tls == "1.3":
+        raise CommandError("--cipher names TLS 1.2 suites; TLS 1.3's are chosen with --ciphersuites", EXIT_USAGE)
+    if args.ciphersuites and args.tls == "1.2":
+        raise CommandError("--ciphersuites names TLS 1.3 suites; TLS 1.2's are chosen with --cipher", EXIT_USAGE)
+    only13 = [flag for flag, given in (("--early-data", args.early_data), ("--key-update", args.key_update)) if given]
+    if only13 and args.tls == "1.2":
+        raise CommandError(f"{only13[0]} is TLS 1.3's: use --tls 1.3 or auto", EXIT_USAGE)
+    if args.early_data and not args.reconnect:
+        raise CommandError(
+            "--early-data needs --reconnect N: 0-RTT data is sent with a ticket from an earlier connection", EXIT_USAGE
+        )
+
+
+def _instead(flag: str) -> str:
+    return {"--renegotiate": "; --key-update renews its keys"}.get(flag, "")
+
+
 def run_get(args: argparse.Namespace) -> int:
     _check_url(args.url)
+    if args.no_tickets and not args.reconnect:
+        raise CommandError("--no-tickets needs --reconnect: it says how the reconnections resume", EXIT_USAGE)
+    _check_version_options(args)
     suites = parse_cipher_options(args.cipher)
+    suites13 = parse_ciphersuites13(args.ciphersuites)
     if (args.cert is None) != (args.key is None):
         raise CommandError("--cert and --key go together: the client certificate chain and its private key", EXIT_USAGE)
     identity = load_client_identity(args.cert, args.key) if args.cert is not None else None
@@ -367,9 +508,11 @@ def run_get(args: argparse.Namespace) -> int:
             "anyone on the path could be answering",
             file=sys.stderr,
         )
-    options: dict[str, object] = {"fragment_size": args.fragment_size}
+    options: dict[str, object] = {"fragment_size": args.fragment_size, "tls_version": args.tls}
     if suites:
         options["cipher_suites"] = suites
+    if suites13:
+        options["cipher_suites" if args.tls == "1.3" else "tls13_cipher_suites"] = suites13
     if args.max_body is not None:
         options["max_body_bytes"] = args.max_body
     if identity is not None:
@@ -377,16 +520,21 @@ def run_get(args: argparse.Namespace) -> int:
     if args.status:
         options["request_ocsp_status"] = True
     if args.groups is not None:
-        options["groups"] = args.groups
-    if args.no_tickets and not args.reconnect:
-        raise CommandError("--no-tickets needs --reconnect: it says how the reconnections resume", EXIT_USAGE)
+        options["groups"] = groups_for(args.groups, args.tls)
+        if args.tls != "1.2":
+            options["key_share_groups"] = first_key_shares(args.groups)
     if args.renegotiate:
         options["renegotiate"] = True
-    store = ClientSessionStore(max_entries=1) if args.reconnect else None  # one URL, one server: its latest
-    if args.reconnect:
+    if args.early_data:
+        options["early_data"] = True
+    if args.key_update:
+        options["key_update"] = True
+    # One URL, one server: the store keeps its latest session (TLS 1.2) or ticket (TLS 1.3, each offered once).
+    store = ClientSessionStore(max_entries=1) if args.reconnect else None
+    if args.reconnect and args.tls == "1.2":
         options["session_ticket"] = not args.no_tickets
     number = 0
-    for _ in range(args.reconnect + 1):
+    for connection in range(1, args.reconnect + 2):
         response = _fetch(args, options, session_store=store)
         if args.reconnect or args.renegotiate:
             # Every handshake of the connection: its first (full or resumed), then each renegotiation, ours
@@ -395,12 +543,16 @@ def run_get(args: argparse.Namespace) -> int:
                 number += 1
                 kind = "renegotiated" if handshake.renegotiation else handshake_kind(response.resumed_by)
                 print(f"handshake {number}: {kind}", file=sys.stderr, flush=True)
+        if args.reconnect or args.early_data or args.key_update:
+            print(f"connection {connection}: {connection_summary(response, args)}", file=sys.stderr, flush=True)
         if args.renegotiate and not response.renegotiated:
             print("renegotiation declined by the server (no_renegotiation): the keys stay", file=sys.stderr, flush=True)
     handshake = response.handshake
     sent = f", client certificate {handshake.client_subject}" if handshake.client_subject else ""
-    suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group, response.transcript)
-    print(f"* TLS 1.2, {suite}{sent}, HTTP {response.status}", file=sys.stderr)
+    suite = cipher_suite_name(handshake.cipher_suite) + _group_text(handshake.group, response.transcript)
+    if handshake.hello_retry_request:
+        suite += " (after a HelloRetryRequest)"
+    print(f"* {version_name(handshake.version)}, {suite}{sent}, HTTP {response.status}", file=sys.stderr)
     if args.status:
         print(f"* {stapled_summary(handshake.stapled_ocsp_response)}", file=sys.stderr)
     sys.stdout.write(response.body.decode("utf-8", errors="replace"))
@@ -408,6 +560,43 @@ def run_get(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     return 0
+
+
+def first_key_shares(groups: Sequence[NamedGroup]) -> list[NamedGroup]:
+    """The key shares of the first ClientHello for ``--groups``: one for the first TLS 1.3 group listed, as
+    OpenSSL's s_client sends; the hybrid X25519MLKEM768 brings x25519's along when the list has it (as browsers
+    send both: a server without ML-KEM then needs no HelloRetryRequest).  Any other group listed can still be
+    asked for with HelloRetryRequest."""
+    usable = [g for g in groups if g in KEY_SHARE_GROUPS13]
+    if not usable:
+        return []
+    shares = usable[:1]
+    if shares[0] == NamedGroup.X25519MLKEM768 and NamedGroup.x25519 in usable:
+        shares.append(NamedGroup.x25519)
+    return shares
+
+
+def version_name(version: int) -> str:
+    """``TLS 1.3`` for 0x0304, ``TLS 1.2`` for 0x0303."""
+    return {0x0304: "TLS 1.3", 0x0303: "TLS 1.2"}.get(version, f"version 0x{version:04x}")
+
+
+def connection_summary(response: TLSResponse, args: argparse.Namespace) -> str:
+    """One connection of ``--reconnect``: version, suite, group, resumed, HelloRetryRequest (and 0-RTT)."""
+    handshake = response.handshake
+    parts = [
+        version_name(handshake.version),
+        cipher_suite_name(handshake.cipher_suite),
+        _group_text(handshake.group, response.transcript).removeprefix(", ") or "no group (RSA key exchange)",
+        f"resumed {'yes (' + response.resumed_by + ')' if response.resumed_by else 'no'}",
+    ]
+    if handshake.version == ProtocolVersion.TLS1_3:
+        parts.append(f"HRR {'yes' if handshake.hello_retry_request else 'no'}")
+        if args.early_data:
+            parts.append(f"early data {handshake.early_data or 'not sent'}")
+        if args.key_update:
+            parts.append("KeyUpdate sent (update_requested)")
+    return ", ".join(parts)
 
 
 def _fetch(
@@ -433,8 +622,40 @@ def _fetch(
         raise CommandError(str(error), EXIT_USAGE) from None
     if args.trace:
         print(render_transcript(response.transcript), file=sys.stderr)
+        for note in trace_notes(response):
+            print(f"* {note}", file=sys.stderr)
         print(file=sys.stderr)
     return response
+
+
+def trace_notes(response: TLSResponse) -> list[str]:
+    """What ``--trace`` adds under a TLS 1.3 transcript: why there were two ClientHellos, what became of 0-RTT."""
+    handshake = response.handshake
+    if handshake.version != ProtocolVersion.TLS1_3:
+        return []
+    notes = []
+    if handshake.hello_retry_request:
+        offered = [name_of(NamedGroup, g) for g in _first_key_shares(response.transcript)]
+        notes.append(
+            f"HelloRetryRequest: our first ClientHello carried key shares for {', '.join(offered) or 'no group'}; "
+            f"the server wanted {name_of(NamedGroup, handshake.group)}, so a second ClientHello sent a share for it "
+            "(one more round trip)"
+        )
+    if handshake.early_data is not None:
+        notes.append(f"0-RTT: the request went as early data, which the server {handshake.early_data}"
+                     + ("" if handshake.early_data == "accepted" else "; it was sent again after the handshake"))
+    notes.append("TLS 1.3: every record after ServerHello is encrypted; the plaintext under each is what our "
+                 "client decrypted (handshake keys, then application keys)")
+    return notes
+
+
+def _first_key_shares(transcript: Sequence[TranscriptEntry]) -> list[int]:
+    for entry in transcript:
+        for message in entry.messages:
+            if isinstance(message, ClientHello):
+                shares = message.extension(ExtensionType.key_share)
+                return [entry.group for entry in getattr(shares, "client_shares", [])]
+    return []
 
 
 def _group_text(group: int | None, transcript: Sequence[TranscriptEntry] = ()) -> str:
@@ -612,9 +833,14 @@ def _report_connections(finished: queue.SimpleQueue) -> None:
             if handshake is None:
                 suite = "no handshake"
             else:
-                suite = name_of(CipherSuite, handshake.cipher_suite) + _group_text(handshake.group)
+                suite = f"{version_name(handshake.version)}, {cipher_suite_name(handshake.cipher_suite)}"
+                suite += _group_text(handshake.group)
+                if handshake.hello_retry_request:
+                    suite += " (after a HelloRetryRequest)"
             if record.resumed_by is not None:
                 suite += f", {handshake_kind(record.resumed_by)}"
+            if handshake is not None and handshake.early_data is not None:
+                suite += f", early data {handshake.early_data}"
             if handshake is not None and handshake.renegotiation:
                 suite += f", renegotiated ({handshake.renegotiation})"
             client = f", client certificate {record.client_subject}" if record.client_subject else ""
@@ -650,23 +876,59 @@ def load_ocsp_response(path: Path) -> bytes:
     return der
 
 
+def _check_serve_versions(args: argparse.Namespace) -> None:
+    """One line (exit 2) for a ``tls serve`` option the chosen ``--tls`` cannot honour."""
+    if args.tls != "1.2":
+        for flag, given, why in (
+            ("--renegotiate", args.renegotiate, "TLS 1.3 has no renegotiation"),
+            ("--ocsp-response", args.ocsp_response is not None, "our TLS 1.3 server does not staple yet"),
+        ):
+            if given:
+                raise CommandError(f"{flag} is TLS 1.2's ({why}): add --tls 1.2", EXIT_USAGE)
+    if args.cipher and args.tls == "1.3":
+        raise CommandError("--cipher names TLS 1.2 suites; TLS 1.3's are chosen with --ciphersuites", EXIT_USAGE)
+    if args.ciphersuites and args.tls == "1.2":
+        raise CommandError("--ciphersuites names TLS 1.3 suites; TLS 1.2's are chosen with --cipher", EXIT_USAGE)
+    if args.early_data and args.tls == "1.2":
+        raise CommandError("--early-data is TLS 1.3's 0-RTT: use --tls 1.3 or both", EXIT_USAGE)
+    if args.early_data and args.no_resumption:
+        raise CommandError("--early-data needs resumption: 0-RTT comes with a ticket from an earlier connection",
+                           EXIT_USAGE)  # fmt: skip
+
+
 def run_serve(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and not args.public:
         raise CommandError(
             f"refusing to serve on {args.host}, which is not a loopback address; add --public if you mean it",
             EXIT_USAGE,
         )
+    _check_serve_versions(args)
     suites = parse_cipher_options(args.cipher)  # --port was checked by its argument type (arguments.port)
+    suites13 = parse_ciphersuites13(args.ciphersuites)
     if args.require_client_cert and args.client_ca is None:
         raise CommandError("--require-client-cert needs --client-ca: the CAs a client certificate must come from",
                            EXIT_USAGE)
     identities = load_server_identities(args.cert, args.key)
     chain, private_key = identities[0]
-    options: dict[str, object] = {"keylog_path": args.keylog, "fragment_size": args.fragment_size}
+    versions = {"1.2": ("1.2",), "1.3": ("1.3",), "both": ("1.3", "1.2")}[args.tls]
+    options: dict[str, object] = {
+        "keylog_path": args.keylog, "fragment_size": args.fragment_size, "tls_versions": versions,
+    }  # fmt: skip
     if len(identities) > 1:
         options["identities"] = identities[1:]
     if args.groups is not None:
-        options["groups"] = args.groups
+        groups = groups_for(args.groups, "auto" if args.tls == "both" else args.tls)
+        # Each version takes the groups it runs; a version left with none would fail every handshake.
+        for version, table, key in (("1.2", GROUPS, "groups"), ("1.3", KEY_SHARE_GROUPS13, "groups13")):
+            if version in versions:
+                options[key] = [g for g in groups if g in table]
+                if not options[key]:
+                    raise CommandError(f"--groups names no TLS {version} group: add one, or serve the other "
+                                       "version only (--tls)", EXIT_USAGE)  # fmt: skip
+    if suites13:
+        options["tls13_cipher_suites"] = suites13
+    if args.early_data:
+        options["max_early_data_size"] = args.early_data
     if args.client_ca is not None:
         # Parsed here, once: a file with no certificate is a one-line error before the server starts.
         options["client_ca"] = load_certificates(args.client_ca, EXIT_USAGE)
@@ -694,14 +956,22 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         server = TLSPageServer(
             chain, private_key, host=args.host, port=args.port, allow_public=args.public,
-            on_finished=finished.put, **options,  # type: ignore[arg-type]
+            on_finished=finished.put, page=SERVE_PAGE, **options,  # type: ignore[arg-type]
         )
         with server:
             shown_host = "localhost" if args.host == "127.0.0.1" else args.host
             # Nothing after the URL has a colon: scripts take the port from the last one.
-            resumes = "sessions resume by ID and by ticket" if server.resumption else "no session resumption"
+            if not server.resumption:
+                resumes = "no session resumption"
+            elif args.tls == "1.3":
+                resumes = "sessions resume with tickets"
+            else:
+                resumes = "sessions resume by ID and by ticket"
+            served = " and ".join(f"TLS {v}" for v in versions)
+            zero_rtt = f", 0-RTT up to {args.early_data} bytes behind a replay window" if args.early_data else ""
             print(
-                f"serving https://{shown_host}:{server.port}/ with our TLS server ({resumes}; Ctrl-C to stop)",
+                f"serving https://{shown_host}:{server.port}/ with our TLS server ({served}; {resumes}{zero_rtt}; "
+                "Ctrl-C to stop)",
                 flush=True,
             )
             if stapled:

@@ -70,6 +70,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from .. import net
 from ..errors import (
     ConnectionLost,
+    ConnectionStateError,
     ConnectionTimeout,
     Exchange,
     HandshakeError,
@@ -262,7 +263,11 @@ class TLSStream:
             self._on_ticket(event.ticket)  # TLS 1.3: tickets come after the handshake
 
     def update_keys(self, *, request_peer: bool = True, deadline: float | None = None) -> None:
-        """TLS 1.3: send KeyUpdate (``request_peer``: update_requested, so the server moves its keys on too)."""
+        """TLS 1.3: send KeyUpdate (``request_peer``: update_requested, so the server moves its keys on too).
+
+        ConnectionStateError on a TLS 1.2 connection (``tls_version="auto"`` and a server that chose 1.2)."""
+        if self.handshake.version != ProtocolVersion.TLS1_3:
+            raise ConnectionStateError("KeyUpdate is TLS 1.3's, and the server chose TLS 1.2 (it renegotiates instead)")
         self.client.update_keys(request_peer=request_peer)
         if deadline is not None:
             self.sock.settimeout(_remaining(deadline))
