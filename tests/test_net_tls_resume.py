@@ -48,8 +48,11 @@ def served_since(server: TLSPageServer, before: int) -> list:
 
 
 # -- our client, OpenSSL's server ----------------------------------------------------------------------
+@pytest.mark.parametrize("version", ["1.2", "auto"])
 @pytest.mark.parametrize("tickets", [True, False], ids=["ticket", "session-id"])
-def test_three_fetches_with_one_store_resume_twice_as_openssl_sees_it(server_files, tmp_path, tickets) -> None:
+def test_three_fetches_with_one_store_resume_twice_as_openssl_sees_it(server_files, tmp_path, tickets, version) -> None:
+    """With ``tls_version="auto"`` the one hello offering 1.3 and 1.2 carries the 1.2 session too (its ID as
+    legacy_session_id, or its ticket), and the 1.2 client that takes over when OpenSSL picks 1.2 resumes it."""
     theirs, ours = tmp_path / "openssl.log", tmp_path / "ours.log"
     context = server_context(
         server_files.cert_path, server_files.key_path, ciphers="ECDHE-RSA-AES128-GCM-SHA256",
@@ -70,7 +73,8 @@ def test_three_fetches_with_one_store_resume_twice_as_openssl_sees_it(server_fil
     with PythonSSLServer(context, handler) as server:
         url = f"https://localhost:{server.port}/"
         responses = [
-            tls_get(url, cafile=server_files.ca_path, session_store=store, session_ticket=True, keylog_path=ours)
+            tls_get(url, cafile=server_files.ca_path, session_store=store, session_ticket=True, keylog_path=ours,
+                    tls_version=version)  # fmt: skip
             for _ in range(3)
         ]
     how = "ticket" if tickets else "session ID"

@@ -403,8 +403,8 @@ def open_tls(
     if session is None and session_store is not None:
         session = session_store.get(store_key)
     ticket = session if isinstance(session, ResumptionTicket) else None
-    if isinstance(session, Session) and tls_version == "1.2":
-        client_options["session"] = session
+    if isinstance(session, Session) and tls_version in ("1.2", "auto"):
+        client_options["session"] = session  # "auto": resumed if the server picks 1.2 (_make_client)
     else:
         session = ticket
     on_ticket = (lambda t: session_store.store(store_key, t)) if session_store is not None else None  # type: ignore[arg-type]
@@ -467,6 +467,15 @@ def _make_client(
         raise TypeError(f"unknown client options: {sorted(unknown)}")
     options13 = {k: v for k, v in options.items() if k in takes13}
     options12 = {k: v for k, v in options.items() if k in takes12 and k not in ("clock",)}
+    session12 = options12.get("session")
+    if isinstance(session12, Session):
+        # The one hello offers the 1.2 session too, as browsers do: its ID as legacy_session_id, or its ticket.
+        if session12.ticket:
+            options13["tls12_session_ticket"] = session12.ticket
+        else:
+            options13["tls12_session_id"] = session12.session_id
+    if options12.get("session_ticket") and "tls12_session_ticket" not in options13:
+        options13["tls12_session_ticket"] = b""  # ask a 1.2 server for a ticket (RFC 5077)
     if suites13 is not None:
         options13["cipher_suites"] = suites13
     if groups is not None:

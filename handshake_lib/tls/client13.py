@@ -90,6 +90,7 @@ from .extensions import (
     RenegotiationInfoExtension,
     SelectedVersionExtension,
     ServerNameExtension,
+    SessionTicketExtension,
     SignatureAlgorithmsExtension,
     SupportedGroupsExtension,
     SupportedVersionsExtension,
@@ -173,6 +174,10 @@ class TLS13Client(TLS13Connection):
         # also offer TLS 1.2 (the hello then carries 1.2's suites and extensions too): negotiate_version.py
         offer_tls12: bool = False,
         tls12_cipher_suites: Sequence[int] = (),
+        # a TLS 1.2 session to resume if the server picks 1.2: its ID as our legacy_session_id (browsers do
+        # this), its RFC 5077 ticket (or an empty one, asking for a ticket) in session_ticket
+        tls12_session_id: bytes | None = None,
+        tls12_session_ticket: bytes | None = None,
         # who we are, if the server asks
         client_certificate_chain: Sequence[x509.Certificate] = (),
         client_private_key: SigningKey | None = None,
@@ -233,6 +238,12 @@ class TLS13Client(TLS13Connection):
         self.signature_schemes = [int(s) for s in signature_schemes]
         self.offer_tls12 = offer_tls12
         self.tls12_cipher_suites = [int(s) for s in tls12_cipher_suites]
+        if (tls12_session_id is not None or tls12_session_ticket is not None) and not offer_tls12:
+            raise ValueError("a TLS 1.2 session is offered only together with TLS 1.2 (offer_tls12=True)")
+        if tls12_session_id is not None and not 1 <= len(tls12_session_id) <= 32:
+            raise ValueError("a session ID has 1 to 32 bytes")
+        self.tls12_session_id = tls12_session_id
+        self.tls12_session_ticket = tls12_session_ticket
         self.client_certificate_chain = list(client_certificate_chain)
         self._client_private_key = client_private_key
         self.offered_ticket = ticket
@@ -306,6 +317,8 @@ class TLS13Client(TLS13Connection):
         extensions.append(SignatureAlgorithmsExtension(schemes))
         if self.offer_tls12:
             extensions += [ECPointFormatsExtension(), ExtendedMasterSecretExtension(), RenegotiationInfoExtension()]
+            if self.tls12_session_ticket is not None:
+                extensions.append(SessionTicketExtension(self.tls12_session_ticket))
         versions = [ProtocolVersion.TLS1_3] + ([ProtocolVersion.TLS1_2] if self.offer_tls12 else [])
         extensions.append(SupportedVersionsExtension(versions))
         extensions.append(PskKeyExchangeModesExtension([int(m) for m in self.psk_modes]))
@@ -320,7 +333,7 @@ class TLS13Client(TLS13Connection):
         retry = self.client_hello is not None
         if not retry:
             self.client_random = self._client_random_option or self._random_bytes(32)
-            session_id = self._random_bytes(32) if self._middlebox else b""
+            session_id = self.tls12_session_id or (self._random_bytes(32) if self._middlebox else b"")
             for group in self.key_share_groups:
                 self._key_shares[group] = KEY_SHARE_GROUPS13[group].client_share(self._random_bytes)
         else:
