@@ -766,14 +766,21 @@ class Finished(HandshakeMessage):
     verify_data: bytes = bytes(VERIFY_DATA_LENGTH)
 
     @classmethod
-    def decode_body(cls, r: Reader, verify_data_length: int | None = VERIFY_DATA_LENGTH) -> Finished:
+    def decode_body(
+        cls, r: Reader, verify_data_length: int | None = VERIFY_DATA_LENGTH, *, tls13: bool = False
+    ) -> Finished:
         if verify_data_length is not None and r.remaining != verify_data_length:
             raise DecodeError(
                 f"verify_data must be {verify_data_length} bytes, not {r.remaining}",
                 field="verify_data",
                 offset=r.offset,
             )
-        return cls(r.rest("verify_data", "PRF(master_secret, finished_label, Hash(handshake_messages))"))
+        meaning = (
+            "HMAC(finished_key, Transcript-Hash(handshake messages)), finished_key from the sender's handshake secret"
+            if tls13
+            else "PRF(master_secret, finished_label, Hash(handshake_messages))"
+        )
+        return cls(r.rest("verify_data", meaning))
 
     def encode_body(self, w: Writer) -> None:
         w.raw(self.verify_data)

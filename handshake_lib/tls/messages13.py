@@ -320,7 +320,7 @@ def _decode_handshake13(
         length = hs.u24("length", "body length in bytes")
         with hs.sub_reader(length, "body", name_of(HandshakeType, msg_type) if hs.annotating else "") as body:
             if cls is Finished:
-                message: HandshakeMessage = Finished.decode_body(body, hash_length)
+                message: HandshakeMessage = Finished.decode_body(body, hash_length, tls13=True)
             else:
                 message = cls.decode_body(body)
     return message
