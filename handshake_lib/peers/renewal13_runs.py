@@ -52,7 +52,7 @@ from ..tls.record13 import RecordOpener13, suite13
 from ..tls.sessions import ClientSessionStore
 from ..tls.tickets13 import ResumptionTicket
 from .openssl import PythonSSLServer, server_context
-from .renewal_runs import PAGE, ResumptionServer, Visit, _get, _keep_alive_pages, round_trips
+from .renewal_runs import PAGE, ResumptionServer, Visit, get_page, keep_alive_pages, round_trips
 
 __all__ = [
     "OP_ALLOW_NO_DHE_KEX",
@@ -100,7 +100,7 @@ def openssl13_server(
 
         def handler(tls: ssl.SSLSocket) -> None:
             reused.append(tls.session_reused)
-            _keep_alive_pages(tls, PAGE)
+            keep_alive_pages(tls, PAGE)
 
         with PythonSSLServer(context, handler) as server:
             yield ResumptionServer(f"https://localhost:{server.port}/", files.ca_path, server, reused)
@@ -519,9 +519,9 @@ def key_update_with_openssl() -> KeyUpdateRun:
             openssl13_server(keylog_path=keylog_path) as server,
             open_tls("127.0.0.1", server.server.port, "localhost", cafile=server.cafile, tls_version="1.3") as stream,
         ):
-            pages = [_get(stream, "/before")]
+            pages = [get_page(stream, "/before")]
             stream.update_keys(request_peer=True)
-            pages.append(_get(stream, "/after"))
+            pages.append(get_page(stream, "/after"))
             generations = dict(stream.client.key_generations)
             transcript, timings = list(stream.transcript), list(stream.timings)
             handshake = stream.handshake

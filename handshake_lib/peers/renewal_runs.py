@@ -114,7 +114,7 @@ RESUMPTION_CIPHERS = "ECDHE-RSA-AES128-GCM-SHA256"
 MAX_REQUEST_HEAD = 16384
 
 
-def _keep_alive_pages(tls: ssl.SSLSocket, page: bytes) -> None:
+def keep_alive_pages(tls: ssl.SSLSocket, page: bytes) -> None:
     """Answer HTTP/1.1 requests on one connection until the client closes it, then close_notify."""
     pending = b""
     while True:
@@ -184,7 +184,7 @@ def openssl_resumption_server(
 
         def handler(tls: ssl.SSLSocket) -> None:
             reused.append(tls.session_reused)  # OpenSSL's own view of the handshake
-            _keep_alive_pages(tls, PAGE)
+            keep_alive_pages(tls, PAGE)
 
         with PythonSSLServer(context, handler) as server:
             yield ResumptionServer(f"https://localhost:{server.port}/", files.ca_path, server, reused)
@@ -435,8 +435,8 @@ class RenegotiationRun:
         return records_under_keys(self.transcript, self.handshakes)
 
 
-def _get(stream: TLSStream, path: str) -> bytes:
-    """One keep-alive GET on an open stream; the body (``_keep_alive_pages`` always sends Content-Length)."""
+def get_page(stream: TLSStream, path: str) -> bytes:
+    """One keep-alive GET on an open stream; the body (``keep_alive_pages`` always sends Content-Length)."""
     stream.send(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
     received = b""
     while True:
@@ -466,10 +466,10 @@ def renegotiate_with_openssl(*, allow: bool = True, ciphers: str = RESUMPTION_CI
         openssl_resumption_server(ciphers, allow_client_renegotiation=allow) as server,
         open_tls("127.0.0.1", server.server.port, "localhost", cafile=server.cafile) as stream,
     ):
-        pages = [_get(stream, "/before")]
+        pages = [get_page(stream, "/before")]
         renewed = stream.renegotiate()
         refused = "" if renewed is not None else "OpenSSL declined (warning no_renegotiation): the keys stay"
-        pages.append(_get(stream, "/after"))
+        pages.append(get_page(stream, "/after"))
         handshakes = list(stream.client.handshakes)
         transcript, timings = list(stream.transcript), list(stream.timings)
     return RenegotiationRun(transcript, timings, handshakes, pages, refused)
@@ -682,11 +682,11 @@ def learner_client_renegotiates(
                     "127.0.0.1", server.server.port, "localhost", cafile=server.cafile, stages=stages, timeout=timeout
                 ) as stream:
                     try:
-                        _get(stream, "/before")
+                        get_page(stream, "/before")
                         if stream.renegotiate() is None:
                             run.error = "OpenSSL declined to renegotiate"
                         else:
-                            run.page = _get(stream, "/after")
+                            run.page = get_page(stream, "/after")
                     finally:
                         handshakes = list(stream.client.handshakes)
                         run.handshakes = len(handshakes)
