@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as replaced
 from typing import Any
@@ -220,8 +220,15 @@ def _flights(
     return flights
 
 
-def handshake_arrows(transcript: Sequence[TranscriptEntry], timings: Sequence[tuple[float, str, int]]) -> list[Arrow]:
+def handshake_arrows(
+    transcript: Sequence[TranscriptEntry],
+    timings: Sequence[tuple[float, str, int]],
+    *,
+    entry_label: Callable[[TranscriptEntry], str] | None = None,
+) -> list[Arrow]:
     """One arrow per flight (records sent together), timed with our client's clock.
+
+    ``entry_label`` names a record on its arrow (lesson 10 names TLS 1.3's messages its own way).
 
     The client knows when it sent each flight and when each server flight arrived, not when its
     bytes reached OpenSSL; so each round trip is split in half: a flight of ours is drawn arriving
@@ -236,7 +243,7 @@ def handshake_arrows(transcript: Sequence[TranscriptEntry], timings: Sequence[tu
     typical = statistics.median(halves.values()) if halves else 1e-4
     arrows = []
     for number, (direction, time, indices) in enumerate(flights):
-        label = ", ".join(_entry_label(transcript[i]) for i in indices)
+        label = ", ".join((entry_label or _entry_label)(transcript[i]) for i in indices)
         if direction == CLIENT_TO_SERVER:
             arrows.append(Arrow("client", "server", label, time, time + halves.get(number, typical)))
         else:

@@ -982,6 +982,9 @@ class TLSPageServer(net.LoopbackServer):
     ``identities=[(ecdsa_chain, ecdsa_key)]`` for a second certificate picked by suite,
     ``extended_master_secret``, ``keylog``, for mutual TLS ``client_ca`` and ``require_client_certificate``,
     ``ocsp_response`` to staple for clients that ask...); ``keylog_path`` appends NSS key log lines to a file.
+    TLS 1.3 connections take the options :class:`~handshake_lib.tls.server13.TLS13Server` knows, except TLS 1.2's
+    ``cipher_suites``, ``groups`` and ``stages``: theirs are ``tls13_cipher_suites``, ``groups13`` and
+    ``stages13`` (a :class:`~handshake_lib.tls.stages13.Stages13`: lesson 10's learner key schedule).
 
     Resumption is on by default: every connection shares one ``session_cache``
     (:class:`~handshake_lib.tls.sessions.SessionCache`: at most 1024 sessions, each for 300 s, OpenSSL's
@@ -1068,7 +1071,12 @@ class TLSPageServer(net.LoopbackServer):
         # TLS 1.3 takes the options it knows (identities, keylog, client_ca, clock...); 0-RTT only with a replay
         # window shared by every connection (RFC 8446 8.2), and its tickets from the same rotating keys.
         takes13 = set(inspect.signature(TLS13Server).parameters)
-        self.server_options13 = {k: v for k, v in server_options.items() if k in takes13 and k != "cipher_suites"}
+        # TLS 1.2's suites and stages are not 1.3's: 1.3 takes its own as tls13_cipher_suites and stages13.
+        self.server_options13 = {
+            k: v for k, v in server_options.items() if k in takes13 and k not in ("cipher_suites", "stages")
+        }
+        if "stages13" in server_options:
+            self.server_options13["stages"] = server_options.pop("stages13")
         if "tls13_cipher_suites" in server_options:
             self.server_options13["cipher_suites"] = server_options.pop("tls13_cipher_suites")
         if "groups13" in server_options:

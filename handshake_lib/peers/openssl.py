@@ -153,8 +153,13 @@ def server_context(
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
     maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
     keylog_path: Path | None = None,
+    ecdh_curve: str | None = None,
 ) -> ssl.SSLContext:
     """An OpenSSL server context.  ``ciphers`` uses OpenSSL's names, e.g. ``"AES128-GCM-SHA256"``.
+
+    ``ecdh_curve`` (OpenSSL's name, ``"prime256v1"``) makes it the server's only group, in TLS 1.3 too
+    (OpenSSL 3: ``SSL_CTX_set1_groups`` with that one group): a client without a share for it gets a
+    HelloRetryRequest.
 
     OpenSSL 3 puts plain RSA key exchange below its default security level in some builds; callers
     that need it add ``@SECLEVEL=0`` to ``ciphers`` (lessons say so where they do).
@@ -167,6 +172,8 @@ def server_context(
         context.set_ciphers(ciphers)
     if keylog_path is not None:
         context.keylog_filename = str(keylog_path)
+    if ecdh_curve is not None:
+        context.set_ecdh_curve(ecdh_curve)
     return context
 
 

@@ -109,6 +109,7 @@ def draw_sequence(
     compress_idle: bool = True,
     resize: bool | None = None,
     xlim: tuple[float, float] | None = None,
+    time_range: tuple[float, float] | None = None,
 ) -> Figure:
     """Draw a ladder diagram of ``transmissions`` between ``actors`` and return its figure.
 
@@ -118,7 +119,9 @@ def draw_sequence(
     The figure grows taller with the number of transmissions so labels do not pile up; ``resize``
     (default: only for a figure made here) says whether to resize a caller's figure too.  With
     ``ax`` the diagram is drawn into that axes (emptied first), which lets a widget reuse one figure
-    for every redraw.  ``xlim`` widens the axes (room for long state names beside the lines).
+    for every redraw.  ``xlim`` widens the axes (room for long state names beside the lines);
+    ``time_range`` (seconds) makes the time axis span at least that, so diagrams drawn side by side can
+    share one scale (lesson 10's TLS 1.2 beside TLS 1.3).
 
     Labels never overlap: a left-to-right arrow is labelled above its middle, a right-to-left one
     below, so two flights that cross keep their labels apart; then, in time order, a state name that
@@ -153,6 +156,8 @@ def draw_sequence(
         return to_axis(time) * time_scale
 
     ys = [y_of(t) for interval in busy for t in interval] or [0.0]
+    if time_range is not None:
+        ys += [y_of(time_range[0]), y_of(time_range[1])]
     start, end = min(ys), max(ys)
     margin = max((end - start) * 0.08, typical * time_scale * 0.3, 0.5)
 
