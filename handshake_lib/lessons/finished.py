@@ -237,8 +237,10 @@ def handshake_arrows(
     flights = _flights(transcript, timings)
     halves: dict[int, float] = {}
     for number, (direction, time, _) in enumerate(flights[:-1]):
-        following = flights[number + 1]
-        if direction == CLIENT_TO_SERVER and following[0] == SERVER_TO_CLIENT:
+        # The answer to a flight of ours is the server's next flight, even when we sent another before it
+        # arrived (TLS 1.3's request follows the client's Finished at once).
+        following = next((f for f in flights[number + 1 :] if f[0] == SERVER_TO_CLIENT), None)
+        if direction == CLIENT_TO_SERVER and following is not None:
             halves[number] = max((following[1] - time) / 2, 1e-6)
     typical = statistics.median(halves.values()) if halves else 1e-4
     arrows = []

@@ -123,7 +123,7 @@ def _draw(responses: Sequence[tuple[str, TLSResponse]]) -> Figure:
     for ax, (title, arrows) in zip(axes, ladders, strict=True):
         draw_sequence(arrows, title=title, ax=ax, compress_idle=False, resize=False, xlim=(-0.6, 1.6),
                       time_range=(0.0, end))  # fmt: skip
-    figure.subplots_adjust(left=0.06, right=0.98, wspace=0.18)
+    figure.subplots_adjust(left=0.12 if len(responses) == 1 else 0.06, right=0.98, wspace=0.18)
     return figure
 
 
