@@ -58,6 +58,7 @@ LESSONS = {
     "notebooks/07_records_encryption_and_mac.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/08_finished_and_full_handshake.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/09_forward_secrecy.ipynb": LessonExpects(widgets=True, figures=True),
+    "notebooks/10_tls13.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/11_resumption_and_renewal.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/12_ssh_version_and_key_exchange.ipynb": LessonExpects(widgets=True, figures=True),
     "notebooks/13_ssh_host_keys.ipynb": LessonExpects(widgets=True, figures=False),

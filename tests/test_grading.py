@@ -493,6 +493,29 @@ def test_exercise_09_wrong_ecdhe_stages_fail_the_way_openssl_makes_them_fail(tmp
     assert "the client's first protected record (Finished) does not open" in q3, q3
 
 
+def test_exercise_10_a_wrong_traffic_key_is_refused_by_openssl(tmp_path: Path) -> None:
+    """Exercise 10's hidden live test, graded in the sandbox: traffic keys with the "key" and "iv" labels mixed up
+    leave HKDF-Expand-Label and Derive-Secret right (full marks), and our TLS 1.3 server running them cannot be
+    read by OpenSSL's client, which says so (DECRYPTION_FAILED_OR_BAD_RECORD_MAC) and alerts our server."""
+    require_sandbox()
+    name = "10_tls13"
+    answers = answer_cell_sources(SOLUTIONS_DIR / f"{name}.ipynb")
+    old = 'hkdf_expand_label(hash_name, secret, "key", b"", key_length)'
+    wrong = {
+        first: source.replace(old, 'hkdf_expand_label(hash_name, secret, "iv", b"", key_length)')
+        for first, source in answers.items()
+        if first.startswith("def traffic_keys")
+    }
+    assert len(wrong) == 1 and old in answers[next(iter(wrong))], "the master's answer cells changed; update this test"
+    submission = fill_answers(EXERCISES_DIR / f"{name}.ipynb", wrong, tmp_path / f"{name}.ipynb")
+    score = grade_submission(submission, read_assignment(SOLUTIONS_DIR / f"{name}.ipynb"), strict=True)
+    assert score.error == "", score.feedback
+    assert score.scores == {"q1": pytest.approx(3.0), "q2": pytest.approx(2.0), "q3": 0.0}, score.feedback
+    q3 = score.feedback["q3"]
+    assert "the client handshake key and IV are dbfaa693" in q3, q3
+    assert "DECRYPTION_FAILED_OR_BAD_RECORD_MAC" in q3 and "bad_record_mac" in q3, q3  # OpenSSL's words, then ours
+
+
 def test_exercise_11_wrong_binding_and_ticket_check_fail_the_way_openssl_makes_them_fail(tmp_path: Path) -> None:
     """Exercise 11's hidden live tests, graded in the sandbox: both verify_data in every hello makes OpenSSL's
     server abort our client's renegotiation (RENEGOTIATION_MISMATCH) and our server abort s_client's; a ticket
