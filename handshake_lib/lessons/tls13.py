@@ -50,7 +50,7 @@ from ..tls.key_schedule13 import KeySchedule13, hkdf_label_spans, transcript_has
 from ..tls.messages import Alert
 from ..tls.messages13 import is_hello_retry_request
 from ..viz.hexview import HexView
-from ..viz.key_schedule import KEY_SCHEDULE_LAYOUT, draw_key_schedule
+from ..viz.key_schedule import draw_key_schedule
 from ..viz.sequence import draw_sequence
 from ..viz.widget import ControlledWidget, check_control, check_index
 from .finished import handshake_arrows
@@ -345,8 +345,3 @@ def removed_table() -> str:
     """What TLS 1.3 removed and why (HTML)."""
     body = "".join(f"<tr><td>{html.escape(what)}</td><td>{html.escape(why)}</td></tr>" for what, why in REMOVED)
     return "<table style='color:inherit'><tr><th>removed</th><th>why</th></tr>" + body + "</table>"
-
-
-def schedule_step_names() -> list[str]:
-    """The steps the key schedule picture places (for tests and the widget's menu order)."""
-    return list(KEY_SCHEDULE_LAYOUT)
