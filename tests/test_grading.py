@@ -501,12 +501,15 @@ def test_exercise_10_a_wrong_traffic_key_is_refused_by_openssl(tmp_path: Path) -
     name = "10_tls13"
     answers = answer_cell_sources(SOLUTIONS_DIR / f"{name}.ipynb")
     old = 'hkdf_expand_label(hash_name, secret, "key", b"", key_length)'
-    wrong = {
+    wrong = {  # every answer right but traffic_keys
         first: source.replace(old, 'hkdf_expand_label(hash_name, secret, "iv", b"", key_length)')
-        for first, source in answers.items()
         if first.startswith("def traffic_keys")
+        else source
+        for first, source in answers.items()
     }
-    assert len(wrong) == 1 and old in answers[next(iter(wrong))], "the master's answer cells changed; update this test"
+    assert len(wrong) == 3 and sum(old in source for source in answers.values()) == 1, (
+        "the master's answer cells changed; update this test"
+    )
     submission = fill_answers(EXERCISES_DIR / f"{name}.ipynb", wrong, tmp_path / f"{name}.ipynb")
     score = grade_submission(submission, read_assignment(SOLUTIONS_DIR / f"{name}.ipynb"), strict=True)
     assert score.error == "", score.feedback
