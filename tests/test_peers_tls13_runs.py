@@ -128,3 +128,19 @@ def test_a_wrong_stage_is_refused_by_openssl(stages) -> None:
     assert not run.page_arrived
     assert run.fetch.error == "DECRYPTION_FAILED_OR_BAD_RECORD_MAC", run.line()  # OpenSSL cannot open our records
     assert "bad_record_mac" in run.server_error, run.line()  # and told our server why
+
+
+def test_the_page_server_gives_each_version_its_own_stages() -> None:
+    """TLS 1.2's ``stages`` stay with the 1.2 core and ``stages13`` go to the 1.3 core (no sockets: not started)."""
+    from handshake_lib.net.tls import TLSPageServer
+    from handshake_lib.pki.builder import CoursePKI
+    from handshake_lib.tls.stages import Stages
+    from handshake_lib.tls.stages13 import Stages13
+
+    issued = CoursePKI.create().issue_server(("localhost",))
+    stages12, stages13 = Stages(), Stages13(hkdf_expand_label=_expand_label)
+    server = TLSPageServer(
+        [issued.der], issued.private_key, tls_versions=("1.3", "1.2"), stages=stages12, stages13=stages13
+    )
+    assert server.server_options["stages"] is stages12 and "stages13" not in server.server_options
+    assert server.server_options13["stages"] is stages13
