@@ -472,13 +472,16 @@ class TLS13Server(TLS13Connection):
             extensions=extensions,
         )
         self.server_hello = hello
-        self._send_handshake(hello)
+        raw = hello.to_bytes()
+        # Every secret first, then the ServerHello: if a (learner's) stage fails here, the alert goes out in
+        # the clear right after the ClientHello, where the client can read it, not after an unkeyed ServerHello.
         self.schedule = self._stages.schedule(self.suite.hash_name, self._psk)
         if Guard.early_data_accepted in self._guards:
-            early, early_exporter = self.schedule.early(transcript_hash(self.suite.hash_name, self._messages[:-1]))
+            early, early_exporter = self.schedule.early(self._transcript_hash())
             self._log_secret("CLIENT_EARLY_TRAFFIC_SECRET", early)
             self._log_secret("EARLY_EXPORTER_SECRET", early_exporter)  # as OpenSSL logs it
-        client, server = self.schedule.handshake(shared, self._transcript_hash())
+        client, server = self.schedule.handshake(shared, transcript_hash(self.suite.hash_name, [*self._messages, raw]))
+        self._send_handshake(hello, raw)
         self._handshake_secrets = {"client": client, "server": server}
         self._log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", client)
         self._log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", server)
