@@ -109,3 +109,23 @@ def test_hello_retry_and_hybrid_key_shares() -> None:
 def test_what_13_removed() -> None:
     table = removed_table()
     assert all(html.escape(what) in table for what, _ in REMOVED) and "RSA key exchange" in table and "CBC" in table
+
+
+def test_the_state_tables_highlight_the_live_paths(comparison) -> None:
+    """The client's path through its table after a HelloRetryRequest, the server's through a plain handshake:
+    both replayed from the live transcript (states13.replay), both ending in CONNECTED."""
+    from handshake_lib.lessons.tls13 import state_machine_picture13
+    from handshake_lib.peers.tls13_runs import hello_retry_run
+    from handshake_lib.tls.connection13 import recorded
+    from handshake_lib.tls.states13 import State, replay
+
+    retry, _ = hello_retry_run()
+    client_path = replay("client", recorded(retry.transcript))
+    assert State.WAIT_SERVER_HELLO_AFTER_RETRY in client_path and client_path[-1] is State.CONNECTED
+    server_path = replay("server", recorded(comparison.tls13.transcript))
+    assert State.WAIT_SECOND_CLIENT_HELLO not in server_path and State.CONNECTED in server_path
+    assert State.ERROR not in client_path + server_path
+    for role, response in (("client", retry), ("server", comparison.tls13)):
+        figure = state_machine_picture13(role, response)
+        texts = {text.get_text() for ax in figure.axes for text in ax.texts}
+        assert "WAIT_ENCRYPTED_EXTENSIONS" in texts if role == "client" else "WAIT_FLIGHT2" in texts

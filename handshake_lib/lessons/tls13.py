@@ -15,6 +15,8 @@ and its :class:`~handshake_lib.tls.key_schedule13.KeySchedule13`.  This module a
   when it was encrypted, as our client read it;
 * :func:`key_schedule_picture` (:mod:`handshake_lib.viz.key_schedule`) and :class:`KeyScheduleExplorer`
   (``key_schedule_explorer()``): one step's inputs, its HkdfLabel in the hex view, and OpenSSL's key log beside it;
+* :func:`state_machine_picture13`: a role's TLS 1.3 state table (:mod:`handshake_lib.tls.states13`), the path a
+  live handshake took through it highlighted;
 * :func:`key_share_table`: the key shares each run put on the wire; :func:`removed_table`: what 1.3 removed.
 
 Widgets only look things up: no callback touches the network.
@@ -45,13 +47,16 @@ from ..peers.tls13_runs import (
     refused_legacy_hello,
 )
 from ..tls.connection import ApplicationData, TranscriptEntry, plaintext_spans
+from ..tls.connection13 import recorded
 from ..tls.constants import CipherSuite, NamedGroup, name_of
 from ..tls.key_schedule13 import KeySchedule13, hkdf_label_spans, transcript_hash
 from ..tls.messages import Alert
 from ..tls.messages13 import is_hello_retry_request
+from ..tls.states13 import INITIAL_STATE, diagram_rows, replay
 from ..viz.hexview import HexView
 from ..viz.key_schedule import draw_key_schedule
 from ..viz.sequence import draw_sequence
+from ..viz.statediagram import draw_state_diagram
 from ..viz.widget import ControlledWidget, check_control, check_index
 from .finished import handshake_arrows
 
@@ -131,6 +136,16 @@ def versions_side_by_side(comparison: VersionComparison) -> Figure:
     """TLS 1.2 and TLS 1.3 with the same OpenSSL server, two ladders on one time scale."""
     return _draw([(handshake_title(comparison.tls12), comparison.tls12), (handshake_title(comparison.tls13),
                                                                            comparison.tls13)])  # fmt: skip
+
+
+def state_machine_picture13(role: str = "client", response: TLSResponse | None = None, *, ax: Any = None) -> Figure:
+    """``role``'s TLS 1.3 state table, drawn; the path ``response``'s handshake took through it highlighted."""
+    path: list[str] = []
+    if response is not None:
+        for state in [INITIAL_STATE[role], *replay(role, recorded(response.transcript))]:  # type: ignore[arg-type]
+            if not path or path[-1] != state.value:
+                path.append(state.value)
+    return draw_state_diagram(diagram_rows(role), highlight=path, ax=ax)  # type: ignore[arg-type]
 
 
 def hello_retry_picture(response: TLSResponse) -> Figure:

@@ -47,7 +47,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, ClassVar
@@ -100,7 +100,7 @@ from .record import (
 )
 from .record13 import RecordOpener13, RecordSealer13, Suite13
 from .stages13 import LIBRARY_STAGES13, Stages13
-from .states13 import INITIAL_STATE, TABLES, Guard, Input, Role, State, refine, transition_for
+from .states13 import INITIAL_STATE, TABLES, Guard, Input, Recorded, Role, State, refine, transition_for
 
 __all__ = [
     "TLS13Connection",
@@ -111,6 +111,7 @@ __all__ = [
     "Event13",
     "MAX_KEY_UPDATES",
     "check_dispatch13",
+    "recorded",
 ]
 
 RandomBytes = Callable[[int], bytes]
@@ -742,3 +743,16 @@ def check_dispatch13(cls: type[TLS13Connection]) -> None:
         for name in row.send:
             if not callable(getattr(cls, cls._SENDERS.get(name, ""), None)):
                 raise TypeError(f"{cls.__name__}: no sender for {name!r} ({row.label})")
+
+
+def recorded(transcript: Sequence[TranscriptEntry]) -> list[Recorded]:
+    """A TLS 1.3 transcript's messages as :func:`~handshake_lib.tls.states13.replay` reads them: who sent each,
+    its real content type, the decoded handshake message (alerts are not table inputs and are left out)."""
+    items: list[Recorded] = []
+    for entry in transcript:
+        sender: Role = "client" if entry.direction == "client->server" else "server"
+        if entry.content_type == ContentType.handshake:
+            items += [Recorded(sender, ContentType.handshake, message) for message in entry.messages]
+        elif entry.content_type in (ContentType.change_cipher_spec, ContentType.application_data) and entry.messages:
+            items.append(Recorded(sender, entry.content_type))
+    return items
