@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 __all__ = ["Transition"]
 
@@ -25,9 +26,9 @@ class Transition:
     note: str = ""
     when: Enum | tuple[Enum, ...] | None = None
 
-    @property
+    @cached_property
     def needs(self) -> frozenset[Enum]:
-        """The guards this row needs (empty for an unguarded row)."""
+        """The guards this row needs (empty for an unguarded row); computed once, every lookup reads it."""
         if self.when is None:
             return frozenset()
         return frozenset(self.when) if isinstance(self.when, tuple) else frozenset((self.when,))
