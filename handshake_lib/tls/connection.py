@@ -70,7 +70,6 @@ from ..errors import (
     ConnectionStateError,
     DecodeError,
     DecryptError,
-    HandshakeError,
     InternalError,
     PeerAlert,
     ProtocolError,
@@ -82,6 +81,17 @@ from ..errors import (
 from ..wire import Reader, Span
 from . import prf as prf_module
 from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion, name_of
+from .core import (  # the limits, events and dispatch check both versions share, still importable from here
+    MAX_EMPTY_RECORDS,
+    MAX_RECORDS_PER_HANDSHAKE_MESSAGE,
+    MAX_TRANSCRIPT_RECORDS,
+    MAX_WARNING_ALERTS,
+    AlertReceived,
+    ApplicationData,
+    ConnectionClosed,
+    TLSCore,
+    check_dispatch,
+)
 from .key_schedule import derive_master_secret
 from .keylog import client_random_line
 from .messages import (
@@ -140,6 +150,8 @@ __all__ = [
     "MAX_RECORDS_PER_HANDSHAKE_MESSAGE",
     "MAX_WARNING_ALERTS",
     "MAX_EMPTY_RECORDS",
+    "MAX_TRANSCRIPT_RECORDS",
+    "check_dispatch",
     "DEFAULT_MAX_RENEGOTIATIONS",
     "DEFAULT_SERVER_SUITES",
     "record_spans",
@@ -192,29 +204,6 @@ DEFAULT_SERVER_SUITES: tuple[CipherSuite, ...] = (
     + RSA_DEFAULT_SUITES
 )
 
-# -- limits on what a peer can make a connection do (docs/limits.md) --------------------------------
-# Each record costs us far more than its bytes (an object in the transcript, a pass through the record
-# layer), so a peer that cuts its messages into tiny records could make a connection hold tens of MB
-# and seconds of CPU (issue 8: a 128 KiB ClientHello in 131,076 one-byte records).  Cutting a message
-# into small records is legal, and test suites cut a ClientHello into one-byte records; the bound is
-# set so that a 4 KiB message (twice the largest ClientHello browsers send, post-quantum key share
-# included) still passes byte by byte, and our largest message (MAX_HANDSHAKE_MESSAGE_LENGTH, 128 KiB)
-# in records of at least 32 bytes.  It also caps the transcript: a handshake has a handful of messages.
-MAX_RECORDS_PER_HANDSHAKE_MESSAGE = 4096
-# Consecutive warning alerts accepted before the connection fails with unexpected_message; the fifth
-# in a row is refused, as OpenSSL (MAX_WARN_ALERT_COUNT 5) and BoringSSL (kMaxWarningAlerts 4) do.
-# The count starts again at any other record, so a long connection is never refused for a few.
-MAX_WARNING_ALERTS = 4
-# Consecutive empty application data records accepted (legal, once used against BEAST) before the
-# connection fails with unexpected_message: BoringSSL's kMaxEmptyRecords.  Each would otherwise be a
-# transcript entry for free.
-MAX_EMPTY_RECORDS = 32
-# Records a connection keeps in its transcript.  A page fetch has about a dozen; a peer that sends its data
-# in one-byte records would otherwise make the transcript, not the data, the connection's cost (550 bytes
-# a record: 36 MB after 65,000 records).  Later records are still processed, only counted in
-# ``transcript_overflow``.  Twice MAX_RECORDS_PER_HANDSHAKE_MESSAGE, so that a handshake refused for too
-# many records still shows them all and the alert that ended it.
-MAX_TRANSCRIPT_RECORDS = 2 * MAX_RECORDS_PER_HANDSHAKE_MESSAGE
 # Renegotiations the *peer* may start on one connection (RFC 5746); beyond them we decline with the warning
 # no_renegotiation.  Each costs us a full handshake's public-key work, so a peer that renegotiates in a loop
 # is a denial of service (CVE-2011-1473; OpenSSL 3 servers refuse client-initiated ones unless told to).
@@ -270,24 +259,6 @@ class HandshakeComplete:
     def client_subject(self) -> str | None:
         """The client certificate's subject (RFC 4514), or None without one: who connected."""
         return self.client_certificates[0].subject.rfc4514_string() if self.client_certificates else None
-
-
-@dataclass(frozen=True)
-class ApplicationData:
-    data: bytes
-
-
-@dataclass(frozen=True)
-class AlertReceived:
-    """A warning alert (close_notify included; a fatal one raises PeerAlert instead)."""
-
-    level: int
-    description: int
-
-
-@dataclass(frozen=True)
-class ConnectionClosed:
-    """The peer closed: close_notify, or the end of the TCP stream after the handshake."""
 
 
 @dataclass(frozen=True)
@@ -448,10 +419,11 @@ def sent_name(message: object) -> str:
     return getattr(message, "table_name", type(message).__name__)
 
 
-class TLSConnection:
-    """The shared core of :class:`~handshake_lib.tls.client.TLSClient` and ``TLSServer``."""
+class TLSConnection(TLSCore):
+    """The shared core of :class:`~handshake_lib.tls.client.TLSClient` and ``TLSServer`` (on :class:`TLSCore`)."""
 
     role: Role
+    _TABLES = TABLES
     # Table input -> name of the method that handles the received message (None: nothing to check).
     # Each class lists its own; __init_subclass__ merges them along the class hierarchy.
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
@@ -468,17 +440,6 @@ class TLSConnection:
         "Finished": "_send_finished",
         "Alert(no_renegotiation)": "_send_no_renegotiation",
     }
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        receivers: dict[ReceiverKey, str | None] = {}
-        senders: dict[str, str] = {}
-        for klass in reversed(cls.__mro__):
-            receivers.update(vars(klass).get("_RECEIVERS", {}))
-            senders.update(vars(klass).get("_SENDERS", {}))
-        cls._RECEIVERS, cls._SENDERS = receivers, senders
-        if hasattr(cls, "role"):
-            check_dispatch(cls)
 
     def __init__(
         self,
@@ -561,44 +522,6 @@ class TLSConnection:
     def version(self, value: int) -> None:
         self._records.version = value
 
-    @property
-    def incoming_direction(self) -> str:
-        return "server->client" if self.role == "client" else "client->server"
-
-    @property
-    def outgoing_direction(self) -> str:
-        return "client->server" if self.role == "client" else "server->client"
-
-    def data_to_send(self) -> bytes:
-        """Bytes to write to the peer, removed from the outgoing buffer."""
-        data = bytes(self._outgoing)
-        self._outgoing.clear()
-        return data
-
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the peer (``b""``: the peer closed TCP); return the events they caused."""
-        if self.state is State.ERROR:
-            raise ConnectionStateError(f"the connection ended with an error: {self.error}")
-        events: list[Event] = []
-        try:
-            if not data:
-                self._peer_closed(events)
-                return events
-            self._records.extend(data)
-            while not self._close_received and (record := self._records.next_record()) is not None:
-                self._receive_record(record, events)
-        except PeerAlert as alert:
-            self.error = alert
-            self._move(State.ERROR)
-            raise
-        except ProtocolError as error:
-            self._fail(error)
-        except HandshakeError:
-            raise
-        except Exception as error:  # noqa: BLE001 - never let a bug surface as an unrelated exception type
-            self._fail(InternalError(f"{type(error).__name__}: {error}"), cause=error)
-        return events
-
     def send_application_data(self, data: bytes) -> None:
         """Queue ``data`` as application data records (the handshake must be complete).
 
@@ -641,28 +564,7 @@ class TLSConnection:
             raise ConnectionStateError(f"cannot renegotiate: {why}") from refused
         self._step(Input.renegotiate, None, [], row)
 
-    def close(self) -> None:
-        """Queue close_notify (once); the connection then accepts no more application data to send."""
-        if self.state is State.ERROR or self._close_sent:
-            return
-        self._send_alert(AlertLevel.warning, TLSAlert.close_notify)
-        self._close_sent = True
-        self._move(State.CLOSED)
-
     # -- incoming records ------------------------------------------------------------------------
-    def _peer_closed(self, events: list[Event]) -> None:
-        if self._records.buffered or self._reassembler.buffered:
-            raise UnexpectedEOF("the peer closed the connection in the middle of a record or message")
-        if self.state in (State.CONNECTED, State.CLOSED):
-            # No close_notify first means the data might have been truncated; HTTP with Content-Length
-            # (and every TLS 1.2 stack in practice) tolerates it, so we report a close, not an error.
-            if not self._close_received:
-                events.append(ConnectionClosed())
-            self._close_received = True
-            self._move(State.CLOSED)
-            return
-        raise UnexpectedEOF(f"the peer closed the connection during the handshake (in state {self.state.value})")
-
     def _receive_record(self, record: Record, events: list[Event]) -> None:
         # Into the transcript before it is checked: a record that fails its MAC is part of the story.
         raw = record.encode()
@@ -924,16 +826,6 @@ class TLSConnection:
         return bytes(info)
 
     # -- errors ----------------------------------------------------------------------------------
-    def _fail(self, error: ProtocolError, cause: BaseException | None = None) -> None:
-        """Queue the fatal alert ``error`` maps to, refuse further use, and raise ``error``."""
-        if self._state is not State.ERROR:
-            self.error = error
-            self._move(State.ERROR)
-            # If even the alert cannot be built, the error still stands.
-            with contextlib.suppress(Exception):
-                self._send_alert(AlertLevel.fatal, error.tls_alert)
-        raise error from cause
-
     # -- outgoing --------------------------------------------------------------------------------
     def _send_records(self, content_type: int, data: bytes, messages: list[Any] | None = None) -> None:
         """Queue ``data`` in as many records as the fragment size needs, each one in the transcript.
@@ -956,15 +848,6 @@ class TLSConnection:
                     self.outgoing_direction, content_type, sent.wire, sent.plaintext, carried, encrypted=sent.encrypted
                 )
             )
-
-    def _keep(self, entry: TranscriptEntry) -> None:
-        """Add ``entry`` to the transcript, if this connection keeps one and it is not full."""
-        if not self._keep_transcript:
-            return
-        if len(self.transcript) < MAX_TRANSCRIPT_RECORDS:
-            self.transcript.append(entry)
-        else:
-            self.transcript_overflow += 1
 
     def _send_handshake(self, message: HandshakeMessage, raw: bytes | None = None) -> bytes:
         """Send one handshake message (in as many records as it needs); returns its bytes.
@@ -1065,18 +948,6 @@ class TLSConnection:
         self.handshakes.append(self.handshake)
         self._handshake_under_way = False
         return self.handshake
-
-
-def check_dispatch(cls: type[TLSConnection]) -> None:
-    """Every row of ``cls.role``'s table has a handler, and every name it sends a sender (TypeError if not)."""
-    for row in (row for rows in TABLES[cls.role].values() for row in rows):
-        key: ReceiverKey = (row.source, row.received)
-        receiver = cls._RECEIVERS[key] if key in cls._RECEIVERS else cls._RECEIVERS.get(row.received, "")
-        if receiver == "" or (receiver is not None and not callable(getattr(cls, receiver, None))):
-            raise TypeError(f"{cls.__name__}: no handler for {row.received.value} in {row.source.value}")
-        for name in row.send:
-            if not callable(getattr(cls, cls._SENDERS.get(name, ""), None)):
-                raise TypeError(f"{cls.__name__}: no sender for {name!r} ({row.label})")
 
 
 def check_rsa_private_key(key: object) -> rsa.RSAPrivateKey:

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 A :class:`TLS13Connection` is a sans-I/O core with the same public face as TLS 1.2's
 :class:`~handshake_lib.tls.connection.TLSConnection` (``receive_data``, ``data_to_send``,
-``send_application_data``, ``close``; the same events, the same errors), so :mod:`handshake_lib.net.tls`
-runs either.  It follows its role's table in :mod:`handshake_lib.tls.states13` exactly as 1.2 follows
+``send_application_data``, ``close``; the same events, the same errors: both are a
+:class:`~handshake_lib.tls.core.TLSCore`), so :mod:`handshake_lib.net.tls` runs either.  It follows its role's table in :mod:`handshake_lib.tls.states13` exactly as 1.2 follows
 :mod:`~handshake_lib.tls.states`: an input's row is looked up before anything reads the message, the row names
 the handler (``_RECEIVERS``) and the messages to send (``_SENDERS``), what was really queued is compared with
 the row's ``send`` column (a difference is our bug: ``InternalError``), and :meth:`_move` alone changes the state.
@@ -44,7 +44,6 @@ peer cannot make us re-key forever.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import os
 from collections.abc import Callable, Sequence
@@ -62,26 +61,21 @@ from ..errors import (
     ProtocolError,
     RecordOverflow,
     TLSAlert,
-    UnexpectedEOF,
     UnexpectedMessage,
 )
 from ..tables import Transition
 from ..wire import Reader, Span
-from .connection import (
+from .connection import HandshakeComplete, TranscriptEntry, plaintext_spans, record_spans, sent_name
+from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, KeyUpdateRequest, ProtocolVersion, name_of
+from .core import (
     MAX_EMPTY_RECORDS,
     MAX_RECORDS_PER_HANDSHAKE_MESSAGE,
-    MAX_TRANSCRIPT_RECORDS,
     MAX_WARNING_ALERTS,
     AlertReceived,
     ApplicationData,
     ConnectionClosed,
-    HandshakeComplete,
-    TranscriptEntry,
-    plaintext_spans,
-    record_spans,
-    sent_name,
+    TLSCore,
 )
-from .constants import AlertLevel, CipherSuite, ContentType, HandshakeType, KeyUpdateRequest, ProtocolVersion, name_of
 from .key_schedule13 import (
     KeySchedule13,
     exporter,
@@ -110,7 +104,6 @@ __all__ = [
     "TicketReceived",
     "Event13",
     "MAX_KEY_UPDATES",
-    "check_dispatch13",
     "recorded",
 ]
 
@@ -199,10 +192,11 @@ def _table_name(message: object) -> str:
     return "HelloRetryRequest" if is_hello_retry_request(message) else sent_name(message)  # type: ignore[arg-type]
 
 
-class TLS13Connection:
-    """The shared core of :class:`~handshake_lib.tls.client13.TLS13Client` and ``TLS13Server``."""
+class TLS13Connection(TLSCore):
+    """The shared core of :class:`~handshake_lib.tls.client13.TLS13Client` and ``TLS13Server`` (on :class:`TLSCore`)."""
 
     role: Role
+    _TABLES = TABLES
     _RECEIVERS: ClassVar[dict[ReceiverKey, str | None]] = {
         Input.change_cipher_spec: None,  # dropped: the row's guard allows one (RFC 8446 section 5)
         Input.application_data: "_on_application_data",
@@ -214,17 +208,6 @@ class TLS13Connection:
         "Finished": "_send_finished",
         "KeyUpdate": "_send_key_update",
     }
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        receivers: dict[ReceiverKey, str | None] = {}
-        senders: dict[str, str] = {}
-        for klass in reversed(cls.__mro__):
-            receivers.update(vars(klass).get("_RECEIVERS", {}))
-            senders.update(vars(klass).get("_SENDERS", {}))
-        cls._RECEIVERS, cls._SENDERS = receivers, senders
-        if hasattr(cls, "role"):
-            check_dispatch13(cls)
 
     def __init__(
         self,
@@ -248,7 +231,7 @@ class TLS13Connection:
         self._keep_transcript = keep_transcript
         self._clock = clock
         self._state: State = INITIAL_STATE[self.role]
-        self._reader = RecordReader()
+        self._records = RecordReader()
         self._reassembler = HandshakeReassembler()
         self._opener: RecordOpener13 | None = None
         self._sealer: RecordSealer13 | None = None
@@ -292,14 +275,6 @@ class TLS13Connection:
         return ProtocolVersion.TLS1_3
 
     @property
-    def incoming_direction(self) -> str:
-        return "server->client" if self.role == "client" else "client->server"
-
-    @property
-    def outgoing_direction(self) -> str:
-        return "client->server" if self.role == "client" else "server->client"
-
-    @property
     def can_send_application_data(self) -> bool:
         return self._state is State.CONNECTED and not self._close_sent
 
@@ -317,35 +292,6 @@ class TLS13Connection:
 
     def guards(self) -> frozenset[Guard]:
         return frozenset(self._guards)
-
-    def data_to_send(self) -> bytes:
-        data = bytes(self._outgoing)
-        self._outgoing.clear()
-        return data
-
-    def receive_data(self, data: bytes) -> list[Any]:
-        """Feed bytes from the peer (``b""``: the peer closed TCP); return the events they caused."""
-        if self._state is State.ERROR:
-            raise ConnectionStateError(f"the connection ended with an error: {self.error}")
-        events: list[Any] = []
-        try:
-            if not data:
-                self._peer_closed(events)
-                return events
-            self._reader.extend(data)
-            while not self._close_received and (record := self._reader.next_record()) is not None:
-                self._receive_record(record, events)
-        except PeerAlert as alert:
-            self.error = alert
-            self._move(State.ERROR)
-            raise
-        except ProtocolError as error:
-            self._fail(error)
-        except HandshakeError:
-            raise
-        except Exception as error:  # noqa: BLE001 - never let a bug surface as an unrelated exception type
-            self._fail(InternalError(f"{type(error).__name__}: {error}"), cause=error)
-        return events
 
     def send_application_data(self, data: bytes) -> None:
         if not self.can_send_application_data:
@@ -372,26 +318,7 @@ class TLS13Connection:
             raise ConnectionStateError("the exporter secret exists once the handshake is complete")
         return exporter(self.schedule.hash_name, self.schedule.value("exporter_master_secret"), label, context, length)
 
-    def close(self) -> None:
-        """Queue close_notify (once); no more application data goes out afterwards."""
-        if self._state is State.ERROR or self._close_sent:
-            return
-        self._send_alert(AlertLevel.warning, TLSAlert.close_notify)
-        self._close_sent = True
-        self._move(State.CLOSED)
-
     # -- incoming ----------------------------------------------------------------------------------
-    def _peer_closed(self, events: list[Any]) -> None:
-        if self._reader.buffered or self._reassembler.buffered:
-            raise UnexpectedEOF("the peer closed the connection in the middle of a record or message")
-        if self._state in (State.CONNECTED, State.CLOSED):
-            if not self._close_received:
-                events.append(ConnectionClosed())
-            self._close_received = True
-            self._move(State.CLOSED)
-            return
-        raise UnexpectedEOF(f"the peer closed the connection during the handshake (in state {self._state.value})")
-
     def _receive_record(self, record: Record, events: list[Any]) -> None:
         raw = record.encode()
         outer = record.content_type
@@ -621,7 +548,7 @@ class TLS13Connection:
             raise UnexpectedMessage("a handshake message continues across a change of keys (RFC 8446 section 5.1)")
         keys = self._stages.keys(self.suite.hash_name, secret, self.suite.key_length, self.suite.iv_length)
         self._opener = RecordOpener13(self.suite, keys.key, keys.iv)
-        self._reader.protected = True
+        self._records.protected = True
         if label:
             self._log_secret(label, secret)
 
@@ -679,23 +606,7 @@ class TLS13Connection:
         alert = Alert(level, description)
         self._send_content(ContentType.alert, alert.to_bytes(), [alert])
 
-    def _keep(self, entry: TranscriptEntry) -> None:
-        if not self._keep_transcript:
-            return
-        if len(self.transcript) < MAX_TRANSCRIPT_RECORDS:
-            self.transcript.append(entry)
-        else:
-            self.transcript_overflow += 1
-
     # -- errors -------------------------------------------------------------------------------------
-    def _fail(self, error: ProtocolError, cause: BaseException | None = None) -> None:
-        if self._state is not State.ERROR:
-            self.error = error
-            self._move(State.ERROR)
-            with contextlib.suppress(Exception):
-                self._send_alert(AlertLevel.fatal, error.tls_alert)
-        raise error from cause
-
     # -- the end of the handshake ---------------------------------------------------------------------
     def _install_application_secrets(self) -> None:
         """Right after the server's Finished joined the transcript: the application secrets and the exporter."""
@@ -731,18 +642,6 @@ class TLS13Connection:
             signature_scheme=self.signature_scheme,
             **fields,
         )
-
-
-def check_dispatch13(cls: type[TLS13Connection]) -> None:
-    """Every row of ``cls.role``'s table has a handler, and every name it sends a sender (TypeError if not)."""
-    for row in (row for rows in TABLES[cls.role].values() for row in rows):
-        key: ReceiverKey = (row.source, row.received)
-        receiver = cls._RECEIVERS[key] if key in cls._RECEIVERS else cls._RECEIVERS.get(row.received, "")
-        if receiver == "" or (receiver is not None and not callable(getattr(cls, receiver, None))):
-            raise TypeError(f"{cls.__name__}: no handler for {row.received.value} in {row.source.value}")
-        for name in row.send:
-            if not callable(getattr(cls, cls._SENDERS.get(name, ""), None)):
-                raise TypeError(f"{cls.__name__}: no sender for {name!r} ({row.label})")
 
 
 def recorded(transcript: Sequence[TranscriptEntry]) -> list[Recorded]:
