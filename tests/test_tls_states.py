@@ -355,13 +355,13 @@ def test_a_class_without_a_handler_for_a_row_is_refused() -> None:
 def test_the_state_changes_in_one_place() -> None:
     import inspect
 
-    from handshake_lib.tls import client, connection, server
+    from handshake_lib.tls import client, client13, connection, connection13, core, server, server13
 
-    for module in (client, connection, server):
+    for module in (client, connection, server, client13, connection13, server13, core):
         source = inspect.getsource(module)
         assert "self.state =" not in source and "self.state," not in source
-        assert source.count("self._state =") == (1 if module is connection else 0)  # in _move
-        assert source.count("self._state: State =") == (1 if module is connection else 0)  # in __init__
+        assert source.count("self._state =") == (1 if module is core else 0)  # in TLSCore._move, both versions'
+        assert source.count("self._state: State =") == (1 if module in (connection, connection13) else 0)  # __init__
 
 
 def test_a_recorded_ticket_handshake_replays_through_the_guarded_row(issued, monkeypatch) -> None:

@@ -726,24 +726,10 @@ class TLSConnection(TLSCore):
             # A guard the message itself decided (the ClientHello asked for a stapled response) can only
             # add to the flight: the row's twin that needs it too, if there is one (states.refine).
             row = refine(self.role, row, self.guards())
-        for name in row.send:
-            getattr(self, self._SENDERS[name])()
-        sent = tuple(self._sent_names[already_sent:])
-        if sent != row.send:
-            raise InternalError(
-                f"the {self.role} table says {row.label!r} sends {list(row.send)}, but the code sent {list(sent)}"
-            )
-        self._move(row.target, row)
+        self._send_flight(row, already_sent)
         if row.target is State.CONNECTED and row.received is Input.finished:
             events.append(self._handshake_complete())
         return row
-
-    def _move(self, target: State, row: Transition | None = None) -> None:
-        """The one place the state changes: along a table ``row``, or (alerts, closes, errors, which the
-        tables leave out) to CLOSED or ERROR from anywhere."""
-        if row is None and target not in (State.CLOSED, State.ERROR):
-            raise InternalError(f"a move to {target.value} outside the {self.role} table")
-        self._state = target
 
     # -- handlers both roles share (the rest are in client.py and server.py) ----------------------
     def _on_change_cipher_spec(self, message: ChangeCipherSpec) -> None:

@@ -5,10 +5,11 @@ Theory of operation
 A :class:`TLS13Connection` is a sans-I/O core with the same public face as TLS 1.2's
 :class:`~handshake_lib.tls.connection.TLSConnection` (``receive_data``, ``data_to_send``,
 ``send_application_data``, ``close``; the same events, the same errors: both are a
-:class:`~handshake_lib.tls.core.TLSCore`), so :mod:`handshake_lib.net.tls` runs either.  It follows its role's table in :mod:`handshake_lib.tls.states13` exactly as 1.2 follows
-:mod:`~handshake_lib.tls.states`: an input's row is looked up before anything reads the message, the row names
-the handler (``_RECEIVERS``) and the messages to send (``_SENDERS``), what was really queued is compared with
-the row's ``send`` column (a difference is our bug: ``InternalError``), and :meth:`_move` alone changes the state.
+:class:`~handshake_lib.tls.core.TLSCore`), so :mod:`handshake_lib.net.tls` runs either.  It follows its
+role's table in :mod:`handshake_lib.tls.states13` exactly as 1.2 follows :mod:`~handshake_lib.tls.states`: an
+input's row is looked up before anything reads the message, the row names the handler (``_RECEIVERS``) and the
+messages to send (``_SENDERS``), what was really queued is compared with the row's ``send`` column (a
+difference is our bug: ``InternalError``), and ``_move`` alone changes the state.
 
 What differs from 1.2 is where the keys change.  TLS 1.3 has no ChangeCipherSpec to say so: each direction
 switches at fixed points of the handshake, and the handlers say when (:meth:`_set_read_secret`,
@@ -56,7 +57,6 @@ from ..errors import (
     DecodeError,
     DecryptError,
     HandshakeError,
-    InternalError,
     PeerAlert,
     ProtocolError,
     RecordOverflow,
@@ -462,25 +462,13 @@ class TLS13Connection(TLSCore):
             self._messages.append(raw)  # post-handshake messages are not part of the transcript
             self._after_transcript(received)
         row = refine(self.role, row, self.guards())
-        for name in row.send:
-            getattr(self, self._SENDERS[name])()
-        sent = tuple(self._sent_names[already_sent:])
-        if sent != row.send:
-            raise InternalError(
-                f"the {self.role} table says {row.label!r} sends {list(row.send)}, but the code sent {list(sent)}"
-            )
-        self._move(row.target, row)
+        self._send_flight(row, already_sent)
         if row.target is State.CONNECTED and row.received is Input.finished:
             events.append(self._handshake_complete())
         return row
 
     def _after_transcript(self, received: Input) -> None:
         """The message just joined the transcript: derive what its hash now allows (each role's hook)."""
-
-    def _move(self, target: State, row: Transition | None = None) -> None:
-        if row is None and target not in (State.CLOSED, State.ERROR):
-            raise InternalError(f"a move to {target.value} outside the {self.role} TLS 1.3 table")
-        self._state = target
 
     # -- handlers both roles share ------------------------------------------------------------------
     def _on_application_data(self, data: ApplicationData) -> Any:

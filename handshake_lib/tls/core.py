@@ -98,6 +98,7 @@ class ConnectionClosed:
 class _Row(Protocol):
     source: Any
     received: Any
+    target: Any
     send: tuple[str, ...]
     label: str
 
@@ -195,8 +196,31 @@ class TLSCore:
     def _send_alert(self, level: int, description: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _move(self, target: Any, row: Any = None) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    # -- the table drives the code ------------------------------------------------------------------
+    _sent_names: list[str]  # the names (as the tables' send column spells them) of every message we queued
+
+    def _send_flight(self, row: _Row, already_sent: int) -> None:
+        """Send ``row``'s messages, each built by its sender, and move along it.
+
+        If what was queued since ``already_sent`` differs from the row's ``send`` column, the code and its
+        table disagree: that is our bug, an InternalError, and the state does not move.
+        """
+        for name in row.send:
+            getattr(self, self._SENDERS[name])()
+        sent = tuple(self._sent_names[already_sent:])
+        if sent != row.send:
+            raise InternalError(
+                f"the {self.role} table says {row.label!r} sends {list(row.send)}, but the code sent {list(sent)}"
+            )
+        self._move(row.target, row)
+
+    def _move(self, target: Any, row: Any = None) -> None:
+        """The one place the state changes: along a table ``row``, or (alerts, closes, errors, which the
+        tables leave out) to CLOSED or ERROR from anywhere."""
+        states = type(self._state)
+        if row is None and target not in (states.CLOSED, states.ERROR):
+            raise InternalError(f"a move to {target.value} outside the {self.role} table")
+        self._state = target
 
     # -- shared machinery ---------------------------------------------------------------------------
     def _peer_closed(self, events: list[Any]) -> None:
