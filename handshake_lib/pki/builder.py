@@ -16,12 +16,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..hostnames import check_certificate_name
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
 @dataclass
@@ -51,7 +51,9 @@ def _new_key(key_type: str) -> PrivateKey:
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "ecdsa-p384":  # a TLS server identity on the other curve we sign ServerKeyExchange with
         return ec.generate_private_key(ec.SECP384R1())
-    raise ValueError(f"unknown key type {key_type!r} (use 'rsa2048', 'ecdsa-p256' or 'ecdsa-p384')")
+    if key_type == "ed25519":  # TLS 1.3 only (RFC 8446's ed25519 scheme; TLS 1.2's suites name RSA or ECDSA)
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unknown key type {key_type!r} (use 'rsa2048', 'ecdsa-p256', 'ecdsa-p384' or 'ed25519')")
 
 
 # RFC 5280's upper bound for a commonName (ub-common-name); a DNS name may be up to 253 characters.
