@@ -43,10 +43,10 @@ import ssl
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -414,6 +414,23 @@ def time_pairs(pairs: list[Pair], count: int, warmup: int = WARMUP) -> dict[str,
 
 def rows_for(group: str, pairs: list[Pair], samples: dict[str, tuple[list[float], list[float]]]) -> list[Measurement]:
     """One ratio row per pair; a resumed row also says how it compares with its side's full handshake."""
+    return ratio_rows(
+        group, pairs, samples, their_word="OpenSSL's",
+        compared=lambda pair: "resumed/full" if pair.kind != "full" and group == RESUMPTION_GROUP else None,
+    )  # fmt: skip
+
+
+def ratio_rows(
+    group: str,
+    pairs: Sequence[Any],
+    samples: dict[str, tuple[list[float], list[float]]],
+    *,
+    compared: Callable[[Any], str | None],
+    their_word: str = "theirs",
+    target: Callable[[Any], float] = lambda pair: RATIO_TARGET,
+) -> list[Measurement]:
+    """One ours/theirs ratio row per timed pair (the TLS 1.2 and 1.3 groups share it): medians, every sample in
+    ``extra``, and for a row ``compared`` names (``"resumed/full"``) both sides' fraction of their full row."""
     medians = {name: (statistics.median(ours), statistics.median(theirs)) for name, (ours, theirs) in samples.items()}
     full = {pair.side: medians[pair.name] for pair in pairs if pair.kind == "full"}
     rows = []
@@ -424,11 +441,12 @@ def rows_for(group: str, pairs: list[Pair], samples: dict[str, tuple[list[float]
         extra: dict[str, object] = {
             "ours_median_ms": ours, "theirs_median_ms": theirs, "ours_ms": our_ms, "theirs_ms": their_ms,
         }  # fmt: skip
-        if pair.kind != "full" and group == RESUMPTION_GROUP and pair.side in full:
+        label = compared(pair)
+        if label is not None and pair.side in full:
             our_full, their_full = full[pair.side]
-            detail += f"; resumed/full: ours {ours / our_full:.2f}, OpenSSL's {theirs / their_full:.2f}"
+            detail += f"; {label}: ours {ours / our_full:.2f}, {their_word} {theirs / their_full:.2f}"
             extra |= {"ours_of_full": ours / our_full, "theirs_of_full": theirs / their_full}
-        rows.append(Measurement(group, pair.name, ours / theirs, "x", RATIO_TARGET, detail=detail, extra=extra))
+        rows.append(Measurement(group, pair.name, ours / theirs, "x", target(pair), detail=detail, extra=extra))
     return rows
 
 

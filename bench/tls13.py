@@ -57,7 +57,7 @@ from handshake_lib.tls.sessions import ClientSessionStore
 
 from .handshakes import RATIO_TARGET, TIMEOUT_S, _read_http_response
 from .report import Measurement
-from .tls12 import OPENSSL_PAGE, OUR_PAGE, REQUEST, _openssl_handler, time_pairs
+from .tls12 import OPENSSL_PAGE, OUR_PAGE, REQUEST, _openssl_handler, ratio_rows, time_pairs
 
 if TYPE_CHECKING:  # imported late at run time: a broken net.tls makes an ERROR row, not an import error
     from handshake_lib.net.tls import TLSPageServer
@@ -316,22 +316,10 @@ def pairs_for(peers: Peers) -> list[Pair13]:
 
 def rows_for(pairs: list[Pair13], samples: dict[str, tuple[list[float], list[float]]]) -> list[Measurement]:
     """One ratio row per pair; resumed and HRR rows also give each side's median as a fraction of its full one."""
-    medians = {name: (statistics.median(ours), statistics.median(theirs)) for name, (ours, theirs) in samples.items()}
-    full = {pair.side: medians[pair.name] for pair in pairs if pair.kind == "full"}
-    rows = []
-    for pair in pairs:
-        ours, theirs = medians[pair.name]
-        our_ms, their_ms = samples[pair.name]
-        detail = f"median {ours:.2f} ms vs {pair.their_label} {theirs:.2f} ms, n={len(our_ms)}"
-        extra: dict[str, object] = {
-            "ours_median_ms": ours, "theirs_median_ms": theirs, "ours_ms": our_ms, "theirs_ms": their_ms,
-        }  # fmt: skip
-        if pair.kind != "full":
-            our_full, their_full = full[pair.side]
-            detail += f"; {pair.kind}/full: ours {ours / our_full:.2f}, theirs {theirs / their_full:.2f}"
-            extra |= {"ours_of_full": ours / our_full, "theirs_of_full": theirs / their_full}
-        rows.append(Measurement(GROUP, pair.name, ours / theirs, "x", pair.target, detail=detail, extra=extra))
-    return rows
+    return ratio_rows(
+        GROUP, pairs, samples, compared=lambda pair: None if pair.kind == "full" else f"{pair.kind}/full",
+        target=lambda pair: pair.target,
+    )  # fmt: skip
 
 
 # -- group costs, in memory -----------------------------------------------------------------------------

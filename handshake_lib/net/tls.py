@@ -50,6 +50,7 @@ what ``tcpdump`` would have seen, without needing root, ready for ``handshakes t
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import selectors
 import socket
@@ -444,6 +445,15 @@ def open_tls(
     return TLSStream(client, sock, driver, timeout, on_ticket)
 
 
+@functools.cache
+def _client_options() -> tuple[frozenset[str], frozenset[str]]:
+    """The options TLS13Client and TLSClient take (read once: "auto" sorts every call's options by them)."""
+    return (
+        frozenset(inspect.signature(TLS13Client).parameters) - {"server_name"},
+        frozenset(inspect.signature(TLSClient).parameters) - {"server_name"},
+    )
+
+
 def _make_client(
     name: str, tls_version: str, ticket: ResumptionTicket | None, options: dict[str, Any]
 ) -> TLSClient | TLS13Client | NegotiatingClient:
@@ -457,8 +467,7 @@ def _make_client(
         options["ticket"] = ticket
     if tls_version == "1.3":
         return TLS13Client(name, **options)
-    takes13 = set(inspect.signature(TLS13Client).parameters) - {"server_name"}
-    takes12 = set(inspect.signature(TLSClient).parameters) - {"server_name"}
+    takes13, takes12 = _client_options()
     suites12 = options.pop("cipher_suites", DEFAULT_CLIENT_SUITES)
     suites13 = options.pop("tls13_cipher_suites", None)
     groups = options.pop("groups", None)

@@ -117,6 +117,7 @@ from .messages13 import (
     check_key_share_selection,
     truncated_client_hello,
 )
+from .negotiation import is_ip_address
 from .record import MAX_PLAINTEXT_LENGTH
 from .record13 import SUITES13, suite13
 from .signatures import SUPPORTED_SCHEMES, SigningKey, check_scheme13, schemes_for_key13, sign, verify_signature
@@ -307,7 +308,7 @@ class TLS13Client(TLS13Connection):
     # -- the ClientHello -----------------------------------------------------------------------------
     def _hello_extensions(self) -> list[Extension]:
         extensions: list[Extension] = []
-        if self.server_name and not _is_ip_address(self.server_name):
+        if self.server_name and not is_ip_address(self.server_name):
             extensions.append(ServerNameExtension.for_host(self.server_name))
         groups = list(self.groups)
         if self.offer_tls12:
@@ -621,13 +622,3 @@ class TLS13Client(TLS13Connection):
 
 _PKCS1 = {SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384, SignatureScheme.rsa_pkcs1_sha512}
 _MAX_TICKETS_KEPT = 8  # tickets a client keeps from one connection (OpenSSL's servers send 2)
-
-
-def _is_ip_address(name: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True

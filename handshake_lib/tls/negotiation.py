@@ -73,6 +73,7 @@ __all__ = [
     "client_asks_for_ocsp",
     "suite_allowed_in",
     "renegotiation_info",
+    "is_ip_address",
 ]
 
 TLS13_SUITES = frozenset(
@@ -273,7 +274,7 @@ def client_hello_for(
         raise ValueError("offer at least one cipher suite")
     random = os.urandom(32) if client_random is None else client_random
     extensions: list[Extension] = []
-    if server_name is not None and not _is_ip_address(server_name):
+    if server_name is not None and not is_ip_address(server_name):
         extensions.append(ServerNameExtension.for_host(server_name.rstrip(".")))
     if any(s in ECC_SUITES for s in suites):
         extensions.append(ECPointFormatsExtension([ECPointFormat.uncompressed]))
@@ -303,7 +304,8 @@ def client_hello_for(
     )
 
 
-def _is_ip_address(name: str) -> bool:
+def is_ip_address(name: str) -> bool:
+    """Whether ``name`` is an IP address, which server_name (SNI) never carries (RFC 6066 section 3)."""
     try:
         ipaddress.ip_address(name)
     except ValueError:
